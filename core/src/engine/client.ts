@@ -1,0 +1,164 @@
+// What clients (dashboard, REST, OpenAI endpoint) do to sessions through the engine: post a
+// message, cancel, read the log. Every call is scoped by team: another team's session is
+// answered exactly like a missing one.
+import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
+import { withTransaction, type Pool, type PoolClient, type Queryable } from "../db/pool.js";
+import { appendEvent, encodePayload, findEventByIdempotencyKey, readEvents, DEFAULT_MAX_EVENT_BYTES } from "./events.js";
+import { BUSY_POLICIES, EngineEventType, type BusyPolicy, type RunRow, type SessionEvent } from "./types.js";
+
+export type PostMessageInput = {
+  teamId: string;
+  sessionId: string;
+  /** The message as the model will see it: a string, or structured content parts. */
+  content: unknown;
+  /** A retried POST with the same key returns the first result and appends nothing. */
+  idempotencyKey?: string;
+  onBusy?: BusyPolicy;
+};
+
+export type PostMessageResult = {
+  seq: bigint;
+  runId: string;
+  /** started: a new run was queued; queued: it waits behind the active run; interrupting: the active run stops at its next step. */
+  disposition: "started" | "queued" | "interrupting";
+  duplicate: boolean;
+};
+
+export type EngineClientOptions = { pool: Pool; maxEventBytes?: number; maxAttempts?: number };
+
+type RunLite = { id: string; status: string };
+
+export class EngineClient {
+  private readonly maxEventBytes: number;
+  private readonly maxAttempts: number;
+  constructor(private readonly o: EngineClientOptions) {
+    this.maxEventBytes = o.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
+    this.maxAttempts = o.maxAttempts ?? 5;
+  }
+
+  /**
+   * Appends the user message and makes sure a run will handle it, in one transaction.
+   * The session row lock (FOR UPDATE) serializes posts to one session, so the busy check and the
+   * enqueue cannot interleave with another post.
+   */
+  async postMessage(input: PostMessageInput): Promise<PostMessageResult> {
+    const onBusy = input.onBusy ?? "enqueue";
+    if (!BUSY_POLICIES.includes(onBusy)) throw new ValidationError(`onBusy must be one of ${BUSY_POLICIES.join(", ")}`, { onBusy });
+    if (input.idempotencyKey !== undefined && (input.idempotencyKey.length === 0 || input.idempotencyKey.length > 200)) {
+      throw new ValidationError("idempotency key must be 1 to 200 characters");
+    }
+    if (input.content === undefined || input.content === null || input.content === "") throw new ValidationError("message content is empty");
+    const payloadText = encodePayload({ type: EngineEventType.userMessage, payload: { role: "user", content: input.content } }, this.maxEventBytes);
+
+    return withTransaction(this.o.pool, async (c) => {
+      await lockSession(c, input.teamId, input.sessionId);
+      if (input.idempotencyKey) {
+        const prior = await findEventByIdempotencyKey(c, input.sessionId, input.idempotencyKey);
+        if (prior) return { seq: prior.seq, runId: prior.runId ?? "", disposition: "queued", duplicate: true };
+      }
+      const { rows: runs } = await c.query<RunLite>(
+        `SELECT id, status FROM runs WHERE session_id = $1 AND status IN ('queued', 'running') ORDER BY created_at, id`,
+        [input.sessionId],
+      );
+      const running = runs.find((r) => r.status === "running");
+      const queued = runs.find((r) => r.status === "queued");
+      if (running && onBusy === "reject") {
+        throw new ConflictError("session_busy", "the session is running; retry later or post with onBusy=enqueue or interrupt", { runId: running.id });
+      }
+      // A queued run has not read the log yet (or will re-read it on resume): it will see this message too.
+      const runId = queued?.id ?? (await insertRun(c, input.teamId, input.sessionId, this.maxAttempts));
+      if (running && onBusy === "interrupt") {
+        await c.query("UPDATE runs SET interrupt_requested = true, updated_at = now() WHERE id = $1", [running.id]);
+      }
+      const seq = await appendEvent(c, {
+        sessionId: input.sessionId,
+        type: EngineEventType.userMessage,
+        payloadText,
+        runId,
+        idempotencyKey: input.idempotencyKey ?? null,
+      });
+      const disposition = !running ? "started" : onBusy === "interrupt" ? "interrupting" : "queued";
+      return { seq, runId, disposition, duplicate: false };
+    });
+  }
+
+  /**
+   * Cancels the session's queued runs at once, and asks its running run to stop at its next
+   * step boundary (the worker records run_cancelled). Returns the runs affected.
+   */
+  async cancel(input: { teamId: string; sessionId: string }): Promise<{ cancelled: string[]; stopping: string[] }> {
+    return withTransaction(this.o.pool, async (c) => {
+      await lockSession(c, input.teamId, input.sessionId);
+      const { rows } = await c.query<RunLite>(
+        `SELECT id, status FROM runs WHERE session_id = $1 AND status IN ('queued', 'running') FOR UPDATE`,
+        [input.sessionId],
+      );
+      const out = { cancelled: [] as string[], stopping: [] as string[] };
+      for (const r of rows) {
+        if (r.status === "running") {
+          await c.query("UPDATE runs SET cancel_requested = true, updated_at = now() WHERE id = $1", [r.id]);
+          out.stopping.push(r.id);
+        } else {
+          await c.query("UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now() WHERE id = $1", [r.id]);
+          await appendEvent(c, { sessionId: input.sessionId, type: EngineEventType.runCancelled, runId: r.id, payloadText: JSON.stringify({ runId: r.id }) });
+          out.cancelled.push(r.id);
+        }
+      }
+      return out;
+    });
+  }
+
+  async readEvents(input: { teamId: string; sessionId: string; afterSeq?: bigint; limit?: number }): Promise<SessionEvent[]> {
+    const limit = input.limit ?? 500;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 5000) throw new ValidationError("limit must be between 1 and 5000");
+    await assertSessionVisible(this.o.pool, input.teamId, input.sessionId);
+    return readEvents(this.o.pool, input.sessionId, input.afterSeq ?? 0n, limit);
+  }
+
+  async getRun(input: { teamId: string; runId: string }): Promise<RunRow> {
+    if (!isUuid(input.runId)) throw new NotFoundError("Run", input.runId);
+    const { rows } = await this.o.pool.query(
+      `SELECT id, session_id, team_id, status, attempt, max_attempts, takeovers, epoch, lease_owner, last_error,
+              cancel_requested, interrupt_requested, created_at, started_at, finished_at
+       FROM runs WHERE id = $1 AND team_id = $2`,
+      [input.runId, input.teamId],
+    );
+    const r = rows[0];
+    if (!r) throw new NotFoundError("Run", input.runId);
+    return {
+      id: r.id, sessionId: r.session_id, teamId: r.team_id, status: r.status, attempt: r.attempt, maxAttempts: r.max_attempts,
+      takeovers: r.takeovers, epoch: r.epoch, leaseOwner: r.lease_owner, lastError: r.last_error, cancelRequested: r.cancel_requested,
+      interruptRequested: r.interrupt_requested, createdAt: r.created_at, startedAt: r.started_at, finishedAt: r.finished_at,
+    };
+  }
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export function isUuid(s: string): boolean {
+  return UUID_RE.test(s);
+}
+
+/** Locks a live session of this team, or answers NotFound (missing, deleted and foreign alike). */
+async function lockSession(c: PoolClient, teamId: string, sessionId: string): Promise<void> {
+  if (!isUuid(sessionId) || !isUuid(teamId)) throw new NotFoundError("Session", sessionId);
+  const { rows } = await c.query<{ status: string }>(
+    "SELECT status FROM sessions WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL FOR UPDATE",
+    [sessionId, teamId],
+  );
+  if (!rows[0]) throw new NotFoundError("Session", sessionId);
+  if (rows[0].status === "archived") throw new ConflictError("session_archived", "the session is archived; unarchive it to post", { sessionId });
+}
+
+export async function assertSessionVisible(db: Queryable, teamId: string, sessionId: string): Promise<void> {
+  if (!isUuid(sessionId) || !isUuid(teamId)) throw new NotFoundError("Session", sessionId);
+  const { rows } = await db.query("SELECT 1 FROM sessions WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL", [sessionId, teamId]);
+  if (!rows[0]) throw new NotFoundError("Session", sessionId);
+}
+
+async function insertRun(c: PoolClient, teamId: string, sessionId: string, maxAttempts: number): Promise<string> {
+  const { rows } = await c.query<{ id: string }>(
+    "INSERT INTO runs (team_id, session_id, max_attempts) VALUES ($1, $2, $3) RETURNING id",
+    [teamId, sessionId, maxAttempts],
+  );
+  return rows[0]!.id;
+}

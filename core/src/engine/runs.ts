@@ -1,0 +1,122 @@
+// Worker-side SQL on runs: claim, fence, finish, retry, hand back, heartbeat.
+// Every write after the claim carries `epoch = $e AND lease_owner = $w AND status = 'running'`;
+// zero rows means another worker owns the run now: the caller stops and does not retry.
+import { PgCode, pgCode, withTransaction, type Pool, type Queryable } from "../db/pool.js";
+import { appendEventFenced } from "./events.js";
+import type { ClaimedRun, RunStatus } from "./types.js";
+
+type ClaimRow = { id: string; session_id: string; team_id: string; epoch: bigint; attempt: number; max_attempts: number; takeovers: number };
+
+/**
+ * Claims the oldest claimable run in one statement (graphile-worker's shape).
+ * A run is claimable when it is queued, due, its session has no running run, and it is the
+ * session's oldest queued run (messages of one session are handled in order). SKIP LOCKED lets
+ * N workers claim N different runs without waiting on each other. If two workers still race to
+ * start two runs of one session, the partial unique index runs_one_running_per_session rejects
+ * the second UPDATE; we report "nothing claimed" and the worker looks again.
+ */
+export async function claimRun(db: Queryable, workerId: string, leaseMs: number): Promise<ClaimedRun | null> {
+  try {
+    const { rows } = await db.query<ClaimRow>(
+      `UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at = now() + $2 * interval '1 millisecond',
+              epoch = epoch + 1, claimed_at = now(), started_at = coalesce(started_at, now()), updated_at = now()
+       WHERE id = (
+         SELECT r.id FROM runs r
+         WHERE r.status = 'queued' AND r.available_at <= now()
+           AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.session_id = r.session_id AND x.status = 'running')
+           AND NOT EXISTS (SELECT 1 FROM runs y WHERE y.session_id = r.session_id AND y.status = 'queued'
+                           AND (y.created_at, y.id) < (r.created_at, r.id))
+         ORDER BY r.available_at, r.created_at
+         LIMIT 1
+         FOR UPDATE SKIP LOCKED)
+       RETURNING id, session_id, team_id, epoch, attempt, max_attempts, takeovers`,
+      [workerId, leaseMs],
+    );
+    const r = rows[0];
+    if (!r) return null;
+    return { id: r.id, sessionId: r.session_id, teamId: r.team_id, epoch: r.epoch, attempt: r.attempt, maxAttempts: r.max_attempts, takeovers: r.takeovers, workerId };
+  } catch (err) {
+    if (pgCode(err) === PgCode.uniqueViolation) return null;
+    throw err;
+  }
+}
+
+export type RunSignals = { cancelRequested: boolean; interruptRequested: boolean };
+
+/** Reads the run's signals if the claim still holds; null when it is lost. */
+export async function readSignals(db: Queryable, run: ClaimedRun): Promise<RunSignals | null> {
+  const { rows } = await db.query<{ cancel_requested: boolean; interrupt_requested: boolean }>(
+    `SELECT cancel_requested, interrupt_requested FROM runs WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND status = 'running'`,
+    [run.id, run.epoch, run.workerId],
+  );
+  const r = rows[0];
+  return r ? { cancelRequested: r.cancel_requested, interruptRequested: r.interrupt_requested } : null;
+}
+
+/**
+ * Ends the run (and appends its closing event, if any) in one transaction, fenced.
+ * Returns false when the claim was lost; nothing is written then.
+ */
+export async function finishRun(
+  pool: Pool,
+  run: ClaimedRun,
+  status: Extract<RunStatus, "succeeded" | "failed" | "cancelled" | "interrupted">,
+  closing?: { type: string; payloadText: string; lastError?: unknown },
+): Promise<boolean> {
+  return withTransaction(pool, async (c) => {
+    if (closing) {
+      const seq = await appendEventFenced(c, { runId: run.id, epoch: run.epoch, workerId: run.workerId, type: closing.type, payloadText: closing.payloadText });
+      if (seq === null) return false;
+    }
+    const res = await c.query(
+      `UPDATE runs SET status = $4, finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+              last_error = coalesce($5::jsonb, last_error)
+       WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND status = 'running'`,
+      [run.id, run.epoch, run.workerId, status, closing?.lastError === undefined ? null : JSON.stringify(closing.lastError)],
+    );
+    if (res.rowCount !== 1) throw new FenceRollback();
+    return true;
+  }).catch((err: unknown) => {
+    if (err instanceof FenceRollback) return false;
+    throw err;
+  });
+}
+
+class FenceRollback extends Error {}
+
+/** Puts the run back in the queue after a failed attempt, due after `delayMs`. Fenced. */
+export async function retryRun(db: Queryable, run: ClaimedRun, delayMs: number, lastError: unknown): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE runs SET status = 'queued', attempt = attempt + 1, lease_owner = NULL, lease_expires_at = NULL,
+            available_at = now() + $4 * interval '1 millisecond', last_error = $5::jsonb, updated_at = now()
+     WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND status = 'running'`,
+    [run.id, run.epoch, run.workerId, delayMs, JSON.stringify(lastError)],
+  );
+  return res.rowCount === 1;
+}
+
+/** Gives the run back without counting an attempt (graceful shutdown). Fenced. */
+export async function handBackRun(db: Queryable, run: ClaimedRun): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE runs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, available_at = now(), updated_at = now()
+     WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND status = 'running'`,
+    [run.id, run.epoch, run.workerId],
+  );
+  return res.rowCount === 1;
+}
+
+/** Extends the leases of the runs this worker holds and records its heartbeat. */
+export async function heartbeat(db: Queryable, workerId: string, leaseMs: number): Promise<void> {
+  await db.query(
+    `WITH w AS (UPDATE workers SET heartbeat_at = now() WHERE id = $1)
+     UPDATE runs SET lease_expires_at = now() + $2 * interval '1 millisecond'
+     WHERE lease_owner = $1 AND status = 'running'`,
+    [workerId, leaseMs],
+  );
+}
+
+/** Exponential backoff with full jitter, capped. `attempt` is 1 for the first retry. */
+export function backoffMs(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}

@@ -1,0 +1,81 @@
+// Finding runs whose worker is gone, and putting them back in the queue.
+//
+// Each worker holds pg_advisory_lock(KEEL_LOCK_NAMESPACE, lock_key) on a dedicated connection for
+// as long as it lives. When its process dies the kernel closes the socket, the backend exits and
+// Postgres drops the lock at once, so "running, but the owner's lock is not held" identifies a
+// dead owner within one sweep interval instead of a lease timeout. The lease (extended by
+// heartbeats) stays as the backstop for a worker whose process and connection are alive but
+// which makes no progress (hung, or cut off from Postgres on a path the server cannot see).
+import { withTransaction, type Pool, type Queryable } from "../db/pool.js";
+import { appendEvent } from "./events.js";
+import { EngineEventType } from "./types.js";
+
+/** 'keel' in ASCII: the first half of every advisory lock key Keel takes on worker connections. */
+export const KEEL_LOCK_NAMESPACE = 0x6b65656c;
+
+export type TakenOver = { runId: string; sessionId: string; previousOwner: string | null; reason: "owner_gone" | "lease_expired"; failed: boolean };
+
+/**
+ * pg_locks lists advisory locks of every database on the server: match our database, and the
+ * two-int4 key form (objsubid = 2, classid = key1, objid = key2).
+ */
+const DEAD_RUNS_SQL = `
+  SELECT r.id, r.session_id, r.lease_owner, r.takeovers,
+         (r.lease_expires_at < now()) AS lease_expired
+  FROM runs r LEFT JOIN workers w ON w.id = r.lease_owner
+  WHERE r.status = 'running' AND (
+    r.lease_expires_at < now() OR w.id IS NULL OR NOT EXISTS (
+      SELECT 1 FROM pg_locks l
+      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND l.classid::int8 = $1 AND l.objid::int8 = w.lock_key))
+  ORDER BY r.lease_expires_at
+  LIMIT 100
+  FOR UPDATE OF r SKIP LOCKED`;
+
+export async function takeOverDeadRuns(pool: Pool, opts: { maxTakeovers: number }): Promise<TakenOver[]> {
+  return withTransaction(pool, async (c) => {
+    const { rows } = await c.query<{ id: string; session_id: string; lease_owner: string | null; takeovers: number; lease_expired: boolean }>(
+      DEAD_RUNS_SQL,
+      [KEEL_LOCK_NAMESPACE],
+    );
+    const out: TakenOver[] = [];
+    for (const r of rows) {
+      const reason = r.lease_expired ? "lease_expired" : "owner_gone";
+      const failed = r.takeovers + 1 >= opts.maxTakeovers;
+      if (failed) {
+        const message = `the worker running this run stopped ${r.takeovers + 1} times; giving up so it cannot take down more workers`;
+        await appendEvent(c, {
+          sessionId: r.session_id,
+          type: EngineEventType.runFailed,
+          runId: r.id,
+          payloadText: JSON.stringify({ runId: r.id, code: "too_many_takeovers", message }),
+        });
+      }
+      await c.query(
+        `UPDATE runs SET status = $2, takeovers = takeovers + 1, lease_owner = NULL, lease_expires_at = NULL,
+                available_at = now(), updated_at = now(),
+                finished_at = CASE WHEN $2 = 'failed' THEN now() END,
+                last_error = CASE WHEN $2 = 'failed' THEN $3::jsonb ELSE last_error END
+         WHERE id = $1`,
+        [r.id, failed ? "failed" : "queued", JSON.stringify({ code: "too_many_takeovers", reason })],
+      );
+      out.push({ runId: r.id, sessionId: r.session_id, previousOwner: r.lease_owner, reason, failed });
+    }
+    return out;
+  });
+}
+
+/** Marks workers whose lock is gone as stopped (bookkeeping for /status; runs are handled above). */
+export async function markDeadWorkers(db: Queryable): Promise<number> {
+  const res = await db.query(
+    `UPDATE workers w SET stopped_at = now()
+     WHERE w.stopped_at IS NULL AND NOT EXISTS (
+       SELECT 1 FROM pg_locks l
+       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+         AND l.classid::int8 = $1 AND l.objid::int8 = w.lock_key)`,
+    [KEEL_LOCK_NAMESPACE],
+  );
+  return res.rowCount ?? 0;
+}

@@ -1,0 +1,85 @@
+export const RUN_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "interrupted"] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ["succeeded", "failed", "cancelled", "interrupted"];
+
+/** What happens to a message posted while the session has an active run. */
+export const BUSY_POLICIES = ["enqueue", "reject", "interrupt"] as const;
+export type BusyPolicy = (typeof BUSY_POLICIES)[number];
+
+/** Event types the engine itself writes; the agent loop adds its own. */
+export const EngineEventType = {
+  userMessage: "user_message",
+  runFailed: "run_failed",
+  runCancelled: "run_cancelled",
+  runInterrupted: "run_interrupted",
+} as const;
+
+export interface SessionEvent {
+  sessionId: string;
+  seq: bigint;
+  type: string;
+  /** The payload exactly as it was appended (json keeps the text verbatim). */
+  payloadText: string;
+  runId: string | null;
+  createdAt: Date;
+}
+
+export function eventPayload<T = unknown>(e: SessionEvent): T {
+  return JSON.parse(e.payloadText) as T;
+}
+
+/** A run as the worker holding it sees it. `epoch` fences every write the worker makes. */
+export interface ClaimedRun {
+  id: string;
+  sessionId: string;
+  teamId: string;
+  epoch: bigint;
+  attempt: number;
+  maxAttempts: number;
+  takeovers: number;
+  workerId: string;
+}
+
+export interface RunRow {
+  id: string;
+  sessionId: string;
+  teamId: string;
+  status: RunStatus;
+  attempt: number;
+  maxAttempts: number;
+  takeovers: number;
+  epoch: bigint;
+  leaseOwner: string | null;
+  lastError: unknown;
+  cancelRequested: boolean;
+  interruptRequested: boolean;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+/** A new event to append: give `payload` (serialized here) or `payloadText` (kept byte for byte). */
+export type NewEvent = { type: string; payload?: unknown; payloadText?: string };
+
+/** Thrown by a step for an error that retrying cannot fix: the run fails at once with this message. */
+export class PermanentStepError extends Error {
+  constructor(message: string, readonly code = "step_failed", options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "PermanentStepError";
+  }
+}
+
+export type StepOutcome = "continue" | "done";
+
+export interface StepContext {
+  run: ClaimedRun;
+  /** Aborted when the worker must let go: drain deadline passed, or the claim was lost. */
+  signal: AbortSignal;
+  /** The session's whole log, read from Postgres: all a step may rely on. */
+  events(): Promise<SessionEvent[]>;
+  /** Appends to the session's log if this worker still holds the run; throws ClaimLostError otherwise. */
+  append(e: NewEvent): Promise<bigint>;
+}
+
+/** One step of a run. Returns "done" when the run is complete; throws to fail the attempt. */
+export type StepFn = (ctx: StepContext) => Promise<StepOutcome>;

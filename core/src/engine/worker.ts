@@ -1,0 +1,320 @@
+// The worker: claims runs, drives a step function over each, keeps its liveness lock and leases,
+// takes over runs of dead workers, and drains on stop(). All state it needs to continue a run is
+// in Postgres; nothing here survives a crash, and nothing needs to.
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import type pg from "pg";
+import { ClaimLostError } from "../errors.js";
+import { isConnectionError } from "../db/errors.js";
+import { PgListener } from "../db/listener.js";
+import type { Pool } from "../db/pool.js";
+import type { Logger } from "../logger.js";
+import { appendEventFenced, DEFAULT_MAX_EVENT_BYTES, encodePayload, readAllEvents } from "./events.js";
+import { backoffMs, claimRun, finishRun, handBackRun, heartbeat, readSignals, retryRun } from "./runs.js";
+import { KEEL_LOCK_NAMESPACE, markDeadWorkers, takeOverDeadRuns } from "./takeover.js";
+import { EngineEventType, PermanentStepError, type ClaimedRun, type StepContext, type StepFn } from "./types.js";
+
+export type WorkerOptions = {
+  pool: Pool;
+  /** For the dedicated liveness/LISTEN connection (the pool's connections come and go). */
+  connectionString: string;
+  step: StepFn;
+  logger: Logger;
+  workerId?: string;
+  version?: string;
+  /** Runs this worker drives at once. */
+  concurrency?: number;
+  /** How long a claim stays valid without a heartbeat (backstop for a hung worker). */
+  leaseMs?: number;
+  heartbeatMs?: number;
+  /** Fallback poll when no NOTIFY arrives. */
+  pollMs?: number;
+  /** How often to look for runs whose worker died. */
+  sweepMs?: number;
+  /** On stop(): how long the current step may take before it is aborted and the run handed back. */
+  drainMs?: number;
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  /** A run whose workers die this many times fails (protects the fleet from a poison run). */
+  maxTakeovers?: number;
+  maxEventBytes?: number;
+};
+
+type Active = { run: ClaimedRun; abort: AbortController };
+
+export class Worker {
+  readonly id: string;
+  private readonly o: Required<Omit<WorkerOptions, "workerId">>;
+  private readonly log: Logger;
+  private listener: PgListener | null = null;
+  private lockKey: number | null = null;
+  private stopping = false;
+  private draining = false;
+  private readonly active = new Set<Active>();
+  private wakers = new Set<() => void>();
+  private timers: NodeJS.Timeout[] = [];
+  private slots: Promise<void>[] = [];
+  private sweeping = false;
+
+  constructor(opts: WorkerOptions) {
+    this.id = opts.workerId ?? `w-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+    const leaseMs = opts.leaseMs ?? 30_000;
+    this.o = {
+      concurrency: 1,
+      version: "dev",
+      heartbeatMs: Math.max(50, Math.floor(leaseMs / 3)),
+      pollMs: 2_000,
+      sweepMs: 250,
+      drainMs: 10_000,
+      retryBaseMs: 1_000,
+      retryMaxMs: 60_000,
+      maxTakeovers: 10,
+      maxEventBytes: DEFAULT_MAX_EVENT_BYTES,
+      ...opts,
+      leaseMs,
+    };
+    this.log = opts.logger.child({ workerId: this.id });
+  }
+
+  /** Connects, takes the liveness lock, registers, and starts claiming. Resolves once running. */
+  async start(): Promise<void> {
+    this.listener = new PgListener({
+      connectionString: this.o.connectionString,
+      channels: ["keel_runs", "keel_run_signals"],
+      applicationName: `keel-worker ${this.id}`,
+      logger: this.log,
+      onConnect: (c) => this.register(c),
+      onNotification: (channel) => {
+        if (channel === "keel_runs") this.wake();
+        // Cancel/interrupt requests are read at the next step boundary; nothing to do early.
+      },
+      onDisconnect: (err) => {
+        // Our lock is gone with the connection: other workers may take our runs over now.
+        // Abort the steps in flight; their writes would be refused by the fence anyway.
+        this.log.warn({ err: (err as Error)?.message }, "liveness connection lost");
+        for (const a of this.active) a.abort.abort(new Error("liveness connection lost"));
+      },
+    });
+    await this.listener.start();
+    this.log.info({ lockKey: this.lockKey }, "worker started");
+    const every = (ms: number, fn: () => Promise<unknown>) => {
+      const t = setInterval(() => void fn().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, "background task failed")), ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(this.o.heartbeatMs, () => heartbeat(this.o.pool, this.id, this.o.leaseMs));
+    every(this.o.sweepMs, () => this.sweep());
+    this.slots = Array.from({ length: this.o.concurrency }, () => this.slotLoop());
+  }
+
+  private async register(c: pg.Client): Promise<void> {
+    for (;;) {
+      if (this.lockKey === null) {
+        const { rows } = await c.query<{ k: number }>("SELECT nextval('workers_lock_key_seq')::int AS k");
+        this.lockKey = rows[0]!.k;
+      }
+      const { rows } = await c.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1, $2) AS ok", [KEEL_LOCK_NAMESPACE, this.lockKey]);
+      if (rows[0]!.ok) break;
+      this.lockKey = null; // the sequence wrapped onto a live worker's key: take another
+    }
+    // A stale row may carry the same key after the sequence cycled; its owner is dead (we hold the lock).
+    await c.query("DELETE FROM workers WHERE lock_key = $1 AND id <> $2", [this.lockKey, this.id]);
+    await c.query(
+      `INSERT INTO workers (id, lock_key, version, hostname, pid) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (id) DO UPDATE SET lock_key = EXCLUDED.lock_key, heartbeat_at = now(), stopped_at = NULL`,
+      [this.id, this.lockKey, this.o.version, hostname(), process.pid],
+    );
+  }
+
+  private wake(): void {
+    const ws = this.wakers;
+    this.wakers = new Set();
+    for (const w of ws) w();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.wakers.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.wakers.add(done);
+    });
+  }
+
+  private async slotLoop(): Promise<void> {
+    let failures = 0;
+    while (!this.stopping) {
+      let run: ClaimedRun | null;
+      try {
+        run = this.listener?.connected ? await claimRun(this.o.pool, this.id, this.o.leaseMs) : null;
+        failures = 0;
+      } catch (err) {
+        failures++;
+        this.log.warn({ err: (err as Error).message }, "claim failed");
+        await this.sleep(backoffMs(failures, 100, 5_000));
+        continue;
+      }
+      if (!run) {
+        await this.sleep(await this.idleWaitMs());
+        continue;
+      }
+      await this.execute(run);
+    }
+  }
+
+  /** Until the next retry becomes due, capped by the poll interval. */
+  private async idleWaitMs(): Promise<number> {
+    try {
+      const { rows } = await this.o.pool.query<{ ms: number | null }>(
+        "SELECT ceil(extract(epoch FROM min(available_at) - now()) * 1000)::int AS ms FROM runs WHERE status = 'queued'",
+      );
+      const ms = rows[0]?.ms;
+      return ms === null || ms === undefined ? this.o.pollMs : Math.max(5, Math.min(this.o.pollMs, ms));
+    } catch {
+      return this.o.pollMs;
+    }
+  }
+
+  private async sweep(): Promise<void> {
+    if (this.sweeping || !this.listener?.connected) return;
+    this.sweeping = true;
+    try {
+      const taken = await takeOverDeadRuns(this.o.pool, { maxTakeovers: this.o.maxTakeovers });
+      for (const t of taken) this.log.info({ runId: t.runId, sessionId: t.sessionId, previousOwner: t.previousOwner, reason: t.reason, failed: t.failed }, "run taken over");
+      if (taken.length > 0) await markDeadWorkers(this.o.pool);
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  private async execute(run: ClaimedRun): Promise<void> {
+    const log = this.log.child({ runId: run.id, sessionId: run.sessionId, teamId: run.teamId, epoch: run.epoch.toString() });
+    const active: Active = { run, abort: new AbortController() };
+    this.active.add(active);
+    log.info({ attempt: run.attempt, takeovers: run.takeovers }, "run claimed");
+    const ctx: StepContext = {
+      run,
+      signal: active.abort.signal,
+      events: () => readAllEvents(this.o.pool, run.sessionId),
+      append: async (e) => {
+        const payloadText = encodePayload(e, this.o.maxEventBytes);
+        const seq = await appendEventFenced(this.o.pool, { runId: run.id, epoch: run.epoch, workerId: this.id, type: e.type, payloadText });
+        if (seq === null) throw new ClaimLostError(run.id, run.epoch);
+        return seq;
+      },
+    };
+    try {
+      for (;;) {
+        const signals = await readSignals(this.o.pool, run);
+        if (!signals) throw new ClaimLostError(run.id, run.epoch);
+        if (signals.cancelRequested) {
+          await this.close(run, log, "cancelled", EngineEventType.runCancelled, { runId: run.id });
+          return;
+        }
+        if (signals.interruptRequested) {
+          await this.close(run, log, "interrupted", EngineEventType.runInterrupted, { runId: run.id, reason: "a new message interrupted the run" });
+          return;
+        }
+        if (this.draining || active.abort.signal.aborted) {
+          if (await this.persist(() => handBackRun(this.o.pool, run))) log.info("run handed back");
+          return;
+        }
+        const outcome = await this.o.step(ctx);
+        if (outcome === "done") {
+          if (await this.persist(() => finishRun(this.o.pool, run, "succeeded"))) log.info("run succeeded");
+          else log.warn("claim lost");
+          return;
+        }
+      }
+    } catch (err) {
+      await this.onStepError(run, log, err, active.abort.signal);
+    } finally {
+      this.active.delete(active);
+    }
+  }
+
+  private async close(run: ClaimedRun, log: Logger, status: "cancelled" | "interrupted" | "failed", type: string, payload: object): Promise<void> {
+    const ok = await this.persist(() => finishRun(this.o.pool, run, status, { type, payloadText: JSON.stringify(payload), lastError: status === "failed" ? payload : undefined }));
+    if (ok) log.info({ status }, "run finished");
+    else log.warn("claim lost");
+  }
+
+  private async onStepError(run: ClaimedRun, log: Logger, err: unknown, signal: AbortSignal): Promise<void> {
+    if (err instanceof ClaimLostError) {
+      log.warn("claim lost");
+      return;
+    }
+    // Giving the run back is not a failed attempt: we were asked to stop, or the database went away.
+    if ((signal.aborted && this.draining) || isConnectionError(err)) {
+      const ok = await this.persist(() => handBackRun(this.o.pool, run));
+      log.warn({ err: (err as Error).message, handedBack: ok }, "run interrupted by shutdown or database outage");
+      return;
+    }
+    const attempt = run.attempt + 1;
+    const message = err instanceof Error ? err.message : String(err);
+    const code = err instanceof PermanentStepError ? err.code : "step_error";
+    if (err instanceof PermanentStepError || attempt >= run.maxAttempts) {
+      log.warn({ err: message, attempt }, "run failed");
+      await this.close(run, log, "failed", EngineEventType.runFailed, { runId: run.id, code, message, attempts: attempt });
+      return;
+    }
+    const delayMs = backoffMs(attempt, this.o.retryBaseMs, this.o.retryMaxMs);
+    log.warn({ err: message, attempt, delayMs }, "run attempt failed; retrying");
+    await this.persist(() => retryRun(this.o.pool, run, delayMs, { code, message, attempt }));
+  }
+
+  /**
+   * Retries a fenced write through a database outage. Gives up (false) when the fence refuses
+   * it, or once stop() is past its drain time: the lock or lease then hands the run to another
+   * worker, so nothing is lost, only delayed.
+   */
+  private async persist(write: () => Promise<boolean>): Promise<boolean> {
+    for (let i = 1; ; i++) {
+      try {
+        return await write();
+      } catch (err) {
+        if (!isConnectionError(err) || (this.stopping && this.draining && i > 3)) {
+          this.log.error({ err: (err as Error).message }, "could not record run outcome");
+          return false;
+        }
+        await new Promise((r) => setTimeout(r, backoffMs(i, 100, 2_000)));
+      }
+    }
+  }
+
+  /** Runs this worker is driving right now (for status and tests). */
+  activeRuns(): ClaimedRun[] {
+    return [...this.active].map((a) => a.run);
+  }
+
+  /**
+   * Graceful stop: claim nothing more; let each current step finish, then hand its run back
+   * (checkpointed: everything the step wrote is in the log). A step still going after drainMs is
+   * aborted through its signal, and its run handed back.
+   */
+  async stop(opts: { drainMs?: number } = {}): Promise<void> {
+    if (this.stopping) return void (await Promise.allSettled(this.slots));
+    this.stopping = true;
+    this.draining = true;
+    this.wake();
+    const drainMs = opts.drainMs ?? this.o.drainMs;
+    const deadline = setTimeout(() => {
+      for (const a of this.active) a.abort.abort(new Error("drain time exceeded"));
+    }, drainMs);
+    // A step that ignores its abort signal must not hold the process: past the grace period the
+    // run is handed back from here (the fence then refuses whatever that step still writes).
+    const grace = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), drainMs + 2_000).unref());
+    if ((await Promise.race([Promise.allSettled(this.slots), grace])) === "timeout") {
+      for (const a of this.active) await handBackRun(this.o.pool, a.run).catch(() => false);
+      this.log.warn({ runs: this.active.size }, "step ignored abort; runs handed back");
+    }
+    clearTimeout(deadline);
+    for (const t of this.timers) clearInterval(t);
+    await this.o.pool.query("UPDATE workers SET stopped_at = now() WHERE id = $1", [this.id]).catch(() => {});
+    await this.listener?.stop();
+    this.log.info("worker stopped");
+  }
+}

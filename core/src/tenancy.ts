@@ -1,0 +1,103 @@
+// Teams, agents (versioned) and sessions. Every call takes the team it acts for; rows of other
+// teams are invisible (NotFound), never Forbidden, so ids cannot be probed across teams.
+import { z } from "zod";
+import { ConflictError, NotFoundError, ValidationError } from "./errors.js";
+import { pgCode, PgCode, withTransaction, type Pool } from "./db/pool.js";
+import type { PrismaClient } from "./db/prisma.js";
+import { isUuid } from "./engine/client.js";
+
+export const AgentConfigSchema = z.object({
+  model: z.string().min(1).max(200),
+  instructions: z.string().max(100_000).default(""),
+  tools: z.array(z.unknown()).max(200).default([]),
+  sandboxPolicy: z.record(z.string(), z.unknown()).default({}),
+});
+export type AgentConfig = z.input<typeof AgentConfigSchema>;
+
+const NameSchema = z.string().min(1).max(100).regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, "letters, digits, space, . _ -; starting with a letter or digit");
+
+function parse<T>(schema: z.ZodType<T>, input: unknown): T {
+  const r = schema.safeParse(input);
+  if (!r.success) throw new ValidationError("invalid input", { issues: r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })) });
+  return r.data;
+}
+
+export type SessionView = { id: string; teamId: string; agentId: string; agentVersion: number; status: string; lastSeq: bigint; title: string | null; createdAt: Date };
+
+export class Tenancy {
+  constructor(private readonly o: { prisma: PrismaClient; pool: Pool }) {}
+
+  async createTeam(input: { slug: string; name: string }): Promise<{ id: string; slug: string; name: string }> {
+    const data = parse(z.object({ slug: z.string().min(1).max(64).regex(/^[a-z0-9][a-z0-9-]*$/), name: z.string().min(1).max(200) }), input);
+    try {
+      return await this.o.prisma.team.create({ data, select: { id: true, slug: true, name: true } });
+    } catch (err) {
+      if ((err as { code?: string }).code === "P2002") throw new ConflictError("team_exists", "a team with this slug exists", { slug: data.slug });
+      throw err;
+    }
+  }
+
+  async createAgent(teamId: string, input: { name: string } & AgentConfig): Promise<{ id: string; name: string; version: number }> {
+    const name = parse(NameSchema, input.name);
+    const cfg = parse(AgentConfigSchema, input);
+    try {
+      const agent = await this.o.prisma.agent.create({
+        data: {
+          teamId, name, currentVersion: 1,
+          versions: { create: { version: 1, model: cfg.model, instructions: cfg.instructions, tools: cfg.tools as object[], sandboxPolicy: cfg.sandboxPolicy as object } },
+        },
+      });
+      return { id: agent.id, name: agent.name, version: 1 };
+    } catch (err) {
+      if ((err as { code?: string }).code === "P2002") throw new ConflictError("agent_exists", "an agent with this name exists in the team", { name });
+      throw err;
+    }
+  }
+
+  /** Writes a new version; sessions created earlier keep theirs. */
+  async updateAgent(teamId: string, agentId: string, input: AgentConfig): Promise<{ id: string; version: number }> {
+    const cfg = parse(AgentConfigSchema, input);
+    if (!isUuid(agentId)) throw new NotFoundError("Agent", agentId);
+    return this.o.prisma.$transaction(async (tx) => {
+      const agent = await tx.agent.findFirst({ where: { id: agentId, teamId, deletedAt: null } });
+      if (!agent) throw new NotFoundError("Agent", agentId);
+      const version = agent.currentVersion + 1;
+      await tx.agentVersion.create({ data: { agentId, version, model: cfg.model, instructions: cfg.instructions, tools: cfg.tools as object[], sandboxPolicy: cfg.sandboxPolicy as object } });
+      await tx.agent.update({ where: { id: agentId }, data: { currentVersion: version } });
+      return { id: agentId, version };
+    });
+  }
+
+  async createSession(teamId: string, input: { agentId: string; title?: string }): Promise<SessionView> {
+    if (!isUuid(input.agentId)) throw new NotFoundError("Agent", input.agentId);
+    const agent = await this.o.prisma.agent.findFirst({ where: { id: input.agentId, teamId, deletedAt: null } });
+    if (!agent) throw new NotFoundError("Agent", input.agentId);
+    const s = await this.o.prisma.session.create({ data: { teamId, agentId: agent.id, agentVersion: agent.currentVersion, title: input.title ?? null } });
+    return toView(s);
+  }
+
+  async getSession(teamId: string, sessionId: string): Promise<SessionView> {
+    if (!isUuid(sessionId)) throw new NotFoundError("Session", sessionId);
+    const s = await this.o.prisma.session.findFirst({ where: { id: sessionId, teamId, deletedAt: null } });
+    if (!s) throw new NotFoundError("Session", sessionId);
+    return toView(s);
+  }
+
+  /** Soft-deletes the session and cancels its queued and running runs in the same transaction. */
+  async deleteSession(teamId: string, sessionId: string): Promise<void> {
+    if (!isUuid(sessionId)) throw new NotFoundError("Session", sessionId);
+    await withTransaction(this.o.pool, async (c) => {
+      const res = await c.query("UPDATE sessions SET deleted_at = now(), updated_at = now() WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL", [sessionId, teamId]);
+      if (res.rowCount !== 1) throw new NotFoundError("Session", sessionId);
+      await c.query(`UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now() WHERE session_id = $1 AND status = 'queued'`, [sessionId]);
+      await c.query(`UPDATE runs SET cancel_requested = true, updated_at = now() WHERE session_id = $1 AND status = 'running'`, [sessionId]);
+    }).catch((err: unknown) => {
+      if (pgCode(err) === PgCode.invalidTextRepresentation) throw new NotFoundError("Session", sessionId);
+      throw err;
+    });
+  }
+}
+
+function toView(s: { id: string; teamId: string; agentId: string; agentVersion: number; status: string; lastSeq: bigint; title: string | null; createdAt: Date }): SessionView {
+  return { id: s.id, teamId: s.teamId, agentId: s.agentId, agentVersion: s.agentVersion, status: s.status, lastSeq: s.lastSeq, title: s.title, createdAt: s.createdAt };
+}
