@@ -32,7 +32,7 @@ export function useFixture(): Fixture {
     drop = db.drop;
     f.url = db.url;
     f.pool = createPool(db.url, { max: 20 });
-    f.prisma = createPrisma(f.pool);
+    f.prisma = createPrisma(db.url);
     f.tenancy = new Tenancy({ prisma: f.prisma, pool: f.pool });
     f.client = new EngineClient({ pool: f.pool, maxAttempts: 3 });
     const team = await f.tenancy.createTeam({ slug: "acme", name: "Acme" });
@@ -49,6 +49,8 @@ export function useFixture(): Fixture {
   afterEach(async () => {
     await Promise.all([...workers].map((w) => w.stop({ drainMs: 1_000 })));
     workers.clear();
+    // Each test starts with an empty queue: leftovers would be claimed by the next test's step.
+    await f.pool.query("UPDATE runs SET status = 'cancelled', lease_owner = NULL WHERE status IN ('queued', 'running')");
   });
   afterAll(async () => {
     await f.prisma?.$disconnect();

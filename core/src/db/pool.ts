@@ -1,8 +1,12 @@
 import pg from "pg";
 
-// int8 (bigint) columns: seq, epoch. pg returns them as strings by default; we use BigInt so a
-// seq never silently loses precision and never compares as a string.
-pg.types.setTypeParser(pg.types.builtins.INT8, (v) => BigInt(v));
+// int8 (bigint) columns: seq, epoch. pg returns them as strings by default; the engine uses
+// BigInt so a seq never loses precision or compares as a string. Set per pool, not globally:
+// Prisma's pg adapter expects pg's default (string) parsing on its own connections.
+const engineTypes = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === pg.types.builtins.INT8 ? (v: string) => BigInt(v) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
@@ -16,6 +20,7 @@ export function createPool(connectionString: string, opts: { max?: number; appli
     // A dead server must not hang a worker forever; queries fail and the caller retries.
     connectionTimeoutMillis: 5_000,
     keepAlive: true,
+    types: engineTypes,
   });
   // An idle client that loses its connection emits 'error' on the pool; without a listener that
   // crashes the process. The next query simply gets a fresh connection.

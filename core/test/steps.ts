@@ -1,0 +1,34 @@
+// Step functions that drive the engine in tests (the agent loop is its own module).
+import { eventPayload, type StepContext, type StepFn } from "../src/engine/types.js";
+
+/** Counts its own `step` events in the log (so it resumes anywhere) and is done after `steps`. */
+export function countingStep(opts: { steps: number; delayMs?: number; onStep?: (ctx: StepContext, n: number) => Promise<void> | void }): StepFn {
+  return async (ctx) => {
+    const events = await ctx.events();
+    const done = events.filter((e) => e.type === "step" && e.runId === ctx.run.id).length;
+    const n = done + 1;
+    await opts.onStep?.(ctx, n);
+    if (opts.delayMs) await abortableSleep(opts.delayMs, ctx.signal);
+    await ctx.append({ type: "step", payload: { n, worker: ctx.run.workerId, epoch: ctx.run.epoch.toString() } });
+    return n >= opts.steps ? "done" : "continue";
+  };
+}
+
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+export function stepNumbers(events: { type: string; payloadText: string; runId: string | null }[], runId: string): number[] {
+  return events.filter((e) => e.type === "step" && e.runId === runId).map((e) => eventPayload<{ n: number }>(e as never).n);
+}
