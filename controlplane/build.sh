@@ -26,8 +26,8 @@ stamp_of() { # module-dir ldflags
   { cat "$CP_DIR/go/$1/go.mod" "$CP_DIR/go/$1/go.sum"; echo "$2"; "$GO" env GOVERSION; } | sha256sum | cut -c1-16
 }
 
-up_to_date() { # module-dir stamp binaries...
-  local mod=$1 stamp=$2; shift 2
+up_to_date() { # stamp binaries...
+  local stamp=$1; shift
   local b
   for b in "$@"; do
     [[ -x "$BIN_DIR/$b" && -f "$BIN_DIR/.stamp-$b" && "$(cat "$BIN_DIR/.stamp-$b")" == "$stamp" ]] || return 1
@@ -40,7 +40,7 @@ build_module() {
   local stamp names=() pkgs=() pair
   stamp=$(stamp_of "$mod" "$ldflags")
   for pair in "$@"; do names+=("${pair%%=*}"); pkgs+=("${pair#*=}"); done
-  if up_to_date "$mod" "$stamp" "${names[@]}"; then
+  if up_to_date "$stamp" "${names[@]}"; then
     log "$mod: up to date (${names[*]})"
     return 0
   fi
@@ -56,11 +56,12 @@ build_module() {
   fi
   local i
   for i in "${!names[@]}"; do
-    # go build -o dir/ names the binary after the package's last path element.
-    local built="$tmp/$(basename "${pkgs[$i]}")"
-    [[ "${pkgs[$i]}" == go.etcd.io/etcd/server/v3 ]] && built="$tmp/v3"
-    [[ -f "$built" ]] || built="$tmp/server"
-    mv -f "$built" "$BIN_DIR/${names[$i]}"
+    # go build -o dir/ names a binary after its package's last path element, skipping a
+    # major-version suffix (go.etcd.io/etcd/server/v3 -> server).
+    local elem pkg=${pkgs[$i]}
+    elem=$(basename "$pkg")
+    [[ "$elem" =~ ^v[0-9]+$ ]] && elem=$(basename "$(dirname "$pkg")")
+    mv -f "$tmp/$elem" "$BIN_DIR/${names[$i]}"
     echo "$stamp" >"$BIN_DIR/.stamp-${names[$i]}"
   done
   rm -rf "$tmp"

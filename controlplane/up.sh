@@ -20,6 +20,10 @@ CP_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=lib.sh
 source "$CP_DIR/lib.sh"
 
+# One up.sh/down.sh at a time per state dir (parallel test workers all call up.sh).
+exec 9>"$STATE_DIR/.lock"
+flock 9
+
 for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok agent-sandbox-controller; do
   [[ -x "$BIN_DIR/$b" ]] || die "missing $BIN_DIR/$b: run controlplane/build.sh first"
 done
@@ -121,7 +125,7 @@ start_component kube-apiserver "curl -fsS --cacert $PKI/ca.crt $API_URL/readyz" 
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
   --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
-  --enable-priority-and-fairness=false --profiling=false
+  --endpoint-reconciler-type none --enable-priority-and-fairness=false --profiling=false
 
 # ---------------------------------------------------------------- controller-manager, scheduler
 start_component kube-controller-manager "curl -fsS -k https://127.0.0.1:$KCM_PORT/healthz" \
@@ -189,7 +193,7 @@ wait_for "agent-sandbox CRDs Established" \
 # The conversion webhook in the CRDs is never reached: everything here speaks v1beta1 (the
 # storage version), so the controller runs with its webhook server disabled.
 KUBECONFIG="$KUBECONFIG_PATH" start_component agent-sandbox-controller \
-  "curl -fsS http://127.0.0.1:$SANDBOX_PROBE_PORT/readyz" \
+  "curl -fsS http://127.0.0.1:$SANDBOX_PROBE_PORT/readyz && leader_since_start agent-sandbox-controller" \
   "$BIN_DIR/agent-sandbox-controller" --kubeconfig "$KUBECONFIG_PATH" \
   --extensions=true --leader-election-namespace=agent-sandbox-system \
   --enable-webhook=false \

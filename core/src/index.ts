@@ -12,3 +12,4 @@ export * from "./engine/worker.js";
 export * from "./engine/client.js";
 export * from "./engine/feed.js";
 export * from "./tenancy.js";
+export * from "./engine/reply-step.js";

@@ -6,6 +6,9 @@ export function countingStep(opts: { steps: number; delayMs?: number; onStep?: (
   return async (ctx) => {
     const events = await ctx.events();
     const done = events.filter((e) => e.type === "step" && e.runId === ctx.run.id).length;
+    // Completion is read from the log, like the agent loop does: a worker that died after the
+    // last append but before marking the run done must not add a step on resume.
+    if (done >= opts.steps) return "done";
     const n = done + 1;
     await opts.onStep?.(ctx, n);
     if (opts.delayMs) await abortableSleep(opts.delayMs, ctx.signal);

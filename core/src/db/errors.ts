@@ -7,6 +7,8 @@ import { pgCode } from "./pool.js";
  */
 export function isConnectionError(err: unknown): boolean {
   const code = pgCode(err);
+  // 55000 with this text: the database exists but refuses connections (ALLOW_CONNECTIONS false, or being dropped/restored).
+  if (code === "55000" && /not currently accepting connections/.test(String((err as Error).message))) return true;
   if (code === undefined) {
     const msg = err instanceof Error ? err.message : String(err);
     return /connect|Connection terminated|ECONNRESET|ECONNREFUSED|EPIPE|timeout|Client has encountered a connection error|not queryable/i.test(msg);

@@ -105,13 +105,18 @@ export async function handBackRun(db: Queryable, run: ClaimedRun): Promise<boole
   return res.rowCount === 1;
 }
 
-/** Extends the leases of the runs this worker holds and records its heartbeat. */
-export async function heartbeat(db: Queryable, workerId: string, leaseMs: number): Promise<void> {
+/**
+ * Records the worker's heartbeat and extends the leases of the runs it is driving right now.
+ * Only those: a run this worker no longer drives (its step was aborted and the hand-back could
+ * not be written) must let its lease lapse so another worker takes it over.
+ */
+export async function heartbeat(db: Queryable, workerId: string, leaseMs: number, active: readonly Pick<ClaimedRun, "id" | "epoch">[]): Promise<void> {
   await db.query(
     `WITH w AS (UPDATE workers SET heartbeat_at = now() WHERE id = $1)
      UPDATE runs SET lease_expires_at = now() + $2 * interval '1 millisecond'
-     WHERE lease_owner = $1 AND status = 'running'`,
-    [workerId, leaseMs],
+     FROM unnest($3::uuid[], $4::bigint[]) AS a(id, epoch)
+     WHERE runs.id = a.id AND runs.epoch = a.epoch AND runs.lease_owner = $1 AND runs.status = 'running'`,
+    [workerId, leaseMs, active.map((r) => r.id), active.map((r) => r.epoch.toString())],
   );
 }
 

@@ -102,7 +102,7 @@ export class Worker {
       t.unref();
       this.timers.push(t);
     };
-    every(this.o.heartbeatMs, () => heartbeat(this.o.pool, this.id, this.o.leaseMs));
+    every(this.o.heartbeatMs, () => heartbeat(this.o.pool, this.id, this.o.leaseMs, this.activeRuns()));
     every(this.o.sweepMs, () => this.sweep());
     this.slots = Array.from({ length: this.o.concurrency }, () => this.slotLoop());
   }

@@ -1,0 +1,21 @@
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+export const MigrateEnvSchema = z.object({
+  DATABASE_URL: z.string().url({ message: "DATABASE_URL must be a postgresql:// URL, e.g. postgresql://keel:secret@localhost:5432/keel" }),
+  /** Where the Prisma-format migrations live (the Docker image sets it). */
+  KEEL_MIGRATIONS_DIR: z.string().default(path.join(repoRoot, "prisma/migrations")),
+});
+
+export const UpEnvSchema = z.object({
+  /** An existing Postgres to use instead of the embedded one. */
+  DATABASE_URL: z.string().url().optional(),
+  /** Where `keel up` keeps the embedded Postgres data (survives restarts). */
+  KEEL_DATA_DIR: z.string().default(path.join(repoRoot, ".keel")),
+  /** Port of the embedded Postgres (loopback only). */
+  KEEL_PG_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
+  KEEL_MIGRATIONS_DIR: z.string().default(path.join(repoRoot, "prisma/migrations")),
+});

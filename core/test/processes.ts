@@ -1,0 +1,37 @@
+// Real worker processes for tests: the fixture is bundled once so each start is a plain `node`.
+import { fork, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { build } from "esbuild";
+
+const source = path.join(import.meta.dirname, "fixtures/crash-worker.ts");
+const bundle = path.resolve(import.meta.dirname, "../../.tmp/crash-worker.mjs");
+let built: Promise<unknown> | null = null;
+
+export type WorkerProc = { child: ChildProcess; exited: Promise<{ at: Date; code: number | null; signal: NodeJS.Signals | null }> };
+
+const live = new Set<ChildProcess>();
+
+export async function spawnWorkerProcess(env: Record<string, string>): Promise<WorkerProc> {
+  built ??= build({ entryPoints: [source], outfile: bundle, bundle: true, platform: "node", format: "esm", target: "node20", packages: "external", logLevel: "warning" });
+  await built;
+  const child = fork(bundle, [], { env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  live.add(child);
+  const exited = new Promise<{ at: Date; code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => {
+      live.delete(child);
+      resolve({ at: new Date(), code, signal });
+    }),
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.once("message", () => resolve());
+    child.once("exit", (code, signal) => reject(new Error(`worker exited before ready: ${code ?? signal}`)));
+  });
+  return { child, exited };
+}
+
+/** After a test: fail if a worker process was left behind (and kill it so the run can end). */
+export function killLeftoverWorkers(): number {
+  const n = live.size;
+  for (const c of live) c.kill("SIGKILL");
+  return n;
+}

@@ -1,0 +1,32 @@
+// The worker's environment, parsed once at start-up. Every variable is listed in README.md.
+import { z } from "zod";
+
+const int = (def: number, min = 1) => z.coerce.number().int().min(min).default(def);
+
+export const WorkerEnvSchema = z.object({
+  /** Postgres connection string (required; `keel up` sets it for its embedded server). */
+  DATABASE_URL: z.string().url({ message: "DATABASE_URL must be a postgresql:// URL, e.g. postgresql://keel:secret@localhost:5432/keel" }),
+  /** Runs one worker process drives at once. */
+  KEEL_WORKER_CONCURRENCY: int(4),
+  /** Claim lease; a worker that stops heartbeating loses its runs after this. */
+  KEEL_LEASE_MS: int(30_000, 100),
+  /** On SIGTERM, how long the current step may run before it is aborted and handed back. */
+  KEEL_DRAIN_MS: int(10_000, 0),
+  /** Fallback poll interval when no NOTIFY arrives. */
+  KEEL_POLL_MS: int(2_000, 10),
+  /** How often each worker looks for runs of dead workers. */
+  KEEL_SWEEP_MS: int(250, 10),
+  /** A run whose workers die this many times fails. */
+  KEEL_MAX_TAKEOVERS: int(10),
+  KEEL_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+export type WorkerEnv = z.infer<typeof WorkerEnvSchema>;
+
+/** Parses the environment or exits with a message saying which variable to fix and how. */
+export function parseEnv<T>(schema: z.ZodType<T>, env: NodeJS.ProcessEnv, processName: string): T {
+  const r = schema.safeParse(env);
+  if (r.success) return r.data;
+  const lines = r.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+  process.stderr.write(`keel ${processName}: invalid environment\n${lines.join("\n")}\nSee README.md "Configuration".\n`);
+  process.exit(2);
+}

@@ -1,0 +1,55 @@
+// The worker process: parse env, build the engine's Worker, drain on SIGTERM/SIGINT.
+import { createLogger, createPool, placeholderReplyStep, Worker, type Logger, type StepFn } from "@keel/core";
+import { parseEnv, WorkerEnvSchema, type WorkerEnv } from "./env.js";
+
+export { parseEnv, WorkerEnvSchema, type WorkerEnv };
+
+export type RunningWorker = { worker: Worker; stop: (opts?: { drainMs?: number }) => Promise<void> };
+
+export async function startWorker(env: WorkerEnv, opts: { logger?: Logger; step?: StepFn; version?: string } = {}): Promise<RunningWorker> {
+  const logger = opts.logger ?? createLogger({ level: env.KEEL_LOG_LEVEL, name: "worker" });
+  const pool = createPool(env.DATABASE_URL, { max: env.KEEL_WORKER_CONCURRENCY + 3, applicationName: "keel-worker" });
+  const worker = new Worker({
+    pool,
+    connectionString: env.DATABASE_URL,
+    step: opts.step ?? placeholderReplyStep,
+    logger,
+    version: opts.version ?? "dev",
+    concurrency: env.KEEL_WORKER_CONCURRENCY,
+    leaseMs: env.KEEL_LEASE_MS,
+    drainMs: env.KEEL_DRAIN_MS,
+    pollMs: env.KEEL_POLL_MS,
+    sweepMs: env.KEEL_SWEEP_MS,
+    maxTakeovers: env.KEEL_MAX_TAKEOVERS,
+  });
+  await worker.start();
+  return {
+    worker,
+    stop: async (o) => {
+      await worker.stop(o);
+      await pool.end().catch(() => {});
+    },
+  };
+}
+
+/** `keel worker`: runs until SIGTERM/SIGINT, then drains and exits 0. */
+export async function main(): Promise<void> {
+  const env = parseEnv(WorkerEnvSchema, process.env, "worker");
+  const logger = createLogger({ level: env.KEEL_LOG_LEVEL, name: "worker" });
+  const running = await startWorker(env, { logger });
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal, drainMs: env.KEEL_DRAIN_MS }, "draining");
+    running.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, "drain failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+}
