@@ -5,7 +5,7 @@
 // to break all three here (shared/ENVIRONMENT.md). The same server runs the test suite when no
 // TEST_DATABASE_URL is given, so the engine's own tests prove it.
 import { existsSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { userInfo } from "node:os";
 import path from "node:path";
@@ -38,6 +38,8 @@ export async function freePort(): Promise<number> {
 export async function startEmbeddedPostgres(opts: { dir: string; port?: number; persistent: boolean; onLog?: (line: string) => void }): Promise<EmbeddedPg> {
   const dataDir = path.resolve(opts.dir, "pgdata");
   await mkdir(opts.dir, { recursive: true });
+  // As root the server runs as the `postgres` user, which must be able to reach its data dir.
+  if (userInfo().uid === 0) await chmod(opts.dir, 0o711);
   const passwordFile = path.join(opts.dir, "password");
   const password = existsSync(passwordFile) ? (await readFile(passwordFile, "utf8")).trim() : cryptoPassword();
   if (!existsSync(passwordFile)) await writeFile(passwordFile, password + "\n", { mode: 0o600 });

@@ -12,7 +12,7 @@ export const MigrateEnvSchema = z.object({
 
 export const UpEnvSchema = z.object({
   /** An existing Postgres to use instead of the embedded one. */
-  DATABASE_URL: z.string().url().optional(),
+  DATABASE_URL: z.preprocess((v) => (v === "" ? undefined : v), z.string().url({ message: "DATABASE_URL must be a postgresql:// URL, or unset for the embedded Postgres" }).optional()),
   /** Where `keel up` keeps the embedded Postgres data (survives restarts). */
   KEEL_DATA_DIR: z.string().default(path.join(repoRoot, ".keel")),
   /** Port of the embedded Postgres (loopback only). */

@@ -1,0 +1,98 @@
+// The keel CLI as a user runs it: real processes, real embedded Postgres, real signals.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, afterEach, expect, test } from "vitest";
+import { createPool, createPrisma, EngineClient, readAllEvents, Tenancy } from "@keel/core";
+import { freePort } from "../src/embedded-postgres.js";
+import { waitFor } from "../../test/db.js";
+
+const keel = path.resolve(import.meta.dirname, "../bin/keel.mjs");
+const live = new Set<ChildProcess>();
+const dirs: string[] = [];
+
+type Proc = { child: ChildProcess; output: () => string; exit: Promise<number | null>; exited: () => boolean };
+
+/** Waits for a log line; fails at once (with the output) if the process exits first. */
+async function waitForOutput(p: Proc, text: string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (!p.output().includes(text)) {
+    if (p.exited()) throw new Error(`process exited before printing ${text}:\n${p.output()}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${text}:\n${p.output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function start(args: string[], env: Record<string, string>): Proc {
+  const child = spawn(process.execPath, [keel, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  live.add(child);
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  let done = false;
+  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => (live.delete(child), (done = true), resolve(code))));
+  return { child, output: () => out, exit, exited: () => done };
+}
+
+afterEach(() => {
+  const left = live.size;
+  for (const c of live) c.kill("SIGKILL");
+  expect(left, "a keel process was left running").toBe(0);
+});
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+test("keel up starts embedded Postgres, migrates, runs a worker; data survives a restart", async () => {
+  const dataDir = await mkdtemp(path.join(tmpdir(), "keel-up-"));
+  dirs.push(dataDir);
+  const port = await freePort();
+  const env = { KEEL_DATA_DIR: dataDir, KEEL_PG_PORT: String(port), KEEL_LOG_LEVEL: "info", DATABASE_URL: "" };
+
+  const first = start(["up"], env);
+  await waitForOutput(first, '"msg":"keel is up"');
+  const password = (await readFile(path.join(dataDir, "password"), "utf8")).trim();
+  const url = `postgresql://postgres:${password}@127.0.0.1:${port}/postgres`;
+
+  let pool = createPool(url);
+  let prisma = createPrisma(url);
+  const tenancy = new Tenancy({ prisma, pool });
+  const team = await tenancy.createTeam({ slug: "up", name: "Up" });
+  const agent = await tenancy.createAgent(team.id, { name: "a", model: "demo" });
+  const session = await tenancy.createSession(team.id, { agentId: agent.id });
+  const posted = await new EngineClient({ pool }).postMessage({ teamId: team.id, sessionId: session.id, content: "hello keel" });
+  await waitFor(async () => (await readAllEvents(pool, session.id)).some((e) => e.type === "assistant_message"), { what: "reply" });
+  await prisma.$disconnect();
+  await pool.end();
+
+  first.child.kill("SIGTERM");
+  expect(await first.exit).toBe(0);
+
+  const second = start(["up"], env);
+  await waitForOutput(second, '"msg":"keel is up"');
+  expect(second.output()).toContain('"applied":0'); // already migrated: nothing to apply
+  pool = createPool(url);
+  prisma = createPrisma(url);
+  const before = await readAllEvents(pool, session.id);
+  expect(before.map((e) => e.type)).toEqual(["user_message", "assistant_message"]);
+  expect(before[0]!.runId).toBe(posted.runId);
+  await new EngineClient({ pool }).postMessage({ teamId: team.id, sessionId: session.id, content: "still here?" });
+  await waitFor(async () => (await readAllEvents(pool, session.id)).length === 4, { what: "second reply" });
+  await prisma.$disconnect();
+  await pool.end();
+  second.child.kill("SIGINT");
+  expect(await second.exit).toBe(0);
+}, 300_000);
+
+test("keel migrate exits non-zero with a clear message when the database is unreachable or the URL is invalid", async () => {
+  const down = start(["migrate"], { DATABASE_URL: "postgresql://postgres@127.0.0.1:1/keel" });
+  expect(await down.exit).toBe(1);
+  expect(down.output()).toMatch(/keel migrate: cannot connect to the database/);
+  const bad = start(["migrate"], { DATABASE_URL: "not a url" });
+  expect(await bad.exit).toBe(2);
+  expect(bad.output()).toMatch(/DATABASE_URL must be a postgresql:\/\/ URL/);
+  const unknown = start(["frobnicate"], {});
+  expect(await unknown.exit).toBe(2);
+  expect(unknown.output()).toMatch(/unknown command "frobnicate"/);
+});
