@@ -22,10 +22,18 @@ export function createPool(connectionString: string, opts: { max?: number; appli
     keepAlive: true,
     types: engineTypes,
   });
-  // An idle client that loses its connection emits 'error' on the pool; without a listener that
-  // crashes the process. The next query simply gets a fresh connection.
-  pool.on("error", () => {});
+  guardPoolErrors(pool);
   return pool;
+}
+
+/**
+ * A connection the server drops (restart, failover, pg_terminate_backend) emits 'error' on its
+ * client (if checked out) or on the pool (if idle); without a listener that crashes the process.
+ * The query in flight still rejects with the error, and the next query gets a fresh connection.
+ */
+export function guardPoolErrors(pool: pg.Pool): void {
+  pool.on("error", () => {});
+  pool.on("connect", (client) => client.on("error", () => {}));
 }
 
 export async function withTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {

@@ -1,5 +1,6 @@
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
+import { guardPoolErrors } from "./pool.js";
 import { PrismaClient } from "../generated/prisma/client.js";
 
 export type { PrismaClient };
@@ -11,6 +12,6 @@ export type { PrismaClient };
  */
 export function createPrisma(connectionString: string, opts: { max?: number } = {}): PrismaClient {
   const pool = new pg.Pool({ connectionString, max: opts.max ?? 4, application_name: "keel-prisma", connectionTimeoutMillis: 5_000, keepAlive: true });
-  pool.on("error", () => {});
+  guardPoolErrors(pool);
   return new PrismaClient({ adapter: new PrismaPg(pool) });
 }
