@@ -1,0 +1,59 @@
+// OpenAI-compatible chat completions through the official `openai` SDK, so any compatible
+// provider (OpenAI, LiteLLM, vLLM, …) works by base URL. The SDK retries 429/5xx, timeouts and
+// connection errors with backoff (maxRetries); what still fails is classified here: a provider
+// that refuses the request (4xx other than 408/409/429) cannot be fixed by retrying.
+import OpenAI from "openai";
+import { PermanentStepError } from "../engine/types.js";
+import { MessageAccumulator, type ChunkLike, type DeltaSink, type ModelClient, type ModelRequest, type ModelResult } from "./model.js";
+
+export type OpenAICompatibleOptions = { baseUrl: string; apiKey: string; maxRetries?: number; timeoutMs?: number; headers?: Record<string, string> };
+
+export class ModelCallError extends Error {
+  constructor(message: string, readonly retryable: boolean, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ModelCallError";
+  }
+}
+
+export class OpenAICompatibleModel implements ModelClient {
+  private readonly client: OpenAI;
+  constructor(o: OpenAICompatibleOptions) {
+    this.client = new OpenAI({
+      baseURL: o.baseUrl,
+      apiKey: o.apiKey || "none",
+      maxRetries: o.maxRetries ?? 3,
+      timeout: o.timeoutMs ?? 120_000,
+      defaultHeaders: o.headers,
+    });
+  }
+
+  async complete(req: ModelRequest, onDelta: DeltaSink): Promise<ModelResult> {
+    const acc = new MessageAccumulator();
+    try {
+      const body = {
+        model: req.model,
+        messages: req.messages,
+        stream: true as const,
+        stream_options: { include_usage: true },
+        ...(req.tools.length > 0 ? { tools: req.tools } : {}),
+      };
+      // Messages carry provider fields (reasoning, thinking blocks) the SDK's types do not list.
+      const stream = await this.client.chat.completions.create(body as unknown as OpenAI.ChatCompletionCreateParamsStreaming, { signal: req.signal });
+      for await (const chunk of stream) acc.add(chunk as unknown as ChunkLike, onDelta);
+    } catch (err) {
+      throw classify(err);
+    }
+    return { message: acc.message(), finishReason: acc.finishReason, usage: acc.usage, model: acc.model || req.model };
+  }
+}
+
+function classify(err: unknown): Error {
+  if (err instanceof OpenAI.APIUserAbortError) return err;
+  if (err instanceof OpenAI.APIError && typeof err.status === "number") {
+    const retryable = err.status === 408 || err.status === 409 || err.status === 429 || err.status >= 500;
+    const msg = `model provider answered ${err.status}: ${err.message}`;
+    return retryable ? new ModelCallError(msg, true, { cause: err }) : new PermanentStepError(msg, "model_rejected", { cause: err });
+  }
+  // Connection refused/reset, timeout, a stream cut off mid-way: worth another attempt.
+  return new ModelCallError(`model call failed: ${(err as Error).message}`, true, { cause: err });
+}
