@@ -9,8 +9,15 @@ import { isUuid } from "./engine/client.js";
 export const AgentConfigSchema = z.object({
   model: z.string().min(1).max(200),
   instructions: z.string().max(100_000).default(""),
-  tools: z.array(z.unknown()).max(200).default([]),
+  /** Tool names, or { name, requiresApproval } to require a human's approval on this agent. */
+  tools: z.array(z.union([z.string().min(1).max(64), z.object({ name: z.string().min(1).max(64), requiresApproval: z.boolean().optional() })])).max(200).default([]),
   sandboxPolicy: z.record(z.string(), z.unknown()).default({}),
+  provider: z.object({
+    kind: z.enum(["demo", "openai-compatible"]).optional(),
+    baseUrl: z.string().url().optional(),
+    maxRetries: z.number().int().min(0).max(10).optional(),
+    timeoutMs: z.number().int().min(100).max(600_000).optional(),
+  }).strict().default({}),
 });
 export type AgentConfig = z.input<typeof AgentConfigSchema>;
 
@@ -44,7 +51,7 @@ export class Tenancy {
       const agent = await this.o.prisma.agent.create({
         data: {
           teamId, name, currentVersion: 1,
-          versions: { create: { version: 1, model: cfg.model, instructions: cfg.instructions, tools: cfg.tools as object[], sandboxPolicy: cfg.sandboxPolicy as object } },
+          versions: { create: { version: 1, model: cfg.model, instructions: cfg.instructions, tools: cfg.tools as object[], sandboxPolicy: cfg.sandboxPolicy as object, provider: cfg.provider } },
         },
       });
       return { id: agent.id, name: agent.name, version: 1 };
@@ -62,7 +69,7 @@ export class Tenancy {
       const agent = await tx.agent.findFirst({ where: { id: agentId, teamId, deletedAt: null } });
       if (!agent) throw new NotFoundError("Agent", agentId);
       const version = agent.currentVersion + 1;
-      await tx.agentVersion.create({ data: { agentId, version, model: cfg.model, instructions: cfg.instructions, tools: cfg.tools as object[], sandboxPolicy: cfg.sandboxPolicy as object } });
+      await tx.agentVersion.create({ data: { agentId, version, model: cfg.model, instructions: cfg.instructions, tools: cfg.tools as object[], sandboxPolicy: cfg.sandboxPolicy as object, provider: cfg.provider } });
       await tx.agent.update({ where: { id: agentId }, data: { currentVersion: version } });
       return { id: agentId, version };
     });
@@ -89,7 +96,7 @@ export class Tenancy {
     await withTransaction(this.o.pool, async (c) => {
       const res = await c.query("UPDATE sessions SET deleted_at = now(), updated_at = now() WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL", [sessionId, teamId]);
       if (res.rowCount !== 1) throw new NotFoundError("Session", sessionId);
-      await c.query(`UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now() WHERE session_id = $1 AND status = 'queued'`, [sessionId]);
+      await c.query(`UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now() WHERE session_id = $1 AND status IN ('queued', 'waiting_approval')`, [sessionId]);
       await c.query(`UPDATE runs SET cancel_requested = true, updated_at = now() WHERE session_id = $1 AND status = 'running'`, [sessionId]);
     }).catch((err: unknown) => {
       if (pgCode(err) === PgCode.invalidTextRepresentation) throw new NotFoundError("Session", sessionId);

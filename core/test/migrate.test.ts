@@ -9,6 +9,7 @@ import { adminUrl } from "../../test/db.js";
 
 const migrationsDir = path.resolve(import.meta.dirname, "../../prisma/migrations");
 const created: string[] = [];
+const ALL = ["20261125160000_init", "20261125160100_engine", "20261125170000_agent_loop"];
 
 async function emptyDb(): Promise<string> {
   const name = `keel_t_mig_${Math.random().toString(36).slice(2, 10)}`;
@@ -42,7 +43,7 @@ afterAll(async () => {
 test("applies every migration once, with Prisma's bookkeeping, and is idempotent", async () => {
   const url = await emptyDb();
   const first = await migrate({ connectionString: url, migrationsDir });
-  expect(first.applied).toEqual(["20261125160000_init", "20261125160100_engine"]);
+  expect(first.applied).toEqual(ALL);
   const second = await migrate({ connectionString: url, migrationsDir });
   expect(second).toEqual({ applied: [], alreadyApplied: first.applied, checksumMismatches: [] });
   const recorded = await rows<{ migration_name: string; checksum: string; finished_at: Date | null; applied_steps_count: number }>(
@@ -61,9 +62,9 @@ test("replicas migrating at once apply each migration exactly once", async () =>
   const url = await emptyDb();
   const results = await Promise.all(Array.from({ length: 6 }, () => migrate({ connectionString: url, migrationsDir })));
   const appliedCounts = results.flatMap((r) => r.applied);
-  expect(appliedCounts.sort()).toEqual(["20261125160000_init", "20261125160100_engine"]);
+  expect(appliedCounts.sort()).toEqual(ALL);
   const recorded = await rows<{ n: string }>(url, `SELECT count(*)::text AS n FROM _prisma_migrations`);
-  expect(recorded[0]!.n).toBe("2");
+  expect(recorded[0]!.n).toBe(String(ALL.length));
   const tables = await rows<{ t: string }>(url, `SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`);
   expect(tables.map((t) => t.t)).toEqual(
     expect.arrayContaining(["teams", "api_keys", "agents", "agent_versions", "sessions", "session_events", "runs", "tool_calls", "workers"]),
@@ -80,7 +81,7 @@ test("a failing migration rolls back, records nothing and says which one failed"
   const t = await rows<{ n: string }>(url, `SELECT count(*)::text AS n FROM pg_tables WHERE tablename = 'ok_part'`);
   expect(t[0]!.n).toBe("0");
   const rec = await rows<{ migration_name: string }>(url, `SELECT migration_name FROM _prisma_migrations ORDER BY 1`);
-  expect(rec.map((r) => r.migration_name)).toEqual(["20261125160000_init", "20261125160100_engine"]);
+  expect(rec.map((r) => r.migration_name)).toEqual(ALL);
 });
 
 test("an unreachable database is a clear MigrationError", async () => {

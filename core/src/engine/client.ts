@@ -57,10 +57,11 @@ export class EngineClient {
         if (prior) return { seq: prior.seq, runId: prior.runId ?? "", disposition: "queued", duplicate: true };
       }
       const { rows: runs } = await c.query<RunLite>(
-        `SELECT id, status FROM runs WHERE session_id = $1 AND status IN ('queued', 'running') ORDER BY created_at, id`,
+        `SELECT id, status FROM runs WHERE session_id = $1 AND status IN ('queued', 'running', 'waiting_approval') ORDER BY created_at, id`,
         [input.sessionId],
       );
-      const running = runs.find((r) => r.status === "running");
+      // A run waiting for approval holds the session as much as a running one does.
+      const running = runs.find((r) => r.status === "running" || r.status === "waiting_approval");
       const queued = runs.find((r) => r.status === "queued");
       if (running && onBusy === "reject") {
         throw new ConflictError("session_busy", "the session is running; retry later or post with onBusy=enqueue or interrupt", { runId: running.id });
@@ -68,7 +69,13 @@ export class EngineClient {
       // A queued run has not read the log yet (or will re-read it on resume): it will see this message too.
       const runId = queued?.id ?? (await insertRun(c, input.teamId, input.sessionId, this.maxAttempts));
       if (running && onBusy === "interrupt") {
-        await c.query("UPDATE runs SET interrupt_requested = true, updated_at = now() WHERE id = $1", [running.id]);
+        if (running.status === "waiting_approval") {
+          // No worker holds it: end it here. Its undecided calls are answered "not run" by the next run.
+          await c.query("UPDATE runs SET status = 'interrupted', finished_at = now(), updated_at = now() WHERE id = $1", [running.id]);
+          await appendEvent(c, { sessionId: input.sessionId, type: EngineEventType.runInterrupted, runId: running.id, payloadText: JSON.stringify({ runId: running.id, reason: "a new message interrupted the run" }) });
+        } else {
+          await c.query("UPDATE runs SET interrupt_requested = true, updated_at = now() WHERE id = $1", [running.id]);
+        }
       }
       const seq = await appendEvent(c, {
         sessionId: input.sessionId,
@@ -90,7 +97,7 @@ export class EngineClient {
     return withTransaction(this.o.pool, async (c) => {
       await lockSession(c, input.teamId, input.sessionId);
       const { rows } = await c.query<RunLite>(
-        `SELECT id, status FROM runs WHERE session_id = $1 AND status IN ('queued', 'running') FOR UPDATE`,
+        `SELECT id, status FROM runs WHERE session_id = $1 AND status IN ('queued', 'running', 'waiting_approval') FOR UPDATE`,
         [input.sessionId],
       );
       const out = { cancelled: [] as string[], stopping: [] as string[] };

@@ -1,7 +1,8 @@
 // Worker-side SQL on runs: claim, fence, finish, retry, hand back, heartbeat.
 // Every write after the claim carries `epoch = $e AND lease_owner = $w AND status = 'running'`;
 // zero rows means another worker owns the run now: the caller stops and does not retry.
-import { PgCode, pgCode, withTransaction, type Pool, type Queryable } from "../db/pool.js";
+import { ClaimLostError } from "../errors.js";
+import { PgCode, pgCode, withTransaction, type Pool, type PoolClient, type Queryable } from "../db/pool.js";
 import { appendEventFenced } from "./events.js";
 import type { ClaimedRun, RunStatus } from "./types.js";
 
@@ -23,7 +24,7 @@ export async function claimRun(db: Queryable, workerId: string, leaseMs: number)
        WHERE id = (
          SELECT r.id FROM runs r
          WHERE r.status = 'queued' AND r.available_at <= now()
-           AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.session_id = r.session_id AND x.status = 'running')
+           AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.session_id = r.session_id AND x.status IN ('running', 'waiting_approval'))
            AND NOT EXISTS (SELECT 1 FROM runs y WHERE y.session_id = r.session_id AND y.status = 'queued'
                            AND (y.created_at, y.id) < (r.created_at, r.id))
          ORDER BY r.available_at, r.created_at
@@ -105,6 +106,16 @@ export async function handBackRun(db: Queryable, run: ClaimedRun): Promise<boole
   return res.rowCount === 1;
 }
 
+/** Parks the run until a human decides on a tool call; no worker holds it meanwhile. Fenced. */
+export async function parkRun(db: Queryable, run: ClaimedRun): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE runs SET status = 'waiting_approval', lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+     WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND status = 'running'`,
+    [run.id, run.epoch, run.workerId],
+  );
+  return res.rowCount === 1;
+}
+
 /**
  * Records the worker's heartbeat and extends the leases of the runs it is driving right now.
  * Only those: a run this worker no longer drives (its step was aborted and the hand-back could
@@ -124,4 +135,20 @@ export async function heartbeat(db: Queryable, workerId: string, leaseMs: number
 export function backoffMs(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
   const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
+/**
+ * A transaction that holds the run's fence for its whole length: the run row is locked FOR SHARE
+ * while this worker still owns it at this epoch, so a takeover (an UPDATE of that row) waits until
+ * we commit, or we see it and write nothing (ClaimLostError).
+ */
+export async function withFence<T>(pool: Pool, run: ClaimedRun, fn: (c: PoolClient) => Promise<T>): Promise<T> {
+  return withTransaction(pool, async (c) => {
+    const { rowCount } = await c.query(
+      "SELECT 1 FROM runs WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND status = 'running' FOR SHARE",
+      [run.id, run.epoch, run.workerId],
+    );
+    if (rowCount !== 1) throw new ClaimLostError(run.id, run.epoch);
+    return fn(c);
+  });
 }

@@ -1,4 +1,4 @@
-export const RUN_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "interrupted"] as const;
+export const RUN_STATUSES = ["queued", "running", "waiting_approval", "succeeded", "failed", "cancelled", "interrupted"] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ["succeeded", "failed", "cancelled", "interrupted"];
 
@@ -69,7 +69,8 @@ export class PermanentStepError extends Error {
   }
 }
 
-export type StepOutcome = "continue" | "done";
+/** continue: call the step again; done: the run succeeded; waiting_approval: park the run until a human decides. */
+export type StepOutcome = "continue" | "done" | "waiting_approval";
 
 export interface StepContext {
   run: ClaimedRun;

@@ -10,7 +10,7 @@ import { PgListener } from "../db/listener.js";
 import type { Pool } from "../db/pool.js";
 import type { Logger } from "../logger.js";
 import { appendEventFenced, DEFAULT_MAX_EVENT_BYTES, encodePayload, readAllEvents } from "./events.js";
-import { backoffMs, claimRun, finishRun, handBackRun, heartbeat, readSignals, retryRun } from "./runs.js";
+import { backoffMs, claimRun, finishRun, handBackRun, heartbeat, parkRun, readSignals, retryRun } from "./runs.js";
 import { KEEL_LOCK_NAMESPACE, markDeadWorkers, takeOverDeadRuns } from "./takeover.js";
 import { EngineEventType, PermanentStepError, type ClaimedRun, type StepContext, type StepFn } from "./types.js";
 
@@ -223,6 +223,11 @@ export class Worker {
           return;
         }
         const outcome = await this.o.step(ctx);
+        if (outcome === "waiting_approval") {
+          if (await this.persist(() => parkRun(this.o.pool, run))) log.info("run waiting for approval");
+          else log.warn("claim lost");
+          return;
+        }
         if (outcome === "done") {
           if (await this.persist(() => finishRun(this.o.pool, run, "succeeded"))) log.info("run succeeded");
           else log.warn("claim lost");

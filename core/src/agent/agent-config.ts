@@ -1,0 +1,27 @@
+// What the loop needs to know about a session's agent: the pinned version's configuration.
+import type { Queryable } from "../db/pool.js";
+import { NotFoundError } from "../errors.js";
+import type { AgentToolConfig } from "./tools.js";
+
+export type ProviderConfig = { kind?: "demo" | "openai-compatible"; baseUrl?: string; maxRetries?: number; timeoutMs?: number };
+
+export type AgentRuntimeConfig = {
+  agentId: string;
+  version: number;
+  model: string;
+  instructions: string;
+  tools: AgentToolConfig[];
+  provider: ProviderConfig;
+};
+
+export async function loadAgentForSession(db: Queryable, sessionId: string): Promise<AgentRuntimeConfig> {
+  const { rows } = await db.query<{ agent_id: string; version: number; model: string; instructions: string; tools: AgentToolConfig[]; provider: ProviderConfig }>(
+    `SELECT av.agent_id, av.version, av.model, av.instructions, av.tools, av.provider
+     FROM sessions s JOIN agent_versions av ON av.agent_id = s.agent_id AND av.version = s.agent_version
+     WHERE s.id = $1`,
+    [sessionId],
+  );
+  const r = rows[0];
+  if (!r) throw new NotFoundError("Session", sessionId);
+  return { agentId: r.agent_id, version: r.version, model: r.model, instructions: r.instructions, tools: r.tools ?? [], provider: r.provider ?? {} };
+}

@@ -1,0 +1,240 @@
+// The agent loop against the demo model and a scripted OpenAI-compatible server on loopback.
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { readAllEvents } from "../src/engine/events.js";
+import { eventPayload, type SessionEvent } from "../src/engine/types.js";
+import { createAgentStep, type LoopHooks } from "../src/agent/loop.js";
+import { createModelResolver } from "../src/agent/models.js";
+import { builtinTools, ToolRegistry, type Tool } from "../src/agent/tools.js";
+import { decideToolCall } from "../src/agent/approvals.js";
+import type { AgentConfig } from "../src/tenancy.js";
+import { waitFor } from "../../test/db.js";
+import { testLogger, useFixture } from "./fixture.js";
+import { assistantMessage, reasoningStream, startFakeOpenAI, textStream, toolCallStream, type FakeOpenAI } from "./support/fake-openai.js";
+
+const f = useFixture();
+let fake: FakeOpenAI;
+const sideEffects: string[] = [];
+
+const recordTool: Tool = {
+  name: "record",
+  description: "Records a value (not idempotent).",
+  parameters: { type: "object", properties: { value: { type: "string" } }, required: ["value"], additionalProperties: false },
+  idempotent: false,
+  requiresApproval: false,
+  timeoutMs: 2_000,
+  run: async (args) => (sideEffects.push((args as { value: string }).value), { recorded: true }),
+};
+const bigTool: Tool = { ...recordTool, name: "big", parameters: { type: "object" }, idempotent: true, run: async () => "z".repeat(100_000) };
+const deployTool: Tool = { ...recordTool, name: "deploy", requiresApproval: true, run: async () => (sideEffects.push("deployed"), "deployed") };
+const registry = new ToolRegistry([...builtinTools, recordTool, bigTool, deployTool]);
+
+beforeAll(async () => {
+  fake = await startFakeOpenAI();
+});
+afterAll(async () => {
+  await fake?.close();
+});
+
+async function startAgentWorker(opts: { hooks?: LoopHooks; maxModelCallsPerRun?: number } = {}) {
+  const step = createAgentStep({ pool: f.pool, tools: registry, models: createModelResolver({ maxRetries: 2, timeoutMs: 3_000 }), logger: testLogger, ...opts });
+  return f.startWorker({ step });
+}
+
+async function session(config: Partial<AgentConfig> & { provider?: AgentConfig["provider"] } = {}): Promise<string> {
+  const agent = await f.tenancy.createAgent(f.teamId, {
+    name: `a-${Math.random().toString(36).slice(2, 8)}`,
+    model: "gpt-test",
+    provider: { kind: "openai-compatible", baseUrl: fake.url, maxRetries: 2, timeoutMs: 3_000 },
+    tools: ["calculator", "get_time", "record", "big", "deploy"],
+    ...config,
+  });
+  return (await f.tenancy.createSession(f.teamId, { agentId: agent.id })).id;
+}
+
+async function settle(runId: string, status = "succeeded"): Promise<void> {
+  await waitFor(async () => {
+    const s = (await f.client.getRun({ teamId: f.teamId, runId })).status;
+    if (["failed", "succeeded", "cancelled"].includes(s) && s !== status) throw new Error(`run ended ${s}, expected ${status}`);
+    return s === status;
+  }, { timeoutMs: 20_000, what: `run ${status}` });
+}
+
+const types = (events: SessionEvent[]) => events.map((e) => e.type);
+const toolResults = (events: SessionEvent[]) => events.filter((e) => e.type === "tool_result").map((e) => eventPayload<{ tool_call_id: string; content: string; isError: boolean; state: string }>(e));
+
+describe("demo model", () => {
+  test("answers offline through the same streaming and tool path, and says it is a demo", async () => {
+    await startAgentWorker();
+    const sessionId = await session({ model: "demo", provider: {}, tools: ["calculator"] });
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "please calculate 6*7" });
+    await settle(runId);
+    const events = await readAllEvents(f.pool, sessionId);
+    expect(types(events)).toEqual(["user_message", "assistant_message", "tool_result", "assistant_message"]);
+    expect(toolResults(events)[0]).toMatchObject({ content: '{"result":42}', isError: false, state: "succeeded" });
+    const final = eventPayload<{ message: { content: string; reasoning_content: string } }>(events[3]!).message;
+    expect(final.content).toMatch(/demo model/);
+    expect(final.reasoning_content).toMatch(/^Demo reasoning/);
+  });
+});
+
+describe("OpenAI-compatible provider", () => {
+  test("parallel tool calls with arguments split across chunks; usage per run and per team", async () => {
+    await startAgentWorker();
+    const sessionId = await session();
+    fake.enqueue(
+      { kind: "stream", chunks: toolCallStream([{ id: "c1", name: "calculator", args: '{"expression":"2+3"}' }, { id: "c2", name: "calculator", args: '{"expression":"10/4"}' }], { splitArgsInto: 4, interleave: true, usage: { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 } }) },
+      { kind: "stream", chunks: textStream("5 and 2.5", { usage: { prompt_tokens: 20, completion_tokens: 3, total_tokens: 23 } }) },
+    );
+    const before = fake.requests.length;
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "compute both" });
+    await settle(runId);
+    const events = await readAllEvents(f.pool, sessionId);
+    expect(types(events)).toEqual(["user_message", "assistant_message", "tool_result", "tool_result", "assistant_message"]);
+    expect(toolResults(events).map((r) => [r.tool_call_id, r.content])).toEqual([["c1", '{"result":5}'], ["c2", '{"result":2.5}']]);
+    const second = fake.requests[before + 1]!.json as { messages: { role: string; tool_call_id?: string }[]; stream_options: unknown };
+    expect(second.messages.map((m) => m.role)).toEqual(["user", "assistant", "tool", "tool"]);
+    expect(second.stream_options).toEqual({ include_usage: true });
+    const run = await f.pool.query("SELECT prompt_tokens, completion_tokens FROM runs WHERE id = $1", [runId]);
+    expect(run.rows[0]).toEqual({ prompt_tokens: 31, completion_tokens: 10 });
+    const team = await f.pool.query("SELECT sum(prompt_tokens)::int AS p FROM runs WHERE team_id = $1", [f.teamId]);
+    expect(team.rows[0].p).toBeGreaterThanOrEqual(31);
+  });
+
+  test("reasoning and signed thinking blocks are stored verbatim and sent back byte-identical, also after a resume on another worker", async () => {
+    const spec = {
+      thinkingBlocks: [
+        { type: "thinking" as const, thinking: "Let me think: the user wants \"x\" — ünïcödé 🚀 and\nnewlines.", signature: "EqQBCkgIARABGAIiQPm+sig/with==" },
+        { type: "redacted_thinking" as const, data: "RW5jcnlwdGVkIHJlYXNvbmluZw==" },
+      ],
+      toolCalls: [{ id: "r1", name: "get_time", args: "{}" }],
+    };
+    const expected = JSON.stringify(assistantMessage(spec));
+    // Worker A stops right after storing the model's reply (as if its database connection died);
+    // worker B continues the run from the log.
+    let aStopped = false;
+    const a = await startAgentWorker({ hooks: { afterModel: () => { if (!aStopped) { aStopped = true; throw new Error("Connection terminated unexpectedly"); } } } });
+    const sessionId = await session();
+    fake.enqueue({ kind: "stream", chunks: reasoningStream(spec) }, { kind: "stream", chunks: textStream("It is late.") });
+    const before = fake.requests.length;
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "what time is it, really?" });
+    await waitFor(() => aStopped);
+    await a.stop();
+    await startAgentWorker();
+    await settle(runId);
+    const events = await readAllEvents(f.pool, sessionId);
+    const stored = events.find((e) => e.type === "assistant_message")!;
+    expect(JSON.stringify(eventPayload<{ message: unknown }>(stored).message)).toBe(expected);
+    const resumed = fake.requests[before + 1]!;
+    expect(resumed.rawBody).toContain(expected); // the whole assistant item, byte for byte, in the next request
+    const run = await f.client.getRun({ teamId: f.teamId, runId });
+    expect(run.attempt).toBe(0); // handing back is not a failed attempt
+  });
+
+  test("429 and 500 are retried with backoff; a stream cut mid-way is retried as a new attempt", async () => {
+    await startAgentWorker();
+    const sessionId = await session();
+    fake.enqueue(
+      { kind: "error", status: 429, headers: { "retry-after-ms": "20" }, body: { error: { message: "slow down" } } },
+      { kind: "error", status: 500, headers: { "retry-after-ms": "20" } },
+      { kind: "stream", chunks: textStream("partial answer that never finishes", { chunkSize: 3 }), dropAfter: 4 },
+      { kind: "stream", chunks: textStream("whole answer") },
+    );
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "hi" });
+    await settle(runId);
+    const events = await readAllEvents(f.pool, sessionId);
+    expect(types(events)).toEqual(["user_message", "model_error", "assistant_message"]);
+    expect(eventPayload<{ code: string; retryable: boolean }>(events[1]!)).toMatchObject({ code: "model_unavailable", retryable: true });
+    expect(eventPayload<{ message: { content: string } }>(events[2]!).message.content).toBe("whole answer");
+  });
+
+  test("a non-retryable provider error fails the run visibly with the reason", async () => {
+    await startAgentWorker();
+    const sessionId = await session();
+    fake.enqueue({ kind: "error", status: 401, body: { error: { message: "invalid api key" } } });
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "hi" });
+    await settle(runId, "failed");
+    const events = await readAllEvents(f.pool, sessionId);
+    expect(types(events)).toEqual(["user_message", "model_error", "run_failed"]);
+    expect(eventPayload<{ message: string }>(events[2]!).message).toMatch(/401.*invalid api key/);
+  });
+});
+
+describe("bad model output", () => {
+  test("invalid JSON arguments, unknown tools and schema violations become model-readable tool errors", async () => {
+    await startAgentWorker();
+    const sessionId = await session();
+    fake.enqueue(
+      { kind: "stream", chunks: toolCallStream([{ id: "b1", name: "calculator", args: '{"expression": "1+' }, { id: "b2", name: "rm_rf", args: "{}" }, { id: "b3", name: "calculator", args: '{"expr":"1"}' }]) },
+      { kind: "stream", chunks: textStream("sorry") },
+    );
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "go" });
+    await settle(runId);
+    const results = toolResults(await readAllEvents(f.pool, sessionId));
+    expect(results.map((r) => r.isError)).toEqual([true, true, true]);
+    expect(results[0]!.content).toMatch(/not valid JSON/);
+    expect(results[1]!.content).toMatch(/unknown tool "rm_rf".*Available tools: calculator/);
+    expect(results[2]!.content).toMatch(/invalid arguments for calculator/);
+  });
+
+  test("an empty response is a visible error and is retried", async () => {
+    await startAgentWorker();
+    const sessionId = await session();
+    fake.enqueue({ kind: "stream", chunks: textStream("") }, { kind: "stream", chunks: textStream("now with words") });
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "hi" });
+    await settle(runId);
+    const events = await readAllEvents(f.pool, sessionId);
+    expect(types(events)).toEqual(["user_message", "model_error", "assistant_message"]);
+    expect(eventPayload<{ code: string }>(events[1]!).code).toBe("empty_response");
+  });
+
+  test("an endless tool loop stops at the step limit with a visible failure", async () => {
+    await startAgentWorker({ maxModelCallsPerRun: 3 });
+    const sessionId = await session();
+    fake.handler = (req) => (req.json?.messages?.[0]?.content === "loop forever" ? { kind: "stream", chunks: toolCallStream([{ id: `l${req.json.messages.length}`, name: "get_time", args: "{}" }]) } : undefined);
+    try {
+      const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "loop forever" });
+      await settle(runId, "failed");
+    } finally {
+      fake.handler = undefined;
+    }
+    const events = await readAllEvents(f.pool, sessionId);
+    expect(events.filter((e) => e.type === "assistant_message")).toHaveLength(3);
+    expect(events.at(-2)!.type).toBe("model_error");
+    expect(eventPayload<{ code: string; message: string }>(events.at(-1)!)).toMatchObject({ code: "step_limit", message: expect.stringMatching(/limit 3/) });
+  });
+
+  test("oversized tool output is capped with a note to the model", async () => {
+    await startAgentWorker();
+    const sessionId = await session();
+    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "g1", name: "big", args: "{}" }]) }, { kind: "stream", chunks: textStream("ok") });
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "big" });
+    await settle(runId);
+    const [r] = toolResults(await readAllEvents(f.pool, sessionId));
+    expect(Buffer.byteLength(r!.content)).toBeLessThan(66 * 1024);
+    expect(r!.content).toMatch(/\[output truncated: 100000 bytes in all, the first 65536 shown\]$/);
+  });
+});
+
+describe("approvals", () => {
+  test("a tool that requires approval parks the run; approve runs it, deny tells the model", async () => {
+    await startAgentWorker();
+    const sessionId = await session();
+    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "d1", name: "deploy", args: '{"value":"prod"}' }]) }, { kind: "stream", chunks: textStream("deployed it") });
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "deploy" });
+    await settle(runId, "waiting_approval");
+    expect(sideEffects).not.toContain("deployed");
+    expect(types(await readAllEvents(f.pool, sessionId))).toEqual(["user_message", "assistant_message", "approval_requested"]);
+    await decideToolCall(f.pool, { teamId: f.teamId, sessionId, callId: "d1", approve: true, decidedBy: "ops@acme" });
+    await expect(decideToolCall(f.pool, { teamId: f.teamId, sessionId, callId: "d1", approve: false })).rejects.toMatchObject({ status: 409 });
+    await settle(runId);
+    expect(sideEffects.filter((s) => s === "deployed")).toHaveLength(1);
+
+    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "d2", name: "deploy", args: '{"value":"prod"}' }]) }, { kind: "stream", chunks: textStream("ok, not deploying") });
+    const second = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "deploy again" });
+    await settle(second.runId, "waiting_approval");
+    await decideToolCall(f.pool, { teamId: f.teamId, sessionId, callId: "d2", approve: false, reason: "freeze week" });
+    await settle(second.runId);
+    expect(sideEffects.filter((s) => s === "deployed")).toHaveLength(1);
+    expect(toolResults(await readAllEvents(f.pool, sessionId)).at(-1)).toMatchObject({ tool_call_id: "d2", isError: true, content: expect.stringMatching(/denied.*freeze week/) });
+  });
+});
