@@ -3,17 +3,18 @@ import { fork, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { build } from "esbuild";
 
-const source = path.join(import.meta.dirname, "fixtures/crash-worker.ts");
-const bundle = path.resolve(import.meta.dirname, "../../.tmp/crash-worker.mjs");
-let built: Promise<unknown> | null = null;
+const built = new Map<string, Promise<unknown>>();
 
 export type WorkerProc = { child: ChildProcess; exited: Promise<{ at: Date; code: number | null; signal: NodeJS.Signals | null }> };
 
 const live = new Set<ChildProcess>();
 
-export async function spawnWorkerProcess(env: Record<string, string>): Promise<WorkerProc> {
-  built ??= build({ entryPoints: [source], outfile: bundle, bundle: true, platform: "node", format: "esm", target: "node20", packages: "external", logLevel: "warning" });
-  await built;
+/** Starts fixtures/<fixture>.ts as a real process (bundled once per test run). */
+export async function spawnWorkerProcess(env: Record<string, string>, fixture = "crash-worker"): Promise<WorkerProc> {
+  const source = path.join(import.meta.dirname, `fixtures/${fixture}.ts`);
+  const bundle = path.resolve(import.meta.dirname, `../../.tmp/${fixture}-${process.pid}.mjs`);
+  if (!built.has(bundle)) built.set(bundle, build({ entryPoints: [source], outfile: bundle, bundle: true, platform: "node", format: "esm", target: "node20", packages: "external", logLevel: "warning" }));
+  await built.get(bundle);
   const child = fork(bundle, [], { env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
   live.add(child);
   const exited = new Promise<{ at: Date; code: number | null; signal: NodeJS.Signals | null }>((resolve) =>

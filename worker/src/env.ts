@@ -18,6 +18,14 @@ export const WorkerEnvSchema = z.object({
   KEEL_SWEEP_MS: int(250, 10),
   /** A run whose workers die this many times fails. */
   KEEL_MAX_TAKEOVERS: int(10),
+  /** Default base URL of an OpenAI-compatible provider for agents that do not set one (e.g. a LiteLLM proxy). */
+  KEEL_OPENAI_BASE_URL: z.preprocess((v) => (v === "" ? undefined : v), z.string().url().optional()),
+  /** API key sent to that provider. */
+  KEEL_OPENAI_API_KEY: z.string().optional(),
+  /** Model calls one run may make before it fails (ends endless tool loops). */
+  KEEL_MAX_MODEL_CALLS: int(25),
+  /** Tool output larger than this is cut, with a note to the model. */
+  KEEL_MAX_TOOL_OUTPUT_BYTES: int(65_536, 1024),
   KEEL_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type WorkerEnv = z.infer<typeof WorkerEnvSchema>;

@@ -1,5 +1,5 @@
 // The worker process: parse env, build the engine's Worker, drain on SIGTERM/SIGINT.
-import { createLogger, createPool, placeholderReplyStep, Worker, type Logger, type StepFn } from "@keel/core";
+import { builtinTools, createAgentStep, createLogger, createModelResolver, createPool, notifyDeltas, ToolRegistry, Worker, type Logger, type StepFn } from "@keel/core";
 import { parseEnv, WorkerEnvSchema, type WorkerEnv } from "./env.js";
 
 export { parseEnv, WorkerEnvSchema, type WorkerEnv };
@@ -12,7 +12,17 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger; step?
   const worker = new Worker({
     pool,
     connectionString: env.DATABASE_URL,
-    step: opts.step ?? placeholderReplyStep,
+    step:
+      opts.step ??
+      createAgentStep({
+        pool,
+        logger,
+        tools: new ToolRegistry(builtinTools),
+        models: createModelResolver({ openaiBaseUrl: env.KEEL_OPENAI_BASE_URL, openaiApiKey: env.KEEL_OPENAI_API_KEY }),
+        maxModelCallsPerRun: env.KEEL_MAX_MODEL_CALLS,
+        maxToolOutputBytes: env.KEEL_MAX_TOOL_OUTPUT_BYTES,
+        onDelta: notifyDeltas(pool),
+      }),
     logger,
     version: opts.version ?? "dev",
     concurrency: env.KEEL_WORKER_CONCURRENCY,

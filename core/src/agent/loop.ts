@@ -155,8 +155,9 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
         `It was not run again because it is not idempotent. Check its effect before calling it again.`, true, key);
       return "continue";
     }
-    await markStarted(o.pool, run, key);
     await o.hooks?.beforeTool?.(run, p.call.id);
+    // From here a crash leaves "started": a non-idempotent tool is then reported indeterminate.
+    await markStarted(o.pool, run, key);
     const outcome = await runTool(resolved, args, { signal: ctx.signal, idempotencyKey: key, teamId: run.teamId, sessionId: run.sessionId, runId: run.id });
     if (ctx.signal.aborted) throw ctx.signal.reason; // shutting down mid-tool: the ledger says "started"
     await finish(run, p, outcome.ok ? "succeeded" : "failed", capOutput(outcome.text, maxToolBytes), !outcome.ok, key);
