@@ -237,4 +237,33 @@ describe("approvals", () => {
     expect(sideEffects.filter((s) => s === "deployed")).toHaveLength(1);
     expect(toolResults(await readAllEvents(f.pool, sessionId)).at(-1)).toMatchObject({ tool_call_id: "d2", isError: true, content: expect.stringMatching(/denied.*freeze week/) });
   });
+
+  test("a new message with onBusy=interrupt ends a run waiting for approval; the undecided call is answered 'not run'", async () => {
+    await startAgentWorker();
+    const sessionId = await session();
+    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "i1", name: "deploy", args: '{"value":"prod"}' }]) }, { kind: "stream", chunks: textStream("ok, doing the other thing") });
+    const first = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "deploy" });
+    await settle(first.runId, "waiting_approval");
+    const second = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "no wait, do something else", onBusy: "interrupt" });
+    expect(second.disposition).toBe("interrupting");
+    await settle(second.runId);
+    expect((await f.client.getRun({ teamId: f.teamId, runId: first.runId })).status).toBe("interrupted");
+    const events = await readAllEvents(f.pool, sessionId);
+    expect(types(events)).toEqual(["user_message", "assistant_message", "approval_requested", "user_message", "run_interrupted", "tool_result", "assistant_message"]);
+    expect(toolResults(events)[0]).toMatchObject({ tool_call_id: "i1", isError: true, content: expect.stringMatching(/Not run: the user sent a new message/) });
+    const last = fake.requests.at(-1)!.json as { messages: { role: string }[] };
+    expect(last.messages.map((m) => m.role)).toEqual(["user", "assistant", "tool", "user"]);
+  });
+
+  test("cancel ends a run waiting for approval at once, and the tool never runs", async () => {
+    await startAgentWorker();
+    const sessionId = await session();
+    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "x1", name: "deploy", args: '{"value":"prod"}' }]) });
+    const before = sideEffects.length;
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "deploy" });
+    await settle(runId, "waiting_approval");
+    expect(await f.client.cancel({ teamId: f.teamId, sessionId })).toEqual({ cancelled: [runId], stopping: [] });
+    await expect(decideToolCall(f.pool, { teamId: f.teamId, sessionId, callId: "x1", approve: true })).rejects.toMatchObject({ code: "not_waiting" });
+    expect(sideEffects.length).toBe(before);
+  });
 });

@@ -68,6 +68,13 @@ export class EngineClient {
       }
       // A queued run has not read the log yet (or will re-read it on resume): it will see this message too.
       const runId = queued?.id ?? (await insertRun(c, input.teamId, input.sessionId, this.maxAttempts));
+      const seq = await appendEvent(c, {
+        sessionId: input.sessionId,
+        type: EngineEventType.userMessage,
+        payloadText,
+        runId,
+        idempotencyKey: input.idempotencyKey ?? null,
+      });
       if (running && onBusy === "interrupt") {
         if (running.status === "waiting_approval") {
           // No worker holds it: end it here. Its undecided calls are answered "not run" by the next run.
@@ -77,13 +84,6 @@ export class EngineClient {
           await c.query("UPDATE runs SET interrupt_requested = true, updated_at = now() WHERE id = $1", [running.id]);
         }
       }
-      const seq = await appendEvent(c, {
-        sessionId: input.sessionId,
-        type: EngineEventType.userMessage,
-        payloadText,
-        runId,
-        idempotencyKey: input.idempotencyKey ?? null,
-      });
       const disposition = !running ? "started" : onBusy === "interrupt" ? "interrupting" : "queued";
       return { seq, runId, disposition, duplicate: false };
     });
