@@ -14,7 +14,7 @@ const N_DISPATCH = env("BENCH_DISPATCH_N", 200);
 const N_DISPATCH_PGBOSS = env("BENCH_DISPATCH_N_PGBOSS", 60); // ~0.5 s per sample: pg-boss polls
 const KILLS = env("BENCH_KILLS", 20);
 const BOUND_MS = env("BENCH_TAKEOVER_BOUND_MS", 30_000);
-const WINDOW_MS = env("BENCH_WINDOW_MS", 5_000);
+const WINDOW_MS = env("BENCH_WINDOW_MS", 4_000);
 const WORKERS = [1, 2, 4];
 const BACKLOG: Record<string, number> = { keel: env("BENCH_BACKLOG_KEEL", 2_000), graphile: 5_000, pgboss: 150, pgbossBatch: 5_000 };
 
@@ -31,6 +31,15 @@ async function main(): Promise<void> {
   log(`load average (1/5/15 min) at start: ${load()}`);
   let server: Server | null = null;
   const systems: System[] = [];
+  // Ctrl-C (or a closed pipe) must not leave the private Postgres or worker processes behind.
+  const abort = (sig: string) => {
+    log(`${sig}: cleaning up`);
+    killLeftovers();
+    void Promise.allSettled(systems.map((s) => s.close()))
+      .then(() => server?.stop())
+      .finally(() => process.exit(130));
+  };
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP", "SIGPIPE"] as const) process.once(sig, () => abort(sig));
   try {
     server = await startServer();
     log(`PostgreSQL ${server.version} up`);
@@ -83,6 +92,11 @@ async function main(): Promise<void> {
   } finally {
     killLeftovers();
     for (const s of systems) await s.close().catch((e: unknown) => log(`close ${s.sys}: ${(e as Error).message}`));
+    // A library pool that still holds an idle connection sees it terminated as the server stops
+    // (57P01, admin_shutdown); that is expected here and must not crash the report.
+    process.on("uncaughtException", (e: Error & { code?: string }) => {
+      if (e.code !== "57P01") throw e;
+    });
     await server?.stop();
   }
   const md = report(r, started, (Date.now() - started.getTime()) / 1000);

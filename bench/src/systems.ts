@@ -38,7 +38,7 @@ export async function startServer(): Promise<Server> {
   }
   const admin = new pg.Client({ connectionString: url("postgres") });
   await admin.connect();
-  const version = (await admin.query<{ v: string }>("SHOW server_version")).rows[0]!.v;
+  const version = (await admin.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v;
   for (const s of ["keel", "graphile", "pgboss"]) {
     names[s] = `bench_${s}_${suffix}`;
     await admin.query(`CREATE DATABASE ${names[s]}`);
@@ -114,6 +114,7 @@ export async function graphileSystem(url: string): Promise<System> {
   const utils: WorkerUtils = await makeWorkerUtils({ connectionString: url, logger: graphileLogger });
   await utils.migrate();
   const pool = new pg.Pool({ connectionString: url, max: 2 });
+  pool.on("error", () => {});
   let enqueued = 0;
   return {
     sys: "graphile",
@@ -147,6 +148,7 @@ export async function pgbossSystem(url: string): Promise<System> {
   await boss.start();
   await boss.createQueue(JOB_NAME);
   const pool = new pg.Pool({ connectionString: url, max: 2 });
+  pool.on("error", () => {});
   return {
     sys: "pgboss",
     url,

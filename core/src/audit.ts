@@ -1,0 +1,27 @@
+// The audit log: who did what, when, per team. Append-only; read newest first with a cursor.
+import { ValidationError } from "./errors.js";
+import type { Queryable } from "./db/pool.js";
+import { requireRole, type Principal } from "./access/principal.js";
+
+export type AuditEntry = { id: string; actor: string; action: string; target: string | null; details: unknown; createdAt: Date };
+
+export async function audit(db: Queryable, p: Principal, action: string, target: string | null, details: Record<string, unknown> = {}): Promise<void> {
+  await db.query("INSERT INTO audit_log (team_id, actor, action, target, details) VALUES ($1, $2, $3, $4, $5)", [p.teamId, p.actor, action, target, JSON.stringify(details)]);
+}
+
+export async function listAudit(db: Queryable, p: Principal, opts: { before?: string; limit?: number } = {}): Promise<{ entries: AuditEntry[]; nextCursor: string | null }> {
+  requireRole(p, "admin");
+  const limit = opts.limit ?? 50;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new ValidationError("limit must be between 1 and 500");
+  if (opts.before !== undefined && !/^\d{1,19}$/.test(opts.before)) throw new ValidationError("cursor is not valid");
+  const { rows } = await db.query<{ id: bigint; actor: string; action: string; target: string | null; details: unknown; created_at: Date }>(
+    `SELECT id, actor, action, target, details, created_at FROM audit_log
+     WHERE team_id = $1 AND ($2::bigint IS NULL OR id < $2::bigint) ORDER BY id DESC LIMIT $3`,
+    [p.teamId, opts.before ?? null, limit + 1],
+  );
+  const page = rows.slice(0, limit);
+  return {
+    entries: page.map((r) => ({ id: r.id.toString(), actor: r.actor, action: r.action, target: r.target, details: r.details, createdAt: r.created_at })),
+    nextCursor: rows.length > limit ? page.at(-1)!.id.toString() : null,
+  };
+}

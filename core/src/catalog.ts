@@ -1,0 +1,99 @@
+// Read side for the API and dashboard: agents and sessions lists (cursor pagination, filters)
+// and the fleet status. Team-scoped like everything else.
+import { NotFoundError, ValidationError } from "./errors.js";
+import type { Queryable } from "./db/pool.js";
+import { isUuid } from "./engine/client.js";
+
+export type AgentSummary = { id: string; name: string; version: number; model: string; instructions: string; tools: unknown[]; sandboxPolicy: unknown; provider: unknown; createdAt: Date; updatedAt: Date };
+
+const AGENT_SQL = `SELECT a.id, a.name, a.current_version AS version, v.model, v.instructions, v.tools, v.sandbox_policy AS "sandboxPolicy", v.provider,
+                          a.created_at AS "createdAt", a.updated_at AS "updatedAt"
+                   FROM agents a JOIN agent_versions v ON v.agent_id = a.id AND v.version = a.current_version
+                   WHERE a.team_id = $1 AND a.deleted_at IS NULL`;
+
+export async function listAgents(db: Queryable, teamId: string): Promise<AgentSummary[]> {
+  return (await db.query<AgentSummary>(`${AGENT_SQL} ORDER BY a.name`, [teamId])).rows;
+}
+
+export async function getAgent(db: Queryable, teamId: string, agentId: string): Promise<AgentSummary> {
+  if (!isUuid(agentId)) throw new NotFoundError("Agent", agentId);
+  const row = (await db.query<AgentSummary>(`${AGENT_SQL} AND a.id = $2`, [teamId, agentId])).rows[0];
+  if (!row) throw new NotFoundError("Agent", agentId);
+  return row;
+}
+
+export async function deleteAgent(db: Queryable, teamId: string, agentId: string): Promise<void> {
+  if (!isUuid(agentId)) throw new NotFoundError("Agent", agentId);
+  const res = await db.query("UPDATE agents SET deleted_at = now(), name = name || ' (deleted ' || id || ')' WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL", [agentId, teamId]);
+  if (res.rowCount !== 1) throw new NotFoundError("Agent", agentId);
+}
+
+export type SessionRow = { id: string; agentId: string; agentName: string; agentVersion: number; title: string | null; status: string; lastSeq: string; createdAt: Date; updatedAt: Date; activeRun: { id: string; status: string } | null };
+
+export type SessionFilter = { cursor?: string; limit?: number; agentId?: string; status?: "active" | "idle" | "archived"; q?: string };
+
+/**
+ * Newest first, keyset-paginated on (created_at, id): a page costs the same at offset 100,000
+ * as at 0, and rows inserted meanwhile neither repeat nor go missing.
+ */
+export async function listSessions(db: Queryable, teamId: string, f: SessionFilter = {}): Promise<{ sessions: SessionRow[]; nextCursor: string | null }> {
+  const limit = f.limit ?? 50;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new ValidationError("limit must be between 1 and 200");
+  let after: [string, string] | null = null;
+  if (f.cursor) {
+    try {
+      const [ts, id] = JSON.parse(Buffer.from(f.cursor, "base64url").toString("utf8")) as [string, string];
+      if (!isUuid(id) || Number.isNaN(Date.parse(ts))) throw new Error();
+      after = [ts, id];
+    } catch {
+      throw new ValidationError("cursor is not valid; use nextCursor from the previous page");
+    }
+  }
+  if (f.agentId !== undefined && !isUuid(f.agentId)) return { sessions: [], nextCursor: null };
+  const { rows } = await db.query(
+    `SELECT s.id, s.agent_id AS "agentId", a.name AS "agentName", s.agent_version AS "agentVersion", s.title, s.status, s.last_seq::text AS "lastSeq",
+            s.created_at AS "createdAt", s.updated_at AS "updatedAt", s.created_at::text AS ts,
+            (SELECT json_build_object('id', r.id, 'status', r.status) FROM runs r WHERE r.session_id = s.id AND r.status IN ('queued', 'running', 'waiting_approval') ORDER BY r.created_at LIMIT 1) AS "activeRun"
+     FROM sessions s JOIN agents a ON a.id = s.agent_id
+     WHERE s.team_id = $1 AND s.deleted_at IS NULL
+       AND ($2::timestamptz IS NULL OR (s.created_at, s.id) < ($2::timestamptz, $3::uuid))
+       AND ($4::uuid IS NULL OR s.agent_id = $4::uuid)
+       AND ($5::text IS NULL OR s.title ILIKE '%' || $5 || '%' OR s.id::text = $5)
+       AND ($6::text IS NULL OR ($6 = 'archived' AND s.status = 'archived') OR ($6 <> 'archived' AND s.status <> 'archived' AND
+            (EXISTS (SELECT 1 FROM runs r WHERE r.session_id = s.id AND r.status IN ('queued', 'running', 'waiting_approval'))) = ($6 = 'active')))
+     ORDER BY s.created_at DESC, s.id DESC LIMIT $7`,
+    [teamId, after?.[0] ?? null, after?.[1] ?? null, f.agentId ?? null, f.q ? f.q.replace(/[%_\\]/g, "\\$&") : null, f.status ?? null, limit + 1],
+  );
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  const nextCursor = rows.length > limit && last ? Buffer.from(JSON.stringify([last.ts, last.id])).toString("base64url") : null;
+  return { sessions: page.map(({ ts: _ts, ...r }) => r as SessionRow), nextCursor };
+}
+
+export async function setArchived(db: Queryable, teamId: string, sessionId: string, archived: boolean): Promise<void> {
+  if (!isUuid(sessionId)) throw new NotFoundError("Session", sessionId);
+  const res = await db.query("UPDATE sessions SET status = $3, updated_at = now() WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL", [sessionId, teamId, archived ? "archived" : "idle"]);
+  if (res.rowCount !== 1) throw new NotFoundError("Session", sessionId);
+}
+
+export type FleetStatus = {
+  workers: { id: string; hostname: string; version: string; startedAt: Date; heartbeatAt: Date; alive: boolean }[];
+  queueDepth: number;
+  activeRuns: number;
+  waitingApproval: number;
+};
+
+/** Workers are shared by all teams; run counts are this team's. */
+export async function fleetStatus(db: Queryable, teamId: string): Promise<FleetStatus> {
+  const workers = await db.query(
+    `SELECT id, hostname, version, started_at AS "startedAt", heartbeat_at AS "heartbeatAt", stopped_at IS NULL AND heartbeat_at > now() - interval '2 minutes' AS alive
+     FROM workers WHERE stopped_at IS NULL OR stopped_at > now() - interval '1 hour' ORDER BY started_at DESC LIMIT 200`,
+  );
+  const { rows } = await db.query<{ queued: number; running: number; waiting: number }>(
+    `SELECT count(*) FILTER (WHERE status = 'queued')::int AS queued, count(*) FILTER (WHERE status = 'running')::int AS running,
+            count(*) FILTER (WHERE status = 'waiting_approval')::int AS waiting
+     FROM runs WHERE team_id = $1 AND status IN ('queued', 'running', 'waiting_approval')`,
+    [teamId],
+  );
+  return { workers: workers.rows, queueDepth: rows[0]!.queued, activeRuns: rows[0]!.running, waitingApproval: rows[0]!.waiting };
+}

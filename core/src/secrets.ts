@@ -1,0 +1,67 @@
+// Team secrets: write-only through the API, encrypted at rest with AES-256-GCM under a 32-byte
+// key from the environment (KEEL_SECRETS_KEY). Values leave the server only through
+// `resolveForSandbox`, into that team's sandboxes.
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { NotFoundError, UnavailableError, ValidationError } from "./errors.js";
+import type { Pool } from "./db/pool.js";
+import { requireRole, type Principal } from "./access/principal.js";
+
+const NAME = /^[A-Z_][A-Z0-9_]{0,127}$/;
+
+export class Secrets {
+  private readonly key: Buffer | null;
+  constructor(private readonly o: { pool: Pool; keyBase64?: string }) {
+    this.key = o.keyBase64 ? Buffer.from(o.keyBase64, "base64") : null;
+    if (this.key && this.key.length !== 32) throw new Error("the secrets key must be 32 bytes, base64-encoded (openssl rand -base64 32)");
+  }
+
+  private requireKey(): Buffer {
+    if (!this.key) throw new UnavailableError("secrets are disabled: set KEEL_SECRETS_KEY (openssl rand -base64 32)");
+    return this.key;
+  }
+
+  async put(p: Principal, name: string, value: string): Promise<void> {
+    requireRole(p, "admin");
+    if (!NAME.test(name)) throw new ValidationError("secret names are UPPER_SNAKE_CASE, up to 128 characters", { name });
+    if (typeof value !== "string" || value.length === 0 || Buffer.byteLength(value) > 64 * 1024) throw new ValidationError("a secret value is 1 byte to 64 KiB");
+    const iv = randomBytes(12);
+    const cipher = createCipheriv("aes-256-gcm", this.requireKey(), iv);
+    // The team and name are authenticated data: a ciphertext copied to another row will not decrypt.
+    cipher.setAAD(Buffer.from(`${p.teamId}/${name}`));
+    const ciphertext = Buffer.concat([cipher.update(value, "utf8"), cipher.final()]);
+    await this.o.pool.query(
+      `INSERT INTO secrets (team_id, name, ciphertext, iv, tag) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (team_id, name) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, iv = EXCLUDED.iv, tag = EXCLUDED.tag, updated_at = now()`,
+      [p.teamId, name, ciphertext, iv, cipher.getAuthTag()],
+    );
+  }
+
+  /** Names and dates only: values are never returned. */
+  async list(p: Principal): Promise<{ name: string; updatedAt: Date }[]> {
+    const { rows } = await this.o.pool.query(`SELECT name, updated_at AS "updatedAt" FROM secrets WHERE team_id = $1 ORDER BY name`, [p.teamId]);
+    return rows;
+  }
+
+  async remove(p: Principal, name: string): Promise<void> {
+    requireRole(p, "admin");
+    const res = await this.o.pool.query("DELETE FROM secrets WHERE team_id = $1 AND name = $2", [p.teamId, name]);
+    if (res.rowCount !== 1) throw new NotFoundError("Secret", name);
+  }
+
+  /** Decrypts the named secrets of one team (for its sandboxes only). Missing names are skipped. */
+  async resolveForSandbox(teamId: string, names: readonly string[]): Promise<Record<string, string>> {
+    if (names.length === 0) return {};
+    const { rows } = await this.o.pool.query<{ name: string; ciphertext: Buffer; iv: Buffer; tag: Buffer }>(
+      "SELECT name, ciphertext, iv, tag FROM secrets WHERE team_id = $1 AND name = ANY($2)",
+      [teamId, names],
+    );
+    const out: Record<string, string> = {};
+    for (const r of rows) {
+      const d = createDecipheriv("aes-256-gcm", this.requireKey(), r.iv);
+      d.setAAD(Buffer.from(`${teamId}/${r.name}`));
+      d.setAuthTag(r.tag);
+      out[r.name] = Buffer.concat([d.update(r.ciphertext), d.final()]).toString("utf8");
+    }
+    return out;
+  }
+}

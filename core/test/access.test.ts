@@ -1,0 +1,122 @@
+// Accounts, API keys, roles, secrets, audit and the catalog, against a real database.
+import { randomBytes } from "node:crypto";
+import { beforeAll, describe, expect, test } from "vitest";
+import { Accounts, TooManyAttemptsError } from "../src/access/accounts.js";
+import { hashPassword, verifyPassword } from "../src/access/passwords.js";
+import type { Principal } from "../src/access/principal.js";
+import { audit, listAudit } from "../src/audit.js";
+import { listSessions, fleetStatus } from "../src/catalog.js";
+import { Secrets } from "../src/secrets.js";
+import { useFixture } from "./fixture.js";
+
+const f = useFixture();
+let accounts: Accounts;
+let admin: Principal;
+
+beforeAll(async () => {
+  accounts = new Accounts({ pool: f.pool, maxFailedLogins: 3 });
+  await accounts.bootstrapAdmin({ email: "Admin@Acme.test", password: "correct horse battery", teamSlug: "acme", teamName: "Acme" });
+  admin = (await accounts.login({ email: "admin@acme.test", password: "correct horse battery", clientAddress: "10.0.0.1" })).principal;
+});
+
+describe("passwords and logins", () => {
+  test("scrypt hashes verify, differ per salt, and never contain the password", async () => {
+    const a = await hashPassword("a long enough password");
+    const b = await hashPassword("a long enough password");
+    expect(a).not.toBe(b);
+    expect(a).not.toContain("a long enough password");
+    expect(await verifyPassword("a long enough password", a)).toBe(true);
+    expect(await verifyPassword("a long enough passworD", a)).toBe(false);
+  });
+
+  test("bootstrap is idempotent and the admin logs in to the bootstrapped team", async () => {
+    const again = await accounts.bootstrapAdmin({ email: "admin@acme.test", password: "another password!", teamSlug: "acme", teamName: "Acme" });
+    expect(again).toEqual({ created: false, teamId: f.teamId });
+    expect(admin).toMatchObject({ teamId: f.teamId, role: "admin", actor: "user:admin@acme.test" });
+  });
+
+  test("sessions need the CSRF token for state changes; logout ends them", async () => {
+    const s = await accounts.login({ email: "admin@acme.test", password: "correct horse battery", clientAddress: "10.0.0.2" });
+    await expect(accounts.authenticateSession(s.token, { required: true, header: null })).rejects.toMatchObject({ status: 403, code: "csrf_failed" });
+    await expect(accounts.authenticateSession(s.token, { required: true, header: "wrong" })).rejects.toMatchObject({ status: 403 });
+    expect((await accounts.authenticateSession(s.token, { required: true, header: s.csrfToken })).teamId).toBe(f.teamId);
+    await accounts.logout(s.token);
+    await expect(accounts.authenticateSession(s.token)).rejects.toMatchObject({ status: 401 });
+  });
+
+  test("failed logins are rate limited per email and per address, even with the right password afterwards", async () => {
+    const addr = "10.9.9.9";
+    for (let i = 0; i < 3; i++) await expect(accounts.login({ email: "admin@acme.test", password: "nope nope nope", clientAddress: addr })).rejects.toMatchObject({ status: 401 });
+    await expect(accounts.login({ email: "admin@acme.test", password: "correct horse battery", clientAddress: addr })).rejects.toBeInstanceOf(TooManyAttemptsError);
+    await expect(accounts.login({ email: "nobody@acme.test", password: "correct horse battery", clientAddress: addr })).rejects.toMatchObject({ status: 429 });
+  });
+});
+
+describe("API keys and roles", () => {
+  test("a key is shown once, stored hashed, works until revoked; roles are enforced", async () => {
+    const k = await accounts.createApiKey(admin, { name: "ci", role: "viewer" });
+    const { rows } = await f.pool.query("SELECT hash FROM api_keys WHERE id = $1", [k.id]);
+    expect(rows[0].hash).not.toContain(k.key);
+    expect(JSON.stringify(await accounts.listApiKeys(admin))).not.toContain(k.key);
+    const viewer = await accounts.authenticateApiKey(k.key);
+    expect(viewer).toMatchObject({ teamId: f.teamId, role: "viewer", actor: `api_key:${k.prefix}` });
+    await expect(accounts.createApiKey(viewer, { name: "x", role: "admin" })).rejects.toMatchObject({ status: 403 });
+    await accounts.revokeApiKey(admin, k.id);
+    await expect(accounts.authenticateApiKey(k.key)).rejects.toMatchObject({ status: 401 });
+  });
+
+  test("another team's key cannot be revoked: answered as missing", async () => {
+    const other = await f.tenancy.createTeam({ slug: "other-k", name: "O" });
+    const { rows } = await f.pool.query("INSERT INTO api_keys (team_id, name, prefix, hash) VALUES ($1, 'x', 'kk_x', $2) RETURNING id", [other.id, randomBytes(8).toString("hex")]);
+    await expect(accounts.revokeApiKey(admin, rows[0].id)).rejects.toMatchObject({ status: 404 });
+  });
+});
+
+describe("secrets", () => {
+  const key = randomBytes(32).toString("base64");
+  test("encrypted at rest, write-only, decryptable only for the owning team", async () => {
+    const secrets = new Secrets({ pool: f.pool, keyBase64: key });
+    await secrets.put(admin, "GITHUB_TOKEN", "ghp_supersecretvalue");
+    const { rows } = await f.pool.query("SELECT ciphertext FROM secrets WHERE name = 'GITHUB_TOKEN'");
+    expect(Buffer.from(rows[0].ciphertext).toString("latin1")).not.toContain("supersecret");
+    expect(JSON.stringify(await secrets.list(admin))).not.toContain("supersecret");
+    expect(await secrets.resolveForSandbox(f.teamId, ["GITHUB_TOKEN", "MISSING"])).toEqual({ GITHUB_TOKEN: "ghp_supersecretvalue" });
+    // A ciphertext moved to another team does not decrypt there (team and name are authenticated).
+    const other = await f.tenancy.createTeam({ slug: "other-s", name: "O" });
+    await f.pool.query("INSERT INTO secrets (team_id, name, ciphertext, iv, tag) SELECT $1, name, ciphertext, iv, tag FROM secrets WHERE team_id = $2", [other.id, f.teamId]);
+    await expect(secrets.resolveForSandbox(other.id, ["GITHUB_TOKEN"])).rejects.toThrow();
+    await expect(secrets.put(admin, "lower case", "v")).rejects.toMatchObject({ status: 422 });
+    await expect(new Secrets({ pool: f.pool }).put(admin, "X", "v")).rejects.toMatchObject({ status: 503 });
+  });
+});
+
+describe("audit and catalog", () => {
+  test("audit entries are listed newest first with a cursor", async () => {
+    for (let i = 0; i < 5; i++) await audit(f.pool, admin, "agent.update", `agent-${i}`);
+    const first = await listAudit(f.pool, admin, { limit: 3 });
+    expect(first.entries.map((e) => e.target)).toEqual(["agent-4", "agent-3", "agent-2"]);
+    const second = await listAudit(f.pool, admin, { limit: 3, before: first.nextCursor! });
+    expect(second.entries.map((e) => e.target)).toEqual(["agent-1", "agent-0"]);
+    await expect(listAudit(f.pool, admin, { before: "x'; --" })).rejects.toMatchObject({ status: 422 });
+  });
+
+  test("sessions list: keyset pages cover everything once; filters; bad cursor is 422", async () => {
+    const ids = new Set<string>();
+    for (let i = 0; i < 7; i++) ids.add((await f.tenancy.createSession(f.teamId, { agentId: f.agentId, title: i === 3 ? "Needle 100%" : `s${i}` })).id);
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await listSessions(f.pool, f.teamId, { limit: 3, cursor });
+      seen.push(...page.sessions.map((s) => s.id));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    expect(new Set(seen).size).toBe(seen.length);
+    for (const id of ids) expect(seen).toContain(id);
+    expect((await listSessions(f.pool, f.teamId, { q: "needle 100%" })).sessions.map((s) => s.title)).toEqual(["Needle 100%"]);
+    expect((await listSessions(f.pool, f.teamId, { q: "%" })).sessions.map((s) => s.title)).toEqual(["Needle 100%"]);
+    await expect(listSessions(f.pool, f.teamId, { cursor: "garbage" })).rejects.toMatchObject({ status: 422 });
+    const other = await f.tenancy.createTeam({ slug: "other-c", name: "O" });
+    expect((await listSessions(f.pool, other.id)).sessions).toEqual([]);
+    expect(await fleetStatus(f.pool, f.teamId)).toMatchObject({ queueDepth: expect.any(Number), activeRuns: expect.any(Number) });
+  });
+});
