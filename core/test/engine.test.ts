@@ -60,7 +60,7 @@ describe("claims", () => {
     const runIds = new Set<string>();
     for (let i = 0; i < 12; i++) runIds.add((await f.client.postMessage({ teamId: f.teamId, sessionId: await f.newSession(), content: `m${i}` })).runId);
     const claims = await Promise.all(Array.from({ length: 30 }, (_, i) => claimRun(f.pool, `claimer-${i}`, 60_000)));
-    const got = claims.filter((c): c is ClaimedRun => c !== null).map((c) => c.id);
+    const got = claims.filter((c) => c !== null).map((c) => c!.id);
     expect(got.length).toBe(12);
     expect(new Set(got)).toEqual(runIds);
     // Leave nothing running for the next tests' workers.

@@ -10,7 +10,7 @@ import { PgListener } from "../db/listener.js";
 import type { Pool } from "../db/pool.js";
 import type { Logger } from "../logger.js";
 import { appendEventFenced, DEFAULT_MAX_EVENT_BYTES, encodePayload, readAllEvents } from "./events.js";
-import { backoffMs, claimRun, finishRun, handBackRun, heartbeat, parkRun, readSignals, retryRun } from "./runs.js";
+import { backoffMs, claimRun, finishRun, handBackRun, heartbeat, parkRun, readSignals, retryRun, type Claim, type RunSignals } from "./runs.js";
 import { KEEL_LOCK_NAMESPACE, markDeadWorkers, takeOverDeadRuns } from "./takeover.js";
 import { EngineEventType, PermanentStepError, type ClaimedRun, type StepContext, type StepFn } from "./types.js";
 
@@ -147,7 +147,7 @@ export class Worker {
   private async slotLoop(): Promise<void> {
     let failures = 0;
     while (!this.stopping) {
-      let run: ClaimedRun | null;
+      let run: Claim | null;
       try {
         run = this.listener?.connected ? await claimRun(this.o.pool, this.id, this.o.leaseMs) : null;
         failures = 0;
@@ -190,7 +190,8 @@ export class Worker {
     }
   }
 
-  private async execute(run: ClaimedRun): Promise<void> {
+  private async execute(claimed: Claim): Promise<void> {
+    const { signals: claimSignals, ...run } = claimed;
     const log = this.log.child({ runId: run.id, sessionId: run.sessionId, teamId: run.teamId, epoch: run.epoch.toString() });
     const active: Active = { run, abort: new AbortController() };
     this.active.add(active);
@@ -206,9 +207,11 @@ export class Worker {
         return seq;
       },
     };
+    let fresh: RunSignals | null = claimSignals;
     try {
       for (;;) {
-        const signals = await readSignals(this.o.pool, run);
+        const signals = fresh ?? (await readSignals(this.o.pool, run));
+        fresh = null;
         if (!signals) throw new ClaimLostError(run.id, run.epoch);
         if (signals.cancelRequested) {
           await this.close(run, log, "cancelled", EngineEventType.runCancelled, { runId: run.id });
