@@ -159,6 +159,19 @@ describe("OpenAI-compatible provider", () => {
   });
 });
 
+describe("configuration errors", () => {
+  test("an agent whose provider is not configured fails at once with what to set", async () => {
+    await startAgentWorker();
+    const sessionId = await session({ provider: {} });
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "hi" });
+    await settle(runId, "failed");
+    const run = await f.client.getRun({ teamId: f.teamId, runId });
+    expect(run.attempt).toBe(0);
+    const last = (await readAllEvents(f.pool, sessionId)).at(-1)!;
+    expect(eventPayload<{ code: string; message: string }>(last)).toMatchObject({ code: "model_not_configured", message: expect.stringMatching(/KEEL_OPENAI_BASE_URL/) });
+  });
+});
+
 describe("bad model output", () => {
   test("invalid JSON arguments, unknown tools and schema violations become model-readable tool errors", async () => {
     await startAgentWorker();
