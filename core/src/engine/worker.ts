@@ -52,6 +52,8 @@ export class Worker {
   private draining = false;
   private readonly active = new Set<Active>();
   private wakers = new Set<() => void>();
+  /** Bumped by every wake-up, so a NOTIFY that lands between a failed claim and the sleep is not lost. */
+  private wakeGen = 0;
   private timers: NodeJS.Timeout[] = [];
   private slots: Promise<void>[] = [];
   private sweeping = false;
@@ -127,13 +129,15 @@ export class Worker {
   }
 
   private wake(): void {
+    this.wakeGen++;
     const ws = this.wakers;
     this.wakers = new Set();
     for (const w of ws) w();
   }
 
-  private sleep(ms: number): Promise<void> {
+  private sleep(ms: number, sinceGen = this.wakeGen): Promise<void> {
     return new Promise((resolve) => {
+      if (this.wakeGen !== sinceGen) return resolve();
       const done = () => {
         clearTimeout(t);
         this.wakers.delete(done);
@@ -148,6 +152,7 @@ export class Worker {
     let failures = 0;
     while (!this.stopping) {
       let run: Claim | null;
+      const gen = this.wakeGen;
       try {
         run = this.listener?.connected ? await claimRun(this.o.pool, this.id, this.o.leaseMs) : null;
         failures = 0;
@@ -158,7 +163,7 @@ export class Worker {
         continue;
       }
       if (!run) {
-        await this.sleep(await this.idleWaitMs());
+        await this.sleep(await this.idleWaitMs(), gen);
         continue;
       }
       await this.execute(run);

@@ -1,0 +1,47 @@
+// A team's sandbox policy (stored with the team; an agent may narrow it). Parsed with zod so the
+// defaults live in one place and a bad policy fails with a readable message.
+import { z } from "zod";
+
+export const sandboxResources = z.object({
+  /** CPU seconds per process (RLIMIT_CPU locally; a pod's CPU limit is separate). */
+  cpuSeconds: z.number().int().positive().max(86_400).default(60),
+  /** Address space per process, MB (RLIMIT_AS locally; pod memory limit on Kubernetes). */
+  memoryMb: z.number().int().min(16).max(65_536).default(1024),
+  /** Processes and threads in the sandbox (RLIMIT_NPROC in the sandbox's user namespace). */
+  maxProcesses: z.number().int().min(8).max(4096).default(256),
+  /** Largest file a command may write, MB (RLIMIT_FSIZE). Not a disk quota. */
+  maxFileSizeMb: z.number().int().positive().max(65_536).default(512),
+});
+
+export const sandboxEgress = z.union([
+  z.literal("none"),
+  /** Hosts (or host:port) allowed. The local driver cannot enforce a list: see local-driver.ts. */
+  z.object({ allow: z.array(z.string().min(1)).max(256) }),
+]);
+
+export const sandboxPolicy = z.object({
+  /** Image or SandboxTemplate name for the Kubernetes driver; the local driver ignores it. */
+  template: z.string().min(1).max(200).default("default"),
+  resources: sandboxResources.prefault({}),
+  egress: sandboxEgress.default("none"),
+  /** Names of the team's secrets exposed as environment variables in the sandbox. */
+  secrets: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, "secret names must be valid environment variable names")).max(100).default([]),
+  /** Suspend (stop the runtime, keep files) after this long without a call. */
+  idleTimeoutMs: z.number().int().positive().default(15 * 60_000),
+  /** Terminate (delete files) this long after creation. */
+  ttlMs: z.number().int().positive().default(24 * 3_600_000),
+});
+
+export type SandboxPolicy = z.infer<typeof sandboxPolicy>;
+export type SandboxPolicyInput = z.input<typeof sandboxPolicy>;
+
+export function parseSandboxPolicy(input: unknown): SandboxPolicy {
+  return sandboxPolicy.parse(input ?? {});
+}
+
+/** Only the secrets the policy names, so another team's or an unlisted secret never enters. */
+export function exposedSecrets(policy: SandboxPolicy, secrets: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of policy.secrets) if (Object.hasOwn(secrets, name)) out[name] = secrets[name]!;
+  return out;
+}

@@ -1,0 +1,116 @@
+// Client of the sandbox runtime's HTTP API (sandbox/src/server.ts), over a unix socket (local
+// driver: works with --unshare-net, and only processes that can open the socket file reach it)
+// or a base URL (a pod on Kubernetes). Both drivers speak this one protocol.
+import http from "node:http";
+import type { ExecRequest, ExecResult, FileContent, FileEntry } from "./driver.js";
+import { SandboxRequestError, SandboxUnavailableError } from "./errors.js";
+
+export type RuntimeEndpoint = { socketPath: string } | { baseUrl: string };
+export type RuntimeHealth = { ok: boolean; pid: number; inFlight: number; idleMs: number; uptimeMs: number };
+
+export class RuntimeClient {
+  constructor(private readonly endpoint: RuntimeEndpoint, private readonly token: string) {}
+
+  health(opts: { timeoutMs?: number } = {}): Promise<RuntimeHealth> {
+    return this.request<RuntimeHealth>("GET", "/healthz", undefined, { timeoutMs: opts.timeoutMs ?? 2_000 });
+  }
+
+  async exec(req: ExecRequest): Promise<ExecResult> {
+    const body = {
+      ...(typeof req.command === "string" ? { command: req.command } : { argv: req.command }),
+      timeoutMs: req.timeoutMs,
+      maxOutputBytes: req.maxOutputBytes,
+      cwd: req.cwd,
+      env: req.env,
+      idempotencyKey: req.idempotencyKey,
+      epoch: req.epoch === undefined ? undefined : Number(req.epoch),
+      fenceKey: req.fenceKey,
+    };
+    if (!req.onOutput) return this.request<ExecResult>("POST", "/exec", body, { signal: req.signal });
+    let result: ExecResult | undefined;
+    await this.request("POST", "/exec?stream=1", body, {
+      signal: req.signal,
+      onLine: (line) => {
+        const msg = JSON.parse(line) as { type: string; data?: string; result?: ExecResult; error?: { code: string; message: string } };
+        if (msg.type === "stdout" || msg.type === "stderr") req.onOutput!(msg.type, msg.data ?? "");
+        else if (msg.type === "result") result = msg.result;
+        else if (msg.type === "error") throw new SandboxRequestError(msg.error!.code, 500, msg.error!.message);
+      },
+    });
+    if (!result) throw new SandboxUnavailableError("the sandbox runtime closed the stream before the command's result");
+    return result;
+  }
+
+  readFile(path: string, opts: { maxBytes?: number; signal?: AbortSignal } = {}): Promise<FileContent> {
+    const q = new URLSearchParams({ path, ...(opts.maxBytes ? { maxBytes: String(opts.maxBytes) } : {}) });
+    return this.request<FileContent>("GET", `/files?${q}`, undefined, { signal: opts.signal });
+  }
+
+  writeFile(path: string, content: string, opts: { encoding?: "utf8" | "base64"; epoch?: bigint | number; fenceKey?: string; signal?: AbortSignal } = {}): Promise<{ path: string; sizeBytes: number }> {
+    const epoch = opts.epoch === undefined ? undefined : Number(opts.epoch);
+    return this.request("PUT", "/files", { path, content, encoding: opts.encoding, epoch, fenceKey: opts.fenceKey }, { signal: opts.signal });
+  }
+
+  listFiles(path: string, opts: { recursive?: boolean; maxEntries?: number; signal?: AbortSignal } = {}): Promise<{ entries: FileEntry[]; truncated: boolean }> {
+    const q = new URLSearchParams({ path, recursive: opts.recursive ? "1" : "0", ...(opts.maxEntries ? { maxEntries: String(opts.maxEntries) } : {}) });
+    return this.request("GET", `/files/list?${q}`, undefined, { signal: opts.signal });
+  }
+
+  private request<T>(method: string, path: string, body: unknown, opts: { signal?: AbortSignal; timeoutMs?: number; onLine?: (line: string) => void }): Promise<T> {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const target = "socketPath" in this.endpoint ? { socketPath: this.endpoint.socketPath, path } : { ...urlParts(this.endpoint.baseUrl), path };
+    return new Promise<T>((resolve, reject) => {
+      const req = http.request(
+        {
+          ...target,
+          method,
+          signal: opts.signal,
+          timeout: opts.timeoutMs,
+          headers: { authorization: `Bearer ${this.token}`, ...(data ? { "content-type": "application/json", "content-length": Buffer.byteLength(data) } : {}) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let pending = "";
+          res.on("data", (c: Buffer) => {
+            if (!opts.onLine || res.statusCode !== 200) return void chunks.push(c);
+            pending += c.toString("utf8");
+            let nl: number;
+            try {
+              while ((nl = pending.indexOf("\n")) >= 0) {
+                const line = pending.slice(0, nl);
+                pending = pending.slice(nl + 1);
+                if (line) opts.onLine(line);
+              }
+            } catch (err) {
+              res.destroy();
+              reject(err);
+            }
+          });
+          res.on("error", (err) => reject(new SandboxUnavailableError(`the sandbox runtime connection failed: ${err.message}`, {}, { cause: err })));
+          res.on("end", () => {
+            const text = Buffer.concat(chunks).toString("utf8");
+            if (res.statusCode === 200) return resolve((opts.onLine ? undefined : JSON.parse(text)) as T);
+            let err: { code?: string; message?: string } = {};
+            try {
+              err = (JSON.parse(text) as { error: typeof err }).error ?? {};
+            } catch {
+              /* not JSON */
+            }
+            reject(new SandboxRequestError(err.code ?? "sandbox_error", res.statusCode ?? 500, err.message ?? `the sandbox runtime answered ${res.statusCode}`));
+          });
+        },
+      );
+      req.on("timeout", () => req.destroy(new Error(`no answer within ${opts.timeoutMs} ms`)));
+      req.on("error", (err) => {
+        if (opts.signal?.aborted) return reject(opts.signal.reason ?? err);
+        reject(new SandboxUnavailableError(`cannot reach the sandbox runtime: ${err.message}`, {}, { cause: err }));
+      });
+      req.end(data);
+    });
+  }
+}
+
+function urlParts(baseUrl: string): { protocol: string; hostname: string; port: string } {
+  const u = new URL(baseUrl);
+  return { protocol: u.protocol, hostname: u.hostname, port: u.port };
+}
