@@ -35,7 +35,7 @@ afterAll(async () => {
   await fake?.close();
 });
 
-async function startAgentWorker(opts: { hooks?: LoopHooks; maxModelCallsPerRun?: number } = {}) {
+async function startAgentWorker(opts: { hooks?: LoopHooks; maxModelCallsPerRun?: number; maxEventBytes?: number } = {}) {
   const step = createAgentStep({ pool: f.pool, tools: registry, models: createModelResolver({ maxRetries: 2, timeoutMs: 3_000 }), logger: testLogger, ...opts });
   return f.startWorker({ step });
 }
@@ -214,6 +214,28 @@ describe("bad model output", () => {
     expect(events.filter((e) => e.type === "assistant_message")).toHaveLength(3);
     expect(events.at(-2)!.type).toBe("model_error");
     expect(eventPayload<{ code: string; message: string }>(events.at(-1)!)).toMatchObject({ code: "step_limit", message: expect.stringMatching(/limit 3/) });
+  });
+
+  test("a model reply larger than the event limit fails the run visibly", async () => {
+    await startAgentWorker({ maxEventBytes: 4_000 });
+    const sessionId = await session();
+    fake.enqueue({ kind: "stream", chunks: textStream("w".repeat(10_000), { chunkSize: 500 }) });
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "write a novel" });
+    await settle(runId, "failed");
+    const events = await readAllEvents(f.pool, sessionId);
+    expect(types(events)).toEqual(["user_message", "model_error", "run_failed"]);
+    expect(eventPayload<{ code: string }>(events[2]!).code).toBe("output_too_large");
+  });
+
+  test("a provider that hangs times out, is reported, and the next attempt succeeds", async () => {
+    await startAgentWorker();
+    const sessionId = await session({ provider: { kind: "openai-compatible", baseUrl: fake.url, maxRetries: 0, timeoutMs: 300 } });
+    fake.enqueue({ kind: "hang" }, { kind: "stream", chunks: textStream("awake now") });
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "hi" });
+    await settle(runId);
+    const events = await readAllEvents(f.pool, sessionId);
+    expect(types(events)).toEqual(["user_message", "model_error", "assistant_message"]);
+    expect(eventPayload<{ message: string; retryable: boolean }>(events[1]!)).toMatchObject({ retryable: true, message: expect.stringMatching(/timed out|timeout/i) });
   });
 
   test("oversized tool output is capped with a note to the model", async () => {

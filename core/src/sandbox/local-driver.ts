@@ -1,0 +1,296 @@
+// The local driver: one bubblewrap sandbox per session on this machine, running the sandbox
+// runtime, reached over a unix socket in the sandbox's directory.
+//
+// Continuity: the sandbox is started detached (its own session, no --die-with-parent), so it
+// outlives the worker that started it, and a running command survives a worker crash. Any
+// worker reattaches by reading sandbox.json (pids + start times, token) and checking /healthz;
+// when the runtime is gone (SIGKILL, reboot, suspend) the next acquire starts a new one on the
+// same workspace. Exec records and fencing epochs live in the workspace, so both survive that.
+//
+// Egress: policy 'none' → no network namespace access at all. {allow: [...]} → --share-net: the
+// host's network, UNFILTERED. An allow-list cannot be enforced here without root-owned
+// firewalling per sandbox; it is enforced by the Kubernetes driver's NetworkPolicy only.
+import { randomBytes, randomUUID, createHash } from "node:crypto";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
+import { chmod, chown, mkdir, open, readFile, readdir, rm, writeFile, rename } from "node:fs/promises";
+import path from "node:path";
+import { spawnSync } from "node:child_process";
+import type { Logger } from "../logger.js";
+import { silentLogger } from "../logger.js";
+import { bwrapArgs, INSIDE, passwdFiles } from "./bwrap.js";
+import type { DriverHealth, ExecRequest, ExecResult, Fence, SandboxDriver, SandboxHandle, SandboxInfo, SandboxSecrets, SandboxState } from "./driver.js";
+import { SandboxUnavailableError } from "./errors.js";
+import { isSameProcessAlive, killProcess, launchDetached, sleep, withLockFile } from "./local-process.js";
+import type { SandboxPolicy } from "./policy.js";
+import { RuntimeClient } from "./runtime-client.js";
+import type { SandboxStore } from "./store.js";
+
+export type LocalDriverOptions = {
+  /** e.g. <dataDir>/sandboxes; each sandbox lives in <baseDir>/<teamId>/<sessionId>/. */
+  baseDir: string;
+  /** The bundled runtime (sandbox/dist/runtime.mjs); copied under baseDir on first use. */
+  runtimeScript: string;
+  store?: SandboxStore;
+  /** Run the runtime without bubblewrap when bwrap is missing: NO isolation. Operator opt-in. */
+  allowUnsandboxed?: boolean;
+  bwrapPath?: string;
+  nodePath?: string;
+  /** Host uid/gid the sandbox runs as when this process is root (RLIMIT_NPROC never applies to root). */
+  hostUid?: number;
+  hostGid?: number;
+  startTimeoutMs?: number;
+  logger?: Logger;
+};
+
+type Persisted = {
+  sandboxId: string; teamId: string; sessionId: string; state: SandboxState; createdAt: number; lastActiveAt: number;
+  idleTimeoutMs: number; ttlMs: number; configHash?: string; lastError?: string; unsandboxed?: boolean;
+  pid?: number; pidStartTime?: string; childPid?: number; childStartTime?: string;
+};
+
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+export class LocalSandboxDriver implements SandboxDriver {
+  readonly name = "local";
+  private readonly opts: Required<Pick<LocalDriverOptions, "startTimeoutMs" | "bwrapPath" | "nodePath">> & LocalDriverOptions;
+  private readonly log: Logger;
+  private readonly inProcess = new Map<string, Promise<unknown>>();
+  private bwrapOk: boolean | undefined;
+  private runtimeCopy: string | undefined;
+
+  constructor(opts: LocalDriverOptions) {
+    const root = process.getuid?.() === 0;
+    this.opts = { startTimeoutMs: 10_000, bwrapPath: "bwrap", nodePath: process.execPath, ...(root ? { hostUid: 65534, hostGid: 65534 } : {}), ...opts };
+    this.log = opts.logger ?? silentLogger;
+    // The sandbox's uid must traverse baseDir to reach its own directory (listing stays closed).
+    mkdirSync(opts.baseDir, { recursive: true });
+    chmodSync(opts.baseDir, 0o711);
+  }
+
+  async health(): Promise<DriverHealth> {
+    const r = spawnSync(this.opts.bwrapPath, ["--unshare-all", "--ro-bind", "/", "/", "true"], { encoding: "utf8", ...this.uidOpts() });
+    this.bwrapOk = r.status === 0;
+    if (this.bwrapOk) return { ok: true, driver: this.name, message: "bubblewrap works" };
+    const why = r.error ? `${this.opts.bwrapPath} not found (install it: apt-get install -y bubblewrap)` : `bubblewrap cannot create namespaces: ${r.stderr.trim()}`;
+    return { ok: this.opts.allowUnsandboxed === true, driver: this.name, message: this.opts.allowUnsandboxed ? `${why}; running UNSANDBOXED (allowUnsandboxed)` : why };
+  }
+
+  async acquire(sessionId: string, teamId: string, policy: SandboxPolicy, secrets: SandboxSecrets = {}): Promise<SandboxHandle> {
+    if (!ID.test(sessionId) || !ID.test(teamId)) throw new SandboxUnavailableError("invalid team or session id for a sandbox");
+    return this.serialized(`${teamId}/${sessionId}`, () =>
+      withLockFile(path.join(this.teamDir(teamId), `${sessionId}.lock`), this.opts.startTimeoutMs + 5_000, async () => {
+        let rec = await this.read(teamId, sessionId);
+        const configHash = createHash("sha256").update(JSON.stringify([policy.resources, policy.egress, Object.entries(secrets).sort()])).digest("hex");
+        if (!rec || rec.state === "terminated") rec = await this.create(teamId, sessionId, policy);
+        rec.idleTimeoutMs = policy.idleTimeoutMs;
+        rec.ttlMs = policy.ttlMs;
+        const client = await this.client(rec);
+        const alive = isSameProcessAlive(rec.childPid, rec.childStartTime) && (await client.health().then(() => true, () => false));
+        if (!alive || rec.configHash !== configHash || rec.state !== "ready") await this.start(rec, policy, secrets, configHash);
+        rec.lastActiveAt = Date.now();
+        await this.save(rec);
+        return this.handle(rec);
+      }),
+    );
+  }
+
+  async exec(h: SandboxHandle, req: ExecRequest): Promise<ExecResult> {
+    return this.withRuntime(h, (c) => c.exec(req));
+  }
+  async readFile(h: SandboxHandle, p: string, opts: { maxBytes?: number; signal?: AbortSignal } = {}) {
+    return this.withRuntime(h, (c) => c.readFile(p, opts));
+  }
+  async writeFile(h: SandboxHandle, p: string, content: string, opts: Fence & { encoding?: "utf8" | "base64" } = {}) {
+    return this.withRuntime(h, (c) => c.writeFile(p, content, opts));
+  }
+  async listFiles(h: SandboxHandle, p: string, opts: { recursive?: boolean; maxEntries?: number; signal?: AbortSignal } = {}) {
+    return this.withRuntime(h, (c) => c.listFiles(p, opts));
+  }
+
+  async suspend(h: SandboxHandle): Promise<void> {
+    await this.transition(h, "suspended", async (rec) => this.stop(rec));
+  }
+
+  async resume(h: SandboxHandle): Promise<void> {
+    const rec = await this.read(h.teamId, h.sessionId);
+    if (!rec || rec.state === "terminated") throw new SandboxUnavailableError("the sandbox was terminated; acquire a new one");
+    if (rec.state !== "ready") rec.state = "suspended"; // acquire restarts it with the caller's policy
+  }
+
+  async release(h: SandboxHandle): Promise<void> {
+    await this.transition(h, "terminated", async (rec) => {
+      await this.stop(rec);
+      await rm(this.sandboxDir(rec.teamId, rec.sessionId), { recursive: true, force: true });
+    });
+  }
+
+  async list(filter: { teamId?: string } = {}): Promise<SandboxInfo[]> {
+    const out: SandboxInfo[] = [];
+    const teams = filter.teamId ? [filter.teamId] : await readdir(this.opts.baseDir).catch(() => [] as string[]);
+    for (const teamId of teams.filter((t) => ID.test(t))) {
+      for (const sessionId of (await readdir(this.teamDir(teamId)).catch(() => [] as string[])).filter((s) => ID.test(s))) {
+        const rec = await this.read(teamId, sessionId);
+        if (!rec) continue;
+        let lastActiveAt = rec.lastActiveAt;
+        // The runtime's idle clock counts calls from every worker on this machine, and a
+        // command still running counts as activity.
+        if (rec.state === "ready") {
+          const h = await (await this.client(rec)).health({ timeoutMs: 1_000 }).catch(() => undefined);
+          if (h) lastActiveAt = Math.max(lastActiveAt, Date.now() - h.idleMs);
+        }
+        out.push({ ...this.handle(rec), state: rec.state, createdAt: new Date(rec.createdAt), lastActiveAt: new Date(lastActiveAt), idleTimeoutMs: rec.idleTimeoutMs, ttlMs: rec.ttlMs, ...(rec.lastError ? { lastError: rec.lastError } : {}) });
+      }
+    }
+    return out;
+  }
+
+  // ── internals ────────────────────────────────────────────────────────────────────────────
+
+  private async start(rec: Persisted, policy: SandboxPolicy, secrets: SandboxSecrets, configHash: string): Promise<void> {
+    await this.stop(rec);
+    await this.setState(rec, "provisioning");
+    try {
+      if (this.bwrapOk === undefined) await this.health();
+      if (!this.bwrapOk && !this.opts.allowUnsandboxed) {
+        throw new Error(`bubblewrap is unavailable, so commands cannot be isolated: ${(await this.health()).message}. Install it, or set allowUnsandboxed to run them without isolation`);
+      }
+      const dir = this.sandboxDir(rec.teamId, rec.sessionId);
+      const stdin = JSON.stringify({ token: await readFile(path.join(dir, "token"), "utf8"), env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: INSIDE.workspace, LANG: "C.UTF-8", ...secrets }, limits: policy.resources });
+      const log = await open(path.join(dir, "runtime.log"), "a", 0o600);
+      try {
+        const launched = this.bwrapOk
+          ? await launchDetached(this.opts.bwrapPath, bwrapArgs({ workspaceDir: path.join(dir, "workspace"), runDir: path.join(dir, "run"), etcDir: path.join(dir, "etc"), runtimeScript: this.runtime(), nodePath: this.opts.nodePath, network: policy.egress !== "none", tmpSizeMb: Math.min(policy.resources.memoryMb, 1024) }), { stdin, logFd: log.fd, infoFd: true, ...this.uidOpts() })
+          : await launchDetached(this.opts.nodePath, [this.runtime(), "--socket", path.join(dir, "run", "runtime.sock"), "--workspace", path.join(dir, "workspace"), "--config-stdin"], { stdin, logFd: log.fd, infoFd: false, ...this.uidOpts() });
+        Object.assign(rec, { ...launched, unsandboxed: !this.bwrapOk, configHash });
+      } finally {
+        await log.close();
+      }
+      await this.save(rec);
+      const client = await this.client(rec);
+      const deadline = Date.now() + this.opts.startTimeoutMs;
+      while (!(await client.health({ timeoutMs: 1_000 }).then(() => true, () => false))) {
+        if (!isSameProcessAlive(rec.childPid, rec.childStartTime)) throw new Error(`the sandbox runtime exited at start: ${await this.logTail(rec)}`);
+        if (Date.now() > deadline) throw new Error(`the sandbox runtime did not answer within ${this.opts.startTimeoutMs} ms: ${await this.logTail(rec)}`);
+        await sleep(10);
+      }
+      delete rec.lastError;
+      await this.setState(rec, "ready");
+      this.log.info({ teamId: rec.teamId, sessionId: rec.sessionId, sandboxId: rec.sandboxId, unsandboxed: rec.unsandboxed }, "sandbox started");
+    } catch (err) {
+      rec.lastError = (err as Error).message;
+      await this.stop(rec).catch(() => {});
+      await this.setState(rec, "failed");
+      throw new SandboxUnavailableError(`the sandbox could not start: ${(err as Error).message}`, { sandboxId: rec.sandboxId }, { cause: err });
+    }
+  }
+
+  private async stop(rec: Persisted): Promise<void> {
+    // The PID-namespace init first: its death kills every process in the sandbox.
+    await killProcess(rec.childPid, rec.childStartTime);
+    await killProcess(rec.pid, rec.pidStartTime);
+  }
+
+  private async create(teamId: string, sessionId: string, policy: SandboxPolicy): Promise<Persisted> {
+    const dir = this.sandboxDir(teamId, sessionId);
+    await rm(dir, { recursive: true, force: true });
+    for (const d of ["workspace", "run", "etc"]) await mkdir(path.join(dir, d), { recursive: true, mode: 0o700 });
+    await writeFile(path.join(dir, "token"), randomBytes(32).toString("base64url"), { mode: 0o600 });
+    const pw = passwdFiles();
+    await writeFile(path.join(dir, "etc", "passwd"), pw.passwd, { mode: 0o644 });
+    await writeFile(path.join(dir, "etc", "group"), pw.group, { mode: 0o644 });
+    // The sandbox's own uid must reach its workspace, socket dir and etc; nothing else of ours.
+    await chmod(dir, 0o711);
+    await chmod(path.join(dir, "etc"), 0o755);
+    if (this.opts.hostUid !== undefined) for (const d of ["workspace", "run"]) await chown(path.join(dir, d), this.opts.hostUid, this.opts.hostGid ?? this.opts.hostUid);
+    const now = Date.now();
+    const rec: Persisted = { sandboxId: randomUUID(), teamId, sessionId, state: "requested", createdAt: now, lastActiveAt: now, idleTimeoutMs: policy.idleTimeoutMs, ttlMs: policy.ttlMs };
+    await this.setState(rec, "requested");
+    return rec;
+  }
+
+  private async withRuntime<T>(h: SandboxHandle, fn: (c: RuntimeClient) => Promise<T>): Promise<T> {
+    const rec = await this.read(h.teamId, h.sessionId);
+    if (!rec || rec.sandboxId !== h.sandboxId || rec.state !== "ready") throw new SandboxUnavailableError(`the sandbox is ${rec?.sandboxId === h.sandboxId ? rec.state : "gone"}; acquire it again`);
+    return fn(await this.client(rec));
+  }
+
+  private async transition(h: SandboxHandle, to: SandboxState, fn: (rec: Persisted) => Promise<void>): Promise<void> {
+    await this.serialized(`${h.teamId}/${h.sessionId}`, () =>
+      withLockFile(path.join(this.teamDir(h.teamId), `${h.sessionId}.lock`), this.opts.startTimeoutMs + 5_000, async () => {
+        const rec = await this.read(h.teamId, h.sessionId);
+        if (!rec || rec.sandboxId !== h.sandboxId || rec.state === "terminated") return;
+        await fn(rec);
+        await this.setState(rec, to);
+      }),
+    );
+  }
+
+  private async setState(rec: Persisted, state: SandboxState): Promise<void> {
+    rec.state = state;
+    if (state !== "terminated") await this.save(rec);
+    await this.opts.store?.record({ id: rec.sandboxId, teamId: rec.teamId, sessionId: rec.sessionId, driver: this.name, state, lastError: rec.lastError ?? null, lastActiveAt: new Date(rec.lastActiveAt) });
+  }
+
+  private serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.inProcess.get(key) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    this.inProcess.set(key, next.catch(() => {}));
+    return next;
+  }
+
+  private handle(rec: Persisted): SandboxHandle {
+    return { sandboxId: rec.sandboxId, teamId: rec.teamId, sessionId: rec.sessionId, driver: this.name };
+  }
+
+  private async client(rec: Persisted): Promise<RuntimeClient> {
+    const dir = this.sandboxDir(rec.teamId, rec.sessionId);
+    return new RuntimeClient({ socketPath: path.join(dir, "run", "runtime.sock") }, await readFile(path.join(dir, "token"), "utf8"));
+  }
+
+  private async read(teamId: string, sessionId: string): Promise<Persisted | undefined> {
+    const text = await readFile(path.join(this.sandboxDir(teamId, sessionId), "sandbox.json"), "utf8").catch(() => undefined);
+    return text ? (JSON.parse(text) as Persisted) : undefined;
+  }
+
+  private async save(rec: Persisted): Promise<void> {
+    const file = path.join(this.sandboxDir(rec.teamId, rec.sessionId), "sandbox.json");
+    await writeFile(`${file}.tmp`, JSON.stringify(rec), { mode: 0o600 });
+    await rename(`${file}.tmp`, file);
+  }
+
+  private async logTail(rec: Persisted): Promise<string> {
+    const text = await readFile(path.join(this.sandboxDir(rec.teamId, rec.sessionId), "runtime.log"), "utf8").catch(() => "");
+    return text.trim().split("\n").slice(-5).join(" | ") || "(no output)";
+  }
+
+  private runtime(): string {
+    if (!this.runtimeCopy) {
+      // A private copy the sandbox uid can read, and that a rebuild cannot change under a
+      // running sandbox.
+      const base = path.join(this.opts.baseDir, ".runtime");
+      mkdirSync(base, { recursive: true, mode: 0o755 });
+      const hash = createHash("sha256").update(readFileSync(this.opts.runtimeScript)).digest("hex").slice(0, 16);
+      this.runtimeCopy = path.join(base, `runtime-${hash}.mjs`);
+      if (!existsSync(this.runtimeCopy)) {
+        copyFileSync(this.opts.runtimeScript, `${this.runtimeCopy}.tmp`);
+        chmodSync(`${this.runtimeCopy}.tmp`, 0o644);
+        renameSync(`${this.runtimeCopy}.tmp`, this.runtimeCopy);
+      }
+    }
+    return this.runtimeCopy;
+  }
+
+  private uidOpts(): { uid?: number; gid?: number } {
+    return this.opts.hostUid === undefined ? {} : { uid: this.opts.hostUid, gid: this.opts.hostGid ?? this.opts.hostUid };
+  }
+
+  private sandboxDir(teamId: string, sessionId: string): string {
+    return path.join(this.teamDir(teamId), sessionId);
+  }
+
+  private teamDir(teamId: string): string {
+    const d = path.join(this.opts.baseDir, teamId);
+    mkdirSync(d, { recursive: true, mode: 0o711 });
+    return d;
+  }
+}
