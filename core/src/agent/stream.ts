@@ -1,6 +1,10 @@
 // Token deltas for live display. Ephemeral by design: they are not in the log (the completed
 // assistant item is), so they go out as NOTIFY on `keel_stream` and nothing is lost if nobody
 // listens. Postgres caps a payload at 8000 bytes; deltas are small, and longer ones are cut.
+//
+// Order: the pool may send two deltas on two connections, and notifications are delivered in
+// commit order, so each run's deltas are chained (the next NOTIFY is sent once the previous one
+// returned) and numbered (`n`) so a reader can also check the order itself.
 import type { Queryable } from "../db/pool.js";
 import type { ClaimedRun } from "../engine/types.js";
 import type { DeltaSink } from "./model.js";
@@ -8,9 +12,18 @@ import type { DeltaSink } from "./model.js";
 export const STREAM_CHANNEL = "keel_stream";
 
 export function notifyDeltas(db: Queryable): (run: ClaimedRun, delta: Parameters<DeltaSink>[0]) => void {
+  const chains = new Map<string, { tail: Promise<unknown>; n: number }>();
   return (run, delta) => {
-    let payload = JSON.stringify({ sessionId: run.sessionId, runId: run.id, delta });
-    if (payload.length > 7_000) payload = JSON.stringify({ sessionId: run.sessionId, runId: run.id, delta: { truncated: true } });
-    db.query("SELECT pg_notify($1, $2)", [STREAM_CHANNEL, payload]).catch(() => {});
+    const key = `${run.id}:${run.epoch}`;
+    const chain = chains.get(key) ?? { tail: Promise.resolve(), n: 0 };
+    const n = ++chain.n;
+    let payload = JSON.stringify({ sessionId: run.sessionId, runId: run.id, n, delta });
+    if (payload.length > 7_000) payload = JSON.stringify({ sessionId: run.sessionId, runId: run.id, n, delta: { truncated: true } });
+    const tail = chain.tail.then(() => db.query("SELECT pg_notify($1, $2)", [STREAM_CHANNEL, payload])).catch(() => {});
+    chain.tail = tail;
+    chains.set(key, chain);
+    void tail.then(() => {
+      if (chains.get(key)?.tail === tail) chains.delete(key); // nothing queued behind it: forget the run
+    });
   };
 }
