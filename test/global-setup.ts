@@ -8,6 +8,8 @@ import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { migrate } from "../core/src/db/migrate.js";
 import { startEmbeddedPostgres } from "../cli/src/embedded-postgres.js";
+// @ts-expect-error plain JS module shared with npm start and the server tests
+import { ensureWebBuild } from "../scripts/build-web.mjs";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -19,6 +21,9 @@ declare module "vitest" {
 const root = path.resolve(import.meta.dirname, "..");
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // Once per run, before any file starts: several test files start the built dashboard.
+  const web = ensureWebBuild();
+  if (web.rebuilt) process.stdout.write(`dashboard built in ${Math.round(web.ms / 1000)} s\n`);
   let adminUrl = process.env.TEST_DATABASE_URL;
   let stop = async () => {};
   if (!adminUrl) {

@@ -10,6 +10,14 @@ export const MigrateEnvSchema = z.object({
   KEEL_MIGRATIONS_DIR: z.string().default(path.join(repoRoot, "prisma/migrations")),
 });
 
+export const WebCliEnvSchema = z.object({
+  DATABASE_URL: z.string().url({ message: "DATABASE_URL must be a postgresql:// URL, e.g. postgresql://keel:secret@localhost:5432/keel" }),
+  PORT: z.coerce.number().int().min(1).max(65535).default(3000),
+  /** All interfaces by default: `keel web` is what runs in a container. */
+  KEEL_HOST: z.string().default("0.0.0.0"),
+  KEEL_MIGRATIONS_DIR: z.string().default(path.join(repoRoot, "prisma/migrations")),
+});
+
 export const UpEnvSchema = z.object({
   /** An existing Postgres to use instead of the embedded one. */
   DATABASE_URL: z.preprocess((v) => (v === "" ? undefined : v), z.string().url({ message: "DATABASE_URL must be a postgresql:// URL, or unset for the embedded Postgres" }).optional()),
@@ -18,4 +26,8 @@ export const UpEnvSchema = z.object({
   /** Port of the embedded Postgres (loopback only). */
   KEEL_PG_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
   KEEL_MIGRATIONS_DIR: z.string().default(path.join(repoRoot, "prisma/migrations")),
+  /** Dashboard and API port. */
+  PORT: z.coerce.number().int().min(1).max(65535).default(3000),
+  /** Address the dashboard listens on; loopback by default on one machine. */
+  KEEL_HOST: z.string().default("127.0.0.1"),
 });

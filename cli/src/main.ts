@@ -1,13 +1,20 @@
 // `keel <command>`: thin dispatch; each command parses its own environment and calls core.
 import { createLogger, migrate, MigrationError } from "@keel/core";
 import { main as workerMain, parseEnv, startWorker, WorkerEnvSchema } from "@keel/worker";
-import { MigrateEnvSchema, UpEnvSchema } from "./env.js";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { MigrateEnvSchema, UpEnvSchema, WebCliEnvSchema } from "./env.js";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
+import { startWeb } from "./web.js";
 
 const USAGE = `usage: keel <command>
 
   up        start everything on one machine: embedded Postgres (unless DATABASE_URL is set),
-            migrations, a worker. Data is kept in KEEL_DATA_DIR (default ./.keel).
+            migrations, a worker and the dashboard on http://localhost:3000.
+            Data is kept in KEEL_DATA_DIR (default ./.keel).
+  web       run the web process: dashboard, REST API, streams, OpenAI-compatible endpoint
   migrate   apply database migrations and exit (the Kubernetes init container)
   worker    run a worker: claims runs and drives them until SIGTERM
 `;
@@ -21,6 +28,8 @@ export async function main(argv: string[]): Promise<void> {
       return workerMain();
     case "up":
       return runUp();
+    case "web":
+      return runWeb();
     case undefined:
     case "help":
     case "--help":
@@ -67,13 +76,24 @@ async function runUp(): Promise<void> {
   logger.info({ applied: r.applied.length }, "database ready");
   const workerEnv = parseEnv(WorkerEnvSchema, { ...process.env, DATABASE_URL: databaseUrl }, "up");
   const worker = await startWorker(workerEnv, { logger: createLogger({ level: workerEnv.KEEL_LOG_LEVEL, name: "worker" }) });
-  logger.info({ database: env.DATABASE_URL ? "external" : "embedded" }, "keel is up");
+  const admin = await localAdmin(env.KEEL_DATA_DIR);
+  Object.assign(process.env, { DATABASE_URL: databaseUrl, KEEL_MIGRATIONS_DIR: env.KEEL_MIGRATIONS_DIR, ...admin.env });
+  const web = await startWeb({ port: env.PORT, host: env.KEEL_HOST }).catch(async (err: unknown) => {
+    process.stderr.write(`keel up: could not start the dashboard: ${(err as Error).message}\n`);
+    await worker.stop().catch(() => {});
+    await stopPg().catch(() => {});
+    process.exit(1);
+  });
+  await fetch(`${web.url}/readyz`).catch(() => {}); // creates the admin now rather than on the first visit
+  logger.info({ database: env.DATABASE_URL ? "external" : "embedded", dashboard: web.url, adminEmail: admin.email, adminPasswordFile: admin.passwordFile }, "keel is up");
+  process.stdout.write(`\nKeel is up: ${web.url}\n  log in as ${admin.email}` + (admin.passwordFile ? ` with the password in ${admin.passwordFile}\n\n` : "\n\n"));
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "stopping");
     void (async () => {
+      await web.stop().catch(() => {});
       await worker.stop().catch(() => {});
       await stopPg().catch(() => {});
       process.exit(0);
@@ -81,4 +101,46 @@ async function runUp(): Promise<void> {
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+async function runWeb(): Promise<void> {
+  const env = parseEnv(WebCliEnvSchema, process.env, "web");
+  process.env.KEEL_MIGRATIONS_DIR = env.KEEL_MIGRATIONS_DIR; // /readyz compares the database with these
+  const logger = createLogger({ name: "web" });
+  const web = await startWeb({ port: env.PORT, host: env.KEEL_HOST }).catch((err: unknown) => {
+    process.stderr.write(`keel web: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
+  logger.info({ url: web.url }, "web listening");
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "stopping");
+    void web.stop().finally(() => process.exit(0));
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+/**
+ * The embedded default needs someone to log in as and a key for secrets. Unless the operator set
+ * them, the first `keel up` creates both and keeps them in the data directory (0600); later
+ * starts reuse them.
+ */
+async function localAdmin(dataDir: string): Promise<{ email: string; passwordFile: string | null; env: Record<string, string> }> {
+  const env: Record<string, string> = {};
+  if (!process.env.KEEL_SECRETS_KEY) env.KEEL_SECRETS_KEY = await persisted(path.join(dataDir, "secrets-key"), () => randomBytes(32).toString("base64"));
+  if (process.env.KEEL_ADMIN_EMAIL && process.env.KEEL_ADMIN_PASSWORD) return { email: process.env.KEEL_ADMIN_EMAIL, passwordFile: null, env };
+  const passwordFile = path.join(dataDir, "admin-password");
+  env.KEEL_ADMIN_EMAIL = "admin@keel.local";
+  env.KEEL_ADMIN_PASSWORD = await persisted(passwordFile, () => randomBytes(18).toString("base64url"));
+  return { email: env.KEEL_ADMIN_EMAIL, passwordFile, env };
+}
+
+async function persisted(file: string, make: () => string): Promise<string> {
+  if (existsSync(file)) return (await readFile(file, "utf8")).trim();
+  const value = make();
+  await writeFile(file, value + "\n", { mode: 0o600 });
+  return value;
 }

@@ -44,14 +44,24 @@ afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-test("keel up starts embedded Postgres, migrates, runs a worker; data survives a restart", async () => {
+test("keel up starts embedded Postgres, migrates, runs a worker and the dashboard; data survives a restart", async () => {
   const dataDir = await mkdtemp(path.join(tmpdir(), "keel-up-"));
   dirs.push(dataDir);
   const port = await freePort();
-  const env = { KEEL_DATA_DIR: dataDir, KEEL_PG_PORT: String(port), KEEL_LOG_LEVEL: "info", DATABASE_URL: "" };
+  const webPort = await freePort();
+  const env = { KEEL_DATA_DIR: dataDir, KEEL_PG_PORT: String(port), PORT: String(webPort), KEEL_LOG_LEVEL: "info", DATABASE_URL: "", KEEL_ADMIN_EMAIL: "", KEEL_ADMIN_PASSWORD: "", KEEL_SECRETS_KEY: "" };
 
   const first = start(["up"], env);
   await waitForOutput(first, '"msg":"keel is up"');
+  // The dashboard answers, and the generated admin (password kept in the data dir) can log in.
+  const web = `http://127.0.0.1:${webPort}`;
+  expect((await fetch(`${web}/healthz`)).status).toBe(200);
+  expect((await fetch(`${web}/readyz`)).status).toBe(200);
+  const adminPassword = (await readFile(path.join(dataDir, "admin-password"), "utf8")).trim();
+  expect(first.output()).toContain(`log in as admin@keel.local with the password in ${path.join(dataDir, "admin-password")}`);
+  expect(first.output()).not.toContain(adminPassword);
+  const login = await fetch(`${web}/api/v1/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: "admin@keel.local", password: adminPassword }) });
+  expect(login.status).toBe(200);
   const password = (await readFile(path.join(dataDir, "password"), "utf8")).trim();
   const url = `postgresql://postgres:${password}@127.0.0.1:${port}/postgres`;
 

@@ -1,0 +1,13 @@
+import { z } from "zod";
+import { AgentConfigSchema, audit, listAgents } from "@keel/core";
+import { json, route } from "@/src/http";
+
+const CreateBody = z.strictObject({ name: z.string(), ...AgentConfigSchema.shape });
+
+export const GET = route({}, async ({ ctx, principal }) => ({ agents: await listAgents(ctx.pool, principal.teamId) }));
+
+export const POST = route({ body: CreateBody }, async ({ ctx, principal, body }) => {
+  const agent = await ctx.tenancy.createAgent(principal.teamId, body);
+  await audit(ctx.pool, principal, "agent.create", agent.id, { name: agent.name });
+  return json(agent, 201);
+});

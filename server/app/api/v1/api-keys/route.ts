@@ -1,0 +1,14 @@
+import { z } from "zod";
+import { audit, ROLES } from "@keel/core";
+import { json, route } from "@/src/http";
+
+const Body = z.strictObject({ name: z.string().min(1).max(100), role: z.enum(ROLES) });
+
+export const GET = route({ role: "admin" }, async ({ ctx, principal }) => ({ apiKeys: await ctx.accounts.listApiKeys(principal) }));
+
+/** The key is in this response only; Keel stores its hash. */
+export const POST = route({ role: "admin", body: Body }, async ({ ctx, principal, body }) => {
+  const r = await ctx.accounts.createApiKey(principal, body);
+  await audit(ctx.pool, principal, "api_key.create", r.id, { name: body.name, role: r.role, prefix: r.prefix });
+  return json(r, 201);
+});

@@ -1,0 +1,7 @@
+import { route, json, readCookie, SESSION_COOKIE } from "@/src/http";
+
+export const POST = route({ role: "viewer" }, async ({ req, ctx }) => {
+  const token = readCookie(req, SESSION_COOKIE);
+  if (token) await ctx.accounts.logout(token);
+  return json(undefined, 204, { "set-cookie": `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0` });
+});

@@ -1,0 +1,7 @@
+import { route } from "@/src/http";
+
+/** Who am I; for cookie sessions also the CSRF token (the dashboard reads it after a reload). */
+export const GET = route({}, async ({ principal }) => {
+  const { csrfToken, ...p } = principal as typeof principal & { csrfToken?: string };
+  return { ...p, csrfToken: csrfToken ?? null };
+});

@@ -1,0 +1,4 @@
+import { route } from "@/src/http";
+
+/** Names and dates only: values never leave the server except into the team's sandboxes. */
+export const GET = route({}, async ({ ctx, principal }) => ({ secrets: await ctx.secrets.list(principal) }));

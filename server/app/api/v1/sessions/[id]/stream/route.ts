@@ -1,0 +1,18 @@
+import { z } from "zod";
+import { ValidationError } from "@keel/core";
+import { q, route } from "@/src/http";
+import { sessionStream } from "@/src/sse";
+
+export const runtime = "nodejs";
+export const dynamic = "force-dynamic";
+
+const Query = z.strictObject({ after: q.seq.optional() });
+
+/** SSE. Resume with the Last-Event-ID header (what EventSource sends) or ?after=<seq>. */
+export const GET = route({ query: Query }, async ({ req, ctx, principal, params, query }) => {
+  await ctx.tenancy.getSession(principal.teamId, params.id!); // 404 for missing and foreign alike
+  const last = req.headers.get("last-event-id");
+  if (last !== null && !/^\d{1,19}$/.test(last)) throw new ValidationError("Last-Event-ID must be an event seq");
+  const after = last !== null ? BigInt(last) : (query.after ?? 0n);
+  return sessionStream(ctx, req, params.id!, after);
+});

@@ -1,0 +1,33 @@
+"use client";
+import { useState, type FormEvent } from "react";
+import { api, setCsrf } from "@/src/ui/api";
+
+export default function LoginPage() {
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget);
+    setBusy(true);
+    setError(null);
+    try {
+      const r = await api<{ csrfToken: string }>("/api/v1/auth/login", { method: "POST", body: { email: f.get("email"), password: f.get("password") } });
+      setCsrf(r.csrfToken);
+      location.href = "/agents";
+    } catch (err) {
+      setError((err as Error).message);
+      setBusy(false);
+    }
+  };
+  return (
+    <main>
+      <h1>Log in to Keel</h1>
+      <form className="stack" onSubmit={submit}>
+        <label>Email <input name="email" type="email" autoComplete="username" required /></label>
+        <label>Password <input name="password" type="password" autoComplete="current-password" required /></label>
+        <button disabled={busy}>{busy ? "Logging in…" : "Log in"}</button>
+        {error && <p className="error" role="alert">{error}</p>}
+      </form>
+    </main>
+  );
+}

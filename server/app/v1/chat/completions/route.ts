@@ -1,0 +1,29 @@
+import { z } from "zod";
+import { json, route } from "@/src/http";
+import { bindSession, completionBody, lastUserContent, runError, SESSION_HEADER, streamCompletion, waitForRun } from "@/src/openai";
+
+export const runtime = "nodejs";
+export const dynamic = "force-dynamic";
+
+// OpenAI clients send many optional fields (temperature, tools, ...); the agent's own
+// configuration decides those, so extra fields are accepted and ignored here.
+const Body = z.looseObject({
+  model: z.string().min(1).max(100),
+  messages: z.array(z.looseObject({ role: z.string().max(20), content: z.unknown().optional() })).min(1).max(10_000),
+  stream: z.boolean().optional(),
+});
+
+export const POST = route({ body: Body }, async ({ req, ctx, principal, body }) => {
+  const content = lastUserContent(body.messages);
+  const sessionId = await bindSession(ctx, principal, body.model, req.headers.get(SESSION_HEADER), typeof content === "string" ? content : content[0]!.text);
+  const idempotencyKey = req.headers.get("idempotency-key") ?? undefined;
+  const post = () => ctx.engine.postMessage({ teamId: principal.teamId, sessionId, content, onBusy: "enqueue", idempotencyKey });
+  if (body.stream) {
+    const stream = streamCompletion(ctx, principal, body.model, sessionId, post, req.signal);
+    return new Response(stream, { headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache, no-transform", [SESSION_HEADER]: sessionId } });
+  }
+  const posted = await post();
+  const o = await waitForRun(ctx, principal, sessionId, posted.runId, posted.seq, req.signal);
+  if (o.status !== "succeeded" && o.status !== "waiting_approval") throw runError(posted.runId, o);
+  return json(completionBody(body.model, posted.runId, o), 200, { [SESSION_HEADER]: sessionId, "x-keel-run-status": o.status });
+});

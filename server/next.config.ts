@@ -1,0 +1,21 @@
+import path from "node:path";
+import type { NextConfig } from "next";
+
+const config: NextConfig = {
+  // @keel/core is TypeScript source in the monorepo (NodeNext style: `./x.js` names `./x.ts`);
+  // Next compiles it with the app. Turbopack (16.4) cannot map `.js` to `.ts`, so we build with
+  // webpack (`next build --webpack`) and its extensionAlias.
+  transpilePackages: ["@keel/core"],
+  // Node-only packages (native/WASM loading, worker threads) stay plain imports at run time.
+  serverExternalPackages: ["pg", "pino", "@prisma/client", "@prisma/adapter-pg", "prom-client"],
+  // SSE must not sit in a gzip buffer; a reverse proxy compresses if wanted.
+  compress: false,
+  poweredByHeader: false,
+  outputFileTracingRoot: path.resolve(import.meta.dirname, ".."),
+  webpack: (cfg: { resolve: { extensionAlias?: Record<string, string[]> } }) => {
+    cfg.resolve.extensionAlias = { ".js": [".ts", ".tsx", ".js"], ".mjs": [".mts", ".mjs"] };
+    return cfg;
+  },
+};
+
+export default config;

@@ -1,0 +1,84 @@
+// One set of core objects per web process, created on first use. Web replicas hold no session
+// state: everything here is a connection or a cache of nothing.
+import path from "node:path";
+import { Accounts, createLogger, createPool, createPrisma, EngineClient, EventFeed, Secrets, STREAM_CHANNEL, Tenancy, type Logger, type Pool, type PrismaClient } from "@keel/core";
+import { PgListener } from "@keel/core/db/listener";
+import { webEnv, type WebEnv } from "./env";
+
+export type DeltaMessage = { sessionId: string; runId: string; delta: { content?: string; reasoning?: string; toolCall?: unknown; truncated?: boolean } };
+type DeltaFn = (m: DeltaMessage) => void;
+
+export type Context = {
+  env: WebEnv;
+  logger: Logger;
+  pool: Pool;
+  prisma: PrismaClient;
+  tenancy: Tenancy;
+  engine: EngineClient;
+  accounts: Accounts;
+  secrets: Secrets;
+  feed: EventFeed;
+  /** Live token deltas of one session (ephemeral: NOTIFY on keel_stream). Returns unsubscribe. */
+  onDeltas: (sessionId: string, fn: DeltaFn) => () => void;
+  migrationsDir: string;
+};
+
+// Kept on globalThis: Next may load this module in more than one bundle chunk.
+const g = globalThis as unknown as { __keelContext?: Promise<Context> };
+
+export function getContext(): Promise<Context> {
+  g.__keelContext ??= create().catch((err: unknown) => {
+    g.__keelContext = undefined; // a failed start (database down) is retried by the next request
+    throw err;
+  });
+  return g.__keelContext;
+}
+
+async function create(): Promise<Context> {
+  const env = webEnv();
+  const logger = createLogger({ level: env.KEEL_LOG_LEVEL, name: "web" });
+  const pool = createPool(env.DATABASE_URL, { max: 10, applicationName: "keel-web" });
+  const prisma = createPrisma(env.DATABASE_URL);
+  const accounts = new Accounts({ pool });
+  if (env.KEEL_ADMIN_EMAIL && env.KEEL_ADMIN_PASSWORD) {
+    const r = await accounts.bootstrapAdmin({ email: env.KEEL_ADMIN_EMAIL, password: env.KEEL_ADMIN_PASSWORD, teamSlug: env.KEEL_ADMIN_TEAM, teamName: env.KEEL_ADMIN_TEAM });
+    if (r.created) logger.info({ teamId: r.teamId }, "first admin created");
+  }
+  const feed = new EventFeed({ pool, connectionString: env.DATABASE_URL, logger });
+  await feed.start();
+
+  const deltaSubs = new Map<string, Set<DeltaFn>>();
+  const deltas = new PgListener({
+    connectionString: env.DATABASE_URL,
+    channels: [STREAM_CHANNEL],
+    applicationName: "keel-web-stream",
+    logger,
+    onNotification: (_ch, payload) => {
+      let m: DeltaMessage;
+      try {
+        m = JSON.parse(payload) as DeltaMessage;
+      } catch {
+        return;
+      }
+      for (const fn of deltaSubs.get(m.sessionId) ?? []) fn(m);
+    },
+  });
+  await deltas.start();
+
+  return {
+    env, logger, pool, prisma, accounts, feed,
+    tenancy: new Tenancy({ prisma, pool }),
+    engine: new EngineClient({ pool }),
+    secrets: new Secrets({ pool, keyBase64: env.KEEL_SECRETS_KEY }),
+    migrationsDir: env.KEEL_MIGRATIONS_DIR ?? path.resolve(process.cwd(), "..", "prisma", "migrations"),
+    onDeltas: (sessionId, fn) => {
+      let set = deltaSubs.get(sessionId);
+      if (!set) deltaSubs.set(sessionId, (set = new Set()));
+      set.add(fn);
+      return () => {
+        set.delete(fn);
+        if (set.size === 0) deltaSubs.delete(sessionId);
+      };
+    },
+  };
+}

@@ -1,0 +1,49 @@
+// The web process's environment, parsed once (on first use) with zod. A wrong value stops the
+// process with a message naming the variable; see README.md for the table.
+import { z } from "zod";
+
+const optional = <T extends z.ZodType>(t: T) => z.preprocess((v) => (v === "" ? undefined : v), t.optional());
+const bool = (def: boolean) => z.preprocess((v) => (v === undefined || v === "" ? def : v === "1" || v === "true"), z.boolean());
+
+export const WebEnvSchema = z.object({
+  /** Postgres connection string (required; `keel up` sets it for its embedded server). */
+  DATABASE_URL: z.string().url({ message: "DATABASE_URL must be a postgresql:// URL, e.g. postgresql://keel:secret@localhost:5432/keel" }),
+  /** Port `next start` listens on (read by the CLI that starts it; recorded here for one list). */
+  PORT: z.coerce.number().int().min(1).max(65535).default(3000),
+  /** 32 random bytes, base64 (`openssl rand -base64 32`). Unset: the secrets API answers 503. */
+  KEEL_SECRETS_KEY: optional(z.string().refine((s) => Buffer.from(s, "base64").length === 32, "KEEL_SECRETS_KEY must be 32 bytes, base64 (openssl rand -base64 32)")),
+  /** First start: this admin (and team) is created when no user has this email yet. */
+  KEEL_ADMIN_EMAIL: optional(z.string().email()),
+  /** At least 12 characters. Only used to create the admin; changing it later changes nothing. */
+  KEEL_ADMIN_PASSWORD: optional(z.string().min(12, "KEEL_ADMIN_PASSWORD must be at least 12 characters")),
+  /** Slug of the first team (lowercase letters, digits, -). */
+  KEEL_ADMIN_TEAM: z.string().regex(/^[a-z0-9][a-z0-9-]*$/).default("default"),
+  /** Mark the session cookie Secure (set to true behind HTTPS). */
+  KEEL_COOKIE_SECURE: bool(false),
+  /** Seconds between SSE heartbeat comments. */
+  KEEL_SSE_HEARTBEAT_MS: z.coerce.number().int().min(100).default(15_000),
+  /** Longest a non-streamed /v1/chat/completions call waits for its run. */
+  KEEL_COMPLETION_TIMEOUT_MS: z.coerce.number().int().min(1000).default(300_000),
+  /** Where the Prisma-format migrations live (for /readyz). */
+  KEEL_MIGRATIONS_DIR: optional(z.string()),
+  KEEL_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+export type WebEnv = z.infer<typeof WebEnvSchema>;
+
+let parsed: WebEnv | null = null;
+
+/** Parses process.env once; throws an Error whose message lists every variable to fix. */
+export function webEnv(): WebEnv {
+  if (parsed) return parsed;
+  const r = WebEnvSchema.safeParse(process.env);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    const msg = `keel web: invalid environment\n${lines.join("\n")}\nSee server/README.md.`;
+    process.stderr.write(msg + "\n");
+    throw new Error(msg);
+  }
+  if (Boolean(r.data.KEEL_ADMIN_EMAIL) !== Boolean(r.data.KEEL_ADMIN_PASSWORD)) {
+    throw new Error("keel web: set both KEEL_ADMIN_EMAIL and KEEL_ADMIN_PASSWORD, or neither");
+  }
+  return (parsed = r.data);
+}

@@ -1,0 +1,135 @@
+// The one wrapper every API route goes through: request id, authentication (cookie + CSRF, or
+// API key), body size limit, JSON parsing, zod validation, and the one error → JSON mapping.
+import { randomUUID } from "node:crypto";
+import { z } from "zod";
+import { KeelError, requireRole, toErrorBody, UnauthorizedError, ValidationError, type Principal, type Role } from "@keel/core";
+import { getContext, type Context } from "./context";
+import { httpRequests } from "./metrics";
+
+export const SESSION_COOKIE = "keel_session";
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export class BadRequestError extends KeelError {
+  constructor(code: string, message: string) {
+    super(code, 400, message);
+  }
+}
+
+type Params = Record<string, string>;
+export type Call<B, Q> = { req: Request; ctx: Context; principal: Principal; body: B; query: Q; params: Params; requestId: string };
+type Options<B, Q> = {
+  /** "none": no credentials needed (login, health). Default: authenticated. */
+  auth?: "none";
+  /** Lowest role allowed; default viewer for GET and member otherwise. */
+  role?: Role;
+  body?: z.ZodType<B>;
+  query?: z.ZodType<Q>;
+};
+
+/** Wraps a handler. It returns a Response, or a value sent as JSON 200. */
+export function route<B = undefined, Q = undefined>(opts: Options<B, Q>, handler: (c: Call<B, Q>) => Promise<Response | unknown>) {
+  return async (req: Request, routeCtx: { params: Promise<Params> }): Promise<Response> => {
+    const requestId = validRequestId(req.headers.get("x-request-id")) ?? randomUUID();
+    const started = performance.now();
+    let res: Response;
+    let ctx: Context | null = null;
+    try {
+      ctx = await getContext();
+      const principal = opts.auth === "none" ? (null as unknown as Principal) : await authenticate(ctx, req);
+      if (principal) requireRole(principal, opts.role ?? (req.method === "GET" ? "viewer" : "member"));
+      const query = opts.query ? validate(opts.query, Object.fromEntries(new URL(req.url).searchParams)) : (undefined as Q);
+      const body = opts.body ? validate(opts.body, await readJson(req)) : (undefined as B);
+      const out = await handler({ req, ctx, principal, body, query, params: (await routeCtx.params) ?? {}, requestId });
+      res = out instanceof Response ? out : json(out);
+    } catch (err) {
+      res = errorResponse(err, ctx, requestId, req);
+    }
+    res.headers.set("x-request-id", requestId);
+    httpRequests.inc({ method: req.method, status: String(res.status) });
+    ctx?.logger.debug({ requestId, method: req.method, path: new URL(req.url).pathname, status: res.status, ms: Math.round(performance.now() - started) }, "request");
+    return res;
+  };
+}
+
+/** Cookie session (CSRF checked for state-changing methods) or `Authorization: Bearer kk_…`. */
+export async function authenticate(ctx: Context, req: Request): Promise<Principal> {
+  const auth = req.headers.get("authorization");
+  if (auth) {
+    const m = /^Bearer\s+(\S+)$/i.exec(auth);
+    if (!m) throw new UnauthorizedError("Authorization must be 'Bearer <API key>'");
+    return ctx.accounts.authenticateApiKey(m[1]!);
+  }
+  const token = readCookie(req, SESSION_COOKIE);
+  if (!token) throw new UnauthorizedError();
+  const unsafe = !["GET", "HEAD", "OPTIONS"].includes(req.method);
+  return ctx.accounts.authenticateSession(token, { required: unsafe, header: req.headers.get("x-csrf-token") });
+}
+
+export function readCookie(req: Request, name: string): string | null {
+  for (const part of (req.headers.get("cookie") ?? "").split(";")) {
+    const i = part.indexOf("=");
+    if (i > 0 && part.slice(0, i).trim() === name) return decodeURIComponent(part.slice(i + 1).trim());
+  }
+  return null;
+}
+
+/** Reads at most MAX_BODY_BYTES (413 past that, without buffering the rest) and parses JSON (400). */
+export async function readJson(req: Request): Promise<unknown> {
+  const declared = Number(req.headers.get("content-length") ?? "NaN");
+  if (declared > MAX_BODY_BYTES) throw new KeelError("payload_too_large", 413, `the body is larger than ${MAX_BODY_BYTES} bytes`, { maxBytes: MAX_BODY_BYTES });
+  const type = req.headers.get("content-type") ?? "";
+  if (!/^application\/([\w.+-]*\+)?json\b/i.test(type)) throw new KeelError("unsupported_media_type", 415, "send the body as application/json");
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = req.body?.getReader();
+  while (reader) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_BODY_BYTES) {
+      await reader.cancel().catch(() => {});
+      throw new KeelError("payload_too_large", 413, `the body is larger than ${MAX_BODY_BYTES} bytes`, { maxBytes: MAX_BODY_BYTES });
+    }
+    chunks.push(value);
+  }
+  const text = Buffer.concat(chunks).toString("utf8");
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new BadRequestError("invalid_json", "the body is not valid JSON");
+  }
+}
+
+export function validate<T>(schema: z.ZodType<T>, input: unknown): T {
+  const r = schema.safeParse(input);
+  if (!r.success) throw new ValidationError("invalid input", { issues: r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })) });
+  return r.data;
+}
+
+/** JSON with bigint as string. */
+export function json(data: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  const text = data === undefined ? "" : JSON.stringify(data, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
+  return new Response(status === 204 ? null : text, { status, headers: status === 204 ? headers : { "content-type": "application/json; charset=utf-8", ...headers } });
+}
+
+export function errorResponse(err: unknown, ctx: Context | null, requestId: string, req: Request): Response {
+  const { status, body, known } = toErrorBody(err);
+  const log = ctx?.logger;
+  if (known) log?.warn({ requestId, code: body.error.code, status, method: req.method }, "request refused");
+  else if (log) log.error({ requestId, err, method: req.method, path: new URL(req.url).pathname }, "request failed");
+  else console.error("request failed", requestId, err);
+  const headers: Record<string, string> = {};
+  const retry = (body.error.details as { retryAfterS?: number }).retryAfterS;
+  if (status === 429 && retry) headers["retry-after"] = String(retry);
+  return json(body, status, headers);
+}
+
+function validRequestId(v: string | null): string | null {
+  return v && /^[\w.:-]{1,100}$/.test(v) ? v : null;
+}
+
+/** Query-string helpers (everything arrives as a string). */
+export const q = {
+  seq: z.string().regex(/^\d{1,19}$/, "must be a non-negative integer").transform((s) => BigInt(s)),
+  int: (min: number, max: number) => z.coerce.number().int().min(min).max(max),
+};

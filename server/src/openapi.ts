@@ -1,0 +1,66 @@
+// The OpenAPI 3.1 description of /api/v1 and /v1, written by hand from a compact route table.
+// Request bodies are named here; the zod schemas in the route files are what is enforced.
+type Op = [method: string, path: string, summary: string, opts?: { body?: string; status?: number; auth?: false; sse?: boolean }];
+
+const ops: Op[] = [
+  ["post", "/api/v1/auth/login", "Log in; sets the keel_session cookie and returns csrfToken", { body: "{ email, password }", auth: false }],
+  ["post", "/api/v1/auth/logout", "Log out", { status: 204 }],
+  ["get", "/api/v1/me", "The caller: team, role, actor (and csrfToken for cookie sessions)"],
+  ["get", "/api/v1/agents", "List agents (current version of each)"],
+  ["post", "/api/v1/agents", "Create an agent (version 1)", { body: "{ name, model, instructions?, tools?, sandboxPolicy?, provider? }", status: 201 }],
+  ["get", "/api/v1/agents/{id}", "Get an agent"],
+  ["put", "/api/v1/agents/{id}", "Write a new version of an agent", { body: "{ model, instructions?, tools?, sandboxPolicy?, provider? }" }],
+  ["delete", "/api/v1/agents/{id}", "Delete an agent (admin)", { status: 204 }],
+  ["get", "/api/v1/sessions", "List sessions, newest first: ?cursor, limit (1-200), agentId, status=active|idle|archived, q"],
+  ["post", "/api/v1/sessions", "Create a session", { body: "{ agentId, title? }", status: 201 }],
+  ["get", "/api/v1/sessions/{id}", "Get a session"],
+  ["delete", "/api/v1/sessions/{id}", "Delete a session (cancels its runs)", { status: 204 }],
+  ["post", "/api/v1/sessions/{id}/archive", "Archive or unarchive", { body: "{ archived: boolean }" }],
+  ["post", "/api/v1/sessions/{id}/messages", "Post a message (header Idempotency-Key); answers the run", { body: "{ content: string | [{type:'text',text}], onBusy?: 'enqueue'|'reject'|'interrupt' }", status: 202 }],
+  ["get", "/api/v1/sessions/{id}/events", "Events after a seq: ?after, limit (1-5000); payload is the stored JSON verbatim"],
+  ["get", "/api/v1/sessions/{id}/stream", "Server-Sent Events: id = seq, event = type, data = payload; `event: delta` (no id) for tokens; resume with Last-Event-ID or ?after", { sse: true }],
+  ["post", "/api/v1/sessions/{id}/cancel", "Cancel queued runs, ask the running one to stop"],
+  ["post", "/api/v1/sessions/{id}/approvals/{callId}", "Approve or deny a tool call", { body: "{ approve: boolean, reason? }" }],
+  ["get", "/api/v1/runs/{id}", "Get a run"],
+  ["get", "/api/v1/members", "Team members"],
+  ["post", "/api/v1/members", "Add a member (admin)", { body: "{ email, password, role }", status: 201 }],
+  ["get", "/api/v1/api-keys", "API keys, without the keys (admin)"],
+  ["post", "/api/v1/api-keys", "Create an API key; the key is shown once (admin)", { body: "{ name, role }", status: 201 }],
+  ["delete", "/api/v1/api-keys/{id}", "Revoke an API key (admin)", { status: 204 }],
+  ["get", "/api/v1/secrets", "Secret names (values are never returned)"],
+  ["put", "/api/v1/secrets/{name}", "Write a secret (admin); AES-256-GCM at rest", { body: "{ value }", status: 204 }],
+  ["delete", "/api/v1/secrets/{name}", "Delete a secret (admin)", { status: 204 }],
+  ["get", "/api/v1/audit", "Audit log, newest first: ?before (cursor), limit (admin)"],
+  ["get", "/api/v1/status", "Workers and heartbeats, queue depth, active runs"],
+  ["get", "/v1/models", "OpenAI-compatible: agents as models"],
+  ["post", "/v1/chat/completions", "OpenAI-compatible chat; header X-Keel-Session-Id binds a session (returned when created)", { body: "{ model, messages, stream? }" }],
+];
+
+const errorSchema = { type: "object", required: ["error"], properties: { error: { type: "object", required: ["code", "message", "details"], properties: { code: { type: "string" }, message: { type: "string" }, details: { type: "object" } } } } };
+
+export function openApiDocument() {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const [method, path, summary, o = {}] of ops) {
+    const params = [...path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: "path", required: true, schema: { type: "string" } }));
+    (paths[path] ??= {})[method] = {
+      summary,
+      ...(params.length ? { parameters: params } : {}),
+      ...(o.auth === false ? { security: [] } : {}),
+      ...(o.body ? { requestBody: { required: true, description: o.body, content: { "application/json": { schema: { type: "object" } } } } } : {}),
+      responses: {
+        [String(o.status ?? 200)]: { description: "success", ...(o.status === 204 ? {} : { content: { [o.sse ? "text/event-stream" : "application/json"]: { schema: o.sse ? { type: "string" } : { type: "object" } } } }) },
+        "4XX": { description: "error", content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } },
+      },
+    };
+  }
+  return {
+    openapi: "3.1.0",
+    info: { title: "Keel API", version: "1" },
+    components: {
+      schemas: { Error: errorSchema },
+      securitySchemes: { apiKey: { type: "http", scheme: "bearer", description: "kk_… API key" }, cookie: { type: "apiKey", in: "cookie", name: "keel_session", description: "plus X-CSRF-Token on state changes" } },
+    },
+    security: [{ apiKey: [] }, { cookie: [] }],
+    paths,
+  };
+}

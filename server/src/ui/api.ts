@@ -1,0 +1,31 @@
+"use client";
+// Browser side of the API: cookie session plus the CSRF token (from login, or /me after a reload).
+let csrf: string | null = null;
+
+export class ApiError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+export function setCsrf(token: string | null) {
+  csrf = token;
+}
+
+export async function api<T = unknown>(path: string, init: { method?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<T> {
+  const method = init.method ?? "GET";
+  if (method !== "GET" && !csrf && path !== "/api/v1/auth/login") {
+    const me = await fetch("/api/v1/me");
+    if (me.ok) csrf = ((await me.json()) as { csrfToken: string | null }).csrfToken;
+  }
+  const res = await fetch(path, {
+    method,
+    headers: { ...(init.body !== undefined ? { "content-type": "application/json" } : {}), ...(csrf ? { "x-csrf-token": csrf } : {}), ...init.headers },
+    body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
+  });
+  if (res.status === 401 && typeof window !== "undefined" && !location.pathname.startsWith("/login")) location.href = "/login";
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : undefined;
+  if (!res.ok) throw new ApiError(res.status, data?.error?.code ?? "error", data?.error?.message ?? res.statusText);
+  return data as T;
+}
