@@ -1,5 +1,10 @@
 // The worker's environment, parsed once at start-up. Every variable is listed in README.md.
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { z } from "zod";
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const bool = z.preprocess((v) => v === "1" || v === "true", z.boolean());
 
 const int = (def: number, min = 1) => z.coerce.number().int().min(min).default(def);
 
@@ -26,6 +31,16 @@ export const WorkerEnvSchema = z.object({
   KEEL_MAX_MODEL_CALLS: int(25),
   /** Tool output larger than this is cut, with a note to the model. */
   KEEL_MAX_TOOL_OUTPUT_BYTES: int(65_536, 1024),
+  /** Where local sandboxes keep their workspaces (persist across worker restarts). */
+  KEEL_SANDBOX_DIR: z.string().default(path.join(repoRoot, ".keel", "sandboxes")),
+  /** The bundled sandbox runtime (`npm run setup` builds it). */
+  KEEL_SANDBOX_RUNTIME: z.string().default(path.join(repoRoot, "sandbox", "dist", "runtime.mjs")),
+  /** Run sandbox tools WITHOUT isolation when bubblewrap is missing. Never in production. */
+  KEEL_ALLOW_UNSANDBOXED: bool.default(false),
+  /** How often the worker suspends idle sandboxes and removes expired and orphaned ones. */
+  KEEL_SANDBOX_REAP_MS: int(30_000, 1_000),
+  /** 32 bytes base64: decrypts the team secrets a sandbox policy exposes (same key as the web process). */
+  KEEL_SECRETS_KEY: z.preprocess((v) => (v === "" ? undefined : v), z.string().optional()),
   KEEL_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type WorkerEnv = z.infer<typeof WorkerEnvSchema>;

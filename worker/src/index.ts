@@ -1,5 +1,8 @@
 // The worker process: parse env, build the engine's Worker, drain on SIGTERM/SIGINT.
-import { builtinTools, createAgentStep, createLogger, createModelResolver, createPool, notifyDeltas, ToolRegistry, Worker, type Logger, type StepFn } from "@keel/core";
+import {
+  builtinTools, createAgentStep, createLogger, createModelResolver, createPool, createSandboxTools, liveSessionIds, loadAgentForSession,
+  LocalSandboxDriver, notifyDeltas, parseSandboxPolicy, reapSandboxes, SandboxStore, Secrets, ToolRegistry, Worker, type Logger, type Pool, type StepFn,
+} from "@keel/core";
 import { parseEnv, WorkerEnvSchema, type WorkerEnv } from "./env.js";
 
 export { parseEnv, WorkerEnvSchema, type WorkerEnv };
@@ -9,6 +12,7 @@ export type RunningWorker = { worker: Worker; stop: (opts?: { drainMs?: number }
 export async function startWorker(env: WorkerEnv, opts: { logger?: Logger; step?: StepFn; version?: string } = {}): Promise<RunningWorker> {
   const logger = opts.logger ?? createLogger({ level: env.KEEL_LOG_LEVEL, name: "worker" });
   const pool = createPool(env.DATABASE_URL, { max: env.KEEL_WORKER_CONCURRENCY + 3, applicationName: "keel-worker" });
+  const sandboxes = sandboxSetup(env, pool, logger);
   const worker = new Worker({
     pool,
     connectionString: env.DATABASE_URL,
@@ -17,7 +21,7 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger; step?
       createAgentStep({
         pool,
         logger,
-        tools: new ToolRegistry(builtinTools),
+        tools: new ToolRegistry([...builtinTools, ...sandboxes.tools]),
         models: createModelResolver({ openaiBaseUrl: env.KEEL_OPENAI_BASE_URL, openaiApiKey: env.KEEL_OPENAI_API_KEY }),
         maxModelCallsPerRun: env.KEEL_MAX_MODEL_CALLS,
         maxToolOutputBytes: env.KEEL_MAX_TOOL_OUTPUT_BYTES,
@@ -33,9 +37,12 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger; step?
     maxTakeovers: env.KEEL_MAX_TAKEOVERS,
   });
   await worker.start();
+  const reaper = setInterval(() => void sandboxes.reap(), env.KEEL_SANDBOX_REAP_MS);
+  reaper.unref();
   return {
     worker,
     stop: async (o) => {
+      clearInterval(reaper);
       await worker.stop(o);
       await pool.end().catch(() => {});
     },
@@ -62,4 +69,28 @@ export async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+/**
+ * Local sandboxes (bubblewrap) for the sandbox tools: a session's policy comes from its agent's
+ * pinned version, its secrets are the team's, decrypted only for the names the policy exposes.
+ */
+function sandboxSetup(env: WorkerEnv, pool: Pool, logger: Logger) {
+  const driver = new LocalSandboxDriver({
+    baseDir: env.KEEL_SANDBOX_DIR,
+    runtimeScript: env.KEEL_SANDBOX_RUNTIME,
+    store: new SandboxStore(pool),
+    allowUnsandboxed: env.KEEL_ALLOW_UNSANDBOXED,
+    logger: logger.child({ component: "sandbox" }),
+  });
+  const secrets = new Secrets({ pool, keyBase64: env.KEEL_SECRETS_KEY });
+  const tools = createSandboxTools(driver, async (teamId, sessionId) => {
+    const policy = parseSandboxPolicy((await loadAgentForSession(pool, sessionId)).sandboxPolicy);
+    return { policy, secrets: await secrets.resolveForSandbox(teamId, policy.secrets) };
+  });
+  const reap = () =>
+    reapSandboxes({ driver, liveSessions: (ids) => liveSessionIds(pool, ids), logger }).catch((err: unknown) =>
+      logger.warn({ err: (err as Error).message }, "sandbox reaper failed"),
+    );
+  return { tools, reap };
 }

@@ -10,7 +10,7 @@ import { AgentEventType, buildContext, type AgentContext, type PendingCall, type
 import { appendLoopEvent, getLedger, ledgerKey, markStarted, recordAssistant, recordToolResult } from "./ledger.js";
 import type { DeltaSink, ModelClient } from "./model.js";
 import { ModelCallError } from "./openai-client.js";
-import { toolSpecs, type ResolvedTool, type ToolRegistry } from "./tools.js";
+import { toolSpecs, type ResolvedTool, type ToolContext, type ToolRegistry } from "./tools.js";
 
 export type ModelResolver = (agent: AgentRuntimeConfig) => ModelClient;
 
@@ -158,7 +158,7 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
     await o.hooks?.beforeTool?.(run, p.call.id);
     // From here a crash leaves "started": a non-idempotent tool is then reported indeterminate.
     await markStarted(o.pool, run, key);
-    const outcome = await runTool(resolved, args, { signal: ctx.signal, idempotencyKey: key, teamId: run.teamId, sessionId: run.sessionId, runId: run.id });
+    const outcome = await runTool(resolved, args, { signal: ctx.signal, idempotencyKey: key, teamId: run.teamId, sessionId: run.sessionId, runId: run.id, epoch: run.epoch });
     if (ctx.signal.aborted) throw ctx.signal.reason; // shutting down mid-tool: the ledger says "started"
     await finish(run, p, outcome.ok ? "succeeded" : "failed", capOutput(outcome.text, maxToolBytes), !outcome.ok, key);
     await o.hooks?.afterTool?.(run, p.call.id);
@@ -171,7 +171,7 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
   }
 }
 
-async function runTool(r: ResolvedTool, args: unknown, ctx: { signal: AbortSignal; idempotencyKey: string; teamId: string; sessionId: string; runId: string }): Promise<{ ok: boolean; text: string }> {
+async function runTool(r: ResolvedTool, args: unknown, ctx: ToolContext): Promise<{ ok: boolean; text: string }> {
   const ac = new AbortController();
   const onAbort = () => ac.abort(ctx.signal.reason);
   ctx.signal.addEventListener("abort", onAbort, { once: true });

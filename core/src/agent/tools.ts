@@ -4,7 +4,8 @@
 import { Ajv, type ValidateFunction } from "ajv";
 import type { ToolSpec } from "./model.js";
 
-export type ToolContext = { signal: AbortSignal; idempotencyKey: string; teamId: string; sessionId: string; runId: string };
+/** `epoch` is the run's fencing epoch: a sandbox refuses calls from a stale claim of the run. */
+export type ToolContext = { signal: AbortSignal; idempotencyKey: string; teamId: string; sessionId: string; runId: string; epoch: bigint };
 
 export interface Tool {
   name: string;

@@ -29,6 +29,8 @@ export type SandboxInfo = SandboxHandle & {
   lastActiveAt: Date;
   idleTimeoutMs: number;
   ttlMs: number;
+  /** Calls in progress (a running command): such a sandbox is never idle. */
+  inFlight?: number;
   lastError?: string;
 };
 
@@ -81,7 +83,8 @@ export interface SandboxDriver {
   listFiles(h: SandboxHandle, path: string, opts?: { recursive?: boolean; maxEntries?: number; signal?: AbortSignal }): Promise<{ entries: FileEntry[]; truncated: boolean }>;
   /** Stop the runtime, keep the workspace. The next acquire resumes. */
   suspend(h: SandboxHandle): Promise<void>;
-  resume(h: SandboxHandle): Promise<void>;
+  /** Start a suspended sandbox again (secrets are not persisted, so the caller passes them). */
+  resume(h: SandboxHandle, policy: SandboxPolicy, secrets?: SandboxSecrets): Promise<void>;
   /** Stop everything and delete the workspace: the sandbox is terminated. */
   release(h: SandboxHandle): Promise<void>;
   list(filter?: { teamId?: string }): Promise<SandboxInfo[]>;

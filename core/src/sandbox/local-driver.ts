@@ -11,7 +11,7 @@
 // host's network, UNFILTERED. An allow-list cannot be enforced here without root-owned
 // firewalling per sandbox; it is enforced by the Kubernetes driver's NetworkPolicy only.
 import { randomBytes, randomUUID, createHash } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
+import { chmodSync, mkdirSync } from "node:fs";
 import { chmod, chown, mkdir, open, readFile, readdir, rm, writeFile, rename } from "node:fs/promises";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
@@ -20,7 +20,7 @@ import { silentLogger } from "../logger.js";
 import { bwrapArgs, INSIDE, passwdFiles } from "./bwrap.js";
 import type { DriverHealth, ExecRequest, ExecResult, Fence, SandboxDriver, SandboxHandle, SandboxInfo, SandboxSecrets, SandboxState } from "./driver.js";
 import { SandboxUnavailableError } from "./errors.js";
-import { isSameProcessAlive, killProcess, launchDetached, sleep, withLockFile } from "./local-process.js";
+import { installRuntime, isSameProcessAlive, killProcess, launchDetached, sleep, withLockFile } from "./local-process.js";
 import type { SandboxPolicy } from "./policy.js";
 import { RuntimeClient } from "./runtime-client.js";
 import type { SandboxStore } from "./store.js";
@@ -111,10 +111,10 @@ export class LocalSandboxDriver implements SandboxDriver {
     await this.transition(h, "suspended", async (rec) => this.stop(rec));
   }
 
-  async resume(h: SandboxHandle): Promise<void> {
+  async resume(h: SandboxHandle, policy: SandboxPolicy, secrets: SandboxSecrets = {}): Promise<void> {
     const rec = await this.read(h.teamId, h.sessionId);
-    if (!rec || rec.state === "terminated") throw new SandboxUnavailableError("the sandbox was terminated; acquire a new one");
-    if (rec.state !== "ready") rec.state = "suspended"; // acquire restarts it with the caller's policy
+    if (!rec || rec.sandboxId !== h.sandboxId || rec.state === "terminated") throw new SandboxUnavailableError("the sandbox was terminated; acquire a new one");
+    await this.acquire(h.sessionId, h.teamId, policy, secrets);
   }
 
   async release(h: SandboxHandle): Promise<void> {
@@ -132,13 +132,15 @@ export class LocalSandboxDriver implements SandboxDriver {
         const rec = await this.read(teamId, sessionId);
         if (!rec) continue;
         let lastActiveAt = rec.lastActiveAt;
+        let inFlight: number | undefined;
         // The runtime's idle clock counts calls from every worker on this machine, and a
         // command still running counts as activity.
         if (rec.state === "ready") {
           const h = await (await this.client(rec)).health({ timeoutMs: 1_000 }).catch(() => undefined);
           if (h) lastActiveAt = Math.max(lastActiveAt, Date.now() - h.idleMs);
+          inFlight = h?.inFlight;
         }
-        out.push({ ...this.handle(rec), state: rec.state, createdAt: new Date(rec.createdAt), lastActiveAt: new Date(lastActiveAt), idleTimeoutMs: rec.idleTimeoutMs, ttlMs: rec.ttlMs, ...(rec.lastError ? { lastError: rec.lastError } : {}) });
+        out.push({ ...this.handle(rec), state: rec.state, createdAt: new Date(rec.createdAt), lastActiveAt: new Date(lastActiveAt), idleTimeoutMs: rec.idleTimeoutMs, ttlMs: rec.ttlMs, ...(inFlight !== undefined ? { inFlight } : {}), ...(rec.lastError ? { lastError: rec.lastError } : {}) });
       }
     }
     return out;
@@ -158,9 +160,12 @@ export class LocalSandboxDriver implements SandboxDriver {
       const stdin = JSON.stringify({ token: await readFile(path.join(dir, "token"), "utf8"), env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: INSIDE.workspace, LANG: "C.UTF-8", ...secrets }, limits: policy.resources });
       const log = await open(path.join(dir, "runtime.log"), "a", 0o600);
       try {
-        const launched = this.bwrapOk
-          ? await launchDetached(this.opts.bwrapPath, bwrapArgs({ workspaceDir: path.join(dir, "workspace"), runDir: path.join(dir, "run"), etcDir: path.join(dir, "etc"), runtimeScript: this.runtime(), nodePath: this.opts.nodePath, network: policy.egress !== "none", tmpSizeMb: Math.min(policy.resources.memoryMb, 1024) }), { stdin, logFd: log.fd, infoFd: true, ...this.uidOpts() })
-          : await launchDetached(this.opts.nodePath, [this.runtime(), "--socket", path.join(dir, "run", "runtime.sock"), "--workspace", path.join(dir, "workspace"), "--config-stdin"], { stdin, logFd: log.fd, infoFd: false, ...this.uidOpts() });
+        const launched = await (this.bwrapOk
+          ? launchDetached(this.opts.bwrapPath, bwrapArgs({ workspaceDir: path.join(dir, "workspace"), runDir: path.join(dir, "run"), etcDir: path.join(dir, "etc"), runtimeScript: this.runtime(), nodePath: this.opts.nodePath, network: policy.egress !== "none", tmpSizeMb: Math.min(policy.resources.memoryMb, 1024) }), { stdin, logFd: log.fd, infoFd: true, ...this.uidOpts() })
+          : launchDetached(this.opts.nodePath, [this.runtime(), "--socket", path.join(dir, "run", "runtime.sock"), "--workspace", path.join(dir, "workspace"), "--config-stdin"], { stdin, logFd: log.fd, infoFd: false, ...this.uidOpts() })
+        ).catch(async (err: Error) => {
+          throw new Error(`${err.message}: ${await this.logTail(rec)}`);
+        });
         Object.assign(rec, { ...launched, unsandboxed: !this.bwrapOk, configHash });
       } finally {
         await log.close();
@@ -264,19 +269,7 @@ export class LocalSandboxDriver implements SandboxDriver {
   }
 
   private runtime(): string {
-    if (!this.runtimeCopy) {
-      // A private copy the sandbox uid can read, and that a rebuild cannot change under a
-      // running sandbox.
-      const base = path.join(this.opts.baseDir, ".runtime");
-      mkdirSync(base, { recursive: true, mode: 0o755 });
-      const hash = createHash("sha256").update(readFileSync(this.opts.runtimeScript)).digest("hex").slice(0, 16);
-      this.runtimeCopy = path.join(base, `runtime-${hash}.mjs`);
-      if (!existsSync(this.runtimeCopy)) {
-        copyFileSync(this.opts.runtimeScript, `${this.runtimeCopy}.tmp`);
-        chmodSync(`${this.runtimeCopy}.tmp`, 0o644);
-        renameSync(`${this.runtimeCopy}.tmp`, this.runtimeCopy);
-      }
-    }
+    this.runtimeCopy ??= installRuntime(this.opts.baseDir, this.opts.runtimeScript);
     return this.runtimeCopy;
   }
 

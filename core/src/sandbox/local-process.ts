@@ -2,7 +2,9 @@
 // another process (pid + start time, so a recycled pid is never mistaken for it), kill it, and a
 // lock file so two workers on one machine never start the same sandbox twice.
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
+import path from "node:path";
 import { open, readFile, unlink } from "node:fs/promises";
 
 /** The kernel's start time of a process (field 22 of /proc/PID/stat), or null if gone/zombie. */
@@ -45,7 +47,7 @@ export type Launched = { pid: number; childPid: number; childStartTime: string; 
  * that pid kills every process in the sandbox.
  */
 export async function launchDetached(cmd: string, args: string[], opts: { stdin: string; logFd: number; infoFd: boolean; uid?: number; gid?: number }): Promise<Launched> {
-  const child = spawn(cmd, args, {
+  const child = spawn(cmd, opts.infoFd ? ["--info-fd", "3", ...args] : args, {
     detached: true,
     stdio: ["pipe", opts.logFd, opts.logFd, ...(opts.infoFd ? (["pipe"] as const) : [])],
     ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid } : {}),
@@ -114,3 +116,20 @@ export async function withLockFile<T>(file: string, timeoutMs: number, fn: () =>
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * A private, content-addressed copy of the runtime bundle under baseDir: readable by the
+ * sandbox's uid, and a rebuild never changes the file under a running sandbox.
+ */
+export function installRuntime(baseDir: string, runtimeScript: string): string {
+  const dir = path.join(baseDir, ".runtime");
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const hash = createHash("sha256").update(readFileSync(runtimeScript)).digest("hex").slice(0, 16);
+  const file = path.join(dir, `runtime-${hash}.mjs`);
+  if (!existsSync(file)) {
+    copyFileSync(runtimeScript, `${file}.${process.pid}.tmp`);
+    chmodSync(`${file}.${process.pid}.tmp`, 0o644);
+    renameSync(`${file}.${process.pid}.tmp`, file);
+  }
+  return file;
+}

@@ -38,6 +38,6 @@ export async function reapSandboxes(opts: {
 function decide(s: SandboxInfo, now: number, sessionLive: boolean): "terminate" | "orphan" | "suspend" | undefined {
   if (now - s.createdAt.getTime() > s.ttlMs) return "terminate";
   if (!sessionLive) return "orphan";
-  if (s.state === "ready" && now - s.lastActiveAt.getTime() > s.idleTimeoutMs) return "suspend";
+  if (s.state === "ready" && !s.inFlight && now - s.lastActiveAt.getTime() > s.idleTimeoutMs) return "suspend";
   return undefined;
 }

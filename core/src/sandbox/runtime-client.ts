@@ -1,7 +1,10 @@
 // Client of the sandbox runtime's HTTP API (sandbox/src/server.ts), over a unix socket (local
 // driver: works with --unshare-net, and only processes that can open the socket file reach it)
 // or a base URL (a pod on Kubernetes). Both drivers speak this one protocol.
+import { closeSync, openSync } from "node:fs";
 import http from "node:http";
+import net from "node:net";
+import pathMod from "node:path";
 import type { ExecRequest, ExecResult, FileContent, FileEntry } from "./driver.js";
 import { SandboxRequestError, SandboxUnavailableError } from "./errors.js";
 
@@ -58,7 +61,7 @@ export class RuntimeClient {
 
   private request<T>(method: string, path: string, body: unknown, opts: { signal?: AbortSignal; timeoutMs?: number; onLine?: (line: string) => void }): Promise<T> {
     const data = body === undefined ? undefined : JSON.stringify(body);
-    const target = "socketPath" in this.endpoint ? { socketPath: this.endpoint.socketPath, path } : { ...urlParts(this.endpoint.baseUrl), path };
+    const target = "socketPath" in this.endpoint ? { ...socketTarget(this.endpoint.socketPath), path } : { ...urlParts(this.endpoint.baseUrl), path };
     return new Promise<T>((resolve, reject) => {
       const req = http.request(
         {
@@ -108,6 +111,25 @@ export class RuntimeClient {
       req.end(data);
     });
   }
+}
+
+/**
+ * A unix socket path is limited to 107 bytes, and a sandbox's socket sits deep under the data
+ * dir. For a long path, connect through /proc/self/fd/N/<name>, N an fd of the socket's
+ * directory, held only until the connect() syscall (issued synchronously by libuv) is done.
+ */
+function socketTarget(socketPath: string): { socketPath: string } | { createConnection: () => net.Socket } {
+  if (Buffer.byteLength(socketPath) < 100) return { socketPath };
+  return {
+    createConnection: () => {
+      const fd = openSync(pathMod.dirname(socketPath), "r");
+      try {
+        return net.createConnection(`/proc/self/fd/${fd}/${pathMod.basename(socketPath)}`);
+      } finally {
+        closeSync(fd);
+      }
+    },
+  };
 }
 
 function urlParts(baseUrl: string): { protocol: string; hostname: string; port: string } {

@@ -4,24 +4,7 @@
 import type { Queryable } from "../db/pool.js";
 import type { SandboxState } from "./driver.js";
 
-/** The migration to add (Prisma-format SQL). */
-export const SANDBOXES_DDL = `
-CREATE TABLE "sandboxes" (
-  "id"             UUID PRIMARY KEY,
-  "team_id"        UUID NOT NULL REFERENCES "teams"("id") ON DELETE CASCADE,
-  "session_id"     UUID NOT NULL REFERENCES "sessions"("id") ON DELETE CASCADE,
-  "driver"         TEXT NOT NULL,
-  "state"          TEXT NOT NULL CHECK ("state" IN ('requested','provisioning','ready','suspended','failed','terminated')),
-  "last_error"     TEXT,
-  "last_active_at" TIMESTAMPTZ(3) NOT NULL DEFAULT now(),
-  "created_at"     TIMESTAMPTZ(3) NOT NULL DEFAULT now(),
-  "updated_at"     TIMESTAMPTZ(3) NOT NULL DEFAULT now(),
-  "terminated_at"  TIMESTAMPTZ(3)
-);
--- A session has at most one sandbox that is not terminated.
-CREATE UNIQUE INDEX "sandboxes_one_live_per_session" ON "sandboxes"("session_id") WHERE "state" <> 'terminated';
-CREATE INDEX "sandboxes_team_id_state_idx" ON "sandboxes"("team_id", "state");
-`;
+// The table is created by prisma/migrations/20261125190000_sandboxes.
 
 export type SandboxRow = {
   id: string;

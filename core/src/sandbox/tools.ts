@@ -20,7 +20,7 @@ export function createSandboxTools(driver: SandboxDriver, resolvePolicy: Resolve
     return driver.acquire(ctx.sessionId, ctx.teamId, policy, exposedSecrets(policy, secrets));
   };
   const fence = (ctx: ToolContext) => {
-    const epoch = epochOf?.(ctx);
+    const epoch = (epochOf ?? ((c: ToolContext) => c.epoch))(ctx);
     return epoch === undefined ? {} : { epoch, fenceKey: ctx.runId };
   };
 

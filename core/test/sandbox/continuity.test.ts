@@ -3,12 +3,12 @@
 // states in Postgres, and the reaper.
 import { fork } from "node:child_process";
 import path from "node:path";
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { build } from "esbuild";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useFixture } from "../fixture.js";
 import { waitFor } from "../../../test/db.js";
-import { liveSessionIds, SANDBOXES_DDL, SandboxStore } from "../../src/sandbox/store.js";
+import { liveSessionIds, SandboxStore } from "../../src/sandbox/store.js";
 import { reapSandboxes } from "../../src/sandbox/reaper.js";
 import { policy, useSandboxEnv } from "./helpers.js";
 
@@ -17,13 +17,14 @@ const env = useSandboxEnv();
 let store: SandboxStore;
 
 beforeAll(async () => {
-  await f.pool.query(SANDBOXES_DDL);
   store = new SandboxStore(f.pool);
 });
 
+// Inside the repo, so its bare imports (pino, pg) resolve from node_modules.
+const bundle = path.resolve(import.meta.dirname, `../../../.tmp/sandbox-worker-child-${process.pid}.mjs`);
+afterAll(() => rmSync(bundle, { force: true }));
+
 async function runWorkerChild(sessionId: string): Promise<{ sandboxId: string; kill: () => Promise<void> }> {
-  // Inside the repo, so its bare imports (pino, pg) resolve from node_modules.
-  const bundle = path.resolve(import.meta.dirname, `../../../.tmp/sandbox-worker-child-${process.pid}.mjs`);
   if (!existsSync(bundle)) await build({ entryPoints: [path.join(import.meta.dirname, "worker-child.ts")], outfile: bundle, bundle: true, platform: "node", format: "esm", target: "node20", packages: "external", logLevel: "warning" });
   const child = fork(bundle, [env.baseDir, env.runtimeScript, f.teamId, sessionId], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
@@ -32,6 +33,10 @@ async function runWorkerChild(sessionId: string): Promise<{ sandboxId: string; k
     child.once("exit", (code) => reject(new Error(`worker child exited early (${code})`)));
   });
   return { sandboxId: msg.sandboxId, kill: async () => void (child.kill("SIGKILL"), await exited) };
+}
+
+async function worker1Health(d: ReturnType<typeof env.driver>, h: Awaited<ReturnType<ReturnType<typeof env.driver>["acquire"]>>): Promise<"up" | "down"> {
+  return d.exec(h, { command: "true" }).then(() => "up" as const, () => "down" as const);
 }
 
 describe("local sandbox continuity", () => {
@@ -61,9 +66,9 @@ describe("local sandbox continuity", () => {
     const counted = { command: "echo run >> runs.log; wc -l < runs.log", idempotencyKey: "call-42" };
     expect((await d1.exec(h1, counted)).stdout).toBe("1\n");
     await d1.exec(h1, { command: "true", epoch: 7n, fenceKey: "run-1" });
-    const { childPid, pid } = await env.record(f.teamId, sessionId);
+    const { childPid } = await env.record(f.teamId, sessionId);
     process.kill(childPid, "SIGKILL");
-    await waitFor(() => !existsSync(`/proc/${childPid}`) || undefined, { what: "runtime to die" }).catch(() => {});
+    await waitFor(async () => (await worker1Health(d1, h1)) === "down", { what: "the killed runtime to stop answering" });
 
     const d2 = env.driver({ store });
     const h2 = await d2.acquire(sessionId, f.teamId, policy());
@@ -77,7 +82,6 @@ describe("local sandbox continuity", () => {
     await expect(d2.exec(h2, { command: "touch stale", epoch: 6n, fenceKey: "run-1" })).rejects.toMatchObject({ status: 409, code: "stale_epoch" });
     await expect(d2.writeFile(h2, "stale.txt", "x", { epoch: 6n, fenceKey: "run-1" })).rejects.toThrow(/lost its claim/);
     expect(await d2.exec(h2, { command: "echo ok", epoch: 8n, fenceKey: "run-1" })).toMatchObject({ stdout: "ok\n" });
-    void pid;
     expect(await store.findLive(f.teamId, sessionId)).toMatchObject({ id: h1.sandboxId, state: "ready", driver: "local" });
   });
 

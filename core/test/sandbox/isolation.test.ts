@@ -1,12 +1,12 @@
 // Isolation of local (bubblewrap) sandboxes, with real processes: network, host files, other
 // sandboxes, host PIDs, other teams' secrets, runaway commands, path traversal.
 import net from "node:net";
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useFixture } from "../fixture.js";
-import { SANDBOXES_DDL, SandboxStore } from "../../src/sandbox/store.js";
+import { SandboxStore } from "../../src/sandbox/store.js";
 import { createSandboxTools } from "../../src/sandbox/tools.js";
 import type { Tool, ToolContext } from "../../src/agent/tools.js";
 import { policy, useSandboxEnv } from "./helpers.js";
@@ -19,7 +19,6 @@ let hostSecretDir: string;
 let otherTeamId: string;
 
 beforeAll(async () => {
-  await f.pool.query(SANDBOXES_DDL);
   otherTeamId = (await f.tenancy.createTeam({ slug: "beta", name: "Beta" })).id;
   tcp = net.createServer((s) => s.end("hello from the host\n"));
   await new Promise<void>((r) => tcp.listen(0, "127.0.0.1", r));
@@ -94,6 +93,24 @@ describe("local sandbox isolation", () => {
     expect(beta.stdout).toContain("API_KEY=beta-key");
     expect(beta.stdout).toContain("BETA_ONLY=beta-only");
     expect(beta.stdout).not.toMatch(/alpha|host-env-value/);
+    // Secrets reach the runtime on stdin: never in a command line other host users can read.
+    const rec = await env.record(f.teamId, alphaSession);
+    expect(await env.runtimeProcesses()).toContain(rec.pid);
+    const cmdline = await readFile(`/proc/${rec.pid}/cmdline`, "utf8");
+    expect(cmdline).toContain("bwrap");
+    expect(cmdline).not.toContain("alpha-key");
+  });
+
+  it("fences tool calls with the run's epoch", async () => {
+    const d = env.driver();
+    const epochs: Record<string, number> = { "run-1": 5 };
+    const tools = createSandboxTools(d, async () => ({ policy: policy(), secrets: {} }), (c) => epochs[c.runId]);
+    const c = { ...ctx(f.teamId, await f.newSession()), runId: "run-1" };
+    await tool(tools, "write_file").run({ path: "a.txt", content: "epoch 5" }, c);
+    epochs["run-1"] = 4; // a worker that lost its claim, still running
+    await expect(tool(tools, "write_file").run({ path: "a.txt", content: "stale" }, c)).rejects.toThrow(/older than 5.*lost its claim/);
+    await expect(tool(tools, "exec").run({ command: "echo stale > a.txt" }, c)).rejects.toThrow(/lost its claim/);
+    expect(await tool(tools, "read_file").run({ path: "a.txt" }, c)).toMatchObject({ content: "epoch 5" });
   });
 
   it("stops runaway commands with a clear error", async () => {
@@ -135,5 +152,5 @@ function tool(tools: Tool[], name: string): Tool {
 }
 
 function ctx(teamId: string, sessionId: string): ToolContext {
-  return { signal: new AbortController().signal, idempotencyKey: `key-${Math.random()}`, teamId, sessionId, runId: "00000000-0000-0000-0000-000000000001" };
+  return { signal: new AbortController().signal, idempotencyKey: `key-${Math.random()}`, teamId, sessionId, runId: "00000000-0000-0000-0000-000000000001", epoch: 1n };
 }

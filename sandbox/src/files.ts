@@ -1,0 +1,110 @@
+// Workspace file operations, confined to the workspace: a path is resolved against it, must stay
+// inside it lexically (no `..` escape, no absolute path elsewhere) and physically (the real path
+// of the target, or of its nearest existing ancestor for a new file, after following symlinks),
+// and may not touch the runtime's hidden state dir.
+import { lstat, mkdir, readdir, readFile, realpath, rename, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+
+export class FileError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+export class Workspace {
+  private real: string | undefined;
+  constructor(readonly root: string, readonly stateDirName = ".keel") {}
+
+  private async realRoot(): Promise<string> {
+    this.real ??= await realpath(this.root);
+    return this.real;
+  }
+
+  /** The absolute host path for a workspace path, or a 400 FileError saying why not. */
+  async resolve(p: string, opts: { mustExist: boolean }): Promise<string> {
+    if (typeof p !== "string" || p.length === 0 || p.includes("\0")) throw new FileError(400, "invalid_path", "path must be a non-empty string");
+    const abs = path.resolve(this.root, p);
+    const rel = path.relative(this.root, abs);
+    if (rel.startsWith("..") || path.isAbsolute(rel)) {
+      throw new FileError(400, "path_outside_workspace", `path "${p}" is outside the workspace (${this.root}); use a path relative to it`);
+    }
+    if (rel.split(path.sep)[0] === this.stateDirName) {
+      throw new FileError(400, "path_reserved", `path "${p}" is in the runtime's state directory, which is not accessible`);
+    }
+    const root = await this.realRoot();
+    // Walk up to the nearest existing ancestor and check where it really is (symlinks followed).
+    let probe = abs;
+    for (;;) {
+      try {
+        const real = await realpath(probe);
+        const realRel = path.relative(root, real);
+        if (realRel.startsWith("..") || path.isAbsolute(realRel)) {
+          throw new FileError(400, "symlink_escape", `path "${p}" leads outside the workspace through a symbolic link`);
+        }
+        if (realRel.split(path.sep)[0] === this.stateDirName) {
+          throw new FileError(400, "path_reserved", `path "${p}" leads into the runtime's state directory, which is not accessible`);
+        }
+        if (probe !== abs && opts.mustExist) throw new FileError(404, "not_found", `"${p}" does not exist`);
+        return probe === abs ? real : path.join(real, path.relative(probe, abs));
+      } catch (err) {
+        if (err instanceof FileError) throw err;
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+        if (opts.mustExist && probe === abs) throw new FileError(404, "not_found", `"${p}" does not exist`);
+        probe = path.dirname(probe);
+      }
+    }
+  }
+
+  async read(p: string, maxBytes: number): Promise<{ path: string; content: string; encoding: "utf8" | "base64"; sizeBytes: number; truncated: boolean }> {
+    const file = await this.resolve(p, { mustExist: true });
+    const st = await stat(file);
+    if (st.isDirectory()) throw new FileError(400, "is_directory", `"${p}" is a directory; use list_files`);
+    const buf = await readFile(file);
+    const slice = buf.length > maxBytes ? buf.subarray(0, maxBytes) : buf;
+    const text = slice.toString("utf8");
+    // Round-trips as UTF-8 (U+FFFD only appears for invalid bytes): send text, else base64.
+    const isText = !text.includes("\uFFFD") && !slice.includes(0);
+    return { path: p, content: isText ? text : slice.toString("base64"), encoding: isText ? "utf8" : "base64", sizeBytes: buf.length, truncated: buf.length > maxBytes };
+  }
+
+  async write(p: string, content: string, encoding: "utf8" | "base64"): Promise<{ path: string; sizeBytes: number }> {
+    const file = await this.resolve(p, { mustExist: false });
+    await mkdir(path.dirname(file), { recursive: true });
+    // Re-check after mkdir: the parent may have been swapped for a symlink in between.
+    await this.resolve(p, { mustExist: false });
+    const existing = await lstat(file).catch(() => undefined);
+    if (existing?.isDirectory()) throw new FileError(400, "is_directory", `"${p}" is a directory`);
+    const data = Buffer.from(content, encoding);
+    // Temp file + rename: replaces a symlink at the target instead of writing through it.
+    const tmp = path.join(path.dirname(file), `.keel-write-${process.pid}-${Date.now()}`);
+    await writeFile(tmp, data, { flag: "wx" });
+    await rename(tmp, file);
+    return { path: p, sizeBytes: data.length };
+  }
+
+  async list(p: string, opts: { recursive: boolean; maxEntries: number }): Promise<{ entries: { path: string; type: "file" | "directory" | "symlink" | "other"; sizeBytes: number }[]; truncated: boolean }> {
+    const dir = await this.resolve(p, { mustExist: true });
+    const root = await this.realRoot();
+    const entries: { path: string; type: "file" | "directory" | "symlink" | "other"; sizeBytes: number }[] = [];
+    const queue = [dir];
+    let truncated = false;
+    while (queue.length > 0) {
+      const d = queue.shift()!;
+      for (const e of await readdir(d, { withFileTypes: true })) {
+        const full = path.join(d, e.name);
+        const rel = path.relative(root, full);
+        if (rel.split(path.sep)[0] === this.stateDirName) continue;
+        if (entries.length >= opts.maxEntries) {
+          truncated = true;
+          break;
+        }
+        const type = e.isFile() ? "file" : e.isDirectory() ? "directory" : e.isSymbolicLink() ? "symlink" : "other";
+        const sizeBytes = type === "file" ? (await lstat(full)).size : 0;
+        entries.push({ path: rel, type, sizeBytes });
+        if (type === "directory" && opts.recursive) queue.push(full);
+      }
+      if (truncated) break;
+    }
+    return { entries, truncated };
+  }
+}

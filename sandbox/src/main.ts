@@ -1,0 +1,74 @@
+// Entry point of the sandbox runtime (bundled to one file: `npm run build -w @keel/sandbox`).
+//
+//   node runtime.mjs --socket /run/keel/runtime.sock --workspace /workspace --config-stdin
+//   node runtime.mjs --port 8080 --workspace /workspace          (token in KEEL_RUNTIME_TOKEN)
+//
+// --config-stdin reads one JSON object {token, env, limits} from stdin (the local driver): the
+// token and the team's secrets then never appear in a command line or in this process's
+// environ. Without it, the token comes from KEEL_RUNTIME_TOKEN (a Kubernetes Secret) and the
+// commands' environment is this process's own minus KEEL_* variables.
+import { chmodSync, mkdirSync, rmSync } from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { createRuntimeServer, type RuntimeConfig } from "./server.js";
+
+const { values: args } = parseArgs({
+  options: {
+    socket: { type: "string" },
+    port: { type: "string" },
+    host: { type: "string", default: "0.0.0.0" },
+    workspace: { type: "string", default: "/workspace" },
+    "state-dir": { type: "string" },
+    "config-stdin": { type: "boolean", default: false },
+  },
+});
+
+function fail(message: string): never {
+  process.stderr.write(`keel-sandbox-runtime: ${message}\n`);
+  process.exit(2);
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+async function loadConfig(): Promise<RuntimeConfig> {
+  const workspace = path.resolve(args.workspace!);
+  const stateDir = args["state-dir"] ? path.resolve(args["state-dir"]) : undefined;
+  if (args["config-stdin"]) {
+    const c = JSON.parse(await readStdin()) as Partial<RuntimeConfig>;
+    if (!c.token || c.token.length < 16) fail("config on stdin needs a token of at least 16 characters");
+    return { token: c.token, workspace, stateDir, env: c.env ?? {}, limits: c.limits ?? {} };
+  }
+  const token = process.env.KEEL_RUNTIME_TOKEN;
+  if (!token || token.length < 16) fail("set KEEL_RUNTIME_TOKEN (at least 16 characters) or pass --config-stdin");
+  const env = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => !e[0].startsWith("KEEL_") && e[1] !== undefined));
+  const limits = process.env.KEEL_RUNTIME_LIMITS ? JSON.parse(process.env.KEEL_RUNTIME_LIMITS) : {};
+  return { token, workspace, stateDir, env, limits };
+}
+
+const config = await loadConfig();
+mkdirSync(config.workspace, { recursive: true });
+const server = createRuntimeServer(config);
+server.on("error", (err) => fail(`cannot listen: ${err.message}`));
+if (args.socket) {
+  // A socket left by a killed predecessor would make listen fail with EADDRINUSE.
+  rmSync(args.socket, { force: true });
+  // sun_path holds 107 bytes: bind a long path relative to its directory instead.
+  let socket = path.resolve(args.socket);
+  if (Buffer.byteLength(socket) >= 100) {
+    process.chdir(path.dirname(socket));
+    socket = `./${path.basename(socket)}`;
+  }
+  server.listen(socket, () => {
+    chmodSync(socket, 0o600);
+    process.stdout.write(`listening ${args.socket}\n`);
+  });
+} else if (args.port) {
+  server.listen(Number(args.port), args.host, () => process.stdout.write(`listening ${args.host}:${args.port}\n`));
+} else {
+  fail("give --socket PATH or --port N");
+}
+for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => server.close(() => process.exit(0)));
