@@ -1,0 +1,86 @@
+// Shared by the k8s tests: the repo's kustomize overlays re-targeted at a throwaway namespace, and
+// the platform's real RBAC (k8s/base/rbac.yaml) applied for real there, so tests can run as the
+// least-privileged ServiceAccount the worker gets in a cluster.
+import { randomBytes } from "node:crypto";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { kubeconfigPath, kubectl } from "../../../controlplane/harness.ts";
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+
+/**
+ * A kustomization in .tmp/ that takes `k8s/overlays/<overlay>` and moves it into `namespace`,
+ * with a suffix on every name (cluster-scoped ClusterRole/Binding must not collide between
+ * runs). kustomize rewrites the references (roleRef, binding subjects, serviceAccountName,
+ * configMapRef/secretRef) along with the names.
+ */
+export function retargetedOverlay(overlay: string, namespace: string, suffix: string): { dir: string; cleanup: () => void } {
+  const dir = path.join(repoRoot, ".tmp", `k8s-${overlay}-${namespace}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    path.join(dir, "kustomization.yaml"),
+    [
+      "apiVersion: kustomize.config.k8s.io/v1beta1",
+      "kind: Kustomization",
+      `namespace: ${namespace}`,
+      `nameSuffix: -${suffix}`,
+      "resources:",
+      `  - ${path.relative(dir, path.join(repoRoot, "k8s/overlays", overlay))}`,
+      "",
+    ].join("\n"),
+  );
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export type PlatformIdentity = { serviceAccount: string; kubeconfig: string; cleanup: () => Promise<void> };
+
+/**
+ * Applies the base RBAC (ServiceAccounts, ClusterRole, ClusterRoleBinding) for real into
+ * `namespace` and returns a kubeconfig that authenticates as the platform ServiceAccount with a
+ * short-lived token (TokenRequest), so the driver test runs with exactly the rights the
+ * manifests grant.
+ */
+export async function applyPlatformRbac(namespace: string): Promise<PlatformIdentity> {
+  const suffix = randomBytes(3).toString("hex");
+  const overlay = retargetedOverlay("production", namespace, suffix);
+  const rendered = (await kubectl(["kustomize", overlay.dir])).stdout;
+  overlay.cleanup();
+  const docs = rendered.split(/^---$/m).filter((d) => /^kind: (ServiceAccount|ClusterRole|ClusterRoleBinding)$/m.test(d));
+  await kubectl(["apply", "--server-side", "-f", "-"], { input: docs.join("---\n") });
+  const serviceAccount = `keel-platform-${suffix}`;
+  const kubeconfig = await tokenKubeconfig(namespace, serviceAccount);
+  return {
+    serviceAccount,
+    kubeconfig,
+    cleanup: async () => {
+      rmSync(kubeconfig, { force: true });
+      await kubectl(["delete", "clusterrole,clusterrolebinding", `keel-platform-${suffix}`, "--ignore-not-found"]);
+    },
+  };
+}
+
+/** A kubeconfig file for the test API server that authenticates with a ServiceAccount token. */
+export async function tokenKubeconfig(namespace: string, serviceAccount: string): Promise<string> {
+  const token = (await kubectl(["create", "token", serviceAccount, "-n", namespace, "--duration=1h"])).stdout.trim();
+  const server = (await kubectl(["config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"])).stdout.trim();
+  const caData = (await kubectl(["config", "view", "--minify", "--raw", "-o", "jsonpath={.clusters[0].cluster.certificate-authority-data}"])).stdout.trim();
+  const caFile = (await kubectl(["config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.certificate-authority}"])).stdout.trim();
+  const file = path.join(repoRoot, ".tmp", `kubeconfig-${namespace}-${serviceAccount}`);
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(
+    file,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "test", cluster: { server, ...(caData ? { "certificate-authority-data": caData } : { "certificate-authority": caFile }) } }],
+      users: [{ name: serviceAccount, user: { token } }],
+      contexts: [{ name: "test", context: { cluster: "test", user: serviceAccount, namespace } }],
+      "current-context": "test",
+    }),
+    { mode: 0o600 },
+  );
+  return file;
+}
+
+export { kubeconfigPath };
