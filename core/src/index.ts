@@ -36,3 +36,4 @@ export * from "./sandbox/store.js";
 export * from "./sandbox/reaper.js";
 export * from "./sandbox/tools.js";
 export * from "./sandbox/errors.js";
+export * from "./sandbox/k8s/index.js";

@@ -45,7 +45,7 @@ test(`runs survive ${KILLS} SIGKILLs of real worker processes`, async () => {
   const agent = await tenancy.createAgent(team.id, { name: "a", model: "demo" });
   const sessions = await Promise.all(Array.from({ length: 16 }, async () => (await tenancy.createSession(team.id, { agentId: agent.id })).id));
 
-  const deaths = new Map<number, Date>(); // pid → when its exit was observed (an upper bound on death)
+  const deaths = new Map<number, Date>(); // pid → when SIGKILL was sent to it
   const procs: WorkerProc[] = await Promise.all(Array.from({ length: WORKERS }, () => spawnWorker()));
 
   let producing = true;
@@ -63,8 +63,12 @@ test(`runs survive ${KILLS} SIGKILLs of real worker processes`, async () => {
     await new Promise((r) => setTimeout(r, 30 + Math.random() * 200));
     const i = Math.floor(Math.random() * procs.length);
     const victim = procs[i]!;
+    // The moment the signal is sent bounds the victim's death from below; the new owner can
+    // only start after the death (its claim needs the victim's lock gone). Using when the exit
+    // was *observed* instead gave false overlaps on a loaded machine (observation lags death).
+    deaths.set(victim.child.pid!, new Date());
     victim.child.kill("SIGKILL");
-    deaths.set(victim.child.pid!, (await victim.exited).at);
+    await victim.exited;
     procs[i] = await spawnWorker();
   }
   producing = false;
@@ -95,8 +99,8 @@ test(`runs survive ${KILLS} SIGKILLs of real worker processes`, async () => {
   }
   expect(userMessages).toBe(posted);
 
-  // No overlap: for each run, executions by different claims never overlap in time. A killed
-  // worker's unfinished execution is counted as running until its death was observed.
+  // No overlap: for each run, an execution under a newer claim never starts before the previous
+  // claim's execution ended (or its worker was sent SIGKILL).
   const { rows: execs } = await pool.query<{ run_id: string; pid: number; epoch: bigint; started_at: Date; ended_at: Date | null }>(
     "SELECT run_id, pid, epoch, started_at, ended_at FROM crash_exec ORDER BY run_id, started_at",
   );

@@ -31,6 +31,14 @@ export const WorkerEnvSchema = z.object({
   KEEL_MAX_MODEL_CALLS: int(25),
   /** Tool output larger than this is cut, with a note to the model. */
   KEEL_MAX_TOOL_OUTPUT_BYTES: int(65_536, 1024),
+  /** local: bubblewrap on this machine; kubernetes: agent-sandbox claims in the cluster the worker runs in (or the kubeconfig's). */
+  KEEL_SANDBOX_DRIVER: z.enum(["local", "kubernetes"]).default("local"),
+  /** kubernetes: the Keel image sandboxes run (it holds the sandbox runtime). */
+  KEEL_SANDBOX_IMAGE: z.preprocess((v) => (v === "" ? undefined : v), z.string().optional()),
+  /** kubernetes: each team's sandboxes live in namespace <prefix><teamId>. */
+  KEEL_SANDBOX_NAMESPACE_PREFIX: z.string().default("keel-team-"),
+  /** kubernetes: sandboxes kept started per team (SandboxWarmPool replicas). */
+  KEEL_SANDBOX_WARM_POOL: int(0, 0),
   /** Where local sandboxes keep their workspaces (persist across worker restarts). */
   KEEL_SANDBOX_DIR: z.string().default(path.join(repoRoot, ".keel", "sandboxes")),
   /** The bundled sandbox runtime (`npm run setup` builds it). */

@@ -1,8 +1,9 @@
 // The worker process: parse env, build the engine's Worker, drain on SIGTERM/SIGINT.
 import {
   builtinTools, createAgentStep, createLogger, createModelResolver, createPool, createSandboxTools, liveSessionIds, loadAgentForSession,
-  LocalSandboxDriver, notifyDeltas, parseSandboxPolicy, reapSandboxes, SandboxStore, Secrets, ToolRegistry, Worker, type Logger, type Pool, type StepFn,
+  KubernetesSandboxDriver, LocalSandboxDriver, notifyDeltas, parseSandboxPolicy, reapSandboxes, SandboxStore, Secrets, ToolRegistry, Worker, type Logger, type Pool, type SandboxDriver, type StepFn,
 } from "@keel/core";
+import { KubeConfig } from "@kubernetes/client-node";
 import { parseEnv, WorkerEnvSchema, type WorkerEnv } from "./env.js";
 
 export { parseEnv, WorkerEnvSchema, type WorkerEnv };
@@ -76,13 +77,21 @@ export async function main(): Promise<void> {
  * pinned version, its secrets are the team's, decrypted only for the names the policy exposes.
  */
 function sandboxSetup(env: WorkerEnv, pool: Pool, logger: Logger) {
-  const driver = new LocalSandboxDriver({
-    baseDir: env.KEEL_SANDBOX_DIR,
-    runtimeScript: env.KEEL_SANDBOX_RUNTIME,
-    store: new SandboxStore(pool),
-    allowUnsandboxed: env.KEEL_ALLOW_UNSANDBOXED,
-    logger: logger.child({ component: "sandbox" }),
-  });
+  const store = new SandboxStore(pool);
+  const log = logger.child({ component: "sandbox" });
+  let driver: SandboxDriver;
+  if (env.KEEL_SANDBOX_DRIVER === "kubernetes") {
+    if (!env.KEEL_SANDBOX_IMAGE) {
+      process.stderr.write("keel worker: KEEL_SANDBOX_DRIVER=kubernetes needs KEEL_SANDBOX_IMAGE (the Keel image, which holds the sandbox runtime)\n");
+      process.exit(2);
+    }
+    const kubeConfig = new KubeConfig();
+    if (process.env.KUBERNETES_SERVICE_HOST) kubeConfig.loadFromCluster();
+    else kubeConfig.loadFromDefault();
+    driver = new KubernetesSandboxDriver({ kubeConfig, image: env.KEEL_SANDBOX_IMAGE, namespacePrefix: env.KEEL_SANDBOX_NAMESPACE_PREFIX, warmPoolReplicas: env.KEEL_SANDBOX_WARM_POOL, store, logger: log });
+  } else {
+    driver = new LocalSandboxDriver({ baseDir: env.KEEL_SANDBOX_DIR, runtimeScript: env.KEEL_SANDBOX_RUNTIME, store, allowUnsandboxed: env.KEEL_ALLOW_UNSANDBOXED, logger: log });
+  }
   const secrets = new Secrets({ pool, keyBase64: env.KEEL_SECRETS_KEY });
   const tools = createSandboxTools(driver, async (teamId, sessionId) => {
     const policy = parseSandboxPolicy((await loadAgentForSession(pool, sessionId)).sandboxPolicy);

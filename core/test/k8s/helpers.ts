@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { loadAllYaml } from "@kubernetes/client-node";
 import { kubeconfigPath, kubectl } from "../../../controlplane/harness.ts";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -24,7 +25,7 @@ export function retargetedOverlay(overlay: string, namespace: string, suffix: st
       "apiVersion: kustomize.config.k8s.io/v1beta1",
       "kind: Kustomization",
       `namespace: ${namespace}`,
-      `nameSuffix: -${suffix}`,
+      `nameSuffix: "-${suffix}"`,
       "resources:",
       `  - ${path.relative(dir, path.join(repoRoot, "k8s/overlays", overlay))}`,
       "",
@@ -46,9 +47,11 @@ export async function applyPlatformRbac(namespace: string): Promise<PlatformIden
   const overlay = retargetedOverlay("production", namespace, suffix);
   const rendered = (await kubectl(["kustomize", overlay.dir])).stdout;
   overlay.cleanup();
-  const docs = rendered.split(/^---$/m).filter((d) => /^kind: (ServiceAccount|ClusterRole|ClusterRoleBinding)$/m.test(d));
-  await kubectl(["apply", "--server-side", "-f", "-"], { input: docs.join("---\n") });
   const serviceAccount = `keel-platform-${suffix}`;
+  const docs = (loadAllYaml(rendered) as any[]).filter((d) => ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"].includes(d.kind));
+  // kustomize's nameSuffix/namespace do not reach a ClusterRoleBinding's subjects.
+  for (const d of docs.filter((d) => d.kind === "ClusterRoleBinding")) d.subjects = [{ kind: "ServiceAccount", name: serviceAccount, namespace }];
+  await kubectl(["apply", "--server-side", "-f", "-"], { input: JSON.stringify({ apiVersion: "v1", kind: "List", items: docs }) });
   const kubeconfig = await tokenKubeconfig(namespace, serviceAccount);
   return {
     serviceAccount,

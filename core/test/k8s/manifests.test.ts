@@ -1,8 +1,9 @@
 // k8s/: every overlay renders with kustomize and is accepted by the real API server
 // (server-side dry run: schema, defaulting, admission), has the shape the issue asks for, and the
 // platform ServiceAccount's RBAC grants exactly what the sandbox driver calls.
+import { loadAllYaml } from "@kubernetes/client-node";
 import { afterAll, expect, test } from "vitest";
-import { createTestNamespace, kubectl, startControlPlane, type TestNamespace } from "../../../controlplane/harness.ts";
+import { createTestNamespace, kubectl, startControlPlane, waitFor, type TestNamespace } from "../../../controlplane/harness.ts";
 import { applyPlatformRbac, repoRoot, retargetedOverlay, type PlatformIdentity } from "./helpers.ts";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -19,9 +20,7 @@ async function namespace(prefix: string): Promise<string> {
 type Obj = { kind: string; metadata: { name: string; namespace?: string }; spec?: any; data?: Record<string, string> };
 async function render(dir: string): Promise<Obj[]> {
   const out = (await kubectl(["kustomize", dir])).stdout;
-  const list = await kubectl(["create", "--dry-run=client", "-o", "json", "-f", "-"], { input: out });
-  const parsed = JSON.parse(list.stdout);
-  return parsed.kind === "List" ? parsed.items : [parsed];
+  return loadAllYaml(out) as Obj[];
 }
 const find = (objs: Obj[], kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name);
 
@@ -99,6 +98,7 @@ test("RBAC: the platform ServiceAccount can do what the driver needs, and a samp
   // Checked in another namespace than the platform's own: the driver works in per-team namespaces.
   const canI = async ([verb, resource]: [string, string], where = "keel-team-example") =>
     (await kubectl(["auth", "can-i", verb, resource, "-n", where, as], { allowFailure: true })).stdout.trim();
+  await waitFor(async () => (await canI(["get", "pods"])) === "yes", { timeoutMs: 30_000, what: "the ClusterRoleBinding to take effect" });
   const answers = async (list: [string, string][]) => Object.fromEntries(await Promise.all(list.map(async (v) => [v.join(" "), await canI(v)])));
   expect(await answers(NEEDED)).toEqual(Object.fromEntries(NEEDED.map((v) => [v.join(" "), "yes"])));
   expect(await answers(FORBIDDEN)).toEqual(Object.fromEntries(FORBIDDEN.map((v) => [v.join(" "), "no"])));

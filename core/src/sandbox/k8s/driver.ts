@@ -1,0 +1,281 @@
+// The Kubernetes sandbox driver, on kubernetes-sigs/agent-sandbox (v0.5.6, v1beta1 APIs).
+//
+// Per team: a namespace `<prefix><teamId>`, a Secret with the team's exposed secrets, a
+// SandboxTemplate (runtime image, resources, NetworkPolicy: ingress only from workers, egress
+// default-deny plus the allow-list) and a SandboxWarmPool (claims must name a pool in v0.5.6;
+// replicas 0 means "no warm sandboxes"). Per session: a SandboxClaim `s-<sessionId>` labelled
+// with team and session, so any worker finds it again (reattach = read the claim).
+//
+// The runtime token: cold mode (warmPoolReplicas 0) gives every claim its own random token as
+// claim env; agent-sandbox then always creates a fresh sandbox for the claim. Warm mode puts one
+// team token in the template instead, because a pre-started pod cannot receive a per-claim
+// variable (agent-sandbox bypasses the pool for claims with env). Either way the token lives in
+// objects only the platform ServiceAccount reads in the team's namespace.
+//
+// The data plane (exec, files) is the same runtime protocol as the local driver, over the pod IP;
+// `runtimeClient` makes it pluggable (tests on kwok have no running container).
+import { randomBytes, createHash } from "node:crypto";
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "../../logger.js";
+import { silentLogger } from "../../logger.js";
+import type { DriverHealth, ExecRequest, ExecResult, Fence, FileContent, FileEntry, SandboxDriver, SandboxHandle, SandboxInfo, SandboxSecrets, SandboxState } from "../driver.js";
+import { SandboxUnavailableError } from "../errors.js";
+import { exposedSecrets, type SandboxPolicy } from "../policy.js";
+import { RuntimeClient, type RuntimeHealth } from "../runtime-client.js";
+import type { SandboxStore } from "../store.js";
+import { KubeApi } from "./api.js";
+import { ANNOTATIONS, API_VERSION, CORE_GROUP, EXT_GROUP, LABELS, sandboxNames, sessionSelector, teamNamespace, TOKEN_ENV, type SandboxNames } from "./names.js";
+import { claimObject, egressRules, namespaceObject, secretObject, templateObject, warmPoolObject, type K8sObject, type TemplateConfig } from "./objects.js";
+import { claimState, sandboxSuspended } from "./state.js";
+
+/** What the driver needs of a runtime client: the local driver's RuntimeClient fits. */
+export type RuntimeApi = Pick<RuntimeClient, "exec" | "readFile" | "writeFile" | "listFiles"> & { health(opts?: { timeoutMs?: number }): Promise<RuntimeHealth> };
+export type RuntimeEndpoint = { baseUrl: string; podIP: string; namespace: string; claim: string };
+
+export type KubernetesDriverOptions = {
+  kubeConfig: KubeConfig;
+  /** The Keel image (it contains sandbox/dist/runtime.mjs), e.g. ghcr.io/acme/keel:1.2.3. */
+  image: string;
+  namespacePrefix?: string;
+  runtimePort?: number;
+  /** Pod CPU limit of a sandbox (memory comes from the policy). */
+  cpu?: string;
+  /** Sandboxes kept started per team template; 0: none, and per-claim tokens (see above). */
+  warmPoolReplicas?: number;
+  /** The workers' namespace and pod labels: the runtime port accepts connections only from them. */
+  workers?: TemplateConfig["workers"];
+  readyTimeoutMs?: number;
+  /** How long API calls are retried through connection errors, 5xx and 429. */
+  apiRetryMs?: number;
+  runtimeClient?: (endpoint: RuntimeEndpoint, token: string) => RuntimeApi;
+  store?: SandboxStore;
+  logger?: Logger;
+};
+
+const CLAIM = { apiVersion: `${EXT_GROUP}/${API_VERSION}`, kind: "SandboxClaim" };
+const SANDBOX = { apiVersion: `${CORE_GROUP}/${API_VERSION}`, kind: "Sandbox" };
+const TEMPLATE = { apiVersion: `${EXT_GROUP}/${API_VERSION}`, kind: "SandboxTemplate" };
+
+export class KubernetesSandboxDriver implements SandboxDriver {
+  readonly name = "kubernetes";
+  readonly api: KubeApi;
+  private readonly o: Required<Omit<KubernetesDriverOptions, "store" | "logger" | "kubeConfig">> & KubernetesDriverOptions;
+  private readonly log: Logger;
+  private readonly teams = new Map<string, { hash: string; token?: string }>();
+  private readonly clients = new Map<string, RuntimeApi>();
+  private readonly inProcess = new Map<string, Promise<unknown>>();
+
+  constructor(opts: KubernetesDriverOptions) {
+    this.o = {
+      namespacePrefix: "keel-team-", runtimePort: 8080, cpu: "1", warmPoolReplicas: 0, readyTimeoutMs: 120_000, apiRetryMs: 30_000,
+      workers: { namespace: "keel", podLabels: { "app.kubernetes.io/name": "keel", "app.kubernetes.io/component": "worker" } },
+      runtimeClient: (e, token) => new RuntimeClient({ baseUrl: e.baseUrl }, token),
+      ...opts,
+    };
+    this.log = opts.logger ?? silentLogger;
+    this.api = new KubeApi(opts.kubeConfig, { retryMs: this.o.apiRetryMs, logger: this.log });
+  }
+
+  async health(): Promise<DriverHealth> {
+    try {
+      await this.api.ensureAgentSandbox();
+      const claims = await this.api.list(CLAIM.apiVersion, CLAIM.kind, sessionSelector());
+      return { ok: true, driver: this.name, message: "agent-sandbox is installed and the API server answers", details: { claims: claims.length } };
+    } catch (err) {
+      return { ok: false, driver: this.name, message: (err as Error).message };
+    }
+  }
+
+  async acquire(sessionId: string, teamId: string, policy: SandboxPolicy, secrets: SandboxSecrets = {}): Promise<SandboxHandle> {
+    const names = sandboxNames({ namespacePrefix: this.o.namespacePrefix, teamId, sessionId, template: policy.template });
+    egressRules(policy.egress); // a policy NetworkPolicy cannot express fails before any API call
+    return this.serialized(`${teamId}/${sessionId}`, async () => {
+      await this.api.ensureAgentSandbox();
+      const team = await this.ensureTeam(names, teamId, policy, secrets);
+      const ref = { ...CLAIM, namespace: names.namespace, name: names.claim };
+      let claim = await this.api.get(ref);
+      if (claim) {
+        const state = claimState(claim, await this.sandboxOf(claim));
+        if (state === "terminated" || state === "failed") {
+          // Expired, being deleted, or failed for good: make room for a new one.
+          this.log.info({ teamId, sessionId, sandboxId: claim.metadata.uid, state }, "sandbox replaced");
+          await this.api.delete(ref, { uid: claim.metadata.uid!, propagation: "Foreground" });
+          await this.api.waitFor(ref, (c) => (c === null || c.metadata.uid !== claim!.metadata.uid ? true : undefined), this.o.readyTimeoutMs, `the old claim ${names.claim} to go away`);
+          claim = null;
+        } else if (state === "suspended") {
+          await this.setOperatingMode(claim, "Running");
+        }
+      }
+      if (!claim) {
+        claim = await this.api.create(claimObject({ namespace: names.namespace, name: names.claim, teamId, sessionId, pool: names.pool, policy, now: Date.now(), token: team.token ? undefined : randomBytes(32).toString("base64url") }));
+        await this.record(claim, "provisioning");
+      }
+      const uid = claim.metadata.uid!;
+      const ready = await this.api.waitFor(ref, (c) => {
+        if (!c || c.metadata.uid !== uid) throw new SandboxUnavailableError("the sandbox claim was deleted while it was starting", { claim: names.claim });
+        const s = claimState(c);
+        if (s === "failed" || s === "terminated") throw new SandboxUnavailableError(`the sandbox could not start: ${readyReason(c)}`, { claim: names.claim, namespace: names.namespace });
+        return s === "ready" && c.status?.sandbox?.podIPs?.length ? c : undefined;
+      }, this.o.readyTimeoutMs, `sandbox claim ${names.namespace}/${names.claim} to be Ready`);
+      this.clients.set(uid, this.makeClient(ready, team.token));
+      await this.record(ready, "ready");
+      return { sandboxId: uid, teamId, sessionId, driver: this.name };
+    });
+  }
+
+  exec(h: SandboxHandle, req: ExecRequest): Promise<ExecResult> {
+    return this.withRuntime(h, (c) => c.exec(req));
+  }
+  readFile(h: SandboxHandle, p: string, opts: { maxBytes?: number; signal?: AbortSignal } = {}): Promise<FileContent> {
+    return this.withRuntime(h, (c) => c.readFile(p, opts));
+  }
+  writeFile(h: SandboxHandle, p: string, content: string, opts: Fence & { encoding?: "utf8" | "base64" } = {}) {
+    return this.withRuntime(h, (c) => c.writeFile(p, content, opts));
+  }
+  listFiles(h: SandboxHandle, p: string, opts: { recursive?: boolean; maxEntries?: number; signal?: AbortSignal } = {}): Promise<{ entries: FileEntry[]; truncated: boolean }> {
+    return this.withRuntime(h, (c) => c.listFiles(p, opts));
+  }
+
+  /** operatingMode Suspended: agent-sandbox deletes the pod and keeps the Sandbox. The workspace
+   *  is an emptyDir, so its files are lost (a PVC workspace is not done yet: see README). */
+  async suspend(h: SandboxHandle): Promise<void> {
+    await this.serialized(`${h.teamId}/${h.sessionId}`, async () => {
+      const claim = await this.claimOf(h);
+      if (!claim) return;
+      await this.setOperatingMode(claim, "Suspended");
+      this.clients.delete(h.sandboxId);
+      await this.record(claim, "suspended");
+    });
+  }
+
+  async resume(h: SandboxHandle, policy: SandboxPolicy, secrets: SandboxSecrets = {}): Promise<void> {
+    if (!(await this.claimOf(h))) throw new SandboxUnavailableError("the sandbox was terminated; acquire a new one");
+    await this.acquire(h.sessionId, h.teamId, policy, secrets);
+  }
+
+  /** Deletes the claim; the garbage collector deletes its Sandbox, Pod and NetworkPolicy. */
+  async release(h: SandboxHandle): Promise<void> {
+    await this.serialized(`${h.teamId}/${h.sessionId}`, async () => {
+      const names = sandboxNames({ namespacePrefix: this.o.namespacePrefix, teamId: h.teamId, sessionId: h.sessionId, template: "x" });
+      this.clients.delete(h.sandboxId);
+      await this.api.delete({ ...CLAIM, namespace: names.namespace, name: names.claim }, { uid: h.sandboxId, propagation: "Background" });
+      await this.o.store?.record({ id: h.sandboxId, teamId: h.teamId, sessionId: h.sessionId, driver: this.name, state: "terminated", lastError: null, lastActiveAt: new Date() });
+    });
+  }
+
+  async list(filter: { teamId?: string } = {}): Promise<SandboxInfo[]> {
+    const ns = filter.teamId ? teamNamespace(this.o.namespacePrefix, filter.teamId) : undefined;
+    const [claims, sandboxes] = await Promise.all([
+      this.api.list(CLAIM.apiVersion, CLAIM.kind, sessionSelector(filter.teamId), ns),
+      this.api.list(SANDBOX.apiVersion, SANDBOX.kind, "", ns),
+    ]);
+    const byOwner = new Map(sandboxes.flatMap((s) => (s.metadata.ownerReferences ?? []).map((o) => [o.uid, s] as const)));
+    return Promise.all(claims.map(async (c) => {
+      const state = claimState(c, byOwner.get(c.metadata.uid!) ?? null);
+      const createdAt = new Date(c.metadata.creationTimestamp!);
+      let lastActiveAt = createdAt.getTime();
+      let inFlight: number | undefined;
+      const client = state === "ready" ? this.clients.get(c.metadata.uid!) : undefined;
+      const h = await client?.health({ timeoutMs: 1_000 }).catch(() => undefined);
+      if (h) { lastActiveAt = Math.max(lastActiveAt, Date.now() - h.idleMs); inFlight = h.inFlight; }
+      const info: SandboxInfo = {
+        sandboxId: c.metadata.uid!, teamId: c.metadata.labels![LABELS.team]!, sessionId: c.metadata.labels![LABELS.session]!, driver: this.name,
+        state, createdAt, lastActiveAt: new Date(lastActiveAt),
+        idleTimeoutMs: Number(c.metadata.annotations?.[ANNOTATIONS.idleTimeoutMs] ?? 15 * 60_000),
+        ttlMs: Number(c.metadata.annotations?.[ANNOTATIONS.ttlMs] ?? 24 * 3_600_000),
+        ...(inFlight !== undefined ? { inFlight } : {}),
+        ...(state === "failed" ? { lastError: readyReason(c) } : {}),
+      };
+      return info;
+    }));
+  }
+
+  // ── internals ────────────────────────────────────────────────────────────────────────────
+
+  /** Namespace, Secret, template and pool, applied when their config changed (once per process
+   *  and team otherwise: the template's config-hash annotation says what is there). */
+  private async ensureTeam(names: SandboxNames, teamId: string, policy: SandboxPolicy, secrets: SandboxSecrets): Promise<{ token?: string }> {
+    const exposed = exposedSecrets(policy, secrets);
+    const warm = this.o.warmPoolReplicas > 0;
+    const hash = createHash("sha256").update(JSON.stringify([this.o.image, this.o.cpu, this.o.runtimePort, this.o.warmPoolReplicas, this.o.workers, policy.resources, policy.egress, policy.secrets])).digest("hex").slice(0, 16);
+    // Secret values are not hashed into an annotation; the Secret is re-applied when they change.
+    const secretsDigest = createHash("sha256").update(JSON.stringify(Object.entries(exposed).sort())).digest("hex");
+    const key = `${names.namespace}/${names.template}`;
+    const cached = this.teams.get(key);
+    if (cached?.hash === `${hash}:${secretsDigest}`) return cached;
+    const existing = await this.api.get({ ...TEMPLATE, namespace: names.namespace, name: names.template });
+    const existingToken = (existing?.spec?.podTemplate?.spec?.containers?.[0]?.env as { name: string; value?: string }[] | undefined)?.find((e) => e.name === TOKEN_ENV)?.value;
+    const token = warm ? existingToken ?? randomBytes(32).toString("base64url") : undefined;
+    if (!existing) await this.api.apply(namespaceObject(names.namespace, teamId));
+    await this.api.apply(secretObject(names.namespace, teamId, exposed));
+    if (existing?.metadata.annotations?.[ANNOTATIONS.configHash] !== hash || (warm && !existingToken)) {
+      const cfg: TemplateConfig = { image: this.o.image, runtimePort: this.o.runtimePort, cpu: this.o.cpu, workers: this.o.workers, ...(token ? { teamToken: token } : {}) };
+      await this.api.apply(templateObject(names.namespace, names.template, teamId, policy, cfg, hash));
+      await this.api.apply(warmPoolObject(names.namespace, names.pool, teamId, this.o.warmPoolReplicas));
+    }
+    const entry = { hash: `${hash}:${secretsDigest}`, ...(token ? { token } : {}) };
+    this.teams.set(key, entry);
+    return entry;
+  }
+
+  private async withRuntime<T>(h: SandboxHandle, fn: (c: RuntimeApi) => Promise<T>): Promise<T> {
+    let client = this.clients.get(h.sandboxId);
+    if (!client) {
+      // Another worker acquired it: the claim holds all we need (pod IP, token or template).
+      const claim = await this.claimOf(h);
+      const state = claim ? claimState(claim, await this.sandboxOf(claim)) : "terminated";
+      if (!claim || state !== "ready") throw new SandboxUnavailableError(`the sandbox is ${state}; acquire it again`, { sandboxId: h.sandboxId });
+      client = this.makeClient(claim, await this.teamTokenFor(claim));
+      this.clients.set(h.sandboxId, client);
+    }
+    return fn(client);
+  }
+
+  private async teamTokenFor(claim: K8sObject): Promise<string | undefined> {
+    if (claim.spec?.env?.length) return undefined;
+    const tpl = await this.api.get({ ...TEMPLATE, namespace: claim.metadata.namespace!, name: claim.spec.warmPoolRef.name });
+    return (tpl?.spec?.podTemplate?.spec?.containers?.[0]?.env as { name: string; value?: string }[] | undefined)?.find((e) => e.name === TOKEN_ENV)?.value;
+  }
+
+  private makeClient(claim: K8sObject, teamToken?: string): RuntimeApi {
+    const token = (claim.spec?.env as { name: string; value: string }[] | undefined)?.find((e) => e.name === TOKEN_ENV)?.value ?? teamToken;
+    const podIP: string | undefined = claim.status?.sandbox?.podIPs?.[0];
+    if (!token || !podIP) throw new SandboxUnavailableError("the sandbox has no pod IP or runtime token yet; acquire it again", { claim: claim.metadata.name });
+    const host = podIP.includes(":") ? `[${podIP}]` : podIP;
+    return this.o.runtimeClient({ baseUrl: `http://${host}:${this.o.runtimePort}`, podIP, namespace: claim.metadata.namespace!, claim: claim.metadata.name }, token);
+  }
+
+  private async claimOf(h: SandboxHandle): Promise<K8sObject | null> {
+    const names = sandboxNames({ namespacePrefix: this.o.namespacePrefix, teamId: h.teamId, sessionId: h.sessionId, template: "x" });
+    const claim = await this.api.get({ ...CLAIM, namespace: names.namespace, name: names.claim });
+    return claim && claim.metadata.uid === h.sandboxId && !claim.metadata.deletionTimestamp ? claim : null;
+  }
+
+  private async sandboxOf(claim: K8sObject): Promise<K8sObject | null> {
+    const name: string | undefined = claim.status?.sandbox?.name;
+    return name ? this.api.get({ ...SANDBOX, namespace: claim.metadata.namespace!, name }) : null;
+  }
+
+  private async setOperatingMode(claim: K8sObject, mode: "Running" | "Suspended"): Promise<void> {
+    const name: string | undefined = claim.status?.sandbox?.name;
+    if (!name) throw new SandboxUnavailableError("the sandbox has not been created yet", { claim: claim.metadata.name });
+    const ref = { ...SANDBOX, namespace: claim.metadata.namespace!, name };
+    await this.api.mergePatch(ref, { spec: { operatingMode: mode } });
+    if (mode === "Suspended") await this.api.waitFor(ref, (s) => (s === null || sandboxSuspended(s) ? true : undefined), this.o.readyTimeoutMs, `sandbox ${name} to suspend`);
+  }
+
+  private async record(claim: K8sObject, state: SandboxState): Promise<void> {
+    await this.o.store?.record({ id: claim.metadata.uid!, teamId: claim.metadata.labels![LABELS.team]!, sessionId: claim.metadata.labels![LABELS.session]!, driver: this.name, state, lastError: state === "failed" ? readyReason(claim) : null, lastActiveAt: new Date() });
+  }
+
+  private serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const next = (this.inProcess.get(key) ?? Promise.resolve()).then(fn, fn);
+    this.inProcess.set(key, next.catch(() => {}));
+    return next;
+  }
+}
+
+function readyReason(c: K8sObject): string {
+  const r = (c.status?.conditions as { type: string; reason?: string; message?: string }[] | undefined)?.find((x) => x.type === "Ready");
+  return r ? `${r.reason ?? "unknown"}${r.message ? `: ${r.message}` : ""}` : "no Ready condition yet";
+}

@@ -1,0 +1,61 @@
+// Names and labels of everything the Kubernetes driver creates. Kubernetes names are DNS labels
+// (lowercase, ≤ 63), so ids are validated here and refused with a clear message rather than
+// mangled: a lossy mapping (lowercasing, truncating) could give two sessions one claim.
+import { SandboxError } from "../errors.js";
+
+export const EXT_GROUP = "extensions.agents.x-k8s.io";
+export const CORE_GROUP = "agents.x-k8s.io";
+export const API_VERSION = "v1beta1";
+/** The agent-sandbox release these objects are written for (kind/up.sh installs the same). */
+export const AGENT_SANDBOX_VERSION = "v0.5.6";
+
+export const LABELS = {
+  managedBy: "app.kubernetes.io/managed-by",
+  team: "keel.dev/team",
+  session: "keel.dev/session",
+} as const;
+export const ANNOTATIONS = {
+  configHash: "keel.dev/config-hash",
+  ttlMs: "keel.dev/ttl-ms",
+  idleTimeoutMs: "keel.dev/idle-timeout-ms",
+} as const;
+export const MANAGER = "keel";
+export const SECRET_NAME = "keel-sandbox-secrets";
+export const CONTAINER = "runtime";
+export const TOKEN_ENV = "KEEL_RUNTIME_TOKEN";
+
+const DNS_LABEL = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+
+export class SandboxNameError extends SandboxError {
+  constructor(message: string, details: Record<string, unknown>) {
+    super("sandbox_invalid_name", 422, message, details);
+  }
+}
+
+function label(kind: string, value: string, max: number): string {
+  if (value.length === 0 || value.length > max || !DNS_LABEL.test(value)) {
+    throw new SandboxNameError(
+      `${kind} "${value.slice(0, 80)}" cannot name a Kubernetes object: use 1–${max} lowercase letters, digits or '-', starting and ending with a letter or digit`,
+      { [kind]: value.slice(0, 80) },
+    );
+  }
+  return value;
+}
+
+export type SandboxNames = { namespace: string; claim: string; template: string; pool: string };
+
+/** Validates the ids and returns the object names for one session's sandbox. */
+export function sandboxNames(opts: { namespacePrefix: string; teamId: string; sessionId: string; template: string }): SandboxNames {
+  const team = label("teamId", opts.teamId, 63 - opts.namespacePrefix.length);
+  const session = label("sessionId", opts.sessionId, 61);
+  const template = label("template", opts.template, 63);
+  return { namespace: `${opts.namespacePrefix}${team}`, claim: `s-${session}`, template, pool: template };
+}
+
+export function teamNamespace(namespacePrefix: string, teamId: string): string {
+  return `${namespacePrefix}${label("teamId", teamId, 63 - namespacePrefix.length)}`;
+}
+
+export function sessionSelector(teamId?: string, sessionId?: string): string {
+  return [`${LABELS.managedBy}=${MANAGER}`, ...(teamId ? [`${LABELS.team}=${teamId}`] : []), ...(sessionId ? [`${LABELS.session}=${sessionId}`] : [])].join(",");
+}

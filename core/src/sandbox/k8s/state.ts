@@ -1,0 +1,31 @@
+// agent-sandbox conditions → Keel's sandbox states (core/src/sandbox/driver.ts). Reasons are the
+// v0.5.6 controller's (extensions/controllers/sandboxclaim_controller.go, controllers/
+// sandbox_controller.go); an unknown reason counts as still provisioning, so a newer controller's
+// reason cannot fail a sandbox that would have become ready.
+import type { SandboxState } from "../driver.js";
+import type { K8sObject } from "./objects.js";
+
+type Condition = { type: string; status: string; reason?: string; message?: string };
+const cond = (o: K8sObject | null, type: string): Condition | undefined => (o?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === type);
+
+/** The claim cannot become Ready without someone changing it: recreate (next acquire) or fix config. */
+const FAILED_REASONS = new Set(["EnvVarsInjectionRejected", "VolumeClaimTemplatesError", "InvalidMetadata", "SandboxMissing"]);
+/** The lifecycle ended it (shutdownTime passed, or the Sandbox expired). */
+const ENDED_REASONS = new Set(["ClaimExpired", "SandboxExpired"]);
+
+export function sandboxSuspended(sandbox: K8sObject): boolean {
+  return sandbox.spec?.operatingMode === "Suspended" && cond(sandbox, "Suspended")?.status === "True";
+}
+
+export function claimState(claim: K8sObject, sandbox: K8sObject | null = null): SandboxState {
+  if (claim.metadata.deletionTimestamp) return "terminated";
+  if (sandbox?.spec?.operatingMode === "Suspended") return "suspended";
+  const ready = cond(claim, "Ready");
+  if (!ready) return "requested";
+  if (ready.status === "True") return "ready";
+  if (ENDED_REASONS.has(ready.reason ?? "")) return "terminated";
+  if (FAILED_REASONS.has(ready.reason ?? "")) return "failed";
+  // SandboxNotReady, SandboxCreatePending, WarmPoolNotFound / TemplateNotFound (the controller
+  // retries both), AdoptionConflict, Suspended (resuming), …
+  return "provisioning";
+}

@@ -1,0 +1,218 @@
+// The Kubernetes sandbox driver against the real control plane (kube-apiserver with RBAC,
+// controller-manager GC, scheduler, kwok, agent-sandbox v0.5.6). The driver runs as the platform
+// ServiceAccount from k8s/base/rbac.yaml, so these tests also prove that RBAC is sufficient.
+// kwok runs no containers: the data plane is checked by pointing the driver's runtime client at
+// a real sandbox runtime server on loopback that holds the token the driver put in the claim.
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { createTestNamespace, kubectl, kubectlJson, startControlPlane, waitFor, type TestNamespace } from "../../../controlplane/harness.ts";
+import { createRuntimeServer } from "../../../sandbox/src/server.ts";
+import { parseSandboxPolicy, reapSandboxes, ValidationError } from "../../src/index.ts";
+import { RuntimeClient } from "../../src/sandbox/runtime-client.ts";
+import { AgentSandboxMissingError, KubernetesForbiddenError, KubernetesSandboxDriver, SandboxNameError, type KubernetesDriverOptions, type RuntimeEndpoint } from "../../src/sandbox/k8s/index.ts";
+import { applyPlatformRbac, tokenKubeconfig, type PlatformIdentity } from "./helpers.ts";
+
+const prefix = `kt${randomBytes(2).toString("hex")}-`;
+const policy = parseSandboxPolicy({ template: "default", secrets: ["API_KEY"], egress: { allow: ["203.0.113.0/24:443"] } });
+let home: TestNamespace;
+let platform: PlatformIdentity;
+const servers: http.Server[] = [];
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  await startControlPlane();
+  home = await createTestNamespace("kd-home");
+  platform = await applyPlatformRbac(home.name);
+  await waitFor(async () => (await kubectl(["auth", "can-i", "create", "namespaces", `--as=system:serviceaccount:${home.name}:${platform.serviceAccount}`], { allowFailure: true })).stdout.trim() === "yes", { timeoutMs: 30_000, what: "RBAC" });
+}, 120_000);
+
+afterAll(async () => {
+  for (const s of servers) s.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  const nss = (await kubectlJson(["get", "namespaces", "-l", "app.kubernetes.io/managed-by=keel"])).items.map((n: any) => n.metadata.name).filter((n: string) => n.startsWith(prefix));
+  if (nss.length) await kubectl(["delete", "namespace", ...nss, "--wait=false"]);
+  await platform?.cleanup();
+  await home?.cleanup();
+}, 120_000);
+
+/** A real runtime server on loopback standing in for the pod's container, with the claim's token. */
+async function runtimeFor(ns: string, claim: string): Promise<string> {
+  const c = await kubectlJson(["get", "sandboxclaims.v1beta1.extensions.agents.x-k8s.io", claim, "-n", ns]);
+  const token = c.spec.env.find((e: any) => e.name === "KEEL_RUNTIME_TOKEN").value;
+  const workspace = mkdtempSync(path.join(os.tmpdir(), "keel-k8s-rt-"));
+  dirs.push(workspace);
+  const server = createRuntimeServer({ token, workspace, env: { PATH: "/usr/bin:/bin" }, limits: {} });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+const endpoints = new Map<string, string>(); // pod IP → loopback runtime
+const seen: RuntimeEndpoint[] = [];
+function driver(extra: Partial<KubernetesDriverOptions> = {}) {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(platform.kubeconfig);
+  return new KubernetesSandboxDriver({
+    kubeConfig, image: "registry.invalid/keel:test", namespacePrefix: prefix, readyTimeoutMs: 60_000, apiRetryMs: 2_000,
+    runtimeClient: (e, token) => {
+      seen.push(e);
+      return new RuntimeClient({ baseUrl: endpoints.get(e.podIP) ?? e.baseUrl }, token);
+    },
+    ...extra,
+  });
+}
+const claimOf = (ns: string, name: string) => kubectl(["get", "sandboxclaims.v1beta1.extensions.agents.x-k8s.io", name, "-n", ns, "-o", "json"], { allowFailure: true }).then((r) => (r.code === 0 ? JSON.parse(r.stdout) : null));
+
+test("acquire creates namespace, Secret, template, pool and claim; the controller's pod becomes Ready; exec reaches the runtime with the claim's token; reattach; release garbage-collects", async () => {
+  const d = driver();
+  const team = "team-a";
+  const ns = `${prefix}${team}`;
+  const h = await d.acquire("sess-1", team, policy, { API_KEY: "k-123", OTHER: "never-exposed" });
+  expect(h).toMatchObject({ teamId: team, sessionId: "sess-1", driver: "kubernetes" });
+
+  const tpl = await kubectlJson(["get", "sandboxtemplates.v1beta1.extensions.agents.x-k8s.io", "default", "-n", ns]);
+  expect(tpl.spec.podTemplate.spec.containers[0].image).toBe("registry.invalid/keel:test");
+  expect(tpl.spec.podTemplate.spec.containers[0].resources.limits.memory).toBe("1024Mi");
+  expect(tpl.spec.networkPolicy.egress).toEqual([{ to: [{ ipBlock: { cidr: "203.0.113.0/24" } }], ports: [{ protocol: "TCP", port: 443 }] }]);
+  const secret = await kubectlJson(["get", "secret", "keel-sandbox-secrets", "-n", ns]);
+  expect(Object.keys(secret.data)).toEqual(["API_KEY"]);
+  expect(await kubectlJson(["get", "sandboxwarmpools.v1beta1.extensions.agents.x-k8s.io", "default", "-n", ns])).toBeTruthy();
+  // The template controller turns the template's policy into a real NetworkPolicy.
+  const netpol = await waitFor(async () => (await kubectlJson(["get", "networkpolicies", "-n", ns])).items[0], { what: "NetworkPolicy" });
+  expect(netpol.spec.policyTypes).toEqual(expect.arrayContaining(["Egress", "Ingress"]));
+
+  const claim = await claimOf(ns, "s-sess-1");
+  expect(claim.metadata.uid).toBe(h.sandboxId);
+  expect(claim.spec.lifecycle.shutdownPolicy).toBe("Delete");
+  const pods = (await kubectlJson(["get", "pods", "-n", ns])).items;
+  expect(pods).toHaveLength(1);
+  expect(pods[0].status.conditions.find((c: any) => c.type === "Ready").status).toBe("True");
+  expect(claim.status.sandbox.podIPs).toContain(pods[0].status.podIP);
+  expect((await d.list({ teamId: team })).map((s) => [s.sessionId, s.state])).toEqual([["sess-1", "ready"]]);
+
+  endpoints.set(pods[0].status.podIP, await runtimeFor(ns, "s-sess-1"));
+  // A new driver instance (a restarted worker) reattaches to the same claim and, with nothing
+  // in memory, finds the pod IP and token from the claim.
+  const d2 = driver();
+  const h2 = await d2.acquire("sess-1", team, policy, { API_KEY: "k-123" });
+  expect(h2.sandboxId).toBe(h.sandboxId);
+  expect((await d2.exec(h2, { command: "echo hi" })).stdout).toBe("hi\n");
+  const d3 = driver();
+  await d3.writeFile(h, "a.txt", "x");
+  expect((await d3.readFile(h, "a.txt")).content).toBe("x");
+  expect(seen.at(-1)).toMatchObject({ podIP: pods[0].status.podIP, baseUrl: `http://${pods[0].status.podIP}:8080`, namespace: ns, claim: "s-sess-1" });
+
+  await d2.release(h2);
+  await waitFor(async () => (await claimOf(ns, "s-sess-1")) === null && (await kubectlJson(["get", "pods,sandboxes.v1beta1.agents.x-k8s.io", "-n", ns])).items.length === 0, { timeoutMs: 60_000, what: "claim, sandbox and pod deleted" });
+  await expect(d2.exec(h2, { command: "true" })).rejects.toThrow(/acquire it again|terminated/);
+  expect(await d.list({ teamId: team })).toEqual([]);
+  // The next acquire for the session makes a new sandbox.
+  const h3 = await d.acquire("sess-1", team, policy, { API_KEY: "k-123" });
+  expect(h3.sandboxId).not.toBe(h.sandboxId);
+  await d.release(h3);
+}, 180_000);
+
+test("suspend deletes the pod and keeps the Sandbox; acquire resumes it", async () => {
+  const d = driver();
+  const ns = `${prefix}team-s`;
+  const h = await d.acquire("sess-s", "team-s", policy);
+  await d.suspend(h);
+  const sandboxName = (await claimOf(ns, "s-sess-s")).status.sandbox.name;
+  const sbx = await kubectlJson(["get", "sandboxes.v1beta1.agents.x-k8s.io", sandboxName, "-n", ns]);
+  expect(sbx.spec.operatingMode).toBe("Suspended");
+  await waitFor(async () => (await kubectlJson(["get", "pods", "-n", ns])).items.length === 0, { what: "pod deleted on suspend" });
+  expect((await d.list({ teamId: "team-s" }))[0]?.state).toBe("suspended");
+
+  const h2 = await driver().acquire("sess-s", "team-s", policy);
+  expect(h2.sandboxId).toBe(h.sandboxId);
+  expect((await kubectlJson(["get", "sandboxes.v1beta1.agents.x-k8s.io", sandboxName, "-n", ns])).spec.operatingMode).toBe("Running");
+  await waitFor(async () => (await kubectlJson(["get", "pods", "-n", ns])).items.length === 1, { what: "pod again" });
+  expect((await d.list({ teamId: "team-s" }))[0]?.state).toBe("ready");
+  await d.release(h2);
+}, 180_000);
+
+test("TTL: the controller deletes the claim at shutdownTime; orphan sweep releases sandboxes of dead sessions", async () => {
+  const d = driver();
+  const ns = `${prefix}team-t`;
+  await d.acquire("sess-ttl", "team-t", { ...policy, ttlMs: 3_000 });
+  await waitFor(async () => (await claimOf(ns, "s-sess-ttl")) === null, { timeoutMs: 60_000, what: "claim deleted by its lifecycle" });
+
+  const live = await d.acquire("sess-live", "team-t", policy);
+  const orphan = await d.acquire("sess-orphan", "team-t", policy);
+  const result = await reapSandboxes({ driver: d, liveSessions: async (ids) => new Set(ids.filter((id) => id === "sess-live")) });
+  expect(result.orphaned).toEqual([orphan.sandboxId]);
+  await waitFor(async () => (await claimOf(ns, "s-sess-orphan")) === null, { what: "orphan claim deleted" });
+  expect((await d.list({ teamId: "team-t" })).map((s) => s.sandboxId)).toEqual([live.sandboxId]);
+  await d.release(live);
+}, 180_000);
+
+test("warm pool: a claim adopts a pre-started sandbox; the team token comes from the template", async () => {
+  const d = driver({ warmPoolReplicas: 1 });
+  const ns = `${prefix}team-w`;
+  // First acquire creates the pool (and may cold-start); wait until the pool has a ready spare.
+  const h0 = await d.acquire("sess-w0", "team-w", policy);
+  await waitFor(async () => (await kubectlJson(["get", "sandboxwarmpools.v1beta1.extensions.agents.x-k8s.io", "default", "-n", ns])).status?.readyReplicas === 1, { timeoutMs: 90_000, what: "warm pool ready" });
+  const h = await d.acquire("sess-w1", "team-w", policy);
+  const sandbox = await kubectlJson(["get", "sandboxes.v1beta1.agents.x-k8s.io", (await claimOf(ns, "s-sess-w1")).status.sandbox.name, "-n", ns]);
+  expect(sandbox.metadata.labels["agents.x-k8s.io/launch-type"] ?? JSON.stringify(sandbox.metadata.labels)).toMatch(/warm/);
+  expect((await claimOf(ns, "s-sess-w1")).spec.env).toBeUndefined();
+  await d.release(h);
+  await d.release(h0);
+}, 180_000);
+
+test("bad input: invalid names and a hostname in the egress allow-list fail clearly, before any API call", async () => {
+  const d = driver();
+  await expect(d.acquire("Sess_1", "team-a", policy)).rejects.toThrow(SandboxNameError);
+  await expect(d.acquire("s", "Team A", policy)).rejects.toThrow(/teamId "Team A" cannot name a Kubernetes object/);
+  await expect(d.acquire("s", "t".repeat(60), policy)).rejects.toThrow(SandboxNameError);
+  await expect(d.acquire("s", "team-h", parseSandboxPolicy({ egress: { allow: ["api.example.com"] } }))).rejects.toThrow(ValidationError);
+  expect(d.api.calls).toEqual({});
+});
+
+test("missing agent-sandbox CRDs: a clear error naming what to install", async () => {
+  // An API server stand-in on loopback that serves discovery without the agent-sandbox groups.
+  const fake = http.createServer((req, res) => {
+    res.setHeader("content-type", "application/json");
+    if (req.url?.startsWith("/apis")) return res.end(JSON.stringify({ kind: "APIGroupList", apiVersion: "v1", groups: [{ name: "apps", versions: [{ groupVersion: "apps/v1", version: "v1" }], preferredVersion: { groupVersion: "apps/v1", version: "v1" } }] }));
+    res.statusCode = 404;
+    res.end("{}");
+  });
+  servers.push(fake);
+  await new Promise<void>((r) => fake.listen(0, "127.0.0.1", r));
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({ clusters: [{ name: "c", server: `http://127.0.0.1:${(fake.address() as AddressInfo).port}`, skipTLSVerify: true }], users: [{ name: "u" }], contexts: [{ name: "x", cluster: "c", user: "u" }], currentContext: "x" });
+  const d = new KubernetesSandboxDriver({ kubeConfig, image: "x", namespacePrefix: prefix, apiRetryMs: 2_000 });
+  await expect(d.acquire("s", "team-m", policy)).rejects.toThrow(AgentSandboxMissingError);
+  await expect(d.acquire("s", "team-m", policy)).rejects.toThrow(/agent-sandbox is not installed.*extensions\.agents\.x-k8s\.io\/v1beta1 and agents\.x-k8s\.io\/v1beta1/);
+  expect((await d.health()).ok).toBe(false);
+});
+
+test("RBAC denied: a ServiceAccount without the ClusterRole gets an error naming the verb, resource and fix", async () => {
+  await kubectl(["create", "serviceaccount", "nobody", "-n", home.name]);
+  const kubeConfig = new KubeConfig();
+  const file = await tokenKubeconfig(home.name, "nobody");
+  kubeConfig.loadFromFile(file);
+  rmSync(file);
+  const d = new KubernetesSandboxDriver({ kubeConfig, image: "x", namespacePrefix: prefix });
+  const err = await d.acquire("s", "team-r", policy).catch((e) => e);
+  expect(err).toBeInstanceOf(KubernetesForbiddenError);
+  expect(err.message).toMatch(/refused to (get|patch) sandboxtemplates in namespace kt.*-team-r \(403\).*ClusterRole keel-platform/);
+  expect((await d.health()).ok).toBe(false);
+  expect((await kubectl(["get", "namespace", `${prefix}team-r`], { allowFailure: true })).code).not.toBe(0);
+});
+
+test("API server unreachable: retried for apiRetryMs, then a clear SandboxUnavailableError", async () => {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({ clusters: [{ name: "c", server: "http://127.0.0.1:9", skipTLSVerify: true }], users: [{ name: "u" }], contexts: [{ name: "x", cluster: "c", user: "u" }], currentContext: "x" });
+  const d = new KubernetesSandboxDriver({ kubeConfig, image: "x", apiRetryMs: 1_000 });
+  const t0 = Date.now();
+  await expect(d.acquire("s", "team-u", policy)).rejects.toThrow(/Kubernetes API server is unreachable \(discover apigroups\): .*ECONNREFUSED/);
+  expect(Date.now() - t0).toBeGreaterThanOrEqual(700);
+  expect(d.api.calls.discover).toBeGreaterThan(2);
+});
