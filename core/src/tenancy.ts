@@ -12,6 +12,12 @@ export const AgentConfigSchema = z.object({
   /** Tool names, or { name, requiresApproval } to require a human's approval on this agent. */
   tools: z.array(z.union([z.string().min(1).max(64), z.object({ name: z.string().min(1).max(64), requiresApproval: z.boolean().optional() })])).max(200).default([]),
   sandboxPolicy: z.record(z.string(), z.unknown()).default({}),
+  mcpServers: z.array(z.object({
+    name: z.string().regex(/^[a-z0-9_-]{1,32}$/, "lowercase letters, digits, _ and -, up to 32"),
+    url: z.string().url(),
+    allowTools: z.array(z.string().min(1).max(64)).max(100).default([]),
+    headers: z.record(z.string(), z.string()).optional(),
+  }).strict()).max(20).default([]),
   provider: z.object({
     kind: z.enum(["demo", "openai-compatible"]).optional(),
     baseUrl: z.string().url().optional(),
@@ -51,7 +57,7 @@ export class Tenancy {
       const agent = await this.o.prisma.agent.create({
         data: {
           teamId, name, currentVersion: 1,
-          versions: { create: { version: 1, model: cfg.model, instructions: cfg.instructions, tools: cfg.tools as object[], sandboxPolicy: cfg.sandboxPolicy as object, provider: cfg.provider } },
+          versions: { create: { version: 1, model: cfg.model, instructions: cfg.instructions, tools: cfg.tools as object[], sandboxPolicy: cfg.sandboxPolicy as object, provider: cfg.provider, mcpServers: cfg.mcpServers } },
         },
       });
       return { id: agent.id, name: agent.name, version: 1 };
@@ -69,7 +75,7 @@ export class Tenancy {
       const agent = await tx.agent.findFirst({ where: { id: agentId, teamId, deletedAt: null } });
       if (!agent) throw new NotFoundError("Agent", agentId);
       const version = agent.currentVersion + 1;
-      await tx.agentVersion.create({ data: { agentId, version, model: cfg.model, instructions: cfg.instructions, tools: cfg.tools as object[], sandboxPolicy: cfg.sandboxPolicy as object, provider: cfg.provider } });
+      await tx.agentVersion.create({ data: { agentId, version, model: cfg.model, instructions: cfg.instructions, tools: cfg.tools as object[], sandboxPolicy: cfg.sandboxPolicy as object, provider: cfg.provider, mcpServers: cfg.mcpServers } });
       await tx.agent.update({ where: { id: agentId }, data: { currentVersion: version } });
       return { id: agentId, version };
     });

@@ -5,12 +5,12 @@ import type { Pool } from "../db/pool.js";
 import type { Logger } from "../logger.js";
 import { DEFAULT_MAX_EVENT_BYTES } from "../engine/events.js";
 import { PermanentStepError, type ClaimedRun, type SessionEvent, type StepContext, type StepFn, type StepOutcome } from "../engine/types.js";
-import { loadAgentForSession, type AgentRuntimeConfig } from "./agent-config.js";
+import { loadAgentForSession, type AgentRuntimeConfig, type McpServerRef } from "./agent-config.js";
 import { AgentEventType, buildContext, type AgentContext, type PendingCall, type ToolResultPayload } from "./context.js";
 import { appendLoopEvent, getLedger, ledgerKey, markStarted, recordAssistant, recordToolResult } from "./ledger.js";
 import type { DeltaSink, ModelClient } from "./model.js";
 import { ModelCallError } from "./openai-client.js";
-import { toolSpecs, type ResolvedTool, type ToolContext, type ToolRegistry } from "./tools.js";
+import { toolSpecs, type ResolvedTool, type Tool, type ToolContext, type ToolRegistry } from "./tools.js";
 
 export type ModelResolver = (agent: AgentRuntimeConfig) => ModelClient;
 
@@ -34,6 +34,8 @@ export type AgentLoopOptions = {
   /** Live token deltas (ephemeral; not stored). */
   onDelta?: (run: ClaimedRun, delta: Parameters<DeltaSink>[0]) => void;
   hooks?: LoopHooks;
+  /** Tools of the agent's remote MCP servers (core/src/agent/mcp.ts). */
+  mcp?: { tools(servers: McpServerRef[]): Promise<{ tools: Tool[]; errors: { server: string; message: string }[] }> };
 };
 
 export function createAgentStep(o: AgentLoopOptions): StepFn {
@@ -46,7 +48,7 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
     const events = await ctx.events();
     const context = buildContext(events, agent.instructions);
     await recordNewRepairs(ctx.run, context, events);
-    const tools = o.tools.forAgent(agent.tools);
+    const tools = o.tools.forAgent(agent.tools, await remoteTools(ctx.run, agent));
     switch (context.next) {
       case "done":
         return "done";
@@ -60,6 +62,14 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
       }
     }
   };
+
+  /** An unreachable MCP server costs the agent its tools for this step, visibly, not the run. */
+  async function remoteTools(run: ClaimedRun, agent: AgentRuntimeConfig): Promise<Tool[]> {
+    if (!o.mcp || agent.mcpServers.length === 0) return [];
+    const { tools, errors } = await o.mcp.tools(agent.mcpServers);
+    for (const e of errors) o.logger.warn({ runId: run.id, server: e.server, err: e.message }, "mcp server unavailable");
+    return tools;
+  }
 
   async function recordNewRepairs(run: ClaimedRun, context: AgentContext, events: readonly SessionEvent[]): Promise<void> {
     if (context.repairs.length === 0) return;

@@ -44,8 +44,12 @@ export class ToolRegistry {
     return [...this.tools.keys()];
   }
 
-  /** The tools an agent may use, in its order; names the registry does not know are skipped. */
-  forAgent(config: readonly AgentToolConfig[]): Map<string, ResolvedTool> {
+  /**
+   * The tools an agent may use, in its order; names the registry does not know are skipped.
+   * `extra` are tools found at run time (remote MCP servers): they are offered as they are, and
+   * need approval when the agent's config lists them with requiresApproval.
+   */
+  forAgent(config: readonly AgentToolConfig[], extra: readonly Tool[] = []): Map<string, ResolvedTool> {
     const out = new Map<string, ResolvedTool>();
     for (const entry of config) {
       const name = typeof entry === "string" ? entry : entry.name;
@@ -53,6 +57,17 @@ export class ToolRegistry {
       if (!tool) continue;
       const agentApproval = typeof entry === "string" ? false : entry.requiresApproval === true;
       out.set(name, { tool, requiresApproval: tool.requiresApproval || agentApproval, validate: this.validators.get(name)! });
+    }
+    for (const tool of extra) {
+      if (out.has(tool.name)) continue;
+      const entry = config.find((e) => typeof e !== "string" && e.name === tool.name);
+      let validate: ValidateFunction;
+      try {
+        validate = this.ajv.compile(tool.parameters);
+      } catch {
+        validate = this.ajv.compile({ type: "object" }); // a remote schema ajv cannot compile: accept any object
+      }
+      out.set(tool.name, { tool, requiresApproval: tool.requiresApproval || (typeof entry === "object" && entry.requiresApproval === true), validate });
     }
     return out;
   }
