@@ -4,9 +4,9 @@ import { NotFoundError, ValidationError } from "./errors.js";
 import type { Queryable } from "./db/pool.js";
 import { isUuid } from "./engine/client.js";
 
-export type AgentSummary = { id: string; name: string; version: number; model: string; instructions: string; tools: unknown[]; sandboxPolicy: unknown; provider: unknown; createdAt: Date; updatedAt: Date };
+export type AgentSummary = { id: string; name: string; version: number; model: string; instructions: string; tools: unknown[]; sandboxPolicy: unknown; provider: unknown; mcpServers: unknown[]; createdAt: Date; updatedAt: Date };
 
-const AGENT_SQL = `SELECT a.id, a.name, a.current_version AS version, v.model, v.instructions, v.tools, v.sandbox_policy AS "sandboxPolicy", v.provider,
+const AGENT_SQL = `SELECT a.id, a.name, a.current_version AS version, v.model, v.instructions, v.tools, v.sandbox_policy AS "sandboxPolicy", v.provider, v.mcp_servers AS "mcpServers",
                           a.created_at AS "createdAt", a.updated_at AS "updatedAt"
                    FROM agents a JOIN agent_versions v ON v.agent_id = a.id AND v.version = a.current_version
                    WHERE a.team_id = $1 AND a.deleted_at IS NULL`;

@@ -37,3 +37,4 @@ export * from "./sandbox/reaper.js";
 export * from "./sandbox/tools.js";
 export * from "./sandbox/errors.js";
 export * from "./sandbox/k8s/index.js";
+export * from "./agent/mcp.js";

@@ -1,7 +1,7 @@
 // The worker process: parse env, build the engine's Worker, drain on SIGTERM/SIGINT.
 import {
   builtinTools, createAgentStep, createLogger, createModelResolver, createPool, createSandboxTools, liveSessionIds, loadAgentForSession,
-  KubernetesSandboxDriver, LocalSandboxDriver, notifyDeltas, parseSandboxPolicy, reapSandboxes, SandboxStore, Secrets, ToolRegistry, Worker, type Logger, type Pool, type SandboxDriver, type StepFn,
+  KubernetesSandboxDriver, LocalSandboxDriver, McpToolSource, notifyDeltas, parseSandboxPolicy, reapSandboxes, SandboxStore, Secrets, ToolRegistry, Worker, type Logger, type Pool, type SandboxDriver, type StepFn,
 } from "@keel/core";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parseEnv, WorkerEnvSchema, type WorkerEnv } from "./env.js";
@@ -27,6 +27,7 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger; step?
         maxModelCallsPerRun: env.KEEL_MAX_MODEL_CALLS,
         maxToolOutputBytes: env.KEEL_MAX_TOOL_OUTPUT_BYTES,
         onDelta: notifyDeltas(pool),
+        mcp: new McpToolSource({ logger: logger.child({ component: "mcp" }) }),
       }),
     logger,
     version: opts.version ?? "dev",

@@ -67,7 +67,7 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
   async function remoteTools(run: ClaimedRun, agent: AgentRuntimeConfig): Promise<Tool[]> {
     if (!o.mcp || agent.mcpServers.length === 0) return [];
     const { tools, errors } = await o.mcp.tools(agent.mcpServers);
-    for (const e of errors) o.logger.warn({ runId: run.id, server: e.server, err: e.message }, "mcp server unavailable");
+    for (const e of errors) o.logger.warn({ runId: run.id, server: e.server, err: e.message }, "mcp tools unavailable");
     return tools;
   }
 

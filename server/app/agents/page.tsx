@@ -1,57 +1,56 @@
 "use client";
+import Link from "next/link";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useState, type FormEvent } from "react";
+import { useState } from "react";
 import { api } from "@/src/ui/api";
-import { QueryState, Shell } from "@/src/ui/shell";
-
-type Agent = { id: string; name: string; version: number; model: string; tools: unknown[] };
+import { AgentForm, toolLabel, type Agent, type AgentInput } from "@/src/ui/agent-form";
+import { ErrorNote, QueryState, Shell, TableBox } from "@/src/ui/shell";
 
 export default function AgentsPage() {
   const qc = useQueryClient();
   const agents = useQuery({ queryKey: ["agents"], queryFn: () => api<{ agents: Agent[] }>("/api/v1/agents") });
-  const [error, setError] = useState<string | null>(null);
+  const [showForm, setShowForm] = useState(false);
+  const [formKey, setFormKey] = useState(0);
   const create = useMutation({
-    mutationFn: (body: object) => api("/api/v1/agents", { method: "POST", body }),
-    onSuccess: () => qc.invalidateQueries({ queryKey: ["agents"] }),
-    onError: (e) => setError(e.message),
+    mutationFn: (body: AgentInput) => api<{ id: string }>("/api/v1/agents", { method: "POST", body }),
+    onSuccess: () => {
+      setShowForm(false);
+      setFormKey((k) => k + 1);
+      return qc.invalidateQueries({ queryKey: ["agents"] });
+    },
   });
-  const newSession = async (agentId: string) => {
-    const s = await api<{ id: string }>("/api/v1/sessions", { method: "POST", body: { agentId } });
-    location.href = `/sessions/${s.id}`;
-  };
-  const submit = (e: FormEvent<HTMLFormElement>) => {
-    e.preventDefault();
-    const f = new FormData(e.currentTarget);
-    const tools = String(f.get("tools") ?? "").split(",").map((t) => t.trim()).filter(Boolean);
-    setError(null);
-    create.mutate({ name: f.get("name"), model: f.get("model"), instructions: f.get("instructions"), tools });
-  };
+  const newSession = useMutation({
+    mutationFn: (agentId: string) => api<{ id: string }>("/api/v1/sessions", { method: "POST", body: { agentId } }),
+    onSuccess: (s) => (location.href = `/sessions/${s.id}`),
+  });
   return (
     <Shell>
-      <h1>Agents</h1>
-      <QueryState q={agents} empty={agents.data?.agents.length === 0}>
-        <table>
-          <thead><tr><th>Name</th><th>Model</th><th>Version</th><th>Tools</th><th /></tr></thead>
-          <tbody>
-            {agents.data?.agents.map((a) => (
-              <tr key={a.id}>
-                <td>{a.name}</td><td>{a.model}</td><td>v{a.version}</td>
-                <td className="muted">{a.tools.map((t) => (typeof t === "string" ? t : (t as { name: string }).name)).join(", ")}</td>
-                <td><button className="secondary" onClick={() => void newSession(a.id)}>New session</button></td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+      <div className="row"><h1>Agents</h1>
+        <button className="secondary" onClick={() => setShowForm((v) => !v)} aria-expanded={showForm}>{showForm ? "Close" : "New agent"}</button>
+      </div>
+      {showForm && (
+        <section className="card">
+          <h2>Create an agent</h2>
+          <AgentForm key={formKey} submitLabel="Create agent" busy={create.isPending} error={create.error} onSubmit={(b) => create.mutate(b)} />
+        </section>
+      )}
+      <QueryState q={agents} empty={agents.data?.agents.length === 0} emptyText="No agents yet: create one to start a session.">
+        <TableBox>
+          <table>
+            <thead><tr><th>Name</th><th>Model</th><th>Version</th><th>Tools</th><th /></tr></thead>
+            <tbody>
+              {agents.data?.agents.map((a) => (
+                <tr key={a.id} data-agent={a.name}>
+                  <td><Link href={`/agents/${a.id}`}>{a.name}</Link></td><td>{a.model}</td><td>v{a.version}</td>
+                  <td className="muted">{a.tools.map(toolLabel).join(", ") || "none"}</td>
+                  <td><button className="secondary" disabled={newSession.isPending} onClick={() => newSession.mutate(a.id)}>New session</button></td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableBox>
+        <ErrorNote error={newSession.error} prefix="Could not start a session" />
       </QueryState>
-      <h2>Create an agent</h2>
-      <form className="stack" onSubmit={submit}>
-        <input name="name" placeholder="name" required />
-        <input name="model" placeholder="model (demo for the offline demo model)" defaultValue="demo" required />
-        <textarea name="instructions" placeholder="instructions" rows={3} />
-        <input name="tools" placeholder="tools, comma-separated (calculator, get_time)" defaultValue="calculator, get_time" />
-        <button disabled={create.isPending}>{create.isPending ? "Creating…" : "Create"}</button>
-        {error && <p className="error" role="alert">{error}</p>}
-      </form>
     </Shell>
   );
 }

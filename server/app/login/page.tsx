@@ -1,9 +1,10 @@
 "use client";
 import { useState, type FormEvent } from "react";
 import { api, setCsrf } from "@/src/ui/api";
+import { ErrorNote } from "@/src/ui/shell";
 
 export default function LoginPage() {
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<Error | null>(null);
   const [busy, setBusy] = useState(false);
   const submit = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
@@ -15,18 +16,18 @@ export default function LoginPage() {
       setCsrf(r.csrfToken);
       location.href = "/agents";
     } catch (err) {
-      setError((err as Error).message);
+      setError(err as Error);
       setBusy(false);
     }
   };
   return (
-    <main>
+    <main className="login">
       <h1>Log in to Keel</h1>
       <form className="stack" onSubmit={submit}>
         <label>Email <input name="email" type="email" autoComplete="username" required /></label>
         <label>Password <input name="password" type="password" autoComplete="current-password" required /></label>
         <button disabled={busy}>{busy ? "Logging in…" : "Log in"}</button>
-        {error && <p className="error" role="alert">{error}</p>}
+        <ErrorNote error={error} />
       </form>
     </main>
   );

@@ -1,9 +1,19 @@
 "use client";
 import Link from "next/link";
+import { usePathname } from "next/navigation";
 import type { ReactNode } from "react";
-import { api } from "./api";
+import { api, ApiError } from "./api";
+
+const NAV = [
+  ["/agents", "Agents"],
+  ["/sessions", "Sessions"],
+  ["/status", "Status"],
+  ["/settings", "Team"],
+  ["/audit", "Audit"],
+] as const;
 
 export function Shell({ children }: { children: ReactNode }) {
+  const path = usePathname() ?? "";
   const logout = async () => {
     await api("/api/v1/auth/logout", { method: "POST" }).catch(() => {});
     location.href = "/login";
@@ -12,8 +22,11 @@ export function Shell({ children }: { children: ReactNode }) {
     <>
       <header className="top">
         <strong>Keel</strong>
-        <Link href="/agents">Agents</Link>
-        <Link href="/sessions">Sessions</Link>
+        <nav>
+          {NAV.map(([href, label]) => (
+            <Link key={href} href={href} aria-current={path.startsWith(href) ? "page" : undefined}>{label}</Link>
+          ))}
+        </nav>
         <button className="secondary" onClick={logout}>Log out</button>
       </header>
       <main>{children}</main>
@@ -22,9 +35,28 @@ export function Shell({ children }: { children: ReactNode }) {
 }
 
 /** Loading, error and empty states, the same everywhere. */
-export function QueryState({ q, empty, children }: { q: { isPending: boolean; error: Error | null }; empty?: boolean; children: ReactNode }) {
+export function QueryState({ q, empty, emptyText, children }: { q: { isPending: boolean; error: Error | null }; empty?: boolean; emptyText?: string; children: ReactNode }) {
   if (q.isPending) return <p className="muted" role="status">Loading…</p>;
-  if (q.error) return <p className="error" role="alert">Could not load: {q.error.message}</p>;
-  if (empty) return <p className="muted">Nothing here yet.</p>;
+  if (q.error) return <ErrorNote error={q.error} prefix="Could not load" />;
+  if (empty) return <p className="muted empty">{emptyText ?? "Nothing here yet."}</p>;
   return <>{children}</>;
+}
+
+/** An API error, with the 422 field issues listed one per line. */
+export function ErrorNote({ error, prefix }: { error: Error | null | undefined; prefix?: string }) {
+  if (!error) return null;
+  const issues = error instanceof ApiError ? error.issues : [];
+  return (
+    <div className="error" role="alert">
+      {prefix ? `${prefix}: ` : ""}{error.message}
+      {issues.length > 0 && (
+        <ul className="issues">{issues.map((i, n) => <li key={n}><code>{i.path || "(body)"}</code> {i.message}</li>)}</ul>
+      )}
+    </div>
+  );
+}
+
+/** Wide tables scroll inside their box at phone width instead of widening the page. */
+export function TableBox({ children }: { children: ReactNode }) {
+  return <div className="table-box">{children}</div>;
 }

@@ -1,72 +1,89 @@
 "use client";
-import { use, useEffect, useState, type FormEvent } from "react";
+import Link from "next/link";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { use, useEffect, useMemo, useState, type FormEvent } from "react";
 import { api } from "@/src/ui/api";
-import { Shell } from "@/src/ui/shell";
-import { EventView, type LogEvent } from "./event-view";
+import { useSessionLog } from "@/src/ui/session-log";
+import { ErrorNote, Shell } from "@/src/ui/shell";
+import { EventView, indexCalls } from "./event-view";
 
-/** Live session: the log over SSE (EventSource resumes with Last-Event-ID by itself) plus token deltas. */
+type Row = { id: string; agentName: string; title: string | null; status: string; activeRun: { id: string; status: string } | null };
+
+/** Live session: the stored log over SSE plus the token deltas of the model call in progress. */
 export default function SessionPage({ params }: { params: Promise<{ id: string }> }) {
   const { id } = use(params);
-  const [events, setEvents] = useState<LogEvent[]>([]);
-  const [live, setLive] = useState("");
-  const [conn, setConn] = useState<"connecting" | "live" | "reconnecting">("connecting");
-  const [error, setError] = useState<string | null>(null);
+  const qc = useQueryClient();
+  const { events, live, conn } = useSessionLog(id);
+  const [error, setError] = useState<Error | null>(null);
   const [onBusy, setOnBusy] = useState("enqueue");
-
-  useEffect(() => {
-    const es = new EventSource(`/api/v1/sessions/${id}/stream`);
-    const seen = new Set<string>();
-    es.onopen = () => setConn("live");
-    es.onerror = () => setConn("reconnecting");
-    es.addEventListener("delta", (m) => {
-      const d = JSON.parse(m.data).delta as { content?: string };
-      if (d.content) setLive((s) => s + d.content);
-    });
-    const onEvent = (m: MessageEvent) => {
-      if (seen.has(m.lastEventId)) return;
-      seen.add(m.lastEventId);
-      if (m.type === "assistant_message") setLive("");
-      setEvents((evs) => [...evs, { seq: m.lastEventId, type: m.type, payload: JSON.parse(m.data) }]);
-    };
-    for (const t of ["user_message", "assistant_message", "tool_result", "approval_requested", "approval_decided", "model_error", "run_failed", "run_cancelled", "run_interrupted", "context_repaired"]) es.addEventListener(t, onEvent);
-    return () => es.close();
-  }, [id]);
+  const [sending, setSending] = useState(false);
+  // The list endpoint answers an exact id with the run in progress; refreshed as events arrive.
+  const info = useQuery({
+    queryKey: ["session", id],
+    queryFn: async () => (await api<{ sessions: Row[] }>(`/api/v1/sessions?q=${encodeURIComponent(id)}&limit=1`)).sessions[0] ?? null,
+  });
+  useEffect(() => void qc.invalidateQueries({ queryKey: ["session", id] }), [qc, id, events.length]);
+  const ix = useMemo(() => indexCalls(events), [events]);
+  const run = info.data?.activeRun ?? null;
 
   const act = async (fn: () => Promise<unknown>) => {
     setError(null);
-    await fn().catch((e: Error) => setError(e.message));
+    try {
+      await fn();
+    } catch (e) {
+      setError(e as Error);
+    }
+    void qc.invalidateQueries({ queryKey: ["session", id] });
   };
   const send = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const form = e.currentTarget;
     const content = String(new FormData(form).get("content") ?? "");
     if (!content.trim()) return;
+    setSending(true);
     void act(async () => {
       await api(`/api/v1/sessions/${id}/messages`, { method: "POST", body: { content, onBusy } });
       form.reset();
-    });
+    }).finally(() => setSending(false));
   };
-  const decide = (callId: string, approve: boolean) => act(() => api(`/api/v1/sessions/${id}/approvals/${encodeURIComponent(callId)}`, { method: "POST", body: { approve } }));
+  const decide = (callId: string, approve: boolean, reason?: string) =>
+    act(() => api(`/api/v1/sessions/${id}/approvals/${encodeURIComponent(callId)}`, { method: "POST", body: { approve, ...(reason ? { reason } : {}) } }));
 
   return (
     <Shell>
-      <div className="row"><h1>Session</h1><span className="muted">{id} · {conn}</span>
-        <button className="secondary" onClick={() => void act(() => api(`/api/v1/sessions/${id}/cancel`, { method: "POST", body: {} }))}>Cancel run</button>
+      <p><Link href="/sessions">← Sessions</Link></p>
+      <div className="row session-head">
+        <h1>{info.data?.title || "Session"}</h1>
+        <span className="muted">{info.data?.agentName ?? ""}</span>
+        <span className={`badge ${run?.status ?? "idle"}`} data-testid="run-state">{run ? run.status.replace("_", " ") : info.isPending ? "…" : "idle"}</span>
+        <span className={`conn ${conn}`} role="status" data-testid="conn">{conn}</span>
+        <button className="secondary" disabled={!run} onClick={() => void act(() => api(`/api/v1/sessions/${id}/cancel`, { method: "POST", body: {} }))}>Cancel run</button>
       </div>
-      <div className="log">
+      {info.isError && <ErrorNote error={info.error} prefix="Could not load the session" />}
+      {info.data === null && <p className="error" role="alert">No such session.</p>}
+      <div className="log" data-testid="log">
         {events.length === 0 && conn === "connecting" && <p className="muted" role="status">Loading…</p>}
-        {events.length === 0 && conn !== "connecting" && <p className="muted">No messages yet: say something.</p>}
-        {events.map((e) => <EventView key={e.seq} e={e} onDecide={decide} />)}
-        {live && <div className="card ev" aria-live="polite">{live}▍</div>}
+        {events.length === 0 && conn !== "connecting" && <p className="muted empty">No messages yet: say something.</p>}
+        {events.map((e) => <EventView key={e.seq} e={e} ix={ix} runActive={!!run} onDecide={decide} />)}
+        {(live.content || live.reasoning || live.tools) && (
+          <div className="card ev assistant streaming" aria-live="polite" data-testid="live">
+            <span className="who">Agent</span>
+            {live.reasoning && <details className="reasoning"><summary className="muted">Reasoning…</summary><div className="muted">{live.reasoning}</div></details>}
+            {live.content}{live.tools && <pre className="args">{live.tools}</pre>}<span className="cursor">▍</span>
+          </div>
+        )}
       </div>
-      <form className="row" onSubmit={send}>
-        <input name="content" placeholder="Message" style={{ flex: 1, minWidth: 200 }} />
-        <select value={onBusy} onChange={(e) => setOnBusy(e.target.value)} aria-label="if busy">
-          <option value="enqueue">if busy: queue</option><option value="interrupt">if busy: interrupt</option><option value="reject">if busy: reject</option>
-        </select>
-        <button>Send</button>
+      <form className="composer" onSubmit={send}>
+        <textarea name="content" placeholder="Message" rows={2} aria-label="message"
+          onKeyDown={(e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); e.currentTarget.form?.requestSubmit(); } }} />
+        <div className="row">
+          <select value={onBusy} onChange={(e) => setOnBusy(e.target.value)} aria-label="if busy" title="What happens if a run is in progress">
+            <option value="enqueue">if busy: queue</option><option value="interrupt">if busy: interrupt</option><option value="reject">if busy: reject</option>
+          </select>
+          <button disabled={sending}>{sending ? "Sending…" : "Send"}</button>
+        </div>
       </form>
-      {error && <p className="error" role="alert">{error}</p>}
+      <ErrorNote error={error} />
     </Shell>
   );
 }

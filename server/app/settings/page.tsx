@@ -1,0 +1,14 @@
+"use client";
+import { ApiKeys, Members, Secrets } from "@/src/ui/settings";
+import { Shell } from "@/src/ui/shell";
+
+export default function SettingsPage() {
+  return (
+    <Shell>
+      <h1>Team</h1>
+      <Members />
+      <ApiKeys />
+      <Secrets />
+    </Shell>
+  );
+}

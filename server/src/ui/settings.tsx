@@ -1,0 +1,137 @@
+"use client";
+// Team settings sections: members, API keys (the key is shown once), secrets (write-only).
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useState, type FormEvent } from "react";
+import { api, when } from "./api";
+import { ErrorNote, QueryState, TableBox } from "./shell";
+
+const ROLES = ["admin", "member", "viewer"] as const;
+
+function useSave<T>(key: string, fn: (body: T) => Promise<unknown>) {
+  const qc = useQueryClient();
+  return useMutation({ mutationFn: fn, onSuccess: () => qc.invalidateQueries({ queryKey: [key] }) });
+}
+
+export function Members() {
+  const list = useQuery({ queryKey: ["members"], queryFn: () => api<{ members: { userId: string; email: string; role: string; createdAt: string }[] }>("/api/v1/members") });
+  const add = useSave("members", (body: object) => api("/api/v1/members", { method: "POST", body }));
+  const submit = (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const f = new FormData(form);
+    add.mutate({ email: f.get("email"), password: f.get("password"), role: f.get("role") }, { onSuccess: () => form.reset() });
+  };
+  return (
+    <section aria-labelledby="members-h">
+      <h2 id="members-h">Members</h2>
+      <QueryState q={list} empty={list.data?.members.length === 0}>
+        <TableBox>
+          <table>
+            <thead><tr><th>Email</th><th>Role</th><th>Since</th></tr></thead>
+            <tbody>{list.data?.members.map((m) => <tr key={m.userId}><td>{m.email}</td><td>{m.role}</td><td className="muted">{when(m.createdAt)}</td></tr>)}</tbody>
+          </table>
+        </TableBox>
+      </QueryState>
+      <form className="row" onSubmit={submit} aria-label="add member">
+        <input name="email" type="email" placeholder="email" required aria-label="member email" />
+        <input name="password" type="password" placeholder="first password" required autoComplete="new-password" aria-label="member password" />
+        <select name="role" defaultValue="member" aria-label="member role">{ROLES.map((r) => <option key={r}>{r}</option>)}</select>
+        <button disabled={add.isPending}>Add member</button>
+      </form>
+      <ErrorNote error={add.error} />
+    </section>
+  );
+}
+
+type Key = { id: string; name: string; prefix: string; role: string; createdAt: string; lastUsedAt: string | null; revokedAt: string | null };
+
+export function ApiKeys() {
+  const list = useQuery({ queryKey: ["api-keys"], queryFn: () => api<{ apiKeys: Key[] }>("/api/v1/api-keys") });
+  const [created, setCreated] = useState<{ key: string; name: string } | null>(null);
+  const [copied, setCopied] = useState(false);
+  const create = useSave("api-keys", (body: { name: string; role: string }) => api<{ key: string }>("/api/v1/api-keys", { method: "POST", body }));
+  const revoke = useSave("api-keys", (id: string) => api(`/api/v1/api-keys/${id}`, { method: "DELETE" }));
+  const submit = (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const f = new FormData(form);
+    const name = String(f.get("name") ?? "");
+    setCopied(false);
+    create.mutate({ name, role: String(f.get("role")) }, { onSuccess: (r) => (setCreated({ key: (r as { key: string }).key, name }), form.reset()) });
+  };
+  const copy = async () => {
+    await navigator.clipboard?.writeText(created!.key).then(() => setCopied(true), () => setCopied(false));
+  };
+  return (
+    <section aria-labelledby="keys-h">
+      <h2 id="keys-h">API keys</h2>
+      {created && (
+        <div className="card notice" role="status" data-testid="new-key">
+          <p>Key <strong>{created.name}</strong>: copy it now, it is not shown again.</p>
+          <div className="row"><code className="secret">{created.key}</code>
+            <button type="button" onClick={() => void copy()}>{copied ? "Copied" : "Copy"}</button>
+            <button type="button" className="secondary" onClick={() => setCreated(null)}>Done</button>
+          </div>
+        </div>
+      )}
+      <QueryState q={list} empty={list.data?.apiKeys.length === 0} emptyText="No API keys.">
+        <TableBox>
+          <table>
+            <thead><tr><th>Name</th><th>Key</th><th>Role</th><th>Last used</th><th /></tr></thead>
+            <tbody>
+              {list.data?.apiKeys.map((k) => (
+                <tr key={k.id} className={k.revokedAt ? "muted" : ""}>
+                  <td>{k.name}</td><td><code>{k.prefix}…</code></td><td>{k.role}</td><td>{when(k.lastUsedAt)}</td>
+                  <td>{k.revokedAt ? "revoked" : <button className="secondary" disabled={revoke.isPending} onClick={() => revoke.mutate(k.id)} aria-label={`revoke ${k.name}`}>Revoke</button>}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableBox>
+      </QueryState>
+      <form className="row" onSubmit={submit} aria-label="create API key">
+        <input name="name" placeholder="key name" required maxLength={100} aria-label="key name" />
+        <select name="role" defaultValue="member" aria-label="key role">{ROLES.map((r) => <option key={r}>{r}</option>)}</select>
+        <button disabled={create.isPending}>Create key</button>
+      </form>
+      <ErrorNote error={create.error ?? revoke.error} />
+    </section>
+  );
+}
+
+export function Secrets() {
+  const list = useQuery({ queryKey: ["secrets"], queryFn: () => api<{ secrets: { name: string; updatedAt: string }[] }>("/api/v1/secrets") });
+  const put = useSave("secrets", ({ name, value }: { name: string; value: string }) => api(`/api/v1/secrets/${encodeURIComponent(name)}`, { method: "PUT", body: { value } }));
+  const remove = useSave("secrets", (name: string) => api(`/api/v1/secrets/${encodeURIComponent(name)}`, { method: "DELETE" }));
+  const submit = (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const f = new FormData(form);
+    put.mutate({ name: String(f.get("name")), value: String(f.get("value")) }, { onSuccess: () => form.reset() });
+  };
+  return (
+    <section aria-labelledby="secrets-h">
+      <h2 id="secrets-h">Secrets</h2>
+      <p className="muted">Values are write-only: they go to the team's sandboxes as environment variables and are never shown again.</p>
+      <QueryState q={list} empty={list.data?.secrets.length === 0} emptyText="No secrets.">
+        <TableBox>
+          <table>
+            <thead><tr><th>Name</th><th>Updated</th><th /></tr></thead>
+            <tbody>
+              {list.data?.secrets.map((s) => (
+                <tr key={s.name}><td><code>{s.name}</code></td><td className="muted">{when(s.updatedAt)}</td>
+                  <td><button className="secondary" disabled={remove.isPending} onClick={() => remove.mutate(s.name)} aria-label={`delete ${s.name}`}>Delete</button></td></tr>
+              ))}
+            </tbody>
+          </table>
+        </TableBox>
+      </QueryState>
+      <form className="row" onSubmit={submit} aria-label="set secret">
+        <input name="name" placeholder="NAME" required aria-label="secret name" />
+        <input name="value" type="password" placeholder="value" required autoComplete="off" aria-label="secret value" />
+        <button disabled={put.isPending}>Set secret</button>
+      </form>
+      <ErrorNote error={put.error ?? remove.error} />
+    </section>
+  );
+}

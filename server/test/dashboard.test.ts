@@ -1,0 +1,218 @@
+// The dashboard in a real browser (Debian's Chromium via playwright-core) against the built web
+// process, an in-process demo-model worker and a real Postgres: log in, create an agent, chat
+// through a tool call that needs approval, reload and restart the web process mid-run and check
+// the session view shows every event exactly once; layout at 1280 and 390 px; dark mode.
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { createPool, decideToolCall, type Pool } from "@keel/core";
+import { createTestDatabase, waitFor } from "../../test/db.js";
+import { ADMIN, ensureBuild, startDemoWorker, startServer, type RunningServer } from "./harness.js";
+import { backgroundLuminance, domSeqs, horizontalOverflow, isGapless, launchChromium, restartOnSamePort, screenshot, settled } from "./e2e-helpers.js";
+
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let server: RunningServer;
+let worker: Awaited<ReturnType<typeof startDemoWorker>>;
+let pool: Pool;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+let agentId = "";
+let sessionId = "";
+
+beforeAll(async () => {
+  const build = ensureBuild();
+  if (build.rebuilt) console.log(`next build took ${build.ms} ms`);
+  db = await createTestDatabase();
+  pool = createPool(db.url, { max: 2 });
+  server = await startServer(db.url);
+  worker = await startDemoWorker(db.url);
+  browser = await launchChromium();
+  context = await browser.newContext({ baseURL: server.url, viewport: { width: 1280, height: 900 }, colorScheme: "light" });
+  page = await context.newPage();
+}, 300_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await worker?.stop();
+  await server?.stop();
+  await pool?.end();
+  await db?.drop();
+});
+
+/** Events the API holds for the session, to compare with what the page shows. */
+async function storedSeqs(): Promise<number[]> {
+  const r = await page.request.get(`/api/v1/sessions/${sessionId}/events`);
+  return ((await r.json()) as { events: { seq: string }[] }).events.map((e) => Number(e.seq));
+}
+
+async function expectViewMatchesLog(): Promise<number[]> {
+  const stored = await storedSeqs();
+  const shown = await waitFor(async () => {
+    const s = await domSeqs(page);
+    return s.length === stored.length ? s : null;
+  }, { what: `page shows ${stored.length} events` });
+  expect(isGapless(shown), `seqs shown: ${shown.join(",")}`).toBe(true);
+  expect(shown).toEqual(stored);
+  return shown;
+}
+
+describe.sequential("dashboard", () => {
+  test("login refuses a wrong password, then logs in", async () => {
+    await page.goto("/agents");
+    await page.waitForURL(/\/login$/);
+    await page.getByLabel("Email", { exact: true }).fill(ADMIN.email);
+    await page.getByLabel("Password", { exact: true }).fill("wrong password!");
+    await page.getByRole("button", { name: "Log in" }).click();
+    await expect.poll(() => page.locator(".error[role=alert]").textContent()).toMatch(/./);
+    await page.getByLabel("Password", { exact: true }).fill(ADMIN.password);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.waitForURL(/\/agents$/);
+    await page.getByText("No agents yet").waitFor();
+  });
+
+  test("creates an agent; a 422 from the API is shown field by field", async () => {
+    await page.getByRole("button", { name: "New agent" }).click();
+    await page.getByLabel("Name", { exact: true }).fill("calc-bot");
+    await page.getByLabel("Model", { exact: true }).fill("demo");
+    await page.getByLabel("tool calculator", { exact: true }).check();
+    await page.getByLabel("approval for calculator", { exact: true }).check();
+    await page.getByLabel("Base URL", { exact: true }).fill("not a url");
+    await page.getByRole("button", { name: "Create agent" }).click();
+    const alert = page.locator(".error[role=alert]");
+    await alert.waitFor();
+    expect(await alert.textContent()).toContain("provider.baseUrl");
+    await page.getByLabel("Base URL", { exact: true }).fill("");
+    await page.getByRole("button", { name: "Create agent" }).click();
+    const row = page.locator('tr[data-agent="calc-bot"]');
+    await row.waitFor();
+    expect(await row.textContent()).toContain("calculator (approval)");
+    agentId = (await row.getByRole("link").getAttribute("href"))!.split("/").pop()!;
+
+    await row.getByRole("link").click();
+    await page.getByLabel("Instructions", { exact: true }).fill("Use the calculator for arithmetic.");
+    await page.getByRole("button", { name: "Save new version" }).click();
+    await page.getByText("Saved as version 2").waitFor();
+    expect(await page.getByLabel("approval for calculator", { exact: true }).isChecked()).toBe(true);
+  });
+
+  test("chats through a tool call and an approval; a reload mid-run misses nothing and repeats nothing", async () => {
+    await page.goto("/agents");
+    await page.locator('tr[data-agent="calc-bot"]').getByRole("button", { name: "New session" }).click();
+    await page.waitForURL(/\/sessions\/[0-9a-f-]{36}$/);
+    sessionId = page.url().split("/").pop()!;
+    await page.getByText("No messages yet").waitFor();
+    await page.getByLabel("message", { exact: true }).fill("calculate 6*7");
+    await page.getByLabel("message", { exact: true }).press("Enter");
+    await page.getByRole("button", { name: "Approve" }).waitFor();
+    expect(await page.locator(".toolcall .badge").first().textContent()).toBe("awaiting approval");
+    expect(await page.locator("details.reasoning").first().textContent()).toContain("Demo reasoning");
+
+    await page.reload(); // the run is waiting for approval
+    await page.getByRole("button", { name: "Approve" }).waitFor();
+    await expectViewMatchesLog();
+
+    await page.getByRole("button", { name: "Approve" }).click();
+    await page.reload(); // right after the decision: the worker is running the tool and the model
+    await page.locator('[data-type="tool_result"]').filter({ hasText: "42" }).waitFor();
+    await page.locator('[data-type="assistant_message"]').filter({ hasText: "The tool returned" }).waitFor();
+    await page.getByTestId("run-state").filter({ hasText: "idle" }).waitFor();
+    const seqs = await expectViewMatchesLog();
+    expect(seqs.length).toBeGreaterThanOrEqual(6); // user, assistant(call), approval asked/decided, result, answer
+    expect(await page.locator(".toolcall .badge").first().textContent()).toBe("succeeded");
+  });
+
+  test("deny with a reason reaches the model", async () => {
+    await page.getByLabel("message", { exact: true }).fill("calculate 1+1");
+    await page.getByLabel("message", { exact: true }).press("Enter");
+    await page.getByRole("button", { name: "Deny…" }).click();
+    await page.getByLabel("deny reason", { exact: true }).fill("not now");
+    await page.getByRole("button", { name: "Deny", exact: true }).click();
+    await page.locator('[data-type="tool_result"]').filter({ hasText: "not now" }).waitFor();
+    await page.getByTestId("run-state").filter({ hasText: "idle" }).waitFor();
+    await expectViewMatchesLog();
+  });
+
+  test("restarting the web process mid-run: the view reconnects and catches up without gap or duplicate", async () => {
+    await page.getByLabel("message", { exact: true }).fill("calculate 2+3");
+    await page.getByLabel("message", { exact: true }).press("Enter");
+    await page.getByRole("button", { name: "Approve" }).waitFor();
+    const before = (await domSeqs(page)).length;
+    const stopping = restartOnSamePort(server, db.url);
+    await page.getByTestId("conn").filter({ hasText: "reconnecting" }).waitFor();
+    // While no web process runs, the run moves on: approved from core directly, the worker continues.
+    const { rows } = await pool.query<{ team_id: string }>("SELECT team_id FROM sessions WHERE id = $1", [sessionId]);
+    const callId = (await pool.query<{ p: { callId: string } }>("SELECT payload::jsonb AS p FROM session_events WHERE session_id = $1 AND type = 'approval_requested' ORDER BY seq DESC LIMIT 1", [sessionId])).rows[0]!.p.callId;
+    await decideToolCall(pool, { teamId: rows[0]!.team_id, sessionId, callId, approve: true, decidedBy: "test" });
+    server = await stopping;
+    await page.getByTestId("conn").filter({ hasText: "live" }).waitFor({ timeout: 20_000 });
+    await page.locator('[data-type="tool_result"]').filter({ hasText: "5" }).last().waitFor();
+    await page.getByTestId("run-state").filter({ hasText: "idle" }).waitFor();
+    const seqs = await expectViewMatchesLog();
+    expect(seqs.length).toBeGreaterThan(before);
+  });
+
+  const PAGES = () => ["/agents", `/agents/${agentId}`, "/sessions", `/sessions/${sessionId}`, "/status", "/settings", "/audit"];
+
+  test("every page at 1280 and 390 px: no horizontal overflow; screenshots saved", async () => {
+    for (const width of [1280, 390]) {
+      await page.setViewportSize({ width, height: width > 500 ? 900 : 844 });
+      for (const path of PAGES()) {
+        await page.goto(path);
+        await settled(page);
+        await page.locator("h1").first().waitFor();
+        const name = path.replace(/^\//, "").replace(/\/[0-9a-f-]{36}$/, "-view").replace(/\//g, "-");
+        await screenshot(page, `${name}-${width}`);
+        expect(await horizontalOverflow(page), `${path} at ${width}px`).toBeLessThanOrEqual(0);
+      }
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  test("dark mode follows prefers-color-scheme", async () => {
+    expect(await backgroundLuminance(page)).toBeGreaterThan(0.8);
+    const dark = await browser.newContext({ baseURL: server.url, colorScheme: "dark", viewport: { width: 390, height: 844 }, storageState: await context.storageState() });
+    const p = await dark.newPage();
+    await p.goto(`/sessions/${sessionId}`);
+    await p.locator("[data-seq]").first().waitFor();
+    expect(await backgroundLuminance(p)).toBeLessThan(0.2);
+    expect(await backgroundLuminance(p, ".card")).toBeLessThan(0.2);
+    await screenshot(p, "sessions-view-390-dark");
+    await dark.close();
+  });
+
+  test("team settings: API key shown once and revoked; secret write-only; member added; audit and status pages", async () => {
+    await page.goto("/settings");
+    await settled(page);
+    await page.getByLabel("key name", { exact: true }).fill("ci");
+    await page.getByRole("button", { name: "Create key" }).click();
+    const shown = await page.getByTestId("new-key").locator("code").textContent();
+    expect(shown).toMatch(/^kk_/);
+    await page.getByRole("button", { name: "Done" }).click();
+    await page.getByRole("button", { name: "revoke ci" }).click();
+    await page.getByRole("cell", { name: "revoked", exact: true }).waitFor();
+    await page.reload();
+    await settled(page);
+    expect(await page.content()).not.toContain(shown!);
+
+    await page.getByLabel("secret name", { exact: true }).fill("API_TOKEN");
+    await page.getByLabel("secret value", { exact: true }).fill("s3cret-value-never-shown");
+    await page.getByRole("button", { name: "Set secret" }).click();
+    await page.getByRole("cell", { name: "API_TOKEN", exact: true }).waitFor();
+    expect(await page.content()).not.toContain("s3cret-value-never-shown");
+    await page.getByRole("button", { name: "delete API_TOKEN" }).click();
+    await page.getByText("No secrets.").waitFor();
+
+    await page.getByLabel("member email", { exact: true }).fill("dev@example.com");
+    await page.getByLabel("member password", { exact: true }).fill("another good password");
+    await page.getByRole("button", { name: "Add member" }).click();
+    await page.getByRole("cell", { name: "dev@example.com", exact: true }).waitFor();
+
+    await page.goto("/audit");
+    await page.locator('tr[data-audit="secret.put"]').waitFor();
+    await page.locator('tr[data-audit="tool_call.approve"]').waitFor();
+
+    await page.goto("/status");
+    await page.locator(`tr[data-worker="${worker.worker.id}"]`).filter({ hasText: "alive" }).waitFor();
+    expect(await page.getByTestId("queue-depth").textContent()).toContain("0");
+  });
+});
