@@ -1,12 +1,11 @@
 // Browser-test helpers: Debian's Chromium through playwright-core, the dashboard's own markers
 // (data-seq on every log event), layout checks, and restarting the web process on the same port
 // (what a rolling restart looks like to a browser: the origin stays, the process changes).
-import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { waitFor } from "../../test/db.js";
-import { ADMIN, serverDir, type RunningServer } from "./harness.js";
+import { serverDir, startServer, type RunningServer } from "./harness.js";
 
 export const screenshotDir = path.join(path.dirname(serverDir), ".tmp/screenshots");
 
@@ -56,36 +55,6 @@ export async function restartOnSamePort(old: RunningServer, databaseUrl: string)
   const port = Number(new URL(old.url).port);
   await old.stop();
   await waitFor(async () => !(await fetch(`http://127.0.0.1:${port}/healthz`).then(() => true, () => false)), { what: "old server gone" });
-  return startServerOn(databaseUrl, port);
+  return startServer(databaseUrl, {}, port);
 }
 
-/** harness.startServer with a fixed port (it picks a free one); the same environment as there. */
-async function startServerOn(databaseUrl: string, port: number): Promise<RunningServer> {
-  const root = path.dirname(serverDir);
-  let out = "";
-  const env = {
-    ...process.env, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1", DATABASE_URL: databaseUrl,
-    KEEL_ADMIN_EMAIL: ADMIN.email, KEEL_ADMIN_PASSWORD: ADMIN.password, KEEL_ADMIN_TEAM: "acme",
-    KEEL_SECRETS_KEY: Buffer.alloc(32, 7).toString("base64"), KEEL_SSE_HEARTBEAT_MS: "300",
-    KEEL_MIGRATIONS_DIR: path.join(root, "prisma/migrations"), KEEL_LOG_LEVEL: process.env.KEEL_TEST_LOG ? "debug" : "warn",
-  };
-  const proc = spawn(process.execPath, [path.join(root, "node_modules/next/dist/bin/next"), "start", "-p", String(port), "-H", "127.0.0.1"], { cwd: serverDir, env, stdio: ["ignore", "pipe", "pipe"] });
-  proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(async () => {
-    if (proc.exitCode !== null) throw new Error(`restarted server exited ${proc.exitCode}:\n${out}`);
-    return fetch(`${url}/healthz`).then((r) => r.ok, () => false);
-  }, { timeoutMs: 30_000, what: "restarted server /healthz" });
-  return {
-    url, proc, output: () => out,
-    stop: async () => {
-      if (proc.exitCode !== null) return;
-      const exited = new Promise((r) => proc.once("exit", r));
-      proc.kill("SIGTERM");
-      const t = setTimeout(() => proc.kill("SIGKILL"), 5_000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
-}

@@ -32,8 +32,8 @@ export const ADMIN = { email: "admin@example.com", password: "correct horse batt
 
 export type RunningServer = { url: string; proc: ChildProcess; output: () => string; stop: () => Promise<void> };
 
-export async function startServer(databaseUrl: string, env: Record<string, string> = {}): Promise<RunningServer> {
-  const port = await freePort();
+export async function startServer(databaseUrl: string, env: Record<string, string> = {}, fixedPort?: number): Promise<RunningServer> {
+  const port = fixedPort ?? (await freePort());
   let out = "";
   const proc = spawn(process.execPath, [nextBin, "start", "-p", String(port), "-H", "127.0.0.1"], {
     cwd: serverDir,

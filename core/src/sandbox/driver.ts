@@ -2,6 +2,7 @@
 // agent-sandbox later). A sandbox belongs to a session, not to a worker: `acquire` from any
 // worker process returns the session's sandbox, reattaching to it (or restarting its runtime
 // from the persisted workspace) when another worker made it.
+import type { ExecResult as RuntimeExecResult } from "../../../sandbox/src/ledger.js";
 import type { SandboxPolicy } from "./policy.js";
 
 /**
@@ -54,16 +55,9 @@ export type ExecRequest = {
   signal?: AbortSignal;
 };
 
-export type ExecResult = {
-  exitCode: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-  truncated: boolean;
-  timedOut: boolean;
-  durationMs: number;
-  limit?: "cpu" | "memory" | "fileSize" | "processes" | "timeout";
-  interrupted?: boolean;
+/** The runtime's exec result (one definition of the wire format, in sandbox/src/ledger.ts). */
+export type ExecResult = RuntimeExecResult & {
+  /** The runtime answered from its record of this idempotency key; nothing ran again. */
   replayed?: boolean;
 };
 
