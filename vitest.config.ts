@@ -3,7 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["**/test/**/*.test.ts"],
-    exclude: ["**/node_modules/**", ".tmp/**"],
+    // desktop/ runs with its own config (its own control plane, stopped at the end): scripts/test.sh.
+    exclude: ["**/node_modules/**", ".tmp/**", "desktop/**"],
     globalSetup: ["./test/global-setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -12,6 +12,14 @@ npm install --no-audit --no-fund
 npm run setup
 npm run typecheck
 
-trap 'bash controlplane/down.sh >/dev/null 2>&1 || true' EXIT
+stop_control_planes() {
+  bash controlplane/down.sh >/dev/null 2>&1 || true
+  # The desktop tests' own instance (desktop/test/control-plane.ts), in case they stopped early.
+  KEEL_CP_STATE_DIR=/tmp/keel-cp-desktop KEEL_CP_ETCD_PORT=43790 KEEL_CP_API_PORT=36443 KEEL_CP_KCM_PORT=40257 \
+    KEEL_CP_SCHED_PORT=40259 KEEL_CP_SANDBOX_PORT=40280 bash controlplane/down.sh >/dev/null 2>&1 || true
+}
+trap stop_control_planes EXIT
 bash controlplane/ci.sh
 npx vitest run "$@"
+# The desktop's main-process modules, against a control plane of their own (desktop/README.md).
+npx vitest run --config desktop/vitest.config.ts

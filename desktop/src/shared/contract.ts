@@ -1,0 +1,141 @@
+// The one contract between the Electron main process and the renderer (Podman Desktop style).
+// Main registers a handler per channel (src/main/ipc.ts), preload exposes `DesktopApi` as one
+// frozen object, and the test bridge serves the same interface over HTTP. Everything crossing it
+// is structured-clone-safe plain data: no class instances, no Dates (ISO strings instead).
+// Imports nothing from Node or Electron so the renderer bundle can import it as-is.
+import { z } from "zod";
+
+/** Invoke channels: renderer → main, one request, one Result. */
+export const channels = {
+  contextsList: "kube:contexts:list",
+  contextStatus: "kube:context:status",
+  sandboxesList: "sandboxes:list",
+  claimCreate: "sandboxes:claim:create",
+  claimDelete: "sandboxes:claim:delete",
+  warmPoolScale: "sandboxes:warmpool:scale",
+} as const;
+export type Channel = (typeof channels)[keyof typeof channels];
+
+/** Main → renderer pushes (webContents.send). Declared now so handlers and preload agree on names. */
+export const events = {
+  contextsChanged: "kube:contexts:changed",
+  sandboxesChanged: "sandboxes:changed",
+} as const;
+export type EventName = (typeof events)[keyof typeof events];
+export interface EventPayloads {
+  "kube:contexts:changed": { current: string | null };
+  "sandboxes:changed": { context: string; kind: SandboxKind; namespace: string; name: string };
+}
+
+export const errorCodes = [
+  "kubeconfig_invalid",
+  "context_not_found",
+  "unreachable",
+  "tls_error",
+  "unauthorized",
+  "forbidden",
+  "agent_sandbox_missing",
+  "keel_missing",
+  "not_found",
+  "conflict",
+  "invalid_input",
+  "kube_api_error",
+  "internal",
+] as const;
+export type ErrorCode = (typeof errorCodes)[number];
+
+export type ErrorInfo = { name: string; code: ErrorCode; message: string };
+export type Result<T> = { ok: true; value: T } | { ok: false; error: ErrorInfo };
+
+// ---- payloads ----
+
+export type KubeContext = {
+  name: string;
+  cluster: string;
+  user: string;
+  /** Context's default namespace, if the kubeconfig sets one. */
+  namespace: string | null;
+  server: string | null;
+};
+export type ContextList = {
+  current: string | null;
+  contexts: KubeContext[];
+  /** Kubeconfig files read, in precedence order (first wins, as with kubectl). */
+  files: string[];
+};
+
+/** One check: passed, or failed with the message to show the operator. */
+export type Check<T = Record<string, never>> = ({ ok: true } & T) | { ok: false; code: ErrorCode; message: string };
+export type ContextStatus = {
+  context: string;
+  server: string | null;
+  connection: Check<{ version: string }>;
+  /** Skipped (null) when the connection check failed: the answer would only repeat it. */
+  agentSandbox: Check | null;
+  keel: Check | null;
+};
+
+export const sandboxKinds = ["SandboxClaim", "Sandbox", "SandboxTemplate", "SandboxWarmPool"] as const;
+export type SandboxKind = (typeof sandboxKinds)[number];
+/** A row for the sandboxes table: every kind reduced to status, reason and age. */
+export type SandboxRow = {
+  kind: SandboxKind;
+  namespace: string;
+  name: string;
+  uid: string;
+  /** claims: Keel's sandbox state (requested, provisioning, ready, suspended, failed, terminated);
+   * sandboxes: ready / not-ready / suspended; warm pools: ready / scaling; templates: available. */
+  status: string;
+  /** The Ready condition's reason and message, when there is one. */
+  reason: string | null;
+  message: string | null;
+  createdAt: string | null;
+  ageSeconds: number | null;
+  /** Kind-specific: claim → warm pool and sandbox; warm pool → template and replicas. */
+  template?: string | null;
+  warmPool?: string | null;
+  sandbox?: string | null;
+  replicas?: number;
+  readyReplicas?: number;
+};
+
+// ---- inputs (validated in main: the renderer is not trusted) ----
+
+const dnsLabel = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "must be a DNS label: 1–63 lowercase letters, digits or '-'");
+export const contextInput = z.object({ context: z.string().min(1) });
+export const listInput = z.object({ context: z.string().min(1), namespace: dnsLabel.optional() });
+export const claimCreateInput = z.object({
+  context: z.string().min(1),
+  namespace: dnsLabel,
+  template: dnsLabel,
+  /** Omitted: generated from the template name. */
+  name: dnsLabel.optional(),
+});
+export const claimDeleteInput = z.object({ context: z.string().min(1), namespace: dnsLabel, name: dnsLabel });
+export const warmPoolScaleInput = z.object({ context: z.string().min(1), namespace: dnsLabel, name: dnsLabel, replicas: z.number().int().min(0).max(1000) });
+
+export const inputSchemas = {
+  "kube:contexts:list": z.tuple([]),
+  "kube:context:status": z.tuple([contextInput]),
+  "sandboxes:list": z.tuple([listInput]),
+  "sandboxes:claim:create": z.tuple([claimCreateInput]),
+  "sandboxes:claim:delete": z.tuple([claimDeleteInput]),
+  "sandboxes:warmpool:scale": z.tuple([warmPoolScaleInput]),
+} as const satisfies Record<Channel, z.ZodTuple>;
+
+/** What main implements for each channel. */
+export interface Handlers {
+  "kube:contexts:list": () => Promise<ContextList>;
+  "kube:context:status": (input: z.infer<typeof contextInput>) => Promise<ContextStatus>;
+  "sandboxes:list": (input: z.infer<typeof listInput>) => Promise<SandboxRow[]>;
+  "sandboxes:claim:create": (input: z.infer<typeof claimCreateInput>) => Promise<SandboxRow>;
+  "sandboxes:claim:delete": (input: z.infer<typeof claimDeleteInput>) => Promise<{ deleted: boolean }>;
+  "sandboxes:warmpool:scale": (input: z.infer<typeof warmPoolScaleInput>) => Promise<SandboxRow>;
+}
+
+/** What the renderer sees (preload's frozen `api`, or the test bridge): never throws, returns a Result. */
+export type DesktopApi = {
+  [C in Channel]: (...args: Parameters<Handlers[C]>) => Promise<Result<Awaited<ReturnType<Handlers[C]>>>>;
+} & {
+  on<E extends EventName>(event: E, listener: (payload: EventPayloads[E]) => void): () => void;
+};

@@ -1,0 +1,16 @@
+// Own config rather than the root one: these tests need the control plane, not the root
+// globalSetup's PostgreSQL and dashboard build.
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    root: import.meta.dirname,
+    include: ["test/**/*.test.ts"],
+    globalSetup: ["./test/global-setup.ts"],
+    testTimeout: 120_000,
+    hookTimeout: 300_000,
+    pool: "forks",
+    // One control plane for every file: files share it, so run them one after another.
+    fileParallelism: false,
+  },
+});
