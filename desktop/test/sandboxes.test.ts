@@ -26,17 +26,7 @@ beforeAll(async () => {
   ns = await createTestNamespace("desk");
   await kubectl(["apply", "-n", ns.name, "-f", "-"], {
     input: `
-apiVersion: extensions.agents.x-k8s.io/v1beta1
-kind: SandboxTemplate
-metadata:
-  name: agent
-spec:
-  podTemplate:
-    spec:
-      containers:
-      - name: agent
-        image: registry.invalid/keel/agent:test
----
+${templateYaml("agent")}---
 apiVersion: extensions.agents.x-k8s.io/v1beta1
 kind: SandboxWarmPool
 metadata:
@@ -87,17 +77,7 @@ test("create a claim from a template, see it become ready in the list, scale the
 test("a claim from a template with no warm pool, or an unknown template, says what to do", async () => {
   await kubectl(["apply", "-n", ns.name, "-f", "-"], {
     input: `
-apiVersion: extensions.agents.x-k8s.io/v1beta1
-kind: SandboxTemplate
-metadata:
-  name: lonely
-spec:
-  podTemplate:
-    spec:
-      containers:
-      - name: agent
-        image: registry.invalid/keel/agent:test
-`,
+${templateYaml("lonely")}`,
   });
   expect(await call("sandboxes:claim:create", { context, namespace: ns.name, template: "lonely" })).toEqual({
     ok: false,
@@ -109,3 +89,18 @@ spec:
   });
   expect(await call("sandboxes:warmpool:scale", { context, namespace: ns.name, name: "ghost", replicas: 1 })).toMatchObject({ ok: false, error: { code: "not_found" } });
 });
+
+/** A SandboxTemplate whose pods kwok makes Ready (no container really runs). */
+function templateYaml(name: string): string {
+  return `apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxTemplate
+metadata:
+  name: ${name}
+spec:
+  podTemplate:
+    spec:
+      containers:
+      - name: agent
+        image: registry.invalid/keel/agent:test
+`;
+}
