@@ -1,6 +1,6 @@
 // Contexts and per-context checks against the real control plane (controlplane/up.sh).
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
+import { freePort } from "../../cli/src/embedded-postgres.ts";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
@@ -15,13 +15,6 @@ let closedPort: number;
 let caPath: string;
 const server = () => `https://127.0.0.1:${process.env.KEEL_CP_API_PORT}`;
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 const tokenKubeconfig = (o: { cluster: string; server: string; ca?: string; user: string; token: string; context: string; current?: string }) => `apiVersion: v1
 kind: Config

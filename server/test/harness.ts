@@ -2,11 +2,11 @@
 // in-process worker driving the demo model. The build is reused when it is newer than every
 // source file of server/ and core/; otherwise it is rebuilt first (~55 s on 2 cores).
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 // @ts-expect-error plain JS module shared with npm start and the global setup
 import { ensureWebBuild } from "../../scripts/build-web.mjs";
+import { freePort } from "../../cli/src/embedded-postgres.js";
 import { builtinTools, createAgentStep, createModelResolver, createPool, notifyDeltas, silentLogger, ToolRegistry, Worker, type Pool } from "@keel/core";
 
 export const serverDir = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
@@ -17,16 +17,6 @@ export function ensureBuild(): { rebuilt: boolean; ms: number } {
   return ensureWebBuild();
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
 
 export const ADMIN = { email: "admin@example.com", password: "correct horse battery" };
 

@@ -1,6 +1,7 @@
 // One dedicated connection that LISTENs on channels and reconnects with jittered backoff.
 // Workers also hang their liveness lock on it (onConnect), so "connection gone" means one thing.
 import pg from "pg";
+import { backoffMs } from "../backoff.js";
 import type { Logger } from "../logger.js";
 
 export type ListenerOptions = {
@@ -81,10 +82,7 @@ export class PgListener {
 
   private scheduleRetry(resolved: () => void): void {
     this.failures++;
-    const min = this.opts.minBackoffMs ?? 100;
-    const max = this.opts.maxBackoffMs ?? 5_000;
-    const ceiling = Math.min(max, min * 2 ** (this.failures - 1));
-    const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
+    const delay = backoffMs(this.failures, this.opts.minBackoffMs ?? 100, this.opts.maxBackoffMs ?? 5_000);
     this.retryTimer = setTimeout(() => this.connectLoop(resolved), delay);
   }
 

@@ -2,6 +2,7 @@
 // Every write after the claim carries `epoch = $e AND lease_owner = $w AND status = 'running'`;
 // zero rows means another worker owns the run now: the caller stops and does not retry.
 import { ClaimLostError } from "../errors.js";
+export { backoffMs } from "../backoff.js";
 import { PgCode, pgCode, withTransaction, type Pool, type PoolClient, type Queryable } from "../db/pool.js";
 import { appendEventFenced } from "./events.js";
 import type { ClaimedRun, RunStatus } from "./types.js";
@@ -142,11 +143,6 @@ export async function heartbeat(db: Queryable, workerId: string, leaseMs: number
   );
 }
 
-/** Exponential backoff with full jitter, capped. `attempt` is 1 for the first retry. */
-export function backoffMs(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-}
 
 /**
  * A transaction that holds the run's fence for its whole length: the run row is locked FOR SHARE
