@@ -8,12 +8,14 @@ import { ZodError } from "zod";
 import { inputSchemas, type Channel, type ErrorInfo, type Handlers, type Result } from "../shared/contract.ts";
 import { contextStatus, KubeError, kubeConfigFor, listContexts, loadKubeconfig, type Kubeconfig } from "./kube.ts";
 import { createClaim, deleteClaim, listSandboxes, scaleWarmPool } from "./sandboxes.ts";
+import { listNamespaces } from "./namespaces.ts";
+import { KeelApiError, SessionsService } from "./sessions.ts";
 
 /** ipcMain.handle's shape: the first listener argument is the IpcMainInvokeEvent (unused here). */
 export type Registrar = (channel: string, listener: (event: unknown, ...args: unknown[]) => Promise<unknown>) => void;
 
 export function toErrorInfo(err: unknown): ErrorInfo {
-  if (err instanceof KubeError) return { name: err.name, code: err.code, message: err.message };
+  if (err instanceof KubeError || err instanceof KeelApiError) return { name: err.name, code: err.code, message: err.message };
   if (err instanceof ZodError) {
     const issues = err.issues.map((i) => `${i.path.join(".") || "arguments"}: ${i.message}`).join("; ");
     return { name: "ValidationError", code: "invalid_input", message: `invalid arguments: ${issues}` };
@@ -38,8 +40,11 @@ export function handle<C extends Channel>(register: Registrar, channel: C, fn: H
  * users switch contexts and refresh credentials outside the app, and reading a few small files
  * is cheap next to the API round trip.
  */
-export function createHandlers(load: () => Kubeconfig = () => loadKubeconfig()): Handlers {
+export function createHandlers(load: () => Kubeconfig = () => loadKubeconfig(), o: { sessions?: SessionsService } = {}): Handlers {
+  const sessions = o.sessions ?? new SessionsService({ emit: () => {} });
   return {
+    ...sessions.handlers(),
+    "kube:namespaces:list": async ({ context }) => listNamespaces(load(), context),
     "kube:contexts:list": async () => listContexts(load()),
     "kube:context:status": async ({ context }) => contextStatus(load(), context),
     "sandboxes:list": async ({ context, namespace }) => listSandboxes(kubeConfigFor(load(), context), namespace ? { namespace } : {}),
