@@ -7,7 +7,7 @@
 // the port-forward to keel-web: whoever forwards connects to the local address it got.
 import { randomUUID } from "node:crypto";
 import { backoffMs } from "@keel/core/backoff";
-import type { Emit, ErrorCode, FollowState, Handlers, KeelConnection, KeelDelta, KeelEvent, KeelSession, SessionHistory, SessionPage } from "../shared/contract.ts";
+import type { Emit, ErrorCode, FollowState, Handlers, KeelConnection, KeelDelta, KeelEvent, KeelSessionInfo, SessionHistory, SessionPage } from "../shared/contract.ts";
 
 export class KeelApiError extends Error {
   override readonly name = "KeelApiError";
@@ -74,8 +74,14 @@ export class KeelClient {
     return this.json<SessionPage>(`/api/v1/sessions${qs.size ? `?${qs}` : ""}`);
   }
 
-  getSession(id: string) {
-    return this.json<KeelSession>(`/api/v1/sessions/${encodeURIComponent(id)}`);
+  /** The session and its agent's name (the session answer carries only the agent id). */
+  async getSession(id: string): Promise<KeelSessionInfo> {
+    const s = await this.json<Omit<KeelSessionInfo, "agentName" | "lastSeq"> & { lastSeq: string | number }>(`/api/v1/sessions/${encodeURIComponent(id)}`);
+    const agent = await this.json<{ name: string }>(`/api/v1/agents/${encodeURIComponent(s.agentId)}`).catch((err: unknown) => {
+      if (err instanceof KeelApiError && err.code === "not_found") return { name: "(deleted agent)" };
+      throw err;
+    });
+    return { id: s.id, agentId: s.agentId, agentName: agent.name, agentVersion: s.agentVersion, title: s.title, status: s.status, lastSeq: String(s.lastSeq), createdAt: s.createdAt };
   }
 
   async events(id: string, after: string, limit = HISTORY_PAGE): Promise<{ events: KeelEvent[]; lastSeq: string | null }> {

@@ -232,7 +232,9 @@ export type KeelSession = {
 export type SessionPage = { sessions: KeelSession[]; nextCursor: string | null };
 /** One stored log event: seq as a string (bigint in Postgres), payload parsed from the stored JSON. */
 export type KeelEvent = { seq: string; type: string; runId: string | null; createdAt: string | null; payload: any };
-export type SessionHistory = { session: KeelSession; events: KeelEvent[] };
+/** One session as GET /sessions/{id} answers, plus its agent's name. */
+export type KeelSessionInfo = Pick<KeelSession, "id" | "agentId" | "agentName" | "agentVersion" | "title" | "status" | "lastSeq" | "createdAt">;
+export type SessionHistory = { session: KeelSessionInfo; events: KeelEvent[] };
 export type KeelDelta = { content?: string; reasoning?: string; toolCall?: { name?: string; arguments?: string } };
 export type FollowState = {
   followId: string;
