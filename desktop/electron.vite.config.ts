@@ -10,9 +10,10 @@ const here = import.meta.dirname;
 export default defineConfig({
   main: {
     build: {
-      // @keel/core is TypeScript in this workspace: bundle it (Electron cannot load .ts files);
-      // real npm dependencies stay external and ship in node_modules.
-      externalizeDeps: { exclude: ["@keel/core"] },
+      // Everything bundled (only node: builtins and electron stay imports): @keel/core is
+      // TypeScript Electron cannot load, and a packaged app then needs no node_modules, which npm
+      // workspaces hoist out of desktop/ where electron-builder would look for them.
+      externalizeDeps: false,
       rolldownOptions: { input: { main: resolve(here, "src/electron/main.ts") } },
     },
   },

@@ -8,7 +8,7 @@ import { ErrorBox } from "./ui.tsx";
 function CheckBadge({ label, check }: { label: string; check: Check<any> | null }) {
   if (check === null) return <span className="badge muted" title="skipped: not connected">{label}: –</span>;
   return (
-    <span className={`badge ${check.ok ? "ok" : "bad"}`} data-check={label} title={check.ok ? "ok" : check.message}>
+    <span className={`badge ${check.ok ? "ok" : "warn"}`} data-check={label} title={check.ok ? "ok" : check.message}>
       {label}: {check.ok ? "ok" : check.code}
     </span>
   );

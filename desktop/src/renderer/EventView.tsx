@@ -14,7 +14,7 @@ function pretty(text: unknown): string {
   }
 }
 
-export function EventView({ e, decided, results, busy, onDecide }: { e: KeelEvent; decided: boolean; results: Map<string, any>; busy: boolean; onDecide: Decide }) {
+export function EventView({ e, decision, results, busy, onDecide }: { e: KeelEvent; decision: string | null; results: Map<string, any>; busy: boolean; onDecide: Decide }) {
   const p = e.payload ?? {};
   const common = { "data-seq": e.seq, "data-type": e.type };
   switch (e.type) {
@@ -57,7 +57,7 @@ export function EventView({ e, decided, results, busy, onDecide }: { e: KeelEven
     case "approval_requested":
       return (
         <div {...common} className="ev approval">
-          <Approval callId={String(p.callId)} name={p.name} args={p.arguments} decided={decided} busy={busy} onDecide={onDecide} />
+          <Approval callId={String(p.callId)} name={p.name} args={p.arguments} decision={decision} busy={busy} onDecide={onDecide} />
         </div>
       );
     case "approval_decided":
@@ -85,16 +85,17 @@ export function EventView({ e, decided, results, busy, onDecide }: { e: KeelEven
   }
 }
 
-function Approval({ callId, name, args, decided, busy, onDecide }: { callId: string; name: string; args: string; decided: boolean; busy: boolean; onDecide: Decide }) {
+function Approval({ callId, name, args, decision, busy, onDecide }: { callId: string; name: string; args: string; decision: string | null; busy: boolean; onDecide: Decide }) {
   const [denying, setDenying] = useState(false);
   const [reason, setReason] = useState("");
   return (
     <>
       <div className="row">
-        <strong>Approval needed</strong> <code>{name}</code>
+        <strong>{decision ? "Approval" : "Approval needed"}</strong> <code>{name}</code>
+        {decision && <span className={`badge ${decision === "approved" ? "ok" : "bad"}`}>{decision}</span>}
       </div>
       <pre>{pretty(args)}</pre>
-      {decided ? null : denying ? (
+      {decision ? null : denying ? (
         <div className="row">
           <input aria-label="deny reason" value={reason} onChange={(e) => setReason(e.target.value)} placeholder="reason (the model sees it)" maxLength={2000} />
           <button className="danger" disabled={busy} onClick={() => onDecide({ callId, approve: false, ...(reason.trim() ? { reason: reason.trim() } : {}) })}>

@@ -2,7 +2,7 @@
 // main resumes with Last-Event-ID after a drop. Token deltas show while the model writes and are
 // replaced by the stored assistant message. Pending tool calls can be approved or denied.
 import { useEffect, useRef, useState } from "react";
-import { useMutation, useQuery } from "@tanstack/react-query";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import type { FollowState, KeelConnection, KeelEvent } from "../shared/contract.ts";
 import { api, call } from "./api.ts";
 import { EventView } from "./EventView.tsx";
@@ -18,6 +18,7 @@ export function SessionDetail({ context, conn, sessionId }: { context: string; c
   const [draft, setDraft] = useState("");
   const [follow, setFollow] = useState<FollowState | null>(null);
   const lastSeq = useRef(0n);
+  const qc = useQueryClient();
 
   const loaded = history.data;
   useEffect(() => {
@@ -31,6 +32,8 @@ export function SessionDetail({ context, conn, sessionId }: { context: string; c
       lastSeq.current = BigInt(e.event.seq);
       if (e.event.type === "assistant_message") setDraft("");
       setLive((l) => [...l, e.event]);
+      // The list shows event counts and run states: refresh it now rather than at its next poll.
+      void qc.invalidateQueries({ queryKey: [context, "sessions", conn.id] });
     });
     const offDelta = api.on("sessions:delta", (d) => d.sessionId === sessionId && setDraft((t) => t + (d.delta.content ?? "")));
     const offState = api.on("sessions:follow:state", (s) => s.sessionId === sessionId && (followId === null || s.followId === followId) && setFollow(s));
@@ -48,7 +51,7 @@ export function SessionDetail({ context, conn, sessionId }: { context: string; c
       offState();
       if (followId) void call("sessions:unfollow", { followId });
     };
-  }, [loaded, conn.id, sessionId]);
+  }, [loaded, conn.id, sessionId, context, qc]);
 
   const decide = useMutation({
     mutationFn: (d: { callId: string; approve: boolean; reason?: string }) => call("sessions:decide", { connection: conn.id, sessionId, ...d }),
@@ -58,7 +61,7 @@ export function SessionDetail({ context, conn, sessionId }: { context: string; c
   if (history.isError) return <ErrorBox title="Cannot load the session" error={history.error} />;
   const events = [...history.data.events, ...live];
   const s = history.data.session;
-  const decided = new Set(events.filter((e) => e.type === "approval_decided").map((e) => String(e.payload?.callId)));
+  const decisions = new Map(events.filter((e) => e.type === "approval_decided").map((e) => [String(e.payload?.callId), String(e.payload?.decision)]));
   const results = new Map(events.filter((e) => e.type === "tool_result").map((e) => [String(e.payload?.tool_call_id), e.payload]));
   return (
     <section className="card session" data-session={sessionId}>
@@ -75,7 +78,7 @@ export function SessionDetail({ context, conn, sessionId }: { context: string; c
         {events.length === 0 ? (
           <p className="state muted">No events yet: post a message to this session from the dashboard or the API.</p>
         ) : (
-          events.map((e) => <EventView key={e.seq} e={e} decided={decided.has(String(e.payload?.callId))} results={results} busy={decide.isPending} onDecide={(d) => decide.mutate(d)} />)
+          events.map((e) => <EventView key={e.seq} e={e} decision={decisions.get(String(e.payload?.callId)) ?? null} results={results} busy={decide.isPending} onDecide={(d) => decide.mutate(d)} />)
         )}
         {draft && (
           <div className="ev assistant draft" data-testid="draft">
