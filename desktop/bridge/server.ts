@@ -64,9 +64,10 @@ export async function startBridge(o: BridgeOptions = {}): Promise<Bridge> {
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => {
         size += c.length;
+        // Answer at once and drain the rest: destroying the socket could reset it before the
+        // client reads the 413.
         if (size > MAX_BODY_BYTES) {
-          fail(res, 413, "payload_too_large", `arguments over ${MAX_BODY_BYTES} bytes`);
-          req.destroy();
+          if (!res.headersSent) fail(res, 413, "payload_too_large", `arguments over ${MAX_BODY_BYTES} bytes`);
         } else chunks.push(c);
       });
       req.on("end", () => {

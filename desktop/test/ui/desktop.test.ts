@@ -192,6 +192,8 @@ describe.sequential("desktop renderer through the bridge", () => {
     const refused = page.locator('[role="alert"][data-code="keel_unauthorized"]');
     await refused.waitFor();
     expect(await refused.textContent()).toContain("rejected the API key");
+    await shot(page, "sessions-connect-refused");
+    expect(await overflow(page)).toEqual([]);
 
     await page.getByLabel("API key", { exact: true }).fill(keel.apiKey);
     await page.getByRole("button", { name: "Connect" }).click();
