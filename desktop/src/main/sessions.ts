@@ -118,7 +118,7 @@ async function apiError(res: Response, baseUrl: string): Promise<KeelApiError> {
     if (body?.error?.message) message = body.error.message;
   } catch { /* not a Keel error body */ }
   const s = res.status;
-  if (s === 401) return new KeelApiError("keel_unauthorized", `Keel at ${baseUrl} rejected the API key (${message}): it is wrong or revoked. Create one under Settings → API keys`, s);
+  if (s === 401) return new KeelApiError("keel_unauthorized", `Keel at ${baseUrl} rejected the API key: ${message}. Check the key, or create one in the dashboard under Settings → API keys`, s);
   if (s === 403) return new KeelApiError("keel_forbidden", `the API key's role may not do this (${message}): use a key with a higher role`, s);
   if (s === 404) return new KeelApiError("not_found", message, s);
   if (s === 409) return new KeelApiError("conflict", message, s);
