@@ -3,7 +3,6 @@
 // only for its version (build targets) and types; the Electron binary is never downloaded here.
 import { resolve } from "node:path";
 import { defineConfig } from "electron-vite";
-import react from "@vitejs/plugin-react";
 
 const here = import.meta.dirname;
 
@@ -29,7 +28,14 @@ export default defineConfig({
   },
   renderer: {
     root: resolve(here, "src/renderer"),
-    plugins: [react()],
-    build: { rolldownOptions: { input: resolve(here, "src/renderer/index.html") } },
+    // JSX through Vite's own transform (automatic runtime), no React plugin: its Fast Refresh
+    // preamble is an inline script, which the page's CSP (script-src 'self') refuses in dev.
+    build: {
+      rolldownOptions: {
+        input: resolve(here, "src/renderer/index.html"),
+        // TanStack Query's "use client" markers mean nothing outside React Server Components.
+        onLog: (level, log, handler) => (log.code === "MODULE_LEVEL_DIRECTIVE" ? undefined : handler(level, log)),
+      },
+    },
   },
 });

@@ -20,6 +20,8 @@ export function createBridgeApi(base: string, token: string): DesktopApi {
     ready = new Promise((resolve) => {
       sock.addEventListener("open", () => resolve(), { once: true });
       sock.addEventListener("close", () => resolve(), { once: true });
+      // A socket that neither opens nor fails must not hold every invoke forever.
+      setTimeout(resolve, 3_000);
     });
     sock.onmessage = (m) => {
       const { event, payload } = JSON.parse(String(m.data)) as { event: string; payload: unknown };
@@ -40,9 +42,10 @@ export function createBridgeApi(base: string, token: string): DesktopApi {
         headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
         body: JSON.stringify(args),
       });
-      const body = (await res.json()) as Result<unknown> | { error: { code: string; message: string } };
-      if ("ok" in body) return body;
-      return { ok: false, error: { name: "BridgeError", code: "internal", message: `bridge answered ${res.status}: ${body.error?.message}` } };
+      const body = (await res.json().catch(() => null)) as Result<unknown> | { error?: { message?: string } } | null;
+      if (body && "ok" in body) return body;
+      const why = body?.error?.message ?? "not a desktop bridge answer";
+      return { ok: false, error: { name: "BridgeError", code: "internal", message: `the desktop bridge at ${base} answered HTTP ${res.status}: ${why}` } };
     } catch (err) {
       return { ok: false, error: { name: "BridgeError", code: "internal", message: `cannot reach the desktop bridge at ${base}: ${(err as Error).message}` } };
     }
@@ -60,9 +63,9 @@ export function createBridgeApi(base: string, token: string): DesktopApi {
   }) as DesktopApi;
 }
 
-/** The bridge's address and token from the page URL: ?bridge=<origin> (default: this origin), #token=<token>. */
+/** The bridge is the page's own origin (it serves the renderer); the token is in the #fragment. */
 export function bridgeFromLocation(loc: Location): { base: string; token: string } {
-  const base = new URLSearchParams(loc.search).get("bridge") ?? loc.origin;
+  const base = loc.origin;
   const token = new URLSearchParams(loc.hash.replace(/^#/, "")).get("token") ?? "";
   return { base, token };
 }
