@@ -91,7 +91,7 @@ test("a watch cut while acquire waits for Ready: the driver re-reads, watches ag
   await d.release(h);
 });
 
-test("the API server down while acquire waits: reads are retried with doubling backoff; ready once it is back", async () => {
+test("the API server down while acquire waits: reads are retried with jittered doubling backoff; ready once it is back", async () => {
   const { logger, lines } = capturingLogger();
   const d = driver(viaProxy, { logger });
   const acquiring = d.acquire("sess-down", HELD, policy);
@@ -105,12 +105,12 @@ test("the API server down while acquire waits: reads are retried with doubling b
   await unhold(pod);
   const h = await acquiring;
 
-  expect(lines.slice(0, 4).map((l) => [l.msg, l.verb, l.kind, l.attempt, l.retryInMs])).toEqual([
-    ["kubernetes api call failed; retrying", "get", "SandboxClaim", 1, 100],
-    ["kubernetes api call failed; retrying", "get", "SandboxClaim", 2, 200],
-    ["kubernetes api call failed; retrying", "get", "SandboxClaim", 3, 400],
-    ["kubernetes api call failed; retrying", "get", "SandboxClaim", 4, 800],
-  ]);
+  expect(lines.slice(0, 4).map((l) => [l.msg, l.verb, l.kind, l.attempt])).toEqual([1, 2, 3, 4].map((n) => ["kubernetes api call failed; retrying", "get", "SandboxClaim", n]));
+  // backoffMs (core/src/backoff.ts): attempt n waits between half and all of 100 ms · 2^(n-1).
+  lines.slice(0, 4).forEach((l, i) => {
+    expect(l.retryInMs).toBeGreaterThanOrEqual(50 * 2 ** i);
+    expect(l.retryInMs).toBeLessThanOrEqual(100 * 2 ** i);
+  });
   expect(lines[0]!.err).toMatch(/ECONNREFUSED/);
   expect((await claimsOfSession(heldNs, "sess-down")).map((c) => c.metadata.uid)).toEqual([h.sandboxId]);
   await d.release(h);
@@ -134,8 +134,8 @@ test("the API server down past apiRetryMs before anything was created: a clear 5
   const d = driver(viaProxy, { apiRetryMs: 1_500 });
   const err = await d.acquire("sess-never", "team-never", policy).catch((e) => e);
   expect(err).toBeInstanceOf(SandboxUnavailableError);
-  expect(err).toMatchObject({ code: "sandbox_unavailable", status: 503, details: { verb: "discover" } });
-  expect(err.message).toMatch(/^the Kubernetes API server is unreachable \(discover apigroups\): .*ECONNREFUSED.*; gave up after \d+ attempts in 1500 ms$/);
+  expect(err).toMatchObject({ code: "sandbox_unavailable", status: 503, details: { verb: "discover", resource: "extensions.agents.x-k8s.io/v1beta1" } });
+  expect(err.message).toMatch(/^the Kubernetes API server is unreachable \(discover extensions\.agents\.x-k8s\.io\/v1beta1\): .*ECONNREFUSED 127\.0\.0\.1:\d+; gave up after \d+ attempts in 1500 ms$/);
   await proxy.up();
   expect((await kubectl(["get", "namespace", `${prefix}team-never`], { allowFailure: true })).code).not.toBe(0);
 });

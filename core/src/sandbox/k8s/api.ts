@@ -5,7 +5,8 @@
 // control-plane upgrade) before it becomes SandboxUnavailableError; any other refusal (400, 409,
 // 422: a bad object, an admission webhook) becomes KubernetesApiError with the server's message.
 // Waits use a watch, re-reading and re-watching when the watch drops.
-import { ApiException, ApisApi, KubeConfig, KubernetesObjectApi, PatchStrategy, Watch } from "@kubernetes/client-node";
+import { ApiException, KubeConfig, KubernetesObjectApi, PatchStrategy, Watch } from "@kubernetes/client-node";
+import { backoffMs } from "../../backoff.js";
 import type { Logger } from "../../logger.js";
 import { SandboxError, SandboxUnavailableError } from "../errors.js";
 import { AGENT_SANDBOX_VERSION, API_VERSION, CORE_GROUP, EXT_GROUP, MANAGER } from "./names.js";
@@ -47,8 +48,7 @@ export type KubeApiOptions = {
 };
 
 export class KubeApi {
-  // Loosely typed: our K8sObject is plain JSON (custom resources), not the generated models.
-  private readonly objects: { [K in "read" | "list" | "create" | "patch" | "delete"]: (...args: any[]) => Promise<any> };
+  private objects: ObjectsClient;
   private apisChecked = false;
   /** API calls made, by verb: the driver's cost per session (bench and tests read it). */
   readonly calls: Record<string, number> = {};
@@ -56,15 +56,29 @@ export class KubeApi {
   readonly watches = { open: 0, dropped: 0 };
 
   constructor(private readonly kc: KubeConfig, private readonly opts: KubeApiOptions) {
-    this.objects = KubernetesObjectApi.makeApiClient(kc);
+    this.objects = objectsClient(kc);
   }
 
-  /** Once per driver (again after an agent-sandbox resource went missing): both API groups must be served at v1beta1. */
+  /**
+   * Once per driver, and again after an agent-sandbox resource went missing: both API groups must
+   * be served at v1beta1 with every kind the driver uses (a half install, or extensions without
+   * the core group, fails here and not at the first claim).
+   */
   async ensureAgentSandbox(): Promise<void> {
     if (this.apisChecked) return;
-    const groups = await this.call("discover", "apigroups", undefined, () => this.kc.makeApiClient(ApisApi).getAPIVersions());
-    const served = new Set(groups.groups.flatMap((g) => g.versions.map((v) => `${g.name}/${v.version}`)));
-    const missing = [EXT_GROUP, CORE_GROUP].map((g) => `${g}/${API_VERSION}`).filter((gv) => !served.has(gv));
+    const missing: string[] = [];
+    for (const [group, kinds] of [[EXT_GROUP, ["SandboxClaim", "SandboxTemplate", "SandboxWarmPool"]], [CORE_GROUP, ["Sandbox"]]] as const) {
+      const gv = `${group}/${API_VERSION}`;
+      // GET /apis/<group>/<version> (client-node caches it for the requests that follow); 404: not served.
+      const served = await this.call("discover", gv, undefined, () =>
+        this.objects.resource(gv, kinds[0]).then(
+          () => Promise.all(kinds.map(async (k) => ((await this.objects.resource(gv, k)) ? null : k))),
+          (err: unknown) => (err instanceof ApiException && err.code === 404 ? undefined : Promise.reject(err)),
+        ),
+      );
+      if (!served) missing.push(gv);
+      else if (served.some((k) => k)) missing.push(`${gv} (${served.filter((k) => k).join(", ")})`);
+    }
     if (missing.length) {
       throw new AgentSandboxMissingError(
         `agent-sandbox is not installed in this cluster: the API server does not serve ${missing.join(" and ")}. ` +
@@ -185,7 +199,7 @@ export class KubeApi {
     const deadline = Date.now() + this.opts.retryMs;
     const resource = PLURALS[kind] ?? kind.toLowerCase();
     const where = namespace ? ` in namespace ${namespace}` : "";
-    for (let attempt = 1, delay = 100; ; attempt++, delay = Math.min(delay * 2, 2_000)) {
+    for (let attempt = 1; ; attempt++) {
       this.count(verb);
       try {
         await this.opts.beforeCall?.(verb, kind);
@@ -205,8 +219,9 @@ export class KubeApi {
           if (o.absentOk) return null as T;
         } else if ((code === 404 || isUnknownKind(err)) && AGENT_SANDBOX_KINDS.has(kind)) {
           // The resource itself is gone: agent-sandbox was uninstalled (or half installed) after
-          // the driver checked. Check again on the next call.
+          // the driver checked. Check again (with a fresh discovery cache) on the next call.
           this.apisChecked = false;
+          this.objects = objectsClient(this.kc);
           throw new AgentSandboxMissingError(
             `agent-sandbox is not installed in this cluster: the API server does not serve ${resource} (${verb}${where}: ${apiMessage(err)}). ` +
               `Install agent-sandbox ${AGENT_SANDBOX_VERSION} with its extensions (kind/up.sh shows how), then retry`,
@@ -221,6 +236,8 @@ export class KubeApi {
         if (!transient) {
           throw new KubernetesApiError(`the Kubernetes API refused to ${verb} ${resource}${o.name ? ` ${o.name}` : ""}${where}${code ? ` (${code})` : ""}: ${apiMessage(err)}`, details, { cause: err });
         }
+        // Jittered, so workers cut off together do not come back in step.
+        const delay = backoffMs(attempt, 100, 2_000);
         if (Date.now() + delay > deadline) {
           throw new SandboxUnavailableError(`the Kubernetes API server is unreachable (${verb} ${kind}): ${apiMessage(err)}; gave up after ${attempt} attempts in ${this.opts.retryMs} ms`, { ...details, attempts: attempt }, { cause: err });
         }
@@ -232,6 +249,12 @@ export class KubeApi {
 }
 
 const CONFLICT = Symbol("conflict");
+
+// Loosely typed: our K8sObject is plain JSON (custom resources), not the generated models.
+// `resource(apiVersion, kind)` is the discovery lookup (GET /apis/<group>/<version>, cached per
+// client) KubernetesObjectApi does before every request; protected in its typings, public in JS.
+type ObjectsClient = { [K in "read" | "list" | "create" | "patch" | "delete" | "resource"]: (...args: any[]) => Promise<any> };
+const objectsClient = (kc: KubeConfig) => KubernetesObjectApi.makeApiClient(kc) as unknown as ObjectsClient;
 
 function body(err: ApiException<unknown>): { message?: string; reason?: string; details?: { name?: string } } | undefined {
   try {

@@ -19,7 +19,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "../../logger.js";
 import { silentLogger } from "../../logger.js";
 import type { DriverHealth, ExecRequest, ExecResult, Fence, FileContent, FileEntry, SandboxDriver, SandboxHandle, SandboxInfo, SandboxSecrets, SandboxState } from "../driver.js";
-import { SandboxUnavailableError } from "../errors.js";
+import { SandboxRequestError, SandboxUnavailableError } from "../errors.js";
 import { exposedSecrets, type SandboxPolicy } from "../policy.js";
 import { RuntimeClient, type RuntimeHealth } from "../runtime-client.js";
 import type { SandboxStore } from "../store.js";
@@ -233,15 +233,31 @@ export class KubernetesSandboxDriver implements SandboxDriver {
   }
 
   private async withRuntime<T>(h: SandboxHandle, fn: (c: RuntimeApi) => Promise<T>): Promise<T> {
-    let client = this.clients.get(h.sandboxId);
-    if (!client) {
-      // Another worker acquired it: the claim holds all we need (pod IP, token or template).
-      const claim = await this.claimOf(h);
-      const state = claim ? claimState(claim, await this.sandboxOf(claim)) : "terminated";
-      if (!claim || state !== "ready") throw new SandboxUnavailableError(`the sandbox is ${state}; acquire it again`, { sandboxId: h.sandboxId });
-      client = this.makeClient(claim, await this.teamTokenFor(claim));
-      this.clients.set(h.sandboxId, client);
+    const cached = this.clients.get(h.sandboxId);
+    if (cached) {
+      try {
+        return await fn(cached);
+      } catch (err) {
+        // The pod behind a cached client can be gone (TTL, a release or suspend by another
+        // worker), and its IP may now belong to another sandbox (whose runtime refuses our token:
+        // 401) or to something else entirely (an answer without the runtime's JSON error code).
+        // Re-read the claim before blaming the runtime. The call is not repeated: a command may
+        // have run before the connection failed.
+        const notOurRuntime = err instanceof SandboxRequestError && (err.status === 401 || err.code === "sandbox_error");
+        if (!(err instanceof SandboxUnavailableError || notOurRuntime)) throw err;
+        this.clients.delete(h.sandboxId);
+        const claim = await this.claimOf(h);
+        const state = claim ? claimState(claim, await this.sandboxOf(claim)) : "terminated";
+        if (state !== "ready") throw new SandboxUnavailableError(`the sandbox is ${state}; acquire it again`, { sandboxId: h.sandboxId }, { cause: err });
+        throw err;
+      }
     }
+    // Another worker acquired it: the claim holds all we need (pod IP, token or template).
+    const claim = await this.claimOf(h);
+    const state = claim ? claimState(claim, await this.sandboxOf(claim)) : "terminated";
+    if (!claim || state !== "ready") throw new SandboxUnavailableError(`the sandbox is ${state}; acquire it again`, { sandboxId: h.sandboxId });
+    const client = this.makeClient(claim, await this.teamTokenFor(claim));
+    this.clients.set(h.sandboxId, client);
     return fn(client);
   }
 
