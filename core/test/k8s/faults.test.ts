@@ -11,8 +11,8 @@ import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import path from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
-import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
-import { createTestNamespace, kubectl, kubectlJson, startControlPlane, waitFor, type TestNamespace } from "../../../controlplane/harness.ts";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { createTestNamespace, kubeconfigPath, kubectl, kubectlJson, startControlPlane, waitFor, type TestNamespace } from "../../../controlplane/harness.ts";
 import { parseSandboxPolicy, reapSandboxes, SandboxUnavailableError } from "../../src/index.ts";
 import { RuntimeClient } from "../../src/sandbox/runtime-client.ts";
 import { KubernetesSandboxDriver, type KubernetesDriverOptions } from "../../src/sandbox/k8s/index.ts";
@@ -200,6 +200,47 @@ test("two workers create the same session's claim at once: one claim, both use i
   expect(claims.map((c) => c.metadata.uid)).toEqual([h1.sandboxId]);
   expect(tokens).toEqual([claims[0].spec.env[0].value, claims[0].spec.env[0].value]);
   await d1.release(h1);
+});
+
+describe("through a proxy that sees the requests", () => {
+  // A TLS-terminating proxy (the API server's own serving certificate) sees each request line.
+  let seeing: FaultProxy;
+  let file: string;
+  beforeAll(async () => {
+    const pki = path.join(path.dirname(kubeconfigPath()), "pki");
+    seeing = await FaultProxy.start(kubeconfigServer(platform.kubeconfig), { tls: { cert: `${pki}/apiserver.crt`, key: `${pki}/apiserver.key`, ca: `${pki}/ca.crt` } });
+    file = kubeconfigWithServer(platform.kubeconfig, seeing.url, path.join(repoRoot, ".tmp", `kubeconfig-tls-proxy-${home.name}`));
+  });
+  afterAll(async () => {
+    await seeing?.close();
+    if (file) rmSync(file, { force: true });
+  });
+
+  test("a claim create that took effect but whose answer was lost: the retry's 409 finds that claim; one claim", async () => {
+    const { logger, lines } = capturingLogger();
+    const d = driver(file, { logger });
+    const lost = seeing.loseAnswerTo(/^POST \/apis\/extensions\.agents\.x-k8s\.io\/v1beta1\/namespaces\/[^/]+\/sandboxclaims[?\s]/);
+    const h = await d.acquire("sess-answer", "team-answer", policy);
+    await lost;
+    expect(lines.map((l) => [l.msg, l.verb, l.kind])).toEqual([["kubernetes api call failed; retrying", "create", "SandboxClaim"]]);
+    expect(d.api.calls.create).toBe(2);
+    expect((await claimsOfSession(`${prefix}team-answer`, "sess-answer")).map((c) => c.metadata.uid)).toEqual([h.sandboxId]);
+    await d.release(h);
+  });
+
+  test("a watch answered with 410 Gone (its resourceVersion compacted away): the driver re-reads and watches again; ready", async () => {
+    const d = driver(file);
+    // The API server itself answers a watch from resourceVersion 1 with an ERROR event (410 Expired).
+    const rewritten = seeing.rewriteRequestLine(/^(GET \/apis\/extensions\.agents\.x-k8s\.io\/v1beta1\/namespaces\/[^/]+\/sandboxclaims\?\S*resourceVersion=)\d+/, "$11");
+    const acquiring = d.acquire("sess-gone410", HELD, policy);
+    await rewritten;
+    const pod = await waitFor(() => heldPod("s-sess-gone410"), { what: "the claim's pod, held" });
+    await waitFor(() => d.api.watches.dropped === 1 && d.api.watches.open === 1, { what: "the driver watching again after the 410" });
+    await unhold(pod);
+    const h = await acquiring;
+    expect((await claimsOfSession(heldNs, "sess-gone410")).map((c) => c.metadata.uid)).toEqual([h.sandboxId]);
+    await d.release(h);
+  });
 });
 
 test("the claim deleted by someone else while acquire waits: acquire fails at once with a clear error", async () => {
