@@ -13,6 +13,14 @@ export const channels = {
   claimCreate: "sandboxes:claim:create",
   claimDelete: "sandboxes:claim:delete",
   warmPoolScale: "sandboxes:warmpool:scale",
+  // -- main-process block (desktop-main): kind launcher, watches, suspend/resume, pod events, port-forward
+  launcherPrereqs: "launcher:prereqs",
+  launcherState: "launcher:state",
+  launcherLogs: "launcher:logs",
+  launcherStart: "launcher:start",
+  launcherCancel: "launcher:cancel",
+  launcherRetry: "launcher:retry",
+  launcherTeardown: "launcher:teardown",
 } as const;
 export type Channel = (typeof channels)[keyof typeof channels];
 
@@ -20,6 +28,9 @@ export type Channel = (typeof channels)[keyof typeof channels];
 export const events = {
   contextsChanged: "kube:contexts:changed",
   sandboxesChanged: "sandboxes:changed",
+  // -- main-process block (desktop-main)
+  launcherChanged: "launcher:changed",
+  launcherLog: "launcher:log",
 } as const;
 export type EventName = (typeof events)[keyof typeof events];
 export interface EventPayloads {
@@ -114,6 +125,68 @@ export const claimCreateInput = z.object({
 export const claimDeleteInput = z.object({ context: z.string().min(1), namespace: dnsLabel, name: dnsLabel });
 export const warmPoolScaleInput = z.object({ context: z.string().min(1), namespace: dnsLabel, name: dnsLabel, replicas: z.number().int().min(0).max(1000) });
 
+// ==== main-process block (desktop-main): kind launcher, watches, suspend/resume, pod events,
+// port-forward. Channels, events and schemas are listed in the tables above under the same
+// heading; Handlers and EventPayloads are extended here through interface merging.
+
+/** kind/up.sh's steps, in order (the script's --list-steps prints the same; a test checks it). */
+export const launcherSteps = ["prereqs", "cluster", "agent-sandbox", "build", "load", "apply", "rollout", "port-forward"] as const;
+export type LauncherStepName = (typeof launcherSteps)[number];
+export type LauncherStepState = "pending" | "running" | "done" | "skipped" | "failed" | "cancelled";
+export type LauncherStep = {
+  name: LauncherStepName;
+  title: string;
+  state: LauncherStepState;
+  startedAt: string | null;
+  /** Set when the step ends; while it runs the UI counts from startedAt. */
+  elapsedMs: number | null;
+  /** Why it failed or was skipped, in words the operator can act on. */
+  message: string | null;
+};
+export type LauncherStatus = "idle" | "running" | "succeeded" | "failed" | "cancelled" | "tearing-down" | "torn-down";
+export type LauncherState = {
+  /** Increments on every start, retry and teardown, so events of an old run can be told apart. */
+  runId: number;
+  status: LauncherStatus;
+  steps: LauncherStep[];
+  /** The kube context kind creates (kind-<cluster>). */
+  context: string;
+  /** Open this when status is "succeeded" (the port-forward step is running). */
+  dashboardUrl: string | null;
+  error: { step: LauncherStepName | "teardown"; message: string } | null;
+};
+export type LauncherLogLine = { runId: number; step: LauncherStepName | "teardown"; stream: "stdout" | "stderr"; line: string; at: string };
+export type PrereqCheck = {
+  id: "docker" | "kind" | "kubectl" | "docker-engine" | "memory" | "port";
+  status: "ok" | "failed" | "skipped";
+  /** What was found, or what is wrong and how to fix it. */
+  message: string;
+};
+export type PrereqReport = { ok: boolean; checks: PrereqCheck[] };
+
+export const launcherStartInput = z.object({
+  /** Reuse an existing image (KEEL_SKIP_BUILD=1). */
+  skipBuild: z.boolean().optional(),
+  /** Build even when the image exists (KEEL_REBUILD=1). */
+  rebuild: z.boolean().optional(),
+}).strict();
+export const launcherLogsInput = z.object({ step: z.enum([...launcherSteps, "teardown"]).optional() }).strict();
+export interface Handlers {
+  "launcher:prereqs": () => Promise<PrereqReport>;
+  "launcher:state": () => Promise<LauncherState>;
+  "launcher:logs": (input: z.infer<typeof launcherLogsInput>) => Promise<LauncherLogLine[]>;
+  "launcher:start": (input: z.infer<typeof launcherStartInput>) => Promise<LauncherState>;
+  "launcher:cancel": () => Promise<LauncherState>;
+  "launcher:retry": () => Promise<LauncherState>;
+  "launcher:teardown": () => Promise<LauncherState>;
+}
+export interface EventPayloads {
+  "launcher:changed": LauncherState;
+  "launcher:log": LauncherLogLine;
+}
+/** How main-process modules push events (webContents.send in the app, a WebSocket in the bridge). */
+export type Emit = <E extends EventName>(event: E, payload: EventPayloads[E]) => void;
+
 export const inputSchemas = {
   "kube:contexts:list": z.tuple([]),
   "kube:context:status": z.tuple([contextInput]),
@@ -121,6 +194,14 @@ export const inputSchemas = {
   "sandboxes:claim:create": z.tuple([claimCreateInput]),
   "sandboxes:claim:delete": z.tuple([claimDeleteInput]),
   "sandboxes:warmpool:scale": z.tuple([warmPoolScaleInput]),
+  // -- main-process block (desktop-main)
+  "launcher:prereqs": z.tuple([]),
+  "launcher:state": z.tuple([]),
+  "launcher:logs": z.tuple([launcherLogsInput]),
+  "launcher:start": z.tuple([launcherStartInput]),
+  "launcher:cancel": z.tuple([]),
+  "launcher:retry": z.tuple([]),
+  "launcher:teardown": z.tuple([]),
 } as const satisfies Record<Channel, z.ZodTuple>;
 
 /** What main implements for each channel. */
