@@ -8,6 +8,8 @@ import { ZodError } from "zod";
 import { errorCodes, inputSchemas, type Channel, type Emit, type ErrorCode, type ErrorInfo, type Handlers, type Result } from "../shared/contract.ts";
 import { contextStatus, KubeError, kubeConfigFor, listContexts, loadKubeconfig, type Kubeconfig } from "./kube.ts";
 import { KindLauncher, type KindLauncherOptions } from "./launcher/launcher.ts";
+import { resumeSandbox, sandboxEvents, suspendSandbox } from "./lifecycle.ts";
+import { SandboxWatches } from "./watch.ts";
 import { createClaim, deleteClaim, listSandboxes, scaleWarmPool } from "./sandboxes.ts";
 
 /** ipcMain.handle's shape: the first listener argument is the IpcMainInvokeEvent (unused here). */
@@ -43,13 +45,25 @@ export function handle<C extends Channel>(register: Registrar, channel: C, fn: H
  * Long-lived main-process state: the kind launcher (one per app). `emit` is how events reach
  * the renderer (webContents.send in the app, the bridge's WebSocket in tests); dispose() on quit.
  */
-export type MainServices = { launcher: KindLauncher; dispose(): Promise<void> };
-export function createMainServices(opts: { emit?: Emit; launcher?: Omit<KindLauncherOptions, "emit"> } = {}): MainServices {
-  const launcher = new KindLauncher({ ...opts.launcher, emit: opts.emit ?? (() => {}) });
+export type MainServices = {
+  emit: Emit;
+  launcher: KindLauncher;
+  watches: SandboxWatches;
+  /** Reconnect delays of sandbox watches (tests shorten them). */
+  watchBackoff?: { baseMs: number; maxMs: number };
+  dispose(): Promise<void>;
+};
+export function createMainServices(opts: { emit?: Emit; launcher?: Omit<KindLauncherOptions, "emit">; watchBackoff?: { baseMs: number; maxMs: number } } = {}): MainServices {
+  const emit: Emit = opts.emit ?? (() => {});
+  const launcher = new KindLauncher({ ...opts.launcher, emit });
+  const watches = new SandboxWatches();
   return {
+    emit,
     launcher,
+    watches,
+    ...(opts.watchBackoff ? { watchBackoff: opts.watchBackoff } : {}),
     async dispose() {
-      await launcher.dispose();
+      await Promise.all([launcher.dispose(), watches.stopAll()]);
     },
   };
 }
@@ -60,7 +74,7 @@ export function createMainServices(opts: { emit?: Emit; launcher?: Omit<KindLaun
  * is cheap next to the API round trip.
  */
 export function createHandlers(load: () => Kubeconfig = () => loadKubeconfig(), services: MainServices = createMainServices()): Handlers {
-  const { launcher } = services;
+  const { launcher, watches, emit } = services;
   return {
     "kube:contexts:list": async () => listContexts(load()),
     "kube:context:status": async ({ context }) => contextStatus(load(), context),
@@ -76,6 +90,12 @@ export function createHandlers(load: () => Kubeconfig = () => loadKubeconfig(), 
     "launcher:cancel": () => launcher.cancel(),
     "launcher:retry": () => launcher.retry(),
     "launcher:teardown": () => launcher.teardown(),
+    "sandboxes:watch:start": async ({ context, namespace }) =>
+      watches.start({ kc: kubeConfigFor(load(), context), context, namespace, emit, ...(services.watchBackoff ? { backoff: services.watchBackoff } : {}) }),
+    "sandboxes:watch:stop": async ({ watchId }) => ({ stopped: await watches.stop(watchId) }),
+    "sandboxes:suspend": async ({ context, ...ref }) => suspendSandbox(kubeConfigFor(load(), context), ref),
+    "sandboxes:resume": async ({ context, ...ref }) => resumeSandbox(kubeConfigFor(load(), context), ref),
+    "sandboxes:events": async ({ context, ...ref }) => sandboxEvents(kubeConfigFor(load(), context), ref),
   };
 }
 

@@ -21,6 +21,11 @@ export const channels = {
   launcherCancel: "launcher:cancel",
   launcherRetry: "launcher:retry",
   launcherTeardown: "launcher:teardown",
+  watchStart: "sandboxes:watch:start",
+  watchStop: "sandboxes:watch:stop",
+  sandboxSuspend: "sandboxes:suspend",
+  sandboxResume: "sandboxes:resume",
+  sandboxEvents: "sandboxes:events",
 } as const;
 export type Channel = (typeof channels)[keyof typeof channels];
 
@@ -31,6 +36,7 @@ export const events = {
   // -- main-process block (desktop-main)
   launcherChanged: "launcher:changed",
   launcherLog: "launcher:log",
+  watchStatus: "sandboxes:watch:status",
 } as const;
 export type EventName = (typeof events)[keyof typeof events];
 export interface EventPayloads {
@@ -164,6 +170,33 @@ export type PrereqCheck = {
 };
 export type PrereqReport = { ok: boolean; checks: PrereqCheck[] };
 
+export type WatchStatus = {
+  watchId: string;
+  context: string;
+  namespace: string | null;
+  state: "watching" | "reconnecting" | "stopped";
+  /** Reconnect attempts since the last good list. */
+  attempt: number;
+  /** Why it is reconnecting, as an operator message. */
+  message: string | null;
+};
+
+/** A core/v1 Event about a sandbox's pod, its Sandbox or its SandboxClaim, newest last. */
+export type SandboxEvent = {
+  /** involvedObject: Pod, Sandbox or SandboxClaim. */
+  kind: string;
+  name: string;
+  /** Normal or Warning. */
+  type: string;
+  reason: string | null;
+  message: string | null;
+  count: number;
+  firstSeen: string | null;
+  lastSeen: string | null;
+  /** The component that reported it (default-scheduler, kubelet, …). */
+  source: string | null;
+};
+
 export const launcherStartInput = z.object({
   /** Reuse an existing image (KEEL_SKIP_BUILD=1). */
   skipBuild: z.boolean().optional(),
@@ -171,6 +204,9 @@ export const launcherStartInput = z.object({
   rebuild: z.boolean().optional(),
 }).strict();
 export const launcherLogsInput = z.object({ step: z.enum([...launcherSteps, "teardown"]).optional() }).strict();
+export const watchStopInput = z.object({ watchId: z.string().min(1) });
+/** A SandboxClaim (its Sandbox is found through status.sandbox) or a Sandbox. */
+export const sandboxRefInput = z.object({ context: z.string().min(1), namespace: dnsLabel, kind: z.enum(["SandboxClaim", "Sandbox"]), name: dnsLabel });
 export interface Handlers {
   "launcher:prereqs": () => Promise<PrereqReport>;
   "launcher:state": () => Promise<LauncherState>;
@@ -179,10 +215,19 @@ export interface Handlers {
   "launcher:cancel": () => Promise<LauncherState>;
   "launcher:retry": () => Promise<LauncherState>;
   "launcher:teardown": () => Promise<LauncherState>;
+  /** Lists once (errors here are the context's: not found, unreachable, forbidden), then pushes sandboxes:changed. */
+  "sandboxes:watch:start": (input: z.infer<typeof listInput>) => Promise<WatchStatus>;
+  "sandboxes:watch:stop": (input: z.infer<typeof watchStopInput>) => Promise<{ stopped: boolean }>;
+  /** Sets the Sandbox's operatingMode to Suspended (agent-sandbox deletes the pod) and waits for it. */
+  "sandboxes:suspend": (input: z.infer<typeof sandboxRefInput>) => Promise<SandboxRow>;
+  /** Sets operatingMode back to Running and waits for the Sandbox to be Ready again. */
+  "sandboxes:resume": (input: z.infer<typeof sandboxRefInput>) => Promise<SandboxRow>;
+  "sandboxes:events": (input: z.infer<typeof sandboxRefInput>) => Promise<SandboxEvent[]>;
 }
 export interface EventPayloads {
   "launcher:changed": LauncherState;
   "launcher:log": LauncherLogLine;
+  "sandboxes:watch:status": WatchStatus;
 }
 /** How main-process modules push events (webContents.send in the app, a WebSocket in the bridge). */
 export type Emit = <E extends EventName>(event: E, payload: EventPayloads[E]) => void;
@@ -202,6 +247,11 @@ export const inputSchemas = {
   "launcher:cancel": z.tuple([]),
   "launcher:retry": z.tuple([]),
   "launcher:teardown": z.tuple([]),
+  "sandboxes:watch:start": z.tuple([listInput]),
+  "sandboxes:watch:stop": z.tuple([watchStopInput]),
+  "sandboxes:suspend": z.tuple([sandboxRefInput]),
+  "sandboxes:resume": z.tuple([sandboxRefInput]),
+  "sandboxes:events": z.tuple([sandboxRefInput]),
 } as const satisfies Record<Channel, z.ZodTuple>;
 
 /** What main implements for each channel. */
