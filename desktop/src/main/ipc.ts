@@ -5,11 +5,12 @@
 // Takes the registrar as a parameter (ipcMain.handle in the app, a Map in tests, the HTTP bridge
 // later), so nothing here imports Electron.
 import { ZodError } from "zod";
-import { errorCodes, inputSchemas, type Channel, type Emit, type ErrorCode, type ErrorInfo, type Handlers, type Result } from "../shared/contract.ts";
+import { errorCodes, inputSchemas, portForwardStartInput, type Channel, type Emit, type ErrorCode, type ErrorInfo, type Handlers, type Result } from "../shared/contract.ts";
 import { contextStatus, KubeError, kubeConfigFor, listContexts, loadKubeconfig, type Kubeconfig } from "./kube.ts";
 import { KindLauncher, type KindLauncherOptions } from "./launcher/launcher.ts";
 import { resumeSandbox, sandboxEvents, suspendSandbox } from "./lifecycle.ts";
 import { SandboxWatches } from "./watch.ts";
+import { PortForwards } from "./portforward.ts";
 import { createClaim, deleteClaim, listSandboxes, scaleWarmPool } from "./sandboxes.ts";
 
 /** ipcMain.handle's shape: the first listener argument is the IpcMainInvokeEvent (unused here). */
@@ -42,13 +43,15 @@ export function handle<C extends Channel>(register: Registrar, channel: C, fn: H
 }
 
 /**
- * Long-lived main-process state: the kind launcher (one per app). `emit` is how events reach
+ * Long-lived main-process state: the kind launcher (one per app), sandbox watches and
+ * port-forwards by id. `emit` is how events reach
  * the renderer (webContents.send in the app, the bridge's WebSocket in tests); dispose() on quit.
  */
 export type MainServices = {
   emit: Emit;
   launcher: KindLauncher;
   watches: SandboxWatches;
+  forwards: PortForwards;
   /** Reconnect delays of sandbox watches (tests shorten them). */
   watchBackoff?: { baseMs: number; maxMs: number };
   dispose(): Promise<void>;
@@ -57,13 +60,15 @@ export function createMainServices(opts: { emit?: Emit; launcher?: Omit<KindLaun
   const emit: Emit = opts.emit ?? (() => {});
   const launcher = new KindLauncher({ ...opts.launcher, emit });
   const watches = new SandboxWatches();
+  const forwards = new PortForwards();
   return {
     emit,
     launcher,
     watches,
+    forwards,
     ...(opts.watchBackoff ? { watchBackoff: opts.watchBackoff } : {}),
     async dispose() {
-      await Promise.all([launcher.dispose(), watches.stopAll()]);
+      await Promise.all([launcher.dispose(), watches.stopAll(), forwards.stopAll()]);
     },
   };
 }
@@ -74,7 +79,7 @@ export function createMainServices(opts: { emit?: Emit; launcher?: Omit<KindLaun
  * is cheap next to the API round trip.
  */
 export function createHandlers(load: () => Kubeconfig = () => loadKubeconfig(), services: MainServices = createMainServices()): Handlers {
-  const { launcher, watches, emit } = services;
+  const { launcher, watches, forwards, emit } = services;
   return {
     "kube:contexts:list": async () => listContexts(load()),
     "kube:context:status": async ({ context }) => contextStatus(load(), context),
@@ -96,6 +101,11 @@ export function createHandlers(load: () => Kubeconfig = () => loadKubeconfig(), 
     "sandboxes:suspend": async ({ context, ...ref }) => suspendSandbox(kubeConfigFor(load(), context), ref),
     "sandboxes:resume": async ({ context, ...ref }) => resumeSandbox(kubeConfigFor(load(), context), ref),
     "sandboxes:events": async ({ context, ...ref }) => sandboxEvents(kubeConfigFor(load(), context), ref),
+    "keel:portforward:start": async (input) => {
+      const o = portForwardStartInput.parse(input); // handle() parsed it already; this gives the defaults' types
+      return forwards.start(kubeConfigFor(load(), o.context), { ...o, emit });
+    },
+    "keel:portforward:stop": async ({ forwardId }) => ({ stopped: await forwards.stop(forwardId) }),
   };
 }
 

@@ -26,6 +26,8 @@ export const channels = {
   sandboxSuspend: "sandboxes:suspend",
   sandboxResume: "sandboxes:resume",
   sandboxEvents: "sandboxes:events",
+  portForwardStart: "keel:portforward:start",
+  portForwardStop: "keel:portforward:stop",
 } as const;
 export type Channel = (typeof channels)[keyof typeof channels];
 
@@ -37,6 +39,7 @@ export const events = {
   launcherChanged: "launcher:changed",
   launcherLog: "launcher:log",
   watchStatus: "sandboxes:watch:status",
+  portForwardStatus: "keel:portforward:status",
 } as const;
 export type EventName = (typeof events)[keyof typeof events];
 export interface EventPayloads {
@@ -197,6 +200,22 @@ export type SandboxEvent = {
   source: string | null;
 };
 
+export type PortForwardInfo = {
+  forwardId: string;
+  context: string;
+  namespace: string;
+  service: string;
+  /** The pod the API server forwards to (a Ready one behind the Service's selector). */
+  pod: string;
+  /** The container port behind the Service port. */
+  targetPort: number;
+  localPort: number;
+  /** http://127.0.0.1:<localPort>: what the sessions module connects to. */
+  baseUrl: string;
+};
+/** error: one forwarded connection failed (the forward keeps listening); stopped: closed. */
+export type PortForwardStatus = { forwardId: string; state: "listening" | "error" | "stopped"; message: string | null };
+
 export const launcherStartInput = z.object({
   /** Reuse an existing image (KEEL_SKIP_BUILD=1). */
   skipBuild: z.boolean().optional(),
@@ -207,6 +226,16 @@ export const launcherLogsInput = z.object({ step: z.enum([...launcherSteps, "tea
 export const watchStopInput = z.object({ watchId: z.string().min(1) });
 /** A SandboxClaim (its Sandbox is found through status.sandbox) or a Sandbox. */
 export const sandboxRefInput = z.object({ context: z.string().min(1), namespace: dnsLabel, kind: z.enum(["SandboxClaim", "Sandbox"]), name: dnsLabel });
+export const portForwardStartInput = z.object({
+  context: z.string().min(1),
+  namespace: dnsLabel.default("keel"),
+  service: dnsLabel.default("keel-web"),
+  /** The Service port. */
+  port: z.number().int().min(1).max(65535).default(3000),
+  /** 0: any free port. */
+  localPort: z.number().int().min(0).max(65535).default(0),
+});
+export const portForwardStopInput = z.object({ forwardId: z.string().min(1) });
 export interface Handlers {
   "launcher:prereqs": () => Promise<PrereqReport>;
   "launcher:state": () => Promise<LauncherState>;
@@ -223,11 +252,15 @@ export interface Handlers {
   /** Sets operatingMode back to Running and waits for the Sandbox to be Ready again. */
   "sandboxes:resume": (input: z.infer<typeof sandboxRefInput>) => Promise<SandboxRow>;
   "sandboxes:events": (input: z.infer<typeof sandboxRefInput>) => Promise<SandboxEvent[]>;
+  /** Forwards a local port to Keel's web Service (defaults keel/keel-web:3000) through the API server. */
+  "keel:portforward:start": (input: z.input<typeof portForwardStartInput>) => Promise<PortForwardInfo>;
+  "keel:portforward:stop": (input: z.infer<typeof portForwardStopInput>) => Promise<{ stopped: boolean }>;
 }
 export interface EventPayloads {
   "launcher:changed": LauncherState;
   "launcher:log": LauncherLogLine;
   "sandboxes:watch:status": WatchStatus;
+  "keel:portforward:status": PortForwardStatus;
 }
 /** How main-process modules push events (webContents.send in the app, a WebSocket in the bridge). */
 export type Emit = <E extends EventName>(event: E, payload: EventPayloads[E]) => void;
@@ -252,6 +285,8 @@ export const inputSchemas = {
   "sandboxes:suspend": z.tuple([sandboxRefInput]),
   "sandboxes:resume": z.tuple([sandboxRefInput]),
   "sandboxes:events": z.tuple([sandboxRefInput]),
+  "keel:portforward:start": z.tuple([portForwardStartInput]),
+  "keel:portforward:stop": z.tuple([portForwardStopInput]),
 } as const satisfies Record<Channel, z.ZodTuple>;
 
 /** What main implements for each channel. */
