@@ -12,6 +12,8 @@ import { resumeSandbox, sandboxEvents, suspendSandbox } from "./lifecycle.ts";
 import { SandboxWatches } from "./watch.ts";
 import { PortForwards } from "./portforward.ts";
 import { createClaim, deleteClaim, listSandboxes, scaleWarmPool } from "./sandboxes.ts";
+import { listNamespaces } from "./namespaces.ts";
+import { KeelApiError, SessionsService, type SessionsOptions } from "./sessions.ts";
 
 /** ipcMain.handle's shape: the first listener argument is the IpcMainInvokeEvent (unused here). */
 export type Registrar = (channel: string, listener: (event: unknown, ...args: unknown[]) => Promise<unknown>) => void;
@@ -23,6 +25,7 @@ export function toErrorInfo(err: unknown): ErrorInfo {
   if (err instanceof Error && typeof code === "string" && (errorCodes as readonly string[]).includes(code)) {
     return { name: err.name, code: code as ErrorCode, message: err.message };
   }
+  if (err instanceof KeelApiError) return { name: err.name, code: err.code, message: err.message };
   if (err instanceof ZodError) {
     const issues = err.issues.map((i) => `${i.path.join(".") || "arguments"}: ${i.message}`).join("; ");
     return { name: "ValidationError", code: "invalid_input", message: `invalid arguments: ${issues}` };
@@ -49,6 +52,8 @@ export function handle<C extends Channel>(register: Registrar, channel: C, fn: H
  */
 export type MainServices = {
   emit: Emit;
+  /** Connections to Keel web processes (URL + API key, or a port-forward's base URL). */
+  sessions: SessionsService;
   launcher: KindLauncher;
   watches: SandboxWatches;
   forwards: PortForwards;
@@ -56,19 +61,23 @@ export type MainServices = {
   watchBackoff?: { baseMs: number; maxMs: number };
   dispose(): Promise<void>;
 };
-export function createMainServices(opts: { emit?: Emit; launcher?: Omit<KindLauncherOptions, "emit">; watchBackoff?: { baseMs: number; maxMs: number } } = {}): MainServices {
+export function createMainServices(
+  opts: { emit?: Emit; sessions?: Omit<SessionsOptions, "emit">; launcher?: Omit<KindLauncherOptions, "emit">; watchBackoff?: { baseMs: number; maxMs: number } } = {},
+): MainServices {
   const emit: Emit = opts.emit ?? (() => {});
+  const sessions = new SessionsService({ ...opts.sessions, emit });
   const launcher = new KindLauncher({ ...opts.launcher, emit });
   const watches = new SandboxWatches();
   const forwards = new PortForwards();
   return {
     emit,
+    sessions,
     launcher,
     watches,
     forwards,
     ...(opts.watchBackoff ? { watchBackoff: opts.watchBackoff } : {}),
     async dispose() {
-      await Promise.all([launcher.dispose(), watches.stopAll(), forwards.stopAll()]);
+      await Promise.all([launcher.dispose(), watches.stopAll(), forwards.stopAll(), sessions.close()]);
     },
   };
 }
@@ -79,8 +88,10 @@ export function createMainServices(opts: { emit?: Emit; launcher?: Omit<KindLaun
  * is cheap next to the API round trip.
  */
 export function createHandlers(load: () => Kubeconfig = () => loadKubeconfig(), services: MainServices = createMainServices()): Handlers {
-  const { launcher, watches, forwards, emit } = services;
+  const { launcher, watches, forwards, emit, sessions } = services;
   return {
+    ...sessions.handlers(),
+    "kube:namespaces:list": async ({ context }) => listNamespaces(load(), context),
     "kube:contexts:list": async () => listContexts(load()),
     "kube:context:status": async ({ context }) => contextStatus(load(), context),
     "sandboxes:list": async ({ context, namespace }) => listSandboxes(kubeConfigFor(load(), context), namespace ? { namespace } : {}),

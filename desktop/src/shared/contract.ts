@@ -28,6 +28,15 @@ export const channels = {
   sandboxEvents: "sandboxes:events",
   portForwardStart: "keel:portforward:start",
   portForwardStop: "keel:portforward:stop",
+  // -- renderer (desktop-ui): namespace picker and sessions; payloads at the end of this file --
+  namespacesList: "kube:namespaces:list",
+  sessionsConnect: "sessions:connect",
+  sessionsDisconnect: "sessions:disconnect",
+  sessionsList: "sessions:list",
+  sessionsHistory: "sessions:history",
+  sessionsFollow: "sessions:follow",
+  sessionsUnfollow: "sessions:unfollow",
+  sessionsDecide: "sessions:decide",
 } as const;
 export type Channel = (typeof channels)[keyof typeof channels];
 
@@ -40,11 +49,19 @@ export const events = {
   launcherLog: "launcher:log",
   watchStatus: "sandboxes:watch:status",
   portForwardStatus: "keel:portforward:status",
+  // -- sessions (desktop-ui) --
+  sessionEvent: "sessions:event",
+  sessionDelta: "sessions:delta",
+  sessionFollowState: "sessions:follow:state",
 } as const;
 export type EventName = (typeof events)[keyof typeof events];
 export interface EventPayloads {
   "kube:contexts:changed": { current: string | null };
   "sandboxes:changed": { context: string; kind: SandboxKind; namespace: string; name: string };
+  // -- sessions (desktop-ui) --
+  "sessions:event": { followId: string; sessionId: string; event: KeelEvent };
+  "sessions:delta": { followId: string; sessionId: string; runId: string | null; delta: KeelDelta };
+  "sessions:follow:state": FollowState;
 }
 
 export const errorCodes = [
@@ -60,6 +77,12 @@ export const errorCodes = [
   "conflict",
   "invalid_input",
   "kube_api_error",
+  // -- sessions (desktop-ui): the Keel web API --
+  "keel_unreachable",
+  "keel_unauthorized",
+  "keel_forbidden",
+  "keel_api_error",
+  "not_connected",
   "internal",
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];
@@ -264,6 +287,29 @@ export interface EventPayloads {
 }
 /** How main-process modules push events (webContents.send in the app, a WebSocket in the bridge). */
 export type Emit = <E extends EventName>(event: E, payload: EventPayloads[E]) => void;
+// -- desktop-ui inputs (declared before inputSchemas, which uses them) --
+const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL like http://127.0.0.1:3000" });
+const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, "must be a session id (uuid)");
+const seqString = z.string().regex(/^\d{1,19}$/, "must be an event seq");
+export const sessionsConnectInput = z.object({ baseUrl: httpUrl, apiKey: z.string().regex(/^kk_\S+$/, "must be a Keel API key (kk_…)") });
+export const connectionInput = z.object({ connection: z.string().min(1) });
+export const sessionsListInput = z.object({
+  connection: z.string().min(1),
+  cursor: z.string().max(500).optional(),
+  limit: z.number().int().min(1).max(200).optional(),
+  status: z.enum(["active", "idle", "archived"]).optional(),
+  q: z.string().max(200).optional(),
+});
+export const sessionRefInput = z.object({ connection: z.string().min(1), sessionId: uuid });
+export const sessionsFollowInput = z.object({ connection: z.string().min(1), sessionId: uuid, after: seqString.optional() });
+export const followRefInput = z.object({ followId: z.string().min(1) });
+export const sessionsDecideInput = z.object({
+  connection: z.string().min(1),
+  sessionId: uuid,
+  callId: z.string().min(1).max(200),
+  approve: z.boolean(),
+  reason: z.string().max(2000).optional(),
+});
 
 export const inputSchemas = {
   "kube:contexts:list": z.tuple([]),
@@ -287,6 +333,15 @@ export const inputSchemas = {
   "sandboxes:events": z.tuple([sandboxRefInput]),
   "keel:portforward:start": z.tuple([portForwardStartInput]),
   "keel:portforward:stop": z.tuple([portForwardStopInput]),
+  // -- desktop-ui --
+  "kube:namespaces:list": z.tuple([contextInput]),
+  "sessions:connect": z.tuple([sessionsConnectInput]),
+  "sessions:disconnect": z.tuple([connectionInput]),
+  "sessions:list": z.tuple([sessionsListInput]),
+  "sessions:history": z.tuple([sessionRefInput]),
+  "sessions:follow": z.tuple([sessionsFollowInput]),
+  "sessions:unfollow": z.tuple([followRefInput]),
+  "sessions:decide": z.tuple([sessionsDecideInput]),
 } as const satisfies Record<Channel, z.ZodTuple>;
 
 /** What main implements for each channel. */
@@ -297,6 +352,15 @@ export interface Handlers {
   "sandboxes:claim:create": (input: z.infer<typeof claimCreateInput>) => Promise<SandboxRow>;
   "sandboxes:claim:delete": (input: z.infer<typeof claimDeleteInput>) => Promise<{ deleted: boolean }>;
   "sandboxes:warmpool:scale": (input: z.infer<typeof warmPoolScaleInput>) => Promise<SandboxRow>;
+  // -- desktop-ui --
+  "kube:namespaces:list": (input: z.infer<typeof contextInput>) => Promise<NamespaceList>;
+  "sessions:connect": (input: z.infer<typeof sessionsConnectInput>) => Promise<KeelConnection>;
+  "sessions:disconnect": (input: z.infer<typeof connectionInput>) => Promise<{ disconnected: boolean }>;
+  "sessions:list": (input: z.infer<typeof sessionsListInput>) => Promise<SessionPage>;
+  "sessions:history": (input: z.infer<typeof sessionRefInput>) => Promise<SessionHistory>;
+  "sessions:follow": (input: z.infer<typeof sessionsFollowInput>) => Promise<{ followId: string }>;
+  "sessions:unfollow": (input: z.infer<typeof followRefInput>) => Promise<{ stopped: boolean }>;
+  "sessions:decide": (input: z.infer<typeof sessionsDecideInput>) => Promise<{ runId: string; seq: string }>;
 }
 
 /** What the renderer sees (preload's frozen `api`, or the test bridge): never throws, returns a Result. */
@@ -305,3 +369,45 @@ export type DesktopApi = {
 } & {
   on<E extends EventName>(event: E, listener: (payload: EventPayloads[E]) => void): () => void;
 };
+
+// ==== desktop-ui: namespace picker and sessions (src/main/namespaces.ts, src/main/sessions.ts) ====
+// Sessions come from a Keel web process's REST API (/api/v1) by base URL + API key. The base URL
+// is the seam for the port-forward to keel-web: connect to the forwarded local address.
+
+export type NamespaceList = {
+  namespaces: string[];
+  /** false: the user may not list namespaces; `namespaces` then holds only the context's default. */
+  listable: boolean;
+};
+
+/** A connection main holds (the API key stays in main; the renderer only sees the id). */
+export type KeelConnection = { id: string; baseUrl: string; teamId: string; role: string; actor: string };
+export type KeelSession = {
+  id: string;
+  agentId: string;
+  agentName: string;
+  agentVersion: number;
+  title: string | null;
+  status: string;
+  lastSeq: string;
+  createdAt: string;
+  updatedAt: string;
+  activeRun: { id: string; status: string } | null;
+};
+export type SessionPage = { sessions: KeelSession[]; nextCursor: string | null };
+/** One stored log event: seq as a string (bigint in Postgres), payload parsed from the stored JSON. */
+export type KeelEvent = { seq: string; type: string; runId: string | null; createdAt: string | null; payload: any };
+/** One session as GET /sessions/{id} answers, plus its agent's name. */
+export type KeelSessionInfo = Pick<KeelSession, "id" | "agentId" | "agentName" | "agentVersion" | "title" | "status" | "lastSeq" | "createdAt">;
+export type SessionHistory = { session: KeelSessionInfo; events: KeelEvent[] };
+export type KeelDelta = { content?: string; reasoning?: string; toolCall?: { name?: string; arguments?: string } };
+export type FollowState = {
+  followId: string;
+  sessionId: string;
+  state: "connecting" | "live" | "reconnecting" | "closed";
+  /** Last seq delivered; a reconnect resumes after it (Last-Event-ID). */
+  lastSeq: string;
+  /** Why it is reconnecting or closed (the server's message or the network error). */
+  error: string | null;
+};
+
