@@ -9,9 +9,9 @@ import http from "node:http";
 import path from "node:path";
 import { WebSocketServer, type WebSocket } from "ws";
 import { channels, type Emit, type Handlers } from "../src/shared/contract.ts";
-import { createHandlers, registerAll } from "../src/main/ipc.ts";
+import { createHandlers, createMainServices, registerAll } from "../src/main/ipc.ts";
 import { loadKubeconfig, type Kubeconfig } from "../src/main/kube.ts";
-import { SessionsService, type SessionsOptions } from "../src/main/sessions.ts";
+import type { SessionsOptions } from "../src/main/sessions.ts";
 
 export type BridgeOptions = {
   /** The built renderer (electron-vite's out/renderer); omitted = API only. */
@@ -47,9 +47,10 @@ export async function startBridge(o: BridgeOptions = {}): Promise<Bridge> {
     const frame = JSON.stringify({ event, payload });
     for (const s of sockets) if (s.readyState === s.OPEN) s.send(frame);
   };
-  const sessions = new SessionsService({ ...o.sessions, emit });
+  // Every main-process service, its events sent to the renderer over the WebSocket.
+  const services = createMainServices({ emit, ...(o.sessions ? { sessions: o.sessions } : {}) });
   const listeners = new Map<string, (event: unknown, ...args: unknown[]) => Promise<unknown>>();
-  const handlers: Handlers = createHandlers(o.load ?? (() => loadKubeconfig()), { sessions });
+  const handlers: Handlers = createHandlers(o.load ?? (() => loadKubeconfig()), services);
   registerAll((ch, fn) => listeners.set(ch, fn), handlers);
 
   const server = http.createServer((req, res) => {
@@ -122,7 +123,7 @@ export async function startBridge(o: BridgeOptions = {}): Promise<Bridge> {
     pageUrl: `${url}/#token=${token}`,
     emit,
     close: async () => {
-      await sessions.close();
+      await services.dispose();
       for (const s of sockets) s.terminate();
       wss.close();
       server.closeAllConnections();

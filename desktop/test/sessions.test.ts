@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { waitFor } from "../../test/db.ts";
 import { freePort } from "../../cli/src/embedded-postgres.js";
-import { createHandlers, registerAll } from "../src/main/ipc.ts";
+import { createHandlers, createMainServices, registerAll } from "../src/main/ipc.ts";
 import { SessionsService } from "../src/main/sessions.ts";
 import type { EventName, EventPayloads, KeelConnection, KeelEvent, Result } from "../src/shared/contract.ts";
 import { startKeel, type Keel } from "./keel.ts";
@@ -31,7 +31,7 @@ beforeAll(async () => {
   keel = await startKeel();
   sessions = new SessionsService({ emit: (event, payload) => void emitted.push({ event, payload }), reconnectBaseMs: 100, reconnectMaxMs: 500 });
   const listeners = new Map<string, (event: unknown, ...args: unknown[]) => Promise<unknown>>();
-  registerAll((ch, fn) => listeners.set(ch, fn), createHandlers(undefined, { sessions }));
+  registerAll((ch, fn) => listeners.set(ch, fn), createHandlers(undefined, { ...createMainServices(), sessions }));
   call = (channel, ...args) => listeners.get(channel)!({}, ...args) as Promise<Result<any>>;
   conn = await value(call("sessions:connect", { baseUrl: keel.url, apiKey: keel.apiKey }));
 }, 300_000);

@@ -4,14 +4,13 @@
 import path from "node:path";
 import { app, BrowserWindow, ipcMain, shell } from "electron";
 import type { Emit } from "../shared/contract.ts";
-import { createHandlers, registerAll } from "../main/ipc.ts";
+import { createHandlers, createMainServices, registerAll } from "../main/ipc.ts";
 import { loadKubeconfig } from "../main/kube.ts";
-import { SessionsService } from "../main/sessions.ts";
 
 const emit: Emit = (event, payload) => {
   for (const w of BrowserWindow.getAllWindows()) if (!w.isDestroyed()) w.webContents.send(event, payload);
 };
-const sessions = new SessionsService({ emit });
+const services = createMainServices({ emit });
 
 function createWindow(): BrowserWindow {
   const win = new BrowserWindow({
@@ -38,7 +37,7 @@ function createWindow(): BrowserWindow {
   return win;
 }
 
-registerAll((channel, listener) => ipcMain.handle(channel, listener), createHandlers(() => loadKubeconfig(), { sessions }));
+registerAll((channel, listener) => ipcMain.handle(channel, listener), createHandlers(() => loadKubeconfig(), services));
 
 void app.whenReady().then(() => {
   createWindow();
@@ -52,5 +51,5 @@ app.on("window-all-closed", () => {
 });
 
 app.on("before-quit", () => {
-  void sessions.close();
+  void services.dispose();
 });
