@@ -12,6 +12,7 @@ import { channels, type Emit, type Handlers } from "../src/shared/contract.ts";
 import { createHandlers, createMainServices, registerAll } from "../src/main/ipc.ts";
 import { loadKubeconfig, type Kubeconfig } from "../src/main/kube.ts";
 import type { SessionsOptions } from "../src/main/sessions.ts";
+import type { KindLauncherOptions } from "../src/main/launcher/launcher.ts";
 
 export type BridgeOptions = {
   /** The built renderer (electron-vite's out/renderer); omitted = API only. */
@@ -20,6 +21,8 @@ export type BridgeOptions = {
   host?: string;
   load?: () => Kubeconfig;
   sessions?: Omit<SessionsOptions, "emit">;
+  /** The kind launcher's options (tests put stub docker/kind/kubectl on its PATH). */
+  launcher?: Omit<KindLauncherOptions, "emit">;
   token?: string;
 };
 
@@ -48,7 +51,7 @@ export async function startBridge(o: BridgeOptions = {}): Promise<Bridge> {
     for (const s of sockets) if (s.readyState === s.OPEN) s.send(frame);
   };
   // Every main-process service, its events sent to the renderer over the WebSocket.
-  const services = createMainServices({ emit, ...(o.sessions ? { sessions: o.sessions } : {}) });
+  const services = createMainServices({ emit, ...(o.sessions ? { sessions: o.sessions } : {}), ...(o.launcher ? { launcher: o.launcher } : {}) });
   const listeners = new Map<string, (event: unknown, ...args: unknown[]) => Promise<unknown>>();
   const handlers: Handlers = createHandlers(o.load ?? (() => loadKubeconfig()), services);
   registerAll((ch, fn) => listeners.set(ch, fn), handlers);

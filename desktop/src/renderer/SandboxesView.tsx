@@ -1,9 +1,11 @@
 // Claims, sandboxes, templates and warm pools of the context (one namespace or all): status,
-// reason and age; create a claim from a template, delete a claim, scale a warm pool. Polls every
-// 2 s and refetches at once when main pushes a sandboxes:changed event (from a watch).
+// reason and age; create a claim from a template, suspend/resume/delete a claim and read its
+// events, scale a warm pool. A watch in main pushes sandboxes:changed (refetch at once); polling
+// stays as the fallback, every 2 s while the watch is not healthy.
 import { useEffect, useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import type { SandboxKind, SandboxRow } from "../shared/contract.ts";
+import type { SandboxKind, SandboxRow, WatchStatus } from "../shared/contract.ts";
+import { SandboxEvents } from "./SandboxEvents.tsx";
 import { api, call } from "./api.ts";
 import { age, Empty, ErrorBox, Loading } from "./ui.tsx";
 
@@ -17,23 +19,52 @@ const SECTIONS: { kind: SandboxKind; title: string; empty: string }[] = [
 export function SandboxesView({ context, namespace }: { context: string; namespace: string }) {
   const qc = useQueryClient();
   const key = [context, "sandboxes", namespace];
+  const [watch, setWatch] = useState<WatchStatus | null>(null);
   const rows = useQuery({
     queryKey: key,
     queryFn: () => call("sandboxes:list", { context, ...(namespace ? { namespace } : {}) }),
-    refetchInterval: 2_000,
+    refetchInterval: watch?.state === "watching" ? 15_000 : 2_000,
   });
+  const [eventsOf, setEventsOf] = useState<SandboxRow | null>(null);
   useEffect(() => api.on("sandboxes:changed", (e) => e.context === context && void qc.invalidateQueries({ queryKey: [context, "sandboxes"] })), [context, qc]);
+  useEffect(() => {
+    let watchId: string | null = null;
+    let stopped = false;
+    const off = api.on("sandboxes:watch:status", (w) => (w.watchId === watchId ? setWatch(w) : undefined));
+    call("sandboxes:watch:start", { context, ...(namespace ? { namespace } : {}) }).then(
+      (w) => {
+        watchId = w.watchId;
+        if (stopped) void call("sandboxes:watch:stop", { watchId });
+        else setWatch(w);
+      },
+      () => setWatch(null), // the list shows the same error; polling carries on
+    );
+    return () => {
+      stopped = true;
+      off();
+      if (watchId) void call("sandboxes:watch:stop", { watchId });
+    };
+  }, [context, namespace]);
 
   const invalidate = () => qc.invalidateQueries({ queryKey: [context, "sandboxes"] });
   const create = useMutation({ mutationFn: (r: SandboxRow) => call("sandboxes:claim:create", { context, namespace: r.namespace, template: r.name }), onSettled: invalidate });
   const remove = useMutation({ mutationFn: (r: SandboxRow) => call("sandboxes:claim:delete", { context, namespace: r.namespace, name: r.name }), onSettled: invalidate });
   const scale = useMutation({ mutationFn: (a: { r: SandboxRow; replicas: number }) => call("sandboxes:warmpool:scale", { context, namespace: a.r.namespace, name: a.r.name, replicas: a.replicas }), onSettled: invalidate });
-  const failed = [create, remove, scale].find((m) => m.isError);
+  const lifecycle = useMutation({
+    mutationFn: (a: { r: SandboxRow; op: "suspend" | "resume" }) =>
+      call(a.op === "suspend" ? "sandboxes:suspend" : "sandboxes:resume", { context, namespace: a.r.namespace, kind: "SandboxClaim", name: a.r.name }),
+    onSettled: invalidate,
+  });
+  const failed = [create, remove, scale, lifecycle].find((m) => m.isError);
+  const busyWith = lifecycle.isPending ? lifecycle.variables : null;
 
   if (rows.isPending) return <Loading what="sandboxes" />;
   if (rows.isError) return <ErrorBox title="Cannot list sandboxes" error={rows.error} />;
   return (
     <div className="sandboxes">
+      <p className="muted small" data-testid="watch">
+        {watch ? (watch.state === "watching" ? "Live: watching for changes" : `Watch ${watch.state}${watch.message ? `: ${watch.message}` : ""} (polling meanwhile)`) : "Polling every 2 s"}
+      </p>
       {failed && <ErrorBox title="That did not work" error={failed.error} />}
       {SECTIONS.map((s) => {
         const list = rows.data.filter((r) => r.kind === s.kind);
@@ -82,9 +113,23 @@ export function SandboxesView({ context, namespace }: { context: string; namespa
                             </button>
                           )}
                           {r.kind === "SandboxClaim" && (
-                            <button className="danger" aria-label={`delete ${r.name}`} disabled={remove.isPending} onClick={() => remove.mutate(r)}>
-                              Delete
-                            </button>
+                            <span className="buttons">
+                              {r.status === "suspended" ? (
+                                <button className="secondary" aria-label={`resume ${r.name}`} disabled={lifecycle.isPending} onClick={() => lifecycle.mutate({ r, op: "resume" })}>
+                                  {busyWith?.r.uid === r.uid ? "Resuming…" : "Resume"}
+                                </button>
+                              ) : (
+                                <button className="secondary" aria-label={`suspend ${r.name}`} disabled={lifecycle.isPending || !r.sandbox} onClick={() => lifecycle.mutate({ r, op: "suspend" })}>
+                                  {busyWith?.r.uid === r.uid ? "Suspending…" : "Suspend"}
+                                </button>
+                              )}
+                              <button className="secondary" aria-label={`events of ${r.name}`} aria-pressed={eventsOf?.uid === r.uid} onClick={() => setEventsOf(eventsOf?.uid === r.uid ? null : r)}>
+                                Events
+                              </button>
+                              <button className="danger" aria-label={`delete ${r.name}`} disabled={remove.isPending} onClick={() => remove.mutate(r)}>
+                                Delete
+                              </button>
+                            </span>
                           )}
                           {r.kind === "SandboxWarmPool" && <Scale row={r} busy={scale.isPending} onScale={(replicas) => scale.mutate({ r, replicas })} />}
                         </td>
@@ -94,6 +139,7 @@ export function SandboxesView({ context, namespace }: { context: string; namespa
                 </table>
               </div>
             )}
+            {s.kind === "SandboxClaim" && eventsOf && list.some((r) => r.uid === eventsOf.uid) && <SandboxEvents context={context} row={eventsOf} />}
           </section>
         );
       })}

@@ -9,23 +9,26 @@ import { Empty, ErrorBox, Loading, since } from "./ui.tsx";
 
 const PAGE = 20;
 
-// Per context, for this window's life: switching tabs keeps the connection.
-const connections = new Map<string, KeelConnection>();
+// Per context, for this window's life: switching tabs keeps the connection (and its port-forward).
+type Conn = KeelConnection & { forwardId?: string };
+const connections = new Map<string, Conn>();
 
 export function SessionsView({ context }: { context: string }) {
-  const [conn, setConn] = useState<KeelConnection | null>(connections.get(context) ?? null);
+  const [conn, setConn] = useState<Conn | null>(connections.get(context) ?? null);
   const [open, setOpen] = useState<string | null>(null);
-  if (!conn) return <ConnectForm onConnected={(c) => (connections.set(context, c), setConn(c))} />;
+  if (!conn) return <ConnectForm context={context} onConnected={(c) => (connections.set(context, c), setConn(c))} />;
   return (
     <div className="sessions">
       <div className="connbar">
         <span className="muted small">
-          {conn.baseUrl} · {conn.actor} ({conn.role})
+          {conn.baseUrl}
+          {conn.forwardId ? ` (port-forward to keel/keel-web in ${context})` : ""} · {conn.actor} ({conn.role})
         </span>
         <button
           className="secondary"
           onClick={() => {
             void call("sessions:disconnect", { connection: conn.id });
+            if (conn.forwardId) void call("keel:portforward:stop", { forwardId: conn.forwardId });
             connections.delete(context);
             setConn(null);
             setOpen(null);
@@ -44,20 +47,33 @@ export function SessionsView({ context }: { context: string }) {
   );
 }
 
-function ConnectForm({ onConnected }: { onConnected: (c: KeelConnection) => void }) {
+function ConnectForm({ context, onConnected }: { context: string; onConnected: (c: Conn) => void }) {
   const [baseUrl, setBaseUrl] = useState("http://127.0.0.1:3000");
   const [apiKey, setApiKey] = useState("");
-  const connect = useMutation({ mutationFn: () => call("sessions:connect", { baseUrl: baseUrl.trim(), apiKey: apiKey.trim() }), onSuccess: onConnected });
+  const connect = useMutation({
+    mutationFn: async (via: "url" | "cluster"): Promise<Conn> => {
+      if (via === "url") return call("sessions:connect", { baseUrl: baseUrl.trim(), apiKey: apiKey.trim() });
+      // Through the Kubernetes API: forward a local port to keel/keel-web, then connect to it.
+      const fwd = await call("keel:portforward:start", { context });
+      try {
+        return { ...(await call("sessions:connect", { baseUrl: fwd.baseUrl, apiKey: apiKey.trim() })), forwardId: fwd.forwardId };
+      } catch (err) {
+        void call("keel:portforward:stop", { forwardId: fwd.forwardId });
+        throw err;
+      }
+    },
+    onSuccess: onConnected,
+  });
   return (
     <form
       className="card connect"
       onSubmit={(e) => {
         e.preventDefault();
-        connect.mutate();
+        connect.mutate("url");
       }}
     >
       <h2>Connect to Keel</h2>
-      <p className="muted">The web process's URL (or the local end of a port-forward to keel-web) and an API key from Settings → API keys.</p>
+      <p className="muted">An API key from the dashboard (Settings → API keys), and either the web process's URL or the selected context: the app then forwards a local port to keel/keel-web through the Kubernetes API.</p>
       <label className="field">
         <span>URL</span>
         <input aria-label="Keel URL" value={baseUrl} onChange={(e) => setBaseUrl(e.target.value)} />
@@ -66,9 +82,14 @@ function ConnectForm({ onConnected }: { onConnected: (c: KeelConnection) => void
         <span>API key</span>
         <input aria-label="API key" type="password" autoComplete="off" value={apiKey} onChange={(e) => setApiKey(e.target.value)} placeholder="kk_…" />
       </label>
-      <button type="submit" disabled={connect.isPending || !apiKey.trim()}>
-        {connect.isPending ? "Connecting…" : "Connect"}
-      </button>
+      <div className="row">
+        <button type="submit" disabled={connect.isPending || !apiKey.trim()}>
+          {connect.isPending && connect.variables === "url" ? "Connecting…" : "Connect"}
+        </button>
+        <button type="button" className="secondary" disabled={connect.isPending || !apiKey.trim()} onClick={() => connect.mutate("cluster")}>
+          {connect.isPending && connect.variables === "cluster" ? "Forwarding…" : `Connect through ${context}`}
+        </button>
+      </div>
       {connect.isError && <ErrorBox error={connect.error} />}
     </form>
   );

@@ -4,7 +4,7 @@
 // sessions page by page, follow a live session and approve a tool call. Screenshots at 1280×800
 // go to test-results/desktop/; every view is checked for horizontal overflow.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -28,6 +28,7 @@ let browser: Browser;
 let page: Page;
 let dir: string;
 let historySession = "";
+let stubState = "";
 let liveSession = "";
 
 async function shot(p: Page, name: string): Promise<void> {
@@ -110,7 +111,23 @@ contexts:
   await waitFor(async () => (await keel.api(`/api/v1/sessions/${historySession}/events`)).body.events.some((e: { type: string }) => e.type === "assistant_message"), { what: "first answer", timeoutMs: 30_000 });
   liveSession = await keel.newSession("live: approval");
 
-  bridge = await startBridge({ staticDir: path.join(desktopDir, "out/renderer"), load: () => loadKubeconfig({ env: { KUBECONFIG } }), sessions: { reconnectBaseMs: 200, reconnectMaxMs: 1_000 } });
+  // The kind launcher runs the real kind/up.sh with stub docker, kind and kubectl first on its PATH
+  // (test/fixtures/kind-stub.sh: records calls, keeps a fake cluster, fails where told).
+  const bin = path.join(dir, "bin");
+  stubState = path.join(dir, "stub-state");
+  mkdirSync(bin);
+  mkdirSync(stubState);
+  for (const util of ["bash", "dirname", "grep", "sleep", "rm"]) symlinkSync(spawnSync("sh", ["-c", `command -v ${util}`], { encoding: "utf8" }).stdout.trim(), path.join(bin, util));
+  for (const tool of ["docker", "kind", "kubectl"]) {
+    copyFileSync(path.join(desktopDir, "test/fixtures/kind-stub.sh"), path.join(bin, tool));
+    chmodSync(path.join(bin, tool), 0o755);
+  }
+  bridge = await startBridge({
+    staticDir: path.join(desktopDir, "out/renderer"),
+    load: () => loadKubeconfig({ env: { KUBECONFIG } }),
+    sessions: { reconnectBaseMs: 200, reconnectMaxMs: 1_000 },
+    launcher: { env: { PATH: bin, HOME: dir, STUB_STATE: stubState } as unknown as NodeJS.ProcessEnv, port: await freePort(), graceMs: 1_000 },
+  });
   browser = await launchChromium();
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: "light" });
   page = await ctx.newPage();
@@ -169,6 +186,23 @@ describe.sequential("desktop renderer through the bridge", () => {
     await shot(page, "sandboxes-claim-ready");
     expect(await overflow(page)).toEqual([]);
 
+    await page.getByTestId("watch").filter({ hasText: "Live: watching for changes" }).waitFor();
+
+    // Suspend (agent-sandbox deletes the pod), resume (a new pod, Ready), and the events of it all.
+    await page.getByRole("button", { name: `suspend ${claimName}` }).click();
+    await page.locator(`section[data-kind="SandboxClaim"] tr[data-name="${claimName}"][data-status="suspended"]`).waitFor({ timeout: 90_000 });
+    await page.getByRole("button", { name: `resume ${claimName}` }).click();
+    await page.locator(`section[data-kind="SandboxClaim"] tr[data-name="${claimName}"][data-status="ready"]`).waitFor({ timeout: 90_000 });
+    await page.getByRole("button", { name: `events of ${claimName}` }).click();
+    const events = page.getByTestId("sandbox-events");
+    // The resume made a new pod: the scheduler's event for it is there (the claim took a warm
+    // sandbox, so there is no provisioning event of the claim's own).
+    await events.locator('tr[data-reason="Scheduled"]').first().waitFor();
+    expect(await events.locator('tr[data-reason="Scheduled"]').first().textContent()).toMatch(/^Pod\//);
+    await settle(page);
+    await shot(page, "sandboxes-events");
+    expect(await overflow(page)).toEqual([]);
+
     // The same row in the cluster, by kubectl: the UI shows what is there.
     const { stdout } = await kubectl(["get", "sandboxclaims.extensions.agents.x-k8s.io", "-n", ns.name, "-o", "jsonpath={.items[*].metadata.name}"]);
     expect(stdout.trim().split(/\s+/)).toContain(claimName);
@@ -188,7 +222,7 @@ describe.sequential("desktop renderer through the bridge", () => {
     await page.getByRole("tab", { name: "Sessions" }).click();
     await page.getByLabel("Keel URL", { exact: true }).fill(keel.url);
     await page.getByLabel("API key", { exact: true }).fill("kk_wrong");
-    await page.getByRole("button", { name: "Connect" }).click();
+    await page.getByRole("button", { name: "Connect", exact: true }).click();
     const refused = page.locator('[role="alert"][data-code="keel_unauthorized"]');
     await refused.waitFor();
     expect(await refused.textContent()).toContain("rejected the API key");
@@ -196,7 +230,13 @@ describe.sequential("desktop renderer through the bridge", () => {
     expect(await overflow(page)).toEqual([]);
 
     await page.getByLabel("API key", { exact: true }).fill(keel.apiKey);
-    await page.getByRole("button", { name: "Connect" }).click();
+    // Through the cluster: the test cluster has no Keel, and the app says so.
+    await page.getByRole("button", { name: `Connect through ${CONTEXT}` }).click();
+    const missing = page.locator('[role="alert"][data-code="keel_missing"]');
+    await missing.waitFor();
+    expect(await missing.textContent()).toContain(`there is no Service keel/keel-web in context "${CONTEXT}"`);
+
+    await page.getByRole("button", { name: "Connect", exact: true }).click();
     const items = page.locator("[data-session]");
     await expect.poll(() => items.count()).toBe(20);
     await page.getByRole("button", { name: "Load more" }).click();
@@ -247,6 +287,36 @@ describe.sequential("desktop renderer through the bridge", () => {
     await page.locator('section.session [data-type="approval_requested"]').last().locator(".badge").filter({ hasText: "denied" }).waitFor();
     const after = (await keel.api(`/api/v1/sessions/${liveSession}/events`)).body.events.map((e: { seq: string }) => e.seq);
     await expect.poll(() => page.locator("section.session [data-seq]").evaluateAll((els) => els.map((e) => e.getAttribute("data-seq")))).toEqual(after);
+  });
+
+  test("local cluster: prerequisites, a failed step with its logs, retry from it, the dashboard link, tear down", async () => {
+    await page.getByRole("tab", { name: "Local cluster" }).click();
+    await page.getByTestId("launcher-status").filter({ hasText: "idle" }).waitFor();
+    await page.getByRole("button", { name: "Check prerequisites" }).click();
+    await page.locator('[data-testid="prereqs"] [data-check="docker"]').filter({ hasText: "ok" }).waitFor();
+    expect(await page.getByTestId("prereqs").locator("li").count()).toBeGreaterThanOrEqual(5);
+
+    writeFileSync(path.join(stubState, "control"), "fail kubectl * apply --server-side -k *\n");
+    await page.getByRole("button", { name: "Start", exact: true }).click();
+    await page.getByTestId("launcher-status").filter({ hasText: "failed" }).waitFor({ timeout: 60_000 });
+    expect(await page.locator('tr[data-step="apply"]').getAttribute("data-state")).toBe("failed");
+    expect(await page.locator('tr[data-step="cluster"]').getAttribute("data-state")).toBe("done");
+    await page.getByRole("alert").filter({ hasText: "Step apply failed" }).waitFor();
+    await page.getByTestId("launcher-logs").filter({ hasText: "failed as told" }).waitFor();
+    await shot(page, "local-failed");
+    expect(await overflow(page)).toEqual([]);
+
+    rmSync(path.join(stubState, "control"));
+    await page.getByRole("button", { name: "Retry from failed step" }).click();
+    await page.getByTestId("launcher-status").filter({ hasText: "succeeded" }).waitFor({ timeout: 60_000 });
+    expect(await page.locator("tr[data-step]").evaluateAll((els) => els.map((e) => e.getAttribute("data-state")))).not.toContain("failed");
+    const link = page.getByTestId("dashboard").getByRole("link");
+    expect(await link.getAttribute("href")).toMatch(/^http:\/\/(127\.0\.0\.1|localhost):\d+/);
+    await shot(page, "local-succeeded");
+    expect(await overflow(page)).toEqual([]);
+
+    await page.getByRole("button", { name: "Tear down" }).click();
+    await page.getByTestId("launcher-status").filter({ hasText: "torn-down" }).waitFor({ timeout: 60_000 });
   });
 
   test("dark mode follows prefers-color-scheme; no overflow there either", async () => {
