@@ -24,6 +24,8 @@ const ops: Op[] = [
   ["get", "/api/v1/runs/{id}", "Get a run"],
   ["get", "/api/v1/members", "Team members"],
   ["post", "/api/v1/members", "Add a member (admin)", { body: "{ email, password, role }", status: 201 }],
+  ["patch", "/api/v1/members/{userId}", "Change a member's role (admin); the last admin cannot be demoted (409)", { body: "{ role }" }],
+  ["delete", "/api/v1/members/{userId}", "Remove a member (admin); their logins to the team end; the last admin cannot be removed (409)", { status: 204 }],
   ["get", "/api/v1/api-keys", "API keys, without the keys (admin)"],
   ["post", "/api/v1/api-keys", "Create an API key; the key is shown once (admin)", { body: "{ name, role }", status: 201 }],
   ["delete", "/api/v1/api-keys/{id}", "Revoke an API key (admin)", { status: 204 }],

@@ -180,7 +180,7 @@ describe.sequential("dashboard", () => {
     await dark.close();
   });
 
-  test("team settings: API key shown once and revoked; secret write-only; member added; audit and status pages", async () => {
+  test("team settings: API key shown once and revoked; secret write-only; member added, role changed, removed; last admin kept; audit and status pages", async () => {
     await page.goto("/settings");
     await settled(page);
     await page.getByLabel("key name", { exact: true }).fill("ci");
@@ -206,6 +206,19 @@ describe.sequential("dashboard", () => {
     await page.getByLabel("member password", { exact: true }).fill("another good password");
     await page.getByRole("button", { name: "Add member" }).click();
     await page.getByRole("cell", { name: "dev@example.com", exact: true }).waitFor();
+    await page.getByLabel("role of dev@example.com", { exact: true }).selectOption("viewer");
+    const roleOf = async (email: string) => ((await (await page.request.get("/api/v1/members")).json()) as { members: { email: string; role: string }[] }).members.find((m) => m.email === email)?.role;
+    await expect.poll(() => roleOf("dev@example.com")).toBe("viewer");
+    // The only admin cannot demote themself: the 409 is shown, and nothing changed.
+    await page.getByLabel(`role of ${ADMIN.email}`, { exact: true }).selectOption("member");
+    await page.getByText("make another member admin first").waitFor();
+    page.once("dialog", (d) => void d.accept());
+    await page.getByRole("button", { name: "remove dev@example.com" }).click();
+    await page.getByRole("cell", { name: "dev@example.com", exact: true }).waitFor({ state: "detached" });
+    await page.reload();
+    await settled(page);
+    expect(await page.getByLabel(`role of ${ADMIN.email}`, { exact: true }).inputValue()).toBe("admin");
+    expect(await roleOf(ADMIN.email)).toBe("admin");
 
     await page.goto("/audit");
     await page.locator('tr[data-audit="secret.put"]').waitFor();
