@@ -136,6 +136,8 @@ function idCases(method: Method, template: (id: string) => string, body?: unknow
 
 const s = () => `/api/v1/sessions/${f.sessionId}`;
 const NOT_FOUND: [number, string] = [404, "not_found"];
+/** A well-formed id nobody has. */
+const NO_ONE = "00000000-0000-4000-8000-000000000000";
 
 const matrix: Record<RouteKey, () => Case[]> = {
   "GET /api/v1/[...rest]": () => [{ name: "unknown route", method: "GET", path: "/api/v1/nope%00", status: 404, code: "not_found" }],
@@ -177,6 +179,12 @@ const matrix: Record<RouteKey, () => Case[]> = {
   "POST /api/v1/auth/logout": () => noBodyCases("POST", "/api/v1/auth/logout"),
   "GET /api/v1/me": () => getCases("/api/v1/me"),
   "GET /api/v1/members": () => getCases("/api/v1/members"),
+  "PATCH /api/v1/members/[userId]": () => [
+    ...bodyCases("PATCH", { path: () => `/api/v1/members/${NO_ONE}`, valid: () => ({ role: "viewer" }) }),
+    ...idCases("PATCH", (id) => `/api/v1/members/${id}`, { role: "viewer" }),
+    { name: "unknown role", method: "PATCH", path: `/api/v1/members/${NO_ONE}`, body: { role: "owner" }, status: 422, code: V },
+  ],
+  "DELETE /api/v1/members/[userId]": () => [...idCases("DELETE", (id) => `/api/v1/members/${id}`), ...noBodyCases("DELETE", `/api/v1/members/${NO_ONE}`)],
   "POST /api/v1/members": () => [
     ...bodyCases("POST", { path: () => "/api/v1/members", valid: () => ({ email: "new@example.com", password: "long enough password", role: "member" }), lines: ["email"] }),
     { name: "short password", method: "POST", path: "/api/v1/members", body: { email: "n@example.com", password: "short", role: "member" }, status: 422, code: V },

@@ -22,7 +22,7 @@ let worker: Awaited<ReturnType<typeof startDemoWorker>>;
 let pool: Pool;
 let drop: () => Promise<void>;
 
-type Ids = { agentId: string; agentName: string; sessionId: string; runId: string; callId: string; approvalSessionId: string; apiKeyId: string; secretName: string };
+type Ids = { agentId: string; agentName: string; sessionId: string; runId: string; callId: string; approvalSessionId: string; apiKeyId: string; secretName: string; memberUserId: string };
 type Req = { method: Method; path: string; body?: unknown; headers?: Record<string, string> };
 type Identity = { name: string; role: "admin" | "viewer"; headers: (write: boolean) => Record<string, string> };
 
@@ -86,9 +86,10 @@ beforeAll(async () => {
   const callId = events.find((e) => e.type === "approval_requested")!.payload.callId;
   const secretName = `ALPHA_${tag.toUpperCase()}`;
   expect((await asA("PUT", `/api/v1/secrets/${secretName}`, { value: SECRET_VALUE })).status).toBe(204);
-  expect((await asA("POST", "/api/v1/members", { email: a.memberEmail, password: "alpha member password", role: "member" })).status).toBe(201);
+  const member = await asA("POST", "/api/v1/members", { email: a.memberEmail, password: "alpha member password", role: "member" });
+  expect(member.status).toBe(201);
   await pool.query(`INSERT INTO sandboxes (id, team_id, session_id, driver, state) VALUES ($1, $2, $3, 'local', 'ready')`, [randomUUID(), a.teamId, session.body.id]);
-  a.ids = { agentId: agent.body.id, agentName, sessionId: session.body.id, runId: posted.body.runId, callId, approvalSessionId: waiting.body.id, apiKeyId: key.body.id, secretName };
+  a.ids = { agentId: agent.body.id, agentName, sessionId: session.body.id, runId: posted.body.runId, callId, approvalSessionId: waiting.body.id, apiKeyId: key.body.id, secretName, memberUserId: member.body.userId };
 
   // Team B: an admin (cookie session and API key), a viewer key, its own agent and session.
   const accounts = new Accounts({ pool });
@@ -141,6 +142,8 @@ const matrix: Record<RouteKey, Case> = {
   "POST /api/v1/auth/logout": { scoped: () => [{ method: "POST", path: "/api/v1/auth/logout" }] },
   "GET /api/v1/me": { scoped: () => [{ method: "GET", path: "/api/v1/me" }] },
   "GET /api/v1/members": { scoped: () => [{ method: "GET", path: "/api/v1/members" }] },
+  "PATCH /api/v1/members/[userId]": { foreign: (i) => [{ method: "PATCH", path: `/api/v1/members/${i.memberUserId}`, body: { role: "admin" } }] },
+  "DELETE /api/v1/members/[userId]": { foreign: (i) => [{ method: "DELETE", path: `/api/v1/members/${i.memberUserId}` }] },
   "POST /api/v1/members": { scoped: () => [{ method: "POST", path: "/api/v1/members", body: { email: `b-member-${tag}@example.com`, password: "b member password", role: "viewer" } }] },
   "GET /api/v1/openapi.json": { scoped: () => [{ method: "GET", path: "/api/v1/openapi.json" }] },
   "GET /api/v1/runs/[id]": { foreign: (i) => [{ method: "GET", path: `/api/v1/runs/${i.runId}` }] },
@@ -186,7 +189,7 @@ const isWrite = (m: Method) => !["GET", "HEAD", "OPTIONS"].includes(m);
 const phase = (k: string) => (k.includes("/auth/logout") ? 3 : k.startsWith("GET") ? 0 : k.startsWith("DELETE") ? 1 : 2);
 
 function missingIds(): Ids {
-  return { agentId: randomUUID(), agentName: `missing-${tag}`, sessionId: randomUUID(), runId: randomUUID(), callId: `call_missing_${tag}`, approvalSessionId: randomUUID(), apiKeyId: randomUUID(), secretName: `MISSING_${tag.toUpperCase()}` };
+  return { agentId: randomUUID(), agentName: `missing-${tag}`, sessionId: randomUUID(), runId: randomUUID(), callId: `call_missing_${tag}`, approvalSessionId: randomUUID(), apiKeyId: randomUUID(), secretName: `MISSING_${tag.toUpperCase()}`, memberUserId: randomUUID() };
 }
 
 /** The answer with each id replaced by its name, so a foreign and a missing answer compare equal. */
@@ -211,7 +214,7 @@ describe("isolation matrix", () => {
     const problems: unknown[] = [];
     let checked = 0;
     for (const key of keys) {
-      const c = matrix[key];
+      const c = matrix[key]!;
       for (const who of identities) {
         for (const [i, r] of (c.foreign?.(a.ids) ?? []).entries()) {
           const missingSet = missingIds();

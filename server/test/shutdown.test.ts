@@ -98,7 +98,7 @@ describe("graceful shutdown", () => {
     const rawText = (async () => {
       const dec = new TextDecoder();
       let text = "";
-      for await (const chunk of raw.body!) text += dec.decode(chunk as Uint8Array, { stream: true });
+      for await (const chunk of raw.body! as unknown as AsyncIterable<Uint8Array>) text += dec.decode(chunk as Uint8Array, { stream: true });
       return text; // resolves when web A ends the stream
     })();
 
