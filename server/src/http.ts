@@ -176,7 +176,6 @@ function validRequestId(v: string | null): string | null {
   return v && /^[\w.:-]{1,100}$/.test(v) ? v : null;
 }
 
-/** Query-string helpers (everything arrives as a string). */
 const INT64_MAX = 9223372036854775807n;
 /** A non-negative integer that fits Postgres bigint (a larger one would be a 500 in the query). */
 export function parseSeq(s: string): bigint | null {
