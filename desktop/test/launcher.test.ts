@@ -12,7 +12,8 @@ import { freePort } from "../../cli/src/embedded-postgres.ts";
 import { waitFor } from "./control-plane.ts";
 import { DEFAULT_KIND_SCRIPT, KindLauncher } from "../src/main/launcher/launcher.ts";
 import { processStat } from "../src/main/launcher/process.ts";
-import { createHandlers, createMainServices, registerAll } from "../src/main/ipc.ts";
+import { createMainServices } from "../src/main/ipc.ts";
+import { ipcClient } from "./helpers.ts";
 import { launcherSteps, type EventName, type LauncherLogLine, type LauncherState } from "../src/shared/contract.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
@@ -267,9 +268,7 @@ test("through the IPC wrapper: start, a second start is a conflict result, bad i
   s.control(["hang kind create cluster *"]);
   const events: string[] = [];
   const services = createMainServices({ emit: (name) => events.push(name), launcher: { env: s.env, port: await freePort(), graceMs: 1_000 } });
-  const listeners = new Map<string, (event: unknown, ...args: unknown[]) => Promise<unknown>>();
-  registerAll((ch, fn) => listeners.set(ch, fn), createHandlers(undefined, services));
-  const call = (ch: string, ...args: unknown[]) => listeners.get(ch)!({}, ...args) as Promise<any>;
+  const call = ipcClient(undefined, services) as (ch: string, ...args: unknown[]) => Promise<any>;
   try {
     expect(await call("launcher:state")).toMatchObject({ ok: true, value: { status: "idle", context: "kind-keel" } });
     expect(await call("launcher:start", { skipBuild: "yes" })).toMatchObject({ ok: false, error: { code: "invalid_input", message: expect.stringMatching(/skipBuild/) } });

@@ -2,50 +2,19 @@
 // deletes and recreates the pod; kwok makes it Ready; the scheduler reports it).
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { createTestNamespace, kubectl, kubectlJson, startControlPlane, waitFor, type TestNamespace } from "./control-plane.ts";
-import { loadKubeconfig } from "../src/main/kube.ts";
-import { createHandlers, registerAll } from "../src/main/ipc.ts";
-import type { Result, SandboxEvent, SandboxRow } from "../src/shared/contract.ts";
+import { ipcClient, templateYaml, value, warmPoolYaml, type Call } from "./helpers.ts";
+import type { SandboxEvent, SandboxRow } from "../src/shared/contract.ts";
 
 const context = "keel-test";
 let ns: TestNamespace;
-let call: (channel: string, ...args: unknown[]) => Promise<Result<any>>;
-
-async function value<T>(p: Promise<Result<T>>): Promise<T> {
-  const r = await p;
-  if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
-  return r.value;
-}
+let call: Call;
 const row = async (kind: string, name: string) => (await value<SandboxRow[]>(call("sandboxes:list", { context, namespace: ns.name }))).find((r) => r.kind === kind && r.name === name);
 const pods = async () => (await kubectlJson<{ items: { metadata: { name: string; deletionTimestamp?: string } }[] }>(["get", "pods", "-n", ns.name])).items.filter((p) => !p.metadata.deletionTimestamp).map((p) => p.metadata.name);
 
 beforeAll(async () => {
-  const kubeconfig = await startControlPlane();
-  const listeners = new Map<string, (event: unknown, ...args: unknown[]) => Promise<unknown>>();
-  registerAll((ch, fn) => listeners.set(ch, fn), createHandlers(() => loadKubeconfig({ env: { KUBECONFIG: kubeconfig } })));
-  call = (channel, ...args) => listeners.get(channel)!({}, ...args) as Promise<Result<any>>;
+  call = ipcClient(await startControlPlane());
   ns = await createTestNamespace("life");
-  await kubectl(["apply", "-n", ns.name, "-f", "-"], {
-    input: `apiVersion: extensions.agents.x-k8s.io/v1beta1
-kind: SandboxTemplate
-metadata:
-  name: agent
-spec:
-  podTemplate:
-    spec:
-      containers:
-      - name: agent
-        image: registry.invalid/keel/agent:test
----
-apiVersion: extensions.agents.x-k8s.io/v1beta1
-kind: SandboxWarmPool
-metadata:
-  name: agent
-spec:
-  replicas: 0
-  sandboxTemplateRef:
-    name: agent
-`,
-  });
+  await kubectl(["apply", "-n", ns.name, "-f", "-"], { input: `${templateYaml("agent")}---\n${warmPoolYaml("agent", "agent", 0)}` });
 }, 600_000);
 
 afterAll(async () => {

@@ -12,10 +12,11 @@ import path from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { createTestNamespace, kubectl, startControlPlane, waitFor, type TestNamespace } from "./control-plane.ts";
 import { startPortForwardApi, type StandInApi } from "./fixtures/portforward-apiserver.ts";
+import { ipcClient } from "./helpers.ts";
 import { loadKubeconfig } from "../src/main/kube.ts";
-import { createHandlers, createMainServices, registerAll, type MainServices } from "../src/main/ipc.ts";
+import { createMainServices, type MainServices } from "../src/main/ipc.ts";
 import { resolveServiceTarget } from "../src/main/portforward.ts";
-import type { PortForwardStatus, Result } from "../src/shared/contract.ts";
+import type { PortForwardStatus } from "../src/shared/contract.ts";
 
 const context = "keel-test";
 let ns: TestNamespace;
@@ -24,12 +25,20 @@ let kubeconfig: string;
 const services: MainServices[] = [];
 const statuses: PortForwardStatus[] = [];
 
+/** GET on a fresh connection (fetch would reuse a kept-alive one, whose WebSocket is already open). */
+function get(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http.get(url, { agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8").on("data", (d: string) => (body += d)).on("end", () => resolve(body)).on("error", reject);
+    }).on("error", reject);
+  });
+}
+
 function ipc(file: string) {
   const s = createMainServices({ emit: (name, payload) => name === "keel:portforward:status" && statuses.push(payload as PortForwardStatus) });
   services.push(s);
-  const listeners = new Map<string, (event: unknown, ...args: unknown[]) => Promise<unknown>>();
-  registerAll((ch, fn) => listeners.set(ch, fn), createHandlers(() => loadKubeconfig({ env: { KUBECONFIG: file } }), s));
-  return { s, call: (channel: string, ...args: unknown[]) => listeners.get(channel)!({}, ...args) as Promise<Result<any>> };
+  return { s, call: ipcClient(file, s) };
 }
 
 beforeAll(async () => {
@@ -149,25 +158,28 @@ current-context: standin
     expect(started).toMatchObject({ ok: true, value: { context: "standin", namespace: "keel", service: "keel-web", pod: "keel-web-7d9f-abcde", targetPort: (web.address() as net.AddressInfo).port, baseUrl: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) } });
     const { baseUrl, forwardId } = (started as { value: { baseUrl: string; forwardId: string } }).value;
 
-    const [a, b] = await Promise.all([fetch(`${baseUrl}/api/v1/sessions`), fetch(`${baseUrl}/healthz`)]);
-    expect(await a.text()).toBe("hello from the pod: GET /api/v1/sessions");
-    expect(await b.text()).toBe("hello from the pod: GET /healthz");
+    expect(await Promise.all([get(`${baseUrl}/api/v1/sessions`), get(`${baseUrl}/healthz`)])).toEqual(["hello from the pod: GET /api/v1/sessions", "hello from the pod: GET /healthz"]);
     const upgrades = api.requests.filter((r) => r.startsWith("UPGRADE"));
-    // The probe at start, then one WebSocket per local connection (fetch may reuse one for both).
-    expect(upgrades.length).toBeGreaterThanOrEqual(2);
+    expect(upgrades).toHaveLength(3); // the probe at start, then one WebSocket per local connection
     expect(new Set(upgrades)).toEqual(new Set([`UPGRADE /api/v1/namespaces/keel/pods/keel-web-7d9f-abcde/portforward?ports=${(web.address() as net.AddressInfo).port}`]));
     expect(api.requests).toContain("GET /api/v1/namespaces/keel/services/keel-web");
     expect(statuses).toContainEqual({ forwardId, state: "listening", message: null });
 
+    // A rollout replaces the pod: the next connection gets 404 for the old one and follows the Service.
+    api.replacePod("keel-web-7d9f-fghij");
+    expect(await get(`${baseUrl}/after-rollout`)).toBe("hello from the pod: GET /after-rollout");
+    expect(statuses).toContainEqual({ forwardId, state: "listening", message: "pod keel/keel-web-7d9f-abcde is gone; forwarding to keel-web-7d9f-fghij now" });
+    expect(api.requests.filter((r) => r.startsWith("UPGRADE")).at(-1)).toMatch(/^UPGRADE \/api\/v1\/namespaces\/keel\/pods\/keel-web-7d9f-fghij\/portforward\?ports=\d+$/);
+
     // A refused connection later (RBAC changed, pod gone): the forward stays up and says why.
-    api.refuse(403, 'pods "keel-web-7d9f-abcde" is forbidden: User "u" cannot create resource "pods/portforward"');
-    await expect(fetch(`${baseUrl}/x`)).rejects.toThrow();
+    api.refuse(403, 'pods "keel-web-7d9f-fghij" is forbidden: User "u" cannot create resource "pods/portforward"');
+    await expect(get(`${baseUrl}/x`)).rejects.toThrow(/socket hang up|ECONNRESET/);
     const refusal = await waitFor(() => statuses.find((x) => x.forwardId === forwardId && x.state === "error"), { what: "an error status" });
-    expect(refusal.message).toMatch(/may not port-forward to pod keel\/keel-web-7d9f-abcde port \d+ \(403 Forbidden: pods "keel-web-7d9f-abcde" is forbidden: User "u" cannot create resource "pods\/portforward"\)/);
+    expect(refusal.message).toMatch(/may not port-forward to pod keel\/keel-web-7d9f-fghij port \d+ \(403 Forbidden: pods "keel-web-7d9f-fghij" is forbidden: User "u" cannot create resource "pods\/portforward"\)/);
 
     expect(await call("keel:portforward:stop", { forwardId })).toEqual({ ok: true, value: { stopped: true } });
     expect(s.forwards.size).toBe(0);
-    await expect(fetch(`${baseUrl}/again`)).rejects.toThrow();
+    await expect(get(`${baseUrl}/again`)).rejects.toThrow(/ECONNREFUSED/);
     expect(statuses.at(-1)).toEqual({ forwardId, state: "stopped", message: null });
     expect(await call("keel:portforward:stop", { forwardId })).toEqual({ ok: true, value: { stopped: false } });
 

@@ -6,9 +6,9 @@ import path from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { createTestNamespace, kubectl, startControlPlane, waitFor, type TestNamespace } from "./control-plane.ts";
 import { TcpProxy } from "./tcp-proxy.ts";
-import { loadKubeconfig } from "../src/main/kube.ts";
-import { createHandlers, createMainServices, registerAll, type MainServices } from "../src/main/ipc.ts";
-import type { EventName, EventPayloads, Result, WatchStatus } from "../src/shared/contract.ts";
+import { ipcClient, templateYaml, type Call } from "./helpers.ts";
+import { createMainServices, type MainServices } from "../src/main/ipc.ts";
+import type { EventName, EventPayloads, WatchStatus } from "../src/shared/contract.ts";
 
 const context = "keel-test";
 let ns: TestNamespace;
@@ -16,25 +16,13 @@ let other: TestNamespace;
 let dir: string;
 let proxy: TcpProxy;
 let services: MainServices;
-let call: (channel: string, ...args: unknown[]) => Promise<Result<any>>;
+let call: Call;
 const events: { name: EventName; payload: any }[] = [];
 
 const changes = () => events.filter((e) => e.name === "sandboxes:changed").map((e) => e.payload as EventPayloads["sandboxes:changed"]);
 const statuses = () => events.filter((e) => e.name === "sandboxes:watch:status").map((e) => e.payload as WatchStatus);
 const changed = (name: string) => changes().find((c) => c.name === name);
-const template = (name: string, namespace = ns.name) => kubectl(["apply", "-n", namespace, "-f", "-"], {
-  input: `apiVersion: extensions.agents.x-k8s.io/v1beta1
-kind: SandboxTemplate
-metadata:
-  name: ${name}
-spec:
-  podTemplate:
-    spec:
-      containers:
-      - name: agent
-        image: registry.invalid/keel/agent:test
-`,
-});
+const template = (name: string, namespace = ns.name) => kubectl(["apply", "-n", namespace, "-f", "-"], { input: templateYaml(name) });
 
 beforeAll(async () => {
   const kubeconfig = await startControlPlane();
@@ -47,9 +35,7 @@ beforeAll(async () => {
   const proxied = path.join(dir, "kubeconfig");
   await writeFile(proxied, (await readFile(kubeconfig, "utf8")).replace(/server: https:\/\/127\.0\.0\.1:\d+/, `server: https://127.0.0.1:${port}`));
   services = createMainServices({ emit: (name, payload) => events.push({ name, payload }), watchBackoff: { baseMs: 50, maxMs: 400 } });
-  const listeners = new Map<string, (event: unknown, ...args: unknown[]) => Promise<unknown>>();
-  registerAll((ch, fn) => listeners.set(ch, fn), createHandlers(() => loadKubeconfig({ env: { KUBECONFIG: proxied } }), services));
-  call = (channel, ...args) => listeners.get(channel)!({}, ...args) as Promise<Result<any>>;
+  call = ipcClient(proxied, services);
 }, 600_000);
 
 afterAll(async () => {

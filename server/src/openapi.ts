@@ -18,7 +18,7 @@ const ops: Op[] = [
   ["post", "/api/v1/sessions/{id}/archive", "Archive or unarchive", { body: "{ archived: boolean }" }],
   ["post", "/api/v1/sessions/{id}/messages", "Post a message (header Idempotency-Key); answers the run", { body: "{ content: string | [{type:'text',text}], onBusy?: 'enqueue'|'reject'|'interrupt' }", status: 202 }],
   ["get", "/api/v1/sessions/{id}/events", "Events after a seq: ?after, limit (1-5000); payload is the stored JSON verbatim"],
-  ["get", "/api/v1/sessions/{id}/stream", "Server-Sent Events: id = seq, event = type, data = payload; `event: delta` (no id) for tokens; resume with Last-Event-ID or ?after", { sse: true }],
+  ["get", "/api/v1/sessions/{id}/stream", "Server-Sent Events: id = seq, event = type, data = payload; `event: delta` (no id) for tokens; resume with Last-Event-ID or ?after. A web process shutting down sends `retry: <ms>` and `event: shutdown` (no id), then ends the stream: reconnect with Last-Event-ID", { sse: true }],
   ["post", "/api/v1/sessions/{id}/cancel", "Cancel queued runs, ask the running one to stop"],
   ["post", "/api/v1/sessions/{id}/approvals/{callId}", "Approve or deny a tool call", { body: "{ approve: boolean, reason? }" }],
   ["get", "/api/v1/runs/{id}", "Get a run"],

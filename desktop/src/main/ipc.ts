@@ -9,8 +9,9 @@ import { errorCodes, inputSchemas, portForwardStartInput, type Channel, type Emi
 import { contextStatus, KubeError, kubeConfigFor, listContexts, loadKubeconfig, type Kubeconfig } from "./kube.ts";
 import { KindLauncher, type KindLauncherOptions } from "./launcher/launcher.ts";
 import { resumeSandbox, sandboxEvents, suspendSandbox } from "./lifecycle.ts";
-import { SandboxWatches } from "./watch.ts";
-import { PortForwards } from "./portforward.ts";
+import { Handles } from "./handles.ts";
+import { SandboxWatch } from "./watch.ts";
+import { ServicePortForward } from "./portforward.ts";
 import { createClaim, deleteClaim, listSandboxes, scaleWarmPool } from "./sandboxes.ts";
 import { listNamespaces } from "./namespaces.ts";
 import { KeelApiError, SessionsService, type SessionsOptions } from "./sessions.ts";
@@ -55,8 +56,8 @@ export type MainServices = {
   /** Connections to Keel web processes (URL + API key, or a port-forward's base URL). */
   sessions: SessionsService;
   launcher: KindLauncher;
-  watches: SandboxWatches;
-  forwards: PortForwards;
+  watches: Handles<SandboxWatch>;
+  forwards: Handles<ServicePortForward>;
   /** Reconnect delays of sandbox watches (tests shorten them). */
   watchBackoff?: { baseMs: number; maxMs: number };
   dispose(): Promise<void>;
@@ -67,8 +68,8 @@ export function createMainServices(
   const emit: Emit = opts.emit ?? (() => {});
   const sessions = new SessionsService({ ...opts.sessions, emit });
   const launcher = new KindLauncher({ ...opts.launcher, emit });
-  const watches = new SandboxWatches();
-  const forwards = new PortForwards();
+  const watches = new Handles<SandboxWatch>();
+  const forwards = new Handles<ServicePortForward>();
   return {
     emit,
     sessions,
@@ -77,7 +78,7 @@ export function createMainServices(
     forwards,
     ...(opts.watchBackoff ? { watchBackoff: opts.watchBackoff } : {}),
     async dispose() {
-      await Promise.all([launcher.dispose(), watches.stopAll(), forwards.stopAll(), sessions.close()]);
+      await Promise.all([launcher.dispose(), watches.closeAll(), forwards.closeAll(), sessions.close()]);
     },
   };
 }
@@ -106,17 +107,21 @@ export function createHandlers(load: () => Kubeconfig = () => loadKubeconfig(), 
     "launcher:cancel": () => launcher.cancel(),
     "launcher:retry": () => launcher.retry(),
     "launcher:teardown": () => launcher.teardown(),
-    "sandboxes:watch:start": async ({ context, namespace }) =>
-      watches.start({ kc: kubeConfigFor(load(), context), context, namespace, emit, ...(services.watchBackoff ? { backoff: services.watchBackoff } : {}) }),
-    "sandboxes:watch:stop": async ({ watchId }) => ({ stopped: await watches.stop(watchId) }),
+    "sandboxes:watch:start": async ({ context, namespace }) => {
+      const w = new SandboxWatch({ kc: kubeConfigFor(load(), context), context, namespace, emit, ...(services.watchBackoff ? { backoff: services.watchBackoff } : {}) });
+      const status = await w.start(); // throws (nothing kept) when the first list fails
+      watches.add(w);
+      return status;
+    },
+    "sandboxes:watch:stop": async ({ watchId }) => ({ stopped: await watches.close(watchId) }),
     "sandboxes:suspend": async ({ context, ...ref }) => suspendSandbox(kubeConfigFor(load(), context), ref),
     "sandboxes:resume": async ({ context, ...ref }) => resumeSandbox(kubeConfigFor(load(), context), ref),
     "sandboxes:events": async ({ context, ...ref }) => sandboxEvents(kubeConfigFor(load(), context), ref),
     "keel:portforward:start": async (input) => {
       const o = portForwardStartInput.parse(input); // handle() parsed it already; this gives the defaults' types
-      return forwards.start(kubeConfigFor(load(), o.context), { ...o, emit });
+      return { ...forwards.add(await ServicePortForward.open(kubeConfigFor(load(), o.context), { ...o, emit })).info };
     },
-    "keel:portforward:stop": async ({ forwardId }) => ({ stopped: await forwards.stop(forwardId) }),
+    "keel:portforward:stop": async ({ forwardId }) => ({ stopped: await forwards.close(forwardId) }),
   };
 }
 

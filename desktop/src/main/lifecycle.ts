@@ -51,7 +51,7 @@ async function setOperatingMode(kc: KubeConfig, ref: SandboxRef, mode: "Suspende
     : (s: K8sObject) => s.spec?.operatingMode === "Running" && (s.status?.conditions as Condition[] | undefined)?.some((c) => c.type === "Ready" && c.status === "True");
   let final: K8sObject | "deleted";
   try {
-    // The check returns rather than throws: a throw inside a watch callback would be swallowed.
+    // "deleted" comes back as a value, not a throw, so core's errors are the only ones caught below.
     final = await api.waitFor(sandboxRef, (s) => (!s ? "deleted" : done(s) ? s : undefined), timeoutMs, `sandbox ${ref.namespace}/${sandbox} to ${verb}`);
   } catch (err) {
     // core's errors (a timeout, the API server gone for longer than its retries) → the desktop's.

@@ -104,13 +104,13 @@ export class ServicePortForward {
   private readonly sockets = new Set<net.Socket>();
   private readonly forwarder: PortForward;
 
-  private constructor(private readonly kc: KubeConfig, readonly info: PortForwardInfo, private readonly emit: Emit) {
+  private constructor(private readonly kc: KubeConfig, readonly info: PortForwardInfo, private readonly servicePort: number, private readonly emit: Emit) {
     this.forwarder = new PortForward(kc, true, new WebSocketHandler(kc, socketFactory));
   }
 
   static async open(kc: KubeConfig, o: { context: string; namespace: string; service: string; port: number; localPort: number; emit: Emit }): Promise<ServicePortForward> {
     const target = await resolveServiceTarget(kc, o);
-    const f = new ServicePortForward(kc, { forwardId: "", context: o.context, namespace: o.namespace, service: o.service, pod: target.pod, targetPort: target.targetPort, localPort: 0, baseUrl: "" }, o.emit);
+    const f = new ServicePortForward(kc, { forwardId: "", context: o.context, namespace: o.namespace, service: o.service, pod: target.pod, targetPort: target.targetPort, localPort: 0, baseUrl: "" }, o.port, o.emit);
     await f.probe();
     await f.listen(o.localPort);
     return f;
@@ -142,27 +142,49 @@ export class ServicePortForward {
     this.status("listening", null);
   }
 
-  private connection(socket: net.Socket) {
-    this.sockets.add(socket);
-    socket.on("error", () => {});
-    socket.on("close", () => this.sockets.delete(socket));
+  private connection(socket: net.Socket, retried = false) {
+    if (!retried) {
+      this.sockets.add(socket);
+      socket.on("error", () => {});
+      socket.on("close", () => this.sockets.delete(socket));
+    }
     const errors = new PassThrough();
     errors.on("data", (d: Buffer) => {
       const text = d.toString("utf8").trim();
       if (text) this.status("error", `forwarding to pod ${this.info.namespace}/${this.info.pod} port ${this.info.targetPort} failed: ${text}`);
     });
+    const pod = this.info.pod;
     // The socket stays paused until client-node reads it, so bytes sent before the WebSocket opens wait.
-    this.forwarder.portForward(this.info.namespace, this.info.pod, [this.info.targetPort], socket, errors, socket).then(
+    this.forwarder.portForward(this.info.namespace, pod, [this.info.targetPort], socket, errors, socket).then(
       (ws) => {
         const w = ws as WebSocket;
         w.on("close", () => socket.end());
         socket.on("close", () => w.close());
       },
-      (err) => {
-        this.status("error", forwardError(this.kc, this.info, err).message);
+      async (err) => {
+        const e = forwardError(this.kc, this.info, err);
+        // The pod is gone (a rollout replaced it): follow the Service to its new pod, once.
+        if (e.code === "not_found" && !retried && !socket.destroyed && (await this.followService(pod))) return this.connection(socket, true);
+        this.status("error", e.message);
         socket.destroy();
       },
     );
+  }
+
+  /** Re-resolves the Service; true when it now points at a pod other than `gone`. */
+  private async followService(gone: string): Promise<boolean> {
+    if (this.info.pod !== gone) return true; // another connection followed it already
+    const before = gone;
+    try {
+      const t = await resolveServiceTarget(this.kc, { namespace: this.info.namespace, service: this.info.service, port: this.servicePort });
+      if (t.pod === before) return false;
+      if (this.info.pod !== before) return true;
+      Object.assign(this.info, t);
+      this.status("listening", `pod ${this.info.namespace}/${before} is gone; forwarding to ${t.pod} now`);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   private status(state: PortForwardStatus["state"], message: string | null) {
@@ -175,32 +197,5 @@ export class ServicePortForward {
     for (const s of this.sockets) s.destroy();
     if (server) await new Promise<void>((r) => server.close(() => r()));
     this.status("stopped", null);
-  }
-}
-
-/** Forwards by id (the renderer stops the one it started; the app closes all on quit). */
-export class PortForwards {
-  private readonly forwards = new Map<string, ServicePortForward>();
-
-  async start(kc: KubeConfig, o: Parameters<typeof ServicePortForward.open>[1]): Promise<PortForwardInfo> {
-    const f = await ServicePortForward.open(kc, o);
-    this.forwards.set(f.id, f);
-    return { ...f.info };
-  }
-
-  async stop(id: string): Promise<boolean> {
-    const f = this.forwards.get(id);
-    if (!f) return false;
-    this.forwards.delete(id);
-    await f.close();
-    return true;
-  }
-
-  get size(): number {
-    return this.forwards.size;
-  }
-
-  async stopAll(): Promise<void> {
-    await Promise.all([...this.forwards.keys()].map((id) => this.stop(id)));
   }
 }

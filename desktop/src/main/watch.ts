@@ -23,7 +23,8 @@ export type SandboxWatchOptions = {
   watchTimeoutSeconds?: number;
 };
 
-type Versions = Map<string, string>; // "namespace/name" → resourceVersion
+type Versions = Map<string, string>;
+const MIN_WATCH_MS = 1_000; // "namespace/name" → resourceVersion
 
 export class SandboxWatch {
   readonly id = randomUUID();
@@ -51,7 +52,7 @@ export class SandboxWatch {
     return this.status();
   }
 
-  async stop(): Promise<void> {
+  async close(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     for (const a of this.aborts) a.abort();
@@ -64,9 +65,13 @@ export class SandboxWatch {
   private async loop(kind: SandboxKind, rv: string): Promise<void> {
     let attempt = 0;
     while (!this.stopped) {
-      const end = await this.watchOnce(kind, rv, (v) => (rv = v));
+      const openedAt = Date.now();
+      let end = await this.watchOnce(kind, rv, (v) => (rv = v));
       if (this.stopped) return;
-      if (end.ok) continue; // the server's timeoutSeconds: watch on from rv
+      // The server's timeoutSeconds: watch on from rv. A watch closed as soon as it opened
+      // (a proxy in the way) counts as a failure, so it cannot spin.
+      if (end.ok && Date.now() - openedAt >= MIN_WATCH_MS) continue;
+      if (end.ok) end = { ok: false, message: `the watch of ${KINDS[kind].plural} was closed as soon as it opened` };
       attempt++;
       this.setFailing(kind, attempt, end.message);
       await this.sleep(backoffMs(attempt, this.o.backoff?.baseMs ?? 500, this.o.backoff?.maxMs ?? 30_000));
@@ -178,36 +183,4 @@ function describeError(err: unknown): string {
   const e = err as { message?: string; code?: string; statusCode?: number };
   if (e?.statusCode) return `HTTP ${e.statusCode} ${e.message ?? ""}`.trim();
   return [e?.message, e?.code && !e.message?.includes(e.code) ? `(${e.code})` : ""].filter(Boolean).join(" ") || String(err);
-}
-
-/** Watches by id, so the renderer can stop the one it started (and the app can stop all on quit). */
-export class SandboxWatches {
-  private readonly watches = new Map<string, SandboxWatch>();
-
-  async start(o: SandboxWatchOptions): Promise<WatchStatus> {
-    const w = new SandboxWatch(o);
-    const status = await w.start();
-    this.watches.set(w.id, w);
-    return status;
-  }
-
-  async stop(id: string): Promise<boolean> {
-    const w = this.watches.get(id);
-    if (!w) return false;
-    this.watches.delete(id);
-    await w.stop();
-    return true;
-  }
-
-  get size(): number {
-    return this.watches.size;
-  }
-
-  get(id: string): SandboxWatch | undefined {
-    return this.watches.get(id);
-  }
-
-  async stopAll(): Promise<void> {
-    await Promise.all([...this.watches.keys()].map((id) => this.stop(id)));
-  }
 }
