@@ -4,7 +4,7 @@
 // Nothing here wakes a sandbox: files are read only from a ready one; `start` is the one call that
 // acquires (a suspended sandbox resumes, a missing or terminated one is created), and only when a
 // member asks.
-import { ConflictError, KeelError, NotFoundError } from "../errors.js";
+import { ConflictError, KeelError, NotFoundError, ValidationError } from "../errors.js";
 import { isUuid } from "../engine/client.js";
 import type { Queryable } from "../db/pool.js";
 import type { FileEntry, SandboxDriver, SandboxHandle, SandboxState } from "./driver.js";
@@ -145,7 +145,12 @@ export function sessionPolicyResolver(db: Queryable, secrets: { resolveForSandbo
       [sessionId, teamId],
     );
     if (!rows[0]) throw new NotFoundError("Session", sessionId);
-    const policy = parseSandboxPolicy(rows[0].sandbox_policy ?? {});
+    let policy: SandboxPolicy;
+    try {
+      policy = parseSandboxPolicy(rows[0].sandbox_policy ?? {});
+    } catch (err) {
+      throw new ValidationError(`the agent's sandbox policy is invalid: ${(err as Error).message}`);
+    }
     return { policy, secrets: await secrets.resolveForSandbox(teamId, policy.secrets) };
-  }
+  };
 }

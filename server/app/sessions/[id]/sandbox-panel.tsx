@@ -61,7 +61,7 @@ export function SandboxPanel({ sessionId, version }: { sessionId: string; versio
         {v?.sandbox && <span className={`badge ${v.sandbox.state}`} data-testid="sandbox-state">{v.sandbox.state}</span>}
         {v?.sandbox && <span className="muted small">driver {v.sandbox.driver} · created {when(v.sandbox.createdAt)} · last active {when(v.sandbox.lastActiveAt)}</span>}
         <button className="secondary" onClick={() => void qc.invalidateQueries({ queryKey: ["sandbox", sessionId] })}>Refresh</button>
-        {v && !ready && <button className="secondary" disabled={starting} onClick={() => void start()}>{starting ? "Starting…" : v.sandbox && v.sandbox.state !== "terminated" ? "Start sandbox" : "Create sandbox"}</button>}
+        {v && (!ready || (files.error instanceof ApiError && files.error.status === 503)) && <button className="secondary" disabled={starting} onClick={() => void start()}>{starting ? "Starting…" : v.sandbox && v.sandbox.state !== "terminated" ? "Start sandbox" : "Create sandbox"}</button>}
       </div>
       {view.isPending && <p className="muted" role="status">Loading…</p>}
       <ErrorNote error={view.error} prefix="Could not load the sandbox" />
