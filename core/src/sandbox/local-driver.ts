@@ -22,7 +22,7 @@ import { silentLogger } from "../logger.js";
 import { bwrapArgs, INSIDE, passwdFiles } from "./bwrap.js";
 import type { DriverHealth, ExecRequest, ExecResult, Fence, SandboxDriver, SandboxHandle, SandboxInfo, SandboxSecrets, SandboxState } from "./driver.js";
 import { SandboxUnavailableError } from "./errors.js";
-import { egressDir, egressRulesOf, startEgressProxy } from "./local-egress.js";
+import { egressDir, egressRulesOf, launchEgressProxy, waitForEgressProxy } from "./local-egress.js";
 import { installRuntime, isSameProcessAlive, killProcess, launchDetached, sleep, withLockFile } from "./local-process.js";
 import type { SandboxPolicy } from "./policy.js";
 import { RuntimeClient } from "./runtime-client.js";
@@ -172,7 +172,7 @@ export class LocalSandboxDriver implements SandboxDriver {
       const dir = this.sandboxDir(rec.teamId, rec.sessionId);
       const rules = egressRulesOf(policy);
       // Unsandboxed there is no namespace to keep closed: commands have the host network anyway.
-      const egress = rules && this.bwrapOk ? await startEgressProxy({ sandboxDir: dir, proxyScript: this.egressProxy(), nodePath: this.opts.nodePath, rules, hosts: this.opts.egressHosts ?? {}, timeoutMs: this.opts.startTimeoutMs, ...this.uidOpts() }) : undefined;
+      const egress = rules && this.bwrapOk ? await launchEgressProxy({ sandboxDir: dir, proxyScript: this.egressProxy(), nodePath: this.opts.nodePath, rules, hosts: this.opts.egressHosts ?? {}, ...this.uidOpts() }) : undefined;
       delete rec.egressPid;
       delete rec.egressStartTime;
       if (egress) Object.assign(rec, egress);
@@ -203,6 +203,7 @@ export class LocalSandboxDriver implements SandboxDriver {
         if (Date.now() > deadline) throw new Error(`the sandbox runtime did not answer within ${this.opts.startTimeoutMs} ms: ${await this.logTail(rec)}`);
         await sleep(10);
       }
+      if (egress) await waitForEgressProxy(dir, egress, Math.max(1_000, deadline - Date.now()));
       delete rec.lastError;
       await this.setState(rec, "ready");
       this.log.info({ teamId: rec.teamId, sessionId: rec.sessionId, sandboxId: rec.sandboxId, unsandboxed: rec.unsandboxed }, "sandbox started");

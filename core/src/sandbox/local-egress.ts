@@ -24,7 +24,12 @@ export function egressRulesOf(policy: SandboxPolicy): EgressRule[] | undefined {
   return policy.egress === "none" ? undefined : parseEgressAllowList(policy.egress.allow);
 }
 
-export async function startEgressProxy(opts: {
+/**
+ * Starts the proxy and returns once it is launched; `waitForEgressProxy` then waits for its
+ * socket. The driver starts the sandbox in between: the two start in parallel (the runtime only
+ * connects to the socket when a command opens a connection).
+ */
+export async function launchEgressProxy(opts: {
   sandboxDir: string;
   proxyScript: string;
   nodePath: string;
@@ -32,7 +37,6 @@ export async function startEgressProxy(opts: {
   hosts: Record<string, string>;
   uid?: number;
   gid?: number;
-  timeoutMs: number;
 }): Promise<EgressProcess> {
   const dir = egressDir(opts.sandboxDir);
   await rm(dir, { recursive: true, force: true });
@@ -52,14 +56,17 @@ export async function startEgressProxy(opts: {
   } finally {
     await log.close();
   }
-  const proc = { egressPid: launched.pid, egressStartTime: launched.pidStartTime };
-  const deadline = Date.now() + opts.timeoutMs;
+  return { egressPid: launched.pid, egressStartTime: launched.pidStartTime };
+}
+
+export async function waitForEgressProxy(sandboxDir: string, proc: EgressProcess, timeoutMs: number): Promise<void> {
+  const socket = path.join(egressDir(sandboxDir), "proxy.sock");
+  const deadline = Date.now() + timeoutMs;
   while (!(await canConnect(socket))) {
-    if (!isSameProcessAlive(proc.egressPid, proc.egressStartTime)) throw new Error(`the egress proxy exited at start: ${await logTail(opts.sandboxDir)}`);
-    if (Date.now() > deadline) throw new Error(`the egress proxy did not listen within ${opts.timeoutMs} ms: ${await logTail(opts.sandboxDir)}`);
+    if (!isSameProcessAlive(proc.egressPid, proc.egressStartTime)) throw new Error(`the egress proxy exited at start: ${await logTail(sandboxDir)}`);
+    if (Date.now() > deadline) throw new Error(`the egress proxy did not listen within ${timeoutMs} ms: ${await logTail(sandboxDir)}`);
     await sleep(10);
   }
-  return proc;
 }
 
 function canConnect(socket: string): Promise<boolean> {
