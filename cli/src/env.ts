@@ -16,6 +16,9 @@ export const WebCliEnvSchema = z.object({
   /** All interfaces by default: `keel web` is what runs in a container. */
   KEEL_HOST: z.string().default("0.0.0.0"),
   KEEL_MIGRATIONS_DIR: z.string().default(path.join(repoRoot, "prisma/migrations")),
+  /** The session view's local sandboxes: the worker's dir and runtime (same defaults as `keel worker`). */
+  KEEL_SANDBOX_DIR: z.string().default(path.join(repoRoot, ".keel", "sandboxes")),
+  KEEL_SANDBOX_RUNTIME: z.string().default(path.join(repoRoot, "sandbox", "dist", "runtime.mjs")),
 });
 
 export const UpEnvSchema = z.object({
