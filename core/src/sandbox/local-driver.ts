@@ -172,6 +172,7 @@ export class LocalSandboxDriver implements SandboxDriver {
       const dir = this.sandboxDir(rec.teamId, rec.sessionId);
       const rules = egressRulesOf(policy);
       // Unsandboxed there is no namespace to keep closed: commands have the host network anyway.
+      if (rules && !this.bwrapOk) this.log.warn({ teamId: rec.teamId, sessionId: rec.sessionId }, "egress allow-list not enforced: running unsandboxed");
       const egress = rules && this.bwrapOk ? await launchEgressProxy({ sandboxDir: dir, proxyScript: this.egressProxy(), nodePath: this.opts.nodePath, rules, hosts: this.opts.egressHosts ?? {}, ...this.uidOpts() }) : undefined;
       delete rec.egressPid;
       delete rec.egressStartTime;

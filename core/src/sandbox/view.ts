@@ -60,9 +60,10 @@ export class SessionSandboxes {
     } catch (err) {
       policyError = `the agent's sandbox policy is invalid: ${(err as Error).message}`;
     }
-    const driverName = this.driverName();
+    const { name: driverName, error: driverError } = this.driverInfo();
     let note = row ? NOTES[row.state] : "No sandbox yet: one is created when the agent first uses a sandbox tool (exec, read_file, write_file, list_files).";
-    if (row && row.state !== "terminated" && driverName && row.driver !== driverName) note = `This sandbox was made by the ${row.driver} driver; this web process uses ${driverName}, so its files cannot be shown here.`;
+    if (row && row.state !== "terminated" && driverError) note = `${NOTES[row.state]} Its files cannot be shown: ${driverError}`;
+    else if (row && row.state !== "terminated" && row.driver !== driverName) note = `This sandbox was made by the ${row.driver} driver; this web process uses ${driverName}, so its files cannot be shown here.`;
     const sandbox = row ? { id: row.id, driver: row.driver, state: row.state, lastError: row.lastError, lastActiveAt: row.lastActiveAt, createdAt: row.createdAt!, updatedAt: row.updatedAt, terminatedAt: row.terminatedAt ?? null } : null;
     return { sessionId, sandbox, policy, ...(policyError ? { policyError } : {}), filesAvailable: row?.state === "ready" && row.driver === driverName, note };
   }
@@ -86,7 +87,9 @@ export class SessionSandboxes {
 
   /** Acquire the session's sandbox: resume it, restart it, or create a new one. Member-initiated only. */
   async start(teamId: string, sessionId: string): Promise<SessionSandboxView> {
-    await this.session(teamId, sessionId);
+    const session = await this.session(teamId, sessionId);
+    // The reaper removes an archived session's sandbox as an orphan: do not start one for it.
+    if (session.status === "archived") throw new ConflictError("session_archived", "the session is archived: unarchive it to start its sandbox");
     if (!this.o.resolvePolicy) throw new SandboxUnavailableError("this process cannot start sandboxes");
     const { policy, secrets } = await this.o.resolvePolicy(teamId, sessionId);
     await this.o.driver().acquire(sessionId, teamId, policy, exposedSecrets(policy, secrets));
@@ -95,15 +98,15 @@ export class SessionSandboxes {
 
   // ── internals ────────────────────────────────────────────────────────────────────────────
 
-  private async session(teamId: string, sessionId: string): Promise<{ sandboxPolicy: unknown }> {
+  private async session(teamId: string, sessionId: string): Promise<{ sandboxPolicy: unknown; status: string }> {
     if (!isUuid(sessionId)) throw new NotFoundError("Session", sessionId);
-    const { rows } = await this.o.db.query<{ sandbox_policy: unknown }>(
-      `SELECT av.sandbox_policy FROM sessions s JOIN agent_versions av ON av.agent_id = s.agent_id AND av.version = s.agent_version
+    const { rows } = await this.o.db.query<{ sandbox_policy: unknown; status: string }>(
+      `SELECT av.sandbox_policy, s.status FROM sessions s JOIN agent_versions av ON av.agent_id = s.agent_id AND av.version = s.agent_version
        WHERE s.id = $1 AND s.team_id = $2 AND s.deleted_at IS NULL`,
       [sessionId, teamId],
     );
     if (!rows[0]) throw new NotFoundError("Session", sessionId);
-    return { sandboxPolicy: rows[0].sandbox_policy ?? {} };
+    return { sandboxPolicy: rows[0].sandbox_policy ?? {}, status: rows[0].status };
   }
 
   private async readyHandle(teamId: string, sessionId: string): Promise<SandboxHandle> {
@@ -111,8 +114,9 @@ export class SessionSandboxes {
     const row = await this.o.store.latestForSession(teamId, sessionId);
     if (!row) throw new ConflictError("sandbox_not_running", "this session has no sandbox yet", { state: null });
     if (row.state !== "ready") throw new ConflictError("sandbox_not_running", `the sandbox is ${row.state}: ${NOTES[row.state]}`, { state: row.state });
-    const driverName = this.driverName();
-    if (row.driver !== driverName) throw new SandboxUnavailableError(`the sandbox was made by the ${row.driver} driver; this process uses ${driverName ?? "no working driver"}`, { driver: row.driver });
+    const { name: driverName, error: driverError } = this.driverInfo();
+    if (driverError) throw new SandboxUnavailableError(driverError);
+    if (row.driver !== driverName) throw new SandboxUnavailableError(`the sandbox was made by the ${row.driver} driver; this process uses ${driverName}`, { driver: row.driver });
     return { sandboxId: row.id, teamId, sessionId, driver: row.driver };
   }
 
@@ -128,11 +132,11 @@ export class SessionSandboxes {
     }
   }
 
-  private driverName(): string | undefined {
+  private driverInfo(): { name?: string; error?: string } {
     try {
-      return this.o.driver().name;
-    } catch {
-      return undefined;
+      return { name: this.o.driver().name };
+    } catch (err) {
+      return { error: (err as Error).message };
     }
   }
 }
