@@ -76,12 +76,13 @@ export function createEgressProxy(config: EgressProxyConfig, log: Log = () => {}
       }
       const decision = matcher.decide(host, port, addresses, trusted);
       if (!decision.allowed) return refuse(host, port, decision.reason);
-      const address = decision.address;
-      const family = isIP(address);
+      // Only the checked addresses, all of them: Node's happy eyeballs (lookup with all: true)
+      // then tries IPv6 and IPv4 in turn, as it would with DNS.
+      const allowed: LookupAddress[] = decision.addresses.map((address) => ({ address, family: isIP(address) }));
       const pinned = (_name: string, opts: LookupOptions | number | ((...a: unknown[]) => void), cb?: (...a: unknown[]) => void) => {
         const callback = (typeof opts === "function" ? opts : cb)!;
         const all = typeof opts === "object" && opts.all === true;
-        process.nextTick(() => (all ? callback(null, [{ address, family } satisfies LookupAddress]) : callback(null, address, family)));
+        process.nextTick(() => (all ? callback(null, allowed) : callback(null, allowed[0]!.address, allowed[0]!.family)));
       };
       return { dnsLookup: pinned as unknown as typeof dnsLookup };
     },

@@ -7,7 +7,8 @@ export type EgressRule =
   | { kind: "suffix"; suffix: string; port?: number }
   | { kind: "cidr"; address: string; prefix: number; family: "ipv4" | "ipv6"; port?: number };
 
-export type EgressDecision = { allowed: true; address: string } | { allowed: false; reason: string };
+/** `addresses`: the resolved addresses the connection may use (the client tries them in turn). */
+export type EgressDecision = { allowed: true; addresses: string[] } | { allowed: false; reason: string };
 
 // A name that resolves here is the host itself or its link (cloud metadata at 169.254.169.254):
 // reachable only through an address rule that names it, never through a name rule alone.
@@ -61,10 +62,9 @@ export class EgressMatcher {
   decide(host: string, port: number, addresses: string[], trusted = false): EgressDecision {
     const h = normalizeHost(host);
     const byName = !isIP(h) && this.nameAllowed(h, port);
-    for (const address of addresses.map(normalizeHost)) {
-      if (this.addressAllowed(address, port)) return { allowed: true, address };
-      if (byName && (trusted || !SPECIAL.check(address, isIP(address) === 6 ? "ipv6" : "ipv4"))) return { allowed: true, address };
-    }
+    const ok = addresses.map(normalizeHost).filter((address) =>
+      this.addressAllowed(address, port) || (byName && (trusted || !SPECIAL.check(address, isIP(address) === 6 ? "ipv6" : "ipv4"))));
+    if (ok.length > 0) return { allowed: true, addresses: ok };
     if (byName) {
       return { allowed: false, reason: `${h} resolves to ${addresses.join(", ")}, a loopback or link-local address, which a host name rule does not open; allow the address itself to reach it` };
     }

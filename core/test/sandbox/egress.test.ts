@@ -83,7 +83,7 @@ describe("egress allow-list (local driver)", () => {
     const h = await d.acquire(session(), TEAM, policy({ egress: { allow: ["localhost"] } }));
     const r = await d.exec(h, { command: `curl -sS --max-time 10 -i --noproxy '' -x http://127.0.0.1:3128 http://localhost:${port}/` });
     expect(r.stdout).toMatch(/^HTTP\/1\.1 403/);
-    expect(r.stdout).toMatch(/localhost resolves to 127\.0\.0\.1.*a loopback or link-local address/);
+    expect(r.stdout).toMatch(/localhost resolves to .*127\.0\.0\.1.*a loopback or link-local address/); // ::1 may come first
   });
 
   it("keeps no proxy at all for policy none", async () => {
@@ -148,5 +148,7 @@ describe("egress allow-list grammar and matching", () => {
     expect(ok("203.0.113.9", 443, ["203.0.113.9"])).toBe(false);
     expect(ok("api.example.com", 80, ["169.254.169.254"])).toBe(false); // cloud metadata via a listed name
     expect(ok("api.example.com", 80, ["::ffff:127.0.0.1"])).toBe(false);
+    // Every allowed address is offered to the connection (IPv6 and IPv4), none that is not.
+    expect(m.decide("api.example.com", 80, ["2606:2800::1", "127.0.0.1", "93.184.216.34"])).toEqual({ allowed: true, addresses: ["2606:2800::1", "93.184.216.34"] });
   });
 });
