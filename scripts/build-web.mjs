@@ -12,7 +12,7 @@ const serverDir = path.join(root, "server");
 function newestMtime(dir) {
   let max = 0;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
-    if (["node_modules", ".next", "generated", "test"].includes(e.name)) continue;
+    if (["node_modules", ".next", "generated", "test", "tsconfig.tsbuildinfo"].includes(e.name)) continue;
     const p = path.join(dir, e.name);
     max = Math.max(max, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
   }

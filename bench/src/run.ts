@@ -5,6 +5,7 @@ import { cpus, totalmem } from "node:os";
 import path from "node:path";
 import { LABEL, PGBOSS_BIG_BATCH, PGBOSS_POLL_S, SYSTEMS, type Sys } from "./config.js";
 import { killLeftovers } from "./procs.js";
+import { installCommitProbe } from "./commit-time.js";
 import { dispatch, takeover, throughput, type DispatchResult, type TakeoverResult, type ThroughputResult } from "./scenarios.js";
 import { graphileSystem, keelSystem, pgbossSystem, startServer, type Server, type System } from "./systems.js";
 import { dist, fmtMs, load, log } from "./util.js";
@@ -49,9 +50,20 @@ async function main(): Promise<void> {
 
     for (const sys of SYSTEMS) {
       log(`dispatch: ${sys}`);
+      const probe = await installCommitProbe(bySys[sys].url, bySys[sys].jobTable);
       const res = await dispatch(bySys[sys], sys === "pgboss" ? N_DISPATCH_PGBOSS : N_DISPATCH, sys === "pgboss" ? PGBOSS_POLL_S * 1000 : 45);
+      if (probe) {
+        const committed = await probe.read(res.ids);
+        await probe.remove();
+        res.ids.forEach((id, i) => {
+          const c = committed.get(id);
+          if (c === undefined) return;
+          res.fromCommit.push(res.ackAt[i]! + res.samples[i]! - c);
+          res.ackLag.push(res.ackAt[i]! - c);
+        });
+      }
       r.dispatch[sys] = res;
-      log(`  p50 ${fmtMs(dist(res.samples).p50)} p99 ${fmtMs(dist(res.samples).p99)} lost ${res.lost}`);
+      log(`  p50 ${fmtMs(dist(res.samples).p50)} p99 ${fmtMs(dist(res.samples).p99)} lost ${res.lost}; from commit p50 ${fmtMs(dist(res.fromCommit).p50)}`);
     }
     // Keel's claim as the database recorded it (runs.claimed_at, millisecond precision).
     const kd = r.dispatch.keel!;
@@ -123,7 +135,9 @@ function report(r: Results, started: Date, seconds: number): string {
     ``,
     `| | Keel | graphile-worker | pg-boss |`,
     `|---|---|---|---|`,
-    `| Dispatch latency p50 / p99 (commit → handler start) | ${cell(d.keel?.samples)} (n=${d.keel?.samples.length}) | ${cell(d.graphile?.samples)} (n=${d.graphile?.samples.length}) | ${cell(d.pgboss?.samples)} (n=${d.pgboss?.samples.length}) |`,
+    `| Dispatch latency p50 / p99 (commit instant → handler start) | ${cell(d.keel?.fromCommit)} (n=${d.keel?.fromCommit.length}) | ${cell(d.graphile?.fromCommit)} (n=${d.graphile?.fromCommit.length}) | ${cell(d.pgboss?.fromCommit)} (n=${d.pgboss?.fromCommit.length}) |`,
+    `| Dispatch latency p50 / p99 (enqueue call resolved → handler start) | ${cell(d.keel?.samples)} (n=${d.keel?.samples.length}) | ${cell(d.graphile?.samples)} (n=${d.graphile?.samples.length}) | ${cell(d.pgboss?.samples)} (n=${d.pgboss?.samples.length}) |`,
+    `| Producer lag p50 / p99 (commit instant → enqueue call resolved) | ${cell(d.keel?.ackLag)} | ${cell(d.graphile?.ackLag)} | ${cell(d.pgboss?.ackLag)} |`,
     `| Dispatch to the database's claim timestamp p50 / p99 (ms precision) | ${cell(d.keel?.dbClaim)} (runs.claimed_at) | ${cell(d.graphile?.dbClaim)} (jobs.locked_at) | ${cell(d.pgboss?.dbClaim)} (job.started_on) |`,
     `| Throughput, jobs/s with 1 / 2 / 4 worker processes | ${tpCell("keel")} | ${tpCell("graphile")} | ${tpCell("pgboss")} (batchSize 1); ${tpCell("pgbossBatch")} (batchSize ${PGBOSS_BIG_BATCH}) |`,
     `| Takeover after SIGKILL p50 / p99 | ${toCell(r.takeover.keel)} | ${toCell(r.takeover.graphile)} | ${toCell(r.takeover.pgboss)} |`,
@@ -131,12 +145,15 @@ function report(r: Results, started: Date, seconds: number): string {
     `Lost dispatches (no start within 15 s): ${SYSTEMS.map((s) => `${s} ${d[s]?.lost ?? "n/a"}`).join(", ")}.`,
     `Throughput detail: ${Object.entries(r.throughput).map(([k, ts]) => `${k}: ${ts.map((t) => `${t.workers}w ${t.done} jobs/${t.seconds.toFixed(1)} s`).join(", ")}`).join("; ")}.`,
   ];
-  const kd = dist(d.keel?.samples ?? []);
-  const gd = dist(d.graphile?.samples ?? []);
+  // The goal is "message committed → run claimed": judged from the commit instant when the
+  // server tracks it, else from the enqueue call's return (the older, biased stand-in).
+  const fromCommit = (d.keel?.fromCommit.length ?? 0) > 0 && (d.graphile?.fromCommit.length ?? 0) > 0;
+  const kd = dist((fromCommit ? d.keel?.fromCommit : d.keel?.samples) ?? []);
+  const gd = dist((fromCommit ? d.graphile?.fromCommit : d.graphile?.samples) ?? []);
   const kt = dist(r.takeover.keel?.samples ?? []);
   lines.push(
     ``,
-    `Goals: Keel dispatch p50 ≤ graphile-worker's: ${kd.p50 <= gd.p50 ? "MET" : "NOT MET"} (${fmtMs(kd.p50)} vs ${fmtMs(gd.p50)}). ` +
+    `Goals (dispatch measured from the ${fromCommit ? "commit instant" : "enqueue call's return"}): Keel dispatch p50 ≤ graphile-worker's: ${kd.p50 <= gd.p50 ? "MET" : "NOT MET"} (${fmtMs(kd.p50)} vs ${fmtMs(gd.p50)}). ` +
       `Keel takeover p50 < 1 s: ${kt.p50 < 1000 && !r.takeover.keel?.notRecovered ? "MET" : "NOT MET"} (${fmtMs(kt.p50)}).`,
   );
   return lines.join("\n") + "\n";

@@ -5,7 +5,17 @@ import type { Started, System } from "./systems.js";
 import { log, nowMs, sleep } from "./util.js";
 
 /** samples: handler start − commit; dbClaim: database claim timestamp − commit (ms precision; Keel's is filled in by run.ts). */
-export type DispatchResult = { samples: number[]; dbClaim: number[]; ids: string[]; ackAt: number[]; lost: number };
+export type DispatchResult = {
+  samples: number[];
+  dbClaim: number[];
+  ids: string[];
+  ackAt: number[];
+  lost: number;
+  /** Handler start − the commit instant Postgres recorded (commit-time.ts); empty when not tracked. */
+  fromCommit: number[];
+  /** Enqueue call resolved − the commit instant: how late the producer learns of its own commit. */
+  ackLag: number[];
+};
 
 /**
  * Dispatch latency: one job at a time to an idle in-process worker (concurrency 1). t0 = the
@@ -21,7 +31,7 @@ export async function dispatch(s: System, n: number, gapMs: number, warmup = 5):
     else early.set(st.id, st);
   });
   await sleep(300);
-  const out: DispatchResult = { samples: [], dbClaim: [], ids: [], ackAt: [], lost: 0 };
+  const out: DispatchResult = { samples: [], dbClaim: [], ids: [], ackAt: [], lost: 0, fromCommit: [], ackLag: [] };
   for (let i = 0; i < n + warmup; i++) {
     const id = await s.enqueue();
     const t0 = nowMs();

@@ -32,7 +32,7 @@ export async function startServer(): Promise<Server> {
   } else {
     // Under the repo (not a 0700 mkdtemp): as root, Postgres runs as a `postgres` user that must reach it.
     const dir = path.resolve(import.meta.dirname, `../.tmp/pg-${process.pid}`);
-    const epg = await startEmbeddedPostgres({ dir, persistent: false });
+    const epg = await startEmbeddedPostgres({ dir, persistent: false, settings: ["track_commit_timestamp=on"] });
     url = epg.url;
     stopServer = async () => (await epg.stop(), await rm(dir, { recursive: true, force: true }));
   }
@@ -64,6 +64,8 @@ export type Started = { id: string; at: number; dbClaimAt?: number };
 export interface System {
   sys: Sys;
   url: string;
+  /** The table an enqueue inserts the job into (its id column is the job id the worker sees). */
+  jobTable: string;
   /** Enqueues one job; resolves once the enqueue committed. */
   enqueue(opts?: { takeover?: boolean }): Promise<string>;
   enqueueBacklog(n: number): Promise<void>;
@@ -92,6 +94,7 @@ export async function keelSystem(url: string, sessionsNeeded: number): Promise<S
   return {
     sys: "keel",
     url,
+    jobTable: "runs",
     pool,
     enqueue: post,
     enqueueBacklog: async (n) => {
@@ -119,6 +122,7 @@ export async function graphileSystem(url: string): Promise<System> {
   return {
     sys: "graphile",
     url,
+    jobTable: "graphile_worker._private_jobs",
     enqueue: async () => (enqueued++, String((await utils.addJob(JOB_NAME, {})).id)),
     enqueueBacklog: async (n) => {
       for (let i = 0; i < n; i += 1000) await utils.addJobs(Array.from({ length: Math.min(1000, n - i) }, () => ({ identifier: JOB_NAME, payload: {} })));
@@ -152,6 +156,7 @@ export async function pgbossSystem(url: string): Promise<System> {
   return {
     sys: "pgboss",
     url,
+    jobTable: "pgboss.job",
     enqueue: async (opts) => (await boss.send(JOB_NAME, {}, opts?.takeover ? PGBOSS_TAKEOVER_JOB : {}))!,
     enqueueBacklog: async (n) => {
       for (let i = 0; i < n; i += 1000) await boss.insert(Array.from({ length: Math.min(1000, n - i) }, () => ({ name: JOB_NAME, data: {} })));

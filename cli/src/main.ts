@@ -109,7 +109,7 @@ async function runWeb(): Promise<void> {
   process.env.KEEL_MIGRATIONS_DIR = env.KEEL_MIGRATIONS_DIR; // /readyz compares the database with these
   Object.assign(process.env, { KEEL_SANDBOX_DIR: env.KEEL_SANDBOX_DIR, KEEL_SANDBOX_RUNTIME: env.KEEL_SANDBOX_RUNTIME }); // same defaults as keel worker
   const logger = createLogger({ name: "web" });
-  const web = await startWeb({ port: env.PORT, host: env.KEEL_HOST }).catch((err: unknown) => {
+  const web = await startWeb({ port: env.PORT, host: env.KEEL_HOST, shutdownDelayMs: env.KEEL_SHUTDOWN_DELAY_MS, shutdownGraceMs: env.KEEL_SHUTDOWN_GRACE_MS }).catch((err: unknown) => {
     process.stderr.write(`keel web: ${(err as Error).message}\n`);
     process.exit(1);
   });
@@ -119,7 +119,10 @@ async function runWeb(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "stopping");
-    void web.stop().finally(() => process.exit(0));
+    void web.stop().then(
+      () => (logger.info({ signal }, "web stopped"), process.exit(0)),
+      (err: unknown) => (logger.error({ err }, "web stop failed"), process.exit(1)),
+    );
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));

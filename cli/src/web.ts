@@ -6,6 +6,8 @@ import http from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import nextModule from "next";
+// Plain module, no Next imports: its drain state is shared with the routes through globalThis.
+import { beginDrain } from "../../server/src/shutdown.ts";
 
 // next is CommonJS; under NodeNext its default export arrives as the module object.
 const next = ((nextModule as unknown as { default?: typeof nextModule }).default ?? nextModule) as unknown as (o: { dev: boolean; dir: string; hostname: string; port: number }) => {
@@ -18,7 +20,16 @@ export const serverDir = path.resolve(path.dirname(fileURLToPath(import.meta.url
 
 export type RunningWeb = { url: string; stop: () => Promise<void> };
 
-export async function startWeb(opts: { port: number; host: string }): Promise<RunningWeb> {
+export type WebOptions = {
+  port: number;
+  host: string;
+  /** After SIGTERM, how long /readyz says 503 while requests are still served (load balancers catch up). */
+  shutdownDelayMs?: number;
+  /** Then, how long requests in flight may take before their connections are cut. */
+  shutdownGraceMs?: number;
+};
+
+export async function startWeb(opts: WebOptions): Promise<RunningWeb> {
   if (!existsSync(path.join(serverDir, ".next", "BUILD_ID"))) {
     throw new Error(`the dashboard is not built: run \`npm run build -w @keel/server\` (or \`npm start\`, which builds it)`);
   }
@@ -34,11 +45,18 @@ export async function startWeb(opts: { port: number; host: string }): Promise<Ru
   return {
     url: `http://${opts.host === "0.0.0.0" ? "localhost" : opts.host}:${opts.port}`,
     stop: async () => {
-      // Open SSE streams would keep close() waiting; clients resume with Last-Event-ID elsewhere.
-      server.closeIdleConnections();
+      // Readiness turns false and every SSE stream ends with a retry hint first: EventSource
+      // clients reconnect through the load balancer to another replica with Last-Event-ID.
+      beginDrain();
+      if (opts.shutdownDelayMs) await new Promise((r) => setTimeout(r, opts.shutdownDelayMs));
+      beginDrain(); // streams opened during the delay were told to go away when they opened
       const closed = new Promise<void>((r) => server.close(() => r()));
-      setTimeout(() => server.closeAllConnections(), 2_000).unref();
+      // Keep-alive sockets go idle as their last response ends; close them as they do.
+      const idle = setInterval(() => server.closeIdleConnections(), 50);
+      const cut = setTimeout(() => server.closeAllConnections(), opts.shutdownGraceMs ?? 10_000);
       await closed;
+      clearInterval(idle);
+      clearTimeout(cut);
       await app.close();
     },
   };

@@ -72,6 +72,45 @@ describe("API keys and roles", () => {
   });
 });
 
+describe("members", () => {
+  test("roles change at once; removal ends the member's logins; the last admin stays; other teams' members look missing", async () => {
+    const { userId } = await accounts.addMember(admin, { email: "mia@acme.test", password: "mia's long password", role: "member" });
+    const mia = await accounts.login({ email: "mia@acme.test", password: "mia's long password", clientAddress: "10.1.0.1" });
+    await expect(accounts.setMemberRole(mia.principal, userId, "admin")).rejects.toMatchObject({ status: 403 });
+
+    expect(await accounts.setMemberRole(admin, userId, "viewer")).toEqual({ userId, role: "viewer" });
+    expect(await accounts.authenticateSession(mia.token)).toMatchObject({ role: "viewer" }); // the next request sees it
+    await expect(accounts.setMemberRole(admin, userId, "owner" as never)).rejects.toMatchObject({ status: 422 });
+
+    // The only admin can be neither demoted nor removed, by anyone.
+    await expect(accounts.setMemberRole(admin, admin.userId!, "member")).rejects.toMatchObject({ status: 409, code: "last_admin" });
+    await expect(accounts.removeMember(admin, admin.userId!)).rejects.toMatchObject({ status: 409, code: "last_admin" });
+    // With a second admin, two concurrent demotions cannot both win.
+    await accounts.setMemberRole(admin, userId, "admin");
+    const results = await Promise.allSettled([accounts.setMemberRole(admin, userId, "member"), accounts.setMemberRole(admin, admin.userId!, "member")]);
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    const { rows } = await f.pool.query("SELECT count(*)::int AS n FROM memberships WHERE team_id = $1 AND role = 'admin'", [f.teamId]);
+    expect(rows[0].n).toBe(1);
+    const stillAdmin = (await accounts.listMembers(admin)).find((m) => m.role === "admin")!;
+    const boss: Principal = { ...admin, userId: stillAdmin.userId };
+
+    const other = await f.tenancy.createTeam({ slug: "other-m", name: "O" });
+    const { rows: u } = await f.pool.query("INSERT INTO users (email, password_hash) VALUES ('x@other.test', 'h') RETURNING id");
+    await f.pool.query("INSERT INTO memberships (team_id, user_id, role) VALUES ($1, $2, 'member')", [other.id, u[0].id]);
+    await expect(accounts.removeMember(boss, u[0].id)).rejects.toMatchObject({ status: 404 });
+    await expect(accounts.setMemberRole(boss, u[0].id, "viewer")).rejects.toMatchObject({ status: 404 });
+    await expect(accounts.removeMember(boss, "not-a-uuid")).rejects.toMatchObject({ status: 404 });
+
+    const loser = stillAdmin.userId === userId ? admin.userId! : userId;
+    const loserLogin = loser === userId ? mia : await accounts.login({ email: "admin@acme.test", password: "correct horse battery", clientAddress: "10.1.0.2" });
+    await accounts.removeMember(boss, loser);
+    await expect(accounts.authenticateSession(loserLogin.token)).rejects.toMatchObject({ status: 401 });
+    expect((await accounts.listMembers(boss)).map((m) => m.userId)).not.toContain(loser);
+    const { rows: ws } = await f.pool.query("SELECT count(*)::int AS n FROM web_sessions WHERE user_id = $1 AND team_id = $2", [loser, f.teamId]);
+    expect(ws[0].n).toBe(0);
+  });
+});
+
 describe("secrets", () => {
   const key = randomBytes(32).toString("base64");
   test("encrypted at rest, write-only, decryptable only for the owning team", async () => {

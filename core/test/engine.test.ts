@@ -2,7 +2,8 @@ import { describe, expect, test } from "vitest";
 import { ConflictError, NotFoundError, PayloadTooLargeError } from "../src/errors.js";
 import { appendEventFenced, readAllEvents } from "../src/engine/events.js";
 import { claimRun, finishRun, retryRun, handBackRun } from "../src/engine/runs.js";
-import { takeOverDeadRuns } from "../src/engine/takeover.js";
+import pg from "pg";
+import { KEEL_LOCK_NAMESPACE, takeOverDeadRuns } from "../src/engine/takeover.js";
 import { eventPayload, type ClaimedRun } from "../src/engine/types.js";
 import { waitFor } from "../../test/db.js";
 import { useFixture } from "./fixture.js";
@@ -143,6 +144,46 @@ describe("fencing", () => {
     expect(await appendEventFenced(f.pool, { runId: fresh.id, epoch: fresh.epoch, workerId: fresh.workerId, type: "step", payloadText: "{}" })).toBe(2n);
     expect(await finishRun(f.pool, fresh, "succeeded")).toBe(true);
     expect((await readAllEvents(f.pool, sessionId)).map((e) => e.type)).toEqual(["user_message", "step"]);
+  });
+
+  test("a run a live worker claims while a sweep is deciding is not taken from it", async () => {
+    const sessionId = await f.newSession();
+    await f.client.postMessage({ teamId: f.teamId, sessionId, content: "a" });
+    const dead = (await claimRun(f.pool, "dead-worker", 60_000))!; // never registered: its owner is gone
+    // A live worker: registered, holding its liveness lock on its own connection.
+    const lockConn = new pg.Client({ connectionString: f.url });
+    await lockConn.connect();
+    try {
+      await lockConn.query("SELECT pg_advisory_lock($1, 424242)", [KEEL_LOCK_NAMESPACE]);
+      await f.pool.query("INSERT INTO workers (id, lock_key, version, hostname, pid) VALUES ('live-worker', 424242, 't', 'h', 1)");
+      // Sweeper A has just seen the run as dead; before it locks the row, sweeper B takes it
+      // over and the live worker claims it.
+      let live: ClaimedRun | null = null;
+      const racing = new Proxy(f.pool, {
+        get(target, prop) {
+          const v = Reflect.get(target, prop) as unknown;
+          if (prop !== "query") return typeof v === "function" ? v.bind(target) : v;
+          return async (...args: Parameters<typeof f.pool.query>) => {
+            const res = await (target.query as (...a: unknown[]) => Promise<unknown>)(...args);
+            if (!live && (args[0] as { name?: string })?.name === "keel_dead_runs_probe") {
+              expect(await takeOverDeadRuns(f.pool, { maxTakeovers: 10 })).toEqual([expect.objectContaining({ runId: dead.id })]);
+              live = await claimRun(f.pool, "live-worker", 60_000);
+            }
+            return res;
+          };
+        },
+      });
+      expect(await takeOverDeadRuns(racing, { maxTakeovers: 10 })).toEqual([]);
+      expect(live).toMatchObject({ id: dead.id, epoch: dead.epoch + 1n });
+      const run = await f.client.getRun({ teamId: f.teamId, runId: dead.id });
+      expect(run).toMatchObject({ status: "running", takeovers: 1 });
+      // And once the live worker really dies, its run is taken over.
+      await lockConn.query("SELECT pg_advisory_unlock_all()");
+      expect(await takeOverDeadRuns(f.pool, { maxTakeovers: 10 })).toEqual([expect.objectContaining({ runId: dead.id, previousOwner: "live-worker" })]);
+    } finally {
+      await lockConn.end();
+      await f.pool.query("DELETE FROM workers WHERE id = 'live-worker'");
+    }
   });
 
   test("a hung worker's run is taken over when its lease expires, and its late writes are refused", async () => {

@@ -44,3 +44,21 @@ test("events appended while the LISTEN connection is down still arrive, once", a
   await waitFor(() => got.length === 5, { timeoutMs: 10_000 });
   expect(got).toEqual([1n, 2n, 3n, 4n, 5n]);
 });
+
+test("subscribers of one session share its reads; each gets exactly the events past its own seq", async () => {
+  const sessionId = await f.newSession();
+  for (let i = 1; i <= 700; i++) await append(sessionId, i); // more than one page (500)
+  const got = new Map<bigint, bigint[]>();
+  const subscribeFrom = (after: bigint) => {
+    const list: bigint[] = [];
+    got.set(after, list);
+    return feed.subscribe(sessionId, after, (events) => list.push(...events.map((e) => e.seq)));
+  };
+  const offs = [subscribeFrom(700n), subscribeFrom(650n), subscribeFrom(0n)];
+  const live = Promise.all(Array.from({ length: 30 }, (_, i) => append(sessionId, 1000 + i)));
+  offs.push(subscribeFrom(300n)); // joins while the others are being fed
+  await live;
+  await waitFor(() => [...got.values()].every((l) => l.at(-1) === 730n), { timeoutMs: 10_000 });
+  for (const [after, list] of got) expect(list).toEqual(Array.from({ length: 730 - Number(after) }, (_, i) => after + BigInt(i) + 1n));
+  for (const off of offs) off();
+});

@@ -6,8 +6,7 @@ import path from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { kubeconfigPath, kubectl, startControlPlane } from "./control-plane.ts";
 import { contextStatus, listContexts, loadKubeconfig } from "../src/main/kube.ts";
-import { createHandlers, registerAll } from "../src/main/ipc.ts";
-import type { Result } from "../src/shared/contract.ts";
+import { ipcClient } from "./helpers.ts";
 
 let dir: string;
 let good: string;
@@ -43,11 +42,7 @@ async function writeConfig(name: string, text: string): Promise<string> {
 }
 
 /** Calls a channel the way the renderer will: through the IPC wrapper. */
-function ipc(kubeconfig: string) {
-  const listeners = new Map<string, (event: unknown, ...args: unknown[]) => Promise<unknown>>();
-  registerAll((ch, fn) => listeners.set(ch, fn), createHandlers(() => loadKubeconfig({ env: { KUBECONFIG: kubeconfig } })));
-  return (channel: string, ...args: unknown[]) => listeners.get(channel)!({}, ...args) as Promise<Result<any>>;
-}
+const ipc = (kubeconfig: string) => ipcClient(kubeconfig);
 
 beforeAll(async () => {
   good = await startControlPlane();

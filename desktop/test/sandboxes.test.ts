@@ -2,41 +2,20 @@
 // claims really become Ready and warm pools really scale.
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { createTestNamespace, kubectl, startControlPlane, waitFor, type TestNamespace } from "./control-plane.ts";
-import { loadKubeconfig } from "../src/main/kube.ts";
-import { createHandlers, registerAll } from "../src/main/ipc.ts";
-import type { Result, SandboxRow } from "../src/shared/contract.ts";
+import { ipcClient, templateYaml, value, warmPoolYaml, type Call } from "./helpers.ts";
+import type { SandboxRow } from "../src/shared/contract.ts";
 
 let ns: TestNamespace;
-let call: (channel: string, ...args: unknown[]) => Promise<Result<any>>;
+let call: Call;
 const context = "keel-test";
 
-async function value<T>(p: Promise<Result<T>>): Promise<T> {
-  const r = await p;
-  if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
-  return r.value;
-}
 const list = () => value<SandboxRow[]>(call("sandboxes:list", { context, namespace: ns.name }));
 const row = (rows: SandboxRow[], kind: string, name: string) => rows.find((r) => r.kind === kind && r.name === name);
 
 beforeAll(async () => {
-  const kubeconfig = await startControlPlane();
-  const listeners = new Map<string, (event: unknown, ...args: unknown[]) => Promise<unknown>>();
-  registerAll((ch, fn) => listeners.set(ch, fn), createHandlers(() => loadKubeconfig({ env: { KUBECONFIG: kubeconfig } })));
-  call = (channel, ...args) => listeners.get(channel)!({}, ...args) as Promise<Result<any>>;
+  call = ipcClient(await startControlPlane());
   ns = await createTestNamespace("desk");
-  await kubectl(["apply", "-n", ns.name, "-f", "-"], {
-    input: `
-${templateYaml("agent")}---
-apiVersion: extensions.agents.x-k8s.io/v1beta1
-kind: SandboxWarmPool
-metadata:
-  name: agents
-spec:
-  replicas: 1
-  sandboxTemplateRef:
-    name: agent
-`,
-  });
+  await kubectl(["apply", "-n", ns.name, "-f", "-"], { input: `${templateYaml("agent")}---\n${warmPoolYaml("agents", "agent", 1)}` });
 }, 600_000);
 
 afterAll(async () => {
@@ -89,18 +68,3 @@ ${templateYaml("lonely")}`,
   });
   expect(await call("sandboxes:warmpool:scale", { context, namespace: ns.name, name: "ghost", replicas: 1 })).toMatchObject({ ok: false, error: { code: "not_found" } });
 });
-
-/** A SandboxTemplate whose pods kwok makes Ready (no container really runs). */
-function templateYaml(name: string): string {
-  return `apiVersion: extensions.agents.x-k8s.io/v1beta1
-kind: SandboxTemplate
-metadata:
-  name: ${name}
-spec:
-  podTemplate:
-    spec:
-      containers:
-      - name: agent
-        image: registry.invalid/keel/agent:test
-`;
-}

@@ -37,9 +37,13 @@ export function route<B = undefined, Q = undefined>(opts: Options<B, Q>, handler
       ctx = await getContext();
       const principal = opts.auth === "none" ? (null as unknown as Principal) : await authenticate(ctx, req);
       if (principal) requireRole(principal, opts.role ?? (req.method === "GET" ? "viewer" : "member"));
-      const query = opts.query ? validate(opts.query, Object.fromEntries(new URL(req.url).searchParams)) : (undefined as Q);
-      const body = opts.body ? validate(opts.body, await readJson(req)) : (undefined as B);
-      const out = await handler({ req, ctx, principal, body, query, params: (await routeCtx.params) ?? {}, requestId });
+      const params = (await routeCtx.params) ?? {};
+      refuseControlCharacters(params, "path", ALL_CONTROLS);
+      const rawQuery = Object.fromEntries(new URL(req.url).searchParams);
+      refuseControlCharacters(rawQuery, "query", ALL_CONTROLS);
+      const query = validate<unknown>(opts.query ?? NoQuery, rawQuery) as Q;
+      const body = opts.body ? validate(opts.body, refuseControlCharacters(await readJson(req), "body", NUL)) : await refuseBody<B>(req);
+      const out = await handler({ req, ctx, principal, body, query, params, requestId });
       res = out instanceof Response ? out : json(out);
     } catch (err) {
       res = errorResponse(err, ctx, requestId, req);
@@ -73,12 +77,61 @@ export function readCookie(req: Request, name: string): string | null {
   return null;
 }
 
+const NoQuery = z.strictObject({});
+const NUL = /\u0000/;
+// C0 controls and DEL. Allowed inside bodies (message text has tabs and newlines, pasted terminal
+// output has ESC), refused in paths and query strings, and in one-line fields via `q.line`.
+const ALL_CONTROLS = /[\u0000-\u001f\u007f]/;
+
+/**
+ * Refuses NUL anywhere in a body (Postgres text and json cannot store U+0000: it would be a 500
+ * after part of the work) and any control character in paths and queries. Iterative, so a
+ * deeply nested body cannot overflow the stack.
+ */
+function refuseControlCharacters<T>(value: T, where: "path" | "query" | "body", re: RegExp): T {
+  const stack: [unknown, string][] = [[value, ""]];
+  while (stack.length) {
+    const [v, at] = stack.pop()!;
+    if (typeof v === "string") {
+      if (re.test(v)) throw new ValidationError(`control characters are not allowed in the ${where}`, { issues: [{ path: at, message: re === NUL ? "contains U+0000" : "contains a control character" }] });
+    } else if (v && typeof v === "object") {
+      for (const [k, x] of Object.entries(v)) {
+        if (re.test(k)) throw new ValidationError(`control characters are not allowed in the ${where}`, { issues: [{ path: at, message: "a name contains a control character" }] });
+        stack.push([x, at ? `${at}.${k}` : k]);
+      }
+    }
+  }
+  return value;
+}
+
+/** Routes without a body schema take no body: none, or `{}`. Anything else is refused, not ignored. */
+async function refuseBody<B>(req: Request): Promise<B> {
+  if (req.method === "GET" || req.method === "HEAD" || !req.body) return undefined as B;
+  const text = await readText(req);
+  if (text.length === 0) return undefined as B;
+  if (!/^application\/([\w.+-]*\+)?json\b/i.test(req.headers.get("content-type") ?? "")) throw new KeelError("unsupported_media_type", 415, "send the body as application/json");
+  validate(z.strictObject({}), parseJson(text));
+  return undefined as B;
+}
+
 /** Reads at most MAX_BODY_BYTES (413 past that, without buffering the rest) and parses JSON (400). */
 export async function readJson(req: Request): Promise<unknown> {
-  const declared = Number(req.headers.get("content-length") ?? "NaN");
-  if (declared > MAX_BODY_BYTES) throw new KeelError("payload_too_large", 413, `the body is larger than ${MAX_BODY_BYTES} bytes`, { maxBytes: MAX_BODY_BYTES });
   const type = req.headers.get("content-type") ?? "";
   if (!/^application\/([\w.+-]*\+)?json\b/i.test(type)) throw new KeelError("unsupported_media_type", 415, "send the body as application/json");
+  return parseJson(await readText(req));
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new BadRequestError("invalid_json", "the body is not valid JSON");
+  }
+}
+
+async function readText(req: Request): Promise<string> {
+  const declared = Number(req.headers.get("content-length") ?? "NaN");
+  if (declared > MAX_BODY_BYTES) throw new KeelError("payload_too_large", 413, `the body is larger than ${MAX_BODY_BYTES} bytes`, { maxBytes: MAX_BODY_BYTES });
   const chunks: Uint8Array[] = [];
   let size = 0;
   const reader = req.body?.getReader();
@@ -92,12 +145,7 @@ export async function readJson(req: Request): Promise<unknown> {
     }
     chunks.push(value);
   }
-  const text = Buffer.concat(chunks).toString("utf8");
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new BadRequestError("invalid_json", "the body is not valid JSON");
-  }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 export function validate<T>(schema: z.ZodType<T>, input: unknown): T {
@@ -128,8 +176,16 @@ function validRequestId(v: string | null): string | null {
   return v && /^[\w.:-]{1,100}$/.test(v) ? v : null;
 }
 
-/** Query-string helpers (everything arrives as a string). */
+const INT64_MAX = 9223372036854775807n;
+/** A non-negative integer that fits Postgres bigint (a larger one would be a 500 in the query). */
+export function parseSeq(s: string): bigint | null {
+  return /^\d{1,19}$/.test(s) && BigInt(s) <= INT64_MAX ? BigInt(s) : null;
+}
+
+/** Query-string helpers (everything arrives as a string), and one-line text fields. */
 export const q = {
-  seq: z.string().regex(/^\d{1,19}$/, "must be a non-negative integer").transform((s) => BigInt(s)),
-  int: (min: number, max: number) => z.coerce.number().int().min(min).max(max),
+  seq: z.string().refine((s) => parseSeq(s) !== null, "must be a non-negative integer below 2^63").transform((s) => BigInt(s)),
+  int: (min: number, max: number) => z.string().regex(/^\d{1,10}$/, "must be an integer").transform(Number).pipe(z.number().int().min(min).max(max)),
+  /** A one-line string: no control characters (names, titles, emails, ids). */
+  line: (max: number) => z.string().max(max).regex(/^[^\u0000-\u001f\u007f]*$/, "control characters are not allowed"),
 };

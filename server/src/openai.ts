@@ -18,15 +18,22 @@ export async function bindSession(ctx: Context, p: Principal, model: string, ses
   return s.id;
 }
 
+/** The same bound as POST /sessions/{id}/messages, checked before a session is created. */
+export const MAX_MESSAGE_CHARS = 256 * 1024;
+
 export function lastUserContent(messages: { role: string; content?: unknown }[]): string | { type: "text"; text: string }[] {
   const m = [...messages].reverse().find((x) => x.role === "user");
   if (!m) throw new ValidationError("messages must contain a user message");
-  if (typeof m.content === "string" && m.content.length > 0) return m.content;
+  let out: string | { type: "text"; text: string }[] | null = null;
+  if (typeof m.content === "string" && m.content.length > 0) out = m.content;
   if (Array.isArray(m.content)) {
     const parts = m.content.filter((x): x is { type: "text"; text: string } => typeof x === "object" && x !== null && x.type === "text" && typeof x.text === "string");
-    if (parts.length) return parts.map((x) => ({ type: "text", text: x.text }));
+    if (parts.length) out = parts.map((x) => ({ type: "text", text: x.text }));
   }
-  throw new ValidationError("the last user message has no text content");
+  if (out === null) throw new ValidationError("the last user message has no text content");
+  const chars = typeof out === "string" ? out.length : out.reduce((n, p) => n + p.text.length, 0);
+  if (chars > MAX_MESSAGE_CHARS) throw new ValidationError(`the last user message is longer than ${MAX_MESSAGE_CHARS} characters`, { maxChars: MAX_MESSAGE_CHARS });
+  return out;
 }
 
 /** Waits until the run ends (or parks for an approval) and summarizes its assistant messages. */

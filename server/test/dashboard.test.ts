@@ -1,11 +1,13 @@
 // The dashboard in a real browser (Debian's Chromium via playwright-core) against the built web
 // process, an in-process demo-model worker and a real Postgres: log in, create an agent, chat
 // through a tool call that needs approval, reload and restart the web process mid-run and check
-// the session view shows every event exactly once; layout at 1280 and 390 px; dark mode.
+// the session view shows every event exactly once; reload while tokens stream from a slow
+// (loopback) model; layout at 1280 and 390 px; dark mode.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { createPool, decideToolCall, type Pool } from "@keel/core";
 import { createTestDatabase, waitFor } from "../../test/db.js";
+import { startFakeOpenAI, textStream } from "../../core/test/support/fake-openai.js";
 import { ADMIN, ensureBuild, startDemoWorker, startServer, type RunningServer } from "./harness.js";
 import { backgroundLuminance, domSeqs, horizontalOverflow, isGapless, launchChromium, restartOnSamePort, screenshot, settled } from "./e2e-helpers.js";
 
@@ -132,6 +134,50 @@ describe.sequential("dashboard", () => {
     await expectViewMatchesLog();
   });
 
+  test("a reload while tokens stream: live text resumes after the reload; the stored answer appears once", async () => {
+    // The model is a loopback OpenAI-compatible server that streams slowly (~8 s), so the reload
+    // lands mid-stream for sure. Deltas sent while the page reloads are not replayed (by design:
+    // the stored message replaces them); what matters is that the live view picks up again and
+    // the log shows every event once.
+    const fake = await startFakeOpenAI();
+    try {
+      const words = Array.from({ length: 160 }, (_, i) => `w${i}`).join(" ");
+      fake.enqueue({ kind: "stream", chunks: textStream(words, { chunkSize: 4 }), delayMs: 40 });
+      await page.goto("/agents");
+      await page.getByRole("button", { name: "New agent" }).click();
+      await page.getByLabel("Name", { exact: true }).fill("streamer");
+      await page.getByLabel("Model", { exact: true }).fill("gpt-4o-mini");
+      await page.getByLabel("Base URL", { exact: true }).fill(fake.url);
+      await page.getByRole("button", { name: "Create agent" }).click();
+      await page.locator('tr[data-agent="streamer"]').getByRole("button", { name: "New session" }).click();
+      await page.waitForURL(/\/sessions\/[0-9a-f-]{36}$/);
+      await page.getByLabel("message", { exact: true }).fill("talk to me");
+      await page.getByLabel("message", { exact: true }).press("Enter");
+      await page.getByTestId("live").filter({ hasText: "w3" }).waitFor();
+
+      await page.reload();
+      const live = page.getByTestId("live");
+      await live.waitFor();
+      const resumedWith = await live.textContent();
+      await expect.poll(async () => ((await live.count()) ? (await live.textContent())!.length : Infinity)).toBeGreaterThan(resumedWith!.length);
+
+      const answer = page.locator('[data-type="assistant_message"]').filter({ hasText: "w159" });
+      await answer.waitFor();
+      await page.getByTestId("run-state").filter({ hasText: "idle" }).waitFor();
+      expect(await answer.count()).toBe(1);
+      expect(await answer.textContent()).toContain(words);
+      await expect.poll(() => page.getByTestId("live").count()).toBe(0);
+      const stored = (await (await page.request.get(`${new URL(page.url()).pathname.replace("/sessions/", "/api/v1/sessions/")}/events`)).json()) as { events: { seq: string }[] };
+      const shown = await domSeqs(page);
+      expect(isGapless(shown)).toBe(true);
+      expect(shown).toEqual(stored.events.map((e) => Number(e.seq)));
+    } finally {
+      await fake.close();
+    }
+    await page.goto(`/sessions/${sessionId}`); // the calc-bot session the next test continues
+    await settled(page);
+  });
+
   test("restarting the web process mid-run: the view reconnects and catches up without gap or duplicate", async () => {
     await page.getByLabel("message", { exact: true }).fill("calculate 2+3");
     await page.getByLabel("message", { exact: true }).press("Enter");
@@ -180,7 +226,7 @@ describe.sequential("dashboard", () => {
     await dark.close();
   });
 
-  test("team settings: API key shown once and revoked; secret write-only; member added; audit and status pages", async () => {
+  test("team settings: API key shown once and revoked; secret write-only; member added, role changed, removed; last admin kept; audit and status pages", async () => {
     await page.goto("/settings");
     await settled(page);
     await page.getByLabel("key name", { exact: true }).fill("ci");
@@ -206,6 +252,19 @@ describe.sequential("dashboard", () => {
     await page.getByLabel("member password", { exact: true }).fill("another good password");
     await page.getByRole("button", { name: "Add member" }).click();
     await page.getByRole("cell", { name: "dev@example.com", exact: true }).waitFor();
+    await page.getByLabel("role of dev@example.com", { exact: true }).selectOption("viewer");
+    const roleOf = async (email: string) => ((await (await page.request.get("/api/v1/members")).json()) as { members: { email: string; role: string }[] }).members.find((m) => m.email === email)?.role;
+    await expect.poll(() => roleOf("dev@example.com")).toBe("viewer");
+    // The only admin cannot demote themself: the 409 is shown, and nothing changed.
+    await page.getByLabel(`role of ${ADMIN.email}`, { exact: true }).selectOption("member");
+    await page.getByText("make another member admin first").waitFor();
+    page.once("dialog", (d) => void d.accept());
+    await page.getByRole("button", { name: "remove dev@example.com" }).click();
+    await page.getByRole("cell", { name: "dev@example.com", exact: true }).waitFor({ state: "detached" });
+    await page.reload();
+    await settled(page);
+    expect(await page.getByLabel(`role of ${ADMIN.email}`, { exact: true }).inputValue()).toBe("admin");
+    expect(await roleOf(ADMIN.email)).toBe("admin");
 
     await page.goto("/audit");
     await page.locator('tr[data-audit="secret.put"]').waitFor();

@@ -22,28 +22,35 @@ export const ADMIN = { email: "admin@example.com", password: "correct horse batt
 
 export type RunningServer = { url: string; proc: ChildProcess; output: () => string; stop: () => Promise<void> };
 
-export async function startServer(databaseUrl: string, env: Record<string, string> = {}, fixedPort?: number): Promise<RunningServer> {
+/**
+ * Starts the built web process: `next start` by default, or with `entry: "keel"` the production
+ * entry point `keel web` (what the Docker image runs; it owns graceful shutdown).
+ */
+export async function startServer(databaseUrl: string, env: Record<string, string> = {}, fixedPort?: number, entry: "next" | "keel" = "next"): Promise<RunningServer> {
   const port = fixedPort ?? (await freePort());
   let out = "";
-  const proc = spawn(process.execPath, [nextBin, "start", "-p", String(port), "-H", "127.0.0.1"], {
-    cwd: serverDir,
+  const args = entry === "keel" ? [path.join(root, "cli/bin/keel.mjs"), "web"] : [nextBin, "start", "-p", String(port), "-H", "127.0.0.1"];
+  const proc = spawn(process.execPath, args, {
+    cwd: entry === "keel" ? root : serverDir,
     env: {
       ...process.env, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1", DATABASE_URL: databaseUrl,
       KEEL_ADMIN_EMAIL: ADMIN.email, KEEL_ADMIN_PASSWORD: ADMIN.password, KEEL_ADMIN_TEAM: "acme",
       KEEL_SECRETS_KEY: Buffer.alloc(32, 7).toString("base64"), KEEL_SSE_HEARTBEAT_MS: "300",
-      KEEL_MIGRATIONS_DIR: path.join(root, "prisma/migrations"), KEEL_LOG_LEVEL: process.env.KEEL_TEST_LOG ? "debug" : "warn", ...env,
+      KEEL_MIGRATIONS_DIR: path.join(root, "prisma/migrations"), KEEL_LOG_LEVEL: process.env.KEEL_TEST_LOG ? "debug" : "warn",
+      PORT: String(port), KEEL_HOST: "127.0.0.1", ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
   proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
+  // `keel web` also loads the CLI through tsx first: ~16 s on a loaded 2-core machine, not ~1 s.
+  const deadline = Date.now() + (entry === "keel" ? 120_000 : 30_000);
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`next start exited ${proc.exitCode}:\n${out}`);
     const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
     if (ok) break;
-    if (Date.now() > deadline) throw new Error(`next start did not answer /healthz:\n${out}`);
+    if (Date.now() > deadline) throw new Error(`${entry === "keel" ? "keel web" : "next start"} did not answer /healthz:\n${out}`);
     await new Promise((r) => setTimeout(r, 100));
   }
   return {

@@ -36,7 +36,10 @@ export const WorkerEnvSchema = z.object({
   /** kubernetes: the Keel image sandboxes run (it holds the sandbox runtime). */
   KEEL_SANDBOX_IMAGE: z.preprocess((v) => (v === "" ? undefined : v), z.string().optional()),
   /** kubernetes: each team's sandboxes live in namespace <prefix><teamId>. */
-  KEEL_SANDBOX_NAMESPACE_PREFIX: z.string().default("keel-team-"),
+  KEEL_SANDBOX_NAMESPACE_PREFIX: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,39}$/, "must be 1-40 lowercase letters, digits or '-', starting with a letter or digit (it prefixes a namespace name)")
+    .default("keel-team-"),
   /** kubernetes: sandboxes kept started per team (SandboxWarmPool replicas). */
   KEEL_SANDBOX_WARM_POOL: int(0, 0),
   /** Where local sandboxes keep their workspaces (persist across worker restarts). */

@@ -2,7 +2,7 @@
 // Tokens and keys are random 256-bit values; only their SHA-256 is stored.
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { ConflictError, KeelError, NotFoundError, UnauthorizedError, ValidationError } from "../errors.js";
-import { PgCode, pgCode, withTransaction, type Pool } from "../db/pool.js";
+import { PgCode, pgCode, withTransaction, type Pool, type PoolClient } from "../db/pool.js";
 import { isUuid } from "../engine/client.js";
 import { hashPassword, verifyPassword } from "./passwords.js";
 import { ROLES, requireRole, type Principal, type Role } from "./principal.js";
@@ -160,6 +160,50 @@ export class Accounts {
       if (pgCode(err) === PgCode.uniqueViolation) throw new ConflictError("user_exists", "a user with this email exists", { email });
       throw err;
     }
+  }
+
+  /** Changes a member's role; admins only. A team never loses its last admin. */
+  async setMemberRole(p: Principal, userId: string, role: Role): Promise<{ userId: string; role: Role }> {
+    requireRole(p, "admin");
+    if (!ROLES.includes(role)) throw new ValidationError(`role must be one of ${ROLES.join(", ")}`);
+    return this.changeMember(p, userId, async (c, current) => {
+      if (current === "admin" && role !== "admin") await this.keepAnAdmin(c, p.teamId, "demote");
+      await c.query("UPDATE memberships SET role = $3 WHERE team_id = $1 AND user_id = $2", [p.teamId, userId, role]);
+      return { userId, role };
+    });
+  }
+
+  /**
+   * Removes a member from the team; admins only. Their dashboard logins to this team end at once
+   * (every request re-reads the membership; the sessions are deleted too). The user account stays
+   * (it may belong to other teams). A team never loses its last admin.
+   */
+  async removeMember(p: Principal, userId: string): Promise<void> {
+    requireRole(p, "admin");
+    await this.changeMember(p, userId, async (c, current) => {
+      if (current === "admin") await this.keepAnAdmin(c, p.teamId, "remove");
+      await c.query("DELETE FROM memberships WHERE team_id = $1 AND user_id = $2", [p.teamId, userId]);
+      await c.query("DELETE FROM web_sessions WHERE team_id = $1 AND user_id = $2", [p.teamId, userId]);
+    });
+  }
+
+  /**
+   * Runs a membership change under the team's member lock (two admins demoting each other at
+   * once must not leave the team without one). Another team's member answers 404 like a missing one.
+   */
+  private async changeMember<T>(p: Principal, userId: string, fn: (c: PoolClient, current: Role) => Promise<T>): Promise<T> {
+    if (!isUuid(userId)) throw new NotFoundError("Member", userId);
+    return withTransaction(this.o.pool, async (c) => {
+      await c.query("SELECT pg_advisory_xact_lock(7270002, hashtext($1))", [p.teamId]);
+      const { rows } = await c.query<{ role: Role }>("SELECT role FROM memberships WHERE team_id = $1 AND user_id = $2", [p.teamId, userId]);
+      if (!rows[0]) throw new NotFoundError("Member", userId);
+      return fn(c, rows[0].role);
+    });
+  }
+
+  private async keepAnAdmin(c: PoolClient, teamId: string, what: "demote" | "remove"): Promise<void> {
+    const { rows } = await c.query<{ n: number }>("SELECT count(*)::int AS n FROM memberships WHERE team_id = $1 AND role = 'admin'", [teamId]);
+    if (rows[0]!.n <= 1) throw new ConflictError("last_admin", `cannot ${what} the team's last admin; make another member admin first`);
   }
 }
 

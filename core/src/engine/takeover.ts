@@ -17,31 +17,40 @@ export type TakenOver = { runId: string; sessionId: string; previousOwner: strin
 
 /**
  * pg_locks lists advisory locks of every database on the server: match our database, and the
- * two-int4 key form (objsubid = 2, classid = key1, objid = key2).
+ * two-int4 key form (objsubid = 2, classid = key1, objid = key2). $2 narrows it to given runs.
  */
 const DEAD_RUNS_SQL = `
   SELECT r.id, r.session_id, r.lease_owner, r.takeovers,
          (r.lease_expires_at < now()) AS lease_expired
   FROM runs r LEFT JOIN workers w ON w.id = r.lease_owner
-  WHERE r.status = 'running' AND (
+  WHERE r.status = 'running' AND ($2::uuid[] IS NULL OR r.id = ANY($2::uuid[])) AND (
     r.lease_expires_at < now() OR w.id IS NULL OR NOT EXISTS (
       SELECT 1 FROM pg_locks l
       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
         AND l.classid::int8 = $1 AND l.objid::int8 = w.lock_key))
   ORDER BY r.lease_expires_at
-  LIMIT 100
-  FOR UPDATE OF r SKIP LOCKED`;
+  LIMIT 100`;
 
 export async function takeOverDeadRuns(pool: Pool, opts: { maxTakeovers: number }): Promise<TakenOver[]> {
   // Every worker sweeps several times a second and almost always finds nothing: look first with
-  // one plain statement, and only open a transaction (3 more round trips) when there is work.
-  const probe = await pool.query({ name: "keel_dead_runs_probe", text: DEAD_RUNS_SQL.replace("FOR UPDATE OF r SKIP LOCKED", ""), values: [KEEL_LOCK_NAMESPACE] });
+  // one plain statement, and only open a transaction when there is work.
+  const probe = await pool.query<{ id: string }>({ name: "keel_dead_runs_probe", text: DEAD_RUNS_SQL, values: [KEEL_LOCK_NAMESPACE, null] });
   if (probe.rowCount === 0) return [];
   return withTransaction(pool, async (c) => {
+    // Lock first, then decide on a fresh snapshot. Deciding and locking in one statement
+    // (SELECT … JOIN workers … FOR UPDATE SKIP LOCKED) is wrong under concurrency: when another
+    // sweeper takes the run over and a live worker claims it while this statement runs,
+    // Postgres re-checks only the new run row against the *old* join row (the dead owner's),
+    // and the live worker's fresh claim would be taken from it. With the rows locked, nobody can
+    // change them until we commit, and the second statement sees who owns them now.
+    const locked = await c.query<{ id: string }>("SELECT id FROM runs WHERE id = ANY($1::uuid[]) AND status = 'running' FOR UPDATE SKIP LOCKED", [
+      probe.rows.map((r) => r.id),
+    ]);
+    if (locked.rowCount === 0) return [];
     const { rows } = await c.query<{ id: string; session_id: string; lease_owner: string | null; takeovers: number; lease_expired: boolean }>(
       DEAD_RUNS_SQL,
-      [KEEL_LOCK_NAMESPACE],
+      [KEEL_LOCK_NAMESPACE, locked.rows.map((r) => r.id)],
     );
     const out: TakenOver[] = [];
     for (const r of rows) {

@@ -7,6 +7,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadAllYaml } from "@kubernetes/client-node";
 import { kubeconfigPath, kubectl } from "../../../controlplane/harness.ts";
+import { createLogger, type Logger } from "../../src/logger.ts";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
@@ -87,3 +88,15 @@ export async function tokenKubeconfig(namespace: string, serviceAccount: string)
 }
 
 export { kubeconfigPath };
+
+/** A pino logger whose lines land in `lines`, parsed (tests assert on retries and their backoff). */
+export function capturingLogger(level = "warn"): { logger: Logger; lines: Record<string, any>[] } {
+  const lines: Record<string, any>[] = [];
+  return { lines, logger: createLogger({ level, destination: { write: (line: string) => void lines.push(JSON.parse(line)) } as never }) };
+}
+
+const CLAIMS = "sandboxclaims.v1beta1.extensions.agents.x-k8s.io";
+/** The claim, or null. */
+export const claimOf = (ns: string, name: string) => kubectl(["get", CLAIMS, name, "-n", ns, "-o", "json"], { allowFailure: true }).then((r) => (r.code === 0 ? JSON.parse(r.stdout) : null));
+/** Every claim (any name) labelled with this session. */
+export const claimsOfSession = (ns: string, sessionId: string) => kubectl(["get", CLAIMS, "-n", ns, "-l", `keel.dev/session=${sessionId}`, "-o", "json"]).then((r) => JSON.parse(r.stdout).items as any[]);

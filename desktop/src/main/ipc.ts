@@ -5,15 +5,28 @@
 // Takes the registrar as a parameter (ipcMain.handle in the app, a Map in tests, the HTTP bridge
 // later), so nothing here imports Electron.
 import { ZodError } from "zod";
-import { inputSchemas, type Channel, type ErrorInfo, type Handlers, type Result } from "../shared/contract.ts";
+import { errorCodes, inputSchemas, portForwardStartInput, type Channel, type Emit, type ErrorCode, type ErrorInfo, type Handlers, type Result } from "../shared/contract.ts";
 import { contextStatus, KubeError, kubeConfigFor, listContexts, loadKubeconfig, type Kubeconfig } from "./kube.ts";
+import { KindLauncher, type KindLauncherOptions } from "./launcher/launcher.ts";
+import { resumeSandbox, sandboxEvents, suspendSandbox } from "./lifecycle.ts";
+import { Handles } from "./handles.ts";
+import { SandboxWatch } from "./watch.ts";
+import { ServicePortForward } from "./portforward.ts";
 import { createClaim, deleteClaim, listSandboxes, scaleWarmPool } from "./sandboxes.ts";
+import { listNamespaces } from "./namespaces.ts";
+import { KeelApiError, SessionsService, type SessionsOptions } from "./sessions.ts";
 
 /** ipcMain.handle's shape: the first listener argument is the IpcMainInvokeEvent (unused here). */
 export type Registrar = (channel: string, listener: (event: unknown, ...args: unknown[]) => Promise<unknown>) => void;
 
 export function toErrorInfo(err: unknown): ErrorInfo {
   if (err instanceof KubeError) return { name: err.name, code: err.code, message: err.message };
+  // Other main-process errors (LauncherError, …) carry one of the contract's codes too.
+  const code = (err as { code?: unknown } | null)?.code;
+  if (err instanceof Error && typeof code === "string" && (errorCodes as readonly string[]).includes(code)) {
+    return { name: err.name, code: code as ErrorCode, message: err.message };
+  }
+  if (err instanceof KeelApiError) return { name: err.name, code: err.code, message: err.message };
   if (err instanceof ZodError) {
     const issues = err.issues.map((i) => `${i.path.join(".") || "arguments"}: ${i.message}`).join("; ");
     return { name: "ValidationError", code: "invalid_input", message: `invalid arguments: ${issues}` };
@@ -34,18 +47,81 @@ export function handle<C extends Channel>(register: Registrar, channel: C, fn: H
 }
 
 /**
+ * Long-lived main-process state: the kind launcher (one per app), sandbox watches and
+ * port-forwards by id. `emit` is how events reach
+ * the renderer (webContents.send in the app, the bridge's WebSocket in tests); dispose() on quit.
+ */
+export type MainServices = {
+  emit: Emit;
+  /** Connections to Keel web processes (URL + API key, or a port-forward's base URL). */
+  sessions: SessionsService;
+  launcher: KindLauncher;
+  watches: Handles<SandboxWatch>;
+  forwards: Handles<ServicePortForward>;
+  /** Reconnect delays of sandbox watches (tests shorten them). */
+  watchBackoff?: { baseMs: number; maxMs: number };
+  dispose(): Promise<void>;
+};
+export function createMainServices(
+  opts: { emit?: Emit; sessions?: Omit<SessionsOptions, "emit">; launcher?: Omit<KindLauncherOptions, "emit">; watchBackoff?: { baseMs: number; maxMs: number } } = {},
+): MainServices {
+  const emit: Emit = opts.emit ?? (() => {});
+  const sessions = new SessionsService({ ...opts.sessions, emit });
+  const launcher = new KindLauncher({ ...opts.launcher, emit });
+  const watches = new Handles<SandboxWatch>();
+  const forwards = new Handles<ServicePortForward>();
+  return {
+    emit,
+    sessions,
+    launcher,
+    watches,
+    forwards,
+    ...(opts.watchBackoff ? { watchBackoff: opts.watchBackoff } : {}),
+    async dispose() {
+      await Promise.all([launcher.dispose(), watches.closeAll(), forwards.closeAll(), sessions.close()]);
+    },
+  };
+}
+
+/**
  * The handlers, backed by the main-process modules. Kubeconfig is re-read per call: kubectl
  * users switch contexts and refresh credentials outside the app, and reading a few small files
  * is cheap next to the API round trip.
  */
-export function createHandlers(load: () => Kubeconfig = () => loadKubeconfig()): Handlers {
+export function createHandlers(load: () => Kubeconfig = () => loadKubeconfig(), services: MainServices = createMainServices()): Handlers {
+  const { launcher, watches, forwards, emit, sessions } = services;
   return {
+    ...sessions.handlers(),
+    "kube:namespaces:list": async ({ context }) => listNamespaces(load(), context),
     "kube:contexts:list": async () => listContexts(load()),
     "kube:context:status": async ({ context }) => contextStatus(load(), context),
     "sandboxes:list": async ({ context, namespace }) => listSandboxes(kubeConfigFor(load(), context), namespace ? { namespace } : {}),
     "sandboxes:claim:create": async ({ context, ...input }) => createClaim(kubeConfigFor(load(), context), input),
     "sandboxes:claim:delete": async ({ context, ...input }) => deleteClaim(kubeConfigFor(load(), context), input),
     "sandboxes:warmpool:scale": async ({ context, ...input }) => scaleWarmPool(kubeConfigFor(load(), context), input),
+    // -- main-process block (desktop-main)
+    "launcher:prereqs": () => launcher.prerequisites(),
+    "launcher:state": async () => launcher.state(),
+    "launcher:logs": async ({ step }) => launcher.logLines(step),
+    "launcher:start": (input) => launcher.start(input),
+    "launcher:cancel": () => launcher.cancel(),
+    "launcher:retry": () => launcher.retry(),
+    "launcher:teardown": () => launcher.teardown(),
+    "sandboxes:watch:start": async ({ context, namespace }) => {
+      const w = new SandboxWatch({ kc: kubeConfigFor(load(), context), context, namespace, emit, ...(services.watchBackoff ? { backoff: services.watchBackoff } : {}) });
+      const status = await w.start(); // throws (nothing kept) when the first list fails
+      watches.add(w);
+      return status;
+    },
+    "sandboxes:watch:stop": async ({ watchId }) => ({ stopped: await watches.close(watchId) }),
+    "sandboxes:suspend": async ({ context, ...ref }) => suspendSandbox(kubeConfigFor(load(), context), ref),
+    "sandboxes:resume": async ({ context, ...ref }) => resumeSandbox(kubeConfigFor(load(), context), ref),
+    "sandboxes:events": async ({ context, ...ref }) => sandboxEvents(kubeConfigFor(load(), context), ref),
+    "keel:portforward:start": async (input) => {
+      const o = portForwardStartInput.parse(input); // handle() parsed it already; this gives the defaults' types
+      return { ...forwards.add(await ServicePortForward.open(kubeConfigFor(load(), o.context), { ...o, emit })).info };
+    },
+    "keel:portforward:stop": async ({ forwardId }) => ({ stopped: await forwards.close(forwardId) }),
   };
 }
 

@@ -10,14 +10,14 @@ import type { K8sObject } from "@keel/core/sandbox/k8s/objects";
 import type { SandboxKind, SandboxRow } from "../shared/contract.ts";
 import { expectStatus, KubeError, kubeRequest } from "./kube.ts";
 
-const KINDS: Record<SandboxKind, { group: string; plural: string }> = {
+export const KINDS: Record<SandboxKind, { group: string; plural: string }> = {
   SandboxClaim: { group: EXT_GROUP, plural: "sandboxclaims" },
   Sandbox: { group: CORE_GROUP, plural: "sandboxes" },
   SandboxTemplate: { group: EXT_GROUP, plural: "sandboxtemplates" },
   SandboxWarmPool: { group: EXT_GROUP, plural: "sandboxwarmpools" },
 };
 
-const resourcePath = (kind: SandboxKind, namespace?: string, name?: string) => {
+export const resourcePath = (kind: SandboxKind, namespace?: string, name?: string) => {
   const { group, plural } = KINDS[kind];
   return `/apis/${group}/${API_VERSION}${namespace ? `/namespaces/${namespace}` : ""}/${plural}${name ? `/${name}` : ""}`;
 };
@@ -25,7 +25,8 @@ const resourcePath = (kind: SandboxKind, namespace?: string, name?: string) => {
 type Condition = { type: string; status: string; reason?: string; message?: string };
 const readyCondition = (o: K8sObject): Condition | undefined => (o.status?.conditions as Condition[] | undefined)?.find((c) => c.type === "Ready");
 
-export function toRow(kind: SandboxKind, o: K8sObject, now = Date.now()): SandboxRow {
+/** `sandbox`: a claim's Sandbox, when known, so a suspended one shows as suspended. */
+export function toRow(kind: SandboxKind, o: K8sObject, now = Date.now(), sandbox: K8sObject | null = null): SandboxRow {
   const created = o.metadata.creationTimestamp ? new Date(o.metadata.creationTimestamp) : null;
   const ready = readyCondition(o);
   const row: SandboxRow = {
@@ -41,7 +42,7 @@ export function toRow(kind: SandboxKind, o: K8sObject, now = Date.now()): Sandbo
   };
   switch (kind) {
     case "SandboxClaim":
-      return { ...row, status: claimState(o), warmPool: o.spec?.warmPoolRef?.name ?? null, sandbox: o.status?.sandbox?.name ?? null };
+      return { ...row, status: claimState(o, sandbox), warmPool: o.spec?.warmPoolRef?.name ?? null, sandbox: o.status?.sandbox?.name ?? null };
     case "Sandbox":
       return {
         ...row,
@@ -57,19 +58,29 @@ export function toRow(kind: SandboxKind, o: K8sObject, now = Date.now()): Sandbo
   }
 }
 
-/** Lists one kind in one namespace, or across all namespaces when `namespace` is omitted. */
-export async function listKind(kc: KubeConfig, kind: SandboxKind, namespace?: string): Promise<SandboxRow[]> {
+/** One kind's objects in one namespace, or across all namespaces when `namespace` is omitted. */
+async function listObjects(kc: KubeConfig, kind: SandboxKind, namespace?: string): Promise<K8sObject[]> {
   const res = await kubeRequest<{ items: K8sObject[] }>(kc, "GET", resourcePath(kind, namespace));
-  const body = expectStatus(kc, res, `list ${KINDS[kind].plural}${namespace ? ` in namespace ${namespace}` : " in all namespaces"}`);
-  const now = Date.now();
   // The list response leaves apiVersion/kind off its items.
-  return body.items.map((o) => toRow(kind, o, now));
+  return expectStatus(kc, res, `list ${KINDS[kind].plural}${namespace ? ` in namespace ${namespace}` : " in all namespaces"}`).items;
 }
 
-/** All four kinds, sorted by namespace, kind, name. */
+export async function listKind(kc: KubeConfig, kind: SandboxKind, namespace?: string): Promise<SandboxRow[]> {
+  const now = Date.now();
+  return (await listObjects(kc, kind, namespace)).map((o) => toRow(kind, o, now));
+}
+
+/** All four kinds, sorted by namespace, kind, name. Claims are shown with their Sandbox's state (suspended). */
 export async function listSandboxes(kc: KubeConfig, opts: { namespace?: string } = {}): Promise<SandboxRow[]> {
-  const lists = await Promise.all((Object.keys(KINDS) as SandboxKind[]).map((k) => listKind(kc, k, opts.namespace)));
-  return lists.flat().sort((a, b) => a.namespace.localeCompare(b.namespace) || a.kind.localeCompare(b.kind) || a.name.localeCompare(b.name));
+  const kinds = Object.keys(KINDS) as SandboxKind[];
+  const lists = await Promise.all(kinds.map((k) => listObjects(kc, k, opts.namespace)));
+  const byKind = new Map(kinds.map((k, i) => [k, lists[i]!]));
+  const sandboxes = new Map((byKind.get("Sandbox") ?? []).map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
+  const now = Date.now();
+  const rows = kinds.flatMap((kind) =>
+    byKind.get(kind)!.map((o) => toRow(kind, o, now, kind === "SandboxClaim" ? (sandboxes.get(`${o.metadata.namespace}/${o.status?.sandbox?.name}`) ?? null) : null)),
+  );
+  return rows.sort((a, b) => a.namespace.localeCompare(b.namespace) || a.kind.localeCompare(b.kind) || a.name.localeCompare(b.name));
 }
 
 /**

@@ -15,6 +15,8 @@ function useSave<T>(key: string, fn: (body: T) => Promise<unknown>) {
 export function Members() {
   const list = useQuery({ queryKey: ["members"], queryFn: () => api<{ members: { userId: string; email: string; role: string; createdAt: string }[] }>("/api/v1/members") });
   const add = useSave("members", (body: object) => api("/api/v1/members", { method: "POST", body }));
+  const setRole = useSave("members", (v: { userId: string; role: string }) => api(`/api/v1/members/${v.userId}`, { method: "PATCH", body: { role: v.role } }));
+  const remove = useSave("members", (userId: string) => api(`/api/v1/members/${userId}`, { method: "DELETE" }));
   const submit = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const form = e.currentTarget;
@@ -27,8 +29,24 @@ export function Members() {
       <QueryState q={list} empty={list.data?.members.length === 0}>
         <TableBox>
           <table>
-            <thead><tr><th>Email</th><th>Role</th><th>Since</th></tr></thead>
-            <tbody>{list.data?.members.map((m) => <tr key={m.userId}><td>{m.email}</td><td>{m.role}</td><td className="muted">{when(m.createdAt)}</td></tr>)}</tbody>
+            <thead><tr><th>Email</th><th>Role</th><th>Since</th><th /></tr></thead>
+            <tbody>
+              {list.data?.members.map((m) => (
+                <tr key={m.userId}>
+                  <td>{m.email}</td>
+                  <td>
+                    <select value={m.role} disabled={setRole.isPending} aria-label={`role of ${m.email}`} onChange={(e) => setRole.mutate({ userId: m.userId, role: e.target.value })}>
+                      {ROLES.map((r) => <option key={r}>{r}</option>)}
+                    </select>
+                  </td>
+                  <td className="muted">{when(m.createdAt)}</td>
+                  <td>
+                    <button className="secondary" disabled={remove.isPending} aria-label={`remove ${m.email}`}
+                      onClick={() => window.confirm(`Remove ${m.email} from the team? Their dashboard logins end at once.`) && remove.mutate(m.userId)}>Remove</button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
           </table>
         </TableBox>
       </QueryState>
@@ -38,7 +56,7 @@ export function Members() {
         <select name="role" defaultValue="member" aria-label="member role">{ROLES.map((r) => <option key={r}>{r}</option>)}</select>
         <button disabled={add.isPending}>Add member</button>
       </form>
-      <ErrorNote error={add.error} />
+      <ErrorNote error={add.error ?? setRole.error ?? remove.error} />
     </section>
   );
 }

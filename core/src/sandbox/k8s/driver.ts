@@ -19,12 +19,12 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "../../logger.js";
 import { silentLogger } from "../../logger.js";
 import type { DriverHealth, ExecRequest, ExecResult, Fence, FileContent, FileEntry, SandboxDriver, SandboxHandle, SandboxInfo, SandboxSecrets, SandboxState } from "../driver.js";
-import { SandboxUnavailableError } from "../errors.js";
+import { SandboxRequestError, SandboxUnavailableError } from "../errors.js";
 import { exposedSecrets, type SandboxPolicy } from "../policy.js";
 import { RuntimeClient, type RuntimeHealth } from "../runtime-client.js";
 import type { SandboxStore } from "../store.js";
-import { KubeApi } from "./api.js";
-import { ANNOTATIONS, API_VERSION, CORE_GROUP, EXT_GROUP, LABELS, sandboxNames, sessionSelector, teamNamespace, TOKEN_ENV, type SandboxNames } from "./names.js";
+import { KubeApi, KubernetesConflictError, type KubeApiOptions } from "./api.js";
+import { ANNOTATIONS, API_VERSION, CORE_GROUP, EXT_GROUP, LABELS, sandboxNames, sessionSelector, teamNamespace, TOKEN_ENV, validateNamespacePrefix, type SandboxNames } from "./names.js";
 import { claimObject, egressRules, namespaceObject, secretObject, templateObject, warmPoolObject, type K8sObject, type TemplateConfig } from "./objects.js";
 import { claimState, sandboxSuspended } from "./state.js";
 
@@ -48,6 +48,8 @@ export type KubernetesDriverOptions = {
   /** How long API calls are retried through connection errors, 5xx and 429. */
   apiRetryMs?: number;
   runtimeClient?: (endpoint: RuntimeEndpoint, token: string) => RuntimeApi;
+  /** Called before every API request: a race seam for tests (see KubeApiOptions). */
+  beforeApiCall?: KubeApiOptions["beforeCall"];
   store?: SandboxStore;
   logger?: Logger;
 };
@@ -59,7 +61,7 @@ const TEMPLATE = { apiVersion: `${EXT_GROUP}/${API_VERSION}`, kind: "SandboxTemp
 export class KubernetesSandboxDriver implements SandboxDriver {
   readonly name = "kubernetes";
   readonly api: KubeApi;
-  private readonly o: Required<Omit<KubernetesDriverOptions, "store" | "logger" | "kubeConfig">> & KubernetesDriverOptions;
+  private readonly o: Required<Omit<KubernetesDriverOptions, "store" | "logger" | "kubeConfig" | "beforeApiCall">> & KubernetesDriverOptions;
   private readonly log: Logger;
   private readonly teams = new Map<string, { hash: string; token?: string }>();
   private readonly clients = new Map<string, RuntimeApi>();
@@ -72,8 +74,9 @@ export class KubernetesSandboxDriver implements SandboxDriver {
       runtimeClient: (e, token) => new RuntimeClient({ baseUrl: e.baseUrl }, token),
       ...opts,
     };
+    validateNamespacePrefix(this.o.namespacePrefix);
     this.log = opts.logger ?? silentLogger;
-    this.api = new KubeApi(opts.kubeConfig, { retryMs: this.o.apiRetryMs, logger: this.log });
+    this.api = new KubeApi(opts.kubeConfig, { retryMs: this.o.apiRetryMs, logger: this.log, ...(opts.beforeApiCall ? { beforeCall: opts.beforeApiCall } : {}) });
   }
 
   async health(): Promise<DriverHealth> {
@@ -94,23 +97,34 @@ export class KubernetesSandboxDriver implements SandboxDriver {
       const team = await this.ensureTeam(names, teamId, policy, secrets);
       const ref = { ...CLAIM, namespace: names.namespace, name: names.claim };
       let claim = await this.api.get(ref);
-      if (claim) {
-        const state = claimState(claim, await this.sandboxOf(claim));
-        if (state === "terminated" || state === "failed") {
-          // Expired, being deleted, or failed for good: make room for a new one.
-          this.log.info({ teamId, sessionId, sandboxId: claim.metadata.uid, state }, "sandbox replaced");
-          await this.api.delete(ref, { uid: claim.metadata.uid!, propagation: "Foreground" });
-          await this.api.waitFor(ref, (c) => (c === null || c.metadata.uid !== claim!.metadata.uid ? true : undefined), this.o.readyTimeoutMs, `the old claim ${names.claim} to go away`);
-          claim = null;
-        } else if (state === "suspended") {
-          await this.setOperatingMode(claim, "Running");
+      for (let attempt = 1; ; attempt++) {
+        if (claim) {
+          const state = claimState(claim, await this.sandboxOf(claim));
+          if (state === "terminated" || state === "failed") {
+            // Expired, being deleted, or failed for good: make room for a new one.
+            const old = claim.metadata.uid!;
+            this.log.info({ teamId, sessionId, sandboxId: old, state }, "sandbox replaced");
+            await this.api.delete(ref, { uid: old, propagation: "Foreground" });
+            await this.api.waitFor(ref, (c) => (c === null || c.metadata.uid !== old ? true : undefined), this.o.readyTimeoutMs, `the old claim ${names.claim} to go away`);
+            claim = null;
+          } else {
+            if (state === "suspended") await this.setOperatingMode(claim, "Running");
+            break;
+          }
+        }
+        try {
+          claim = await this.api.create(claimObject({ namespace: names.namespace, name: names.claim, teamId, sessionId, pool: names.pool, policy, now: Date.now(), token: team.token ? undefined : randomBytes(32).toString("base64url") }));
+          await this.record(claim, "provisioning");
+          break;
+        } catch (err) {
+          // The name is taken: another worker created the claim between our read and our create,
+          // or our own create went through and its answer was lost (the retry then sees 409).
+          // Either way that claim is this session's: use it rather than fail or make a second one.
+          if (!(err instanceof KubernetesConflictError) || attempt >= 3) throw err;
+          claim = await this.api.get(ref);
         }
       }
-      if (!claim) {
-        claim = await this.api.create(claimObject({ namespace: names.namespace, name: names.claim, teamId, sessionId, pool: names.pool, policy, now: Date.now(), token: team.token ? undefined : randomBytes(32).toString("base64url") }));
-        await this.record(claim, "provisioning");
-      }
-      const uid = claim.metadata.uid!;
+      const uid = claim!.metadata.uid!;
       const ready = await this.api.waitFor(ref, (c) => {
         if (!c || c.metadata.uid !== uid) throw new SandboxUnavailableError("the sandbox claim was deleted while it was starting", { claim: names.claim });
         const s = claimState(c);
@@ -219,15 +233,31 @@ export class KubernetesSandboxDriver implements SandboxDriver {
   }
 
   private async withRuntime<T>(h: SandboxHandle, fn: (c: RuntimeApi) => Promise<T>): Promise<T> {
-    let client = this.clients.get(h.sandboxId);
-    if (!client) {
-      // Another worker acquired it: the claim holds all we need (pod IP, token or template).
-      const claim = await this.claimOf(h);
-      const state = claim ? claimState(claim, await this.sandboxOf(claim)) : "terminated";
-      if (!claim || state !== "ready") throw new SandboxUnavailableError(`the sandbox is ${state}; acquire it again`, { sandboxId: h.sandboxId });
-      client = this.makeClient(claim, await this.teamTokenFor(claim));
-      this.clients.set(h.sandboxId, client);
+    const cached = this.clients.get(h.sandboxId);
+    if (cached) {
+      try {
+        return await fn(cached);
+      } catch (err) {
+        // The pod behind a cached client can be gone (TTL, a release or suspend by another
+        // worker), and its IP may now belong to another sandbox (whose runtime refuses our token:
+        // 401) or to something else entirely (an answer without the runtime's JSON error code).
+        // Re-read the claim before blaming the runtime. The call is not repeated: a command may
+        // have run before the connection failed.
+        const notOurRuntime = err instanceof SandboxRequestError && (err.status === 401 || err.code === "sandbox_error");
+        if (!(err instanceof SandboxUnavailableError || notOurRuntime)) throw err;
+        this.clients.delete(h.sandboxId);
+        const claim = await this.claimOf(h);
+        const state = claim ? claimState(claim, await this.sandboxOf(claim)) : "terminated";
+        if (state !== "ready") throw new SandboxUnavailableError(`the sandbox is ${state}; acquire it again`, { sandboxId: h.sandboxId }, { cause: err });
+        throw err;
+      }
     }
+    // Another worker acquired it: the claim holds all we need (pod IP, token or template).
+    const claim = await this.claimOf(h);
+    const state = claim ? claimState(claim, await this.sandboxOf(claim)) : "terminated";
+    if (!claim || state !== "ready") throw new SandboxUnavailableError(`the sandbox is ${state}; acquire it again`, { sandboxId: h.sandboxId });
+    const client = this.makeClient(claim, await this.teamTokenFor(claim));
+    this.clients.set(h.sandboxId, client);
     return fn(client);
   }
 

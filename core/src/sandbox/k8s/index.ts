@@ -1,5 +1,5 @@
 export { KubernetesSandboxDriver, type KubernetesDriverOptions, type RuntimeApi, type RuntimeEndpoint } from "./driver.js";
-export { KubeApi, KubernetesForbiddenError, AgentSandboxMissingError } from "./api.js";
+export { KubeApi, KubernetesForbiddenError, AgentSandboxMissingError, KubernetesApiError, KubernetesConflictError, type KubeApiOptions } from "./api.js";
 export { SandboxNameError, AGENT_SANDBOX_VERSION } from "./names.js";
 export { claimState } from "./state.js";
 export { egressRules } from "./objects.js";

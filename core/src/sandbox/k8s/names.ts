@@ -42,6 +42,17 @@ function label(kind: string, value: string, max: number): string {
   return value;
 }
 
+/** The namespace prefix (configuration): a team id is appended, so it may end in '-' but must start a DNS label. */
+export function validateNamespacePrefix(prefix: string): string {
+  if (prefix.length > 40 || !/^[a-z0-9][a-z0-9-]*$/.test(prefix)) {
+    throw new SandboxNameError(
+      `namespacePrefix "${prefix.slice(0, 80)}" cannot start a Kubernetes namespace name: use 1–40 lowercase letters, digits or '-', starting with a letter or digit (default "keel-team-")`,
+      { namespacePrefix: prefix.slice(0, 80) },
+    );
+  }
+  return prefix;
+}
+
 export type SandboxNames = { namespace: string; claim: string; template: string; pool: string };
 
 /** Validates the ids and returns the object names for one session's sandbox. */

@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { AgentConfigSchema, audit, listAgents } from "@keel/core";
-import { json, route } from "@/src/http";
+import { json, q, route } from "@/src/http";
 
-const CreateBody = z.strictObject({ name: z.string(), ...AgentConfigSchema.shape });
+const CreateBody = z.strictObject({ name: z.string(), ...AgentConfigSchema.shape, model: q.line(200).min(1) });
 
 export const GET = route({}, async ({ ctx, principal }) => ({ agents: await listAgents(ctx.pool, principal.teamId) }));
 

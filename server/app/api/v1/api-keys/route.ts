@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { audit, ROLES } from "@keel/core";
-import { json, route } from "@/src/http";
+import { json, q, route } from "@/src/http";
 
-const Body = z.strictObject({ name: z.string().min(1).max(100), role: z.enum(ROLES) });
+const Body = z.strictObject({ name: q.line(100).min(1), role: z.enum(ROLES) });
 
 export const GET = route({ role: "admin" }, async ({ ctx, principal }) => ({ apiKeys: await ctx.accounts.listApiKeys(principal) }));
 

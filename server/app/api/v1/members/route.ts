@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { audit, ROLES } from "@keel/core";
-import { json, route } from "@/src/http";
+import { json, q, route } from "@/src/http";
 
-const Body = z.strictObject({ email: z.string().max(254), password: z.string().max(1024), role: z.enum(ROLES) });
+const Body = z.strictObject({ email: q.line(254), password: z.string().max(1024), role: z.enum(ROLES) });
 
 export const GET = route({}, async ({ ctx, principal }) => ({ members: await ctx.accounts.listMembers(principal) }));
 

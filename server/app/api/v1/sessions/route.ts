@@ -9,7 +9,7 @@ const Query = z.strictObject({
   status: z.enum(["active", "idle", "archived"]).optional(),
   q: z.string().max(200).optional(),
 });
-const CreateBody = z.strictObject({ agentId: z.string().max(100), title: z.string().max(500).optional() });
+const CreateBody = z.strictObject({ agentId: q.line(100), title: q.line(500).optional() });
 
 export const GET = route({ query: Query }, async ({ ctx, principal, query }) => listSessions(ctx.pool, principal.teamId, query));
 

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { json, route } from "@/src/http";
+import { ValidationError } from "@keel/core";
+import { json, q, route } from "@/src/http";
 import { bindSession, completionBody, lastUserContent, runError, SESSION_HEADER, streamCompletion, waitForRun } from "@/src/openai";
 
 export const runtime = "nodejs";
@@ -8,15 +9,17 @@ export const dynamic = "force-dynamic";
 // OpenAI clients send many optional fields (temperature, tools, ...); the agent's own
 // configuration decides those, so extra fields are accepted and ignored here.
 const Body = z.looseObject({
-  model: z.string().min(1).max(100),
+  model: q.line(100).min(1),
   messages: z.array(z.looseObject({ role: z.string().max(20), content: z.unknown().optional() })).min(1).max(10_000),
   stream: z.boolean().optional(),
 });
 
 export const POST = route({ body: Body }, async ({ req, ctx, principal, body }) => {
   const content = lastUserContent(body.messages);
-  const sessionId = await bindSession(ctx, principal, body.model, req.headers.get(SESSION_HEADER), typeof content === "string" ? content : content[0]!.text);
   const idempotencyKey = req.headers.get("idempotency-key") ?? undefined;
+  // Checked here as well as in core: a refused message must not leave a new, empty session behind.
+  if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > 200)) throw new ValidationError("idempotency key must be 1 to 200 characters");
+  const sessionId = await bindSession(ctx, principal, body.model, req.headers.get(SESSION_HEADER), typeof content === "string" ? content : content[0]!.text);
   const post = () => ctx.engine.postMessage({ teamId: principal.teamId, sessionId, content, onBusy: "enqueue", idempotencyKey });
   if (body.stream) {
     const stream = streamCompletion(ctx, principal, body.model, sessionId, post, req.signal);

@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { AgentConfigSchema, audit, deleteAgent, getAgent } from "@keel/core";
-import { json, route } from "@/src/http";
+import { json, q, route } from "@/src/http";
 
-const UpdateBody = z.strictObject({ ...AgentConfigSchema.shape });
+const UpdateBody = z.strictObject({ ...AgentConfigSchema.shape, model: q.line(200).min(1) });
 
 export const GET = route({}, async ({ ctx, principal, params }) => getAgent(ctx.pool, principal.teamId, params.id!));
 

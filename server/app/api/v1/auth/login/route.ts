@@ -1,8 +1,8 @@
 import { z } from "zod";
-import { route, json, SESSION_COOKIE } from "@/src/http";
+import { q, route, json, SESSION_COOKIE } from "@/src/http";
 import { audit } from "@keel/core";
 
-const Body = z.strictObject({ email: z.string().max(254), password: z.string().max(1024) });
+const Body = z.strictObject({ email: q.line(254), password: z.string().max(1024) });
 
 export const POST = route({ auth: "none", body: Body }, async ({ req, ctx, body }) => {
   // Behind a proxy the first X-Forwarded-For hop is the client; the per-email limit holds regardless.

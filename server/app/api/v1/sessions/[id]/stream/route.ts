@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ValidationError } from "@keel/core";
-import { q, route } from "@/src/http";
+import { parseSeq, q, route } from "@/src/http";
 import { sessionStream } from "@/src/sse";
 
 export const runtime = "nodejs";
@@ -12,7 +12,8 @@ const Query = z.strictObject({ after: q.seq.optional() });
 export const GET = route({ query: Query }, async ({ req, ctx, principal, params, query }) => {
   await ctx.tenancy.getSession(principal.teamId, params.id!); // 404 for missing and foreign alike
   const last = req.headers.get("last-event-id");
-  if (last !== null && !/^\d{1,19}$/.test(last)) throw new ValidationError("Last-Event-ID must be an event seq");
-  const after = last !== null ? BigInt(last) : (query.after ?? 0n);
+  const lastSeq = last === null ? null : parseSeq(last);
+  if (last !== null && lastSeq === null) throw new ValidationError("Last-Event-ID must be an event seq");
+  const after = lastSeq ?? query.after ?? 0n;
   return sessionStream(ctx, req, params.id!, after);
 });

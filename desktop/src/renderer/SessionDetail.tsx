@@ -1,0 +1,92 @@
+// One session: its stored log (every event once, seq order), then live through a follow that
+// main resumes with Last-Event-ID after a drop. Token deltas show while the model writes and are
+// replaced by the stored assistant message. Pending tool calls can be approved or denied.
+import { useEffect, useRef, useState } from "react";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import type { FollowState, KeelConnection, KeelEvent } from "../shared/contract.ts";
+import { api, call } from "./api.ts";
+import { EventView } from "./EventView.tsx";
+import { ErrorBox, Loading } from "./ui.tsx";
+
+export function SessionDetail({ context, conn, sessionId }: { context: string; conn: KeelConnection; sessionId: string }) {
+  const history = useQuery({
+    queryKey: [context, "session", conn.id, sessionId],
+    queryFn: () => call("sessions:history", { connection: conn.id, sessionId }),
+    staleTime: Infinity,
+  });
+  const [live, setLive] = useState<KeelEvent[]>([]);
+  const [draft, setDraft] = useState("");
+  const [follow, setFollow] = useState<FollowState | null>(null);
+  const lastSeq = useRef(0n);
+  const qc = useQueryClient();
+
+  const loaded = history.data;
+  useEffect(() => {
+    if (!loaded) return;
+    lastSeq.current = BigInt(loaded.events.at(-1)?.seq ?? "0");
+    let followId: string | null = null;
+    let stopped = false;
+    // Filter by session, dedupe by seq: events may arrive before follow() answers with its id.
+    const offEvent = api.on("sessions:event", (e) => {
+      if (e.sessionId !== sessionId || BigInt(e.event.seq) <= lastSeq.current) return;
+      lastSeq.current = BigInt(e.event.seq);
+      if (e.event.type === "assistant_message") setDraft("");
+      setLive((l) => [...l, e.event]);
+      // The list shows event counts and run states: refresh it now rather than at its next poll.
+      void qc.invalidateQueries({ queryKey: [context, "sessions", conn.id] });
+    });
+    const offDelta = api.on("sessions:delta", (d) => d.sessionId === sessionId && setDraft((t) => t + (d.delta.content ?? "")));
+    const offState = api.on("sessions:follow:state", (s) => s.sessionId === sessionId && (followId === null || s.followId === followId) && setFollow(s));
+    void call("sessions:follow", { connection: conn.id, sessionId, after: String(lastSeq.current) }).then(
+      (r) => {
+        followId = r.followId;
+        if (stopped) void call("sessions:unfollow", { followId });
+      },
+      (err: Error) => setFollow({ followId: "", sessionId, state: "closed", lastSeq: String(lastSeq.current), error: err.message }),
+    );
+    return () => {
+      stopped = true;
+      offEvent();
+      offDelta();
+      offState();
+      if (followId) void call("sessions:unfollow", { followId });
+    };
+  }, [loaded, conn.id, sessionId, context, qc]);
+
+  const decide = useMutation({
+    mutationFn: (d: { callId: string; approve: boolean; reason?: string }) => call("sessions:decide", { connection: conn.id, sessionId, ...d }),
+  });
+
+  if (history.isPending) return <Loading what="session history" />;
+  if (history.isError) return <ErrorBox title="Cannot load the session" error={history.error} />;
+  const events = [...history.data.events, ...live];
+  const s = history.data.session;
+  const decisions = new Map(events.filter((e) => e.type === "approval_decided").map((e) => [String(e.payload?.callId), String(e.payload?.decision)]));
+  const results = new Map(events.filter((e) => e.type === "tool_result").map((e) => [String(e.payload?.tool_call_id), e.payload]));
+  return (
+    <section className="card session" data-session={sessionId}>
+      <div className="row">
+        <h2 className="title">{s.title || "(untitled)"}</h2>
+        <span className="muted small">{s.agentName} v{s.agentVersion}</span>
+        <span className={`badge follow-${follow?.state ?? "connecting"}`} data-testid="follow-state" title={follow?.error ?? ""}>
+          {follow?.state ?? "connecting"}
+        </span>
+      </div>
+      {follow?.state === "closed" && follow.error && <ErrorBox title="Live updates stopped" error={new Error(follow.error)} />}
+      {decide.isError && <ErrorBox title="Decision not recorded" error={decide.error} />}
+      <div className="log">
+        {events.length === 0 ? (
+          <p className="state muted">No events yet: post a message to this session from the dashboard or the API.</p>
+        ) : (
+          events.map((e) => <EventView key={e.seq} e={e} decision={decisions.get(String(e.payload?.callId)) ?? null} results={results} busy={decide.isPending} onDecide={(d) => decide.mutate(d)} />)
+        )}
+        {draft && (
+          <div className="ev assistant draft" data-testid="draft">
+            <span className="who">Agent (writing)</span>
+            {draft}
+          </div>
+        )}
+      </div>
+    </section>
+  );
+}

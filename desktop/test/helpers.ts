@@ -1,0 +1,49 @@
+// Shared by the desktop tests: channels called the way the renderer calls them (through
+// registerAll's wrapper; a Map stands in for ipcMain), and agent-sandbox fixtures.
+import { loadKubeconfig } from "../src/main/kube.ts";
+import { createHandlers, registerAll, type MainServices } from "../src/main/ipc.ts";
+import type { Result } from "../src/shared/contract.ts";
+
+export type Call = (channel: string, ...args: unknown[]) => Promise<Result<any>>;
+
+/** Handlers reading `kubeconfig` (as KUBECONFIG; undefined: the default loader), optionally with given services. */
+export function ipcClient(kubeconfig: string | undefined, services?: MainServices): Call {
+  const listeners = new Map<string, (event: unknown, ...args: unknown[]) => Promise<unknown>>();
+  const load = kubeconfig === undefined ? undefined : () => loadKubeconfig({ env: { KUBECONFIG: kubeconfig } });
+  registerAll((ch, fn) => listeners.set(ch, fn), createHandlers(load, services));
+  return (channel, ...args) => listeners.get(channel)!({}, ...args) as Promise<Result<any>>;
+}
+
+/** The value of an ok result; an error result throws with its code and message. */
+export async function value<T>(p: Promise<Result<T>>): Promise<T> {
+  const r = await p;
+  if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
+  return r.value;
+}
+
+/** A SandboxTemplate whose pods kwok makes Ready (no container really runs). */
+export function templateYaml(name: string): string {
+  return `apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxTemplate
+metadata:
+  name: ${name}
+spec:
+  podTemplate:
+    spec:
+      containers:
+      - name: agent
+        image: registry.invalid/keel/agent:test
+`;
+}
+
+export function warmPoolYaml(name: string, template: string, replicas: number): string {
+  return `apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxWarmPool
+metadata:
+  name: ${name}
+spec:
+  replicas: ${replicas}
+  sandboxTemplateRef:
+    name: ${template}
+`;
+}

@@ -1,0 +1,267 @@
+// The real renderer (electron-vite's build) in Chromium through the bridge, against the real control
+// plane and a real Keel (web + demo-model worker + Postgres): pick a context (and see a broken one
+// explained), create a sandbox claim and see it Ready, scale and delete; connect to Keel, browse
+// sessions page by page, follow a live session and approve a tool call. Screenshots at 1280×800
+// go to test-results/desktop/; every view is checked for horizontal overflow.
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import type { Browser, Page } from "playwright-core";
+import { backgroundLuminance, launchChromium } from "../../../server/test/e2e-helpers.ts";
+import { freePort } from "../../../cli/src/embedded-postgres.js";
+import { waitFor } from "../../../test/db.ts";
+import { startBridge, type Bridge } from "../../bridge/server.ts";
+import { loadKubeconfig } from "../../src/main/kube.ts";
+import { createTestNamespace, kubectl, startControlPlane, type TestNamespace } from "../control-plane.ts";
+import { startKeel, type Keel } from "../keel.ts";
+
+const desktopDir = path.resolve(import.meta.dirname, "../..");
+const shots = path.resolve(desktopDir, "../test-results/desktop");
+const CONTEXT = "keel-test";
+
+let ns: TestNamespace;
+let keel: Keel;
+let bridge: Bridge;
+let browser: Browser;
+let page: Page;
+let dir: string;
+let historySession = "";
+let liveSession = "";
+
+async function shot(p: Page, name: string): Promise<void> {
+  mkdirSync(shots, { recursive: true });
+  await p.screenshot({ path: path.join(shots, `${name}.png`) });
+}
+
+/** Nothing wider than its box: the page, the main panes and every card. */
+async function overflow(p: Page): Promise<string[]> {
+  return p.evaluate(() =>
+    [document.scrollingElement!, ...document.querySelectorAll(".app, .topbar, .content, .card, .split, .log")]
+      .filter((el) => el.scrollWidth > el.clientWidth)
+      .map((el) => `${el.tagName.toLowerCase()}.${(el as HTMLElement).className}: ${el.scrollWidth} > ${el.clientWidth}`),
+  );
+}
+
+async function settle(p: Page): Promise<void> {
+  await p.waitForFunction(() => ![...document.querySelectorAll('[role="status"]')].some((e) => e.textContent?.includes("Loading")), undefined, { timeout: 30_000 });
+}
+
+beforeAll(async () => {
+  // The renderer the test drives is built here, so this is also the CI check that `electron-vite build` passes.
+  const build = spawnSync(process.execPath, [path.join(desktopDir, "../node_modules/electron-vite/bin/electron-vite.js"), "build"], { cwd: desktopDir, encoding: "utf8" });
+  if (build.status !== 0) throw new Error(`electron-vite build failed:\n${build.stdout}\n${build.stderr}`);
+
+  const kubeconfig = await startControlPlane();
+  ns = await createTestNamespace("ui");
+  await kubectl(["apply", "-n", ns.name, "-f", "-"], {
+    input: `apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxTemplate
+metadata:
+  name: agent
+spec:
+  podTemplate:
+    spec:
+      containers:
+      - name: agent
+        image: registry.invalid/keel/agent:test
+---
+apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxWarmPool
+metadata:
+  name: agent
+spec:
+  replicas: 1
+  sandboxTemplateRef:
+    name: agent
+`,
+  });
+  // A second kubeconfig file with a context whose cluster is down, as an operator's often has.
+  dir = mkdtempSync(path.join(os.tmpdir(), "keel-desktop-ui-"));
+  const broken = path.join(dir, "broken.yaml");
+  writeFileSync(
+    broken,
+    `apiVersion: v1
+kind: Config
+clusters:
+- name: old-cluster
+  cluster:
+    server: https://127.0.0.1:${await freePort()}
+    insecure-skip-tls-verify: true
+users:
+- name: old-user
+  user:
+    token: stale
+contexts:
+- name: old-cluster
+  context:
+    cluster: old-cluster
+    user: old-user
+`,
+  );
+  const KUBECONFIG = [kubeconfig, broken].join(path.delimiter);
+
+  keel = await startKeel();
+  // 22 sessions: more than one page (20) of the list.
+  for (let i = 1; i <= 20; i++) await keel.newSession(`filler ${String(i).padStart(2, "0")}`);
+  historySession = await keel.newSession("history: hello");
+  await keel.post(historySession, "hello");
+  await waitFor(async () => (await keel.api(`/api/v1/sessions/${historySession}/events`)).body.events.some((e: { type: string }) => e.type === "assistant_message"), { what: "first answer", timeoutMs: 30_000 });
+  liveSession = await keel.newSession("live: approval");
+
+  bridge = await startBridge({ staticDir: path.join(desktopDir, "out/renderer"), load: () => loadKubeconfig({ env: { KUBECONFIG } }), sessions: { reconnectBaseMs: 200, reconnectMaxMs: 1_000 } });
+  browser = await launchChromium();
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: "light" });
+  page = await ctx.newPage();
+  page.on("pageerror", (e) => console.error("page error:", e.message));
+}, 600_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await bridge?.close();
+  await keel?.stop();
+  await ns?.cleanup();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe.sequential("desktop renderer through the bridge", () => {
+  test("contexts: the current one connects; a cluster that is down is explained; namespace picker lists namespaces", async () => {
+    await page.goto(bridge.pageUrl);
+    const picker = page.getByLabel("context", { exact: true });
+    await expect.poll(() => picker.inputValue()).toBe(CONTEXT);
+    await page.getByTestId("connection").filter({ hasText: "connected · v1.36.3" }).waitFor();
+    // No Keel Deployment in the test cluster: a note, not an error, and the rest still works.
+    await page.locator('.note[data-code="keel_missing"]').waitFor();
+
+    await picker.selectOption("old-cluster");
+    const alert = page.locator('.context-problems [role="alert"][data-code="unreachable"]');
+    await alert.waitFor();
+    expect(await alert.textContent()).toMatch(/cannot reach the API server of context "old-cluster" at https:\/\/127\.0\.0\.1:\d+: .*Check that the cluster is running/);
+    await page.getByRole("alert").filter({ hasText: "Cannot list sandboxes" }).waitFor();
+    await shot(page, "context-unreachable");
+    expect(await overflow(page)).toEqual([]);
+
+    await picker.selectOption(CONTEXT);
+    await page.getByTestId("connection").filter({ hasText: "connected" }).waitFor();
+    const nsPicker = page.getByLabel("namespace", { exact: true });
+    await expect.poll(() => nsPicker.locator("option").allTextContents()).toEqual(expect.arrayContaining(["All namespaces", ns.name, "default"]));
+    await nsPicker.selectOption(ns.name);
+    await settle(page);
+  });
+
+  test("sandboxes: create a claim from a template, see it Ready, scale the warm pool, delete the claim", async () => {
+    const templates = page.locator('section[data-kind="SandboxTemplate"]');
+    await templates.locator('tr[data-name="agent"]').waitFor();
+    expect(await page.locator('section[data-kind="SandboxClaim"] [data-testid="empty"]').textContent()).toContain("No claims");
+    await page.getByRole("button", { name: "create claim from agent" }).click();
+
+    const claim = page.locator('section[data-kind="SandboxClaim"] tbody tr').first();
+    await claim.waitFor();
+    const claimName = (await claim.getAttribute("data-name"))!;
+    expect(claimName).toMatch(/^agent-[0-9a-f]{6}$/);
+    await page.locator(`section[data-kind="SandboxClaim"] tr[data-name="${claimName}"][data-status="ready"]`).waitFor({ timeout: 90_000 });
+    const row = await page.locator(`section[data-kind="SandboxClaim"] tr[data-name="${claimName}"]`).textContent();
+    expect(row).toMatch(/ready/);
+    expect(row).toMatch(/sandbox \S+/);
+    await page.locator('section[data-kind="Sandbox"] tr[data-status="ready"]').first().waitFor();
+    await settle(page);
+    await shot(page, "sandboxes-claim-ready");
+    expect(await overflow(page)).toEqual([]);
+
+    // The same row in the cluster, by kubectl: the UI shows what is there.
+    const { stdout } = await kubectl(["get", "sandboxclaims.extensions.agents.x-k8s.io", "-n", ns.name, "-o", "jsonpath={.items[*].metadata.name}"]);
+    expect(stdout.trim().split(/\s+/)).toContain(claimName);
+
+    const replicas = page.getByLabel("replicas of agent", { exact: true });
+    await replicas.fill("two");
+    expect(await page.locator('section[data-kind="SandboxWarmPool"]').getByRole("button", { name: "Scale" }).isDisabled()).toBe(true);
+    await replicas.fill("2");
+    await page.locator('section[data-kind="SandboxWarmPool"]').getByRole("button", { name: "Scale" }).click();
+    await page.locator('section[data-kind="SandboxWarmPool"] tr[data-name="agent"]').filter({ hasText: "2/2" }).waitFor({ timeout: 90_000 });
+
+    await page.getByRole("button", { name: `delete ${claimName}` }).click();
+    await page.locator(`section[data-kind="SandboxClaim"] tr[data-name="${claimName}"]`).waitFor({ state: "detached", timeout: 90_000 });
+  });
+
+  test("sessions: a wrong key is refused with the reason; then browse every session page by page and read a history", async () => {
+    await page.getByRole("tab", { name: "Sessions" }).click();
+    await page.getByLabel("Keel URL", { exact: true }).fill(keel.url);
+    await page.getByLabel("API key", { exact: true }).fill("kk_wrong");
+    await page.getByRole("button", { name: "Connect" }).click();
+    const refused = page.locator('[role="alert"][data-code="keel_unauthorized"]');
+    await refused.waitFor();
+    expect(await refused.textContent()).toContain("rejected the API key");
+    await shot(page, "sessions-connect-refused");
+    expect(await overflow(page)).toEqual([]);
+
+    await page.getByLabel("API key", { exact: true }).fill(keel.apiKey);
+    await page.getByRole("button", { name: "Connect" }).click();
+    const items = page.locator("[data-session]");
+    await expect.poll(() => items.count()).toBe(20);
+    await page.getByRole("button", { name: "Load more" }).click();
+    await expect.poll(() => items.count()).toBe(22);
+    await expect.poll(() => page.getByRole("button", { name: "Load more" }).count()).toBe(0);
+    const ids = await items.evaluateAll((els) => els.map((e) => e.getAttribute("data-session")));
+    expect(new Set(ids).size).toBe(22);
+
+    await page.locator(`button[data-session="${historySession}"]`).click();
+    const stored = (await keel.api(`/api/v1/sessions/${historySession}/events`)).body.events.map((e: { seq: string }) => e.seq);
+    await expect.poll(() => page.locator("section.session [data-seq]").evaluateAll((els) => els.map((e) => e.getAttribute("data-seq")))).toEqual(stored);
+    await page.getByTestId("follow-state").filter({ hasText: "live" }).waitFor();
+    expect(await page.locator('section.session [data-type="user_message"]').textContent()).toContain("hello");
+    await settle(page);
+    await shot(page, "sessions-history");
+    expect(await overflow(page)).toEqual([]);
+  });
+
+  test("follow a live session: the approval appears, Approve runs the tool, the answer arrives; the view matches the log", async () => {
+    await page.locator(`button[data-session="${liveSession}"]`).click();
+    await page.getByTestId("follow-state").filter({ hasText: "live" }).waitFor();
+    expect(await page.locator("section.session").textContent()).toContain("No events yet");
+
+    await keel.post(liveSession, "calculate 6*7");
+    const approve = page.locator("section.session").getByRole("button", { name: "Approve" });
+    await approve.waitFor({ timeout: 30_000 });
+    await shot(page, "session-approval");
+    expect(await overflow(page)).toEqual([]);
+    await approve.click();
+    await page.locator('section.session [data-type="tool_result"]').filter({ hasText: "42" }).waitFor({ timeout: 30_000 });
+    await page.locator('section.session [data-type="approval_decided"]').filter({ hasText: "Approved" }).waitFor();
+    await expect.poll(() => page.locator('section.session [data-type="assistant_message"]').count(), { timeout: 30_000 }).toBe(2);
+    await expect.poll(() => approve.count()).toBe(0);
+
+    const stored = (await keel.api(`/api/v1/sessions/${liveSession}/events`)).body.events.map((e: { seq: string }) => e.seq);
+    const shown = await page.locator("section.session [data-seq]").evaluateAll((els) => els.map((e) => e.getAttribute("data-seq")));
+    expect(shown).toEqual(stored);
+    expect(shown.map(Number)).toEqual(shown.map((_, i) => i + 1));
+    await shot(page, "session-approved");
+    expect(await overflow(page)).toEqual([]);
+
+    // Deny with a reason: the model sees it as the tool's result.
+    await keel.post(liveSession, "calculate 1+1");
+    await page.locator("section.session").getByRole("button", { name: "Deny…" }).click();
+    await page.getByLabel("deny reason", { exact: true }).fill("not now");
+    await page.locator("section.session").getByRole("button", { name: "Deny", exact: true }).click();
+    await page.locator('section.session [data-type="tool_result"]').filter({ hasText: "not now" }).waitFor({ timeout: 30_000 });
+    await page.locator('section.session [data-type="approval_requested"]').last().locator(".badge").filter({ hasText: "denied" }).waitFor();
+    const after = (await keel.api(`/api/v1/sessions/${liveSession}/events`)).body.events.map((e: { seq: string }) => e.seq);
+    await expect.poll(() => page.locator("section.session [data-seq]").evaluateAll((els) => els.map((e) => e.getAttribute("data-seq")))).toEqual(after);
+  });
+
+  test("dark mode follows prefers-color-scheme; no overflow there either", async () => {
+    expect(await backgroundLuminance(page)).toBeGreaterThan(0.8);
+    const dark = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: "dark" });
+    const p = await dark.newPage();
+    await p.goto(bridge.pageUrl);
+    await p.getByTestId("connection").filter({ hasText: "connected" }).waitFor();
+    await p.getByLabel("namespace", { exact: true }).selectOption(ns.name);
+    await p.locator('section[data-kind="SandboxTemplate"] tr[data-name="agent"]').waitFor();
+    await settle(p);
+    expect(await backgroundLuminance(p)).toBeLessThan(0.2);
+    expect(await backgroundLuminance(p, ".card")).toBeLessThan(0.2);
+    await shot(p, "sandboxes-dark");
+    expect(await overflow(p)).toEqual([]);
+    await dark.close();
+  });
+});
