@@ -20,6 +20,9 @@ export const WebCliEnvSchema = z.object({
   KEEL_SHUTDOWN_DELAY_MS: z.coerce.number().int().min(0).max(600_000).default(0),
   /** Then: how long requests in flight may finish before their connections are cut (streams end at once). */
   KEEL_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+  /** The session view's local sandboxes: the worker's dir and runtime (same defaults as `keel worker`). */
+  KEEL_SANDBOX_DIR: z.string().default(path.join(repoRoot, ".keel", "sandboxes")),
+  KEEL_SANDBOX_RUNTIME: z.string().default(path.join(repoRoot, "sandbox", "dist", "runtime.mjs")),
 });
 
 export const UpEnvSchema = z.object({

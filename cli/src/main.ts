@@ -77,7 +77,8 @@ async function runUp(): Promise<void> {
   const workerEnv = parseEnv(WorkerEnvSchema, { ...process.env, DATABASE_URL: databaseUrl }, "up");
   const worker = await startWorker(workerEnv, { logger: createLogger({ level: workerEnv.KEEL_LOG_LEVEL, name: "worker" }) });
   const admin = await localAdmin(env.KEEL_DATA_DIR);
-  Object.assign(process.env, { DATABASE_URL: databaseUrl, KEEL_MIGRATIONS_DIR: env.KEEL_MIGRATIONS_DIR, ...admin.env });
+  // The dashboard reads sandboxes through the worker's driver settings (its defaults are relative to the repo).
+  Object.assign(process.env, { DATABASE_URL: databaseUrl, KEEL_MIGRATIONS_DIR: env.KEEL_MIGRATIONS_DIR, KEEL_SANDBOX_DIR: workerEnv.KEEL_SANDBOX_DIR, KEEL_SANDBOX_RUNTIME: workerEnv.KEEL_SANDBOX_RUNTIME, ...admin.env });
   const web = await startWeb({ port: env.PORT, host: env.KEEL_HOST }).catch(async (err: unknown) => {
     process.stderr.write(`keel up: could not start the dashboard: ${(err as Error).message}\n`);
     await worker.stop().catch(() => {});
@@ -106,6 +107,7 @@ async function runUp(): Promise<void> {
 async function runWeb(): Promise<void> {
   const env = parseEnv(WebCliEnvSchema, process.env, "web");
   process.env.KEEL_MIGRATIONS_DIR = env.KEEL_MIGRATIONS_DIR; // /readyz compares the database with these
+  Object.assign(process.env, { KEEL_SANDBOX_DIR: env.KEEL_SANDBOX_DIR, KEEL_SANDBOX_RUNTIME: env.KEEL_SANDBOX_RUNTIME }); // same defaults as keel worker
   const logger = createLogger({ name: "web" });
   const web = await startWeb({ port: env.PORT, host: env.KEEL_HOST, shutdownDelayMs: env.KEEL_SHUTDOWN_DELAY_MS, shutdownGraceMs: env.KEEL_SHUTDOWN_GRACE_MS }).catch((err: unknown) => {
     process.stderr.write(`keel web: ${(err as Error).message}\n`);

@@ -36,5 +36,8 @@ export * from "./sandbox/store.js";
 export * from "./sandbox/reaper.js";
 export * from "./sandbox/tools.js";
 export * from "./sandbox/errors.js";
+export * from "./sandbox/view.js";
+export * from "./sandbox/config.js";
+export { parseEgressAllowList, parseEgressEntry } from "./sandbox/egress.js";
 export * from "./sandbox/k8s/index.js";
 export * from "./agent/mcp.js";

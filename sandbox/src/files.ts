@@ -2,7 +2,7 @@
 // inside it lexically (no `..` escape, no absolute path elsewhere) and physically (the real path
 // of the target, or of its nearest existing ancestor for a new file, after following symlinks),
 // and may not touch the runtime's hidden state dir.
-import { lstat, mkdir, readdir, readFile, realpath, rename, stat, writeFile } from "node:fs/promises";
+import { lstat, mkdir, open, readdir, realpath, rename, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 
 export class FileError extends Error {
@@ -59,12 +59,25 @@ export class Workspace {
     const file = await this.resolve(p, { mustExist: true });
     const st = await stat(file);
     if (st.isDirectory()) throw new FileError(400, "is_directory", `"${p}" is a directory; use list_files`);
-    const buf = await readFile(file);
-    const slice = buf.length > maxBytes ? buf.subarray(0, maxBytes) : buf;
-    const text = slice.toString("utf8");
+    if (!st.isFile()) throw new FileError(400, "not_a_file", `"${p}" is not a regular file`);
+    // Only the first maxBytes are read: a multi-GB log costs no more than its head.
+    const fh = await open(file, "r");
+    let slice: Buffer;
+    let sizeBytes: number;
+    try {
+      sizeBytes = (await fh.stat()).size;
+      const buf = Buffer.alloc(Math.min(maxBytes, sizeBytes));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      slice = buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+    const truncated = sizeBytes > slice.length;
+    // A cut may split a multi-byte character: judge (and send) the text without that tail.
+    const text = (truncated ? slice.subarray(0, completeUtf8Length(slice)) : slice).toString("utf8");
     // Round-trips as UTF-8 (U+FFFD only appears for invalid bytes): send text, else base64.
     const isText = !text.includes("\uFFFD") && !slice.includes(0);
-    return { path: p, content: isText ? text : slice.toString("base64"), encoding: isText ? "utf8" : "base64", sizeBytes: buf.length, truncated: buf.length > maxBytes };
+    return { path: p, content: isText ? text : slice.toString("base64"), encoding: isText ? "utf8" : "base64", sizeBytes, truncated };
   }
 
   async write(p: string, content: string, encoding: "utf8" | "base64"): Promise<{ path: string; sizeBytes: number }> {
@@ -107,4 +120,15 @@ export class Workspace {
     }
     return { entries, truncated };
   }
+}
+
+/** Length of `buf` without a trailing, incomplete UTF-8 sequence (at most 3 bytes dropped). */
+function completeUtf8Length(buf: Buffer): number {
+  for (let back = 1; back <= Math.min(3, buf.length); back++) {
+    const b = buf[buf.length - back]!;
+    if ((b & 0xc0) === 0x80) continue; // continuation byte: keep looking for the lead byte
+    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    return need > back ? buf.length - back : buf.length;
+  }
+  return buf.length;
 }

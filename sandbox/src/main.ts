@@ -3,13 +3,14 @@
 //   node runtime.mjs --socket /run/keel/runtime.sock --workspace /workspace --config-stdin
 //   node runtime.mjs --port 8080 --workspace /workspace          (token in KEEL_RUNTIME_TOKEN)
 //
-// --config-stdin reads one JSON object {token, env, limits} from stdin (the local driver): the
+// --config-stdin reads one JSON object {token, env, limits, egress?} from stdin (the local driver): the
 // token and the team's secrets then never appear in a command line or in this process's
 // environ. Without it, the token comes from KEEL_RUNTIME_TOKEN (a Kubernetes Secret) and the
 // commands' environment is this process's own minus KEEL_* variables.
 import { chmodSync, mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { proxyEnv, startEgressForwarder, type EgressConfig } from "./egress-forward.js";
 import { createRuntimeServer, type RuntimeConfig } from "./server.js";
 
 const { values: args } = parseArgs({
@@ -34,13 +35,13 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-async function loadConfig(): Promise<RuntimeConfig> {
+async function loadConfig(): Promise<RuntimeConfig & { egress?: EgressConfig }> {
   const workspace = path.resolve(args.workspace!);
   const stateDir = args["state-dir"] ? path.resolve(args["state-dir"]) : undefined;
   if (args["config-stdin"]) {
-    const c = JSON.parse(await readStdin()) as Partial<RuntimeConfig>;
+    const c = JSON.parse(await readStdin()) as Partial<RuntimeConfig> & { egress?: EgressConfig };
     if (!c.token || c.token.length < 16) fail("config on stdin needs a token of at least 16 characters");
-    return { token: c.token, workspace, stateDir, env: c.env ?? {}, limits: c.limits ?? {} };
+    return { token: c.token, workspace, stateDir, env: c.env ?? {}, limits: c.limits ?? {}, ...(c.egress ? { egress: c.egress } : {}) };
   }
   const token = process.env.KEEL_RUNTIME_TOKEN;
   if (!token || token.length < 16) fail("set KEEL_RUNTIME_TOKEN (at least 16 characters) or pass --config-stdin");
@@ -51,6 +52,12 @@ async function loadConfig(): Promise<RuntimeConfig> {
 
 const config = await loadConfig();
 mkdirSync(config.workspace, { recursive: true });
+if (config.egress) {
+  // Before the runtime answers: a sandbox whose egress path cannot start must fail to start.
+  await startEgressForwarder(config.egress).catch((err: Error) => fail(`cannot start the egress forwarder on 127.0.0.1:${config.egress!.port}: ${err.message}`));
+  // Last, so neither a secret nor the policy's env can point commands elsewhere.
+  config.env = { ...config.env, ...proxyEnv(config.egress.port) };
+}
 const server = createRuntimeServer(config);
 server.on("error", (err) => fail(`cannot listen: ${err.message}`));
 if (args.socket) {

@@ -1,7 +1,7 @@
 // One set of core objects per web process, created on first use. Web replicas hold no session
 // state: everything here is a connection or a cache of nothing.
 import path from "node:path";
-import { Accounts, createLogger, createPool, createPrisma, EngineClient, EventFeed, Secrets, STREAM_CHANNEL, Tenancy, type Logger, type Pool, type PrismaClient } from "@keel/core";
+import { Accounts, createLogger, createPool, createPrisma, createSandboxDriver, EngineClient, EventFeed, SandboxStore, Secrets, sessionPolicyResolver, SessionSandboxes, SandboxUnavailableError, STREAM_CHANNEL, Tenancy, type Logger, type Pool, type PrismaClient, type SandboxDriver } from "@keel/core";
 import { PgListener } from "@keel/core/db/listener";
 import { webEnv, type WebEnv } from "./env";
 
@@ -18,6 +18,8 @@ export type Context = {
   accounts: Accounts;
   secrets: Secrets;
   feed: EventFeed;
+  /** Sessions' sandboxes (state, policy, files) through the configured driver. */
+  sandboxes: SessionSandboxes;
   /** Live token deltas of one session (ephemeral: NOTIFY on keel_stream). Returns unsubscribe. */
   onDeltas: (sessionId: string, fn: DeltaFn) => () => void;
   migrationsDir: string;
@@ -65,11 +67,13 @@ async function create(): Promise<Context> {
   });
   await deltas.start();
 
+  const secrets = new Secrets({ pool, keyBase64: env.KEEL_SECRETS_KEY });
+  const sandboxes = new SessionSandboxes({ db: pool, store: new SandboxStore(pool), driver: sandboxDriver(env, pool, logger), resolvePolicy: sessionPolicyResolver(pool, secrets) });
+
   return {
-    env, logger, pool, prisma, accounts, feed,
+    env, logger, pool, prisma, accounts, feed, secrets, sandboxes,
     tenancy: new Tenancy({ prisma, pool }),
     engine: new EngineClient({ pool }),
-    secrets: new Secrets({ pool, keyBase64: env.KEEL_SECRETS_KEY }),
     migrationsDir: env.KEEL_MIGRATIONS_DIR ?? path.resolve(process.cwd(), "..", "prisma", "migrations"),
     onDeltas: (sessionId, fn) => {
       let set = deltaSubs.get(sessionId);
@@ -80,5 +84,22 @@ async function create(): Promise<Context> {
         if (set.size === 0) deltaSubs.delete(sessionId);
       };
     },
+  };
+}
+
+/** The sandbox driver, made on first use: a misconfigured one fails the sandbox calls (503), not the process. */
+function sandboxDriver(env: WebEnv, pool: Pool, logger: Logger): () => SandboxDriver {
+  let driver: SandboxDriver | undefined;
+  return () => {
+    if (driver) return driver;
+    const root = path.resolve(process.cwd(), "..");
+    try {
+      driver = env.KEEL_SANDBOX_DRIVER === "kubernetes"
+        ? createSandboxDriver({ driver: "kubernetes", image: env.KEEL_SANDBOX_IMAGE ?? "", namespacePrefix: env.KEEL_SANDBOX_NAMESPACE_PREFIX, warmPoolReplicas: env.KEEL_SANDBOX_WARM_POOL, inCluster: Boolean(process.env.KUBERNETES_SERVICE_HOST) }, { store: new SandboxStore(pool), logger })
+        : createSandboxDriver({ driver: "local", baseDir: env.KEEL_SANDBOX_DIR ?? path.join(root, ".keel", "sandboxes"), runtimeScript: env.KEEL_SANDBOX_RUNTIME ?? path.join(root, "sandbox", "dist", "runtime.mjs"), allowUnsandboxed: env.KEEL_ALLOW_UNSANDBOXED }, { store: new SandboxStore(pool), logger });
+    } catch (err) {
+      throw new SandboxUnavailableError(`the ${env.KEEL_SANDBOX_DRIVER} sandbox driver is not usable in the web process: ${(err as Error).message}`, {}, { cause: err });
+    }
+    return driver;
   };
 }

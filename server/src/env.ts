@@ -27,6 +27,18 @@ export const WebEnvSchema = z.object({
   /** Where the Prisma-format migrations live (for /readyz). */
   KEEL_MIGRATIONS_DIR: optional(z.string()),
   KEEL_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  // The session view shows sandboxes through the same driver the worker uses (same meaning as
+  // the worker's variables; see README.md). Local: the worker's sandbox dir on this machine.
+  KEEL_SANDBOX_DRIVER: z.enum(["local", "kubernetes"]).default("local"),
+  /** local: where the worker keeps sandboxes (default ../.keel/sandboxes from server/, as the worker's). */
+  KEEL_SANDBOX_DIR: optional(z.string()),
+  /** local: the bundled runtime, for "start sandbox" (default ../sandbox/dist/runtime.mjs). */
+  KEEL_SANDBOX_RUNTIME: optional(z.string()),
+  KEEL_ALLOW_UNSANDBOXED: bool(false),
+  /** kubernetes: the Keel image (needed to start a sandbox from the dashboard). */
+  KEEL_SANDBOX_IMAGE: optional(z.string()),
+  KEEL_SANDBOX_NAMESPACE_PREFIX: z.string().default("keel-team-"),
+  KEEL_SANDBOX_WARM_POOL: z.coerce.number().int().min(0).default(0),
 });
 export type WebEnv = z.infer<typeof WebEnvSchema>;
 

@@ -249,6 +249,19 @@ const matrix: Record<RouteKey, () => Case[]> = {
     { name: "Last-Event-ID past bigint", method: "GET", path: `${s()}/stream`, headers: { "last-event-id": INT64_OVER }, status: 422, code: V },
     { name: "Last-Event-ID negative", method: "GET", path: `${s()}/stream`, headers: { "last-event-id": "-1" }, status: 422, code: V },
   ],
+  "GET /api/v1/sessions/[id]/sandbox": () => [...idCases("GET", (id) => `/api/v1/sessions/${id}/sandbox`), ...getCases(`${s()}/sandbox`)],
+  "GET /api/v1/sessions/[id]/sandbox/files": () => [
+    ...idCases("GET", (id) => `/api/v1/sessions/${id}/sandbox/files`),
+    ...getCases(`${s()}/sandbox/files`, [["NUL in path", "path=a%00b"], ["path of 5000 characters", `path=${"a".repeat(5000)}`], ["limit 0", "limit=0"], ["limit 5001", "limit=5001"], ["recursive (not offered)", "recursive=1"]]),
+  ],
+  "GET /api/v1/sessions/[id]/sandbox/file": () => [
+    ...idCases("GET", (id) => `/api/v1/sessions/${id}/sandbox/file?path=a.txt`),
+    ...getCases(`${s()}/sandbox/file?path=a.txt`, [["maxBytes 0", "maxBytes=0"], ["maxBytes over 1 MiB", "maxBytes=1048577"], ["maxBytes not a number", "maxBytes=x"]]),
+    { name: "no path", method: "GET", path: `${s()}/sandbox/file`, status: 422, code: V },
+    { name: "empty path", method: "GET", path: `${s()}/sandbox/file?path=`, status: 422, code: V },
+    { name: "NUL in path", method: "GET", path: `${s()}/sandbox/file?path=a%00b`, status: 422, code: V },
+  ],
+  "POST /api/v1/sessions/[id]/sandbox/start": () => [...noBodyCases("POST", `${s()}/sandbox/start`), ...idCases("POST", (id) => `/api/v1/sessions/${id}/sandbox/start`)],
   "GET /api/v1/status": () => getCases("/api/v1/status"),
   "POST /v1/chat/completions": () => [
     ...bodyCases("POST", { path: () => "/v1/chat/completions", valid: () => ({ model: f.agentName, messages: [{ role: "user", content: "hi" }] }), strict: false, lines: ["model"] })

@@ -172,6 +172,11 @@ const matrix: Record<RouteKey, Case> = {
   "GET /api/v1/sessions/[id]/events": { foreign: (i) => [{ method: "GET", path: `${sid(i)}/events` }, { method: "GET", path: `${sid(i)}/events?after=1&limit=5` }] },
   "POST /api/v1/sessions/[id]/messages": { foreign: (i) => [{ method: "POST", path: `${sid(i)}/messages`, body: { content: "hi from b" } }] },
   "GET /api/v1/sessions/[id]/stream": { foreign: (i) => [{ method: "GET", path: `${sid(i)}/stream` }, { method: "GET", path: `${sid(i)}/stream`, headers: { "last-event-id": "0" } }] },
+  // Team A's session has a (recorded) ready sandbox: B must not learn even that.
+  "GET /api/v1/sessions/[id]/sandbox": { foreign: (i) => [{ method: "GET", path: `${sid(i)}/sandbox` }] },
+  "GET /api/v1/sessions/[id]/sandbox/files": { foreign: (i) => [{ method: "GET", path: `${sid(i)}/sandbox/files?path=.` }] },
+  "GET /api/v1/sessions/[id]/sandbox/file": { foreign: (i) => [{ method: "GET", path: `${sid(i)}/sandbox/file?path=notes.txt` }] },
+  "POST /api/v1/sessions/[id]/sandbox/start": { foreign: (i) => [{ method: "POST", path: `${sid(i)}/sandbox/start` }] },
   "GET /api/v1/status": { scoped: () => [{ method: "GET", path: "/api/v1/status" }] },
   "POST /v1/chat/completions": {
     foreign: (i) => [

@@ -32,6 +32,14 @@ export class DemoModel implements ModelClient {
       const expression = /(?:calculate|compute|what is)\s+([-+*/().\d\s]+\d[)\s]*)/i.exec(text)![1]!.trim();
       call = { name: "calculator", args: JSON.stringify({ expression }) };
       answer = "";
+    } else if (/\bwrite\s+(?:"[^"]*"|'[^']*')\s+(?:to|into)\s+\S+/i.test(text) && has("write_file")) {
+      // write "some text" to notes/a.txt
+      const m = /\bwrite\s+(?:"([^"]*)"|'([^']*)')\s+(?:to|into)\s+(\S+)/i.exec(text)!;
+      call = { name: "write_file", args: JSON.stringify({ path: m[3]!.replace(/[.,;]$/, ""), content: m[1] ?? m[2] ?? "" }) };
+      answer = "";
+    } else if (/\bread\s+(?:the\s+)?file\s+\S+/i.test(text) && has("read_file")) {
+      call = { name: "read_file", args: JSON.stringify({ path: /\bread\s+(?:the\s+)?file\s+(\S+)/i.exec(text)![1]!.replace(/[.,;]$/, "") }) };
+      answer = "";
     } else if (/\b(run|exec|execute)\b/i.test(text) && has("exec")) {
       const command = /\b(?:run|exec|execute)\s+(.+)$/i.exec(text)?.[1]?.replace(/^`|`$/g, "") ?? "echo hello";
       call = { name: "exec", args: JSON.stringify({ command }) };

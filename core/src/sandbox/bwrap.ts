@@ -10,25 +10,30 @@ export type BwrapSpec = {
   etcDir: string;
   runtimeScript: string;
   nodePath: string;
-  network: boolean;
+  /**
+   * Host directory holding the sandbox's egress proxy socket, bound read-only at
+   * INSIDE.egress; the sandbox keeps its own empty network namespace either way.
+   */
+  egressDir?: string;
   tmpSizeMb: number;
 };
 
 /** Where things are inside the sandbox. */
-export const INSIDE = { workspace: "/workspace", run: "/run/keel", runtime: "/opt/keel/runtime.mjs", socket: "/run/keel/runtime.sock" } as const;
+export const INSIDE = { workspace: "/workspace", run: "/run/keel", runtime: "/opt/keel/runtime.mjs", socket: "/run/keel/runtime.sock", egress: "/run/keel-egress", egressSocket: "/run/keel-egress/proxy.sock", egressPort: 3128 } as const;
 export const SANDBOX_UID = 1000;
 
 // Only what programs need to run: the dynamic loader's cache, Debian's alternatives symlinks
 // (/usr/bin/awk → /etc/alternatives/awk), CA certificates, time zone. No passwd/shadow/hosts of
-// the host: passwd and group are generated per sandbox.
+// the host: passwd and group are generated per sandbox. No resolv.conf: names are resolved by
+// the egress proxy on the host, never inside.
 const ETC_RO = ["alternatives", "ssl", "ca-certificates", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "mime.types"];
-const ETC_NET = ["resolv.conf", "hosts", "gai.conf", "host.conf"];
 
 export function bwrapArgs(spec: BwrapSpec): string[] {
   const a: string[] = [
+    // Always a new, empty network namespace (loopback only): egress, when the policy allows
+    // some, goes through the host-side proxy's socket bound in below.
     "--unshare-all",
     "--unshare-user",
-    ...(spec.network ? ["--share-net"] : []),
     "--uid", String(SANDBOX_UID), "--gid", String(SANDBOX_UID),
     "--hostname", "sandbox",
     "--cap-drop", "ALL",
@@ -41,7 +46,7 @@ export function bwrapArgs(spec: BwrapSpec): string[] {
     "--size", String(spec.tmpSizeMb * 1024 * 1024), "--tmpfs", "/tmp",
     "--dir", "/etc",
   ];
-  for (const name of [...ETC_RO, ...(spec.network ? ETC_NET : [])]) a.push("--ro-bind-try", `/etc/${name}`, `/etc/${name}`);
+  for (const name of ETC_RO) a.push("--ro-bind-try", `/etc/${name}`, `/etc/${name}`);
   a.push("--ro-bind", path.join(spec.etcDir, "passwd"), "/etc/passwd", "--ro-bind", path.join(spec.etcDir, "group"), "/etc/group");
   const node = realpathSync(spec.nodePath);
   if (!node.startsWith("/usr/")) {
@@ -53,6 +58,7 @@ export function bwrapArgs(spec: BwrapSpec): string[] {
     "--ro-bind", spec.runtimeScript, INSIDE.runtime,
     "--bind", spec.workspaceDir, INSIDE.workspace,
     "--bind", spec.runDir, INSIDE.run,
+    ...(spec.egressDir ? ["--ro-bind", spec.egressDir, INSIDE.egress] : []),
     "--chdir", INSIDE.workspace,
     "--clearenv",
     "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",

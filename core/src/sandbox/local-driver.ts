@@ -7,9 +7,11 @@
 // when the runtime is gone (SIGKILL, reboot, suspend) the next acquire starts a new one on the
 // same workspace. Exec records and fencing epochs live in the workspace, so both survive that.
 //
-// Egress: policy 'none' → no network namespace access at all. {allow: [...]} → --share-net: the
-// host's network, UNFILTERED. An allow-list cannot be enforced here without root-owned
-// firewalling per sandbox; it is enforced by the Kubernetes driver's NetworkPolicy only.
+// Egress: every sandbox has its own empty network namespace (loopback only). Policy 'none' → that
+// is all. {allow: [...]} → a host-side egress proxy per sandbox (local-egress.ts) on a unix socket
+// bound into the sandbox; the runtime forwards 127.0.0.1:3128 to it and sets HTTP(S)_PROXY, and
+// the proxy opens only the allowed hosts and ports (403 with the reason otherwise). A program
+// that ignores the proxy variables reaches nothing.
 import { randomBytes, randomUUID, createHash } from "node:crypto";
 import { chmodSync, mkdirSync } from "node:fs";
 import { chmod, chown, mkdir, open, readFile, readdir, rm, writeFile, rename } from "node:fs/promises";
@@ -20,6 +22,7 @@ import { silentLogger } from "../logger.js";
 import { bwrapArgs, INSIDE, passwdFiles } from "./bwrap.js";
 import type { DriverHealth, ExecRequest, ExecResult, Fence, SandboxDriver, SandboxHandle, SandboxInfo, SandboxSecrets, SandboxState } from "./driver.js";
 import { SandboxUnavailableError } from "./errors.js";
+import { egressDir, egressRulesOf, launchEgressProxy, waitForEgressProxy } from "./local-egress.js";
 import { installRuntime, isSameProcessAlive, killProcess, launchDetached, sleep, withLockFile } from "./local-process.js";
 import type { SandboxPolicy } from "./policy.js";
 import { RuntimeClient } from "./runtime-client.js";
@@ -30,6 +33,13 @@ export type LocalDriverOptions = {
   baseDir: string;
   /** The bundled runtime (sandbox/dist/runtime.mjs); copied under baseDir on first use. */
   runtimeScript: string;
+  /** The bundled egress proxy; default egress-proxy.mjs beside runtimeScript (both built by `npm run setup`). */
+  egressProxyScript?: string;
+  /**
+   * Static name → address map the egress proxies consult before DNS, trusted like /etc/hosts
+   * (a name mapped here may point at loopback). For split-horizon setups and tests.
+   */
+  egressHosts?: Record<string, string>;
   store?: SandboxStore;
   /** Run the runtime without bubblewrap when bwrap is missing: NO isolation. Operator opt-in. */
   allowUnsandboxed?: boolean;
@@ -46,6 +56,7 @@ type Persisted = {
   sandboxId: string; teamId: string; sessionId: string; state: SandboxState; createdAt: number; lastActiveAt: number;
   idleTimeoutMs: number; ttlMs: number; configHash?: string; lastError?: string; unsandboxed?: boolean;
   pid?: number; pidStartTime?: string; childPid?: number; childStartTime?: string;
+  egressPid?: number; egressStartTime?: string;
 };
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -57,6 +68,7 @@ export class LocalSandboxDriver implements SandboxDriver {
   private readonly inProcess = new Map<string, Promise<unknown>>();
   private bwrapOk: boolean | undefined;
   private runtimeCopy: string | undefined;
+  private egressCopy: string | undefined;
 
   constructor(opts: LocalDriverOptions) {
     const root = process.getuid?.() === 0;
@@ -80,12 +92,13 @@ export class LocalSandboxDriver implements SandboxDriver {
     return this.serialized(`${teamId}/${sessionId}`, () =>
       withLockFile(path.join(this.teamDir(teamId), `${sessionId}.lock`), this.opts.startTimeoutMs + 5_000, async () => {
         let rec = await this.read(teamId, sessionId);
-        const configHash = createHash("sha256").update(JSON.stringify([policy.resources, policy.egress, Object.entries(secrets).sort()])).digest("hex");
+        const configHash = createHash("sha256").update(JSON.stringify([policy.resources, policy.egress, this.opts.egressHosts ?? {}, Object.entries(secrets).sort()])).digest("hex");
         if (!rec || rec.state === "terminated") rec = await this.create(teamId, sessionId, policy);
         rec.idleTimeoutMs = policy.idleTimeoutMs;
         rec.ttlMs = policy.ttlMs;
         const client = await this.client(rec);
-        const alive = isSameProcessAlive(rec.childPid, rec.childStartTime) && (await client.health().then(() => true, () => false));
+        const egressAlive = rec.egressPid === undefined || isSameProcessAlive(rec.egressPid, rec.egressStartTime);
+        const alive = egressAlive && isSameProcessAlive(rec.childPid, rec.childStartTime) && (await client.health().then(() => true, () => false));
         if (!alive || rec.configHash !== configHash || rec.state !== "ready") await this.start(rec, policy, secrets, configHash);
         rec.lastActiveAt = Date.now();
         await this.save(rec);
@@ -157,11 +170,24 @@ export class LocalSandboxDriver implements SandboxDriver {
         throw new Error(`bubblewrap is unavailable, so commands cannot be isolated: ${(await this.health()).message}. Install it, or set allowUnsandboxed to run them without isolation`);
       }
       const dir = this.sandboxDir(rec.teamId, rec.sessionId);
-      const stdin = JSON.stringify({ token: await readFile(path.join(dir, "token"), "utf8"), env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: INSIDE.workspace, LANG: "C.UTF-8", ...secrets }, limits: policy.resources });
+      const rules = egressRulesOf(policy);
+      // Unsandboxed there is no namespace to keep closed: commands have the host network anyway.
+      if (rules && !this.bwrapOk) this.log.warn({ teamId: rec.teamId, sessionId: rec.sessionId }, "egress allow-list not enforced: running unsandboxed");
+      const egress = rules && this.bwrapOk ? await launchEgressProxy({ sandboxDir: dir, proxyScript: this.egressProxy(), nodePath: this.opts.nodePath, rules, hosts: this.opts.egressHosts ?? {}, ...this.uidOpts() }) : undefined;
+      delete rec.egressPid;
+      delete rec.egressStartTime;
+      if (egress) Object.assign(rec, egress);
+      await this.save(rec);
+      const stdin = JSON.stringify({
+        token: await readFile(path.join(dir, "token"), "utf8"),
+        env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: INSIDE.workspace, LANG: "C.UTF-8", ...secrets },
+        limits: policy.resources,
+        ...(egress ? { egress: { socket: INSIDE.egressSocket, port: INSIDE.egressPort } } : {}),
+      });
       const log = await open(path.join(dir, "runtime.log"), "a", 0o600);
       try {
         const launched = await (this.bwrapOk
-          ? launchDetached(this.opts.bwrapPath, bwrapArgs({ workspaceDir: path.join(dir, "workspace"), runDir: path.join(dir, "run"), etcDir: path.join(dir, "etc"), runtimeScript: this.runtime(), nodePath: this.opts.nodePath, network: policy.egress !== "none", tmpSizeMb: Math.min(policy.resources.memoryMb, 1024) }), { stdin, logFd: log.fd, infoFd: true, ...this.uidOpts() })
+          ? launchDetached(this.opts.bwrapPath, bwrapArgs({ workspaceDir: path.join(dir, "workspace"), runDir: path.join(dir, "run"), etcDir: path.join(dir, "etc"), runtimeScript: this.runtime(), nodePath: this.opts.nodePath, ...(egress ? { egressDir: egressDir(dir) } : {}), tmpSizeMb: Math.min(policy.resources.memoryMb, 1024) }), { stdin, logFd: log.fd, infoFd: true, ...this.uidOpts() })
           : launchDetached(this.opts.nodePath, [this.runtime(), "--socket", path.join(dir, "run", "runtime.sock"), "--workspace", path.join(dir, "workspace"), "--config-stdin"], { stdin, logFd: log.fd, infoFd: false, ...this.uidOpts() })
         ).catch(async (err: Error) => {
           throw new Error(`${err.message}: ${await this.logTail(rec)}`);
@@ -178,6 +204,7 @@ export class LocalSandboxDriver implements SandboxDriver {
         if (Date.now() > deadline) throw new Error(`the sandbox runtime did not answer within ${this.opts.startTimeoutMs} ms: ${await this.logTail(rec)}`);
         await sleep(10);
       }
+      if (egress) await waitForEgressProxy(dir, egress, Math.max(1_000, deadline - Date.now()));
       delete rec.lastError;
       await this.setState(rec, "ready");
       this.log.info({ teamId: rec.teamId, sessionId: rec.sessionId, sandboxId: rec.sandboxId, unsandboxed: rec.unsandboxed }, "sandbox started");
@@ -193,6 +220,7 @@ export class LocalSandboxDriver implements SandboxDriver {
     // The PID-namespace init first: its death kills every process in the sandbox.
     await killProcess(rec.childPid, rec.childStartTime);
     await killProcess(rec.pid, rec.pidStartTime);
+    await killProcess(rec.egressPid, rec.egressStartTime);
   }
 
   private async create(teamId: string, sessionId: string, policy: SandboxPolicy): Promise<Persisted> {
@@ -271,6 +299,12 @@ export class LocalSandboxDriver implements SandboxDriver {
   private runtime(): string {
     this.runtimeCopy ??= installRuntime(this.opts.baseDir, this.opts.runtimeScript);
     return this.runtimeCopy;
+  }
+
+  private egressProxy(): string {
+    const script = this.opts.egressProxyScript ?? path.join(path.dirname(this.opts.runtimeScript), "egress-proxy.mjs");
+    this.egressCopy ??= installRuntime(this.opts.baseDir, script, "egress-proxy");
+    return this.egressCopy;
   }
 
   private uidOpts(): { uid?: number; gid?: number } {

@@ -121,11 +121,11 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
  * A private, content-addressed copy of the runtime bundle under baseDir: readable by the
  * sandbox's uid, and a rebuild never changes the file under a running sandbox.
  */
-export function installRuntime(baseDir: string, runtimeScript: string): string {
+export function installRuntime(baseDir: string, runtimeScript: string, name = "runtime"): string {
   const dir = path.join(baseDir, ".runtime");
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const hash = createHash("sha256").update(readFileSync(runtimeScript)).digest("hex").slice(0, 16);
-  const file = path.join(dir, `runtime-${hash}.mjs`);
+  const file = path.join(dir, `${name}-${hash}.mjs`);
   if (!existsSync(file)) {
     copyFileSync(runtimeScript, `${file}.${process.pid}.tmp`);
     chmodSync(`${file}.${process.pid}.tmp`, 0o644);

@@ -1,6 +1,7 @@
 // A team's sandbox policy (stored with the team; an agent may narrow it). Parsed with zod so the
 // defaults live in one place and a bad policy fails with a readable message.
 import { z } from "zod";
+import { parseEgressEntry } from "./egress.js";
 
 export const sandboxResources = z.object({
   /** CPU seconds per process (RLIMIT_CPU locally; a pod's CPU limit is separate). */
@@ -13,10 +14,19 @@ export const sandboxResources = z.object({
   maxFileSizeMb: z.number().int().positive().max(65_536).default(512),
 });
 
+const egressEntry = z.string().min(1).max(300).superRefine((entry, ctx) => {
+  const r = parseEgressEntry(entry);
+  if (r instanceof Error) ctx.addIssue({ code: "custom", message: r.message });
+});
+
 export const sandboxEgress = z.union([
   z.literal("none"),
-  /** Hosts (or host:port) allowed. The local driver cannot enforce a list: see local-driver.ts. */
-  z.object({ allow: z.array(z.string().min(1)).max(256) }),
+  /**
+   * Destinations allowed (grammar in egress.ts: name, *.suffix, IP, CIDR, each optionally :port).
+   * Local driver: enforced by a per-sandbox egress proxy. Kubernetes: NetworkPolicy, which takes
+   * IPs and CIDRs only.
+   */
+  z.object({ allow: z.array(egressEntry).max(256) }),
 ]);
 
 export const sandboxPolicy = z.object({

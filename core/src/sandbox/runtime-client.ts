@@ -118,18 +118,19 @@ export class RuntimeClient {
  * dir. For a long path, connect through /proc/self/fd/N/<name>, N an fd of the socket's
  * directory, held only until the connect() syscall (issued synchronously by libuv) is done.
  */
+export function connectUnix(socketPath: string): net.Socket {
+  if (Buffer.byteLength(socketPath) < 100) return net.createConnection(socketPath);
+  const fd = openSync(pathMod.dirname(socketPath), "r");
+  try {
+    return net.createConnection(`/proc/self/fd/${fd}/${pathMod.basename(socketPath)}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function socketTarget(socketPath: string): { socketPath: string } | { createConnection: () => net.Socket } {
   if (Buffer.byteLength(socketPath) < 100) return { socketPath };
-  return {
-    createConnection: () => {
-      const fd = openSync(pathMod.dirname(socketPath), "r");
-      try {
-        return net.createConnection(`/proc/self/fd/${fd}/${pathMod.basename(socketPath)}`);
-      } finally {
-        closeSync(fd);
-      }
-    },
-  };
+  return { createConnection: () => connectUnix(socketPath) };
 }
 
 function urlParts(baseUrl: string): { protocol: string; hostname: string; port: string } {

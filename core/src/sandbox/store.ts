@@ -65,6 +65,15 @@ export class SandboxStore {
     return rows[0] ? toRow(rows[0]) : undefined;
   }
 
+  /** The session's live sandbox, else its most recent terminated one (for "it was terminated"). */
+  async latestForSession(teamId: string, sessionId: string): Promise<SandboxRow | undefined> {
+    const { rows } = await this.db.query<DbRow>(
+      `SELECT ${COLUMNS} FROM sandboxes WHERE team_id = $1 AND session_id = $2 ORDER BY (state <> 'terminated') DESC, created_at DESC LIMIT 1`,
+      [teamId, sessionId],
+    );
+    return rows[0] ? toRow(rows[0]) : undefined;
+  }
+
   async listByTeam(teamId: string, opts: { includeTerminated?: boolean; limit?: number } = {}): Promise<SandboxRow[]> {
     const { rows } = await this.db.query<DbRow>(
       `SELECT ${COLUMNS} FROM sandboxes WHERE team_id = $1 AND ($2 OR state <> 'terminated') ORDER BY created_at DESC LIMIT $3`,

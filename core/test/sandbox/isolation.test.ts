@@ -38,7 +38,7 @@ const connectScript = (port: number) =>
   `node -e "require('net').connect(${port},'127.0.0.1').on('data',d=>{process.stdout.write('CONNECTED '+d);process.exit(0)}).on('error',e=>{console.log('REFUSED',e.code);process.exit(3)})"`;
 
 describe("local sandbox isolation", () => {
-  it("has no network by default; an egress policy shares the host network (unfiltered)", async () => {
+  it("has no network by default, and no direct network even with an egress allow-list (egress.test.ts)", async () => {
     const d = env.driver({ store: new SandboxStore(f.pool) });
     const closed = await d.acquire(await f.newSession(), f.teamId, policy());
     const r = await d.exec(closed, { command: connectScript(tcpPort) });
@@ -46,9 +46,11 @@ describe("local sandbox isolation", () => {
     expect(r.exitCode).toBe(3);
     const ifaces = await d.exec(closed, { command: "cat /proc/net/dev | tail -n +3 | cut -d: -f1" });
     expect(ifaces.stdout.trim()).toBe("lo");
-    // Sanity check that the same script does reach the server when egress is allowed.
+    // An allow-list opens a proxy (egress.test.ts), never the host network: a direct connection
+    // to an allowed address still fails. The same script reaches the server from the host.
     const open = await d.acquire(await f.newSession(), f.teamId, policy({ egress: { allow: ["127.0.0.1"] } }));
-    expect((await d.exec(open, { command: connectScript(tcpPort) })).stdout).toMatch(/CONNECTED hello from the host/);
+    expect((await d.exec(open, { command: connectScript(tcpPort) })).stdout).toMatch(/REFUSED/);
+    await new Promise<void>((resolve, reject) => net.connect(tcpPort, "127.0.0.1").once("data", () => resolve()).once("error", reject));
   });
 
   it("cannot read host files, other sandboxes' workspaces or host processes", async () => {

@@ -54,6 +54,16 @@ describe("sandbox runtime", () => {
     expect(s.stdout).toBe("a\nb\n");
   });
 
+  it("reads the head of a large file; a multi-byte character cut at the limit keeps it text", async () => {
+    await writeFile(path.join(workspace, "utf8.txt"), "ab€€€"); // € is 3 bytes: a 4-byte cut splits the first
+    expect(await client().readFile("utf8.txt", { maxBytes: 4 })).toEqual({ path: "utf8.txt", content: "ab", encoding: "utf8", sizeBytes: 11, truncated: true });
+    expect(await client().readFile("utf8.txt", { maxBytes: 5 })).toMatchObject({ content: "ab€", encoding: "utf8", truncated: true });
+    expect(await client().readFile("utf8.txt")).toMatchObject({ content: "ab€€€", truncated: false });
+    await writeFile(path.join(workspace, "bin.dat"), Buffer.from([0x61, 0, 0xff]));
+    expect(await client().readFile("bin.dat")).toEqual({ path: "bin.dat", content: Buffer.from([0x61, 0, 0xff]).toString("base64"), encoding: "base64", sizeBytes: 3, truncated: false });
+    for (const f of ["utf8.txt", "bin.dat"]) await rm(path.join(workspace, f)); // the next test lists the workspace
+  });
+
   it("confines file calls to the workspace", async () => {
     await writeFile(path.join(dir, "secret.txt"), "host secret");
     await symlink(dir, path.join(workspace, "escape"));

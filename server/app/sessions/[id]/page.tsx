@@ -6,6 +6,7 @@ import { api } from "@/src/ui/api";
 import { useSessionLog } from "@/src/ui/session-log";
 import { ErrorNote, Shell } from "@/src/ui/shell";
 import { EventView, indexCalls } from "./event-view";
+import { SandboxPanel } from "./sandbox-panel";
 
 type Row = { id: string; agentName: string; title: string | null; status: string; activeRun: { id: string; status: string } | null };
 
@@ -84,6 +85,7 @@ export default function SessionPage({ params }: { params: Promise<{ id: string }
         </div>
       </form>
       <ErrorNote error={error} />
+      {info.data !== null && <SandboxPanel sessionId={id} version={events.length} />}
     </Shell>
   );
 }

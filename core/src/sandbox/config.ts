@@ -1,0 +1,21 @@
+// One way to build the sandbox driver a process is configured for (the web process reads files
+// through it; the worker runs tools through it). Apps parse their environment into this shape;
+// core never reads process.env.
+import { KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "../logger.js";
+import type { SandboxDriver } from "./driver.js";
+import { KubernetesSandboxDriver } from "./k8s/driver.js";
+import { LocalSandboxDriver } from "./local-driver.js";
+import type { SandboxStore } from "./store.js";
+
+export type SandboxDriverConfig =
+  | { driver: "local"; baseDir: string; runtimeScript: string; allowUnsandboxed?: boolean }
+  | { driver: "kubernetes"; image: string; namespacePrefix?: string; warmPoolReplicas?: number; /** in-cluster service account, else the default kubeconfig */ inCluster: boolean };
+
+export function createSandboxDriver(cfg: SandboxDriverConfig, deps: { store?: SandboxStore; logger?: Logger } = {}): SandboxDriver {
+  if (cfg.driver === "local") return new LocalSandboxDriver({ baseDir: cfg.baseDir, runtimeScript: cfg.runtimeScript, allowUnsandboxed: cfg.allowUnsandboxed, ...deps });
+  const kubeConfig = new KubeConfig();
+  if (cfg.inCluster) kubeConfig.loadFromCluster();
+  else kubeConfig.loadFromDefault();
+  return new KubernetesSandboxDriver({ kubeConfig, image: cfg.image, namespacePrefix: cfg.namespacePrefix, warmPoolReplicas: cfg.warmPoolReplicas, ...deps });
+}

@@ -1,0 +1,92 @@
+// The session view (SessionSandboxes) through the Kubernetes driver, the same interface the web
+// process uses with the local driver: a real control plane (kube-apiserver, agent-sandbox, kwok)
+// and real Postgres. kwok runs no containers, so the driver's runtime client is pointed at a real
+// runtime server on loopback holding the claim's token (as core/test/k8s/driver.test.ts does).
+// Needs the control plane binaries: KEEL_CP_BIN_DIR, and its own KEEL_CP_STATE_DIR and ports.
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import type http from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kubectl, kubectlJson, startControlPlane } from "../../../controlplane/harness.js";
+import { createRuntimeServer } from "../../../sandbox/src/server.js";
+import { KubernetesSandboxDriver } from "../../src/sandbox/k8s/index.js";
+import { parseSandboxPolicy } from "../../src/sandbox/policy.js";
+import { RuntimeClient } from "../../src/sandbox/runtime-client.js";
+import { SandboxStore } from "../../src/sandbox/store.js";
+import { SessionSandboxes } from "../../src/sandbox/view.js";
+import { useFixture } from "../fixture.js";
+
+const f = useFixture();
+const prefix = `kv${randomBytes(2).toString("hex")}-`;
+const servers: http.Server[] = [];
+const dirs: string[] = [];
+const endpoints = new Map<string, string>(); // pod IP → loopback runtime
+let kubeconfig = "";
+
+beforeAll(async () => {
+  kubeconfig = await startControlPlane();
+}, 600_000);
+
+afterAll(async () => {
+  for (const s of servers) s.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  if (!kubeconfig) return;
+  const nss = (await kubectlJson(["get", "namespaces", "-l", "app.kubernetes.io/managed-by=keel"])).items.map((n: any) => n.metadata.name).filter((n: string) => n.startsWith(prefix));
+  if (nss.length) await kubectl(["delete", "namespace", ...nss, "--wait=false"]);
+}, 120_000);
+
+function driver(store: SandboxStore) {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(kubeconfig);
+  return new KubernetesSandboxDriver({
+    kubeConfig, image: "registry.invalid/keel:test", namespacePrefix: prefix, readyTimeoutMs: 60_000, apiRetryMs: 2_000, store,
+    runtimeClient: (e, token) => new RuntimeClient({ baseUrl: endpoints.get(e.podIP) ?? e.baseUrl }, token),
+  });
+}
+
+describe("session view through the Kubernetes driver", () => {
+  it("shows state and files of a claim's sandbox, team-scoped, and says so when it is suspended", async () => {
+    const store = new SandboxStore(f.pool);
+    const d = driver(store);
+    const view = new SessionSandboxes({ db: f.pool, store, driver: () => d });
+    const sessionId = await f.newSession();
+    expect(await view.describe(f.teamId, sessionId)).toMatchObject({ sandbox: null, filesAvailable: false });
+
+    const h = await d.acquire(sessionId, f.teamId, parseSandboxPolicy({}));
+    const ns = `${prefix}${f.teamId}`;
+    const claim = await kubectlJson(["get", "sandboxclaims.v1beta1.extensions.agents.x-k8s.io", `s-${sessionId}`, "-n", ns]);
+    const token = claim.spec.env.find((e: any) => e.name === "KEEL_RUNTIME_TOKEN").value;
+    const workspace = mkdtempSync(path.join(os.tmpdir(), "keel-kv-rt-"));
+    dirs.push(workspace);
+    const server = createRuntimeServer({ token, workspace, env: { PATH: "/usr/bin:/bin" }, limits: {} });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    endpoints.set(claim.status.sandbox.podIPs[0], `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    // A driver instance made after the endpoint map was set (the first one made its client at acquire).
+    await driver(store).writeFile(h, "out/report.txt", "made in a pod");
+
+    // A new driver instance (another web replica) with nothing in memory: the claim is enough.
+    const fresh = new SessionSandboxes({ db: f.pool, store, driver: () => driver(store) });
+    expect(await fresh.describe(f.teamId, sessionId)).toMatchObject({ sandbox: { id: h.sandboxId, driver: "kubernetes", state: "ready" }, filesAvailable: true });
+    expect((await fresh.listFiles(f.teamId, sessionId, ".")).entries).toEqual([{ path: "out", type: "directory", sizeBytes: 0 }]);
+    expect(await fresh.readFile(f.teamId, sessionId, "out/report.txt")).toMatchObject({ binary: false, content: "made in a pod", sizeBytes: 13 });
+    await expect(fresh.readFile(f.teamId, sessionId, "../etc/passwd")).rejects.toMatchObject({ status: 400, code: "path_outside_workspace" });
+
+    const other = (await f.tenancy.createTeam({ slug: `kv-${randomBytes(2).toString("hex")}`, name: "Other" })).id;
+    await expect(fresh.describe(other, sessionId)).rejects.toMatchObject({ status: 404, code: "not_found" });
+    await expect(fresh.readFile(other, sessionId, "out/report.txt")).rejects.toMatchObject({ status: 404 });
+
+    await d.suspend(h);
+    expect(await fresh.describe(f.teamId, sessionId)).toMatchObject({ sandbox: { state: "suspended" }, filesAvailable: false });
+    await expect(fresh.listFiles(f.teamId, sessionId, ".")).rejects.toMatchObject({ status: 409, code: "sandbox_not_running" });
+    // Looking did not resume it: agent-sandbox still has it suspended.
+    const sbx = await kubectlJson(["get", "sandboxes.v1beta1.agents.x-k8s.io", claim.status.sandbox.name, "-n", ns]);
+    expect(sbx.spec.operatingMode).toBe("Suspended");
+    await d.release(h);
+    expect(await fresh.describe(f.teamId, sessionId)).toMatchObject({ sandbox: { state: "terminated" }, filesAvailable: false });
+  }, 240_000);
+});

@@ -1,0 +1,129 @@
+// The host-side egress proxy of one local sandbox (entry egress-main.ts, bundled to
+// dist/egress-proxy.mjs): the local driver starts one per sandbox whose policy has an allow-list,
+// detached like the sandbox itself, and kills it with the sandbox.
+//
+//   node egress-proxy.mjs --socket <sandbox dir>/egress/proxy.sock --config-stdin
+//   stdin: {"rules": EgressRule[], "hosts": {"name": "address"}}
+//
+// It listens on a unix socket that is bind-mounted (read-only) into the sandbox, whose own network
+// namespace is empty; the runtime inside forwards 127.0.0.1:3128 to it. HTTP CONNECT (any TCP,
+// e.g. TLS) and absolute-form HTTP requests are served for allowed destinations only; anything
+// else gets 403 with the reason as text. The proxy is proxy-chain (Apify's, think Squid): CONNECT
+// tunnels, HTTP forwarding with hop-by-hop headers handled, errors mapped to statuses; we only
+// decide per request (prepareRequestFunction) and pin the address we checked (dnsLookup), so a
+// second DNS answer cannot differ from the one the decision was made on.
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from "node:dns";
+import { chmodSync, rmSync } from "node:fs";
+import { isIP } from "node:net";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { RequestError, Server } from "proxy-chain";
+import { EgressMatcher, normalizeHost, type EgressRule } from "./egress-rules.js";
+
+export type EgressProxyConfig = {
+  rules: EgressRule[];
+  /** Static name → address map consulted before DNS (operator-set, like /etc/hosts; tests use it). */
+  hosts?: Record<string, string>;
+};
+
+type Log = (entry: Record<string, unknown>) => void;
+type ProxySocket = Parameters<Server["onConnection"]>[0];
+
+/**
+ * proxy-chain drops connections without a remoteAddress (a guard for nodejs/node#23858, sockets
+ * already closed). Connections over a unix socket never have one, so register them as its own
+ * onConnection does, without that guard.
+ */
+class UnixSocketProxy extends Server {
+  override onConnection(socket: ProxySocket): void {
+    if (socket.destroyed) return;
+    this.registerConnection(socket);
+    socket.on("error", () => {});
+  }
+}
+
+export function createEgressProxy(config: EgressProxyConfig, log: Log = () => {}): Server {
+  const matcher = new EgressMatcher(config.rules);
+  const hosts = new Map(Object.entries(config.hosts ?? {}).map(([k, v]) => [normalizeHost(k), v]));
+  const hasRanges = config.rules.some((r) => r.kind === "cidr");
+  const refuse = (host: string, port: number, reason: string): never => {
+    log({ msg: "egress refused", host, port, reason });
+    throw new RequestError(reason, 403, { "x-keel-egress": "refused" });
+  };
+  return new UnixSocketProxy({
+    port: 0,
+    verbose: false,
+    prepareRequestFunction: async ({ hostname, port }) => {
+      const host = normalizeHost(hostname);
+      let addresses: string[];
+      let trusted = false;
+      if (isIP(host)) addresses = [host];
+      else if (hosts.has(host)) {
+        addresses = [hosts.get(host)!];
+        trusted = true;
+      } else if (matcher.nameAllowed(host, port) || hasRanges) {
+        // Only a listed name (or, with address rules, any name) is looked up: without address
+        // rules an unlisted name is refused before DNS, so DNS queries cannot carry data out.
+        addresses = await new Promise<string[]>((resolve) =>
+          dnsLookup(host, { all: true }, (err, list) => resolve(err ? [] : list.map((a) => a.address))),
+        );
+        if (addresses.length === 0) {
+          if (!matcher.nameAllowed(host, port)) refuse(host, port, `egress to ${host}:${port} is not allowed by this sandbox's policy (allowed: ${matcher.describe()})`);
+          throw new RequestError(`cannot resolve ${host}`, 502, { "x-keel-egress": "unresolved" });
+        }
+      } else {
+        return refuse(host, port, `egress to ${host}:${port} is not allowed by this sandbox's policy (allowed: ${matcher.describe()})`);
+      }
+      const decision = matcher.decide(host, port, addresses, trusted);
+      if (!decision.allowed) return refuse(host, port, decision.reason);
+      // Only the checked addresses, all of them: Node's happy eyeballs (lookup with all: true)
+      // then tries IPv6 and IPv4 in turn, as it would with DNS.
+      const allowed: LookupAddress[] = decision.addresses.map((address) => ({ address, family: isIP(address) }));
+      const pinned = (_name: string, opts: LookupOptions | number | ((...a: unknown[]) => void), cb?: (...a: unknown[]) => void) => {
+        const callback = (typeof opts === "function" ? opts : cb)!;
+        const all = typeof opts === "object" && opts.all === true;
+        process.nextTick(() => (all ? callback(null, allowed) : callback(null, allowed[0]!.address, allowed[0]!.family)));
+      };
+      return { dnsLookup: pinned as unknown as typeof dnsLookup };
+    },
+  });
+}
+
+/** Listens on a unix socket (a long path is bound relative to its directory: sun_path is 107 bytes). */
+export function listenOnSocket(server: Server, socketPath: string): Promise<void> {
+  rmSync(socketPath, { force: true });
+  let target = path.resolve(socketPath);
+  if (Buffer.byteLength(target) >= 100) {
+    process.chdir(path.dirname(target));
+    target = `./${path.basename(target)}`;
+  }
+  return new Promise((resolve, reject) => {
+    server.server.once("error", reject);
+    server.server.listen(target, () => {
+      // Only the sandbox's uid (the proxy runs as it) may connect.
+      chmodSync(target, 0o600);
+      resolve();
+    });
+  });
+}
+
+/** The process entry (egress-main.ts): args, config on stdin, listen, stop on SIGTERM. */
+export async function runEgressProxy(): Promise<void> {
+  const { values } = parseArgs({ options: { socket: { type: "string" }, "config-stdin": { type: "boolean", default: false } } });
+  const fail = (m: string): never => {
+    process.stderr.write(`keel-egress-proxy: ${m}\n`);
+    process.exit(2);
+  };
+  if (!values.socket || !values["config-stdin"]) fail("usage: egress-proxy --socket PATH --config-stdin");
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
+  const config = JSON.parse(Buffer.concat(chunks).toString("utf8")) as EgressProxyConfig;
+  if (!Array.isArray(config.rules)) fail("config needs rules (an array)");
+  const log: Log = (e) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
+  const server = createEgressProxy(config, log);
+  // A client that hangs up mid-tunnel is normal; the proxy must not die of it.
+  server.on("requestFailed", ({ error }: { error: Error }) => log({ msg: "egress request failed", error: error.message }));
+  await listenOnSocket(server, values.socket!).catch((err: Error) => fail(`cannot listen: ${err.message}`));
+  log({ msg: "egress proxy listening", rules: new EgressMatcher(config.rules).describe() });
+  for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => void server.close(true).then(() => process.exit(0)));
+}

@@ -1,0 +1,9 @@
+import { audit } from "@keel/core";
+import { route } from "@/src/http";
+
+// Start (resume, restart or create) the session's sandbox: the one sandbox call that wakes it.
+export const POST = route({}, async ({ ctx, principal, params }) => {
+  const view = await ctx.sandboxes.start(principal.teamId, params.id!);
+  await audit(ctx.pool, principal, "sandbox.start", params.id!, { sandboxId: view.sandbox?.id ?? null });
+  return view;
+});
