@@ -5,13 +5,26 @@ import { ConflictError, NotFoundError, ValidationError } from "./errors.js";
 import { pgCode, PgCode, withTransaction, type Pool } from "./db/pool.js";
 import type { PrismaClient } from "./db/prisma.js";
 import { isUuid } from "./engine/client.js";
+import { sandboxPolicy, sandboxResources } from "./sandbox/policy.js";
+
+const strictSandboxPolicy = sandboxPolicy.extend({ resources: sandboxResources.strict().prefault({}) }).strict();
 
 export const AgentConfigSchema = z.object({
   model: z.string().min(1).max(200),
   instructions: z.string().max(100_000).default(""),
   /** Tool names, or { name, requiresApproval } to require a human's approval on this agent. */
   tools: z.array(z.union([z.string().min(1).max(64), z.object({ name: z.string().min(1).max(64), requiresApproval: z.boolean().optional() })])).max(200).default([]),
-  sandboxPolicy: z.record(z.string(), z.unknown()).default({}),
+  /**
+   * Stored as given (so later changes to the defaults apply), but checked now against the policy
+   * schema, strictly: a typo or a bad egress entry is a 422 at save, not a surprise at tool time.
+   */
+  sandboxPolicy: z
+    .record(z.string(), z.unknown())
+    .default({})
+    .superRefine((v, ctx) => {
+      const r = strictSandboxPolicy.safeParse(v);
+      if (!r.success) for (const i of r.error.issues) ctx.addIssue({ code: "custom", path: i.path as PropertyKey[], message: i.message });
+    }),
   mcpServers: z.array(z.object({
     name: z.string().regex(/^[a-z0-9_-]{1,32}$/, "lowercase letters, digits, _ and -, up to 32"),
     url: z.string().url(),

@@ -161,6 +161,9 @@ const matrix: Record<RouteKey, () => Case[]> = {
     { name: "bad provider field", method: "POST", path: "/api/v1/agents", body: { name: "x", model: "demo", provider: { kind: "demo", nope: true } }, status: 422, code: V },
     { name: "200,001 character instructions", method: "POST", path: "/api/v1/agents", body: { name: "x", model: "demo", instructions: "x".repeat(200_001) }, status: 422, code: V },
     { name: "tools not strings", method: "POST", path: "/api/v1/agents", body: { name: "x", model: "demo", tools: [1, 2] }, status: 422, code: V },
+    { name: "sandbox policy: a URL as an egress entry", method: "POST", path: "/api/v1/agents", body: { name: "x", model: "demo", sandboxPolicy: { egress: { allow: ["https://example.com/x"] } } }, status: 422, code: V },
+    { name: "sandbox policy: unknown key (typo)", method: "POST", path: "/api/v1/agents", body: { name: "x", model: "demo", sandboxPolicy: { egres: "none" } }, status: 422, code: V },
+    { name: "sandbox policy: memory out of range", method: "POST", path: "/api/v1/agents", body: { name: "x", model: "demo", sandboxPolicy: { resources: { memoryMb: 1 } } }, status: 422, code: V },
   ],
   "GET /api/v1/agents/[id]": () => [...idCases("GET", (id) => `/api/v1/agents/${id}`), ...getCases(`/api/v1/agents/${f.agentId}`)],
   "PUT /api/v1/agents/[id]": () => [

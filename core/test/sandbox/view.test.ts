@@ -46,7 +46,12 @@ describe("session sandboxes (view)", () => {
   it("an invalid agent policy is shown, and start refuses it with 422; an archived session cannot start", async () => {
     const store = new SandboxStore(f.pool);
     const view = new SessionSandboxes({ db: f.pool, store, driver: () => env.driver({ store }), resolvePolicy: sessionPolicyResolver(f.pool, noSecrets) });
-    const agent = await f.tenancy.createAgent(f.teamId, { name: "bad-policy", model: "demo", sandboxPolicy: { egress: { allow: ["https://example.com/x"] } } });
+    // Saving such a policy is refused now (422); an agent version written before that check
+    // still can hold one.
+    const bad = { egress: { allow: ["https://example.com/x"] } };
+    await expect(f.tenancy.createAgent(f.teamId, { name: "bad-policy", model: "demo", sandboxPolicy: bad })).rejects.toMatchObject({ status: 422 });
+    const agent = await f.tenancy.createAgent(f.teamId, { name: "bad-policy", model: "demo" });
+    await f.pool.query("UPDATE agent_versions SET sandbox_policy = $2 WHERE agent_id = $1", [agent.id, JSON.stringify(bad)]);
     const sessionId = (await f.tenancy.createSession(f.teamId, { agentId: agent.id })).id;
     const v = await view.describe(f.teamId, sessionId);
     expect(v.policy).toBeNull();
