@@ -1,9 +1,8 @@
 // The worker process: parse env, build the engine's Worker, drain on SIGTERM/SIGINT.
 import {
-  builtinTools, createAgentStep, createLogger, createModelResolver, createPool, createSandboxTools, liveSessionIds, loadAgentForSession,
-  KubernetesSandboxDriver, LocalSandboxDriver, McpToolSource, notifyDeltas, parseSandboxPolicy, reapSandboxes, SandboxStore, Secrets, ToolRegistry, Worker, type Logger, type Pool, type SandboxDriver, type StepFn,
+  builtinTools, createAgentStep, createLogger, createModelResolver, createPool, createSandboxTools, liveSessionIds,
+  createSandboxDriver, McpToolSource, notifyDeltas, reapSandboxes, SandboxStore, Secrets, sessionPolicyResolver, ToolRegistry, Worker, type Logger, type Pool, type StepFn,
 } from "@keel/core";
-import { KubeConfig } from "@kubernetes/client-node";
 import { parseEnv, WorkerEnvSchema, type WorkerEnv } from "./env.js";
 
 export { parseEnv, WorkerEnvSchema, type WorkerEnv };
@@ -74,30 +73,24 @@ export async function main(): Promise<void> {
 }
 
 /**
- * Local sandboxes (bubblewrap) for the sandbox tools: a session's policy comes from its agent's
+ * The session's sandbox (local bubblewrap or Kubernetes) for the sandbox tools: a session's policy comes from its agent's
  * pinned version, its secrets are the team's, decrypted only for the names the policy exposes.
  */
 function sandboxSetup(env: WorkerEnv, pool: Pool, logger: Logger) {
   const store = new SandboxStore(pool);
   const log = logger.child({ component: "sandbox" });
-  let driver: SandboxDriver;
-  if (env.KEEL_SANDBOX_DRIVER === "kubernetes") {
-    if (!env.KEEL_SANDBOX_IMAGE) {
-      process.stderr.write("keel worker: KEEL_SANDBOX_DRIVER=kubernetes needs KEEL_SANDBOX_IMAGE (the Keel image, which holds the sandbox runtime)\n");
-      process.exit(2);
-    }
-    const kubeConfig = new KubeConfig();
-    if (process.env.KUBERNETES_SERVICE_HOST) kubeConfig.loadFromCluster();
-    else kubeConfig.loadFromDefault();
-    driver = new KubernetesSandboxDriver({ kubeConfig, image: env.KEEL_SANDBOX_IMAGE, namespacePrefix: env.KEEL_SANDBOX_NAMESPACE_PREFIX, warmPoolReplicas: env.KEEL_SANDBOX_WARM_POOL, store, logger: log });
-  } else {
-    driver = new LocalSandboxDriver({ baseDir: env.KEEL_SANDBOX_DIR, runtimeScript: env.KEEL_SANDBOX_RUNTIME, store, allowUnsandboxed: env.KEEL_ALLOW_UNSANDBOXED, logger: log });
+  if (env.KEEL_SANDBOX_DRIVER === "kubernetes" && !env.KEEL_SANDBOX_IMAGE) {
+    process.stderr.write("keel worker: KEEL_SANDBOX_DRIVER=kubernetes needs KEEL_SANDBOX_IMAGE (the Keel image, which holds the sandbox runtime)\n");
+    process.exit(2);
   }
-  const secrets = new Secrets({ pool, keyBase64: env.KEEL_SECRETS_KEY });
-  const tools = createSandboxTools(driver, async (teamId, sessionId) => {
-    const policy = parseSandboxPolicy((await loadAgentForSession(pool, sessionId)).sandboxPolicy);
-    return { policy, secrets: await secrets.resolveForSandbox(teamId, policy.secrets) };
-  });
+  // The same driver construction and policy lookup the web process uses (core/src/sandbox).
+  const driver = createSandboxDriver(
+    env.KEEL_SANDBOX_DRIVER === "kubernetes"
+      ? { driver: "kubernetes", image: env.KEEL_SANDBOX_IMAGE!, namespacePrefix: env.KEEL_SANDBOX_NAMESPACE_PREFIX, warmPoolReplicas: env.KEEL_SANDBOX_WARM_POOL, inCluster: Boolean(process.env.KUBERNETES_SERVICE_HOST) }
+      : { driver: "local", baseDir: env.KEEL_SANDBOX_DIR, runtimeScript: env.KEEL_SANDBOX_RUNTIME, allowUnsandboxed: env.KEEL_ALLOW_UNSANDBOXED },
+    { store, logger: log },
+  );
+  const tools = createSandboxTools(driver, sessionPolicyResolver(pool, new Secrets({ pool, keyBase64: env.KEEL_SECRETS_KEY })));
   const reap = () =>
     reapSandboxes({ driver, liveSessions: (ids) => liveSessionIds(pool, ids), logger }).catch((err: unknown) =>
       logger.warn({ err: (err as Error).message }, "sandbox reaper failed"),
