@@ -9,14 +9,13 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { createTestNamespace, kubectl, kubectlJson, startControlPlane, waitFor, type TestNamespace } from "../../../controlplane/harness.ts";
 import { createRuntimeServer } from "../../../sandbox/src/server.ts";
 import { parseSandboxPolicy, reapSandboxes, SandboxUnavailableError } from "../../src/index.ts";
 import { RuntimeClient } from "../../src/sandbox/runtime-client.ts";
-import { KubernetesSandboxDriver, type KubernetesDriverOptions, type RuntimeEndpoint } from "../../src/sandbox/k8s/index.ts";
-import { applyPlatformRbac, claimOf, type PlatformIdentity } from "./helpers.ts";
+import { type KubernetesDriverOptions, type RuntimeEndpoint } from "../../src/sandbox/k8s/index.ts";
+import { applyPlatformRbac, claimOf, deleteTeamNamespaces, testDriver, type PlatformIdentity } from "./helpers.ts";
 
 const prefix = `kt${randomBytes(2).toString("hex")}-`;
 const policy = parseSandboxPolicy({ template: "default", secrets: ["API_KEY"], egress: { allow: ["203.0.113.0/24:443"] } });
@@ -35,8 +34,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const s of servers) s.close();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  const nss = (await kubectlJson(["get", "namespaces", "-l", "app.kubernetes.io/managed-by=keel"])).items.map((n: any) => n.metadata.name).filter((n: string) => n.startsWith(prefix));
-  if (nss.length) await kubectl(["delete", "namespace", ...nss, "--wait=false"]);
+  await deleteTeamNamespaces(prefix);
   await platform?.cleanup();
   await home?.cleanup();
 }, 120_000);
@@ -56,10 +54,8 @@ async function runtimeFor(ns: string, claim: string): Promise<string> {
 const endpoints = new Map<string, string>(); // pod IP → loopback runtime
 const seen: RuntimeEndpoint[] = [];
 function driver(extra: Partial<KubernetesDriverOptions> = {}) {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(platform.kubeconfig);
-  return new KubernetesSandboxDriver({
-    kubeConfig, image: "registry.invalid/keel:test", namespacePrefix: prefix, readyTimeoutMs: 60_000, apiRetryMs: 2_000,
+  return testDriver(platform.kubeconfig, prefix, {
+    readyTimeoutMs: 60_000, apiRetryMs: 2_000,
     runtimeClient: (e, token) => {
       seen.push(e);
       // A pod IP without a stand-in runtime is a pod that is gone: a closed loopback port (the

@@ -11,7 +11,7 @@ import { createTestNamespace, kubectl, kubectlJson, startControlPlane, waitFor, 
 import { parseSandboxPolicy, SandboxUnavailableError, ValidationError } from "../../src/index.ts";
 import { AgentSandboxMissingError, KubernetesApiError, KubernetesForbiddenError, KubernetesSandboxDriver, SandboxNameError, type KubernetesDriverOptions } from "../../src/sandbox/k8s/index.ts";
 import { startBareApiServer } from "./bare-apiserver.ts";
-import { applyPlatformRbac, claimOf, repoRoot, tokenKubeconfig, type PlatformIdentity } from "./helpers.ts";
+import { applyPlatformRbac, claimOf, deleteTeamNamespaces, repoRoot, testDriver, tokenKubeconfig, type PlatformIdentity } from "./helpers.ts";
 import { kubeconfigWithServer } from "./proxy.ts";
 
 const prefix = `ke${randomBytes(2).toString("hex")}-`;
@@ -29,16 +29,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
-  const nss = (await kubectlJson(["get", "namespaces", "-l", "app.kubernetes.io/managed-by=keel"])).items.map((n: any) => n.metadata.name).filter((n: string) => n.startsWith(prefix));
-  if (nss.length) await kubectl(["delete", "namespace", ...nss, "--wait=false"]);
+  await deleteTeamNamespaces(prefix);
   await platform?.cleanup();
   await home?.cleanup();
 }, 120_000);
 
 function driver(kubeconfig: string, extra: Partial<KubernetesDriverOptions> = {}) {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(kubeconfig);
-  return new KubernetesSandboxDriver({ kubeConfig, image: "registry.invalid/keel:test", namespacePrefix: prefix, readyTimeoutMs: 30_000, apiRetryMs: 2_000, ...extra });
+  return testDriver(kubeconfig, prefix, { readyTimeoutMs: 30_000, apiRetryMs: 2_000, ...extra });
 }
 
 test("invalid names and a hostname in the egress allow-list fail with 422 before any API call", async () => {

@@ -10,13 +10,12 @@
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import path from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { createTestNamespace, kubeconfigPath, kubectl, kubectlJson, startControlPlane, waitFor, type TestNamespace } from "../../../controlplane/harness.ts";
 import { parseSandboxPolicy, reapSandboxes, SandboxUnavailableError } from "../../src/index.ts";
 import { RuntimeClient } from "../../src/sandbox/runtime-client.ts";
-import { KubernetesSandboxDriver, type KubernetesDriverOptions } from "../../src/sandbox/k8s/index.ts";
-import { applyPlatformRbac, capturingLogger, claimOf, claimsOfSession, repoRoot, type PlatformIdentity } from "./helpers.ts";
+import type { KubernetesDriverOptions } from "../../src/sandbox/k8s/index.ts";
+import { applyPlatformRbac, capturingLogger, claimOf, claimsOfSession, deleteTeamNamespaces, repoRoot, testDriver, type PlatformIdentity } from "./helpers.ts";
 import { FaultProxy, kubeconfigServer, kubeconfigWithServer } from "./proxy.ts";
 
 const prefix = `kf${randomBytes(2).toString("hex")}-`;
@@ -49,16 +48,13 @@ afterEach(() => proxy.up());
 afterAll(async () => {
   await proxy?.close();
   rmSync(viaProxy, { force: true });
-  const nss = (await kubectlJson(["get", "namespaces", "-l", "app.kubernetes.io/managed-by=keel"])).items.map((n: any) => n.metadata.name).filter((n: string) => n.startsWith(prefix));
-  if (nss.length) await kubectl(["delete", "namespace", ...nss, "--wait=false"]);
+  await deleteTeamNamespaces(prefix);
   await platform?.cleanup();
   await home?.cleanup();
 }, 120_000);
 
 function driver(kubeconfig: string, extra: Partial<KubernetesDriverOptions> = {}) {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(kubeconfig);
-  return new KubernetesSandboxDriver({ kubeConfig, image: "registry.invalid/keel:test", namespacePrefix: prefix, readyTimeoutMs: 90_000, apiRetryMs: 60_000, ...extra });
+  return testDriver(kubeconfig, prefix, { readyTimeoutMs: 90_000, apiRetryMs: 60_000, ...extra });
 }
 
 /** The claim's pod once it exists and is held by the gate. */

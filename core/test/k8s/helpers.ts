@@ -5,8 +5,9 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadAllYaml } from "@kubernetes/client-node";
-import { kubeconfigPath, kubectl } from "../../../controlplane/harness.ts";
+import { KubeConfig, loadAllYaml } from "@kubernetes/client-node";
+import { kubeconfigPath, kubectl, kubectlJson } from "../../../controlplane/harness.ts";
+import { KubernetesSandboxDriver, type KubernetesDriverOptions } from "../../src/sandbox/k8s/driver.ts";
 import { createLogger, type Logger } from "../../src/logger.ts";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -100,3 +101,16 @@ const CLAIMS = "sandboxclaims.v1beta1.extensions.agents.x-k8s.io";
 export const claimOf = (ns: string, name: string) => kubectl(["get", CLAIMS, name, "-n", ns, "-o", "json"], { allowFailure: true }).then((r) => (r.code === 0 ? JSON.parse(r.stdout) : null));
 /** Every claim (any name) labelled with this session. */
 export const claimsOfSession = (ns: string, sessionId: string) => kubectl(["get", CLAIMS, "-n", ns, "-l", `keel.dev/session=${sessionId}`, "-o", "json"]).then((r) => JSON.parse(r.stdout).items as any[]);
+
+/** A driver for tests: the kubeconfig file's identity, a test image, the file's namespace prefix. */
+export function testDriver(kubeconfigFile: string, namespacePrefix: string, opts: Partial<KubernetesDriverOptions> = {}): KubernetesSandboxDriver {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(kubeconfigFile);
+  return new KubernetesSandboxDriver({ kubeConfig, image: "registry.invalid/keel:test", namespacePrefix, ...opts });
+}
+
+/** Deletes the team namespaces a test file's drivers made (labelled by Keel, named with its prefix). */
+export async function deleteTeamNamespaces(prefix: string): Promise<void> {
+  const nss = (await kubectlJson(["get", "namespaces", "-l", "app.kubernetes.io/managed-by=keel"])).items.map((n: any) => n.metadata.name).filter((n: string) => n.startsWith(prefix));
+  if (nss.length) await kubectl(["delete", "namespace", ...nss, "--wait=false"]);
+}

@@ -9,11 +9,10 @@ import type http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kubectl, kubectlJson, startControlPlane } from "../../../controlplane/harness.js";
 import { createRuntimeServer } from "../../../sandbox/src/server.js";
-import { KubernetesSandboxDriver } from "../../src/sandbox/k8s/index.js";
+import { deleteTeamNamespaces, testDriver } from "../k8s/helpers.ts";
 import { parseSandboxPolicy } from "../../src/sandbox/policy.js";
 import { RuntimeClient } from "../../src/sandbox/runtime-client.js";
 import { SandboxStore } from "../../src/sandbox/store.js";
@@ -35,15 +34,12 @@ afterAll(async () => {
   for (const s of servers) s.close();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
   if (!kubeconfig) return;
-  const nss = (await kubectlJson(["get", "namespaces", "-l", "app.kubernetes.io/managed-by=keel"])).items.map((n: any) => n.metadata.name).filter((n: string) => n.startsWith(prefix));
-  if (nss.length) await kubectl(["delete", "namespace", ...nss, "--wait=false"]);
+  await deleteTeamNamespaces(prefix);
 }, 120_000);
 
 function driver(store: SandboxStore) {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(kubeconfig);
-  return new KubernetesSandboxDriver({
-    kubeConfig, image: "registry.invalid/keel:test", namespacePrefix: prefix, readyTimeoutMs: 60_000, apiRetryMs: 2_000, store,
+  return testDriver(kubeconfig, prefix, {
+    readyTimeoutMs: 60_000, apiRetryMs: 2_000, store,
     runtimeClient: (e, token) => new RuntimeClient({ baseUrl: endpoints.get(e.podIP) ?? e.baseUrl }, token),
   });
 }
