@@ -13,6 +13,7 @@ import { backgroundLuminance, launchChromium } from "../../../server/test/e2e-he
 import { freePort } from "../../../cli/src/embedded-postgres.js";
 import { waitFor } from "../../../test/db.ts";
 import { startBridge, type Bridge } from "../../bridge/server.ts";
+import { templateYaml, warmPoolYaml } from "../helpers.ts";
 import { loadKubeconfig } from "../../src/main/kube.ts";
 import { createTestNamespace, kubectl, startControlPlane, type TestNamespace } from "../control-plane.ts";
 import { startKeel, type Keel } from "../keel.ts";
@@ -57,26 +58,7 @@ beforeAll(async () => {
   const kubeconfig = await startControlPlane();
   ns = await createTestNamespace("ui");
   await kubectl(["apply", "-n", ns.name, "-f", "-"], {
-    input: `apiVersion: extensions.agents.x-k8s.io/v1beta1
-kind: SandboxTemplate
-metadata:
-  name: agent
-spec:
-  podTemplate:
-    spec:
-      containers:
-      - name: agent
-        image: registry.invalid/keel/agent:test
----
-apiVersion: extensions.agents.x-k8s.io/v1beta1
-kind: SandboxWarmPool
-metadata:
-  name: agent
-spec:
-  replicas: 1
-  sandboxTemplateRef:
-    name: agent
-`,
+    input: `${templateYaml("agent")}---\n${warmPoolYaml("agent", "agent", 1)}`,
   });
   // A second kubeconfig file with a context whose cluster is down, as an operator's often has.
   dir = mkdtempSync(path.join(os.tmpdir(), "keel-desktop-ui-"));
