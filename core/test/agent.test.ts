@@ -26,7 +26,24 @@ const recordTool: Tool = {
 };
 const bigTool: Tool = { ...recordTool, name: "big", parameters: { type: "object" }, idempotent: true, run: async () => "z".repeat(100_000) };
 const deployTool: Tool = { ...recordTool, name: "deploy", requiresApproval: true, run: async () => (sideEffects.push("deployed"), "deployed") };
-const registry = new ToolRegistry([...builtinTools, recordTool, bigTool, deployTool]);
+// "slow" runs until the test releases it (to act while a tool is in flight); "stuck" never
+// finishes on its own and must be stopped by its timeout through the abort signal.
+const gate = { started: false, release: () => {}, opened: Promise.resolve() };
+function holdSlowTool(): typeof gate {
+  gate.started = false;
+  gate.opened = new Promise<void>((r) => (gate.release = r));
+  return gate;
+}
+const slowTool: Tool = { ...recordTool, name: "slow", parameters: { type: "object" }, idempotent: true, timeoutMs: 20_000, run: async () => ((gate.started = true), await gate.opened, "slow done") };
+let stuckAbortedBy: unknown = null;
+const stuckTool: Tool = {
+  ...recordTool,
+  name: "stuck",
+  parameters: { type: "object" },
+  timeoutMs: 200,
+  run: (_args, ctx) => new Promise((_, reject) => ctx.signal.addEventListener("abort", () => ((stuckAbortedBy = ctx.signal.reason), reject(ctx.signal.reason)), { once: true })),
+};
+const registry = new ToolRegistry([...builtinTools, recordTool, bigTool, deployTool, slowTool, stuckTool]);
 
 beforeAll(async () => {
   fake = await startFakeOpenAI();
@@ -45,7 +62,7 @@ async function session(config: Partial<AgentConfig> & { provider?: AgentConfig["
     name: `a-${Math.random().toString(36).slice(2, 8)}`,
     model: "gpt-test",
     provider: { kind: "openai-compatible", baseUrl: fake.url, maxRetries: 2, timeoutMs: 3_000 },
-    tools: ["calculator", "get_time", "record", "big", "deploy"],
+    tools: ["calculator", "get_time", "record", "big", "deploy", "slow", "stuck"],
     ...config,
   });
   return (await f.tenancy.createSession(f.teamId, { agentId: agent.id })).id;
@@ -130,6 +147,43 @@ describe("OpenAI-compatible provider", () => {
     expect(run.attempt).toBe(0); // handing back is not a failed attempt
   });
 
+  test("encrypted reasoning items (reasoning_details) are stored as received and sent back byte-identical", async () => {
+    await startAgentWorker();
+    const sessionId = await session();
+    const chunk = (delta: Record<string, unknown>, finish_reason: string | null = null) => ({ id: "chatcmpl-rd", object: "chat.completion.chunk" as const, created: 1, model: "gpt-test", choices: [{ index: 0, delta, logprobs: null, finish_reason }] });
+    const details = [
+      { type: "reasoning.text", text: "Weigh ", format: "anthropic-claude-v1", index: 0 },
+      { type: "reasoning.text", text: "the clock.", signature: "c2lnbmF0dXJl/+==", format: "anthropic-claude-v1", index: 0 },
+      { type: "reasoning.encrypted", id: "rs_01", data: "gAAAAABo\u00e9ncrypted+/==", format: "openai-responses-v1", index: 1 },
+    ];
+    fake.enqueue(
+      {
+        kind: "stream",
+        chunks: [
+          chunk({ role: "assistant", content: null }),
+          chunk({ reasoning: "Weigh ", reasoning_details: [details[0]] }),
+          chunk({ reasoning: "the clock.", reasoning_details: [details[1]] }),
+          chunk({ reasoning_details: [details[2]] }),
+          chunk({ tool_calls: [{ index: 0, id: "e1", type: "function", function: { name: "get_time", arguments: "{}" } }] }),
+          chunk({}, "tool_calls"),
+        ] as never,
+      },
+      { kind: "stream", chunks: textStream("It is now.") },
+    );
+    const before = fake.requests.length;
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "what time is it?" });
+    await settle(runId);
+    const stored = eventPayload<{ message: Record<string, unknown> }>((await readAllEvents(f.pool, sessionId)).find((e) => e.type === "assistant_message")!).message;
+    expect(stored).toEqual({
+      role: "assistant",
+      content: null,
+      reasoning: "Weigh the clock.",
+      reasoning_details: details,
+      tool_calls: [{ id: "e1", type: "function", function: { name: "get_time", arguments: "{}" } }],
+    });
+    expect(fake.requests[before + 1]!.rawBody).toContain(JSON.stringify(stored));
+  });
+
   test("429 and 500 are retried with backoff; a stream cut mid-way is retried as a new attempt", async () => {
     await startAgentWorker();
     const sessionId = await session();
@@ -145,6 +199,21 @@ describe("OpenAI-compatible provider", () => {
     expect(types(events)).toEqual(["user_message", "model_error", "assistant_message"]);
     expect(eventPayload<{ code: string; retryable: boolean }>(events[1]!)).toMatchObject({ code: "model_unavailable", retryable: true });
     expect(eventPayload<{ message: { content: string } }>(events[2]!).message.content).toBe("whole answer");
+  });
+
+  test("a stream that ends cleanly before its finish_reason is not stored as a final item; it is asked again", async () => {
+    await startAgentWorker();
+    const sessionId = await session();
+    fake.enqueue(
+      { kind: "stream", chunks: toolCallStream([{ id: "h1", name: "record", args: '{"value":"half"}' }], { splitArgsInto: 4 }), endAfter: 3 },
+      { kind: "stream", chunks: textStream("the whole reply") },
+    );
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "hi" });
+    await settle(runId);
+    const events = await readAllEvents(f.pool, sessionId);
+    expect(types(events)).toEqual(["user_message", "model_error", "assistant_message"]);
+    expect(eventPayload<{ message: string; retryable: boolean }>(events[1]!)).toMatchObject({ retryable: true, message: expect.stringMatching(/ended before the reply was finished/) });
+    expect(sideEffects).not.toContain("half");
   });
 
   test("a non-retryable provider error fails the run visibly with the reason", async () => {
@@ -250,6 +319,67 @@ describe("bad model output", () => {
   });
 });
 
+describe("tools in flight", () => {
+  test("a tool past its timeout is aborted and becomes a model-readable error", async () => {
+    await startAgentWorker();
+    const sessionId = await session();
+    stuckAbortedBy = null;
+    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "st1", name: "stuck", args: "{}" }]) }, { kind: "stream", chunks: textStream("it timed out") });
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "try the stuck tool" });
+    await settle(runId);
+    expect(toolResults(await readAllEvents(f.pool, sessionId))).toEqual([{ tool_call_id: "st1", name: "stuck", isError: true, state: "failed", content: "Error: the tool did not finish within 200 ms" }]);
+    expect(String(stuckAbortedBy)).toMatch(/did not finish within 200 ms/); // the tool was told to stop, not abandoned
+  });
+
+  test("onBusy=interrupt while a tool runs: its result is stored, no model call follows in that run; the next run answers the rest 'not run'", async () => {
+    await startAgentWorker();
+    const sessionId = await session();
+    const slow = holdSlowTool();
+    fake.enqueue(
+      { kind: "stream", chunks: toolCallStream([{ id: "s1", name: "slow", args: "{}" }, { id: "s2", name: "record", args: '{"value":"never-run"}' }]) },
+      { kind: "stream", chunks: textStream("switching to your new request") },
+    );
+    const before = fake.requests.length;
+    const first = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "do the slow thing, then record" });
+    await waitFor(() => slow.started, { what: "slow tool started" });
+    const second = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "stop, do this instead", onBusy: "interrupt" });
+    expect(second.disposition).toBe("interrupting");
+    slow.release();
+    await settle(second.runId);
+    expect((await f.client.getRun({ teamId: f.teamId, runId: first.runId })).status).toBe("interrupted");
+    const events = await readAllEvents(f.pool, sessionId);
+    expect(types(events)).toEqual(["user_message", "assistant_message", "user_message", "tool_result", "run_interrupted", "tool_result", "assistant_message"]);
+    expect(toolResults(events)).toMatchObject([
+      { tool_call_id: "s1", state: "succeeded", isError: false, content: "slow done" },
+      { tool_call_id: "s2", state: "failed", isError: true, content: expect.stringMatching(/Not run: the user sent a new message/) },
+    ]);
+    expect(events[3]!.runId).toBe(first.runId); // the in-flight result belongs to the interrupted run
+    expect(events.at(-1)!.runId).toBe(second.runId);
+    expect(sideEffects).not.toContain("never-run");
+    expect(fake.requests.length - before).toBe(2); // the interrupted run made no model call after its tool
+    const last = fake.requests.at(-1)!.json as { messages: { role: string; content?: unknown }[] };
+    expect(last.messages.map((m) => m.role)).toEqual(["user", "assistant", "tool", "tool", "user"]);
+    expect(last.messages.at(-1)!.content).toBe("stop, do this instead");
+  });
+
+  test("cancel while a tool runs: the result is stored, the run ends cancelled before the next model call", async () => {
+    await startAgentWorker();
+    const sessionId = await session();
+    const slow = holdSlowTool();
+    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "k1", name: "slow", args: "{}" }]) });
+    const before = fake.requests.length;
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "slow, please" });
+    await waitFor(() => slow.started, { what: "slow tool started" });
+    expect(await f.client.cancel({ teamId: f.teamId, sessionId })).toEqual({ cancelled: [], stopping: [runId] });
+    slow.release();
+    await settle(runId, "cancelled");
+    const events = await readAllEvents(f.pool, sessionId);
+    expect(types(events)).toEqual(["user_message", "assistant_message", "tool_result", "run_cancelled"]);
+    expect(toolResults(events)[0]).toMatchObject({ tool_call_id: "k1", state: "succeeded", content: "slow done" });
+    expect(fake.requests.length - before).toBe(1);
+  });
+});
+
 describe("approvals", () => {
   test("a tool that requires approval parks the run; approve runs it, deny tells the model", async () => {
     await startAgentWorker();
@@ -271,6 +401,23 @@ describe("approvals", () => {
     await settle(second.runId);
     expect(sideEffects.filter((s) => s === "deployed")).toHaveLength(1);
     expect(toolResults(await readAllEvents(f.pool, sessionId)).at(-1)).toMatchObject({ tool_call_id: "d2", isError: true, content: expect.stringMatching(/denied.*freeze week/) });
+  });
+
+  test("the decision resumes the run on another worker: the one that parked it is gone", async () => {
+    const a = await startAgentWorker();
+    const sessionId = await session();
+    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "w1", name: "deploy", args: '{"value":"staging"}' }]) }, { kind: "stream", chunks: textStream("deployed to staging") });
+    const deployed = () => sideEffects.filter((s) => s === "deployed").length;
+    const before = deployed();
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "deploy staging" });
+    await settle(runId, "waiting_approval");
+    await a.stop();
+    await decideToolCall(f.pool, { teamId: f.teamId, sessionId, callId: "w1", approve: true, decidedBy: "ops@acme" });
+    expect((await f.client.getRun({ teamId: f.teamId, runId })).status).toBe("queued"); // back in the queue, for any worker
+    await startAgentWorker(); // a new worker; the first one is stopped
+    await settle(runId);
+    expect(deployed()).toBe(before + 1);
+    expect(types(await readAllEvents(f.pool, sessionId))).toEqual(["user_message", "assistant_message", "approval_requested", "approval_decided", "tool_result", "assistant_message"]);
   });
 
   test("a new message with onBusy=interrupt ends a run waiting for approval; the undecided call is answered 'not run'", async () => {

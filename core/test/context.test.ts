@@ -1,6 +1,6 @@
 // buildContext is pure: the same log always gives the same context. These cases are the repairs.
 import { expect, test } from "vitest";
-import { buildContext } from "../src/agent/context.js";
+import { buildContext, MISSING_RESULT_NOTE } from "../src/agent/context.js";
 import type { SessionEvent } from "../src/engine/types.js";
 
 let seq = 0n;
@@ -42,4 +42,13 @@ test("orphan tool results and malformed assistant items are left out and reporte
 test("a duplicate result for an already answered call is an orphan", () => {
   const c = buildContext([user("hi"), asst(null, ["a"]), result("a"), result("a")], "");
   expect(c.repairs.map((r) => r.kind)).toEqual(["orphan_tool_result"]);
+});
+
+test("a call left without a result before a newer assistant message is answered by a note and reported", () => {
+  const calling = asst(null, ["a", "b"]);
+  const c = buildContext([user("hi"), calling, result("a"), user("meanwhile"), asst("moving on")], "");
+  expect(c.messages.map((m) => m.role)).toEqual(["user", "assistant", "tool", "tool", "user", "assistant"]);
+  expect(c.messages[3]).toEqual({ role: "tool", tool_call_id: "b", content: MISSING_RESULT_NOTE });
+  expect(c.repairs).toEqual([{ kind: "missing_tool_result", seq: calling.seq.toString(), detail: "call b (t) has no result" }]);
+  expect(c.next).toBe("done");
 });

@@ -6,6 +6,10 @@
 //   (a user message that arrived while tools ran is placed after the results);
 // - a tool result whose call is not in the context is left out (orphan_tool_result);
 // - an assistant message that is not a complete assistant item is left out (malformed_assistant);
+// - calls of an older assistant message that never got a result, though the log goes on with a
+//   newer assistant message, are answered in the context by a note that no result was recorded
+//   (missing_tool_result): a provider refuses a call without its result, and dropping the call
+//   would hide that it was made;
 // - calls still without a result when a newer user message exists are answered "not run"
 //   by the loop (interrupted_by_user), since the user changed course before they ran.
 import { eventPayload, type SessionEvent } from "../engine/types.js";
@@ -24,7 +28,10 @@ export type AssistantEventPayload = { message: AssistantMessage; model: string; 
 export type ToolResultPayload = { tool_call_id: string; name: string; content: string; isError: boolean; state: string };
 
 export type PendingCall = { call: ToolCallOut; assistantRunId: string; interruptedByUser: boolean };
-export type Repair = { kind: "orphan_tool_result" | "malformed_assistant"; seq: string; detail: string };
+export type Repair = { kind: "orphan_tool_result" | "malformed_assistant" | "missing_tool_result"; seq: string; detail: string };
+
+/** What the model reads for a call the log has no result for (see missing_tool_result). */
+export const MISSING_RESULT_NOTE = "No result was recorded for this call: it did not run to completion, and its effect is unknown.";
 
 export type AgentContext = {
   messages: ChatMessage[];
@@ -35,7 +42,7 @@ export type AgentContext = {
   repairs: Repair[];
 };
 
-type Open = { runId: string; calls: ToolCallOut[]; resolved: Set<string> };
+type Open = { runId: string; seq: string; calls: ToolCallOut[]; resolved: Set<string> };
 
 export function buildContext(events: readonly SessionEvent[], instructions: string): AgentContext {
   const messages: ChatMessage[] = instructions ? [{ role: "system", content: instructions }] : [];
@@ -61,11 +68,18 @@ export function buildContext(events: readonly SessionEvent[], instructions: stri
         repairs.push({ kind: "malformed_assistant", seq: e.seq.toString(), detail: "not a complete assistant message" });
         continue;
       }
-      // The loop never calls the model while calls are open; if the log says otherwise, the
-      // calls stay pending (below) rather than being dropped.
-      if (open) close();
+      // The loop never calls the model while calls are open; if the log says otherwise, each
+      // unanswered call gets a note instead of being dropped, and the repair is reported.
+      const o = open as Open | null;
+      if (o) {
+        for (const c of o.calls.filter((c) => !o.resolved.has(c.id))) {
+          messages.push({ role: "tool", tool_call_id: c.id, content: MISSING_RESULT_NOTE });
+          repairs.push({ kind: "missing_tool_result", seq: o.seq, detail: `call ${c.id} (${c.function.name}) has no result` });
+        }
+        close();
+      }
       messages.push(p.message);
-      if (p.message.tool_calls?.length) open = { runId: e.runId ?? "", calls: p.message.tool_calls, resolved: new Set() };
+      if (p.message.tool_calls?.length) open = { runId: e.runId ?? "", seq: e.seq.toString(), calls: p.message.tool_calls, resolved: new Set() };
     } else if (e.type === AgentEventType.toolResult) {
       const p = safePayload<ToolResultPayload>(e);
       const o = open as Open | null;

@@ -189,8 +189,10 @@ async function runTool(r: ResolvedTool, args: unknown, ctx: ToolContext): Promis
   try {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        ac.abort(new Error("timeout"));
-        reject(new Error(`the tool did not finish within ${r.tool.timeoutMs} ms`));
+        // One reason for both: a tool that honours its signal rejects with it, possibly first.
+        const err = new Error(`the tool did not finish within ${r.tool.timeoutMs} ms`);
+        reject(err);
+        ac.abort(err);
       }, r.tool.timeoutMs);
     });
     const value = await Promise.race([r.tool.run(args, { ...ctx, signal: ac.signal }), timeout]);

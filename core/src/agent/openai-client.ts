@@ -43,6 +43,9 @@ export class OpenAICompatibleModel implements ModelClient {
     } catch (err) {
       throw classify(err);
     }
+    // A stream that ends without a finish_reason was cut short, however cleanly: what arrived is
+    // half an item and must not be stored as the model's final word. Another attempt asks again.
+    if (acc.finishReason === null) throw new ModelCallError("the model's stream ended before the reply was finished (no finish_reason)", true);
     return { message: acc.message(), finishReason: acc.finishReason, usage: acc.usage, model: acc.model || req.model };
   }
 }

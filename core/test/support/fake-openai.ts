@@ -18,6 +18,8 @@ export type ScriptedReply =
       delayMs?: number;
       /** destroy the socket after N chunks (no [DONE], no terminating HTTP chunk) */
       dropAfter?: number;
+      /** end the response cleanly after N chunks (no finish_reason chunk, no [DONE]): a half-streamed reply */
+      endAfter?: number;
       /** stop sending after N chunks, keep the socket open (until the client or close() ends it) */
       hangAfter?: number;
       headers?: Record<string, string>;
@@ -183,6 +185,10 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
         return;
       }
       if (i === reply.hangAfter) return;
+      if (i === reply.endAfter) {
+        res.end();
+        return;
+      }
       if (i === chunks.length) break;
       if (reply.delayMs) await sleep(reply.delayMs);
       if (res.destroyed || closed) return;
