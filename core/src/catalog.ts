@@ -100,3 +100,35 @@ export async function fleetStatus(db: Queryable, teamId: string): Promise<FleetS
   );
   return { workers: workers.rows, queueDepth: rows[0]!.queued, activeRuns: rows[0]!.running, waitingApproval: rows[0]!.waiting };
 }
+
+export type UsageTotals = { runs: number; promptTokens: number; completionTokens: number; totalTokens: number };
+export type TeamUsage = { days: number; since: Date; totals: UsageTotals; byAgent: (UsageTotals & { agentId: string; agentName: string })[] };
+
+/**
+ * Tokens a team's runs used in the last `days` days (by when the run was created), in all and per
+ * agent, as the providers reported them (the demo model reports an estimate).
+ */
+export async function teamUsage(db: Queryable, teamId: string, days = 30): Promise<TeamUsage> {
+  if (!Number.isInteger(days) || days < 1 || days > 366) throw new ValidationError("days must be a whole number from 1 to 366", { days });
+  const { rows } = await db.query<{ agentId: string; agentName: string; runs: number; p: string; c: string; since: Date }>(
+    `SELECT s.agent_id AS "agentId", a.name AS "agentName", count(*)::int AS runs,
+            sum(r.prompt_tokens)::bigint AS p, sum(r.completion_tokens)::bigint AS c, now() - make_interval(days => $2) AS since
+     FROM runs r JOIN sessions s ON s.id = r.session_id JOIN agents a ON a.id = s.agent_id
+     WHERE r.team_id = $1 AND r.created_at >= now() - make_interval(days => $2)
+     GROUP BY s.agent_id, a.name ORDER BY sum(r.prompt_tokens + r.completion_tokens) DESC, a.name`,
+    [teamId, days],
+  );
+  const byAgent = rows.map((r) => totalsOf(r.runs, Number(r.p), Number(r.c), { agentId: r.agentId, agentName: r.agentName }));
+  const totals = totalsOf(
+    byAgent.reduce((n, a) => n + a.runs, 0),
+    byAgent.reduce((n, a) => n + a.promptTokens, 0),
+    byAgent.reduce((n, a) => n + a.completionTokens, 0),
+    {},
+  );
+  const since = rows[0]?.since ?? new Date(Date.now() - days * 86_400_000);
+  return { days, since, totals, byAgent };
+}
+
+function totalsOf<T extends object>(runs: number, promptTokens: number, completionTokens: number, extra: T): T & UsageTotals {
+  return { ...extra, runs, promptTokens, completionTokens, totalTokens: promptTokens + completionTokens };
+}

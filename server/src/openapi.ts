@@ -25,7 +25,7 @@ const ops: Op[] = [
   ["get", "/api/v1/sessions/{id}/sandbox/files", "List one workspace directory: ?path (default .), limit (1-5000); 409 sandbox_not_running unless ready"],
   ["get", "/api/v1/sessions/{id}/sandbox/file", "Read a workspace file (read-only): ?path, maxBytes (default 262144); binary files come back as { binary: true, content: null }"],
   ["post", "/api/v1/sessions/{id}/sandbox/start", "Start the session's sandbox: resume a suspended one, or create one (member)"],
-  ["get", "/api/v1/runs/{id}", "Get a run"],
+  ["get", "/api/v1/runs/{id}", "Get a run (status, attempts, takeovers, token usage)"],
   ["get", "/api/v1/members", "Team members"],
   ["post", "/api/v1/members", "Add a member (admin)", { body: "{ email, password, role }", status: 201 }],
   ["patch", "/api/v1/members/{userId}", "Change a member's role (admin); the last admin cannot be demoted (409)", { body: "{ role }" }],
@@ -38,6 +38,7 @@ const ops: Op[] = [
   ["delete", "/api/v1/secrets/{name}", "Delete a secret (admin)", { status: 204 }],
   ["get", "/api/v1/audit", "Audit log, newest first: ?before (cursor), limit (admin)"],
   ["get", "/api/v1/status", "Workers and heartbeats, queue depth, active runs"],
+  ["get", "/api/v1/usage", "Tokens used by the team's runs in the last ?days (1-366, default 30): totals and per agent"],
   ["get", "/v1/models", "OpenAI-compatible: agents as models"],
   ["post", "/v1/chat/completions", "OpenAI-compatible chat; header X-Keel-Session-Id binds a session (returned when created)", { body: "{ model, messages, stream? }" }],
 ];

@@ -266,6 +266,7 @@ const matrix: Record<RouteKey, () => Case[]> = {
   ],
   "POST /api/v1/sessions/[id]/sandbox/start": () => [...noBodyCases("POST", `${s()}/sandbox/start`), ...idCases("POST", (id) => `/api/v1/sessions/${id}/sandbox/start`)],
   "GET /api/v1/status": () => getCases("/api/v1/status"),
+  "GET /api/v1/usage": () => getCases("/api/v1/usage", [["days 0", "days=0"], ["days 367", "days=367"], ["days 1.5", "days=1.5"], ["days empty", "days="], ["days not a number", "days=week"]]),
   "POST /v1/chat/completions": () => [
     ...bodyCases("POST", { path: () => "/v1/chat/completions", valid: () => ({ model: f.agentName, messages: [{ role: "user", content: "hi" }] }), strict: false, lines: ["model"] })
       .filter((c) => c.name !== "deeply nested JSON"),

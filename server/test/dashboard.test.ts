@@ -273,5 +273,10 @@ describe.sequential("dashboard", () => {
     await page.goto("/status");
     await page.locator(`tr[data-worker="${worker.worker.id}"]`).filter({ hasText: "alive" }).waitFor();
     expect(await page.getByTestId("queue-depth").textContent()).toContain("0");
+    // Token usage: the page shows what the API counts for the agent that ran this file's sessions.
+    const usage = (await (await page.request.get("/api/v1/usage?days=30")).json()) as { byAgent: { agentId: string; totalTokens: number }[] };
+    const row = usage.byAgent.find((a) => a.agentId === agentId)!;
+    expect(row.totalTokens).toBeGreaterThan(0);
+    await expect.poll(() => page.locator(`tr[data-usage-agent="${agentId}"] td`).last().textContent()).toBe(row.totalTokens.toLocaleString("en-US"));
   });
 });

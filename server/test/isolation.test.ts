@@ -178,6 +178,7 @@ const matrix: Record<RouteKey, Case> = {
   "GET /api/v1/sessions/[id]/sandbox/file": { foreign: (i) => [{ method: "GET", path: `${sid(i)}/sandbox/file?path=notes.txt` }] },
   "POST /api/v1/sessions/[id]/sandbox/start": { foreign: (i) => [{ method: "POST", path: `${sid(i)}/sandbox/start` }] },
   "GET /api/v1/status": { scoped: () => [{ method: "GET", path: "/api/v1/status" }] },
+  "GET /api/v1/usage": { scoped: () => [{ method: "GET", path: "/api/v1/usage" }, { method: "GET", path: "/api/v1/usage?days=366" }] },
   "POST /v1/chat/completions": {
     foreign: (i) => [
       { method: "POST", path: "/v1/chat/completions", body: { model: i.agentName, messages: [{ role: "user", content: "hi" }] } },

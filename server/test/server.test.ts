@@ -219,6 +219,30 @@ describe("sessions and messages", () => {
   });
 });
 
+describe("token usage", () => {
+  test("per run, and per team by agent, as the model reported it; ?days bounds the window", async () => {
+    const agent = await call("/api/v1/agents", { body: { name: "usage-counter", model: "demo", tools: ["calculator"] } });
+    expect(agent.status).toBe(201);
+    const s = await call("/api/v1/sessions", { body: { agentId: agent.body.id } });
+    const r = await call(`/api/v1/sessions/${s.body.id}/messages`, { body: { content: "please calculate 2*3" } });
+    const events = await waitForAnswer(s.body.id, r.body.runId);
+    const reported = events.filter((e) => e.type === "assistant_message").map((e) => e.payload.usage as { promptTokens: number; completionTokens: number });
+    expect(reported).toHaveLength(2);
+    const prompt = reported.reduce((n, u) => n + u.promptTokens, 0);
+    const completion = reported.reduce((n, u) => n + u.completionTokens, 0);
+    expect(prompt).toBeGreaterThan(0);
+    expect((await call(`/api/v1/runs/${r.body.runId}`)).body.usage).toEqual({ promptTokens: prompt, completionTokens: completion });
+    const usage = await call("/api/v1/usage?days=1", { as: "cookie" });
+    expect(usage.status).toBe(200);
+    expect(usage.body.days).toBe(1);
+    const mine = usage.body.byAgent.find((a: { agentId: string }) => a.agentId === agent.body.id);
+    expect(mine).toEqual({ agentId: agent.body.id, agentName: "usage-counter", runs: 1, promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion });
+    const sum = (k: string) => usage.body.byAgent.reduce((n: number, a: Record<string, number>) => n + a[k]!, 0);
+    expect(usage.body.totals).toEqual({ runs: sum("runs"), promptTokens: sum("promptTokens"), completionTokens: sum("completionTokens"), totalTokens: sum("totalTokens") });
+    expect((await call("/api/v1/usage")).body.days).toBe(30);
+  });
+});
+
 describe("approvals, cancel, documents", () => {
   test("a tool call that needs approval parks the run; approving over REST lets it finish", async () => {
     const a = await call("/api/v1/agents", { body: { name: "careful", model: "demo", tools: [{ name: "get_time", requiresApproval: true }] } });

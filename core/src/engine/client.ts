@@ -126,7 +126,7 @@ export class EngineClient {
     if (!isUuid(input.runId)) throw new NotFoundError("Run", input.runId);
     const { rows } = await this.o.pool.query(
       `SELECT id, session_id, team_id, status, attempt, max_attempts, takeovers, epoch, lease_owner, last_error,
-              cancel_requested, interrupt_requested, created_at, started_at, finished_at
+              cancel_requested, interrupt_requested, prompt_tokens, completion_tokens, created_at, started_at, finished_at
        FROM runs WHERE id = $1 AND team_id = $2`,
       [input.runId, input.teamId],
     );
@@ -135,7 +135,7 @@ export class EngineClient {
     return {
       id: r.id, sessionId: r.session_id, teamId: r.team_id, status: r.status, attempt: r.attempt, maxAttempts: r.max_attempts,
       takeovers: r.takeovers, epoch: r.epoch, leaseOwner: r.lease_owner, lastError: r.last_error, cancelRequested: r.cancel_requested,
-      interruptRequested: r.interrupt_requested, createdAt: r.created_at, startedAt: r.started_at, finishedAt: r.finished_at,
+      interruptRequested: r.interrupt_requested, usage: { promptTokens: r.prompt_tokens, completionTokens: r.completion_tokens }, createdAt: r.created_at, startedAt: r.started_at, finishedAt: r.finished_at,
     };
   }
 }

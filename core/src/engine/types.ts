@@ -53,6 +53,8 @@ export interface RunRow {
   lastError: unknown;
   cancelRequested: boolean;
   interruptRequested: boolean;
+  /** Tokens the model calls of this run used, as the provider reported them. */
+  usage: { promptTokens: number; completionTokens: number };
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;

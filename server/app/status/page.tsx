@@ -6,6 +6,8 @@ import { QueryState, Shell, TableBox } from "@/src/ui/shell";
 
 type Worker = { id: string; hostname: string; version: string; startedAt: string; heartbeatAt: string; alive: boolean };
 type Status = { workers: Worker[]; queueDepth: number; activeRuns: number; waitingApproval: number };
+type Totals = { runs: number; promptTokens: number; completionTokens: number; totalTokens: number };
+type Usage = { days: number; totals: Totals; byAgent: (Totals & { agentId: string; agentName: string })[] };
 type Sandbox = { id: string; sessionId: string; driver: string; state: string; lastError: string | null; lastActiveAt: string };
 
 const REFRESH_MS = 3_000;
@@ -18,7 +20,9 @@ function ago(d: string): string {
 export default function StatusPage() {
   const status = useQuery({ queryKey: ["status"], queryFn: () => api<Status>("/api/v1/status"), refetchInterval: REFRESH_MS });
   const sandboxes = useQuery({ queryKey: ["sandboxes"], queryFn: () => api<{ sandboxes: Sandbox[] }>("/api/v1/sandboxes"), refetchInterval: REFRESH_MS });
+  const usage = useQuery({ queryKey: ["usage"], queryFn: () => api<Usage>("/api/v1/usage?days=30"), refetchInterval: 30_000 });
   const s = status.data;
+  const n = (x: number) => x.toLocaleString("en-US");
   return (
     <Shell>
       <div className="row"><h1>Status</h1><span className="muted">refreshes every {REFRESH_MS / 1000} s{status.isFetching ? " · updating…" : ""}</span></div>
@@ -50,6 +54,24 @@ export default function StatusPage() {
             )}
           </>
         )}
+      </QueryState>
+      <h2>Token usage, last 30 days</h2>
+      <QueryState q={usage} empty={usage.data?.byAgent.length === 0} emptyText="No runs in the last 30 days.">
+        <TableBox>
+          <table data-testid="usage">
+            <thead><tr><th>Agent</th><th>Runs</th><th>Prompt tokens</th><th>Completion tokens</th><th>Total</th></tr></thead>
+            <tbody>
+              {usage.data?.byAgent.map((a) => (
+                <tr key={a.agentId} data-usage-agent={a.agentId}>
+                  <td><Link href={`/agents/${a.agentId}`}>{a.agentName}</Link></td><td>{n(a.runs)}</td><td>{n(a.promptTokens)}</td><td>{n(a.completionTokens)}</td><td>{n(a.totalTokens)}</td>
+                </tr>
+              ))}
+              {usage.data && (
+                <tr className="total"><td><strong>All agents</strong></td><td>{n(usage.data.totals.runs)}</td><td>{n(usage.data.totals.promptTokens)}</td><td>{n(usage.data.totals.completionTokens)}</td><td><strong>{n(usage.data.totals.totalTokens)}</strong></td></tr>
+              )}
+            </tbody>
+          </table>
+        </TableBox>
       </QueryState>
       <h2>Sandboxes</h2>
       <QueryState q={sandboxes} empty={sandboxes.data?.sandboxes.length === 0} emptyText="No sandboxes running.">
