@@ -1,5 +1,10 @@
 import path from "node:path";
 import type { NextConfig } from "next";
+import { createRequire } from "node:module";
+
+// By absolute path: `keel web` loads this file from a string whose relative requires resolve
+// against the process's working directory, not this folder.
+const { readApiRoutes } = createRequire(path.join(import.meta.dirname, "next.config.ts"))(path.join(import.meta.dirname, "src/api-routes.cjs")) as typeof import("./src/api-routes.cjs");
 
 const config: NextConfig = {
   // @keel/core is TypeScript source in the monorepo (NodeNext style: `./x.js` names `./x.ts`);
@@ -10,6 +15,8 @@ const config: NextConfig = {
   serverExternalPackages: ["pg", "pino", "@prisma/client", "@prisma/adapter-pg", "prom-client"],
   // SSE must not sit in a gzip buffer; a reverse proxy compresses if wanted.
   compress: false,
+  // The API's route table for proxy.ts (a JSON 405 for a method a route does not have).
+  env: { KEEL_API_ROUTE_TABLE: JSON.stringify(readApiRoutes(import.meta.dirname)) },
   poweredByHeader: false,
   outputFileTracingRoot: path.resolve(import.meta.dirname, ".."),
   webpack: (cfg: { resolve: { extensionAlias?: Record<string, string[]> } }) => {

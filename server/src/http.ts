@@ -5,6 +5,7 @@ import { z } from "zod";
 import { KeelError, requireRole, toErrorBody, UnauthorizedError, ValidationError, type Principal, type Role } from "@keel/core";
 import { getContext, type Context } from "./context";
 import { httpRequests } from "./metrics";
+import { validRequestId } from "./request-id";
 
 export const SESSION_COOKIE = "keel_session";
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -170,10 +171,6 @@ export function errorResponse(err: unknown, ctx: Context | null, requestId: stri
   const retry = (body.error.details as { retryAfterS?: number }).retryAfterS;
   if (status === 429 && retry) headers["retry-after"] = String(retry);
   return json(body, status, headers);
-}
-
-function validRequestId(v: string | null): string | null {
-  return v && /^[\w.:-]{1,100}$/.test(v) ? v : null;
 }
 
 const INT64_MAX = 9223372036854775807n;

@@ -69,7 +69,6 @@ afterAll(async () => {
 const BIG = 1024 * 1024 + 100;
 const INT64_OVER = "9999999999999999999"; // 19 digits, past bigint's range
 const V = "validation_failed";
-const NO_BODY = "(no body)";
 
 type BodySpec = { path: () => string; valid: () => Record<string, unknown>; /** fields where any control character is refused (one-line values) */ lines?: string[]; strict?: boolean };
 
@@ -144,16 +143,19 @@ const matrix: Record<RouteKey, () => Case[]> = {
   "POST /api/v1/[...rest]": () => [{ name: "unknown route, malformed JSON", method: "POST", path: "/api/v1/nope", raw: "{x", status: 404, code: "not_found" }],
   "PUT /api/v1/[...rest]": () => [
     { name: "unknown route", method: "PUT", path: "/api/v1/sessions/x/y/z", body: {}, status: 404, code: "not_found" },
-    // Next answers a method a route does not export before any of our code runs: 405, empty body.
-    { name: "known route, method it does not have", method: "PUT", path: "/api/v1/sessions", body: {}, status: 405, code: NO_BODY },
+    // A method a route does not export: server/proxy.ts answers before Next's bare 405.
+    { name: "known route, method it does not have", method: "PUT", path: "/api/v1/sessions", body: {}, status: 405, code: "method_not_allowed" },
+    { name: "known dynamic route, method it does not have", method: "PUT", path: "/api/v1/runs/00000000-0000-4000-8000-000000000000", body: {}, status: 405, code: "method_not_allowed" },
   ],
   "PATCH /api/v1/[...rest]": () => [
     { name: "unknown route", method: "PATCH", path: "/api/v1/nope", body: {}, status: 404, code: "not_found" },
-    { name: "known route, method it does not have", method: "PATCH", path: "/api/v1/agents", body: {}, status: 405, code: NO_BODY },
+    { name: "known route, method it does not have", method: "PATCH", path: "/api/v1/agents", body: {}, status: 405, code: "method_not_allowed" },
+    { name: "OpenAI-compatible route, method it does not have", method: "PATCH", path: "/v1/models", body: {}, status: 405, code: "method_not_allowed" },
   ],
   "DELETE /api/v1/[...rest]": () => [
     { name: "unknown route", method: "DELETE", path: "/api/v1/nope/deeper", status: 404, code: "not_found" },
-    { name: "known route, method it does not have", method: "DELETE", path: "/api/v1/agents", status: 405, code: NO_BODY },
+    { name: "known route, method it does not have", method: "DELETE", path: "/api/v1/agents", status: 405, code: "method_not_allowed" },
+    { name: "nested known route, method it does not have", method: "DELETE", path: "/api/v1/sessions/00000000-0000-4000-8000-000000000000/events", status: 405, code: "method_not_allowed" },
   ],
   "GET /api/v1/agents": () => getCases("/api/v1/agents"),
   "POST /api/v1/agents": () => [
@@ -296,7 +298,7 @@ describe("bad input on every route", () => {
       for (const c of cases()) {
         const r = await send(c);
         n++;
-        const ok = c.status < 400 || c.code === NO_BODY
+        const ok = c.status < 400
           ? r.status === c.status
           : r.status === c.status && r.body?.error?.code === c.code && typeof r.body.error.message === "string" && typeof r.body.error.details === "object";
         if (!ok) wrong.push({ key, case: c.name, path: c.path.slice(0, 120), want: `${c.status} ${c.code}`, got: `${r.status} ${r.body?.error?.code ?? r.text.slice(0, 160)}` });

@@ -95,6 +95,24 @@ describe("operability", () => {
   });
 });
 
+describe("methods", () => {
+  test("a method a route does not have: 405 JSON with Allow and a request id; HEAD and OPTIONS still answered", async () => {
+    const put = await call("/api/v1/sessions", { method: "PUT", body: {}, headers: { "x-request-id": "req-405" } });
+    expect(put.status).toBe(405);
+    expect(put.body).toEqual({ error: { code: "method_not_allowed", message: "PUT is not allowed here; this route answers GET, HEAD, OPTIONS, POST", details: { method: "PUT", allowed: ["GET", "HEAD", "OPTIONS", "POST"] } } });
+    expect(put.headers.get("allow")).toBe("GET, HEAD, OPTIONS, POST");
+    expect(put.headers.get("x-request-id")).toBe("req-405");
+    const del = await call(`/api/v1/sessions/${await newSession()}/messages`, { method: "DELETE" });
+    expect([del.status, del.body.error.details.allowed]).toEqual([405, ["OPTIONS", "POST"]]);
+    expect((await call("/api/v1/status", { method: "HEAD" })).status).toBe(200);
+    const options = await fetch(`${base}/api/v1/agents`, { method: "OPTIONS" });
+    expect(options.status).toBe(204);
+    expect(options.headers.get("allow")).toMatch(/GET.*POST/);
+    // Unknown paths stay JSON 404s, whatever the method.
+    expect((await call("/api/v1/no-such-thing", { method: "PATCH", body: {} })).body.error.code).toBe("not_found");
+  });
+});
+
 describe("authentication", () => {
   test("wrong password is 401 JSON; the cookie is HttpOnly SameSite=Lax", async () => {
     const bad = await call("/api/v1/auth/login", { as: "none", body: { email: ADMIN.email, password: "wrong password!!" } });
