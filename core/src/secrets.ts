@@ -1,12 +1,14 @@
 // Team secrets: write-only through the API, encrypted at rest with AES-256-GCM under a 32-byte
-// key from the environment (KEEL_SECRETS_KEY). Values leave the server only through
-// `resolveForSandbox`, into that team's sandboxes.
+// key from the environment (KEEL_SECRETS_KEY). Values leave the server only through `resolve`:
+// into that team's sandboxes (the names a sandbox policy exposes) and, as the API key, to the model
+// provider that team's agent names (provider.apiKeySecret).
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { NotFoundError, UnavailableError, ValidationError } from "./errors.js";
 import type { Pool } from "./db/pool.js";
 import { requireRole, type Principal } from "./access/principal.js";
 
-const NAME = /^[A-Z_][A-Z0-9_]{0,127}$/;
+/** UPPER_SNAKE_CASE, up to 128 characters. */
+export const SECRET_NAME = /^[A-Z_][A-Z0-9_]{0,127}$/;
 
 export class Secrets {
   private readonly key: Buffer | null;
@@ -22,7 +24,7 @@ export class Secrets {
 
   async put(p: Principal, name: string, value: string): Promise<void> {
     requireRole(p, "admin");
-    if (!NAME.test(name)) throw new ValidationError("secret names are UPPER_SNAKE_CASE, up to 128 characters", { name });
+    if (!SECRET_NAME.test(name)) throw new ValidationError("secret names are UPPER_SNAKE_CASE, up to 128 characters", { name });
     if (typeof value !== "string" || value.length === 0 || Buffer.byteLength(value) > 64 * 1024) throw new ValidationError("a secret value is 1 byte to 64 KiB");
     const iv = randomBytes(12);
     const cipher = createCipheriv("aes-256-gcm", this.requireKey(), iv);
@@ -48,8 +50,8 @@ export class Secrets {
     if (res.rowCount !== 1) throw new NotFoundError("Secret", name);
   }
 
-  /** Decrypts the named secrets of one team (for its sandboxes only). Missing names are skipped. */
-  async resolveForSandbox(teamId: string, names: readonly string[]): Promise<Record<string, string>> {
+  /** Decrypts the named secrets of one team (for its sandboxes and its model provider key only). Missing names are skipped. */
+  async resolve(teamId: string, names: readonly string[]): Promise<Record<string, string>> {
     if (names.length === 0) return {};
     const { rows } = await this.o.pool.query<{ name: string; ciphertext: Buffer; iv: Buffer; tag: Buffer }>(
       "SELECT name, ciphertext, iv, tag FROM secrets WHERE team_id = $1 AND name = ANY($2)",
@@ -60,7 +62,11 @@ export class Secrets {
       const d = createDecipheriv("aes-256-gcm", this.requireKey(), r.iv);
       d.setAAD(Buffer.from(`${teamId}/${r.name}`));
       d.setAuthTag(r.tag);
-      out[r.name] = Buffer.concat([d.update(r.ciphertext), d.final()]).toString("utf8");
+      try {
+        out[r.name] = Buffer.concat([d.update(r.ciphertext), d.final()]).toString("utf8");
+      } catch {
+        throw new UnavailableError(`the secret ${r.name} cannot be decrypted with this KEEL_SECRETS_KEY (was the key changed?); write it again`);
+      }
     }
     return out;
   }

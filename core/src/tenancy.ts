@@ -6,6 +6,7 @@ import { pgCode, PgCode, withTransaction, type Pool } from "./db/pool.js";
 import type { PrismaClient } from "./db/prisma.js";
 import { isUuid } from "./engine/client.js";
 import { sandboxPolicy, sandboxResources } from "./sandbox/policy.js";
+import { SECRET_NAME } from "./secrets.js";
 
 const strictSandboxPolicy = sandboxPolicy.extend({ resources: sandboxResources.strict().prefault({}) }).strict();
 
@@ -34,6 +35,8 @@ export const AgentConfigSchema = z.object({
   provider: z.object({
     kind: z.enum(["demo", "openai-compatible"]).optional(),
     baseUrl: z.string().url().optional(),
+    /** Name of the team secret holding the provider's API key (required to send a key to an agent's own baseUrl). */
+    apiKeySecret: z.string().regex(SECRET_NAME, "a secret name: UPPER_SNAKE_CASE, up to 128 characters").optional(),
     maxRetries: z.number().int().min(0).max(10).optional(),
     timeoutMs: z.number().int().min(100).max(600_000).optional(),
   }).strict().default({}),

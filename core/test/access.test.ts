@@ -119,11 +119,11 @@ describe("secrets", () => {
     const { rows } = await f.pool.query("SELECT ciphertext FROM secrets WHERE name = 'GITHUB_TOKEN'");
     expect(Buffer.from(rows[0].ciphertext).toString("latin1")).not.toContain("supersecret");
     expect(JSON.stringify(await secrets.list(admin))).not.toContain("supersecret");
-    expect(await secrets.resolveForSandbox(f.teamId, ["GITHUB_TOKEN", "MISSING"])).toEqual({ GITHUB_TOKEN: "ghp_supersecretvalue" });
+    expect(await secrets.resolve(f.teamId, ["GITHUB_TOKEN", "MISSING"])).toEqual({ GITHUB_TOKEN: "ghp_supersecretvalue" });
     // A ciphertext moved to another team does not decrypt there (team and name are authenticated).
     const other = await f.tenancy.createTeam({ slug: "other-s", name: "O" });
     await f.pool.query("INSERT INTO secrets (team_id, name, ciphertext, iv, tag) SELECT $1, name, ciphertext, iv, tag FROM secrets WHERE team_id = $2", [other.id, f.teamId]);
-    await expect(secrets.resolveForSandbox(other.id, ["GITHUB_TOKEN"])).rejects.toThrow();
+    await expect(secrets.resolve(other.id, ["GITHUB_TOKEN"])).rejects.toMatchObject({ status: 503, message: expect.stringMatching(/GITHUB_TOKEN cannot be decrypted/) });
     await expect(secrets.put(admin, "lower case", "v")).rejects.toMatchObject({ status: 422 });
     await expect(new Secrets({ pool: f.pool }).put(admin, "X", "v")).rejects.toMatchObject({ status: 503 });
   });

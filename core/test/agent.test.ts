@@ -6,6 +6,8 @@ import { createAgentStep, type LoopHooks } from "../src/agent/loop.js";
 import { createModelResolver } from "../src/agent/models.js";
 import { builtinTools, ToolRegistry, type Tool } from "../src/agent/tools.js";
 import { decideToolCall } from "../src/agent/approvals.js";
+import { Secrets } from "../src/secrets.js";
+import { randomBytes } from "node:crypto";
 import type { AgentConfig } from "../src/tenancy.js";
 import { waitFor } from "../../test/db.js";
 import { testLogger, useFixture } from "./fixture.js";
@@ -225,6 +227,45 @@ describe("OpenAI-compatible provider", () => {
     const events = await readAllEvents(f.pool, sessionId);
     expect(types(events)).toEqual(["user_message", "model_error", "run_failed"]);
     expect(eventPayload<{ message: string }>(events[2]!).message).toMatch(/401.*invalid api key/);
+  });
+});
+
+describe("API keys", () => {
+  test("the workers' key goes only to the workers' provider; an agent's own base URL gets the team secret it names, or no key", async () => {
+    const own = await startFakeOpenAI();
+    try {
+      const secrets = new Secrets({ pool: f.pool, keyBase64: randomBytes(32).toString("base64") });
+      await secrets.put({ teamId: f.teamId, role: "admin", actor: "test", userId: null, apiKeyId: null }, "TEAM_LLM_KEY", "sk-team-key");
+      const step = createAgentStep({ pool: f.pool, tools: registry, logger: testLogger, models: createModelResolver({ openaiBaseUrl: fake.url, openaiApiKey: "sk-operator-key", maxRetries: 0, secrets }) });
+      await f.startWorker({ step });
+      const ask = async (provider: AgentConfig["provider"], server: FakeOpenAI, status = "succeeded") => {
+        const sessionId = await session({ provider });
+        server.enqueue({ kind: "stream", chunks: textStream("ok") });
+        const before = server.requests.length;
+        const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "hi" });
+        await settle(runId, status);
+        return { auth: server.requests.slice(before)[0]?.headers.authorization, events: await readAllEvents(f.pool, sessionId) };
+      };
+      expect((await ask({ kind: "openai-compatible" }, fake)).auth).toBe("Bearer sk-operator-key");
+      expect((await ask({ baseUrl: fake.url }, fake)).auth).toBe("Bearer sk-operator-key"); // the same provider, named explicitly
+      expect((await ask({ baseUrl: own.url }, own)).auth).not.toContain("sk-operator-key");
+      expect((await ask({ baseUrl: own.url, apiKeySecret: "TEAM_LLM_KEY" }, own)).auth).toBe("Bearer sk-team-key");
+      const unset = await ask({ baseUrl: own.url, apiKeySecret: "NOT_SET_YET" }, own, "failed");
+      expect(unset.auth).toBeUndefined(); // refused before any request
+      expect(eventPayload<{ code: string; message: string }>(unset.events.at(-1)!)).toMatchObject({ code: "model_not_configured", message: expect.stringMatching(/NOT_SET_YET, which this team has not set/) });
+    } finally {
+      await own.close();
+    }
+  });
+
+  test("an agent naming a key secret on a worker without KEEL_SECRETS_KEY fails at once, saying so", async () => {
+    const step = createAgentStep({ pool: f.pool, tools: registry, logger: testLogger, models: createModelResolver({ secrets: new Secrets({ pool: f.pool }) }) });
+    await f.startWorker({ step });
+    const sessionId = await session({ provider: { baseUrl: fake.url, apiKeySecret: "TEAM_LLM_KEY" } });
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "hi" });
+    await settle(runId, "failed");
+    expect((await f.client.getRun({ teamId: f.teamId, runId })).attempt).toBe(0);
+    expect(eventPayload<{ code: string; message: string }>((await readAllEvents(f.pool, sessionId)).at(-1)!)).toMatchObject({ code: "model_not_configured", message: expect.stringMatching(/KEEL_SECRETS_KEY/) });
   });
 });
 

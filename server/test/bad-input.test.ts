@@ -161,6 +161,7 @@ const matrix: Record<RouteKey, () => Case[]> = {
   "POST /api/v1/agents": () => [
     ...bodyCases("POST", { path: () => "/api/v1/agents", valid: () => ({ name: "fine-name", model: "demo", instructions: "be brief" }), lines: ["name", "model"] }),
     { name: "bad provider field", method: "POST", path: "/api/v1/agents", body: { name: "x", model: "demo", provider: { kind: "demo", nope: true } }, status: 422, code: V },
+    { name: "provider key secret not a secret name", method: "POST", path: "/api/v1/agents", body: { name: "x", model: "m", provider: { baseUrl: "http://127.0.0.1:9/v1", apiKeySecret: "sk-live-abc" } }, status: 422, code: V },
     { name: "200,001 character instructions", method: "POST", path: "/api/v1/agents", body: { name: "x", model: "demo", instructions: "x".repeat(200_001) }, status: 422, code: V },
     { name: "tools not strings", method: "POST", path: "/api/v1/agents", body: { name: "x", model: "demo", tools: [1, 2] }, status: 422, code: V },
     { name: "sandbox policy: a URL as an egress entry", method: "POST", path: "/api/v1/agents", body: { name: "x", model: "demo", sandboxPolicy: { egress: { allow: ["https://example.com/x"] } } }, status: 422, code: V },

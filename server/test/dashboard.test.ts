@@ -92,9 +92,12 @@ describe.sequential("dashboard", () => {
 
     await row.getByRole("link").click();
     await page.getByLabel("Instructions", { exact: true }).fill("Use the calculator for arithmetic.");
+    await page.getByLabel("API key secret", { exact: true }).fill("TEAM_LLM_KEY");
     await page.getByRole("button", { name: "Save new version" }).click();
     await page.getByText("Saved as version 2").waitFor();
     expect(await page.getByLabel("approval for calculator", { exact: true }).isChecked()).toBe(true);
+    const saved = (await (await page.request.get(`/api/v1/agents/${agentId}`)).json()) as { provider: Record<string, unknown> };
+    expect(saved.provider).toEqual({ apiKeySecret: "TEAM_LLM_KEY" });
   });
 
   test("chats through a tool call and an approval; a reload mid-run misses nothing and repeats nothing", async () => {

@@ -257,7 +257,7 @@ describe("isolation matrix", () => {
     expect((await asA("GET", `/api/v1/runs/${a.waitingRunId}`)).body.status).toBe("waiting_approval");
     const aEvents = (await asA("GET", `${sid(a.ids)}/events`)).body.events as { type: string; payload: { content?: unknown } }[];
     expect(aEvents.filter((e) => e.type === "user_message")).toHaveLength(1);
-    const aSecrets = await new Secrets({ pool, keyBase64: SECRETS_KEY }).resolveForSandbox(a.teamId, [a.ids.secretName]);
+    const aSecrets = await new Secrets({ pool, keyBase64: SECRETS_KEY }).resolve(a.teamId, [a.ids.secretName]);
     expect(aSecrets).toEqual({ [a.ids.secretName]: SECRET_VALUE });
     expect((await asA("GET", "/api/v1/me")).status).toBe(200); // A's key was not revoked
     const aSessions = await pool.query("SELECT count(*)::int AS n FROM sessions WHERE team_id = $1 AND deleted_at IS NULL AND status <> 'archived'", [a.teamId]);

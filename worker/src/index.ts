@@ -12,7 +12,8 @@ export type RunningWorker = { worker: Worker; stop: (opts?: { drainMs?: number }
 export async function startWorker(env: WorkerEnv, opts: { logger?: Logger; step?: StepFn; version?: string } = {}): Promise<RunningWorker> {
   const logger = opts.logger ?? createLogger({ level: env.KEEL_LOG_LEVEL, name: "worker" });
   const pool = createPool(env.DATABASE_URL, { max: env.KEEL_WORKER_CONCURRENCY + 3, applicationName: "keel-worker" });
-  const sandboxes = sandboxSetup(env, pool, logger);
+  const secrets = new Secrets({ pool, keyBase64: env.KEEL_SECRETS_KEY });
+  const sandboxes = sandboxSetup(env, pool, logger, secrets);
   const worker = new Worker({
     pool,
     connectionString: env.DATABASE_URL,
@@ -22,7 +23,7 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger; step?
         pool,
         logger,
         tools: new ToolRegistry([...builtinTools, ...sandboxes.tools]),
-        models: createModelResolver({ openaiBaseUrl: env.KEEL_OPENAI_BASE_URL, openaiApiKey: env.KEEL_OPENAI_API_KEY }),
+        models: createModelResolver({ openaiBaseUrl: env.KEEL_OPENAI_BASE_URL, openaiApiKey: env.KEEL_OPENAI_API_KEY, secrets }),
         maxModelCallsPerRun: env.KEEL_MAX_MODEL_CALLS,
         maxToolOutputBytes: env.KEEL_MAX_TOOL_OUTPUT_BYTES,
         onDelta: notifyDeltas(pool),
@@ -76,7 +77,7 @@ export async function main(): Promise<void> {
  * The session's sandbox (local bubblewrap or Kubernetes) for the sandbox tools: a session's policy comes from its agent's
  * pinned version, its secrets are the team's, decrypted only for the names the policy exposes.
  */
-function sandboxSetup(env: WorkerEnv, pool: Pool, logger: Logger) {
+function sandboxSetup(env: WorkerEnv, pool: Pool, logger: Logger, secrets: Secrets) {
   const store = new SandboxStore(pool);
   const log = logger.child({ component: "sandbox" });
   if (env.KEEL_SANDBOX_DRIVER === "kubernetes" && !env.KEEL_SANDBOX_IMAGE) {
@@ -90,7 +91,7 @@ function sandboxSetup(env: WorkerEnv, pool: Pool, logger: Logger) {
       : { driver: "local", baseDir: env.KEEL_SANDBOX_DIR, runtimeScript: env.KEEL_SANDBOX_RUNTIME, allowUnsandboxed: env.KEEL_ALLOW_UNSANDBOXED },
     { store, logger: log },
   );
-  const tools = createSandboxTools(driver, sessionPolicyResolver(pool, new Secrets({ pool, keyBase64: env.KEEL_SECRETS_KEY })));
+  const tools = createSandboxTools(driver, sessionPolicyResolver(pool, secrets));
   const reap = () =>
     reapSandboxes({ driver, liveSessions: (ids) => liveSessionIds(pool, ids), logger }).catch((err: unknown) =>
       logger.warn({ err: (err as Error).message }, "sandbox reaper failed"),

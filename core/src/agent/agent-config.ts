@@ -3,7 +3,7 @@ import type { Queryable } from "../db/pool.js";
 import { NotFoundError } from "../errors.js";
 import type { AgentToolConfig } from "./tools.js";
 
-export type ProviderConfig = { kind?: "demo" | "openai-compatible"; baseUrl?: string; maxRetries?: number; timeoutMs?: number };
+export type ProviderConfig = { kind?: "demo" | "openai-compatible"; baseUrl?: string; apiKeySecret?: string; maxRetries?: number; timeoutMs?: number };
 
 export type AgentRuntimeConfig = {
   agentId: string;

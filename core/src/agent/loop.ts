@@ -12,7 +12,8 @@ import type { DeltaSink, ModelClient } from "./model.js";
 import { ModelCallError } from "./openai-client.js";
 import { toolSpecs, type ResolvedTool, type Tool, type ToolContext, type ToolRegistry } from "./tools.js";
 
-export type ModelResolver = (agent: AgentRuntimeConfig) => ModelClient;
+/** The model client for an agent of a team (its key may be a team secret, hence async). */
+export type ModelResolver = (agent: AgentRuntimeConfig, teamId: string) => Promise<ModelClient>;
 
 /** Seams for tests: kill or pause the worker at an exact step boundary. */
 export type LoopHooks = {
@@ -89,7 +90,7 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
     await o.hooks?.beforeModel?.(run);
     let result;
     try {
-      result = await o.models(agent).complete(
+      result = await (await o.models(agent, run.teamId)).complete(
         { model: agent.model, messages: context.messages, tools: toolSpecs(tools), signal: ctx.signal },
         (d) => o.onDelta?.(run, d),
       );

@@ -142,7 +142,7 @@ export class SessionSandboxes {
 }
 
 /** The policy resolver the worker's sandbox tools and `SessionSandboxes.start` share. */
-export function sessionPolicyResolver(db: Queryable, secrets: { resolveForSandbox(teamId: string, names: readonly string[]): Promise<Record<string, string>> }): ResolveSandboxPolicy {
+export function sessionPolicyResolver(db: Queryable, secrets: { resolve(teamId: string, names: readonly string[]): Promise<Record<string, string>> }): ResolveSandboxPolicy {
   return async (teamId, sessionId) => {
     const { rows } = await db.query<{ sandbox_policy: unknown }>(
       `SELECT av.sandbox_policy FROM sessions s JOIN agent_versions av ON av.agent_id = s.agent_id AND av.version = s.agent_version WHERE s.id = $1 AND s.team_id = $2`,
@@ -155,6 +155,6 @@ export function sessionPolicyResolver(db: Queryable, secrets: { resolveForSandbo
     } catch (err) {
       throw new ValidationError(`the agent's sandbox policy is invalid: ${(err as Error).message}`);
     }
-    return { policy, secrets: await secrets.resolveForSandbox(teamId, policy.secrets) };
+    return { policy, secrets: await secrets.resolve(teamId, policy.secrets) };
   };
 }

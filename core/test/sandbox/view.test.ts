@@ -11,7 +11,7 @@ import { policy, useSandboxEnv } from "./helpers.js";
 
 const f = useFixture();
 const env = useSandboxEnv();
-const noSecrets = { resolveForSandbox: async () => ({}) };
+const noSecrets = { resolve: async () => ({}) };
 
 describe("session sandboxes (view)", () => {
   it("says why files cannot be shown when this process has no working driver", async () => {

@@ -5,8 +5,9 @@ import { useState, type FormEvent } from "react";
 import { ErrorNote } from "./shell";
 
 export type ToolSpec = string | { name: string; requiresApproval?: boolean };
-export type AgentInput = { name?: string; model: string; instructions: string; tools: ToolSpec[]; sandboxPolicy: unknown; provider: { kind?: string; baseUrl?: string }; mcpServers?: unknown[] };
-export type Agent = { id: string; name: string; version: number; model: string; instructions: string; tools: ToolSpec[]; sandboxPolicy: unknown; provider: { kind?: string; baseUrl?: string }; mcpServers?: unknown[] };
+export type AgentInput = { name?: string; model: string; instructions: string; tools: ToolSpec[]; sandboxPolicy: unknown; provider: Provider; mcpServers?: unknown[] };
+type Provider = { kind?: string; baseUrl?: string; apiKeySecret?: string; maxRetries?: number; timeoutMs?: number };
+export type Agent = { id: string; name: string; version: number; model: string; instructions: string; tools: ToolSpec[]; sandboxPolicy: unknown; provider: Provider; mcpServers?: unknown[] };
 type ToolRow = { name: string; enabled: boolean; requiresApproval: boolean };
 
 /** Tools every worker offers (built-in and sandbox); others can be typed in. */
@@ -58,13 +59,16 @@ export function AgentForm({ initial, submitLabel, busy, error, onSubmit }: {
     }
     const kind = String(f.get("providerKind") ?? "");
     const baseUrl = String(f.get("baseUrl") ?? "").trim();
+    const apiKeySecret = String(f.get("apiKeySecret") ?? "").trim();
+    // Fields the form does not show (maxRetries, timeoutMs) are kept as they were.
+    const { kind: _k, baseUrl: _b, apiKeySecret: _s, ...kept } = initial?.provider ?? {};
     onSubmit({
       ...(creating ? { name: String(f.get("name") ?? "") } : {}),
       model: String(f.get("model") ?? ""),
       instructions: String(f.get("instructions") ?? ""),
       tools: tools.filter((t) => t.enabled).map((t) => ({ name: t.name, requiresApproval: t.requiresApproval })),
       sandboxPolicy,
-      provider: { ...(kind ? { kind } : {}), ...(baseUrl ? { baseUrl } : {}) },
+      provider: { ...kept, ...(kind ? { kind } : {}), ...(baseUrl ? { baseUrl } : {}), ...(apiKeySecret ? { apiKeySecret } : {}) },
       mcpServers,
     });
   };
@@ -96,6 +100,9 @@ export function AgentForm({ initial, submitLabel, busy, error, onSubmit }: {
           </select>
         </label>
         <label>Base URL <input name="baseUrl" defaultValue={initial?.provider.baseUrl ?? ""} placeholder="worker default (KEEL_OPENAI_BASE_URL)" /></label>
+        <label title="The workers' key goes only to the workers' default provider; an agent with its own base URL sends the team secret named here, or no key.">API key secret{" "}
+          <input name="apiKeySecret" className="mono" defaultValue={initial?.provider.apiKeySecret ?? ""} placeholder="e.g. OPENAI_API_KEY (a team secret)" />
+        </label>
       </fieldset>
       <label>Sandbox policy (JSON)
         <textarea name="sandboxPolicy" rows={4} className="mono" defaultValue={JSON.stringify(initial?.sandboxPolicy ?? {}, null, 2)} />
