@@ -2,6 +2,7 @@
 // with arguments and result state, approval requests with Approve / Deny (with a reason).
 import { useState } from "react";
 import type { KeelEvent } from "../shared/contract.ts";
+import { reasoningText } from "@keel/core/agent/reasoning";
 
 type Decide = (d: { callId: string; approve: boolean; reason?: string }) => void;
 
@@ -27,7 +28,7 @@ export function EventView({ e, decision, results, busy, onDecide }: { e: KeelEve
       );
     case "assistant_message": {
       const m = p.message ?? {};
-      const reasoning: string = m.reasoning_content ?? (m.thinking_blocks ?? []).map((b: { thinking?: string }) => b.thinking ?? "").join("\n");
+      const reasoning = reasoningText(m);
       return (
         <div {...common} className="ev assistant">
           <span className="who">Agent</span>

@@ -1,6 +1,7 @@
 "use client";
 import { useState } from "react";
 import type { LogEvent } from "@/src/ui/session-log";
+import { reasoningText } from "@keel/core/agent/reasoning";
 
 type Decision = { decision: string; reason: string | null; decidedBy: string | null };
 type Result = { state: string; isError: boolean; content: string };
@@ -24,12 +25,6 @@ function callState(ix: CallIndex, id: string, runActive: boolean): string {
   if (d?.decision === "denied") return "denied";
   if (ix.asked.has(id) && !d) return "awaiting approval";
   return runActive ? "running" : "pending";
-}
-
-/** Reasoning as the provider sent it: `reasoning_content` (DeepSeek, vLLM) or `thinking_blocks` (Anthropic via LiteLLM). */
-export function reasoningText(m: { reasoning_content?: string; thinking_blocks?: { thinking?: string; type?: string }[] }): string {
-  if (m.reasoning_content) return m.reasoning_content;
-  return (m.thinking_blocks ?? []).map((b) => b.thinking ?? (b.type === "redacted_thinking" ? "[redacted]" : "")).join("\n");
 }
 
 function Args({ text }: { text: string }) {
@@ -83,6 +78,13 @@ export function EventView({ e, ix, runActive, onDecide }: { e: LogEvent; ix: Cal
     case "model_error":
     case "run_failed":
       return <div {...common} className="card ev failed"><span className="who">{e.type.replace("_", " ")}</span>{p.message ?? p.error ?? JSON.stringify(p)}</div>;
+    case "context_repaired":
+      return (
+        <div {...common} className="card ev muted small">
+          Context repaired before the next step:{" "}
+          {(p.repairs ?? []).map((r: { kind: string; detail: string }) => `${r.kind.replaceAll("_", " ")} (${r.detail})`).join("; ")}
+        </div>
+      );
     case "run_cancelled":
     case "run_interrupted":
       return <div {...common} className="card ev muted small">{e.type === "run_cancelled" ? "Run cancelled" : "Run interrupted by a newer message"}</div>;
