@@ -69,7 +69,16 @@ export async function startEmbeddedPostgres(opts: {
   return {
     port,
     url: (db) => `postgresql://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${db}`,
-    stop: () => pg.stop(),
+    stop: async () => {
+      // The library's stop waits for an exit event it may have missed (a postmaster killed or
+      // crashed under us) and then never returns. Go by the pid file: nothing alive is an error
+      // worth reporting; otherwise ask the library and wait for the process itself to go.
+      const pid = await livePostmaster(dataDir);
+      if (pid === null) throw new Error(`the embedded Postgres on ${dataDir} had already stopped (crashed or killed)`);
+      const stopping = pg.stop();
+      await waitGone(pid, 30_000, dataDir);
+      await Promise.race([stopping, new Promise((r) => setTimeout(r, 5_000).unref())]); // its own clean-up, briefly
+    },
   };
 }
 
@@ -82,14 +91,24 @@ function cryptoPassword(): string {
  * directory, and a new one would refuse to start. Stop it (fast shutdown) and wait for it to go.
  */
 async function stopStalePostmaster(dataDir: string): Promise<void> {
-  const pidFile = path.join(dataDir, "postmaster.pid");
-  if (!existsSync(pidFile)) return;
-  const pid = Number((await readFile(pidFile, "utf8")).split("\n")[0]);
-  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return;
+  const pid = await livePostmaster(dataDir);
+  if (pid === null) return;
   process.kill(pid, "SIGINT");
-  const deadline = Date.now() + 30_000;
+  await waitGone(pid, 30_000, dataDir);
+}
+
+/** The pid of the postmaster running on this data directory, or null. */
+async function livePostmaster(dataDir: string): Promise<number | null> {
+  const pidFile = path.join(dataDir, "postmaster.pid");
+  if (!existsSync(pidFile)) return null;
+  const pid = Number((await readFile(pidFile, "utf8").catch(() => "")).split("\n")[0]);
+  return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : null;
+}
+
+async function waitGone(pid: number, ms: number, dataDir: string): Promise<void> {
+  const deadline = Date.now() + ms;
   while (alive(pid)) {
-    if (Date.now() > deadline) throw new Error(`an earlier Postgres (pid ${pid}) on ${dataDir} did not stop; stop it and retry`);
+    if (Date.now() > deadline) throw new Error(`the Postgres (pid ${pid}) on ${dataDir} did not stop within ${ms / 1000} s; stop it and retry`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

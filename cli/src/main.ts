@@ -94,10 +94,15 @@ async function runUp(): Promise<void> {
     stopping = true;
     logger.info({ signal }, "stopping");
     void (async () => {
-      await web.stop().catch(() => {});
-      await worker.stop().catch(() => {});
-      await stopPg().catch(() => {});
-      process.exit(0);
+      // Each part is stopped even if one before it fails; a failure is said and sets the exit code.
+      let failed = false;
+      for (const [part, stop] of [["dashboard", web.stop], ["worker", worker.stop], ["embedded Postgres", stopPg]] as const) {
+        await stop().catch((err: unknown) => {
+          failed = true;
+          logger.error({ part, err: (err as Error).message }, "could not stop cleanly");
+        });
+      }
+      process.exit(failed ? 1 : 0);
     })();
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));

@@ -95,6 +95,24 @@ test("keel up starts embedded Postgres, migrates, runs a worker and the dashboar
   expect(await second.exit).toBe(0);
 }, 300_000);
 
+test("keel up whose embedded Postgres was killed under it still stops on SIGTERM, saying so (exit 1); the next start recovers", async () => {
+  const dataDir = await mkdtemp(path.join(tmpdir(), "keel-up-pgdied-"));
+  dirs.push(dataDir);
+  const env = { KEEL_DATA_DIR: dataDir, KEEL_PG_PORT: String(await freePort()), PORT: String(await freePort()), KEEL_LOG_LEVEL: "info", DATABASE_URL: "", KEEL_ADMIN_EMAIL: "", KEEL_ADMIN_PASSWORD: "", KEEL_SECRETS_KEY: "" };
+  const up = start(["up"], env);
+  await waitForOutput(up, '"msg":"keel is up"');
+  const postmaster = Number((await readFile(path.join(dataDir, "pgdata", "postmaster.pid"), "utf8")).split("\n")[0]);
+  process.kill(postmaster, "SIGKILL");
+  await waitFor(() => { try { process.kill(postmaster, 0); return false; } catch { return true; } }, { what: "postgres gone" });
+  up.child.kill("SIGTERM");
+  expect(await up.exit).toBe(1);
+  expect(up.output()).toMatch(/"part":"embedded Postgres".*had already stopped \(crashed or killed\).*could not stop cleanly/);
+  const again = start(["up"], env);
+  await waitForOutput(again, '"msg":"keel is up"');
+  again.child.kill("SIGTERM");
+  expect(await again.exit).toBe(0);
+}, 300_000);
+
 test("keel migrate exits non-zero with a clear message when the database is unreachable or the URL is invalid", async () => {
   const down = start(["migrate"], { DATABASE_URL: "postgresql://postgres@127.0.0.1:1/keel" });
   expect(await down.exit).toBe(1);
