@@ -7,6 +7,7 @@ import { createModelResolver } from "../src/agent/models.js";
 import { builtinTools, ToolRegistry, type Tool } from "../src/agent/tools.js";
 import { decideToolCall } from "../src/agent/approvals.js";
 import { Secrets } from "../src/secrets.js";
+import { outboundPolicy } from "../src/agent/outbound.js";
 import { randomBytes } from "node:crypto";
 import type { AgentConfig } from "../src/tenancy.js";
 import { waitFor } from "../../test/db.js";
@@ -76,6 +77,16 @@ async function settle(runId: string, status = "succeeded"): Promise<void> {
     if (["failed", "succeeded", "cancelled"].includes(s) && s !== status) throw new Error(`run ended ${s}, expected ${status}`);
     return s === status;
   }, { timeoutMs: 20_000, what: `run ${status}` });
+}
+
+/** "hi" to a new session of an agent with this provider: the requests that reached `server`, and the log. */
+async function askOnce(provider: AgentConfig["provider"], server: FakeOpenAI, status = "succeeded") {
+  const sessionId = await session({ provider });
+  server.enqueue({ kind: "stream", chunks: textStream("ok") });
+  const before = server.requests.length;
+  const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "hi" });
+  await settle(runId, status);
+  return { requests: server.requests.slice(before), events: await readAllEvents(f.pool, sessionId) };
 }
 
 const types = (events: SessionEvent[]) => events.map((e) => e.type);
@@ -239,12 +250,8 @@ describe("API keys", () => {
       const step = createAgentStep({ pool: f.pool, tools: registry, logger: testLogger, models: createModelResolver({ openaiBaseUrl: fake.url, openaiApiKey: "sk-operator-key", maxRetries: 0, secrets }) });
       await f.startWorker({ step });
       const ask = async (provider: AgentConfig["provider"], server: FakeOpenAI, status = "succeeded") => {
-        const sessionId = await session({ provider });
-        server.enqueue({ kind: "stream", chunks: textStream("ok") });
-        const before = server.requests.length;
-        const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "hi" });
-        await settle(runId, status);
-        return { auth: server.requests.slice(before)[0]?.headers.authorization, events: await readAllEvents(f.pool, sessionId) };
+        const r = await askOnce(provider, server, status);
+        return { auth: r.requests[0]?.headers.authorization, events: r.events };
       };
       expect((await ask({ kind: "openai-compatible" }, fake)).auth).toBe("Bearer sk-operator-key");
       expect((await ask({ baseUrl: fake.url }, fake)).auth).toBe("Bearer sk-operator-key"); // the same provider, named explicitly
@@ -255,6 +262,30 @@ describe("API keys", () => {
       expect(eventPayload<{ code: string; message: string }>(unset.events.at(-1)!)).toMatchObject({ code: "model_not_configured", message: expect.stringMatching(/NOT_SET_YET, which this team has not set/) });
     } finally {
       await own.close();
+    }
+  });
+
+  test("KEEL_OUTBOUND_HOSTS: an agent's own base URL on a host not listed fails at once, nothing sent; the workers' provider and listed hosts work", async () => {
+    const own = await startFakeOpenAI();
+    const listed = await startFakeOpenAI();
+    try {
+      const outbound = outboundPolicy(["api.openai.com", `127.0.0.1:${new URL(listed.url).port}`], [fake.url]);
+      const step = createAgentStep({ pool: f.pool, tools: registry, logger: testLogger, models: createModelResolver({ openaiBaseUrl: fake.url, maxRetries: 0, outbound }) });
+      await f.startWorker({ step });
+      const run = async (provider: AgentConfig["provider"], server: FakeOpenAI, status = "succeeded") => {
+        const r = await askOnce(provider, server, status);
+        return { sent: r.requests.length, last: r.events.at(-1)! };
+      };
+      expect((await run({ kind: "openai-compatible" }, fake)).sent).toBe(1);
+      expect((await run({ baseUrl: listed.url }, listed)).sent).toBe(1);
+      const refused = await run({ baseUrl: own.url }, own, "failed");
+      expect(refused.sent).toBe(0);
+      expect(eventPayload<{ code: string; message: string }>(refused.last)).toMatchObject({
+        code: "outbound_not_allowed",
+        message: expect.stringMatching(new RegExp(`127\\.0\\.0\\.1:${new URL(own.url).port} is not among the hosts .*KEEL_OUTBOUND_HOSTS`)),
+      });
+    } finally {
+      await Promise.all([own.close(), listed.close()]);
     }
   });
 

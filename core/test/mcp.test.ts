@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { assertValidMcpServers, McpToolSource, type McpServerConfig } from "../src/agent/mcp.js";
 import type { Tool, ToolContext } from "../src/agent/tools.js";
 import { silentLogger } from "../src/logger.js";
+import { outboundPolicy, type OutboundPolicy } from "../src/agent/outbound.js";
 import { closedPortUrl, startTestMcpServer, type TestMcpServer } from "./support/mcp-server.js";
 
 let server: TestMcpServer;
@@ -19,7 +20,7 @@ afterAll(async () => {
   await server.close();
 });
 
-function source(o: { connectTimeoutMs?: number; cacheMs?: number } = {}): McpToolSource {
+function source(o: { connectTimeoutMs?: number; cacheMs?: number; outbound?: OutboundPolicy } = {}): McpToolSource {
   const s = new McpToolSource({ logger: silentLogger, ...o });
   sources.push(s);
   return s;
@@ -50,6 +51,18 @@ describe("McpToolSource", () => {
     expect(add).toMatchObject({ idempotent: true, requiresApproval: false, timeoutMs: 60_000 });
     expect(byName(tools, "calc__stats").idempotent).toBe(true); // readOnlyHint
     expect(byName(tools, "calc__fail").idempotent).toBe(false);
+  });
+
+  it("a server whose host KEEL_OUTBOUND_HOSTS does not list is refused by name, never contacted; a listed one works", async () => {
+    const port = new URL(server.url).port;
+    const before = server.methods.length;
+    const refused = await source({ outbound: outboundPolicy(["api.openai.com", "127.0.0.1:1"]) }).tools([calc()]);
+    expect(refused.tools).toEqual([]);
+    expect(refused.errors).toEqual([{ server: "calc", message: `MCP server calc cannot be used: 127.0.0.1:${port} is not among the hosts this Keel's workers may call (KEEL_OUTBOUND_HOSTS: api.openai.com, 127.0.0.1:1)` }]);
+    expect(server.methods.length).toBe(before);
+    const allowed = await source({ outbound: outboundPolicy([`127.0.0.1:${port}`]) }).tools([calc()]);
+    expect(allowed.errors).toEqual([]);
+    expect(allowed.tools.map((t) => t.name)).toContain("calc__add");
   });
 
   it("a tool the server has but the allow-list omits is absent; an empty allow-list offers nothing", async () => {

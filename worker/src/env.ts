@@ -2,6 +2,7 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { parseEgressEntry } from "@keel/core";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const bool = z.preprocess((v) => v === "1" || v === "true", z.boolean());
@@ -52,6 +53,19 @@ export const WorkerEnvSchema = z.object({
   KEEL_SANDBOX_REAP_MS: int(30_000, 1_000),
   /** 32 bytes base64: decrypts the team secrets a sandbox policy exposes (same key as the web process). */
   KEEL_SECRETS_KEY: z.preprocess((v) => (v === "" ? undefined : v), z.string().optional()),
+  /**
+   * Hosts the worker may call for an agent's own provider.baseUrl and MCP servers, comma-separated
+   * in the sandbox egress grammar (api.openai.com, *.example.com, 10.0.0.0/8, host:443). Unset: any.
+   */
+  KEEL_OUTBOUND_HOSTS: z.preprocess(
+    (v) => (typeof v === "string" && v.trim() !== "" ? v.split(",").map((e) => e.trim()).filter(Boolean) : undefined),
+    z.array(z.string()).superRefine((entries, ctx) => {
+      for (const e of entries) {
+        const r = parseEgressEntry(e);
+        if (r instanceof Error) ctx.addIssue({ code: "custom", message: r.message.replace("egress allow-list entry", "entry") });
+      }
+    }).optional(),
+  ),
   KEEL_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type WorkerEnv = z.infer<typeof WorkerEnvSchema>;

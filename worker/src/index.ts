@@ -1,7 +1,7 @@
 // The worker process: parse env, build the engine's Worker, drain on SIGTERM/SIGINT.
 import {
   builtinTools, createAgentStep, createLogger, createModelResolver, createPool, createSandboxTools, liveSessionIds,
-  createSandboxDriver, McpToolSource, notifyDeltas, reapSandboxes, SandboxStore, Secrets, sessionPolicyResolver, ToolRegistry, Worker, type Logger, type Pool, type StepFn,
+  createSandboxDriver, McpToolSource, notifyDeltas, outboundPolicy, reapSandboxes, SandboxStore, Secrets, sessionPolicyResolver, ToolRegistry, Worker, type Logger, type Pool, type StepFn,
 } from "@keel/core";
 import { parseEnv, WorkerEnvSchema, type WorkerEnv } from "./env.js";
 
@@ -13,6 +13,7 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger; step?
   const logger = opts.logger ?? createLogger({ level: env.KEEL_LOG_LEVEL, name: "worker" });
   const pool = createPool(env.DATABASE_URL, { max: env.KEEL_WORKER_CONCURRENCY + 3, applicationName: "keel-worker" });
   const secrets = new Secrets({ pool, keyBase64: env.KEEL_SECRETS_KEY });
+  const outbound = outboundPolicy(env.KEEL_OUTBOUND_HOSTS, [env.KEEL_OPENAI_BASE_URL]);
   const sandboxes = sandboxSetup(env, pool, logger, secrets);
   const worker = new Worker({
     pool,
@@ -23,11 +24,11 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger; step?
         pool,
         logger,
         tools: new ToolRegistry([...builtinTools, ...sandboxes.tools]),
-        models: createModelResolver({ openaiBaseUrl: env.KEEL_OPENAI_BASE_URL, openaiApiKey: env.KEEL_OPENAI_API_KEY, secrets }),
+        models: createModelResolver({ openaiBaseUrl: env.KEEL_OPENAI_BASE_URL, openaiApiKey: env.KEEL_OPENAI_API_KEY, secrets, outbound }),
         maxModelCallsPerRun: env.KEEL_MAX_MODEL_CALLS,
         maxToolOutputBytes: env.KEEL_MAX_TOOL_OUTPUT_BYTES,
         onDelta: notifyDeltas(pool),
-        mcp: new McpToolSource({ logger: logger.child({ component: "mcp" }) }),
+        mcp: new McpToolSource({ logger: logger.child({ component: "mcp" }), outbound }),
       }),
     logger,
     version: opts.version ?? "dev",

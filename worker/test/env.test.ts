@@ -12,3 +12,13 @@ test("defaults parse; a namespace prefix Kubernetes would refuse is named with t
     expect(r.error!.issues[0]).toMatchObject({ path: ["KEEL_SANDBOX_NAMESPACE_PREFIX"], message: expect.stringContaining("lowercase letters, digits or '-'") });
   }
 });
+
+test("KEEL_OUTBOUND_HOSTS: unset means any host; entries in the egress grammar; a URL or a bad entry is named", () => {
+  const base = { DATABASE_URL: "postgres://keel@127.0.0.1:5432/keel" };
+  expect(WorkerEnvSchema.parse(base).KEEL_OUTBOUND_HOSTS).toBeUndefined();
+  expect(WorkerEnvSchema.parse({ ...base, KEEL_OUTBOUND_HOSTS: "" }).KEEL_OUTBOUND_HOSTS).toBeUndefined();
+  expect(WorkerEnvSchema.parse({ ...base, KEEL_OUTBOUND_HOSTS: " api.openai.com, *.corp.example:443,10.0.0.0/8 " }).KEEL_OUTBOUND_HOSTS).toEqual(["api.openai.com", "*.corp.example:443", "10.0.0.0/8"]);
+  const r = WorkerEnvSchema.safeParse({ ...base, KEEL_OUTBOUND_HOSTS: "api.openai.com,https://litellm.corp/v1" });
+  expect(r.success).toBe(false);
+  expect(r.error!.issues[0]).toMatchObject({ path: ["KEEL_OUTBOUND_HOSTS"], message: expect.stringMatching(/"https:\/\/litellm.corp\/v1" is a URL; give the host name only \(e.g. litellm.corp\)/) });
+});

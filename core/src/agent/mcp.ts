@@ -7,6 +7,7 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontex
 import { ErrorCode, McpError, type CallToolResult, type Tool as McpTool } from "@modelcontextprotocol/sdk/types.js";
 import type { Logger } from "../logger.js";
 import type { Tool, ToolContext } from "./tools.js";
+import { ANY_HOST, type OutboundPolicy } from "./outbound.js";
 
 export type McpServerConfig = {
   /** [a-z0-9_-]{1,32}; prefixes the server's tools (`${name}__${tool}`). */
@@ -69,12 +70,19 @@ export class McpToolSource {
   private readonly cacheMs: number;
   private readonly connections = new Map<string, Connection>();
   private readonly warned = new Set<string>();
+  private readonly outbound: OutboundPolicy;
   private closed = false;
 
-  constructor(o: { logger: Logger; connectTimeoutMs?: number; cacheMs?: number }) {
+  constructor(o: { logger: Logger; connectTimeoutMs?: number; cacheMs?: number; outbound?: OutboundPolicy }) {
     this.logger = o.logger;
     this.connectTimeoutMs = o.connectTimeoutMs ?? 10_000;
     this.cacheMs = o.cacheMs ?? 60_000;
+    this.outbound = o.outbound ?? ANY_HOST;
+  }
+
+  private outboundProblem(s: McpServerConfig): string | null {
+    const refused = this.outbound.refusal(s.url);
+    return refused ? `MCP server ${s.name} cannot be used: ${refused}` : null;
   }
 
   /**
@@ -87,7 +95,7 @@ export class McpToolSource {
     const seen = new Set<string>();
     const valid: McpServerConfig[] = [];
     for (const s of servers) {
-      const problem = this.closed ? "the MCP tool source is closed" : mcpServerConfigProblem(s);
+      const problem = this.closed ? "the MCP tool source is closed" : mcpServerConfigProblem(s) ?? this.outboundProblem(s);
       const server = typeof s?.name === "string" ? s.name : String(s?.name);
       if (problem) errors.push({ server, message: problem });
       else if (seen.has(s.name)) errors.push({ server, message: `MCP server name ${s.name} is used twice; the later entry is ignored` });

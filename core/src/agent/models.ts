@@ -13,6 +13,7 @@ import { DEMO_MODEL, DemoModel } from "./demo-model.js";
 import type { ModelClient } from "./model.js";
 import { OpenAICompatibleModel } from "./openai-client.js";
 import type { ModelResolver } from "./loop.js";
+import type { OutboundPolicy } from "./outbound.js";
 
 export type ModelDefaults = {
   openaiBaseUrl?: string;
@@ -21,6 +22,8 @@ export type ModelDefaults = {
   timeoutMs?: number;
   /** The team's secrets (core/src/secrets.ts), for provider.apiKeySecret. */
   secrets?: { resolve(teamId: string, names: readonly string[]): Promise<Record<string, string>> };
+  /** Hosts an agent's own provider.baseUrl may name (core/src/agent/outbound.ts); default any. */
+  outbound?: OutboundPolicy;
 };
 
 const MAX_CACHED_CLIENTS = 256;
@@ -58,6 +61,8 @@ export function createModelResolver(d: ModelDefaults): ModelResolver {
       // Retrying cannot fix configuration: fail the run at once with what to set.
       throw new PermanentStepError(`agent uses model "${agent.model}" but no provider is configured: set the agent's provider.baseUrl, or KEEL_OPENAI_BASE_URL on the workers (use model "demo" for the offline demo)`, "model_not_configured");
     }
+    const refused = agent.provider.baseUrl === undefined ? null : d.outbound?.refusal(baseUrl);
+    if (refused) throw new PermanentStepError(`the agent's provider.baseUrl cannot be used: ${refused}`, "outbound_not_allowed");
     const apiKey = await apiKeyFor(agent, teamId);
     const maxRetries = agent.provider.maxRetries ?? d.maxRetries;
     const timeoutMs = agent.provider.timeoutMs ?? d.timeoutMs;
