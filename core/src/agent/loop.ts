@@ -33,7 +33,7 @@ export type AgentLoopOptions = {
   maxToolOutputBytes?: number;
   maxEventBytes?: number;
   /** Live token deltas (ephemeral; not stored). */
-  onDelta?: (run: ClaimedRun, delta: Parameters<DeltaSink>[0]) => void;
+  onDelta?: ((run: ClaimedRun, delta: Parameters<DeltaSink>[0]) => void) & { flush?: (run: ClaimedRun) => Promise<void> };
   hooks?: LoopHooks;
   /** Tools of the agent's remote MCP servers (core/src/agent/mcp.ts). */
   mcp?: { tools(servers: McpServerRef[]): Promise<{ tools: Tool[]; errors: { server: string; message: string }[] }> };
@@ -111,6 +111,7 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
       await appendLoopEvent(o.pool, run, AgentEventType.modelError, { code: "output_too_large", message });
       throw new PermanentStepError(message, "output_too_large");
     }
+    await o.onDelta?.flush?.(run); // the call's last delta goes out before the item that replaces the draft
     await recordAssistant(o.pool, run, payloadText, m.tool_calls ?? [], result.usage);
     await o.hooks?.afterModel?.(run);
     return m.tool_calls?.length ? "continue" : "done";

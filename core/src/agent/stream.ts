@@ -11,9 +11,18 @@ import type { DeltaSink } from "./model.js";
 
 export const STREAM_CHANNEL = "keel_stream";
 
-export function notifyDeltas(db: Queryable): (run: ClaimedRun, delta: Parameters<DeltaSink>[0]) => void {
+export type DeltaNotifier = ((run: ClaimedRun, delta: Parameters<DeltaSink>[0]) => void) & {
+  /**
+   * Resolves once every delta sent so far for this run has been notified. The loop awaits it
+   * before storing the assistant item, so a reader gets a call's last delta before the item that
+   * replaces the draft (notifications go out in commit order), not after it.
+   */
+  flush(run: ClaimedRun): Promise<void>;
+};
+
+export function notifyDeltas(db: Queryable): DeltaNotifier {
   const chains = new Map<string, { tail: Promise<unknown>; n: number }>();
-  return (run, delta) => {
+  const send = (run: ClaimedRun, delta: Parameters<DeltaSink>[0]) => {
     const key = `${run.id}:${run.epoch}`;
     const chain = chains.get(key) ?? { tail: Promise.resolve(), n: 0 };
     const n = ++chain.n;
@@ -26,4 +35,9 @@ export function notifyDeltas(db: Queryable): (run: ClaimedRun, delta: Parameters
       if (chains.get(key)?.tail === tail) chains.delete(key); // nothing queued behind it: forget the run
     });
   };
+  return Object.assign(send, {
+    flush: async (run: ClaimedRun) => {
+      await chains.get(`${run.id}:${run.epoch}`)?.tail;
+    },
+  });
 }

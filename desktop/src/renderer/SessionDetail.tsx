@@ -1,12 +1,13 @@
 // One session: its stored log (every event once, seq order), then live through a follow that
-// main resumes with Last-Event-ID after a drop. Token deltas show while the model writes and are
-// replaced by the stored assistant message. Pending tool calls can be approved or denied.
+// main resumes with Last-Event-ID after a drop. Token, reasoning and tool-call deltas show while the
+// model writes and are replaced by the stored assistant message. Pending tool calls can be approved or denied.
 import { useEffect, useRef, useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import type { FollowState, KeelConnection, KeelEvent } from "../shared/contract.ts";
 import { api, call } from "./api.ts";
 import { EventView } from "./EventView.tsx";
 import { ErrorBox, Loading } from "./ui.tsx";
+import { applyDelta, EMPTY_DRAFT, isEmptyDraft, type Draft } from "@keel/core/agent/draft";
 
 export function SessionDetail({ context, conn, sessionId }: { context: string; conn: KeelConnection; sessionId: string }) {
   const history = useQuery({
@@ -15,7 +16,7 @@ export function SessionDetail({ context, conn, sessionId }: { context: string; c
     staleTime: Infinity,
   });
   const [live, setLive] = useState<KeelEvent[]>([]);
-  const [draft, setDraft] = useState("");
+  const [draft, setDraft] = useState<Draft>(EMPTY_DRAFT);
   const [follow, setFollow] = useState<FollowState | null>(null);
   const lastSeq = useRef(0n);
   const qc = useQueryClient();
@@ -30,12 +31,12 @@ export function SessionDetail({ context, conn, sessionId }: { context: string; c
     const offEvent = api.on("sessions:event", (e) => {
       if (e.sessionId !== sessionId || BigInt(e.event.seq) <= lastSeq.current) return;
       lastSeq.current = BigInt(e.event.seq);
-      if (e.event.type === "assistant_message") setDraft("");
+      if (e.event.type === "assistant_message") setDraft(EMPTY_DRAFT);
       setLive((l) => [...l, e.event]);
       // The list shows event counts and run states: refresh it now rather than at its next poll.
       void qc.invalidateQueries({ queryKey: [context, "sessions", conn.id] });
     });
-    const offDelta = api.on("sessions:delta", (d) => d.sessionId === sessionId && setDraft((t) => t + (d.delta.content ?? "")));
+    const offDelta = api.on("sessions:delta", (d) => d.sessionId === sessionId && setDraft((t) => applyDelta(t, d.delta)));
     const offState = api.on("sessions:follow:state", (s) => s.sessionId === sessionId && (followId === null || s.followId === followId) && setFollow(s));
     void call("sessions:follow", { connection: conn.id, sessionId, after: String(lastSeq.current) }).then(
       (r) => {
@@ -80,10 +81,17 @@ export function SessionDetail({ context, conn, sessionId }: { context: string; c
         ) : (
           events.map((e) => <EventView key={e.seq} e={e} decision={decisions.get(String(e.payload?.callId)) ?? null} results={results} busy={decide.isPending} onDecide={(d) => decide.mutate(d)} />)
         )}
-        {draft && (
+        {!isEmptyDraft(draft) && (
           <div className="ev assistant draft" data-testid="draft">
             <span className="who">Agent (writing)</span>
-            {draft}
+            {draft.reasoning && (
+              <details className="reasoning" open data-testid="draft-reasoning">
+                <summary className="muted">Reasoning…</summary>
+                <div className="muted">{draft.reasoning}</div>
+              </details>
+            )}
+            {draft.content}
+            {draft.tools && <pre data-testid="draft-tools">{draft.tools}</pre>}
           </div>
         )}
       </div>

@@ -17,6 +17,7 @@ import { templateYaml, warmPoolYaml } from "../helpers.ts";
 import { loadKubeconfig } from "../../src/main/kube.ts";
 import { createTestNamespace, kubectl, startControlPlane, type TestNamespace } from "../control-plane.ts";
 import { startKeel, type Keel } from "../keel.ts";
+import { reasoningStream, startFakeOpenAI, textStream, type FakeOpenAI } from "../../../core/test/support/fake-openai.ts";
 
 const desktopDir = path.resolve(import.meta.dirname, "../..");
 const shots = path.resolve(desktopDir, "../test-results/desktop");
@@ -31,6 +32,8 @@ let dir: string;
 let historySession = "";
 let stubState = "";
 let liveSession = "";
+let draftSession = "";
+let fake: FakeOpenAI;
 
 async function shot(p: Page, name: string): Promise<void> {
   mkdirSync(shots, { recursive: true });
@@ -86,12 +89,16 @@ contexts:
   const KUBECONFIG = [kubeconfig, broken].join(path.delimiter);
 
   keel = await startKeel();
-  // 22 sessions: more than one page (20) of the list.
+  // 23 sessions: more than one page (20) of the list.
   for (let i = 1; i <= 20; i++) await keel.newSession(`filler ${String(i).padStart(2, "0")}`);
   historySession = await keel.newSession("history: hello");
   await keel.post(historySession, "hello");
   await waitFor(async () => (await keel.api(`/api/v1/sessions/${historySession}/events`)).body.events.some((e: { type: string }) => e.type === "assistant_message"), { what: "first answer", timeoutMs: 30_000 });
   liveSession = await keel.newSession("live: approval");
+  // An agent on a slow loopback model (the stand-in for the provider), to see a reply being written.
+  fake = await startFakeOpenAI();
+  const slowBot = await keel.api("/api/v1/agents", { body: { name: "slow-bot", model: "gpt-test", provider: { baseUrl: fake.url }, tools: ["calculator"] } });
+  draftSession = (await keel.api("/api/v1/sessions", { body: { agentId: slowBot.body.id, title: "live: drafts" } })).body.id;
 
   // The kind launcher runs the real kind/up.sh with stub docker, kind and kubectl first on its PATH
   // (test/fixtures/kind-stub.sh: records calls, keeps a fake cluster, fails where told).
@@ -120,6 +127,7 @@ afterAll(async () => {
   await browser?.close();
   await bridge?.close();
   await keel?.stop();
+  await fake?.close();
   await ns?.cleanup();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -222,10 +230,10 @@ describe.sequential("desktop renderer through the bridge", () => {
     const items = page.locator("[data-session]");
     await expect.poll(() => items.count()).toBe(20);
     await page.getByRole("button", { name: "Load more" }).click();
-    await expect.poll(() => items.count()).toBe(22);
+    await expect.poll(() => items.count()).toBe(23);
     await expect.poll(() => page.getByRole("button", { name: "Load more" }).count()).toBe(0);
     const ids = await items.evaluateAll((els) => els.map((e) => e.getAttribute("data-session")));
-    expect(new Set(ids).size).toBe(22);
+    expect(new Set(ids).size).toBe(23);
 
     await page.locator(`button[data-session="${historySession}"]`).click();
     const stored = (await keel.api(`/api/v1/sessions/${historySession}/events`)).body.events.map((e: { seq: string }) => e.seq);
@@ -269,6 +277,37 @@ describe.sequential("desktop renderer through the bridge", () => {
     await page.locator('section.session [data-type="approval_requested"]').last().locator(".badge").filter({ hasText: "denied" }).waitFor();
     const after = (await keel.api(`/api/v1/sessions/${liveSession}/events`)).body.events.map((e: { seq: string }) => e.seq);
     await expect.poll(() => page.locator("section.session [data-seq]").evaluateAll((els) => els.map((e) => e.getAttribute("data-seq")))).toEqual(after);
+  });
+
+  test("a reply being written shows its reasoning and tool call live; the stored messages replace the draft", async () => {
+    fake.enqueue(
+      { kind: "stream", chunks: reasoningStream({ reasoningContent: "Six times seven; let me use the calculator.", toolCalls: [{ id: "d1", name: "calculator", args: '{"expression":"6*7"}' }] }, { chunkSize: 3, splitArgsInto: 6 }), delayMs: 100 },
+      { kind: "stream", chunks: textStream("It is 42, as the calculator says.") },
+    );
+    await page.locator(`button[data-session="${draftSession}"]`).click();
+    await page.getByTestId("follow-state").filter({ hasText: "live" }).waitFor();
+    // Every state the draft is rendered in, recorded in the page: a draft lives only while the
+    // model writes, so a poll from here could miss it on a busy machine.
+    await page.evaluate(() => {
+      const seen: string[] = ((window as unknown as { drafts: string[] }).drafts = []);
+      new MutationObserver(() => {
+        const d = document.querySelector('[data-testid="draft"]');
+        if (d) seen.push(`${d.querySelector('[data-testid="draft-reasoning"]')?.textContent ?? ""} | ${d.querySelector('[data-testid="draft-tools"]')?.textContent ?? ""}`);
+      }).observe(document.body, { subtree: true, childList: true, characterData: true });
+    });
+    const drafts = () => page.evaluate(() => (window as unknown as { drafts: string[] }).drafts);
+    expect((await keel.api(`/api/v1/sessions/${draftSession}/messages`, { body: { content: "what is 6*7?" } })).status).toBe(202);
+    await page.getByTestId("draft-reasoning").waitFor({ timeout: 30_000 });
+    await shot(page, "session-draft");
+    expect(await overflow(page)).toEqual([]);
+    await page.locator('section.session [data-type="tool_result"]').filter({ hasText: "42" }).waitFor({ timeout: 30_000 });
+    await expect.poll(() => page.locator('section.session [data-type="assistant_message"]').count(), { timeout: 30_000 }).toBe(2);
+    await expect.poll(() => page.getByTestId("draft").count()).toBe(0);
+    const seen = await drafts();
+    expect(seen.some((d) => d.startsWith("Reasoning…Six times") && !d.includes("calculator("))).toBe(true); // reasoning first, as it streamed
+    expect(seen).toContain('Reasoning…Six times seven; let me use the calculator. | calculator({"expression":"6*7"}');
+    expect(await page.locator('section.session [data-type="assistant_message"]').first().textContent()).toContain("Six times seven; let me use the calculator.");
+    expect(await page.locator('section.session [data-type="assistant_message"]').last().textContent()).toContain("It is 42, as the calculator says.");
   });
 
   test("local cluster: prerequisites, a failed step with its logs, retry from it, the dashboard link, tear down", async () => {

@@ -4,15 +4,16 @@
 // dropped connection; when the browser gives up (an HTTP error while the web process restarts
 // closes it for good) we open a new one with ?after=<last seq>, so nothing is missed or repeated.
 import { useEffect, useState } from "react";
+import { applyDelta, EMPTY_DRAFT, type Delta, type Draft } from "@keel/core/agent/draft";
 
 export type LogEvent = { seq: string; type: string; payload: any };
-export type Live = { content: string; reasoning: string; tools: string };
+export type Live = Draft;
 export type Conn = "connecting" | "live" | "reconnecting";
 
 export const EVENT_TYPES = ["user_message", "assistant_message", "tool_result", "approval_requested", "approval_decided", "model_error",
   "run_failed", "run_cancelled", "run_interrupted", "context_repaired"] as const;
 
-const NO_LIVE: Live = { content: "", reasoning: "", tools: "" };
+const NO_LIVE: Live = EMPTY_DRAFT;
 
 export function useSessionLog(sessionId: string, reconnectMs = 1_500) {
   const [events, setEvents] = useState<LogEvent[]>([]);
@@ -39,12 +40,8 @@ export function useSessionLog(sessionId: string, reconnectMs = 1_500) {
       setEvents((evs) => [...evs, { seq: m.lastEventId, type: m.type, payload }]);
     };
     const onDelta = (m: MessageEvent) => {
-      const d = (JSON.parse(m.data) as { delta?: { content?: string; reasoning?: string; toolCall?: { name?: string; arguments?: string } } }).delta ?? {};
-      setLive((l) => ({
-        content: l.content + (d.content ?? ""),
-        reasoning: l.reasoning + (d.reasoning ?? ""),
-        tools: l.tools + (d.toolCall?.name ? `${l.tools ? "\n" : ""}${d.toolCall.name}(` : "") + (d.toolCall?.arguments ?? ""),
-      }));
+      const d = (JSON.parse(m.data) as { delta?: Delta }).delta ?? {};
+      setLive((l) => applyDelta(l, d));
     };
     const open = () => {
       if (stopped) return;
