@@ -18,7 +18,7 @@ import type { SandboxHandle } from "../../core/src/sandbox/driver.js";
 import { LocalSandboxDriver } from "../../core/src/sandbox/local-driver.js";
 import { parseSandboxPolicy } from "../../core/src/sandbox/policy.js";
 import { buildRuntime } from "../../sandbox/src/build.js";
-import { dist, fmtMs, load, log } from "./util.js";
+import { distTable, load, log } from "./util.js";
 
 const coldCount = Number(process.env.BENCH_EGRESS_COLD ?? 20);
 const reqCount = Number(process.env.BENCH_EGRESS_REQ ?? 500);
@@ -97,12 +97,7 @@ try {
     `Command: \`npm run bench:egress\` (BENCH_EGRESS_COLD=${coldCount}, BENCH_EGRESS_REQ=${reqCount})`,
     `Date: ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC; ${os.cpus().length} cores, Node ${process.version}; load average ${loadBefore} before, ${loadAfter} after`,
     "",
-    "| Local egress proxy | n | p50 | p99 | max |",
-    "|---|---|---|---|---|",
-    ...rows.map(([name, xs]) => {
-      const d = dist(xs);
-      return `| ${name} | ${d.n} | ${fmtMs(d.p50)} | ${fmtMs(d.p99)} | ${fmtMs(d.max)} |`;
-    }),
+    ...distTable("Local egress proxy", rows),
     "",
     `Egress proxy process RSS: ${(rssKb / 1024).toFixed(0)} MiB (one per sandbox with an allow-list).`,
   ].join("\n"));

@@ -17,7 +17,7 @@ import type { SandboxHandle } from "../../core/src/sandbox/driver.js";
 import { LocalSandboxDriver } from "../../core/src/sandbox/local-driver.js";
 import { parseSandboxPolicy } from "../../core/src/sandbox/policy.js";
 import { buildRuntime } from "../../sandbox/src/build.js";
-import { dist, fmtMs, load, log } from "./util.js";
+import { distTable, load, log } from "./util.js";
 
 const coldCount = Number(process.env.BENCH_SBX_COLD ?? 100);
 const execCount = Number(process.env.BENCH_SBX_EXEC ?? 1000);
@@ -103,12 +103,7 @@ try {
       `Date: ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC; ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "?"}), Node ${process.version}, ${os.platform()} ${os.release()}`,
       `Load average (1/5/15 min): ${loadBefore} before, ${loadAfter} after`,
       "",
-      "| Local driver (bubblewrap) | n | p50 | p99 | max |",
-      "|---|---|---|---|---|",
-      ...rows.map(([name, xs]) => {
-        const d = dist(xs);
-        return `| ${name} | ${d.n} | ${fmtMs(d.p50)} | ${fmtMs(d.p99)} | ${fmtMs(d.max)} |`;
-      }),
+      ...distTable("Local driver (bubblewrap)", rows),
     ];
     console.log(out.join("\n"));
   }

@@ -27,6 +27,18 @@ export function fmtMs(ms: number): string {
   return ms >= 10 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(1)} ms`;
 }
 
+/** A markdown table of latency distributions: header row, separator, one row per sample set. */
+export function distTable(title: string, rows: readonly (readonly [string, readonly number[]])[]): string[] {
+  return [
+    `| ${title} | n | p50 | p99 | max |`,
+    "|---|---|---|---|---|",
+    ...rows.map(([name, xs]) => {
+      const d = dist(xs);
+      return `| ${name} | ${d.n} | ${fmtMs(d.p50)} | ${fmtMs(d.p99)} | ${fmtMs(d.max)} |`;
+    }),
+  ];
+}
+
 export const load = (): string => loadavg().map((l) => l.toFixed(2)).join(" / ");
 
 /** Polls until `check` returns a truthy value; null after `timeoutMs`. */

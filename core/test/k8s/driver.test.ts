@@ -4,25 +4,17 @@
 // kwok runs no containers: the data plane is checked by pointing the driver's runtime client at
 // a real sandbox runtime server on loopback that holds the token the driver put in the claim.
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { createTestNamespace, kubectl, kubectlJson, startControlPlane, waitFor, type TestNamespace } from "../../../controlplane/harness.ts";
-import { createRuntimeServer } from "../../../sandbox/src/server.ts";
 import { parseSandboxPolicy, reapSandboxes, SandboxUnavailableError } from "../../src/index.ts";
 import { RuntimeClient } from "../../src/sandbox/runtime-client.ts";
 import { type KubernetesDriverOptions, type RuntimeEndpoint } from "../../src/sandbox/k8s/index.ts";
-import { applyPlatformRbac, claimOf, deleteTeamNamespaces, testDriver, type PlatformIdentity } from "./helpers.ts";
+import { applyPlatformRbac, claimOf, deleteTeamNamespaces, loopbackRuntime, stopLoopbackRuntimes, testDriver, type PlatformIdentity } from "./helpers.ts";
 
 const prefix = `kt${randomBytes(2).toString("hex")}-`;
 const policy = parseSandboxPolicy({ template: "default", secrets: ["API_KEY"], egress: { allow: ["203.0.113.0/24:443"] } });
 let home: TestNamespace;
 let platform: PlatformIdentity;
-const servers: http.Server[] = [];
-const dirs: string[] = [];
 
 beforeAll(async () => {
   await startControlPlane();
@@ -32,24 +24,13 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const s of servers) s.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  stopLoopbackRuntimes();
   await deleteTeamNamespaces(prefix);
   await platform?.cleanup();
   await home?.cleanup();
 }, 120_000);
 
 /** A real runtime server on loopback standing in for the pod's container, with the claim's token. */
-async function runtimeFor(ns: string, claim: string): Promise<string> {
-  const c = await kubectlJson(["get", "sandboxclaims.v1beta1.extensions.agents.x-k8s.io", claim, "-n", ns]);
-  const token = c.spec.env.find((e: any) => e.name === "KEEL_RUNTIME_TOKEN").value;
-  const workspace = mkdtempSync(path.join(os.tmpdir(), "keel-k8s-rt-"));
-  dirs.push(workspace);
-  const server = createRuntimeServer({ token, workspace, env: { PATH: "/usr/bin:/bin" }, limits: {} });
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
 
 const endpoints = new Map<string, string>(); // pod IP → loopback runtime
 const seen: RuntimeEndpoint[] = [];
@@ -93,7 +74,7 @@ test("acquire creates namespace, Secret, template, pool and claim; the controlle
   expect(claim.status.sandbox.podIPs).toContain(pods[0].status.podIP);
   expect((await d.list({ teamId: team })).map((s) => [s.sessionId, s.state])).toEqual([["sess-1", "ready"]]);
 
-  endpoints.set(pods[0].status.podIP, await runtimeFor(ns, "s-sess-1"));
+  endpoints.set(pods[0].status.podIP, (await loopbackRuntime(ns, "s-sess-1")).url);
   // A new driver instance (a restarted worker) reattaches to the same claim and, with nothing
   // in memory, finds the pod IP and token from the claim.
   const d2 = driver();

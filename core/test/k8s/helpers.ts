@@ -2,13 +2,17 @@
 // the platform's real RBAC (k8s/base/rbac.yaml) applied for real there, so tests can run as the
 // least-privileged ServiceAccount the worker gets in a cluster.
 import { randomBytes } from "node:crypto";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import type http from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { KubeConfig, loadAllYaml } from "@kubernetes/client-node";
 import { kubeconfigPath, kubectl, kubectlJson } from "../../../controlplane/harness.ts";
 import { KubernetesSandboxDriver, type KubernetesDriverOptions } from "../../src/sandbox/k8s/driver.ts";
 import { createLogger, type Logger } from "../../src/logger.ts";
+import { createRuntimeServer } from "../../../sandbox/src/server.ts";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
@@ -113,4 +117,28 @@ export function testDriver(kubeconfigFile: string, namespacePrefix: string, opts
 export async function deleteTeamNamespaces(prefix: string): Promise<void> {
   const nss = (await kubectlJson(["get", "namespaces", "-l", "app.kubernetes.io/managed-by=keel"])).items.map((n: any) => n.metadata.name).filter((n: string) => n.startsWith(prefix));
   if (nss.length) await kubectl(["delete", "namespace", ...nss, "--wait=false"]);
+}
+
+const runtimes: { server: http.Server; workspace: string }[] = [];
+
+/**
+ * kwok's pods run nothing, so a real sandbox runtime on loopback stands in for a claim's pod: the
+ * claim's own token, a fresh workspace. Answers its URL and the claim. Stop them all with
+ * stopLoopbackRuntimes() in afterAll.
+ */
+export async function loopbackRuntime(ns: string, claimName: string): Promise<{ url: string; claim: any }> {
+  const claim = await kubectlJson(["get", CLAIMS, claimName, "-n", ns]);
+  const token = claim.spec.env.find((e: any) => e.name === "KEEL_RUNTIME_TOKEN").value;
+  const workspace = mkdtempSync(path.join(os.tmpdir(), "keel-k8s-rt-"));
+  const server = createRuntimeServer({ token, workspace, env: { PATH: "/usr/bin:/bin" }, limits: {} });
+  runtimes.push({ server, workspace });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, claim };
+}
+
+export function stopLoopbackRuntimes(): void {
+  for (const { server, workspace } of runtimes.splice(0)) {
+    server.close();
+    rmSync(workspace, { recursive: true, force: true });
+  }
 }

@@ -4,15 +4,9 @@
 // runtime server on loopback holding the claim's token (as core/test/k8s/driver.test.ts does).
 // Needs the control plane binaries: KEEL_CP_BIN_DIR, and its own KEEL_CP_STATE_DIR and ports.
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import type http from "node:http";
-import type { AddressInfo } from "node:net";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kubectl, kubectlJson, startControlPlane } from "../../../controlplane/harness.js";
-import { createRuntimeServer } from "../../../sandbox/src/server.js";
-import { deleteTeamNamespaces, testDriver } from "../k8s/helpers.ts";
+import { deleteTeamNamespaces, loopbackRuntime, stopLoopbackRuntimes, testDriver } from "../k8s/helpers.ts";
 import { parseSandboxPolicy } from "../../src/sandbox/policy.js";
 import { RuntimeClient } from "../../src/sandbox/runtime-client.js";
 import { SandboxStore } from "../../src/sandbox/store.js";
@@ -21,8 +15,6 @@ import { useFixture } from "../fixture.js";
 
 const f = useFixture();
 const prefix = `kv${randomBytes(2).toString("hex")}-`;
-const servers: http.Server[] = [];
-const dirs: string[] = [];
 const endpoints = new Map<string, string>(); // pod IP → loopback runtime
 let kubeconfig = "";
 
@@ -31,8 +23,7 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
-  for (const s of servers) s.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  stopLoopbackRuntimes();
   if (!kubeconfig) return;
   await deleteTeamNamespaces(prefix);
 }, 120_000);
@@ -54,14 +45,8 @@ describe("session view through the Kubernetes driver", () => {
 
     const h = await d.acquire(sessionId, f.teamId, parseSandboxPolicy({}));
     const ns = `${prefix}${f.teamId}`;
-    const claim = await kubectlJson(["get", "sandboxclaims.v1beta1.extensions.agents.x-k8s.io", `s-${sessionId}`, "-n", ns]);
-    const token = claim.spec.env.find((e: any) => e.name === "KEEL_RUNTIME_TOKEN").value;
-    const workspace = mkdtempSync(path.join(os.tmpdir(), "keel-kv-rt-"));
-    dirs.push(workspace);
-    const server = createRuntimeServer({ token, workspace, env: { PATH: "/usr/bin:/bin" }, limits: {} });
-    servers.push(server);
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    endpoints.set(claim.status.sandbox.podIPs[0], `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const { url, claim } = await loopbackRuntime(ns, `s-${sessionId}`);
+    endpoints.set(claim.status.sandbox.podIPs[0], url);
     // A driver instance made after the endpoint map was set (the first one made its client at acquire).
     await driver(store).writeFile(h, "out/report.txt", "made in a pod");
 
