@@ -62,6 +62,9 @@ for (const overlay of ["kind", "production"]) {
       expect(init.map((c: any) => [c.name, c.args, c.image])).toEqual([["migrate", ["migrate"], d.template.spec.containers[0].image]]);
       expect(init[0].env).toContainEqual({ name: "DATABASE_URL", valueFrom: { secretKeyRef: { name: "keel-secrets", key: "DATABASE_URL" } } });
       expect(d.strategy.rollingUpdate.maxUnavailable).toBe(0);
+      // The database CA (k8s/README.md, Postgres TLS) is where sslrootcert= says, in every container.
+      expect(d.template.spec.volumes).toContainEqual({ name: "db-ca", secret: { secretName: "keel-db-ca", optional: true } });
+      for (const c of [...init, ...d.template.spec.containers]) expect(c.volumeMounts).toContainEqual({ name: "db-ca", mountPath: "/etc/keel/db-ca", readOnly: true });
       // Required keys named one by one (not optional): a missing key stops the pod with the key's name.
       const required = d.template.spec.containers[0].env.filter((e: any) => e.valueFrom?.secretKeyRef).map((e: any) => [e.name, e.valueFrom.secretKeyRef.optional ?? false]);
       expect(required).toEqual(expect.arrayContaining([["DATABASE_URL", false], ["KEEL_SECRETS_KEY", false]]));
