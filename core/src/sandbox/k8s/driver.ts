@@ -35,7 +35,7 @@ export type RuntimeEndpoint = { baseUrl: string; podIP: string; namespace: strin
 
 export type KubernetesDriverOptions = {
   kubeConfig: KubeConfig;
-  /** The Keel image (it contains sandbox/dist/runtime.mjs), e.g. ghcr.io/acme/keel:1.2.3. */
+  /** The sandbox image (it contains /app/sandbox/dist/runtime.mjs and tini), e.g. ghcr.io/acme/keel-sandbox:1.2.3. */
   image: string;
   namespacePrefix?: string;
   runtimePort?: number;
