@@ -12,7 +12,7 @@ BIN_DIR="${KEEL_CP_BIN_DIR:-$CP_DIR/.bin}"
 GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
 P="${KEEL_CP_GO_P:-2}"
 export CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -modcacherw -mod=readonly"
-# k8s v1.36 and agent-sandbox v0.5.6 want Go >= 1.26; never fetch a toolchain silently.
+# k8s v1.36 and agent-sandbox v1.0.1 want Go >= 1.26; never fetch a toolchain silently.
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 
 K8S_VERSION=v1.36.3
@@ -70,10 +70,14 @@ build_module() {
 
 # Data files shipped inside the modules: agent-sandbox CRDs, kwok stages.
 copy_share() {
-  local dir
-  dir=$(cd "$CP_DIR/go/agent-sandbox" && "$GO" mod download -json sigs.k8s.io/agent-sandbox | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+  local dir version
+  # The CRDs kind and production install (k8s/agent-sandbox/<version>/, generated from this
+  # same module by k8s/agent-sandbox/generate.sh), so tests run against exactly those.
+  version=$(awk '$1 == "sigs.k8s.io/agent-sandbox" { print $2 }' "$CP_DIR/go/agent-sandbox/go.mod")
+  dir="$CP_DIR/../k8s/agent-sandbox/$version/crds"
+  [[ -d "$dir" ]] || { log "no $dir: run k8s/agent-sandbox/generate.sh"; return 1; }
   rm -rf "$BIN_DIR/share/agent-sandbox-crds" && mkdir -p "$BIN_DIR/share/agent-sandbox-crds"
-  cp "$dir"/k8s/crds/*.yaml "$BIN_DIR/share/agent-sandbox-crds/"
+  cp "$dir"/*.yaml "$BIN_DIR/share/agent-sandbox-crds/"
   dir=$(cd "$CP_DIR/go/kwok" && "$GO" mod download -json sigs.k8s.io/kwok | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
   rm -rf "$BIN_DIR/share/kwok-stages" && mkdir -p "$BIN_DIR/share/kwok-stages"
   local f

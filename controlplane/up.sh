@@ -137,7 +137,8 @@ start_component kube-controller-manager "curl -fsS -k https://127.0.0.1:$KCM_POR
   --use-service-account-credentials=true \
   --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
   --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
-  --controllers '*' --concurrent-gc-syncs 5 --profiling=false
+  --controllers '*' --concurrent-gc-syncs 5 --profiling=false \
+  --enable-hostpath-provisioner=true
 
 start_component kube-scheduler "curl -fsS -k https://127.0.0.1:$SCHED_PORT/healthz" \
   "$BIN_DIR/kube-scheduler" \
@@ -179,24 +180,44 @@ fi
 wait_for "node $NODE_NAME Ready" \
   "[[ \"\$(${KUBECTL[*]} get node $NODE_NAME -o 'jsonpath={.status.conditions[?(@.type==\"Ready\")].status}')\" == True ]]"
 
+# ---------------------------------------------------------------- storage
+# Sandbox workspaces are PVCs: the default StorageClass `standard` (the name kind uses) is served
+# by the controller-manager's in-tree hostPath provisioner (dev/test only, dirs under /tmp), so
+# PVCs bind and pods that mount them get scheduled onto the kwok node.
+if ! "${KUBECTL[@]}" get storageclass standard >/dev/null 2>&1; then
+  "${KUBECTL[@]}" apply -f - >/dev/null <<EOF
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations: { storageclass.kubernetes.io/is-default-class: "true" }
+provisioner: kubernetes.io/host-path
+reclaimPolicy: Delete
+volumeBindingMode: Immediate
+EOF
+fi
+
 # ---------------------------------------------------------------- agent-sandbox CRDs + controller
-if ! "${KUBECTL[@]}" get crd sandboxes.agents.x-k8s.io sandboxclaims.extensions.agents.x-k8s.io \
+# Applied again whenever the files change (a version bump on an existing state dir), so the
+# CRDs always match the controller binary built beside them.
+CRDS_SUM=$(cat "$BIN_DIR"/share/agent-sandbox-crds/*.yaml | sha256sum | cut -c1-16)
+if [[ "$(cat "$STATE_DIR/agent-sandbox-crds.sum" 2>/dev/null)" != "$CRDS_SUM" ]] ||
+   ! "${KUBECTL[@]}" get crd sandboxes.agents.x-k8s.io sandboxclaims.extensions.agents.x-k8s.io \
       sandboxtemplates.extensions.agents.x-k8s.io sandboxwarmpools.extensions.agents.x-k8s.io >/dev/null 2>&1; then
   log "installing agent-sandbox CRDs"
-  "${KUBECTL[@]}" apply --server-side --field-manager keel-controlplane -f "$BIN_DIR/share/agent-sandbox-crds/" >/dev/null
+  "${KUBECTL[@]}" apply --server-side --force-conflicts --field-manager keel-controlplane -f "$BIN_DIR/share/agent-sandbox-crds/" >/dev/null
+  echo "$CRDS_SUM" >"$STATE_DIR/agent-sandbox-crds.sum"
 fi
 wait_for "agent-sandbox CRDs Established" \
   "${KUBECTL[*]} wait --for condition=Established --timeout=5s crd/sandboxes.agents.x-k8s.io crd/sandboxclaims.extensions.agents.x-k8s.io crd/sandboxtemplates.extensions.agents.x-k8s.io crd/sandboxwarmpools.extensions.agents.x-k8s.io"
 "${KUBECTL[@]}" get namespace agent-sandbox-system >/dev/null 2>&1 ||
   "${KUBECTL[@]}" create namespace agent-sandbox-system >/dev/null
 
-# The conversion webhook in the CRDs is never reached: everything here speaks v1beta1 (the
-# storage version), so the controller runs with its webhook server disabled.
+# agent-sandbox v1.0 serves v1beta1 only: no conversion webhook, no webhook flags.
 KUBECONFIG="$KUBECONFIG_PATH" start_component agent-sandbox-controller \
   "curl -fsS http://127.0.0.1:$SANDBOX_PROBE_PORT/readyz && leader_since_start agent-sandbox-controller" \
   "$BIN_DIR/agent-sandbox-controller" --kubeconfig "$KUBECONFIG_PATH" \
   --extensions=true --leader-election-namespace=agent-sandbox-system \
-  --enable-webhook=false \
   --metrics-bind-address "127.0.0.1:$SANDBOX_METRICS_PORT" \
   --health-probe-bind-address "127.0.0.1:$SANDBOX_PROBE_PORT"
 

@@ -8,6 +8,8 @@ export const MigrateEnvSchema = z.object({
   DATABASE_URL: z.string().url({ message: "DATABASE_URL must be a postgresql:// URL, e.g. postgresql://keel:secret@localhost:5432/keel" }),
   /** Where the Prisma-format migrations live (the Docker image sets it). */
   KEEL_MIGRATIONS_DIR: z.string().default(path.join(repoRoot, "prisma/migrations")),
+  /** How long `keel migrate` waits for a database that is not reachable yet (retries with backoff, each logged); 0: fail at once. */
+  KEEL_MIGRATE_WAIT_MS: z.coerce.number().int().min(0).max(3_600_000).default(0),
 });
 
 export const WebCliEnvSchema = z.object({

@@ -46,7 +46,7 @@ async function runMigrate(): Promise<void> {
   const env = parseEnv(MigrateEnvSchema, process.env, "migrate");
   const logger = createLogger({ name: "migrate" });
   try {
-    const r = await migrate({ connectionString: env.DATABASE_URL, migrationsDir: env.KEEL_MIGRATIONS_DIR, log: (msg, fields) => logger.info(fields ?? {}, msg) });
+    const r = await migrate({ connectionString: env.DATABASE_URL, migrationsDir: env.KEEL_MIGRATIONS_DIR, connectRetryMs: env.KEEL_MIGRATE_WAIT_MS, log: (msg, fields) => logger.info(fields ?? {}, msg) });
     logger.info({ applied: r.applied.length, alreadyApplied: r.alreadyApplied.length }, "migrations complete");
     if (r.checksumMismatches.length) logger.warn({ migrations: r.checksumMismatches }, "applied migrations whose files changed since");
   } catch (err) {

@@ -43,6 +43,13 @@ export const WorkerEnvSchema = z.object({
     .default("keel-team-"),
   /** kubernetes: sandboxes kept started per team (SandboxWarmPool replicas). */
   KEEL_SANDBOX_WARM_POOL: int(0, 0),
+  /** kubernetes: StorageClass of each sandbox's workspace PVC (size from the team's policy); unset: the cluster default. */
+  KEEL_SANDBOX_STORAGE_CLASS: z.preprocess((v) => (v === "" ? undefined : v), z.string().regex(/^[a-z0-9][a-z0-9.-]{0,252}$/, "must be a StorageClass name").optional()),
+  /** kubernetes: image pull Secrets in the worker's namespace, comma-separated; copied into every team namespace for the sandbox image. */
+  KEEL_SANDBOX_IMAGE_PULL_SECRETS: z.preprocess(
+    (v) => (typeof v === "string" ? v.split(",").map((x) => x.trim()).filter(Boolean) : v),
+    z.array(z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, "each name must be a Secret name")).default([]),
+  ),
   /** Where local sandboxes keep their workspaces (persist across worker restarts). */
   KEEL_SANDBOX_DIR: z.string().default(path.join(repoRoot, ".keel", "sandboxes")),
   /** The bundled sandbox runtime (`npm run setup` builds it). */

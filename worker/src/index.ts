@@ -88,7 +88,7 @@ function sandboxSetup(env: WorkerEnv, pool: Pool, logger: Logger, secrets: Secre
   // The same driver construction and policy lookup the web process uses (core/src/sandbox).
   const driver = createSandboxDriver(
     env.KEEL_SANDBOX_DRIVER === "kubernetes"
-      ? { driver: "kubernetes", image: env.KEEL_SANDBOX_IMAGE!, namespacePrefix: env.KEEL_SANDBOX_NAMESPACE_PREFIX, warmPoolReplicas: env.KEEL_SANDBOX_WARM_POOL, inCluster: Boolean(process.env.KUBERNETES_SERVICE_HOST) }
+      ? { driver: "kubernetes", image: env.KEEL_SANDBOX_IMAGE!, namespacePrefix: env.KEEL_SANDBOX_NAMESPACE_PREFIX, warmPoolReplicas: env.KEEL_SANDBOX_WARM_POOL, storageClassName: env.KEEL_SANDBOX_STORAGE_CLASS, imagePullSecrets: env.KEEL_SANDBOX_IMAGE_PULL_SECRETS, inCluster: Boolean(process.env.KUBERNETES_SERVICE_HOST) }
       : { driver: "local", baseDir: env.KEEL_SANDBOX_DIR, runtimeScript: env.KEEL_SANDBOX_RUNTIME, allowUnsandboxed: env.KEEL_ALLOW_UNSANDBOXED },
     { store, logger: log },
   );

@@ -38,15 +38,40 @@ export async function listMigrations(dir: string): Promise<{ name: string; sql: 
   );
 }
 
-export async function migrate(opts: { connectionString: string; migrationsDir: string; log?: (msg: string, fields?: object) => void }): Promise<MigrationResult> {
+// A database that is not there *yet* (starting, DNS or Service not ready, a failover): worth
+// waiting for. Wrong credentials, TLS or database names are not: they fail at once.
+const TRANSIENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "ECONNRESET", "EHOSTUNREACH", "ENETUNREACH", "57P03"]);
+const transient = (err: unknown) => TRANSIENT.has((err as { code?: string }).code ?? "") || /timeout|terminated unexpectedly/i.test((err as Error).message);
+
+async function connect(opts: { connectionString: string; connectRetryMs?: number; log: (msg: string, fields?: object) => void }): Promise<pg.Client> {
+  const deadline = Date.now() + (opts.connectRetryMs ?? 0);
+  for (let attempt = 1, delayMs = 500; ; attempt++, delayMs = Math.min(delayMs * 2, 5_000)) {
+    const client = new pg.Client({ connectionString: opts.connectionString, connectionTimeoutMillis: 10_000, application_name: "keel-migrate" });
+    try {
+      await client.connect();
+      return client;
+    } catch (err) {
+      await client.end().catch(() => {});
+      const message = (err as Error).message || String((err as { code?: string }).code);
+      if (!transient(err) || Date.now() + delayMs > deadline) {
+        throw new MigrationError(`cannot connect to the database: ${message}${attempt > 1 ? ` (gave up after ${attempt} attempts)` : ""}`, undefined, { cause: err });
+      }
+      opts.log("database not reachable yet; retrying", { attempt, error: message, retryInMs: delayMs });
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  }
+}
+
+export async function migrate(opts: {
+  connectionString: string;
+  migrationsDir: string;
+  log?: (msg: string, fields?: object) => void;
+  /** Keep retrying a database that is not reachable yet for this long (0: fail at once). */
+  connectRetryMs?: number;
+}): Promise<MigrationResult> {
   const log = opts.log ?? (() => {});
   const migrations = await listMigrations(opts.migrationsDir);
-  const client = new pg.Client({ connectionString: opts.connectionString, connectionTimeoutMillis: 10_000, application_name: "keel-migrate" });
-  try {
-    await client.connect();
-  } catch (err) {
-    throw new MigrationError(`cannot connect to the database: ${(err as Error).message}`, undefined, { cause: err });
-  }
+  const client = await connect({ connectionString: opts.connectionString, connectRetryMs: opts.connectRetryMs, log });
   client.on("error", () => {});
   const result: MigrationResult = { applied: [], alreadyApplied: [], checksumMismatches: [] };
   try {

@@ -10,12 +10,15 @@ import type { SandboxStore } from "./store.js";
 
 export type SandboxDriverConfig =
   | { driver: "local"; baseDir: string; runtimeScript: string; allowUnsandboxed?: boolean }
-  | { driver: "kubernetes"; image: string; namespacePrefix?: string; warmPoolReplicas?: number; /** in-cluster service account, else the default kubeconfig */ inCluster: boolean };
+  | { driver: "kubernetes"; image: string; namespacePrefix?: string; warmPoolReplicas?: number; storageClassName?: string | undefined; imagePullSecrets?: string[]; /** in-cluster service account, else the default kubeconfig */ inCluster: boolean };
 
 export function createSandboxDriver(cfg: SandboxDriverConfig, deps: { store?: SandboxStore; logger?: Logger } = {}): SandboxDriver {
   if (cfg.driver === "local") return new LocalSandboxDriver({ baseDir: cfg.baseDir, runtimeScript: cfg.runtimeScript, allowUnsandboxed: cfg.allowUnsandboxed, ...deps });
   const kubeConfig = new KubeConfig();
   if (cfg.inCluster) kubeConfig.loadFromCluster();
   else kubeConfig.loadFromDefault();
-  return new KubernetesSandboxDriver({ kubeConfig, image: cfg.image, namespacePrefix: cfg.namespacePrefix, warmPoolReplicas: cfg.warmPoolReplicas, ...deps });
+  return new KubernetesSandboxDriver({
+    kubeConfig, image: cfg.image, namespacePrefix: cfg.namespacePrefix, warmPoolReplicas: cfg.warmPoolReplicas,
+    ...(cfg.storageClassName ? { storageClassName: cfg.storageClassName } : {}), ...(cfg.imagePullSecrets ? { imagePullSecrets: cfg.imagePullSecrets } : {}), ...deps,
+  });
 }

@@ -12,6 +12,8 @@ export const sandboxResources = z.object({
   maxProcesses: z.number().int().min(8).max(4096).default(256),
   /** Largest file a command may write, MB (RLIMIT_FSIZE). Not a disk quota. */
   maxFileSizeMb: z.number().int().positive().max(65_536).default(512),
+  /** Workspace size, MB: the sandbox's PersistentVolumeClaim on Kubernetes (kept across suspend). Not enforced locally. */
+  workspaceMb: z.number().int().min(64).max(1_048_576).default(1024),
 });
 
 const egressEntry = z.string().min(1).max(300).superRefine((entry, ctx) => {

@@ -1,5 +1,5 @@
 // The Kubernetes sandbox driver against the real control plane (kube-apiserver with RBAC,
-// controller-manager GC, scheduler, kwok, agent-sandbox v0.5.6). The driver runs as the platform
+// controller-manager GC, scheduler, kwok, agent-sandbox v1.0.1). The driver runs as the platform
 // ServiceAccount from k8s/base/rbac.yaml, so these tests also prove that RBAC is sufficient.
 // kwok runs no containers: the data plane is checked by pointing the driver's runtime client at
 // a real sandbox runtime server on loopback that holds the token the driver put in the claim.
@@ -158,4 +158,53 @@ test("warm pool: a claim adopts a pre-started sandbox; the team token comes from
   expect((await claimOf(ns, "s-sess-w1")).spec.env).toBeUndefined();
   await d.release(h);
   await d.release(h0);
+}, 180_000);
+
+test("the workspace is a PVC from the template (policy size, configured StorageClass), kept across suspend and resume, deleted with the claim; image pull Secrets are copied into the team namespace", async () => {
+  await kubectl(["create", "secret", "docker-registry", "keel-registry", "-n", home.name, "--docker-server=registry.example", "--docker-username=u", "--docker-password=p"]);
+  const workers = { namespace: home.name, podLabels: { "app.kubernetes.io/component": "worker" } };
+  const d = driver({ imagePullSecrets: ["keel-registry"], storageClassName: "standard", workers });
+  const ns = `${prefix}team-p`;
+  const h = await d.acquire("sess-p", "team-p", { ...policy, resources: { ...policy.resources, workspaceMb: 2048 } });
+
+  const tpl = await kubectlJson(["get", "sandboxtemplates.v1beta1.extensions.agents.x-k8s.io", "default", "-n", ns]);
+  expect(tpl.spec.volumeClaimTemplates).toEqual([expect.objectContaining({
+    metadata: expect.objectContaining({ name: "workspace" }),
+    spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "2048Mi" } }, storageClassName: "standard" },
+  })]);
+  expect(tpl.spec.podTemplate.spec.volumes.map((v: any) => v.name)).toEqual(["tmp"]);
+  expect(tpl.spec.podTemplate.spec.imagePullSecrets).toEqual([{ name: "keel-registry" }]);
+  const source = await kubectlJson(["get", "secret", "keel-registry", "-n", home.name]);
+  const copy = await kubectlJson(["get", "secret", "keel-registry", "-n", ns]);
+  expect([copy.type, copy.data]).toEqual([source.type, source.data]);
+
+  // agent-sandbox makes the PVC `workspace-<sandbox>` and mounts it in the pod.
+  const sandboxName = (await claimOf(ns, "s-sess-p")).status.sandbox.name;
+  const pvc = await waitFor(async () => {
+    const p = await kubectlJson(["get", "pvc", `workspace-${sandboxName}`, "-n", ns]);
+    return p.status.phase === "Bound" ? p : undefined;
+  }, { timeoutMs: 60_000, what: "workspace PVC bound" });
+  expect(pvc.spec.resources.requests.storage).toBe("2Gi");
+  const podVolumes = async () => (await kubectlJson(["get", "pods", "-n", ns])).items.map((p: any) => p.spec.volumes.find((v: any) => v.name === "workspace")?.persistentVolumeClaim?.claimName);
+  expect(await podVolumes()).toEqual([`workspace-${sandboxName}`]);
+
+  // Suspend deletes the pod, not the PVC; resume mounts the same PVC (same uid) in a new pod.
+  await d.suspend(h);
+  await waitFor(async () => (await kubectlJson(["get", "pods", "-n", ns])).items.length === 0, { what: "pod deleted on suspend" });
+  expect((await kubectlJson(["get", "pvc", `workspace-${sandboxName}`, "-n", ns])).metadata.uid).toBe(pvc.metadata.uid);
+  await driver({ imagePullSecrets: ["keel-registry"], storageClassName: "standard", workers }).resume(h, { ...policy, resources: { ...policy.resources, workspaceMb: 2048 } });
+  await waitFor(async () => (await podVolumes()).length === 1, { what: "pod again" });
+  expect(await podVolumes()).toEqual([`workspace-${sandboxName}`]);
+  expect((await kubectlJson(["get", "pvc", `workspace-${sandboxName}`, "-n", ns])).metadata.uid).toBe(pvc.metadata.uid);
+
+  // Release: the claim's Sandbox owns the PVC, so the garbage collector deletes it too.
+  await d.release(h);
+  await waitFor(async () => (await kubectl(["get", "pvc", `workspace-${sandboxName}`, "-n", ns, "--ignore-not-found", "-o", "name"])).stdout.trim() === "", { timeoutMs: 60_000, what: "PVC deleted with the claim" });
+
+  // A configured pull Secret that does not exist fails the acquire with its name, before any claim.
+  await kubectl(["delete", "secret", "keel-registry", "-n", home.name]);
+  const err = await driver({ imagePullSecrets: ["keel-registry"], workers }).acquire("sess-p2", "team-p2", policy).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(SandboxUnavailableError);
+  expect((err as Error).message).toContain(`the image pull Secret ${home.name}/keel-registry (KEEL_SANDBOX_IMAGE_PULL_SECRETS) does not exist`);
+  expect(await claimOf(`${prefix}team-p2`, "s-sess-p2")).toBeNull();
 }, 180_000);

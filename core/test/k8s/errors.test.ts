@@ -77,7 +77,7 @@ test("agent-sandbox missing from a real API server: none, half, then all of its 
   const err = await none.acquire("s", "team-m", policy).catch((e) => e);
   expect(err).toBeInstanceOf(AgentSandboxMissingError);
   expect(err).toMatchObject({ code: "sandbox_k8s_not_installed", status: 503, details: { missing: ["extensions.agents.x-k8s.io/v1beta1", "agents.x-k8s.io/v1beta1"] } });
-  expect(err.message).toBe("agent-sandbox is not installed in this cluster: the API server does not serve extensions.agents.x-k8s.io/v1beta1 and agents.x-k8s.io/v1beta1. Install agent-sandbox v0.5.6 with its extensions (kind/up.sh shows how), then retry");
+  expect(err.message).toBe("agent-sandbox is not installed in this cluster: the API server does not serve extensions.agents.x-k8s.io/v1beta1 and agents.x-k8s.io/v1beta1. Install agent-sandbox v1.0.1 with its extensions (kubectl apply --server-side -k k8s/agent-sandbox/v1.0.1: k8s/README.md), then retry");
   expect(await none.health()).toEqual({ ok: false, driver: "kubernetes", message: err.message });
 
   // Half an install: the extensions group without its template kind, and no core group.
@@ -98,7 +98,7 @@ test("agent-sandbox missing from a real API server: none, half, then all of its 
   await bare.kubectl(["delete", "crd", "sandboxclaims.extensions.agents.x-k8s.io", "--wait=true", "--timeout=60s"]);
   const gone = await all.acquire("s2", "team-m", policy).catch((e) => e);
   expect(gone).toBeInstanceOf(AgentSandboxMissingError);
-  expect(gone.message).toMatch(/^agent-sandbox is not installed in this cluster: the API server does not serve sandboxclaims \(get in namespace ke.*-team-m: .*\)\. Install agent-sandbox v0\.5\.6/);
+  expect(gone.message).toMatch(/^agent-sandbox is not installed in this cluster: the API server does not serve sandboxclaims \(get in namespace ke.*-team-m: .*\)\. Install agent-sandbox v1\.0\.1/);
   // …and the next check looks again instead of trusting what it saw before.
   expect((await all.health()).message).toMatch(/does not serve extensions\.agents\.x-k8s\.io\/v1beta1 \(SandboxClaim\)/);
 }, 120_000);

@@ -54,9 +54,9 @@ export async function applyPlatformRbac(namespace: string): Promise<PlatformIden
   const rendered = (await kubectl(["kustomize", overlay.dir])).stdout;
   overlay.cleanup();
   const serviceAccount = `keel-platform-${suffix}`;
-  const docs = (loadAllYaml(rendered) as any[]).filter((d) => ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"].includes(d.kind));
-  // kustomize's nameSuffix/namespace do not reach a ClusterRoleBinding's subjects.
-  for (const d of docs.filter((d) => d.kind === "ClusterRoleBinding")) d.subjects = [{ kind: "ServiceAccount", name: serviceAccount, namespace }];
+  const docs = (loadAllYaml(rendered) as any[]).filter((d) => ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"].includes(d.kind));
+  // kustomize's nameSuffix/namespace do not reach a binding's subjects.
+  for (const d of docs.filter((d) => d.kind.endsWith("RoleBinding"))) d.subjects = [{ kind: "ServiceAccount", name: serviceAccount, namespace }];
   await kubectl(["apply", "--server-side", "-f", "-"], { input: JSON.stringify({ apiVersion: "v1", kind: "List", items: docs }) });
   const kubeconfig = await tokenKubeconfig(namespace, serviceAccount);
   return {

@@ -1,7 +1,11 @@
 // k8s/: every overlay renders with kustomize and is accepted by the real API server
 // (server-side dry run: schema, defaulting, admission), has the shape the issue asks for, and the
 // platform ServiceAccount's RBAC grants exactly what the sandbox driver calls.
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { loadAllYaml } from "@kubernetes/client-node";
+import { AGENT_SANDBOX_VERSION } from "../../src/sandbox/k8s/names.ts";
 import { afterAll, expect, test } from "vitest";
 import { createTestNamespace, kubectl, startControlPlane, waitFor, type TestNamespace } from "../../../controlplane/harness.ts";
 import { applyPlatformRbac, repoRoot, retargetedOverlay, type PlatformIdentity } from "./helpers.ts";
@@ -17,7 +21,7 @@ async function namespace(prefix: string): Promise<string> {
   return ns.name;
 }
 
-type Obj = { kind: string; metadata: { name: string; namespace?: string }; spec?: any; data?: Record<string, string> };
+type Obj = { kind: string; metadata: { name: string; namespace?: string }; spec?: any; data?: Record<string, string>; rules?: any[] };
 async function render(dir: string): Promise<Obj[]> {
   const out = (await kubectl(["kustomize", dir])).stdout;
   return loadAllYaml(out) as Obj[];
@@ -30,7 +34,8 @@ for (const overlay of ["kind", "production"]) {
     const objs = await render(`${repoRoot}/k8s/overlays/${overlay}`);
     expect(objs.filter((o) => o.metadata.namespace && o.metadata.namespace !== "keel")).toEqual([]);
 
-    const web = find(objs, "Deployment", "keel-web")!.spec.template.spec;
+    const webDeployment = find(objs, "Deployment", "keel-web")!.spec;
+    const web = webDeployment.template.spec;
     expect(web.initContainers[0].args).toEqual(["migrate"]);
     expect(web.containers[0].ports[0].containerPort).toBe(3000);
     expect(web.containers[0].readinessProbe.httpGet.path).toBe("/readyz");
@@ -48,6 +53,33 @@ for (const overlay of ["kind", "production"]) {
         expect(c.resources?.limits, `${d.metadata.name}/${c.name} limits`).toBeTruthy();
       }
     }
+
+    // Migrations: one `keel migrate` init container in both Deployments, so neither process runs
+    // before the schema is current; rollouts never take a pod away before its successor is Ready,
+    // so a failing migration leaves the old pods serving.
+    for (const d of [webDeployment, worker]) {
+      const init = d.template.spec.initContainers;
+      expect(init.map((c: any) => [c.name, c.args, c.image])).toEqual([["migrate", ["migrate"], d.template.spec.containers[0].image]]);
+      expect(init[0].env).toContainEqual({ name: "DATABASE_URL", valueFrom: { secretKeyRef: { name: "keel-secrets", key: "DATABASE_URL" } } });
+      expect(d.strategy.rollingUpdate.maxUnavailable).toBe(0);
+      // The database CA (k8s/README.md, Postgres TLS) is where sslrootcert= says, in every container.
+      expect(d.template.spec.volumes).toContainEqual({ name: "db-ca", secret: { secretName: "keel-db-ca", optional: true } });
+      for (const c of [...init, ...d.template.spec.containers]) expect(c.volumeMounts).toContainEqual({ name: "db-ca", mountPath: "/etc/keel/db-ca", readOnly: true });
+      // Required keys named one by one (not optional): a missing key stops the pod with the key's name.
+      const required = d.template.spec.containers[0].env.filter((e: any) => e.valueFrom?.secretKeyRef).map((e: any) => [e.name, e.valueFrom.secretKeyRef.optional ?? false]);
+      expect(required).toEqual(expect.arrayContaining([["DATABASE_URL", false], ["KEEL_SECRETS_KEY", false]]));
+    }
+    // The web: a startup probe before liveness counts; a shutdown delay (readyz 503 while still
+    // serving) inside a grace period that also covers the in-flight grace; a PDB.
+    const webEnv = Object.fromEntries(web.containers[0].env.filter((e: any) => "value" in e).map((e: any) => [e.name, Number(e.value)]));
+    expect(web.containers[0].startupProbe.httpGet.path).toBe("/healthz");
+    expect(webEnv.KEEL_SHUTDOWN_DELAY_MS).toBeGreaterThan(0);
+    expect(web.terminationGracePeriodSeconds * 1000).toBeGreaterThan(webEnv.KEEL_SHUTDOWN_DELAY_MS! + webEnv.KEEL_SHUTDOWN_GRACE_MS!);
+    expect(find(objs, "PodDisruptionBudget", "keel-web")!.spec.maxUnavailable).toBe(1);
+    // The sandbox image is its own image name, and the ConfigMap carries what kustomize set.
+    const config = find(objs, "ConfigMap", "keel-config")!.data!;
+    expect(config.KEEL_SANDBOX_IMAGE).toMatch(/keel-sandbox:[\w.-]+$/);
+    expect(config.KEEL_SANDBOX_IMAGE).not.toBe(web.containers[0].image);
     if (overlay === "kind") {
       const pg = find(objs, "StatefulSet", "postgres")!;
       expect(pg.spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBeTruthy();
@@ -57,6 +89,16 @@ for (const overlay of ["kind", "production"]) {
       expect(objs.find((o) => o.kind === "StatefulSet")).toBeUndefined();
       expect(find(objs, "Secret", "keel-secrets")).toBeUndefined();
       expect(web.containers[0].envFrom).toContainEqual({ secretRef: { name: "keel-secrets" } });
+      // The first admin comes from required Secret keys: nobody is locked out of a new install.
+      expect(web.containers[0].env).toEqual(expect.arrayContaining([
+        { name: "KEEL_ADMIN_EMAIL", valueFrom: { secretKeyRef: { name: "keel-secrets", key: "KEEL_ADMIN_EMAIL" } } },
+        { name: "KEEL_ADMIN_PASSWORD", valueFrom: { secretKeyRef: { name: "keel-secrets", key: "KEEL_ADMIN_PASSWORD" } } },
+      ]));
+      // A private registry: platform pods pull with keel-registry; the worker copies it into team namespaces.
+      for (const d of [webDeployment, worker]) expect(d.template.spec.imagePullSecrets).toEqual([{ name: "keel-registry" }]);
+      expect(config.KEEL_SANDBOX_IMAGE_PULL_SECRETS).toBe("keel-registry");
+      const role = find(objs, "Role", "keel-image-pull-secrets")!;
+      expect((role as any).rules[0].resourceNames).toEqual(["keel-registry"]);
     }
 
     // Server-side dry run needs the target namespace to exist: apply the overlay moved into a
@@ -69,6 +111,39 @@ for (const overlay of ["kind", "production"]) {
     expect(res.stdout).toMatch(/clusterrole.rbac.authorization.k8s.io\/keel-platform-dry serverside-applied/);
   }, 120_000);
 }
+
+test("production: one `kustomize edit set image` per image moves the Deployments and KEEL_SANDBOX_IMAGE together", async () => {
+  await startControlPlane();
+  // What `kustomize edit set image keel=... keel-sandbox=...` writes: the overlay's images entries.
+  const dir = path.join(repoRoot, ".tmp", `k8s-setimage-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const overlay = readFileSync(path.join(repoRoot, "k8s/overlays/production/kustomization.yaml"), "utf8")
+    .replace("../../base", path.relative(dir, path.join(repoRoot, "k8s/base")))
+    .replace(/- name: keel\n\s+newName: .*\n\s+newTag: .*\n/, "- name: keel\n    newName: registry.example/acme/keel\n    newTag: \"2.0.0\"\n")
+    .replace(/- name: keel-sandbox\n\s+newName: .*\n\s+newTag: .*\n/, "- name: keel-sandbox\n    newName: registry.example/acme/keel-sandbox\n    newTag: \"2.0.0\"\n");
+  writeFileSync(path.join(dir, "kustomization.yaml"), overlay);
+  const objs = await render(dir);
+  const images = objs.filter((o) => o.kind === "Deployment").flatMap((d) => [...d.spec.template.spec.initContainers, ...d.spec.template.spec.containers].map((c: any) => c.image));
+  expect(new Set(images)).toEqual(new Set(["registry.example/acme/keel:2.0.0"]));
+  expect(find(objs, "ConfigMap", "keel-config")!.data!.KEEL_SANDBOX_IMAGE).toBe("registry.example/acme/keel-sandbox:2.0.0");
+});
+
+test("k8s/agent-sandbox/<version>/ is what generate.sh makes from the pinned module, and is the version the driver names", async () => {
+  await startControlPlane();
+  const r = spawnSync("bash", [path.join(repoRoot, "k8s/agent-sandbox/generate.sh"), "--check"], { encoding: "utf8", env: { ...process.env, KUBECTL: path.join(repoRoot, "controlplane/.bin/kubectl") } });
+  expect(r.stderr + r.stdout).toContain(`k8s/agent-sandbox/${AGENT_SANDBOX_VERSION} is current`);
+  expect(r.status).toBe(0);
+  const objs = await render(path.join(repoRoot, "k8s/agent-sandbox", AGENT_SANDBOX_VERSION));
+  expect(objs.filter((o) => o.kind === "CustomResourceDefinition").map((o) => o.metadata.name).sort()).toEqual([
+    "sandboxclaims.extensions.agents.x-k8s.io", "sandboxes.agents.x-k8s.io", "sandboxtemplates.extensions.agents.x-k8s.io", "sandboxwarmpools.extensions.agents.x-k8s.io",
+  ]);
+  const controller = find(objs, "Deployment", "agent-sandbox-controller")!.spec.template.spec.containers[0];
+  expect(controller.image).toBe(`registry.k8s.io/agent-sandbox/agent-sandbox-controller:${AGENT_SANDBOX_VERSION}`);
+  expect(controller.args).toContain("--extensions");
+  // v1.0 serves v1beta1 only: no conversion webhook left to reach.
+  for (const crd of objs.filter((o) => o.kind === "CustomResourceDefinition")) expect(crd.spec.versions.map((v: any) => v.name)).toEqual(["v1beta1"]);
+}, 120_000);
 
 // Every call core/src/sandbox/k8s/driver.ts makes, by resource.
 const NEEDED: [verb: string, resource: string][] = [
@@ -102,6 +177,12 @@ test("RBAC: the platform ServiceAccount can do what the driver needs, and a samp
   const answers = async (list: [string, string][]) => Object.fromEntries(await Promise.all(list.map(async (v) => [v.join(" "), await canI(v)])));
   expect(await answers(NEEDED)).toEqual(Object.fromEntries(NEEDED.map((v) => [v.join(" "), "yes"])));
   expect(await answers(FORBIDDEN)).toEqual(Object.fromEntries(FORBIDDEN.map((v) => [v.join(" "), "no"])));
+  // Secrets are readable only in the platform's own namespace, and only the image pull Secret.
+  const pullSecret = `keel-registry`;
+  expect(await canI(["get", `secrets/${pullSecret}`], ns)).toBe("yes");
+  expect(await canI(["get", "secrets/keel-secrets"], ns)).toBe("no");
+  expect(await canI(["list", "secrets"], ns)).toBe("no");
+  expect(await canI(["get", `secrets/${pullSecret}`])).toBe("no");
   // The web ServiceAccount gets nothing.
   const web = (await kubectl(["auth", "can-i", "get", "pods", "-n", ns, `--as=system:serviceaccount:${ns}:keel-web-${platform.serviceAccount.split("-").pop()}`], { allowFailure: true })).stdout.trim();
   expect(web).toBe("no");

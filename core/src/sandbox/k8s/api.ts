@@ -82,7 +82,7 @@ export class KubeApi {
     if (missing.length) {
       throw new AgentSandboxMissingError(
         `agent-sandbox is not installed in this cluster: the API server does not serve ${missing.join(" and ")}. ` +
-          `Install agent-sandbox ${AGENT_SANDBOX_VERSION} with its extensions (kind/up.sh shows how), then retry`,
+          `Install agent-sandbox ${AGENT_SANDBOX_VERSION} with its extensions (kubectl apply --server-side -k k8s/agent-sandbox/${AGENT_SANDBOX_VERSION}: k8s/README.md), then retry`,
         { missing },
       );
     }
@@ -224,7 +224,7 @@ export class KubeApi {
           this.objects = objectsClient(this.kc);
           throw new AgentSandboxMissingError(
             `agent-sandbox is not installed in this cluster: the API server does not serve ${resource} (${verb}${where}: ${apiMessage(err)}). ` +
-              `Install agent-sandbox ${AGENT_SANDBOX_VERSION} with its extensions (kind/up.sh shows how), then retry`,
+              `Install agent-sandbox ${AGENT_SANDBOX_VERSION} with its extensions (kubectl apply --server-side -k k8s/agent-sandbox/${AGENT_SANDBOX_VERSION}: k8s/README.md), then retry`,
             details,
           );
         }

@@ -1,9 +1,10 @@
-// The Kubernetes sandbox driver, on kubernetes-sigs/agent-sandbox (v0.5.6, v1beta1 APIs).
+// The Kubernetes sandbox driver, on kubernetes-sigs/agent-sandbox (v1.0.1, v1beta1 APIs).
 //
 // Per team: a namespace `<prefix><teamId>`, a Secret with the team's exposed secrets, a
-// SandboxTemplate (runtime image, resources, NetworkPolicy: ingress only from workers, egress
-// default-deny plus the allow-list) and a SandboxWarmPool (claims must name a pool in v0.5.6;
-// replicas 0 means "no warm sandboxes"). Per session: a SandboxClaim `s-<sessionId>` labelled
+// SandboxTemplate (runtime image, resources, workspace PVC, NetworkPolicy: ingress only from
+// workers, egress default-deny plus the allow-list), copies of the configured image pull Secrets,
+// and a SandboxWarmPool (a v1beta1 claim names its pool, never a template; replicas 0 means
+// "no warm sandboxes"). Per session: a SandboxClaim `s-<sessionId>` labelled
 // with team and session, so any worker finds it again (reattach = read the claim).
 //
 // The runtime token: cold mode (warmPoolReplicas 0) gives every claim its own random token as
@@ -25,7 +26,7 @@ import { RuntimeClient, type RuntimeHealth } from "../runtime-client.js";
 import type { SandboxStore } from "../store.js";
 import { KubeApi, KubernetesConflictError, type KubeApiOptions } from "./api.js";
 import { ANNOTATIONS, API_VERSION, CORE_GROUP, EXT_GROUP, LABELS, sandboxNames, sessionSelector, teamNamespace, TOKEN_ENV, validateNamespacePrefix, type SandboxNames } from "./names.js";
-import { claimObject, egressRules, namespaceObject, secretObject, templateObject, warmPoolObject, type K8sObject, type TemplateConfig } from "./objects.js";
+import { claimObject, egressRules, namespaceObject, pullSecretCopy, secretObject, templateObject, warmPoolObject, type K8sObject, type TemplateConfig } from "./objects.js";
 import { claimState, sandboxSuspended } from "./state.js";
 
 /** What the driver needs of a runtime client: the local driver's RuntimeClient fits. */
@@ -34,7 +35,7 @@ export type RuntimeEndpoint = { baseUrl: string; podIP: string; namespace: strin
 
 export type KubernetesDriverOptions = {
   kubeConfig: KubeConfig;
-  /** The Keel image (it contains sandbox/dist/runtime.mjs), e.g. ghcr.io/acme/keel:1.2.3. */
+  /** The sandbox image (it contains /app/sandbox/dist/runtime.mjs and tini), e.g. ghcr.io/acme/keel-sandbox:1.2.3. */
   image: string;
   namespacePrefix?: string;
   runtimePort?: number;
@@ -42,6 +43,10 @@ export type KubernetesDriverOptions = {
   cpu?: string;
   /** Sandboxes kept started per team template; 0: none, and per-claim tokens (see above). */
   warmPoolReplicas?: number;
+  /** StorageClass of each sandbox's workspace PVC (size: the policy's `workspaceMb`); unset: the cluster default. */
+  storageClassName?: string;
+  /** Image pull Secrets in the workers' namespace, copied into each team namespace for `image`. */
+  imagePullSecrets?: string[];
   /** The workers' namespace and pod labels: the runtime port accepts connections only from them. */
   workers?: TemplateConfig["workers"];
   readyTimeoutMs?: number;
@@ -61,7 +66,7 @@ const TEMPLATE = { apiVersion: `${EXT_GROUP}/${API_VERSION}`, kind: "SandboxTemp
 export class KubernetesSandboxDriver implements SandboxDriver {
   readonly name = "kubernetes";
   readonly api: KubeApi;
-  private readonly o: Required<Omit<KubernetesDriverOptions, "store" | "logger" | "kubeConfig" | "beforeApiCall">> & KubernetesDriverOptions;
+  private readonly o: Required<Omit<KubernetesDriverOptions, "store" | "logger" | "kubeConfig" | "beforeApiCall" | "storageClassName">> & KubernetesDriverOptions;
   private readonly log: Logger;
   private readonly teams = new Map<string, { hash: string; token?: string }>();
   private readonly clients = new Map<string, RuntimeApi>();
@@ -69,7 +74,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
 
   constructor(opts: KubernetesDriverOptions) {
     this.o = {
-      namespacePrefix: "keel-team-", runtimePort: 8080, cpu: "1", warmPoolReplicas: 0, readyTimeoutMs: 120_000, apiRetryMs: 30_000,
+      namespacePrefix: "keel-team-", runtimePort: 8080, cpu: "1", warmPoolReplicas: 0, readyTimeoutMs: 120_000, apiRetryMs: 30_000, imagePullSecrets: [],
       workers: { namespace: "keel", podLabels: { "app.kubernetes.io/name": "keel", "app.kubernetes.io/component": "worker" } },
       runtimeClient: (e, token) => new RuntimeClient({ baseUrl: e.baseUrl }, token),
       ...opts,
@@ -150,8 +155,8 @@ export class KubernetesSandboxDriver implements SandboxDriver {
     return this.withRuntime(h, (c) => c.listFiles(p, opts));
   }
 
-  /** operatingMode Suspended: agent-sandbox deletes the pod and keeps the Sandbox. The workspace
-   *  is an emptyDir, so its files are lost (a PVC workspace is not done yet: see README). */
+  /** operatingMode Suspended: agent-sandbox deletes the pod and keeps the Sandbox and its
+   *  workspace PVC, so the files are there again on resume. */
   async suspend(h: SandboxHandle): Promise<void> {
     await this.serialized(`${h.teamId}/${h.sessionId}`, async () => {
       const claim = await this.claimOf(h);
@@ -211,7 +216,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
   private async ensureTeam(names: SandboxNames, teamId: string, policy: SandboxPolicy, secrets: SandboxSecrets): Promise<{ token?: string }> {
     const exposed = exposedSecrets(policy, secrets);
     const warm = this.o.warmPoolReplicas > 0;
-    const hash = createHash("sha256").update(JSON.stringify([this.o.image, this.o.cpu, this.o.runtimePort, this.o.warmPoolReplicas, this.o.workers, policy.resources, policy.egress, policy.secrets])).digest("hex").slice(0, 16);
+    const hash = createHash("sha256").update(JSON.stringify([this.o.image, this.o.cpu, this.o.runtimePort, this.o.warmPoolReplicas, this.o.workers, policy.resources, policy.egress, policy.secrets, this.o.storageClassName ?? null, this.o.imagePullSecrets])).digest("hex").slice(0, 16);
     // Secret values are not hashed into an annotation; the Secret is re-applied when they change.
     const secretsDigest = createHash("sha256").update(JSON.stringify(Object.entries(exposed).sort())).digest("hex");
     const key = `${names.namespace}/${names.template}`;
@@ -222,14 +227,30 @@ export class KubernetesSandboxDriver implements SandboxDriver {
     const token = warm ? existingToken ?? randomBytes(32).toString("base64url") : undefined;
     if (!existing) await this.api.apply(namespaceObject(names.namespace, teamId));
     await this.api.apply(secretObject(names.namespace, teamId, exposed));
+    await this.copyPullSecrets(names.namespace, teamId);
     if (existing?.metadata.annotations?.[ANNOTATIONS.configHash] !== hash || (warm && !existingToken)) {
-      const cfg: TemplateConfig = { image: this.o.image, runtimePort: this.o.runtimePort, cpu: this.o.cpu, workers: this.o.workers, ...(token ? { teamToken: token } : {}) };
+      const cfg: TemplateConfig = {
+        image: this.o.image, runtimePort: this.o.runtimePort, cpu: this.o.cpu, workers: this.o.workers, imagePullSecrets: this.o.imagePullSecrets,
+        ...(this.o.storageClassName ? { storageClassName: this.o.storageClassName } : {}), ...(token ? { teamToken: token } : {}),
+      };
       await this.api.apply(templateObject(names.namespace, names.template, teamId, policy, cfg, hash));
       await this.api.apply(warmPoolObject(names.namespace, names.pool, teamId, this.o.warmPoolReplicas));
     }
     const entry = { hash: `${hash}:${secretsDigest}`, ...(token ? { token } : {}) };
     this.teams.set(key, entry);
     return entry;
+  }
+
+  /** Pods pull from the namespace they run in, so each team namespace gets a copy of the workers'
+   *  pull Secrets (re-copied whenever the team is prepared again: a rotated credential follows). */
+  private async copyPullSecrets(namespace: string, teamId: string): Promise<void> {
+    for (const name of this.o.imagePullSecrets) {
+      const source = await this.api.get({ apiVersion: "v1", kind: "Secret", namespace: this.o.workers.namespace, name });
+      if (!source) {
+        throw new SandboxUnavailableError(`the image pull Secret ${this.o.workers.namespace}/${name} (KEEL_SANDBOX_IMAGE_PULL_SECRETS) does not exist: create it there, or remove the name`, { namespace: this.o.workers.namespace, secret: name });
+      }
+      await this.api.apply(pullSecretCopy(source, namespace, teamId));
+    }
   }
 
   private async withRuntime<T>(h: SandboxHandle, fn: (c: RuntimeApi) => Promise<T>): Promise<T> {

@@ -7,7 +7,7 @@ export const EXT_GROUP = "extensions.agents.x-k8s.io";
 export const CORE_GROUP = "agents.x-k8s.io";
 export const API_VERSION = "v1beta1";
 /** The agent-sandbox release these objects are written for (kind/up.sh installs the same). */
-export const AGENT_SANDBOX_VERSION = "v0.5.6";
+export const AGENT_SANDBOX_VERSION = "v1.0.1";
 
 export const LABELS = {
   managedBy: "app.kubernetes.io/managed-by",

@@ -1,6 +1,6 @@
 // The Kubernetes objects of a team (namespace, Secret, SandboxTemplate, SandboxWarmPool) and of a
-// session (SandboxClaim), as plain data. Shapes follow the agent-sandbox v0.5.6 v1beta1 CRDs
-// (controlplane/.bin/share/agent-sandbox-crds/); the tests apply them to the real API server.
+// session (SandboxClaim), as plain data. Shapes follow the agent-sandbox v1.0.1 v1beta1 CRDs
+// (k8s/agent-sandbox/v1.0.1/crds/); the tests apply them to the real API server.
 import { isIP } from "node:net";
 import { ValidationError } from "../../errors.js";
 import type { SandboxPolicy } from "../policy.js";
@@ -16,6 +16,10 @@ export type TemplateConfig = {
   workers: { namespace: string; podLabels: Record<string, string> };
   /** Warm mode: one token for the team's sandboxes, baked into the template (see driver.ts). */
   teamToken?: string;
+  /** StorageClass of the workspace PVC; unset: the cluster's default class. */
+  storageClassName?: string;
+  /** Secrets (copied into the team's namespace) the kubelet uses to pull `image`. */
+  imagePullSecrets?: string[];
 };
 
 const teamLabels = (teamId: string) => ({ [LABELS.managedBy]: MANAGER, [LABELS.team]: teamId });
@@ -27,6 +31,11 @@ export function namespaceObject(name: string, teamId: string): K8sObject {
 
 export function secretObject(namespace: string, teamId: string, secrets: Record<string, string>): K8sObject {
   return { apiVersion: "v1", kind: "Secret", metadata: { name: SECRET_NAME, namespace, labels: teamLabels(teamId) }, stringData: secrets };
+}
+
+/** A copy of an image pull Secret (type and data as they are) for a team's namespace. */
+export function pullSecretCopy(source: K8sObject & { type?: string }, namespace: string, teamId: string): K8sObject & { type?: string } {
+  return { apiVersion: "v1", kind: "Secret", metadata: { name: source.metadata.name, namespace, labels: teamLabels(teamId) }, ...(source.type ? { type: source.type } : {}), data: source.data ?? {} };
 }
 
 /**
@@ -81,6 +90,7 @@ export function templateObject(namespace: string, name: string, teamId: string, 
         spec: {
           automountServiceAccountToken: false,
           enableServiceLinks: false,
+          ...(cfg.imagePullSecrets?.length ? { imagePullSecrets: cfg.imagePullSecrets.map((name) => ({ name })) } : {}),
           securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } },
           containers: [{
             name: CONTAINER,
@@ -94,12 +104,21 @@ export function templateObject(namespace: string, name: string, teamId: string, 
             securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
             volumeMounts: [{ name: "workspace", mountPath: "/workspace" }, { name: "tmp", mountPath: "/tmp" }],
           }],
-          volumes: [
-            { name: "workspace", emptyDir: {} },
-            { name: "tmp", emptyDir: { sizeLimit: `${Math.min(policy.resources.memoryMb, 1024)}Mi` } },
-          ],
+          // "workspace" comes from volumeClaimTemplates below: agent-sandbox adds the volume.
+          volumes: [{ name: "tmp", emptyDir: { sizeLimit: `${Math.min(policy.resources.memoryMb, 1024)}Mi` } }],
         },
       },
+      // The workspace is a PVC `workspace-<sandbox>` owned by the Sandbox: it outlives the pod (idle
+      // suspend, eviction, a drained node) and is deleted with the claim. An emptyDir lost the
+      // files on every suspend, and the next turn found an empty workspace without a word.
+      volumeClaimTemplates: [{
+        metadata: { name: "workspace", labels: teamLabels(teamId) },
+        spec: {
+          accessModes: ["ReadWriteOnce"],
+          resources: { requests: { storage: `${policy.resources.workspaceMb}Mi` } },
+          ...(cfg.storageClassName ? { storageClassName: cfg.storageClassName } : {}),
+        },
+      }],
     },
   };
 }

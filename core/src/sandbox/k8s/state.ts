@@ -1,5 +1,5 @@
 // agent-sandbox conditions → Keel's sandbox states (core/src/sandbox/driver.ts). Reasons are the
-// v0.5.6 controller's (extensions/controllers/sandboxclaim_controller.go, controllers/
+// v1.0.1 controller's (unchanged since v0.5.6: extensions/controllers/sandboxclaim_controller.go, controllers/
 // sandbox_controller.go); an unknown reason counts as still provisioning, so a newer controller's
 // reason cannot fail a sandbox that would have become ready.
 import type { SandboxState } from "../driver.js";
