@@ -3,7 +3,7 @@
 // detached like the sandbox itself, and kills it with the sandbox.
 //
 //   node egress-proxy.mjs --socket <sandbox dir>/egress/proxy.sock --config-stdin
-//   stdin: {"rules": EgressRule[], "hosts": {"name": "address"}}
+//   stdin: {"rules": EgressRule[], "hosts": {"name": "address"}, "internal": EgressRule[]}
 //
 // It listens on a unix socket that is bind-mounted (read-only) into the sandbox, whose own network
 // namespace is empty; the runtime inside forwards 127.0.0.1:3128 to it. HTTP CONNECT (any TCP,
@@ -24,7 +24,15 @@ export type EgressProxyConfig = {
   rules: EgressRule[];
   /** Static name → address map consulted before DNS (operator-set, like /etc/hosts; tests use it). */
   hosts?: Record<string, string>;
+  /** Address rules the operator opened inside internal space (egress-rules.ts EgressMatcher). */
+  internal?: EgressRule[];
 };
+
+/** Name → addresses (empty: unresolvable). DNS by default; tests pass a loopback stand-in. */
+export type Resolve = (host: string) => Promise<string[]>;
+
+const systemResolve: Resolve = (host) =>
+  new Promise<string[]>((resolve) => dnsLookup(host, { all: true }, (err, list) => resolve(err ? [] : list.map((a) => a.address))));
 
 type Log = (entry: Record<string, unknown>) => void;
 type ProxySocket = Parameters<Server["onConnection"]>[0];
@@ -42,8 +50,8 @@ class UnixSocketProxy extends Server {
   }
 }
 
-export function createEgressProxy(config: EgressProxyConfig, log: Log = () => {}): Server {
-  const matcher = new EgressMatcher(config.rules);
+export function createEgressProxy(config: EgressProxyConfig, log: Log = () => {}, resolve: Resolve = systemResolve): Server {
+  const matcher = new EgressMatcher(config.rules, config.internal ?? []);
   const hosts = new Map(Object.entries(config.hosts ?? {}).map(([k, v]) => [normalizeHost(k), v]));
   const hasRanges = config.rules.some((r) => r.kind === "cidr");
   const refuse = (host: string, port: number, reason: string): never => {
@@ -64,9 +72,7 @@ export function createEgressProxy(config: EgressProxyConfig, log: Log = () => {}
       } else if (matcher.nameAllowed(host, port) || hasRanges) {
         // Only a listed name (or, with address rules, any name) is looked up: without address
         // rules an unlisted name is refused before DNS, so DNS queries cannot carry data out.
-        addresses = await new Promise<string[]>((resolve) =>
-          dnsLookup(host, { all: true }, (err, list) => resolve(err ? [] : list.map((a) => a.address))),
-        );
+        addresses = await resolve(host);
         if (addresses.length === 0) {
           if (!matcher.nameAllowed(host, port)) refuse(host, port, `egress to ${host}:${port} is not allowed by this sandbox's policy (allowed: ${matcher.describe()})`);
           throw new RequestError(`cannot resolve ${host}`, 502, { "x-keel-egress": "unresolved" });

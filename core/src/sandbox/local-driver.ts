@@ -22,6 +22,7 @@ import { silentLogger } from "../logger.js";
 import { bwrapArgs, INSIDE, passwdFiles } from "./bwrap.js";
 import type { DriverHealth, ExecRequest, ExecResult, Fence, SandboxDriver, SandboxHandle, SandboxInfo, SandboxSecrets, SandboxState } from "./driver.js";
 import { SandboxUnavailableError } from "./errors.js";
+import { parseEgressAllowList } from "./egress.js";
 import { egressDir, egressRulesOf, launchEgressProxy, waitForEgressProxy } from "./local-egress.js";
 import { installRuntime, isSameProcessAlive, killProcess, launchDetached, sleep, withLockFile } from "./local-process.js";
 import type { SandboxPolicy } from "./policy.js";
@@ -40,6 +41,12 @@ export type LocalDriverOptions = {
    * (a name mapped here may point at loopback). For split-horizon setups and tests.
    */
   egressHosts?: Record<string, string>;
+  /**
+   * Internal ranges (egress grammar: addresses, CIDRs, optional :port) the operator lets team
+   * allow-lists reach. Without them no sandbox reaches loopback, link-local (metadata), private,
+   * CGNAT, ULA, NAT64 or this host's own addresses through its proxy (internal-addresses.ts).
+   */
+  egressInternalAllow?: string[];
   store?: SandboxStore;
   /** Run the runtime without bubblewrap when bwrap is missing: NO isolation. Operator opt-in. */
   allowUnsandboxed?: boolean;
@@ -92,7 +99,7 @@ export class LocalSandboxDriver implements SandboxDriver {
     return this.serialized(`${teamId}/${sessionId}`, () =>
       withLockFile(path.join(this.teamDir(teamId), `${sessionId}.lock`), this.opts.startTimeoutMs + 5_000, async () => {
         let rec = await this.read(teamId, sessionId);
-        const configHash = createHash("sha256").update(JSON.stringify([policy.resources, policy.egress, this.opts.egressHosts ?? {}, Object.entries(secrets).sort()])).digest("hex");
+        const configHash = createHash("sha256").update(JSON.stringify([policy.resources, policy.egress, this.opts.egressHosts ?? {}, this.opts.egressInternalAllow ?? [], Object.entries(secrets).sort()])).digest("hex");
         if (!rec || rec.state === "terminated") rec = await this.create(teamId, sessionId, policy);
         rec.idleTimeoutMs = policy.idleTimeoutMs;
         rec.ttlMs = policy.ttlMs;
@@ -173,7 +180,7 @@ export class LocalSandboxDriver implements SandboxDriver {
       const rules = egressRulesOf(policy);
       // Unsandboxed there is no namespace to keep closed: commands have the host network anyway.
       if (rules && !this.bwrapOk) this.log.warn({ teamId: rec.teamId, sessionId: rec.sessionId }, "egress allow-list not enforced: running unsandboxed");
-      const egress = rules && this.bwrapOk ? await launchEgressProxy({ sandboxDir: dir, proxyScript: this.egressProxy(), nodePath: this.opts.nodePath, rules, hosts: this.opts.egressHosts ?? {}, ...this.uidOpts() }) : undefined;
+      const egress = rules && this.bwrapOk ? await launchEgressProxy({ sandboxDir: dir, proxyScript: this.egressProxy(), nodePath: this.opts.nodePath, rules, hosts: this.opts.egressHosts ?? {}, internal: parseEgressAllowList(this.opts.egressInternalAllow ?? []), ...this.uidOpts() }) : undefined;
       delete rec.egressPid;
       delete rec.egressStartTime;
       if (egress) Object.assign(rec, egress);

@@ -35,6 +35,8 @@ export async function launchEgressProxy(opts: {
   nodePath: string;
   rules: EgressRule[];
   hosts: Record<string, string>;
+  /** Address rules the operator opened inside internal space (private, loopback, metadata…). */
+  internal?: EgressRule[];
   uid?: number;
   gid?: number;
 }): Promise<EgressProcess> {
@@ -48,7 +50,7 @@ export async function launchEgressProxy(opts: {
   let launched;
   try {
     launched = await launchDetached(opts.nodePath, [opts.proxyScript, "--socket", socket, "--config-stdin"], {
-      stdin: JSON.stringify({ rules: opts.rules, hosts: opts.hosts }),
+      stdin: JSON.stringify({ rules: opts.rules, hosts: opts.hosts, internal: opts.internal ?? [] }),
       logFd: log.fd,
       infoFd: false,
       ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}),
