@@ -56,6 +56,8 @@ export type LocalDriverOptions = {
   hostUid?: number;
   hostGid?: number;
   startTimeoutMs?: number;
+  /** A file call (read, write, list) the runtime has not answered by then fails (503) instead of hanging the caller. */
+  fileTimeoutMs?: number;
   logger?: Logger;
 };
 
@@ -118,13 +120,23 @@ export class LocalSandboxDriver implements SandboxDriver {
     return this.withRuntime(h, (c) => c.exec(req));
   }
   async readFile(h: SandboxHandle, p: string, opts: { maxBytes?: number; signal?: AbortSignal } = {}) {
-    return this.withRuntime(h, (c) => c.readFile(p, opts));
+    return this.fileCall(h, opts.signal, (c, signal) => c.readFile(p, { ...opts, signal }));
   }
   async writeFile(h: SandboxHandle, p: string, content: string, opts: Fence & { encoding?: "utf8" | "base64" } = {}) {
-    return this.withRuntime(h, (c) => c.writeFile(p, content, opts));
+    return this.fileCall(h, undefined, (c, signal) => c.writeFile(p, content, { ...opts, signal }));
   }
   async listFiles(h: SandboxHandle, p: string, opts: { recursive?: boolean; maxEntries?: number; signal?: AbortSignal } = {}) {
-    return this.withRuntime(h, (c) => c.listFiles(p, opts));
+    return this.fileCall(h, opts.signal, (c, signal) => c.listFiles(p, { ...opts, signal }));
+  }
+
+  /** A file call bounded by fileTimeoutMs: a runtime stuck on a file never hangs a worker or a page. */
+  private async fileCall<T>(h: SandboxHandle, signal: AbortSignal | undefined, fn: (c: RuntimeClient, signal: AbortSignal) => Promise<T>): Promise<T> {
+    const ms = this.opts.fileTimeoutMs ?? 30_000;
+    const timeout = AbortSignal.timeout(ms);
+    return this.withRuntime(h, (c) => fn(c, signal ? AbortSignal.any([signal, timeout]) : timeout)).catch((err: unknown) => {
+      if (timeout.aborted && !signal?.aborted) throw new SandboxUnavailableError(`the sandbox runtime did not answer a file call within ${ms} ms`, { sandboxId: h.sandboxId }, { cause: err });
+      throw err;
+    });
   }
 
   async suspend(h: SandboxHandle): Promise<void> {
