@@ -23,6 +23,7 @@ import { bwrapArgs, INSIDE, passwdFiles } from "./bwrap.js";
 import type { DriverHealth, ExecRequest, ExecResult, Fence, SandboxDriver, SandboxHandle, SandboxInfo, SandboxSecrets, SandboxState } from "./driver.js";
 import { SandboxUnavailableError } from "./errors.js";
 import { parseEgressAllowList } from "./egress.js";
+import { execWithOomCheck, limitMemory, MemoryCgroups } from "./cgroup.js";
 import { egressDir, egressRulesOf, launchEgressProxy, waitForEgressProxy } from "./local-egress.js";
 import { installRuntime, isSameProcessAlive, killProcess, launchDetached, sleep, withLockFile } from "./local-process.js";
 import type { SandboxPolicy } from "./policy.js";
@@ -56,6 +57,11 @@ export type LocalDriverOptions = {
   hostUid?: number;
   hostGid?: number;
   startTimeoutMs?: number;
+  /**
+   * A memory cgroup per sandbox (cgroup.ts) when the host allows one; false: rlimits only. The
+   * sandbox's total memory, its runtime and tmpfs pages included, is then policy memoryMb.
+   */
+  memoryCgroups?: boolean;
   /** A file call (read, write, list) the runtime has not answered by then fails (503) instead of hanging the caller. */
   fileTimeoutMs?: number;
   logger?: Logger;
@@ -66,6 +72,8 @@ type Persisted = {
   idleTimeoutMs: number; ttlMs: number; configHash?: string; lastError?: string; unsandboxed?: boolean;
   pid?: number; pidStartTime?: string; childPid?: number; childStartTime?: string;
   egressPid?: number; egressStartTime?: string;
+  /** The sandbox's memory cgroup (cgroup.ts), removed when it stops. */
+  cgroup?: string;
 };
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -78,11 +86,13 @@ export class LocalSandboxDriver implements SandboxDriver {
   private bwrapOk: boolean | undefined;
   private runtimeCopy: string | undefined;
   private egressCopy: string | undefined;
+  private readonly cgroups: MemoryCgroups | undefined;
 
   constructor(opts: LocalDriverOptions) {
     const root = process.getuid?.() === 0;
     this.opts = { startTimeoutMs: 10_000, bwrapPath: "bwrap", nodePath: process.execPath, ...(root ? { hostUid: 65534, hostGid: 65534 } : {}), ...opts };
     this.log = opts.logger ?? silentLogger;
+    this.cgroups = opts.memoryCgroups === false ? undefined : new MemoryCgroups();
     // The sandbox's uid must traverse baseDir to reach its own directory (listing stays closed).
     mkdirSync(opts.baseDir, { recursive: true });
     chmodSync(opts.baseDir, 0o711);
@@ -117,7 +127,9 @@ export class LocalSandboxDriver implements SandboxDriver {
   }
 
   async exec(h: SandboxHandle, req: ExecRequest): Promise<ExecResult> {
-    return this.withRuntime(h, (c) => c.exec(req));
+    const group = (await this.read(h.teamId, h.sessionId))?.cgroup;
+    if (!group || !this.cgroups) return this.withRuntime(h, (c) => c.exec(req));
+    return execWithOomCheck(this.cgroups, group, () => this.withRuntime(h, (c) => c.exec(req)));
   }
   async readFile(h: SandboxHandle, p: string, opts: { maxBytes?: number; signal?: AbortSignal } = {}) {
     return this.fileCall(h, opts.signal, (c, signal) => c.readFile(p, { ...opts, signal }));
@@ -215,6 +227,8 @@ export class LocalSandboxDriver implements SandboxDriver {
       } finally {
         await log.close();
       }
+      // Before the runtime answers, so no command of the team's runs outside the group.
+      if (this.bwrapOk && this.cgroups) limitMemory(this.cgroups, rec, policy.resources.memoryMb, this.log);
       await this.save(rec);
       const client = await this.client(rec);
       const deadline = Date.now() + this.opts.startTimeoutMs;
@@ -240,6 +254,10 @@ export class LocalSandboxDriver implements SandboxDriver {
     await killProcess(rec.childPid, rec.childStartTime);
     await killProcess(rec.pid, rec.pidStartTime);
     await killProcess(rec.egressPid, rec.egressStartTime);
+    if (rec.cgroup && this.cgroups) {
+      await this.cgroups.remove(rec.cgroup).catch((err: Error) => this.log.warn({ sandboxId: rec.sandboxId, cgroup: rec.cgroup, err: err.message }, "sandbox memory cgroup not removed"));
+      delete rec.cgroup;
+    }
   }
 
   private async create(teamId: string, sessionId: string, policy: SandboxPolicy): Promise<Persisted> {
