@@ -19,6 +19,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { RequestError, Server } from "proxy-chain";
 import { EgressMatcher, normalizeHost, type EgressRule } from "./egress-rules.js";
+import { cappedLog } from "./log-file.js";
 
 export type EgressProxyConfig = {
   rules: EgressRule[];
@@ -26,6 +27,8 @@ export type EgressProxyConfig = {
   hosts?: Record<string, string>;
   /** Address rules the operator opened inside internal space (egress-rules.ts EgressMatcher). */
   internal?: EgressRule[];
+  /** The refusal log (one JSON line each), rotated past maxBytes; else stderr. */
+  log?: { path: string; maxBytes: number };
 };
 
 /** Name → addresses (empty: unresolvable). DNS by default; tests pass a loopback stand-in. */
@@ -125,11 +128,13 @@ export async function runEgressProxy(): Promise<void> {
   for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
   const config = JSON.parse(Buffer.concat(chunks).toString("utf8")) as EgressProxyConfig;
   if (!Array.isArray(config.rules)) fail("config needs rules (an array)");
-  const log: Log = (e) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
+  // A sandbox can make the proxy log without end (a refused request in a loop): capped and rotated.
+  const write = config.log ? cappedLog(config.log.path, config.log.maxBytes) : (line: string) => void process.stderr.write(line);
+  const log: Log = (e) => write(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
   const server = createEgressProxy(config, log);
   // A client that hangs up mid-tunnel is normal; the proxy must not die of it.
   server.on("requestFailed", ({ error }: { error: Error }) => log({ msg: "egress request failed", error: error.message }));
   await listenOnSocket(server, values.socket!).catch((err: Error) => fail(`cannot listen: ${err.message}`));
-  log({ msg: "egress proxy listening", rules: new EgressMatcher(config.rules).describe() });
+  log({ msg: "egress proxy listening", rules: new EgressMatcher(config.rules, config.internal ?? []).describe() });
   for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => void server.close(true).then(() => process.exit(0)));
 }

@@ -23,6 +23,8 @@ import { bwrapArgs, INSIDE, passwdFiles } from "./bwrap.js";
 import type { DriverHealth, ExecRequest, ExecResult, Fence, SandboxDriver, SandboxHandle, SandboxInfo, SandboxSecrets, SandboxState } from "./driver.js";
 import { SandboxUnavailableError } from "./errors.js";
 import { parseEgressAllowList } from "./egress.js";
+import { canUseImages, checkFreeSpace, createImage, markDiskFull, mountImage, unmountImage } from "./disk-quota.js";
+import { DEFAULT_MAX_LOG_BYTES, rotateLog } from "../../../sandbox/src/log-file.js";
 import { execWithOomCheck, limitMemory, MemoryCgroups } from "./cgroup.js";
 import { egressDir, egressRulesOf, launchEgressProxy, waitForEgressProxy } from "./local-egress.js";
 import { installRuntime, isSameProcessAlive, killProcess, launchDetached, sleep, withLockFile } from "./local-process.js";
@@ -62,6 +64,15 @@ export type LocalDriverOptions = {
    * sandbox's total memory, its runtime and tmpfs pages included, is then policy memoryMb.
    */
   memoryCgroups?: boolean;
+  /**
+   * Each workspace its own loop-mounted ext4 image of policy workspaceMb (disk-quota.ts) when this
+   * process is root; false: plain directories, no size limit.
+   */
+  workspaceImages?: boolean;
+  /** No new sandbox when the disk under baseDir has less free space than this, MB (0: no floor). */
+  minFreeDiskMb?: number;
+  /** runtime.log and egress.log are rotated (one old copy kept) past this size, bytes. */
+  maxLogBytes?: number;
   /** A file call (read, write, list) the runtime has not answered by then fails (503) instead of hanging the caller. */
   fileTimeoutMs?: number;
   logger?: Logger;
@@ -74,6 +85,8 @@ type Persisted = {
   egressPid?: number; egressStartTime?: string;
   /** The sandbox's memory cgroup (cgroup.ts), removed when it stops. */
   cgroup?: string;
+  /** The workspace is an ext4 image (disk-quota.ts), mounted while the sandbox runs. */
+  workspaceImage?: boolean;
 };
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -112,7 +125,10 @@ export class LocalSandboxDriver implements SandboxDriver {
       withLockFile(path.join(this.teamDir(teamId), `${sessionId}.lock`), this.opts.startTimeoutMs + 5_000, async () => {
         let rec = await this.read(teamId, sessionId);
         const configHash = createHash("sha256").update(JSON.stringify([policy.resources, policy.egress, this.opts.egressHosts ?? {}, this.opts.egressInternalAllow ?? [], Object.entries(secrets).sort()])).digest("hex");
-        if (!rec || rec.state === "terminated") rec = await this.create(teamId, sessionId, policy);
+        if (!rec || rec.state === "terminated") {
+          checkFreeSpace(this.opts.baseDir, this.opts.minFreeDiskMb ?? 1024);
+          rec = await this.create(teamId, sessionId, policy);
+        }
         rec.idleTimeoutMs = policy.idleTimeoutMs;
         rec.ttlMs = policy.ttlMs;
         const client = await this.client(rec);
@@ -128,8 +144,8 @@ export class LocalSandboxDriver implements SandboxDriver {
 
   async exec(h: SandboxHandle, req: ExecRequest): Promise<ExecResult> {
     const group = (await this.read(h.teamId, h.sessionId))?.cgroup;
-    if (!group || !this.cgroups) return this.withRuntime(h, (c) => c.exec(req));
-    return execWithOomCheck(this.cgroups, group, () => this.withRuntime(h, (c) => c.exec(req)));
+    if (!group || !this.cgroups) return markDiskFull(await this.withRuntime(h, (c) => c.exec(req)));
+    return markDiskFull(await execWithOomCheck(this.cgroups, group, () => this.withRuntime(h, (c) => c.exec(req))));
   }
   async readFile(h: SandboxHandle, p: string, opts: { maxBytes?: number; signal?: AbortSignal } = {}) {
     return this.fileCall(h, opts.signal, (c, signal) => c.readFile(p, { ...opts, signal }));
@@ -152,7 +168,10 @@ export class LocalSandboxDriver implements SandboxDriver {
   }
 
   async suspend(h: SandboxHandle): Promise<void> {
-    await this.transition(h, "suspended", async (rec) => this.stop(rec));
+    await this.transition(h, "suspended", async (rec) => {
+      await this.stop(rec);
+      if (rec.workspaceImage) await unmountImage(this.sandboxDir(rec.teamId, rec.sessionId));
+    });
   }
 
   async resume(h: SandboxHandle, policy: SandboxPolicy, secrets: SandboxSecrets = {}): Promise<void> {
@@ -164,6 +183,7 @@ export class LocalSandboxDriver implements SandboxDriver {
   async release(h: SandboxHandle): Promise<void> {
     await this.transition(h, "terminated", async (rec) => {
       await this.stop(rec);
+      if (rec.workspaceImage) await unmountImage(this.sandboxDir(rec.teamId, rec.sessionId));
       await rm(this.sandboxDir(rec.teamId, rec.sessionId), { recursive: true, force: true });
     });
   }
@@ -204,7 +224,7 @@ export class LocalSandboxDriver implements SandboxDriver {
       const rules = egressRulesOf(policy);
       // Unsandboxed there is no namespace to keep closed: commands have the host network anyway.
       if (rules && !this.bwrapOk) this.log.warn({ teamId: rec.teamId, sessionId: rec.sessionId }, "egress allow-list not enforced: running unsandboxed");
-      const egress = rules && this.bwrapOk ? await launchEgressProxy({ sandboxDir: dir, proxyScript: this.egressProxy(), nodePath: this.opts.nodePath, rules, hosts: this.opts.egressHosts ?? {}, internal: parseEgressAllowList(this.opts.egressInternalAllow ?? []), ...this.uidOpts() }) : undefined;
+      const egress = rules && this.bwrapOk ? await launchEgressProxy({ sandboxDir: dir, proxyScript: this.egressProxy(), nodePath: this.opts.nodePath, rules, hosts: this.opts.egressHosts ?? {}, internal: parseEgressAllowList(this.opts.egressInternalAllow ?? []), maxLogBytes: this.opts.maxLogBytes ?? DEFAULT_MAX_LOG_BYTES, ...this.uidOpts() }) : undefined;
       delete rec.egressPid;
       delete rec.egressStartTime;
       if (egress) Object.assign(rec, egress);
@@ -215,6 +235,8 @@ export class LocalSandboxDriver implements SandboxDriver {
         limits: policy.resources,
         ...(egress ? { egress: { socket: INSIDE.egressSocket, port: INSIDE.egressPort } } : {}),
       });
+      if (rec.workspaceImage) await mountImage(dir);
+      await rotateLog(path.join(dir, "runtime.log"), this.opts.maxLogBytes ?? DEFAULT_MAX_LOG_BYTES);
       const log = await open(path.join(dir, "runtime.log"), "a", 0o600);
       try {
         const launched = await (this.bwrapOk
@@ -274,6 +296,11 @@ export class LocalSandboxDriver implements SandboxDriver {
     if (this.opts.hostUid !== undefined) for (const d of ["workspace", "run"]) await chown(path.join(dir, d), this.opts.hostUid, this.opts.hostGid ?? this.opts.hostUid);
     const now = Date.now();
     const rec: Persisted = { sandboxId: randomUUID(), teamId, sessionId, state: "requested", createdAt: now, lastActiveAt: now, idleTimeoutMs: policy.idleTimeoutMs, ttlMs: policy.ttlMs };
+    if (await this.imagesUsable()) {
+      const uid = this.opts.hostUid ?? process.getuid!();
+      await createImage(dir, policy.resources.workspaceMb, { uid, gid: this.opts.hostGid ?? uid });
+      rec.workspaceImage = true;
+    }
     await this.setState(rec, "requested");
     return rec;
   }
@@ -342,6 +369,16 @@ export class LocalSandboxDriver implements SandboxDriver {
     const script = this.opts.egressProxyScript ?? path.join(path.dirname(this.opts.runtimeScript), "egress-proxy.mjs");
     this.egressCopy ??= installRuntime(this.opts.baseDir, script, "egress-proxy");
     return this.egressCopy;
+  }
+
+  private imagesChecked: Promise<boolean> | undefined;
+  private imagesUsable(): Promise<boolean> {
+    if (this.opts.workspaceImages === false) return Promise.resolve(false);
+    this.imagesChecked ??= canUseImages().then((r) => {
+      if (!r.ok) this.log.warn({ reason: r.reason }, "no workspace images: sandbox workspaces have no size limit");
+      return r.ok;
+    });
+    return this.imagesChecked;
   }
 
   private uidOpts(): { uid?: number; gid?: number } {

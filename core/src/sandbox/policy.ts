@@ -12,6 +12,12 @@ export const sandboxResources = z.object({
   maxProcesses: z.number().int().min(8).max(4096).default(256),
   /** Largest file a command may write, MB (RLIMIT_FSIZE). Not a disk quota. */
   maxFileSizeMb: z.number().int().positive().max(65_536).default(512),
+  /**
+   * The workspace's size, MB: its own ext4 file system locally (disk-quota.ts; fixed when the
+   * sandbox is created), the pod's ephemeral-storage on Kubernetes. A full workspace fails writes
+   * with ENOSPC inside; the host's disk is not touched.
+   */
+  workspaceMb: z.number().int().min(16).max(1_048_576).default(2048),
 });
 
 const egressEntry = z.string().min(1).max(300).superRefine((entry, ctx) => {
