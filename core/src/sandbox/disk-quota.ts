@@ -21,7 +21,7 @@ import { open, rmdir, chmod } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import type { ExecResult } from "./driver.js";
-import { SandboxError } from "./errors.js";
+import { SandboxError, SandboxRequestError } from "./errors.js";
 
 const run = promisify(execFile);
 
@@ -99,6 +99,15 @@ export function checkFreeSpace(dir: string, minFreeMb: number): void {
   if (free < minFreeMb) {
     throw new SandboxStorageError(`no new sandbox: the disk holding the sandboxes has ${free} MB free, below the operator's floor of ${minFreeMb} MB (KEEL_SANDBOX_MIN_FREE_MB); free space or raise the floor`, { freeMb: free, minFreeMb });
   }
+}
+
+/**
+ * The runtime's own write failed on a full workspace (its exec records live there today): say what
+ * is full and what to do, not "ENOSPC" from inside the runtime.
+ */
+export function workspaceFullError(err: unknown): unknown {
+  if (!(err instanceof SandboxRequestError) || !/ENOSPC|no space left on device/i.test(err.message)) return err;
+  return new SandboxRequestError("workspace_full", 507, "the workspace is full (it hit the sandbox's workspace size limit), so the command's result could not be recorded; delete files to make room", {}, { cause: err });
 }
 
 /** A command that failed on a full workspace says so (the kernel's ENOSPC text is all it saw). */

@@ -23,7 +23,7 @@ import { bwrapArgs, INSIDE, passwdFiles } from "./bwrap.js";
 import type { DriverHealth, ExecRequest, ExecResult, Fence, SandboxDriver, SandboxHandle, SandboxInfo, SandboxSecrets, SandboxState } from "./driver.js";
 import { SandboxUnavailableError } from "./errors.js";
 import { parseEgressAllowList } from "./egress.js";
-import { canUseImages, checkFreeSpace, createImage, markDiskFull, mountImage, unmountImage } from "./disk-quota.js";
+import { canUseImages, checkFreeSpace, createImage, markDiskFull, mountImage, unmountImage, workspaceFullError } from "./disk-quota.js";
 import { DEFAULT_MAX_LOG_BYTES, rotateLog } from "../../../sandbox/src/log-file.js";
 import { execWithOomCheck, limitMemory, MemoryCgroups } from "./cgroup.js";
 import { egressDir, egressRulesOf, launchEgressProxy, waitForEgressProxy } from "./local-egress.js";
@@ -144,8 +144,8 @@ export class LocalSandboxDriver implements SandboxDriver {
 
   async exec(h: SandboxHandle, req: ExecRequest): Promise<ExecResult> {
     const group = (await this.read(h.teamId, h.sessionId))?.cgroup;
-    if (!group || !this.cgroups) return markDiskFull(await this.withRuntime(h, (c) => c.exec(req)));
-    return markDiskFull(await execWithOomCheck(this.cgroups, group, () => this.withRuntime(h, (c) => c.exec(req))));
+    const run = () => this.withRuntime(h, (c) => c.exec(req)).catch((err: unknown) => Promise.reject(workspaceFullError(err)));
+    return markDiskFull(await (group && this.cgroups ? execWithOomCheck(this.cgroups, group, run) : run()));
   }
   async readFile(h: SandboxHandle, p: string, opts: { maxBytes?: number; signal?: AbortSignal } = {}) {
     return this.fileCall(h, opts.signal, (c, signal) => c.readFile(p, { ...opts, signal }));
