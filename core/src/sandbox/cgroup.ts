@@ -52,12 +52,14 @@ export class MemoryCgroups {
   }
 
   /**
-   * Moves a process and every descendant into the group. Children forked after their parent moved
-   * are born inside; a second pass picks up any forked while the first was moving.
+   * Moves processes into the group: `pids` (bwrap and the sandbox's init, known) first, then every
+   * descendant. Children forked after their parent moved are born inside, so one scan of /proc
+   * after the known ones moved finds every process forked before (the runtime, still booting,
+   * forks nothing yet). The scan is the cost (~10 ms with 300 processes under load).
    */
-  enter(group: string, rootPid: number): void {
-    for (let pass = 0; pass < 2; pass++) {
-      for (const pid of [rootPid, ...descendants(rootPid)]) {
+  enter(group: string, ...pids: number[]): void {
+    const move = (list: number[]) => {
+      for (const pid of list) {
         try {
           writeFileSync(path.join(group, "cgroup.procs"), String(pid));
         } catch (err) {
@@ -65,7 +67,9 @@ export class MemoryCgroups {
           if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
         }
       }
-    }
+    };
+    move(pids);
+    move(descendants(pids));
   }
 
   /** Processes the kernel's OOM killer killed in this group so far (0 when unreadable). */
@@ -141,8 +145,8 @@ export class MemoryCgroups {
   }
 }
 
-/** Every live descendant of a process (from /proc/<pid>/stat parent links). */
-function descendants(rootPid: number): number[] {
+/** Every live descendant of these processes, each once (one pass over /proc/<pid>/stat parent links). */
+function descendants(roots: number[]): number[] {
   const children = new Map<number, number[]>();
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
@@ -156,9 +160,17 @@ function descendants(rootPid: number): number[] {
       /* exited while we looked */
     }
   }
+  const seen = new Set(roots);
   const out: number[] = [];
-  const queue = [rootPid];
-  while (queue.length > 0) for (const c of children.get(queue.shift()!) ?? []) out.push(c), queue.push(c);
+  const queue = [...roots];
+  while (queue.length > 0) {
+    for (const c of children.get(queue.shift()!) ?? []) {
+      if (seen.has(c)) continue;
+      seen.add(c);
+      out.push(c);
+      queue.push(c);
+    }
+  }
   return out;
 }
 
@@ -167,7 +179,7 @@ function descendants(rootPid: number): number[] {
  * memoryMb, and records the group on it. Where the host allows no cgroup, logs once why: memory is
  * then bounded per process only (RLIMIT_AS × RLIMIT_NPROC, plus the tmpfs sizes; README.md).
  */
-export function limitMemory(cgroups: MemoryCgroups, rec: { sandboxId: string; pid?: number; cgroup?: string }, memoryMb: number, log: Logger): void {
+export function limitMemory(cgroups: MemoryCgroups, rec: { sandboxId: string; pid?: number; childPid?: number; cgroup?: string }, memoryMb: number, log: Logger): void {
   const p = cgroups.probe();
   if (!p.ok) {
     if (!warned.has(cgroups)) log.warn({ reason: p.reason }, "no memory cgroup for sandboxes: memory bounded per process only");
@@ -176,7 +188,7 @@ export function limitMemory(cgroups: MemoryCgroups, rec: { sandboxId: string; pi
   }
   const group = cgroups.create(rec.sandboxId, memoryMb * 1024 * 1024);
   rec.cgroup = group;
-  cgroups.enter(group, rec.pid!);
+  cgroups.enter(group, ...[rec.pid, rec.childPid].filter((p): p is number => p !== undefined));
 }
 const warned = new WeakSet<MemoryCgroups>();
 

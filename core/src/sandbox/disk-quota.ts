@@ -17,7 +17,7 @@
 // is full.
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync, statfsSync } from "node:fs";
-import { open, rmdir, chmod } from "node:fs/promises";
+import { chmod, chown, mkdir, open, rename, rmdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import type { ExecResult } from "./driver.js";
@@ -47,26 +47,63 @@ export async function canUseImages(): Promise<{ ok: true } | { ok: false; reason
   return { ok: true };
 }
 
-/** Makes the sparse ext4 image of `sizeMb` for a new workspace, its root owned by the sandbox's uid. */
-export async function createImage(sandboxDir: string, sizeMb: number, owner: { uid: number; gid: number }): Promise<void> {
-  const img = imagePath(sandboxDir);
+/**
+ * Gives a new workspace its image: a spare one made earlier (renamed into place, instant) or a new
+ * one. mkfs is the largest part of an image's cost (20-40 ms here under load), so after each
+ * sandbox is ready the driver makes the next spare off the acquire path (`refill`).
+ */
+export class ImagePool {
+  private making: Promise<void> | undefined;
+  constructor(private readonly dir: string) {}
+
+  async take(sandboxDir: string, sizeMb: number): Promise<void> {
+    try {
+      await rename(this.spare(sizeMb), imagePath(sandboxDir));
+    } catch {
+      await makeImage(imagePath(sandboxDir), sizeMb);
+    }
+  }
+
+  /** Makes one spare of this size if there is none; at most one at a time per process. */
+  refill(sizeMb: number, onError: (err: Error) => void): void {
+    if (this.making) return;
+    const spare = this.spare(sizeMb);
+    const tmp = `${spare}.${process.pid}.tmp`;
+    this.making = mkdir(this.dir, { recursive: true, mode: 0o700 })
+      .then(() => stat(spare).then(() => undefined, () => makeImage(tmp, sizeMb).then(() => rename(tmp, spare))))
+      .catch((err: Error) => onError(err))
+      .finally(() => (this.making = undefined));
+  }
+
+  private spare(sizeMb: number): string {
+    return path.join(this.dir, `spare-${sizeMb}.img`);
+  }
+}
+
+/** A sparse ext4 image of `sizeMb` at `img`. */
+async function makeImage(img: string, sizeMb: number): Promise<void> {
   const fh = await open(img, "wx", 0o600);
   try {
     await fh.truncate(sizeMb * 1024 * 1024);
   } finally {
     await fh.close();
   }
-  // -m 0: no blocks reserved for root (the sandbox never runs as root); -E root_owner: the
-  // workspace belongs to the sandbox's uid from the start.
-  await run("mkfs.ext4", ["-q", "-F", "-m", "0", "-E", `root_owner=${owner.uid}:${owner.gid}`, img]);
+  // -m 0: no blocks reserved for root (the sandbox never runs as root); lazy init + nodiscard:
+  // mkfs otherwise zeroes the journal, 65 MB of host disk per 2 GB workspace and ~2× the time
+  // (measured here).
+  await run("mkfs.ext4", ["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", img]);
 }
 
-/** Mounts the image on <sandbox dir>/workspace unless it already is (a reattach, or after a reboot). */
-export async function mountImage(sandboxDir: string): Promise<void> {
+/**
+ * Mounts the image on <sandbox dir>/workspace unless it already is (a reattach, or after a
+ * reboot); its root belongs to the sandbox's uid (`owner`), the rest of the host's disk is not its.
+ */
+export async function mountImage(sandboxDir: string, owner: { uid: number; gid: number }): Promise<void> {
   const ws = path.join(sandboxDir, "workspace");
   if (isMountPoint(ws)) return;
   await run("mount", ["-o", "loop,nodev,nosuid", imagePath(sandboxDir), ws]);
   await rmdir(path.join(ws, "lost+found")).catch(() => {});
+  await chown(ws, owner.uid, owner.gid);
   await chmod(ws, 0o700);
 }
 

@@ -23,7 +23,7 @@ import { bwrapArgs, INSIDE, passwdFiles } from "./bwrap.js";
 import type { DriverHealth, ExecRequest, ExecResult, Fence, SandboxDriver, SandboxHandle, SandboxInfo, SandboxSecrets, SandboxState } from "./driver.js";
 import { SandboxUnavailableError } from "./errors.js";
 import { parseEgressAllowList } from "./egress.js";
-import { canUseImages, checkFreeSpace, createImage, markDiskFull, mountImage, unmountImage, workspaceFullError } from "./disk-quota.js";
+import { canUseImages, checkFreeSpace, ImagePool, markDiskFull, mountImage, unmountImage, workspaceFullError } from "./disk-quota.js";
 import { DEFAULT_MAX_LOG_BYTES, rotateLog } from "../../../sandbox/src/log-file.js";
 import { execWithOomCheck, limitMemory, MemoryCgroups } from "./cgroup.js";
 import { egressDir, egressRulesOf, launchEgressProxy, waitForEgressProxy } from "./local-egress.js";
@@ -100,12 +100,14 @@ export class LocalSandboxDriver implements SandboxDriver {
   private runtimeCopy: string | undefined;
   private egressCopy: string | undefined;
   private readonly cgroups: MemoryCgroups | undefined;
+  private readonly images: ImagePool;
 
   constructor(opts: LocalDriverOptions) {
     const root = process.getuid?.() === 0;
     this.opts = { startTimeoutMs: 10_000, bwrapPath: "bwrap", nodePath: process.execPath, ...(root ? { hostUid: 65534, hostGid: 65534 } : {}), ...opts };
     this.log = opts.logger ?? silentLogger;
     this.cgroups = opts.memoryCgroups === false ? undefined : new MemoryCgroups();
+    this.images = new ImagePool(path.join(opts.baseDir, ".images"));
     // The sandbox's uid must traverse baseDir to reach its own directory (listing stays closed).
     mkdirSync(opts.baseDir, { recursive: true });
     chmodSync(opts.baseDir, 0o711);
@@ -137,15 +139,18 @@ export class LocalSandboxDriver implements SandboxDriver {
         if (!alive || rec.configHash !== configHash || rec.state !== "ready") await this.start(rec, policy, secrets, configHash);
         rec.lastActiveAt = Date.now();
         await this.save(rec);
+        // The next new workspace's image, made now that this sandbox is ready (off the acquire path).
+        if (rec.workspaceImage) this.images.refill(policy.resources.workspaceMb, (err) => this.log.warn({ err: err.message }, "spare workspace image not made"));
         return this.handle(rec);
       }),
     );
   }
 
   async exec(h: SandboxHandle, req: ExecRequest): Promise<ExecResult> {
-    const group = (await this.read(h.teamId, h.sessionId))?.cgroup;
-    const run = () => this.withRuntime(h, (c) => c.exec(req)).catch((err: unknown) => Promise.reject(workspaceFullError(err)));
-    return markDiskFull(await (group && this.cgroups ? execWithOomCheck(this.cgroups, group, run) : run()));
+    return this.withRuntime(h, async (c, rec) => {
+      const run = () => c.exec(req).catch((err: unknown) => Promise.reject(workspaceFullError(err)));
+      return markDiskFull(await (rec.cgroup && this.cgroups ? execWithOomCheck(this.cgroups, rec.cgroup, run) : run()));
+    });
   }
   async readFile(h: SandboxHandle, p: string, opts: { maxBytes?: number; signal?: AbortSignal } = {}) {
     return this.fileCall(h, opts.signal, (c, signal) => c.readFile(p, { ...opts, signal }));
@@ -235,7 +240,7 @@ export class LocalSandboxDriver implements SandboxDriver {
         limits: policy.resources,
         ...(egress ? { egress: { socket: INSIDE.egressSocket, port: INSIDE.egressPort } } : {}),
       });
-      if (rec.workspaceImage) await mountImage(dir);
+      if (rec.workspaceImage) await mountImage(dir, this.owner());
       await rotateLog(path.join(dir, "runtime.log"), this.opts.maxLogBytes ?? DEFAULT_MAX_LOG_BYTES);
       const log = await open(path.join(dir, "runtime.log"), "a", 0o600);
       try {
@@ -297,18 +302,17 @@ export class LocalSandboxDriver implements SandboxDriver {
     const now = Date.now();
     const rec: Persisted = { sandboxId: randomUUID(), teamId, sessionId, state: "requested", createdAt: now, lastActiveAt: now, idleTimeoutMs: policy.idleTimeoutMs, ttlMs: policy.ttlMs };
     if (await this.imagesUsable()) {
-      const uid = this.opts.hostUid ?? process.getuid!();
-      await createImage(dir, policy.resources.workspaceMb, { uid, gid: this.opts.hostGid ?? uid });
+      await this.images.take(dir, policy.resources.workspaceMb);
       rec.workspaceImage = true;
     }
     await this.setState(rec, "requested");
     return rec;
   }
 
-  private async withRuntime<T>(h: SandboxHandle, fn: (c: RuntimeClient) => Promise<T>): Promise<T> {
+  private async withRuntime<T>(h: SandboxHandle, fn: (c: RuntimeClient, rec: Persisted) => Promise<T>): Promise<T> {
     const rec = await this.read(h.teamId, h.sessionId);
     if (!rec || rec.sandboxId !== h.sandboxId || rec.state !== "ready") throw new SandboxUnavailableError(`the sandbox is ${rec?.sandboxId === h.sandboxId ? rec.state : "gone"}; acquire it again`);
-    return fn(await this.client(rec));
+    return fn(await this.client(rec), rec);
   }
 
   private async transition(h: SandboxHandle, to: SandboxState, fn: (rec: Persisted) => Promise<void>): Promise<void> {
@@ -369,6 +373,11 @@ export class LocalSandboxDriver implements SandboxDriver {
     const script = this.opts.egressProxyScript ?? path.join(path.dirname(this.opts.runtimeScript), "egress-proxy.mjs");
     this.egressCopy ??= installRuntime(this.opts.baseDir, script, "egress-proxy");
     return this.egressCopy;
+  }
+
+  private owner(): { uid: number; gid: number } {
+    const uid = this.opts.hostUid ?? process.getuid!();
+    return { uid, gid: this.opts.hostGid ?? uid };
   }
 
   private imagesChecked: Promise<boolean> | undefined;

@@ -6,7 +6,10 @@ import { parseEgressEntry } from "./egress.js";
 export const sandboxResources = z.object({
   /** CPU seconds per process (RLIMIT_CPU locally; a pod's CPU limit is separate). */
   cpuSeconds: z.number().int().positive().max(86_400).default(60),
-  /** Address space per process, MB (RLIMIT_AS locally; pod memory limit on Kubernetes). */
+  /**
+   * Memory, MB: per process (RLIMIT_AS) and, locally where the host allows a memory cgroup, the
+   * whole sandbox's (runtime and tmpfs included; cgroup.ts). The pod's memory limit on Kubernetes.
+   */
   memoryMb: z.number().int().min(16).max(65_536).default(1024),
   /** Processes and threads in the sandbox (RLIMIT_NPROC in the sandbox's user namespace). */
   maxProcesses: z.number().int().min(8).max(4096).default(256),
