@@ -124,7 +124,8 @@ export class Workspace {
     let truncated = false;
     while (queue.length > 0) {
       const d = queue.shift()!;
-      for (const e of await readdir(d, { withFileTypes: true })) {
+      const listed = await readdir(d, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => (d !== dir && err.code === "ENOENT" ? [] : Promise.reject(err)));
+      for (const e of listed) {
         const full = path.join(d, e.name);
         const rel = path.relative(root, full);
         if (rel.split(path.sep)[0] === this.stateDirName) continue;
@@ -133,7 +134,9 @@ export class Workspace {
           break;
         }
         const type = e.isFile() ? "file" : e.isDirectory() ? "directory" : e.isSymbolicLink() ? "symlink" : "other";
-        const sizeBytes = type === "file" ? (await lstat(full)).size : 0;
+        // A command may delete or rename a file while we list: skip it, as `ls` would.
+        const sizeBytes = type === "file" ? await lstat(full).then((s) => s.size, (err: NodeJS.ErrnoException) => (err.code === "ENOENT" ? -1 : Promise.reject(err))) : 0;
+        if (sizeBytes < 0) continue;
         entries.push({ path: rel, type, sizeBytes });
         if (type === "directory" && opts.recursive) queue.push(full);
       }

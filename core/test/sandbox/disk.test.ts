@@ -7,6 +7,7 @@ import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { freeDiskMb, SandboxStorageError } from "../../src/sandbox/disk-quota.js";
+import { templateObject } from "../../src/sandbox/k8s/objects.js";
 import { describeExec } from "../../src/sandbox/tools.js";
 import { policy, useSandboxEnv } from "./helpers.js";
 
@@ -59,5 +60,11 @@ describe("sandbox disk (local driver)", () => {
     const text = await readFile(log, "utf8");
     expect(text).toContain('"msg":"log truncated"');
     expect(text).toContain('"msg":"egress refused","host":"other.test"');
+  });
+
+  it("gives the Kubernetes driver's workspace the same size (emptyDir sizeLimit: the kubelet evicts past it)", () => {
+    const t = templateObject("ns", "tpl", "team", policy({ resources: { workspaceMb: 300 } }), { image: "keel", runtimePort: 8080, cpu: "1", workers: { namespace: "keel", podLabels: {} } }, "hash");
+    const volumes = JSON.stringify(t);
+    expect(volumes).toContain('{"name":"workspace","emptyDir":{"sizeLimit":"300Mi"}}');
   });
 });

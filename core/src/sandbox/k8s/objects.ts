@@ -95,7 +95,8 @@ export function templateObject(namespace: string, name: string, teamId: string, 
             volumeMounts: [{ name: "workspace", mountPath: "/workspace" }, { name: "tmp", mountPath: "/tmp" }],
           }],
           volumes: [
-            { name: "workspace", emptyDir: {} },
+            // The kubelet evicts a pod whose workspace outgrows this (no ENOSPC as locally, but the node's disk is kept).
+            { name: "workspace", emptyDir: { sizeLimit: `${policy.resources.workspaceMb}Mi` } },
             { name: "tmp", emptyDir: { sizeLimit: `${Math.min(policy.resources.memoryMb, 1024)}Mi` } },
           ],
         },
