@@ -3,35 +3,14 @@
 // workspace images), two teams. Team A's agent fills its workspace and then its memory; each is
 // stopped at the limit with a clear error in A's session, while team B's session completes its
 // turn on the same worker and PostgreSQL keeps taking writes throughout.
-import { spawn, type ChildProcess } from "node:child_process";
-import { chmod, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
-import { eventPayload, LocalSandboxDriver, readAllEvents, SandboxStore } from "@keel/core";
+import { expect, test } from "vitest";
+import { eventPayload, readAllEvents } from "@keel/core";
 import { waitFor } from "../../test/db.js";
 import { useFixture } from "../../core/test/fixture.js";
+import { useKeelWorkers } from "./keel-workers.js";
 
 const f = useFixture();
-const keel = path.resolve(import.meta.dirname, "../../cli/bin/keel.mjs");
-const runtimeScript = path.resolve(import.meta.dirname, "../../sandbox/dist/runtime.mjs");
-const live = new Set<ChildProcess>();
-let sandboxDir: string;
-
-beforeAll(async () => {
-  sandboxDir = await mkdtemp(path.join(tmpdir(), "keel-load-"));
-  await chmod(sandboxDir, 0o711);
-});
-afterEach(() => {
-  const left = live.size;
-  for (const c of live) c.kill("SIGKILL");
-  expect(left, "a worker process was left running").toBe(0);
-});
-afterAll(async () => {
-  const driver = new LocalSandboxDriver({ baseDir: sandboxDir, runtimeScript, store: new SandboxStore(f.pool) });
-  for (const s of await driver.list()) await driver.release(s).catch(() => {});
-  await rm(sandboxDir, { recursive: true, force: true });
-});
+const workers = useKeelWorkers(f);
 
 type ToolResult = { content: string; isError: boolean };
 
@@ -54,12 +33,7 @@ test("a sandbox filling memory and disk is stopped at its limits; another team's
   const sessionA = (await f.tenancy.createSession(a.id, { agentId: agentA.id })).id;
   const sessionB = (await f.tenancy.createSession(b.id, { agentId: agentB.id })).id;
 
-  const child = spawn(process.execPath, [keel, "worker"], {
-    env: { ...process.env, DATABASE_URL: f.url, KEEL_SANDBOX_DIR: sandboxDir, KEEL_LOG_LEVEL: "warn", KEEL_SWEEP_MS: "50" },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  live.add(child);
-  const exited = new Promise((r) => child.on("exit", (code, signal) => (live.delete(child), r(signal ?? code))));
+  const { child, exited } = workers.start();
 
   // PostgreSQL's writes during the load: one row every few ms, each must commit.
   await f.pool.query("CREATE TABLE load_probe (id serial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())");

@@ -71,7 +71,7 @@ export type LocalDriverOptions = {
   workspaceImages?: boolean;
   /** No new sandbox when the disk under baseDir has less free space than this, MB (0: no floor). */
   minFreeDiskMb?: number;
-  /** runtime.log and egress.log are rotated (one old copy kept) past this size, bytes. */
+  /** Log cap, bytes: runtime.log is rotated at start (one old copy), egress.log truncated by its proxy. */
   maxLogBytes?: number;
   /** A file call (read, write, list) the runtime has not answered by then fails (503) instead of hanging the caller. */
   fileTimeoutMs?: number;
