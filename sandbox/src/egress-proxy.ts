@@ -3,7 +3,7 @@
 // detached like the sandbox itself, and kills it with the sandbox.
 //
 //   node egress-proxy.mjs --socket <sandbox dir>/egress/proxy.sock --config-stdin
-//   stdin: {"rules": EgressRule[], "hosts": {"name": "address"}}
+//   stdin: {"rules": EgressRule[], "hosts": {"name": "address"}, "internal": EgressRule[]}
 //
 // It listens on a unix socket that is bind-mounted (read-only) into the sandbox, whose own network
 // namespace is empty; the runtime inside forwards 127.0.0.1:3128 to it. HTTP CONNECT (any TCP,
@@ -19,12 +19,23 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { RequestError, Server } from "proxy-chain";
 import { EgressMatcher, normalizeHost, type EgressRule } from "./egress-rules.js";
+import { cappedLog } from "./log-file.js";
 
 export type EgressProxyConfig = {
   rules: EgressRule[];
   /** Static name → address map consulted before DNS (operator-set, like /etc/hosts; tests use it). */
   hosts?: Record<string, string>;
+  /** Address rules the operator opened inside internal space (egress-rules.ts EgressMatcher). */
+  internal?: EgressRule[];
+  /** The refusal log (one JSON line each), rotated past maxBytes; else stderr. */
+  log?: { path: string; maxBytes: number };
 };
+
+/** Name → addresses (empty: unresolvable). DNS by default; tests pass a loopback stand-in. */
+export type Resolve = (host: string) => Promise<string[]>;
+
+const systemResolve: Resolve = (host) =>
+  new Promise<string[]>((resolve) => dnsLookup(host, { all: true }, (err, list) => resolve(err ? [] : list.map((a) => a.address))));
 
 type Log = (entry: Record<string, unknown>) => void;
 type ProxySocket = Parameters<Server["onConnection"]>[0];
@@ -42,8 +53,8 @@ class UnixSocketProxy extends Server {
   }
 }
 
-export function createEgressProxy(config: EgressProxyConfig, log: Log = () => {}): Server {
-  const matcher = new EgressMatcher(config.rules);
+export function createEgressProxy(config: EgressProxyConfig, log: Log = () => {}, resolve: Resolve = systemResolve): Server {
+  const matcher = new EgressMatcher(config.rules, config.internal ?? []);
   const hosts = new Map(Object.entries(config.hosts ?? {}).map(([k, v]) => [normalizeHost(k), v]));
   const hasRanges = config.rules.some((r) => r.kind === "cidr");
   const refuse = (host: string, port: number, reason: string): never => {
@@ -64,9 +75,7 @@ export function createEgressProxy(config: EgressProxyConfig, log: Log = () => {}
       } else if (matcher.nameAllowed(host, port) || hasRanges) {
         // Only a listed name (or, with address rules, any name) is looked up: without address
         // rules an unlisted name is refused before DNS, so DNS queries cannot carry data out.
-        addresses = await new Promise<string[]>((resolve) =>
-          dnsLookup(host, { all: true }, (err, list) => resolve(err ? [] : list.map((a) => a.address))),
-        );
+        addresses = await resolve(host);
         if (addresses.length === 0) {
           if (!matcher.nameAllowed(host, port)) refuse(host, port, `egress to ${host}:${port} is not allowed by this sandbox's policy (allowed: ${matcher.describe()})`);
           throw new RequestError(`cannot resolve ${host}`, 502, { "x-keel-egress": "unresolved" });
@@ -119,11 +128,13 @@ export async function runEgressProxy(): Promise<void> {
   for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
   const config = JSON.parse(Buffer.concat(chunks).toString("utf8")) as EgressProxyConfig;
   if (!Array.isArray(config.rules)) fail("config needs rules (an array)");
-  const log: Log = (e) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
+  // A sandbox can make the proxy log without end (a refused request in a loop): capped and rotated.
+  const write = config.log ? cappedLog(config.log.path, config.log.maxBytes) : (line: string) => void process.stderr.write(line);
+  const log: Log = (e) => write(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
   const server = createEgressProxy(config, log);
   // A client that hangs up mid-tunnel is normal; the proxy must not die of it.
   server.on("requestFailed", ({ error }: { error: Error }) => log({ msg: "egress request failed", error: error.message }));
   await listenOnSocket(server, values.socket!).catch((err: Error) => fail(`cannot listen: ${err.message}`));
-  log({ msg: "egress proxy listening", rules: new EgressMatcher(config.rules).describe() });
+  log({ msg: "egress proxy listening", rules: new EgressMatcher(config.rules, config.internal ?? []).describe() });
   for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => void server.close(true).then(() => process.exit(0)));
 }

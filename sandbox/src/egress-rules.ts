@@ -1,6 +1,7 @@
 // Matching a destination against a sandbox's egress rules (parsed from the policy's allow-list by
 // core/src/sandbox/egress.ts). Node built-ins only: this runs in the host-side egress proxy.
 import { BlockList, isIP } from "node:net";
+import { internalAddressReason } from "./internal-addresses.js";
 
 export type EgressRule =
   | { kind: "host"; host: string; port?: number }
@@ -10,18 +11,6 @@ export type EgressRule =
 /** `addresses`: the resolved addresses the connection may use (the client tries them in turn). */
 export type EgressDecision = { allowed: true; addresses: string[] } | { allowed: false; reason: string };
 
-// A name that resolves here is the host itself or its link (cloud metadata at 169.254.169.254):
-// reachable only through an address rule that names it, never through a name rule alone.
-const SPECIAL = new BlockList();
-SPECIAL.addSubnet("127.0.0.0", 8, "ipv4");
-SPECIAL.addSubnet("169.254.0.0", 16, "ipv4");
-SPECIAL.addSubnet("0.0.0.0", 8, "ipv4");
-SPECIAL.addSubnet("224.0.0.0", 4, "ipv4");
-SPECIAL.addAddress("::1", "ipv6");
-SPECIAL.addAddress("::", "ipv6");
-SPECIAL.addSubnet("fe80::", 10, "ipv6");
-SPECIAL.addSubnet("ff00::", 8, "ipv6");
-
 /** Lower-case, no trailing dot, no IPv6 brackets; IPv4-mapped IPv6 as plain IPv4. */
 export function normalizeHost(host: string): string {
   let h = host.trim().toLowerCase().replace(/\.$/, "");
@@ -30,15 +19,36 @@ export function normalizeHost(host: string): string {
   return mapped ? mapped[1]! : h;
 }
 
+function rangesOf(rules: EgressRule[]): { list: BlockList; port?: number }[] {
+  return rules.flatMap((r) => {
+    if (r.kind !== "cidr") return [];
+    const list = new BlockList();
+    list.addSubnet(r.address, r.prefix, r.family);
+    return [{ list, ...(r.port ? { port: r.port } : {}) }];
+  });
+}
+
+function covers(ranges: { list: BlockList; port?: number }[], address: string, port: number): boolean {
+  const family = isIP(address) === 6 ? "ipv6" : "ipv4";
+  return ranges.some((r) => (r.port === undefined || r.port === port) && r.list.check(address, family));
+}
+
+/**
+ * `rules`: the team's allow-list. `internal`: address rules the operator opened inside internal
+ * space (internal-addresses.ts: loopback, link-local, private, CGNAT, ULA, NAT64, this host's own
+ * addresses). A team's rules never reach an internal address by themselves, whether through a
+ * name that resolves there or an address rule as wide as 0.0.0.0/0: the team writes the policy,
+ * the operator owns the network the host sits in.
+ */
 export class EgressMatcher {
   private readonly ranges: { list: BlockList; port?: number }[];
-  constructor(readonly rules: EgressRule[]) {
-    this.ranges = rules.flatMap((r) => {
-      if (r.kind !== "cidr") return [];
-      const list = new BlockList();
-      list.addSubnet(r.address, r.prefix, r.family);
-      return [{ list, ...(r.port ? { port: r.port } : {}) }];
-    });
+  private readonly internal: { list: BlockList; port?: number }[];
+  constructor(
+    readonly rules: EgressRule[],
+    internal: EgressRule[] = [],
+  ) {
+    this.ranges = rangesOf(rules);
+    this.internal = rangesOf(internal);
   }
 
   /** A name rule (exact or *.suffix) that allows this host name and port. */
@@ -49,9 +59,7 @@ export class EgressMatcher {
 
   /** An address rule that covers this address and port. */
   addressAllowed(address: string, port: number): boolean {
-    const a = normalizeHost(address);
-    const family = isIP(a) === 6 ? "ipv6" : "ipv4";
-    return this.ranges.some((r) => (r.port === undefined || r.port === port) && r.list.check(a, family));
+    return covers(this.ranges, normalizeHost(address), port);
   }
 
   /**
@@ -62,11 +70,19 @@ export class EgressMatcher {
   decide(host: string, port: number, addresses: string[], trusted = false): EgressDecision {
     const h = normalizeHost(host);
     const byName = !isIP(h) && this.nameAllowed(h, port);
-    const ok = addresses.map(normalizeHost).filter((address) =>
-      this.addressAllowed(address, port) || (byName && (trusted || !SPECIAL.check(address, isIP(address) === 6 ? "ipv6" : "ipv4"))));
+    const internal: string[] = [];
+    const ok = addresses.map(normalizeHost).filter((address) => {
+      if (!byName && !this.addressAllowed(address, port)) return false;
+      // The operator's static host map is trusted like /etc/hosts: its address is the operator's choice.
+      if (trusted || covers(this.internal, address, port)) return true;
+      const why = internalAddressReason(address);
+      if (why !== null) internal.push(`${address} (${why})`);
+      return why === null;
+    });
     if (ok.length > 0) return { allowed: true, addresses: ok };
-    if (byName) {
-      return { allowed: false, reason: `${h} resolves to ${addresses.join(", ")}, a loopback or link-local address, which a host name rule does not open; allow the address itself to reach it` };
+    if (internal.length > 0) {
+      const what = isIP(h) ? `${internal.join(", ")} is an internal address` : `${h} resolves to ${internal.join(", ")}, an internal address`;
+      return { allowed: false, reason: `${what}, which this sandbox's allow-list does not open (only the operator can: KEEL_SANDBOX_EGRESS_INTERNAL)` };
     }
     return { allowed: false, reason: `egress to ${h}:${port} is not allowed by this sandbox's policy (allowed: ${this.describe()})` };
   }

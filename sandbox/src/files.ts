@@ -2,6 +2,11 @@
 // inside it lexically (no `..` escape, no absolute path elsewhere) and physically (the real path
 // of the target, or of its nearest existing ancestor for a new file, after following symlinks),
 // and may not touch the runtime's hidden state dir.
+//
+// Reads open with O_NONBLOCK|O_NOFOLLOW and judge the opened file (fstat), not the path: a FIFO
+// swapped in between a stat and a blocking open would hold a libuv thread until someone writes to
+// it, and four such reads hang every later file call of the runtime (issue 14 item 7).
+import { constants } from "node:fs";
 import { lstat, mkdir, open, readdir, realpath, rename, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 
@@ -11,9 +16,18 @@ export class FileError extends Error {
   }
 }
 
+/** Test seams for races: `beforeOpen` runs between the path checks and the open. */
+export type WorkspaceHooks = { beforeOpen?: (file: string) => Promise<void> | void };
+
+const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW;
+
 export class Workspace {
   private real: string | undefined;
-  constructor(readonly root: string, readonly stateDirName = ".keel") {}
+  constructor(
+    readonly root: string,
+    readonly stateDirName = ".keel",
+    private readonly hooks: WorkspaceHooks = {},
+  ) {}
 
   private async realRoot(): Promise<string> {
     this.real ??= await realpath(this.root);
@@ -60,12 +74,19 @@ export class Workspace {
     const st = await stat(file);
     if (st.isDirectory()) throw new FileError(400, "is_directory", `"${p}" is a directory; use list_files`);
     if (!st.isFile()) throw new FileError(400, "not_a_file", `"${p}" is not a regular file`);
+    await this.hooks.beforeOpen?.(file);
     // Only the first maxBytes are read: a multi-GB log costs no more than its head.
-    const fh = await open(file, "r");
+    const fh = await open(file, READ_FLAGS).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ELOOP") throw new FileError(400, "symlink_escape", `"${p}" was replaced by a symbolic link while being opened`);
+      if (err.code === "ENOENT") throw new FileError(404, "not_found", `"${p}" does not exist`);
+      throw err;
+    });
     let slice: Buffer;
     let sizeBytes: number;
     try {
-      sizeBytes = (await fh.stat()).size;
+      const opened = await fh.stat();
+      if (!opened.isFile()) throw new FileError(400, "not_a_file", `"${p}" is not a regular file`);
+      sizeBytes = opened.size;
       const buf = Buffer.alloc(Math.min(maxBytes, sizeBytes));
       const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
       slice = buf.subarray(0, bytesRead);
@@ -103,7 +124,8 @@ export class Workspace {
     let truncated = false;
     while (queue.length > 0) {
       const d = queue.shift()!;
-      for (const e of await readdir(d, { withFileTypes: true })) {
+      const listed = await readdir(d, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => (d !== dir && err.code === "ENOENT" ? [] : Promise.reject(err)));
+      for (const e of listed) {
         const full = path.join(d, e.name);
         const rel = path.relative(root, full);
         if (rel.split(path.sep)[0] === this.stateDirName) continue;
@@ -112,7 +134,9 @@ export class Workspace {
           break;
         }
         const type = e.isFile() ? "file" : e.isDirectory() ? "directory" : e.isSymbolicLink() ? "symlink" : "other";
-        const sizeBytes = type === "file" ? (await lstat(full)).size : 0;
+        // A command may delete or rename a file while we list: skip it, as `ls` would.
+        const sizeBytes = type === "file" ? await lstat(full).then((s) => s.size, (err: NodeJS.ErrnoException) => (err.code === "ENOENT" ? -1 : Promise.reject(err))) : 0;
+        if (sizeBytes < 0) continue;
         entries.push({ path: rel, type, sizeBytes });
         if (type === "directory" && opts.recursive) queue.push(full);
       }

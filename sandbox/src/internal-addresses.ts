@@ -28,6 +28,10 @@ const RANGES: Array<[string, number, "ipv4" | "ipv6", string]> = [
   ["240.0.0.0", 4, "ipv4", "reserved (240.0.0.0/4, broadcast)"],
   ["::", 128, "ipv6", "unspecified (::)"],
   ["::1", 128, "ipv6", "loopback (::1)"],
+  // Embedded IPv4 forms canonicalAddress does not turn back into IPv4 (deprecated IPv4-compatible
+  // ::a.b.c.d written in hex, SIIT's ::ffff:0:a.b.c.d): nothing public is reached that way.
+  ["::", 96, "ipv6", "IPv4-compatible (::/96, deprecated)"],
+  ["::ffff:0:0:0", 96, "ipv6", "IPv4-translated (::ffff:0:0:0/96)"],
   ["64:ff9b::", 96, "ipv6", "NAT64 (64:ff9b::/96)"],
   ["64:ff9b:1::", 48, "ipv6", "local NAT64 (64:ff9b:1::/48)"],
   ["100::", 64, "ipv6", "discard (100::/64)"],
@@ -51,6 +55,9 @@ export function canonicalAddress(address: string): string {
   let a = address.trim().toLowerCase();
   if (a.startsWith("[") && a.endsWith("]")) a = a.slice(1, -1);
   a = a.replace(/%.*$/, "");
+  // The WHATWG URL parser writes IPv6 in its one canonical form (0:0:0:0:0:ffff:7f00:1 and
+  // ::FFFF:127.0.0.1 both become ::ffff:7f00:1), so every spelling meets the same checks below.
+  if (isIP(a) === 6) a = new URL(`http://[${a}]/`).hostname.slice(1, -1);
   const dotted = /^::(?:ffff:)?(\d+\.\d+\.\d+\.\d+)$/.exec(a);
   if (dotted) return dotted[1]!;
   if (isIP(a) === 6) {
@@ -85,7 +92,9 @@ export function internalAddressReason(address: string): string | null {
   const v = isIP(a);
   if (v === 0) return null;
   const family = v === 4 ? "ipv4" : "ipv6";
-  for (const r of LISTS) if (r.family === family && r.list.check(a, family)) return r.reason;
+  // An IPv6 address is checked against the IPv4 ranges too: BlockList matches an IPv4-mapped
+  // address against them.
+  for (const r of LISTS) if ((r.family === family || family === "ipv6") && r.list.check(a, family)) return r.reason;
   if (ownAddresses().has(a)) return "this host's own address";
   return null;
 }

@@ -17,7 +17,7 @@ export type ExecResult = {
   timedOut: boolean;
   durationMs: number;
   /** Which limit stopped the command, when one visibly did. */
-  limit?: "cpu" | "memory" | "fileSize" | "processes" | "timeout";
+  limit?: "cpu" | "memory" | "fileSize" | "processes" | "timeout" | "disk";
   /** The runtime restarted while this command ran: it may have run partly; it was not re-run. */
   interrupted?: boolean;
 };

@@ -20,6 +20,11 @@ describe("internalAddressReason", () => {
     ["64:ff9b::a9fe:a9fe", /NAT64/],
     ["fe80::1%eth0", /link-local/],
     ["ff02::1", /multicast/],
+    // Spellings the first version let through as public (fixed: one canonical form first).
+    ["0:0:0:0:0:ffff:7f00:1", /loopback/],
+    ["0:0:0:0:0:FFFF:169.254.169.254", /link-local/],
+    ["::7f00:1", /IPv4-compatible/],
+    ["::ffff:0:7f00:1", /IPv4-translated/],
   ])("%s is internal", (address, reason) => {
     expect(internalAddressReason(address)).toMatch(reason);
   });

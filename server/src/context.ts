@@ -96,7 +96,7 @@ function sandboxDriver(env: WebEnv, pool: Pool, logger: Logger): () => SandboxDr
     try {
       driver = env.KEEL_SANDBOX_DRIVER === "kubernetes"
         ? createSandboxDriver({ driver: "kubernetes", image: env.KEEL_SANDBOX_IMAGE ?? "", namespacePrefix: env.KEEL_SANDBOX_NAMESPACE_PREFIX, warmPoolReplicas: env.KEEL_SANDBOX_WARM_POOL, inCluster: Boolean(process.env.KUBERNETES_SERVICE_HOST) }, { store: new SandboxStore(pool), logger })
-        : createSandboxDriver({ driver: "local", baseDir: env.KEEL_SANDBOX_DIR ?? path.join(root, ".keel", "sandboxes"), runtimeScript: env.KEEL_SANDBOX_RUNTIME ?? path.join(root, "sandbox", "dist", "runtime.mjs"), allowUnsandboxed: env.KEEL_ALLOW_UNSANDBOXED }, { store: new SandboxStore(pool), logger });
+        : createSandboxDriver({ driver: "local", baseDir: env.KEEL_SANDBOX_DIR ?? path.join(root, ".keel", "sandboxes"), runtimeScript: env.KEEL_SANDBOX_RUNTIME ?? path.join(root, "sandbox", "dist", "runtime.mjs"), allowUnsandboxed: env.KEEL_ALLOW_UNSANDBOXED, egressInternalAllow: env.KEEL_SANDBOX_EGRESS_INTERNAL, minFreeDiskMb: env.KEEL_SANDBOX_MIN_FREE_MB }, { store: new SandboxStore(pool), logger });
     } catch (err) {
       throw new SandboxUnavailableError(`the ${env.KEEL_SANDBOX_DRIVER} sandbox driver is not usable in the web process: ${(err as Error).message}`, {}, { cause: err });
     }

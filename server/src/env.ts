@@ -35,6 +35,10 @@ export const WebEnvSchema = z.object({
   /** local: the bundled runtime, for "start sandbox" (default ../sandbox/dist/runtime.mjs). */
   KEEL_SANDBOX_RUNTIME: optional(z.string()),
   KEEL_ALLOW_UNSANDBOXED: bool(false),
+  /** local: as the worker's (README.md); a sandbox started here must match the worker's config. */
+  KEEL_SANDBOX_EGRESS_INTERNAL: z.preprocess((v) => (typeof v === "string" && v.trim() !== "" ? v.split(",").map((e) => e.trim()).filter(Boolean) : undefined), z.array(z.string()).optional()),
+  /** local: as the worker's: no new sandbox below this much free disk, MB. */
+  KEEL_SANDBOX_MIN_FREE_MB: z.coerce.number().int().min(0).default(1024),
   /** kubernetes: the Keel image (needed to start a sandbox from the dashboard). */
   KEEL_SANDBOX_IMAGE: optional(z.string()),
   KEEL_SANDBOX_NAMESPACE_PREFIX: z.string().default("keel-team-"),

@@ -9,6 +9,17 @@ const bool = z.preprocess((v) => v === "1" || v === "true", z.boolean());
 
 const int = (def: number, min = 1) => z.coerce.number().int().min(min).default(def);
 
+/** A comma-separated list in the sandbox egress grammar (core/src/sandbox/egress.ts); unset or empty: undefined. */
+export const egressList = z.preprocess(
+  (v) => (typeof v === "string" && v.trim() !== "" ? v.split(",").map((e) => e.trim()).filter(Boolean) : undefined),
+  z.array(z.string()).superRefine((entries, ctx) => {
+    for (const e of entries) {
+      const r = parseEgressEntry(e);
+      if (r instanceof Error) ctx.addIssue({ code: "custom", message: r.message.replace("egress allow-list entry", "entry") });
+    }
+  }).optional(),
+);
+
 export const WorkerEnvSchema = z.object({
   /** Postgres connection string (required; `keel up` sets it for its embedded server). */
   DATABASE_URL: z.string().url({ message: "DATABASE_URL must be a postgresql:// URL, e.g. postgresql://keel:secret@localhost:5432/keel" }),
@@ -64,15 +75,15 @@ export const WorkerEnvSchema = z.object({
    * Hosts the worker may call for an agent's own provider.baseUrl and MCP servers, comma-separated
    * in the sandbox egress grammar (api.openai.com, *.example.com, 10.0.0.0/8, host:443). Unset: any.
    */
-  KEEL_OUTBOUND_HOSTS: z.preprocess(
-    (v) => (typeof v === "string" && v.trim() !== "" ? v.split(",").map((e) => e.trim()).filter(Boolean) : undefined),
-    z.array(z.string()).superRefine((entries, ctx) => {
-      for (const e of entries) {
-        const r = parseEgressEntry(e);
-        if (r instanceof Error) ctx.addIssue({ code: "custom", message: r.message.replace("egress allow-list entry", "entry") });
-      }
-    }).optional(),
-  ),
+  KEEL_OUTBOUND_HOSTS: egressList,
+  /**
+   * local: internal ranges (loopback, private, CGNAT, ULA, metadata, this host's own addresses)
+   * sandboxes' egress allow-lists may reach, comma-separated addresses/CIDRs with optional :port
+   * (10.0.0.0/8, 192.168.1.5:5432). Unset: none; no team policy opens them by itself.
+   */
+  KEEL_SANDBOX_EGRESS_INTERNAL: egressList,
+  /** local: no new sandbox when the disk under KEEL_SANDBOX_DIR has less free space than this, MB (0: no floor). */
+  KEEL_SANDBOX_MIN_FREE_MB: int(1024, 0),
   KEEL_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type WorkerEnv = z.infer<typeof WorkerEnvSchema>;

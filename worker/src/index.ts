@@ -89,7 +89,7 @@ function sandboxSetup(env: WorkerEnv, pool: Pool, logger: Logger, secrets: Secre
   const driver = createSandboxDriver(
     env.KEEL_SANDBOX_DRIVER === "kubernetes"
       ? { driver: "kubernetes", image: env.KEEL_SANDBOX_IMAGE!, namespacePrefix: env.KEEL_SANDBOX_NAMESPACE_PREFIX, warmPoolReplicas: env.KEEL_SANDBOX_WARM_POOL, storageClassName: env.KEEL_SANDBOX_STORAGE_CLASS, imagePullSecrets: env.KEEL_SANDBOX_IMAGE_PULL_SECRETS, inCluster: Boolean(process.env.KUBERNETES_SERVICE_HOST) }
-      : { driver: "local", baseDir: env.KEEL_SANDBOX_DIR, runtimeScript: env.KEEL_SANDBOX_RUNTIME, allowUnsandboxed: env.KEEL_ALLOW_UNSANDBOXED },
+      : { driver: "local", baseDir: env.KEEL_SANDBOX_DIR, runtimeScript: env.KEEL_SANDBOX_RUNTIME, allowUnsandboxed: env.KEEL_ALLOW_UNSANDBOXED, egressInternalAllow: env.KEEL_SANDBOX_EGRESS_INTERNAL, minFreeDiskMb: env.KEEL_SANDBOX_MIN_FREE_MB },
     { store, logger: log },
   );
   const tools = createSandboxTools(driver, sessionPolicyResolver(pool, secrets));

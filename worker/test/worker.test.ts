@@ -1,45 +1,14 @@
 // `keel worker` as shipped: the agent loop with the demo model and sandbox tools, in real
 // processes. A file written in turn 1 is read in turn 3 after the worker was SIGKILLed between.
-import { spawn, type ChildProcess } from "node:child_process";
-import { chmod, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
-import { eventPayload, LocalSandboxDriver, readAllEvents, SandboxStore } from "@keel/core";
+import { expect, test } from "vitest";
+import { eventPayload, readAllEvents } from "@keel/core";
 import { waitFor } from "../../test/db.js";
 import { useFixture } from "../../core/test/fixture.js";
+import { useKeelWorkers } from "./keel-workers.js";
 
 const f = useFixture();
-const keel = path.resolve(import.meta.dirname, "../../cli/bin/keel.mjs");
-const runtimeScript = path.resolve(import.meta.dirname, "../../sandbox/dist/runtime.mjs");
-const live = new Set<ChildProcess>();
-let sandboxDir: string;
-
-beforeAll(async () => {
-  sandboxDir = await mkdtemp(path.join(tmpdir(), "keel-wsb-"));
-  await chmod(sandboxDir, 0o711); // sandboxes run as an unprivileged uid that must reach their dirs
-});
-afterEach(() => {
-  const left = live.size;
-  for (const c of live) c.kill("SIGKILL");
-  expect(left, "a worker process was left running").toBe(0);
-});
-afterAll(async () => {
-  // Sandboxes outlive workers by design: stop their runtimes, then remove their files.
-  const driver = new LocalSandboxDriver({ baseDir: sandboxDir, runtimeScript, store: new SandboxStore(f.pool) });
-  for (const s of await driver.list()) await driver.release(s).catch(() => {});
-  await rm(sandboxDir, { recursive: true, force: true });
-});
-
-function startWorker(): { child: ChildProcess; exited: Promise<NodeJS.Signals | number | null> } {
-  const child = spawn(process.execPath, [keel, "worker"], {
-    env: { ...process.env, DATABASE_URL: f.url, KEEL_SANDBOX_DIR: sandboxDir, KEEL_LOG_LEVEL: "warn", KEEL_SWEEP_MS: "50" },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  live.add(child);
-  const exited = new Promise<NodeJS.Signals | number | null>((r) => child.on("exit", (code, signal) => (live.delete(child), r(signal ?? code))));
-  return { child, exited };
-}
+const workers = useKeelWorkers(f);
+const startWorker = () => workers.start();
 
 async function turn(sessionId: string, content: string): Promise<{ content: string; isError: boolean } | undefined> {
   const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content });

@@ -9,11 +9,14 @@ import { LocalSandboxDriver } from "./local-driver.js";
 import type { SandboxStore } from "./store.js";
 
 export type SandboxDriverConfig =
-  | { driver: "local"; baseDir: string; runtimeScript: string; allowUnsandboxed?: boolean }
+  | { driver: "local"; baseDir: string; runtimeScript: string; allowUnsandboxed?: boolean; egressInternalAllow?: string[]; minFreeDiskMb?: number }
   | { driver: "kubernetes"; image: string; namespacePrefix?: string; warmPoolReplicas?: number; storageClassName?: string | undefined; imagePullSecrets?: string[]; /** in-cluster service account, else the default kubeconfig */ inCluster: boolean };
 
 export function createSandboxDriver(cfg: SandboxDriverConfig, deps: { store?: SandboxStore; logger?: Logger } = {}): SandboxDriver {
-  if (cfg.driver === "local") return new LocalSandboxDriver({ baseDir: cfg.baseDir, runtimeScript: cfg.runtimeScript, allowUnsandboxed: cfg.allowUnsandboxed, ...deps });
+  if (cfg.driver === "local") {
+    const { driver: _, ...local } = cfg;
+    return new LocalSandboxDriver({ ...local, ...deps });
+  }
   const kubeConfig = new KubeConfig();
   if (cfg.inCluster) kubeConfig.loadFromCluster();
   else kubeConfig.loadFromDefault();

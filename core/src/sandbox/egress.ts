@@ -7,9 +7,10 @@
 //   203.0.113.7              that address                  203.0.113.0/24     a range (matched against the resolved address)
 //   203.0.113.0/24:443       range + port                  [2001:db8::/32]:443, 2001:db8::1
 //
-// Names are compared lower-case without a trailing dot. The proxy resolves names itself; a name
-// rule never lets a name that DNS resolves to a loopback or link-local address through (the
-// host's own services, cloud metadata) unless an address rule covers that address too.
+// Names are compared lower-case without a trailing dot. The proxy resolves names itself. No team
+// rule, name or address (not even 0.0.0.0/0), reaches an internal address (loopback, link-local
+// and cloud metadata, private, CGNAT, ULA, NAT64, this host's own: sandbox/src/internal-addresses.ts)
+// unless the operator opened that range (LocalDriverOptions.egressInternalAllow).
 import { isIP } from "node:net";
 import type { EgressRule } from "../../../sandbox/src/egress-rules.js";
 

@@ -22,6 +22,10 @@ import { silentLogger } from "../logger.js";
 import { bwrapArgs, INSIDE, passwdFiles } from "./bwrap.js";
 import type { DriverHealth, ExecRequest, ExecResult, Fence, SandboxDriver, SandboxHandle, SandboxInfo, SandboxSecrets, SandboxState } from "./driver.js";
 import { SandboxUnavailableError } from "./errors.js";
+import { parseEgressAllowList } from "./egress.js";
+import { canUseImages, checkFreeSpace, ImagePool, markDiskFull, mountImage, unmountImage, workspaceFullError } from "./disk-quota.js";
+import { DEFAULT_MAX_LOG_BYTES, rotateLog } from "../../../sandbox/src/log-file.js";
+import { execWithOomCheck, limitMemory, MemoryCgroups } from "./cgroup.js";
 import { egressDir, egressRulesOf, launchEgressProxy, waitForEgressProxy } from "./local-egress.js";
 import { installRuntime, isSameProcessAlive, killProcess, launchDetached, sleep, withLockFile } from "./local-process.js";
 import type { SandboxPolicy } from "./policy.js";
@@ -40,6 +44,12 @@ export type LocalDriverOptions = {
    * (a name mapped here may point at loopback). For split-horizon setups and tests.
    */
   egressHosts?: Record<string, string>;
+  /**
+   * Internal ranges (egress grammar: addresses, CIDRs, optional :port) the operator lets team
+   * allow-lists reach. Without them no sandbox reaches loopback, link-local (metadata), private,
+   * CGNAT, ULA, NAT64 or this host's own addresses through its proxy (internal-addresses.ts).
+   */
+  egressInternalAllow?: string[];
   store?: SandboxStore;
   /** Run the runtime without bubblewrap when bwrap is missing: NO isolation. Operator opt-in. */
   allowUnsandboxed?: boolean;
@@ -49,6 +59,22 @@ export type LocalDriverOptions = {
   hostUid?: number;
   hostGid?: number;
   startTimeoutMs?: number;
+  /**
+   * A memory cgroup per sandbox (cgroup.ts) when the host allows one; false: rlimits only. The
+   * sandbox's total memory, its runtime and tmpfs pages included, is then policy memoryMb.
+   */
+  memoryCgroups?: boolean;
+  /**
+   * Each workspace its own loop-mounted ext4 image of policy workspaceMb (disk-quota.ts) when this
+   * process is root; false: plain directories, no size limit.
+   */
+  workspaceImages?: boolean;
+  /** No new sandbox when the disk under baseDir has less free space than this, MB (0: no floor). */
+  minFreeDiskMb?: number;
+  /** Log cap, bytes: runtime.log is rotated at start (one old copy), egress.log truncated by its proxy. */
+  maxLogBytes?: number;
+  /** A file call (read, write, list) the runtime has not answered by then fails (503) instead of hanging the caller. */
+  fileTimeoutMs?: number;
   logger?: Logger;
 };
 
@@ -57,6 +83,10 @@ type Persisted = {
   idleTimeoutMs: number; ttlMs: number; configHash?: string; lastError?: string; unsandboxed?: boolean;
   pid?: number; pidStartTime?: string; childPid?: number; childStartTime?: string;
   egressPid?: number; egressStartTime?: string;
+  /** The sandbox's memory cgroup (cgroup.ts), removed when it stops. */
+  cgroup?: string;
+  /** The workspace is an ext4 image (disk-quota.ts), mounted while the sandbox runs. */
+  workspaceImage?: boolean;
 };
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -69,11 +99,15 @@ export class LocalSandboxDriver implements SandboxDriver {
   private bwrapOk: boolean | undefined;
   private runtimeCopy: string | undefined;
   private egressCopy: string | undefined;
+  private readonly cgroups: MemoryCgroups | undefined;
+  private readonly images: ImagePool;
 
   constructor(opts: LocalDriverOptions) {
     const root = process.getuid?.() === 0;
     this.opts = { startTimeoutMs: 10_000, bwrapPath: "bwrap", nodePath: process.execPath, ...(root ? { hostUid: 65534, hostGid: 65534 } : {}), ...opts };
     this.log = opts.logger ?? silentLogger;
+    this.cgroups = opts.memoryCgroups === false ? undefined : new MemoryCgroups();
+    this.images = new ImagePool(path.join(opts.baseDir, ".images"));
     // The sandbox's uid must traverse baseDir to reach its own directory (listing stays closed).
     mkdirSync(opts.baseDir, { recursive: true });
     chmodSync(opts.baseDir, 0o711);
@@ -92,8 +126,11 @@ export class LocalSandboxDriver implements SandboxDriver {
     return this.serialized(`${teamId}/${sessionId}`, () =>
       withLockFile(path.join(this.teamDir(teamId), `${sessionId}.lock`), this.opts.startTimeoutMs + 5_000, async () => {
         let rec = await this.read(teamId, sessionId);
-        const configHash = createHash("sha256").update(JSON.stringify([policy.resources, policy.egress, this.opts.egressHosts ?? {}, Object.entries(secrets).sort()])).digest("hex");
-        if (!rec || rec.state === "terminated") rec = await this.create(teamId, sessionId, policy);
+        const configHash = createHash("sha256").update(JSON.stringify([policy.resources, policy.egress, this.opts.egressHosts ?? {}, this.opts.egressInternalAllow ?? [], Object.entries(secrets).sort()])).digest("hex");
+        if (!rec || rec.state === "terminated") {
+          checkFreeSpace(this.opts.baseDir, this.opts.minFreeDiskMb ?? 1024);
+          rec = await this.create(teamId, sessionId, policy);
+        }
         rec.idleTimeoutMs = policy.idleTimeoutMs;
         rec.ttlMs = policy.ttlMs;
         const client = await this.client(rec);
@@ -102,26 +139,44 @@ export class LocalSandboxDriver implements SandboxDriver {
         if (!alive || rec.configHash !== configHash || rec.state !== "ready") await this.start(rec, policy, secrets, configHash);
         rec.lastActiveAt = Date.now();
         await this.save(rec);
+        // The next new workspace's image, made now that this sandbox is ready (off the acquire path).
+        if (rec.workspaceImage) this.images.refill(policy.resources.workspaceMb, (err) => this.log.warn({ err: err.message }, "spare workspace image not made"));
         return this.handle(rec);
       }),
     );
   }
 
   async exec(h: SandboxHandle, req: ExecRequest): Promise<ExecResult> {
-    return this.withRuntime(h, (c) => c.exec(req));
+    return this.withRuntime(h, async (c, rec) => {
+      const run = () => c.exec(req).catch((err: unknown) => Promise.reject(workspaceFullError(err)));
+      return markDiskFull(await (rec.cgroup && this.cgroups ? execWithOomCheck(this.cgroups, rec.cgroup, run) : run()));
+    });
   }
   async readFile(h: SandboxHandle, p: string, opts: { maxBytes?: number; signal?: AbortSignal } = {}) {
-    return this.withRuntime(h, (c) => c.readFile(p, opts));
+    return this.fileCall(h, opts.signal, (c, signal) => c.readFile(p, { ...opts, signal }));
   }
   async writeFile(h: SandboxHandle, p: string, content: string, opts: Fence & { encoding?: "utf8" | "base64" } = {}) {
-    return this.withRuntime(h, (c) => c.writeFile(p, content, opts));
+    return this.fileCall(h, undefined, (c, signal) => c.writeFile(p, content, { ...opts, signal }));
   }
   async listFiles(h: SandboxHandle, p: string, opts: { recursive?: boolean; maxEntries?: number; signal?: AbortSignal } = {}) {
-    return this.withRuntime(h, (c) => c.listFiles(p, opts));
+    return this.fileCall(h, opts.signal, (c, signal) => c.listFiles(p, { ...opts, signal }));
+  }
+
+  /** A file call bounded by fileTimeoutMs: a runtime stuck on a file never hangs a worker or a page. */
+  private async fileCall<T>(h: SandboxHandle, signal: AbortSignal | undefined, fn: (c: RuntimeClient, signal: AbortSignal) => Promise<T>): Promise<T> {
+    const ms = this.opts.fileTimeoutMs ?? 30_000;
+    const timeout = AbortSignal.timeout(ms);
+    return this.withRuntime(h, (c) => fn(c, signal ? AbortSignal.any([signal, timeout]) : timeout)).catch((err: unknown) => {
+      if (timeout.aborted && !signal?.aborted) throw new SandboxUnavailableError(`the sandbox runtime did not answer a file call within ${ms} ms`, { sandboxId: h.sandboxId }, { cause: err });
+      throw err;
+    });
   }
 
   async suspend(h: SandboxHandle): Promise<void> {
-    await this.transition(h, "suspended", async (rec) => this.stop(rec));
+    await this.transition(h, "suspended", async (rec) => {
+      await this.stop(rec);
+      if (rec.workspaceImage) await unmountImage(this.sandboxDir(rec.teamId, rec.sessionId));
+    });
   }
 
   async resume(h: SandboxHandle, policy: SandboxPolicy, secrets: SandboxSecrets = {}): Promise<void> {
@@ -133,6 +188,7 @@ export class LocalSandboxDriver implements SandboxDriver {
   async release(h: SandboxHandle): Promise<void> {
     await this.transition(h, "terminated", async (rec) => {
       await this.stop(rec);
+      if (rec.workspaceImage) await unmountImage(this.sandboxDir(rec.teamId, rec.sessionId));
       await rm(this.sandboxDir(rec.teamId, rec.sessionId), { recursive: true, force: true });
     });
   }
@@ -173,7 +229,7 @@ export class LocalSandboxDriver implements SandboxDriver {
       const rules = egressRulesOf(policy);
       // Unsandboxed there is no namespace to keep closed: commands have the host network anyway.
       if (rules && !this.bwrapOk) this.log.warn({ teamId: rec.teamId, sessionId: rec.sessionId }, "egress allow-list not enforced: running unsandboxed");
-      const egress = rules && this.bwrapOk ? await launchEgressProxy({ sandboxDir: dir, proxyScript: this.egressProxy(), nodePath: this.opts.nodePath, rules, hosts: this.opts.egressHosts ?? {}, ...this.uidOpts() }) : undefined;
+      const egress = rules && this.bwrapOk ? await launchEgressProxy({ sandboxDir: dir, proxyScript: this.egressProxy(), nodePath: this.opts.nodePath, rules, hosts: this.opts.egressHosts ?? {}, internal: parseEgressAllowList(this.opts.egressInternalAllow ?? []), maxLogBytes: this.opts.maxLogBytes ?? DEFAULT_MAX_LOG_BYTES, ...this.uidOpts() }) : undefined;
       delete rec.egressPid;
       delete rec.egressStartTime;
       if (egress) Object.assign(rec, egress);
@@ -184,6 +240,8 @@ export class LocalSandboxDriver implements SandboxDriver {
         limits: policy.resources,
         ...(egress ? { egress: { socket: INSIDE.egressSocket, port: INSIDE.egressPort } } : {}),
       });
+      if (rec.workspaceImage) await mountImage(dir, this.owner());
+      await rotateLog(path.join(dir, "runtime.log"), this.opts.maxLogBytes ?? DEFAULT_MAX_LOG_BYTES);
       const log = await open(path.join(dir, "runtime.log"), "a", 0o600);
       try {
         const launched = await (this.bwrapOk
@@ -196,6 +254,8 @@ export class LocalSandboxDriver implements SandboxDriver {
       } finally {
         await log.close();
       }
+      // Before the runtime answers, so no command of the team's runs outside the group.
+      if (this.bwrapOk && this.cgroups) limitMemory(this.cgroups, rec, policy.resources.memoryMb, this.log);
       await this.save(rec);
       const client = await this.client(rec);
       const deadline = Date.now() + this.opts.startTimeoutMs;
@@ -221,6 +281,10 @@ export class LocalSandboxDriver implements SandboxDriver {
     await killProcess(rec.childPid, rec.childStartTime);
     await killProcess(rec.pid, rec.pidStartTime);
     await killProcess(rec.egressPid, rec.egressStartTime);
+    if (rec.cgroup && this.cgroups) {
+      await this.cgroups.remove(rec.cgroup).catch((err: Error) => this.log.warn({ sandboxId: rec.sandboxId, cgroup: rec.cgroup, err: err.message }, "sandbox memory cgroup not removed"));
+      delete rec.cgroup;
+    }
   }
 
   private async create(teamId: string, sessionId: string, policy: SandboxPolicy): Promise<Persisted> {
@@ -237,14 +301,18 @@ export class LocalSandboxDriver implements SandboxDriver {
     if (this.opts.hostUid !== undefined) for (const d of ["workspace", "run"]) await chown(path.join(dir, d), this.opts.hostUid, this.opts.hostGid ?? this.opts.hostUid);
     const now = Date.now();
     const rec: Persisted = { sandboxId: randomUUID(), teamId, sessionId, state: "requested", createdAt: now, lastActiveAt: now, idleTimeoutMs: policy.idleTimeoutMs, ttlMs: policy.ttlMs };
+    if (await this.imagesUsable()) {
+      await this.images.take(dir, policy.resources.workspaceMb);
+      rec.workspaceImage = true;
+    }
     await this.setState(rec, "requested");
     return rec;
   }
 
-  private async withRuntime<T>(h: SandboxHandle, fn: (c: RuntimeClient) => Promise<T>): Promise<T> {
+  private async withRuntime<T>(h: SandboxHandle, fn: (c: RuntimeClient, rec: Persisted) => Promise<T>): Promise<T> {
     const rec = await this.read(h.teamId, h.sessionId);
     if (!rec || rec.sandboxId !== h.sandboxId || rec.state !== "ready") throw new SandboxUnavailableError(`the sandbox is ${rec?.sandboxId === h.sandboxId ? rec.state : "gone"}; acquire it again`);
-    return fn(await this.client(rec));
+    return fn(await this.client(rec), rec);
   }
 
   private async transition(h: SandboxHandle, to: SandboxState, fn: (rec: Persisted) => Promise<void>): Promise<void> {
@@ -305,6 +373,21 @@ export class LocalSandboxDriver implements SandboxDriver {
     const script = this.opts.egressProxyScript ?? path.join(path.dirname(this.opts.runtimeScript), "egress-proxy.mjs");
     this.egressCopy ??= installRuntime(this.opts.baseDir, script, "egress-proxy");
     return this.egressCopy;
+  }
+
+  private owner(): { uid: number; gid: number } {
+    const uid = this.opts.hostUid ?? process.getuid!();
+    return { uid, gid: this.opts.hostGid ?? uid };
+  }
+
+  private imagesChecked: Promise<boolean> | undefined;
+  private imagesUsable(): Promise<boolean> {
+    if (this.opts.workspaceImages === false) return Promise.resolve(false);
+    this.imagesChecked ??= canUseImages().then((r) => {
+      if (!r.ok) this.log.warn({ reason: r.reason }, "no workspace images: sandbox workspaces have no size limit");
+      return r.ok;
+    });
+    return this.imagesChecked;
   }
 
   private uidOpts(): { uid?: number; gid?: number } {

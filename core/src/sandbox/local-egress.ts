@@ -12,6 +12,7 @@ import type { SandboxPolicy } from "./policy.js";
 import { parseEgressAllowList, type EgressRule } from "./egress.js";
 import { isSameProcessAlive, launchDetached, sleep } from "./local-process.js";
 import { connectUnix } from "./runtime-client.js";
+import { rotateLog } from "../../../sandbox/src/log-file.js";
 
 export type EgressProcess = { egressPid: number; egressStartTime: string };
 
@@ -35,6 +36,10 @@ export async function launchEgressProxy(opts: {
   nodePath: string;
   rules: EgressRule[];
   hosts: Record<string, string>;
+  /** Address rules the operator opened inside internal space (private, loopback, metadata…). */
+  internal?: EgressRule[];
+  /** egress.log is rotated past this size (one old copy kept). */
+  maxLogBytes: number;
   uid?: number;
   gid?: number;
 }): Promise<EgressProcess> {
@@ -44,11 +49,15 @@ export async function launchEgressProxy(opts: {
   // The proxy (as the sandbox's uid) creates its socket here; the sandbox sees the dir read-only.
   if (opts.uid !== undefined) await chown(dir, opts.uid, opts.gid ?? opts.uid);
   const socket = path.join(dir, "proxy.sock");
-  const log = await open(path.join(opts.sandboxDir, "egress.log"), "a", 0o600);
+  const logFile = path.join(opts.sandboxDir, "egress.log");
+  await rotateLog(logFile, opts.maxLogBytes);
+  const log = await open(logFile, "a", 0o600);
+  // The proxy (as the sandbox's uid) appends and rotates it itself; root's sandbox dir is not writable to it.
+  if (opts.uid !== undefined) await chown(logFile, opts.uid, opts.gid ?? opts.uid);
   let launched;
   try {
     launched = await launchDetached(opts.nodePath, [opts.proxyScript, "--socket", socket, "--config-stdin"], {
-      stdin: JSON.stringify({ rules: opts.rules, hosts: opts.hosts }),
+      stdin: JSON.stringify({ rules: opts.rules, hosts: opts.hosts, internal: opts.internal ?? [], log: { path: logFile, maxBytes: opts.maxLogBytes } }),
       logFd: log.fd,
       infoFd: false,
       ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}),

@@ -6,14 +6,21 @@ import { parseEgressEntry } from "./egress.js";
 export const sandboxResources = z.object({
   /** CPU seconds per process (RLIMIT_CPU locally; a pod's CPU limit is separate). */
   cpuSeconds: z.number().int().positive().max(86_400).default(60),
-  /** Address space per process, MB (RLIMIT_AS locally; pod memory limit on Kubernetes). */
+  /**
+   * Memory, MB: per process (RLIMIT_AS) and, locally where the host allows a memory cgroup, the
+   * whole sandbox's (runtime and tmpfs included; cgroup.ts). The pod's memory limit on Kubernetes.
+   */
   memoryMb: z.number().int().min(16).max(65_536).default(1024),
   /** Processes and threads in the sandbox (RLIMIT_NPROC in the sandbox's user namespace). */
   maxProcesses: z.number().int().min(8).max(4096).default(256),
   /** Largest file a command may write, MB (RLIMIT_FSIZE). Not a disk quota. */
   maxFileSizeMb: z.number().int().positive().max(65_536).default(512),
-  /** Workspace size, MB: the sandbox's PersistentVolumeClaim on Kubernetes (kept across suspend). Not enforced locally. */
-  workspaceMb: z.number().int().min(64).max(1_048_576).default(1024),
+  /**
+   * The workspace's size, MB: locally its own ext4 file system (disk-quota.ts; fixed when the
+   * sandbox is created; a full workspace fails writes with ENOSPC inside, the host's disk is not
+   * touched); on Kubernetes the sandbox's PersistentVolumeClaim (kept across suspend).
+   */
+  workspaceMb: z.number().int().min(16).max(1_048_576).default(1024),
 });
 
 const egressEntry = z.string().min(1).max(300).superRefine((entry, ctx) => {

@@ -68,7 +68,9 @@ export class RuntimeClient {
           ...target,
           method,
           signal: opts.signal,
-          timeout: opts.timeoutMs,
+          // 0, not undefined: Node 20's global agent otherwise drops a socket idle for 5 s, which
+          // failed every exec that printed nothing for 5 s ("no answer within undefined ms").
+          timeout: opts.timeoutMs ?? 0,
           headers: { authorization: `Bearer ${this.token}`, ...(data ? { "content-type": "application/json", "content-length": Buffer.byteLength(data) } : {}) },
         },
         (res) => {

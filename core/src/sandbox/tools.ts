@@ -106,6 +106,7 @@ const LIMIT_TEXT: Record<NonNullable<ExecResult["limit"]>, string> = {
   fileSize: "the command tried to write a file larger than the sandbox's file size limit",
   processes: "the command hit the sandbox's process limit (too many processes)",
   timeout: "the command was killed: it ran longer than its timeout",
+  disk: "the command ran out of disk space: the workspace is full (it hit the sandbox's workspace size limit); delete files to make room",
 };
 
 /** The result as the model sees it: the raw fields plus one sentence when something went wrong. */

@@ -6,6 +6,7 @@
 import http from "node:http";
 import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
+import { networkInterfaces } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseEgressAllowList, parseEgressEntry } from "../../src/sandbox/egress.js";
@@ -83,7 +84,31 @@ describe("egress allow-list (local driver)", () => {
     const h = await d.acquire(session(), TEAM, policy({ egress: { allow: ["localhost"] } }));
     const r = await d.exec(h, { command: `curl -sS --max-time 10 -i --noproxy '' -x http://127.0.0.1:3128 http://localhost:${port}/` });
     expect(r.stdout).toMatch(/^HTTP\/1\.1 403/);
-    expect(r.stdout).toMatch(/localhost resolves to .*127\.0\.0\.1.*a loopback or link-local address/); // ::1 may come first
+    expect(r.stdout).toMatch(/localhost resolves to .*127\.0\.0\.1 \(loopback.*an internal address/); // ::1 may come first
+  });
+
+  it("does not open loopback or this host's own address to an address rule 0.0.0.0/0 (issue 14 item 5)", async () => {
+    const own = Object.values(networkInterfaces()).flatMap((l) => l ?? []).find((i) => i.family === "IPv4" && !i.internal)!.address;
+    const onOwn = http.createServer((_req, res) => res.end("host service\n"));
+    await new Promise<void>((r) => onOwn.listen(0, own, r));
+    try {
+      const ownPort = (onOwn.address() as AddressInfo).port;
+      const d = env.driver();
+      const h = await d.acquire(session(), TEAM, policy({ egress: { allow: ["0.0.0.0/0"] } }));
+      for (const url of [`http://127.0.0.1:${port}/`, `http://${own}:${ownPort}/`, "http://169.254.169.254/latest/meta-data/"]) {
+        // --noproxy '': NO_PROXY names 127.0.0.1, and curl would go direct (and find nothing).
+        const r = await d.exec(h, { command: `curl -sS --max-time 10 -i --noproxy '' ${url}` });
+        expect(r.stdout, url).toMatch(/^HTTP\/1\.1 403/);
+        expect(r.stdout, url).toMatch(/is an internal address, which this sandbox's allow-list does not open/);
+        expect(r.stdout).not.toMatch(/hello from|host service/);
+      }
+      // The operator can open one range; only that one opens.
+      const open = await env.driver({ egressInternalAllow: [`${own}/32`] }).acquire(session(), TEAM, policy({ egress: { allow: ["0.0.0.0/0"] } }));
+      expect((await d.exec(open, { command: `curl -sS --max-time 10 http://${own}:${ownPort}/` })).stdout).toBe("host service\n");
+      expect((await d.exec(open, { command: `curl -sS --max-time 10 -i --noproxy '' http://127.0.0.1:${port}/` })).stdout).toMatch(/^HTTP\/1\.1 403/);
+    } finally {
+      onOwn.close();
+    }
   });
 
   it("keeps no proxy at all for policy none", async () => {
@@ -133,7 +158,7 @@ describe("egress allow-list grammar and matching", () => {
   });
 
   it("matches exact names, subdomains of a wildcard (not the bare domain), ports and ranges", () => {
-    const m = new EgressMatcher(parseEgressAllowList(["api.example.com", "*.github.com:443", "203.0.113.0/24:8443"]));
+    const m = new EgressMatcher(parseEgressAllowList(["api.example.com", "*.github.com:443", "140.82.112.0/20:8443"]));
     const ok = (host: string, port: number, addresses: string[]) => m.decide(host, port, addresses).allowed;
     expect(ok("api.example.com", 80, ["93.184.216.34"])).toBe(true);
     expect(ok("API.EXAMPLE.COM.", 443, ["93.184.216.34"])).toBe(true);
@@ -143,9 +168,9 @@ describe("egress allow-list grammar and matching", () => {
     expect(ok("github.com", 443, ["140.82.112.3"])).toBe(false);
     expect(ok("raw.github.com", 80, ["140.82.112.3"])).toBe(false);
     expect(ok("evilgithub.com", 443, ["140.82.112.3"])).toBe(false);
-    expect(ok("203.0.113.9", 8443, ["203.0.113.9"])).toBe(true);
-    expect(ok("any.name", 8443, ["203.0.113.9"])).toBe(true); // ranges match the address, as NetworkPolicy does
-    expect(ok("203.0.113.9", 443, ["203.0.113.9"])).toBe(false);
+    expect(ok("140.82.112.9", 8443, ["140.82.112.9"])).toBe(true);
+    expect(ok("any.name", 8443, ["140.82.112.9"])).toBe(true); // ranges match the address, as NetworkPolicy does
+    expect(ok("140.82.112.9", 443, ["140.82.112.9"])).toBe(false);
     expect(ok("api.example.com", 80, ["169.254.169.254"])).toBe(false); // cloud metadata via a listed name
     expect(ok("api.example.com", 80, ["::ffff:127.0.0.1"])).toBe(false);
     // Every allowed address is offered to the connection (IPv6 and IPv4), none that is not.
