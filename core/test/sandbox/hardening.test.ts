@@ -63,6 +63,8 @@ describe("the runtime is out of the commands' reach", () => {
       s.on("error", (e) => { log("listen " + e.code); process.exit(0); });
       s.listen(p, () => log("listening"));
     `, { background: true });
+    // New connections, not ones kept alive from before the attack.
+    http.globalAgent.destroy();
     expect((await d.exec(h, { command: "echo from the runtime" })).stdout).toBe("from the runtime\n");
     const reaped = await reapSandboxes({ driver: d, liveSessions: async (ids) => new Set(ids) });
     expect(reaped.errors).toEqual([]);
@@ -78,6 +80,8 @@ describe("the runtime is out of the commands' reach", () => {
     await d.writeFile(h, "notes.txt", "the real file");
     const r = await d.exec(h, { command: `mv /run/keel/runtime.sock /run/keel/aside.sock; ln -sf ${hostSocket} /run/keel/runtime.sock; echo done` });
     expect(r.stdout).toBe("done\n");
+    // A new connection, not one kept alive from before the swap.
+    http.globalAgent.destroy();
     expect((await d.readFile(h, "notes.txt")).content).toBe("the real file");
     expect(hostSeen).toEqual([]);
     // Host side too: even where the socket is, a symlink is refused, not followed.
