@@ -17,8 +17,11 @@
 // Not a PID namespace of its own: a nested procfs mount is refused by the kernel (bwrap covers
 // parts of /proc, mnt_too_revealing), and every bwrap process marks itself dumpable, so a
 // per-command inner bwrap would expose the outer mount tree through /proc/<bwrap pid>/root.
-import { existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, lstatSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
+import { LAUNCH_SHELL } from "./local-process.js";
 
 export type BwrapSpec = {
   workspaceDir: string;
@@ -120,7 +123,7 @@ function runtimeCommand(fds: BwrapSpec["fds"]): string {
 }
 
 /** The contents of the /proc masks: nothing of the host's boot line, load or CPU counters. */
-export function procMaskFiles(cpus: number, bootTime: number): Record<keyof typeof PROC_MASKS, string> {
+export function procMaskFiles(cpus = os.cpus().length, bootTime = hostBootTime()): Record<keyof typeof PROC_MASKS, string> {
   const zeros = " 0 0 0 0 0 0 0 0 0 0";
   const cpuLines = Array.from({ length: Math.max(1, cpus) }, (_, i) => `cpu${i}${zeros}`);
   return {
@@ -155,4 +158,26 @@ export function passwdFiles(): { passwd: string; group: string } {
     passwd: `sandbox:x:${SANDBOX_UID}:${SANDBOX_UID}:sandbox:${INSIDE.workspace}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
     group: `sandbox:x:${SANDBOX_UID}:\nnogroup:x:65534:\n`,
   };
+}
+
+/** bwrap ≥ 0.8 for --disable-userns. */
+const MIN_BWRAP: [number, number] = [0, 8];
+
+/** Why bubblewrap cannot run hardened sandboxes here, or undefined when it can. */
+export function bwrapProblem(bwrap: string, ids: { uid?: number; gid?: number }): string | undefined {
+  const v = spawnSync(bwrap, ["--version"], { encoding: "utf8" });
+  if (v.error) return `${bwrap} not found (install it: apt-get install -y bubblewrap)`;
+  const m = /(\d+)\.(\d+)/.exec(v.stdout);
+  if (!m || Number(m[1]) < MIN_BWRAP[0] || (Number(m[1]) === MIN_BWRAP[0] && Number(m[2]) < MIN_BWRAP[1])) {
+    return `${v.stdout.trim() || "bubblewrap (unknown version)"} is too old: sandboxes need ${MIN_BWRAP.join(".")} or newer (--disable-userns)`;
+  }
+  if (!existsSync(LAUNCH_SHELL)) return `${LAUNCH_SHELL} is missing (the sandbox launcher needs bash)`;
+  const r = spawnSync(bwrap, ["--unshare-all", "--unshare-user", "--disable-userns", "--ro-bind", "/", "/", "true"], { encoding: "utf8", ...ids });
+  return r.status === 0 ? undefined : `bubblewrap cannot create namespaces: ${r.stderr.trim()}`;
+}
+
+let bootTime: number | undefined;
+function hostBootTime(): number {
+  bootTime ??= Number(/^btime (\d+)$/m.exec(readFileSync("/proc/stat", "utf8"))?.[1] ?? Math.floor(Date.now() / 1000 - os.uptime()));
+  return bootTime;
 }

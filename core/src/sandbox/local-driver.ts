@@ -17,19 +17,18 @@
 // the proxy opens only the allowed hosts and ports (403 with the reason otherwise). A program
 // that ignores the proxy variables reaches nothing.
 import { randomBytes, randomUUID, createHash } from "node:crypto";
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
-import { chmod, chown, lchown, mkdir, open, readFile, readdir, rm, writeFile, rename } from "node:fs/promises";
-import os from "node:os";
+import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
+import { chmod, chown, mkdir, open, readFile, readdir, rm, writeFile, rename } from "node:fs/promises";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import type { Logger } from "../logger.js";
 import { silentLogger } from "../logger.js";
-import { bwrapArgs, INSIDE, passwdFiles, procMaskFiles } from "./bwrap.js";
+import { bwrapArgs, bwrapProblem, INSIDE, passwdFiles, procMaskFiles } from "./bwrap.js";
 import type { DriverHealth, ExecRequest, ExecResult, Fence, SandboxDriver, SandboxHandle, SandboxInfo, SandboxSecrets, SandboxState } from "./driver.js";
 import { SandboxUnavailableError } from "./errors.js";
 import { egressDir, egressRulesOf, launchEgressProxy, waitForEgressProxy } from "./local-egress.js";
-import { installExecOnly, installRuntime, isSameProcessAlive, killProcess, LAUNCH_SHELL, launchDetached, listenForChild, sleep, withLockFile } from "./local-process.js";
-import { claimUid, DEFAULT_UID_RANGE, releaseUid, type UidRange } from "./local-uids.js";
+import { installExecOnly, installRuntime, isSameProcessAlive, killProcess, launchDetached, listenForChild, sleep, withLockFile } from "./local-process.js";
+import { chownTree, claimUid, DEFAULT_UID_RANGE, releaseUid, type UidRange } from "./local-uids.js";
 import { seccompProgram } from "./seccomp.js";
 import type { SandboxPolicy } from "./policy.js";
 import { RuntimeClient } from "./runtime-client.js";
@@ -76,8 +75,7 @@ type Persisted = {
 
 /** Layout of the fds bwrap gets: 3 info, 4 args, then these (the runtime sees the last two). */
 const BWRAP_FDS = { seccomp: 5, listen: 6, state: 7 } as const;
-/** bwrap ≥ 0.8 for --disable-userns. */
-const MIN_BWRAP: [number, number] = [0, 8];
+
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -309,7 +307,7 @@ export class LocalSandboxDriver implements SandboxDriver {
     await chmod(path.join(dir, "host"), 0o700);
     await rm(path.join(dir, "run"), { recursive: true, force: true });
     const pw = passwdFiles();
-    const etc: Record<string, string> = { passwd: pw.passwd, group: pw.group, ...procMaskFiles(os.cpus().length, hostBootTime()) };
+    const etc: Record<string, string> = { passwd: pw.passwd, group: pw.group, ...procMaskFiles() };
     for (const [name, text] of Object.entries(etc)) await writeFile(path.join(dir, "etc", name), text, { mode: 0o644 });
     // The sandbox's own uid must reach its workspace, state and etc; nothing else of ours.
     await chmod(dir, 0o711);
@@ -403,32 +401,5 @@ export class LocalSandboxDriver implements SandboxDriver {
     const d = path.join(this.opts.baseDir, teamId);
     mkdirSync(d, { recursive: true, mode: 0o711 });
     return d;
-  }
-}
-
-/** Why bubblewrap cannot run hardened sandboxes here, or undefined when it can. */
-function bwrapProblem(bwrap: string, ids: { uid?: number; gid?: number }): string | undefined {
-  const v = spawnSync(bwrap, ["--version"], { encoding: "utf8" });
-  if (v.error) return `${bwrap} not found (install it: apt-get install -y bubblewrap)`;
-  const m = /(\d+)\.(\d+)/.exec(v.stdout);
-  if (!m || Number(m[1]) < MIN_BWRAP[0] || (Number(m[1]) === MIN_BWRAP[0] && Number(m[2]) < MIN_BWRAP[1])) {
-    return `${v.stdout.trim() || "bubblewrap (unknown version)"} is too old: sandboxes need ${MIN_BWRAP.join(".")} or newer (--disable-userns)`;
-  }
-  if (!existsSync(LAUNCH_SHELL)) return `${LAUNCH_SHELL} is missing (the sandbox launcher needs bash)`;
-  const r = spawnSync(bwrap, ["--unshare-all", "--unshare-user", "--disable-userns", "--ro-bind", "/", "/", "true"], { encoding: "utf8", ...ids });
-  return r.status === 0 ? undefined : `bubblewrap cannot create namespaces: ${r.stderr.trim()}`;
-}
-
-let bootTime: number | undefined;
-function hostBootTime(): number {
-  bootTime ??= Number(/^btime (\d+)$/m.exec(readFileSync("/proc/stat", "utf8"))?.[1] ?? Math.floor(Date.now() / 1000 - os.uptime()));
-  return bootTime;
-}
-
-async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const p = path.join(dir, e.name);
-    await lchown(p, uid, gid).catch(() => {});
-    if (e.isDirectory()) await chownTree(p, uid, gid);
   }
 }

@@ -5,7 +5,7 @@
 // shared lock) and freed when the sandbox is released. A claim whose sandbox directory no longer
 // records that uid (a crash between release and unlink) is taken over.
 import { createHash } from "node:crypto";
-import { mkdir, open, readFile, unlink } from "node:fs/promises";
+import { lchown, mkdir, open, readdir, readFile, unlink } from "node:fs/promises";
 import path from "node:path";
 
 export type UidRange = { first: number; count: number };
@@ -40,4 +40,13 @@ export async function claimUid(baseDir: string, range: UidRange, teamId: string,
 
 export async function releaseUid(baseDir: string, uid: number | undefined): Promise<void> {
   if (uid !== undefined) await unlink(path.join(baseDir, ".uids", String(uid))).catch(() => {});
+}
+
+/** Hands a tree to a sandbox's uid (a workspace made before per-sandbox uids). Symlinks are not followed. */
+export async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = path.join(dir, e.name);
+    await lchown(p, uid, gid).catch(() => {});
+    if (e.isDirectory()) await chownTree(p, uid, gid);
+  }
 }
