@@ -15,6 +15,8 @@ export type ExecRequest = {
   maxOutputBytes: number;
   stdin?: string;
   onOutput?: (stream: "stdout" | "stderr", chunk: string) => void;
+  /** Single-digit fds inherited from the runtime that the command must not get (its listening socket). */
+  closeFds?: number[];
 };
 
 let nprocFlag: string | undefined;
@@ -24,8 +26,10 @@ function processLimitFlag(): string {
   return nprocFlag;
 }
 
-export function limitScript(limits: Limits): string {
+export function limitScript(limits: Limits, closeFds: number[] = []): string {
   const parts: string[] = [];
+  // Node cannot mark an fd it was handed CLOEXEC: the shell closes it before the command runs.
+  for (const fd of closeFds) parts.push(`exec ${fd}<&-`);
   // The soft limit signals SIGXCPU (reported as "cpu"); the hard limit a little later kills a
   // process that ignores it. Soft first: a hard limit below the current soft one is EINVAL.
   if (limits.cpuSeconds) parts.push(`ulimit -S -t ${Math.ceil(limits.cpuSeconds)}`, `ulimit -H -t ${Math.ceil(limits.cpuSeconds) + 2}`);
@@ -47,7 +51,7 @@ export function runCommand(req: ExecRequest, limits: Limits): Promise<ExecResult
     // detached: its own process group, so the timeout kills everything it started.
     const stdio: StdioOptions = [req.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"];
     // Cast: some ambient type packages (Next.js) make NODE_ENV a required ProcessEnv key.
-    const child: ChildProcess = spawn("/bin/sh", ["-c", limitScript(limits), "sh", ...req.argv], { cwd: req.cwd, env: req.env as NodeJS.ProcessEnv, detached: true, stdio });
+    const child: ChildProcess = spawn("/bin/sh", ["-c", limitScript(limits, req.closeFds), "sh", ...req.argv], { cwd: req.cwd, env: req.env as NodeJS.ProcessEnv, detached: true, stdio });
     const out = { stdout: "", stderr: "", bytes: { stdout: 0, stderr: 0 }, truncated: false };
     let timedOut = false;
     let settled = false;

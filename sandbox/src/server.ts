@@ -16,6 +16,8 @@ export type RuntimeConfig = {
   env: Record<string, string>;
   limits: Limits;
   maxBodyBytes?: number;
+  /** fds of this process (the listening socket) that each command's shell closes before anything else runs. */
+  privateFds?: number[];
 };
 
 const MAX_TIMEOUT_MS = 3_600_000;
@@ -72,7 +74,7 @@ export function createRuntimeServer(config: RuntimeConfig): http.Server {
     }
     const argv = hasCommand ? ["/bin/sh", "-c", body.command as string] : (body.argv as string[]);
     const startedAt = Date.now();
-    const p = runCommand({ argv, cwd, env: { ...config.env, ...(extraEnv as Record<string, string>) }, timeoutMs, maxOutputBytes, onOutput }, config.limits);
+    const p = runCommand({ argv, cwd, env: { ...config.env, ...(extraEnv as Record<string, string>) }, timeoutMs, maxOutputBytes, onOutput, closeFds: config.privateFds }, config.limits);
     if (key) inflight.set(key, p);
     try {
       const result = await p;

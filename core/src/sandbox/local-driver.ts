@@ -5,7 +5,11 @@
 // outlives the worker that started it, and a running command survives a worker crash. Any
 // worker reattaches by reading sandbox.json (pids + start times, token) and checking /healthz;
 // when the runtime is gone (SIGKILL, reboot, suspend) the next acquire starts a new one on the
-// same workspace. Exec records and fencing epochs live in the workspace, so both survive that.
+// same workspace. Exec records and fencing epochs live in the sandbox's state dir (host side,
+// passed to the runtime as an fd, out of the commands' reach), so both survive that.
+//
+// The runtime socket is made by this process in <sandbox>/host/ (0700, ours) and handed to the
+// runtime as an fd; clients connect there and check it is a socket we own (runtime-client.ts).
 //
 // Egress: every sandbox has its own empty network namespace (loopback only). Policy 'none' → that
 // is all. {allow: [...]} → a host-side egress proxy per sandbox (local-egress.ts) on a unix socket
@@ -13,13 +17,13 @@
 // the proxy opens only the allowed hosts and ports (403 with the reason otherwise). A program
 // that ignores the proxy variables reaches nothing.
 import { randomBytes, randomUUID, createHash } from "node:crypto";
-import { chmodSync, mkdirSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { chmod, chown, mkdir, open, readFile, readdir, rm, writeFile, rename } from "node:fs/promises";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import type { Logger } from "../logger.js";
 import { silentLogger } from "../logger.js";
-import { bwrapArgs, INSIDE, passwdFiles } from "./bwrap.js";
+import { bwrapArgs, bwrapProblem, INSIDE, passwdFiles, procMaskFiles } from "./bwrap.js";
 import type { DriverHealth, ExecRequest, ExecResult, Fence, SandboxDriver, SandboxHandle, SandboxInfo, SandboxSecrets, SandboxState } from "./driver.js";
 import { SandboxUnavailableError } from "./errors.js";
 import { parseEgressAllowList } from "./egress.js";
@@ -27,7 +31,9 @@ import { canUseImages, checkFreeSpace, ImagePool, markDiskFull, mountImage, unmo
 import { DEFAULT_MAX_LOG_BYTES, rotateLog } from "../../../sandbox/src/log-file.js";
 import { execWithOomCheck, limitMemory, MemoryCgroups } from "./cgroup.js";
 import { egressDir, egressRulesOf, launchEgressProxy, waitForEgressProxy } from "./local-egress.js";
-import { installRuntime, isSameProcessAlive, killProcess, launchDetached, sleep, withLockFile } from "./local-process.js";
+import { installExecOnly, installRuntime, isSameProcessAlive, killProcess, launchDetached, listenForChild, sleep, withLockFile } from "./local-process.js";
+import { chownTree, claimUid, DEFAULT_UID_RANGE, releaseUid, type UidRange } from "./local-uids.js";
+import { seccompProgram } from "./seccomp.js";
 import type { SandboxPolicy } from "./policy.js";
 import { RuntimeClient } from "./runtime-client.js";
 import type { SandboxStore } from "./store.js";
@@ -55,7 +61,13 @@ export type LocalDriverOptions = {
   allowUnsandboxed?: boolean;
   bwrapPath?: string;
   nodePath?: string;
-  /** Host uid/gid the sandbox runs as when this process is root (RLIMIT_NPROC never applies to root). */
+  /**
+   * When this process is root, each sandbox (and its egress proxy) runs as its own host uid
+   * (= gid) from this range (default DEFAULT_UID_RANGE): RLIMIT_NPROC never applies to root,
+   * and a shared uid would let one sandbox's processes read another's files and memory.
+   */
+  uidRange?: UidRange;
+  /** One fixed host uid/gid for every sandbox instead of the range (tests, single-tenant setups). */
   hostUid?: number;
   hostGid?: number;
   startTimeoutMs?: number;
@@ -87,7 +99,13 @@ type Persisted = {
   cgroup?: string;
   /** The workspace is an ext4 image (disk-quota.ts), mounted while the sandbox runs. */
   workspaceImage?: boolean;
+  /** The host uid this sandbox runs as (from uidRange), when Keel runs as root. */
+  uid?: number;
 };
+
+/** Layout of the fds bwrap gets: 3 info, 4 args, then these (the runtime sees the last two). */
+const BWRAP_FDS = { seccomp: 5, listen: 6, state: 7 } as const;
+
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -101,10 +119,13 @@ export class LocalSandboxDriver implements SandboxDriver {
   private egressCopy: string | undefined;
   private readonly cgroups: MemoryCgroups | undefined;
   private readonly images: ImagePool;
+  private nodeCopy: string | undefined;
+  private shellCopy: string | undefined;
+  private seccomp: Buffer | undefined;
 
   constructor(opts: LocalDriverOptions) {
     const root = process.getuid?.() === 0;
-    this.opts = { startTimeoutMs: 10_000, bwrapPath: "bwrap", nodePath: process.execPath, ...(root ? { hostUid: 65534, hostGid: 65534 } : {}), ...opts };
+    this.opts = { startTimeoutMs: 10_000, bwrapPath: "bwrap", nodePath: process.execPath, ...(root && opts.hostUid === undefined ? { uidRange: DEFAULT_UID_RANGE } : {}), ...opts };
     this.log = opts.logger ?? silentLogger;
     this.cgroups = opts.memoryCgroups === false ? undefined : new MemoryCgroups();
     this.images = new ImagePool(path.join(opts.baseDir, ".images"));
@@ -114,11 +135,10 @@ export class LocalSandboxDriver implements SandboxDriver {
   }
 
   async health(): Promise<DriverHealth> {
-    const r = spawnSync(this.opts.bwrapPath, ["--unshare-all", "--ro-bind", "/", "/", "true"], { encoding: "utf8", ...this.uidOpts() });
-    this.bwrapOk = r.status === 0;
+    const why = bwrapProblem(this.opts.bwrapPath, this.opts.uidRange ? { uid: 65534, gid: 65534 } : this.uidOpts());
+    this.bwrapOk = why === undefined;
     if (this.bwrapOk) return { ok: true, driver: this.name, message: "bubblewrap works" };
-    const why = r.error ? `${this.opts.bwrapPath} not found (install it: apt-get install -y bubblewrap)` : `bubblewrap cannot create namespaces: ${r.stderr.trim()}`;
-    return { ok: this.opts.allowUnsandboxed === true, driver: this.name, message: this.opts.allowUnsandboxed ? `${why}; running UNSANDBOXED (allowUnsandboxed)` : why };
+    return { ok: this.opts.allowUnsandboxed === true, driver: this.name, message: this.opts.allowUnsandboxed ? `${why}; running UNSANDBOXED (allowUnsandboxed)` : why! };
   }
 
   async acquire(sessionId: string, teamId: string, policy: SandboxPolicy, secrets: SandboxSecrets = {}): Promise<SandboxHandle> {
@@ -190,6 +210,7 @@ export class LocalSandboxDriver implements SandboxDriver {
       await this.stop(rec);
       if (rec.workspaceImage) await unmountImage(this.sandboxDir(rec.teamId, rec.sessionId));
       await rm(this.sandboxDir(rec.teamId, rec.sessionId), { recursive: true, force: true });
+      await releaseUid(this.opts.baseDir, rec.uid);
     });
   }
 
@@ -226,10 +247,11 @@ export class LocalSandboxDriver implements SandboxDriver {
         throw new Error(`bubblewrap is unavailable, so commands cannot be isolated: ${(await this.health()).message}. Install it, or set allowUnsandboxed to run them without isolation`);
       }
       const dir = this.sandboxDir(rec.teamId, rec.sessionId);
+      await this.prepareDirs(rec);
       const rules = egressRulesOf(policy);
       // Unsandboxed there is no namespace to keep closed: commands have the host network anyway.
       if (rules && !this.bwrapOk) this.log.warn({ teamId: rec.teamId, sessionId: rec.sessionId }, "egress allow-list not enforced: running unsandboxed");
-      const egress = rules && this.bwrapOk ? await launchEgressProxy({ sandboxDir: dir, proxyScript: this.egressProxy(), nodePath: this.opts.nodePath, rules, hosts: this.opts.egressHosts ?? {}, internal: parseEgressAllowList(this.opts.egressInternalAllow ?? []), maxLogBytes: this.opts.maxLogBytes ?? DEFAULT_MAX_LOG_BYTES, ...this.uidOpts() }) : undefined;
+      const egress = rules && this.bwrapOk ? await launchEgressProxy({ sandboxDir: dir, proxyScript: this.egressProxy(), nodePath: this.opts.nodePath, rules, hosts: this.opts.egressHosts ?? {}, internal: parseEgressAllowList(this.opts.egressInternalAllow ?? []), maxLogBytes: this.opts.maxLogBytes ?? DEFAULT_MAX_LOG_BYTES, ...this.uidOpts(rec) }) : undefined;
       delete rec.egressPid;
       delete rec.egressStartTime;
       if (egress) Object.assign(rec, egress);
@@ -240,20 +262,10 @@ export class LocalSandboxDriver implements SandboxDriver {
         limits: policy.resources,
         ...(egress ? { egress: { socket: INSIDE.egressSocket, port: INSIDE.egressPort } } : {}),
       });
-      if (rec.workspaceImage) await mountImage(dir, this.owner());
+      if (rec.workspaceImage) await mountImage(dir, this.owner(rec));
       await rotateLog(path.join(dir, "runtime.log"), this.opts.maxLogBytes ?? DEFAULT_MAX_LOG_BYTES);
-      const log = await open(path.join(dir, "runtime.log"), "a", 0o600);
-      try {
-        const launched = await (this.bwrapOk
-          ? launchDetached(this.opts.bwrapPath, bwrapArgs({ workspaceDir: path.join(dir, "workspace"), runDir: path.join(dir, "run"), etcDir: path.join(dir, "etc"), runtimeScript: this.runtime(), nodePath: this.opts.nodePath, ...(egress ? { egressDir: egressDir(dir) } : {}), tmpSizeMb: Math.min(policy.resources.memoryMb, 1024) }), { stdin, logFd: log.fd, infoFd: true, ...this.uidOpts() })
-          : launchDetached(this.opts.nodePath, [this.runtime(), "--socket", path.join(dir, "run", "runtime.sock"), "--workspace", path.join(dir, "workspace"), "--config-stdin"], { stdin, logFd: log.fd, infoFd: false, ...this.uidOpts() })
-        ).catch(async (err: Error) => {
-          throw new Error(`${err.message}: ${await this.logTail(rec)}`);
-        });
-        Object.assign(rec, { ...launched, unsandboxed: !this.bwrapOk, configHash });
-      } finally {
-        await log.close();
-      }
+      const launched = await this.launch(rec, stdin, policy, egress !== undefined);
+      Object.assign(rec, { ...launched, unsandboxed: !this.bwrapOk, configHash });
       // Before the runtime answers, so no command of the team's runs outside the group.
       if (this.bwrapOk && this.cgroups) limitMemory(this.cgroups, rec, policy.resources.memoryMb, this.log);
       await this.save(rec);
@@ -276,6 +288,53 @@ export class LocalSandboxDriver implements SandboxDriver {
     }
   }
 
+  /**
+   * Starts bwrap (or, unsandboxed, the runtime itself) with the listening socket and the state
+   * dir as fds, the bwrap arguments and the seccomp program on pipes, and nothing else open.
+   */
+  private async launch(rec: Persisted, stdin: string, policy: SandboxPolicy, egress: boolean) {
+    const dir = this.sandboxDir(rec.teamId, rec.sessionId);
+    const socket = listenForChild(path.join(dir, "host"), "runtime.sock");
+    const stateFd = openSync(path.join(dir, "state"), "r");
+    const log = await open(path.join(dir, "runtime.log"), "a", 0o600);
+    try {
+      const common = { stdin, logFd: log.fd, cwd: dir, ...this.uidOpts(rec) };
+      const args = this.bwrapOk ? this.bwrapArgs(rec, policy, egress) : { options: [], command: [] };
+      const launched = await (this.bwrapOk
+        ? launchDetached(this.opts.bwrapPath, ["--info-fd", "3", "--args", "4", "--", ...args.command], {
+            ...common,
+            fds: ["info", { data: `${args.options.join("\0")}\0` }, { data: (this.seccomp ??= seccompProgram()) }, socket.fd, stateFd],
+          })
+        : launchDetached(this.opts.nodePath, [this.runtime(), "--listen-fd", "3", "--state-fd", "4", "--workspace", path.join(dir, "workspace"), "--config-stdin"], { ...common, fds: [socket.fd, stateFd] })
+      ).catch(async (err: Error) => {
+        throw new Error(`${err.message}: ${await this.logTail(rec)}`);
+      });
+      socket.publish();
+      return launched;
+    } finally {
+      socket.close();
+      closeSync(stateFd);
+      await log.close();
+    }
+  }
+
+  private bwrapArgs(rec: Persisted, policy: SandboxPolicy, egress: boolean): { options: string[]; command: string[] } {
+    const dir = this.sandboxDir(rec.teamId, rec.sessionId);
+    this.nodeCopy ??= installExecOnly(this.opts.baseDir, this.opts.nodePath, "node");
+    this.shellCopy ??= installExecOnly(this.opts.baseDir, "/bin/sh", "init-sh");
+    return bwrapArgs({
+      workspaceDir: path.join(dir, "workspace"),
+      etcDir: path.join(dir, "etc"),
+      runtimeScript: this.runtime(),
+      runtimeNode: this.nodeCopy,
+      initShell: this.shellCopy,
+      nodePath: this.opts.nodePath,
+      ...(egress ? { egressDir: egressDir(dir) } : {}),
+      tmpSizeMb: Math.min(policy.resources.memoryMb, 1024),
+      fds: BWRAP_FDS,
+    });
+  }
+
   private async stop(rec: Persisted): Promise<void> {
     // The PID-namespace init first: its death kills every process in the sandbox.
     await killProcess(rec.childPid, rec.childStartTime);
@@ -290,23 +349,44 @@ export class LocalSandboxDriver implements SandboxDriver {
   private async create(teamId: string, sessionId: string, policy: SandboxPolicy): Promise<Persisted> {
     const dir = this.sandboxDir(teamId, sessionId);
     await rm(dir, { recursive: true, force: true });
-    for (const d of ["workspace", "run", "etc"]) await mkdir(path.join(dir, d), { recursive: true, mode: 0o700 });
+    await mkdir(dir, { recursive: true, mode: 0o711 });
     await writeFile(path.join(dir, "token"), randomBytes(32).toString("base64url"), { mode: 0o600 });
-    const pw = passwdFiles();
-    await writeFile(path.join(dir, "etc", "passwd"), pw.passwd, { mode: 0o644 });
-    await writeFile(path.join(dir, "etc", "group"), pw.group, { mode: 0o644 });
-    // The sandbox's own uid must reach its workspace, socket dir and etc; nothing else of ours.
-    await chmod(dir, 0o711);
-    await chmod(path.join(dir, "etc"), 0o755);
-    if (this.opts.hostUid !== undefined) for (const d of ["workspace", "run"]) await chown(path.join(dir, d), this.opts.hostUid, this.opts.hostGid ?? this.opts.hostUid);
     const now = Date.now();
     const rec: Persisted = { sandboxId: randomUUID(), teamId, sessionId, state: "requested", createdAt: now, lastActiveAt: now, idleTimeoutMs: policy.idleTimeoutMs, ttlMs: policy.ttlMs };
+    await this.prepareDirs(rec);
     if (await this.imagesUsable()) {
       await this.images.take(dir, policy.resources.workspaceMb);
       rec.workspaceImage = true;
     }
     await this.setState(rec, "requested");
     return rec;
+  }
+
+  /**
+   * The sandbox dir's layout, also for a sandbox made by an older Keel (run/ and a shared uid):
+   * workspace/ and state/ belong to the sandbox's uid, host/ (the socket) and the token to us.
+   * An old workspace's .keel ledger stays where it was and is never read again: commands could
+   * write it, so its records cannot be trusted (a re-sent call from before the upgrade runs anew).
+   */
+  private async prepareDirs(rec: Persisted): Promise<void> {
+    const dir = this.sandboxDir(rec.teamId, rec.sessionId);
+    for (const d of ["workspace", "state", "etc"]) await mkdir(path.join(dir, d), { recursive: true, mode: 0o700 });
+    await mkdir(path.join(dir, "host"), { recursive: true, mode: 0o700 });
+    await chmod(path.join(dir, "host"), 0o700);
+    await rm(path.join(dir, "run"), { recursive: true, force: true });
+    const pw = passwdFiles();
+    const etc: Record<string, string> = { passwd: pw.passwd, group: pw.group, ...procMaskFiles() };
+    for (const [name, text] of Object.entries(etc)) await writeFile(path.join(dir, "etc", name), text, { mode: 0o644 });
+    // The sandbox's own uid must reach its workspace, state and etc; nothing else of ours.
+    await chmod(dir, 0o711);
+    await chmod(path.join(dir, "etc"), 0o755);
+    const claim = rec.uid === undefined && this.opts.uidRange !== undefined;
+    if (claim) rec.uid = await claimUid(this.opts.baseDir, this.opts.uidRange!, rec.teamId, rec.sessionId, async (t, s) => (await this.read(t, s))?.uid);
+    const ids = this.uidOpts(rec);
+    if (ids.uid === undefined) return;
+    // A new uid for an existing workspace (made before per-sandbox uids): hand its files over.
+    if (claim) await chownTree(path.join(dir, "workspace"), ids.uid, ids.gid!);
+    for (const d of ["workspace", "state"]) await chown(path.join(dir, d), ids.uid, ids.gid!);
   }
 
   private async withRuntime<T>(h: SandboxHandle, fn: (c: RuntimeClient, rec: Persisted) => Promise<T>): Promise<T> {
@@ -345,7 +425,8 @@ export class LocalSandboxDriver implements SandboxDriver {
 
   private async client(rec: Persisted): Promise<RuntimeClient> {
     const dir = this.sandboxDir(rec.teamId, rec.sessionId);
-    return new RuntimeClient({ socketPath: path.join(dir, "run", "runtime.sock") }, await readFile(path.join(dir, "token"), "utf8"));
+    // Only a socket we made counts: never a path anything else could have put there.
+    return new RuntimeClient({ socketPath: path.join(dir, "host", "runtime.sock"), socketOwner: process.getuid?.() }, await readFile(path.join(dir, "token"), "utf8"));
   }
 
   private async read(teamId: string, sessionId: string): Promise<Persisted | undefined> {
@@ -375,9 +456,10 @@ export class LocalSandboxDriver implements SandboxDriver {
     return this.egressCopy;
   }
 
-  private owner(): { uid: number; gid: number } {
-    const uid = this.opts.hostUid ?? process.getuid!();
-    return { uid, gid: this.opts.hostGid ?? uid };
+  private owner(rec: Persisted): { uid: number; gid: number } {
+    const ids = this.uidOpts(rec);
+    const uid = ids.uid ?? process.getuid!();
+    return { uid, gid: ids.gid ?? uid };
   }
 
   private imagesChecked: Promise<boolean> | undefined;
@@ -390,8 +472,9 @@ export class LocalSandboxDriver implements SandboxDriver {
     return this.imagesChecked;
   }
 
-  private uidOpts(): { uid?: number; gid?: number } {
-    return this.opts.hostUid === undefined ? {} : { uid: this.opts.hostUid, gid: this.opts.hostGid ?? this.opts.hostUid };
+  private uidOpts(rec?: Persisted): { uid?: number; gid?: number } {
+    if (this.opts.hostUid !== undefined) return { uid: this.opts.hostUid, gid: this.opts.hostGid ?? this.opts.hostUid };
+    return rec?.uid === undefined ? {} : { uid: rec.uid, gid: rec.uid };
   }
 
   private sandboxDir(teamId: string, sessionId: string): string {

@@ -59,7 +59,7 @@ export async function launchEgressProxy(opts: {
     launched = await launchDetached(opts.nodePath, [opts.proxyScript, "--socket", socket, "--config-stdin"], {
       stdin: JSON.stringify({ rules: opts.rules, hosts: opts.hosts, internal: opts.internal ?? [], log: { path: logFile, maxBytes: opts.maxLogBytes } }),
       logFd: log.fd,
-      infoFd: false,
+      cwd: opts.sandboxDir,
       ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}),
     });
   } finally {

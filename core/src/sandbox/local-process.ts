@@ -3,7 +3,8 @@
 // lock file so two workers on one machine never start the same sandbox twice.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
+import { chmodSync, closeSync, constants, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync } from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { open, readFile, unlink } from "node:fs/promises";
 
@@ -40,16 +41,28 @@ export async function killProcess(pid: number | undefined, startTime: string | u
 
 export type Launched = { pid: number; childPid: number; childStartTime: string; pidStartTime: string };
 
+/** An fd handed to the launched process at 3, 4, …: bwrap's --info-fd, data on a pipe, or one of ours. */
+export type LaunchFd = "info" | { data: string | Buffer } | number;
+
+// Closes every fd from $1 up before exec: anything this process inherited without CLOEXEC (a
+// supervisor's pipe, fd 251 from `keel up`) would otherwise reach bwrap, PID 1 and every command.
+// Node's spawn only sets up the fds it is given. bash, not sh: dash cannot name fds above 9.
+const CLOSE_FDS = 'keep=$1; shift; for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -ge "$keep" ] && eval "exec $f>&-"; done; exec "$@"';
+export const LAUNCH_SHELL = "/bin/bash";
+
 /**
  * Starts `cmd` in its own session (setsid), not tied to this process: the sandbox outlives the
  * worker that started it. `stdin` is written and closed (the runtime's config: token, secrets).
- * With `infoFd`, bubblewrap reports the host pid of the sandbox's PID-namespace init there; killing
- * that pid kills every process in the sandbox.
+ * `fds` land at 3, 4, … and nothing else above 2 stays open. With an "info" fd, bubblewrap
+ * reports the host pid of the sandbox's PID-namespace init there; killing that pid kills every
+ * process in the sandbox.
  */
-export async function launchDetached(cmd: string, args: string[], opts: { stdin: string; logFd: number; infoFd: boolean; uid?: number; gid?: number }): Promise<Launched> {
-  const child = spawn(cmd, opts.infoFd ? ["--info-fd", "3", ...args] : args, {
+export async function launchDetached(cmd: string, args: string[], opts: { stdin: string; logFd: number; fds?: LaunchFd[]; cwd?: string; uid?: number; gid?: number }): Promise<Launched> {
+  const fds = opts.fds ?? [];
+  const child = spawn(LAUNCH_SHELL, ["-c", CLOSE_FDS, "keel-launch", String(3 + fds.length), cmd, ...args], {
     detached: true,
-    stdio: ["pipe", opts.logFd, opts.logFd, ...(opts.infoFd ? (["pipe"] as const) : [])],
+    cwd: opts.cwd ?? "/",
+    stdio: ["pipe", opts.logFd, opts.logFd, ...fds.map((f) => (typeof f === "number" ? f : "pipe"))],
     ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid } : {}),
   });
   const exited = new Promise<never>((_, reject) => {
@@ -57,13 +70,19 @@ export async function launchDetached(cmd: string, args: string[], opts: { stdin:
     child.once("exit", (code, signal) => reject(new Error(`exited early (code ${code}, signal ${signal})`)));
   });
   exited.catch(() => {});
+  // A child that dies early closes its ends: that surfaces as `exited`, not as a pipe error.
+  for (const s of child.stdio) (s as NodeJS.EventEmitter | null)?.on("error", () => {});
   child.stdin!.end(opts.stdin);
+  fds.forEach((f, i) => {
+    if (typeof f === "object") (child.stdio[3 + i] as NodeJS.WritableStream).end(f.data);
+  });
   let childPid = child.pid!;
-  if (opts.infoFd) {
-    const info = child.stdio[3] as NodeJS.ReadableStream;
-    const text = await Promise.race([readJsonObject(info), exited]);
+  const info = fds.indexOf("info");
+  if (info >= 0) {
+    const stream = child.stdio[3 + info] as NodeJS.ReadableStream;
+    const text = await Promise.race([readJsonObject(stream), exited]);
     childPid = (JSON.parse(text) as { "child-pid": number })["child-pid"];
-    (info as unknown as { destroy(): void }).destroy();
+    (stream as unknown as { destroy(): void }).destroy();
   }
   child.unref();
   const childStartTime = processStartTime(childPid);
@@ -132,4 +151,67 @@ export function installRuntime(baseDir: string, runtimeScript: string, name = "r
     renameSync(`${file}.${process.pid}.tmp`, file);
   }
   return file;
+}
+
+/**
+ * An execute-only (0111) copy of a host binary under baseDir/.runtime, for the runtime and the
+ * sandbox's PID 1: exec of a file its uid cannot read makes the process non-dumpable, so nothing
+ * else running as that uid (the sandbox's commands) can ptrace it or open /proc/<pid>/mem, fd,
+ * environ or root. Keyed by the binary's path, size and mtime (hashing 100 MB of node per start
+ * would cost more than the copy).
+ */
+export function installExecOnly(baseDir: string, binary: string, name: string): string {
+  const real = realpathSync(binary);
+  const st = statSync(real);
+  const dir = path.join(baseDir, ".runtime");
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const key = createHash("sha256").update(`${real}\0${st.size}\0${st.mtimeMs}`).digest("hex").slice(0, 16);
+  const file = path.join(dir, `${name}-${key}`);
+  if (!existsSync(file)) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    copyFileSync(real, tmp, constants.COPYFILE_FICLONE);
+    chmodSync(tmp, 0o111);
+    renameSync(tmp, file);
+  }
+  return file;
+}
+
+/**
+ * A listening unix socket made by this process in a directory only it can write, for a child
+ * to serve: the child gets the fd (launchDetached's `fds`), then `publish` gives the socket its
+ * final name. Clients connect by a path the sandbox cannot replace or point elsewhere. Bound
+ * through /proc/self/fd/<dir fd> (sun_path holds 107 bytes, the sandbox dir is deep), under a
+ * temporary name: libuv unlinks a server's path when it closes, so the name is moved away first.
+ */
+export function listenForChild(dir: string, name: string): { fd: number; publish(): void; close(): void } {
+  const dirFd = openSync(dir, "r");
+  const tmp = `.${name}.${process.pid}.${Date.now()}.tmp`;
+  const server = net.createServer();
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    server.close();
+    closeSync(dirFd);
+  };
+  try {
+    server.listen(`/proc/self/fd/${dirFd}/${tmp}`);
+    const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof fd !== "number" || fd < 0) throw new Error(`cannot listen on a unix socket in ${dir}`);
+    chmodSync(path.join(dir, tmp), 0o600);
+    return {
+      fd,
+      publish: () => {
+        renameSync(path.join(dir, tmp), path.join(dir, name));
+        close();
+      },
+      close: () => {
+        rmSync(path.join(dir, tmp), { force: true });
+        close();
+      },
+    };
+  } catch (err) {
+    close();
+    throw err;
+  }
 }

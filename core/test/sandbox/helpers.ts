@@ -2,7 +2,7 @@
 // bubblewrap (a missing bwrap fails the tests loudly: these tests are the isolation proof), and
 // after all tests: every sandbox released and no sandbox process left behind.
 import { spawnSync } from "node:child_process";
-import { chmod, mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, readdir, readlink, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll } from "vitest";
@@ -40,12 +40,19 @@ export function useSandboxEnv(): SandboxEnv {
     env.runtimeScript = await buildRuntime(path.join(tmp, "runtime", "runtime.mjs"));
     env.driver = (opts = {}) => new LocalSandboxDriver({ baseDir: env.baseDir, runtimeScript: env.runtimeScript, ...opts });
     env.runtimeProcesses = async () => {
+      // No host path is in any sandbox process's cmdline (bwrap gets its arguments on a pipe):
+      // bwrap runs in its sandbox's dir, and everything inside descends from it.
+      const parent = new Map<number, number>();
       const pids: number[] = [];
       for (const p of await readdir("/proc")) {
         if (!/^\d+$/.test(p)) continue;
-        const cmd = await readFile(`/proc/${p}/cmdline`, "utf8").catch(() => "");
-        // Inside the namespace the runtime is /opt/keel/runtime.mjs; bwrap's own cmdline names it too.
-        if (cmd.includes(`${env.baseDir}/.runtime/`)) pids.push(Number(p));
+        const stat = await readFile(`/proc/${p}/stat`, "utf8").catch(() => "");
+        parent.set(Number(p), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+        if ((await readlink(`/proc/${p}/cwd`).catch(() => "")).startsWith(`${env.baseDir}/`)) pids.push(Number(p));
+      }
+      for (let grew = true; grew; ) {
+        grew = false;
+        for (const [pid, ppid] of parent) if (pids.includes(ppid) && !pids.includes(pid)) (pids.push(pid), (grew = true));
       }
       return pids;
     };
