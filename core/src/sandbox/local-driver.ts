@@ -330,7 +330,10 @@ export class LocalSandboxDriver implements SandboxDriver {
       initShell: this.shellCopy,
       nodePath: this.opts.nodePath,
       ...(egress ? { egressDir: egressDir(dir) } : {}),
-      tmpSizeMb: Math.min(policy.resources.memoryMb, 1024),
+      // A quarter of the memory each: tmpfs pages count toward the sandbox's memory cgroup, so a
+      // full /tmp plus /dev/shm (half) fails with ENOSPC before the group's OOM killer has to pick
+      // (it could pick the runtime). Equal to memoryMb, filling /tmp killed the runtime.
+      tmpSizeMb: Math.max(1, Math.min(Math.floor(policy.resources.memoryMb / 4), 1024)),
       fds: BWRAP_FDS,
     });
   }

@@ -55,8 +55,8 @@ describe("sandbox memory cgroup (local driver)", () => {
   it("stops a command that takes the sandbox past its memory with a clear error, tmpfs pages counted", async () => {
     const d = env.driver();
     const h = await d.acquire(session(), TEAM, policy({ resources: { memoryMb: 512 } }));
-    // 200 MB of tmpfs is memory too: the earlier per-process limit never saw it.
-    expect((await d.exec(h, { command: "head -c 200M /dev/zero > /tmp/fill && echo filled" })).stdout).toBe("filled\n");
+    // 120 MB of tmpfs (/tmp is a quarter of memoryMb) is memory too: the earlier per-process limit never saw it.
+    expect((await d.exec(h, { command: "head -c 120M /dev/zero > /tmp/fill && echo filled" })).stdout).toBe("filled\n");
     const r = await d.exec(h, { command: hog(400, "x", 1), timeoutMs: 60_000 });
     expect(r.stdout).not.toContain("held");
     expect(r.limit).toBe("memory");
