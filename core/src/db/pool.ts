@@ -1,4 +1,5 @@
 import pg from "pg";
+import { DriverClient, markPoolConnectErrors } from "./errors.js";
 
 // int8 (bigint) columns: seq, epoch. pg returns them as strings by default; the engine uses
 // BigInt so a seq never loses precision or compares as a string. Set per pool, not globally:
@@ -21,8 +22,11 @@ export function createPool(connectionString: string, opts: { max?: number; appli
     connectionTimeoutMillis: 5_000,
     keepAlive: true,
     types: engineTypes,
+    // Marks the driver's connection errors where they arise (see markDriverErrors in errors.ts).
+    Client: DriverClient,
   });
   guardPoolErrors(pool);
+  markPoolConnectErrors(pool);
   return pool;
 }
 
@@ -56,6 +60,8 @@ export const PgCode = {
   uniqueViolation: "23505",
   foreignKeyViolation: "23503",
   invalidTextRepresentation: "22P02",
+  deadlockDetected: "40P01",
+  serializationFailure: "40001",
 } as const;
 
 export function pgCode(err: unknown): string | undefined {
