@@ -102,6 +102,26 @@ describe("one lock order", () => {
   });
 });
 
+describe("the backstop", () => {
+  test("a client call chosen as a deadlock victim runs again instead of failing (the 500 of issue 13)", async () => {
+    const { sessionId, run } = await claimed();
+    // A writer that takes the locks in the wrong order: the run first, then its session.
+    const c = await f.pool.connect();
+    try {
+      await c.query("BEGIN");
+      await c.query("SELECT 1 FROM runs WHERE id = $1 FOR UPDATE", [run.id]);
+      const cancel = f.client.cancel({ teamId: f.teamId, sessionId }).then((r) => r, (e: unknown) => e);
+      await lockWaiters(1); // the cancel holds the session and waits for the run
+      // Closing the cycle: the cancel, waiting longest, is the one Postgres rolls back.
+      await c.query("UPDATE sessions SET updated_at = now() WHERE id = $1", [sessionId]);
+      await c.query("COMMIT");
+      expect(await cancel).toEqual({ cancelled: [], stopping: [run.id] });
+    } finally {
+      c.release();
+    }
+  });
+});
+
 describe("everything at once", () => {
   test("workers stepping and handing back while clients post, cancel, interrupt and delete: no deadlock, no 500", async () => {
     const step = countingStep({ steps: 4 });

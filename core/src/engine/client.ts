@@ -28,6 +28,9 @@ export type EngineClientOptions = { pool: Pool; maxEventBytes?: number; maxAttem
 
 type RunLite = { id: string; status: string };
 
+/** Client calls are database work only: a deadlock victim is run again rather than answered 500. */
+const CLIENT_TX = { retries: 3 };
+
 export class EngineClient {
   private readonly maxEventBytes: number;
   private readonly maxAttempts: number;
@@ -86,7 +89,7 @@ export class EngineClient {
       }
       const disposition = !running ? "started" : onBusy === "interrupt" ? "interrupting" : "queued";
       return { seq, runId, disposition, duplicate: false };
-    });
+    }, CLIENT_TX);
   }
 
   /**
@@ -112,7 +115,7 @@ export class EngineClient {
         }
       }
       return out;
-    });
+    }, CLIENT_TX);
   }
 
   async readEvents(input: { teamId: string; sessionId: string; afterSeq?: bigint; limit?: number }): Promise<SessionEvent[]> {
