@@ -74,9 +74,12 @@ async function runUp(): Promise<void> {
   }
   const r = await migrate({ connectionString: databaseUrl, migrationsDir: env.KEEL_MIGRATIONS_DIR });
   logger.info({ applied: r.applied.length }, "database ready");
-  const workerEnv = parseEnv(WorkerEnvSchema, { ...process.env, DATABASE_URL: databaseUrl }, "up");
-  const worker = await startWorker(workerEnv, { logger: createLogger({ level: workerEnv.KEEL_LOG_LEVEL, name: "worker" }) });
+  // The admin and the secrets key first: the worker decrypts team secrets with the same key the
+  // dashboard encrypts them with (built the other way round, every team secret failed under
+  // `keel up` with "secrets are disabled" while the API accepted them).
   const admin = await localAdmin(env.KEEL_DATA_DIR);
+  const workerEnv = parseEnv(WorkerEnvSchema, { ...process.env, ...pick(admin.env, "KEEL_SECRETS_KEY"), DATABASE_URL: databaseUrl }, "up");
+  const worker = await startWorker(workerEnv, { logger: createLogger({ level: workerEnv.KEEL_LOG_LEVEL, name: "worker" }) });
   // The dashboard reads sandboxes through the worker's driver settings (its defaults are relative to the repo).
   Object.assign(process.env, { DATABASE_URL: databaseUrl, KEEL_MIGRATIONS_DIR: env.KEEL_MIGRATIONS_DIR, KEEL_SANDBOX_DIR: workerEnv.KEEL_SANDBOX_DIR, KEEL_SANDBOX_RUNTIME: workerEnv.KEEL_SANDBOX_RUNTIME, ...admin.env });
   const web = await startWeb({ port: env.PORT, host: env.KEEL_HOST }).catch(async (err: unknown) => {
@@ -146,6 +149,10 @@ async function localAdmin(dataDir: string): Promise<{ email: string; passwordFil
   env.KEEL_ADMIN_EMAIL = "admin@keel.local";
   env.KEEL_ADMIN_PASSWORD = await persisted(passwordFile, () => randomBytes(18).toString("base64url"));
   return { email: env.KEEL_ADMIN_EMAIL, passwordFile, env };
+}
+
+function pick(env: Record<string, string>, name: string): Record<string, string> {
+  return env[name] === undefined ? {} : { [name]: env[name] };
 }
 
 async function persisted(file: string, make: () => string): Promise<string> {

@@ -3,10 +3,11 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, afterEach, expect, test } from "vitest";
+import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
 import { createPool, createPrisma, EngineClient, readAllEvents, Tenancy } from "@keel/core";
 import { freePort } from "../src/embedded-postgres.js";
 import { waitFor } from "../../test/db.js";
+import { startFakeOpenAI, textStream, type FakeOpenAI } from "../../core/test/support/fake-openai.js";
 
 const keel = path.resolve(import.meta.dirname, "../bin/keel.mjs");
 const live = new Set<ChildProcess>();
@@ -40,7 +41,12 @@ afterEach(() => {
   for (const c of live) c.kill("SIGKILL");
   expect(left, "a keel process was left running").toBe(0);
 });
+let provider: FakeOpenAI;
+beforeAll(async () => {
+  provider = await startFakeOpenAI();
+});
 afterAll(async () => {
+  await provider?.close();
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
@@ -49,7 +55,7 @@ test("keel up starts embedded Postgres, migrates, runs a worker and the dashboar
   dirs.push(dataDir);
   const port = await freePort();
   const webPort = await freePort();
-  const env = { KEEL_DATA_DIR: dataDir, KEEL_PG_PORT: String(port), PORT: String(webPort), KEEL_LOG_LEVEL: "info", DATABASE_URL: "", KEEL_ADMIN_EMAIL: "", KEEL_ADMIN_PASSWORD: "", KEEL_SECRETS_KEY: "" };
+  const env = { KEEL_DATA_DIR: dataDir, KEEL_PG_PORT: String(port), PORT: String(webPort), KEEL_LOG_LEVEL: "info", DATABASE_URL: "", KEEL_ADMIN_EMAIL: "", KEEL_ADMIN_PASSWORD: "", KEEL_SECRETS_KEY: "", KEEL_OUTBOUND_HOSTS: "127.0.0.1" };
 
   const first = start(["up"], env);
   await waitForOutput(first, '"msg":"keel is up"');
@@ -62,6 +68,27 @@ test("keel up starts embedded Postgres, migrates, runs a worker and the dashboar
   expect(first.output()).not.toContain(adminPassword);
   const login = await fetch(`${web}/api/v1/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: "admin@keel.local", password: adminPassword }) });
   expect(login.status).toBe(200);
+
+  // A team secret set through the API reaches the worker: it names the agent's provider key, and
+  // the provider (a loopback stand-in) receives it. Before the fix the worker had no secrets key.
+  const h = { "content-type": "application/json", cookie: login.headers.get("set-cookie")!.split(";")[0]!, "x-csrf-token": ((await login.json()) as { csrfToken: string }).csrfToken };
+  const call = async (method: string, p: string, body?: object) => {
+    const res = await fetch(`${web}/api/v1${p}`, { method, headers: h, body: body && JSON.stringify(body) });
+    expect(res.status, `${method} ${p}: ${res.status}`).toBeLessThan(300);
+    return res.status === 204 ? null : ((await res.json()) as { id: string });
+  };
+  await call("PUT", "/secrets/PROVIDER_KEY", { value: "sk-up-team-secret" });
+  provider.enqueue({ kind: "stream", chunks: textStream("paid for by the team") });
+  const keyed = await call("POST", "/agents", { name: "keyed", model: "gpt-test", provider: { kind: "openai-compatible", baseUrl: provider.url, apiKeySecret: "PROVIDER_KEY", maxRetries: 0 } });
+  const keyedSession = await call("POST", "/sessions", { agentId: keyed!.id });
+  await call("POST", `/sessions/${keyedSession!.id}/messages`, { content: "use the team key" });
+  type Ev = { type: string; payload: { message?: unknown } };
+  const keyedEvents = await waitFor(async () => {
+    const evs = ((await (await fetch(`${web}/api/v1/sessions/${keyedSession!.id}/events`, { headers: h })).json()) as { events: Ev[] }).events;
+    return evs.some((e) => e.type === "assistant_message" || e.type === "run_failed") && evs;
+  }, { timeoutMs: 60_000, what: "the keyed agent's reply" });
+  expect(keyedEvents.filter((e) => e.type === "model_error" || e.type === "run_failed").map((e) => e.payload.message)).toEqual([]);
+  expect(provider.requests.at(-1)!.headers.authorization).toBe("Bearer sk-up-team-secret");
   const password = (await readFile(path.join(dataDir, "password"), "utf8")).trim();
   const url = `postgresql://postgres:${password}@127.0.0.1:${port}/postgres`;
 

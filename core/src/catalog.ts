@@ -28,7 +28,9 @@ export async function deleteAgent(db: Queryable, teamId: string, agentId: string
   if (res.rowCount !== 1) throw new NotFoundError("Agent", agentId);
 }
 
-export type SessionRow = { id: string; agentId: string; agentName: string; agentVersion: number; title: string | null; status: string; lastSeq: string; createdAt: Date; updatedAt: Date; activeRun: { id: string; status: string } | null };
+/** A run that failed an attempt waits `queued` with attempt > 0 until nextAttemptAt: the session is retrying, not idle. */
+export type ActiveRun = { id: string; status: string; attempt: number; maxAttempts: number; nextAttemptAt: string | null; lastError: { code?: string; message?: string } | null };
+export type SessionRow = { id: string; agentId: string; agentName: string; agentVersion: number; title: string | null; status: string; lastSeq: string; createdAt: Date; updatedAt: Date; activeRun: ActiveRun | null };
 
 export type SessionFilter = { cursor?: string; limit?: number; agentId?: string; status?: "active" | "idle" | "archived"; q?: string };
 
@@ -53,7 +55,9 @@ export async function listSessions(db: Queryable, teamId: string, f: SessionFilt
   const { rows } = await db.query(
     `SELECT s.id, s.agent_id AS "agentId", a.name AS "agentName", s.agent_version AS "agentVersion", s.title, s.status, s.last_seq::text AS "lastSeq",
             s.created_at AS "createdAt", s.updated_at AS "updatedAt", s.created_at::text AS ts,
-            (SELECT json_build_object('id', r.id, 'status', r.status) FROM runs r WHERE r.session_id = s.id AND r.status IN ('queued', 'running', 'waiting_approval') ORDER BY r.created_at LIMIT 1) AS "activeRun"
+            (SELECT json_build_object('id', r.id, 'status', r.status, 'attempt', r.attempt, 'maxAttempts', r.max_attempts,
+                                       'nextAttemptAt', CASE WHEN r.status = 'queued' AND r.attempt > 0 THEN r.available_at END,
+                                       'lastError', CASE WHEN r.attempt > 0 THEN r.last_error END) FROM runs r WHERE r.session_id = s.id AND r.status IN ('queued', 'running', 'waiting_approval') ORDER BY r.created_at LIMIT 1) AS "activeRun"
      FROM sessions s JOIN agents a ON a.id = s.agent_id
      WHERE s.team_id = $1 AND s.deleted_at IS NULL
        AND ($2::timestamptz IS NULL OR (s.created_at, s.id) < ($2::timestamptz, $3::uuid))

@@ -1,6 +1,7 @@
 // The agent loop against the demo model and a scripted OpenAI-compatible server on loopback.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { readAllEvents } from "../src/engine/events.js";
+import { markDriverError } from "../src/db/errors.js";
 import { eventPayload, type SessionEvent } from "../src/engine/types.js";
 import { createAgentStep, type LoopHooks } from "../src/agent/loop.js";
 import { createModelResolver } from "../src/agent/models.js";
@@ -139,10 +140,11 @@ describe("OpenAI-compatible provider", () => {
       toolCalls: [{ id: "r1", name: "get_time", args: "{}" }],
     };
     const expected = JSON.stringify(assistantMessage(spec));
-    // Worker A stops right after storing the model's reply (as if its database connection died);
+    // Worker A stops right after storing the model's reply (as if its database connection died: the
+    // error our pool raises then, marked by the driver layer);
     // worker B continues the run from the log.
     let aStopped = false;
-    const a = await startAgentWorker({ hooks: { afterModel: () => { if (!aStopped) { aStopped = true; throw new Error("Connection terminated unexpectedly"); } } } });
+    const a = await startAgentWorker({ hooks: { afterModel: () => { if (!aStopped) { aStopped = true; throw markDriverError(new Error("Connection terminated unexpectedly")); } } } });
     const sessionId = await session();
     fake.enqueue({ kind: "stream", chunks: reasoningStream(spec) }, { kind: "stream", chunks: textStream("It is late.") });
     const before = fake.requests.length;
@@ -209,9 +211,9 @@ describe("OpenAI-compatible provider", () => {
     const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "hi" });
     await settle(runId);
     const events = await readAllEvents(f.pool, sessionId);
-    expect(types(events)).toEqual(["user_message", "model_error", "assistant_message"]);
+    expect(types(events)).toEqual(["user_message", "model_error", "run_retrying", "assistant_message"]);
     expect(eventPayload<{ code: string; retryable: boolean }>(events[1]!)).toMatchObject({ code: "model_unavailable", retryable: true });
-    expect(eventPayload<{ message: { content: string } }>(events[2]!).message.content).toBe("whole answer");
+    expect(eventPayload<{ message: { content: string } }>(events[3]!).message.content).toBe("whole answer");
   });
 
   test("a stream that ends cleanly before its finish_reason is not stored as a final item; it is asked again", async () => {
@@ -224,7 +226,7 @@ describe("OpenAI-compatible provider", () => {
     const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "hi" });
     await settle(runId);
     const events = await readAllEvents(f.pool, sessionId);
-    expect(types(events)).toEqual(["user_message", "model_error", "assistant_message"]);
+    expect(types(events)).toEqual(["user_message", "model_error", "run_retrying", "assistant_message"]);
     expect(eventPayload<{ message: string; retryable: boolean }>(events[1]!)).toMatchObject({ retryable: true, message: expect.stringMatching(/ended before the reply was finished/) });
     expect(sideEffects).not.toContain("half");
   });
@@ -337,7 +339,7 @@ describe("bad model output", () => {
     const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "hi" });
     await settle(runId);
     const events = await readAllEvents(f.pool, sessionId);
-    expect(types(events)).toEqual(["user_message", "model_error", "assistant_message"]);
+    expect(types(events)).toEqual(["user_message", "model_error", "run_retrying", "assistant_message"]);
     expect(eventPayload<{ code: string }>(events[1]!).code).toBe("empty_response");
   });
 
@@ -375,7 +377,7 @@ describe("bad model output", () => {
     const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "hi" });
     await settle(runId);
     const events = await readAllEvents(f.pool, sessionId);
-    expect(types(events)).toEqual(["user_message", "model_error", "assistant_message"]);
+    expect(types(events)).toEqual(["user_message", "model_error", "run_retrying", "assistant_message"]);
     expect(eventPayload<{ message: string; retryable: boolean }>(events[1]!)).toMatchObject({ retryable: true, message: expect.stringMatching(/timed out|timeout/i) });
   });
 

@@ -136,7 +136,7 @@ describe("fencing", () => {
     const write = { runId: stale.id, epoch: stale.epoch, workerId: stale.workerId, type: "step", payloadText: "{}" };
     expect(await appendEventFenced(f.pool, write)).toBeNull();
     expect(await finishRun(f.pool, stale, "succeeded", { type: "x", payloadText: "{}" })).toBe(false);
-    expect(await retryRun(f.pool, stale, 0, { message: "late" })).toBe(false);
+    expect(await retryRun(f.pool, stale, 0, { code: "step_error", message: "late", attempt: 1 })).toBe(false);
     expect(await handBackRun(f.pool, stale)).toBe(false);
     // Same worker id but the old epoch: still refused.
     expect(await appendEventFenced(f.pool, { ...write, workerId: fresh.workerId })).toBeNull();

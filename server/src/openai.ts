@@ -4,6 +4,7 @@
 // run's final assistant message, or relays its token deltas as chat.completion.chunk events.
 import { KeelError, listAgents, NotFoundError, TERMINAL_RUN_STATUSES, ValidationError, type Principal, type SessionEvent } from "@keel/core";
 import type { Context, DeltaMessage } from "./context";
+import { json, route, type Call } from "./http";
 
 export const SESSION_HEADER = "x-keel-session-id";
 type AssistantPayload = { message: { content?: string | null; tool_calls?: unknown[] }; usage: { promptTokens: number; completionTokens: number } | null };
@@ -16,6 +17,11 @@ export async function bindSession(ctx: Context, p: Principal, model: string, ses
   const s = await ctx.tenancy.getSession(p.teamId, sessionId);
   if (s.agentId !== agent.id) throw new ValidationError("this session belongs to another agent (model)", { sessionId });
   return s.id;
+}
+
+/** An agent as an OpenAI model object (the model name addresses the agent). */
+export function modelObject(a: { name: string; createdAt: Date | string }) {
+  return { id: a.name, object: "model", created: Math.floor(new Date(a.createdAt).getTime() / 1000), owned_by: "keel" };
 }
 
 /** The same bound as POST /sessions/{id}/messages, checked before a session is created. */
@@ -96,12 +102,48 @@ export function completionBody(model: string, runId: string, o: RunOutcome) {
   };
 }
 
-export function runError(runId: string, o: RunOutcome): KeelError {
-  return new KeelError("run_" + o.status, 502, o.error ?? `the run ended ${o.status}`, { runId, status: o.status });
+export function runError(runId: string, o: RunOutcome, sessionId: string): KeelError {
+  return new KeelError("run_" + o.status, 502, o.error ?? `the run ended ${o.status}`, { runId, sessionId, status: o.status });
+}
+
+/** OpenAI's error `type` for a status (clients branch on it); Keel's code, message, details stay. */
+function errorType(status: number): string {
+  if (status === 401) return "authentication_error";
+  if (status === 403) return "permission_error";
+  if (status === 429) return "rate_limit_error";
+  if (status >= 500) return "server_error";
+  return "invalid_request_error";
+}
+
+/** An error in both shapes: Keel's `{error:{code,message,details}}` plus OpenAI's `type` and `param`. */
+export function openaiErrorBody(status: number, code: string, message: string, details: object = {}) {
+  return { error: { message, type: errorType(status), param: null, code, details } };
+}
+
+/**
+ * `route()` for the OpenAI-compatible paths. Errors get OpenAI's fields. And once a call has
+ * posted its message (`c.markPosted()`), an error answer carries `x-should-retry: false`: the SDKs
+ * retry 5xx and timeouts by default, and each retry without a session header started a new
+ * session and a new run (one SDK call made three; side-effecting tools would run three times).
+ */
+export function openaiRoute<B = undefined, Q = undefined>(
+  opts: Parameters<typeof route<B, Q>>[0],
+  handler: (c: Call<B, Q> & { markPosted: () => void }) => Promise<Response | unknown>,
+) {
+  return async (req: Request, routeCtx: { params: Promise<Record<string, string>> }): Promise<Response> => {
+    let posted = false;
+    const res = await route<B, Q>(opts, (c) => handler({ ...c, markPosted: () => void (posted = true) }))(req, routeCtx);
+    if (res.status < 400) return res;
+    const body = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string; details?: object } } | null;
+    const headers: Record<string, string> = Object.fromEntries(res.headers);
+    if (posted) headers["x-should-retry"] = "false";
+    delete headers["content-length"];
+    return json(openaiErrorBody(res.status, body?.error?.code ?? "internal", body?.error?.message ?? "internal error", body?.error?.details ?? {}), res.status, headers);
+  };
 }
 
 /** Streams content deltas of one run as chat.completion.chunk SSE, then the tail the deltas missed, then [DONE]. */
-export function streamCompletion(ctx: Context, p: Principal, model: string, sessionId: string, post: () => Promise<{ runId: string; seq: bigint }>, signal: AbortSignal): ReadableStream<Uint8Array> {
+export function streamCompletion(ctx: Context, p: Principal, model: string, sessionId: string, post: () => Promise<{ runId: string; seq: bigint }>, signal: AbortSignal, opts: { includeUsage?: boolean } = {}): ReadableStream<Uint8Array> {
   const enc = new TextEncoder();
   return new ReadableStream<Uint8Array>({
     async start(controller) {
@@ -109,8 +151,11 @@ export function streamCompletion(ctx: Context, p: Principal, model: string, sess
       let runId: string | null = null;
       let sent = "";
       const created = Math.floor(Date.now() / 1000);
+      // stream_options.include_usage: every chunk carries `usage: null`, and one last chunk with no
+      // choices carries the run's usage (OpenAI's shape; the SDK's usage helpers read it).
+      const send = (o: object) => controller.enqueue(enc.encode(`data: ${JSON.stringify({ id: `chatcmpl-${runId}`, object: "chat.completion.chunk", created, model, ...o })}\n\n`));
       const chunk = (delta: object, finish: string | null = null) =>
-        controller.enqueue(enc.encode(`data: ${JSON.stringify({ id: `chatcmpl-${runId}`, object: "chat.completion.chunk", created, model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`));
+        send({ choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...(opts.includeUsage ? { usage: null } : {}) });
       const relay = (m: DeltaMessage) => {
         if (m.runId !== runId || !m.delta.content) return;
         sent += m.delta.content;
@@ -130,6 +175,7 @@ export function streamCompletion(ctx: Context, p: Principal, model: string, sess
           // NOTIFY is best effort: send whatever text the deltas did not carry.
           if (o.allContent.startsWith(sent) && o.allContent.length > sent.length) chunk({ content: o.allContent.slice(sent.length) });
           chunk({}, "stop");
+          if (opts.includeUsage) send({ choices: [], usage: o.usage });
         }
         controller.enqueue(enc.encode("data: [DONE]\n\n"));
       } catch (err) {

@@ -11,7 +11,7 @@ const ops: Op[] = [
   ["get", "/api/v1/agents/{id}", "Get an agent"],
   ["put", "/api/v1/agents/{id}", "Write a new version of an agent", { body: "{ model, instructions?, tools?, sandboxPolicy?, provider?, mcpServers? }" }],
   ["delete", "/api/v1/agents/{id}", "Delete an agent (admin)", { status: 204 }],
-  ["get", "/api/v1/sessions", "List sessions, newest first: ?cursor, limit (1-200), agentId, status=active|idle|archived, q"],
+  ["get", "/api/v1/sessions", "List sessions, newest first: ?cursor, limit (1-200), agentId, status=active|idle|archived, q. activeRun: { id, status, attempt, maxAttempts, nextAttemptAt, lastError }; a queued run with nextAttemptAt is retrying after a failed attempt"],
   ["post", "/api/v1/sessions", "Create a session", { body: "{ agentId, title? }", status: 201 }],
   ["get", "/api/v1/sessions/{id}", "Get a session"],
   ["delete", "/api/v1/sessions/{id}", "Delete a session (cancels its runs)", { status: 204 }],
@@ -25,7 +25,7 @@ const ops: Op[] = [
   ["get", "/api/v1/sessions/{id}/sandbox/files", "List one workspace directory: ?path (default .), limit (1-5000); 409 sandbox_not_running unless ready"],
   ["get", "/api/v1/sessions/{id}/sandbox/file", "Read a workspace file (read-only): ?path, maxBytes (default 262144); binary files come back as { binary: true, content: null }"],
   ["post", "/api/v1/sessions/{id}/sandbox/start", "Start the session's sandbox: resume a suspended one, or create one (member)"],
-  ["get", "/api/v1/runs/{id}", "Get a run (status, attempts, takeovers, token usage)"],
+  ["get", "/api/v1/runs/{id}", "Get a run (status, attempts, nextAttemptAt while retrying, takeovers, token usage)"],
   ["get", "/api/v1/members", "Team members"],
   ["post", "/api/v1/members", "Add a member (admin)", { body: "{ email, password, role }", status: 201 }],
   ["patch", "/api/v1/members/{userId}", "Change a member's role (admin); the last admin cannot be demoted (409)", { body: "{ role }" }],
@@ -40,7 +40,8 @@ const ops: Op[] = [
   ["get", "/api/v1/status", "Workers and heartbeats, queue depth, active runs"],
   ["get", "/api/v1/usage", "Tokens used by the team's runs in the last ?days (1-366, default 30): totals and per agent"],
   ["get", "/v1/models", "OpenAI-compatible: agents as models"],
-  ["post", "/v1/chat/completions", "OpenAI-compatible chat; header X-Keel-Session-Id binds a session (returned when created)", { body: "{ model, messages, stream? }" }],
+  ["get", "/v1/models/{id}", "OpenAI-compatible: one agent as a model, by name"],
+  ["post", "/v1/chat/completions", "OpenAI-compatible chat; header X-Keel-Session-Id binds a session (returned when created). Errors are OpenAI-shaped; once the message is posted they carry x-should-retry: false", { body: "{ model, messages, stream?, stream_options?: { include_usage? } }" }],
 ];
 
 const errorSchema = { type: "object", required: ["error"], properties: { error: { type: "object", required: ["code", "message", "details"], properties: { code: { type: "string" }, message: { type: "string" }, details: { type: "object" } } } } };

@@ -284,6 +284,13 @@ const matrix: Record<RouteKey, () => Case[]> = {
     { name: "idempotency key of 201 characters", method: "POST", path: "/v1/chat/completions", body: { model: f.agentName, messages: [{ role: "user", content: "hi" }] }, headers: { "idempotency-key": "k".repeat(201) }, status: 422, code: V },
   ],
   "GET /v1/models": () => getCases("/v1/models"),
+  "GET /v1/models/[id]": () => [...idCases("GET", (id) => `/v1/models/${id}`, undefined, [404, "model_not_found"]), ...getCases(`/v1/models/${f.agentName}`)],
+  // Unknown OpenAI-compatible paths: OpenAI's JSON 404, with or without credentials.
+  "GET /v1/[...rest]": () => [{ name: "unknown path", method: "GET", path: "/v1/embeddings", status: 404, code: "unknown_url" }, { name: "unknown path, NUL", method: "GET", path: "/v1/nope%00", status: 404, code: "unknown_url" }],
+  "POST /v1/[...rest]": () => [{ name: "unknown path, malformed JSON", method: "POST", path: "/v1/completions", raw: "{x", status: 404, code: "unknown_url" }],
+  "PUT /v1/[...rest]": () => [{ name: "unknown path", method: "PUT", path: "/v1/files/x", body: {}, status: 404, code: "unknown_url" }],
+  "PATCH /v1/[...rest]": () => [{ name: "unknown path", method: "PATCH", path: "/v1/a/b/c", body: {}, status: 404, code: "unknown_url" }],
+  "DELETE /v1/[...rest]": () => [{ name: "unknown path", method: "DELETE", path: "/v1/files/x", status: 404, code: "unknown_url" }],
 };
 
 describe("bad input on every route", () => {

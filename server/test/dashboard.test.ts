@@ -3,6 +3,8 @@
 // through a tool call that needs approval, reload and restart the web process mid-run and check
 // the session view shows every event exactly once; reload while tokens stream from a slow
 // (loopback) model; layout at 1280 and 390 px; dark mode.
+import net from "node:net";
+import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { createPool, decideToolCall, type Pool } from "@keel/core";
@@ -281,5 +283,29 @@ describe.sequential("dashboard", () => {
     const row = usage.byAgent.find((a) => a.agentId === agentId)!;
     expect(row.totalTokens).toBeGreaterThan(0);
     await expect.poll(() => page.locator(`tr[data-usage-agent="${agentId}"] td`).last().textContent()).toBe(row.totalTokens.toLocaleString("en-US"));
+  });
+
+  test("a provider that refuses connections: the session shows the run retrying (attempt, next time, reason), then failed with the reason", async () => {
+    // A port that was just free and is closed again: connections to it are refused.
+    const probe = net.createServer().listen(0, "127.0.0.1");
+    await once(probe, "listening");
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    await page.goto("/agents");
+    await page.getByRole("button", { name: "New agent" }).click();
+    await page.getByLabel("Name", { exact: true }).fill("unreachable");
+    await page.getByLabel("Model", { exact: true }).fill("gpt-4o-mini");
+    await page.getByLabel("Base URL", { exact: true }).fill(`http://127.0.0.1:${port}/v1`);
+    await page.getByRole("button", { name: "Create agent" }).click();
+    await page.locator('tr[data-agent="unreachable"]').getByRole("button", { name: "New session" }).click();
+    await page.waitForURL(/\/sessions\/[0-9a-f-]{36}$/);
+    await page.getByLabel("message", { exact: true }).fill("anyone there?");
+    await page.getByLabel("message", { exact: true }).press("Enter");
+    // The worker's default backoff (1 s doubling, 5 attempts) leaves each wait on screen for seconds.
+    await page.getByTestId("run-state").filter({ hasText: /^retrying: attempt [2-5] of 5 at / }).waitFor({ timeout: 30_000 });
+    await page.locator('[data-type="run_retrying"]').first().filter({ hasText: /^Attempt 1 of 5 failed \(model_unavailable\): model call failed: Connection error/ }).waitFor();
+    await page.locator('[data-type="run_failed"]').filter({ hasText: /model call failed: Connection error/ }).waitFor({ timeout: 60_000 });
+    await page.getByTestId("run-state").filter({ hasText: "idle" }).waitFor();
+    expect(await page.locator('[data-type="run_retrying"]').count()).toBe(4);
   });
 });

@@ -187,6 +187,12 @@ const matrix: Record<RouteKey, Case> = {
     ],
   },
   "GET /v1/models": { scoped: () => [{ method: "GET", path: "/v1/models" }] },
+  "GET /v1/models/[id]": { foreign: (i) => [{ method: "GET", path: `/v1/models/${i.agentName}` }] },
+  "GET /v1/[...rest]": { scoped: () => [{ method: "GET", path: "/v1/no/such/route" }] },
+  "POST /v1/[...rest]": { scoped: () => [{ method: "POST", path: "/v1/no/such/route", body: {} }] },
+  "PUT /v1/[...rest]": { scoped: () => [{ method: "PUT", path: "/v1/no/such/route", body: {} }] },
+  "PATCH /v1/[...rest]": { scoped: () => [{ method: "PATCH", path: "/v1/no/such/route", body: {} }] },
+  "DELETE /v1/[...rest]": { scoped: () => [{ method: "DELETE", path: "/v1/no/such/route" }] },
 };
 
 const isWrite = (m: Method) => !["GET", "HEAD", "OPTIONS"].includes(m);

@@ -365,4 +365,53 @@ describe("OpenAI-compatible endpoint with the official SDK", () => {
     // so deltas can arrive reordered (seen here); reported to core, fix is to chain them per run.
     expect([...text].sort().join("")).toBe([...final].sort().join(""));
   });
+
+  test("a failed run is not retried by the SDK: one call, one session, one run; the error is OpenAI-shaped and says not to retry", async () => {
+    // No provider configured for this model: the run fails at once (model_not_configured).
+    const agent = await call("/api/v1/agents", { body: { name: "unconfigured", model: "gpt-nowhere" } });
+    expect(agent.status).toBe(201);
+    const client = new OpenAI({ apiKey, baseURL: `${base}/v1` }); // the SDK's defaults: 2 retries of a 5xx
+    const err = await client.chat.completions.create({ model: "unconfigured", messages: [{ role: "user", content: "fail once" }] }).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    const e = err as InstanceType<typeof OpenAI.APIError>;
+    expect(e.status).toBe(502);
+    expect(e.headers?.get("x-should-retry")).toBe("false");
+    expect(e.error).toMatchObject({ type: "server_error", param: null, code: "run_failed", message: expect.stringMatching(/no provider is configured/), details: { status: "failed" } });
+    const sessions = (await call(`/api/v1/sessions?agentId=${agent.body.id}`)).body.sessions as { id: string }[];
+    expect(sessions).toHaveLength(1);
+    const events = (await call(`/api/v1/sessions/${sessions[0]!.id}/events`)).body.events as { type: string }[];
+    expect(events.map((x) => x.type)).toEqual(["user_message", "model_error", "run_failed"]);
+  });
+
+  test("models by id, unknown /v1 paths and a missing model answer OpenAI-shaped JSON errors", async () => {
+    const client = new OpenAI({ apiKey, baseURL: `${base}/v1`, maxRetries: 0 });
+    expect(await client.models.retrieve("helper")).toMatchObject({ id: "helper", object: "model", owned_by: "keel" });
+    const missing = await client.models.retrieve("no-such-agent").then(() => null, (e: unknown) => e);
+    expect(missing).toBeInstanceOf(OpenAI.NotFoundError);
+    expect((missing as InstanceType<typeof OpenAI.NotFoundError>).error).toMatchObject({ type: "invalid_request_error", code: "model_not_found" });
+    for (const [method, path] of [["GET", "/v1/embeddings/nope"], ["POST", "/v1/embeddings"], ["DELETE", "/v1/files/x"]] as const) {
+      const r = await call(path, { method, as: "none", ...(method === "POST" ? { body: {} } : {}) });
+      expect(r.status, `${method} ${path}`).toBe(404);
+      expect(r.headers.get("content-type")).toMatch(/^application\/json/);
+      expect(r.body.error).toMatchObject({ type: "invalid_request_error", code: "unknown_url", message: `Invalid URL (${method} ${path})` });
+    }
+    const bad = await client.chat.completions.create({ model: "no-such-agent", messages: [{ role: "user", content: "hi" }] }).then(() => null, (e: unknown) => e);
+    expect((bad as InstanceType<typeof OpenAI.APIError>).error).toMatchObject({ type: "invalid_request_error", code: "not_found" });
+  });
+
+  test("stream_options.include_usage: a last chunk with no choices carries the usage", async () => {
+    const client = new OpenAI({ apiKey, baseURL: `${base}/v1`, maxRetries: 0 });
+    const chunks: OpenAI.ChatCompletionChunk[] = [];
+    const stream = await client.chat.completions.create({ model: "helper", stream: true, stream_options: { include_usage: true }, messages: [{ role: "user", content: "count my tokens" }] });
+    for await (const c of stream) chunks.push(c);
+    const last = chunks.at(-1)!;
+    expect(last.choices).toEqual([]);
+    expect(last.usage!.total_tokens).toBeGreaterThan(0);
+    expect(last.usage!.total_tokens).toBe(last.usage!.prompt_tokens + last.usage!.completion_tokens);
+    expect(chunks.slice(0, -1).every((c) => c.usage === null && c.choices.length === 1)).toBe(true);
+    // Without the option, no usage chunk (as OpenAI does).
+    const plain: OpenAI.ChatCompletionChunk[] = [];
+    for await (const c of await client.chat.completions.create({ model: "helper", stream: true, messages: [{ role: "user", content: "no usage please" }] })) plain.push(c);
+    expect(plain.every((c) => c.usage === undefined && c.choices.length === 1)).toBe(true);
+  });
 });

@@ -3,14 +3,19 @@
 // connection errors with backoff (maxRetries); what still fails is classified here: a provider
 // that refuses the request (4xx other than 408/409/429) cannot be fixed by retrying.
 import OpenAI from "openai";
-import { PermanentStepError } from "../engine/types.js";
+import { PermanentStepError, RetryableStepError } from "../engine/types.js";
 import { MessageAccumulator, type ChunkLike, type DeltaSink, type ModelClient, type ModelRequest, type ModelResult } from "./model.js";
 
 export type OpenAICompatibleOptions = { baseUrl: string; apiKey: string; maxRetries?: number; timeoutMs?: number; headers?: Record<string, string> };
 
-export class ModelCallError extends Error {
+/**
+ * A model call that failed. Retryable ones count an attempt and the run retries after a growing
+ * delay (never a hand-back: a provider outage is not a database outage), then fails with
+ * code `model_unavailable`.
+ */
+export class ModelCallError extends RetryableStepError {
   constructor(message: string, readonly retryable: boolean, options?: { cause?: unknown }) {
-    super(message, options);
+    super(message, "model_unavailable", options);
     this.name = "ModelCallError";
   }
 }

@@ -1,4 +1,6 @@
 import pg from "pg";
+import { backoffMs } from "../backoff.js";
+import { DriverClient, markPoolConnectErrors } from "./errors.js";
 
 // int8 (bigint) columns: seq, epoch. pg returns them as strings by default; the engine uses
 // BigInt so a seq never loses precision or compares as a string. Set per pool, not globally:
@@ -21,8 +23,11 @@ export function createPool(connectionString: string, opts: { max?: number; appli
     connectionTimeoutMillis: 5_000,
     keepAlive: true,
     types: engineTypes,
+    // Marks the driver's connection errors where they arise (see markDriverErrors in errors.ts).
+    Client: DriverClient,
   });
   guardPoolErrors(pool);
+  markPoolConnectErrors(pool);
   return pool;
 }
 
@@ -36,7 +41,25 @@ export function guardPoolErrors(pool: pg.Pool): void {
   pool.on("connect", (client) => client.on("error", () => {}));
 }
 
-export async function withTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` in a transaction. With `retries`, a transaction Postgres rolled back as a deadlock
+ * victim (40P01) or a serialization failure (40001) runs again from the start, so `fn` must do
+ * nothing but database work. The engine keeps one lock order and should never deadlock; this is
+ * the backstop that turns an order someone gets wrong into a short wait instead of a 500.
+ */
+export async function withTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>, opts: { retries?: number } = {}): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await transactionOnce(pool, fn);
+    } catch (err) {
+      const code = pgCode(err);
+      if (attempt > (opts.retries ?? 0) || (code !== PgCode.deadlockDetected && code !== PgCode.serializationFailure)) throw err;
+      await new Promise((r) => setTimeout(r, backoffMs(attempt, 10, 200)));
+    }
+  }
+}
+
+async function transactionOnce<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query("BEGIN");
@@ -56,6 +79,8 @@ export const PgCode = {
   uniqueViolation: "23505",
   foreignKeyViolation: "23503",
   invalidTextRepresentation: "22P02",
+  deadlockDetected: "40P01",
+  serializationFailure: "40001",
 } as const;
 
 export function pgCode(err: unknown): string | undefined {

@@ -28,6 +28,9 @@ export type EngineClientOptions = { pool: Pool; maxEventBytes?: number; maxAttem
 
 type RunLite = { id: string; status: string };
 
+/** Client calls are database work only: a deadlock victim is run again rather than answered 500. */
+const CLIENT_TX = { retries: 3 };
+
 export class EngineClient {
   private readonly maxEventBytes: number;
   private readonly maxAttempts: number;
@@ -86,7 +89,7 @@ export class EngineClient {
       }
       const disposition = !running ? "started" : onBusy === "interrupt" ? "interrupting" : "queued";
       return { seq, runId, disposition, duplicate: false };
-    });
+    }, CLIENT_TX);
   }
 
   /**
@@ -112,7 +115,7 @@ export class EngineClient {
         }
       }
       return out;
-    });
+    }, CLIENT_TX);
   }
 
   async readEvents(input: { teamId: string; sessionId: string; afterSeq?: bigint; limit?: number }): Promise<SessionEvent[]> {
@@ -126,7 +129,8 @@ export class EngineClient {
     if (!isUuid(input.runId)) throw new NotFoundError("Run", input.runId);
     const { rows } = await this.o.pool.query(
       `SELECT id, session_id, team_id, status, attempt, max_attempts, takeovers, epoch, lease_owner, last_error,
-              cancel_requested, interrupt_requested, prompt_tokens, completion_tokens, created_at, started_at, finished_at
+              cancel_requested, interrupt_requested, prompt_tokens, completion_tokens, created_at, started_at, finished_at,
+              CASE WHEN status = 'queued' AND attempt > 0 THEN available_at END AS next_attempt_at
        FROM runs WHERE id = $1 AND team_id = $2`,
       [input.runId, input.teamId],
     );
@@ -136,6 +140,7 @@ export class EngineClient {
       id: r.id, sessionId: r.session_id, teamId: r.team_id, status: r.status, attempt: r.attempt, maxAttempts: r.max_attempts,
       takeovers: r.takeovers, epoch: r.epoch, leaseOwner: r.lease_owner, lastError: r.last_error, cancelRequested: r.cancel_requested,
       interruptRequested: r.interrupt_requested, usage: { promptTokens: r.prompt_tokens, completionTokens: r.completion_tokens }, createdAt: r.created_at, startedAt: r.started_at, finishedAt: r.finished_at,
+      nextAttemptAt: r.next_attempt_at,
     };
   }
 }

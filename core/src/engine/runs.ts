@@ -4,8 +4,8 @@
 import { ClaimLostError } from "../errors.js";
 export { backoffMs } from "../backoff.js";
 import { PgCode, pgCode, withTransaction, type Pool, type PoolClient, type Queryable } from "../db/pool.js";
-import { appendEventFenced } from "./events.js";
-import type { ClaimedRun, RunStatus } from "./types.js";
+import { appendEvent, appendEventFenced } from "./events.js";
+import { EngineEventType, type ClaimedRun, type RunStatus } from "./types.js";
 
 type ClaimRow = { id: string; session_id: string; team_id: string; epoch: bigint; attempt: number; max_attempts: number; takeovers: number; cancel_requested: boolean; interrupt_requested: boolean };
 
@@ -97,15 +97,30 @@ export async function finishRun(
 
 class FenceRollback extends Error {}
 
-/** Puts the run back in the queue after a failed attempt, due after `delayMs`. Fenced. */
-export async function retryRun(db: Queryable, run: ClaimedRun, delayMs: number, lastError: unknown): Promise<boolean> {
-  const res = await db.query(
-    `UPDATE runs SET status = 'queued', attempt = attempt + 1, lease_owner = NULL, lease_expires_at = NULL,
-            available_at = now() + $4 * interval '1 millisecond', last_error = $5::jsonb, updated_at = now()
-     WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND status = 'running'`,
-    [run.id, run.epoch, run.workerId, delayMs, JSON.stringify(lastError)],
-  );
-  return res.rowCount === 1;
+/**
+ * Puts the run back in the queue after a failed attempt, due after `delayMs`, and appends the
+ * `run_retrying` event in the same transaction, so a reader that sees the event sees the run
+ * queued with its next attempt time (and the other way round). Fenced.
+ */
+export async function retryRun(pool: Pool, run: ClaimedRun, delayMs: number, lastError: { code: string; message: string; attempt: number }): Promise<boolean> {
+  return withTransaction(pool, async (c) => {
+    // The session first (LOCK_ORDER); now() is the transaction's start, the same in both statements.
+    const { rows: at } = await c.query<{ next: Date }>(
+      "SELECT now() + $2 * interval '1 millisecond' AS next FROM sessions WHERE id = $1 FOR NO KEY UPDATE",
+      [run.sessionId, delayMs],
+    );
+    const res = await c.query(
+      `UPDATE runs SET status = 'queued', attempt = attempt + 1, lease_owner = NULL, lease_expires_at = NULL,
+              available_at = now() + $4 * interval '1 millisecond', last_error = $5::jsonb, updated_at = now()
+       WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND status = 'running'`,
+      [run.id, run.epoch, run.workerId, delayMs, JSON.stringify(lastError)],
+    );
+    if (res.rowCount !== 1 || !at[0]) return false;
+    const payload = { runId: run.id, ...lastError, maxAttempts: run.maxAttempts, delayMs, nextAttemptAt: at[0].next.toISOString() };
+    // The UPDATE above released the claim under its fence, in this transaction: nothing to re-check.
+    await appendEvent(c, { sessionId: run.sessionId, type: EngineEventType.runRetrying, runId: run.id, payloadText: JSON.stringify(payload) });
+    return true;
+  });
 }
 
 /** Gives the run back without counting an attempt (graceful shutdown). Fenced. */
@@ -145,15 +160,21 @@ export async function heartbeat(db: Queryable, workerId: string, leaseMs: number
 
 
 /**
+ * LOCK_ORDER: every transaction that locks both takes the session row before its runs (and a
+ * run before its tool calls). Clients (post, cancel, approve, delete) lock the session first to
+ * serialize on it; the worker's fenced writes do the same, so no two of them wait on each other
+ * in a cycle. engine-race.test.ts races them against real Postgres.
+ *
  * A transaction that holds the run's fence for its whole length: the run row is locked FOR SHARE
  * while this worker still owns it at this epoch, so a takeover (an UPDATE of that row) waits until
- * we commit, or we see it and write nothing (ClaimLostError).
+ * we commit, or we see it and write nothing (ClaimLostError). The session row is locked first.
  */
 export async function withFence<T>(pool: Pool, run: ClaimedRun, fn: (c: PoolClient) => Promise<T>): Promise<T> {
   return withTransaction(pool, async (c) => {
     const { rowCount } = await c.query(
-      "SELECT 1 FROM runs WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND status = 'running' FOR SHARE",
-      [run.id, run.epoch, run.workerId],
+      `WITH s0 AS (SELECT id FROM sessions WHERE id = $4 FOR NO KEY UPDATE)
+       SELECT 1 FROM runs WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND status = 'running' AND session_id = (SELECT id FROM s0) FOR SHARE`,
+      [run.id, run.epoch, run.workerId, run.sessionId],
     );
     if (rowCount !== 1) throw new ClaimLostError(run.id, run.epoch);
     return fn(c);

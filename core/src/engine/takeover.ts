@@ -35,7 +35,7 @@ const DEAD_RUNS_SQL = `
 export async function takeOverDeadRuns(pool: Pool, opts: { maxTakeovers: number }): Promise<TakenOver[]> {
   // Every worker sweeps several times a second and almost always finds nothing: look first with
   // one plain statement, and only open a transaction when there is work.
-  const probe = await pool.query<{ id: string }>({ name: "keel_dead_runs_probe", text: DEAD_RUNS_SQL, values: [KEEL_LOCK_NAMESPACE, null] });
+  const probe = await pool.query<{ id: string; session_id: string }>({ name: "keel_dead_runs_probe", text: DEAD_RUNS_SQL, values: [KEEL_LOCK_NAMESPACE, null] });
   if (probe.rowCount === 0) return [];
   return withTransaction(pool, async (c) => {
     // Lock first, then decide on a fresh snapshot. Deciding and locking in one statement
@@ -44,9 +44,16 @@ export async function takeOverDeadRuns(pool: Pool, opts: { maxTakeovers: number 
     // Postgres re-checks only the new run row against the *old* join row (the dead owner's),
     // and the live worker's fresh claim would be taken from it. With the rows locked, nobody can
     // change them until we commit, and the second statement sees who owns them now.
-    const locked = await c.query<{ id: string }>("SELECT id FROM runs WHERE id = ANY($1::uuid[]) AND status = 'running' FOR UPDATE SKIP LOCKED", [
-      probe.rows.map((r) => r.id),
+    // Sessions before runs (LOCK_ORDER in runs.ts): a run that fails here appends to its session,
+    // and a client holding that session while it waits for the run must not deadlock with us.
+    // A session busy right now is skipped; the next sweep takes its run over.
+    const sessions = await c.query<{ id: string }>("SELECT id FROM sessions WHERE id = ANY($1::uuid[]) FOR NO KEY UPDATE SKIP LOCKED", [
+      probe.rows.map((r) => r.session_id),
     ]);
+    const locked = await c.query<{ id: string }>(
+      "SELECT id FROM runs WHERE id = ANY($1::uuid[]) AND session_id = ANY($2::uuid[]) AND status = 'running' FOR UPDATE SKIP LOCKED",
+      [probe.rows.map((r) => r.id), sessions.rows.map((r) => r.id)],
+    );
     if (locked.rowCount === 0) return [];
     const { rows } = await c.query<{ id: string; session_id: string; lease_owner: string | null; takeovers: number; lease_expired: boolean }>(
       DEAD_RUNS_SQL,

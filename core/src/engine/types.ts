@@ -10,6 +10,8 @@ export type BusyPolicy = (typeof BUSY_POLICIES)[number];
 export const EngineEventType = {
   userMessage: "user_message",
   runFailed: "run_failed",
+  /** An attempt failed and the run waits for its next one: { runId, code, message, attempt, maxAttempts, delayMs, nextAttemptAt }. */
+  runRetrying: "run_retrying",
   runCancelled: "run_cancelled",
   runInterrupted: "run_interrupted",
 } as const;
@@ -58,6 +60,8 @@ export interface RunRow {
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
+  /** Set while a run waits for its next attempt after a failed one (status queued, attempt > 0). */
+  nextAttemptAt: Date | null;
 }
 
 /** A new event to append: give `payload` (serialized here) or `payloadText` (kept byte for byte). */
@@ -68,6 +72,17 @@ export class PermanentStepError extends Error {
   constructor(message: string, readonly code = "step_failed", options?: { cause?: unknown }) {
     super(message, options);
     this.name = "PermanentStepError";
+  }
+}
+
+/**
+ * Thrown by a step for an error that another attempt may fix (a provider outage): the attempt is
+ * counted and the run retried after a growing delay, then fails with this code and message.
+ */
+export class RetryableStepError extends Error {
+  constructor(message: string, readonly code = "step_error", options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "RetryableStepError";
   }
 }
 

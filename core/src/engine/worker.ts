@@ -7,12 +7,12 @@ import type pg from "pg";
 import { ClaimLostError } from "../errors.js";
 import { isConnectionError } from "../db/errors.js";
 import { PgListener } from "../db/listener.js";
-import type { Pool } from "../db/pool.js";
+import { PgCode, pgCode, type Pool } from "../db/pool.js";
 import type { Logger } from "../logger.js";
 import { appendEventFenced, DEFAULT_MAX_EVENT_BYTES, encodePayload, readAllEvents } from "./events.js";
 import { backoffMs, claimRun, finishRun, handBackRun, heartbeat, parkRun, readSignals, retryRun, type Claim, type RunSignals } from "./runs.js";
 import { KEEL_LOCK_NAMESPACE, markDeadWorkers, takeOverDeadRuns } from "./takeover.js";
-import { EngineEventType, PermanentStepError, type ClaimedRun, type StepContext, type StepFn } from "./types.js";
+import { EngineEventType, PermanentStepError, RetryableStepError, type ClaimedRun, type StepContext, type StepFn } from "./types.js";
 
 export type WorkerOptions = {
   pool: Pool;
@@ -266,9 +266,11 @@ export class Worker {
       log.warn({ err: (err as Error).message, handedBack: ok }, "run interrupted by shutdown or database outage");
       return;
     }
+    // Every other failure is an attempt: counted, retried after a growing delay, and failed with
+    // its reason once attempts run out. Nothing else ends a run that keeps failing.
     const attempt = run.attempt + 1;
     const message = err instanceof Error ? err.message : String(err);
-    const code = err instanceof PermanentStepError ? err.code : "step_error";
+    const code = err instanceof PermanentStepError || err instanceof RetryableStepError ? err.code : "step_error";
     if (err instanceof PermanentStepError || attempt >= run.maxAttempts) {
       log.warn({ err: message, attempt }, "run failed");
       await this.close(run, log, "failed", EngineEventType.runFailed, { runId: run.id, code, message, attempts: attempt });
@@ -289,7 +291,9 @@ export class Worker {
       try {
         return await write();
       } catch (err) {
-        if (!isConnectionError(err) || (this.stopping && this.draining && i > 3)) {
+        // A deadlock or serialization victim was rolled back whole: writing again is safe.
+        const transient = isConnectionError(err) || pgCode(err) === PgCode.deadlockDetected || pgCode(err) === PgCode.serializationFailure;
+        if (!transient || (this.stopping && this.draining && i > 3)) {
           this.log.error({ err: (err as Error).message }, "could not record run outcome");
           return false;
         }

@@ -5,7 +5,7 @@ import { useDeferredValue, useState } from "react";
 import { api, when } from "@/src/ui/api";
 import { ErrorNote, QueryState, Shell, TableBox } from "@/src/ui/shell";
 
-type Session = { id: string; agentName: string; title: string | null; status: string; lastSeq: string; createdAt: string; activeRun: { status: string } | null };
+type Session = { id: string; agentName: string; title: string | null; status: string; lastSeq: string; createdAt: string; activeRun: { status: string; nextAttemptAt: string | null } | null };
 type Page = { sessions: Session[]; nextCursor: string | null };
 
 export default function SessionsPage() {
@@ -52,7 +52,7 @@ export default function SessionsPage() {
                 <tr key={s.id}>
                   <td><Link href={`/sessions/${s.id}`}>{s.title || s.id.slice(0, 8)}</Link></td>
                   <td>{s.agentName}</td>
-                  <td><span className={`badge ${s.activeRun?.status ?? s.status}`}>{s.activeRun?.status.replace("_", " ") ?? s.status}</span></td>
+                  <td><span className={`badge ${s.activeRun?.nextAttemptAt ? "retrying" : (s.activeRun?.status ?? s.status)}`}>{s.activeRun?.nextAttemptAt ? "retrying" : (s.activeRun?.status.replace("_", " ") ?? s.status)}</span></td>
                   <td>{s.lastSeq}</td>
                   <td className="muted">{when(s.createdAt)}</td>
                 </tr>

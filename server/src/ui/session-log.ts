@@ -11,7 +11,7 @@ export type Live = Draft;
 export type Conn = "connecting" | "live" | "reconnecting";
 
 export const EVENT_TYPES = ["user_message", "assistant_message", "tool_result", "approval_requested", "approval_decided", "model_error",
-  "run_failed", "run_cancelled", "run_interrupted", "context_repaired"] as const;
+  "run_retrying", "run_failed", "run_cancelled", "run_interrupted", "context_repaired"] as const;
 
 const NO_LIVE: Live = EMPTY_DRAFT;
 

@@ -78,6 +78,12 @@ export function EventView({ e, ix, runActive, onDecide }: { e: LogEvent; ix: Cal
     case "model_error":
     case "run_failed":
       return <div {...common} className="card ev failed"><span className="who">{e.type.replace("_", " ")}</span>{p.message ?? p.error ?? JSON.stringify(p)}</div>;
+    case "run_retrying":
+      return (
+        <div {...common} className="card ev failed small" data-testid="retrying">
+          Attempt {p.attempt} of {p.maxAttempts} failed ({p.code}): {p.message}. Next attempt at {new Date(p.nextAttemptAt).toLocaleTimeString()}.
+        </div>
+      );
     case "context_repaired":
       return (
         <div {...common} className="card ev muted small">

@@ -8,7 +8,14 @@ import { ErrorNote, Shell } from "@/src/ui/shell";
 import { EventView, indexCalls } from "./event-view";
 import { SandboxPanel } from "./sandbox-panel";
 
-type Row = { id: string; agentName: string; title: string | null; status: string; activeRun: { id: string; status: string } | null };
+type Row = { id: string; agentName: string; title: string | null; status: string; activeRun: { id: string; status: string; attempt: number; maxAttempts: number; nextAttemptAt: string | null } | null };
+
+/** A queued run that already failed an attempt is retrying, not idle or freshly queued. */
+function runState(run: Row["activeRun"]): string {
+  if (!run) return "idle";
+  if (run.status === "queued" && run.nextAttemptAt) return `retrying: attempt ${run.attempt + 1} of ${run.maxAttempts} at ${new Date(run.nextAttemptAt).toLocaleTimeString()}`;
+  return run.status.replace("_", " ");
+}
 
 /** Live session: the stored log over SSE plus the token deltas of the model call in progress. */
 export default function SessionPage({ params }: { params: Promise<{ id: string }> }) {
@@ -56,7 +63,7 @@ export default function SessionPage({ params }: { params: Promise<{ id: string }
       <div className="row session-head">
         <h1>{info.data?.title || "Session"}</h1>
         <span className="muted">{info.data?.agentName ?? ""}</span>
-        <span className={`badge ${run?.status ?? "idle"}`} data-testid="run-state">{run ? run.status.replace("_", " ") : info.isPending ? "…" : "idle"}</span>
+        <span className={`badge ${run?.nextAttemptAt ? "retrying" : (run?.status ?? "idle")}`} data-testid="run-state">{run || !info.isPending ? runState(run) : "…"}</span>
         <span className={`conn ${conn}`} role="status" data-testid="conn">{conn}</span>
         <button className="secondary" disabled={!run} onClick={() => void act(() => api(`/api/v1/sessions/${id}/cancel`, { method: "POST", body: {} }))}>Cancel run</button>
       </div>

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ValidationError } from "@keel/core";
-import { json, q, route } from "@/src/http";
-import { bindSession, completionBody, lastUserContent, runError, SESSION_HEADER, streamCompletion, waitForRun } from "@/src/openai";
+import { json, q } from "@/src/http";
+import { bindSession, completionBody, lastUserContent, openaiRoute, runError, SESSION_HEADER, streamCompletion, waitForRun } from "@/src/openai";
 
 export const runtime = "nodejs";
 export const dynamic = "force-dynamic";
@@ -12,21 +12,25 @@ const Body = z.looseObject({
   model: q.line(100).min(1),
   messages: z.array(z.looseObject({ role: z.string().max(20), content: z.unknown().optional() })).min(1).max(10_000),
   stream: z.boolean().optional(),
+  stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullish(),
 });
 
-export const POST = route({ body: Body }, async ({ req, ctx, principal, body }) => {
+export const POST = openaiRoute({ body: Body }, async ({ req, ctx, principal, body, markPosted }) => {
   const content = lastUserContent(body.messages);
   const idempotencyKey = req.headers.get("idempotency-key") ?? undefined;
   // Checked here as well as in core: a refused message must not leave a new, empty session behind.
   if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > 200)) throw new ValidationError("idempotency key must be 1 to 200 characters");
   const sessionId = await bindSession(ctx, principal, body.model, req.headers.get(SESSION_HEADER), typeof content === "string" ? content : content[0]!.text);
+  // From here an error answer must not invite a blind retry (see openaiRoute): a session may exist
+  // and the message may be posted; the answer names the session (x-keel-session-id) to read.
+  markPosted();
   const post = () => ctx.engine.postMessage({ teamId: principal.teamId, sessionId, content, onBusy: "enqueue", idempotencyKey });
   if (body.stream) {
-    const stream = streamCompletion(ctx, principal, body.model, sessionId, post, req.signal);
+    const stream = streamCompletion(ctx, principal, body.model, sessionId, post, req.signal, { includeUsage: body.stream_options?.include_usage === true });
     return new Response(stream, { headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache, no-transform", [SESSION_HEADER]: sessionId } });
   }
   const posted = await post();
   const o = await waitForRun(ctx, principal, sessionId, posted.runId, posted.seq, req.signal);
-  if (o.status !== "succeeded" && o.status !== "waiting_approval") throw runError(posted.runId, o);
+  if (o.status !== "succeeded" && o.status !== "waiting_approval") throw runError(posted.runId, o, sessionId);
   return json(completionBody(body.model, posted.runId, o), 200, { [SESSION_HEADER]: sessionId, "x-keel-run-status": o.status });
 });
