@@ -1,5 +1,5 @@
-// Runs before routing for the API paths: a path that is not valid percent-encoding gets a 400
-// JSON error (Next would answer a bare 500 while decoding its params), and a method a route does
+// Runs before routing: a path that is not valid percent-encoding gets a 400 JSON error (Next would
+// answer a bare 500 while decoding its params), and on the API's paths a method a route does
 // not have gets the API's JSON error (405 method_not_allowed, with Allow) instead of Next's empty
 // 405. Everything else passes through. Answers made here carry the security headers themselves.
 import { NextResponse, type NextRequest } from "next/server";
@@ -41,4 +41,6 @@ function secured(res: NextResponse): NextResponse {
   return res;
 }
 
-export const config = { matcher: ["/api/v1/:path*", "/v1/:path*"] };
+// Every path but Next's own static files: a malformed percent-encoding on a page path (/sessions/%E0)
+// was a bare 500 too. The method guard only answers for the API's paths (allowedMethods is null elsewhere).
+export const config = { matcher: ["/((?!_next/static|_next/image|favicon.ico).*)"] };

@@ -97,8 +97,9 @@ describe("login limits (item 7)", () => {
       expect(r.status).toBe(401);
     }
     const answers: number[] = [];
-    for (let i = 0; i < 12; i++) answers.push((await login(ADMIN.email, "wrong password here", attacker, { "x-forwarded-for": `203.0.113.${i}` })).status);
-    // The forged header changes nothing: the 11th failure for this account from this socket is refused.
+    // Forged X-Forwarded-For, and a forged copy of the header `keel web` passes the socket address in.
+    for (let i = 0; i < 12; i++) answers.push((await login(ADMIN.email, "wrong password here", attacker, { "x-forwarded-for": `203.0.113.${i}`, "x-keel-peer-address": `192.0.2.${i}` })).status);
+    // The forged headers change nothing: the 11th failure for this account from this socket is refused.
     expect(answers.slice(0, 10)).toEqual(Array(10).fill(401));
     expect(answers.slice(10)).toEqual([429, 429]);
     // Even the right password is refused from the address that used up its attempts...
@@ -209,6 +210,12 @@ describe("headers, encodings, metrics, members, passwords (item 12)", () => {
   test("malformed percent-encoding answers 400 JSON", async () => {
     for (const path of ["/api/v1/sessions/%E0%A4%A", "/api/v1/agents/%ZZ", "/api/v1/sessions/%C0%AF/events", "/v1/models/%E0"]) {
       const r = await call(path, { key: admin.key });
+      expect.soft(r.status, path).toBe(400);
+      expect.soft(r.body?.error?.code, path).toBe("bad_encoding");
+    }
+    // Pages too (they were a bare 500 as well).
+    for (const path of ["/sessions/%E0%A4%A", "/agents/%ZZ"]) {
+      const r = await call(path);
       expect.soft(r.status, path).toBe(400);
       expect.soft(r.body?.error?.code, path).toBe("bad_encoding");
     }
