@@ -62,6 +62,13 @@ describe("passwords and logins", () => {
     expect((await sprayed.login({ email: "admin@acme.test", password: "correct horse battery", clientAddress: "10.8.8.9" })).principal.role).toBe("admin");
   });
 
+  test("failures older than the window are pruned; newer ones stay and still count", async () => {
+    await f.pool.query("INSERT INTO login_attempts (key, created_at) VALUES ('addr:10.4.0.1', now() - interval '1 hour'), ('addr:10.4.0.1', now())");
+    expect(await accounts.pruneLoginAttempts()).toBeGreaterThanOrEqual(1);
+    const { rows } = await f.pool.query("SELECT count(*)::int AS n, min(created_at) > now() - interval '15 minutes' AS fresh FROM login_attempts WHERE key = 'addr:10.4.0.1'");
+    expect(rows[0]).toEqual({ n: 1, fresh: true });
+  });
+
   test("a user changes their own password: the current one is checked, their other logins end, keys cannot", async () => {
     const { userId } = await accounts.addMember(admin, { email: "pat@acme.test", password: "pat's first password", role: "viewer" });
     const a = await accounts.login({ email: "pat@acme.test", password: "pat's first password", clientAddress: "10.7.0.1" });

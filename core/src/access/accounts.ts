@@ -7,7 +7,7 @@ import { isUuid } from "../engine/client.js";
 import { hashPassword, verifyPassword } from "./passwords.js";
 import { ROLES, requireRole, type Principal, type Role } from "./principal.js";
 import * as keys from "./api-keys.js";
-import { checkLoginLimits, recordLoginFailure, type LoginLimits } from "./login-limits.js";
+import { checkLoginLimits, pruneLoginAttempts, recordLoginFailure, type LoginLimits } from "./login-limits.js";
 
 export { TooManyAttemptsError } from "./login-limits.js";
 const { sha256, randomToken } = keys;
@@ -74,6 +74,11 @@ export class Accounts {
     const expiresAt = new Date(Date.now() + this.ttlMs);
     await this.o.pool.query("INSERT INTO web_sessions (user_id, team_id, token_hash, csrf_token, expires_at) VALUES ($1, $2, $3, $4, $5)", [u.id, u.team_id, sha256(t), csrfToken, expiresAt]);
     return { token: t, csrfToken, expiresAt, principal: { teamId: u.team_id, role: u.role, actor: `user:${email}`, userId: u.id, apiKeyId: null } };
+  }
+
+  /** Forgets failed logins older than the limits' window (the web process calls this periodically). */
+  pruneLoginAttempts(): Promise<number> {
+    return pruneLoginAttempts(this.o.pool, this.limits.windowMs);
   }
 
   async logout(sessionToken: string): Promise<void> {

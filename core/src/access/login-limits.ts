@@ -37,3 +37,12 @@ export async function checkLoginLimits(pool: Pool, account: string, address: str
 export async function recordLoginFailure(pool: Pool, account: string, address: string): Promise<void> {
   await pool.query("INSERT INTO login_attempts (key) VALUES ($1), ($2)", [accountKey(account, address), addressKey(address)]);
 }
+
+/**
+ * Deletes failures older than the window (they count for nothing). Anonymous clients add two rows
+ * per failed login, so without this the table grows for ever. Returns how many went.
+ */
+export async function pruneLoginAttempts(pool: Pool, windowMs: number): Promise<number> {
+  const res = await pool.query("DELETE FROM login_attempts WHERE created_at < now() - $1 * interval '1 millisecond'", [windowMs]);
+  return res.rowCount ?? 0;
+}

@@ -11,3 +11,7 @@ CREATE INDEX "api_keys_team_id_created_by_user_id_idx" ON "api_keys"("team_id", 
 -- AddForeignKey
 -- A deleted user takes their keys along: a key must never outlive the person it acts for.
 ALTER TABLE "api_keys" ADD CONSTRAINT "api_keys_created_by_user_id_fkey" FOREIGN KEY ("created_by_user_id") REFERENCES "users"("id") ON DELETE CASCADE ON UPDATE CASCADE;
+
+-- CreateIndex
+-- Pruning failed logins older than the limits' window (Accounts.pruneLoginAttempts) reads by time alone.
+CREATE INDEX "login_attempts_created_at_idx" ON "login_attempts"("created_at");
