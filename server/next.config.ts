@@ -4,7 +4,9 @@ import { createRequire } from "node:module";
 
 // By absolute path: `keel web` loads this file from a string whose relative requires resolve
 // against the process's working directory, not this folder.
-const { readApiRoutes } = createRequire(path.join(import.meta.dirname, "next.config.ts"))(path.join(import.meta.dirname, "src/api-routes.cjs")) as typeof import("./src/api-routes.cjs");
+const requireHere = createRequire(path.join(import.meta.dirname, "next.config.ts"));
+const { readApiRoutes } = requireHere(path.join(import.meta.dirname, "src/api-routes.cjs")) as typeof import("./src/api-routes.cjs");
+const { SECURITY_HEADERS } = requireHere(path.join(import.meta.dirname, "src/security-headers.cjs")) as typeof import("./src/security-headers.cjs");
 
 const config: NextConfig = {
   // @keel/core is TypeScript source in the monorepo (NodeNext style: `./x.js` names `./x.ts`);
@@ -18,6 +20,8 @@ const config: NextConfig = {
   // The API's route table for proxy.ts (a JSON 405 for a method a route does not have).
   env: { KEEL_API_ROUTE_TABLE: JSON.stringify(readApiRoutes(import.meta.dirname)) },
   poweredByHeader: false,
+  // CSP, frame-ancestors, nosniff, Referrer-Policy on every page and API answer (src/security-headers.ts).
+  headers: async () => [{ source: "/:path*", headers: [...SECURITY_HEADERS] }],
   outputFileTracingRoot: path.resolve(import.meta.dirname, ".."),
   webpack: (cfg: { resolve: { extensionAlias?: Record<string, string[]> } }) => {
     cfg.resolve.extensionAlias = { ".js": [".ts", ".tsx", ".js"], ".mjs": [".mts", ".mjs"] };

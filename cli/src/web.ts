@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import nextModule from "next";
 // Plain module, no Next imports: its drain state is shared with the routes through globalThis.
 import { beginDrain } from "../../server/src/shutdown.ts";
+import { PEER_ADDRESS_HEADER } from "../../server/src/peer.ts";
 
 // next is CommonJS; under NodeNext its default export arrives as the module object.
 const next = ((nextModule as unknown as { default?: typeof nextModule }).default ?? nextModule) as unknown as (o: { dev: boolean; dir: string; hostname: string; port: number }) => {
@@ -36,7 +37,12 @@ export async function startWeb(opts: WebOptions): Promise<RunningWeb> {
   const app = next({ dev: false, dir: serverDir, hostname: opts.host, port: opts.port });
   await app.prepare();
   const handle = app.getRequestHandler();
-  const server = http.createServer((req, res) => void handle(req, res));
+  const server = http.createServer((req, res) => {
+    // Route handlers never see the socket: hand them its address, replacing any a client sent
+    // (login limits are per address; server/src/http.ts requestClientAddress).
+    req.headers[PEER_ADDRESS_HEADER] = req.socket.remoteAddress ?? "";
+    void handle(req, res);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) =>
       reject(err.code === "EADDRINUSE" ? new Error(`port ${opts.port} is in use: stop what uses it or set PORT`) : err));

@@ -26,6 +26,8 @@ export * from "./agent/stream.js";
 export * from "./access/passwords.js";
 export * from "./access/principal.js";
 export * from "./access/accounts.js";
+export * from "./access/client-address.js";
+export type { ApiKeyInfo, ApiKeyRevokedReason } from "./access/api-keys.js";
 export * from "./secrets.js";
 export * from "./audit.js";
 export * from "./catalog.js";

@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, test } from "vitest";
 import { Accounts, TooManyAttemptsError } from "../src/access/accounts.js";
 import { hashPassword, verifyPassword } from "../src/access/passwords.js";
 import type { Principal } from "../src/access/principal.js";
+import { clientAddress, parseTrustedProxies } from "../src/access/client-address.js";
 import { audit, listAudit } from "../src/audit.js";
 import { listSessions, fleetStatus } from "../src/catalog.js";
 import { Secrets } from "../src/secrets.js";
@@ -44,11 +45,59 @@ describe("passwords and logins", () => {
     await expect(accounts.authenticateSession(s.token)).rejects.toMatchObject({ status: 401 });
   });
 
-  test("failed logins are rate limited per email and per address, even with the right password afterwards", async () => {
+  test("failed logins are limited per (account, address), even with the right password afterwards; other addresses still log in", async () => {
     const addr = "10.9.9.9";
     for (let i = 0; i < 3; i++) await expect(accounts.login({ email: "admin@acme.test", password: "nope nope nope", clientAddress: addr })).rejects.toMatchObject({ status: 401 });
     await expect(accounts.login({ email: "admin@acme.test", password: "correct horse battery", clientAddress: addr })).rejects.toBeInstanceOf(TooManyAttemptsError);
-    await expect(accounts.login({ email: "nobody@acme.test", password: "correct horse battery", clientAddress: addr })).rejects.toMatchObject({ status: 429 });
+    // Someone else's failures never refuse the right password from another address.
+    expect((await accounts.login({ email: "admin@acme.test", password: "correct horse battery", clientAddress: "10.9.9.10" })).principal.role).toBe("admin");
+  });
+
+  test("one address spraying many accounts is limited as a whole", async () => {
+    const sprayed = new Accounts({ pool: f.pool, maxFailedLogins: 3, maxFailedLoginsPerAddress: 5 });
+    const addr = "10.8.8.8";
+    for (let i = 0; i < 5; i++) await expect(sprayed.login({ email: `u${i}@acme.test`, password: "nope nope nope", clientAddress: addr })).rejects.toMatchObject({ status: 401 });
+    await expect(sprayed.login({ email: "u9@acme.test", password: "nope nope nope", clientAddress: addr })).rejects.toMatchObject({ status: 429 });
+    await expect(sprayed.login({ email: "admin@acme.test", password: "correct horse battery", clientAddress: addr })).rejects.toMatchObject({ status: 429 });
+    expect((await sprayed.login({ email: "admin@acme.test", password: "correct horse battery", clientAddress: "10.8.8.9" })).principal.role).toBe("admin");
+  });
+
+  test("failures older than the window are pruned; newer ones stay and still count", async () => {
+    await f.pool.query("INSERT INTO login_attempts (key, created_at) VALUES ('addr:10.4.0.1', now() - interval '1 hour'), ('addr:10.4.0.1', now())");
+    expect(await accounts.pruneLoginAttempts()).toBeGreaterThanOrEqual(1);
+    const { rows } = await f.pool.query("SELECT count(*)::int AS n, min(created_at) > now() - interval '15 minutes' AS fresh FROM login_attempts WHERE key = 'addr:10.4.0.1'");
+    expect(rows[0]).toEqual({ n: 1, fresh: true });
+  });
+
+  test("a user changes their own password: the current one is checked, their other logins end, keys cannot", async () => {
+    const { userId } = await accounts.addMember(admin, { email: "pat@acme.test", password: "pat's first password", role: "viewer" });
+    const a = await accounts.login({ email: "pat@acme.test", password: "pat's first password", clientAddress: "10.7.0.1" });
+    const b = await accounts.login({ email: "pat@acme.test", password: "pat's first password", clientAddress: "10.7.0.1" });
+    const pat = a.principal;
+    await expect(accounts.changePassword(pat, { currentPassword: "wrong wrong wrong", newPassword: "pat's second password" })).rejects.toMatchObject({ status: 403, code: "wrong_password" });
+    await expect(accounts.changePassword(pat, { currentPassword: "pat's first password", newPassword: "short" })).rejects.toMatchObject({ status: 422 });
+    await accounts.changePassword(pat, { currentPassword: "pat's first password", newPassword: "pat's second password", keepSessionToken: a.token });
+    await expect(accounts.authenticateSession(b.token)).rejects.toMatchObject({ status: 401 });
+    expect((await accounts.authenticateSession(a.token)).userId).toBe(userId);
+    await expect(accounts.login({ email: "pat@acme.test", password: "pat's first password", clientAddress: "10.7.0.2" })).rejects.toMatchObject({ status: 401 });
+    await accounts.login({ email: "pat@acme.test", password: "pat's second password", clientAddress: "10.7.0.2" });
+    const k = await accounts.createApiKey(admin, { name: "pw", role: "admin" });
+    await expect(accounts.changePassword(await accounts.authenticateApiKey(k.key), { currentPassword: "correct horse battery", newPassword: "x".repeat(20) })).rejects.toMatchObject({ status: 403 });
+  });
+});
+
+describe("client address", () => {
+  test("the socket peer counts; X-Forwarded-For only from trusted proxies, read from the right", () => {
+    const trusted = parseTrustedProxies("10.0.0.0/8, 192.168.1.7, fd00::/8");
+    expect(clientAddress("203.0.113.1", "198.51.100.9", trusted)).toBe("203.0.113.1");
+    expect(clientAddress("203.0.113.1", "198.51.100.9", null)).toBe("203.0.113.1");
+    expect(clientAddress("::ffff:10.1.2.3", "198.51.100.9", trusted)).toBe("198.51.100.9");
+    expect(clientAddress("10.1.2.3", "6.6.6.6, 198.51.100.9, 192.168.1.7", trusted)).toBe("198.51.100.9");
+    expect(clientAddress("10.1.2.3", "10.2.2.2, 10.3.3.3", trusted)).toBe("10.2.2.2");
+    expect(clientAddress("10.1.2.3", "garbage", trusted)).toBe("10.1.2.3");
+    expect(clientAddress("fd00::1", "2001:db8::5", trusted)).toBe("2001:db8::5");
+    expect(clientAddress(undefined, "198.51.100.9", trusted)).toBe("unknown");
+    for (const bad of ["10.0.0.0/33", "nope", "10.0.0.1/8/1", "fd00::/129"]) expect(() => parseTrustedProxies(bad)).toThrow(/not an IP address or CIDR/);
   });
 });
 
@@ -65,6 +114,32 @@ describe("API keys and roles", () => {
     await expect(accounts.authenticateApiKey(k.key)).rejects.toMatchObject({ status: 401 });
   });
 
+  test("keys record their creator; demoting or removing the creator revokes their keys in the same change", async () => {
+    const { userId } = await accounts.addMember(admin, { email: "kim@acme.test", password: "kim's long password", role: "admin" });
+    const kim = (await accounts.login({ email: "kim@acme.test", password: "kim's long password", clientAddress: "10.6.0.1" })).principal;
+    const high = await accounts.createApiKey(kim, { name: "kim-admin", role: "admin" });
+    const low = await accounts.createApiKey(kim, { name: "kim-member", role: "member" });
+    const chained = await accounts.createApiKey(await accounts.authenticateApiKey(high.key), { name: "kim-chained", role: "viewer" });
+    const mine = (await accounts.listApiKeys(admin)).filter((k) => k.name.startsWith("kim-"));
+    expect(mine.map((k) => k.createdBy)).toEqual([{ userId, email: "kim@acme.test" }, { userId, email: "kim@acme.test" }, { userId, email: "kim@acme.test" }]);
+    await accounts.setMemberRole(admin, userId, "member");
+    await expect(accounts.authenticateApiKey(high.key)).rejects.toMatchObject({ status: 401 });
+    expect((await accounts.authenticateApiKey(low.key)).role).toBe("member");
+    expect((await accounts.authenticateApiKey(chained.key)).role).toBe("viewer");
+    await accounts.removeMember(admin, userId);
+    for (const k of [low, chained]) await expect(accounts.authenticateApiKey(k.key)).rejects.toMatchObject({ status: 401 });
+    const reasons = Object.fromEntries((await accounts.listApiKeys(admin)).filter((k) => k.name.startsWith("kim-")).map((k) => [k.name, k.revokedReason]));
+    expect(reasons).toEqual({ "kim-admin": "creator_demoted", "kim-member": "creator_removed", "kim-chained": "creator_removed" });
+  });
+
+  test("a key whose creator lost the role outside these paths stops working too", async () => {
+    const { userId } = await accounts.addMember(admin, { email: "lee@acme.test", password: "lee's long password", role: "admin" });
+    const lee = (await accounts.login({ email: "lee@acme.test", password: "lee's long password", clientAddress: "10.6.0.2" })).principal;
+    const k = await accounts.createApiKey(lee, { name: "lee-admin", role: "admin" });
+    await f.pool.query("UPDATE memberships SET role = 'viewer' WHERE user_id = $1", [userId]);
+    await expect(accounts.authenticateApiKey(k.key)).rejects.toMatchObject({ status: 401 });
+  });
+
   test("another team's key cannot be revoked: answered as missing", async () => {
     const other = await f.tenancy.createTeam({ slug: "other-k", name: "O" });
     const { rows } = await f.pool.query("INSERT INTO api_keys (team_id, name, prefix, hash) VALUES ($1, 'x', 'kk_x', $2) RETURNING id", [other.id, randomBytes(8).toString("hex")]);
@@ -78,7 +153,7 @@ describe("members", () => {
     const mia = await accounts.login({ email: "mia@acme.test", password: "mia's long password", clientAddress: "10.1.0.1" });
     await expect(accounts.setMemberRole(mia.principal, userId, "admin")).rejects.toMatchObject({ status: 403 });
 
-    expect(await accounts.setMemberRole(admin, userId, "viewer")).toEqual({ userId, role: "viewer" });
+    expect(await accounts.setMemberRole(admin, userId, "viewer")).toEqual({ userId, role: "viewer", keysRevoked: 0 });
     expect(await accounts.authenticateSession(mia.token)).toMatchObject({ role: "viewer" }); // the next request sees it
     await expect(accounts.setMemberRole(admin, userId, "owner" as never)).rejects.toMatchObject({ status: 422 });
 
@@ -108,6 +183,21 @@ describe("members", () => {
     expect((await accounts.listMembers(boss)).map((m) => m.userId)).not.toContain(loser);
     const { rows: ws } = await f.pool.query("SELECT count(*)::int AS n FROM web_sessions WHERE user_id = $1 AND team_id = $2", [loser, f.teamId]);
     expect(ws[0].n).toBe(0);
+  });
+});
+
+describe("adding members", () => {
+  test("an email with an account in another team joins with its own password; the answer is the same as for a new email", async () => {
+    const other = await f.tenancy.createTeam({ slug: "other-add", name: "O" });
+    const elsewhere = await accounts.bootstrapAdmin({ email: "ola@other.test", password: "ola's own password", teamSlug: other.slug, teamName: "O" });
+    expect(elsewhere.created).toBe(true);
+    const added = await accounts.addMember(admin, { email: "ola@other.test", password: "a password admin chose", role: "viewer" });
+    const fresh = await accounts.addMember(admin, { email: "new@acme.test", password: "a password admin chose", role: "viewer" });
+    expect(Object.keys(added)).toEqual(Object.keys(fresh));
+    await expect(accounts.login({ email: "ola@other.test", password: "a password admin chose", clientAddress: "10.5.0.1" })).rejects.toMatchObject({ status: 401 });
+    expect((await accounts.login({ email: "ola@other.test", password: "ola's own password", clientAddress: "10.5.0.1" })).principal.teamId).toBe(other.id);
+    expect((await accounts.listMembers(admin)).map((m) => m.email)).toContain("ola@other.test");
+    await expect(accounts.addMember(admin, { email: "ola@other.test", password: "a password admin chose", role: "viewer" })).rejects.toMatchObject({ status: 409, code: "member_exists" });
   });
 });
 

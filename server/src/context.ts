@@ -67,6 +67,9 @@ async function create(): Promise<Context> {
   });
   await deltas.start();
 
+  // Failed logins older than the limits' window count for nothing; drop them every 5 minutes.
+  setInterval(() => void accounts.pruneLoginAttempts().catch((err: unknown) => logger.warn({ err }, "login attempts prune failed")), 5 * 60_000).unref();
+
   const secrets = new Secrets({ pool, keyBase64: env.KEEL_SECRETS_KEY });
   const sandboxes = new SessionSandboxes({ db: pool, store: new SandboxStore(pool), driver: sandboxDriver(env, pool, logger), resolvePolicy: sessionPolicyResolver(pool, secrets) });
 

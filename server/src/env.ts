@@ -1,6 +1,7 @@
 // The web process's environment, parsed once (on first use) with zod. A wrong value stops the
 // process with a message naming the variable; see README.md for the table.
 import { z } from "zod";
+import { parseTrustedProxies } from "@keel/core/access/client-address";
 
 const optional = <T extends z.ZodType>(t: T) => z.preprocess((v) => (v === "" ? undefined : v), t.optional());
 const bool = (def: boolean) => z.preprocess((v) => (v === undefined || v === "" ? def : v === "1" || v === "true"), z.boolean());
@@ -22,6 +23,19 @@ export const WebEnvSchema = z.object({
   KEEL_COOKIE_SECURE: bool(false),
   /** Seconds between SSE heartbeat comments. */
   KEEL_SSE_HEARTBEAT_MS: z.coerce.number().int().min(100).default(15_000),
+  /** Longest an SSE stream stays open (default 1 h); it then ends with `event: reconnect` and the client reconnects, authenticated again. */
+  KEEL_SSE_MAX_AGE_MS: z.coerce.number().int().min(1000).default(3_600_000),
+  /** Reverse proxies whose X-Forwarded-For is believed, for login limits: comma-separated IPs or CIDRs (e.g. 10.0.0.0/8). Unset: none. */
+  KEEL_TRUSTED_PROXIES: optional(z.string().refine((s) => {
+    try {
+      parseTrustedProxies(s);
+      return true;
+    } catch {
+      return false;
+    }
+  }, "KEEL_TRUSTED_PROXIES must be comma-separated IP addresses or CIDRs, e.g. 10.0.0.0/8,192.168.1.7")),
+  /** When set, /metrics answers only `Authorization: Bearer <this token>` (16+ characters). Unset: /metrics is open; block it at the ingress. */
+  KEEL_METRICS_TOKEN: optional(z.string().min(16, "KEEL_METRICS_TOKEN must be at least 16 characters")),
   /** Longest a non-streamed /v1/chat/completions call waits for its run. */
   KEEL_COMPLETION_TIMEOUT_MS: z.coerce.number().int().min(1000).default(300_000),
   /** Where the Prisma-format migrations live (for /readyz). */

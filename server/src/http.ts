@@ -2,9 +2,10 @@
 // API key), body size limit, JSON parsing, zod validation, and the one error → JSON mapping.
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import { KeelError, requireRole, toErrorBody, UnauthorizedError, ValidationError, type Principal, type Role } from "@keel/core";
+import { clientAddress, KeelError, parseTrustedProxies, requireRole, toErrorBody, UnauthorizedError, ValidationError, type Principal, type Role, type TrustedProxies } from "@keel/core";
 import { getContext, type Context } from "./context";
 import { httpRequests } from "./metrics";
+import { PEER_ADDRESS_HEADER } from "./peer";
 import { validRequestId } from "./request-id";
 
 export const SESSION_COOKIE = "keel_session";
@@ -57,12 +58,12 @@ export function route<B = undefined, Q = undefined>(opts: Options<B, Q>, handler
 }
 
 /** Cookie session (CSRF checked for state-changing methods) or `Authorization: Bearer kk_…`. */
-export async function authenticate(ctx: Context, req: Request): Promise<Principal> {
+export async function authenticate(ctx: Context, req: Request, opts: { touch?: boolean } = {}): Promise<Principal> {
   const auth = req.headers.get("authorization");
   if (auth) {
     const m = /^Bearer\s+(\S+)$/i.exec(auth);
     if (!m) throw new UnauthorizedError("Authorization must be 'Bearer <API key>'");
-    return ctx.accounts.authenticateApiKey(m[1]!);
+    return ctx.accounts.authenticateApiKey(m[1]!, opts);
   }
   const token = readCookie(req, SESSION_COOKIE);
   if (!token) throw new UnauthorizedError();
@@ -70,12 +71,44 @@ export async function authenticate(ctx: Context, req: Request): Promise<Principa
   return ctx.accounts.authenticateSession(token, { required: unsafe, header: req.headers.get("x-csrf-token") });
 }
 
+/**
+ * For long-lived answers (SSE): the same credentials must still be valid for the same team.
+ * Rejects with a 401 KeelError when they are not (key revoked, logged out, member removed).
+ */
+export async function reauthenticate(ctx: Context, req: Request, was: Principal): Promise<void> {
+  const now = await authenticate(ctx, req, { touch: false });
+  if (now.teamId !== was.teamId) throw new UnauthorizedError("these credentials no longer belong to this team");
+}
+
 export function readCookie(req: Request, name: string): string | null {
   for (const part of (req.headers.get("cookie") ?? "").split(";")) {
     const i = part.indexOf("=");
-    if (i > 0 && part.slice(0, i).trim() === name) return decodeURIComponent(part.slice(i + 1).trim());
+    if (i > 0 && part.slice(0, i).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(i + 1).trim());
+      } catch {
+        return null; // not valid percent-encoding: no token of ours, so no session (401, not 500)
+      }
+    }
   }
   return null;
+}
+
+const g = globalThis as unknown as { __keelTrustedProxies?: { from: string; list: TrustedProxies | null } };
+
+/**
+ * The client's address for login limits: the socket's peer (set by `keel web` in
+ * PEER_ADDRESS_HEADER, replacing anything a client sent), or the X-Forwarded-For hop a
+ * KEEL_TRUSTED_PROXIES proxy added. Under plain `next start` (development) there is no socket
+ * address: the hop nearest to us in X-Forwarded-For stands in (Next fills it from the socket
+ * when a client sent none).
+ */
+export function requestClientAddress(ctx: Context, req: Request): string {
+  const from = ctx.env.KEEL_TRUSTED_PROXIES ?? "";
+  if (g.__keelTrustedProxies?.from !== from) g.__keelTrustedProxies = { from, list: from ? parseTrustedProxies(from) : null };
+  const xff = req.headers.get("x-forwarded-for");
+  const peer = req.headers.get(PEER_ADDRESS_HEADER) ?? xff?.split(",").pop()?.trim();
+  return clientAddress(peer, xff, g.__keelTrustedProxies.list);
 }
 
 const NoQuery = z.strictObject({});

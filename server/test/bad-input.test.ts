@@ -184,6 +184,7 @@ const matrix: Record<RouteKey, () => Case[]> = {
   "POST /api/v1/auth/login": () => bodyCases("POST", { path: () => "/api/v1/auth/login", valid: () => ({ email: ADMIN.email, password: "some wrong password" }), lines: ["email"] }).map((c) => ({ ...c, headers: { authorization: "" } })),
   "POST /api/v1/auth/logout": () => noBodyCases("POST", "/api/v1/auth/logout"),
   "GET /api/v1/me": () => getCases("/api/v1/me"),
+  "POST /api/v1/me/password": () => bodyCases("POST", { path: () => "/api/v1/me/password", valid: () => ({ currentPassword: "not the current password", newPassword: "a new long password" }) }),
   "GET /api/v1/members": () => getCases("/api/v1/members"),
   "PATCH /api/v1/members/[userId]": () => [
     ...bodyCases("PATCH", { path: () => `/api/v1/members/${NO_ONE}`, valid: () => ({ role: "viewer" }) }),

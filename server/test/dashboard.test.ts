@@ -239,6 +239,8 @@ describe.sequential("dashboard", () => {
     const shown = await page.getByTestId("new-key").locator("code").textContent();
     expect(shown).toMatch(/^kk_/);
     await page.getByRole("button", { name: "Done" }).click();
+    // Each key shows who created it.
+    await page.locator('section[aria-labelledby="keys-h"]').getByRole("cell", { name: ADMIN.email, exact: true }).first().waitFor();
     await page.getByRole("button", { name: "revoke ci" }).click();
     await page.getByRole("cell", { name: "revoked", exact: true }).waitFor();
     await page.reload();
@@ -307,5 +309,24 @@ describe.sequential("dashboard", () => {
     await page.locator('[data-type="run_failed"]').filter({ hasText: /model call failed: Connection error/ }).waitFor({ timeout: 60_000 });
     await page.getByTestId("run-state").filter({ hasText: "idle" }).waitFor();
     expect(await page.locator('[data-type="run_retrying"]').count()).toBe(4);
+  });
+
+  test("your password: a wrong current password is shown, a right one changes it (and back)", async () => {
+    const loginStatus = async (password: string) => (await fetch(`${server.url}/api/v1/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: ADMIN.email, password }) })).status;
+    const change = async (current: string, next: string) => {
+      await page.getByLabel("current password", { exact: true }).fill(current);
+      await page.getByLabel("new password", { exact: true }).fill(next);
+      await page.getByRole("button", { name: "Change password" }).click();
+    };
+    await page.goto("/settings");
+    await settled(page);
+    await change("not my password at all", "a changed admin password");
+    await page.getByText("the current password is wrong").waitFor();
+    await change(ADMIN.password, "a changed admin password");
+    await page.getByText("Password changed.").waitFor();
+    expect(await loginStatus("a changed admin password")).toBe(200);
+    await change("a changed admin password", ADMIN.password);
+    await page.getByText("Password changed.").waitFor();
+    expect(await loginStatus(ADMIN.password)).toBe(200);
   });
 });

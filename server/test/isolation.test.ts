@@ -141,6 +141,8 @@ const matrix: Record<RouteKey, Case> = {
   "POST /api/v1/auth/login": { scoped: () => [{ method: "POST", path: "/api/v1/auth/login", body: B }] },
   "POST /api/v1/auth/logout": { scoped: () => [{ method: "POST", path: "/api/v1/auth/logout" }] },
   "GET /api/v1/me": { scoped: () => [{ method: "GET", path: "/api/v1/me" }] },
+  // B's own password (a wrong current one: 403), never anything of A's.
+  "POST /api/v1/me/password": { scoped: () => [{ method: "POST", path: "/api/v1/me/password", body: { currentPassword: "not b's password", newPassword: "b's new long password" } }] },
   "GET /api/v1/members": { scoped: () => [{ method: "GET", path: "/api/v1/members" }] },
   "PATCH /api/v1/members/[userId]": { foreign: (i) => [{ method: "PATCH", path: `/api/v1/members/${i.memberUserId}`, body: { role: "admin" } }] },
   "DELETE /api/v1/members/[userId]": { foreign: (i) => [{ method: "DELETE", path: `/api/v1/members/${i.memberUserId}` }] },

@@ -1,28 +1,34 @@
 // Users, dashboard logins (cookie sessions with a CSRF token), API keys and members.
 // Tokens and keys are random 256-bit values; only their SHA-256 is stored.
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { ConflictError, KeelError, NotFoundError, UnauthorizedError, ValidationError } from "../errors.js";
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { ConflictError, ForbiddenError, KeelError, NotFoundError, UnauthorizedError, ValidationError } from "../errors.js";
 import { PgCode, pgCode, withTransaction, type Pool, type PoolClient } from "../db/pool.js";
 import { isUuid } from "../engine/client.js";
 import { hashPassword, verifyPassword } from "./passwords.js";
 import { ROLES, requireRole, type Principal, type Role } from "./principal.js";
+import * as keys from "./api-keys.js";
+import { checkLoginLimits, pruneLoginAttempts, recordLoginFailure, type LoginLimits } from "./login-limits.js";
 
-const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
-const token = (prefix: string) => `${prefix}${randomBytes(32).toString("base64url")}`;
+export { TooManyAttemptsError } from "./login-limits.js";
+const { sha256, randomToken } = keys;
 
-export class TooManyAttemptsError extends KeelError {
-  constructor(retryAfterS: number) {
-    super("too_many_attempts", 429, `too many failed logins; try again in ${retryAfterS} s`, { retryAfterS });
-  }
-}
-
-export type AccountsOptions = { pool: Pool; sessionTtlMs?: number; maxFailedLogins?: number; failedLoginWindowMs?: number };
+export type AccountsOptions = {
+  pool: Pool;
+  sessionTtlMs?: number;
+  /** Failed logins per (account, client address) in the window; default 10. */
+  maxFailedLogins?: number;
+  /** Failed logins per client address over all accounts in the window; default 50. */
+  maxFailedLoginsPerAddress?: number;
+  failedLoginWindowMs?: number;
+};
 export type LoginResult = { token: string; csrfToken: string; expiresAt: Date; principal: Principal };
 
 export class Accounts {
   private readonly ttlMs: number;
+  private readonly limits: LoginLimits;
   constructor(private readonly o: AccountsOptions) {
     this.ttlMs = o.sessionTtlMs ?? 7 * 24 * 3600 * 1000;
+    this.limits = { windowMs: o.failedLoginWindowMs ?? 15 * 60_000, maxPerAccountAddress: o.maxFailedLogins ?? 10, maxPerAddress: o.maxFailedLoginsPerAddress ?? 50 };
   }
 
   /** First start: creates the team and its admin if no user has that email yet. Idempotent. */
@@ -44,20 +50,14 @@ export class Accounts {
   }
 
   /**
-   * Checks the password and opens a session. Failed attempts are counted in Postgres per email
-   * and per client address (so every web replica sees them); past the limit the answer is 429
-   * whether or not the password is right, and a wrong email costs as much time as a wrong password.
+   * Checks the password and opens a session. Failures are limited per (account, client address)
+   * and per client address (login-limits.ts): past either limit the answer is 429 whether or not
+   * the password is right, but only for the address that failed. A wrong email costs as much
+   * time as a wrong password. `clientAddress` must come from the socket (client-address.ts).
    */
   async login(input: { email: string; password: string; clientAddress: string }): Promise<LoginResult> {
     const email = normalizeEmail(input.email);
-    const windowMs = this.o.failedLoginWindowMs ?? 15 * 60_000;
-    const max = this.o.maxFailedLogins ?? 10;
-    const keys = [`email:${email}`, `addr:${input.clientAddress}`];
-    const { rows: counts } = await this.o.pool.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM login_attempts WHERE key = ANY($1) AND created_at > now() - $2 * interval '1 millisecond' GROUP BY key ORDER BY 1 DESC LIMIT 1",
-      [keys, windowMs],
-    );
-    if ((counts[0]?.n ?? 0) >= max) throw new TooManyAttemptsError(Math.ceil(windowMs / 1000));
+    await checkLoginLimits(this.o.pool, email, input.clientAddress, this.limits);
     const { rows } = await this.o.pool.query<{ id: string; password_hash: string; team_id: string; role: Role }>(
       `SELECT u.id, u.password_hash, m.team_id, m.role FROM users u JOIN memberships m ON m.user_id = u.id
        WHERE u.email = $1 ORDER BY m.created_at LIMIT 1`,
@@ -66,14 +66,19 @@ export class Accounts {
     const u = rows[0];
     const ok = await verifyPassword(input.password, u?.password_hash ?? DUMMY_HASH);
     if (!u || !ok) {
-      await this.o.pool.query("INSERT INTO login_attempts (key) SELECT unnest($1::text[])", [keys]);
+      await recordLoginFailure(this.o.pool, email, input.clientAddress);
       throw new UnauthorizedError("wrong email or password");
     }
-    const t = token("ks_");
+    const t = randomToken("ks_");
     const csrfToken = randomBytes(24).toString("base64url");
     const expiresAt = new Date(Date.now() + this.ttlMs);
     await this.o.pool.query("INSERT INTO web_sessions (user_id, team_id, token_hash, csrf_token, expires_at) VALUES ($1, $2, $3, $4, $5)", [u.id, u.team_id, sha256(t), csrfToken, expiresAt]);
     return { token: t, csrfToken, expiresAt, principal: { teamId: u.team_id, role: u.role, actor: `user:${email}`, userId: u.id, apiKeyId: null } };
+  }
+
+  /** Forgets failed logins older than the limits' window (the web process calls this periodically). */
+  pruneLoginAttempts(): Promise<number> {
+    return pruneLoginAttempts(this.o.pool, this.limits.windowMs);
   }
 
   async logout(sessionToken: string): Promise<void> {
@@ -94,45 +99,45 @@ export class Accounts {
     return { teamId: s.team_id, role: s.role, actor: `user:${s.email}`, userId: s.user_id, apiKeyId: null, csrfToken: s.csrf_token };
   }
 
-  /** Creates an API key; the key itself is returned once and never again. */
-  async createApiKey(p: Principal, input: { name: string; role: Role }): Promise<{ id: string; key: string; prefix: string; role: Role }> {
-    requireRole(p, "admin");
-    if (!ROLES.includes(input.role)) throw new ValidationError(`role must be one of ${ROLES.join(", ")}`);
-    if (!input.name || input.name.length > 100) throw new ValidationError("name must be 1 to 100 characters");
-    const key = token("kk_");
-    const prefix = key.slice(0, 10);
-    const { rows } = await this.o.pool.query<{ id: string }>(
-      "INSERT INTO api_keys (team_id, name, prefix, hash, role) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-      [p.teamId, input.name, prefix, sha256(key), input.role],
-    );
-    return { id: rows[0]!.id, key, prefix, role: input.role };
+  /**
+   * A logged-in user changes their own password (API keys cannot: they act for a team, not a
+   * person). The current password is checked and its failures are limited like logins; the
+   * user's other dashboard logins end, the one in `keepSessionToken` stays.
+   */
+  async changePassword(p: Principal, input: { currentPassword: string; newPassword: string; keepSessionToken?: string | null }): Promise<void> {
+    if (!p.userId || p.apiKeyId) throw new ForbiddenError("only a logged-in user can change their password; API keys cannot");
+    validatePassword(input.newPassword);
+    // Both buckets per user: a stolen session cannot guess the current password for long, and one
+    // user's failures never block another's change.
+    const bucket = `password-change:${p.userId}`;
+    await checkLoginLimits(this.o.pool, "self", bucket, this.limits);
+    const { rows } = await this.o.pool.query<{ password_hash: string }>("SELECT password_hash FROM users WHERE id = $1", [p.userId]);
+    if (!rows[0] || !(await verifyPassword(String(input.currentPassword ?? ""), rows[0].password_hash))) {
+      await recordLoginFailure(this.o.pool, "self", bucket);
+      throw new KeelError("wrong_password", 403, "the current password is wrong");
+    }
+    const hash = await hashPassword(input.newPassword);
+    await withTransaction(this.o.pool, async (c) => {
+      await c.query("UPDATE users SET password_hash = $2 WHERE id = $1", [p.userId, hash]);
+      await c.query("DELETE FROM web_sessions WHERE user_id = $1 AND token_hash IS DISTINCT FROM $2", [p.userId, input.keepSessionToken ? sha256(input.keepSessionToken) : null]);
+    });
   }
 
-  async listApiKeys(p: Principal): Promise<{ id: string; name: string; prefix: string; role: string; createdAt: Date; lastUsedAt: Date | null; revokedAt: Date | null }[]> {
-    requireRole(p, "admin");
-    const { rows } = await this.o.pool.query(
-      `SELECT id, name, prefix, role, created_at AS "createdAt", last_used_at AS "lastUsedAt", revoked_at AS "revokedAt"
-       FROM api_keys WHERE team_id = $1 ORDER BY created_at DESC`,
-      [p.teamId],
-    );
-    return rows;
+  /** Creates an API key for the caller's team, recording its creator; the key is returned once. */
+  createApiKey(p: Principal, input: { name: string; role: Role }) {
+    return keys.createApiKey(this.o.pool, p, input);
   }
 
-  async revokeApiKey(p: Principal, id: string): Promise<void> {
-    requireRole(p, "admin");
-    if (!isUuid(id)) throw new NotFoundError("ApiKey", id);
-    const res = await this.o.pool.query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND team_id = $2 AND revoked_at IS NULL", [id, p.teamId]);
-    if (res.rowCount !== 1) throw new NotFoundError("ApiKey", id);
+  listApiKeys(p: Principal) {
+    return keys.listApiKeys(this.o.pool, p);
   }
 
-  async authenticateApiKey(key: string): Promise<Principal> {
-    const { rows } = await this.o.pool.query<{ id: string; team_id: string; role: Role; prefix: string }>(
-      "UPDATE api_keys SET last_used_at = now() WHERE hash = $1 AND revoked_at IS NULL RETURNING id, team_id, role, prefix",
-      [sha256(key)],
-    );
-    const k = rows[0];
-    if (!k) throw new UnauthorizedError("invalid or revoked API key");
-    return { teamId: k.team_id, role: k.role, actor: `api_key:${k.prefix}`, userId: null, apiKeyId: k.id };
+  revokeApiKey(p: Principal, id: string) {
+    return keys.revokeApiKey(this.o.pool, p, id);
+  }
+
+  authenticateApiKey(key: string, opts?: { touch?: boolean }) {
+    return keys.authenticateApiKey(this.o.pool, key, opts);
   }
 
   async listMembers(p: Principal): Promise<{ userId: string; email: string; role: string; createdAt: Date }[]> {
@@ -144,46 +149,58 @@ export class Accounts {
     return rows;
   }
 
-  /** Adds a member with a first password (they change it later); admins only. */
+  /**
+   * Adds a member; admins only. A new email gets an account with this first password. An email
+   * that already has an account (in another team) joins with its own password, which is never
+   * replaced: the answer is the same either way, so adding a member reveals no other team's
+   * users. Already a member of this team: 409 (the member list shows them anyway).
+   */
   async addMember(p: Principal, input: { email: string; password: string; role: Role }): Promise<{ userId: string }> {
     requireRole(p, "admin");
     if (!ROLES.includes(input.role)) throw new ValidationError(`role must be one of ${ROLES.join(", ")}`);
     validatePassword(input.password);
     const email = normalizeEmail(input.email);
+    const hash = await hashPassword(input.password); // hashed either way: both answers take as long
     try {
       return await withTransaction(this.o.pool, async (c) => {
-        const u = await c.query<{ id: string }>("INSERT INTO users (email, password_hash) VALUES ($1, $2) RETURNING id", [email, await hashPassword(input.password)]);
-        await c.query("INSERT INTO memberships (team_id, user_id, role) VALUES ($1, $2, $3)", [p.teamId, u.rows[0]!.id, input.role]);
-        return { userId: u.rows[0]!.id };
+        const fresh = await c.query<{ id: string }>("INSERT INTO users (email, password_hash) VALUES ($1, $2) ON CONFLICT (email) DO NOTHING RETURNING id", [email, hash]);
+        const userId = fresh.rows[0]?.id ?? (await c.query<{ id: string }>("SELECT id FROM users WHERE email = $1", [email])).rows[0]!.id;
+        await c.query("INSERT INTO memberships (team_id, user_id, role) VALUES ($1, $2, $3)", [p.teamId, userId, input.role]);
+        return { userId };
       });
     } catch (err) {
-      if (pgCode(err) === PgCode.uniqueViolation) throw new ConflictError("user_exists", "a user with this email exists", { email });
+      if (pgCode(err) === PgCode.uniqueViolation) throw new ConflictError("member_exists", "this email is already a member of the team", { email });
       throw err;
     }
   }
 
-  /** Changes a member's role; admins only. A team never loses its last admin. */
-  async setMemberRole(p: Principal, userId: string, role: Role): Promise<{ userId: string; role: Role }> {
+  /**
+   * Changes a member's role; admins only. A team never loses its last admin. Their API keys with
+   * a role above the new one are revoked in the same transaction.
+   */
+  async setMemberRole(p: Principal, userId: string, role: Role): Promise<{ userId: string; role: Role; keysRevoked: number }> {
     requireRole(p, "admin");
     if (!ROLES.includes(role)) throw new ValidationError(`role must be one of ${ROLES.join(", ")}`);
     return this.changeMember(p, userId, async (c, current) => {
       if (current === "admin" && role !== "admin") await this.keepAnAdmin(c, p.teamId, "demote");
       await c.query("UPDATE memberships SET role = $3 WHERE team_id = $1 AND user_id = $2", [p.teamId, userId, role]);
-      return { userId, role };
+      return { userId, role, keysRevoked: await keys.revokeKeysOfCreator(c, p.teamId, userId, { newRole: role }) };
     });
   }
 
   /**
    * Removes a member from the team; admins only. Their dashboard logins to this team end at once
-   * (every request re-reads the membership; the sessions are deleted too). The user account stays
-   * (it may belong to other teams). A team never loses its last admin.
+   * (every request re-reads the membership; the sessions are deleted too) and the API keys they
+   * created are revoked, in one transaction. The user account stays (it may belong to other
+   * teams). A team never loses its last admin.
    */
-  async removeMember(p: Principal, userId: string): Promise<void> {
+  async removeMember(p: Principal, userId: string): Promise<{ keysRevoked: number }> {
     requireRole(p, "admin");
-    await this.changeMember(p, userId, async (c, current) => {
+    return this.changeMember(p, userId, async (c, current) => {
       if (current === "admin") await this.keepAnAdmin(c, p.teamId, "remove");
       await c.query("DELETE FROM memberships WHERE team_id = $1 AND user_id = $2", [p.teamId, userId]);
       await c.query("DELETE FROM web_sessions WHERE team_id = $1 AND user_id = $2", [p.teamId, userId]);
+      return { keysRevoked: await keys.revokeKeysOfCreator(c, p.teamId, userId, { removed: true }) };
     });
   }
 

@@ -1,11 +1,12 @@
 "use client";
-import { ApiKeys, Members, Secrets } from "@/src/ui/settings";
+import { ApiKeys, Members, OwnPassword, Secrets } from "@/src/ui/settings";
 import { Shell } from "@/src/ui/shell";
 
 export default function SettingsPage() {
   return (
     <Shell>
       <h1>Team</h1>
+      <OwnPassword />
       <Members />
       <ApiKeys />
       <Secrets />

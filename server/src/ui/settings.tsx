@@ -1,5 +1,6 @@
 "use client";
-// Team settings sections: members, API keys (the key is shown once), secrets (write-only).
+// Team settings sections: your password, members, API keys (the key is shown once, with who
+// created it), secrets (write-only).
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { api, when } from "./api";
@@ -42,7 +43,7 @@ export function Members() {
                   <td className="muted">{when(m.createdAt)}</td>
                   <td>
                     <button className="secondary" disabled={remove.isPending} aria-label={`remove ${m.email}`}
-                      onClick={() => window.confirm(`Remove ${m.email} from the team? Their dashboard logins end at once.`) && remove.mutate(m.userId)}>Remove</button>
+                      onClick={() => window.confirm(`Remove ${m.email} from the team? Their dashboard logins end and the API keys they created are revoked at once.`) && remove.mutate(m.userId)}>Remove</button>
                   </td>
                 </tr>
               ))}
@@ -61,7 +62,37 @@ export function Members() {
   );
 }
 
-type Key = { id: string; name: string; prefix: string; role: string; createdAt: string; lastUsedAt: string | null; revokedAt: string | null };
+type Key = {
+  id: string; name: string; prefix: string; role: string; createdAt: string; lastUsedAt: string | null; revokedAt: string | null;
+  revokedReason: "revoked" | "creator_removed" | "creator_demoted" | null; createdBy: { userId: string; email: string } | null;
+};
+
+const REVOKED: Record<NonNullable<Key["revokedReason"]>, string> = { revoked: "revoked", creator_removed: "revoked: creator left the team", creator_demoted: "revoked: creator's role lowered" };
+
+/** The logged-in user's own password (API keys cannot change one). Other logins end. */
+export function OwnPassword() {
+  const [done, setDone] = useState(false);
+  const change = useMutation({ mutationFn: (body: { currentPassword: string; newPassword: string }) => api("/api/v1/me/password", { method: "POST", body }) });
+  const submit = (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const f = new FormData(form);
+    setDone(false);
+    change.mutate({ currentPassword: String(f.get("current") ?? ""), newPassword: String(f.get("new") ?? "") }, { onSuccess: () => (setDone(true), form.reset()) });
+  };
+  return (
+    <section aria-labelledby="password-h">
+      <h2 id="password-h">Your password</h2>
+      <form className="row" onSubmit={submit} aria-label="change password">
+        <input name="current" type="password" placeholder="current password" required autoComplete="current-password" aria-label="current password" />
+        <input name="new" type="password" placeholder="new password (12+ characters)" required minLength={12} autoComplete="new-password" aria-label="new password" />
+        <button disabled={change.isPending}>Change password</button>
+      </form>
+      {done && <p role="status" className="muted">Password changed. Your other logins have ended.</p>}
+      <ErrorNote error={change.error} />
+    </section>
+  );
+}
 
 export function ApiKeys() {
   const list = useQuery({ queryKey: ["api-keys"], queryFn: () => api<{ apiKeys: Key[] }>("/api/v1/api-keys") });
@@ -95,12 +126,13 @@ export function ApiKeys() {
       <QueryState q={list} empty={list.data?.apiKeys.length === 0} emptyText="No API keys.">
         <TableBox>
           <table>
-            <thead><tr><th>Name</th><th>Key</th><th>Role</th><th>Last used</th><th /></tr></thead>
+            <thead><tr><th>Name</th><th>Key</th><th>Role</th><th>Created by</th><th>Last used</th><th /></tr></thead>
             <tbody>
               {list.data?.apiKeys.map((k) => (
                 <tr key={k.id} className={k.revokedAt ? "muted" : ""}>
-                  <td>{k.name}</td><td><code>{k.prefix}…</code></td><td>{k.role}</td><td>{when(k.lastUsedAt)}</td>
-                  <td>{k.revokedAt ? "revoked" : <button className="secondary" disabled={revoke.isPending} onClick={() => revoke.mutate(k.id)} aria-label={`revoke ${k.name}`}>Revoke</button>}</td>
+                  <td>{k.name}</td><td><code>{k.prefix}…</code></td><td>{k.role}</td>
+                  <td className="muted">{k.createdBy?.email ?? "unknown (before creators were recorded)"}</td><td>{when(k.lastUsedAt)}</td>
+                  <td>{k.revokedAt ? REVOKED[k.revokedReason ?? "revoked"] : <button className="secondary" disabled={revoke.isPending} onClick={() => revoke.mutate(k.id)} aria-label={`revoke ${k.name}`}>Revoke</button>}</td>
                 </tr>
               ))}
             </tbody>

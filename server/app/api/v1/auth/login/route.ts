@@ -1,13 +1,12 @@
 import { z } from "zod";
-import { q, route, json, SESSION_COOKIE } from "@/src/http";
+import { q, requestClientAddress, route, json, SESSION_COOKIE } from "@/src/http";
 import { audit } from "@keel/core";
 
 const Body = z.strictObject({ email: q.line(254), password: z.string().max(1024) });
 
 export const POST = route({ auth: "none", body: Body }, async ({ req, ctx, body }) => {
-  // Behind a proxy the first X-Forwarded-For hop is the client; the per-email limit holds regardless.
-  const clientAddress = req.headers.get("x-forwarded-for")?.split(",")[0]?.trim() || "unknown";
-  const r = await ctx.accounts.login({ ...body, clientAddress });
+  // The socket's address, or what a trusted proxy says (KEEL_TRUSTED_PROXIES): limits are per address.
+  const r = await ctx.accounts.login({ ...body, clientAddress: requestClientAddress(ctx, req) });
   await audit(ctx.pool, r.principal, "auth.login", r.principal.userId, {});
   const cookie = [`${SESSION_COOKIE}=${r.token}`, "Path=/", "HttpOnly", "SameSite=Lax", `Expires=${r.expiresAt.toUTCString()}`];
   if (ctx.env.KEEL_COOKIE_SECURE) cookie.push("Secure");

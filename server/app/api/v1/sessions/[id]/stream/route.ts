@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ValidationError } from "@keel/core";
-import { parseSeq, q, route } from "@/src/http";
+import { parseSeq, q, reauthenticate, route } from "@/src/http";
 import { sessionStream } from "@/src/sse";
 
 export const runtime = "nodejs";
@@ -15,5 +15,7 @@ export const GET = route({ query: Query }, async ({ req, ctx, principal, params,
   const lastSeq = last === null ? null : parseSeq(last);
   if (last !== null && lastSeq === null) throw new ValidationError("Last-Event-ID must be an event seq");
   const after = lastSeq ?? query.after ?? 0n;
-  return sessionStream(ctx, req, params.id!, after);
+  // Every heartbeat: the same credentials still valid for this team, and the session still there.
+  const recheck = async () => (await reauthenticate(ctx, req, principal), await ctx.tenancy.getSession(principal.teamId, params.id!));
+  return sessionStream(ctx, req, params.id!, after, { recheck, maxAgeMs: ctx.env.KEEL_SSE_MAX_AGE_MS });
 });
