@@ -39,6 +39,6 @@ export * from "./sandbox/errors.js";
 export * from "./sandbox/view.js";
 export * from "./sandbox/config.js";
 export { parseEgressAllowList, parseEgressEntry } from "./sandbox/egress.js";
-export { ANY_HOST, outboundPolicy, type OutboundPolicy } from "./agent/outbound.js";
+export { ANY_HOST, outboundPolicy, outboundRefusalIn, OutboundRefusedError, type OutboundOptions, type OutboundPolicy } from "./agent/outbound.js";
 export * from "./sandbox/k8s/index.js";
 export * from "./agent/mcp.js";

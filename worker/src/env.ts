@@ -9,6 +9,18 @@ const bool = z.preprocess((v) => v === "1" || v === "true", z.boolean());
 
 const int = (def: number, min = 1) => z.coerce.number().int().min(min).default(def);
 
+/** A comma-separated list in the sandbox egress grammar; unset or empty: undefined. */
+const hostList = () =>
+  z.preprocess(
+    (v) => (typeof v === "string" && v.trim() !== "" ? v.split(",").map((e) => e.trim()).filter(Boolean) : undefined),
+    z.array(z.string()).superRefine((entries, ctx) => {
+      for (const e of entries) {
+        const r = parseEgressEntry(e);
+        if (r instanceof Error) ctx.addIssue({ code: "custom", message: r.message.replace("egress allow-list entry", "entry") });
+      }
+    }).optional(),
+  );
+
 export const WorkerEnvSchema = z.object({
   /** Postgres connection string (required; `keel up` sets it for its embedded server). */
   DATABASE_URL: z.string().url({ message: "DATABASE_URL must be a postgresql:// URL, e.g. postgresql://keel:secret@localhost:5432/keel" }),
@@ -55,17 +67,17 @@ export const WorkerEnvSchema = z.object({
   KEEL_SECRETS_KEY: z.preprocess((v) => (v === "" ? undefined : v), z.string().optional()),
   /**
    * Hosts the worker may call for an agent's own provider.baseUrl and MCP servers, comma-separated
-   * in the sandbox egress grammar (api.openai.com, *.example.com, 10.0.0.0/8, host:443). Unset: any.
+   * in the sandbox egress grammar (api.openai.com, *.example.com, 10.0.0.0/8, host:443). Unset: any
+   * public host (internal addresses need KEEL_OUTBOUND_INTERNAL_HOSTS or an IP/CIDR entry here).
    */
-  KEEL_OUTBOUND_HOSTS: z.preprocess(
-    (v) => (typeof v === "string" && v.trim() !== "" ? v.split(",").map((e) => e.trim()).filter(Boolean) : undefined),
-    z.array(z.string()).superRefine((entries, ctx) => {
-      for (const e of entries) {
-        const r = parseEgressEntry(e);
-        if (r instanceof Error) ctx.addIssue({ code: "custom", message: r.message.replace("egress allow-list entry", "entry") });
-      }
-    }).optional(),
-  ),
+  KEEL_OUTBOUND_HOSTS: hostList(),
+  /**
+   * Internal hosts (loopback, private, link-local, CGNAT, ULA, NAT64, this host's own addresses)
+   * the worker may call for an agent's provider.baseUrl and MCP servers: exact names or *.suffix
+   * as written in the URL, or IP/CIDR of the address connected to. Unset: none (the workers' own
+   * KEEL_OPENAI_BASE_URL is always allowed). E.g. 127.0.0.1 for a local model server.
+   */
+  KEEL_OUTBOUND_INTERNAL_HOSTS: hostList(),
   KEEL_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type WorkerEnv = z.infer<typeof WorkerEnvSchema>;

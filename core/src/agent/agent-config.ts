@@ -18,7 +18,7 @@ export type AgentRuntimeConfig = {
 };
 
 /** A remote MCP server an agent uses (Streamable HTTP), and which of its tools it may call. */
-export type McpServerRef = { name: string; url: string; allowTools: string[]; headers?: Record<string, string> };
+export type McpServerRef = { name: string; url: string; allowTools: string[]; headerSecrets?: Record<string, string>; headers?: Record<string, string> };
 
 export async function loadAgentForSession(db: Queryable, sessionId: string): Promise<AgentRuntimeConfig> {
   const { rows } = await db.query<{ agent_id: string; version: number; model: string; instructions: string; tools: AgentToolConfig[]; provider: ProviderConfig; sandbox_policy: unknown; mcp_servers: McpServerRef[] }>(
