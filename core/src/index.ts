@@ -42,3 +42,5 @@ export { parseEgressAllowList, parseEgressEntry } from "./sandbox/egress.js";
 export { ANY_HOST, outboundPolicy, outboundRefusalIn, OutboundRefusedError, type OutboundOptions, type OutboundPolicy } from "./agent/outbound.js";
 export * from "./sandbox/k8s/index.js";
 export * from "./agent/mcp.js";
+export { moveMcpHeadersToSecrets, headerSecretName } from "./agent/mcp-headers.js";
+export { guardAgentConfig, PROTECTED_AGENT_FIELDS } from "./agent/agent-guard.js";

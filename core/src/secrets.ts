@@ -1,7 +1,9 @@
 // Team secrets: write-only through the API, encrypted at rest with AES-256-GCM under a 32-byte
-// key from the environment (KEEL_SECRETS_KEY). Values leave the server only through `resolve`:
-// into that team's sandboxes (the names a sandbox policy exposes) and, as the API key, to the model
-// provider that team's agent names (provider.apiKeySecret).
+// key from the environment (KEEL_SECRETS_KEY). Values leave the server only through `resolve`, by
+// the worker, for the team that owns them: into that team's sandboxes (the names a sandbox policy
+// exposes), as the API key to the model provider its agent names (provider.apiKeySecret), and as
+// header values to its agent's MCP servers (headerSecrets). Which agent fields may name a secret
+// is admin-only (agent/agent-guard.ts), so a member cannot send one somewhere new.
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { NotFoundError, UnavailableError, ValidationError } from "./errors.js";
 import type { Pool } from "./db/pool.js";
@@ -24,17 +26,22 @@ export class Secrets {
 
   async put(p: Principal, name: string, value: string): Promise<void> {
     requireRole(p, "admin");
+    await this.putForTeam(p.teamId, name, value);
+  }
+
+  /** Writes a secret for the operator's own code (moving plain MCP headers), not for API callers. */
+  async putForTeam(teamId: string, name: string, value: string): Promise<void> {
     if (!SECRET_NAME.test(name)) throw new ValidationError("secret names are UPPER_SNAKE_CASE, up to 128 characters", { name });
     if (typeof value !== "string" || value.length === 0 || Buffer.byteLength(value) > 64 * 1024) throw new ValidationError("a secret value is 1 byte to 64 KiB");
     const iv = randomBytes(12);
     const cipher = createCipheriv("aes-256-gcm", this.requireKey(), iv);
     // The team and name are authenticated data: a ciphertext copied to another row will not decrypt.
-    cipher.setAAD(Buffer.from(`${p.teamId}/${name}`));
+    cipher.setAAD(Buffer.from(`${teamId}/${name}`));
     const ciphertext = Buffer.concat([cipher.update(value, "utf8"), cipher.final()]);
     await this.o.pool.query(
       `INSERT INTO secrets (team_id, name, ciphertext, iv, tag) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (team_id, name) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, iv = EXCLUDED.iv, tag = EXCLUDED.tag, updated_at = now()`,
-      [p.teamId, name, ciphertext, iv, cipher.getAuthTag()],
+      [teamId, name, ciphertext, iv, cipher.getAuthTag()],
     );
   }
 
@@ -42,6 +49,11 @@ export class Secrets {
   async list(p: Principal): Promise<{ name: string; updatedAt: Date }[]> {
     const { rows } = await this.o.pool.query(`SELECT name, updated_at AS "updatedAt" FROM secrets WHERE team_id = $1 ORDER BY name`, [p.teamId]);
     return rows;
+  }
+
+  async listNames(teamId: string): Promise<string[]> {
+    const { rows } = await this.o.pool.query<{ name: string }>(`SELECT name FROM secrets WHERE team_id = $1`, [teamId]);
+    return rows.map((r) => r.name);
   }
 
   async remove(p: Principal, name: string): Promise<void> {
