@@ -11,7 +11,7 @@ import { requireRole, type Principal } from "./access/principal.js";
 import { guardAgentConfig, type GuardedConfig } from "./agent/agent-guard.js";
 
 /** Workers call these URLs: http: and https: only (file:, gopher: and the like never). */
-const httpUrl = z.string().url().refine((u) => /^https?:$/.test(new URL(u).protocol), "only http: and https: URLs");
+const httpUrl = z.string().url().refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), "only http: and https: URLs");
 
 const strictSandboxPolicy = sandboxPolicy.extend({ resources: sandboxResources.strict().prefault({}) }).strict();
 

@@ -211,8 +211,42 @@ describe("MCP servers", () => {
     expect(await moveMcpHeadersToSecrets({ pool: f.pool, secrets, logger })).toBe(0); // nothing left: runs again safely
     const { rows } = await f.pool.query<{ mcp_servers: unknown }>("SELECT mcp_servers FROM agent_versions WHERE agent_id = $1", [id]);
     expect(rows[0]!.mcp_servers).toEqual([{ name: "old", url: mcp.url, allowTools: ["recall"], headerSecrets: { Authorization: "MCP_OLD_AUTHORIZATION" } }]);
-    expect(await secrets.resolve(f.teamId, ["MCP_OLD_AUTHORIZATION"])).toEqual({ MCP_OLD_AUTHORIZATION: "Bearer legacy-plain-token" });
+    // Bound to the server it was sent to: usable there, refused elsewhere, never in a sandbox.
+    expect(await secrets.resolve(f.teamId, ["MCP_OLD_AUTHORIZATION"], mcp.url)).toEqual({ MCP_OLD_AUTHORIZATION: "Bearer legacy-plain-token" });
+    await expect(secrets.resolve(f.teamId, ["MCP_OLD_AUTHORIZATION"], "https://attacker.example/mcp")).rejects.toThrow(ForbiddenError);
+    expect(await secrets.resolve(f.teamId, ["MCP_OLD_AUTHORIZATION"])).toEqual({});
     expect(await secrets.resolve(teamB, ["MCP_OLD_AUTHORIZATION"])).toEqual({});
+  });
+});
+
+describe("secrets bound to hosts", () => {
+  test("a bound secret goes only to its hosts: a provider or MCP server elsewhere is refused before anything is sent, and it never enters a sandbox", async () => {
+    const admin = as(f.teamId, "admin");
+    await secrets.put(admin, "BOUND_LLM_KEY", "sk-bound", ["llm.example.com"]);
+    await secrets.put(admin, "BOUND_MCP", "Bearer bound-mcp", ["mcp.example.com:443"]);
+    await secrets.put(admin, "LOCAL_LLM_KEY", "sk-local", [`127.0.0.1:${new URL(fake.url).port}`]);
+    await expect(secrets.put(admin, "BAD_BIND", "x", ["https://llm.example.com/v1"])).rejects.toThrow(ValidationError);
+    await startWorker();
+
+    const before = fake.requests.length;
+    const refused = await ask(f.teamId, await agentOf(f.teamId, { provider: { baseUrl: fake.url, apiKeySecret: "BOUND_LLM_KEY" } }), "failed");
+    expect(fake.requests.length).toBe(before);
+    expect(last(refused.events).message).toMatch(/BOUND_LLM_KEY may only be sent to llm\.example\.com, not to 127\.0\.0\.1/);
+
+    fake.enqueue({ kind: "stream", chunks: textStream("ok") });
+    await ask(f.teamId, await agentOf(f.teamId, { provider: { baseUrl: fake.url, apiKeySecret: "LOCAL_LLM_KEY" } }));
+    expect(fake.requests.at(-1)!.headers.authorization).toBe("Bearer sk-local");
+
+    const mark = mcp.methods.length;
+    fake.enqueue({ kind: "stream", chunks: textStream("no tools") });
+    await ask(f.teamId, await agentOf(f.teamId, { mcpServers: [{ name: "notes", url: mcp.url, allowTools: ["recall"], headerSecrets: { Authorization: "BOUND_MCP" } }] }));
+    expect(mcp.methods.length).toBe(mark);
+    expect(logLines.join("")).toMatch(/BOUND_MCP may only be sent to mcp\.example\.com:443/);
+
+    const resolve = sessionPolicyResolver(f.pool, secrets);
+    const sbx = await agentOf(f.teamId, { sandboxPolicy: { secrets: ["BOUND_LLM_KEY", "DEPLOY_KEY"] } });
+    expect((await resolve(f.teamId, (await f.tenancy.createSession(f.teamId, { agentId: sbx })).id)).secrets).toEqual({ DEPLOY_KEY: "team-a-deploy-key" });
+    expect((await secrets.list(as(f.teamId, "viewer"))).find((s) => s.name === "BOUND_LLM_KEY")).toMatchObject({ allowedHosts: ["llm.example.com"] });
   });
 });
 

@@ -69,10 +69,10 @@ test("header values and non-http URLs are refused at save with a 422 naming the 
   expect(plain.status).toBe(422);
   expect(plain.text).toContain("headerSecrets");
   expect(plain.text).not.toContain("s3cr3t");
-  for (const url of ["file:///etc/passwd", "gopher://127.0.0.1:6379/_INFO"]) {
+  for (const url of ["file:///etc/passwd", "gopher://127.0.0.1:6379/_INFO", "not a url"]) {
     const r = await call(adminKey, "POST", "/api/v1/agents", { name: `u-${tag}`, model: "m", provider: { baseUrl: url } });
     expect(r.status, url).toBe(422);
-    expect(r.text).toContain("only http: and https: URLs");
+    expect(r.body.error.details.issues[0].path, url).toBe("provider.baseUrl");
     const m = await call(adminKey, "POST", "/api/v1/agents", { name: `u-${tag}`, model: "m", mcpServers: [{ name: "x", url, allowTools: [] }] });
     expect(m.status, url).toBe(422);
   }

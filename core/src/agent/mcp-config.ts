@@ -19,7 +19,7 @@ export type McpServerConfig = {
 export type McpScope = { teamId: string; sessionId: string };
 
 /** Team secrets (core/src/secrets.ts `Secrets.resolve`). */
-export type SecretResolver = { resolve(teamId: string, names: readonly string[]): Promise<Record<string, string>> };
+export type SecretResolver = { resolve(teamId: string, names: readonly string[], destination?: string): Promise<Record<string, string>> };
 
 const SERVER_NAME = /^[a-z0-9_-]{1,32}$/;
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/;

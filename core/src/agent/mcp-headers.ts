@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { withTransaction, type Pool } from "../db/pool.js";
 import type { Logger } from "../logger.js";
 import type { Secrets } from "../secrets.js";
+import { parseEgressEntry } from "../sandbox/egress.js";
 
 type Row = { agent_id: string; version: number; team_id: string; mcp_servers: Record<string, unknown>[] };
 
@@ -46,7 +47,7 @@ export async function moveMcpHeadersToSecrets(o: { pool: Pool; secrets: Secrets;
         const digest = createHash("sha256").update(`${r.team_id}\n${String(s.name)}\n${header}\n${value}`).digest("base64");
         let name = chosen.get(digest);
         if (!name) {
-          name = await pickName(o.secrets, r.team_id, String(s.name), header, value, taken.get(r.team_id)!);
+          name = await pickName(o.secrets, r.team_id, s, header, value, taken.get(r.team_id)!);
           chosen.set(digest, name);
         }
         headerSecrets[header] = name;
@@ -69,16 +70,28 @@ export async function moveMcpHeadersToSecrets(o: { pool: Pool; secrets: Secrets;
 }
 
 /** A free name, or the one already holding this exact value (an earlier, interrupted pass). */
-async function pickName(secrets: Secrets, teamId: string, server: string, header: string, value: string, taken: Set<string>): Promise<string> {
+async function pickName(secrets: Secrets, teamId: string, server: Record<string, unknown>, header: string, value: string, taken: Set<string>): Promise<string> {
+  const url = String(server.url);
   for (let n = 1; ; n++) {
-    const name = headerSecretName(server, header, n);
+    const name = headerSecretName(String(server.name), header, n);
     if (taken.has(name)) {
-      const existing = (await secrets.resolve(teamId, [name]))[name];
+      const existing = await secrets.resolve(teamId, [name], url).then((v) => v[name], () => undefined);
       if (existing === value) return name;
       continue;
     }
-    await secrets.putForTeam(teamId, name, value);
+    // Bound to the server's host: the value was only ever sent there.
+    await secrets.putForTeam(teamId, name, value, boundHost(url));
     taken.add(name);
     return name;
+  }
+}
+
+/** The URL's host (with its port when it names one) as an allowedHosts entry; none if the grammar refuses it. */
+function boundHost(url: string): string[] {
+  try {
+    const host = new URL(url).host;
+    return parseEgressEntry(host) instanceof Error ? [] : [host];
+  } catch {
+    return [];
   }
 }

@@ -77,7 +77,7 @@ export class McpToolSource {
     const headers: Record<string, string> = { ...(s.headers ?? {}) };
     if (named.length > 0) {
       if (!this.secrets) throw new Error(`MCP server ${s.name} needs team secrets for its headers, but this worker has no access to secrets (KEEL_SECRETS_KEY)`);
-      const values = await this.secrets.resolve(teamId, named.map(([, secret]) => secret));
+      const values = await this.secrets.resolve(teamId, named.map(([, secret]) => secret), s.url); // bound secrets: only to their hosts
       for (const [h, secret] of named) {
         const v = values[secret];
         if (v === undefined) throw new Error(`MCP server ${s.name}: header ${h} names the secret ${secret}, which this team has not set (Settings → Secrets)`);

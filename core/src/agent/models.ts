@@ -21,7 +21,7 @@ export type ModelDefaults = {
   maxRetries?: number;
   timeoutMs?: number;
   /** The team's secrets (core/src/secrets.ts), for provider.apiKeySecret. */
-  secrets?: { resolve(teamId: string, names: readonly string[]): Promise<Record<string, string>> };
+  secrets?: { resolve(teamId: string, names: readonly string[], destination?: string): Promise<Record<string, string>> };
   /**
    * Where an agent's own provider.baseUrl may lead (core/src/agent/outbound.ts). Default: public
    * hosts only; tests and operators with an internal provider list it explicitly.
@@ -36,7 +36,7 @@ export function createModelResolver(d: ModelDefaults): ModelResolver {
   const outbound = d.outbound ?? outboundPolicy({ trusted: [d.openaiBaseUrl] });
   const cache = new Map<string, ModelClient>();
 
-  async function apiKeyFor(agent: AgentRuntimeConfig, teamId: string): Promise<string> {
+  async function apiKeyFor(agent: AgentRuntimeConfig, teamId: string, baseUrl: string): Promise<string> {
     const name = agent.provider.apiKeySecret;
     if (name === undefined) {
       const ownProvider = agent.provider.baseUrl !== undefined && agent.provider.baseUrl !== d.openaiBaseUrl;
@@ -47,7 +47,7 @@ export function createModelResolver(d: ModelDefaults): ModelResolver {
     if (!d.secrets) throw unusable("but this worker has no access to secrets");
     let values: Record<string, string>;
     try {
-      values = await d.secrets.resolve(teamId, [name]);
+      values = await d.secrets.resolve(teamId, [name], baseUrl); // a secret bound to other hosts is refused
     } catch (err) {
       // No KEEL_SECRETS_KEY on the worker, or a value that does not decrypt: configuration, not luck.
       if (err instanceof KeelError) throw unusable(`which cannot be read: ${err.message}`);
@@ -70,7 +70,7 @@ export function createModelResolver(d: ModelDefaults): ModelResolver {
     const own = agent.provider.baseUrl !== undefined && agent.provider.baseUrl !== d.openaiBaseUrl;
     const refused = own ? await outbound.check(baseUrl) : null;
     if (refused) throw new PermanentStepError(`the agent's provider.baseUrl cannot be used: ${refused}`, "outbound_not_allowed");
-    const apiKey = await apiKeyFor(agent, teamId);
+    const apiKey = await apiKeyFor(agent, teamId, baseUrl);
     const maxRetries = agent.provider.maxRetries ?? d.maxRetries;
     const timeoutMs = agent.provider.timeoutMs ?? d.timeoutMs;
     const key = JSON.stringify([baseUrl, createHash("sha256").update(apiKey).digest("base64"), maxRetries, timeoutMs, own]);
