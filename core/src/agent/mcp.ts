@@ -19,13 +19,11 @@ import { mcpServerConfigProblem, type McpScope, type McpServerConfig, type Secre
 import type { Tool, ToolContext } from "./tools.js";
 
 export { assertValidMcpServers, mcpServerConfigProblem, type McpScope, type McpServerConfig, type SecretResolver } from "./mcp-config.js";
-import { outboundPolicy, outboundRefusalIn, type OutboundPolicy } from "./outbound.js";
+import { clipRemoteText as clip, outboundPolicy, outboundRefusalIn, type OutboundPolicy } from "./outbound.js";
 
 export const MCP_TOOL_TIMEOUT_MS = 60_000;
 const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 const MAX_LIST_PAGES = 50;
-/** Server text copied into tool results and events: never a whole (reflected) body. */
-const MAX_ERROR_TEXT = 200;
 
 type Connection = {
   key: string;
@@ -312,9 +310,6 @@ function connectionKey(r: Resolved, teamId: string, sessionId: string): string {
   return JSON.stringify([teamId, sessionId, r.s.url, r.headersHash]);
 }
 
-function clip(text: string): string {
-  return text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT)}… (${text.length - MAX_ERROR_TEXT} more characters not shown)` : text;
-}
 
 function contentText(result: CallToolResult): string {
   const parts: string[] = [];

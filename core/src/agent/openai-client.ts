@@ -4,7 +4,7 @@
 // that refuses the request (4xx other than 408/409/429) cannot be fixed by retrying.
 import OpenAI from "openai";
 import { PermanentStepError } from "../engine/types.js";
-import { outboundRefusalIn } from "./outbound.js";
+import { clipRemoteText as clip, outboundRefusalIn } from "./outbound.js";
 import { MessageAccumulator, type ChunkLike, type DeltaSink, type ModelClient, type ModelRequest, type ModelResult } from "./model.js";
 
 /** `fetch`: the outbound policy's (core/src/agent/outbound.ts) for a URL a team chose. */
@@ -51,13 +51,6 @@ export class OpenAICompatibleModel implements ModelClient {
     if (acc.finishReason === null) throw new ModelCallError("the model's stream ended before the reply was finished (no finish_reason)", true);
     return { message: acc.message(), finishReason: acc.finishReason, usage: acc.usage, model: acc.model || req.model };
   }
-}
-
-/** Provider text copied into events and logs: enough to diagnose, never a whole (reflected) body. */
-export const MAX_PROVIDER_TEXT = 200;
-
-function clip(text: string): string {
-  return text.length > MAX_PROVIDER_TEXT ? `${text.slice(0, MAX_PROVIDER_TEXT)}… (${text.length - MAX_PROVIDER_TEXT} more characters not shown)` : text;
 }
 
 function classify(err: unknown): Error {

@@ -135,6 +135,13 @@ export function outboundPolicy(o: OutboundOptions = {}): OutboundPolicy {
   return { refusal, check, fetch };
 }
 
+/** Text a remote server chose (provider and MCP errors) as events and logs keep it: enough to diagnose, never a whole (reflected) body. */
+export const MAX_REMOTE_TEXT = 200;
+
+export function clipRemoteText(text: string): string {
+  return text.length > MAX_REMOTE_TEXT ? `${text.slice(0, MAX_REMOTE_TEXT)}… (${text.length - MAX_REMOTE_TEXT} more characters not shown)` : text;
+}
+
 /** The policy's refusal somewhere in an error's cause chain (fetch wraps it as "fetch failed"). */
 export function outboundRefusalIn(err: unknown): OutboundRefusedError | null {
   let e: unknown = err;
