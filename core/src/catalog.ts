@@ -3,6 +3,7 @@
 import { NotFoundError, ValidationError } from "./errors.js";
 import type { Queryable } from "./db/pool.js";
 import { isUuid } from "./engine/client.js";
+import { viewMcpServers } from "./agent/agent-config.js";
 
 export type AgentSummary = { id: string; name: string; version: number; model: string; instructions: string; tools: unknown[]; sandboxPolicy: unknown; provider: unknown; mcpServers: unknown[]; createdAt: Date; updatedAt: Date };
 
@@ -12,14 +13,19 @@ const AGENT_SQL = `SELECT a.id, a.name, a.current_version AS version, v.model, v
                    WHERE a.team_id = $1 AND a.deleted_at IS NULL`;
 
 export async function listAgents(db: Queryable, teamId: string): Promise<AgentSummary[]> {
-  return (await db.query<AgentSummary>(`${AGENT_SQL} ORDER BY a.name`, [teamId])).rows;
+  return (await db.query<AgentSummary>(`${AGENT_SQL} ORDER BY a.name`, [teamId])).rows.map(view);
+}
+
+/** No credential is readable back (agent/agent-config.ts viewMcpServers). */
+function view(a: AgentSummary): AgentSummary {
+  return { ...a, mcpServers: viewMcpServers(a.mcpServers) };
 }
 
 export async function getAgent(db: Queryable, teamId: string, agentId: string): Promise<AgentSummary> {
   if (!isUuid(agentId)) throw new NotFoundError("Agent", agentId);
   const row = (await db.query<AgentSummary>(`${AGENT_SQL} AND a.id = $2`, [teamId, agentId])).rows[0];
   if (!row) throw new NotFoundError("Agent", agentId);
-  return row;
+  return view(row);
 }
 
 export async function deleteAgent(db: Queryable, teamId: string, agentId: string): Promise<void> {

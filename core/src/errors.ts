@@ -48,8 +48,8 @@ export class UnauthorizedError extends KeelError {
 }
 
 export class ForbiddenError extends KeelError {
-  constructor(message = "not allowed") {
-    super("forbidden", 403, message);
+  constructor(message = "not allowed", details: ErrorDetails = {}) {
+    super("forbidden", 403, message, details);
   }
 }
 

@@ -7,6 +7,11 @@ import type { PrismaClient } from "./db/prisma.js";
 import { isUuid } from "./engine/client.js";
 import { sandboxPolicy, sandboxResources } from "./sandbox/policy.js";
 import { SECRET_NAME } from "./secrets.js";
+import { requireRole, type Principal } from "./access/principal.js";
+import { guardAgentConfig, type GuardedConfig } from "./agent/agent-guard.js";
+
+/** Workers call these URLs: http: and https: only (file:, gopher: and the like never). */
+const httpUrl = z.string().url().refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), "only http: and https: URLs");
 
 const strictSandboxPolicy = sandboxPolicy.extend({ resources: sandboxResources.strict().prefault({}) }).strict();
 
@@ -28,13 +33,15 @@ export const AgentConfigSchema = z.object({
     }),
   mcpServers: z.array(z.object({
     name: z.string().regex(/^[a-z0-9_-]{1,32}$/, "lowercase letters, digits, _ and -, up to 32"),
-    url: z.string().url(),
+    url: httpUrl,
     allowTools: z.array(z.string().min(1).max(64)).max(100).default([]),
-    headers: z.record(z.string(), z.string()).optional(),
+    /** Header name → team secret holding its value (resolved by the worker; configs never hold credentials). */
+    headerSecrets: z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/, "a header name"), z.string().regex(SECRET_NAME, "a secret name: UPPER_SNAKE_CASE, up to 128 characters")).optional(),
+    headers: z.record(z.string(), z.string()).refine(() => false, "header values are not stored in agent configs: put each value in a team secret (Settings → Secrets) and name it in headerSecrets, e.g. { \"Authorization\": \"GITHUB_MCP_AUTH\" }").optional(),
   }).strict()).max(20).default([]),
   provider: z.object({
     kind: z.enum(["demo", "openai-compatible"]).optional(),
-    baseUrl: z.string().url().optional(),
+    baseUrl: httpUrl.optional(),
     /** Name of the team secret holding the provider's API key (required to send a key to an agent's own baseUrl). */
     apiKeySecret: z.string().regex(SECRET_NAME, "a secret name: UPPER_SNAKE_CASE, up to 128 characters").optional(),
     maxRetries: z.number().int().min(0).max(10).optional(),
@@ -66,9 +73,15 @@ export class Tenancy {
     }
   }
 
-  async createAgent(teamId: string, input: { name: string } & AgentConfig): Promise<{ id: string; name: string; version: number }> {
+  /**
+   * `by`: the principal acting (its team and role; members may not set protected fields, see
+   * agent/agent-guard.ts), or a team id for the operator's own calls (seeding, tests, the CLI).
+   */
+  async createAgent(by: string | Principal, input: { name: string } & AgentConfig): Promise<{ id: string; name: string; version: number }> {
+    const teamId = actingTeam(by);
     const name = parse(NameSchema, input.name);
-    const cfg = parse(AgentConfigSchema, input);
+    let cfg = parse(AgentConfigSchema, input);
+    if (typeof by !== "string") cfg = guardAgentConfig(by, input, cfg, undefined);
     try {
       const agent = await this.o.prisma.agent.create({
         data: {
@@ -84,12 +97,17 @@ export class Tenancy {
   }
 
   /** Writes a new version; sessions created earlier keep theirs. */
-  async updateAgent(teamId: string, agentId: string, input: AgentConfig): Promise<{ id: string; version: number }> {
-    const cfg = parse(AgentConfigSchema, input);
+  async updateAgent(by: string | Principal, agentId: string, input: AgentConfig): Promise<{ id: string; version: number }> {
+    const teamId = actingTeam(by);
+    let cfg = parse(AgentConfigSchema, input);
     if (!isUuid(agentId)) throw new NotFoundError("Agent", agentId);
     return this.o.prisma.$transaction(async (tx) => {
       const agent = await tx.agent.findFirst({ where: { id: agentId, teamId, deletedAt: null } });
       if (!agent) throw new NotFoundError("Agent", agentId);
+      const current = await tx.agentVersion.findFirst({ where: { agentId, version: agent.currentVersion } });
+      const stored = { provider: (current?.provider ?? {}) as GuardedConfig["provider"], sandboxPolicy: current?.sandboxPolicy ?? {}, mcpServers: (current?.mcpServers ?? []) as GuardedConfig["mcpServers"] };
+      if (typeof by !== "string") cfg = guardAgentConfig(by, input, cfg, stored);
+      cfg = { ...cfg, mcpServers: keepLegacyHeaders(cfg.mcpServers, stored.mcpServers) };
       const version = agent.currentVersion + 1;
       await tx.agentVersion.create({ data: { agentId, version, model: cfg.model, instructions: cfg.instructions, tools: cfg.tools as object[], sandboxPolicy: cfg.sandboxPolicy as object, provider: cfg.provider, mcpServers: cfg.mcpServers } });
       await tx.agent.update({ where: { id: agentId }, data: { currentVersion: version } });
@@ -125,6 +143,24 @@ export class Tenancy {
       throw err;
     });
   }
+}
+
+function actingTeam(by: string | Principal): string {
+  if (typeof by === "string") return by;
+  requireRole(by, "member");
+  return by.teamId;
+}
+
+/**
+ * Plain header values of configs written before headerSecrets are never returned by the API, so
+ * an edit cannot repeat them: an entry with the same name and url keeps them (until
+ * agent/mcp-headers.ts moves them into secrets).
+ */
+function keepLegacyHeaders<T extends { name: string; url: string }>(next: T[], stored: GuardedConfig["mcpServers"]): T[] {
+  return next.map((s) => {
+    const old = stored.find((o) => o.name === s.name && o.url === s.url && o.headers && Object.keys(o.headers).length > 0);
+    return old ? { ...s, headers: old.headers } : s;
+  });
 }
 
 function toView(s: { id: string; teamId: string; agentId: string; agentVersion: number; status: string; lastSeq: bigint; title: string | null; createdAt: Date }): SessionView {

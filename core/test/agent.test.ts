@@ -47,6 +47,8 @@ const stuckTool: Tool = {
   timeoutMs: 200,
   run: (_args, ctx) => new Promise((_, reject) => ctx.signal.addEventListener("abort", () => ((stuckAbortedBy = ctx.signal.reason), reject(ctx.signal.reason)), { once: true })),
 };
+// The fake provider listens on loopback, an internal address the workers refuse unless listed.
+const loopback = outboundPolicy({ internal: ["127.0.0.1"] });
 const registry = new ToolRegistry([...builtinTools, recordTool, bigTool, deployTool, slowTool, stuckTool]);
 
 beforeAll(async () => {
@@ -57,7 +59,7 @@ afterAll(async () => {
 });
 
 async function startAgentWorker(opts: { hooks?: LoopHooks; maxModelCallsPerRun?: number; maxEventBytes?: number } = {}) {
-  const step = createAgentStep({ pool: f.pool, tools: registry, models: createModelResolver({ maxRetries: 2, timeoutMs: 3_000 }), logger: testLogger, ...opts });
+  const step = createAgentStep({ pool: f.pool, tools: registry, models: createModelResolver({ maxRetries: 2, timeoutMs: 3_000, outbound: loopback }), logger: testLogger, ...opts });
   return f.startWorker({ step });
 }
 
@@ -249,7 +251,7 @@ describe("API keys", () => {
     try {
       const secrets = new Secrets({ pool: f.pool, keyBase64: randomBytes(32).toString("base64") });
       await secrets.put({ teamId: f.teamId, role: "admin", actor: "test", userId: null, apiKeyId: null }, "TEAM_LLM_KEY", "sk-team-key");
-      const step = createAgentStep({ pool: f.pool, tools: registry, logger: testLogger, models: createModelResolver({ openaiBaseUrl: fake.url, openaiApiKey: "sk-operator-key", maxRetries: 0, secrets }) });
+      const step = createAgentStep({ pool: f.pool, tools: registry, logger: testLogger, models: createModelResolver({ openaiBaseUrl: fake.url, openaiApiKey: "sk-operator-key", maxRetries: 0, secrets, outbound: loopback }) });
       await f.startWorker({ step });
       const ask = async (provider: AgentConfig["provider"], server: FakeOpenAI, status = "succeeded") => {
         const r = await askOnce(provider, server, status);
@@ -271,7 +273,7 @@ describe("API keys", () => {
     const own = await startFakeOpenAI();
     const listed = await startFakeOpenAI();
     try {
-      const outbound = outboundPolicy(["api.openai.com", `127.0.0.1:${new URL(listed.url).port}`], [fake.url]);
+      const outbound = outboundPolicy({ allow: ["api.openai.com", `127.0.0.1:${new URL(listed.url).port}`], trusted: [fake.url] });
       const step = createAgentStep({ pool: f.pool, tools: registry, logger: testLogger, models: createModelResolver({ openaiBaseUrl: fake.url, maxRetries: 0, outbound }) });
       await f.startWorker({ step });
       const run = async (provider: AgentConfig["provider"], server: FakeOpenAI, status = "succeeded") => {
@@ -292,7 +294,7 @@ describe("API keys", () => {
   });
 
   test("an agent naming a key secret on a worker without KEEL_SECRETS_KEY fails at once, saying so", async () => {
-    const step = createAgentStep({ pool: f.pool, tools: registry, logger: testLogger, models: createModelResolver({ secrets: new Secrets({ pool: f.pool }) }) });
+    const step = createAgentStep({ pool: f.pool, tools: registry, logger: testLogger, models: createModelResolver({ secrets: new Secrets({ pool: f.pool }), outbound: loopback }) });
     await f.startWorker({ step });
     const sessionId = await session({ provider: { baseUrl: fake.url, apiKeySecret: "TEAM_LLM_KEY" } });
     const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "hi" });

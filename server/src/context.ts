@@ -1,7 +1,7 @@
 // One set of core objects per web process, created on first use. Web replicas hold no session
 // state: everything here is a connection or a cache of nothing.
 import path from "node:path";
-import { Accounts, createLogger, createPool, createPrisma, createSandboxDriver, EngineClient, EventFeed, SandboxStore, Secrets, sessionPolicyResolver, SessionSandboxes, SandboxUnavailableError, STREAM_CHANNEL, Tenancy, type Logger, type Pool, type PrismaClient, type SandboxDriver } from "@keel/core";
+import { Accounts, moveMcpHeadersToSecrets, createLogger, createPool, createPrisma, createSandboxDriver, EngineClient, EventFeed, SandboxStore, Secrets, sessionPolicyResolver, SessionSandboxes, SandboxUnavailableError, STREAM_CHANNEL, Tenancy, type Logger, type Pool, type PrismaClient, type SandboxDriver } from "@keel/core";
 import { PgListener } from "@keel/core/db/listener";
 import { webEnv, type WebEnv } from "./env";
 
@@ -71,6 +71,8 @@ async function create(): Promise<Context> {
   setInterval(() => void accounts.pruneLoginAttempts().catch((err: unknown) => logger.warn({ err }, "login attempts prune failed")), 5 * 60_000).unref();
 
   const secrets = new Secrets({ pool, keyBase64: env.KEEL_SECRETS_KEY });
+  // Plain MCP header values of older agent configs move into team secrets (this process has the key).
+  if (env.KEEL_SECRETS_KEY) await moveMcpHeadersToSecrets({ pool, secrets, logger }).catch((err: unknown) => logger.error({ err }, "moving plain MCP headers into secrets failed"));
   const sandboxes = new SessionSandboxes({ db: pool, store: new SandboxStore(pool), driver: sandboxDriver(env, pool, logger), resolvePolicy: sessionPolicyResolver(pool, secrets) });
 
   return {

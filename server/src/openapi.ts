@@ -35,7 +35,7 @@ const ops: Op[] = [
   ["post", "/api/v1/api-keys", "Create an API key; the key is shown once (admin)", { body: "{ name, role }", status: 201 }],
   ["delete", "/api/v1/api-keys/{id}", "Revoke an API key (admin)", { status: 204 }],
   ["get", "/api/v1/secrets", "Secret names (values are never returned)"],
-  ["put", "/api/v1/secrets/{name}", "Write a secret (admin); AES-256-GCM at rest", { body: "{ value }", status: 204 }],
+  ["put", "/api/v1/secrets/{name}", "Write a secret (admin); AES-256-GCM at rest; allowedHosts binds it to the hosts the workers may send it to", { body: "{ value, allowedHosts? }", status: 204 }],
   ["delete", "/api/v1/secrets/{name}", "Delete a secret (admin)", { status: 204 }],
   ["get", "/api/v1/audit", "Audit log, newest first: ?before (cursor), limit (admin)"],
   ["get", "/api/v1/status", "Workers and heartbeats, queue depth, active runs"],

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 // @ts-expect-error plain JS module shared with npm start and the global setup
 import { ensureWebBuild } from "../../scripts/build-web.mjs";
 import { freePort } from "../../cli/src/embedded-postgres.js";
-import { builtinTools, createAgentStep, createModelResolver, createPool, notifyDeltas, silentLogger, ToolRegistry, Worker, type Pool } from "@keel/core";
+import { builtinTools, createAgentStep, createModelResolver, createPool, notifyDeltas, outboundPolicy, silentLogger, ToolRegistry, Worker, type Pool } from "@keel/core";
 
 export const serverDir = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const root = path.dirname(serverDir);
@@ -66,9 +66,12 @@ export async function startServer(databaseUrl: string, env: Record<string, strin
   };
 }
 
+/** The tests' model stand-ins listen on loopback, an internal address: allowed here explicitly. */
+export const LOOPBACK_PROVIDERS = outboundPolicy({ internal: ["127.0.0.1"] });
+
 export async function startDemoWorker(url: string): Promise<{ pool: Pool; worker: Worker; stop: () => Promise<void> }> {
   const pool = createPool(url, { max: 8 });
-  const step = createAgentStep({ pool, logger: silentLogger, tools: new ToolRegistry(builtinTools), models: createModelResolver({}), onDelta: notifyDeltas(pool) });
+  const step = createAgentStep({ pool, logger: silentLogger, tools: new ToolRegistry(builtinTools), models: createModelResolver({ outbound: LOOPBACK_PROVIDERS }), onDelta: notifyDeltas(pool) });
   const worker = new Worker({ pool, connectionString: url, step, logger: silentLogger, leaseMs: 5_000, pollMs: 200, sweepMs: 50 });
   await worker.start();
   return { pool, worker, stop: async () => (await worker.stop({ drainMs: 1_000 }), await pool.end()) };

@@ -73,7 +73,8 @@ export const WorkerEnvSchema = z.object({
   KEEL_SECRETS_KEY: z.preprocess((v) => (v === "" ? undefined : v), z.string().optional()),
   /**
    * Hosts the worker may call for an agent's own provider.baseUrl and MCP servers, comma-separated
-   * in the sandbox egress grammar (api.openai.com, *.example.com, 10.0.0.0/8, host:443). Unset: any.
+   * in the sandbox egress grammar (api.openai.com, *.example.com, 10.0.0.0/8, host:443). Unset: any
+   * public host (internal addresses need KEEL_OUTBOUND_INTERNAL_HOSTS or an IP/CIDR entry here).
    */
   KEEL_OUTBOUND_HOSTS: egressList,
   /**
@@ -84,6 +85,13 @@ export const WorkerEnvSchema = z.object({
   KEEL_SANDBOX_EGRESS_INTERNAL: egressList,
   /** local: no new sandbox when the disk under KEEL_SANDBOX_DIR has less free space than this, MB (0: no floor). */
   KEEL_SANDBOX_MIN_FREE_MB: int(1024, 0),
+  /**
+   * Internal hosts (loopback, private, link-local, CGNAT, ULA, NAT64, this host's own addresses)
+   * the worker may call for an agent's provider.baseUrl and MCP servers: exact names or *.suffix
+   * as written in the URL, or IP/CIDR of the address connected to. Unset: none (the workers' own
+   * KEEL_OPENAI_BASE_URL is always allowed). E.g. 127.0.0.1 for a local model server.
+   */
+  KEEL_OUTBOUND_INTERNAL_HOSTS: egressList,
   KEEL_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type WorkerEnv = z.infer<typeof WorkerEnvSchema>;

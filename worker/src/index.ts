@@ -13,7 +13,7 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger; step?
   const logger = opts.logger ?? createLogger({ level: env.KEEL_LOG_LEVEL, name: "worker" });
   const pool = createPool(env.DATABASE_URL, { max: env.KEEL_WORKER_CONCURRENCY + 3, applicationName: "keel-worker" });
   const secrets = new Secrets({ pool, keyBase64: env.KEEL_SECRETS_KEY });
-  const outbound = outboundPolicy(env.KEEL_OUTBOUND_HOSTS, [env.KEEL_OPENAI_BASE_URL]);
+  const outbound = outboundPolicy({ allow: env.KEEL_OUTBOUND_HOSTS, internal: env.KEEL_OUTBOUND_INTERNAL_HOSTS, trusted: [env.KEEL_OPENAI_BASE_URL] });
   const sandboxes = sandboxSetup(env, pool, logger, secrets);
   const worker = new Worker({
     pool,
@@ -28,7 +28,7 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger; step?
         maxModelCallsPerRun: env.KEEL_MAX_MODEL_CALLS,
         maxToolOutputBytes: env.KEEL_MAX_TOOL_OUTPUT_BYTES,
         onDelta: notifyDeltas(pool),
-        mcp: new McpToolSource({ logger: logger.child({ component: "mcp" }), outbound }),
+        mcp: new McpToolSource({ logger: logger.child({ component: "mcp" }), outbound, secrets }),
       }),
     logger,
     version: opts.version ?? "dev",

@@ -18,7 +18,20 @@ export type AgentRuntimeConfig = {
 };
 
 /** A remote MCP server an agent uses (Streamable HTTP), and which of its tools it may call. */
-export type McpServerRef = { name: string; url: string; allowTools: string[]; headers?: Record<string, string> };
+export type McpServerRef = { name: string; url: string; allowTools: string[]; headerSecrets?: Record<string, string>; headers?: Record<string, string> };
+
+/**
+ * An agent's MCP servers as the API shows them: legacy plain header values (configs written before
+ * headerSecrets) are dropped, so no credential is readable back; secret names are not secret.
+ */
+export function viewMcpServers(servers: unknown): unknown[] {
+  if (!Array.isArray(servers)) return [];
+  return servers.map((s) => {
+    if (!s || typeof s !== "object") return s;
+    const { headers: _hidden, ...rest } = s as Record<string, unknown>;
+    return rest;
+  });
+}
 
 export async function loadAgentForSession(db: Queryable, sessionId: string): Promise<AgentRuntimeConfig> {
   const { rows } = await db.query<{ agent_id: string; version: number; model: string; instructions: string; tools: AgentToolConfig[]; provider: ProviderConfig; sandbox_policy: unknown; mcp_servers: McpServerRef[] }>(

@@ -36,7 +36,7 @@ export type AgentLoopOptions = {
   onDelta?: ((run: ClaimedRun, delta: Parameters<DeltaSink>[0]) => void) & { flush?: (run: ClaimedRun) => Promise<void> };
   hooks?: LoopHooks;
   /** Tools of the agent's remote MCP servers (core/src/agent/mcp.ts). */
-  mcp?: { tools(servers: McpServerRef[]): Promise<{ tools: Tool[]; errors: { server: string; message: string }[] }> };
+  mcp?: { tools(servers: McpServerRef[], scope: { teamId: string; sessionId: string }): Promise<{ tools: Tool[]; errors: { server: string; message: string }[] }> };
 };
 
 export function createAgentStep(o: AgentLoopOptions): StepFn {
@@ -67,7 +67,7 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
   /** An unreachable MCP server costs the agent its tools for this step, visibly, not the run. */
   async function remoteTools(run: ClaimedRun, agent: AgentRuntimeConfig): Promise<Tool[]> {
     if (!o.mcp || agent.mcpServers.length === 0) return [];
-    const { tools, errors } = await o.mcp.tools(agent.mcpServers);
+    const { tools, errors } = await o.mcp.tools(agent.mcpServers, { teamId: run.teamId, sessionId: run.sessionId });
     for (const e of errors) o.logger.warn({ runId: run.id, server: e.server, err: e.message }, "mcp tools unavailable");
     return tools;
   }

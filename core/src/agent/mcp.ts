@@ -1,59 +1,29 @@
 // Tools of remote MCP servers (Streamable HTTP), offered to an agent as Keel tools named
-// `${server}__${tool}`, filtered by the agent's per-server allow-list. Clients are cached per
-// url+headers and reused across runs; tool lists are cached for `cacheMs`. A server that cannot be
+// `${server}__${tool}`, filtered by the agent's per-server allow-list. A server that cannot be
 // reached costs the agent that server's tools (reported in `errors`), never the run.
+//
+// Isolation: an MCP server may keep state per MCP session (notes, open files, a login), so a
+// client session is never shared between Keel sessions, let alone teams: tool calls use a
+// connection keyed by team + Keel session + url + headers; tool lists are cached per team + url +
+// headers for `cacheMs`. Idle connections are closed after `idleMs`.
+//
+// Credentials: `headerSecrets` maps a header to the name of a team secret, resolved here (by the
+// worker) for that team only; agent configs hold names, never values. Plain `headers` are read
+// only from configs written before that rule (core/src/agent/mcp-headers.ts migrates them).
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ErrorCode, McpError, type CallToolResult, type Tool as McpTool } from "@modelcontextprotocol/sdk/types.js";
+import { createHash } from "node:crypto";
 import type { Logger } from "../logger.js";
+import { mcpServerConfigProblem, type McpScope, type McpServerConfig, type SecretResolver } from "./mcp-config.js";
 import type { Tool, ToolContext } from "./tools.js";
-import { ANY_HOST, type OutboundPolicy } from "./outbound.js";
 
-export type McpServerConfig = {
-  /** [a-z0-9_-]{1,32}; prefixes the server's tools (`${name}__${tool}`). */
-  name: string;
-  /** Streamable HTTP endpoint (http: or https:). */
-  url: string;
-  /** Exact MCP tool names the agent may use; empty = none. */
-  allowTools: string[];
-  /** Sent with every request (e.g. Authorization). Never logged. */
-  headers?: Record<string, string>;
-};
+export { assertValidMcpServers, mcpServerConfigProblem, type McpScope, type McpServerConfig, type SecretResolver } from "./mcp-config.js";
+import { clipRemoteText as clip, outboundPolicy, outboundRefusalIn, type OutboundPolicy } from "./outbound.js";
 
 export const MCP_TOOL_TIMEOUT_MS = 60_000;
-const SERVER_NAME = /^[a-z0-9_-]{1,32}$/;
 const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 const MAX_LIST_PAGES = 50;
-
-/** What is wrong with one server entry, or null. Shared by `tools()` and config validation. */
-export function mcpServerConfigProblem(s: McpServerConfig): string | null {
-  if (typeof s?.name !== "string" || !SERVER_NAME.test(s.name)) {
-    return `invalid MCP server name ${JSON.stringify(s?.name)}: use 1-32 characters a-z, 0-9, _ or -`;
-  }
-  let url: URL;
-  try {
-    url = new URL(s.url);
-  } catch {
-    return `MCP server ${s.name}: invalid url ${JSON.stringify(s.url)}`;
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") return `MCP server ${s.name}: url must be http: or https:, not ${url.protocol}`;
-  if (!Array.isArray(s.allowTools) || s.allowTools.some((t) => typeof t !== "string")) return `MCP server ${s.name}: allowTools must be a list of tool names`;
-  if (s.headers !== undefined && (typeof s.headers !== "object" || s.headers === null || Object.values(s.headers).some((v) => typeof v !== "string"))) {
-    return `MCP server ${s.name}: headers must map names to strings`;
-  }
-  return null;
-}
-
-/** Throws a clear error for the first invalid entry or a repeated name (for validating agent configs). */
-export function assertValidMcpServers(servers: readonly McpServerConfig[]): void {
-  const seen = new Set<string>();
-  for (const s of servers) {
-    const problem = mcpServerConfigProblem(s);
-    if (problem) throw new Error(problem);
-    if (seen.has(s.name)) throw new Error(`MCP server name ${s.name} is used twice`);
-    seen.add(s.name);
-  }
-}
 
 type Connection = {
   key: string;
@@ -61,8 +31,15 @@ type Connection = {
   client: Promise<Client>;
   /** Connected once already: a failure now means a stale session or a restarted server. */
   connected: boolean;
+  usedAt: number;
   list?: { at: number; tools: Promise<McpTool[]> };
 };
+
+/** A server entry with its headers resolved for one team. */
+type Resolved = { s: McpServerConfig; headers: Record<string, string>; headersHash: string };
+
+/** The session part of the key for connections that only list tools (shared by a team's sessions). */
+const LISTING = "(tool list)";
 
 export class McpToolSource {
   private readonly logger: Logger;
@@ -71,18 +48,43 @@ export class McpToolSource {
   private readonly connections = new Map<string, Connection>();
   private readonly warned = new Set<string>();
   private readonly outbound: OutboundPolicy;
+  private readonly secrets: SecretResolver | undefined;
+  private readonly idleMs: number;
+  private readonly maxConnections: number;
   private closed = false;
 
-  constructor(o: { logger: Logger; connectTimeoutMs?: number; cacheMs?: number; outbound?: OutboundPolicy }) {
+  /** `outbound` defaults to public hosts only (core/src/agent/outbound.ts); `secrets` resolves headerSecrets. */
+  constructor(o: { logger: Logger; connectTimeoutMs?: number; cacheMs?: number; idleMs?: number; maxConnections?: number; outbound?: OutboundPolicy; secrets?: SecretResolver }) {
     this.logger = o.logger;
     this.connectTimeoutMs = o.connectTimeoutMs ?? 10_000;
     this.cacheMs = o.cacheMs ?? 60_000;
-    this.outbound = o.outbound ?? ANY_HOST;
+    this.idleMs = o.idleMs ?? 300_000;
+    this.maxConnections = o.maxConnections ?? 512;
+    this.outbound = o.outbound ?? outboundPolicy();
+    this.secrets = o.secrets;
   }
 
-  private outboundProblem(s: McpServerConfig): string | null {
-    const refused = this.outbound.refusal(s.url);
+  private async outboundProblem(s: McpServerConfig): Promise<string | null> {
+    const refused = await this.outbound.check(s.url);
     return refused ? `MCP server ${s.name} cannot be used: ${refused}` : null;
+  }
+
+  /** The server's headers for this team: legacy plain values, then the named team secrets. */
+  private async resolveHeaders(s: McpServerConfig, teamId: string): Promise<Resolved> {
+    const named = Object.entries(s.headerSecrets ?? {});
+    const headers: Record<string, string> = { ...(s.headers ?? {}) };
+    if (named.length > 0) {
+      if (!this.secrets) throw new Error(`MCP server ${s.name} needs team secrets for its headers, but this worker has no access to secrets (KEEL_SECRETS_KEY)`);
+      const values = await this.secrets.resolve(teamId, named.map(([, secret]) => secret), s.url); // bound secrets: only to their hosts
+      for (const [h, secret] of named) {
+        const v = values[secret];
+        if (v === undefined) throw new Error(`MCP server ${s.name}: header ${h} names the secret ${secret}, which this team has not set (Settings → Secrets)`);
+        headers[h] = v;
+      }
+    }
+    const entries = Object.entries(headers).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    // A digest, not the values, goes into cache keys (keys are compared and kept, never logged, but need not hold secrets).
+    return { s, headers: Object.fromEntries(entries), headersHash: createHash("sha256").update(JSON.stringify(entries)).digest("base64") };
   }
 
   /**
@@ -90,12 +92,12 @@ export class McpToolSource {
    * `${server.name}__${tool.name}`. A server that cannot be reached or listed (or is configured
    * wrongly) contributes no tools and is reported in `errors`; this never throws.
    */
-  async tools(servers: McpServerConfig[]): Promise<{ tools: Tool[]; errors: { server: string; message: string }[] }> {
+  async tools(servers: McpServerConfig[], scope: McpScope): Promise<{ tools: Tool[]; errors: { server: string; message: string }[] }> {
     const errors: { server: string; message: string }[] = [];
     const seen = new Set<string>();
     const valid: McpServerConfig[] = [];
     for (const s of servers) {
-      const problem = this.closed ? "the MCP tool source is closed" : mcpServerConfigProblem(s) ?? this.outboundProblem(s);
+      const problem = this.closed ? "the MCP tool source is closed" : mcpServerConfigProblem(s);
       const server = typeof s?.name === "string" ? s.name : String(s?.name);
       if (problem) errors.push({ server, message: problem });
       else if (seen.has(s.name)) errors.push({ server, message: `MCP server name ${s.name} is used twice; the later entry is ignored` });
@@ -104,16 +106,25 @@ export class McpToolSource {
     }
     const perServer = await Promise.all(
       valid.map(async (s) => {
+        const refused = await this.outboundProblem(s);
+        if (refused) {
+          errors.push({ server: s.name, message: refused });
+          return null;
+        }
         try {
-          return { s, listed: await this.list(s) };
+          const r = await this.resolveHeaders(s, scope.teamId);
+          return { r, listed: await this.list(r, scope.teamId) };
         } catch (err) {
           errors.push({ server: s.name, message: `MCP server ${s.name} unavailable: ${describe(err)}` });
-          return { s, listed: [] as McpTool[] };
+          return null;
         }
       }),
     );
     const tools: Tool[] = [];
-    for (const { s, listed } of perServer) {
+    for (const entry of perServer) {
+      if (!entry) continue;
+      const { r, listed } = entry;
+      const s = r.s;
       const allowed = new Set(s.allowTools);
       const offered = new Set<string>();
       for (const t of listed) {
@@ -124,7 +135,7 @@ export class McpToolSource {
           errors.push({ server: s.name, message: `MCP tool ${t.name} cannot be offered: ${name} must be at most 64 characters a-z, A-Z, 0-9, _ or -` });
           continue;
         }
-        tools.push(this.toTool(s, t, name));
+        tools.push(this.toTool(r, scope, t, name));
       }
       for (const missing of s.allowTools.filter((t) => !offered.has(t))) {
         const k = `${s.name}\n${s.url}\n${missing}`;
@@ -143,7 +154,8 @@ export class McpToolSource {
     await Promise.all(conns.map((c) => this.dispose(c)));
   }
 
-  private toTool(s: McpServerConfig, t: McpTool, name: string): Tool {
+  private toTool(r: Resolved, scope: McpScope, t: McpTool, name: string): Tool {
+    const s = r.s;
     return {
       name,
       description: t.description ?? t.title ?? t.annotations?.title ?? `${t.name} (MCP server ${s.name})`,
@@ -151,18 +163,21 @@ export class McpToolSource {
       idempotent: t.annotations?.idempotentHint === true || t.annotations?.readOnlyHint === true,
       requiresApproval: false, // the agent's tool config decides
       timeoutMs: MCP_TOOL_TIMEOUT_MS,
-      run: (args, ctx) => this.call(s, t.name, args, ctx),
+      run: (args, ctx) => this.call(r, scope, t.name, args, ctx),
     };
   }
 
-  private async call(s: McpServerConfig, tool: string, args: unknown, ctx: ToolContext): Promise<string> {
+  private async call(r: Resolved, scope: McpScope, tool: string, args: unknown, ctx: ToolContext): Promise<string> {
+    const s = r.s;
     if (this.closed) throw new Error(`MCP server ${s.name} unreachable: the MCP tool source is closed`);
+    // A tool is bound to the session it was listed for: a call for another one is a bug, refused.
+    if (ctx.teamId !== scope.teamId || ctx.sessionId !== scope.sessionId) throw new Error(`MCP server ${s.name}: this tool was offered to another session`);
     const params = { name: tool, arguments: (args && typeof args === "object" ? args : {}) as Record<string, unknown> };
     let result: CallToolResult;
     for (let attempt = 1; ; attempt++) {
       let conn: Connection | undefined;
       try {
-        conn = this.connection(s);
+        conn = this.connection(r, scope.teamId, scope.sessionId);
         const client = await withAbort(conn.client, ctx.signal);
         result = (await client.callTool(params, undefined, { signal: ctx.signal, timeout: MCP_TOOL_TIMEOUT_MS })) as CallToolResult;
         break;
@@ -170,7 +185,7 @@ export class McpToolSource {
         if (ctx.signal.aborted) throw ctx.signal.reason ?? err;
         if (err instanceof McpError) {
           if (err.code === ErrorCode.RequestTimeout) throw new Error(`MCP server ${s.name}: ${tool} did not answer within ${MCP_TOOL_TIMEOUT_MS} ms`);
-          if (err.code !== ErrorCode.ConnectionClosed) throw new Error(`MCP server ${s.name}: ${tool} failed: ${err.message}`);
+          if (err.code !== ErrorCode.ConnectionClosed) throw new Error(`MCP server ${s.name}: ${tool} failed: ${clip(err.message)}`);
         }
         if (conn) this.evict(conn);
         // The server forgot our session (restarted, expired): the request never ran; once more on a new session.
@@ -192,18 +207,18 @@ export class McpToolSource {
    * The server's tool list, from cache while fresh. A failure is not cached: the next call tries
    * again. A cached connection that fails (server restarted, session expired) is replaced once.
    */
-  private async list(s: McpServerConfig): Promise<McpTool[]> {
-    const reused = this.connections.get(connectionKey(s).key)?.connected === true;
+  private async list(r: Resolved, teamId: string): Promise<McpTool[]> {
+    const reused = this.connections.get(connectionKey(r, teamId, LISTING))?.connected === true;
     try {
-      return await this.listOnce(s);
+      return await this.listOnce(r, teamId);
     } catch (err) {
       if (!reused) throw err;
-      return this.listOnce(s); // the failed connection was evicted: this one is new
+      return this.listOnce(r, teamId); // the failed connection was evicted: this one is new
     }
   }
 
-  private async listOnce(s: McpServerConfig): Promise<McpTool[]> {
-    const conn = this.connection(s);
+  private async listOnce(r: Resolved, teamId: string): Promise<McpTool[]> {
+    const conn = this.connection(r, teamId, LISTING);
     if (!conn.list || Date.now() - conn.list.at >= this.cacheMs) {
       const entry = { at: Date.now(), tools: this.fetchList(conn) };
       conn.list = entry;
@@ -228,13 +243,24 @@ export class McpToolSource {
     return out;
   }
 
-  /** The cached connection for this url+headers, or a new one (connecting in the background). */
-  private connection(s: McpServerConfig): Connection {
-    const { key, headers } = connectionKey(s);
+  /** The cached connection of this team and session for this url+headers, or a new one (connecting in the background). */
+  private connection(r: Resolved, teamId: string, sessionId: string): Connection {
+    const key = connectionKey(r, teamId, sessionId);
+    const now = Date.now();
     const existing = this.connections.get(key);
-    if (existing) return existing;
-    const label = safeOrigin(s.url);
-    const conn: Connection = { key, label, connected: false, client: this.connect(s, headers, label) };
+    if (existing) {
+      existing.usedAt = now;
+      // Most recently used last: the Map's order is the eviction order.
+      this.connections.delete(key);
+      this.connections.set(key, existing);
+      return existing;
+    }
+    for (const c of this.connections.values()) {
+      if (this.connections.size < this.maxConnections && now - c.usedAt < this.idleMs) break;
+      this.evict(c);
+    }
+    const label = safeOrigin(r.s.url);
+    const conn: Connection = { key, label, connected: false, usedAt: now, client: this.connect(r.s, r.headers, label) };
     conn.client.then(() => (conn.connected = true), () => this.evict(conn));
     this.connections.set(key, conn);
     return conn;
@@ -243,6 +269,8 @@ export class McpToolSource {
   private async connect(s: McpServerConfig, headers: Record<string, string>, label: string): Promise<Client> {
     const transport = new StreamableHTTPClientTransport(new URL(s.url), {
       requestInit: { headers },
+      // Every connection goes through the outbound policy, pinned to the addresses it checked.
+      fetch: this.outbound.fetch,
       // The standalone GET stream only carries server notifications we do not use: give up on it quickly.
       reconnectionOptions: { maxReconnectionDelay: 30_000, initialReconnectionDelay: 1_000, reconnectionDelayGrowFactor: 1.5, maxRetries: 2 },
     });
@@ -278,10 +306,10 @@ export class McpToolSource {
   }
 }
 
-function connectionKey(s: McpServerConfig): { key: string; headers: Record<string, string> } {
-  const entries = Object.entries(s.headers ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return { key: `${s.url}\n${JSON.stringify(entries)}`, headers: Object.fromEntries(entries) };
+function connectionKey(r: Resolved, teamId: string, sessionId: string): string {
+  return JSON.stringify([teamId, sessionId, r.s.url, r.headersHash]);
 }
+
 
 function contentText(result: CallToolResult): string {
   const parts: string[] = [];
@@ -302,8 +330,10 @@ function sameJson(text: string, value: unknown): boolean {
   }
 }
 
-/** An error's message with its causes ("fetch failed: connect ECONNREFUSED 127.0.0.1:1"). */
+/** An error's message with its causes ("fetch failed: connect ECONNREFUSED 127.0.0.1:1"), clipped. */
 function describe(err: unknown): string {
+  const refused = outboundRefusalIn(err);
+  if (refused) return refused.message;
   const parts: string[] = [];
   let e: unknown = err;
   for (let depth = 0; e !== undefined && e !== null && depth < 4; depth++) {
@@ -311,7 +341,7 @@ function describe(err: unknown): string {
     if (msg && !parts.includes(msg)) parts.push(msg);
     e = e instanceof Error ? e.cause : undefined;
   }
-  return parts.join(": ") || "unknown error";
+  return clip(parts.join(": ") || "unknown error");
 }
 
 /** Scheme, host and port only: paths and query strings may carry tokens. */

@@ -13,7 +13,7 @@ import { DEMO_MODEL, DemoModel } from "./demo-model.js";
 import type { ModelClient } from "./model.js";
 import { OpenAICompatibleModel } from "./openai-client.js";
 import type { ModelResolver } from "./loop.js";
-import type { OutboundPolicy } from "./outbound.js";
+import { outboundPolicy, type OutboundPolicy } from "./outbound.js";
 
 export type ModelDefaults = {
   openaiBaseUrl?: string;
@@ -21,8 +21,11 @@ export type ModelDefaults = {
   maxRetries?: number;
   timeoutMs?: number;
   /** The team's secrets (core/src/secrets.ts), for provider.apiKeySecret. */
-  secrets?: { resolve(teamId: string, names: readonly string[]): Promise<Record<string, string>> };
-  /** Hosts an agent's own provider.baseUrl may name (core/src/agent/outbound.ts); default any. */
+  secrets?: { resolve(teamId: string, names: readonly string[], destination?: string): Promise<Record<string, string>> };
+  /**
+   * Where an agent's own provider.baseUrl may lead (core/src/agent/outbound.ts). Default: public
+   * hosts only; tests and operators with an internal provider list it explicitly.
+   */
   outbound?: OutboundPolicy;
 };
 
@@ -30,9 +33,10 @@ const MAX_CACHED_CLIENTS = 256;
 
 export function createModelResolver(d: ModelDefaults): ModelResolver {
   const demo = new DemoModel();
+  const outbound = d.outbound ?? outboundPolicy({ trusted: [d.openaiBaseUrl] });
   const cache = new Map<string, ModelClient>();
 
-  async function apiKeyFor(agent: AgentRuntimeConfig, teamId: string): Promise<string> {
+  async function apiKeyFor(agent: AgentRuntimeConfig, teamId: string, baseUrl: string): Promise<string> {
     const name = agent.provider.apiKeySecret;
     if (name === undefined) {
       const ownProvider = agent.provider.baseUrl !== undefined && agent.provider.baseUrl !== d.openaiBaseUrl;
@@ -43,7 +47,7 @@ export function createModelResolver(d: ModelDefaults): ModelResolver {
     if (!d.secrets) throw unusable("but this worker has no access to secrets");
     let values: Record<string, string>;
     try {
-      values = await d.secrets.resolve(teamId, [name]);
+      values = await d.secrets.resolve(teamId, [name], baseUrl); // a secret bound to other hosts is refused
     } catch (err) {
       // No KEEL_SECRETS_KEY on the worker, or a value that does not decrypt: configuration, not luck.
       if (err instanceof KeelError) throw unusable(`which cannot be read: ${err.message}`);
@@ -61,16 +65,19 @@ export function createModelResolver(d: ModelDefaults): ModelResolver {
       // Retrying cannot fix configuration: fail the run at once with what to set.
       throw new PermanentStepError(`agent uses model "${agent.model}" but no provider is configured: set the agent's provider.baseUrl, or KEEL_OPENAI_BASE_URL on the workers (use model "demo" for the offline demo)`, "model_not_configured");
     }
-    const refused = agent.provider.baseUrl === undefined ? null : d.outbound?.refusal(baseUrl);
+    // The agent's own URL: checked now (resolved, for a clear reason at once) and again on every
+    // connection (the policy's fetch pins the checked addresses).
+    const own = agent.provider.baseUrl !== undefined && agent.provider.baseUrl !== d.openaiBaseUrl;
+    const refused = own ? await outbound.check(baseUrl) : null;
     if (refused) throw new PermanentStepError(`the agent's provider.baseUrl cannot be used: ${refused}`, "outbound_not_allowed");
-    const apiKey = await apiKeyFor(agent, teamId);
+    const apiKey = await apiKeyFor(agent, teamId, baseUrl);
     const maxRetries = agent.provider.maxRetries ?? d.maxRetries;
     const timeoutMs = agent.provider.timeoutMs ?? d.timeoutMs;
-    const key = JSON.stringify([baseUrl, createHash("sha256").update(apiKey).digest("base64"), maxRetries, timeoutMs]);
+    const key = JSON.stringify([baseUrl, createHash("sha256").update(apiKey).digest("base64"), maxRetries, timeoutMs, own]);
     let client = cache.get(key);
     if (!client) {
       if (cache.size >= MAX_CACHED_CLIENTS) cache.delete(cache.keys().next().value!);
-      cache.set(key, (client = new OpenAICompatibleModel({ baseUrl, apiKey, maxRetries, timeoutMs })));
+      cache.set(key, (client = new OpenAICompatibleModel({ baseUrl, apiKey, maxRetries, timeoutMs, ...(own ? { fetch: outbound.fetch } : {}) })));
     }
     return client;
   };

@@ -4,9 +4,11 @@
 // that refuses the request (4xx other than 408/409/429) cannot be fixed by retrying.
 import OpenAI from "openai";
 import { PermanentStepError, RetryableStepError } from "../engine/types.js";
+import { clipRemoteText as clip, outboundRefusalIn } from "./outbound.js";
 import { MessageAccumulator, type ChunkLike, type DeltaSink, type ModelClient, type ModelRequest, type ModelResult } from "./model.js";
 
-export type OpenAICompatibleOptions = { baseUrl: string; apiKey: string; maxRetries?: number; timeoutMs?: number; headers?: Record<string, string> };
+/** `fetch`: the outbound policy's (core/src/agent/outbound.ts) for a URL a team chose. */
+export type OpenAICompatibleOptions = { baseUrl: string; apiKey: string; maxRetries?: number; timeoutMs?: number; headers?: Record<string, string>; fetch?: typeof globalThis.fetch };
 
 /**
  * A model call that failed. Retryable ones count an attempt and the run retries after a growing
@@ -29,6 +31,7 @@ export class OpenAICompatibleModel implements ModelClient {
       maxRetries: o.maxRetries ?? 3,
       timeout: o.timeoutMs ?? 120_000,
       defaultHeaders: o.headers,
+      ...(o.fetch ? { fetch: o.fetch } : {}),
     });
   }
 
@@ -57,11 +60,14 @@ export class OpenAICompatibleModel implements ModelClient {
 
 function classify(err: unknown): Error {
   if (err instanceof OpenAI.APIUserAbortError) return err;
+  const refused = outboundRefusalIn(err);
+  if (refused) return new PermanentStepError(`the agent's provider.baseUrl cannot be used: ${refused.message}`, "outbound_not_allowed");
   if (err instanceof OpenAI.APIError && typeof err.status === "number") {
     const retryable = err.status === 408 || err.status === 409 || err.status === 429 || err.status >= 500;
-    const msg = `model provider answered ${err.status}: ${err.message}`;
-    return retryable ? new ModelCallError(msg, true, { cause: err }) : new PermanentStepError(msg, "model_rejected", { cause: err });
+    const msg = `model provider answered ${err.status}: ${clip(err.message)}`;
+    // No `cause`: the SDK's error holds the provider's whole body, and causes reach the logs.
+    return retryable ? new ModelCallError(msg, true) : new PermanentStepError(msg, "model_rejected");
   }
   // Connection refused/reset, timeout, a stream cut off mid-way: worth another attempt.
-  return new ModelCallError(`model call failed: ${(err as Error).message}`, true, { cause: err });
+  return new ModelCallError(`model call failed: ${clip((err as Error).message)}`, true, { cause: err });
 }

@@ -47,6 +47,15 @@ function buildServer(slow: { started: () => void; cancelled: () => void }): McpS
     { description: "Structured result.", annotations: { readOnlyHint: true }, outputSchema: { count: z.number() } },
     async () => ({ content: [{ type: "text", text: "counted" }], structuredContent: { count: 3 } }),
   );
+  // State per MCP session (as a stateful server keeps it): what one client session stores, only it reads back.
+  let note: string | null = null;
+  server.registerTool("remember", { description: "Stores a note in this MCP session.", inputSchema: { note: z.string() } }, async (a) => {
+    note = a.note;
+    return { content: [{ type: "text", text: "stored" }] };
+  });
+  server.registerTool("recall", { description: "Reads this MCP session's note.", annotations: { readOnlyHint: true } }, async () => ({
+    content: [{ type: "text", text: note ?? "(no note)" }],
+  }));
   server.registerTool("slow", { description: "Runs until cancelled." }, async (extra) => {
     slow.started();
     await new Promise<void>((resolve) => {

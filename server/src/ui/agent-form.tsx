@@ -107,7 +107,7 @@ export function AgentForm({ initial, submitLabel, busy, error, onSubmit }: {
       <label>Sandbox policy (JSON)
         <textarea name="sandboxPolicy" rows={4} className="mono" defaultValue={JSON.stringify(initial?.sandboxPolicy ?? {}, null, 2)} />
       </label>
-      <label>MCP servers (JSON list of {"{"} name, url, allowTools {"}"})
+      <label title="Header values are team secrets: headerSecrets maps a header to a secret's name, e.g. { &quot;Authorization&quot;: &quot;GITHUB_MCP_AUTH&quot; }. Provider URL and key, sandbox secrets and egress, and MCP servers are admin-only.">MCP servers (JSON list of {"{"} name, url, allowTools, headerSecrets {"}"})
         <textarea name="mcpServers" rows={3} className="mono" defaultValue={JSON.stringify(initial?.mcpServers ?? [], null, 2)} />
       </label>
       <button disabled={busy}>{busy ? "Saving…" : submitLabel}</button>

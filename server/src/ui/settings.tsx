@@ -150,26 +150,27 @@ export function ApiKeys() {
 }
 
 export function Secrets() {
-  const list = useQuery({ queryKey: ["secrets"], queryFn: () => api<{ secrets: { name: string; updatedAt: string }[] }>("/api/v1/secrets") });
-  const put = useSave("secrets", ({ name, value }: { name: string; value: string }) => api(`/api/v1/secrets/${encodeURIComponent(name)}`, { method: "PUT", body: { value } }));
+  const list = useQuery({ queryKey: ["secrets"], queryFn: () => api<{ secrets: { name: string; allowedHosts: string[]; updatedAt: string }[] }>("/api/v1/secrets") });
+  const put = useSave("secrets", ({ name, value, allowedHosts }: { name: string; value: string; allowedHosts: string[] }) => api(`/api/v1/secrets/${encodeURIComponent(name)}`, { method: "PUT", body: { value, allowedHosts } }));
   const remove = useSave("secrets", (name: string) => api(`/api/v1/secrets/${encodeURIComponent(name)}`, { method: "DELETE" }));
   const submit = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const form = e.currentTarget;
     const f = new FormData(form);
-    put.mutate({ name: String(f.get("name")), value: String(f.get("value")) }, { onSuccess: () => form.reset() });
+    const allowedHosts = String(f.get("allowedHosts") ?? "").split(",").map((h) => h.trim()).filter(Boolean);
+    put.mutate({ name: String(f.get("name")), value: String(f.get("value")), allowedHosts }, { onSuccess: () => form.reset() });
   };
   return (
     <section aria-labelledby="secrets-h">
       <h2 id="secrets-h">Secrets</h2>
-      <p className="muted">Values are write-only: they go to the team's sandboxes as environment variables and are never shown again.</p>
+      <p className="muted">Values are write-only: they go to the team's sandboxes as environment variables (or, when bound to hosts, only to those hosts as a provider key or MCP header) and are never shown again.</p>
       <QueryState q={list} empty={list.data?.secrets.length === 0} emptyText="No secrets.">
         <TableBox>
           <table>
-            <thead><tr><th>Name</th><th>Updated</th><th /></tr></thead>
+            <thead><tr><th>Name</th><th>Sent only to</th><th>Updated</th><th /></tr></thead>
             <tbody>
               {list.data?.secrets.map((s) => (
-                <tr key={s.name}><td><code>{s.name}</code></td><td className="muted">{when(s.updatedAt)}</td>
+                <tr key={s.name}><td><code>{s.name}</code></td><td className="mono">{s.allowedHosts.join(", ") || "any host, sandboxes"}</td><td className="muted">{when(s.updatedAt)}</td>
                   <td><button className="secondary" disabled={remove.isPending} onClick={() => remove.mutate(s.name)} aria-label={`delete ${s.name}`}>Delete</button></td></tr>
               ))}
             </tbody>
@@ -179,6 +180,7 @@ export function Secrets() {
       <form className="row" onSubmit={submit} aria-label="set secret">
         <input name="name" placeholder="NAME" required aria-label="secret name" />
         <input name="value" type="password" placeholder="value" required autoComplete="off" aria-label="secret value" />
+        <input name="allowedHosts" placeholder="only to hosts (optional): api.openai.com, *.corp.example" aria-label="secret allowed hosts" />
         <button disabled={put.isPending}>Set secret</button>
       </form>
       <ErrorNote error={put.error ?? remove.error} />
