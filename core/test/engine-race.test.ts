@@ -109,10 +109,14 @@ describe("the backstop", () => {
     const c = await f.pool.connect();
     try {
       await c.query("BEGIN");
+      // Postgres rolls back the backend whose deadlock check fires first, one deadlock_timeout
+      // after it began to wait; under load that was sometimes this connection. Checking late here
+      // makes the cancel (1 s default) the victim every time.
+      await c.query("SET LOCAL deadlock_timeout = '30s'");
       await c.query("SELECT 1 FROM runs WHERE id = $1 FOR UPDATE", [run.id]);
       const cancel = f.client.cancel({ teamId: f.teamId, sessionId }).then((r) => r, (e: unknown) => e);
       await lockWaiters(1); // the cancel holds the session and waits for the run
-      // Closing the cycle: the cancel, waiting longest, is the one Postgres rolls back.
+      // Closing the cycle: the cancel's deadlock check fires first, so Postgres rolls it back.
       await c.query("UPDATE sessions SET updated_at = now() WHERE id = $1", [sessionId]);
       await c.query("COMMIT");
       expect(await cancel).toEqual({ cancelled: [], stopping: [run.id] });

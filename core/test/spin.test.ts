@@ -5,6 +5,7 @@
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createModelResolver } from "../src/agent/models.js";
+import { outboundPolicy } from "../src/agent/outbound.js";
 import { createAgentStep } from "../src/agent/loop.js";
 import { builtinTools, ToolRegistry } from "../src/agent/tools.js";
 import { ModelCallError } from "../src/agent/openai-client.js";
@@ -35,7 +36,7 @@ afterAll(async () => {
 });
 
 async function startWorker(retryBaseMs = 40) {
-  const step = createAgentStep({ pool: f.pool, tools: new ToolRegistry(builtinTools), models: createModelResolver({}), logger: testLogger });
+  const step = createAgentStep({ pool: f.pool, tools: new ToolRegistry(builtinTools), models: createModelResolver({ outbound: outboundPolicy({ internal: ["127.0.0.1"] }) }) /* the dead providers are on loopback */, logger: testLogger });
   return f.startWorker({ step, retryBaseMs, retryMaxMs: 10_000 });
 }
 
