@@ -7,6 +7,9 @@ import { createRequire } from "node:module";
 const { readApiRoutes } = createRequire(path.join(import.meta.dirname, "next.config.ts"))(path.join(import.meta.dirname, "src/api-routes.cjs")) as typeof import("./src/api-routes.cjs");
 
 const config: NextConfig = {
+  // The container image (Dockerfile) ships .next/standalone: the server build plus only the
+  // node_modules files it uses (traced), not the whole install.
+  output: "standalone",
   // @keel/core is TypeScript source in the monorepo (NodeNext style: `./x.js` names `./x.ts`);
   // Next compiles it with the app. Turbopack (16.4) cannot map `.js` to `.ts`, so we build with
   // webpack (`next build --webpack`) and its extensionAlias.

@@ -1,0 +1,63 @@
+// The dashboard on kind, in Chromium (playwright-core, Debian's /usr/bin/chromium), as a user
+// sees it after kind/up.sh: http://localhost:3000 (kind's port mapping to the web NodePort), the
+// admin login kind/up.sh printed, a new agent, a chat whose tool call runs in a sandbox pod, and
+// the sandbox's files in the session view.
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { adminLogin, BASE_URL, kubectl, sandboxPod, waitFor } from "./kind.ts";
+
+let browser: Browser;
+let page: Page;
+const agentName = `e2e-ui-${Date.now()}`;
+
+beforeAll(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.KEEL_CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  page = await (await browser.newContext({ baseURL: BASE_URL, viewport: { width: 1280, height: 900 } })).newPage();
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+describe.sequential("dashboard on kind", () => {
+  test("logs in with the generated admin login", async () => {
+    const admin = adminLogin();
+    await page.goto("/agents");
+    await page.waitForURL(/\/login$/);
+    await page.getByLabel("Email", { exact: true }).fill(admin.email);
+    await page.getByLabel("Password", { exact: true }).fill(admin.password);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.waitForURL(/\/agents$/);
+  });
+
+  test("creates an agent, chats, and the exec runs in a sandbox pod whose files the session view lists", async () => {
+    await page.getByRole("button", { name: "New agent" }).click();
+    await page.getByLabel("Name", { exact: true }).fill(agentName);
+    await page.getByLabel("Model", { exact: true }).fill("demo");
+    await page.getByLabel("tool exec", { exact: true }).check();
+    await page.getByRole("button", { name: "Create agent" }).click();
+    const row = page.locator(`tr[data-agent="${agentName}"]`);
+    await row.waitFor();
+    await row.getByRole("button", { name: "New session" }).click();
+    await page.waitForURL(/\/sessions\/[0-9a-f-]{36}$/);
+    const sessionId = page.url().split("/").pop()!;
+
+    await page.getByLabel("message", { exact: true }).fill("run mkdir -p notes && echo hello-from-kind > notes/hello.txt && echo done");
+    await page.getByLabel("message", { exact: true }).press("Enter");
+    await page.locator('[data-type="tool_result"]').filter({ hasText: "done" }).waitFor({ timeout: 300_000 });
+    await page.getByTestId("run-state").filter({ hasText: "idle" }).waitFor({ timeout: 120_000 });
+
+    const panel = page.getByTestId("sandbox");
+    await panel.getByTestId("sandbox-state").filter({ hasText: "ready" }).waitFor();
+    await panel.locator('tr[data-file="notes"]').getByRole("link", { name: "notes/" }).click();
+    await panel.locator('tr[data-file="notes/hello.txt"]').getByRole("link", { name: "hello.txt" }).click();
+    expect((await page.getByTestId("file-content").textContent())?.trim()).toBe("hello-from-kind");
+
+    // What the page shows is what is in the pod.
+    const pod = await waitFor(() => sandboxPod(sessionId), { what: "the session's sandbox pod" });
+    expect(kubectl(["-n", pod.namespace, "exec", pod.name, "--", "cat", "/workspace/notes/hello.txt"]).stdout.trim()).toBe("hello-from-kind");
+  });
+});
