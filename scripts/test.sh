@@ -53,5 +53,10 @@ if [[ -z "${KEEL_AIRGAP:-}" ]]; then
   timeout 60 docker pull -q debian:bookworm-slim >/dev/null 2>&1 || KEEL_AIRGAP=1
 fi
 export KEEL_AIRGAP
+# This machine's own CAs (a TLS-inspecting proxy) for npm inside the image build.
+if [[ -z "${KEEL_BUILD_CA_FILE:-}" ]] && compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  export KEEL_BUILD_CA_FILE=/tmp/keel-build-ca.pem
+  cat /usr/local/share/ca-certificates/*.crt > "$KEEL_BUILD_CA_FILE"
+fi
 if [[ "$KEEL_AIRGAP" == 1 ]]; then bash kind/airgap/build-all.sh; fi
 npx vitest run --config e2e/vitest.config.ts

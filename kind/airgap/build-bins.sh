@@ -2,8 +2,8 @@
 # Builds every binary the air-gapped kind environment needs, from Go modules and Kubernetes source:
 #   lane A  kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy
 #           (go/kubernetes: controlplane/go/kubernetes's pins, so the compile cache is shared)
-#   lane B  pause (static C from the kubernetes module), crictl, etcd (controlplane/go/etcd),
-#           coredns, kube-router (NetworkPolicy only), local-path-provisioner (PVCs),
+#   lane B  pause (static C from the kubernetes module), etcd (controlplane/go/etcd), coredns
+#   lane C  crictl, kube-router (NetworkPolicy only), local-path-provisioner (PVCs),
 #           agent-sandbox-controller, kind
 # Output: $KEEL_KIND_CACHE/bin (default ~/.cache/keel-kind/bin). Idempotent: a binary whose stamp
 # (its pins + flags + Go version) matches is kept. Needs Go >= 1.26 and a Go module proxy (or a
@@ -59,15 +59,17 @@ T0=$SECONDS
   done
 ) > >(sed 's/^/[A] /') 2>&1 & A=$!
 (
-  step pause "$PAUSE_VERSION $(cat "$HERE/go/kubernetes/go.sum" | sha256sum)" pause
-  step crictl "$CRICTL_VERSION" goinstall "sigs.k8s.io/cri-tools/cmd/crictl@${CRICTL_VERSION}" "-X sigs.k8s.io/cri-tools/pkg/version.Version=${CRICTL_VERSION}"
-  step etcd "$(cat "$ROOT/controlplane/go/etcd/go.sum" | sha256sum)" etcd
+  step pause "$PAUSE_VERSION $(sha256sum < "$HERE/go/kubernetes/go.sum")" pause
+  step etcd "$(sha256sum < "$ROOT/controlplane/go/etcd/go.sum")" etcd
   step coredns "$COREDNS_VERSION" goinstall "github.com/coredns/coredns@${COREDNS_VERSION}"
+) > >(sed 's/^/[B] /') 2>&1 & B=$!
+(
+  step crictl "$CRICTL_VERSION" goinstall "sigs.k8s.io/cri-tools/cmd/crictl@${CRICTL_VERSION}" "-X sigs.k8s.io/cri-tools/pkg/version.Version=${CRICTL_VERSION}"
   step kube-router "$KUBE_ROUTER_VERSION" goinstall "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@${KUBE_ROUTER_VERSION}"
   step local-path-provisioner "$LOCAL_PATH_VERSION" goinstall "github.com/rancher/local-path-provisioner@${LOCAL_PATH_VERSION}"
   step agent-sandbox-controller "$AGENT_SANDBOX_VERSION" goinstall "sigs.k8s.io/agent-sandbox/cmd/agent-sandbox-controller@${AGENT_SANDBOX_VERSION}"
   step kind "$KIND_VERSION" goinstall "sigs.k8s.io/kind@${KIND_VERSION}"
-) > >(sed 's/^/[B] /') 2>&1 & B=$!
-rc=0; wait $A || rc=1; wait $B || rc=1
+) > >(sed 's/^/[C] /') 2>&1 & C=$!
+rc=0; wait $A || rc=1; wait $B || rc=1; wait $C || rc=1
 ((rc == 0)) || { log "FAILED after $((SECONDS - T0))s"; exit 1; }
 log "all binaries in $OUT after $((SECONDS - T0))s"
