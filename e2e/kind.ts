@@ -8,10 +8,13 @@ export const PORT = Number(process.env.KEEL_PORT ?? 3000);
 export const BASE_URL = `http://localhost:${PORT}`;
 export const CONTEXT = `kind-${process.env.KEEL_KIND_CLUSTER ?? "keel"}`;
 
-/** kind/up.sh's environment: kind built by kind/airgap/build-bins.sh is on PATH when there is no other. */
+/**
+ * kind/up.sh's and kubectl's environment: the kind and kubectl built by kind/airgap/build-bins.sh
+ * (kubectl v1.36, the cluster's version) come first on PATH when they exist.
+ */
 export function kindEnv(): NodeJS.ProcessEnv {
   const cache = process.env.KEEL_KIND_CACHE ?? path.join(process.env.HOME ?? "/root", ".cache/keel-kind");
-  return { ...process.env, PATH: `${process.env.PATH}:${path.join(cache, "bin")}` };
+  return { ...process.env, PATH: `${path.join(cache, "bin")}:${process.env.PATH}` };
 }
 
 export type Run = { status: number; stdout: string; stderr: string };
