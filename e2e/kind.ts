@@ -65,8 +65,8 @@ export class Api {
     return { agentId: agent.id, sessionId: session.id };
   }
 
-  async events(sessionId: string): Promise<{ seq: string; type: string; data: any }[]> {
-    return (await this.call<{ events: { seq: string; type: string; data: any }[] }>("GET", `/api/v1/sessions/${sessionId}/events`)).events;
+  async events(sessionId: string): Promise<{ seq: string; type: string; payload: any }[]> {
+    return (await this.call<{ events: { seq: string; type: string; payload: any }[] }>("GET", `/api/v1/sessions/${sessionId}/events`)).events;
   }
 }
 

@@ -30,10 +30,10 @@ describe.sequential("sandbox pods on kind", () => {
     await api.call("POST", `/api/v1/sessions/${sessionId}/messages`, { content: "run echo e2e-$((6*7)) > marker.txt && hostname" });
     const result = await waitFor(async () => (await api.events(sessionId)).find((e) => e.type === "tool_result"), { what: "the exec tool's result", timeoutMs: 300_000 });
     pod = (await waitFor(() => sandboxPod(sessionId), { what: "the session's sandbox pod" }))!;
-    expect(JSON.stringify(result.data)).toContain(pod.name);
+    expect(JSON.stringify(result.payload)).toContain(pod.name);
     expect(kubectl(["-n", pod.namespace, "exec", pod.name, "--", "cat", "/workspace/marker.txt"]).stdout.trim()).toBe("e2e-42");
     // The run finishes: the demo model answers with what the tool returned.
-    await waitFor(async () => (await api.events(sessionId)).find((e) => e.type === "assistant_message" && JSON.stringify(e.data).includes("The tool returned")), { what: "the answer after the tool" });
+    await waitFor(async () => (await api.events(sessionId)).find((e) => e.type === "assistant_message" && JSON.stringify(e.payload).includes("The tool returned")), { what: "the answer after the tool" });
   });
 
   test("egress none: the sandbox reaches neither the web Service nor Postgres; a pod without the policy reaches both", async () => {
@@ -57,6 +57,6 @@ describe.sequential("sandbox pods on kind", () => {
     // And the sandbox itself still answers its worker (ingress from the worker namespace is allowed):
     // a second exec in the same session works.
     await api.call("POST", `/api/v1/sessions/${sessionId}/messages`, { content: "run cat marker.txt" });
-    await waitFor(async () => (await api.events(sessionId)).filter((e) => e.type === "tool_result").find((e) => JSON.stringify(e.data).includes("e2e-42")), { what: "the second exec's result" });
+    await waitFor(async () => (await api.events(sessionId)).filter((e) => e.type === "tool_result").find((e) => JSON.stringify(e.payload).includes("e2e-42")), { what: "the second exec's result" });
   });
 });
