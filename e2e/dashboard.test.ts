@@ -4,11 +4,12 @@
 // sandbox's state in the session view.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { adminLogin, BASE_URL, kubectl, sandboxPod, waitFor } from "./kind.ts";
+import { adminLogin, BASE_URL, kubectl, releaseSandbox, sandboxPod, waitFor } from "./kind.ts";
 
 let browser: Browser;
 let page: Page;
 const agentName = `e2e-ui-${Date.now()}`;
+let sessionId = "";
 
 beforeAll(async () => {
   browser = await chromium.launch({
@@ -20,6 +21,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
+  if (sessionId) releaseSandbox(sessionId);
 });
 
 describe.sequential("dashboard on kind", () => {
@@ -43,7 +45,7 @@ describe.sequential("dashboard on kind", () => {
     await row.waitFor();
     await row.getByRole("button", { name: "New session" }).click();
     await page.waitForURL(/\/sessions\/[0-9a-f-]{36}$/);
-    const sessionId = page.url().split("/").pop()!;
+    sessionId = page.url().split("/").pop()!;
 
     await page.getByLabel("message", { exact: true }).fill("run mkdir -p notes && echo hello-from-kind > notes/hello.txt && echo done");
     await page.getByLabel("message", { exact: true }).press("Enter");

@@ -98,3 +98,8 @@ export function sandboxPod(sessionId: string): { namespace: string; name: string
   if (!pod || pod.status?.phase !== "Running" || pod.metadata.deletionTimestamp) return null;
   return { namespace: ns, name: pod.metadata.name, ip: pod.status.podIP, node: pod.spec.nodeName };
 }
+
+/** Deletes a session's SandboxClaim (its Sandbox and pod go with it), as the idle reaper would: frees the node for the next test. */
+export function releaseSandbox(sessionId: string): void {
+  kubectl(["delete", "sandboxclaims.extensions.agents.x-k8s.io", "-A", "-l", `keel.dev/session=${sessionId}`, "--wait=false"], { allowFail: true });
+}

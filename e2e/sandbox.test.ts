@@ -3,7 +3,7 @@
 // (egress "none", the default) is enforced by the cluster's network: the web Service and Postgres
 // are out of its reach, while a pod without the policy reaches both.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { Api, kubectl, kubectlJson, sandboxPod, waitFor } from "./kind.ts";
+import { Api, kubectl, kubectlJson, releaseSandbox, sandboxPod, waitFor } from "./kind.ts";
 
 let api: Api;
 let sessionId = "";
@@ -17,6 +17,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   kubectl(["delete", "namespace", PROBE_NS, "--ignore-not-found", "--wait=false"], { allowFail: true });
+  if (sessionId) releaseSandbox(sessionId);
 });
 
 /** Exit code of a TCP connect from a pod (0: connected), through the runtime image's python3. */
