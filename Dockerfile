@@ -1,19 +1,19 @@
 # syntax=docker/dockerfile:1
-# One image for every Keel process: `keel web | worker | migrate`, and the sandbox runtime
-# (`node /app/sandbox/dist/runtime.mjs --port 8080`, the Kubernetes driver's SandboxTemplate sets
-# that as the container command). Build: docker build -t keel:dev .
+# Keel's image: every process is `keel web | worker | migrate` (docker build -t keel:dev .).
+# The sandbox image is the `sandbox` target below. Base images: node:24-bookworm-slim and debian:bookworm-slim
+# from your registry, or built locally with no registry by kind/images/build-bases.sh (same names).
 #
-# Everything that needs the network happens in the build stage (npm ci; Prisma's postinstall may
-# download its engines here). At run time nothing is downloaded: the Prisma client is generated
-# (WASM query compiler, no engine binary) and `keel migrate` applies migrations itself.
+# Stages: deps (npm ci) → build (Prisma client, sandbox runtime, Next.js standalone build, then
+# scripts/build-image.mjs: the CLI bundled with esbuild + only the node_modules files it and the
+# web server use) → runtime (that tree, tini, uid 1000). Nothing is compiled or downloaded at start.
 
-ARG NODE_IMAGE=node:20-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
-# ── build ────────────────────────────────────────────────────────────────────────────────────
-FROM ${NODE_IMAGE} AS build
-WORKDIR /app
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /src
 ENV NEXT_TELEMETRY_DISABLED=1 CHECKPOINT_DISABLE=1 PRISMA_HIDE_UPDATE_MESSAGE=1
-# Manifests first, so `npm ci` is cached until a dependency changes.
+# Manifests first: `npm ci` is cached until a dependency changes. The desktop app is not part of
+# the image; its workspace is left out of the install.
 COPY package.json package-lock.json ./
 COPY core/package.json core/
 COPY worker/package.json worker/
@@ -21,18 +21,48 @@ COPY cli/package.json cli/
 COPY bench/package.json bench/
 COPY server/package.json server/
 COPY sandbox/package.json sandbox/
-RUN npm ci --no-audit --no-fund
-COPY . .
-# setup = prisma generate (into core/src/generated) + bundle sandbox/dist/runtime.mjs.
-RUN npm run setup && node scripts/build-web.mjs
-# tsx and next are runtime dependencies of @keel/cli; typescript, vitest, esbuild, prisma CLI go.
-RUN npm prune --omit=dev --no-audit --no-fund \
- && rm -rf server/.next/cache bench e2e controlplane desktop test core/test cli/test server/test
+COPY desktop/package.json desktop/
+# Behind a TLS-inspecting proxy npm needs its CA: --build-arg EXTRA_CA_CERTS="$(cat ca.pem)" (kind/up.sh
+# passes KEEL_BUILD_CA_FILE). Used by this build only; not in the final images.
+ARG EXTRA_CA_CERTS=""
+RUN if [ -n "$EXTRA_CA_CERTS" ]; then printf '%s\n' "$EXTRA_CA_CERTS" > /tmp/extra-ca.pem; export NODE_EXTRA_CA_CERTS=/tmp/extra-ca.pem; fi \
+ && npm ci --no-audit --no-fund --include-workspace-root \
+      -w @keel/core -w @keel/worker -w @keel/cli -w @keel/server -w @keel/sandbox
 
-# ── runtime ──────────────────────────────────────────────────────────────────────────────────
+# ── sandbox image: `docker build --target sandbox -t keel-sandbox:dev .` ─────────────────────────
+# What the Kubernetes driver runs in every sandbox pod: the runtime (one bundled file, Node
+# built-ins only) and common tools. Its contract, which a team's own image must keep (see
+# kind/README.md "Your own sandbox image"): /usr/bin/tini, `node` on PATH (>= 20),
+# /app/sandbox/dist/runtime.mjs, uid 1000 can write /workspace.
+FROM deps AS sandbox-build
+COPY sandbox/ sandbox/
+COPY scripts/build-sandbox.mjs scripts/
+RUN node scripts/build-sandbox.mjs
+
+FROM ${NODE_IMAGE} AS sandbox
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini git curl ca-certificates python3 \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=sandbox-build --chown=root:root /src/sandbox/dist/runtime.mjs /app/sandbox/dist/runtime.mjs
+RUN mkdir -p /workspace && chown 1000:1000 /workspace
+ENV HOME=/workspace
+WORKDIR /workspace
+USER 1000:1000
+EXPOSE 8080
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/sandbox/dist/runtime.mjs", "--port", "8080", "--workspace", "/workspace"]
+
+# ── Keel image (the default target, last) ────────────────────────────────────────────────────
+FROM deps AS build
+COPY . .
+# prisma generate (offline: it needs only an existing file as its schema engine) + the sandbox
+# runtime bundle, the dashboard (output: standalone), then the runtime tree in /out.
+RUN npm run setup \
+ && node scripts/build-web.mjs \
+ && node scripts/build-image.mjs /out
+
 FROM ${NODE_IMAGE} AS runtime
-# tini as PID 1: forwards SIGTERM (the worker drains on it) and reaps zombies left by commands
-# the sandbox runtime runs.
+# tini as PID 1: forwards SIGTERM to node (the worker drains on it, the web turns unready and
+# ends its streams) and reaps zombies.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini ca-certificates \
  && rm -rf /var/lib/apt/lists/*
@@ -42,11 +72,10 @@ ENV NODE_ENV=production \
     KEEL_MIGRATIONS_DIR=/app/prisma/migrations \
     KEEL_HOST=0.0.0.0 \
     PORT=3000
-COPY --from=build --chown=root:root /app /app
-# The sandbox runtime's workspace when the image runs as a sandbox (the pod mounts a volume here).
-RUN mkdir -p /workspace && chown 1000:1000 /workspace
-# node:20-slim's `node` user (uid 1000); the manifests also set runAsNonRoot.
+# Owned by root, read-only for the process: the code cannot be changed by what runs it.
+COPY --from=build --chown=root:root /out /app
+# node's `node` user (1000:1000); the manifests also set runAsNonRoot.
 USER 1000:1000
-EXPOSE 3000 8080
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/cli/bin/keel.mjs"]
+EXPOSE 3000
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--enable-source-maps", "/app/cli/dist/keel.mjs"]
 CMD ["web"]

@@ -1,60 +1,83 @@
 #!/usr/bin/env bash
 # Keel on a local kind cluster, in named steps. The desktop app's one-click launcher runs the same
-# steps, one `--step NAME` at a time (desktop/src/main/launcher/steps.ts lists them in this order):
+# steps, one `--step NAME` at a time (desktop/src/shared/contract.ts lists them in this order):
 #   prereqs        docker CLI, a running engine with enough memory, kind, kubectl, a free local port
-#   cluster        create the kind cluster                 (skipped: it exists)
-#   agent-sandbox  install the pinned agent-sandbox release (skipped: that version is installed)
-#   build          docker build the Keel image             (skipped: the image exists; KEEL_REBUILD=1)
-#   load           kind load docker-image                  (skipped: every node has that image ID)
-#   apply          kubectl apply -k k8s/overlays/kind      (skipped: kubectl diff finds no change)
-#   rollout        wait for the Postgres, web and worker rollouts (read-only)
-#   port-forward   http://localhost:3000 (Ctrl-C stops it; the cluster stays)
-# So a second run on a ready cluster changes nothing and is quick. A skipped step prints one line
-# starting with "skipped: " (the launcher shows the step as skipped).
+#   cluster        create the kind cluster (kind/cluster.yaml)      (skipped: it exists)
+#   agent-sandbox  install agent-sandbox from kind/agent-sandbox/   (skipped: that version is installed)
+#   build          docker build the Keel and sandbox images         (skipped: built from these sources)
+#   load           kind load docker-image                           (skipped: every node has them)
+#   apply          admin login + kubectl apply -k k8s/overlays/kind (skipped: kubectl diff finds no change)
+#   rollout        wait for Postgres, web (its init container migrates) and worker; print the login
+#   port-forward   the dashboard on http://localhost:$KEEL_PORT: kind publishes the web NodePort
+#                  there; this step checks it answers (with --step: keeps watching it, for the
+#                  launcher). A cluster made without that mapping falls back to kubectl port-forward.
+# With no container registry (air-gapped), base images, the node image and the agent-sandbox
+# controller are built locally (kind/images/build-bases.sh, kind/airgap/): see kind/README.md.
+# A second run on a ready cluster changes nothing. A skipped step prints one line starting with
+# "skipped: " (the launcher shows the step as skipped).
 # Usage: kind/up.sh [--step NAME | --from NAME | --list-steps | --down]
-#   (no argument) every step; --from NAME that step and the ones after it (retry after a failure);
-#   --step NAME only that one; --list-steps the names, one a line; --down delete the cluster.
-# Env: KEEL_KIND_CLUSTER (keel), KEEL_IMAGE (keel:dev), KEEL_PORT (3000), KEEL_SKIP_BUILD=1 (never
-# build), KEEL_REBUILD=1 (build even if the image exists), KEEL_MIN_DOCKER_MEMORY_MB (4096),
-# KEEL_NO_PORT_FORWARD=1 (stop after the rollouts).
+# Env: KEEL_KIND_CLUSTER (keel), KEEL_IMAGE (keel:dev; the sandbox image is its name + "-sandbox"),
+# KEEL_PORT (3000), KEEL_SKIP_BUILD=1, KEEL_REBUILD=1, KEEL_MIN_DOCKER_MEMORY_MB (4096),
+# KEEL_NO_PORT_FORWARD=1 (stop after the rollouts), KEEL_KIND_NODE_IMAGE (the node image; default:
+# the locally built keel.local/kind-node when it exists, else kind's own), KEEL_AIRGAP=1 (never pull),
+# KEEL_BUILD_CA_FILE (PEM: the CA of a TLS-inspecting proxy npm goes through during the build).
 set -euo pipefail
 
-AGENT_SANDBOX_VERSION=v0.5.6
-AGENT_SANDBOX_MANIFEST="https://github.com/kubernetes-sigs/agent-sandbox/releases/download/${AGENT_SANDBOX_VERSION}/sandbox-with-extensions.yaml"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=kind/airgap/versions.sh
+. "$ROOT/kind/airgap/versions.sh"
 CLUSTER="${KEEL_KIND_CLUSTER:-keel}"
 IMAGE="${KEEL_IMAGE:-keel:dev}"
+SANDBOX_IMAGE="${IMAGE%:*}-sandbox:${IMAGE##*:}"
 PORT="${KEEL_PORT:-3000}"
 MIN_MEMORY_MB="${KEEL_MIN_DOCKER_MEMORY_MB:-4096}"
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${KEEL_KIND_CACHE:-$HOME/.cache/keel-kind}"
+AGENT_SANDBOX_MANIFEST="$ROOT/kind/agent-sandbox/sandbox-with-extensions.yaml"
+AGENT_SANDBOX_IMAGE="registry.k8s.io/agent-sandbox/agent-sandbox-controller:$AGENT_SANDBOX_VERSION"
+POSTGRES_IMAGE="postgres:15-$DEBIAN_SUITE"
+LOCAL_NODE_IMAGE="keel.local/kind-node:$K8S_VERSION"
 CTX="kind-$CLUSTER"
 STEPS=(prereqs cluster agent-sandbox build load apply rollout port-forward)
+# kind built by kind/airgap/build-bins.sh, when there is no other.
+[[ -x "$CACHE/bin/kind" ]] && ! command -v kind >/dev/null 2>&1 && PATH="$PATH:$CACHE/bin"
 
 say() { printf '\n==> [%s] %s\n' "$1" "$2"; }
 skip() { printf 'skipped: %s\n' "$*"; }
 die() { printf 'kind/up.sh: %s\n' "$*" >&2; exit 1; }
 k() { kubectl --context "$CTX" "$@"; }
+cluster_exists() { kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; }
+
+# Makes image $1 available to docker: present, pulled, or built by "$2..." (when no registry).
+ensure_image() {
+  local img=$1; shift
+  docker image inspect "$img" >/dev/null 2>&1 && return 0
+  if [[ "${KEEL_AIRGAP:-}" != 1 ]] && docker pull "$img"; then return 0; fi
+  echo "$img: not in docker and not pullable; building it locally"
+  "$@"
+}
 
 # Every missing thing at once, each with how to fix it.
 step_prereqs() {
   say prereqs "checking prerequisites"
   local missing=()
   command -v docker >/dev/null 2>&1 || missing+=("docker: install Docker Desktop or Docker Engine (https://docs.docker.com/get-docker/)")
-  command -v kind >/dev/null 2>&1 || missing+=("kind: install it (https://kind.sigs.k8s.io/docs/user/quick-start/#installation), e.g. 'go install sigs.k8s.io/kind@v0.31.0'")
+  command -v kind >/dev/null 2>&1 || missing+=("kind: install it (https://kind.sigs.k8s.io/docs/user/quick-start/#installation), e.g. 'go install sigs.k8s.io/kind@$KIND_VERSION', or build everything with kind/airgap/build-bins.sh")
   command -v kubectl >/dev/null 2>&1 || missing+=("kubectl: install it (https://kubernetes.io/docs/tasks/tools/)")
   if ((${#missing[@]})); then
     printf 'kind/up.sh: missing prerequisites:\n' >&2
     printf '  - %s\n' "${missing[@]}" >&2
     exit 1
   fi
-  docker info >/dev/null 2>&1 || die "docker is installed but its engine does not answer ('docker info' failed): start Docker and retry"
+  docker info >/dev/null 2>&1 || die "docker is installed but its engine does not answer ('docker info' failed): start Docker (as root without systemd: kind/airgap/start-docker.sh) and retry"
   local mem
   mem="$(docker info --format '{{.MemTotal}}' 2>/dev/null || echo 0)"
   [[ "$mem" =~ ^[0-9]+$ ]] || mem=0
   if ((mem > 0 && mem / 1048576 < MIN_MEMORY_MB)); then
     die "Docker has $((mem / 1048576)) MiB of memory; Keel on kind needs at least $MIN_MEMORY_MB MiB: raise it (Docker Desktop: Settings > Resources > Memory) or free memory, then retry"
   fi
+  # Our own cluster publishes the port; anything else listening there is in the way.
   # A connection that succeeds means something listens there (bash's /dev/tcp: no lsof needed).
-  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+  if ! cluster_exists && (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
     die "port $PORT is in use: stop what listens there or set KEEL_PORT"
   fi
   echo "docker, kind and kubectl found; port $PORT is free"
@@ -62,22 +85,40 @@ step_prereqs() {
 
 step_cluster() {
   say cluster "kind cluster '$CLUSTER'"
-  if kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
+  if cluster_exists; then
     skip "cluster '$CLUSTER' exists; reusing it"
-  else
-    kind create cluster --name "$CLUSTER" --config "$ROOT/kind/cluster.yaml" --wait 120s
+    return 0
   fi
+  local config="$ROOT/kind/cluster.yaml" image=() node="${KEEL_KIND_NODE_IMAGE:-}"
+  if [[ "$PORT" != 3000 ]]; then
+    local text; text="$(<"$ROOT/kind/cluster.yaml")"
+    config="${TMPDIR:-/tmp}/keel-kind-$CLUSTER-cluster.yaml"
+    printf '%s\n' "${text//hostPort: 3000,/hostPort: $PORT,}" > "$config"
+  fi
+  [[ -z "$node" ]] && docker image inspect "$LOCAL_NODE_IMAGE" >/dev/null 2>&1 && node="$LOCAL_NODE_IMAGE"
+  [[ -n "$node" ]] && image=(--image "$node")
+  kind create cluster --name "$CLUSTER" "${image[@]}" --config "$config" --wait 180s
+}
+
+controller_image() {
+  [[ -x "$CACHE/bin/agent-sandbox-controller" ]] || bash "$ROOT/kind/airgap/build-bins.sh"
+  local ctx; ctx=$(mktemp -d)
+  cp "$CACHE/bin/agent-sandbox-controller" "$ctx/"
+  printf 'FROM scratch\nCOPY agent-sandbox-controller /agent-sandbox-controller\nUSER 65532:65532\nENTRYPOINT ["/agent-sandbox-controller"]\n' > "$ctx/Dockerfile"
+  DOCKER_BUILDKIT=0 docker build -q -t "$AGENT_SANDBOX_IMAGE" "$ctx"
+  rm -rf "$ctx"
 }
 
 step_agent_sandbox() {
   say agent-sandbox "agent-sandbox $AGENT_SANDBOX_VERSION (controller + extensions)"
-  # The release's image tag is not ours to parse: the namespace records what this script applied.
   local installed
   installed="$(k get namespace agent-sandbox-system -o jsonpath='{.metadata.annotations.keel\.dev/agent-sandbox-version}' 2>/dev/null || true)"
   if [[ "$installed" == "$AGENT_SANDBOX_VERSION" ]]; then
     skip "agent-sandbox $AGENT_SANDBOX_VERSION is installed"
   else
-    # Server-side: the Sandbox CRD is ~400 KB, over client-side apply's annotation limit.
+    ensure_image "$AGENT_SANDBOX_IMAGE" controller_image
+    kind load docker-image "$AGENT_SANDBOX_IMAGE" --name "$CLUSTER"
+    # Server-side: the Sandbox CRD is ~200 KB, over client-side apply's annotation limit.
     k apply --server-side --force-conflicts -f "$AGENT_SANDBOX_MANIFEST"
   fi
   k -n agent-sandbox-system rollout status deployment/agent-sandbox-controller --timeout=180s
@@ -88,28 +129,63 @@ step_agent_sandbox() {
     k annotate --overwrite namespace agent-sandbox-system "keel.dev/agent-sandbox-version=$AGENT_SANDBOX_VERSION"
 }
 
+# A hash of the build context's files (git's view: tracked and untracked, not ignored), so an
+# image built from the same sources is reused across runs and checkouts on this machine.
+source_hash() {
+  command -v git >/dev/null 2>&1 && git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1 || return 0
+  (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard -- . ':!desktop' ':!e2e' ':!kind' ':!controlplane' ':!bench' ':!*.md' |
+    xargs -0 sha256sum 2>/dev/null | sha256sum | cut -c1-16)
+}
+
 step_build() {
-  say build "building $IMAGE"
+  say build "building $IMAGE and $SANDBOX_IMAGE"
+  local hash; hash="$(source_hash)"
   if [[ "${KEEL_SKIP_BUILD:-}" == 1 ]]; then
     skip "KEEL_SKIP_BUILD=1"
-  elif [[ "${KEEL_REBUILD:-}" != 1 ]] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
-    skip "image $IMAGE exists (KEEL_REBUILD=1 builds it again)"
-  else
-    docker build -t "$IMAGE" "$ROOT"
+    return 0
   fi
+  local label='{{index .Config.Labels "keel.source"}}'
+  if [[ "${KEEL_REBUILD:-}" != 1 ]] && docker image inspect "$IMAGE" >/dev/null 2>&1 && docker image inspect "$SANDBOX_IMAGE" >/dev/null 2>&1 &&
+    { [[ -z "$hash" ]] || [[ "$(docker image inspect -f "$label" "$IMAGE")" == "$hash" && "$(docker image inspect -f "$label" "$SANDBOX_IMAGE")" == "$hash" ]]; }; then
+    skip "images $IMAGE and $SANDBOX_IMAGE are built from these sources (KEEL_REBUILD=1 builds them again)"
+    return 0
+  fi
+  local base
+  for base in "node:$NODE_VERSION-$DEBIAN_SUITE-slim" "$POSTGRES_IMAGE"; do
+    ensure_image "$base" bash "$ROOT/kind/images/build-bases.sh"
+  done
+  # A TLS-inspecting proxy's CA (PEM), for npm inside the build.
+  local ca=()
+  [[ -n "${KEEL_BUILD_CA_FILE:-}" ]] && ca=(--build-arg "EXTRA_CA_CERTS=$(<"$KEEL_BUILD_CA_FILE")")
+  DOCKER_BUILDKIT="${DOCKER_BUILDKIT:-0}" docker build "${ca[@]}" --label "keel.source=$hash" --target sandbox -t "$SANDBOX_IMAGE" "$ROOT"
+  DOCKER_BUILDKIT="${DOCKER_BUILDKIT:-0}" docker build "${ca[@]}" --label "keel.source=$hash" -t "$IMAGE" "$ROOT"
+  docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E "^(${IMAGE}|${SANDBOX_IMAGE}) " || true
 }
 
 step_load() {
-  say load "loading $IMAGE into kind"
-  # kind compares image IDs itself and loads nothing when every node has this one.
-  local out
-  out="$(kind load docker-image "$IMAGE" --name "$CLUSTER" 2>&1)" || { printf '%s\n' "$out" >&2; exit 1; }
-  printf '%s\n' "$out"
-  if [[ "$out" == *"already present on all nodes"* ]]; then skip "every node has $IMAGE"; fi
+  say load "loading $IMAGE, $SANDBOX_IMAGE and $POSTGRES_IMAGE into kind"
+  # kind compares image IDs itself and loads nothing when every node has them.
+  local out img all=1
+  ensure_image "$POSTGRES_IMAGE" bash "$ROOT/kind/images/build-bases.sh" postgres
+  for img in "$IMAGE" "$SANDBOX_IMAGE" "$POSTGRES_IMAGE"; do
+    out="$(kind load docker-image "$img" --name "$CLUSTER" 2>&1)" || { printf '%s\n' "$out" >&2; exit 1; }
+    printf '%s\n' "$out"
+    [[ "$out" == *"already present on all nodes"* ]] || all=0
+  done
+  if ((all)); then skip "every node has $IMAGE, $SANDBOX_IMAGE and $POSTGRES_IMAGE"; fi
+}
+
+# The dashboard's first admin: generated once, kept in the Secret keel-admin (the web reads it).
+ensure_admin() {
+  k get namespace keel >/dev/null 2>&1 || k create namespace keel
+  k -n keel get secret keel-admin >/dev/null 2>&1 && return 0
+  local pw; pw="$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')"
+  k -n keel create secret generic keel-admin --from-literal=KEEL_ADMIN_EMAIL=admin@keel.local --from-literal="KEEL_ADMIN_PASSWORD=$pw"
 }
 
 step_apply() {
   say apply "applying k8s/overlays/kind"
+  ensure_admin
   # kubectl diff: 0 no change, 1 changes, >1 an error (apply then reports it).
   local rc=0
   k diff --server-side -k "$ROOT/k8s/overlays/kind" >/dev/null 2>&1 || rc=$?
@@ -120,16 +196,38 @@ step_apply() {
   fi
 }
 
+login() {
+  local email pw
+  email="$(k -n keel get secret keel-admin -o jsonpath='{.data.KEEL_ADMIN_EMAIL}' 2>/dev/null | base64 -d 2>/dev/null || true)"
+  pw="$(k -n keel get secret keel-admin -o jsonpath='{.data.KEEL_ADMIN_PASSWORD}' 2>/dev/null | base64 -d 2>/dev/null || true)"
+  [[ -n "$email" ]] && printf 'log in as %s with the password %s\n' "$email" "$pw"
+}
+
 step_rollout() {
   say rollout "waiting for rollouts"
   k -n keel rollout status statefulset/postgres --timeout=300s
   k -n keel rollout status deployment/keel-web --timeout=300s
   k -n keel rollout status deployment/keel-worker --timeout=300s
+  printf 'Keel is up on kind: http://localhost:%s\n' "$PORT"
+  login || true
 }
 
+answers() { curl -fsS --max-time 5 -o /dev/null "http://127.0.0.1:$PORT/readyz" 2>/dev/null; }
+
 step_port_forward() {
-  say port-forward "http://localhost:$PORT (Ctrl-C to stop forwarding; the cluster keeps running)"
-  exec kubectl --context "$CTX" -n keel port-forward svc/keel-web "$PORT:3000"
+  say port-forward "http://localhost:$PORT"
+  if ! k -n keel get service keel-web-nodeport >/dev/null 2>&1 || ! docker port "$CLUSTER-control-plane" 30300/tcp 2>/dev/null | grep -q ":$PORT$"; then
+    # A cluster created without the port mapping: forward (Ctrl-C stops it; the cluster stays).
+    exec kubectl --context "$CTX" -n keel port-forward svc/keel-web "$PORT:3000"
+  fi
+  local i
+  for i in $(seq 1 60); do answers && break; sleep 2; done
+  answers || die "the dashboard does not answer on http://localhost:$PORT/readyz (kind's port mapping to the NodePort 30300)"
+  echo "Forwarding from 127.0.0.1:$PORT -> 3000 through kind's port mapping (NodePort 30300)"
+  [[ "${WATCH:-}" == 1 ]] || return 0
+  # The launcher keeps this step running while the dashboard is served; it ends when it stops.
+  while answers || { sleep 5; answers; }; do sleep 5; done
+  die "the dashboard stopped answering on http://localhost:$PORT"
 }
 
 run_step() {
@@ -153,7 +251,7 @@ run_from() {
     [[ -n "$started" || "$s" == "$1" ]] || continue
     started=1
     if [[ "$s" == port-forward && "${KEEL_NO_PORT_FORWARD:-}" == 1 ]]; then
-      echo "ready: kubectl --context $CTX -n keel port-forward svc/keel-web $PORT:3000"
+      echo "ready: http://localhost:$PORT"
       return 0
     fi
     run_step "$s"
@@ -163,13 +261,9 @@ run_from() {
 
 case "${1:-}" in
   "") run_from prereqs ;;
-  --step) run_step "${2:?--step needs a step name}" ;;
+  --step) WATCH=1 run_step "${2:?--step needs a step name}" ;;
   --from) run_from "${2:?--from needs a step name}" ;;
   --list-steps) printf '%s\n' "${STEPS[@]}" ;;
-  --down)
-    say down "deleting kind cluster '$CLUSTER'"
-    command -v kind >/dev/null 2>&1 || die "kind is not installed, so there is no kind cluster to delete"
-    kind delete cluster --name "$CLUSTER"
-    ;;
+  --down) exec bash "$ROOT/kind/down.sh" ;;
   *) die "unknown argument '$1' (usage: kind/up.sh [--step NAME | --from NAME | --list-steps | --down])" ;;
 esac

@@ -9,6 +9,9 @@ const { readApiRoutes } = requireHere(path.join(import.meta.dirname, "src/api-ro
 const { SECURITY_HEADERS } = requireHere(path.join(import.meta.dirname, "src/security-headers.cjs")) as typeof import("./src/security-headers.cjs");
 
 const config: NextConfig = {
+  // The container image (Dockerfile) ships .next/standalone: the server build plus only the
+  // node_modules files it uses (traced), not the whole install.
+  output: "standalone",
   // @keel/core is TypeScript source in the monorepo (NodeNext style: `./x.js` names `./x.ts`);
   // Next compiles it with the app. Turbopack (16.4) cannot map `.js` to `.ts`, so we build with
   // webpack (`next build --webpack`) and its extensionAlias.

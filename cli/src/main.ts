@@ -6,7 +6,6 @@ import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { MigrateEnvSchema, UpEnvSchema, WebCliEnvSchema } from "./env.js";
-import { startEmbeddedPostgres } from "./embedded-postgres.js";
 import { startWeb } from "./web.js";
 
 const USAGE = `usage: keel <command>
@@ -64,6 +63,9 @@ async function runUp(): Promise<void> {
   let stopPg = async () => {};
   if (!databaseUrl) {
     logger.info({ dataDir: env.KEEL_DATA_DIR, port: env.KEEL_PG_PORT }, "starting embedded postgres");
+    // Loaded only here: embedded-postgres looks for its platform binaries as soon as it is
+    // imported, and the container image (web, worker, migrate) leaves them out.
+    const { startEmbeddedPostgres } = await import("./embedded-postgres.js");
     const pg = await startEmbeddedPostgres({ dir: env.KEEL_DATA_DIR, port: env.KEEL_PG_PORT, persistent: true }).catch((err: unknown) => {
       process.stderr.write(`keel up: could not start the embedded Postgres in ${env.KEEL_DATA_DIR} on port ${env.KEEL_PG_PORT}: ${(err as Error).message}\n` +
         `Is another Keel already running? Set KEEL_PG_PORT to a free port, or DATABASE_URL to use your own Postgres.\n`);

@@ -83,23 +83,45 @@ test("a run calls the tools in the steps' order, streams logs, reports each step
   for (const step of end.steps) expect(step.elapsedMs).toBeGreaterThanOrEqual(0);
 
   const k = "kubectl --context kind-keel";
+  const controller = "registry.k8s.io/agent-sandbox/agent-sandbox-controller:v1.0.1";
   const expected = [
     /^docker info --format \{\{\.MemTotal\}\}$/,
     /^kind get clusters$/,
-    new RegExp(`^kind create cluster --name keel --config ${root}/kind/cluster.yaml --wait 120s$`),
+    /^docker image inspect keel\.local\/kind-node:v1\.36\.3$/,
+    // Another port than 3000: a copy of kind/cluster.yaml with that host port.
+    /^kind create cluster --name keel --config \S+\/keel-kind-keel-cluster\.yaml --wait 180s$/,
     new RegExp(`^${k} get namespace agent-sandbox-system `),
-    new RegExp(`^${k} apply --server-side --force-conflicts -f https://github.com/kubernetes-sigs/agent-sandbox/releases/download/v0.5.6/sandbox-with-extensions.yaml$`),
+    `docker image inspect ${controller}`,
+    `docker pull ${controller}`,
+    `kind load docker-image ${controller} --name keel`,
+    new RegExp(`^${k} apply --server-side --force-conflicts -f ${root}/kind/agent-sandbox/sandbox-with-extensions.yaml$`),
     new RegExp(`^${k} -n agent-sandbox-system rollout status deployment/agent-sandbox-controller`),
     new RegExp(`^${k} wait --for=condition=Established .*crd/sandboxes.agents.x-k8s.io`),
-    new RegExp(`^${k} annotate --overwrite namespace agent-sandbox-system keel.dev/agent-sandbox-version=v0.5.6$`),
+    new RegExp(`^${k} annotate --overwrite namespace agent-sandbox-system keel.dev/agent-sandbox-version=v1.0.1$`),
     /^docker image inspect keel:dev$/,
-    new RegExp(`^docker build -t keel:dev ${root}$`),
+    /^docker image inspect node:24-bookworm-slim$/,
+    /^docker pull node:24-bookworm-slim$/,
+    /^docker image inspect postgres:15-bookworm$/,
+    /^docker pull postgres:15-bookworm$/,
+    new RegExp(`^docker build --label keel.source= --target sandbox -t keel-sandbox:dev ${root}$`),
+    new RegExp(`^docker build --label keel.source= -t keel:dev ${root}$`),
+    /^docker image ls /,
+    /^docker image inspect postgres:15-bookworm$/,
     /^kind load docker-image keel:dev --name keel$/,
+    /^kind load docker-image keel-sandbox:dev --name keel$/,
+    /^kind load docker-image postgres:15-bookworm --name keel$/,
+    new RegExp(`^${k} get namespace keel$`),
+    new RegExp(`^${k} -n keel get secret keel-admin$`),
     new RegExp(`^${k} diff --server-side -k ${root}/k8s/overlays/kind$`),
     new RegExp(`^${k} apply --server-side -k ${root}/k8s/overlays/kind$`),
     new RegExp(`^${k} -n keel rollout status statefulset/postgres`),
     new RegExp(`^${k} -n keel rollout status deployment/keel-web`),
     new RegExp(`^${k} -n keel rollout status deployment/keel-worker`),
+    new RegExp(`^${k} -n keel get secret keel-admin -o jsonpath=\\{\\.data\\.KEEL_ADMIN_EMAIL\\}$`),
+    new RegExp(`^${k} -n keel get secret keel-admin -o jsonpath=\\{\\.data\\.KEEL_ADMIN_PASSWORD\\}$`),
+    new RegExp(`^${k} -n keel get service keel-web-nodeport$`),
+    /^docker port keel-control-plane 30300\/tcp$/,
+    // The stub cluster publishes no port: the step falls back to forwarding.
     new RegExp(`^${k} -n keel port-forward svc/keel-web ${port}:3000$`),
   ];
   const calls = s.calls();
@@ -152,8 +174,9 @@ test("a failed step stops the run with the tool's message; retry continues at th
   const end = await l.settled();
   expect(end.status).toBe("succeeded");
   const after = s.calls().slice(before);
-  expect(after[0]).toMatch(/^kubectl --context kind-keel diff /); // the apply step, not the cluster step again
-  expect(after.some((c) => c.startsWith("kind ") || c.startsWith("docker "))).toBe(false);
+  expect(after[0]).toBe("kubectl --context kind-keel get namespace keel"); // the apply step, not the cluster step again
+  // (the port-forward step asks docker which host port the node publishes; nothing else of docker or kind)
+  expect(after.some((c) => c.startsWith("kind ") || (c.startsWith("docker ") && !c.startsWith("docker port ")))).toBe(false);
   expect(stepStates(end)).toMatchObject({ cluster: "done", apply: "done", "port-forward": "done" });
   await expect(l.retry()).rejects.toThrow(/nothing to retry: the local environment is succeeded/);
 });
