@@ -3,7 +3,7 @@
 # steps, one `--step NAME` at a time (desktop/src/shared/contract.ts lists them in this order):
 #   prereqs        docker CLI, a running engine with enough memory, kind, kubectl, a free local port
 #   cluster        create the kind cluster (kind/cluster.yaml)      (skipped: it exists)
-#   agent-sandbox  install agent-sandbox from kind/agent-sandbox/   (skipped: that version is installed)
+#   agent-sandbox  install agent-sandbox from k8s/agent-sandbox/<version>/   (skipped: that version is installed)
 #   build          docker build the Keel and sandbox images         (skipped: built from these sources)
 #   load           kind load docker-image                           (skipped: every node has them)
 #   apply          admin login + kubectl apply -k k8s/overlays/kind (skipped: kubectl diff finds no change)
@@ -32,7 +32,7 @@ SANDBOX_IMAGE="${IMAGE%:*}-sandbox:${IMAGE##*:}"
 PORT="${KEEL_PORT:-3000}"
 MIN_MEMORY_MB="${KEEL_MIN_DOCKER_MEMORY_MB:-4096}"
 CACHE="${KEEL_KIND_CACHE:-$HOME/.cache/keel-kind}"
-AGENT_SANDBOX_MANIFEST="$ROOT/kind/agent-sandbox/sandbox-with-extensions.yaml"
+AGENT_SANDBOX_MANIFEST="$ROOT/k8s/agent-sandbox/$AGENT_SANDBOX_VERSION"
 AGENT_SANDBOX_IMAGE="registry.k8s.io/agent-sandbox/agent-sandbox-controller:$AGENT_SANDBOX_VERSION"
 POSTGRES_IMAGE="postgres:15-$DEBIAN_SUITE"
 LOCAL_NODE_IMAGE="keel.local/kind-node:$K8S_VERSION"
@@ -119,7 +119,7 @@ step_agent_sandbox() {
     ensure_image "$AGENT_SANDBOX_IMAGE" controller_image
     kind load docker-image "$AGENT_SANDBOX_IMAGE" --name "$CLUSTER"
     # Server-side: the Sandbox CRD is ~200 KB, over client-side apply's annotation limit.
-    k apply --server-side --force-conflicts -f "$AGENT_SANDBOX_MANIFEST"
+    k apply --server-side --force-conflicts -k "$AGENT_SANDBOX_MANIFEST"
   fi
   k -n agent-sandbox-system rollout status deployment/agent-sandbox-controller --timeout=180s
   k wait --for=condition=Established --timeout=60s \

@@ -1,6 +1,6 @@
 // Kubernetes sandbox driver figures (issue 7): acquire → Ready with and without a warm pool on the
 // local control plane (controlplane/: kube-apiserver, controller-manager, scheduler, kwok,
-// agent-sandbox v0.5.6), and the driver's API calls per session (acquire + release).
+// agent-sandbox v1.0.1; the figures in BENCHMARKS.md were measured on v0.5.6), and the driver's API calls per session (acquire + release).
 //
 //   npm run bench:k8s                      (= tsx bench/src/k8s.ts)
 //   BENCH_K8S_N=10 BENCH_K8S_POOL=1 npm run bench:k8s

@@ -94,7 +94,7 @@ test("a run calls the tools in the steps' order, streams logs, reports each step
     `docker image inspect ${controller}`,
     `docker pull ${controller}`,
     `kind load docker-image ${controller} --name keel`,
-    new RegExp(`^${k} apply --server-side --force-conflicts -f ${root}/kind/agent-sandbox/sandbox-with-extensions.yaml$`),
+    new RegExp(`^${k} apply --server-side --force-conflicts -k ${root}/k8s/agent-sandbox/v1.0.1$`),
     new RegExp(`^${k} -n agent-sandbox-system rollout status deployment/agent-sandbox-controller`),
     new RegExp(`^${k} wait --for=condition=Established .*crd/sandboxes.agents.x-k8s.io`),
     new RegExp(`^${k} annotate --overwrite namespace agent-sandbox-system keel.dev/agent-sandbox-version=v1.0.1$`),

@@ -1,7 +1,7 @@
 # Pinned versions of everything the air-gapped kind environment builds (sourced by the scripts here).
 K8S_VERSION=v1.36.3            # = go/kubernetes/go.mod and controlplane/
 KIND_VERSION=v0.33.0
-AGENT_SANDBOX_VERSION=v1.0.1   # = kind/agent-sandbox/ (the manifest kept in the repo)
+AGENT_SANDBOX_VERSION=v1.0.1   # = k8s/agent-sandbox/<version>/ (the manifest kept in the repo, k8s/agent-sandbox/generate.sh)
 CRICTL_VERSION=v1.36.0
 COREDNS_VERSION=v1.14.2
 KUBE_ROUTER_VERSION=v2.1.0

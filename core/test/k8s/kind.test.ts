@@ -1,5 +1,6 @@
-// kind/up.sh cannot run here (no container engine). What can be checked: it parses, shellcheck
-// accepts it, and its prerequisite step fails fast with an actionable message (fake PATH).
+// The checks of kind/up.sh that need no cluster: it parses, shellcheck accepts it, and its
+// prerequisite step fails fast with an actionable message (fake PATH). The script itself runs
+// for real in the e2e suite (e2e/, a kind cluster).
 import { spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
