@@ -1,5 +1,5 @@
-// The one interface every sandbox driver implements (local bubblewrap now, Kubernetes
-// agent-sandbox later). A sandbox belongs to a session, not to a worker: `acquire` from any
+// The one interface every sandbox driver implements (local bubblewrap: local-driver.ts; Kubernetes
+// agent-sandbox: k8s/driver.ts). A sandbox belongs to a session, not to a worker: `acquire` from any
 // worker process returns the session's sandbox, reattaching to it (or restarting its runtime
 // from the persisted workspace) when another worker made it.
 import type { ExecResult as RuntimeExecResult } from "../../../sandbox/src/ledger.js";

@@ -3,7 +3,8 @@
 // would otherwise reject the renderer's promise with a string that loses the error's code (and
 // prefixes "Error invoking remote method"), so the renderer could not tell 401 from 403.
 // Takes the registrar as a parameter (ipcMain.handle in the app, a Map in tests, the HTTP bridge
-// later), so nothing here imports Electron.
+// in desktop/bridge/ that serves the renderer to Chromium in the UI tests), so nothing here
+// imports Electron.
 import { ZodError } from "zod";
 import { errorCodes, inputSchemas, portForwardStartInput, type Channel, type Emit, type ErrorCode, type ErrorInfo, type Handlers, type Result } from "../shared/contract.ts";
 import { contextStatus, KubeError, kubeConfigFor, listContexts, loadKubeconfig, type Kubeconfig } from "./kube.ts";
