@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
+# Node >= 22.12 first on PATH (fetched once when the machine has an older one).
+source scripts/node-runtime.sh
 
 # System packages the tests use: installed here when running as root (apt), otherwise the run
 # stops at once naming the command to run. Never skipped. bubblewrap: local sandboxes; chromium:
