@@ -4,7 +4,7 @@ import { appendEventFenced, readAllEvents } from "../src/engine/events.js";
 import { claimRun, completeRun, failRun, retryRun, handBackRun } from "../src/engine/lifecycle.js";
 import pg from "pg";
 import { KEEL_LOCK_NAMESPACE, takeOverDeadRuns } from "../src/engine/takeover.js";
-import { eventPayload, type ClaimedRun } from "../src/engine/types.js";
+import { eventPayload, RUN_STATUSES, type ClaimedRun } from "../src/engine/types.js";
 import { waitFor } from "../../test/db.js";
 import { useFixture } from "./fixture.js";
 import { abortableSleep, countingStep, stepNumbers } from "./steps.js";
@@ -117,6 +117,19 @@ describe("claims", () => {
     const { rows } = await f.pool.query("INSERT INTO runs (team_id, session_id) VALUES ($1, $2) RETURNING id", [f.teamId, sessionId]);
     await expect(f.pool.query("UPDATE runs SET status = 'running' WHERE id = $1", [rows[0].id])).rejects.toThrow(/runs_one_running_per_session/);
     await f.pool.query("UPDATE runs SET status = 'cancelled' WHERE session_id = $1", [sessionId]);
+  });
+});
+
+describe("run states", () => {
+  test("the database refuses a status outside the state diagram, and allows exactly RUN_STATUSES", async () => {
+    const sessionId = await f.newSession();
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "a" });
+    await expect(f.pool.query("UPDATE runs SET status = 'paused' WHERE id = $1", [runId])).rejects.toThrow(/runs_status_check/);
+    await expect(f.pool.query("INSERT INTO runs (team_id, session_id, status) VALUES ($1, $2, 'done')", [f.teamId, sessionId])).rejects.toThrow(/runs_status_check/);
+    const { rows } = await f.pool.query<{ def: string }>("SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'runs_status_check'");
+    expect([...rows[0]!.def.matchAll(/'([a-z_]+)'/g)].map((m) => m[1]).sort()).toEqual([...RUN_STATUSES].sort());
+    expect(await runStatus(runId)).toBe("queued");
+    await f.client.cancel({ teamId: f.teamId, sessionId });
   });
 });
 
