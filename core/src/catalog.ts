@@ -3,6 +3,7 @@
 import { NotFoundError, ValidationError } from "./errors.js";
 import type { Queryable } from "./db/pool.js";
 import { isUuid } from "./engine/client.js";
+import { ACTIVE_STATUS_SQL } from "./engine/fence.js";
 import { viewMcpServers } from "./agent/agent-config.js";
 
 export type AgentSummary = { id: string; name: string; version: number; model: string; instructions: string; tools: unknown[]; sandboxPolicy: unknown; provider: unknown; mcpServers: unknown[]; createdAt: Date; updatedAt: Date };
@@ -63,7 +64,7 @@ export async function listSessions(db: Queryable, teamId: string, f: SessionFilt
             s.created_at AS "createdAt", s.updated_at AS "updatedAt", s.created_at::text AS ts,
             (SELECT json_build_object('id', r.id, 'status', r.status, 'attempt', r.attempt, 'maxAttempts', r.max_attempts,
                                        'nextAttemptAt', CASE WHEN r.status = 'queued' AND r.attempt > 0 THEN r.available_at END,
-                                       'lastError', CASE WHEN r.attempt > 0 THEN r.last_error END) FROM runs r WHERE r.session_id = s.id AND r.status IN ('queued', 'running', 'waiting_approval') ORDER BY r.created_at LIMIT 1) AS "activeRun"
+                                       'lastError', CASE WHEN r.attempt > 0 THEN r.last_error END) FROM runs r WHERE r.session_id = s.id AND r.status IN ${ACTIVE_STATUS_SQL} ORDER BY r.created_at LIMIT 1) AS "activeRun"
      FROM sessions s JOIN agents a ON a.id = s.agent_id
      WHERE s.team_id = $1 AND s.deleted_at IS NULL
        AND ($2::timestamptz IS NULL OR (s.created_at, s.id) < ($2::timestamptz, $3::uuid))
@@ -71,7 +72,7 @@ export async function listSessions(db: Queryable, teamId: string, f: SessionFilt
        AND ($5::text IS NULL OR s.title ILIKE '%' || $5 || '%')
        AND ($8::uuid IS NULL OR s.id = $8::uuid)
        AND ($6::text IS NULL OR ($6 = 'archived' AND s.status = 'archived') OR ($6 <> 'archived' AND s.status <> 'archived' AND
-            (EXISTS (SELECT 1 FROM runs r WHERE r.session_id = s.id AND r.status IN ('queued', 'running', 'waiting_approval'))) = ($6 = 'active')))
+            (EXISTS (SELECT 1 FROM runs r WHERE r.session_id = s.id AND r.status IN ${ACTIVE_STATUS_SQL})) = ($6 = 'active')))
      ORDER BY s.created_at DESC, s.id DESC LIMIT $7`,
     // A session id as q is looked up by primary key, not matched against every title: the session
     // page asks this on every event, and the title scan took ~0.5 s at 100,000 sessions (bench:web).
@@ -105,7 +106,7 @@ export async function fleetStatus(db: Queryable, teamId: string): Promise<FleetS
   const { rows } = await db.query<{ queued: number; running: number; waiting: number }>(
     `SELECT count(*) FILTER (WHERE status = 'queued')::int AS queued, count(*) FILTER (WHERE status = 'running')::int AS running,
             count(*) FILTER (WHERE status = 'waiting_approval')::int AS waiting
-     FROM runs WHERE team_id = $1 AND status IN ('queued', 'running', 'waiting_approval')`,
+     FROM runs WHERE team_id = $1 AND status IN ${ACTIVE_STATUS_SQL}`,
     [teamId],
   );
   return { workers: workers.rows, queueDepth: rows[0]!.queued, activeRuns: rows[0]!.running, waitingApproval: rows[0]!.waiting };

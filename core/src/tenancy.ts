@@ -5,6 +5,7 @@ import { ConflictError, NotFoundError, ValidationError } from "./errors.js";
 import { pgCode, PgCode, withTransaction, type Pool } from "./db/pool.js";
 import type { PrismaClient } from "./db/prisma.js";
 import { isUuid } from "./engine/client.js";
+import { cancelSessionRuns } from "./engine/lifecycle.js";
 import { sandboxPolicy, sandboxResources } from "./sandbox/policy.js";
 import { SECRET_NAME } from "./secrets.js";
 import { requireRole, type Principal } from "./access/principal.js";
@@ -130,14 +131,14 @@ export class Tenancy {
     return toView(s);
   }
 
-  /** Soft-deletes the session and cancels its queued and running runs in the same transaction. */
+  /** Soft-deletes the session and cancels its active runs (as `EngineClient.cancel` does) in the same transaction. */
   async deleteSession(teamId: string, sessionId: string): Promise<void> {
     if (!isUuid(sessionId)) throw new NotFoundError("Session", sessionId);
     await withTransaction(this.o.pool, async (c) => {
       const res = await c.query("UPDATE sessions SET deleted_at = now(), updated_at = now() WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL", [sessionId, teamId]);
       if (res.rowCount !== 1) throw new NotFoundError("Session", sessionId);
-      await c.query(`UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now() WHERE session_id = $1 AND status IN ('queued', 'waiting_approval')`, [sessionId]);
-      await c.query(`UPDATE runs SET cancel_requested = true, updated_at = now() WHERE session_id = $1 AND status = 'running'`, [sessionId]);
+      // The same edge as a cancel: every run it ends gets its run_cancelled event.
+      await cancelSessionRuns(c, sessionId);
     }).catch((err: unknown) => {
       if (pgCode(err) === PgCode.invalidTextRepresentation) throw new NotFoundError("Session", sessionId);
       throw err;

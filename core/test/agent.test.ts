@@ -6,7 +6,7 @@ import { eventPayload, type SessionEvent } from "../src/engine/types.js";
 import { createAgentStep, type LoopHooks } from "../src/agent/loop.js";
 import { createModelResolver } from "../src/agent/models.js";
 import { builtinTools, ToolRegistry, type Tool } from "../src/agent/tools.js";
-import { decideToolCall } from "../src/agent/approvals.js";
+import { decideToolCall } from "../src/engine/approvals.js";
 import { Secrets } from "../src/secrets.js";
 import { outboundPolicy } from "../src/agent/outbound.js";
 import { randomBytes } from "node:crypto";

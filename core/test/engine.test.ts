@@ -1,10 +1,10 @@
 import { describe, expect, test } from "vitest";
 import { ConflictError, NotFoundError, PayloadTooLargeError } from "../src/errors.js";
 import { appendEventFenced, readAllEvents } from "../src/engine/events.js";
-import { claimRun, finishRun, retryRun, handBackRun } from "../src/engine/runs.js";
+import { claimRun, completeRun, failRun, retryRun, handBackRun } from "../src/engine/lifecycle.js";
 import pg from "pg";
 import { KEEL_LOCK_NAMESPACE, takeOverDeadRuns } from "../src/engine/takeover.js";
-import { eventPayload, type ClaimedRun } from "../src/engine/types.js";
+import { eventPayload, RUN_STATUSES, type ClaimedRun } from "../src/engine/types.js";
 import { waitFor } from "../../test/db.js";
 import { useFixture } from "./fixture.js";
 import { abortableSleep, countingStep, stepNumbers } from "./steps.js";
@@ -65,7 +65,7 @@ describe("claims", () => {
     expect(got.length).toBe(12);
     expect(new Set(got)).toEqual(runIds);
     // Leave nothing running for the next tests' workers.
-    for (const c of claims) if (c) await finishRun(f.pool, c, "succeeded");
+    for (const c of claims) if (c) await completeRun(f.pool, c);
   });
 
   test("N workers process many runs, each run executed by exactly one worker, one at a time per session", async () => {
@@ -120,6 +120,19 @@ describe("claims", () => {
   });
 });
 
+describe("run states", () => {
+  test("the database refuses a status outside the state diagram, and allows exactly RUN_STATUSES", async () => {
+    const sessionId = await f.newSession();
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "a" });
+    await expect(f.pool.query("UPDATE runs SET status = 'paused' WHERE id = $1", [runId])).rejects.toThrow(/runs_status_check/);
+    await expect(f.pool.query("INSERT INTO runs (team_id, session_id, status) VALUES ($1, $2, 'done')", [f.teamId, sessionId])).rejects.toThrow(/runs_status_check/);
+    const { rows } = await f.pool.query<{ def: string }>("SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'runs_status_check'");
+    expect([...rows[0]!.def.matchAll(/'([a-z_]+)'/g)].map((m) => m[1]).sort()).toEqual([...RUN_STATUSES].sort());
+    expect(await runStatus(runId)).toBe("queued");
+    await f.client.cancel({ teamId: f.teamId, sessionId });
+  });
+});
+
 describe("fencing", () => {
   test("a worker that lost its claim cannot write: append, finish, retry and hand back are refused", async () => {
     const sessionId = await f.newSession();
@@ -135,14 +148,15 @@ describe("fencing", () => {
 
     const write = { runId: stale.id, epoch: stale.epoch, workerId: stale.workerId, type: "step", payloadText: "{}" };
     expect(await appendEventFenced(f.pool, write)).toBeNull();
-    expect(await finishRun(f.pool, stale, "succeeded", { type: "x", payloadText: "{}" })).toBe(false);
+    expect(await completeRun(f.pool, stale)).toBe(false);
+    expect(await failRun(f.pool, stale, { code: "step_failed", message: "late", attempts: 1 })).toBe(false);
     expect(await retryRun(f.pool, stale, 0, { code: "step_error", message: "late", attempt: 1 })).toBe(false);
     expect(await handBackRun(f.pool, stale)).toBe(false);
     // Same worker id but the old epoch: still refused.
     expect(await appendEventFenced(f.pool, { ...write, workerId: fresh.workerId })).toBeNull();
 
     expect(await appendEventFenced(f.pool, { runId: fresh.id, epoch: fresh.epoch, workerId: fresh.workerId, type: "step", payloadText: "{}" })).toBe(2n);
-    expect(await finishRun(f.pool, fresh, "succeeded")).toBe(true);
+    expect(await completeRun(f.pool, fresh)).toBe(true);
     expect((await readAllEvents(f.pool, sessionId)).map((e) => e.type)).toEqual(["user_message", "step"]);
   });
 
@@ -306,6 +320,37 @@ describe("cancel and failure", () => {
     const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "never runs" });
     expect(await f.client.cancel({ teamId: f.teamId, sessionId })).toEqual({ cancelled: [runId], stopping: [] });
     expect(await runStatus(runId)).toBe("cancelled");
+  });
+
+  test("deleting a session ends its runs as cancel does: queued, parked and running, each with run_cancelled", async () => {
+    const busy = new Set<string>();
+    // Runs of `busy` sessions keep stepping; every other run parks for approval.
+    await f.startWorker({
+      step: async (ctx) => {
+        if (!busy.has(ctx.run.sessionId)) return "waiting_approval";
+        await abortableSleep(20, ctx.signal);
+        await ctx.append({ type: "step", payload: {} });
+        return "continue";
+      },
+    });
+    const parkedSession = await f.newSession();
+    const parked = (await f.client.postMessage({ teamId: f.teamId, sessionId: parkedSession, content: "park" })).runId;
+    await waitStatus(parked, "waiting_approval");
+    const queued = (await f.client.postMessage({ teamId: f.teamId, sessionId: parkedSession, content: "behind it" })).runId;
+    expect(queued).not.toBe(parked);
+    const runningSession = await f.newSession();
+    busy.add(runningSession);
+    const running = (await f.client.postMessage({ teamId: f.teamId, sessionId: runningSession, content: "forever" })).runId;
+    await waitFor(async () => (await readAllEvents(f.pool, runningSession)).some((e) => e.type === "step"));
+
+    await f.tenancy.deleteSession(f.teamId, parkedSession);
+    await f.tenancy.deleteSession(f.teamId, runningSession);
+    const { rows } = await f.pool.query<{ id: string; status: string }>("SELECT id, status FROM runs WHERE id = ANY($1::uuid[])", [[parked, queued]]);
+    expect(rows.map((r) => r.status)).toEqual(["cancelled", "cancelled"]);
+    await waitFor(async () => (await f.pool.query("SELECT 1 FROM runs WHERE id = $1 AND status = 'cancelled'", [running])).rowCount === 1, { what: "running run cancelled" });
+    const closing = async (sessionId: string) => (await readAllEvents(f.pool, sessionId)).filter((e) => e.type === "run_cancelled").map((e) => e.runId);
+    expect((await closing(parkedSession)).sort()).toEqual([parked, queued].sort());
+    expect(await closing(runningSession)).toEqual([running]);
   });
 
   test("a run that keeps failing ends failed with its reason after max attempts", async () => {

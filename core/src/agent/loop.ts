@@ -3,11 +3,9 @@
 import { ValidationError } from "../errors.js";
 import type { Pool } from "../db/pool.js";
 import type { Logger } from "../logger.js";
-import { DEFAULT_MAX_EVENT_BYTES } from "../engine/events.js";
-import { PermanentStepError, type ClaimedRun, type SessionEvent, type StepContext, type StepFn, type StepOutcome } from "../engine/types.js";
+import { ledgerKey, PermanentStepError, type ClaimedRun, type SessionEvent, type StepContext, type StepFn, type StepOutcome, type ToolCallState } from "../engine/types.js";
 import { loadAgentForSession, type AgentRuntimeConfig, type McpServerRef } from "./agent-config.js";
 import { AgentEventType, buildContext, type AgentContext, type PendingCall, type ToolResultPayload } from "./context.js";
-import { appendLoopEvent, getLedger, ledgerKey, markStarted, recordAssistant, recordToolResult } from "./ledger.js";
 import type { DeltaSink, ModelClient } from "./model.js";
 import { ModelCallError } from "./openai-client.js";
 import { toolSpecs, type ResolvedTool, type Tool, type ToolContext, type ToolRegistry } from "./tools.js";
@@ -24,6 +22,7 @@ export type LoopHooks = {
 };
 
 export type AgentLoopOptions = {
+  /** For reading the agent's config only: every write goes through the step's fenced context. */
   pool: Pool;
   tools: ToolRegistry;
   models: ModelResolver;
@@ -31,6 +30,7 @@ export type AgentLoopOptions = {
   /** Model calls one run may make; past it the run fails (an endless tool loop ends here). */
   maxModelCallsPerRun?: number;
   maxToolOutputBytes?: number;
+  /** Largest assistant item stored; the worker's limit (ctx.maxEventBytes) unless set lower here. */
   maxEventBytes?: number;
   /** Live token deltas (ephemeral; not stored). */
   onDelta?: ((run: ClaimedRun, delta: Parameters<DeltaSink>[0]) => void) & { flush?: (run: ClaimedRun) => Promise<void> };
@@ -42,13 +42,12 @@ export type AgentLoopOptions = {
 export function createAgentStep(o: AgentLoopOptions): StepFn {
   const maxCalls = o.maxModelCallsPerRun ?? 25;
   const maxToolBytes = o.maxToolOutputBytes ?? 64 * 1024;
-  const maxEventBytes = o.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
 
   return async (ctx: StepContext): Promise<StepOutcome> => {
     const agent = await loadAgentForSession(o.pool, ctx.run.sessionId);
     const events = await ctx.events();
     const context = buildContext(events, agent.instructions);
-    await recordNewRepairs(ctx.run, context, events);
+    await recordNewRepairs(ctx, context, events);
     const tools = o.tools.forAgent(agent.tools, await remoteTools(ctx.run, agent));
     switch (context.next) {
       case "done":
@@ -72,11 +71,11 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
     return tools;
   }
 
-  async function recordNewRepairs(run: ClaimedRun, context: AgentContext, events: readonly SessionEvent[]): Promise<void> {
+  async function recordNewRepairs(ctx: StepContext, context: AgentContext, events: readonly SessionEvent[]): Promise<void> {
     if (context.repairs.length === 0) return;
     const seen = new Set(events.filter((e) => e.type === AgentEventType.contextRepaired).flatMap((e) => (JSON.parse(e.payloadText) as { repairs: { seq: string; kind: string }[] }).repairs.map((r) => `${r.kind}:${r.seq}`)));
     const fresh = context.repairs.filter((r) => !seen.has(`${r.kind}:${r.seq}`));
-    if (fresh.length > 0) await appendLoopEvent(o.pool, run, AgentEventType.contextRepaired, { repairs: fresh });
+    if (fresh.length > 0) await ctx.append({ type: AgentEventType.contextRepaired, payload: { repairs: fresh } });
   }
 
   async function modelStep(ctx: StepContext, context: AgentContext, tools: Map<string, ResolvedTool>, agent: AgentRuntimeConfig, events: readonly SessionEvent[]): Promise<StepOutcome> {
@@ -84,7 +83,7 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
     const calls = events.filter((e) => e.type === AgentEventType.assistantMessage && e.runId === run.id).length;
     if (calls >= maxCalls) {
       const message = `the agent made ${calls} model calls in this run without finishing (limit ${maxCalls})`;
-      await appendLoopEvent(o.pool, run, AgentEventType.modelError, { code: "step_limit", message });
+      await ctx.append({ type: AgentEventType.modelError, payload: { code: "step_limit", message } });
       throw new PermanentStepError(message, "step_limit");
     }
     await o.hooks?.beforeModel?.(run);
@@ -97,22 +96,24 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
     } catch (err) {
       if (ctx.signal.aborted) throw err; // shutting down: not the model's fault
       const retryable = err instanceof ModelCallError && err.retryable;
-      await appendLoopEvent(o.pool, run, AgentEventType.modelError, { code: retryable ? "model_unavailable" : "model_rejected", message: (err as Error).message, retryable });
+      await ctx.append({ type: AgentEventType.modelError, payload: { code: retryable ? "model_unavailable" : "model_rejected", message: (err as Error).message, retryable } });
       throw err;
     }
     const m = result.message;
     if (!m.tool_calls?.length && !m.content && !Object.keys(m).some((k) => /reason|think/.test(k))) {
-      await appendLoopEvent(o.pool, run, AgentEventType.modelError, { code: "empty_response", message: "the model returned neither text nor tool calls", retryable: true });
+      await ctx.append({ type: AgentEventType.modelError, payload: { code: "empty_response", message: "the model returned neither text nor tool calls", retryable: true } });
       throw new ModelCallError("the model returned an empty response", true);
     }
     const payloadText = JSON.stringify({ message: m, model: result.model, finishReason: result.finishReason, usage: result.usage });
+    const maxEventBytes = Math.min(o.maxEventBytes ?? ctx.maxEventBytes, ctx.maxEventBytes);
     if (Buffer.byteLength(payloadText) > maxEventBytes) {
       const message = `the model's reply is ${Buffer.byteLength(payloadText)} bytes; the limit is ${maxEventBytes}`;
-      await appendLoopEvent(o.pool, run, AgentEventType.modelError, { code: "output_too_large", message });
+      await ctx.append({ type: AgentEventType.modelError, payload: { code: "output_too_large", message } });
       throw new PermanentStepError(message, "output_too_large");
     }
     await o.onDelta?.flush?.(run); // the call's last delta goes out before the item that replaces the draft
-    await recordAssistant(o.pool, run, payloadText, m.tool_calls ?? [], result.usage);
+    const intents = (m.tool_calls ?? []).map((c) => ({ callId: c.id, name: c.function.name, arguments: c.function.arguments }));
+    await ctx.ledger.recordModelReply({ event: { type: AgentEventType.assistantMessage, payloadText }, calls: intents, usage: result.usage });
     await o.hooks?.afterModel?.(run);
     return m.tool_calls?.length ? "continue" : "done";
   }
@@ -122,64 +123,64 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
     const first = context.pending[0]!;
     if (first.interruptedByUser) {
       for (const p of context.pending) {
-        await finish(run, p, "failed", "Not run: the user sent a new message before this tool call ran.", true);
+        await finish(ctx, p, "failed", "Not run: the user sent a new message before this tool call ran.", true);
       }
       return "continue";
     }
     const p = first;
     const key = ledgerKey(p.assistantRunId, p.call.id);
-    const ledger = await getLedger(o.pool, key);
+    const ledger = await ctx.ledger.get(key);
     const resolved = tools.get(p.call.function.name);
     if (ledger && (ledger.state === "succeeded" || ledger.state === "failed" || ledger.state === "indeterminate")) {
       // Recorded with its event in one transaction, so this is a repair of an older log.
-      await finish(run, p, ledger.state, ledger.result ? (JSON.parse(ledger.result) as string) : "", ledger.state !== "succeeded", key);
+      await finish(ctx, p, ledger.state, ledger.result ? (JSON.parse(ledger.result) as string) : "", ledger.state !== "succeeded", key);
       return "continue";
     }
     if (!resolved) {
       const available = [...tools.keys()].join(", ") || "none";
-      await finish(run, p, "failed", `Error: unknown tool "${p.call.function.name}". Available tools: ${available}.`, true, key);
+      await finish(ctx, p, "failed", `Error: unknown tool "${p.call.function.name}". Available tools: ${available}.`, true, key);
       return "continue";
     }
     let args: unknown;
     try {
       args = p.call.function.arguments.trim() === "" ? {} : JSON.parse(p.call.function.arguments);
     } catch (err) {
-      await finish(run, p, "failed", `Error: the arguments are not valid JSON (${(err as Error).message}). Call the tool again with a JSON object.`, true, key);
+      await finish(ctx, p, "failed", `Error: the arguments are not valid JSON (${(err as Error).message}). Call the tool again with a JSON object.`, true, key);
       return "continue";
     }
     if (!resolved.validate(args)) {
       const why = (resolved.validate.errors ?? []).map((e) => `${e.instancePath || "arguments"} ${e.message}`).join("; ");
-      await finish(run, p, "failed", `Error: invalid arguments for ${resolved.tool.name}: ${why}.`, true, key);
+      await finish(ctx, p, "failed", `Error: invalid arguments for ${resolved.tool.name}: ${why}.`, true, key);
       return "continue";
     }
     if (resolved.requiresApproval && ledger?.approval !== "approved") {
       if (ledger?.approval === "denied") {
-        await finish(run, p, "failed", `Not run: a human denied this call${ledger.approvalReason ? `: ${ledger.approvalReason}` : "."}`, true, key);
+        await finish(ctx, p, "failed", `Not run: a human denied this call${ledger.approvalReason ? `: ${ledger.approvalReason}` : "."}`, true, key);
         return "continue";
       }
       const asked = events.some((e) => e.type === AgentEventType.approvalRequested && (JSON.parse(e.payloadText) as { callId: string }).callId === p.call.id);
-      if (!asked) await appendLoopEvent(o.pool, run, AgentEventType.approvalRequested, { callId: p.call.id, name: p.call.function.name, arguments: p.call.function.arguments });
+      if (!asked) await ctx.append({ type: AgentEventType.approvalRequested, payload: { callId: p.call.id, name: p.call.function.name, arguments: p.call.function.arguments } });
       return "waiting_approval";
     }
     if (ledger?.state === "started" && !resolved.tool.idempotent) {
-      await finish(run, p, "indeterminate",
+      await finish(ctx, p, "indeterminate",
         `The call to ${resolved.tool.name} was interrupted (the worker running it stopped) and may or may not have taken effect. ` +
         `It was not run again because it is not idempotent. Check its effect before calling it again.`, true, key);
       return "continue";
     }
     await o.hooks?.beforeTool?.(run, p.call.id);
     // From here a crash leaves "started": a non-idempotent tool is then reported indeterminate.
-    await markStarted(o.pool, run, key);
+    await ctx.ledger.markStarted(key);
     const outcome = await runTool(resolved, args, { signal: ctx.signal, idempotencyKey: key, teamId: run.teamId, sessionId: run.sessionId, runId: run.id, epoch: run.epoch });
     if (ctx.signal.aborted) throw ctx.signal.reason; // shutting down mid-tool: the ledger says "started"
-    await finish(run, p, outcome.ok ? "succeeded" : "failed", capOutput(outcome.text, maxToolBytes), !outcome.ok, key);
+    await finish(ctx, p, outcome.ok ? "succeeded" : "failed", capOutput(outcome.text, maxToolBytes), !outcome.ok, key);
     await o.hooks?.afterTool?.(run, p.call.id);
     return "continue";
   }
 
-  async function finish(run: ClaimedRun, p: PendingCall, state: string, content: string, isError: boolean, key: string | null = null): Promise<void> {
+  async function finish(ctx: StepContext, p: PendingCall, state: ToolCallState, content: string, isError: boolean, key: string | null = null): Promise<void> {
     const payload: ToolResultPayload = { tool_call_id: p.call.id, name: p.call.function.name, content, isError, state };
-    await recordToolResult(o.pool, run, key, payload);
+    await ctx.ledger.recordResult(key, { state, result: content }, { type: AgentEventType.toolResult, payload });
   }
 }
 

@@ -4,7 +4,9 @@
 import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
 import { withTransaction, type Pool, type PoolClient, type Queryable } from "../db/pool.js";
 import { appendEvent, encodePayload, findEventByIdempotencyKey, readEvents, DEFAULT_MAX_EVENT_BYTES } from "./events.js";
-import { BUSY_POLICIES, EngineEventType, type BusyPolicy, type RunRow, type SessionEvent } from "./types.js";
+import { ACTIVE_STATUS_SQL } from "./fence.js";
+import { cancelSessionRuns, enqueueRun, interruptParkedRun, INTERRUPTED_BY_MESSAGE, requestInterrupt } from "./lifecycle.js";
+import { BUSY_POLICIES, EngineEventType, SESSION_HOLDING_RUN_STATUSES, type BusyPolicy, type RunRow, type RunStatus, type SessionEvent } from "./types.js";
 
 export type PostMessageInput = {
   teamId: string;
@@ -26,7 +28,8 @@ export type PostMessageResult = {
 
 export type EngineClientOptions = { pool: Pool; maxEventBytes?: number; maxAttempts?: number };
 
-type RunLite = { id: string; status: string };
+type RunLite = { id: string; status: RunStatus };
+const holdsSession = (r: RunLite) => (SESSION_HOLDING_RUN_STATUSES as readonly RunStatus[]).includes(r.status);
 
 /** Client calls are database work only: a deadlock victim is run again rather than answered 500. */
 const CLIENT_TX = { retries: 3 };
@@ -60,17 +63,17 @@ export class EngineClient {
         if (prior) return { seq: prior.seq, runId: prior.runId ?? "", disposition: "queued", duplicate: true };
       }
       const { rows: runs } = await c.query<RunLite>(
-        `SELECT id, status FROM runs WHERE session_id = $1 AND status IN ('queued', 'running', 'waiting_approval') ORDER BY created_at, id`,
+        `SELECT id, status FROM runs WHERE session_id = $1 AND status IN ${ACTIVE_STATUS_SQL} ORDER BY created_at, id`,
         [input.sessionId],
       );
       // A run waiting for approval holds the session as much as a running one does.
-      const running = runs.find((r) => r.status === "running" || r.status === "waiting_approval");
+      const running = runs.find(holdsSession);
       const queued = runs.find((r) => r.status === "queued");
       if (running && onBusy === "reject") {
         throw new ConflictError("session_busy", "the session is running; retry later or post with onBusy=enqueue or interrupt", { runId: running.id });
       }
       // A queued run has not read the log yet (or will re-read it on resume): it will see this message too.
-      const runId = queued?.id ?? (await insertRun(c, input.teamId, input.sessionId, this.maxAttempts));
+      const runId = queued?.id ?? (await enqueueRun(c, { teamId: input.teamId, sessionId: input.sessionId, maxAttempts: this.maxAttempts }));
       const seq = await appendEvent(c, {
         sessionId: input.sessionId,
         type: EngineEventType.userMessage,
@@ -79,13 +82,8 @@ export class EngineClient {
         idempotencyKey: input.idempotencyKey ?? null,
       });
       if (running && onBusy === "interrupt") {
-        if (running.status === "waiting_approval") {
-          // No worker holds it: end it here. Its undecided calls are answered "not run" by the next run.
-          await c.query("UPDATE runs SET status = 'interrupted', finished_at = now(), updated_at = now() WHERE id = $1", [running.id]);
-          await appendEvent(c, { sessionId: input.sessionId, type: EngineEventType.runInterrupted, runId: running.id, payloadText: JSON.stringify({ runId: running.id, reason: "a new message interrupted the run" }) });
-        } else {
-          await c.query("UPDATE runs SET interrupt_requested = true, updated_at = now() WHERE id = $1", [running.id]);
-        }
+        if (running.status === "waiting_approval") await interruptParkedRun(c, { id: running.id, sessionId: input.sessionId }, INTERRUPTED_BY_MESSAGE);
+        else await requestInterrupt(c, running.id);
       }
       const disposition = !running ? "started" : onBusy === "interrupt" ? "interrupting" : "queued";
       return { seq, runId, disposition, duplicate: false };
@@ -99,22 +97,7 @@ export class EngineClient {
   async cancel(input: { teamId: string; sessionId: string }): Promise<{ cancelled: string[]; stopping: string[] }> {
     return withTransaction(this.o.pool, async (c) => {
       await lockSession(c, input.teamId, input.sessionId);
-      const { rows } = await c.query<RunLite>(
-        `SELECT id, status FROM runs WHERE session_id = $1 AND status IN ('queued', 'running', 'waiting_approval') FOR UPDATE`,
-        [input.sessionId],
-      );
-      const out = { cancelled: [] as string[], stopping: [] as string[] };
-      for (const r of rows) {
-        if (r.status === "running") {
-          await c.query("UPDATE runs SET cancel_requested = true, updated_at = now() WHERE id = $1", [r.id]);
-          out.stopping.push(r.id);
-        } else {
-          await c.query("UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now() WHERE id = $1", [r.id]);
-          await appendEvent(c, { sessionId: input.sessionId, type: EngineEventType.runCancelled, runId: r.id, payloadText: JSON.stringify({ runId: r.id }) });
-          out.cancelled.push(r.id);
-        }
-      }
-      return out;
+      return cancelSessionRuns(c, input.sessionId);
     }, CLIENT_TX);
   }
 
@@ -165,12 +148,4 @@ export async function assertSessionVisible(db: Queryable, teamId: string, sessio
   if (!isUuid(sessionId) || !isUuid(teamId)) throw new NotFoundError("Session", sessionId);
   const { rows } = await db.query("SELECT 1 FROM sessions WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL", [sessionId, teamId]);
   if (!rows[0]) throw new NotFoundError("Session", sessionId);
-}
-
-async function insertRun(c: PoolClient, teamId: string, sessionId: string, maxAttempts: number): Promise<string> {
-  const { rows } = await c.query<{ id: string }>(
-    "INSERT INTO runs (team_id, session_id, max_attempts) VALUES ($1, $2, $3) RETURNING id",
-    [teamId, sessionId, maxAttempts],
-  );
-  return rows[0]!.id;
 }

@@ -3,6 +3,7 @@
 // serializes appends and a rolled-back append leaves no gap.
 import { PayloadTooLargeError, ValidationError } from "../errors.js";
 import type { Queryable } from "../db/pool.js";
+import { FENCE } from "./fence.js";
 import type { NewEvent, SessionEvent } from "./types.js";
 
 export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024;
@@ -59,7 +60,7 @@ export async function appendEvent(
  * takeover (which UPDATEs that row): either the takeover waits for this append, or the append
  * sees the new epoch and writes nothing. Returns null when the claim is lost.
  *
- * Lock order (LOCK_ORDER in runs.ts): the session row first, then the run. `s0` runs before the
+ * Lock order (LOCK_ORDER in fence.ts): the session row first, then the run. `s0` runs before the
  * run's FOR SHARE because the run's filter reads it. Locking the run first deadlocked against a
  * cancel (session, then runs FOR UPDATE) and answered 500 (issue 13, item 2).
  */
@@ -69,8 +70,7 @@ export async function appendEventFenced(
 ): Promise<bigint | null> {
   const { rows } = await db.query<{ seq: bigint }>(
     `WITH s0 AS (SELECT id FROM sessions WHERE id = (SELECT session_id FROM runs WHERE id = $1) FOR NO KEY UPDATE),
-          r AS (SELECT session_id FROM runs WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND status = 'running'
-                AND session_id = (SELECT id FROM s0) FOR SHARE),
+          r AS (SELECT session_id FROM runs WHERE ${FENCE} AND session_id = (SELECT id FROM s0) FOR SHARE),
           s AS (UPDATE sessions SET last_seq = last_seq + 1, updated_at = now() WHERE id = (SELECT session_id FROM r) RETURNING id, last_seq)
      INSERT INTO session_events (session_id, seq, type, payload, run_id)
      SELECT id, last_seq, $4, $5::json, $1 FROM s RETURNING seq`,

@@ -7,13 +7,12 @@
 // heartbeats) stays as the backstop for a worker whose process and connection are alive but
 // which makes no progress (hung, or cut off from Postgres on a path the server cannot see).
 import { withTransaction, type Pool, type Queryable } from "../db/pool.js";
-import { appendEvent } from "./events.js";
-import { EngineEventType } from "./types.js";
+import { failTakenOver, requeueTakenOver, type TakeoverReason } from "./lifecycle.js";
 
 /** 'keel' in ASCII: the first half of every advisory lock key Keel takes on worker connections. */
 export const KEEL_LOCK_NAMESPACE = 0x6b65656c;
 
-export type TakenOver = { runId: string; sessionId: string; previousOwner: string | null; reason: "owner_gone" | "lease_expired"; failed: boolean };
+export type TakenOver = { runId: string; sessionId: string; previousOwner: string | null; reason: TakeoverReason; failed: boolean };
 
 /**
  * pg_locks lists advisory locks of every database on the server: match our database, and the
@@ -44,7 +43,7 @@ export async function takeOverDeadRuns(pool: Pool, opts: { maxTakeovers: number 
     // Postgres re-checks only the new run row against the *old* join row (the dead owner's),
     // and the live worker's fresh claim would be taken from it. With the rows locked, nobody can
     // change them until we commit, and the second statement sees who owns them now.
-    // Sessions before runs (LOCK_ORDER in runs.ts): a run that fails here appends to its session,
+    // Sessions before runs (LOCK_ORDER in fence.ts): a run that fails here appends to its session,
     // and a client holding that session while it waits for the run must not deadlock with us.
     // A session busy right now is skipped; the next sweep takes its run over.
     const sessions = await c.query<{ id: string }>("SELECT id FROM sessions WHERE id = ANY($1::uuid[]) FOR NO KEY UPDATE SKIP LOCKED", [
@@ -63,23 +62,8 @@ export async function takeOverDeadRuns(pool: Pool, opts: { maxTakeovers: number 
     for (const r of rows) {
       const reason = r.lease_expired ? "lease_expired" : "owner_gone";
       const failed = r.takeovers + 1 >= opts.maxTakeovers;
-      if (failed) {
-        const message = `the worker running this run stopped ${r.takeovers + 1} times; giving up so it cannot take down more workers`;
-        await appendEvent(c, {
-          sessionId: r.session_id,
-          type: EngineEventType.runFailed,
-          runId: r.id,
-          payloadText: JSON.stringify({ runId: r.id, code: "too_many_takeovers", message }),
-        });
-      }
-      await c.query(
-        `UPDATE runs SET status = $2, takeovers = takeovers + 1, lease_owner = NULL, lease_expires_at = NULL,
-                available_at = now(), updated_at = now(),
-                finished_at = CASE WHEN $2 = 'failed' THEN now() END,
-                last_error = CASE WHEN $2 = 'failed' THEN $3::jsonb ELSE last_error END
-         WHERE id = $1`,
-        [r.id, failed ? "failed" : "queued", JSON.stringify({ code: "too_many_takeovers", reason })],
-      );
+      if (failed) await failTakenOver(c, { id: r.id, sessionId: r.session_id, takeovers: r.takeovers }, reason);
+      else await requeueTakenOver(c, r.id);
       out.push({ runId: r.id, sessionId: r.session_id, previousOwner: r.lease_owner, reason, failed });
     }
     return out;

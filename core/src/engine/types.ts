@@ -1,6 +1,10 @@
 export const RUN_STATUSES = ["queued", "running", "waiting_approval", "succeeded", "failed", "cancelled", "interrupted"] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ["succeeded", "failed", "cancelled", "interrupted"];
+/** Not finished: the session has work in hand (lists show it as active; cancel and delete end these). */
+export const ACTIVE_RUN_STATUSES = ["queued", "running", "waiting_approval"] as const satisfies readonly RunStatus[];
+/** A run in one of these holds its session: no other run of the session is claimed meanwhile. */
+export const SESSION_HOLDING_RUN_STATUSES = ["running", "waiting_approval"] as const satisfies readonly RunStatus[];
 
 /** What happens to a message posted while the session has an active run. */
 export const BUSY_POLICIES = ["enqueue", "reject", "interrupt"] as const;
@@ -14,6 +18,8 @@ export const EngineEventType = {
   runRetrying: "run_retrying",
   runCancelled: "run_cancelled",
   runInterrupted: "run_interrupted",
+  /** A human approved or denied a tool call of a parked run: { callId, decision, reason, decidedBy }. */
+  approvalDecided: "approval_decided",
 } as const;
 
 export interface SessionEvent {
@@ -89,14 +95,42 @@ export class RetryableStepError extends Error {
 /** continue: call the step again; done: the run succeeded; waiting_approval: park the run until a human decides. */
 export type StepOutcome = "continue" | "done" | "waiting_approval";
 
+/**
+ * What the engine hands a step: the only way a step writes. Every write is fenced by the run's
+ * epoch and owner (a worker that lost its claim writes nothing and gets ClaimLostError), so a step
+ * needs no pool of its own for writing and cannot forget the fence.
+ */
 export interface StepContext {
   run: ClaimedRun;
   /** Aborted when the worker must let go: drain deadline passed, or the claim was lost. */
   signal: AbortSignal;
+  /** The largest event payload the log accepts (bytes of JSON); append refuses bigger ones. */
+  maxEventBytes: number;
   /** The session's whole log, read from Postgres: all a step may rely on. */
   events(): Promise<SessionEvent[]>;
   /** Appends to the session's log if this worker still holds the run; throws ClaimLostError otherwise. */
   append(e: NewEvent): Promise<bigint>;
+  /** The tool ledger (`tool_calls`), each write fenced and in one transaction with its event. */
+  ledger: StepLedger;
+}
+
+export type ToolCallState = "requested" | "started" | "succeeded" | "failed" | "indeterminate";
+export type LedgerRow = { idempotencyKey: string; state: ToolCallState; approval: "approved" | "denied" | null; approvalReason: string | null; result: string | null };
+/** A tool call the model asked for, written as an intent before anything runs. */
+export type ToolCallIntent = { callId: string; name: string; arguments: string };
+export type TokenUsage = { promptTokens: number; completionTokens: number };
+
+/** Idempotency key of a tool call: the asking run's id + the call id (the sandbox refuses a key twice). */
+export const ledgerKey = (runId: string, callId: string) => `${runId}:${callId}`;
+
+export interface StepLedger {
+  get(key: string): Promise<LedgerRow | null>;
+  /** Appends the model's reply, writes the intents of its calls and adds its token usage to the run, in one fenced transaction. */
+  recordModelReply(reply: { event: NewEvent; calls: readonly ToolCallIntent[]; usage: TokenUsage | null }): Promise<bigint>;
+  /** The intent is on record before the tool runs: a crash after this is detectable ("started", no result). */
+  markStarted(key: string): Promise<void>;
+  /** Stores the call's outcome (when it has a ledger row) and appends its event, in one fenced transaction. */
+  recordResult(key: string | null, outcome: { state: ToolCallState; result: unknown }, event: NewEvent): Promise<bigint>;
 }
 
 /** One step of a run. Returns "done" when the run is complete; throws to fail the attempt. */

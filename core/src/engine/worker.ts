@@ -9,10 +9,12 @@ import { isConnectionError } from "../db/errors.js";
 import { PgListener } from "../db/listener.js";
 import { PgCode, pgCode, type Pool } from "../db/pool.js";
 import type { Logger } from "../logger.js";
-import { appendEventFenced, DEFAULT_MAX_EVENT_BYTES, encodePayload, readAllEvents } from "./events.js";
-import { backoffMs, claimRun, finishRun, handBackRun, heartbeat, parkRun, readSignals, retryRun, type Claim, type RunSignals } from "./runs.js";
+import { DEFAULT_MAX_EVENT_BYTES } from "./events.js";
+import { cancelRun, claimRun, completeRun, failRun, handBackRun, interruptRun, INTERRUPTED_BY_MESSAGE, parkRun, retryRun, type Claim, type RunSignals } from "./lifecycle.js";
+import { backoffMs, heartbeat, readSignals } from "./runs.js";
+import { createStepContext } from "./step-context.js";
 import { KEEL_LOCK_NAMESPACE, markDeadWorkers, takeOverDeadRuns } from "./takeover.js";
-import { EngineEventType, PermanentStepError, RetryableStepError, type ClaimedRun, type StepContext, type StepFn } from "./types.js";
+import { PermanentStepError, RetryableStepError, type ClaimedRun, type StepFn } from "./types.js";
 
 export type WorkerOptions = {
   pool: Pool;
@@ -201,17 +203,7 @@ export class Worker {
     const active: Active = { run, abort: new AbortController() };
     this.active.add(active);
     log.info({ attempt: run.attempt, takeovers: run.takeovers }, "run claimed");
-    const ctx: StepContext = {
-      run,
-      signal: active.abort.signal,
-      events: () => readAllEvents(this.o.pool, run.sessionId),
-      append: async (e) => {
-        const payloadText = encodePayload(e, this.o.maxEventBytes);
-        const seq = await appendEventFenced(this.o.pool, { runId: run.id, epoch: run.epoch, workerId: this.id, type: e.type, payloadText });
-        if (seq === null) throw new ClaimLostError(run.id, run.epoch);
-        return seq;
-      },
-    };
+    const ctx = createStepContext({ pool: this.o.pool, run, signal: active.abort.signal, maxEventBytes: this.o.maxEventBytes });
     let fresh: RunSignals | null = claimSignals;
     try {
       for (;;) {
@@ -219,11 +211,11 @@ export class Worker {
         fresh = null;
         if (!signals) throw new ClaimLostError(run.id, run.epoch);
         if (signals.cancelRequested) {
-          await this.close(run, log, "cancelled", EngineEventType.runCancelled, { runId: run.id });
+          await this.close(log, "cancelled", () => cancelRun(this.o.pool, run));
           return;
         }
         if (signals.interruptRequested) {
-          await this.close(run, log, "interrupted", EngineEventType.runInterrupted, { runId: run.id, reason: "a new message interrupted the run" });
+          await this.close(log, "interrupted", () => interruptRun(this.o.pool, run, INTERRUPTED_BY_MESSAGE));
           return;
         }
         if (this.draining || active.abort.signal.aborted) {
@@ -237,7 +229,7 @@ export class Worker {
           return;
         }
         if (outcome === "done") {
-          if (await this.persist(() => finishRun(this.o.pool, run, "succeeded"))) log.info("run succeeded");
+          if (await this.persist(() => completeRun(this.o.pool, run))) log.info("run succeeded");
           else log.warn("claim lost");
           return;
         }
@@ -249,8 +241,8 @@ export class Worker {
     }
   }
 
-  private async close(run: ClaimedRun, log: Logger, status: "cancelled" | "interrupted" | "failed", type: string, payload: object): Promise<void> {
-    const ok = await this.persist(() => finishRun(this.o.pool, run, status, { type, payloadText: JSON.stringify(payload), lastError: status === "failed" ? payload : undefined }));
+  private async close(log: Logger, status: "cancelled" | "interrupted" | "failed", write: () => Promise<boolean>): Promise<void> {
+    const ok = await this.persist(write);
     if (ok) log.info({ status }, "run finished");
     else log.warn("claim lost");
   }
@@ -273,7 +265,7 @@ export class Worker {
     const code = err instanceof PermanentStepError || err instanceof RetryableStepError ? err.code : "step_error";
     if (err instanceof PermanentStepError || attempt >= run.maxAttempts) {
       log.warn({ err: message, attempt }, "run failed");
-      await this.close(run, log, "failed", EngineEventType.runFailed, { runId: run.id, code, message, attempts: attempt });
+      await this.close(log, "failed", () => failRun(this.o.pool, run, { code, message, attempts: attempt }));
       return;
     }
     const delayMs = backoffMs(attempt, this.o.retryBaseMs, this.o.retryMaxMs);

@@ -1,10 +1,12 @@
-// A human's decision on a tool call that requires approval. The decision is stored on the
-// ledger row and the parked run goes back to the queue, so any worker continues it.
+// A human's decision on a tool call that requires approval: stored on the ledger row, and the
+// parked run goes back to the queue (waiting_approval → queued), so any worker continues it.
 import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
 import { withTransaction, type Pool } from "../db/pool.js";
-import { appendEvent } from "../engine/events.js";
-import { isUuid } from "../engine/client.js";
-import { AgentEventType } from "./context.js";
+import { isUuid } from "./client.js";
+import { appendEvent } from "./events.js";
+import { recordApproval } from "./ledger.js";
+import { resumeAfterApproval } from "./lifecycle.js";
+import { EngineEventType } from "./types.js";
 
 export type ApprovalDecision = { teamId: string; sessionId: string; callId: string; approve: boolean; reason?: string; decidedBy?: string };
 
@@ -24,11 +26,11 @@ export async function decideToolCall(pool: Pool, d: ApprovalDecision): Promise<{
     if (row.approval !== null) throw new ConflictError("already_decided", `this call was already ${row.approval}`, { callId: d.callId });
     if (row.status !== "waiting_approval") throw new ConflictError("not_waiting", "the run is not waiting for approval", { callId: d.callId, runStatus: row.status });
     const decision = d.approve ? "approved" : "denied";
-    await c.query("UPDATE tool_calls SET approval = $2, approval_reason = $3 WHERE idempotency_key = $1", [row.key, decision, d.reason ?? null]);
-    await c.query("UPDATE runs SET status = 'queued', available_at = now(), updated_at = now() WHERE id = $1 AND status = 'waiting_approval'", [row.run_id]);
+    await recordApproval(c, row.key, decision, d.reason ?? null);
+    await resumeAfterApproval(c, row.run_id);
     const seq = await appendEvent(c, {
       sessionId: d.sessionId,
-      type: AgentEventType.approvalDecided,
+      type: EngineEventType.approvalDecided,
       runId: row.run_id,
       payloadText: JSON.stringify({ callId: d.callId, decision, reason: d.reason ?? null, decidedBy: d.decidedBy ?? null }),
     });

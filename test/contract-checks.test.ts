@@ -1,0 +1,74 @@
+// Grep-level checks of rules a reviewer would otherwise have to remember: they read the sources
+// (not tests, not generated code) and fail the build when a rule is broken.
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+
+const root = path.resolve(import.meta.dirname, "..");
+const SKIP_DIRS = new Set(["node_modules", ".next", "generated", "test", "dist", "out"]);
+const SOURCE = /\.(ts|tsx|mts|cts|js|mjs|cjs)$/;
+
+/** Source files under `dirs` (relative to the repo root), tests and generated code left out. */
+function sources(...dirs: string[]): { file: string; text: string }[] {
+  const out: { file: string; text: string }[] = [];
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) {
+        if (!SKIP_DIRS.has(e.name)) walk(p);
+      } else if (SOURCE.test(e.name) && !/\.(test|spec)\.[^.]+$/.test(e.name) && !e.name.endsWith(".d.ts")) {
+        out.push({ file: path.relative(root, p), text: readFileSync(p, "utf8") });
+      }
+    }
+  };
+  for (const d of dirs) walk(path.join(root, d));
+  return out;
+}
+
+/**
+ * Statements that set runs.status: `UPDATE runs … SET …status = …` (SQL, any case and spacing,
+ * with or without quotes or an alias) and `INSERT INTO runs (…status…)`, plus any Prisma write
+ * to the Run model (nothing should write runs through Prisma).
+ */
+function statusWrites(text: string): string[] {
+  const hits: string[] = [];
+  for (const m of text.matchAll(/\bUPDATE\s+"?runs"?(?:\s+(?:AS\s+)?\w+)?\s+SET\b([\s\S]*?)(?=\bWHERE\b|\bFROM\b|\bRETURNING\b|`|"\s*[,)]|$)/gi)) {
+    if (/(^|[\s,.])"?status"?\s*=/i.test(m[1]!)) hits.push(m[0].replace(/\s+/g, " ").slice(0, 80));
+  }
+  for (const m of text.matchAll(/\bINSERT\s+INTO\s+"?runs"?\s*\(([^)]*)\)/gi)) {
+    if (/\bstatus\b/i.test(m[1]!)) hits.push(m[0].replace(/\s+/g, " ").slice(0, 80));
+  }
+  for (const m of text.matchAll(/\.run\.(update|updateMany|upsert|create|createMany)\s*\(/g)) hits.push(m[0]);
+  return hits;
+}
+
+describe("contract checks", () => {
+  it("one writer of runs.status", () => {
+    // The scanner itself: it must see the forms we write, and not the ones that only read status.
+    expect(statusWrites("UPDATE runs SET status = 'queued' WHERE id = $1")).toHaveLength(1);
+    expect(statusWrites(`update "runs" r\n set lease_owner = NULL,\n   "status" = $2 where r.id = $1`)).toHaveLength(1);
+    expect(statusWrites("INSERT INTO runs (team_id, session_id, status) VALUES ($1, $2, 'queued')")).toHaveLength(1);
+    expect(statusWrites("await tx.run.updateMany({ data: { status } })")).toHaveLength(1);
+    expect(statusWrites("UPDATE runs SET cancel_requested = true WHERE id = $1 AND status = 'running'")).toEqual([]);
+    expect(statusWrites("UPDATE runs SET lease_expires_at = now() FROM unnest($3::uuid[]) AS a(id) WHERE runs.status = 'running'")).toEqual([]);
+
+    const allowed = "core/src/engine/lifecycle.ts";
+    const files = sources("core", "server", "worker");
+    expect(files.map((f) => f.file)).toContain(allowed);
+    const offenders = files.filter((f) => f.file !== allowed).flatMap((f) => statusWrites(f.text).map((s) => `${f.file}: ${s}`));
+    expect(offenders, "runs.status is written only by core/src/engine/lifecycle.ts (one function per edge)").toEqual([]);
+  });
+
+  it("the agent loop writes only through the step context the engine hands it", () => {
+    const agent = sources("core/src/agent");
+    expect(agent.map((f) => f.file)).toContain("core/src/agent/loop.ts");
+    // From the engine, agent/ sees only the step contract (StepContext, ClaimedRun, events, step errors).
+    const engineImports = agent.flatMap((f) => [...f.text.matchAll(/from\s+["']\.\.\/engine\/([^"']+)["']/g)].map((m) => `${f.file}: ${m[1]}`));
+    expect(engineImports.filter((i) => !i.endsWith(": types.js"))).toEqual([]);
+    // …and no SQL of its own on the run's state: the log, the ledger and the run rows.
+    const writes = agent.flatMap((f) =>
+      [...f.text.matchAll(/\b(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?(runs|session_events|tool_calls)\b/gi)].map((m) => `${f.file}: ${m[0]}`),
+    );
+    expect(writes).toEqual([]);
+  });
+});
