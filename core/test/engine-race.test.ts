@@ -5,7 +5,8 @@
 import { describe, expect, test } from "vitest";
 import { KeelError } from "../src/errors.js";
 import { pgCode } from "../src/db/pool.js";
-import { appendEvent, readAllEvents } from "../src/engine/events.js";
+import { appendEvent, encodeEvent, readAllEvents } from "../src/engine/events.js";
+import { syntheticEncoded } from "./steps.js";
 import { claimRun, finishRun, handBackRun, retryRun, withFence } from "../src/engine/runs.js";
 import { takeOverDeadRuns } from "../src/engine/takeover.js";
 import { TERMINAL_RUN_STATUSES, type ClaimedRun } from "../src/engine/types.js";
@@ -40,7 +41,7 @@ async function raceFencedAppend(client: (sessionId: string) => Promise<unknown>)
   const worker = withFence(f.pool, run, async (c) => {
     clientCall = client(sessionId).then(() => "ok", (e: unknown) => e);
     await lockWaiters(1); // the client call now waits on a lock this transaction holds
-    return appendEvent(c, { sessionId, type: "step", runId: run.id, payloadText: "{}" });
+    return appendEvent(c, { sessionId, runId: run.id, ...syntheticEncoded("step", "{}") });
   }).then(() => "ok", (e: unknown) => e);
   const [w, cl] = [await worker, await clientCall];
   return { sessionId, run, worker: w, client: cl };
@@ -53,7 +54,7 @@ describe("one lock order", () => {
     expect(r.worker).toBe("ok");
     expect(r.client).toBe("ok");
     // The worker sees the cancel at its next boundary; finishing records it once.
-    expect(await finishRun(f.pool, r.run, "cancelled", { type: "run_cancelled", payloadText: JSON.stringify({ runId: r.run.id }) })).toBe(true);
+    expect(await finishRun(f.pool, r.run, "cancelled", encodeEvent("run_cancelled", { runId: r.run.id }))).toBe(true);
     expect((await readAllEvents(f.pool, r.sessionId)).map((e) => e.type)).toEqual(["user_message", "step", "run_cancelled"]);
   });
 
@@ -74,7 +75,7 @@ describe("one lock order", () => {
         await c.query("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE", [sessionId]);
         const ending = (end === "retry"
           ? retryRun(f.pool, run, 60_000, { code: "model_unavailable", message: "x", attempt: 1 })
-          : finishRun(f.pool, run, "succeeded", { type: "run_done", payloadText: "{}" })).then((ok) => ok, (e: unknown) => e);
+          : finishRun(f.pool, run, "succeeded", syntheticEncoded("run_done", "{}"))).then((ok) => ok, (e: unknown) => e);
         await lockWaiters(1);
         await c.query("UPDATE runs SET cancel_requested = true WHERE session_id = $1", [sessionId]);
         await c.query("COMMIT");

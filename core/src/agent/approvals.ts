@@ -2,7 +2,7 @@
 // ledger row and the parked run goes back to the queue, so any worker continues it.
 import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
 import { withTransaction, type Pool } from "../db/pool.js";
-import { appendEvent } from "../engine/events.js";
+import { appendEvent, encodeEvent } from "../engine/events.js";
 import { isUuid } from "../engine/client.js";
 import { AgentEventType } from "./context.js";
 
@@ -23,14 +23,13 @@ export async function decideToolCall(pool: Pool, d: ApprovalDecision): Promise<{
     if (!row) throw new NotFoundError("ToolCall", d.callId);
     if (row.approval !== null) throw new ConflictError("already_decided", `this call was already ${row.approval}`, { callId: d.callId });
     if (row.status !== "waiting_approval") throw new ConflictError("not_waiting", "the run is not waiting for approval", { callId: d.callId, runStatus: row.status });
-    const decision = d.approve ? "approved" : "denied";
+    const decision = d.approve ? ("approved" as const) : ("denied" as const);
     await c.query("UPDATE tool_calls SET approval = $2, approval_reason = $3 WHERE idempotency_key = $1", [row.key, decision, d.reason ?? null]);
     await c.query("UPDATE runs SET status = 'queued', available_at = now(), updated_at = now() WHERE id = $1 AND status = 'waiting_approval'", [row.run_id]);
     const seq = await appendEvent(c, {
       sessionId: d.sessionId,
-      type: AgentEventType.approvalDecided,
       runId: row.run_id,
-      payloadText: JSON.stringify({ callId: d.callId, decision, reason: d.reason ?? null, decidedBy: d.decidedBy ?? null }),
+      ...encodeEvent(AgentEventType.approvalDecided, { callId: d.callId, decision, reason: d.reason ?? null, decidedBy: d.decidedBy ?? null }),
     });
     return { runId: row.run_id, seq };
   });

@@ -2,7 +2,8 @@
 // start before the tool runs, the result (with its tool_result event) after. Every write is
 // fenced by the current run's epoch. Idempotency key: the asking run's id + the call id.
 import type { Pool, Queryable } from "../db/pool.js";
-import { appendEvent } from "../engine/events.js";
+import type { EventType, PayloadOf } from "../contract/events.js";
+import { appendEvent, encodeEvent, type EncodedEvent } from "../engine/events.js";
 import { withFence } from "../engine/runs.js";
 import type { ClaimedRun } from "../engine/types.js";
 import { AgentEventType, type ToolResultPayload } from "./context.js";
@@ -14,9 +15,9 @@ export type LedgerRow = { idempotencyKey: string; state: ToolCallState; approval
 export const ledgerKey = (runId: string, callId: string) => `${runId}:${callId}`;
 
 /** Appends the assistant message and the intents of its calls, and adds its token usage to the run. */
-export async function recordAssistant(pool: Pool, run: ClaimedRun, payloadText: string, calls: readonly ToolCallOut[], usage: Usage | null): Promise<bigint> {
+export async function recordAssistant(pool: Pool, run: ClaimedRun, item: EncodedEvent, calls: readonly ToolCallOut[], usage: Usage | null): Promise<bigint> {
   return withFence(pool, run, async (c) => {
-    const seq = await appendEvent(c, { sessionId: run.sessionId, type: AgentEventType.assistantMessage, payloadText, runId: run.id });
+    const seq = await appendEvent(c, { sessionId: run.sessionId, runId: run.id, ...item });
     for (const call of calls) {
       // A model that repeats a call id within a run gets one ledger row for it (first wins).
       await c.query(
@@ -57,11 +58,11 @@ export async function recordToolResult(pool: Pool, run: ClaimedRun, key: string 
         [key, result.state, JSON.stringify(result.content), run.epoch],
       );
     }
-    await appendEvent(c, { sessionId: run.sessionId, type: AgentEventType.toolResult, runId: run.id, payloadText: JSON.stringify(result) });
+    await appendEvent(c, { sessionId: run.sessionId, runId: run.id, ...encodeEvent(AgentEventType.toolResult, result) });
   });
 }
 
 /** Appends an event of the loop's own (errors, approval requests, repairs), fenced. */
-export async function appendLoopEvent(pool: Pool, run: ClaimedRun, type: string, payload: unknown): Promise<void> {
-  await withFence(pool, run, (c) => appendEvent(c, { sessionId: run.sessionId, type, runId: run.id, payloadText: JSON.stringify(payload) }));
+export async function appendLoopEvent<T extends EventType>(pool: Pool, run: ClaimedRun, type: T, payload: PayloadOf<T>): Promise<void> {
+  await withFence(pool, run, (c) => appendEvent(c, { sessionId: run.sessionId, runId: run.id, ...encodeEvent(type, payload) }));
 }

@@ -3,7 +3,8 @@
 import { ValidationError } from "../errors.js";
 import type { Pool } from "../db/pool.js";
 import type { Logger } from "../logger.js";
-import { DEFAULT_MAX_EVENT_BYTES } from "../engine/events.js";
+import { parseEventText, type PayloadOf, type ToolResultState } from "../contract/events.js";
+import { DEFAULT_MAX_EVENT_BYTES, encodeEventText } from "../engine/events.js";
 import { PermanentStepError, type ClaimedRun, type SessionEvent, type StepContext, type StepFn, type StepOutcome } from "../engine/types.js";
 import { loadAgentForSession, type AgentRuntimeConfig, type McpServerRef } from "./agent-config.js";
 import { AgentEventType, buildContext, type AgentContext, type PendingCall, type ToolResultPayload } from "./context.js";
@@ -74,7 +75,10 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
 
   async function recordNewRepairs(run: ClaimedRun, context: AgentContext, events: readonly SessionEvent[]): Promise<void> {
     if (context.repairs.length === 0) return;
-    const seen = new Set(events.filter((e) => e.type === AgentEventType.contextRepaired).flatMap((e) => (JSON.parse(e.payloadText) as { repairs: { seq: string; kind: string }[] }).repairs.map((r) => `${r.kind}:${r.seq}`)));
+    const seen = new Set(events.flatMap((e) => {
+      const p = e.type === AgentEventType.contextRepaired ? parseEventText(e.type, e.payloadText) : null;
+      return p?.known && p.type === "context_repaired" ? p.payload.repairs.map((r) => `${r.kind}:${r.seq}`) : [];
+    }));
     const fresh = context.repairs.filter((r) => !seen.has(`${r.kind}:${r.seq}`));
     if (fresh.length > 0) await appendLoopEvent(o.pool, run, AgentEventType.contextRepaired, { repairs: fresh });
   }
@@ -105,14 +109,15 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
       await appendLoopEvent(o.pool, run, AgentEventType.modelError, { code: "empty_response", message: "the model returned neither text nor tool calls", retryable: true });
       throw new ModelCallError("the model returned an empty response", true);
     }
-    const payloadText = JSON.stringify({ message: m, model: result.model, finishReason: result.finishReason, usage: result.usage });
+    const item: PayloadOf<"assistant_message"> = { message: m, model: result.model, finishReason: result.finishReason, usage: result.usage };
+    const payloadText = JSON.stringify(item);
     if (Buffer.byteLength(payloadText) > maxEventBytes) {
       const message = `the model's reply is ${Buffer.byteLength(payloadText)} bytes; the limit is ${maxEventBytes}`;
       await appendLoopEvent(o.pool, run, AgentEventType.modelError, { code: "output_too_large", message });
       throw new PermanentStepError(message, "output_too_large");
     }
     await o.onDelta?.flush?.(run); // the call's last delta goes out before the item that replaces the draft
-    await recordAssistant(o.pool, run, payloadText, m.tool_calls ?? [], result.usage);
+    await recordAssistant(o.pool, run, encodeEventText(AgentEventType.assistantMessage, payloadText, maxEventBytes), m.tool_calls ?? [], result.usage);
     await o.hooks?.afterModel?.(run);
     return m.tool_calls?.length ? "continue" : "done";
   }
@@ -157,7 +162,10 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
         await finish(run, p, "failed", `Not run: a human denied this call${ledger.approvalReason ? `: ${ledger.approvalReason}` : "."}`, true, key);
         return "continue";
       }
-      const asked = events.some((e) => e.type === AgentEventType.approvalRequested && (JSON.parse(e.payloadText) as { callId: string }).callId === p.call.id);
+      const asked = events.some((e) => {
+        const a = e.type === AgentEventType.approvalRequested ? parseEventText(e.type, e.payloadText) : null;
+        return a?.known && a.type === "approval_requested" && a.payload.callId === p.call.id;
+      });
       if (!asked) await appendLoopEvent(o.pool, run, AgentEventType.approvalRequested, { callId: p.call.id, name: p.call.function.name, arguments: p.call.function.arguments });
       return "waiting_approval";
     }
@@ -177,7 +185,7 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
     return "continue";
   }
 
-  async function finish(run: ClaimedRun, p: PendingCall, state: string, content: string, isError: boolean, key: string | null = null): Promise<void> {
+  async function finish(run: ClaimedRun, p: PendingCall, state: ToolResultState, content: string, isError: boolean, key: string | null = null): Promise<void> {
     const payload: ToolResultPayload = { tool_call_id: p.call.id, name: p.call.function.name, content, isError, state };
     await recordToolResult(o.pool, run, key, payload);
   }

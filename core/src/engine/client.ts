@@ -3,14 +3,15 @@
 // answered exactly like a missing one.
 import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
 import { withTransaction, type Pool, type PoolClient, type Queryable } from "../db/pool.js";
-import { appendEvent, encodePayload, findEventByIdempotencyKey, readEvents, DEFAULT_MAX_EVENT_BYTES } from "./events.js";
+import type { PayloadOf } from "../contract/events.js";
+import { appendEvent, encodeEvent, findEventByIdempotencyKey, readEvents, DEFAULT_MAX_EVENT_BYTES } from "./events.js";
 import { BUSY_POLICIES, EngineEventType, type BusyPolicy, type RunRow, type SessionEvent } from "./types.js";
 
 export type PostMessageInput = {
   teamId: string;
   sessionId: string;
   /** The message as the model will see it: a string, or structured content parts. */
-  content: unknown;
+  content: PayloadOf<"user_message">["content"];
   /** A retried POST with the same key returns the first result and appends nothing. */
   idempotencyKey?: string;
   onBusy?: BusyPolicy;
@@ -51,7 +52,7 @@ export class EngineClient {
       throw new ValidationError("idempotency key must be 1 to 200 characters");
     }
     if (input.content === undefined || input.content === null || input.content === "") throw new ValidationError("message content is empty");
-    const payloadText = encodePayload({ type: EngineEventType.userMessage, payload: { role: "user", content: input.content } }, this.maxEventBytes);
+    const userMessage = encodeEvent(EngineEventType.userMessage, { role: "user", content: input.content }, this.maxEventBytes);
 
     return withTransaction(this.o.pool, async (c) => {
       await lockSession(c, input.teamId, input.sessionId);
@@ -73,8 +74,7 @@ export class EngineClient {
       const runId = queued?.id ?? (await insertRun(c, input.teamId, input.sessionId, this.maxAttempts));
       const seq = await appendEvent(c, {
         sessionId: input.sessionId,
-        type: EngineEventType.userMessage,
-        payloadText,
+        ...userMessage,
         runId,
         idempotencyKey: input.idempotencyKey ?? null,
       });
@@ -82,7 +82,7 @@ export class EngineClient {
         if (running.status === "waiting_approval") {
           // No worker holds it: end it here. Its undecided calls are answered "not run" by the next run.
           await c.query("UPDATE runs SET status = 'interrupted', finished_at = now(), updated_at = now() WHERE id = $1", [running.id]);
-          await appendEvent(c, { sessionId: input.sessionId, type: EngineEventType.runInterrupted, runId: running.id, payloadText: JSON.stringify({ runId: running.id, reason: "a new message interrupted the run" }) });
+          await appendEvent(c, { sessionId: input.sessionId, runId: running.id, ...encodeEvent(EngineEventType.runInterrupted, { runId: running.id, reason: "a new message interrupted the run" }) });
         } else {
           await c.query("UPDATE runs SET interrupt_requested = true, updated_at = now() WHERE id = $1", [running.id]);
         }
@@ -110,7 +110,7 @@ export class EngineClient {
           out.stopping.push(r.id);
         } else {
           await c.query("UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now() WHERE id = $1", [r.id]);
-          await appendEvent(c, { sessionId: input.sessionId, type: EngineEventType.runCancelled, runId: r.id, payloadText: JSON.stringify({ runId: r.id }) });
+          await appendEvent(c, { sessionId: input.sessionId, runId: r.id, ...encodeEvent(EngineEventType.runCancelled, { runId: r.id }) });
           out.cancelled.push(r.id);
         }
       }

@@ -4,7 +4,7 @@
 import { ClaimLostError } from "../errors.js";
 export { backoffMs } from "../backoff.js";
 import { PgCode, pgCode, withTransaction, type Pool, type PoolClient, type Queryable } from "../db/pool.js";
-import { appendEvent, appendEventFenced } from "./events.js";
+import { appendEvent, appendEventFenced, encodeEvent, type EncodedEvent } from "./events.js";
 import { EngineEventType, type ClaimedRun, type RunStatus } from "./types.js";
 
 type ClaimRow = { id: string; session_id: string; team_id: string; epoch: bigint; attempt: number; max_attempts: number; takeovers: number; cancel_requested: boolean; interrupt_requested: boolean };
@@ -73,7 +73,7 @@ export async function finishRun(
   pool: Pool,
   run: ClaimedRun,
   status: Extract<RunStatus, "succeeded" | "failed" | "cancelled" | "interrupted">,
-  closing?: { type: string; payloadText: string; lastError?: unknown },
+  closing?: EncodedEvent & { lastError?: unknown },
 ): Promise<boolean> {
   const finishSql = `UPDATE runs SET status = $4, finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL,
             last_error = coalesce($5::jsonb, last_error)
@@ -118,7 +118,7 @@ export async function retryRun(pool: Pool, run: ClaimedRun, delayMs: number, las
     if (res.rowCount !== 1 || !at[0]) return false;
     const payload = { runId: run.id, ...lastError, maxAttempts: run.maxAttempts, delayMs, nextAttemptAt: at[0].next.toISOString() };
     // The UPDATE above released the claim under its fence, in this transaction: nothing to re-check.
-    await appendEvent(c, { sessionId: run.sessionId, type: EngineEventType.runRetrying, runId: run.id, payloadText: JSON.stringify(payload) });
+    await appendEvent(c, { sessionId: run.sessionId, runId: run.id, ...encodeEvent(EngineEventType.runRetrying, payload) });
     return true;
   });
 }

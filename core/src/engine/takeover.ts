@@ -7,7 +7,7 @@
 // heartbeats) stays as the backstop for a worker whose process and connection are alive but
 // which makes no progress (hung, or cut off from Postgres on a path the server cannot see).
 import { withTransaction, type Pool, type Queryable } from "../db/pool.js";
-import { appendEvent } from "./events.js";
+import { appendEvent, encodeEvent } from "./events.js";
 import { EngineEventType } from "./types.js";
 
 /** 'keel' in ASCII: the first half of every advisory lock key Keel takes on worker connections. */
@@ -67,9 +67,8 @@ export async function takeOverDeadRuns(pool: Pool, opts: { maxTakeovers: number 
         const message = `the worker running this run stopped ${r.takeovers + 1} times; giving up so it cannot take down more workers`;
         await appendEvent(c, {
           sessionId: r.session_id,
-          type: EngineEventType.runFailed,
           runId: r.id,
-          payloadText: JSON.stringify({ runId: r.id, code: "too_many_takeovers", message }),
+          ...encodeEvent(EngineEventType.runFailed, { runId: r.id, code: "too_many_takeovers", message }),
         });
       }
       await c.query(

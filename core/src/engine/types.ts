@@ -1,3 +1,5 @@
+import type { EventInput, EventType } from "../contract/events.js";
+
 export const RUN_STATUSES = ["queued", "running", "waiting_approval", "succeeded", "failed", "cancelled", "interrupted"] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ["succeeded", "failed", "cancelled", "interrupted"];
@@ -6,7 +8,7 @@ export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ["succeeded", "failed
 export const BUSY_POLICIES = ["enqueue", "reject", "interrupt"] as const;
 export type BusyPolicy = (typeof BUSY_POLICIES)[number];
 
-/** Event types the engine itself writes; the agent loop adds its own. */
+/** Event types the engine itself writes (payloads: contract/events.ts); the agent loop adds its own. */
 export const EngineEventType = {
   userMessage: "user_message",
   runFailed: "run_failed",
@@ -14,7 +16,7 @@ export const EngineEventType = {
   runRetrying: "run_retrying",
   runCancelled: "run_cancelled",
   runInterrupted: "run_interrupted",
-} as const;
+} as const satisfies Record<string, EventType>;
 
 export interface SessionEvent {
   sessionId: string;
@@ -64,8 +66,8 @@ export interface RunRow {
   nextAttemptAt: Date | null;
 }
 
-/** A new event to append: give `payload` (serialized here) or `payloadText` (kept byte for byte). */
-export type NewEvent = { type: string; payload?: unknown; payloadText?: string };
+/** A new event to append, typed by the contract: `payload` (serialized here) or `payloadText` (kept byte for byte, checked against the contract). */
+export type NewEvent = EventInput | { type: EventType; payloadText: string };
 
 /** Thrown by a step for an error that retrying cannot fix: the run fails at once with this message. */
 export class PermanentStepError extends Error {

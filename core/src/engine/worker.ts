@@ -9,7 +9,7 @@ import { isConnectionError } from "../db/errors.js";
 import { PgListener } from "../db/listener.js";
 import { PgCode, pgCode, type Pool } from "../db/pool.js";
 import type { Logger } from "../logger.js";
-import { appendEventFenced, DEFAULT_MAX_EVENT_BYTES, encodePayload, readAllEvents } from "./events.js";
+import { appendEventFenced, DEFAULT_MAX_EVENT_BYTES, encodeEvent, encodeNewEvent, readAllEvents, type EncodedEvent } from "./events.js";
 import { backoffMs, claimRun, finishRun, handBackRun, heartbeat, parkRun, readSignals, retryRun, type Claim, type RunSignals } from "./runs.js";
 import { KEEL_LOCK_NAMESPACE, markDeadWorkers, takeOverDeadRuns } from "./takeover.js";
 import { EngineEventType, PermanentStepError, RetryableStepError, type ClaimedRun, type StepContext, type StepFn } from "./types.js";
@@ -206,8 +206,7 @@ export class Worker {
       signal: active.abort.signal,
       events: () => readAllEvents(this.o.pool, run.sessionId),
       append: async (e) => {
-        const payloadText = encodePayload(e, this.o.maxEventBytes);
-        const seq = await appendEventFenced(this.o.pool, { runId: run.id, epoch: run.epoch, workerId: this.id, type: e.type, payloadText });
+        const seq = await appendEventFenced(this.o.pool, { runId: run.id, epoch: run.epoch, workerId: this.id, ...encodeNewEvent(e, this.o.maxEventBytes) });
         if (seq === null) throw new ClaimLostError(run.id, run.epoch);
         return seq;
       },
@@ -219,11 +218,11 @@ export class Worker {
         fresh = null;
         if (!signals) throw new ClaimLostError(run.id, run.epoch);
         if (signals.cancelRequested) {
-          await this.close(run, log, "cancelled", EngineEventType.runCancelled, { runId: run.id });
+          await this.close(run, log, "cancelled", encodeEvent(EngineEventType.runCancelled, { runId: run.id }));
           return;
         }
         if (signals.interruptRequested) {
-          await this.close(run, log, "interrupted", EngineEventType.runInterrupted, { runId: run.id, reason: "a new message interrupted the run" });
+          await this.close(run, log, "interrupted", encodeEvent(EngineEventType.runInterrupted, { runId: run.id, reason: "a new message interrupted the run" }));
           return;
         }
         if (this.draining || active.abort.signal.aborted) {
@@ -249,8 +248,8 @@ export class Worker {
     }
   }
 
-  private async close(run: ClaimedRun, log: Logger, status: "cancelled" | "interrupted" | "failed", type: string, payload: object): Promise<void> {
-    const ok = await this.persist(() => finishRun(this.o.pool, run, status, { type, payloadText: JSON.stringify(payload), lastError: status === "failed" ? payload : undefined }));
+  private async close(run: ClaimedRun, log: Logger, status: "cancelled" | "interrupted" | "failed", closing: EncodedEvent, lastError?: object): Promise<void> {
+    const ok = await this.persist(() => finishRun(this.o.pool, run, status, { ...closing, lastError }));
     if (ok) log.info({ status }, "run finished");
     else log.warn("claim lost");
   }
@@ -273,7 +272,8 @@ export class Worker {
     const code = err instanceof PermanentStepError || err instanceof RetryableStepError ? err.code : "step_error";
     if (err instanceof PermanentStepError || attempt >= run.maxAttempts) {
       log.warn({ err: message, attempt }, "run failed");
-      await this.close(run, log, "failed", EngineEventType.runFailed, { runId: run.id, code, message, attempts: attempt });
+      const failure = { runId: run.id, code, message, attempts: attempt };
+      await this.close(run, log, "failed", encodeEvent(EngineEventType.runFailed, failure), failure);
       return;
     }
     const delayMs = backoffMs(attempt, this.o.retryBaseMs, this.o.retryMaxMs);
