@@ -5,9 +5,10 @@
 import { describe, expect, test } from "vitest";
 import { KeelError } from "../src/errors.js";
 import { pgCode } from "../src/db/pool.js";
-import { appendEvent, readAllEvents } from "../src/engine/events.js";
+import { appendEvent, encodeEvent, readAllEvents } from "../src/engine/events.js";
 import { withFence } from "../src/engine/fence.js";
 import { cancelRun, claimRun, failRun, handBackRun, retryRun } from "../src/engine/lifecycle.js";
+import { syntheticEncoded } from "./steps.js";
 import { takeOverDeadRuns } from "../src/engine/takeover.js";
 import { TERMINAL_RUN_STATUSES, type ClaimedRun } from "../src/engine/types.js";
 import { waitFor } from "../../test/db.js";
@@ -41,7 +42,7 @@ async function raceFencedAppend(client: (sessionId: string) => Promise<unknown>)
   const worker = withFence(f.pool, run, async (c) => {
     clientCall = client(sessionId).then(() => "ok", (e: unknown) => e);
     await lockWaiters(1); // the client call now waits on a lock this transaction holds
-    return appendEvent(c, { sessionId, type: "step", runId: run.id, payloadText: "{}" });
+    return appendEvent(c, { sessionId, runId: run.id, ...syntheticEncoded("step", "{}") });
   }).then(() => "ok", (e: unknown) => e);
   const [w, cl] = [await worker, await clientCall];
   return { sessionId, run, worker: w, client: cl };

@@ -7,7 +7,7 @@ import { KEEL_LOCK_NAMESPACE, takeOverDeadRuns } from "../src/engine/takeover.js
 import { eventPayload, RUN_STATUSES, type ClaimedRun } from "../src/engine/types.js";
 import { waitFor } from "../../test/db.js";
 import { useFixture } from "./fixture.js";
-import { abortableSleep, countingStep, stepNumbers } from "./steps.js";
+import { abortableSleep, countingStep, stepNumbers, synthetic, syntheticEncoded } from "./steps.js";
 
 const f = useFixture();
 
@@ -33,7 +33,8 @@ describe("a turn", () => {
   });
 
   test("payloads are stored verbatim, byte for byte", async () => {
-    const text = '{"z": 1,   "a": [1.50, 2e3], "reasoning": "k\\u00e9ep \\"this\\"", "sig":"AbC=="}';
+    // A provider's item as it arrived: key order, spacing, number forms and escapes all kept.
+    const text = '{"message": {"role": "assistant",   "content": "k\\u00e9ep \\"this\\"", "z": [1.50, 2e3], "sig":"AbC=="}, "model": "m", "finishReason": "stop", "usage": null}';
     await f.startWorker({
       step: async (ctx) => {
         await ctx.append({ type: "assistant_message", payloadText: text });
@@ -146,7 +147,7 @@ describe("fencing", () => {
     expect(fresh.id).toBe(stale.id);
     expect(fresh.epoch).toBe(stale.epoch + 1n);
 
-    const write = { runId: stale.id, epoch: stale.epoch, workerId: stale.workerId, type: "step", payloadText: "{}" };
+    const write = { runId: stale.id, epoch: stale.epoch, workerId: stale.workerId, ...syntheticEncoded("step", "{}") };
     expect(await appendEventFenced(f.pool, write)).toBeNull();
     expect(await completeRun(f.pool, stale)).toBe(false);
     expect(await failRun(f.pool, stale, { code: "step_failed", message: "late", attempts: 1 })).toBe(false);
@@ -155,7 +156,7 @@ describe("fencing", () => {
     // Same worker id but the old epoch: still refused.
     expect(await appendEventFenced(f.pool, { ...write, workerId: fresh.workerId })).toBeNull();
 
-    expect(await appendEventFenced(f.pool, { runId: fresh.id, epoch: fresh.epoch, workerId: fresh.workerId, type: "step", payloadText: "{}" })).toBe(2n);
+    expect(await appendEventFenced(f.pool, { runId: fresh.id, epoch: fresh.epoch, workerId: fresh.workerId, ...syntheticEncoded("step", "{}") })).toBe(2n);
     expect(await completeRun(f.pool, fresh)).toBe(true);
     expect((await readAllEvents(f.pool, sessionId)).map((e) => e.type)).toEqual(["user_message", "step"]);
   });
@@ -210,7 +211,7 @@ describe("fencing", () => {
       heartbeatMs: 60_000,
       step: async (ctx) => {
         await hung;
-        lateWrite = ctx.append({ type: "late", payload: {} }).catch((e: unknown) => e);
+        lateWrite = ctx.append(synthetic("late", {})).catch((e: unknown) => e);
         return "done";
       },
     });
@@ -277,7 +278,7 @@ describe("double-texting", () => {
         steps.push(ctx.run.id);
         if (ctx.run.id === firstRunId) {
           await abortableSleep(30, ctx.signal);
-          await ctx.append({ type: "step", payload: {} });
+          await ctx.append(synthetic("step", {}));
           return "continue"; // would loop forever without the interrupt
         }
         return "done";
@@ -299,7 +300,7 @@ describe("double-texting", () => {
 
 describe("cancel and failure", () => {
   test("cancel stops a running run at the next step boundary and records it", async () => {
-    await f.startWorker({ step: async (ctx) => (await abortableSleep(20, ctx.signal), await ctx.append({ type: "step", payload: {} }), "continue") });
+    await f.startWorker({ step: async (ctx) => (await abortableSleep(20, ctx.signal), await ctx.append(synthetic("step", {})), "continue") });
     const sessionId = await f.newSession();
     const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "forever" });
     await waitFor(async () => (await readAllEvents(f.pool, sessionId)).length >= 3);
@@ -329,7 +330,7 @@ describe("cancel and failure", () => {
       step: async (ctx) => {
         if (!busy.has(ctx.run.sessionId)) return "waiting_approval";
         await abortableSleep(20, ctx.signal);
-        await ctx.append({ type: "step", payload: {} });
+        await ctx.append(synthetic("step", {}));
         return "continue";
       },
     });
@@ -400,7 +401,7 @@ describe("bad input", () => {
   test("a step that appends an oversized or invalid event fails that attempt visibly, not the worker", async () => {
     await f.startWorker({
       step: async (ctx) => {
-        await ctx.append({ type: "tool_result", payload: { out: "y".repeat(2 * 1024 * 1024) } });
+        await ctx.append({ type: "tool_result", payload: { tool_call_id: "c1", name: "echo", content: "y".repeat(2 * 1024 * 1024), isError: false, state: "succeeded" } });
         return "done";
       },
     });

@@ -2,6 +2,7 @@
 // LISTEN connection (the fallback read finds what NOTIFY missed).
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { appendEvent } from "../src/engine/events.js";
+import { syntheticEncoded } from "./steps.js";
 import { EventFeed } from "../src/engine/feed.js";
 import type { SessionEvent } from "../src/engine/types.js";
 import { waitFor } from "../../test/db.js";
@@ -17,7 +18,7 @@ afterAll(async () => {
   await feed?.stop();
 });
 
-const append = (sessionId: string, i: number) => appendEvent(f.pool, { sessionId, type: "note", payloadText: JSON.stringify({ i }) });
+const append = (sessionId: string, i: number) => appendEvent(f.pool, { sessionId, ...syntheticEncoded("note", JSON.stringify({ i })) });
 
 test("delivers events after the given seq, then live ones, each once and in order", async () => {
   const sessionId = await f.newSession();

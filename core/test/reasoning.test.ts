@@ -1,6 +1,6 @@
 // reasoningText renders what each provider style sends; encrypted and redacted parts are named, not dropped.
 import { expect, test } from "vitest";
-import { reasoningText } from "../src/agent/reasoning.js";
+import { reasoningText } from "../src/view/reasoning.js";
 
 test("each provider's reasoning fields, in order of preference", () => {
   expect(reasoningText({ reasoning_content: "deepseek thoughts", thinking_blocks: [{ type: "thinking", thinking: "x" }] })).toBe("deepseek thoughts");

@@ -1,5 +1,12 @@
 // Step functions that drive the engine in tests (the agent loop is its own module).
-import { eventPayload, type StepContext, type StepFn } from "../src/engine/types.js";
+import { eventPayload, type NewEvent, type StepContext, type StepFn } from "../src/engine/types.js";
+import type { EncodedEvent } from "../src/engine/events.js";
+
+// The engine is generic: its tests write synthetic event types ("step", "note") that the session
+// contract does not know. Writers outside tests cannot (encodeEvent takes only contract types);
+// readers show such events as unknown.
+export const synthetic = (type: string, payload: unknown): NewEvent => ({ type, payload }) as unknown as NewEvent;
+export const syntheticEncoded = (type: string, payloadText: string): EncodedEvent => ({ type, payloadText }) as unknown as EncodedEvent;
 
 /** Counts its own `step` events in the log (so it resumes anywhere) and is done after `steps`. */
 export function countingStep(opts: { steps: number; delayMs?: number; onStep?: (ctx: StepContext, n: number) => Promise<void> | void }): StepFn {
@@ -12,7 +19,7 @@ export function countingStep(opts: { steps: number; delayMs?: number; onStep?: (
     const n = done + 1;
     await opts.onStep?.(ctx, n);
     if (opts.delayMs) await abortableSleep(opts.delayMs, ctx.signal);
-    await ctx.append({ type: "step", payload: { n, worker: ctx.run.workerId, epoch: ctx.run.epoch.toString() } });
+    await ctx.append(synthetic("step", { n, worker: ctx.run.workerId, epoch: ctx.run.epoch.toString() }));
     return n >= opts.steps ? "done" : "continue";
   };
 }

@@ -21,7 +21,8 @@ async function value<T>(p: Promise<Result<T>>): Promise<T> {
   if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
   return r.value;
 }
-const followed = (sessionId: string): KeelEvent[] =>
+// Payloads as the tests read them (the renderer parses them with @keel/core/view/session).
+const followed = (sessionId: string): (KeelEvent & { payload: any })[] =>
   emitted.filter((e) => e.event === "sessions:event" && e.payload.sessionId === sessionId).map((e) => (e.payload as EventPayloads["sessions:event"]).event);
 const states = (followId: string) => emitted.filter((e) => e.event === "sessions:follow:state" && e.payload.followId === followId).map((e) => e.payload.state as string);
 const seqs = (evs: { seq: string }[]) => evs.map((e) => Number(e.seq));
@@ -45,7 +46,7 @@ test("connect: a wrong key, a closed port and a malformed URL each say what is w
   expect(conn).toMatchObject({ baseUrl: keel.url, role: "admin", actor: expect.stringMatching(/^api_key:kk_/) });
   expect(await call("sessions:connect", { baseUrl: keel.url, apiKey: "kk_not_a_real_key" })).toMatchObject({
     ok: false,
-    error: { code: "keel_unauthorized", message: expect.stringContaining("rejected the API key") },
+    error: { code: "unauthorized", status: 401, message: expect.stringContaining("rejected the API key") },
   });
   const closed = `http://127.0.0.1:${await freePort()}`;
   expect(await call("sessions:connect", { baseUrl: closed, apiKey: keel.apiKey })).toMatchObject({
@@ -69,7 +70,7 @@ test("lists sessions in cursor pages: every session once, newest first", async (
   const all = [...first.sessions, ...rest.sessions].map((s) => s.id);
   expect(new Set(all).size).toBe(all.length);
   expect(all.slice(0, 3)).toEqual(ids.reverse());
-  expect(await call("sessions:list", { connection: conn.id, cursor: "garbage" })).toMatchObject({ ok: false, error: { code: "invalid_input", message: expect.stringContaining("cursor") } });
+  expect(await call("sessions:list", { connection: conn.id, cursor: "garbage" })).toMatchObject({ ok: false, error: { code: "validation_failed", status: 422, message: expect.stringContaining("cursor") } });
 });
 
 test("follows a session live through an approval; history and the live feed agree", async () => {
@@ -77,16 +78,22 @@ test("follows a session live through an approval; history and the live feed agre
   const { followId } = await value(call("sessions:follow", { connection: conn.id, sessionId: id }));
   await keel.post(id, "calculate 6*7");
   const asked = await waitFor(() => followed(id).find((e) => e.type === "approval_requested"), { what: "approval_requested", timeoutMs: 30_000 });
+  // The run waits for the approval: a message posted with onBusy=reject is refused, and the
+  // server's code, status and details reach the renderer unchanged (once mapped to "conflict").
+  expect(await call("sessions:post", { connection: conn.id, sessionId: id, content: "are you there?", onBusy: "reject" })).toMatchObject({
+    ok: false,
+    error: { name: "KeelApiError", code: "session_busy", status: 409, message: expect.stringContaining("the session is running"), details: { runId: expect.any(String) } },
+  });
   await expect(value(call("sessions:decide", { connection: conn.id, sessionId: id, callId: asked.payload.callId, approve: true }))).resolves.toMatchObject({ runId: expect.any(String), seq: expect.stringMatching(/^\d+$/) });
   await waitFor(() => followed(id).find((e) => e.type === "tool_result" && String(e.payload.content).includes("42")), { what: "tool result 42", timeoutMs: 30_000 });
   await waitFor(() => followed(id).filter((e) => e.type === "assistant_message").length >= 2, { what: "final answer", timeoutMs: 30_000 });
   expect(states(followId)).toContain("live");
   expect(emitted.some((e) => e.event === "sessions:delta" && e.payload.sessionId === id)).toBe(true);
 
-  // Deciding twice is a conflict, with the server's message.
+  // Deciding twice is refused with the server's own code and message.
   expect(await call("sessions:decide", { connection: conn.id, sessionId: id, callId: asked.payload.callId, approve: false })).toMatchObject({
     ok: false,
-    error: { code: "conflict", message: expect.stringContaining("already approved") },
+    error: { code: "already_decided", status: 409, message: expect.stringContaining("already approved") },
   });
   const history = await value(call("sessions:history", { connection: conn.id, sessionId: id }));
   expect(history.session).toMatchObject({ id, title: "approval", agentName: "calc-bot" });

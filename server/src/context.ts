@@ -3,9 +3,11 @@
 import path from "node:path";
 import { Accounts, moveMcpHeadersToSecrets, createLogger, createPool, createPrisma, createSandboxDriver, EngineClient, EventFeed, SandboxStore, Secrets, sessionPolicyResolver, SessionSandboxes, SandboxUnavailableError, STREAM_CHANNEL, Tenancy, type Logger, type Pool, type PrismaClient, type SandboxDriver } from "@keel/core";
 import { PgListener } from "@keel/core/db/listener";
+import { deltaNotificationSchema, type DeltaNotification } from "@keel/core/contract/events";
 import { webEnv, type WebEnv } from "./env";
 
-export type DeltaMessage = { sessionId: string; runId: string; delta: { content?: string; reasoning?: string; toolCall?: unknown; truncated?: boolean } };
+/** A token delta as the worker notified it (the contract's shape). */
+export type DeltaMessage = DeltaNotification;
 type DeltaFn = (m: DeltaMessage) => void;
 
 export type Context = {
@@ -56,13 +58,16 @@ async function create(): Promise<Context> {
     applicationName: "keel-web-stream",
     logger,
     onNotification: (_ch, payload) => {
-      let m: DeltaMessage;
+      let parsed: unknown;
       try {
-        m = JSON.parse(payload) as DeltaMessage;
+        parsed = JSON.parse(payload);
       } catch {
         return;
       }
-      for (const fn of deltaSubs.get(m.sessionId) ?? []) fn(m);
+      // Ephemeral: a notification that is not a delta is dropped (the stored item follows anyway).
+      const m = deltaNotificationSchema.safeParse(parsed);
+      if (!m.success) return;
+      for (const fn of deltaSubs.get(m.data.sessionId) ?? []) fn(m.data);
     },
   });
   await deltas.start();

@@ -1,5 +1,7 @@
 // Session events as JSON. The payload is spliced in as the exact text the log holds (the
-// assistant item, reasoning included, byte for byte), never parsed and re-serialized.
+// assistant item, reasoning included, byte for byte), never parsed and re-serialized: it was
+// checked against the event contract (@keel/core/contract/events) when it was appended, and every
+// reader parses it with that contract. Frame names that are not events: STREAM_CONTROL_FRAMES.
 import type { SessionEvent } from "@keel/core";
 
 export function eventJson(e: SessionEvent): string {

@@ -3,11 +3,11 @@
 // log already holds the earlier turns), waits for the run through the feed, and answers with the
 // run's final assistant message, or relays its token deltas as chat.completion.chunk events.
 import { KeelError, listAgents, NotFoundError, TERMINAL_RUN_STATUSES, ValidationError, type Principal, type SessionEvent } from "@keel/core";
+import { parseEventText } from "@keel/core/contract/events";
 import type { Context, DeltaMessage } from "./context";
 import { json, route, type Call } from "./http";
 
 export const SESSION_HEADER = "x-keel-session-id";
-type AssistantPayload = { message: { content?: string | null; tool_calls?: unknown[] }; usage: { promptTokens: number; completionTokens: number } | null };
 export type RunOutcome = { status: string; content: string; allContent: string; usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number }; error: string | null };
 
 export async function bindSession(ctx: Context, p: Principal, model: string, sessionId: string | null, title: string): Promise<string> {
@@ -79,15 +79,16 @@ function summarize(status: string, events: SessionEvent[]): RunOutcome {
   let content = "";
   let allContent = "";
   let error: string | null = null;
-  for (const e of events) {
+  for (const raw of events) {
+    const e = parseEventText(raw.type, raw.payloadText);
+    if (!e.known) continue; // a newer writer's event: not part of the answer
     if (e.type === "assistant_message") {
-      const a = JSON.parse(e.payloadText) as AssistantPayload;
-      content = a.message.content ?? "";
+      content = e.payload.message.content ?? "";
       allContent += content;
-      usage.prompt_tokens += a.usage?.promptTokens ?? 0;
-      usage.completion_tokens += a.usage?.completionTokens ?? 0;
+      usage.prompt_tokens += e.payload.usage?.promptTokens ?? 0;
+      usage.completion_tokens += e.payload.usage?.completionTokens ?? 0;
     } else if (e.type === "run_failed" || e.type === "model_error") {
-      error = (JSON.parse(e.payloadText) as { reason?: string; message?: string }).reason ?? (JSON.parse(e.payloadText) as { message?: string }).message ?? "the run failed";
+      error = e.payload.message;
     }
   }
   usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;

@@ -8,6 +8,7 @@
 // gets 401 and stops). A stream also ends after `maxAgeMs` with `event: reconnect` and a retry
 // hint, so no stream lives on credentials checked once, long ago.
 import { KeelError, type SessionEvent } from "@keel/core";
+import type { DeltaFrame } from "@keel/core/contract/events";
 import type { Context } from "./context";
 import { sseFrame } from "./events";
 import { goAwayFrame, isDraining, registerStream, retryHintMs } from "./shutdown";
@@ -44,7 +45,7 @@ export function sessionStream(ctx: Context, req: Request, sessionId: string, aft
         send(goAwayFrame(retryMs));
         cleanup();
       });
-      const offDeltas = ctx.onDeltas(sessionId, (m) => send(`event: delta\ndata: ${JSON.stringify({ runId: m.runId, delta: m.delta })}\n\n`));
+      const offDeltas = ctx.onDeltas(sessionId, (m) => send(`event: delta\ndata: ${JSON.stringify({ runId: m.runId, delta: m.delta } satisfies DeltaFrame)}\n\n`));
       const offEvents = ctx.feed.subscribe(sessionId, afterSeq, (events: SessionEvent[]) => send(events.map(sseFrame).join("")));
       let checking = false;
       const heartbeat = setInterval(() => {

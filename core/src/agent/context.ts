@@ -12,6 +12,7 @@
 //   would hide that it was made;
 // - calls still without a result when a newer user message exists are answered "not run"
 //   by the loop (interrupted_by_user), since the user changed course before they ran.
+import type { EventType, PayloadOf } from "../contract/events.js";
 import { eventPayload, type SessionEvent } from "../engine/types.js";
 import type { AssistantMessage, ChatMessage, ToolCallOut } from "./model.js";
 
@@ -22,10 +23,10 @@ export const AgentEventType = {
   approvalDecided: "approval_decided",
   modelError: "model_error",
   contextRepaired: "context_repaired",
-} as const;
+} as const satisfies Record<string, EventType>;
 
 export type AssistantEventPayload = { message: AssistantMessage; model: string; finishReason: string | null; usage: { promptTokens: number; completionTokens: number } | null };
-export type ToolResultPayload = { tool_call_id: string; name: string; content: string; isError: boolean; state: string };
+export type ToolResultPayload = PayloadOf<"tool_result">;
 
 export type PendingCall = { call: ToolCallOut; assistantRunId: string; interruptedByUser: boolean };
 export type Repair = { kind: "orphan_tool_result" | "malformed_assistant" | "missing_tool_result"; seq: string; detail: string };

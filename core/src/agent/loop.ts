@@ -3,6 +3,7 @@
 import { ValidationError } from "../errors.js";
 import type { Pool } from "../db/pool.js";
 import type { Logger } from "../logger.js";
+import { parseEventText, type PayloadOf, type ToolResultState } from "../contract/events.js";
 import { ledgerKey, PermanentStepError, type ClaimedRun, type SessionEvent, type StepContext, type StepFn, type StepOutcome, type ToolCallState } from "../engine/types.js";
 import { loadAgentForSession, type AgentRuntimeConfig, type McpServerRef } from "./agent-config.js";
 import { AgentEventType, buildContext, type AgentContext, type PendingCall, type ToolResultPayload } from "./context.js";
@@ -73,7 +74,10 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
 
   async function recordNewRepairs(ctx: StepContext, context: AgentContext, events: readonly SessionEvent[]): Promise<void> {
     if (context.repairs.length === 0) return;
-    const seen = new Set(events.filter((e) => e.type === AgentEventType.contextRepaired).flatMap((e) => (JSON.parse(e.payloadText) as { repairs: { seq: string; kind: string }[] }).repairs.map((r) => `${r.kind}:${r.seq}`)));
+    const seen = new Set(events.flatMap((e) => {
+      const p = e.type === AgentEventType.contextRepaired ? parseEventText(e.type, e.payloadText) : null;
+      return p?.known && p.type === "context_repaired" ? p.payload.repairs.map((r) => `${r.kind}:${r.seq}`) : [];
+    }));
     const fresh = context.repairs.filter((r) => !seen.has(`${r.kind}:${r.seq}`));
     if (fresh.length > 0) await ctx.append({ type: AgentEventType.contextRepaired, payload: { repairs: fresh } });
   }
@@ -104,7 +108,8 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
       await ctx.append({ type: AgentEventType.modelError, payload: { code: "empty_response", message: "the model returned neither text nor tool calls", retryable: true } });
       throw new ModelCallError("the model returned an empty response", true);
     }
-    const payloadText = JSON.stringify({ message: m, model: result.model, finishReason: result.finishReason, usage: result.usage });
+    const item: PayloadOf<"assistant_message"> = { message: m, model: result.model, finishReason: result.finishReason, usage: result.usage };
+    const payloadText = JSON.stringify(item);
     const maxEventBytes = Math.min(o.maxEventBytes ?? ctx.maxEventBytes, ctx.maxEventBytes);
     if (Buffer.byteLength(payloadText) > maxEventBytes) {
       const message = `the model's reply is ${Buffer.byteLength(payloadText)} bytes; the limit is ${maxEventBytes}`;
@@ -158,7 +163,10 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
         await finish(ctx, p, "failed", `Not run: a human denied this call${ledger.approvalReason ? `: ${ledger.approvalReason}` : "."}`, true, key);
         return "continue";
       }
-      const asked = events.some((e) => e.type === AgentEventType.approvalRequested && (JSON.parse(e.payloadText) as { callId: string }).callId === p.call.id);
+      const asked = events.some((e) => {
+        const a = e.type === AgentEventType.approvalRequested ? parseEventText(e.type, e.payloadText) : null;
+        return a?.known && a.type === "approval_requested" && a.payload.callId === p.call.id;
+      });
       if (!asked) await ctx.append({ type: AgentEventType.approvalRequested, payload: { callId: p.call.id, name: p.call.function.name, arguments: p.call.function.arguments } });
       return "waiting_approval";
     }
@@ -178,7 +186,7 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
     return "continue";
   }
 
-  async function finish(ctx: StepContext, p: PendingCall, state: ToolCallState, content: string, isError: boolean, key: string | null = null): Promise<void> {
+  async function finish(ctx: StepContext, p: PendingCall, state: ToolResultState, content: string, isError: boolean, key: string | null = null): Promise<void> {
     const payload: ToolResultPayload = { tool_call_id: p.call.id, name: p.call.function.name, content, isError, state };
     await ctx.ledger.recordResult(key, { state, result: content }, { type: AgentEventType.toolResult, payload });
   }

@@ -6,6 +6,8 @@
 // encrypted reasoning fields, …). Strings are concatenated in arrival order, so the stored text is
 // exactly the text the provider sent; the message goes back to the provider exactly as stored.
 
+import type { Delta } from "../contract/events.js";
+
 export type ToolCallOut = { id: string; type: "function"; function: { name: string; arguments: string } };
 
 /** An assistant message as the provider produced it, plus any provider-specific fields. */
@@ -37,7 +39,8 @@ export type ChunkLike = {
   usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
 };
 
-export type DeltaSink = (delta: { content?: string; reasoning?: string; toolCall?: { index: number; name?: string; arguments?: string } }) => void;
+/** Receives each delta for live display (shape: contract/events.ts `Delta`). */
+export type DeltaSink = (delta: Delta) => void;
 
 export interface ModelClient {
   /** Streams one completion; calls onDelta for live display; resolves with the whole message. */

@@ -3,7 +3,7 @@
 import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
 import { withTransaction, type Pool } from "../db/pool.js";
 import { isUuid } from "./client.js";
-import { appendEvent } from "./events.js";
+import { appendEvent, encodeEvent } from "./events.js";
 import { recordApproval } from "./ledger.js";
 import { resumeAfterApproval } from "./lifecycle.js";
 import { EngineEventType } from "./types.js";
@@ -25,14 +25,13 @@ export async function decideToolCall(pool: Pool, d: ApprovalDecision): Promise<{
     if (!row) throw new NotFoundError("ToolCall", d.callId);
     if (row.approval !== null) throw new ConflictError("already_decided", `this call was already ${row.approval}`, { callId: d.callId });
     if (row.status !== "waiting_approval") throw new ConflictError("not_waiting", "the run is not waiting for approval", { callId: d.callId, runStatus: row.status });
-    const decision = d.approve ? "approved" : "denied";
+    const decision = d.approve ? ("approved" as const) : ("denied" as const);
     await recordApproval(c, row.key, decision, d.reason ?? null);
     await resumeAfterApproval(c, row.run_id);
     const seq = await appendEvent(c, {
       sessionId: d.sessionId,
-      type: EngineEventType.approvalDecided,
       runId: row.run_id,
-      payloadText: JSON.stringify({ callId: d.callId, decision, reason: d.reason ?? null, decidedBy: d.decidedBy ?? null }),
+      ...encodeEvent(EngineEventType.approvalDecided, { callId: d.callId, decision, reason: d.reason ?? null, decidedBy: d.decidedBy ?? null }),
     });
     return { runId: row.run_id, seq };
   });

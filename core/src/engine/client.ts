@@ -3,7 +3,8 @@
 // answered exactly like a missing one.
 import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
 import { withTransaction, type Pool, type PoolClient, type Queryable } from "../db/pool.js";
-import { appendEvent, encodePayload, findEventByIdempotencyKey, readEvents, DEFAULT_MAX_EVENT_BYTES } from "./events.js";
+import { appendEvent, encodeEvent, findEventByIdempotencyKey, readEvents, DEFAULT_MAX_EVENT_BYTES } from "./events.js";
+import type { PayloadOf } from "../contract/events.js";
 import { ACTIVE_STATUS_SQL } from "./fence.js";
 import { cancelSessionRuns, enqueueRun, interruptParkedRun, INTERRUPTED_BY_MESSAGE, requestInterrupt } from "./lifecycle.js";
 import { BUSY_POLICIES, EngineEventType, SESSION_HOLDING_RUN_STATUSES, type BusyPolicy, type RunRow, type RunStatus, type SessionEvent } from "./types.js";
@@ -12,7 +13,7 @@ export type PostMessageInput = {
   teamId: string;
   sessionId: string;
   /** The message as the model will see it: a string, or structured content parts. */
-  content: unknown;
+  content: PayloadOf<"user_message">["content"];
   /** A retried POST with the same key returns the first result and appends nothing. */
   idempotencyKey?: string;
   onBusy?: BusyPolicy;
@@ -54,7 +55,7 @@ export class EngineClient {
       throw new ValidationError("idempotency key must be 1 to 200 characters");
     }
     if (input.content === undefined || input.content === null || input.content === "") throw new ValidationError("message content is empty");
-    const payloadText = encodePayload({ type: EngineEventType.userMessage, payload: { role: "user", content: input.content } }, this.maxEventBytes);
+    const userMessage = encodeEvent(EngineEventType.userMessage, { role: "user", content: input.content }, this.maxEventBytes);
 
     return withTransaction(this.o.pool, async (c) => {
       await lockSession(c, input.teamId, input.sessionId);
@@ -76,8 +77,7 @@ export class EngineClient {
       const runId = queued?.id ?? (await enqueueRun(c, { teamId: input.teamId, sessionId: input.sessionId, maxAttempts: this.maxAttempts }));
       const seq = await appendEvent(c, {
         sessionId: input.sessionId,
-        type: EngineEventType.userMessage,
-        payloadText,
+        ...userMessage,
         runId,
         idempotencyKey: input.idempotencyKey ?? null,
       });

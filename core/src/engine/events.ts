@@ -4,6 +4,7 @@
 import { PayloadTooLargeError, ValidationError } from "../errors.js";
 import type { Queryable } from "../db/pool.js";
 import { FENCE } from "./fence.js";
+import { eventSchemas, isEventType, type EventType, type PayloadOf } from "../contract/events.js";
 import type { NewEvent, SessionEvent } from "./types.js";
 
 export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024;
@@ -16,33 +17,57 @@ function toEvent(r: EventRow): SessionEvent {
   return { sessionId: r.session_id, seq: r.seq, type: r.type, payloadText: r.payload, runId: r.run_id, createdAt: r.created_at };
 }
 
-/** Validates and serializes an event's payload; the size limit protects the log and every reader. */
-export function encodePayload(e: NewEvent, maxBytes: number): string {
-  if (!e.type || e.type.length > 100) throw new ValidationError("event type must be 1 to 100 characters");
-  let text: string;
-  if (e.payloadText !== undefined) {
-    try {
-      JSON.parse(e.payloadText);
-    } catch {
-      throw new ValidationError("event payload is not valid JSON", { type: e.type });
-    }
-    text = e.payloadText;
-  } else {
-    const encoded = JSON.stringify(e.payload ?? null) as string | undefined;
-    if (encoded === undefined) throw new ValidationError("event payload cannot be serialized as JSON", { type: e.type });
-    text = encoded;
+declare const encoded: unique symbol;
+/** Payload text checked against the contract (contract/events.ts): the only text the append functions store. */
+export type EncodedPayload = string & { readonly [encoded]: true };
+/** A typed event ready to append: spread it into appendEvent / appendEventFenced / finishRun's closing event. */
+export type EncodedEvent = { type: EventType; payloadText: EncodedPayload };
+
+/**
+ * Serializes a typed event's payload and checks it against the contract; the size limit protects
+ * the log and every reader. The schema check is a backstop (writers are typed): a payload that
+ * does not match would be shown as invalid by every reader, so it is refused here instead.
+ */
+export function encodeEvent<T extends EventType>(type: T, payload: PayloadOf<T>, maxBytes = DEFAULT_MAX_EVENT_BYTES): EncodedEvent {
+  const text = JSON.stringify(payload ?? null) as string | undefined;
+  if (text === undefined) throw new ValidationError("event payload cannot be serialized as JSON", { type });
+  return { type, payloadText: checkPayload(type, payload, text, maxBytes) };
+}
+
+/** Like encodeEvent for a payload that must be stored byte for byte (a provider's assistant item as it arrived). */
+export function encodeEventText<T extends EventType>(type: T, text: string, maxBytes = DEFAULT_MAX_EVENT_BYTES): EncodedEvent {
+  let payload: unknown;
+  try {
+    payload = JSON.parse(text);
+  } catch {
+    throw new ValidationError("event payload is not valid JSON", { type });
   }
+  return { type, payloadText: checkPayload(type, payload, text, maxBytes) };
+}
+
+/** Accepts a typed event of the step contract (payload or verbatim text) and encodes it. */
+export function encodeNewEvent(e: NewEvent, maxBytes: number): EncodedEvent {
+  return "payloadText" in e && e.payloadText !== undefined ? encodeEventText(e.type, e.payloadText, maxBytes) : encodeEvent(e.type, (e as { payload: PayloadOf<EventType> }).payload, maxBytes);
+}
+
+function checkPayload(type: string, payload: unknown, text: string, maxBytes: number): EncodedPayload {
+  if (!type || type.length > 100) throw new ValidationError("event type must be 1 to 100 characters");
   // Postgres json rejects \u0000; say so here rather than as a driver error.
   if (text.includes("\\u0000")) throw new ValidationError("event payload contains a NUL character (\\u0000), which Postgres cannot store");
   const bytes = Buffer.byteLength(text, "utf8");
   if (bytes > maxBytes) throw new PayloadTooLargeError(bytes, maxBytes);
-  return text;
+  // Types outside the contract are the engine tests' synthetic steps: stored as given.
+  if (isEventType(type)) {
+    const r = eventSchemas[type].safeParse(payload);
+    if (!r.success) throw new ValidationError(`the ${type} payload does not match the event contract`, { type, issues: r.error.issues.map((i) => `${i.path.join(".") || "payload"}: ${i.message}`) });
+  }
+  return text as EncodedPayload;
 }
 
 /** Appends on behalf of a client (no run fence). The caller holds the session row lock or not: the UPDATE takes it. */
 export async function appendEvent(
   db: Queryable,
-  a: { sessionId: string; type: string; payloadText: string; runId?: string | null; idempotencyKey?: string | null },
+  a: EncodedEvent & { sessionId: string; runId?: string | null; idempotencyKey?: string | null },
 ): Promise<bigint> {
   const { rows } = await db.query<{ seq: bigint }>(
     `WITH s AS (UPDATE sessions SET last_seq = last_seq + 1, updated_at = now() WHERE id = $1 RETURNING id, last_seq)
@@ -66,7 +91,7 @@ export async function appendEvent(
  */
 export async function appendEventFenced(
   db: Queryable,
-  a: { runId: string; epoch: bigint; workerId: string; type: string; payloadText: string },
+  a: EncodedEvent & { runId: string; epoch: bigint; workerId: string },
 ): Promise<bigint | null> {
   const { rows } = await db.query<{ seq: bigint }>(
     `WITH s0 AS (SELECT id FROM sessions WHERE id = (SELECT session_id FROM runs WHERE id = $1) FOR NO KEY UPDATE),

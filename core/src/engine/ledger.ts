@@ -3,7 +3,7 @@
 // is fenced by the run's epoch and reaches a step only through its StepContext (step-context.ts).
 // Idempotency key: the asking run's id + the call id (`ledgerKey`).
 import type { Pool, Queryable } from "../db/pool.js";
-import { appendEvent } from "./events.js";
+import { appendEvent, type EncodedEvent } from "./events.js";
 import { withFence } from "./fence.js";
 import { ledgerKey, type ClaimedRun, type LedgerRow, type TokenUsage, type ToolCallIntent, type ToolCallState } from "./types.js";
 
@@ -11,7 +11,7 @@ import { ledgerKey, type ClaimedRun, type LedgerRow, type TokenUsage, type ToolC
 export async function recordModelReply(
   pool: Pool,
   run: ClaimedRun,
-  reply: { type: string; payloadText: string; calls: readonly ToolCallIntent[]; usage: TokenUsage | null },
+  reply: EncodedEvent & { calls: readonly ToolCallIntent[]; usage: TokenUsage | null },
 ): Promise<bigint> {
   return withFence(pool, run, async (c) => {
     const seq = await appendEvent(c, { sessionId: run.sessionId, type: reply.type, payloadText: reply.payloadText, runId: run.id });
@@ -52,7 +52,7 @@ export async function recordToolResult(
   run: ClaimedRun,
   key: string | null,
   outcome: { state: ToolCallState; result: unknown },
-  event: { type: string; payloadText: string },
+  event: EncodedEvent,
 ): Promise<bigint> {
   return withFence(pool, run, async (c) => {
     if (key) {
@@ -61,7 +61,7 @@ export async function recordToolResult(
         [key, outcome.state, JSON.stringify(outcome.result), run.epoch],
       );
     }
-    return appendEvent(c, { sessionId: run.sessionId, type: event.type, runId: run.id, payloadText: event.payloadText });
+    return appendEvent(c, { sessionId: run.sessionId, runId: run.id, ...event });
   });
 }
 

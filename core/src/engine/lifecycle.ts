@@ -7,7 +7,7 @@
 // lost: nothing is written then. Client-side edges run inside the caller's transaction, which
 // already holds the session row (LOCK_ORDER in fence.ts).
 import { PgCode, pgCode, withTransaction, type Pool, type Queryable } from "../db/pool.js";
-import { appendEvent, appendEventFenced } from "./events.js";
+import { appendEvent, appendEventFenced, encodeEvent, type EncodedEvent } from "./events.js";
 import { ACTIVE_STATUS_SQL, FENCE, fenceValues, HOLDING_STATUS_SQL } from "./fence.js";
 import { EngineEventType, type ClaimedRun, type RunStatus } from "./types.js";
 
@@ -74,14 +74,14 @@ const FINISH_SQL = `UPDATE runs SET status = $4, finished_at = now(), updated_at
 type Ending = Extract<RunStatus, "succeeded" | "failed" | "cancelled" | "interrupted">;
 
 /** Ends a claimed run, appending its closing event (if any) in the same fenced transaction. */
-async function finish(pool: Pool, run: ClaimedRun, status: Ending, closing?: { type: string; payload: object; lastError?: object }): Promise<boolean> {
+async function finish(pool: Pool, run: ClaimedRun, status: Ending, closing?: EncodedEvent & { lastError?: object }): Promise<boolean> {
   if (!closing) {
     // Nothing to append: one fenced statement, no transaction round trips.
     const res = await pool.query({ name: "keel_finish_run", text: FINISH_SQL, values: [...fenceValues(run), status, null] });
     return res.rowCount === 1;
   }
   return withTransaction(pool, async (c) => {
-    const seq = await appendEventFenced(c, { runId: run.id, epoch: run.epoch, workerId: run.workerId, type: closing.type, payloadText: JSON.stringify(closing.payload) });
+    const seq = await appendEventFenced(c, { runId: run.id, epoch: run.epoch, workerId: run.workerId, type: closing.type, payloadText: closing.payloadText });
     if (seq === null) return false;
     const res = await c.query(FINISH_SQL, [...fenceValues(run), status, closing.lastError === undefined ? null : JSON.stringify(closing.lastError)]);
     if (res.rowCount !== 1) throw new FenceRollback();
@@ -102,17 +102,17 @@ export function completeRun(pool: Pool, run: ClaimedRun): Promise<boolean> {
 /** running → failed, with `run_failed` (the reason is also kept as the run's last_error). */
 export function failRun(pool: Pool, run: ClaimedRun, reason: { code: string; message: string; attempts: number }): Promise<boolean> {
   const payload = { runId: run.id, ...reason };
-  return finish(pool, run, "failed", { type: EngineEventType.runFailed, payload, lastError: payload });
+  return finish(pool, run, "failed", { ...encodeEvent(EngineEventType.runFailed, payload), lastError: payload });
 }
 
 /** running → cancelled, with `run_cancelled`: the worker honours a cancel request at a step boundary. */
 export function cancelRun(pool: Pool, run: ClaimedRun): Promise<boolean> {
-  return finish(pool, run, "cancelled", { type: EngineEventType.runCancelled, payload: { runId: run.id } });
+  return finish(pool, run, "cancelled", encodeEvent(EngineEventType.runCancelled, { runId: run.id }));
 }
 
 /** running → interrupted, with `run_interrupted`: a newer message asked the run to stop. */
 export function interruptRun(pool: Pool, run: ClaimedRun, reason: string): Promise<boolean> {
-  return finish(pool, run, "interrupted", { type: EngineEventType.runInterrupted, payload: { runId: run.id, reason } });
+  return finish(pool, run, "interrupted", encodeEvent(EngineEventType.runInterrupted, { runId: run.id, reason }));
 }
 
 /**
@@ -136,7 +136,7 @@ export async function retryRun(pool: Pool, run: ClaimedRun, delayMs: number, las
     if (res.rowCount !== 1 || !at[0]) return false;
     const payload = { runId: run.id, ...lastError, maxAttempts: run.maxAttempts, delayMs, nextAttemptAt: at[0].next.toISOString() };
     // The UPDATE above released the claim under its fence, in this transaction: nothing to re-check.
-    await appendEvent(c, { sessionId: run.sessionId, type: EngineEventType.runRetrying, runId: run.id, payloadText: JSON.stringify(payload) });
+    await appendEvent(c, { sessionId: run.sessionId, runId: run.id, ...encodeEvent(EngineEventType.runRetrying, payload) });
     return true;
   });
 }
@@ -177,7 +177,7 @@ export async function requestInterrupt(c: Queryable, runId: string): Promise<voi
 export async function interruptParkedRun(c: Queryable, run: { id: string; sessionId: string }, reason: string): Promise<boolean> {
   const res = await c.query("UPDATE runs SET status = 'interrupted', finished_at = now(), updated_at = now() WHERE id = $1 AND status = 'waiting_approval'", [run.id]);
   if (res.rowCount !== 1) return false;
-  await appendEvent(c, { sessionId: run.sessionId, type: EngineEventType.runInterrupted, runId: run.id, payloadText: JSON.stringify({ runId: run.id, reason }) });
+  await appendEvent(c, { sessionId: run.sessionId, runId: run.id, ...encodeEvent(EngineEventType.runInterrupted, { runId: run.id, reason }) });
   return true;
 }
 
@@ -199,7 +199,7 @@ export async function cancelSessionRuns(c: Queryable, sessionId: string): Promis
       out.stopping.push(r.id);
     } else {
       await c.query("UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now() WHERE id = $1", [r.id]);
-      await appendEvent(c, { sessionId, type: EngineEventType.runCancelled, runId: r.id, payloadText: JSON.stringify({ runId: r.id }) });
+      await appendEvent(c, { sessionId, runId: r.id, ...encodeEvent(EngineEventType.runCancelled, { runId: r.id }) });
       out.cancelled.push(r.id);
     }
   }
@@ -221,7 +221,7 @@ export async function requeueTakenOver(c: Queryable, runId: string): Promise<voi
 export async function failTakenOver(c: Queryable, run: { id: string; sessionId: string; takeovers: number }, reason: TakeoverReason): Promise<void> {
   const code = "too_many_takeovers";
   const message = `the worker running this run stopped ${run.takeovers + 1} times; giving up so it cannot take down more workers`;
-  await appendEvent(c, { sessionId: run.sessionId, type: EngineEventType.runFailed, runId: run.id, payloadText: JSON.stringify({ runId: run.id, code, message }) });
+  await appendEvent(c, { sessionId: run.sessionId, runId: run.id, ...encodeEvent(EngineEventType.runFailed, { runId: run.id, code, message }) });
   await c.query(
     `UPDATE runs SET status = 'failed', takeovers = takeovers + 1, lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
             finished_at = now(), last_error = $2::jsonb

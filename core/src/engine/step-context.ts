@@ -3,7 +3,7 @@
 // pool for writing and imports no engine internals; a worker that lost its claim writes nothing.
 import { ClaimLostError } from "../errors.js";
 import type { Pool } from "../db/pool.js";
-import { appendEventFenced, encodePayload, readAllEvents } from "./events.js";
+import { appendEventFenced, encodeNewEvent, readAllEvents } from "./events.js";
 import { getLedger, markToolStarted, recordModelReply, recordToolResult } from "./ledger.js";
 import type { ClaimedRun, StepContext } from "./types.js";
 
@@ -15,17 +15,16 @@ export function createStepContext(o: { pool: Pool; run: ClaimedRun; signal: Abor
     maxEventBytes,
     events: () => readAllEvents(pool, run.sessionId),
     append: async (e) => {
-      const payloadText = encodePayload(e, maxEventBytes);
-      const seq = await appendEventFenced(pool, { runId: run.id, epoch: run.epoch, workerId: run.workerId, type: e.type, payloadText });
+      const seq = await appendEventFenced(pool, { runId: run.id, epoch: run.epoch, workerId: run.workerId, ...encodeNewEvent(e, maxEventBytes) });
       if (seq === null) throw new ClaimLostError(run.id, run.epoch);
       return seq;
     },
     ledger: {
       get: (key) => getLedger(pool, key),
       recordModelReply: ({ event, calls, usage }) =>
-        recordModelReply(pool, run, { type: event.type, payloadText: encodePayload(event, maxEventBytes), calls, usage }),
+        recordModelReply(pool, run, { ...encodeNewEvent(event, maxEventBytes), calls, usage }),
       markStarted: (key) => markToolStarted(pool, run, key),
-      recordResult: (key, outcome, event) => recordToolResult(pool, run, key, outcome, { type: event.type, payloadText: encodePayload(event, maxEventBytes) }),
+      recordResult: (key, outcome, event) => recordToolResult(pool, run, key, outcome, encodeNewEvent(event, maxEventBytes)),
     },
   };
 }

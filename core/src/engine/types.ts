@@ -1,3 +1,5 @@
+import type { EventInput, EventType } from "../contract/events.js";
+
 export const RUN_STATUSES = ["queued", "running", "waiting_approval", "succeeded", "failed", "cancelled", "interrupted"] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ["succeeded", "failed", "cancelled", "interrupted"];
@@ -10,7 +12,7 @@ export const SESSION_HOLDING_RUN_STATUSES = ["running", "waiting_approval"] as c
 export const BUSY_POLICIES = ["enqueue", "reject", "interrupt"] as const;
 export type BusyPolicy = (typeof BUSY_POLICIES)[number];
 
-/** Event types the engine itself writes; the agent loop adds its own. */
+/** Event types the engine itself writes (payloads: contract/events.ts); the agent loop adds its own. */
 export const EngineEventType = {
   userMessage: "user_message",
   runFailed: "run_failed",
@@ -20,7 +22,7 @@ export const EngineEventType = {
   runInterrupted: "run_interrupted",
   /** A human approved or denied a tool call of a parked run: { callId, decision, reason, decidedBy }. */
   approvalDecided: "approval_decided",
-} as const;
+} as const satisfies Record<string, EventType>;
 
 export interface SessionEvent {
   sessionId: string;
@@ -70,8 +72,8 @@ export interface RunRow {
   nextAttemptAt: Date | null;
 }
 
-/** A new event to append: give `payload` (serialized here) or `payloadText` (kept byte for byte). */
-export type NewEvent = { type: string; payload?: unknown; payloadText?: string };
+/** A new event to append, typed by the contract: `payload` (serialized here) or `payloadText` (kept byte for byte, checked against the contract). */
+export type NewEvent = EventInput | { type: EventType; payloadText: string };
 
 /** Thrown by a step for an error that retrying cannot fix: the run fails at once with this message. */
 export class PermanentStepError extends Error {

@@ -22,12 +22,13 @@ export type Registrar = (channel: string, listener: (event: unknown, ...args: un
 
 export function toErrorInfo(err: unknown): ErrorInfo {
   if (err instanceof KubeError) return { name: err.name, code: err.code, message: err.message };
+  // A Keel server's code, status and details reach the renderer unchanged.
+  if (err instanceof KeelApiError) return { name: err.name, code: err.code, message: err.message, ...(err.status !== undefined ? { status: err.status } : {}), ...(err.details ? { details: err.details } : {}) };
   // Other main-process errors (LauncherError, …) carry one of the contract's codes too.
   const code = (err as { code?: unknown } | null)?.code;
   if (err instanceof Error && typeof code === "string" && (errorCodes as readonly string[]).includes(code)) {
     return { name: err.name, code: code as ErrorCode, message: err.message };
   }
-  if (err instanceof KeelApiError) return { name: err.name, code: err.code, message: err.message };
   if (err instanceof ZodError) {
     const issues = err.issues.map((i) => `${i.path.join(".") || "arguments"}: ${i.message}`).join("; ");
     return { name: "ValidationError", code: "invalid_input", message: `invalid arguments: ${issues}` };

@@ -7,13 +7,17 @@
 // the port-forward to keel-web: whoever forwards connects to the local address it got.
 import { randomUUID } from "node:crypto";
 import { backoffMs } from "@keel/core/backoff";
-import type { Emit, ErrorCode, FollowState, Handlers, KeelConnection, KeelDelta, KeelEvent, KeelSessionInfo, SessionHistory, SessionPage } from "../shared/contract.ts";
+import { parseDeltaFrame } from "@keel/core/contract/events";
+import type { Emit, ErrorInfo, FollowState, Handlers, KeelConnection, KeelEvent, KeelSessionInfo, PostResult, SessionHistory, SessionPage } from "../shared/contract.ts";
 
+/** `code`: the server's `error.code` unchanged when it answered with Keel's error body, else one of the desktop's own. */
 export class KeelApiError extends Error {
   override readonly name = "KeelApiError";
-  constructor(readonly code: ErrorCode, message: string, readonly status?: number, options?: { cause?: unknown }) {
+  constructor(readonly code: ErrorInfo["code"], message: string, readonly status?: number, options?: { cause?: unknown; details?: Record<string, unknown> }) {
     super(message, options);
+    this.details = options?.details;
   }
+  readonly details: Record<string, unknown> | undefined;
 }
 
 const HISTORY_PAGE = 1000;
@@ -102,6 +106,14 @@ export class KeelClient {
     return { session, events };
   }
 
+  async post(input: { sessionId: string; content: string; onBusy?: "enqueue" | "reject" | "interrupt" }): Promise<PostResult> {
+    const r = await this.json<{ seq: string | number; runId: string; disposition: string; duplicate: boolean }>(`/api/v1/sessions/${encodeURIComponent(input.sessionId)}/messages`, {
+      method: "POST",
+      body: { content: input.content, ...(input.onBusy ? { onBusy: input.onBusy } : {}) },
+    });
+    return { seq: String(r.seq), runId: r.runId, disposition: r.disposition, duplicate: r.duplicate };
+  }
+
   async decide(input: { sessionId: string; callId: string; approve: boolean; reason?: string }): Promise<{ runId: string; seq: string }> {
     const r = await this.json<{ runId: string; seq: string | number }>(`/api/v1/sessions/${encodeURIComponent(input.sessionId)}/approvals/${encodeURIComponent(input.callId)}`, {
       method: "POST",
@@ -111,19 +123,27 @@ export class KeelClient {
   }
 }
 
+/**
+ * The server's `{ error: { code, message, details } }` travels unchanged (session_busy,
+ * already_decided, …: the renderer shows the code); 401 and 403 add what to do about it. An
+ * answer without that body (a proxy, not Keel) is `keel_api_error` with the status.
+ */
 async function apiError(res: Response, baseUrl: string): Promise<KeelApiError> {
-  let message = `HTTP ${res.status}`;
+  type ErrorBody = { error?: { code?: unknown; message?: unknown; details?: unknown } } | null;
+  let body: ErrorBody = null;
   try {
-    const body = (await res.json()) as { error?: { message?: string } };
-    if (body?.error?.message) message = body.error.message;
+    body = (await res.json()) as ErrorBody;
   } catch { /* not a Keel error body */ }
   const s = res.status;
-  if (s === 401) return new KeelApiError("keel_unauthorized", `Keel at ${baseUrl} rejected the API key: ${message}. Check the key, or create one in the dashboard under Settings → API keys`, s);
-  if (s === 403) return new KeelApiError("keel_forbidden", `the API key's role may not do this (${message}): use a key with a higher role`, s);
-  if (s === 404) return new KeelApiError("not_found", message, s);
-  if (s === 409) return new KeelApiError("conflict", message, s);
-  if (s === 400 || s === 422) return new KeelApiError("invalid_input", message, s);
-  return new KeelApiError("keel_api_error", `Keel at ${baseUrl} answered ${s}: ${message}`, s);
+  const e = body?.error;
+  if (!e || typeof e.code !== "string") return new KeelApiError("keel_api_error", `Keel at ${baseUrl} answered ${s}: HTTP ${s}`, s);
+  const message = typeof e.message === "string" ? e.message : `HTTP ${s}`;
+  const details = typeof e.details === "object" && e.details !== null ? (e.details as Record<string, unknown>) : {};
+  const text =
+    s === 401 ? `Keel at ${baseUrl} rejected the API key: ${message}. Check the key, or create one in the dashboard under Settings → API keys`
+    : s === 403 ? `the API key's role may not do this (${message}): use a key with a higher role`
+    : message;
+  return new KeelApiError(e.code, text, s, { details });
 }
 
 export type SseFrame = { id: string | null; event: string; data: string };
@@ -248,12 +268,13 @@ export class SessionsService {
         error = null;
         for await (const frame of sseFrames(res.body!, touch)) {
           if (frame.event === "delta") {
-            const d = safeJson(frame.data) as { runId?: string; delta?: KeelDelta } | null;
-            emit("sessions:delta", { followId: f.id, sessionId: f.sessionId, runId: d?.runId ?? null, delta: d?.delta ?? {} });
+            const d = parseDeltaFrame(frame.data);
+            if (d) emit("sessions:delta", { followId: f.id, sessionId: f.sessionId, runId: d.runId ?? null, delta: d.delta });
           } else if (frame.id !== null && /^\d+$/.test(frame.id) && BigInt(frame.id) > lastSeq) {
             // The server sends in seq order from after Last-Event-ID; anything not newer was delivered.
             lastSeq = BigInt(frame.id);
-            const event: KeelEvent = { seq: frame.id, type: frame.event, runId: null, createdAt: null, payload: safeJson(frame.data) ?? { raw: frame.data } };
+            // Parsed with the contract by the renderer's view; text that is not JSON stays text (an invalid event there).
+            const event: KeelEvent = { seq: frame.id, type: frame.event, runId: null, createdAt: null, payload: safeJson(frame.data) };
             emit("sessions:event", { followId: f.id, sessionId: f.sessionId, event });
           }
         }
@@ -261,7 +282,7 @@ export class SessionsService {
       } catch (err) {
         if (signal.aborted) break;
         // A session that is gone or a key that was revoked will not come back by retrying.
-        if (err instanceof KeelApiError && ["keel_unauthorized", "keel_forbidden", "not_found", "invalid_input"].includes(err.code)) {
+        if (err instanceof KeelApiError && err.status !== undefined && [400, 401, 403, 404, 422].includes(err.status)) {
           clearTimeout(idle);
           signal.removeEventListener("abort", onAbort);
           this.follows.delete(f.id);
@@ -281,7 +302,7 @@ export class SessionsService {
     state("closed", null);
   }
 
-  handlers(): Pick<Handlers, "sessions:connect" | "sessions:disconnect" | "sessions:list" | "sessions:history" | "sessions:follow" | "sessions:unfollow" | "sessions:decide"> {
+  handlers(): Pick<Handlers, "sessions:connect" | "sessions:disconnect" | "sessions:list" | "sessions:history" | "sessions:follow" | "sessions:unfollow" | "sessions:decide" | "sessions:post"> {
     return {
       "sessions:connect": (input) => this.connect(input),
       "sessions:disconnect": ({ connection }) => this.disconnect(connection),
@@ -290,15 +311,17 @@ export class SessionsService {
       "sessions:follow": async (input) => this.follow(input),
       "sessions:unfollow": ({ followId }) => this.unfollow(followId),
       "sessions:decide": async ({ connection, ...d }) => this.client(connection).decide(d),
+      "sessions:post": async ({ connection, ...m }) => this.client(connection).post(m),
     };
   }
 }
 
-function safeJson(text: string): any {
+/** The parsed JSON, or the text itself when it is not JSON. */
+function safeJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
-    return null;
+    return text;
   }
 }
 

@@ -5,7 +5,7 @@ import type { Check, ContextList } from "../shared/contract.ts";
 import { ApiError, call } from "./api.ts";
 import { ErrorBox } from "./ui.tsx";
 
-function CheckBadge({ label, check }: { label: string; check: Check<any> | null }) {
+function CheckBadge({ label, check }: { label: string; check: Check<object> | null }) {
   if (check === null) return <span className="badge muted" title="skipped: not connected">{label}: –</span>;
   return (
     <span className={`badge ${check.ok ? "ok" : "warn"}`} data-check={label} title={check.ok ? "ok" : check.message}>
@@ -73,7 +73,7 @@ export function ContextBar(p: { list: ContextList; context: string | null; names
         <div className="context-problems">
           {problems.map((c) =>
             c.code === "unreachable" || c.code === "unauthorized" || c.code === "forbidden" || c.code === "tls_error" || c.code === "kubeconfig_invalid" ? (
-              <ErrorBox key={c.code} error={new ApiError(c.code, c.message)} />
+              <ErrorBox key={c.code} error={new ApiError({ name: "KubeError", code: c.code, message: c.message })} />
             ) : (
               <p key={c.code} className="note" data-code={c.code}>{c.message}</p>
             ),

@@ -1,33 +1,30 @@
 // One stored log event, as the dashboard shows it: messages, collapsible reasoning, tool calls
-// with arguments and result state, approval requests with Approve / Deny (with a reason).
+// with arguments and state, approval requests with Approve / Deny (with a reason). Call states,
+// decisions, reasoning and unknown events come from @keel/core/view/session, as in the dashboard.
 import { useState } from "react";
-import type { KeelEvent } from "../shared/contract.ts";
-import { reasoningText } from "@keel/core/agent/reasoning";
+import { CALL_STATE_LABELS, prettyArguments, reasoningText, unknownEventText, userText, type SessionView, type ViewEvent } from "@keel/core/view/session";
 
 type Decide = (d: { callId: string; approve: boolean; reason?: string }) => void;
 
-function pretty(text: unknown): string {
-  if (typeof text !== "string") return JSON.stringify(text, null, 2);
-  try {
-    return JSON.stringify(JSON.parse(text), null, 2);
-  } catch {
-    return text;
-  }
-}
-
-export function EventView({ e, decision, results, busy, onDecide }: { e: KeelEvent; decision: string | null; results: Map<string, any>; busy: boolean; onDecide: Decide }) {
-  const p = e.payload ?? {};
+export function EventView({ e, view, busy, onDecide }: { e: ViewEvent; view: SessionView; busy: boolean; onDecide: Decide }) {
   const common = { "data-seq": e.seq, "data-type": e.type };
+  if (!e.known) {
+    return (
+      <div {...common} className="ev muted small" data-unknown={e.reason}>
+        {unknownEventText(e)}
+      </div>
+    );
+  }
   switch (e.type) {
     case "user_message":
       return (
         <div {...common} className="ev user">
           <span className="who">User</span>
-          {typeof p.content === "string" ? p.content : (p.content ?? []).map((c: { text?: string }) => c.text).join("\n")}
+          {userText(e.payload)}
         </div>
       );
     case "assistant_message": {
-      const m = p.message ?? {};
+      const m = e.payload.message;
       const reasoning = reasoningText(m);
       return (
         <div {...common} className="ev assistant">
@@ -39,29 +36,34 @@ export function EventView({ e, decision, results, busy, onDecide }: { e: KeelEve
             </details>
           )}
           {m.content && <div className="content">{m.content}</div>}
-          {(m.tool_calls ?? []).map((c: { id: string; function?: { name?: string; arguments?: string } }) => (
-            <div key={c.id} className="toolcall" data-call={c.id}>
-              <code>{c.function?.name}</code> <span className="badge">{results.get(c.id)?.state ?? "requested"}</span>
-              <pre>{pretty(c.function?.arguments ?? "")}</pre>
+          {(view.calls.get(e.seq) ?? []).map((c) => (
+            <div key={c.id} className="toolcall" data-call={c.id} data-state={c.state}>
+              <code>{c.name}</code> <span className={`badge st-${c.state}`}>{CALL_STATE_LABELS[c.state]}</span>
+              <pre>{prettyArguments(c.arguments)}</pre>
             </div>
           ))}
         </div>
       );
     }
-    case "tool_result":
+    case "tool_result": {
+      const p = e.payload;
       return (
         <div {...common} className={`ev tool ${p.isError ? "failed" : ""}`}>
           <span className="who">Result</span> <code>{p.name}</code> <span className={`badge st-${p.state}`}>{p.state}</span>
-          <pre>{String(p.content ?? "").slice(0, 4000)}</pre>
+          <pre>{p.content.slice(0, 4000)}</pre>
         </div>
       );
-    case "approval_requested":
+    }
+    case "approval_requested": {
+      const p = e.payload;
       return (
         <div {...common} className="ev approval">
-          <Approval callId={String(p.callId)} name={p.name} args={p.arguments} decision={decision} busy={busy} onDecide={onDecide} />
+          <Approval callId={p.callId} name={p.name} args={p.arguments} decision={view.decisions.get(e.seq)?.decision ?? null} busy={busy} onDecide={onDecide} />
         </div>
       );
-    case "approval_decided":
+    }
+    case "approval_decided": {
+      const p = e.payload;
       return (
         <div {...common} className="ev muted small">
           {p.decision === "approved" ? "Approved" : "Denied"}
@@ -69,20 +71,40 @@ export function EventView({ e, decision, results, busy, onDecide }: { e: KeelEve
           {p.reason ? `: ${p.reason}` : ""}
         </div>
       );
+    }
     case "model_error":
     case "run_failed":
       return (
         <div {...common} className="ev failed">
           <span className="who">{e.type.replace("_", " ")}</span>
-          {p.message ?? p.error ?? JSON.stringify(p)}
+          {e.payload.message}
         </div>
       );
-    default:
+    case "run_retrying": {
+      const p = e.payload;
+      return (
+        <div {...common} className="ev failed small">
+          Attempt {p.attempt} of {p.maxAttempts} failed ({p.code}): {p.message}. Next attempt at {new Date(p.nextAttemptAt).toLocaleTimeString()}.
+        </div>
+      );
+    }
+    case "context_repaired":
       return (
         <div {...common} className="ev muted small">
-          {e.type}: {JSON.stringify(p).slice(0, 300)}
+          Context repaired before the next step: {e.payload.repairs.map((r) => `${r.kind.replaceAll("_", " ")} (${r.detail})`).join("; ")}
         </div>
       );
+    case "run_cancelled":
+    case "run_interrupted":
+      return (
+        <div {...common} className="ev muted small">
+          {e.type === "run_cancelled" ? "Run cancelled" : "Run interrupted by a newer message"}
+        </div>
+      );
+    default: {
+      const never: never = e;
+      return never;
+    }
   }
 }
 
@@ -95,7 +117,7 @@ function Approval({ callId, name, args, decision, busy, onDecide }: { callId: st
         <strong>{decision ? "Approval" : "Approval needed"}</strong> <code>{name}</code>
         {decision && <span className={`badge ${decision === "approved" ? "ok" : "bad"}`}>{decision}</span>}
       </div>
-      <pre>{pretty(args)}</pre>
+      <pre>{prettyArguments(args)}</pre>
       {decision ? null : denying ? (
         <div className="row">
           <input aria-label="deny reason" value={reason} onChange={(e) => setReason(e.target.value)} placeholder="reason (the model sees it)" maxLength={2000} />

@@ -1,13 +1,14 @@
 // One session: its stored log (every event once, seq order), then live through a follow that
 // main resumes with Last-Event-ID after a drop. Token, reasoning and tool-call deltas show while the
-// model writes and are replaced by the stored assistant message. Pending tool calls can be approved or denied.
-import { useEffect, useRef, useState } from "react";
+// model writes and are replaced by the stored assistant message. Pending tool calls can be approved or
+// denied; a message can be posted (a busy session's refusal shows the server's code, session_busy).
+import { useEffect, useMemo, useRef, useState, type FormEvent } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import type { FollowState, KeelConnection, KeelEvent } from "../shared/contract.ts";
 import { api, call } from "./api.ts";
 import { EventView } from "./EventView.tsx";
 import { ErrorBox, Loading } from "./ui.tsx";
-import { applyDelta, EMPTY_DRAFT, isEmptyDraft, type Draft } from "@keel/core/agent/draft";
+import { applyDelta, EMPTY_DRAFT, isEmptyDraft, sessionView, type Draft } from "@keel/core/view/session";
 
 export function SessionDetail({ context, conn, sessionId }: { context: string; conn: KeelConnection; sessionId: string }) {
   const history = useQuery({
@@ -57,13 +58,22 @@ export function SessionDetail({ context, conn, sessionId }: { context: string; c
   const decide = useMutation({
     mutationFn: (d: { callId: string; approve: boolean; reason?: string }) => call("sessions:decide", { connection: conn.id, sessionId, ...d }),
   });
+  const [onBusy, setOnBusy] = useState<"enqueue" | "reject" | "interrupt">("enqueue");
+  const post = useMutation({
+    mutationFn: (content: string) => call("sessions:post", { connection: conn.id, sessionId, content, onBusy }),
+  });
+  const send = (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const content = String(new FormData(form).get("content") ?? "").trim();
+    if (content) post.mutate(content, { onSuccess: () => form.reset() });
+  };
+  const events = useMemo(() => [...(history.data?.events ?? []), ...live], [history.data, live]);
+  const view = useMemo(() => sessionView(events), [events]);
 
   if (history.isPending) return <Loading what="session history" />;
   if (history.isError) return <ErrorBox title="Cannot load the session" error={history.error} />;
-  const events = [...history.data.events, ...live];
   const s = history.data.session;
-  const decisions = new Map(events.filter((e) => e.type === "approval_decided").map((e) => [String(e.payload?.callId), String(e.payload?.decision)]));
-  const results = new Map(events.filter((e) => e.type === "tool_result").map((e) => [String(e.payload?.tool_call_id), e.payload]));
   return (
     <section className="card session" data-session={sessionId}>
       <div className="row">
@@ -79,7 +89,7 @@ export function SessionDetail({ context, conn, sessionId }: { context: string; c
         {events.length === 0 ? (
           <p className="state muted">No events yet: post a message to this session from the dashboard or the API.</p>
         ) : (
-          events.map((e) => <EventView key={e.seq} e={e} decision={decisions.get(String(e.payload?.callId)) ?? null} results={results} busy={decide.isPending} onDecide={(d) => decide.mutate(d)} />)
+          view.events.map((e) => <EventView key={e.seq} e={e} view={view} busy={decide.isPending} onDecide={(d) => decide.mutate(d)} />)
         )}
         {!isEmptyDraft(draft) && (
           <div className="ev assistant draft" data-testid="draft">
@@ -95,6 +105,16 @@ export function SessionDetail({ context, conn, sessionId }: { context: string; c
           </div>
         )}
       </div>
+      <form className="composer row" onSubmit={send}>
+        <textarea name="content" rows={2} aria-label="message" placeholder="Message" maxLength={256 * 1024} />
+        <select aria-label="if busy" value={onBusy} onChange={(e) => setOnBusy(e.target.value as typeof onBusy)} title="What happens if a run is in progress">
+          <option value="enqueue">if busy: queue</option>
+          <option value="interrupt">if busy: interrupt</option>
+          <option value="reject">if busy: reject</option>
+        </select>
+        <button disabled={post.isPending}>{post.isPending ? "Sending…" : "Send"}</button>
+      </form>
+      {post.isError && <ErrorBox title="Message not sent" error={post.error} />}
     </section>
   );
 }

@@ -2,7 +2,7 @@
 // over HTTP/WebSocket (bridge/client.ts). Views call it only through `call`, inside TanStack
 // Query functions, so a failed Result becomes a query error carrying the main process's code.
 import { bridgeFromLocation, createBridgeApi } from "../../bridge/client.ts";
-import type { Channel, DesktopApi, ErrorCode, Handlers } from "../shared/contract.ts";
+import type { Channel, DesktopApi, ErrorInfo, Handlers } from "../shared/contract.ts";
 
 declare global {
   interface Window {
@@ -19,15 +19,19 @@ function pick(): DesktopApi {
 export const api: DesktopApi = pick();
 
 export class ApiError extends Error {
-  constructor(readonly code: ErrorCode, message: string) {
-    super(message);
+  readonly code: ErrorInfo["code"];
+  readonly status: number | undefined;
+  constructor(error: ErrorInfo) {
+    super(error.message);
+    this.code = error.code;
+    this.status = error.status;
   }
 }
 
 /** One invoke; throws ApiError on `{ ok: false }`. */
 export async function call<C extends Channel>(channel: C, ...args: Parameters<Handlers[C]>): Promise<Awaited<ReturnType<Handlers[C]>>> {
-  const fn = api[channel] as unknown as (...a: unknown[]) => Promise<{ ok: true; value: any } | { ok: false; error: { code: ErrorCode; message: string } }>;
+  const fn = api[channel] as unknown as (...a: unknown[]) => Promise<{ ok: true; value: Awaited<ReturnType<Handlers[C]>> } | { ok: false; error: ErrorInfo }>;
   const r = await fn(...args);
-  if (!r.ok) throw new ApiError(r.error.code, r.error.message);
+  if (!r.ok) throw new ApiError(r.error);
   return r.value;
 }

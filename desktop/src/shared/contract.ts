@@ -4,6 +4,7 @@
 // is structured-clone-safe plain data: no class instances, no Dates (ISO strings instead).
 // Imports nothing from Node or Electron so the renderer bundle can import it as-is.
 import { z } from "zod";
+import type { Delta } from "@keel/core/contract/events";
 
 /** Invoke channels: renderer → main, one request, one Result. */
 export const channels = {
@@ -37,6 +38,7 @@ export const channels = {
   sessionsFollow: "sessions:follow",
   sessionsUnfollow: "sessions:unfollow",
   sessionsDecide: "sessions:decide",
+  sessionsPost: "sessions:post",
 } as const;
 export type Channel = (typeof channels)[keyof typeof channels];
 
@@ -77,17 +79,20 @@ export const errorCodes = [
   "conflict",
   "invalid_input",
   "kube_api_error",
-  // -- sessions (desktop-ui): the Keel web API --
+  // -- sessions (desktop-ui): the Keel web API. An answer with Keel's error body keeps the
+  // server's own code (session_busy, already_decided, unauthorized, …: KeelErrorCode); these are
+  // for what has no such body --
   "keel_unreachable",
-  "keel_unauthorized",
-  "keel_forbidden",
   "keel_api_error",
   "not_connected",
   "internal",
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];
+/** A Keel server's `error.code`, passed through unchanged (the server's codes are open-ended). */
+export type KeelErrorCode = string & {};
 
-export type ErrorInfo = { name: string; code: ErrorCode; message: string };
+/** `status` and `details` come with a Keel server's error: its HTTP status and `error.details`, unchanged. */
+export type ErrorInfo = { name: string; code: ErrorCode | KeelErrorCode; message: string; status?: number; details?: Record<string, unknown> };
 export type Result<T> = { ok: true; value: T } | { ok: false; error: ErrorInfo };
 
 // ---- payloads ----
@@ -311,6 +316,14 @@ export const sessionsDecideInput = z.object({
   reason: z.string().max(2000).optional(),
 });
 
+export const sessionsPostInput = z.object({
+  connection: z.string().min(1),
+  sessionId: uuid,
+  content: z.string().min(1).max(256 * 1024),
+  /** What happens when a run is in progress (the server's default: enqueue). */
+  onBusy: z.enum(["enqueue", "reject", "interrupt"]).optional(),
+});
+
 export const inputSchemas = {
   "kube:contexts:list": z.tuple([]),
   "kube:context:status": z.tuple([contextInput]),
@@ -342,6 +355,7 @@ export const inputSchemas = {
   "sessions:follow": z.tuple([sessionsFollowInput]),
   "sessions:unfollow": z.tuple([followRefInput]),
   "sessions:decide": z.tuple([sessionsDecideInput]),
+  "sessions:post": z.tuple([sessionsPostInput]),
 } as const satisfies Record<Channel, z.ZodTuple>;
 
 /** What main implements for each channel. */
@@ -361,6 +375,8 @@ export interface Handlers {
   "sessions:follow": (input: z.infer<typeof sessionsFollowInput>) => Promise<{ followId: string }>;
   "sessions:unfollow": (input: z.infer<typeof followRefInput>) => Promise<{ stopped: boolean }>;
   "sessions:decide": (input: z.infer<typeof sessionsDecideInput>) => Promise<{ runId: string; seq: string }>;
+  /** Posts a user message; a busy session with onBusy "reject" answers the server's `session_busy`. */
+  "sessions:post": (input: z.infer<typeof sessionsPostInput>) => Promise<PostResult>;
 }
 
 /** What the renderer sees (preload's frozen `api`, or the test bridge): never throws, returns a Result. */
@@ -395,12 +411,14 @@ export type KeelSession = {
   activeRun: { id: string; status: string } | null;
 };
 export type SessionPage = { sessions: KeelSession[]; nextCursor: string | null };
-/** One stored log event: seq as a string (bigint in Postgres), payload parsed from the stored JSON. */
-export type KeelEvent = { seq: string; type: string; runId: string | null; createdAt: string | null; payload: any };
+/** One stored log event: seq as a string (bigint in Postgres), payload parsed from the stored JSON (read it with @keel/core/view/session). */
+export type KeelEvent = { seq: string; type: string; runId: string | null; createdAt: string | null; payload: unknown };
 /** One session as GET /sessions/{id} answers, plus its agent's name. */
 export type KeelSessionInfo = Pick<KeelSession, "id" | "agentId" | "agentName" | "agentVersion" | "title" | "status" | "lastSeq" | "createdAt">;
 export type SessionHistory = { session: KeelSessionInfo; events: KeelEvent[] };
-export type KeelDelta = { content?: string; reasoning?: string; toolCall?: { name?: string; arguments?: string } };
+export type PostResult = { seq: string; runId: string; disposition: string; duplicate: boolean };
+/** The contract's delta shape (@keel/core/contract/events). */
+export type KeelDelta = Delta;
 export type FollowState = {
   followId: string;
   sessionId: string;

@@ -213,7 +213,7 @@ describe.sequential("desktop renderer through the bridge", () => {
     await page.getByLabel("Keel URL", { exact: true }).fill(keel.url);
     await page.getByLabel("API key", { exact: true }).fill("kk_wrong");
     await page.getByRole("button", { name: "Connect", exact: true }).click();
-    const refused = page.locator('[role="alert"][data-code="keel_unauthorized"]');
+    const refused = page.locator('[role="alert"][data-code="unauthorized"]');
     await refused.waitFor();
     expect(await refused.textContent()).toContain("rejected the API key");
     await shot(page, "sessions-connect-refused");
@@ -253,6 +253,15 @@ describe.sequential("desktop renderer through the bridge", () => {
     await keel.post(liveSession, "calculate 6*7");
     const approve = page.locator("section.session").getByRole("button", { name: "Approve" });
     await approve.waitFor({ timeout: 30_000 });
+    // While the run waits for the approval, a message sent with "if busy: reject" is refused with
+    // the server's own code (the main process used to turn it into a generic "conflict").
+    const composer = page.locator("section.session form.composer");
+    await composer.getByLabel("message", { exact: true }).fill("are you there?");
+    await composer.getByLabel("if busy", { exact: true }).selectOption("reject");
+    await composer.getByRole("button", { name: "Send" }).click();
+    const busy = page.locator('section.session [role="alert"][data-code="session_busy"]');
+    await busy.waitFor();
+    expect(await busy.textContent()).toContain("the session is running");
     await shot(page, "session-approval");
     expect(await overflow(page)).toEqual([]);
     await approve.click();

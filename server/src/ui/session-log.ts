@@ -3,17 +3,29 @@
 // deltas of the model call in progress. EventSource resumes with Last-Event-ID by itself after a
 // dropped connection; when the browser gives up (an HTTP error while the web process restarts
 // closes it for good) we open a new one with ?after=<last seq>, so nothing is missed or repeated.
+// EventSource delivers only the frame names it listens for (the contract's event types): a seq
+// that jumps means events this version does not know (a newer worker wrote them); they are read
+// from the events endpoint and shown as unknown, never silently dropped.
 import { useEffect, useState } from "react";
-import { applyDelta, EMPTY_DRAFT, type Delta, type Draft } from "@keel/core/agent/draft";
+import { EVENT_TYPES, parseDeltaFrame } from "@keel/core/contract/events";
+import { applyDelta, EMPTY_DRAFT, type Draft, type LogEvent } from "@keel/core/view/session";
+import { api } from "./api";
 
-export type LogEvent = { seq: string; type: string; payload: any };
+export type { LogEvent };
 export type Live = Draft;
 export type Conn = "connecting" | "live" | "reconnecting";
 
-export const EVENT_TYPES = ["user_message", "assistant_message", "tool_result", "approval_requested", "approval_decided", "model_error",
-  "run_retrying", "run_failed", "run_cancelled", "run_interrupted", "context_repaired"] as const;
-
 const NO_LIVE: Live = EMPTY_DRAFT;
+
+/** Adds events in seq order, each seq once. */
+function merge(evs: LogEvent[], more: LogEvent[]): LogEvent[] {
+  const last = evs.at(-1);
+  if (more.length === 1 && (!last || BigInt(more[0]!.seq) > BigInt(last.seq))) return [...evs, more[0]!]; // the usual case: the next seq
+  const seen = new Set(evs.map((e) => e.seq));
+  const fresh = more.filter((e) => !seen.has(e.seq));
+  if (fresh.length === 0) return evs;
+  return [...evs, ...fresh].sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
+}
 
 export function useSessionLog(sessionId: string, reconnectMs = 1_500) {
   const [events, setEvents] = useState<LogEvent[]>([]);
@@ -25,23 +37,31 @@ export function useSessionLog(sessionId: string, reconnectMs = 1_500) {
     let es: EventSource | null = null;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let stopped = false;
+    const fillGap = (after: bigint, before: bigint) => {
+      const limit = Math.min(Number(before - after - 1n), 5000);
+      api<{ events: LogEvent[] }>(`/api/v1/sessions/${sessionId}/events?after=${after}&limit=${limit}`).then(
+        (r) => !stopped && setEvents((evs) => merge(evs, r.events.filter((e) => BigInt(e.seq) < before))),
+        () => {}, // the next gap or a reload reads them again
+      );
+    };
     const onEvent = (m: MessageEvent) => {
       if (!/^\d+$/.test(m.lastEventId)) return;
       const seq = BigInt(m.lastEventId);
       if (seq <= lastSeq) return; // the server sends in seq order; anything not newer was shown already
+      if (seq > lastSeq + 1n) fillGap(lastSeq, seq);
       lastSeq = seq;
       if (m.type === "assistant_message") setLive(NO_LIVE);
       let payload: unknown;
       try {
         payload = JSON.parse(m.data);
       } catch {
-        payload = { raw: m.data };
+        payload = m.data; // shown as an invalid event by the view
       }
-      setEvents((evs) => [...evs, { seq: m.lastEventId, type: m.type, payload }]);
+      setEvents((evs) => merge(evs, [{ seq: m.lastEventId, type: m.type, payload }]));
     };
     const onDelta = (m: MessageEvent) => {
-      const d = (JSON.parse(m.data) as { delta?: Delta }).delta ?? {};
-      setLive((l) => applyDelta(l, d));
+      const d = parseDeltaFrame(String(m.data));
+      if (d) setLive((l) => applyDelta(l, d.delta));
     };
     const open = () => {
       if (stopped) return;

@@ -5,7 +5,8 @@ import { use, useEffect, useMemo, useState, type FormEvent } from "react";
 import { api } from "@/src/ui/api";
 import { useSessionLog } from "@/src/ui/session-log";
 import { ErrorNote, Shell } from "@/src/ui/shell";
-import { EventView, indexCalls } from "./event-view";
+import { sessionView } from "@keel/core/view/session";
+import { EventView } from "./event-view";
 import { SandboxPanel } from "./sandbox-panel";
 
 type Row = { id: string; agentName: string; title: string | null; status: string; activeRun: { id: string; status: string; attempt: number; maxAttempts: number; nextAttemptAt: string | null } | null };
@@ -31,7 +32,7 @@ export default function SessionPage({ params }: { params: Promise<{ id: string }
     queryFn: async () => (await api<{ sessions: Row[] }>(`/api/v1/sessions?q=${encodeURIComponent(id)}&limit=1`)).sessions[0] ?? null,
   });
   useEffect(() => void qc.invalidateQueries({ queryKey: ["session", id] }), [qc, id, events.length]);
-  const ix = useMemo(() => indexCalls(events), [events]);
+  const view = useMemo(() => sessionView(events), [events]);
   const run = info.data?.activeRun ?? null;
 
   const act = async (fn: () => Promise<unknown>) => {
@@ -72,7 +73,7 @@ export default function SessionPage({ params }: { params: Promise<{ id: string }
       <div className="log" data-testid="log">
         {events.length === 0 && conn === "connecting" && <p className="muted" role="status">Loading…</p>}
         {events.length === 0 && conn !== "connecting" && <p className="muted empty">No messages yet: say something.</p>}
-        {events.map((e) => <EventView key={e.seq} e={e} ix={ix} runActive={!!run} onDecide={decide} />)}
+        {view.events.map((e) => <EventView key={e.seq} e={e} view={view} onDecide={decide} />)}
         {(live.content || live.reasoning || live.tools) && (
           <div className="card ev assistant streaming" aria-live="polite" data-testid="live">
             <span className="who">Agent</span>

@@ -1,6 +1,7 @@
 // The readable part of an assistant item's reasoning, for display (dashboard, desktop app). Pure and
 // free of Node imports so browser bundles can use it. What is stored and sent back to the provider
 // is always the item itself, verbatim; this only renders it.
+import type { AssistantItem } from "../contract/events.js";
 
 export type ReasoningFields = {
   reasoning_content?: unknown;
@@ -14,7 +15,8 @@ export type ReasoningFields = {
  * `thinking_blocks` (Anthropic via LiteLLM); encrypted or redacted parts are shown as such, since
  * only the provider can read them. Empty when the item has no reasoning.
  */
-export function reasoningText(m: ReasoningFields): string {
+export function reasoningText(item: ReasoningFields | AssistantItem): string {
+  const m = item as ReasoningFields;
   if (typeof m.reasoning_content === "string" && m.reasoning_content) return m.reasoning_content;
   if (typeof m.reasoning === "string" && m.reasoning) return m.reasoning;
   const blocks = Array.isArray(m.thinking_blocks) ? (m.thinking_blocks as { thinking?: unknown; type?: unknown }[]) : [];

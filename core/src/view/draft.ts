@@ -1,8 +1,9 @@
 // The reply being written, from the token deltas of the model call in progress (core/src/agent/
 // stream.ts), for live display in the dashboard and the desktop app. Pure and free of Node imports
 // so browser bundles can use it. Deltas are ephemeral: the stored assistant item replaces the draft.
+import type { Delta } from "../contract/events.js";
 
-export type Delta = { content?: string; reasoning?: string; toolCall?: { index?: number; name?: string; arguments?: string } };
+export type { Delta };
 export type Draft = { content: string; reasoning: string; tools: string };
 
 export const EMPTY_DRAFT: Draft = { content: "", reasoning: "", tools: "" };
