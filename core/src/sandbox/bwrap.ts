@@ -83,7 +83,7 @@ export function bwrapArgs(spec: BwrapSpec): { options: string[]; command: string
     // PID 1 is our non-dumpable reaper shell, not bwrap's own (dumpable) init.
     "--as-pid-1",
     "--seccomp", String(spec.fds.seccomp),
-    ...systemDirs(spec.nodePath),
+    ...systemDirs(spec.nodePath, spec.runtimeNode),
     "--proc", "/proc",
   ];
   for (const [file, dest] of Object.entries(PROC_MASKS)) a.push("--ro-bind", path.join(spec.etcDir, file), dest);
@@ -137,9 +137,10 @@ export function procMaskFiles(cpus = os.cpus().length, bootTime = hostBootTime()
 /**
  * /usr read-only with an empty /usr/local; /bin, /lib… as symlinks into /usr on merged-/usr
  * systems (real directories elsewhere). A node outside /usr or in /usr/local is bound alone at
- * its own path so commands can still run it.
+ * its own path so commands can still run it: its execute-only copy, which the sandbox's uid can
+ * reach wherever the original lives (under /root, say).
  */
-function systemDirs(nodePath: string): string[] {
+function systemDirs(nodePath: string, nodeCopy: string): string[] {
   const out = ["--ro-bind", "/usr", "/usr"];
   if (existsSync("/usr/local")) out.push("--tmpfs", "/usr/local", "--remount-ro", "/usr/local");
   for (const d of ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"]) {
@@ -149,7 +150,7 @@ function systemDirs(nodePath: string): string[] {
     else if (st.isDirectory()) out.push("--ro-bind", d, d);
   }
   const node = realpathSync(nodePath);
-  if (!node.startsWith("/usr/") || node.startsWith("/usr/local/")) out.push("--ro-bind", node, node);
+  if (!node.startsWith("/usr/") || node.startsWith("/usr/local/")) out.push("--ro-bind", nodeCopy, node);
   return out;
 }
 

@@ -251,7 +251,7 @@ export class LocalSandboxDriver implements SandboxDriver {
       const rules = egressRulesOf(policy);
       // Unsandboxed there is no namespace to keep closed: commands have the host network anyway.
       if (rules && !this.bwrapOk) this.log.warn({ teamId: rec.teamId, sessionId: rec.sessionId }, "egress allow-list not enforced: running unsandboxed");
-      const egress = rules && this.bwrapOk ? await launchEgressProxy({ sandboxDir: dir, proxyScript: this.egressProxy(), nodePath: this.opts.nodePath, rules, hosts: this.opts.egressHosts ?? {}, internal: parseEgressAllowList(this.opts.egressInternalAllow ?? []), maxLogBytes: this.opts.maxLogBytes ?? DEFAULT_MAX_LOG_BYTES, ...this.uidOpts(rec) }) : undefined;
+      const egress = rules && this.bwrapOk ? await launchEgressProxy({ sandboxDir: dir, proxyScript: this.egressProxy(), nodePath: this.node(), rules, hosts: this.opts.egressHosts ?? {}, internal: parseEgressAllowList(this.opts.egressInternalAllow ?? []), maxLogBytes: this.opts.maxLogBytes ?? DEFAULT_MAX_LOG_BYTES, ...this.uidOpts(rec) }) : undefined;
       delete rec.egressPid;
       delete rec.egressStartTime;
       if (egress) Object.assign(rec, egress);
@@ -305,7 +305,7 @@ export class LocalSandboxDriver implements SandboxDriver {
             ...common,
             fds: ["info", { data: `${args.options.join("\0")}\0` }, { data: (this.seccomp ??= seccompProgram()) }, socket.fd, stateFd],
           })
-        : launchDetached(this.opts.nodePath, [this.runtime(), "--listen-fd", "3", "--state-fd", "4", "--workspace", path.join(dir, "workspace"), "--config-stdin"], { ...common, fds: [socket.fd, stateFd] })
+        : launchDetached(this.node(), [this.runtime(), "--listen-fd", "3", "--state-fd", "4", "--workspace", path.join(dir, "workspace"), "--config-stdin"], { ...common, fds: [socket.fd, stateFd] })
       ).catch(async (err: Error) => {
         throw new Error(`${err.message}: ${await this.logTail(rec)}`);
       });
@@ -318,15 +318,23 @@ export class LocalSandboxDriver implements SandboxDriver {
     }
   }
 
+  /**
+   * The execute-only copy of node (installExecOnly) every process started as a sandbox's uid runs:
+   * the runtime, its egress proxy, and what commands see at node's own path. The original may sit
+   * where that uid cannot reach it (a node under /root: nvm, or the one `npm start` fetches).
+   */
+  private node(): string {
+    return (this.nodeCopy ??= installExecOnly(this.opts.baseDir, this.opts.nodePath, "node"));
+  }
+
   private bwrapArgs(rec: Persisted, policy: SandboxPolicy, egress: boolean): { options: string[]; command: string[] } {
     const dir = this.sandboxDir(rec.teamId, rec.sessionId);
-    this.nodeCopy ??= installExecOnly(this.opts.baseDir, this.opts.nodePath, "node");
     this.shellCopy ??= installExecOnly(this.opts.baseDir, "/bin/sh", "init-sh");
     return bwrapArgs({
       workspaceDir: path.join(dir, "workspace"),
       etcDir: path.join(dir, "etc"),
       runtimeScript: this.runtime(),
-      runtimeNode: this.nodeCopy,
+      runtimeNode: this.node(),
       initShell: this.shellCopy,
       nodePath: this.opts.nodePath,
       ...(egress ? { egressDir: egressDir(dir) } : {}),

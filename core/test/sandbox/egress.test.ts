@@ -4,9 +4,9 @@
 // driver's static host map (no DNS here): api.test and other.test both point at that server, so
 // only the policy decides which one is reachable.
 import http from "node:http";
-import { readFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
-import { networkInterfaces } from "node:os";
+import os, { networkInterfaces } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseEgressAllowList, parseEgressEntry } from "../../src/sandbox/egress.js";
@@ -43,6 +43,26 @@ describe("egress allow-list (local driver)", () => {
     expect(tunnel.stdout).toBe(`hello from api.test:${port}/tunnel\n`);
     const vars = await d.exec(h, { command: "echo $HTTPS_PROXY $http_proxy $NO_PROXY" });
     expect(vars.stdout.trim()).toBe("http://127.0.0.1:3128 http://127.0.0.1:3128 localhost,127.0.0.1,::1");
+  });
+
+  it("runs from a node the sandbox's uid cannot reach (under a 0700 dir, as nvm's or npm start's under /root): runtime, proxy and commands", async () => {
+    // Not under /tmp: the sandbox has its own /tmp, which would hide the bound node either way.
+    const hidden = await mkdtemp(path.join(os.homedir(), ".keel-private-node-"));
+    try {
+      await chmod(hidden, 0o700);
+      const node = path.join(hidden, "bin", "node");
+      await mkdir(path.dirname(node));
+      await copyFile(process.execPath, node);
+      await chmod(node, 0o755);
+      const d = env.driver({ egressHosts: hosts, nodePath: node });
+      const h = await d.acquire(session(), TEAM, policy({ egress: { allow: ["api.test"] } }));
+      const r = await d.exec(h, { command: `curl -sS --max-time 10 http://api.test:${port}/private && ${node} -e 'console.log(6 * 7)'` });
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toBe(`hello from api.test:${port}/private\n42\n`);
+      await d.release(h);
+    } finally {
+      await rm(hidden, { recursive: true, force: true });
+    }
   });
 
   it("refuses a host not on the list with 403 and the reason, over HTTP and CONNECT", async () => {
