@@ -5,7 +5,22 @@
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from "node:child_process";
 import type { ExecResult } from "./ledger.js";
 
-export type Limits = { cpuSeconds?: number; memoryMb?: number; maxProcesses?: number; maxFileSizeMb?: number };
+export type Limits = {
+  cpuSeconds?: number;
+  memoryMb?: number;
+  maxProcesses?: number;
+  maxFileSizeMb?: number;
+  /** A cgroup bounds the whole sandbox's memory at memoryMb (the local driver's memory cgroup, a pod's limit). */
+  memoryInGroup?: boolean;
+};
+
+/**
+ * RLIMIT_AS counts address space, not memory: V8 reserves about 1.2 GB before it runs a line
+ * (Node 24; Node 20 about 0.7 GB), JVMs and some Go programs more, so `ulimit -v` at the default
+ * 1024 MB kept `node` from starting at all in a sandbox. Where a cgroup bounds the memory, the
+ * address-space limit is only a backstop against one runaway mapping, at least this much.
+ */
+export const ADDRESS_SPACE_FLOOR_MB = 4096;
 
 export type ExecRequest = {
   argv: string[];
@@ -33,7 +48,10 @@ export function limitScript(limits: Limits, closeFds: number[] = []): string {
   // The soft limit signals SIGXCPU (reported as "cpu"); the hard limit a little later kills a
   // process that ignores it. Soft first: a hard limit below the current soft one is EINVAL.
   if (limits.cpuSeconds) parts.push(`ulimit -S -t ${Math.ceil(limits.cpuSeconds)}`, `ulimit -H -t ${Math.ceil(limits.cpuSeconds) + 2}`);
-  if (limits.memoryMb) parts.push(`ulimit -v ${Math.ceil(limits.memoryMb * 1024)}`);
+  if (limits.memoryMb) {
+    const mb = limits.memoryInGroup ? Math.max(limits.memoryMb, ADDRESS_SPACE_FLOOR_MB) : limits.memoryMb;
+    parts.push(`ulimit -v ${Math.ceil(mb * 1024)}`);
+  }
   // -f counts 512-byte blocks in POSIX shells.
   if (limits.maxFileSizeMb) parts.push(`ulimit -f ${Math.ceil(limits.maxFileSizeMb * 2048)}`);
   if (limits.maxProcesses) parts.push(`ulimit ${processLimitFlag()} ${Math.ceil(limits.maxProcesses)}`);

@@ -259,7 +259,8 @@ export class LocalSandboxDriver implements SandboxDriver {
       const stdin = JSON.stringify({
         token: await readFile(path.join(dir, "token"), "utf8"),
         env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: INSIDE.workspace, LANG: "C.UTF-8", ...secrets },
-        limits: policy.resources,
+        // With a memory cgroup the address-space limit is only a backstop (sandbox/src/exec.ts).
+        limits: { ...policy.resources, memoryInGroup: Boolean(this.bwrapOk && this.cgroups?.probe().ok) },
         ...(egress ? { egress: { socket: INSIDE.egressSocket, port: INSIDE.egressPort } } : {}),
       });
       if (rec.workspaceImage) await mountImage(dir, this.owner(rec));

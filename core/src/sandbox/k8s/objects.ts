@@ -63,7 +63,7 @@ export function egressRules(egress: SandboxPolicy["egress"]): unknown[] {
 export function templateObject(namespace: string, name: string, teamId: string, policy: SandboxPolicy, cfg: TemplateConfig, configHash: string): K8sObject {
   const memory = `${policy.resources.memoryMb}Mi`;
   const env = [
-    { name: "KEEL_RUNTIME_LIMITS", value: JSON.stringify(policy.resources) },
+    { name: "KEEL_RUNTIME_LIMITS", value: JSON.stringify({ ...policy.resources, memoryInGroup: true }) }, // the pod's memory limit
     { name: "HOME", value: "/workspace" },
     ...(cfg.teamToken ? [{ name: TOKEN_ENV, value: cfg.teamToken }] : []),
     // env + secretKeyRef rather than envFrom: agent-sandbox refuses claim env injection into a
