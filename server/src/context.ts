@@ -1,8 +1,8 @@
 // One set of core objects per web process, created on first use. Web replicas hold no session
 // state: everything here is a connection or a cache of nothing.
-import path from "node:path";
 import { Accounts, moveMcpHeadersToSecrets, createLogger, createPool, createPrisma, createSandboxDriver, EngineClient, EventFeed, SandboxStore, Secrets, sessionPolicyResolver, SessionSandboxes, SandboxUnavailableError, STREAM_CHANNEL, Tenancy, type Logger, type Pool, type PrismaClient, type SandboxDriver } from "@keel/core";
 import { PgListener } from "@keel/core/db/listener";
+import { sandboxDriverConfig } from "@keel/core/config/index";
 import { webEnv, type WebEnv } from "./env";
 
 export type DeltaMessage = { sessionId: string; runId: string; delta: { content?: string; reasoning?: string; toolCall?: unknown; truncated?: boolean } };
@@ -79,7 +79,7 @@ async function create(): Promise<Context> {
     env, logger, pool, prisma, accounts, feed, secrets, sandboxes,
     tenancy: new Tenancy({ prisma, pool }),
     engine: new EngineClient({ pool }),
-    migrationsDir: env.KEEL_MIGRATIONS_DIR ?? path.resolve(process.cwd(), "..", "prisma", "migrations"),
+    migrationsDir: env.KEEL_MIGRATIONS_DIR,
     onDeltas: (sessionId, fn) => {
       let set = deltaSubs.get(sessionId);
       if (!set) deltaSubs.set(sessionId, (set = new Set()));
@@ -92,16 +92,14 @@ async function create(): Promise<Context> {
   };
 }
 
-/** The sandbox driver, made on first use: a misconfigured one fails the sandbox calls (503), not the process. */
+/** The sandbox driver, made on first use: a driver that cannot start (no kubeconfig) fails the sandbox calls (503), not the process. */
 function sandboxDriver(env: WebEnv, pool: Pool, logger: Logger): () => SandboxDriver {
   let driver: SandboxDriver | undefined;
   return () => {
     if (driver) return driver;
-    const root = path.resolve(process.cwd(), "..");
     try {
-      driver = env.KEEL_SANDBOX_DRIVER === "kubernetes"
-        ? createSandboxDriver({ driver: "kubernetes", image: env.KEEL_SANDBOX_IMAGE ?? "", namespacePrefix: env.KEEL_SANDBOX_NAMESPACE_PREFIX, warmPoolReplicas: env.KEEL_SANDBOX_WARM_POOL, inCluster: Boolean(process.env.KUBERNETES_SERVICE_HOST) }, { store: new SandboxStore(pool), logger })
-        : createSandboxDriver({ driver: "local", baseDir: env.KEEL_SANDBOX_DIR ?? path.join(root, ".keel", "sandboxes"), runtimeScript: env.KEEL_SANDBOX_RUNTIME ?? path.join(root, "sandbox", "dist", "runtime.mjs"), allowUnsandboxed: env.KEEL_ALLOW_UNSANDBOXED, egressInternalAllow: env.KEEL_SANDBOX_EGRESS_INTERNAL, minFreeDiskMb: env.KEEL_SANDBOX_MIN_FREE_MB }, { store: new SandboxStore(pool), logger });
+      // The worker's config from the same variables (core/src/config/sandbox.ts).
+      driver = createSandboxDriver(sandboxDriverConfig(env), { store: new SandboxStore(pool), logger });
     } catch (err) {
       throw new SandboxUnavailableError(`the ${env.KEEL_SANDBOX_DRIVER} sandbox driver is not usable in the web process: ${(err as Error).message}`, {}, { cause: err });
     }
