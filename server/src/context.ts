@@ -1,6 +1,6 @@
 // One set of core objects per web process, created on first use. Web replicas hold no session
 // state: everything here is a connection or a cache of nothing.
-import { Accounts, moveMcpHeadersToSecrets, createLogger, createPool, createPrisma, createSandboxDriver, EngineClient, EventFeed, SandboxStore, Secrets, sessionPolicyResolver, SessionSandboxes, SandboxUnavailableError, STREAM_CHANNEL, Tenancy, type Logger, type Pool, type PrismaClient, type SandboxDriver } from "@keel/core";
+import { Accounts, moveMcpHeadersToSecrets, createLogger, createPool, createSandboxDriver, EngineClient, EventFeed, SandboxStore, Secrets, sessionPolicyResolver, SessionSandboxes, SandboxUnavailableError, STREAM_CHANNEL, Tenancy, type Logger, type Pool, type SandboxDriver } from "@keel/core";
 import { PgListener } from "@keel/core/db/listener";
 import { sandboxDriverConfig } from "@keel/core/config/index";
 import { webEnv, type WebEnv } from "./env";
@@ -12,7 +12,6 @@ export type Context = {
   env: WebEnv;
   logger: Logger;
   pool: Pool;
-  prisma: PrismaClient;
   tenancy: Tenancy;
   engine: EngineClient;
   accounts: Accounts;
@@ -40,7 +39,6 @@ async function create(): Promise<Context> {
   const env = webEnv();
   const logger = createLogger({ level: env.KEEL_LOG_LEVEL, name: "web" });
   const pool = createPool(env.DATABASE_URL, { max: 10, applicationName: "keel-web" });
-  const prisma = createPrisma(env.DATABASE_URL);
   const accounts = new Accounts({ pool });
   if (env.KEEL_ADMIN_EMAIL && env.KEEL_ADMIN_PASSWORD) {
     const r = await accounts.bootstrapAdmin({ email: env.KEEL_ADMIN_EMAIL, password: env.KEEL_ADMIN_PASSWORD, teamSlug: env.KEEL_ADMIN_TEAM, teamName: env.KEEL_ADMIN_TEAM });
@@ -76,8 +74,8 @@ async function create(): Promise<Context> {
   const sandboxes = new SessionSandboxes({ db: pool, store: new SandboxStore(pool), driver: sandboxDriver(env, pool, logger), resolvePolicy: sessionPolicyResolver(pool, secrets) });
 
   return {
-    env, logger, pool, prisma, accounts, feed, secrets, sandboxes,
-    tenancy: new Tenancy({ prisma, pool }),
+    env, logger, pool, accounts, feed, secrets, sandboxes,
+    tenancy: new Tenancy({ pool }),
     engine: new EngineClient({ pool }),
     migrationsDir: env.KEEL_MIGRATIONS_DIR,
     onDeltas: (sessionId, fn) => {
