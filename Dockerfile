@@ -3,7 +3,7 @@
 # The sandbox image is the `sandbox` target below. Base images: node:24-bookworm-slim and debian:bookworm-slim
 # from your registry, or built locally with no registry by kind/images/build-bases.sh (same names).
 #
-# Stages: deps (npm ci) → build (Prisma client, sandbox runtime, Next.js standalone build, then
+# Stages: deps (npm ci) → build (sandbox runtime, Next.js standalone build, then
 # scripts/build-image.mjs: the CLI bundled with esbuild + only the node_modules files it and the
 # web server use) → runtime (that tree, tini, uid 1000). Nothing is compiled or downloaded at start.
 
@@ -54,8 +54,7 @@ ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/sandbox/dist/runtime.mjs", "--p
 # ── Keel image (the default target, last) ────────────────────────────────────────────────────
 FROM deps AS build
 COPY . .
-# prisma generate (offline: it needs only an existing file as its schema engine) + the sandbox
-# runtime bundle, the dashboard (output: standalone), then the runtime tree in /out.
+# The sandbox runtime bundle, the dashboard (output: standalone), then the runtime tree in /out.
 RUN npm run setup \
  && node scripts/build-web.mjs \
  && node scripts/build-image.mjs /out

@@ -1,4 +1,4 @@
-// Prisma CLI configuration. Only `prisma generate` is used on these machines; `keel migrate`
+// Prisma CLI configuration, for `prisma migrate diff` (prisma/README.md); `keel migrate`
 // applies prisma/migrations itself (with the same `_prisma_migrations` bookkeeping), so a real
 // deployment may equally run `prisma migrate deploy`.
 import { defineConfig } from "prisma/config";

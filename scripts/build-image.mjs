@@ -33,7 +33,7 @@ const files = JSON.parse(readFileSync(new URL("../../server/.next/required-serve
 process.env.__NEXT_PRIVATE_STANDALONE_CONFIG ??= JSON.stringify(files.config);
 await main(process.argv.slice(2));
 `;
-// Keel's workspaces (and the generated Prisma client) are TypeScript: bundled. npm packages: not.
+// Keel's workspaces are TypeScript: bundled. npm packages: not.
 const externalPackages = {
   name: "external-packages",
   setup(b) {

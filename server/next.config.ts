@@ -17,7 +17,7 @@ const config: NextConfig = {
   // webpack (`next build --webpack`) and its extensionAlias.
   transpilePackages: ["@keel/core"],
   // Node-only packages (native/WASM loading, worker threads) stay plain imports at run time.
-  serverExternalPackages: ["pg", "pino", "@prisma/client", "@prisma/adapter-pg", "prom-client"],
+  serverExternalPackages: ["pg", "pino", "prom-client"],
   // SSE must not sit in a gzip buffer; a reverse proxy compresses if wanted.
   compress: false,
   // The API's route table for proxy.ts (a JSON 405 for a method a route does not have).

@@ -8,7 +8,6 @@ import PgBoss from "pg-boss";
 import { startEmbeddedPostgres } from "../../cli/src/embedded-postgres.js";
 import { createPool, type Pool } from "../../core/src/db/pool.js";
 import { migrate } from "../../core/src/db/migrate.js";
-import { createPrisma, type PrismaClient } from "../../core/src/db/prisma.js";
 import { silentLogger } from "../../core/src/logger.js";
 import { EngineClient } from "../../core/src/engine/client.js";
 import { Worker } from "../../core/src/engine/worker.js";
@@ -81,8 +80,7 @@ export interface System {
 export async function keelSystem(url: string, sessionsNeeded: number): Promise<System & { pool: Pool }> {
   await migrate({ connectionString: url, migrationsDir: path.join(repo, "prisma/migrations") });
   const pool = createPool(url, { max: 20, applicationName: "bench-keel" });
-  const prisma: PrismaClient = createPrisma(url);
-  const tenancy = new Tenancy({ prisma, pool });
+  const tenancy = new Tenancy({ pool });
   const client = new EngineClient({ pool });
   const team = await tenancy.createTeam({ slug: "bench", name: "Bench" });
   const agent = await tenancy.createAgent(team.id, { name: "bench", model: "demo" });
@@ -109,7 +107,7 @@ export async function keelSystem(url: string, sessionsNeeded: number): Promise<S
       await w.start();
       return async () => (await w.stop(), await wpool.end());
     },
-    close: async () => (await prisma.$disconnect(), await pool.end()),
+    close: async () => { await pool.end(); },
   };
 }
 

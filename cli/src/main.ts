@@ -1,11 +1,12 @@
 // `keel <command>`: thin dispatch; each command parses its own environment and calls core.
 import { createLogger, migrate, MigrationError } from "@keel/core";
-import { main as workerMain, parseEnv, startWorker, WorkerEnvSchema } from "@keel/worker";
+import { main as workerMain, parseEnv, startWorker, type WorkerEnv } from "@keel/worker";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { MigrateEnvSchema, UpEnvSchema, WebCliEnvSchema } from "./env.js";
+import type { WebEnv } from "../../server/src/env.ts";
+import { MigrateEnvSchema, UpEnvSchema, WebCliEnvSchema, type UpEnv } from "./env.js";
 import { startWeb } from "./web.js";
 
 const USAGE = `usage: keel <command>
@@ -43,7 +44,7 @@ export async function main(argv: string[]): Promise<void> {
 
 async function runMigrate(): Promise<void> {
   const env = parseEnv(MigrateEnvSchema, process.env, "migrate");
-  const logger = createLogger({ name: "migrate" });
+  const logger = createLogger({ level: env.KEEL_LOG_LEVEL, name: "migrate" });
   try {
     const r = await migrate({ connectionString: env.DATABASE_URL, migrationsDir: env.KEEL_MIGRATIONS_DIR, connectRetryMs: env.KEEL_MIGRATE_WAIT_MS, log: (msg, fields) => logger.info(fields ?? {}, msg) });
     logger.info({ applied: r.applied.length, alreadyApplied: r.alreadyApplied.length }, "migrations complete");
@@ -57,8 +58,9 @@ async function runMigrate(): Promise<void> {
 }
 
 async function runUp(): Promise<void> {
+  // Everything the worker and the web process read is checked here, before anything starts.
   const env = parseEnv(UpEnvSchema, process.env, "up");
-  const logger = createLogger({ name: "up" });
+  const logger = createLogger({ level: env.KEEL_LOG_LEVEL, name: "up" });
   let databaseUrl = env.DATABASE_URL;
   let stopPg = async () => {};
   if (!databaseUrl) {
@@ -79,12 +81,12 @@ async function runUp(): Promise<void> {
   // The admin and the secrets key first: the worker decrypts team secrets with the same key the
   // dashboard encrypts them with (built the other way round, every team secret failed under
   // `keel up` with "secrets are disabled" while the API accepted them).
-  const admin = await localAdmin(env.KEEL_DATA_DIR);
-  const workerEnv = parseEnv(WorkerEnvSchema, { ...process.env, ...pick(admin.env, "KEEL_SECRETS_KEY"), DATABASE_URL: databaseUrl }, "up");
-  const worker = await startWorker(workerEnv, { logger: createLogger({ level: workerEnv.KEEL_LOG_LEVEL, name: "worker" }) });
-  // The dashboard reads sandboxes through the worker's driver settings (its defaults are relative to the repo).
-  Object.assign(process.env, { DATABASE_URL: databaseUrl, KEEL_MIGRATIONS_DIR: env.KEEL_MIGRATIONS_DIR, KEEL_SANDBOX_DIR: workerEnv.KEEL_SANDBOX_DIR, KEEL_SANDBOX_RUNTIME: workerEnv.KEEL_SANDBOX_RUNTIME, ...admin.env });
-  const web = await startWeb({ port: env.PORT, host: env.KEEL_HOST }).catch(async (err: unknown) => {
+  const admin = await localAdmin(env);
+  // Each part gets its own completed config object; nothing is passed through process.env.
+  const workerEnv: WorkerEnv = { ...env, DATABASE_URL: databaseUrl, KEEL_SECRETS_KEY: admin.secretsKey };
+  const worker = await startWorker(workerEnv, { logger: createLogger({ level: env.KEEL_LOG_LEVEL, name: "worker" }) });
+  const webEnv: WebEnv = { ...env, DATABASE_URL: databaseUrl, KEEL_SECRETS_KEY: admin.secretsKey, KEEL_ADMIN_EMAIL: admin.email, KEEL_ADMIN_PASSWORD: admin.password };
+  const web = await startWeb({ env: webEnv, port: env.PORT, host: env.KEEL_HOST }).catch(async (err: unknown) => {
     process.stderr.write(`keel up: could not start the dashboard: ${(err as Error).message}\n`);
     await worker.stop().catch(() => {});
     await stopPg().catch(() => {});
@@ -115,11 +117,10 @@ async function runUp(): Promise<void> {
 }
 
 async function runWeb(): Promise<void> {
+  // The whole web environment, before Next starts: a bad value exits 2 before anything listens.
   const env = parseEnv(WebCliEnvSchema, process.env, "web");
-  process.env.KEEL_MIGRATIONS_DIR = env.KEEL_MIGRATIONS_DIR; // /readyz compares the database with these
-  Object.assign(process.env, { KEEL_SANDBOX_DIR: env.KEEL_SANDBOX_DIR, KEEL_SANDBOX_RUNTIME: env.KEEL_SANDBOX_RUNTIME }); // same defaults as keel worker
-  const logger = createLogger({ name: "web" });
-  const web = await startWeb({ port: env.PORT, host: env.KEEL_HOST, shutdownDelayMs: env.KEEL_SHUTDOWN_DELAY_MS, shutdownGraceMs: env.KEEL_SHUTDOWN_GRACE_MS }).catch((err: unknown) => {
+  const logger = createLogger({ level: env.KEEL_LOG_LEVEL, name: "web" });
+  const web = await startWeb({ env, port: env.PORT, host: env.KEEL_HOST, shutdownDelayMs: env.KEEL_SHUTDOWN_DELAY_MS, shutdownGraceMs: env.KEEL_SHUTDOWN_GRACE_MS }).catch((err: unknown) => {
     process.stderr.write(`keel web: ${(err as Error).message}\n`);
     process.exit(1);
   });
@@ -143,18 +144,12 @@ async function runWeb(): Promise<void> {
  * them, the first `keel up` creates both and keeps them in the data directory (0600); later
  * starts reuse them.
  */
-async function localAdmin(dataDir: string): Promise<{ email: string; passwordFile: string | null; env: Record<string, string> }> {
-  const env: Record<string, string> = {};
-  if (!process.env.KEEL_SECRETS_KEY) env.KEEL_SECRETS_KEY = await persisted(path.join(dataDir, "secrets-key"), () => randomBytes(32).toString("base64"));
-  if (process.env.KEEL_ADMIN_EMAIL && process.env.KEEL_ADMIN_PASSWORD) return { email: process.env.KEEL_ADMIN_EMAIL, passwordFile: null, env };
-  const passwordFile = path.join(dataDir, "admin-password");
-  env.KEEL_ADMIN_EMAIL = "admin@keel.local";
-  env.KEEL_ADMIN_PASSWORD = await persisted(passwordFile, () => randomBytes(18).toString("base64url"));
-  return { email: env.KEEL_ADMIN_EMAIL, passwordFile, env };
-}
-
-function pick(env: Record<string, string>, name: string): Record<string, string> {
-  return env[name] === undefined ? {} : { [name]: env[name] };
+async function localAdmin(env: UpEnv): Promise<{ email: string; password: string; passwordFile: string | null; secretsKey: string }> {
+  const secretsKey = env.KEEL_SECRETS_KEY ?? (await persisted(path.join(env.KEEL_DATA_DIR, "secrets-key"), () => randomBytes(32).toString("base64")));
+  if (env.KEEL_ADMIN_EMAIL && env.KEEL_ADMIN_PASSWORD) return { email: env.KEEL_ADMIN_EMAIL, password: env.KEEL_ADMIN_PASSWORD, passwordFile: null, secretsKey };
+  const passwordFile = path.join(env.KEEL_DATA_DIR, "admin-password");
+  const password = await persisted(passwordFile, () => randomBytes(18).toString("base64url"));
+  return { email: "admin@keel.local", password, passwordFile, secretsKey };
 }
 
 async function persisted(file: string, make: () => string): Promise<string> {

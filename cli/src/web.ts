@@ -9,6 +9,7 @@ import nextModule from "next";
 // Plain module, no Next imports: its drain state is shared with the routes through globalThis.
 import { beginDrain } from "../../server/src/shutdown.ts";
 import { PEER_ADDRESS_HEADER } from "../../server/src/peer.ts";
+import { provideWebEnv, type WebEnv } from "../../server/src/env.ts";
 
 // next is CommonJS; under NodeNext its default export arrives as the module object.
 const next = ((nextModule as unknown as { default?: typeof nextModule }).default ?? nextModule) as unknown as (o: { dev: boolean; dir: string; hostname: string; port: number }) => {
@@ -22,6 +23,8 @@ export const serverDir = path.resolve(path.dirname(fileURLToPath(import.meta.url
 export type RunningWeb = { url: string; stop: () => Promise<void> };
 
 export type WebOptions = {
+  /** The web process's parsed environment (server/src/env.ts), handed to its routes as is. */
+  env: WebEnv;
   port: number;
   host: string;
   /** After SIGTERM, how long /readyz says 503 while requests are still served (load balancers catch up). */
@@ -34,6 +37,9 @@ export async function startWeb(opts: WebOptions): Promise<RunningWeb> {
   if (!existsSync(path.join(serverDir, ".next", "BUILD_ID"))) {
     throw new Error(`the dashboard is not built: run \`npm run build -w @keel/server\` (or \`npm start\`, which builds it)`);
   }
+  // The routes read this object, not process.env: `keel up` completes it (database URL, admin,
+  // secrets key) without touching the environment of the process.
+  provideWebEnv(opts.env);
   const app = next({ dev: false, dir: serverDir, hostname: opts.host, port: opts.port });
   await app.prepare();
   const handle = app.getRequestHandler();

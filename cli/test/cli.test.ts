@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
-import { createPool, createPrisma, EngineClient, readAllEvents, Tenancy } from "@keel/core";
+import { createPool, EngineClient, readAllEvents, Tenancy } from "@keel/core";
 import { freePort } from "../src/embedded-postgres.js";
 import { waitFor } from "../../test/db.js";
 import { startFakeOpenAI, textStream, type FakeOpenAI } from "../../core/test/support/fake-openai.js";
@@ -93,14 +93,12 @@ test("keel up starts embedded Postgres, migrates, runs a worker and the dashboar
   const url = `postgresql://postgres:${password}@127.0.0.1:${port}/postgres`;
 
   let pool = createPool(url);
-  let prisma = createPrisma(url);
-  const tenancy = new Tenancy({ prisma, pool });
+  const tenancy = new Tenancy({ pool });
   const team = await tenancy.createTeam({ slug: "up", name: "Up" });
   const agent = await tenancy.createAgent(team.id, { name: "a", model: "demo" });
   const session = await tenancy.createSession(team.id, { agentId: agent.id });
   const posted = await new EngineClient({ pool }).postMessage({ teamId: team.id, sessionId: session.id, content: "hello keel" });
   await waitFor(async () => (await readAllEvents(pool, session.id)).some((e) => e.type === "assistant_message"), { what: "reply" });
-  await prisma.$disconnect();
   await pool.end();
 
   first.child.kill("SIGTERM");
@@ -110,13 +108,11 @@ test("keel up starts embedded Postgres, migrates, runs a worker and the dashboar
   await waitForOutput(second, '"msg":"keel is up"');
   expect(second.output()).toContain('"applied":0'); // already migrated: nothing to apply
   pool = createPool(url);
-  prisma = createPrisma(url);
   const before = await readAllEvents(pool, session.id);
   expect(before.map((e) => e.type)).toEqual(["user_message", "assistant_message"]);
   expect(before[0]!.runId).toBe(posted.runId);
   await new EngineClient({ pool }).postMessage({ teamId: team.id, sessionId: session.id, content: "still here?" });
   await waitFor(async () => (await readAllEvents(pool, session.id)).length === 4, { what: "second reply" });
-  await prisma.$disconnect();
   await pool.end();
   second.child.kill("SIGINT");
   expect(await second.exit).toBe(0);

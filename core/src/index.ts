@@ -1,7 +1,6 @@
 export * from "./errors.js";
 export * from "./logger.js";
 export * from "./db/pool.js";
-export * from "./db/prisma.js";
 export * from "./db/migrate.js";
 export * from "./db/errors.js";
 export * from "./engine/types.js";

@@ -3,7 +3,6 @@
 import { z } from "zod";
 import { ConflictError, NotFoundError, ValidationError } from "./errors.js";
 import { pgCode, PgCode, withTransaction, type Pool } from "./db/pool.js";
-import type { PrismaClient } from "./db/prisma.js";
 import { isUuid } from "./engine/client.js";
 import { cancelSessionRuns } from "./engine/lifecycle.js";
 import { sandboxPolicy, sandboxResources } from "./sandbox/policy.js";
@@ -61,15 +60,19 @@ function parse<T>(schema: z.ZodType<T>, input: unknown): T {
 
 export type SessionView = { id: string; teamId: string; agentId: string; agentVersion: number; status: string; lastSeq: bigint; title: string | null; createdAt: Date };
 
+/** jsonb parameters go in as JSON text: pg would send a JS array as a Postgres array literal. */
+const json = (v: unknown) => JSON.stringify(v);
+
 export class Tenancy {
-  constructor(private readonly o: { prisma: PrismaClient; pool: Pool }) {}
+  constructor(private readonly o: { pool: Pool }) {}
 
   async createTeam(input: { slug: string; name: string }): Promise<{ id: string; slug: string; name: string }> {
     const data = parse(z.object({ slug: z.string().min(1).max(64).regex(/^[a-z0-9][a-z0-9-]*$/), name: z.string().min(1).max(200) }), input);
     try {
-      return await this.o.prisma.team.create({ data, select: { id: true, slug: true, name: true } });
+      const { rows } = await this.o.pool.query<{ id: string; slug: string; name: string }>("INSERT INTO teams (slug, name) VALUES ($1, $2) RETURNING id, slug, name", [data.slug, data.name]);
+      return rows[0]!;
     } catch (err) {
-      if ((err as { code?: string }).code === "P2002") throw new ConflictError("team_exists", "a team with this slug exists", { slug: data.slug });
+      if (pgCode(err) === PgCode.uniqueViolation) throw new ConflictError("team_exists", "a team with this slug exists", { slug: data.slug });
       throw err;
     }
   }
@@ -84,15 +87,16 @@ export class Tenancy {
     let cfg = parse(AgentConfigSchema, input);
     if (typeof by !== "string") cfg = guardAgentConfig(by, input, cfg, undefined);
     try {
-      const agent = await this.o.prisma.agent.create({
-        data: {
-          teamId, name, currentVersion: 1,
-          versions: { create: { version: 1, model: cfg.model, instructions: cfg.instructions, tools: cfg.tools as object[], sandboxPolicy: cfg.sandboxPolicy as object, provider: cfg.provider, mcpServers: cfg.mcpServers } },
-        },
-      });
-      return { id: agent.id, name: agent.name, version: 1 };
+      // One statement: the agent and its first version exist together or not at all.
+      const { rows } = await this.o.pool.query<{ id: string }>(
+        `WITH a AS (INSERT INTO agents (team_id, name, current_version) VALUES ($1, $2, 1) RETURNING id)
+         INSERT INTO agent_versions (agent_id, version, model, instructions, tools, sandbox_policy, provider, mcp_servers)
+         SELECT a.id, 1, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8::jsonb FROM a RETURNING agent_id AS id`,
+        [teamId, name, cfg.model, cfg.instructions, json(cfg.tools), json(cfg.sandboxPolicy), json(cfg.provider), json(cfg.mcpServers)],
+      );
+      return { id: rows[0]!.id, name, version: 1 };
     } catch (err) {
-      if ((err as { code?: string }).code === "P2002") throw new ConflictError("agent_exists", "an agent with this name exists in the team", { name });
+      if (pgCode(err) === PgCode.uniqueViolation) throw new ConflictError("agent_exists", "an agent with this name exists in the team", { name });
       throw err;
     }
   }
@@ -102,33 +106,43 @@ export class Tenancy {
     const teamId = actingTeam(by);
     let cfg = parse(AgentConfigSchema, input);
     if (!isUuid(agentId)) throw new NotFoundError("Agent", agentId);
-    return this.o.prisma.$transaction(async (tx) => {
-      const agent = await tx.agent.findFirst({ where: { id: agentId, teamId, deletedAt: null } });
+    return withTransaction(this.o.pool, async (c) => {
+      // FOR UPDATE: two edits at once number their versions one after the other instead of the
+      // second failing on the (agent_id, version) unique key.
+      const agent = (await c.query<{ current_version: number }>("SELECT current_version FROM agents WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL FOR UPDATE", [agentId, teamId])).rows[0];
       if (!agent) throw new NotFoundError("Agent", agentId);
-      const current = await tx.agentVersion.findFirst({ where: { agentId, version: agent.currentVersion } });
-      const stored = { provider: (current?.provider ?? {}) as GuardedConfig["provider"], sandboxPolicy: current?.sandboxPolicy ?? {}, mcpServers: (current?.mcpServers ?? []) as GuardedConfig["mcpServers"] };
+      const current = (await c.query<{ provider: unknown; sandbox_policy: unknown; mcp_servers: unknown }>("SELECT provider, sandbox_policy, mcp_servers FROM agent_versions WHERE agent_id = $1 AND version = $2", [agentId, agent.current_version])).rows[0];
+      const stored = { provider: (current?.provider ?? {}) as GuardedConfig["provider"], sandboxPolicy: current?.sandbox_policy ?? {}, mcpServers: (current?.mcp_servers ?? []) as GuardedConfig["mcpServers"] };
       if (typeof by !== "string") cfg = guardAgentConfig(by, input, cfg, stored);
       cfg = { ...cfg, mcpServers: keepLegacyHeaders(cfg.mcpServers, stored.mcpServers) };
-      const version = agent.currentVersion + 1;
-      await tx.agentVersion.create({ data: { agentId, version, model: cfg.model, instructions: cfg.instructions, tools: cfg.tools as object[], sandboxPolicy: cfg.sandboxPolicy as object, provider: cfg.provider, mcpServers: cfg.mcpServers } });
-      await tx.agent.update({ where: { id: agentId }, data: { currentVersion: version } });
+      const version = agent.current_version + 1;
+      await c.query(
+        `INSERT INTO agent_versions (agent_id, version, model, instructions, tools, sandbox_policy, provider, mcp_servers) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8::jsonb)`,
+        [agentId, version, cfg.model, cfg.instructions, json(cfg.tools), json(cfg.sandboxPolicy), json(cfg.provider), json(cfg.mcpServers)],
+      );
+      await c.query("UPDATE agents SET current_version = $2, updated_at = now() WHERE id = $1", [agentId, version]);
       return { id: agentId, version };
     });
   }
 
   async createSession(teamId: string, input: { agentId: string; title?: string }): Promise<SessionView> {
     if (!isUuid(input.agentId)) throw new NotFoundError("Agent", input.agentId);
-    const agent = await this.o.prisma.agent.findFirst({ where: { id: input.agentId, teamId, deletedAt: null } });
-    if (!agent) throw new NotFoundError("Agent", input.agentId);
-    const s = await this.o.prisma.session.create({ data: { teamId, agentId: agent.id, agentVersion: agent.currentVersion, title: input.title ?? null } });
-    return toView(s);
+    // One statement: the session pins the agent's version as it is when the row is written.
+    const { rows } = await this.o.pool.query<SessionRow>(
+      `INSERT INTO sessions (team_id, agent_id, agent_version, title)
+       SELECT team_id, id, current_version, $3 FROM agents WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL
+       RETURNING ${SESSION_COLUMNS}`,
+      [input.agentId, teamId, input.title ?? null],
+    );
+    if (!rows[0]) throw new NotFoundError("Agent", input.agentId);
+    return toView(rows[0]);
   }
 
   async getSession(teamId: string, sessionId: string): Promise<SessionView> {
     if (!isUuid(sessionId)) throw new NotFoundError("Session", sessionId);
-    const s = await this.o.prisma.session.findFirst({ where: { id: sessionId, teamId, deletedAt: null } });
-    if (!s) throw new NotFoundError("Session", sessionId);
-    return toView(s);
+    const { rows } = await this.o.pool.query<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL`, [sessionId, teamId]);
+    if (!rows[0]) throw new NotFoundError("Session", sessionId);
+    return toView(rows[0]);
   }
 
   /** Soft-deletes the session and cancels its active runs (as `EngineClient.cancel` does) in the same transaction. */
@@ -164,6 +178,9 @@ function keepLegacyHeaders<T extends { name: string; url: string }>(next: T[], s
   });
 }
 
-function toView(s: { id: string; teamId: string; agentId: string; agentVersion: number; status: string; lastSeq: bigint; title: string | null; createdAt: Date }): SessionView {
-  return { id: s.id, teamId: s.teamId, agentId: s.agentId, agentVersion: s.agentVersion, status: s.status, lastSeq: s.lastSeq, title: s.title, createdAt: s.createdAt };
+const SESSION_COLUMNS = "id, team_id, agent_id, agent_version, status, last_seq, title, created_at";
+type SessionRow = { id: string; team_id: string; agent_id: string; agent_version: number; status: string; last_seq: bigint; title: string | null; created_at: Date };
+
+function toView(s: SessionRow): SessionView {
+  return { id: s.id, teamId: s.team_id, agentId: s.agent_id, agentVersion: s.agent_version, status: s.status, lastSeq: s.last_seq, title: s.title, createdAt: s.created_at };
 }

@@ -3,7 +3,6 @@
 // steps happened exactly once each, and no run ever executed in two workers at once.
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { createPool, type Pool } from "../src/db/pool.js";
-import { createPrisma, type PrismaClient } from "../src/db/prisma.js";
 import { EngineClient } from "../src/engine/client.js";
 import { readAllEvents } from "../src/engine/events.js";
 import { Tenancy } from "../src/tenancy.js";
@@ -15,7 +14,6 @@ const KILLS = Number(process.env.KEEL_CRASH_KILLS ?? 100);
 const WORKERS = 4;
 const STEPS = 4;
 let pool: Pool;
-let prisma: PrismaClient;
 let url: string;
 let drop: () => Promise<void>;
 
@@ -24,14 +22,12 @@ beforeAll(async () => {
   url = db.url;
   drop = db.drop;
   pool = createPool(url);
-  prisma = createPrisma(url);
   await pool.query(`CREATE TABLE crash_exec (id bigserial PRIMARY KEY, run_id uuid NOT NULL, pid int NOT NULL, epoch bigint NOT NULL,
                     started_at timestamptz NOT NULL, ended_at timestamptz)`);
 });
 
 afterAll(async () => {
   expect(killLeftoverWorkers()).toBe(0);
-  await prisma?.$disconnect();
   await pool?.end();
   await drop?.();
 });
@@ -39,7 +35,7 @@ afterAll(async () => {
 const spawnWorker = () => spawnWorkerProcess({ CRASH_DB_URL: url, CRASH_STEPS: String(STEPS) });
 
 test(`runs survive ${KILLS} SIGKILLs of real worker processes`, async () => {
-  const tenancy = new Tenancy({ prisma, pool });
+  const tenancy = new Tenancy({ pool });
   const client = new EngineClient({ pool });
   const team = await tenancy.createTeam({ slug: "crash", name: "Crash" });
   const agent = await tenancy.createAgent(team.id, { name: "a", model: "demo" });

@@ -1,9 +1,8 @@
-// Shared set-up for engine tests: a fresh database, the real pool/Prisma/engine objects, a team
+// Shared set-up for engine tests: a fresh database, the real pool and engine objects, a team
 // with an agent, and in-process workers that are all stopped after each test.
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { createLogger, silentLogger } from "../src/logger.js";
 import { createPool, type Pool } from "../src/db/pool.js";
-import { createPrisma, type PrismaClient } from "../src/db/prisma.js";
 import { EngineClient } from "../src/engine/client.js";
 import { Worker, type WorkerOptions } from "../src/engine/worker.js";
 import { Tenancy } from "../src/tenancy.js";
@@ -12,7 +11,6 @@ import { createTestDatabase } from "../../test/db.js";
 export type Fixture = {
   url: string;
   pool: Pool;
-  prisma: PrismaClient;
   tenancy: Tenancy;
   client: EngineClient;
   teamId: string;
@@ -32,8 +30,7 @@ export function useFixture(): Fixture {
     drop = db.drop;
     f.url = db.url;
     f.pool = createPool(db.url, { max: 20 });
-    f.prisma = createPrisma(db.url);
-    f.tenancy = new Tenancy({ prisma: f.prisma, pool: f.pool });
+    f.tenancy = new Tenancy({ pool: f.pool });
     f.client = new EngineClient({ pool: f.pool, maxAttempts: 3 });
     const team = await f.tenancy.createTeam({ slug: "acme", name: "Acme" });
     f.teamId = team.id;
@@ -53,7 +50,6 @@ export function useFixture(): Fixture {
     await f.pool.query("UPDATE runs SET status = 'cancelled', lease_owner = NULL WHERE status IN ('queued', 'running')");
   });
   afterAll(async () => {
-    await f.prisma?.$disconnect();
     await f.pool?.end();
     await drop?.();
   });

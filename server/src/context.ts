@@ -1,9 +1,9 @@
 // One set of core objects per web process, created on first use. Web replicas hold no session
 // state: everything here is a connection or a cache of nothing.
-import path from "node:path";
-import { Accounts, moveMcpHeadersToSecrets, createLogger, createPool, createPrisma, createSandboxDriver, EngineClient, EventFeed, SandboxStore, Secrets, sessionPolicyResolver, SessionSandboxes, SandboxUnavailableError, STREAM_CHANNEL, Tenancy, type Logger, type Pool, type PrismaClient, type SandboxDriver } from "@keel/core";
+import { Accounts, moveMcpHeadersToSecrets, createLogger, createPool, createSandboxDriver, EngineClient, EventFeed, SandboxStore, Secrets, sessionPolicyResolver, SessionSandboxes, SandboxUnavailableError, STREAM_CHANNEL, Tenancy, type Logger, type Pool, type SandboxDriver } from "@keel/core";
 import { PgListener } from "@keel/core/db/listener";
 import { deltaNotificationSchema, type DeltaNotification } from "@keel/core/contract/events";
+import { sandboxDriverConfig } from "@keel/core/config/index";
 import { webEnv, type WebEnv } from "./env";
 
 /** A token delta as the worker notified it (the contract's shape). */
@@ -14,7 +14,6 @@ export type Context = {
   env: WebEnv;
   logger: Logger;
   pool: Pool;
-  prisma: PrismaClient;
   tenancy: Tenancy;
   engine: EngineClient;
   accounts: Accounts;
@@ -42,7 +41,6 @@ async function create(): Promise<Context> {
   const env = webEnv();
   const logger = createLogger({ level: env.KEEL_LOG_LEVEL, name: "web" });
   const pool = createPool(env.DATABASE_URL, { max: 10, applicationName: "keel-web" });
-  const prisma = createPrisma(env.DATABASE_URL);
   const accounts = new Accounts({ pool });
   if (env.KEEL_ADMIN_EMAIL && env.KEEL_ADMIN_PASSWORD) {
     const r = await accounts.bootstrapAdmin({ email: env.KEEL_ADMIN_EMAIL, password: env.KEEL_ADMIN_PASSWORD, teamSlug: env.KEEL_ADMIN_TEAM, teamName: env.KEEL_ADMIN_TEAM });
@@ -81,10 +79,10 @@ async function create(): Promise<Context> {
   const sandboxes = new SessionSandboxes({ db: pool, store: new SandboxStore(pool), driver: sandboxDriver(env, pool, logger), resolvePolicy: sessionPolicyResolver(pool, secrets) });
 
   return {
-    env, logger, pool, prisma, accounts, feed, secrets, sandboxes,
-    tenancy: new Tenancy({ prisma, pool }),
+    env, logger, pool, accounts, feed, secrets, sandboxes,
+    tenancy: new Tenancy({ pool }),
     engine: new EngineClient({ pool }),
-    migrationsDir: env.KEEL_MIGRATIONS_DIR ?? path.resolve(process.cwd(), "..", "prisma", "migrations"),
+    migrationsDir: env.KEEL_MIGRATIONS_DIR,
     onDeltas: (sessionId, fn) => {
       let set = deltaSubs.get(sessionId);
       if (!set) deltaSubs.set(sessionId, (set = new Set()));
@@ -97,16 +95,14 @@ async function create(): Promise<Context> {
   };
 }
 
-/** The sandbox driver, made on first use: a misconfigured one fails the sandbox calls (503), not the process. */
+/** The sandbox driver, made on first use: a driver that cannot start (no kubeconfig) fails the sandbox calls (503), not the process. */
 function sandboxDriver(env: WebEnv, pool: Pool, logger: Logger): () => SandboxDriver {
   let driver: SandboxDriver | undefined;
   return () => {
     if (driver) return driver;
-    const root = path.resolve(process.cwd(), "..");
     try {
-      driver = env.KEEL_SANDBOX_DRIVER === "kubernetes"
-        ? createSandboxDriver({ driver: "kubernetes", image: env.KEEL_SANDBOX_IMAGE ?? "", namespacePrefix: env.KEEL_SANDBOX_NAMESPACE_PREFIX, warmPoolReplicas: env.KEEL_SANDBOX_WARM_POOL, inCluster: Boolean(process.env.KUBERNETES_SERVICE_HOST) }, { store: new SandboxStore(pool), logger })
-        : createSandboxDriver({ driver: "local", baseDir: env.KEEL_SANDBOX_DIR ?? path.join(root, ".keel", "sandboxes"), runtimeScript: env.KEEL_SANDBOX_RUNTIME ?? path.join(root, "sandbox", "dist", "runtime.mjs"), allowUnsandboxed: env.KEEL_ALLOW_UNSANDBOXED, egressInternalAllow: env.KEEL_SANDBOX_EGRESS_INTERNAL, minFreeDiskMb: env.KEEL_SANDBOX_MIN_FREE_MB }, { store: new SandboxStore(pool), logger });
+      // The worker's config from the same variables (core/src/config/sandbox.ts).
+      driver = createSandboxDriver(sandboxDriverConfig(env), { store: new SandboxStore(pool), logger });
     } catch (err) {
       throw new SandboxUnavailableError(`the ${env.KEEL_SANDBOX_DRIVER} sandbox driver is not usable in the web process: ${(err as Error).message}`, {}, { cause: err });
     }

@@ -3,9 +3,10 @@ import {
   builtinTools, createAgentStep, createLogger, createModelResolver, createPool, createSandboxTools, liveSessionIds,
   createSandboxDriver, McpToolSource, notifyDeltas, outboundPolicy, reapSandboxes, SandboxStore, Secrets, sessionPolicyResolver, ToolRegistry, Worker, type Logger, type Pool, type StepFn,
 } from "@keel/core";
-import { parseEnv, WorkerEnvSchema, type WorkerEnv } from "./env.js";
+import { sandboxDriverConfig } from "@keel/core/config/index";
+import { parseEnv, workerEnv, WorkerEnvSchema, type WorkerEnv } from "./env.js";
 
-export { parseEnv, WorkerEnvSchema, type WorkerEnv };
+export { parseEnv, workerEnv, WorkerEnvSchema, type WorkerEnv };
 
 export type RunningWorker = { worker: Worker; stop: (opts?: { drainMs?: number }) => Promise<void> };
 
@@ -81,17 +82,8 @@ export async function main(): Promise<void> {
 function sandboxSetup(env: WorkerEnv, pool: Pool, logger: Logger, secrets: Secrets) {
   const store = new SandboxStore(pool);
   const log = logger.child({ component: "sandbox" });
-  if (env.KEEL_SANDBOX_DRIVER === "kubernetes" && !env.KEEL_SANDBOX_IMAGE) {
-    process.stderr.write("keel worker: KEEL_SANDBOX_DRIVER=kubernetes needs KEEL_SANDBOX_IMAGE (the Keel image, which holds the sandbox runtime)\n");
-    process.exit(2);
-  }
-  // The same driver construction and policy lookup the web process uses (core/src/sandbox).
-  const driver = createSandboxDriver(
-    env.KEEL_SANDBOX_DRIVER === "kubernetes"
-      ? { driver: "kubernetes", image: env.KEEL_SANDBOX_IMAGE!, namespacePrefix: env.KEEL_SANDBOX_NAMESPACE_PREFIX, warmPoolReplicas: env.KEEL_SANDBOX_WARM_POOL, storageClassName: env.KEEL_SANDBOX_STORAGE_CLASS, imagePullSecrets: env.KEEL_SANDBOX_IMAGE_PULL_SECRETS, inCluster: Boolean(process.env.KUBERNETES_SERVICE_HOST) }
-      : { driver: "local", baseDir: env.KEEL_SANDBOX_DIR, runtimeScript: env.KEEL_SANDBOX_RUNTIME, allowUnsandboxed: env.KEEL_ALLOW_UNSANDBOXED, egressInternalAllow: env.KEEL_SANDBOX_EGRESS_INTERNAL, minFreeDiskMb: env.KEEL_SANDBOX_MIN_FREE_MB },
-    { store, logger: log },
-  );
+  // The same driver config the web process builds from the same variables (core/src/config/sandbox.ts).
+  const driver = createSandboxDriver(sandboxDriverConfig(env), { store, logger: log });
   const tools = createSandboxTools(driver, sessionPolicyResolver(pool, secrets));
   const reap = () =>
     reapSandboxes({ driver, liveSessions: (ids) => liveSessionIds(pool, ids), logger }).catch((err: unknown) =>

@@ -4,7 +4,7 @@ import { DriverClient, markPoolConnectErrors } from "./errors.js";
 
 // int8 (bigint) columns: seq, epoch. pg returns them as strings by default; the engine uses
 // BigInt so a seq never loses precision or compares as a string. Set per pool, not globally:
-// Prisma's pg adapter expects pg's default (string) parsing on its own connections.
+// the process-wide pg.types registry is shared with every other pg user loaded in the process.
 const engineTypes = {
   getTypeParser: ((oid: number, format?: "text" | "binary") =>
     oid === pg.types.builtins.INT8 ? (v: string) => BigInt(v) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,

@@ -1,0 +1,85 @@
+// Sandbox settings, shared by the worker (runs tools in sandboxes) and the web process (shows and
+// starts them): both build their driver with sandboxDriverConfig() from the same parsed values,
+// so a sandbox started from the dashboard is the one the worker would have started.
+import path from "node:path";
+import { z } from "zod";
+import type { SandboxDriverConfig } from "../sandbox/config.js";
+import { egressList } from "./model.js";
+import { bool, int, optional } from "./parse.js";
+
+/**
+ * `repoRoot`: where the defaults of the local driver live (<root>/.keel/sandboxes and
+ * <root>/sandbox/dist/runtime.mjs). The process knows it (from its own file, or the web's cwd).
+ */
+export function sandboxEnv(opts: { repoRoot: string }) {
+  return {
+    /** local: bubblewrap on this machine; kubernetes: agent-sandbox claims in the cluster (in-cluster config, else the kubeconfig). */
+    KEEL_SANDBOX_DRIVER: z.enum(["local", "kubernetes"]).default("local"),
+    /** kubernetes: the Keel image sandboxes run (it holds the sandbox runtime). Required with that driver. */
+    KEEL_SANDBOX_IMAGE: optional(z.string()),
+    /** kubernetes: each team's sandboxes live in namespace <prefix><teamId>. */
+    KEEL_SANDBOX_NAMESPACE_PREFIX: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,39}$/, "must be 1-40 lowercase letters, digits or '-', starting with a letter or digit (it prefixes a namespace name)")
+      .default("keel-team-"),
+    /** kubernetes: sandboxes kept started per team (SandboxWarmPool replicas). */
+    KEEL_SANDBOX_WARM_POOL: int(0, 0),
+    /** kubernetes: StorageClass of each sandbox's workspace PVC (size from the team's policy); unset: the cluster default. */
+    KEEL_SANDBOX_STORAGE_CLASS: optional(z.string().regex(/^[a-z0-9][a-z0-9.-]{0,252}$/, "must be a StorageClass name")),
+    /** kubernetes: image pull Secrets in the worker's namespace, comma-separated; copied into every team namespace for the sandbox image. */
+    KEEL_SANDBOX_IMAGE_PULL_SECRETS: z.preprocess(
+      (v) => (typeof v === "string" ? v.split(",").map((x) => x.trim()).filter(Boolean) : v),
+      z.array(z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, "each name must be a Secret name")).default([]),
+    ),
+    /** Set by Kubernetes in every pod: the kubernetes driver then uses the pod's service account instead of a kubeconfig. */
+    KUBERNETES_SERVICE_HOST: optional(z.string()),
+    /** local: where sandboxes keep their workspaces (persist across worker restarts; the web process must see the worker's). */
+    KEEL_SANDBOX_DIR: optional(z.string()).transform((v) => v ?? path.join(opts.repoRoot, ".keel", "sandboxes")),
+    /** local: the bundled sandbox runtime (`npm run setup` builds it; the egress proxy sits beside it). */
+    KEEL_SANDBOX_RUNTIME: optional(z.string()).transform((v) => v ?? path.join(opts.repoRoot, "sandbox", "dist", "runtime.mjs")),
+    /** local: run sandbox tools WITHOUT isolation when bubblewrap is missing. Never in production. */
+    KEEL_ALLOW_UNSANDBOXED: bool(false),
+    /**
+     * local: internal ranges (loopback, private, CGNAT, ULA, metadata, this host's own addresses)
+     * sandboxes' egress allow-lists may reach, comma-separated addresses/CIDRs with optional :port
+     * (10.0.0.0/8, 192.168.1.5:5432). Unset: none; no team policy opens them by itself.
+     */
+    KEEL_SANDBOX_EGRESS_INTERNAL: egressList,
+    /** local: no new sandbox when the disk under KEEL_SANDBOX_DIR has less free space than this, MB (0: no floor). */
+    KEEL_SANDBOX_MIN_FREE_MB: int(1024, 0),
+  };
+}
+
+type SandboxShape = ReturnType<typeof sandboxEnv>;
+export type SandboxEnv = z.output<z.ZodObject<SandboxShape>>;
+
+/** Cross-field rules of the sandbox settings, for the process schema's superRefine. */
+export function sandboxEnvRules(env: Pick<SandboxEnv, "KEEL_SANDBOX_DRIVER" | "KEEL_SANDBOX_IMAGE">, ctx: z.RefinementCtx): void {
+  if (env.KEEL_SANDBOX_DRIVER === "kubernetes" && !env.KEEL_SANDBOX_IMAGE) {
+    ctx.addIssue({ code: "custom", path: ["KEEL_SANDBOX_IMAGE"], message: "KEEL_SANDBOX_DRIVER=kubernetes needs KEEL_SANDBOX_IMAGE (the Keel image, which holds the sandbox runtime)" });
+  }
+}
+
+/** The one mapping from parsed settings to the driver's config (createSandboxDriver). */
+export function sandboxDriverConfig(env: SandboxEnv): SandboxDriverConfig {
+  if (env.KEEL_SANDBOX_DRIVER === "kubernetes") {
+    return {
+      driver: "kubernetes",
+      // sandboxEnvRules makes it required; "" only reaches here from a schema without the rule.
+      image: env.KEEL_SANDBOX_IMAGE ?? "",
+      namespacePrefix: env.KEEL_SANDBOX_NAMESPACE_PREFIX,
+      warmPoolReplicas: env.KEEL_SANDBOX_WARM_POOL,
+      storageClassName: env.KEEL_SANDBOX_STORAGE_CLASS,
+      imagePullSecrets: env.KEEL_SANDBOX_IMAGE_PULL_SECRETS,
+      inCluster: Boolean(env.KUBERNETES_SERVICE_HOST),
+    };
+  }
+  return {
+    driver: "local",
+    baseDir: env.KEEL_SANDBOX_DIR,
+    runtimeScript: env.KEEL_SANDBOX_RUNTIME,
+    allowUnsandboxed: env.KEEL_ALLOW_UNSANDBOXED,
+    egressInternalAllow: env.KEEL_SANDBOX_EGRESS_INTERNAL,
+    minFreeDiskMb: env.KEEL_SANDBOX_MIN_FREE_MB,
+  };
+}
