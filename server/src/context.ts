@@ -1,7 +1,7 @@
 // One set of core objects per web process, created on first use. Web replicas hold no session
 // state: everything here is a connection or a cache of nothing.
 import path from "node:path";
-import { Accounts, moveMcpHeadersToSecrets, createLogger, createPool, createPrisma, createSandboxDriver, EngineClient, EventFeed, SandboxStore, Secrets, sessionPolicyResolver, SessionSandboxes, SandboxUnavailableError, STREAM_CHANNEL, Tenancy, type Logger, type Pool, type PrismaClient, type SandboxDriver } from "@keel/core";
+import { Accounts, moveMcpHeadersToSecrets, createLogger, createPool, createPrisma, createSandboxDriver, EngineClient, EventFeed, SandboxRelayClient, SandboxStore, Secrets, sessionPolicyResolver, SessionSandboxes, SandboxUnavailableError, STREAM_CHANNEL, Tenancy, type Logger, type Pool, type PrismaClient, type SandboxDriver } from "@keel/core";
 import { PgListener } from "@keel/core/db/listener";
 import { webEnv, type WebEnv } from "./env";
 
@@ -73,7 +73,12 @@ async function create(): Promise<Context> {
   const secrets = new Secrets({ pool, keyBase64: env.KEEL_SECRETS_KEY });
   // Plain MCP header values of older agent configs move into team secrets (this process has the key).
   if (env.KEEL_SECRETS_KEY) await moveMcpHeadersToSecrets({ pool, secrets, logger }).catch((err: unknown) => logger.error({ err }, "moving plain MCP headers into secrets failed"));
-  const sandboxes = new SessionSandboxes({ db: pool, store: new SandboxStore(pool), driver: sandboxDriver(env, pool, logger), resolvePolicy: sessionPolicyResolver(pool, secrets) });
+  // On Kubernetes the workers run the session view's file reads and starts (core/src/sandbox/relay.ts):
+  // the web gets no ServiceAccount token, no RBAC and no network path to sandbox pods.
+  const where = env.KEEL_SANDBOX_DRIVER === "kubernetes"
+    ? { remote: new SandboxRelayClient({ pool, connectionString: env.DATABASE_URL, driverName: "kubernetes", logger: logger.child({ component: "sandbox-relay" }) }) }
+    : { driver: sandboxDriver(env, pool, logger) };
+  const sandboxes = new SessionSandboxes({ db: pool, store: new SandboxStore(pool), ...where, resolvePolicy: sessionPolicyResolver(pool, secrets) });
 
   return {
     env, logger, pool, prisma, accounts, feed, secrets, sandboxes,
@@ -92,16 +97,14 @@ async function create(): Promise<Context> {
   };
 }
 
-/** The sandbox driver, made on first use: a misconfigured one fails the sandbox calls (503), not the process. */
+/** The local sandbox driver, made on first use: a misconfigured one fails the sandbox calls (503), not the process. */
 function sandboxDriver(env: WebEnv, pool: Pool, logger: Logger): () => SandboxDriver {
   let driver: SandboxDriver | undefined;
   return () => {
     if (driver) return driver;
     const root = path.resolve(process.cwd(), "..");
     try {
-      driver = env.KEEL_SANDBOX_DRIVER === "kubernetes"
-        ? createSandboxDriver({ driver: "kubernetes", image: env.KEEL_SANDBOX_IMAGE ?? "", namespacePrefix: env.KEEL_SANDBOX_NAMESPACE_PREFIX, warmPoolReplicas: env.KEEL_SANDBOX_WARM_POOL, inCluster: Boolean(process.env.KUBERNETES_SERVICE_HOST) }, { store: new SandboxStore(pool), logger })
-        : createSandboxDriver({ driver: "local", baseDir: env.KEEL_SANDBOX_DIR ?? path.join(root, ".keel", "sandboxes"), runtimeScript: env.KEEL_SANDBOX_RUNTIME ?? path.join(root, "sandbox", "dist", "runtime.mjs"), allowUnsandboxed: env.KEEL_ALLOW_UNSANDBOXED, egressInternalAllow: env.KEEL_SANDBOX_EGRESS_INTERNAL, minFreeDiskMb: env.KEEL_SANDBOX_MIN_FREE_MB }, { store: new SandboxStore(pool), logger });
+      driver = createSandboxDriver({ driver: "local", baseDir: env.KEEL_SANDBOX_DIR ?? path.join(root, ".keel", "sandboxes"), runtimeScript: env.KEEL_SANDBOX_RUNTIME ?? path.join(root, "sandbox", "dist", "runtime.mjs"), allowUnsandboxed: env.KEEL_ALLOW_UNSANDBOXED, egressInternalAllow: env.KEEL_SANDBOX_EGRESS_INTERNAL, minFreeDiskMb: env.KEEL_SANDBOX_MIN_FREE_MB }, { store: new SandboxStore(pool), logger });
     } catch (err) {
       throw new SandboxUnavailableError(`the ${env.KEEL_SANDBOX_DRIVER} sandbox driver is not usable in the web process: ${(err as Error).message}`, {}, { cause: err });
     }

@@ -43,6 +43,8 @@ export const WebEnvSchema = z.object({
   KEEL_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   // The session view shows sandboxes through the same driver the worker uses (same meaning as
   // the worker's variables; see README.md). Local: the worker's sandbox dir on this machine.
+  // Kubernetes: the workers read files and start sandboxes for the web (core/src/sandbox/relay.ts),
+  // so the web needs none of the worker's kubernetes settings.
   KEEL_SANDBOX_DRIVER: z.enum(["local", "kubernetes"]).default("local"),
   /** local: where the worker keeps sandboxes (default ../.keel/sandboxes from server/, as the worker's). */
   KEEL_SANDBOX_DIR: optional(z.string()),
@@ -53,10 +55,6 @@ export const WebEnvSchema = z.object({
   KEEL_SANDBOX_EGRESS_INTERNAL: z.preprocess((v) => (typeof v === "string" && v.trim() !== "" ? v.split(",").map((e) => e.trim()).filter(Boolean) : undefined), z.array(z.string()).optional()),
   /** local: as the worker's: no new sandbox below this much free disk, MB. */
   KEEL_SANDBOX_MIN_FREE_MB: z.coerce.number().int().min(0).default(1024),
-  /** kubernetes: the Keel image (needed to start a sandbox from the dashboard). */
-  KEEL_SANDBOX_IMAGE: optional(z.string()),
-  KEEL_SANDBOX_NAMESPACE_PREFIX: z.string().default("keel-team-"),
-  KEEL_SANDBOX_WARM_POOL: z.coerce.number().int().min(0).default(0),
 });
 export type WebEnv = z.infer<typeof WebEnvSchema>;
 
