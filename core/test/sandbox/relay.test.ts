@@ -7,8 +7,10 @@ import { SandboxRelayClient, SandboxRelayServer } from "../../src/sandbox/relay.
 import { SandboxStore } from "../../src/sandbox/store.js";
 import { SessionSandboxes } from "../../src/sandbox/view.js";
 import { testLogger, useFixture } from "../fixture.js";
+import { policy, useSandboxEnv } from "./helpers.js";
 
 const f = useFixture();
+const env = useSandboxEnv();
 const clients: SandboxRelayClient[] = [];
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.stop()));
@@ -69,3 +71,39 @@ describe("session view through the relay, web side", () => {
     expect(await pending()).toBe(0);
   });
 });
+
+describe("session view through the relay, worker side", () => {
+  it("a row asking for more than the routes allow gets the routes' limit (5000 entries)", async () => {
+    const store = new SandboxStore(f.pool);
+    const driver = env.driver({ store });
+    const sessionId = await f.newSession();
+    const h = await driver.acquire(sessionId, f.teamId, policy());
+    const made = await driver.exec(h, { command: "mkdir many && cd many && seq 1 5001 | xargs touch && ls | wc -l" });
+    expect(made.stdout.trim()).toBe("5001");
+    const server = new SandboxRelayServer({ pool: f.pool, connectionString: f.url, driverName: "local", workerId: "w-limits", logger: testLogger, view: new SessionSandboxes({ db: f.pool, store, driver: () => driver }) });
+    await server.start();
+    try {
+      // Written as anyone with the database could write it (the web's client never asks for this much).
+      const id = randomUUID();
+      await f.pool.query(
+        `INSERT INTO sandbox_requests (id, team_id, session_id, driver, op, args, deadline_at) VALUES ($1, $2, $3, 'local', 'list', $4, now() + interval '30 seconds')`,
+        [id, f.teamId, sessionId, JSON.stringify({ path: "many", maxEntries: 10_000 })],
+      );
+      await f.pool.query(`SELECT pg_notify('keel_sandbox_requests', $1)`, [id]);
+      const reply = await waitForReply(id);
+      expect(reply.ok).toBe(true);
+      expect({ entries: reply.value.entries.length, truncated: reply.value.truncated }).toEqual({ entries: 5000, truncated: true });
+    } finally {
+      await server.stop();
+      await driver.release(h);
+    }
+  });
+});
+
+async function waitForReply(id: string): Promise<{ ok: boolean; value: { entries: unknown[]; truncated: boolean } }> {
+  for (;;) {
+    const { rows } = await f.pool.query<{ reply: string | null }>(`SELECT reply FROM sandbox_requests WHERE id = $1`, [id]);
+    if (rows[0]?.reply) return JSON.parse(rows[0].reply);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
