@@ -1,7 +1,8 @@
 // The dashboard on kind, in Chromium (playwright-core, Debian's /usr/bin/chromium), as a user
 // sees it after kind/up.sh: http://localhost:3000 (kind's port mapping to the web NodePort), the
 // admin login kind/up.sh printed, a new agent, a chat whose tool call runs in a sandbox pod, the
-// sandbox's state in the session view.
+// sandbox's state in the session view, and its file list: the web pod has no cluster access, so a
+// worker reads the pod's files for it (core/src/sandbox/relay.ts).
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { adminLogin, BASE_URL, kubectl, releaseSandbox, sandboxPod, waitFor } from "./kind.ts";
@@ -54,9 +55,16 @@ describe.sequential("dashboard on kind", () => {
 
     // The session view shows the sandbox the Kubernetes driver made, ready.
     await page.getByTestId("sandbox").getByTestId("sandbox-state").filter({ hasText: "ready" }).waitFor();
-    // The file the agent wrote is in that pod's workspace. (The view's file list cannot show it on
-    // Kubernetes yet: the web pods have no access to sandboxes, see k8s/README.md and e2e/README.md.)
+    // The file the agent wrote is in that pod's workspace.
     const pod = await waitFor(() => sandboxPod(sessionId), { what: "the session's sandbox pod" });
     expect(kubectl(["-n", pod.namespace, "exec", pod.name, "--", "cat", "/workspace/notes/hello.txt"]).stdout.trim()).toBe("hello-from-kind");
+  });
+
+  test("the session view lists the sandbox's files and opens the one the agent wrote", async () => {
+    const files = page.getByTestId("sandbox-files");
+    await files.locator('tr[data-file="notes"]').getByRole("link", { name: "notes/" }).click();
+    await files.locator('tr[data-file="notes/hello.txt"]').getByRole("link", { name: "hello.txt" }).click();
+    await page.getByTestId("file-view").getByTestId("file-content").filter({ hasText: "hello-from-kind" }).waitFor();
+    expect(await files.locator(".error").count()).toBe(0);
   });
 });

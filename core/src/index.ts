@@ -39,6 +39,7 @@ export * from "./sandbox/reaper.js";
 export * from "./sandbox/tools.js";
 export * from "./sandbox/errors.js";
 export * from "./sandbox/view.js";
+export * from "./sandbox/relay.js";
 export * from "./sandbox/config.js";
 export { parseEgressAllowList, parseEgressEntry } from "./sandbox/egress.js";
 export { ANY_HOST, outboundPolicy, outboundRefusalIn, OutboundRefusedError, type OutboundOptions, type OutboundPolicy } from "./agent/outbound.js";

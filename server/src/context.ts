@@ -1,6 +1,6 @@
 // One set of core objects per web process, created on first use. Web replicas hold no session
 // state: everything here is a connection or a cache of nothing.
-import { Accounts, moveMcpHeadersToSecrets, createLogger, createPool, createSandboxDriver, EngineClient, EventFeed, SandboxStore, Secrets, sessionPolicyResolver, SessionSandboxes, SandboxUnavailableError, STREAM_CHANNEL, Tenancy, type Logger, type Pool, type SandboxDriver } from "@keel/core";
+import { Accounts, moveMcpHeadersToSecrets, createLogger, createPool, createSandboxDriver, EngineClient, EventFeed, SandboxRelayClient, SandboxStore, Secrets, sessionPolicyResolver, SessionSandboxes, SandboxUnavailableError, STREAM_CHANNEL, Tenancy, type Logger, type Pool, type SandboxDriver } from "@keel/core";
 import { PgListener } from "@keel/core/db/listener";
 import { deltaNotificationSchema, type DeltaNotification } from "@keel/core/contract/events";
 import { sandboxDriverConfig } from "@keel/core/config/index";
@@ -76,7 +76,12 @@ async function create(): Promise<Context> {
   const secrets = new Secrets({ pool, keyBase64: env.KEEL_SECRETS_KEY });
   // Plain MCP header values of older agent configs move into team secrets (this process has the key).
   if (env.KEEL_SECRETS_KEY) await moveMcpHeadersToSecrets({ pool, secrets, logger }).catch((err: unknown) => logger.error({ err }, "moving plain MCP headers into secrets failed"));
-  const sandboxes = new SessionSandboxes({ db: pool, store: new SandboxStore(pool), driver: sandboxDriver(env, pool, logger), resolvePolicy: sessionPolicyResolver(pool, secrets) });
+  // On Kubernetes the workers run the session view's file reads and starts (core/src/sandbox/relay.ts):
+  // the web gets no ServiceAccount token, no RBAC and no network path to sandbox pods.
+  const where = env.KEEL_SANDBOX_DRIVER === "kubernetes"
+    ? { remote: new SandboxRelayClient({ pool, connectionString: env.DATABASE_URL, driverName: "kubernetes", logger: logger.child({ component: "sandbox-relay" }) }) }
+    : { driver: sandboxDriver(env, pool, logger) };
+  const sandboxes = new SessionSandboxes({ db: pool, store: new SandboxStore(pool), ...where, resolvePolicy: sessionPolicyResolver(pool, secrets) });
 
   return {
     env, logger, pool, accounts, feed, secrets, sandboxes,
@@ -95,7 +100,7 @@ async function create(): Promise<Context> {
   };
 }
 
-/** The sandbox driver, made on first use: a driver that cannot start (no kubeconfig) fails the sandbox calls (503), not the process. */
+/** The local sandbox driver, made on first use: a misconfigured one fails the sandbox calls (503), not the process. */
 function sandboxDriver(env: WebEnv, pool: Pool, logger: Logger): () => SandboxDriver {
   let driver: SandboxDriver | undefined;
   return () => {

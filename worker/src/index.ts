@@ -1,7 +1,7 @@
 // The worker process: parse env, build the engine's Worker, drain on SIGTERM/SIGINT.
 import {
   builtinTools, createAgentStep, createLogger, createModelResolver, createPool, createSandboxTools, liveSessionIds,
-  createSandboxDriver, McpToolSource, notifyDeltas, outboundPolicy, reapSandboxes, SandboxStore, Secrets, sessionPolicyResolver, ToolRegistry, Worker, type Logger, type Pool, type StepFn,
+  createSandboxDriver, McpToolSource, notifyDeltas, outboundPolicy, reapSandboxes, SandboxRelayServer, SandboxStore, Secrets, SessionSandboxes, sessionPolicyResolver, ToolRegistry, Worker, type Logger, type Pool, type StepFn,
 } from "@keel/core";
 import { sandboxDriverConfig } from "@keel/core/config/index";
 import { parseEnv, workerEnv, WorkerEnvSchema, type WorkerEnv } from "./env.js";
@@ -41,12 +41,19 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger; step?
     maxTakeovers: env.KEEL_MAX_TAKEOVERS,
   });
   await worker.start();
+  // On Kubernetes the web has no cluster access: workers answer the session view's file reads and
+  // starts (core/src/sandbox/relay.ts).
+  const relay = env.KEEL_SANDBOX_DRIVER === "kubernetes"
+    ? new SandboxRelayServer({ pool, connectionString: env.DATABASE_URL, view: sandboxes.view, driverName: "kubernetes", workerId: worker.id, logger: logger.child({ component: "sandbox-relay" }) })
+    : undefined;
+  await relay?.start();
   const reaper = setInterval(() => void sandboxes.reap(), env.KEEL_SANDBOX_REAP_MS);
   reaper.unref();
   return {
     worker,
     stop: async (o) => {
       clearInterval(reaper);
+      await relay?.stop();
       await worker.stop(o);
       await pool.end().catch(() => {});
     },
@@ -84,10 +91,12 @@ function sandboxSetup(env: WorkerEnv, pool: Pool, logger: Logger, secrets: Secre
   const log = logger.child({ component: "sandbox" });
   // The same driver config the web process builds from the same variables (core/src/config/sandbox.ts).
   const driver = createSandboxDriver(sandboxDriverConfig(env), { store, logger: log });
-  const tools = createSandboxTools(driver, sessionPolicyResolver(pool, secrets));
+  const resolvePolicy = sessionPolicyResolver(pool, secrets);
+  const tools = createSandboxTools(driver, resolvePolicy);
+  const view = new SessionSandboxes({ db: pool, store, driver: () => driver, resolvePolicy });
   const reap = () =>
     reapSandboxes({ driver, liveSessions: (ids) => liveSessionIds(pool, ids), logger }).catch((err: unknown) =>
       logger.warn({ err: (err as Error).message }, "sandbox reaper failed"),
     );
-  return { tools, reap };
+  return { tools, reap, view };
 }

@@ -3,13 +3,15 @@
 // Every call is scoped by team: another team's session is "not found", exactly like a missing one.
 // Nothing here wakes a sandbox: files are read only from a ready one; `start` is the one call that
 // acquires (a suspended sandbox resumes, a missing or terminated one is created), and only when a
-// member asks.
+// member asks. With `remote` (the web on Kubernetes) files and start run in a worker (relay.ts);
+// everything else here reads only the database.
 import { ConflictError, KeelError, NotFoundError, ValidationError } from "../errors.js";
 import { isUuid } from "../engine/client.js";
 import type { Queryable } from "../db/pool.js";
 import type { FileEntry, SandboxDriver, SandboxHandle, SandboxState } from "./driver.js";
 import { SandboxRequestError, SandboxUnavailableError } from "./errors.js";
 import { exposedSecrets, parseSandboxPolicy, type SandboxPolicy } from "./policy.js";
+import type { SandboxRemote } from "./relay.js";
 import type { SandboxRow, SandboxStore } from "./store.js";
 import type { ResolveSandboxPolicy } from "./tools.js";
 
@@ -44,7 +46,9 @@ export class SessionSandboxes {
     db: Queryable;
     store: SandboxStore;
     /** The driver this process uses; a function so a misconfigured driver fails only these calls. */
-    driver: () => SandboxDriver;
+    driver?: () => SandboxDriver;
+    /** Run files and start in a worker instead (the web on Kubernetes holds no cluster access). */
+    remote?: SandboxRemote;
     /** For `start`: the session's policy and team secrets (as the worker's sandbox tools get them). */
     resolvePolicy?: ResolveSandboxPolicy;
   }) {}
@@ -68,19 +72,21 @@ export class SessionSandboxes {
     return { sessionId, sandbox, policy, ...(policyError ? { policyError } : {}), filesAvailable: row?.state === "ready" && row.driver === driverName, note };
   }
 
-  async listFiles(teamId: string, sessionId: string, path: string, opts: { maxEntries?: number } = {}): Promise<{ path: string; entries: FileEntry[]; truncated: boolean }> {
+  async listFiles(teamId: string, sessionId: string, path: string, opts: { maxEntries?: number; signal?: AbortSignal } = {}): Promise<{ path: string; entries: FileEntry[]; truncated: boolean }> {
     const h = await this.readyHandle(teamId, sessionId);
-    const r = await this.viaDriver(() => this.o.driver().listFiles(h, path, { recursive: false, maxEntries: opts.maxEntries ?? 1000 }));
+    if (this.o.remote) return (await this.o.remote.call("list", teamId, sessionId, { path, ...(opts.maxEntries ? { maxEntries: opts.maxEntries } : {}) })) as { path: string; entries: FileEntry[]; truncated: boolean };
+    const r = await this.viaDriver(() => this.driver().listFiles(h, path, { recursive: false, maxEntries: opts.maxEntries ?? 1000, ...(opts.signal ? { signal: opts.signal } : {}) }));
     // Directories first, then by name: what a file browser shows.
     const entries = [...r.entries].sort((a, b) => Number(b.type === "directory") - Number(a.type === "directory") || a.path.localeCompare(b.path));
     return { path, entries, truncated: r.truncated };
   }
 
   /** A file's text (read-only), or a note that it is binary; at most maxBytes of it. */
-  async readFile(teamId: string, sessionId: string, path: string, opts: { maxBytes?: number } = {}): Promise<SandboxFileView> {
+  async readFile(teamId: string, sessionId: string, path: string, opts: { maxBytes?: number; signal?: AbortSignal } = {}): Promise<SandboxFileView> {
     const maxBytes = opts.maxBytes ?? 256 * 1024;
     const h = await this.readyHandle(teamId, sessionId);
-    const f = await this.viaDriver(() => this.o.driver().readFile(h, path, { maxBytes }));
+    if (this.o.remote) return (await this.o.remote.call("read", teamId, sessionId, { path, maxBytes })) as SandboxFileView;
+    const f = await this.viaDriver(() => this.driver().readFile(h, path, { maxBytes, ...(opts.signal ? { signal: opts.signal } : {}) }));
     const base = { path, sizeBytes: f.sizeBytes, truncated: f.truncated, maxBytes };
     return f.encoding === "utf8" ? { ...base, binary: false, content: f.content } : { ...base, binary: true, content: null };
   }
@@ -90,9 +96,13 @@ export class SessionSandboxes {
     const session = await this.session(teamId, sessionId);
     // The reaper removes an archived session's sandbox as an orphan: do not start one for it.
     if (session.status === "archived") throw new ConflictError("session_archived", "the session is archived: unarchive it to start its sandbox");
+    if (this.o.remote) {
+      await this.o.remote.call("start", teamId, sessionId);
+      return this.describe(teamId, sessionId);
+    }
     if (!this.o.resolvePolicy) throw new SandboxUnavailableError("this process cannot start sandboxes");
     const { policy, secrets } = await this.o.resolvePolicy(teamId, sessionId);
-    await this.o.driver().acquire(sessionId, teamId, policy, exposedSecrets(policy, secrets));
+    await this.driver().acquire(sessionId, teamId, policy, exposedSecrets(policy, secrets));
     return this.describe(teamId, sessionId);
   }
 
@@ -132,9 +142,15 @@ export class SessionSandboxes {
     }
   }
 
+  private driver(): SandboxDriver {
+    if (!this.o.driver) throw new SandboxUnavailableError("this process has no sandbox driver");
+    return this.o.driver();
+  }
+
   private driverInfo(): { name?: string; error?: string } {
+    if (this.o.remote) return { name: this.o.remote.driverName };
     try {
-      return { name: this.o.driver().name };
+      return { name: this.driver().name };
     } catch (err) {
       return { error: (err as Error).message };
     }

@@ -4,14 +4,19 @@
 // runtime server on loopback holding the claim's token (as core/test/k8s/driver.test.ts does).
 // Needs the control plane binaries: KEEL_CP_BIN_DIR, and its own KEEL_CP_STATE_DIR and ports.
 import { randomBytes } from "node:crypto";
+import net from "node:net";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kubectl, kubectlJson, startControlPlane } from "../../../controlplane/harness.js";
-import { deleteTeamNamespaces, loopbackRuntime, stopLoopbackRuntimes, testDriver } from "../k8s/helpers.ts";
+import { createTestNamespace, kubectl, kubectlJson, startControlPlane } from "../../../controlplane/harness.js";
+import { applyPlatformRbac, deleteTeamNamespaces, loopbackRuntime, stopLoopbackRuntimes, testDriver } from "../k8s/helpers.ts";
+import type { RuntimeApi, RuntimeEndpoint } from "../../src/sandbox/k8s/driver.js";
 import { parseSandboxPolicy } from "../../src/sandbox/policy.js";
+import { SandboxRelayClient, SandboxRelayServer } from "../../src/sandbox/relay.js";
 import { RuntimeClient } from "../../src/sandbox/runtime-client.js";
 import { SandboxStore } from "../../src/sandbox/store.js";
-import { SessionSandboxes } from "../../src/sandbox/view.js";
-import { useFixture } from "../fixture.js";
+import { sessionPolicyResolver, SessionSandboxes } from "../../src/sandbox/view.js";
+import { Secrets } from "../../src/secrets.js";
+import { testLogger, useFixture } from "../fixture.js";
 
 const f = useFixture();
 const prefix = `kv${randomBytes(2).toString("hex")}-`;
@@ -69,5 +74,75 @@ describe("session view through the Kubernetes driver", () => {
     expect(sbx.spec.operatingMode).toBe("Suspended");
     await d.release(h);
     expect(await fresh.describe(f.teamId, sessionId)).toMatchObject({ sandbox: { state: "terminated" }, filesAvailable: false });
+  }, 240_000);
+});
+
+/** A runtime client that looks its endpoint up at each call (keyed by claim): the loopback runtime
+ *  standing in for the pod can only start once the claim, and its token, exist. */
+const byClaim = new Map<string, string>();
+function lateBoundClient(e: RuntimeEndpoint, token: string): RuntimeApi {
+  const c = () => new RuntimeClient({ baseUrl: byClaim.get(e.claim) ?? e.baseUrl }, token, { timeoutMs: 60_000 });
+  return { exec: (r) => c().exec(r), readFile: (p, o) => c().readFile(p, o), writeFile: (p, x, o) => c().writeFile(p, x, o), listFiles: (p, o) => c().listFiles(p, o), health: (o) => c().health(o) };
+}
+
+describe("session view on Kubernetes from a web process with no cluster access (relay through a worker)", () => {
+  it("lists, reads and starts through the worker; never wakes a suspended sandbox; a silent sandbox or no worker answers 503 at the deadline", async () => {
+    const home = await createTestNamespace("kvr");
+    const platform = await applyPlatformRbac(home.name);
+    const store = new SandboxStore(f.pool);
+    // The worker: the Kubernetes driver as the platform ServiceAccount (k8s/base/rbac.yaml).
+    const workerDriver = testDriver(platform.kubeconfig, prefix, { readyTimeoutMs: 60_000, apiRetryMs: 2_000, store, runtimeClient: lateBoundClient });
+    const workerView = new SessionSandboxes({ db: f.pool, store, driver: () => workerDriver, resolvePolicy: sessionPolicyResolver(f.pool, new Secrets({ pool: f.pool })) });
+    const relay = new SandboxRelayServer({ pool: f.pool, connectionString: f.url, view: workerView, driverName: "kubernetes", workerId: "w-relay-test", logger: testLogger });
+    await relay.start();
+    // The web: no driver, no kubeconfig; only the database.
+    const remote = new SandboxRelayClient({ pool: f.pool, connectionString: f.url, driverName: "kubernetes", logger: testLogger, filesTimeoutMs: 3_000 });
+    const web = new SessionSandboxes({ db: f.pool, store, remote });
+    const blackHole = net.createServer(() => {}); // accepts and never answers: a pod that hangs
+    await new Promise<void>((r) => blackHole.listen(0, "127.0.0.1", r));
+    try {
+      const sessionId = await f.newSession();
+      const h = await workerDriver.acquire(sessionId, f.teamId, parseSandboxPolicy({}));
+      const ns = `${prefix}${f.teamId}`;
+      const { url, claim } = await loopbackRuntime(ns, `s-${sessionId}`);
+      byClaim.set(claim.metadata.name, url);
+      await workerDriver.writeFile(h, "out/report.txt", "made in a pod");
+
+      expect(await web.describe(f.teamId, sessionId)).toMatchObject({ sandbox: { id: h.sandboxId, driver: "kubernetes", state: "ready" }, filesAvailable: true });
+      expect((await web.listFiles(f.teamId, sessionId, ".")).entries).toEqual([{ path: "out", type: "directory", sizeBytes: 0 }]);
+      expect(await web.listFiles(f.teamId, sessionId, "out")).toMatchObject({ path: "out", entries: [{ path: "out/report.txt", type: "file", sizeBytes: 13 }], truncated: false });
+      expect(await web.readFile(f.teamId, sessionId, "out/report.txt")).toMatchObject({ binary: false, content: "made in a pod", sizeBytes: 13 });
+      await expect(web.readFile(f.teamId, sessionId, "../etc/passwd")).rejects.toMatchObject({ status: 400, code: "path_outside_workspace" });
+      await expect(web.readFile(f.teamId, sessionId, "missing.txt")).rejects.toMatchObject({ status: 404 });
+      const other = (await f.tenancy.createTeam({ slug: `kr-${randomBytes(2).toString("hex")}`, name: "Other" })).id;
+      await expect(web.readFile(other, sessionId, "out/report.txt")).rejects.toMatchObject({ status: 404, code: "not_found" });
+
+      // Suspended: refused (409) and left suspended; only `start` wakes it, and it runs in the worker.
+      await workerDriver.suspend(h);
+      await expect(web.listFiles(f.teamId, sessionId, ".")).rejects.toMatchObject({ status: 409, code: "sandbox_not_running", details: { state: "suspended" } });
+      const sandboxName = claim.status.sandbox.name;
+      expect((await kubectlJson(["get", "sandboxes.v1beta1.agents.x-k8s.io", sandboxName, "-n", ns])).spec.operatingMode).toBe("Suspended");
+      expect(await web.start(f.teamId, sessionId)).toMatchObject({ sandbox: { id: h.sandboxId, state: "ready" }, filesAvailable: true });
+      expect((await kubectlJson(["get", "sandboxes.v1beta1.agents.x-k8s.io", sandboxName, "-n", ns])).spec.operatingMode).toBe("Running");
+      expect(await web.readFile(f.teamId, sessionId, "out/report.txt")).toMatchObject({ content: "made in a pod" });
+
+      // A pod that accepts and never answers: the web answers at its deadline, saying a worker tried.
+      byClaim.set(claim.metadata.name, `http://127.0.0.1:${(blackHole.address() as AddressInfo).port}`);
+      await expect(web.listFiles(f.teamId, sessionId, ".")).rejects.toMatchObject({ status: 503, code: "sandbox_unavailable", message: expect.stringContaining("the sandbox did not answer") });
+      byClaim.set(claim.metadata.name, url);
+      expect((await web.listFiles(f.teamId, sessionId, ".")).entries).toHaveLength(1);
+
+      // No worker: 503 at the deadline, naming what to check.
+      await relay.stop();
+      await expect(web.listFiles(f.teamId, sessionId, ".")).rejects.toMatchObject({ status: 503, message: expect.stringContaining("no worker took the request within 3 s") });
+      expect((await f.pool.query(`SELECT count(*)::int AS n FROM sandbox_requests`)).rows[0].n).toBe(0);
+      await workerDriver.release(h);
+    } finally {
+      blackHole.close();
+      await relay.stop();
+      await remote.stop();
+      await platform.cleanup();
+      await home.cleanup();
+    }
   }, 240_000);
 });
