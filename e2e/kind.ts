@@ -1,6 +1,6 @@
 // Helpers for the e2e suite: kubectl against the kind cluster, and the public API as a logged-in
 // admin (cookie + CSRF header, like the dashboard).
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import path from "node:path";
 
 export const repoRoot = path.resolve(import.meta.dirname, "..");
@@ -26,6 +26,19 @@ export function kubectl(args: string[], opts: { input?: string; allowFail?: bool
   return out;
 }
 
+/** kubectl without blocking the event loop: for many pods at once (the rollout test's 20). */
+export function kubectlAsync(args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn("kubectl", ["--context", CONTEXT, ...args], { env: kindEnv(), stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.on("error", (err) => resolve({ status: -1, stdout, stderr: stderr + err.message }));
+    child.on("close", (code) => resolve({ status: code ?? -1, stdout, stderr }));
+  });
+}
+
 export function kubectlJson<T = any>(args: string[]): T {
   return JSON.parse(kubectl([...args, "-o", "json"]).stdout) as T;
 }
@@ -40,11 +53,17 @@ export function adminLogin(): { email: string; password: string } {
 export class Api {
   private constructor(private cookie: string, private csrf: string) {}
 
-  static async login(): Promise<Api> {
-    const r = await fetch(`${BASE_URL}/api/v1/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(adminLogin()) });
+  /** Logs in as kind/up.sh's admin, or as `as` (another team's admin, network.test.ts). */
+  static async login(as: { email: string; password: string } = adminLogin()): Promise<Api> {
+    const r = await fetch(`${BASE_URL}/api/v1/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(as) });
     if (r.status !== 200) throw new Error(`login: ${r.status} ${await r.text()}`);
     const body = (await r.json()) as { csrfToken: string };
     return new Api(r.headers.get("set-cookie")!.split(";")[0]!, body.csrfToken);
+  }
+
+  /** What a GET needs (the cookie; CSRF is only checked on writes): for SSE streams. */
+  get authHeaders(): Record<string, string> {
+    return { cookie: this.cookie };
   }
 
   async call<T = any>(method: string, p: string, body?: unknown, expectStatus = method === "POST" ? [200, 201, 202] : [200]): Promise<T> {
@@ -87,19 +106,58 @@ export async function waitFor<T>(fn: () => Promise<T | null | undefined | false>
 }
 
 /** The pod serving a session's sandbox: its claim (labelled with the session) → Sandbox → Pod. */
-export function sandboxPod(sessionId: string): { namespace: string; name: string; ip: string; node: string } | null {
-  const claims = kubectlJson<{ items: any[] }>(["get", "sandboxclaims.extensions.agents.x-k8s.io", "-A", "-l", `keel.dev/session=${sessionId}`]).items;
-  const claim = claims[0];
-  const sandbox = claim?.status?.sandbox?.name ?? claim?.status?.sandboxStatus?.name;
-  if (!claim || !sandbox) return null;
-  const ns = claim.metadata.namespace as string;
-  const pods = kubectlJson<{ items: any[] }>(["-n", ns, "get", "pods"]).items;
-  const pod = pods.find((p) => p.metadata.name === sandbox || (p.metadata.ownerReferences ?? []).some((o: any) => o.kind === "Sandbox" && o.name === sandbox));
-  if (!pod || pod.status?.phase !== "Running" || pod.metadata.deletionTimestamp) return null;
-  return { namespace: ns, name: pod.metadata.name, ip: pod.status.podIP, node: pod.spec.nodeName };
+export function sandboxPod(sessionId: string): SandboxPod | null {
+  return sandboxPods([sessionId]).get(sessionId) ?? null;
+}
+
+export type SandboxPod = { namespace: string; name: string; ip: string; node: string };
+
+/** sandboxPod for many sessions with two kubectl calls (the rollout test asks for 20 every round). */
+export function sandboxPods(sessionIds: string[]): Map<string, SandboxPod> {
+  const claims = kubectlJson<{ items: any[] }>(claimsArgs(sessionIds)).items;
+  return matchPods(sessionIds, claims, kubectlJson<{ items: any[] }>(podsArgs(claims)).items);
+}
+
+/** sandboxPods without blocking the event loop (SSE clients in the same process keep reading). */
+export async function sandboxPodsAsync(sessionIds: string[]): Promise<Map<string, SandboxPod>> {
+  const json = async (args: string[]) => {
+    const r = await kubectlAsync([...args, "-o", "json"]);
+    if (r.status !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${r.status}): ${r.stderr}`);
+    return (JSON.parse(r.stdout) as { items: any[] }).items;
+  };
+  const claims = await json(claimsArgs(sessionIds));
+  return matchPods(sessionIds, claims, await json(podsArgs(claims)));
+}
+
+const claimsArgs = (ids: string[]) => ["get", "sandboxclaims.extensions.agents.x-k8s.io", "-A", "-l", ids.length === 1 ? `keel.dev/session=${ids[0]}` : "keel.dev/session"];
+
+function podsArgs(claims: any[]): string[] {
+  const namespaces = new Set(claims.map((c) => c.metadata.namespace as string));
+  return namespaces.size === 1 ? ["-n", [...namespaces][0]!, "get", "pods"] : ["get", "pods", "-A"];
+}
+
+function matchPods(sessionIds: string[], claims: any[], pods: any[]): Map<string, SandboxPod> {
+  const wanted = new Set(sessionIds);
+  const out = new Map<string, SandboxPod>();
+  for (const claim of claims) {
+    const session = claim.metadata.labels?.["keel.dev/session"] as string;
+    const sandbox = claim.status?.sandbox?.name ?? claim.status?.sandboxStatus?.name;
+    if (!wanted.has(session) || !sandbox) continue;
+    const ns = claim.metadata.namespace as string;
+    const pod = pods.find((p) => p.metadata.namespace === ns && (p.metadata.name === sandbox || (p.metadata.ownerReferences ?? []).some((o: any) => o.kind === "Sandbox" && o.name === sandbox)));
+    if (!pod || pod.status?.phase !== "Running" || pod.metadata.deletionTimestamp) continue;
+    out.set(session, { namespace: ns, name: pod.metadata.name, ip: pod.status.podIP, node: pod.spec.nodeName });
+  }
+  return out;
 }
 
 /** Deletes a session's SandboxClaim (its Sandbox and pod go with it), as the idle reaper would: frees the node for the next test. */
 export function releaseSandbox(sessionId: string): void {
   kubectl(["delete", "sandboxclaims.extensions.agents.x-k8s.io", "-A", "-l", `keel.dev/session=${sessionId}`, "--wait=false"], { allowFail: true });
+}
+
+/** Exit code of a TCP connect from a pod (0: connected, 3: refused or timed out), through the sandbox image's python3. */
+export function connectFrom(ns: string, podName: string, host: string, port: number): number {
+  const py = `import socket,sys\ns=socket.socket()\ns.settimeout(5)\nsys.exit(0 if s.connect_ex((${JSON.stringify(host)},${port}))==0 else 3)`;
+  return kubectl(["-n", ns, "exec", podName, "--", "python3", "-c", py], { allowFail: true }).status;
 }

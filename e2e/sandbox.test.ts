@@ -3,7 +3,7 @@
 // (egress "none", the default) is enforced by the cluster's network: the web Service and Postgres
 // are out of its reach, while a pod without the policy reaches both.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { Api, kubectl, kubectlJson, releaseSandbox, sandboxPod, waitFor } from "./kind.ts";
+import { Api, connectFrom as connect, kubectl, kubectlJson, releaseSandbox, sandboxPod, waitFor } from "./kind.ts";
 
 let api: Api;
 let sessionId = "";
@@ -19,12 +19,6 @@ afterAll(() => {
   kubectl(["delete", "namespace", PROBE_NS, "--ignore-not-found", "--wait=false"], { allowFail: true });
   if (sessionId) releaseSandbox(sessionId);
 });
-
-/** Exit code of a TCP connect from a pod (0: connected), through the runtime image's python3. */
-function connect(ns: string, podName: string, host: string, port: number): number {
-  const py = `import socket,sys\ns=socket.socket()\ns.settimeout(5)\nsys.exit(0 if s.connect_ex((${JSON.stringify(host)},${port}))==0 else 3)`;
-  return kubectl(["-n", ns, "exec", podName, "--", "python3", "-c", py], { allowFail: true }).status;
-}
 
 describe.sequential("sandbox pods on kind", () => {
   test("the agent's exec runs in a sandbox pod: it prints the pod's hostname and writes a file kubectl reads back", async () => {

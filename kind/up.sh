@@ -24,7 +24,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=kind/airgap/versions.sh
+# shellcheck source=kind/airgap/versions.sh disable=SC1091
 . "$ROOT/kind/airgap/versions.sh"
 CLUSTER="${KEEL_KIND_CLUSTER:-keel}"
 IMAGE="${KEEL_IMAGE:-keel:dev}"
@@ -87,6 +87,13 @@ step_cluster() {
   say cluster "kind cluster '$CLUSTER'"
   if cluster_exists; then
     skip "cluster '$CLUSTER' exists; reusing it"
+    # A cluster made from an older cluster.yaml keeps its nodes (kind cannot add any): say so.
+    local want have
+    want="$(grep -c '^  - role: worker' "$ROOT/kind/cluster.yaml" || true)"
+    have="$(k get nodes -l '!node-role.kubernetes.io/control-plane' -o name 2>/dev/null | grep -c . || true)"
+    if ((have > 0 && have < want)); then
+      echo "note: cluster '$CLUSTER' has $have worker node(s), kind/cluster.yaml asks for $want (room for more sandbox pods); kind/down.sh && kind/up.sh recreates it"
+    fi
     return 0
   fi
   local config="$ROOT/kind/cluster.yaml" image=() node="${KEEL_KIND_NODE_IMAGE:-}"
@@ -220,8 +227,7 @@ step_port_forward() {
     # A cluster created without the port mapping: forward (Ctrl-C stops it; the cluster stays).
     exec kubectl --context "$CTX" -n keel port-forward svc/keel-web "$PORT:3000"
   fi
-  local i
-  for i in $(seq 1 60); do answers && break; sleep 2; done
+  for _ in $(seq 1 60); do answers && break; sleep 2; done
   answers || die "the dashboard does not answer on http://localhost:$PORT/readyz (kind's port mapping to the NodePort 30300)"
   echo "Forwarding from 127.0.0.1:$PORT -> 3000 through kind's port mapping (NodePort 30300)"
   [[ "${WATCH:-}" == 1 ]] || return 0
