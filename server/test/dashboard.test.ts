@@ -7,7 +7,7 @@ import net from "node:net";
 import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { createPool, decideToolCall, type Pool } from "@keel/core";
+import { appendEvent, createPool, decideToolCall, encodeEvent, type EncodedEvent, type Pool } from "@keel/core";
 import { createTestDatabase, waitFor } from "../../test/db.js";
 import { startFakeOpenAI, textStream } from "../../core/test/support/fake-openai.js";
 import { ADMIN, ensureBuild, startDemoWorker, startServer, type RunningServer } from "./harness.js";
@@ -136,6 +136,18 @@ describe.sequential("dashboard", () => {
     await page.getByRole("button", { name: "Deny", exact: true }).click();
     await page.locator('[data-type="tool_result"]').filter({ hasText: "not now" }).waitFor();
     await page.getByTestId("run-state").filter({ hasText: "idle" }).waitFor();
+    await expectViewMatchesLog();
+  });
+
+  test("an event a newer version wrote is shown as unknown, in its place; the view still equals the log", async () => {
+    // A newer worker's event type: this dashboard's EventSource does not listen for it, so the
+    // seq gap before the next event is read from the events endpoint and shown, not dropped.
+    const newer = { type: "sandbox_snapshot", payloadText: JSON.stringify({ snapshotId: "s1" }) } as unknown as EncodedEvent;
+    const unknownSeq = await appendEvent(pool, { sessionId, ...newer });
+    await appendEvent(pool, { sessionId, ...encodeEvent("context_repaired", { repairs: [] }) });
+    const shown = page.locator(`[data-seq="${unknownSeq}"][data-unknown="unknown_type"]`);
+    await shown.waitFor();
+    expect(await shown.textContent()).toBe("unknown event sandbox_snapshot");
     await expectViewMatchesLog();
   });
 
