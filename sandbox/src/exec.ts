@@ -12,6 +12,13 @@ export type Limits = {
   maxFileSizeMb?: number;
   /** A cgroup bounds the whole sandbox's memory at memoryMb (the local driver's memory cgroup, a pod's limit). */
   memoryInGroup?: boolean;
+  /**
+   * No RLIMIT_NPROC: the kernel counts it per uid, not per sandbox, and every sandbox pod (and
+   * Keel's own pods) runs as uid 1000 in the node's user namespace: ~17 sandboxes on one node at the
+   * default 256 left every sandbox's commands unable to fork. Pods are bounded by the kubelet's
+   * pids limit instead (podPidsLimit; k8s/README.md).
+   */
+  processesPerUidShared?: boolean;
 };
 
 /**
@@ -54,7 +61,7 @@ export function limitScript(limits: Limits, closeFds: number[] = []): string {
   }
   // -f counts 512-byte blocks in POSIX shells.
   if (limits.maxFileSizeMb) parts.push(`ulimit -f ${Math.ceil(limits.maxFileSizeMb * 2048)}`);
-  if (limits.maxProcesses) parts.push(`ulimit ${processLimitFlag()} ${Math.ceil(limits.maxProcesses)}`);
+  if (limits.maxProcesses && !limits.processesPerUidShared) parts.push(`ulimit ${processLimitFlag()} ${Math.ceil(limits.maxProcesses)}`);
   // A limit that cannot be set must stop the command, not let it run unlimited.
   parts.push('exec "$@"');
   return parts.join(" || exit 126; ");

@@ -60,10 +60,19 @@ export function egressRules(egress: SandboxPolicy["egress"]): unknown[] {
   });
 }
 
+/**
+ * The runtime's limits in a pod (sandbox/src/exec.ts): memory is bounded by the pod's limit, and
+ * processes by the kubelet's pids limit, since RLIMIT_NPROC would count every uid-1000 process of
+ * the node against each sandbox.
+ */
+export function podRuntimeLimits(policy: SandboxPolicy): string {
+  return JSON.stringify({ ...policy.resources, memoryInGroup: true, processesPerUidShared: true });
+}
+
 export function templateObject(namespace: string, name: string, teamId: string, policy: SandboxPolicy, cfg: TemplateConfig, configHash: string): K8sObject {
   const memory = `${policy.resources.memoryMb}Mi`;
   const env = [
-    { name: "KEEL_RUNTIME_LIMITS", value: JSON.stringify({ ...policy.resources, memoryInGroup: true }) }, // the pod's memory limit
+    { name: "KEEL_RUNTIME_LIMITS", value: podRuntimeLimits(policy) },
     { name: "HOME", value: "/workspace" },
     ...(cfg.teamToken ? [{ name: TOKEN_ENV, value: cfg.teamToken }] : []),
     // env + secretKeyRef rather than envFrom: agent-sandbox refuses claim env injection into a
