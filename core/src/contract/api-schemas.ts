@@ -21,7 +21,8 @@ export const line = (max: number) => z.string().max(max).regex(/^[^\u0000-\u001f
 const INT64_MAX = 9223372036854775807n;
 /** Query strings arrive as text: these parse them (and document them as strings in OpenAPI). */
 export const queryParam = {
-  seq: z.string().regex(/^\d{1,19}$/, "must be a non-negative integer below 2^63").refine((s) => BigInt(s) <= INT64_MAX, "must be a non-negative integer below 2^63").transform((s) => BigInt(s)),
+  // abort: the refine's BigInt() must never see a string the regex refused (it throws: a 500).
+  seq: z.string().regex(/^\d{1,19}$/, { error: "must be a non-negative integer below 2^63", abort: true }).refine((s) => BigInt(s) <= INT64_MAX, "must be a non-negative integer below 2^63").transform((s) => BigInt(s)),
   int: (min: number, max: number) => z.string().regex(/^\d{1,10}$/, "must be an integer").transform(Number).pipe(z.number().int().min(min).max(max)),
 };
 
