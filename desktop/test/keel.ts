@@ -2,9 +2,9 @@
 // from the run's template, an in-process demo-model worker, an admin API key and an agent whose
 // calculator needs approval (the demo model calls it for "calculate …").
 import { api } from "@keel/core/contract/api";
-import { ApiClient } from "@keel/core/contract/api-client";
+import type { ApiClient } from "@keel/core/contract/api-client";
 import { createTestDatabase } from "../../test/db.ts";
-import { ADMIN, startDemoWorker, startServer, type RunningServer } from "../../server/test/harness.ts";
+import { adminClient, startDemoWorker, startServer, type RunningServer } from "../../server/test/harness.ts";
 
 export type Keel = {
   url: string;
@@ -27,12 +27,7 @@ export async function startKeel(): Promise<Keel> {
   const db = await createTestDatabase();
   const server = await startServer(db.url);
   const worker = await startDemoWorker(db.url);
-  const login = await new ApiClient({ baseUrl: server.url }).send(api.auth.login, { body: ADMIN });
-  const cookie = login.headers.get("set-cookie")!.split(";")[0]!;
-  const csrf = ((await login.json()) as { csrfToken: string }).csrfToken;
-  const browser = new ApiClient({ baseUrl: server.url, credentials: { cookie, csrfToken: () => csrf } });
-  const { key: apiKey } = await browser.call(api.apiKeys.create, { body: { name: "desktop-tests", role: "admin" } });
-  const client = new ApiClient({ baseUrl: server.url, credentials: { apiKey }, validateResponses: true });
+  const { client, apiKey } = await adminClient(server.url, "desktop-tests");
   const k: Keel = {
     url: server.url,
     apiKey,

@@ -41,7 +41,8 @@ export class KeelClient {
     try {
       return await this.api.call(route, input);
     } catch (err) {
-      if (err instanceof ApiError) throw new KeelApiError("keel_api_error", `${this.baseUrl}${route.path} did not answer JSON: is this a Keel web process?`, err.status, { cause: err });
+      // Non-2xx answers are KeelApiError already (the transport); this is a 2xx that is not JSON.
+      if (err instanceof ApiError && err.code === "bad_response") throw new KeelApiError("keel_api_error", `${this.baseUrl}${route.path} did not answer JSON: is this a Keel web process?`, err.status, { cause: err });
       throw err;
     }
   }
