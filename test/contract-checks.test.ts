@@ -109,10 +109,9 @@ describe("contract checks", () => {
     const ui = sourceFiles(UI);
     expect(ui.length).toBeGreaterThan(20); // the walk found the UI (a wrong path would pass vacuously)
     // An explicit `any` in UI code (a payload, a parsed body, a generic argument).
-    // server/src/ui/api.ts parses REST answers, not events; issue 15's typed client replaces it.
-    // Payloads reach the UIs typed `unknown` (LogEvent, KeelEvent) and only the contract narrows them.
-    const allowed = new Set(["server/src/ui/api.ts:35: let data: any;"]);
-    expect(grep(ui, /(:\s*any\b|\bas any\b|<any>|\bany\[\]|<any,|, any>)/).filter((h) => !allowed.has(h))).toEqual([]);
+    // REST answers come typed from the API client; payloads reach the UIs typed `unknown`
+    // (LogEvent, KeelEvent) and only the contract narrows them.
+    expect(grep(ui, /(:\s*any\b|\bas any\b|<any>|\bany\[\]|<any,|, any>)/)).toEqual([]);
     // One contract for the shapes: the event-type list and the delta shape are not declared again.
     const declared = grep([...ui, ...sourceFiles(["desktop/src/shared", "server/src", "core/src/agent"])], /(EVENT_TYPES\s*=|type (Delta|KeelDelta|DeltaMessage)\s*=\s*\{)/);
     expect(declared).toEqual([]);

@@ -11,9 +11,10 @@ import { EgressMatcher, normalizeHost } from "../../sandbox/src/egress-rules.js"
 import { parseEgressAllowList, parseEgressEntry } from "./sandbox/egress.js";
 import type { Pool } from "./db/pool.js";
 import { requireRole, type Principal } from "./access/principal.js";
+import { SECRET_NAME } from "./contract/api-schemas.js";
 
-/** UPPER_SNAKE_CASE, up to 128 characters. */
-export const SECRET_NAME = /^[A-Z_][A-Z0-9_]{0,127}$/;
+/** UPPER_SNAKE_CASE, up to 128 characters (the API contract checks config fields with it too). */
+export { SECRET_NAME } from "./contract/api-schemas.js";
 
 export class Secrets {
   private readonly key: Buffer | null;

@@ -6,47 +6,22 @@ import { pgCode, PgCode, withTransaction, type Pool } from "./db/pool.js";
 import { isUuid } from "./engine/client.js";
 import { cancelSessionRuns } from "./engine/lifecycle.js";
 import { sandboxPolicy, sandboxResources } from "./sandbox/policy.js";
-import { SECRET_NAME } from "./secrets.js";
+import { AgentConfig } from "./contract/api-schemas.js";
 import { requireRole, type Principal } from "./access/principal.js";
 import { guardAgentConfig, type GuardedConfig } from "./agent/agent-guard.js";
 
-/** Workers call these URLs: http: and https: only (file:, gopher: and the like never). */
-const httpUrl = z.string().url().refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), "only http: and https: URLs");
-
 const strictSandboxPolicy = sandboxPolicy.extend({ resources: sandboxResources.strict().prefault({}) }).strict();
 
-export const AgentConfigSchema = z.object({
-  model: z.string().min(1).max(200),
-  instructions: z.string().max(100_000).default(""),
-  /** Tool names, or { name, requiresApproval } to require a human's approval on this agent. */
-  tools: z.array(z.union([z.string().min(1).max(64), z.object({ name: z.string().min(1).max(64), requiresApproval: z.boolean().optional() })])).max(200).default([]),
-  /**
-   * Stored as given (so later changes to the defaults apply), but checked now against the policy
-   * schema, strictly: a typo or a bad egress entry is a 422 at save, not a surprise at tool time.
-   */
-  sandboxPolicy: z
-    .record(z.string(), z.unknown())
-    .default({})
-    .superRefine((v, ctx) => {
-      const r = strictSandboxPolicy.safeParse(v);
-      if (!r.success) for (const i of r.error.issues) ctx.addIssue({ code: "custom", path: i.path as PropertyKey[], message: i.message });
-    }),
-  mcpServers: z.array(z.object({
-    name: z.string().regex(/^[a-z0-9_-]{1,32}$/, "lowercase letters, digits, _ and -, up to 32"),
-    url: httpUrl,
-    allowTools: z.array(z.string().min(1).max(64)).max(100).default([]),
-    /** Header name → team secret holding its value (resolved by the worker; configs never hold credentials). */
-    headerSecrets: z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/, "a header name"), z.string().regex(SECRET_NAME, "a secret name: UPPER_SNAKE_CASE, up to 128 characters")).optional(),
-    headers: z.record(z.string(), z.string()).refine(() => false, "header values are not stored in agent configs: put each value in a team secret (Settings → Secrets) and name it in headerSecrets, e.g. { \"Authorization\": \"GITHUB_MCP_AUTH\" }").optional(),
-  }).strict()).max(20).default([]),
-  provider: z.object({
-    kind: z.enum(["demo", "openai-compatible"]).optional(),
-    baseUrl: httpUrl.optional(),
-    /** Name of the team secret holding the provider's API key (required to send a key to an agent's own baseUrl). */
-    apiKeySecret: z.string().regex(SECRET_NAME, "a secret name: UPPER_SNAKE_CASE, up to 128 characters").optional(),
-    maxRetries: z.number().int().min(0).max(10).optional(),
-    timeoutMs: z.number().int().min(100).max(600_000).optional(),
-  }).strict().default({}),
+/**
+ * The API's agent configuration (contract/api-schemas.ts), plus the sandbox policy checked now,
+ * strictly, against the policy schema (stored as given, so later changes to the defaults apply):
+ * a typo or a bad egress entry is a 422 at save, not a surprise at tool time.
+ */
+export const AgentConfigSchema = AgentConfig.extend({
+  sandboxPolicy: AgentConfig.shape.sandboxPolicy.superRefine((v, ctx) => {
+    const r = strictSandboxPolicy.safeParse(v);
+    if (!r.success) for (const i of r.error.issues) ctx.addIssue({ code: "custom", path: i.path as PropertyKey[], message: i.message });
+  }),
 });
 export type AgentConfig = z.input<typeof AgentConfigSchema>;
 

@@ -3,6 +3,7 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { clientAddress, KeelError, parseTrustedProxies, requireRole, toErrorBody, UnauthorizedError, ValidationError, type Principal, type Role, type TrustedProxies } from "@keel/core";
+import { pathPattern, type ApiRoute } from "@keel/core/contract/api";
 import { getContext, type Context } from "./context";
 import { httpRequests } from "./metrics";
 import { PEER_ADDRESS_HEADER } from "./peer";
@@ -17,36 +18,41 @@ export class BadRequestError extends KeelError {
   }
 }
 
-type Params = Record<string, string>;
-export type Call<B, Q> = { req: Request; ctx: Context; principal: Principal; body: B; query: Q; params: Params; requestId: string };
-type Options<B, Q> = {
-  /** "none": no credentials needed (login, health). Default: authenticated. */
-  auth?: "none";
-  /** Lowest role allowed; default viewer for GET and member otherwise. */
-  role?: Role;
-  body?: z.ZodType<B>;
-  query?: z.ZodType<Q>;
-};
+type RawParams = Record<string, string>;
+type Out<T, Else> = T extends z.ZodType ? z.output<T> : Else;
+export type Call<B, Q, P = RawParams> = { req: Request; ctx: Context; principal: Principal; body: B; query: Q; params: P; requestId: string };
+/** What a handler of table entry R gets: the body, query and params as its schemas parse them. */
+export type CallOf<R extends ApiRoute> = Call<Out<R["body"], undefined>, Out<R["query"], undefined>, Out<R["params"], RawParams>>;
 
-/** Wraps a handler. It returns a Response, or a value sent as JSON 200. */
-export function route<B = undefined, Q = undefined>(opts: Options<B, Q>, handler: (c: Call<B, Q>) => Promise<Response | unknown>) {
-  return async (req: Request, routeCtx: { params: Promise<Params> }): Promise<Response> => {
+/**
+ * Wraps a handler of one entry of the route table (@keel/core/contract/api): its auth, role,
+ * params, query and body schemas are applied here. It returns a Response, or a value sent as JSON
+ * with the entry's status.
+ */
+export function route<R extends ApiRoute>(spec: R, handler: (c: CallOf<R>) => Promise<Response | unknown>) {
+  const pattern = pathPattern(spec.path);
+  return async (req: Request, routeCtx: { params: Promise<RawParams> }): Promise<Response> => {
     const requestId = validRequestId(req.headers.get("x-request-id")) ?? randomUUID();
     const started = performance.now();
     let res: Response;
     let ctx: Context | null = null;
     try {
       ctx = await getContext();
-      const principal = opts.auth === "none" ? (null as unknown as Principal) : await authenticate(ctx, req);
-      if (principal) requireRole(principal, opts.role ?? (req.method === "GET" ? "viewer" : "member"));
-      const params = (await routeCtx.params) ?? {};
-      refuseControlCharacters(params, "path", ALL_CONTROLS);
+      // A route file wired to another entry's schemas would validate the wrong thing: fail loudly.
+      if ((req.method !== spec.method && !(req.method === "HEAD" && spec.method === "GET")) || !pattern.test(new URL(req.url).pathname)) {
+        throw new Error(`route table entry ${spec.method} ${spec.path} serves ${req.method} ${new URL(req.url).pathname}`);
+      }
+      const principal = spec.auth === "none" ? (null as unknown as Principal) : await authenticate(ctx, req);
+      if (principal) requireRole(principal, spec.role ?? (req.method === "GET" ? "viewer" : "member"));
+      const rawParams = (await routeCtx.params) ?? {};
+      refuseControlCharacters(rawParams, "path", ALL_CONTROLS);
+      const params = spec.params ? validateParams(spec.params, rawParams) : rawParams;
       const rawQuery = Object.fromEntries(new URL(req.url).searchParams);
       refuseControlCharacters(rawQuery, "query", ALL_CONTROLS);
-      const query = validate<unknown>(opts.query ?? NoQuery, rawQuery) as Q;
-      const body = opts.body ? validate(opts.body, refuseControlCharacters(await readJson(req), "body", NUL)) : await refuseBody<B>(req);
-      const out = await handler({ req, ctx, principal, body, query, params, requestId });
-      res = out instanceof Response ? out : json(out);
+      const query = validate<unknown>(spec.query ?? NoQuery, rawQuery);
+      const body = spec.body ? validate<unknown>(spec.body, refuseControlCharacters(await readJson(req), "body", NUL)) : await refuseBody<undefined>(req);
+      const out = await handler({ req, ctx, principal, body, query, params, requestId } as CallOf<R>);
+      res = out instanceof Response ? out : json(out, spec.status);
     } catch (err) {
       res = errorResponse(err, ctx, requestId, req);
     }
@@ -114,7 +120,7 @@ export function requestClientAddress(ctx: Context, req: Request): string {
 const NoQuery = z.strictObject({});
 const NUL = /\u0000/;
 // C0 controls and DEL. Allowed inside bodies (message text has tabs and newlines, pasted terminal
-// output has ESC), refused in paths and query strings, and in one-line fields via `q.line`.
+// output has ESC), refused in paths and query strings, and in one-line fields via the contract's `line()`.
 const ALL_CONTROLS = /[\u0000-\u001f\u007f]/;
 
 /**
@@ -182,6 +188,16 @@ async function readText(req: Request): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
+/**
+ * A path param outside its schema (a malformed id) names nothing: 404 not_found, as a
+ * well-formed id of no row answers, so ids cannot be told apart by their shape.
+ */
+function validateParams(schema: z.ZodType, raw: RawParams): RawParams {
+  const r = schema.safeParse(raw);
+  if (!r.success) throw new KeelError("not_found", 404, "no such resource: the path names none", { issues: r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })) });
+  return r.data as RawParams;
+}
+
 export function validate<T>(schema: z.ZodType<T>, input: unknown): T {
   const r = schema.safeParse(input);
   if (!r.success) throw new ValidationError("invalid input", { issues: r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })) });
@@ -211,11 +227,3 @@ const INT64_MAX = 9223372036854775807n;
 export function parseSeq(s: string): bigint | null {
   return /^\d{1,19}$/.test(s) && BigInt(s) <= INT64_MAX ? BigInt(s) : null;
 }
-
-/** Query-string helpers (everything arrives as a string), and one-line text fields. */
-export const q = {
-  seq: z.string().refine((s) => parseSeq(s) !== null, "must be a non-negative integer below 2^63").transform((s) => BigInt(s)),
-  int: (min: number, max: number) => z.string().regex(/^\d{1,10}$/, "must be an integer").transform(Number).pipe(z.number().int().min(min).max(max)),
-  /** A one-line string: no control characters (names, titles, emails, ids). */
-  line: (max: number) => z.string().max(max).regex(/^[^\u0000-\u001f\u007f]*$/, "control characters are not allowed"),
-};

@@ -5,7 +5,8 @@
 import { KeelError, listAgents, NotFoundError, TERMINAL_RUN_STATUSES, ValidationError, type Principal, type SessionEvent } from "@keel/core";
 import { parseEventText } from "@keel/core/contract/events";
 import type { Context, DeltaMessage } from "./context";
-import { json, route, type Call } from "./http";
+import type { ApiRoute } from "@keel/core/contract/api";
+import { json, route, type CallOf } from "./http";
 
 export const SESSION_HEADER = "x-keel-session-id";
 export type RunOutcome = { status: string; content: string; allContent: string; usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number }; error: string | null };
@@ -127,13 +128,10 @@ export function openaiErrorBody(status: number, code: string, message: string, d
  * retry 5xx and timeouts by default, and each retry without a session header started a new
  * session and a new run (one SDK call made three; side-effecting tools would run three times).
  */
-export function openaiRoute<B = undefined, Q = undefined>(
-  opts: Parameters<typeof route<B, Q>>[0],
-  handler: (c: Call<B, Q> & { markPosted: () => void }) => Promise<Response | unknown>,
-) {
+export function openaiRoute<R extends ApiRoute>(spec: R, handler: (c: CallOf<R> & { markPosted: () => void }) => Promise<Response | unknown>) {
   return async (req: Request, routeCtx: { params: Promise<Record<string, string>> }): Promise<Response> => {
     let posted = false;
-    const res = await route<B, Q>(opts, (c) => handler({ ...c, markPosted: () => void (posted = true) }))(req, routeCtx);
+    const res = await route(spec, (c) => handler({ ...c, markPosted: () => void (posted = true) }))(req, routeCtx);
     if (res.status < 400) return res;
     const body = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string; details?: object } } | null;
     const headers: Record<string, string> = Object.fromEntries(res.headers);

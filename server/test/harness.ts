@@ -7,6 +7,8 @@ import { fileURLToPath } from "node:url";
 // @ts-expect-error plain JS module shared with npm start and the global setup
 import { ensureWebBuild } from "../../scripts/build-web.mjs";
 import { freePort } from "../../cli/src/embedded-postgres.js";
+import { api } from "@keel/core/contract/api";
+import { ApiClient } from "@keel/core/contract/api-client";
 import { builtinTools, createAgentStep, createModelResolver, createPool, notifyDeltas, outboundPolicy, silentLogger, ToolRegistry, Worker, type Pool } from "@keel/core";
 
 export const serverDir = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
@@ -19,6 +21,19 @@ export function ensureBuild(): { rebuilt: boolean; ms: number } {
 
 
 export const ADMIN = { email: "admin@example.com", password: "correct horse battery" };
+
+/**
+ * Logs in as ADMIN (a cookie session) and creates an admin API key, through the typed client;
+ * `client` uses the key and checks every answer against the route table's schema.
+ */
+export async function adminClient(url: string, keyName = "tests"): Promise<{ client: ApiClient; apiKey: string; cookie: string; csrfToken: string; teamId: string }> {
+  const login = await new ApiClient({ baseUrl: url }).send(api.auth.login, { body: ADMIN });
+  const cookie = login.headers.get("set-cookie")!.split(";")[0]!;
+  const { csrfToken, teamId } = (await login.json()) as { csrfToken: string; teamId: string };
+  const browser = new ApiClient({ baseUrl: url, credentials: { cookie, csrfToken: () => csrfToken } });
+  const { key: apiKey } = await browser.call(api.apiKeys.create, { body: { name: keyName, role: "admin" } });
+  return { client: new ApiClient({ baseUrl: url, credentials: { apiKey }, validateResponses: true }), apiKey, cookie, csrfToken, teamId };
+}
 
 export type RunningServer = { url: string; proc: ChildProcess; output: () => string; stop: () => Promise<void> };
 

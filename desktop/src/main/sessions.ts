@@ -8,6 +8,8 @@
 import { randomUUID } from "node:crypto";
 import { backoffMs } from "@keel/core/backoff";
 import { parseDeltaFrame } from "@keel/core/contract/events";
+import { api, type ApiRoute } from "@keel/core/contract/api";
+import { ApiClient, ApiError, type CallInput, type CallOutput } from "@keel/core/contract/api-client";
 import type { Emit, ErrorInfo, FollowState, Handlers, KeelConnection, KeelEvent, KeelSessionInfo, PostResult, SessionHistory, SessionPage } from "../shared/contract.ts";
 
 /** `code`: the server's `error.code` unchanged when it answered with Keel's error body, else one of the desktop's own. */
@@ -29,21 +31,33 @@ export class KeelClient {
   readonly baseUrl: string;
   private readonly apiKey: string;
   private readonly timeoutMs: number;
+  /** The API's typed client (the route table's schemas); its transport is `send` below. */
+  private readonly api: ApiClient;
   constructor(o: KeelClientOptions) {
     this.baseUrl = o.baseUrl.replace(/\/+$/, "");
     this.apiKey = o.apiKey;
     this.timeoutMs = o.timeoutMs ?? 10_000;
+    this.api = new ApiClient({ baseUrl: this.baseUrl, credentials: { apiKey: this.apiKey }, fetch: (url, init) => this.send(url, init, (init.headers as Record<string, string>).accept === "text/event-stream") });
   }
 
-  /** Raw request: throws for network failures and non-2xx answers, with the server's message. */
-  async fetch(path: string, init: { method?: string; body?: unknown; headers?: Record<string, string>; signal?: AbortSignal; stream?: boolean } = {}): Promise<Response> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.apiKey}`, accept: init.stream ? "text/event-stream" : "application/json", ...init.headers };
-    if (init.body !== undefined) headers["content-type"] = "application/json";
+  /** One table route through the typed client; an answer that is not JSON names what to check. */
+  async call<R extends ApiRoute>(route: R, input?: CallInput<R>): Promise<CallOutput<R>> {
+    try {
+      return await this.api.call(route, input);
+    } catch (err) {
+      // Non-2xx answers are KeelApiError already (the transport); this is a 2xx that is not JSON.
+      if (err instanceof ApiError && err.code === "bad_response") throw new KeelApiError("keel_api_error", `${this.baseUrl}${route.path} did not answer JSON: is this a Keel web process?`, err.status, { cause: err });
+      throw err;
+    }
+  }
+
+  /** The transport: a deadline (none for streams), network failures and non-2xx answers as KeelApiError. */
+  private async send(url: string, init: RequestInit, stream: boolean): Promise<Response> {
     // Streams have no overall deadline (they live for hours); the caller's idle timer covers them.
-    const signal = init.stream ? init.signal : AbortSignal.any([AbortSignal.timeout(this.timeoutMs), ...(init.signal ? [init.signal] : [])]);
+    const signal = stream ? (init.signal ?? undefined) : AbortSignal.any([AbortSignal.timeout(this.timeoutMs), ...(init.signal ? [init.signal] : [])]);
     let res: Response;
     try {
-      res = await fetch(`${this.baseUrl}${path}`, { method: init.method ?? "GET", headers, body: init.body === undefined ? undefined : JSON.stringify(init.body), signal });
+      res = await fetch(url, { ...init, signal });
     } catch (err) {
       if (init.signal?.aborted) throw err;
       const e = err as Error & { cause?: { code?: string; message?: string } };
@@ -59,29 +73,24 @@ export class KeelClient {
     throw await apiError(res, this.baseUrl);
   }
 
-  async json<T>(path: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
-    const res = await this.fetch(path, init);
-    try {
-      return (await res.json()) as T;
-    } catch (err) {
-      throw new KeelApiError("keel_api_error", `${this.baseUrl}${path} did not answer JSON: is this a Keel web process?`, res.status, { cause: err });
-    }
-  }
-
   me() {
-    return this.json<{ teamId: string; role: string; actor: string }>("/api/v1/me");
+    return this.call(api.me.get);
   }
 
   listSessions(f: { cursor?: string; limit?: number; status?: string; q?: string } = {}): Promise<SessionPage> {
-    const qs = new URLSearchParams();
-    for (const [k, v] of Object.entries(f)) if (v !== undefined && v !== "") qs.set(k, String(v));
-    return this.json<SessionPage>(`/api/v1/sessions${qs.size ? `?${qs}` : ""}`);
+    const { limit, status, ...rest } = f;
+    return this.call(api.sessions.list, { query: { ...rest, limit: limit === undefined ? undefined : String(limit), status: (status || undefined) as "active" | "idle" | "archived" | undefined } });
+  }
+
+  /** The session's live SSE stream (resumes after Last-Event-ID). */
+  stream(sessionId: string, o: { lastEventId?: string; signal?: AbortSignal } = {}): Promise<Response> {
+    return this.api.send(api.sessions.stream, { params: { id: sessionId }, headers: o.lastEventId ? { "last-event-id": o.lastEventId } : {}, signal: o.signal });
   }
 
   /** The session and its agent's name (the session answer carries only the agent id). */
   async getSession(id: string): Promise<KeelSessionInfo> {
-    const s = await this.json<Omit<KeelSessionInfo, "agentName" | "lastSeq"> & { lastSeq: string | number }>(`/api/v1/sessions/${encodeURIComponent(id)}`);
-    const agent = await this.json<{ name: string }>(`/api/v1/agents/${encodeURIComponent(s.agentId)}`).catch((err: unknown) => {
+    const s = await this.call(api.sessions.get, { params: { id } });
+    const agent = await this.call(api.agents.get, { params: { id: s.agentId } }).catch((err: unknown) => {
       if (err instanceof KeelApiError && err.code === "not_found") return { name: "(deleted agent)" };
       throw err;
     });
@@ -89,7 +98,7 @@ export class KeelClient {
   }
 
   async events(id: string, after: string, limit = HISTORY_PAGE): Promise<{ events: KeelEvent[]; lastSeq: string | null }> {
-    return this.json(`/api/v1/sessions/${encodeURIComponent(id)}/events?after=${after}&limit=${limit}`);
+    return this.call(api.sessions.events, { params: { id }, query: { after, limit: String(limit) } });
   }
 
   /** The whole log, page by page (seq order, each once). */
@@ -107,16 +116,16 @@ export class KeelClient {
   }
 
   async post(input: { sessionId: string; content: string; onBusy?: "enqueue" | "reject" | "interrupt" }): Promise<PostResult> {
-    const r = await this.json<{ seq: string | number; runId: string; disposition: string; duplicate: boolean }>(`/api/v1/sessions/${encodeURIComponent(input.sessionId)}/messages`, {
-      method: "POST",
+    const r = await this.call(api.sessions.messages, {
+      params: { id: input.sessionId },
       body: { content: input.content, ...(input.onBusy ? { onBusy: input.onBusy } : {}) },
     });
     return { seq: String(r.seq), runId: r.runId, disposition: r.disposition, duplicate: r.duplicate };
   }
 
   async decide(input: { sessionId: string; callId: string; approve: boolean; reason?: string }): Promise<{ runId: string; seq: string }> {
-    const r = await this.json<{ runId: string; seq: string | number }>(`/api/v1/sessions/${encodeURIComponent(input.sessionId)}/approvals/${encodeURIComponent(input.callId)}`, {
-      method: "POST",
+    const r = await this.call(api.sessions.decide, {
+      params: { id: input.sessionId, callId: input.callId },
       body: { approve: input.approve, ...(input.reason ? { reason: input.reason } : {}) },
     });
     return { runId: r.runId, seq: String(r.seq) };
@@ -258,11 +267,7 @@ export class SessionsService {
       };
       try {
         touch();
-        const res = await client.fetch(`/api/v1/sessions/${encodeURIComponent(f.sessionId)}/stream`, {
-          stream: true,
-          signal: attemptAbort.signal,
-          headers: lastSeq > 0n ? { "last-event-id": String(lastSeq) } : {},
-        });
+        const res = await client.stream(f.sessionId, { signal: attemptAbort.signal, lastEventId: lastSeq > 0n ? String(lastSeq) : undefined });
         state("live");
         attempt = 0;
         error = null;

@@ -2,17 +2,18 @@
 import Link from "next/link";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
-import { api } from "@/src/ui/api";
+import type { AgentCreateInput } from "@keel/core/contract/api-schemas";
+import { api, keel } from "@/src/ui/api";
 import { AgentForm, toolLabel, type Agent, type AgentInput } from "@/src/ui/agent-form";
 import { ErrorNote, QueryState, Shell, TableBox } from "@/src/ui/shell";
 
 export default function AgentsPage() {
   const qc = useQueryClient();
-  const agents = useQuery({ queryKey: ["agents"], queryFn: () => api<{ agents: Agent[] }>("/api/v1/agents") });
+  const agents = useQuery({ queryKey: ["agents"], queryFn: () => keel.call(api.agents.list) });
   const [showForm, setShowForm] = useState(false);
   const [formKey, setFormKey] = useState(0);
   const create = useMutation({
-    mutationFn: (body: AgentInput) => api<{ id: string }>("/api/v1/agents", { method: "POST", body }),
+    mutationFn: (body: AgentInput) => keel.call(api.agents.create, { body: body as AgentCreateInput }), // the form edits JSON text: the server checks it
     onSuccess: () => {
       setShowForm(false);
       setFormKey((k) => k + 1);
@@ -20,7 +21,7 @@ export default function AgentsPage() {
     },
   });
   const newSession = useMutation({
-    mutationFn: (agentId: string) => api<{ id: string }>("/api/v1/sessions", { method: "POST", body: { agentId } }),
+    mutationFn: (agentId: string) => keel.call(api.sessions.create, { body: { agentId } }),
     onSuccess: (s) => (location.href = `/sessions/${s.id}`),
   });
   return (

@@ -1,6 +1,6 @@
 "use client";
 import { useInfiniteQuery } from "@tanstack/react-query";
-import { api, when } from "@/src/ui/api";
+import { api, keel, when } from "@/src/ui/api";
 import { ErrorNote, QueryState, Shell, TableBox } from "@/src/ui/shell";
 
 type Entry = { id: string; actor: string; action: string; target: string | null; details: unknown; createdAt: string };
@@ -9,7 +9,7 @@ export default function AuditPage() {
   const log = useInfiniteQuery({
     queryKey: ["audit"],
     initialPageParam: null as string | null,
-    queryFn: ({ pageParam }) => api<{ entries: Entry[]; nextCursor: string | null }>(`/api/v1/audit?limit=50${pageParam ? `&before=${pageParam}` : ""}`),
+    queryFn: ({ pageParam }) => keel.call(api.audit.list, { query: { limit: "50", ...(pageParam ? { before: pageParam } : {}) } }),
     getNextPageParam: (last) => last.nextCursor,
   });
   const rows = log.data?.pages.flatMap((p) => p.entries) ?? [];

@@ -1,6 +1,6 @@
 "use client";
 import { useState, type FormEvent } from "react";
-import { api, setCsrf } from "@/src/ui/api";
+import { api, keel, setCsrf } from "@/src/ui/api";
 import { ErrorNote } from "@/src/ui/shell";
 
 export default function LoginPage() {
@@ -12,7 +12,7 @@ export default function LoginPage() {
     setBusy(true);
     setError(null);
     try {
-      const r = await api<{ csrfToken: string }>("/api/v1/auth/login", { method: "POST", body: { email: f.get("email"), password: f.get("password") } });
+      const r = await keel.call(api.auth.login, { body: { email: String(f.get("email") ?? ""), password: String(f.get("password") ?? "") } });
       setCsrf(r.csrfToken);
       location.href = "/agents";
     } catch (err) {

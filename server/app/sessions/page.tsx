@@ -2,7 +2,7 @@
 import Link from "next/link";
 import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { useDeferredValue, useState } from "react";
-import { api, when } from "@/src/ui/api";
+import { api, keel, when } from "@/src/ui/api";
 import { ErrorNote, QueryState, Shell, TableBox } from "@/src/ui/shell";
 
 type Session = { id: string; agentName: string; title: string | null; status: string; lastSeq: string; createdAt: string; activeRun: { status: string; nextAttemptAt: string | null } | null };
@@ -13,17 +13,13 @@ export default function SessionsPage() {
   const q = useDeferredValue(search.trim());
   const [status, setStatus] = useState("");
   const [agentId, setAgentId] = useState("");
-  const agents = useQuery({ queryKey: ["agents"], queryFn: () => api<{ agents: { id: string; name: string }[] }>("/api/v1/agents") });
+  const agents = useQuery({ queryKey: ["agents"], queryFn: () => keel.call(api.agents.list) });
   const list = useInfiniteQuery({
     queryKey: ["sessions", q, status, agentId],
     initialPageParam: null as string | null,
     queryFn: ({ pageParam }) => {
-      const p = new URLSearchParams({ limit: "25" });
-      if (pageParam) p.set("cursor", pageParam);
-      if (q) p.set("q", q);
-      if (status) p.set("status", status);
-      if (agentId) p.set("agentId", agentId);
-      return api<Page>(`/api/v1/sessions?${p}`);
+      const query = { limit: "25", cursor: pageParam ?? undefined, q: q || undefined, status: (status || undefined) as "active" | "idle" | "archived" | undefined, agentId: agentId || undefined };
+      return keel.call(api.sessions.list, { query });
     },
     getNextPageParam: (last) => last.nextCursor,
     refetchInterval: 10_000,

@@ -1,7 +1,7 @@
 "use client";
 import Link from "next/link";
 import { useQuery } from "@tanstack/react-query";
-import { api, when } from "@/src/ui/api";
+import { api, keel, when } from "@/src/ui/api";
 import { QueryState, Shell, TableBox } from "@/src/ui/shell";
 
 type Worker = { id: string; hostname: string; version: string; startedAt: string; heartbeatAt: string; alive: boolean };
@@ -18,9 +18,9 @@ function ago(d: string): string {
 }
 
 export default function StatusPage() {
-  const status = useQuery({ queryKey: ["status"], queryFn: () => api<Status>("/api/v1/status"), refetchInterval: REFRESH_MS });
-  const sandboxes = useQuery({ queryKey: ["sandboxes"], queryFn: () => api<{ sandboxes: Sandbox[] }>("/api/v1/sandboxes"), refetchInterval: REFRESH_MS });
-  const usage = useQuery({ queryKey: ["usage"], queryFn: () => api<Usage>("/api/v1/usage?days=30"), refetchInterval: 30_000 });
+  const status = useQuery({ queryKey: ["status"], queryFn: () => keel.call(api.status.get), refetchInterval: REFRESH_MS });
+  const sandboxes = useQuery({ queryKey: ["sandboxes"], queryFn: () => keel.call(api.sandboxes.list), refetchInterval: REFRESH_MS });
+  const usage = useQuery({ queryKey: ["usage"], queryFn: () => keel.call(api.usage.get, { query: { days: "30" } }), refetchInterval: 30_000 });
   const s = status.data;
   const n = (x: number) => x.toLocaleString("en-US");
   return (

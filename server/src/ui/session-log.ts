@@ -9,7 +9,7 @@
 import { useEffect, useState } from "react";
 import { EVENT_TYPES, parseDeltaFrame } from "@keel/core/contract/events";
 import { applyDelta, EMPTY_DRAFT, type Draft, type LogEvent } from "@keel/core/view/session";
-import { api } from "./api";
+import { api, keel } from "./api";
 
 export type { LogEvent };
 export type Live = Draft;
@@ -39,8 +39,8 @@ export function useSessionLog(sessionId: string, reconnectMs = 1_500) {
     let stopped = false;
     const fillGap = (after: bigint, before: bigint) => {
       const limit = Math.min(Number(before - after - 1n), 5000);
-      api<{ events: LogEvent[] }>(`/api/v1/sessions/${sessionId}/events?after=${after}&limit=${limit}`).then(
-        (r) => !stopped && setEvents((evs) => merge(evs, r.events.filter((e) => BigInt(e.seq) < before))),
+      keel.call(api.sessions.events, { params: { id: sessionId }, query: { after: String(after), limit: String(limit) } }).then(
+        (r) => !stopped && setEvents((evs) => merge(evs, (r.events as LogEvent[]).filter((e) => BigInt(e.seq) < before))),
         () => {}, // the next gap or a reload reads them again
       );
     };

@@ -3,26 +3,27 @@
 // created it), secrets (write-only).
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
-import { api, when } from "./api";
+import type { Role } from "@keel/core/contract/api-schemas";
+import { api, keel, when } from "./api";
 import { ErrorNote, QueryState, TableBox } from "./shell";
 
 const ROLES = ["admin", "member", "viewer"] as const;
 
-function useSave<T>(key: string, fn: (body: T) => Promise<unknown>) {
+function useSave<T, R>(key: string, fn: (body: T) => Promise<R>) {
   const qc = useQueryClient();
   return useMutation({ mutationFn: fn, onSuccess: () => qc.invalidateQueries({ queryKey: [key] }) });
 }
 
 export function Members() {
-  const list = useQuery({ queryKey: ["members"], queryFn: () => api<{ members: { userId: string; email: string; role: string; createdAt: string }[] }>("/api/v1/members") });
-  const add = useSave("members", (body: object) => api("/api/v1/members", { method: "POST", body }));
-  const setRole = useSave("members", (v: { userId: string; role: string }) => api(`/api/v1/members/${v.userId}`, { method: "PATCH", body: { role: v.role } }));
-  const remove = useSave("members", (userId: string) => api(`/api/v1/members/${userId}`, { method: "DELETE" }));
+  const list = useQuery({ queryKey: ["members"], queryFn: () => keel.call(api.members.list) });
+  const add = useSave("members", (body: { email: string; password: string; role: Role }) => keel.call(api.members.add, { body }));
+  const setRole = useSave("members", (v: { userId: string; role: Role }) => keel.call(api.members.setRole, { params: { userId: v.userId }, body: { role: v.role } }));
+  const remove = useSave("members", (userId: string) => keel.call(api.members.remove, { params: { userId } }));
   const submit = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const form = e.currentTarget;
     const f = new FormData(form);
-    add.mutate({ email: f.get("email"), password: f.get("password"), role: f.get("role") }, { onSuccess: () => form.reset() });
+    add.mutate({ email: String(f.get("email") ?? ""), password: String(f.get("password") ?? ""), role: String(f.get("role")) as Role }, { onSuccess: () => form.reset() });
   };
   return (
     <section aria-labelledby="members-h">
@@ -36,7 +37,7 @@ export function Members() {
                 <tr key={m.userId}>
                   <td>{m.email}</td>
                   <td>
-                    <select value={m.role} disabled={setRole.isPending} aria-label={`role of ${m.email}`} onChange={(e) => setRole.mutate({ userId: m.userId, role: e.target.value })}>
+                    <select value={m.role} disabled={setRole.isPending} aria-label={`role of ${m.email}`} onChange={(e) => setRole.mutate({ userId: m.userId, role: e.target.value as Role })}>
                       {ROLES.map((r) => <option key={r}>{r}</option>)}
                     </select>
                   </td>
@@ -72,7 +73,7 @@ const REVOKED: Record<NonNullable<Key["revokedReason"]>, string> = { revoked: "r
 /** The logged-in user's own password (API keys cannot change one). Other logins end. */
 export function OwnPassword() {
   const [done, setDone] = useState(false);
-  const change = useMutation({ mutationFn: (body: { currentPassword: string; newPassword: string }) => api("/api/v1/me/password", { method: "POST", body }) });
+  const change = useMutation({ mutationFn: (body: { currentPassword: string; newPassword: string }) => keel.call(api.me.password, { body }) });
   const submit = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const form = e.currentTarget;
@@ -95,18 +96,18 @@ export function OwnPassword() {
 }
 
 export function ApiKeys() {
-  const list = useQuery({ queryKey: ["api-keys"], queryFn: () => api<{ apiKeys: Key[] }>("/api/v1/api-keys") });
+  const list = useQuery({ queryKey: ["api-keys"], queryFn: () => keel.call(api.apiKeys.list) });
   const [created, setCreated] = useState<{ key: string; name: string } | null>(null);
   const [copied, setCopied] = useState(false);
-  const create = useSave("api-keys", (body: { name: string; role: string }) => api<{ key: string }>("/api/v1/api-keys", { method: "POST", body }));
-  const revoke = useSave("api-keys", (id: string) => api(`/api/v1/api-keys/${id}`, { method: "DELETE" }));
+  const create = useSave("api-keys", (body: { name: string; role: Role }) => keel.call(api.apiKeys.create, { body }));
+  const revoke = useSave("api-keys", (id: string) => keel.call(api.apiKeys.revoke, { params: { id } }));
   const submit = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const form = e.currentTarget;
     const f = new FormData(form);
     const name = String(f.get("name") ?? "");
     setCopied(false);
-    create.mutate({ name, role: String(f.get("role")) }, { onSuccess: (r) => (setCreated({ key: (r as { key: string }).key, name }), form.reset()) });
+    create.mutate({ name, role: String(f.get("role")) as Role }, { onSuccess: (r) => (setCreated({ key: r.key, name }), form.reset()) });
   };
   const copy = async () => {
     await navigator.clipboard?.writeText(created!.key).then(() => setCopied(true), () => setCopied(false));
@@ -150,9 +151,9 @@ export function ApiKeys() {
 }
 
 export function Secrets() {
-  const list = useQuery({ queryKey: ["secrets"], queryFn: () => api<{ secrets: { name: string; allowedHosts: string[]; updatedAt: string }[] }>("/api/v1/secrets") });
-  const put = useSave("secrets", ({ name, value, allowedHosts }: { name: string; value: string; allowedHosts: string[] }) => api(`/api/v1/secrets/${encodeURIComponent(name)}`, { method: "PUT", body: { value, allowedHosts } }));
-  const remove = useSave("secrets", (name: string) => api(`/api/v1/secrets/${encodeURIComponent(name)}`, { method: "DELETE" }));
+  const list = useQuery({ queryKey: ["secrets"], queryFn: () => keel.call(api.secrets.list) });
+  const put = useSave("secrets", ({ name, value, allowedHosts }: { name: string; value: string; allowedHosts: string[] }) => keel.call(api.secrets.put, { params: { name }, body: { value, allowedHosts } }));
+  const remove = useSave("secrets", (name: string) => keel.call(api.secrets.delete, { params: { name } }));
   const submit = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const form = e.currentTarget;

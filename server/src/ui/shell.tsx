@@ -2,7 +2,7 @@
 import Link from "next/link";
 import { usePathname } from "next/navigation";
 import type { ReactNode } from "react";
-import { api, ApiError } from "./api";
+import { api, ApiError, keel } from "./api";
 
 const NAV = [
   ["/agents", "Agents"],
@@ -15,7 +15,7 @@ const NAV = [
 export function Shell({ children }: { children: ReactNode }) {
   const path = usePathname() ?? "";
   const logout = async () => {
-    await api("/api/v1/auth/logout", { method: "POST" }).catch(() => {});
+    await keel.call(api.auth.logout).catch(() => {});
     location.href = "/login";
   };
   return (

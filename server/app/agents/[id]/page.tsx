@@ -2,7 +2,8 @@
 import Link from "next/link";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { use, useState } from "react";
-import { api } from "@/src/ui/api";
+import type { AgentUpdateInput } from "@keel/core/contract/api-schemas";
+import { api, keel } from "@/src/ui/api";
 import { AgentForm, type Agent, type AgentInput } from "@/src/ui/agent-form";
 import { ErrorNote, QueryState, Shell } from "@/src/ui/shell";
 
@@ -10,10 +11,10 @@ import { ErrorNote, QueryState, Shell } from "@/src/ui/shell";
 export default function AgentPage({ params }: { params: Promise<{ id: string }> }) {
   const { id } = use(params);
   const qc = useQueryClient();
-  const agent = useQuery({ queryKey: ["agent", id], queryFn: () => api<Agent>(`/api/v1/agents/${id}`) });
+  const agent = useQuery({ queryKey: ["agent", id], queryFn: () => keel.call(api.agents.get, { params: { id } }) });
   const [saved, setSaved] = useState<number | null>(null);
   const save = useMutation({
-    mutationFn: (body: AgentInput) => api<{ version: number }>(`/api/v1/agents/${id}`, { method: "PUT", body }),
+    mutationFn: (body: AgentInput) => keel.call(api.agents.update, { params: { id }, body: body as AgentUpdateInput }), // the form edits JSON text: the server checks it
     onSuccess: async (r) => {
       setSaved(r.version);
       await qc.invalidateQueries({ queryKey: ["agent", id] });
@@ -21,7 +22,7 @@ export default function AgentPage({ params }: { params: Promise<{ id: string }> 
     },
   });
   const remove = useMutation({
-    mutationFn: () => api(`/api/v1/agents/${id}`, { method: "DELETE" }),
+    mutationFn: () => keel.call(api.agents.delete, { params: { id } }),
     onSuccess: () => (location.href = "/agents"),
   });
   const a = agent.data;

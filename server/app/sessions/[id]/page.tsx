@@ -2,7 +2,7 @@
 import Link from "next/link";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { use, useEffect, useMemo, useState, type FormEvent } from "react";
-import { api } from "@/src/ui/api";
+import { api, keel } from "@/src/ui/api";
 import { useSessionLog } from "@/src/ui/session-log";
 import { ErrorNote, Shell } from "@/src/ui/shell";
 import { sessionView } from "@keel/core/view/session";
@@ -24,12 +24,12 @@ export default function SessionPage({ params }: { params: Promise<{ id: string }
   const qc = useQueryClient();
   const { events, live, conn } = useSessionLog(id);
   const [error, setError] = useState<Error | null>(null);
-  const [onBusy, setOnBusy] = useState("enqueue");
+  const [onBusy, setOnBusy] = useState<"enqueue" | "reject" | "interrupt">("enqueue");
   const [sending, setSending] = useState(false);
   // The list endpoint answers an exact id with the run in progress; refreshed as events arrive.
   const info = useQuery({
     queryKey: ["session", id],
-    queryFn: async () => (await api<{ sessions: Row[] }>(`/api/v1/sessions?q=${encodeURIComponent(id)}&limit=1`)).sessions[0] ?? null,
+    queryFn: async () => (await keel.call(api.sessions.list, { query: { q: id, limit: "1" } })).sessions[0] ?? null,
   });
   useEffect(() => void qc.invalidateQueries({ queryKey: ["session", id] }), [qc, id, events.length]);
   const view = useMemo(() => sessionView(events), [events]);
@@ -51,12 +51,12 @@ export default function SessionPage({ params }: { params: Promise<{ id: string }
     if (!content.trim()) return;
     setSending(true);
     void act(async () => {
-      await api(`/api/v1/sessions/${id}/messages`, { method: "POST", body: { content, onBusy } });
+      await keel.call(api.sessions.messages, { params: { id }, body: { content, onBusy } });
       form.reset();
     }).finally(() => setSending(false));
   };
   const decide = (callId: string, approve: boolean, reason?: string) =>
-    act(() => api(`/api/v1/sessions/${id}/approvals/${encodeURIComponent(callId)}`, { method: "POST", body: { approve, ...(reason ? { reason } : {}) } }));
+    act(() => keel.call(api.sessions.decide, { params: { id, callId }, body: { approve, ...(reason ? { reason } : {}) } }));
 
   return (
     <Shell>
@@ -66,7 +66,7 @@ export default function SessionPage({ params }: { params: Promise<{ id: string }
         <span className="muted">{info.data?.agentName ?? ""}</span>
         <span className={`badge ${run?.nextAttemptAt ? "retrying" : (run?.status ?? "idle")}`} data-testid="run-state">{run || !info.isPending ? runState(run) : "…"}</span>
         <span className={`conn ${conn}`} role="status" data-testid="conn">{conn}</span>
-        <button className="secondary" disabled={!run} onClick={() => void act(() => api(`/api/v1/sessions/${id}/cancel`, { method: "POST", body: {} }))}>Cancel run</button>
+        <button className="secondary" disabled={!run} onClick={() => void act(() => keel.call(api.sessions.cancel, { params: { id } }))}>Cancel run</button>
       </div>
       {info.isError && <ErrorNote error={info.error} prefix="Could not load the session" />}
       {info.data === null && <p className="error" role="alert">No such session.</p>}
@@ -86,7 +86,7 @@ export default function SessionPage({ params }: { params: Promise<{ id: string }
         <textarea name="content" placeholder="Message" rows={2} aria-label="message"
           onKeyDown={(e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); e.currentTarget.form?.requestSubmit(); } }} />
         <div className="row">
-          <select value={onBusy} onChange={(e) => setOnBusy(e.target.value)} aria-label="if busy" title="What happens if a run is in progress">
+          <select value={onBusy} onChange={(e) => setOnBusy(e.target.value as typeof onBusy)} aria-label="if busy" title="What happens if a run is in progress">
             <option value="enqueue">if busy: queue</option><option value="interrupt">if busy: interrupt</option><option value="reject">if busy: reject</option>
           </select>
           <button disabled={sending}>{sending ? "Sending…" : "Send"}</button>

@@ -3,7 +3,7 @@
 // never wakes the sandbox (a suspended or terminated one says so); "Start sandbox" does, on request.
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
-import { api, ApiError, when } from "@/src/ui/api";
+import { api, ApiError, keel, when } from "@/src/ui/api";
 import { ErrorNote } from "@/src/ui/shell";
 
 type View = {
@@ -33,18 +33,17 @@ export function SandboxPanel({ sessionId, version }: { sessionId: string; versio
   const [open, setOpen] = useState<string | null>(null);
   const [starting, setStarting] = useState(false);
   const [startError, setStartError] = useState<Error | null>(null);
-  const root = `/api/v1/sessions/${sessionId}/sandbox`;
-  const view = useQuery({ queryKey: ["sandbox", sessionId], queryFn: () => api<View>(root) });
+  const view = useQuery({ queryKey: ["sandbox", sessionId], queryFn: () => keel.call(api.sandbox.get, { params: { id: sessionId } }) });
   const ready = view.data?.filesAvailable === true;
-  const files = useQuery({ queryKey: ["sandbox", sessionId, "dir", dir], enabled: ready, queryFn: () => api<{ entries: Entry[]; truncated: boolean }>(`${root}/files?path=${encodeURIComponent(dir)}`) });
-  const file = useQuery({ queryKey: ["sandbox", sessionId, "file", open], enabled: ready && open !== null, queryFn: () => api<FileView>(`${root}/file?path=${encodeURIComponent(open!)}`) });
+  const files = useQuery({ queryKey: ["sandbox", sessionId, "dir", dir], enabled: ready, queryFn: () => keel.call(api.sandbox.files, { params: { id: sessionId }, query: { path: dir } }) });
+  const file = useQuery({ queryKey: ["sandbox", sessionId, "file", open], enabled: ready && open !== null, queryFn: () => keel.call(api.sandbox.file, { params: { id: sessionId }, query: { path: open! } }) });
   useEffect(() => void qc.invalidateQueries({ queryKey: ["sandbox", sessionId] }), [qc, sessionId, version]);
 
   const start = async () => {
     setStarting(true);
     setStartError(null);
     try {
-      await api(`${root}/start`, { method: "POST" });
+      await keel.call(api.sandbox.start, { params: { id: sessionId } });
     } catch (e) {
       setStartError(e as Error);
     }

@@ -1,9 +1,7 @@
-import { z } from "zod";
 import { teamUsage } from "@keel/core";
-import { q, route } from "@/src/http";
-
-const Query = z.strictObject({ days: q.int(1, 366).optional() });
+import { api } from "@keel/core/contract/api";
+import { route } from "@/src/http";
 
 export const dynamic = "force-dynamic";
 
-export const GET = route({ query: Query }, async ({ ctx, principal, query }) => teamUsage(ctx.pool, principal.teamId, query.days ?? 30));
+export const GET = route(api.usage.get, async ({ ctx, principal, query }) => teamUsage(ctx.pool, principal.teamId, query.days ?? 30));

@@ -1,21 +1,12 @@
-import { z } from "zod";
 import { ValidationError } from "@keel/core";
-import { json, q } from "@/src/http";
+import { api } from "@keel/core/contract/api";
+import { json } from "@/src/http";
 import { bindSession, completionBody, lastUserContent, openaiRoute, runError, SESSION_HEADER, streamCompletion, waitForRun } from "@/src/openai";
 
 export const runtime = "nodejs";
 export const dynamic = "force-dynamic";
 
-// OpenAI clients send many optional fields (temperature, tools, ...); the agent's own
-// configuration decides those, so extra fields are accepted and ignored here.
-const Body = z.looseObject({
-  model: q.line(100).min(1),
-  messages: z.array(z.looseObject({ role: z.string().max(20), content: z.unknown().optional() })).min(1).max(10_000),
-  stream: z.boolean().optional(),
-  stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullish(),
-});
-
-export const POST = openaiRoute({ body: Body }, async ({ req, ctx, principal, body, markPosted }) => {
+export const POST = openaiRoute(api.openai.chat, async ({ req, ctx, principal, body, markPosted }) => {
   const content = lastUserContent(body.messages);
   const idempotencyKey = req.headers.get("idempotency-key") ?? undefined;
   // Checked here as well as in core: a refused message must not leave a new, empty session behind.

@@ -1,10 +1,8 @@
-import { z } from "zod";
-import { q, requestClientAddress, route, json, SESSION_COOKIE } from "@/src/http";
 import { audit } from "@keel/core";
+import { api } from "@keel/core/contract/api";
+import { requestClientAddress, route, json, SESSION_COOKIE } from "@/src/http";
 
-const Body = z.strictObject({ email: q.line(254), password: z.string().max(1024) });
-
-export const POST = route({ auth: "none", body: Body }, async ({ req, ctx, body }) => {
+export const POST = route(api.auth.login, async ({ req, ctx, body }) => {
   // The socket's address, or what a trusted proxy says (KEEL_TRUSTED_PROXIES): limits are per address.
   const r = await ctx.accounts.login({ ...body, clientAddress: requestClientAddress(ctx, req) });
   await audit(ctx.pool, r.principal, "auth.login", r.principal.userId, {});

@@ -1,10 +1,11 @@
 import { audit } from "@keel/core";
+import { api } from "@keel/core/contract/api";
 import { json, route } from "@/src/http";
 
-export const GET = route({}, async ({ ctx, principal, params }) => ctx.tenancy.getSession(principal.teamId, params.id!));
+export const GET = route(api.sessions.get, async ({ ctx, principal, params }) => ctx.tenancy.getSession(principal.teamId, params.id));
 
-export const DELETE = route({}, async ({ ctx, principal, params }) => {
-  await ctx.tenancy.deleteSession(principal.teamId, params.id!);
-  await audit(ctx.pool, principal, "session.delete", params.id!, {});
+export const DELETE = route(api.sessions.delete, async ({ ctx, principal, params }) => {
+  await ctx.tenancy.deleteSession(principal.teamId, params.id);
+  await audit(ctx.pool, principal, "session.delete", params.id, {});
   return json(undefined, 204);
 });

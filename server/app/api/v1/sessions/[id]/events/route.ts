@@ -1,9 +1,7 @@
-import { z } from "zod";
-import { q, route } from "@/src/http";
+import { api } from "@keel/core/contract/api";
+import { route } from "@/src/http";
 import { eventsResponse } from "@/src/events";
 
-const Query = z.strictObject({ after: q.seq.optional(), limit: q.int(1, 5000).optional() });
-
-export const GET = route({ query: Query }, async ({ ctx, principal, params, query }) =>
-  eventsResponse(await ctx.engine.readEvents({ teamId: principal.teamId, sessionId: params.id!, afterSeq: query.after, limit: query.limit })),
+export const GET = route(api.sessions.events, async ({ ctx, principal, params, query }) =>
+  eventsResponse(await ctx.engine.readEvents({ teamId: principal.teamId, sessionId: params.id, afterSeq: query.after, limit: query.limit })),
 );
