@@ -84,6 +84,18 @@ export async function listSessions(db: Queryable, teamId: string, f: SessionFilt
   return { sessions: page.map(({ ts: _ts, ...r }) => r as SessionRow), nextCursor };
 }
 
+/**
+ * One session as every client sees it: the same shape as a row of listSessions (agent name, the
+ * run in progress), by primary key. The API's GET and POST answer it, so no client reads a
+ * session through a list search or makes a second request for its agent's name.
+ */
+export async function getSessionRow(db: Queryable, teamId: string, sessionId: string): Promise<SessionRow> {
+  if (!isUuid(sessionId)) throw new NotFoundError("Session", sessionId);
+  const row = (await listSessions(db, teamId, { q: sessionId, limit: 1 })).sessions[0];
+  if (!row) throw new NotFoundError("Session", sessionId);
+  return row;
+}
+
 export async function setArchived(db: Queryable, teamId: string, sessionId: string, archived: boolean): Promise<void> {
   if (!isUuid(sessionId)) throw new NotFoundError("Session", sessionId);
   const res = await db.query("UPDATE sessions SET status = $3, updated_at = now() WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL", [sessionId, teamId, archived ? "archived" : "idle"]);

@@ -83,7 +83,6 @@ export const Agent = z.object({
 export type AgentCreateInput = z.input<typeof AgentCreateBody>;
 export type AgentUpdateInput = z.input<typeof AgentUpdateBody>;
 
-export const Session = z.object({ id: Id, teamId: Id, agentId: Id, agentVersion: z.number().int(), status: z.string(), lastSeq: SeqString, title: z.string().nullable(), createdAt: Timestamp });
 /** A queued run with nextAttemptAt is retrying after a failed attempt. */
 export const ActiveRun = z.object({
   id: Id, status: z.enum(RUN_STATUSES), attempt: z.number().int(), maxAttempts: z.number().int(),

@@ -74,8 +74,8 @@ export const api = {
       method: "GET", path: "/api/v1/sessions", query: s.SessionQuery, response: z.object({ sessions: z.array(s.SessionRow), nextCursor: z.string().nullable() }),
       summary: "List sessions, newest first (keyset cursor); a queued activeRun with nextAttemptAt is retrying after a failed attempt",
     }),
-    create: op({ method: "POST", path: "/api/v1/sessions", body: z.strictObject({ agentId: s.line(100), title: s.line(500).optional() }), status: 201, response: s.Session, summary: "Create a session" }),
-    get: op({ method: "GET", path: "/api/v1/sessions/{id}", params: ById, response: s.Session, summary: "Get a session" }),
+    create: op({ method: "POST", path: "/api/v1/sessions", body: z.strictObject({ agentId: s.line(100), title: s.line(500).optional() }), status: 201, response: s.SessionRow, summary: "Create a session (answers the session as GET does)" }),
+    get: op({ method: "GET", path: "/api/v1/sessions/{id}", params: ById, response: s.SessionRow, summary: "Get a session: the shape of a list row (agent name, the run in progress)" }),
     delete: op({ method: "DELETE", path: "/api/v1/sessions/{id}", params: ById, status: 204, summary: "Delete a session (cancels its runs)" }),
     archive: op({ method: "POST", path: "/api/v1/sessions/{id}/archive", params: ById, body: z.strictObject({ archived: z.boolean() }), response: z.object({ id: s.Id, archived: z.boolean() }), summary: "Archive or unarchive" }),
     messages: op({

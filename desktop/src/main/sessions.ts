@@ -87,14 +87,10 @@ export class KeelClient {
     return this.api.send(api.sessions.stream, { params: { id: sessionId }, headers: o.lastEventId ? { "last-event-id": o.lastEventId } : {}, signal: o.signal });
   }
 
-  /** The session and its agent's name (the session answer carries only the agent id). */
+  /** The session with its agent's name, in one request. */
   async getSession(id: string): Promise<KeelSessionInfo> {
     const s = await this.call(api.sessions.get, { params: { id } });
-    const agent = await this.call(api.agents.get, { params: { id: s.agentId } }).catch((err: unknown) => {
-      if (err instanceof KeelApiError && err.code === "not_found") return { name: "(deleted agent)" };
-      throw err;
-    });
-    return { id: s.id, agentId: s.agentId, agentName: agent.name, agentVersion: s.agentVersion, title: s.title, status: s.status, lastSeq: String(s.lastSeq), createdAt: s.createdAt };
+    return { id: s.id, agentId: s.agentId, agentName: s.agentName, agentVersion: s.agentVersion, title: s.title, status: s.status, lastSeq: String(s.lastSeq), createdAt: s.createdAt };
   }
 
   async events(id: string, after: string, limit = HISTORY_PAGE): Promise<{ events: KeelEvent[]; lastSeq: string | null }> {

@@ -26,11 +26,8 @@ export default function SessionPage({ params }: { params: Promise<{ id: string }
   const [error, setError] = useState<Error | null>(null);
   const [onBusy, setOnBusy] = useState<"enqueue" | "reject" | "interrupt">("enqueue");
   const [sending, setSending] = useState(false);
-  // The list endpoint answers an exact id with the run in progress; refreshed as events arrive.
-  const info = useQuery({
-    queryKey: ["session", id],
-    queryFn: async () => (await keel.call(api.sessions.list, { query: { q: id, limit: "1" } })).sessions[0] ?? null,
-  });
+  // The session with the run in progress; refreshed as events arrive.
+  const info = useQuery({ queryKey: ["session", id], queryFn: () => keel.call(api.sessions.get, { params: { id } }) });
   useEffect(() => void qc.invalidateQueries({ queryKey: ["session", id] }), [qc, id, events.length]);
   const view = useMemo(() => sessionView(events), [events]);
   const run = info.data?.activeRun ?? null;

@@ -1,4 +1,4 @@
-import { audit, listSessions } from "@keel/core";
+import { audit, getSessionRow, listSessions } from "@keel/core";
 import { api } from "@keel/core/contract/api";
 import { json, route } from "@/src/http";
 
@@ -7,5 +7,5 @@ export const GET = route(api.sessions.list, async ({ ctx, principal, query }) =>
 export const POST = route(api.sessions.create, async ({ ctx, principal, body }) => {
   const s = await ctx.tenancy.createSession(principal.teamId, body);
   await audit(ctx.pool, principal, "session.create", s.id, { agentId: s.agentId });
-  return json(s, 201);
+  return json(await getSessionRow(ctx.pool, principal.teamId, s.id), 201);
 });

@@ -1,8 +1,8 @@
-import { audit } from "@keel/core";
+import { audit, getSessionRow } from "@keel/core";
 import { api } from "@keel/core/contract/api";
 import { json, route } from "@/src/http";
 
-export const GET = route(api.sessions.get, async ({ ctx, principal, params }) => ctx.tenancy.getSession(principal.teamId, params.id));
+export const GET = route(api.sessions.get, async ({ ctx, principal, params }) => getSessionRow(ctx.pool, principal.teamId, params.id));
 
 export const DELETE = route(api.sessions.delete, async ({ ctx, principal, params }) => {
   await ctx.tenancy.deleteSession(principal.teamId, params.id);
