@@ -49,6 +49,14 @@ export type LaunchFd = "info" | { data: string | Buffer } | number;
 // Node's spawn only sets up the fds it is given. bash, not sh: dash cannot name fds above 9.
 const CLOSE_FDS = 'keep=$1; shift; for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -ge "$keep" ] && eval "exec $f>&-"; done; exec "$@"';
 export const LAUNCH_SHELL = "/bin/bash";
+// The whole environment of every process launched for a sandbox (bwrap, the unsandboxed runtime,
+// the egress proxy). Never the worker's own: it holds DATABASE_URL, KEEL_SECRETS_KEY and the
+// model's key, and a process running as the sandbox's uid is readable by that uid's commands
+// (/proc/PID/environ) wherever no PID namespace stands between them: the egress proxy, and the
+// runtime when the operator allowed unsandboxed execution. NODE_OPTIONS or NODE_EXTRA_CA_CERTS
+// meant for the worker would also change how the runtime starts. Commands get the env the
+// driver passes in the runtime's config, never this one.
+export const LAUNCH_ENV: Readonly<Record<string, string>> = Object.freeze({ PATH: "/usr/local/bin:/usr/bin:/bin", LANG: "C.UTF-8" });
 
 /**
  * Starts `cmd` in its own session (setsid), not tied to this process: the sandbox outlives the
@@ -62,6 +70,7 @@ export async function launchDetached(cmd: string, args: string[], opts: { stdin:
   const child = spawn(LAUNCH_SHELL, ["-c", CLOSE_FDS, "keel-launch", String(3 + fds.length), cmd, ...args], {
     detached: true,
     cwd: opts.cwd ?? "/",
+    env: { ...LAUNCH_ENV } as NodeJS.ProcessEnv,
     stdio: ["pipe", opts.logFd, opts.logFd, ...fds.map((f) => (typeof f === "number" ? f : "pipe"))],
     ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid } : {}),
   });

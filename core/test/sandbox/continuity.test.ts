@@ -3,7 +3,7 @@
 // states in Postgres, and the reaper.
 import { fork } from "node:child_process";
 import path from "node:path";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useFixture } from "../fixture.js";
@@ -124,8 +124,24 @@ describe("local sandbox continuity", () => {
     expect(await missing.health()).toMatchObject({ ok: false, message: expect.stringMatching(/not found.*apt-get install -y bubblewrap/) });
     await expect(missing.acquire(await f.newSession(), f.teamId, policy())).rejects.toThrow(/bubblewrap is unavailable.*allowUnsandboxed/);
     const optIn = env.driver({ bwrapPath: "/nonexistent/bwrap", allowUnsandboxed: true });
-    const h = await optIn.acquire(await f.newSession(), f.teamId, policy());
+    // The worker's environment (its database URL, secrets key, model key) must not reach the
+    // runtime: unsandboxed, no PID namespace hides the runtime's /proc/PID/environ from commands
+    // running as its uid.
+    process.env.KEEL_TEST_WORKER_SECRET = "worker-secret-0b6c1f";
+    let h;
+    try {
+      h = await optIn.acquire(await f.newSession(), f.teamId, policy());
+    } finally {
+      delete process.env.KEEL_TEST_WORKER_SECRET;
+    }
     expect((await optIn.exec(h, { command: "echo unsandboxed" })).stdout).toBe("unsandboxed\n");
+    const { childPid } = await env.record(f.teamId, h.sessionId);
+    const environ = readFileSync(`/proc/${childPid}/environ`, "utf8").split("\0").filter(Boolean);
+    // LAUNCH_ENV, plus at most what the launching bash sets itself (PWD, SHLVL, _).
+    expect(environ).toEqual(expect.arrayContaining(["LANG=C.UTF-8", "PATH=/usr/local/bin:/usr/bin:/bin"]));
+    expect(environ.map((v) => v.slice(0, v.indexOf("="))).filter((n) => !["LANG", "PATH", "PWD", "SHLVL", "_"].includes(n))).toEqual([]);
+    const seen = await optIn.exec(h, { command: `tr '\\0' '\\n' < /proc/${childPid}/environ; echo; env` });
+    expect(seen.stdout).not.toContain("worker-secret-0b6c1f");
     await optIn.release(h);
   });
 });

@@ -144,8 +144,20 @@ describe("egress allow-list (local driver)", () => {
 
   it("the proxy outlives a worker and is restarted with the sandbox when it died", async () => {
     const p = policy({ egress: { allow: ["api.test"] } });
-    const h = await env.driver({ egressHosts: hosts }).acquire(session(), TEAM, p);
+    process.env.KEEL_TEST_WORKER_SECRET = "worker-secret-5e2a90";
+    let h;
+    try {
+      h = await env.driver({ egressHosts: hosts }).acquire(session(), TEAM, p);
+    } finally {
+      delete process.env.KEEL_TEST_WORKER_SECRET;
+    }
     const first = (await env.record(TEAM, h.sessionId)) as unknown as { egressPid: number; egressStartTime: string };
+    // The proxy runs on the host as the sandbox's uid: it gets a fixed environment, never the
+    // worker's (database URL, secrets key), which that uid could read in /proc/PID/environ.
+    const environ = (await readFile(`/proc/${first.egressPid}/environ`, "utf8")).split("\0").filter(Boolean);
+    // LAUNCH_ENV, plus at most what the launching bash sets itself (PWD, SHLVL, _).
+    expect(environ).toEqual(expect.arrayContaining(["LANG=C.UTF-8", "PATH=/usr/local/bin:/usr/bin:/bin"]));
+    expect(environ.map((v) => v.slice(0, v.indexOf("="))).filter((n) => !["LANG", "PATH", "PWD", "SHLVL", "_"].includes(n))).toEqual([]);
     // Another worker (a new driver instance) reattaches to the same proxy.
     const again = await env.driver({ egressHosts: hosts }).acquire(h.sessionId, TEAM, p);
     expect(((await env.record(TEAM, h.sessionId)) as unknown as { egressPid: number }).egressPid).toBe(first.egressPid);
