@@ -6,7 +6,8 @@
 #   agent-sandbox  install agent-sandbox from k8s/agent-sandbox/<version>/   (skipped: that version is installed)
 #   build          docker build the Keel and sandbox images         (skipped: built from these sources)
 #   load           kind load docker-image                           (skipped: every node has them)
-#   apply          admin login + kubectl apply -k k8s/overlays/kind (skipped: kubectl diff finds no change)
+#   apply          admin login + kubectl apply -k k8s/overlays/kind, the image's ID stamped on the
+#                  pod templates so a rebuild under the same tag rolls the pods (skipped: no change)
 #   rollout        wait for Postgres, web (its init container migrates) and worker; print the login
 #   port-forward   the dashboard on http://localhost:$KEEL_PORT: kind publishes the web NodePort
 #                  there; this step checks it answers (with --step: keeps watching it, for the
@@ -190,17 +191,44 @@ ensure_admin() {
   k -n keel create secret generic keel-admin --from-literal=KEEL_ADMIN_EMAIL=admin@keel.local --from-literal="KEEL_ADMIN_PASSWORD=$pw"
 }
 
+# Writes into directory $1 a kustomization: k8s/overlays/kind with the ID of the image just built
+# stamped on the web and worker pod templates. A rebuild under the same tag (keel:dev) changes the
+# ID, so apply rolls both Deployments onto it; without the stamp the spec is unchanged, apply is
+# skipped and the old pods keep running the old code.
+write_stamped_overlay() {
+  local id
+  id="$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
+  cat > "$1/kustomization.yaml" <<EOF
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ../../k8s/overlays/kind
+patches:
+  - target: { kind: Deployment, name: "keel-(web|worker)" }
+    patch: |
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata: { name: stamped }
+      spec: { template: { metadata: { annotations: { keel.dev/image-id: "${id:-unknown}" } } } }
+EOF
+}
+
 step_apply() {
   say apply "applying k8s/overlays/kind"
   ensure_admin
+  local overlay rc=0
+  # Inside the repo (.tmp/ is ignored): kustomize takes a base only by a relative path.
+  mkdir -p "$ROOT/.tmp"
+  overlay="$(mktemp -d "$ROOT/.tmp/keel-kind-apply.XXXXXX")" || die "cannot create a temporary directory in $ROOT/.tmp"
+  write_stamped_overlay "$overlay"
   # kubectl diff: 0 no change, 1 changes, >1 an error (apply then reports it).
-  local rc=0
-  k diff --server-side -k "$ROOT/k8s/overlays/kind" >/dev/null 2>&1 || rc=$?
+  k diff --server-side -k "$overlay" >/dev/null 2>&1 || rc=$?
   if ((rc == 0)); then
-    skip "k8s/overlays/kind is applied and unchanged"
+    skip "k8s/overlays/kind is applied and unchanged, and the pods run $IMAGE as built"
   else
-    k apply --server-side -k "$ROOT/k8s/overlays/kind"
+    k apply --server-side -k "$overlay" || { rm -rf "$overlay"; exit 1; }
   fi
+  rm -rf "$overlay"
 }
 
 login() {

@@ -31,7 +31,7 @@ function sandbox(name: string, tools: ("docker" | "kind" | "kubectl")[] = ["dock
   const state = path.join(dir, "state");
   mkdirSync(bin, { recursive: true });
   mkdirSync(state, { recursive: true });
-  for (const util of ["bash", "dirname", "grep", "sleep", "rm"]) {
+  for (const util of ["bash", "dirname", "grep", "sleep", "rm", "mkdir", "mktemp", "cat"]) {
     symlinkSync(spawnSync("sh", ["-c", `command -v ${util}`], { encoding: "utf8" }).stdout.trim(), path.join(bin, util));
   }
   for (const t of tools) {
@@ -112,8 +112,10 @@ test("a run calls the tools in the steps' order, streams logs, reports each step
     /^kind load docker-image postgres:15-bookworm --name keel$/,
     new RegExp(`^${k} get namespace keel$`),
     new RegExp(`^${k} -n keel get secret keel-admin$`),
-    new RegExp(`^${k} diff --server-side -k ${root}/k8s/overlays/kind$`),
-    new RegExp(`^${k} apply --server-side -k ${root}/k8s/overlays/kind$`),
+    // The overlay with the built image's ID stamped on the pod templates (a same-tag rebuild rolls the pods).
+    /^docker image inspect -f \{\{\.Id\}\} keel:dev$/,
+    new RegExp(`^${k} diff --server-side -k \\S+/keel-kind-apply\\.\\w+$`),
+    new RegExp(`^${k} apply --server-side -k \\S+/keel-kind-apply\\.\\w+$`),
     new RegExp(`^${k} -n keel rollout status statefulset/postgres`),
     new RegExp(`^${k} -n keel rollout status deployment/keel-web`),
     new RegExp(`^${k} -n keel rollout status deployment/keel-worker`),
@@ -146,7 +148,7 @@ test("a second run on the existing cluster skips every change and runs no mutati
   const end = await l.settled();
   expect(end.status).toBe("succeeded");
   expect(stepStates(end)).toEqual({ prereqs: "done", cluster: "skipped", "agent-sandbox": "skipped", build: "skipped", load: "skipped", apply: "skipped", rollout: "done", "port-forward": "done" });
-  expect(end.steps.find((x) => x.name === "apply")!.message).toBe("k8s/overlays/kind is applied and unchanged");
+  expect(end.steps.find((x) => x.name === "apply")!.message).toBe("k8s/overlays/kind is applied and unchanged, and the pods run keel:dev as built");
   const second = s.calls().slice(first);
   expect(second.filter((c) => / create | build | apply | annotate /.test(` ${c} `))).toEqual([]);
   expect(second.some((c) => c.startsWith("kind load docker-image"))).toBe(true); // kind itself skips it
@@ -175,8 +177,9 @@ test("a failed step stops the run with the tool's message; retry continues at th
   expect(end.status).toBe("succeeded");
   const after = s.calls().slice(before);
   expect(after[0]).toBe("kubectl --context kind-keel get namespace keel"); // the apply step, not the cluster step again
-  // (the port-forward step asks docker which host port the node publishes; nothing else of docker or kind)
-  expect(after.some((c) => c.startsWith("kind ") || (c.startsWith("docker ") && !c.startsWith("docker port ")))).toBe(false);
+  // (apply reads the image's ID to stamp it, the port-forward step asks docker which host port the
+  // node publishes; nothing else of docker or kind)
+  expect(after.filter((c) => c.startsWith("kind ") || (c.startsWith("docker ") && !c.startsWith("docker port ")))).toEqual(["docker image inspect -f {{.Id}} keel:dev"]);
   expect(stepStates(end)).toMatchObject({ cluster: "done", apply: "done", "port-forward": "done" });
   await expect(l.retry()).rejects.toThrow(/nothing to retry: the local environment is succeeded/);
 });
