@@ -181,7 +181,7 @@ describe("the audit rows services write", () => {
     expect(await auditRows("member.role", userId)).toEqual([{ actor, action: "member.role", target: userId, details: { role: "member", keysRevoked: 0 } }]);
     expect(await auditRows("member.remove", userId)).toEqual([{ actor, action: "member.remove", target: userId, details: { keysRevoked: 0 } }]);
     // Neither a secret's value nor a key nor a password is ever in the log.
-    const all = JSON.stringify((await f.pool.query("SELECT * FROM audit_log")).rows);
+    const all = JSON.stringify((await f.pool.query("SELECT actor, action, target, details FROM audit_log")).rows);
     for (const s of ["the value", key.key, "audited's first password"]) expect(all).not.toContain(s);
   });
 
