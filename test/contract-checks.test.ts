@@ -92,6 +92,22 @@ describe("contract checks", () => {
     expect(offenders, "runs.status is written only by core/src/engine/lifecycle.ts (one function per edge)").toEqual([]);
   });
 
+  it("audit rows are written by core's services, in the change's transaction: no route or app writes one", () => {
+    // The routes used to call audit() after the service had committed: a process dying in between
+    // lost the record, and a failing insert answered 500 for a change that had happened.
+    const calls = (text: string) => [...text.matchAll(/(?<![\w.])audit\s*\(|\bINSERT\s+INTO\s+"?audit_log\b/gi)].map((m) => m[0]);
+    expect(calls("await audit(ctx.pool, principal, 'x', id)")).toHaveLength(1);
+    expect(calls('INSERT INTO "audit_log" (team_id) VALUES ($1)')).toHaveLength(1);
+    expect(calls("await listAudit(ctx.pool, principal, query)")).toEqual([]);
+    const apps = sources("server", "worker/src", "cli/src", "desktop/src");
+    expect(apps.map((f) => f.file)).toContain("server/app/api/v1/agents/route.ts"); // the walk found the routes
+    const offenders = apps.flatMap((f) => calls(f.text).map((c) => `${f.file}: ${c}`));
+    expect(offenders, "audit rows are written by the core service that makes the change (core/src/audit.ts `audit`/`audited`)").toEqual([]);
+    // In core, only audit.ts inserts into audit_log.
+    const core = sources("core/src").filter((f) => f.file !== "core/src/audit.ts");
+    expect(core.flatMap((f) => [...f.text.matchAll(/\bINSERT\s+INTO\s+"?audit_log\b/gi)].map(() => f.file))).toEqual([]);
+  });
+
   it("the agent loop writes only through the step context the engine hands it", () => {
     const agent = sources("core/src/agent");
     expect(agent.map((f) => f.file)).toContain("core/src/agent/loop.ts");

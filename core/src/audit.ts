@@ -1,12 +1,35 @@
 // The audit log: who did what, when, per team. Append-only; read newest first with a cursor.
 import { ValidationError } from "./errors.js";
-import type { Queryable } from "./db/pool.js";
+import { withTransaction, type Pool, type PoolClient, type Queryable } from "./db/pool.js";
 import { requireRole, type Principal } from "./access/principal.js";
 
 export type AuditEntry = { id: string; actor: string; action: string; target: string | null; details: unknown; createdAt: Date };
 
+/**
+ * One audit row. Services call it with the client of the transaction that makes the change
+ * (or through `audited`), so the change and its record commit together or not at all: a row
+ * written after the commit is lost when the process dies in between, and a failed audit insert
+ * would leave an unrecorded change.
+ */
 export async function audit(db: Queryable, p: Principal, action: string, target: string | null, details: Record<string, unknown> = {}): Promise<void> {
   await db.query("INSERT INTO audit_log (team_id, actor, action, target, details) VALUES ($1, $2, $3, $4, $5)", [p.teamId, p.actor, action, target, JSON.stringify(details)]);
+}
+
+export type AuditRecord = { action: string; target: string | null; details?: Record<string, unknown> };
+
+/**
+ * Runs a write and its audit row in one transaction. `p` null (the operator's own call) writes
+ * no row. `entry` names the row from the write's result.
+ */
+export async function audited<T>(pool: Pool, p: Principal | null, fn: (c: PoolClient) => Promise<T>, entry: (out: T) => AuditRecord, opts: { retries?: number } = {}): Promise<T> {
+  return withTransaction(pool, async (c) => {
+    const out = await fn(c);
+    if (p) {
+      const e = entry(out);
+      await audit(c, p, e.action, e.target, e.details ?? {});
+    }
+    return out;
+  }, opts);
 }
 
 export async function listAudit(db: Queryable, p: Principal, opts: { before?: string; limit?: number } = {}): Promise<{ entries: AuditEntry[]; nextCursor: string | null }> {

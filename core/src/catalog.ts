@@ -1,5 +1,6 @@
 // Read side for the API and dashboard: agents and sessions lists (cursor pagination, filters)
-// and the fleet status. Team-scoped like everything else.
+// and the fleet status. Team-scoped like everything else. Writes live in the services that own
+// the rows (tenancy.ts: agents and sessions), which audit them.
 import { NotFoundError, ValidationError } from "./errors.js";
 import type { Queryable } from "./db/pool.js";
 import { isUuid } from "./engine/client.js";
@@ -27,12 +28,6 @@ export async function getAgent(db: Queryable, teamId: string, agentId: string): 
   const row = (await db.query<AgentSummary>(`${AGENT_SQL} AND a.id = $2`, [teamId, agentId])).rows[0];
   if (!row) throw new NotFoundError("Agent", agentId);
   return view(row);
-}
-
-export async function deleteAgent(db: Queryable, teamId: string, agentId: string): Promise<void> {
-  if (!isUuid(agentId)) throw new NotFoundError("Agent", agentId);
-  const res = await db.query("UPDATE agents SET deleted_at = now(), name = name || ' (deleted ' || id || ')' WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL", [agentId, teamId]);
-  if (res.rowCount !== 1) throw new NotFoundError("Agent", agentId);
 }
 
 /** A run that failed an attempt waits `queued` with attempt > 0 until nextAttemptAt: the session is retrying, not idle. */
@@ -94,12 +89,6 @@ export async function getSessionRow(db: Queryable, teamId: string, sessionId: st
   const row = (await listSessions(db, teamId, { q: sessionId, limit: 1 })).sessions[0];
   if (!row) throw new NotFoundError("Session", sessionId);
   return row;
-}
-
-export async function setArchived(db: Queryable, teamId: string, sessionId: string, archived: boolean): Promise<void> {
-  if (!isUuid(sessionId)) throw new NotFoundError("Session", sessionId);
-  const res = await db.query("UPDATE sessions SET status = $3, updated_at = now() WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL", [sessionId, teamId, archived ? "archived" : "idle"]);
-  if (res.rowCount !== 1) throw new NotFoundError("Session", sessionId);
 }
 
 export type FleetStatus = {

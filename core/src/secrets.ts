@@ -9,7 +9,8 @@ import { isIP } from "node:net";
 import { ForbiddenError, NotFoundError, UnavailableError, ValidationError } from "./errors.js";
 import { EgressMatcher, normalizeHost } from "../../sandbox/src/egress-rules.js";
 import { parseEgressAllowList, parseEgressEntry } from "./sandbox/egress.js";
-import type { Pool } from "./db/pool.js";
+import type { Pool, Queryable } from "./db/pool.js";
+import { audited } from "./audit.js";
 import { requireRole, type Principal } from "./access/principal.js";
 import { SECRET_NAME } from "./contract/api-schemas.js";
 
@@ -31,11 +32,18 @@ export class Secrets {
   /** `allowedHosts`: bind the secret to these hosts (see `resolve`); empty or left out = not bound. */
   async put(p: Principal, name: string, value: string, allowedHosts: readonly string[] = []): Promise<void> {
     requireRole(p, "admin");
-    await this.putForTeam(p.teamId, name, value, allowedHosts);
+    const write = this.encrypt(p.teamId, name, value, allowedHosts);
+    // The value is never audited.
+    await audited(this.o.pool, p, (c) => write(c), () => ({ action: "secret.put", target: name, details: { allowedHosts } }));
   }
 
-  /** Writes a secret for the operator's own code (moving plain MCP headers), not for API callers. */
+  /** Writes a secret for the operator's own code (moving plain MCP headers), not for API callers: not audited. */
   async putForTeam(teamId: string, name: string, value: string, allowedHosts: readonly string[] = []): Promise<void> {
+    await this.encrypt(teamId, name, value, allowedHosts)(this.o.pool);
+  }
+
+  /** Checks and encrypts; the answer writes the row (upsert) on the connection it is given. */
+  private encrypt(teamId: string, name: string, value: string, allowedHosts: readonly string[]): (db: Queryable) => Promise<void> {
     if (!SECRET_NAME.test(name)) throw new ValidationError("secret names are UPPER_SNAKE_CASE, up to 128 characters", { name });
     if (typeof value !== "string" || value.length === 0 || Buffer.byteLength(value) > 64 * 1024) throw new ValidationError("a secret value is 1 byte to 64 KiB");
     if (!Array.isArray(allowedHosts) || allowedHosts.length > 50) throw new ValidationError("allowedHosts is a list of up to 50 hosts");
@@ -48,11 +56,14 @@ export class Secrets {
     // The team and name are authenticated data: a ciphertext copied to another row will not decrypt.
     cipher.setAAD(Buffer.from(`${teamId}/${name}`));
     const ciphertext = Buffer.concat([cipher.update(value, "utf8"), cipher.final()]);
-    await this.o.pool.query(
-      `INSERT INTO secrets (team_id, name, ciphertext, iv, tag, allowed_hosts) VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (team_id, name) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, iv = EXCLUDED.iv, tag = EXCLUDED.tag, allowed_hosts = EXCLUDED.allowed_hosts, updated_at = now()`,
-      [teamId, name, ciphertext, iv, cipher.getAuthTag(), [...allowedHosts]],
-    );
+    const tag = cipher.getAuthTag();
+    return async (db) => {
+      await db.query(
+        `INSERT INTO secrets (team_id, name, ciphertext, iv, tag, allowed_hosts) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (team_id, name) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, iv = EXCLUDED.iv, tag = EXCLUDED.tag, allowed_hosts = EXCLUDED.allowed_hosts, updated_at = now()`,
+        [teamId, name, ciphertext, iv, tag, [...allowedHosts]],
+      );
+    };
   }
 
   /** Names, bound hosts and dates only: values are never returned. */
@@ -68,8 +79,10 @@ export class Secrets {
 
   async remove(p: Principal, name: string): Promise<void> {
     requireRole(p, "admin");
-    const res = await this.o.pool.query("DELETE FROM secrets WHERE team_id = $1 AND name = $2", [p.teamId, name]);
-    if (res.rowCount !== 1) throw new NotFoundError("Secret", name);
+    await audited(this.o.pool, p, async (c) => {
+      const res = await c.query("DELETE FROM secrets WHERE team_id = $1 AND name = $2", [p.teamId, name]);
+      if (res.rowCount !== 1) throw new NotFoundError("Secret", name);
+    }, () => ({ action: "secret.delete", target: name }));
   }
 
   /**

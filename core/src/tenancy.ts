@@ -1,13 +1,15 @@
 // Teams, agents (versioned) and sessions. Every call takes the team it acts for; rows of other
-// teams are invisible (NotFound), never Forbidden, so ids cannot be probed across teams.
+// teams are invisible (NotFound), never Forbidden, so ids cannot be probed across teams. A write
+// called with a Principal checks its role and writes its audit row in the change's transaction.
 import { z } from "zod";
 import { ConflictError, NotFoundError, ValidationError } from "./errors.js";
-import { pgCode, PgCode, withTransaction, type Pool } from "./db/pool.js";
+import { pgCode, PgCode, type Pool } from "./db/pool.js";
 import { isUuid } from "./engine/client.js";
 import { cancelSessionRuns } from "./engine/lifecycle.js";
 import { sandboxPolicy, sandboxResources } from "./sandbox/policy.js";
 import { AgentConfig } from "./contract/api-schemas.js";
-import { requireRole, type Principal } from "./access/principal.js";
+import { actingTeam, auditedBy, type Acting } from "./access/principal.js";
+import { audited } from "./audit.js";
 import { guardAgentConfig, type GuardedConfig } from "./agent/agent-guard.js";
 
 const strictSandboxPolicy = sandboxPolicy.extend({ resources: sandboxResources.strict().prefault({}) }).strict();
@@ -56,20 +58,22 @@ export class Tenancy {
    * `by`: the principal acting (its team and role; members may not set protected fields, see
    * agent/agent-guard.ts), or a team id for the operator's own calls (seeding, tests, the CLI).
    */
-  async createAgent(by: string | Principal, input: { name: string } & AgentConfig): Promise<{ id: string; name: string; version: number }> {
-    const teamId = actingTeam(by);
+  async createAgent(by: Acting, input: { name: string } & AgentConfig): Promise<{ id: string; name: string; version: number }> {
+    const teamId = actingTeam(by, "member");
     const name = parse(NameSchema, input.name);
     let cfg = parse(AgentConfigSchema, input);
     if (typeof by !== "string") cfg = guardAgentConfig(by, input, cfg, undefined);
     try {
       // One statement: the agent and its first version exist together or not at all.
-      const { rows } = await this.o.pool.query<{ id: string }>(
-        `WITH a AS (INSERT INTO agents (team_id, name, current_version) VALUES ($1, $2, 1) RETURNING id)
-         INSERT INTO agent_versions (agent_id, version, model, instructions, tools, sandbox_policy, provider, mcp_servers)
-         SELECT a.id, 1, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8::jsonb FROM a RETURNING agent_id AS id`,
-        [teamId, name, cfg.model, cfg.instructions, json(cfg.tools), json(cfg.sandboxPolicy), json(cfg.provider), json(cfg.mcpServers)],
-      );
-      return { id: rows[0]!.id, name, version: 1 };
+      return await audited(this.o.pool, auditedBy(by), async (c) => {
+        const { rows } = await c.query<{ id: string }>(
+          `WITH a AS (INSERT INTO agents (team_id, name, current_version) VALUES ($1, $2, 1) RETURNING id)
+           INSERT INTO agent_versions (agent_id, version, model, instructions, tools, sandbox_policy, provider, mcp_servers)
+           SELECT a.id, 1, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8::jsonb FROM a RETURNING agent_id AS id`,
+          [teamId, name, cfg.model, cfg.instructions, json(cfg.tools), json(cfg.sandboxPolicy), json(cfg.provider), json(cfg.mcpServers)],
+        );
+        return { id: rows[0]!.id, name, version: 1 };
+      }, (a) => ({ action: "agent.create", target: a.id, details: { name: a.name } }));
     } catch (err) {
       if (pgCode(err) === PgCode.uniqueViolation) throw new ConflictError("agent_exists", "an agent with this name exists in the team", { name });
       throw err;
@@ -77,11 +81,11 @@ export class Tenancy {
   }
 
   /** Writes a new version; sessions created earlier keep theirs. */
-  async updateAgent(by: string | Principal, agentId: string, input: AgentConfig): Promise<{ id: string; version: number }> {
-    const teamId = actingTeam(by);
+  async updateAgent(by: Acting, agentId: string, input: AgentConfig): Promise<{ id: string; version: number }> {
+    const teamId = actingTeam(by, "member");
     let cfg = parse(AgentConfigSchema, input);
     if (!isUuid(agentId)) throw new NotFoundError("Agent", agentId);
-    return withTransaction(this.o.pool, async (c) => {
+    return audited(this.o.pool, auditedBy(by), async (c) => {
       // FOR UPDATE: two edits at once number their versions one after the other instead of the
       // second failing on the (agent_id, version) unique key.
       const agent = (await c.query<{ current_version: number }>("SELECT current_version FROM agents WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL FOR UPDATE", [agentId, teamId])).rows[0];
@@ -97,20 +101,34 @@ export class Tenancy {
       );
       await c.query("UPDATE agents SET current_version = $2, updated_at = now() WHERE id = $1", [agentId, version]);
       return { id: agentId, version };
-    });
+    }, (r) => ({ action: "agent.update", target: r.id, details: { version: r.version } }));
   }
 
-  async createSession(teamId: string, input: { agentId: string; title?: string }): Promise<SessionView> {
+  /** Soft-deletes the agent (admins); its sessions keep the version they pinned. The name is freed for a new agent. */
+  async deleteAgent(by: Acting, agentId: string): Promise<void> {
+    const teamId = actingTeam(by, "admin");
+    if (!isUuid(agentId)) throw new NotFoundError("Agent", agentId);
+    await audited(this.o.pool, auditedBy(by), async (c) => {
+      const res = await c.query("UPDATE agents SET deleted_at = now(), name = name || ' (deleted ' || id || ')' WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL", [agentId, teamId]);
+      if (res.rowCount !== 1) throw new NotFoundError("Agent", agentId);
+    }, () => ({ action: "agent.delete", target: agentId }));
+  }
+
+  /** The REST API's POST /sessions and the OpenAI-compatible endpoint both create sessions here. */
+  async createSession(by: Acting, input: { agentId: string; title?: string }): Promise<SessionView> {
+    const teamId = actingTeam(by, "member");
     if (!isUuid(input.agentId)) throw new NotFoundError("Agent", input.agentId);
-    // One statement: the session pins the agent's version as it is when the row is written.
-    const { rows } = await this.o.pool.query<SessionRow>(
-      `INSERT INTO sessions (team_id, agent_id, agent_version, title)
-       SELECT team_id, id, current_version, $3 FROM agents WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL
-       RETURNING ${SESSION_COLUMNS}`,
-      [input.agentId, teamId, input.title ?? null],
-    );
-    if (!rows[0]) throw new NotFoundError("Agent", input.agentId);
-    return toView(rows[0]);
+    return audited(this.o.pool, auditedBy(by), async (c) => {
+      // One statement: the session pins the agent's version as it is when the row is written.
+      const { rows } = await c.query<SessionRow>(
+        `INSERT INTO sessions (team_id, agent_id, agent_version, title)
+         SELECT team_id, id, current_version, $3 FROM agents WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL
+         RETURNING ${SESSION_COLUMNS}`,
+        [input.agentId, teamId, input.title ?? null],
+      );
+      if (!rows[0]) throw new NotFoundError("Agent", input.agentId);
+      return toView(rows[0]);
+    }, (s) => ({ action: "session.create", target: s.id, details: { agentId: s.agentId } }));
   }
 
   async getSession(teamId: string, sessionId: string): Promise<SessionView> {
@@ -121,24 +139,29 @@ export class Tenancy {
   }
 
   /** Soft-deletes the session and cancels its active runs (as `EngineClient.cancel` does) in the same transaction. */
-  async deleteSession(teamId: string, sessionId: string): Promise<void> {
+  async deleteSession(by: Acting, sessionId: string): Promise<void> {
+    const teamId = actingTeam(by, "member");
     if (!isUuid(sessionId)) throw new NotFoundError("Session", sessionId);
-    await withTransaction(this.o.pool, async (c) => {
+    await audited(this.o.pool, auditedBy(by), async (c) => {
       const res = await c.query("UPDATE sessions SET deleted_at = now(), updated_at = now() WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL", [sessionId, teamId]);
       if (res.rowCount !== 1) throw new NotFoundError("Session", sessionId);
       // The same edge as a cancel: every run it ends gets its run_cancelled event.
       await cancelSessionRuns(c, sessionId);
-    }).catch((err: unknown) => {
+    }, () => ({ action: "session.delete", target: sessionId })).catch((err: unknown) => {
       if (pgCode(err) === PgCode.invalidTextRepresentation) throw new NotFoundError("Session", sessionId);
       throw err;
     });
   }
-}
 
-function actingTeam(by: string | Principal): string {
-  if (typeof by === "string") return by;
-  requireRole(by, "member");
-  return by.teamId;
+  /** Archives (status `archived`: no posts, no sandbox) or unarchives (back to `idle`) a session. */
+  async setArchived(by: Acting, sessionId: string, archived: boolean): Promise<void> {
+    const teamId = actingTeam(by, "member");
+    if (!isUuid(sessionId)) throw new NotFoundError("Session", sessionId);
+    await audited(this.o.pool, auditedBy(by), async (c) => {
+      const res = await c.query("UPDATE sessions SET status = $3, updated_at = now() WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL", [sessionId, teamId, archived ? "archived" : "idle"]);
+      if (res.rowCount !== 1) throw new NotFoundError("Session", sessionId);
+    }, () => ({ action: archived ? "session.archive" : "session.unarchive", target: sessionId }));
+  }
 }
 
 /**

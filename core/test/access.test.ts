@@ -221,12 +221,15 @@ describe("secrets", () => {
 
 describe("audit and catalog", () => {
   test("audit entries are listed newest first with a cursor", async () => {
-    for (let i = 0; i < 5; i++) await audit(f.pool, admin, "agent.update", `agent-${i}`);
-    const first = await listAudit(f.pool, admin, { limit: 3 });
+    // A team of its own: the services audit every write this file makes for acme.
+    const team = await f.tenancy.createTeam({ slug: "audit-list", name: "A" });
+    const own: Principal = { ...admin, teamId: team.id };
+    for (let i = 0; i < 5; i++) await audit(f.pool, own, "agent.update", `agent-${i}`);
+    const first = await listAudit(f.pool, own, { limit: 3 });
     expect(first.entries.map((e) => e.target)).toEqual(["agent-4", "agent-3", "agent-2"]);
-    const second = await listAudit(f.pool, admin, { limit: 3, before: first.nextCursor! });
+    const second = await listAudit(f.pool, own, { limit: 3, before: first.nextCursor! });
     expect(second.entries.map((e) => e.target)).toEqual(["agent-1", "agent-0"]);
-    await expect(listAudit(f.pool, admin, { before: "x'; --" })).rejects.toMatchObject({ status: 422 });
+    await expect(listAudit(f.pool, own, { before: "x'; --" })).rejects.toMatchObject({ status: 422 });
   });
 
   test("sessions list: keyset pages cover everything once; filters; bad cursor is 422", async () => {

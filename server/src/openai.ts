@@ -14,7 +14,8 @@ export type RunOutcome = { status: string; content: string; allContent: string; 
 export async function bindSession(ctx: Context, p: Principal, model: string, sessionId: string | null, title: string): Promise<string> {
   const agent = (await listAgents(ctx.pool, p.teamId)).find((a) => a.name === model);
   if (!agent) throw new NotFoundError("Model", model);
-  if (!sessionId) return (await ctx.tenancy.createSession(p.teamId, { agentId: agent.id, title: title.slice(0, 80) })).id;
+  // The same service as POST /api/v1/sessions: role checked, `session.create` audited with the row.
+  if (!sessionId) return (await ctx.tenancy.createSession(p, { agentId: agent.id, title: title.slice(0, 80) })).id;
   const s = await ctx.tenancy.getSession(p.teamId, sessionId);
   if (s.agentId !== agent.id) throw new ValidationError("this session belongs to another agent (model)", { sessionId });
   return s.id;

@@ -343,6 +343,10 @@ describe("OpenAI-compatible endpoint with the official SDK", () => {
     expect(first.choices[0]!.message.content).toContain("hi from the SDK");
     const sessionId = response.headers.get("x-keel-session-id")!;
     expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
+    // The session was made by the same service as POST /api/v1/sessions, so it has its audit row.
+    const audit = await call("/api/v1/audit?limit=500");
+    const created = (audit.body.entries as { action: string; target: string; actor: string; details: unknown }[]).filter((e) => e.action === "session.create" && e.target === sessionId);
+    expect(created).toEqual([expect.objectContaining({ actor: expect.stringMatching(/^api_key:kk_/), details: { agentId } })]);
 
     const stream = await client.chat.completions.create(
       { model: "helper", stream: true, messages: [{ role: "user", content: "hi from the SDK" }, { role: "assistant", content: first.choices[0]!.message.content }, { role: "user", content: "and again, streamed" }] },

@@ -7,6 +7,7 @@ import { isUuid } from "../engine/client.js";
 import { hashPassword, verifyPassword } from "./passwords.js";
 import { ROLES, requireRole, type Principal, type Role } from "./principal.js";
 import * as keys from "./api-keys.js";
+import { audit, audited } from "../audit.js";
 import { checkLoginLimits, pruneLoginAttempts, recordLoginFailure, type LoginLimits } from "./login-limits.js";
 
 export { TooManyAttemptsError } from "./login-limits.js";
@@ -72,8 +73,11 @@ export class Accounts {
     const t = randomToken("ks_");
     const csrfToken = randomBytes(24).toString("base64url");
     const expiresAt = new Date(Date.now() + this.ttlMs);
-    await this.o.pool.query("INSERT INTO web_sessions (user_id, team_id, token_hash, csrf_token, expires_at) VALUES ($1, $2, $3, $4, $5)", [u.id, u.team_id, sha256(t), csrfToken, expiresAt]);
-    return { token: t, csrfToken, expiresAt, principal: { teamId: u.team_id, role: u.role, actor: `user:${email}`, userId: u.id, apiKeyId: null } };
+    const principal: Principal = { teamId: u.team_id, role: u.role, actor: `user:${email}`, userId: u.id, apiKeyId: null };
+    await audited(this.o.pool, principal, async (c) => {
+      await c.query("INSERT INTO web_sessions (user_id, team_id, token_hash, csrf_token, expires_at) VALUES ($1, $2, $3, $4, $5)", [u.id, u.team_id, sha256(t), csrfToken, expiresAt]);
+    }, () => ({ action: "auth.login", target: u.id }));
+    return { token: t, csrfToken, expiresAt, principal };
   }
 
   /** Forgets failed logins older than the limits' window (the web process calls this periodically). */
@@ -117,10 +121,10 @@ export class Accounts {
       throw new KeelError("wrong_password", 403, "the current password is wrong");
     }
     const hash = await hashPassword(input.newPassword);
-    await withTransaction(this.o.pool, async (c) => {
+    await audited(this.o.pool, p, async (c) => {
       await c.query("UPDATE users SET password_hash = $2 WHERE id = $1", [p.userId, hash]);
       await c.query("DELETE FROM web_sessions WHERE user_id = $1 AND token_hash IS DISTINCT FROM $2", [p.userId, input.keepSessionToken ? sha256(input.keepSessionToken) : null]);
-    });
+    }, () => ({ action: "user.password", target: p.userId }));
   }
 
   /** Creates an API key for the caller's team, recording its creator; the key is returned once. */
@@ -162,12 +166,12 @@ export class Accounts {
     const email = normalizeEmail(input.email);
     const hash = await hashPassword(input.password); // hashed either way: both answers take as long
     try {
-      return await withTransaction(this.o.pool, async (c) => {
+      return await audited(this.o.pool, p, async (c) => {
         const fresh = await c.query<{ id: string }>("INSERT INTO users (email, password_hash) VALUES ($1, $2) ON CONFLICT (email) DO NOTHING RETURNING id", [email, hash]);
         const userId = fresh.rows[0]?.id ?? (await c.query<{ id: string }>("SELECT id FROM users WHERE email = $1", [email])).rows[0]!.id;
         await c.query("INSERT INTO memberships (team_id, user_id, role) VALUES ($1, $2, $3)", [p.teamId, userId, input.role]);
         return { userId };
-      });
+      }, (r) => ({ action: "member.add", target: r.userId, details: { email: input.email, role: input.role } })); // the email as given; never the password
     } catch (err) {
       if (pgCode(err) === PgCode.uniqueViolation) throw new ConflictError("member_exists", "this email is already a member of the team", { email });
       throw err;
@@ -184,7 +188,9 @@ export class Accounts {
     return this.changeMember(p, userId, async (c, current) => {
       if (current === "admin" && role !== "admin") await this.keepAnAdmin(c, p.teamId, "demote");
       await c.query("UPDATE memberships SET role = $3 WHERE team_id = $1 AND user_id = $2", [p.teamId, userId, role]);
-      return { userId, role, keysRevoked: await keys.revokeKeysOfCreator(c, p.teamId, userId, { newRole: role }) };
+      const keysRevoked = await keys.revokeKeysOfCreator(c, p.teamId, userId, { newRole: role });
+      await audit(c, p, "member.role", userId, { role, keysRevoked });
+      return { userId, role, keysRevoked };
     });
   }
 
@@ -200,7 +206,9 @@ export class Accounts {
       if (current === "admin") await this.keepAnAdmin(c, p.teamId, "remove");
       await c.query("DELETE FROM memberships WHERE team_id = $1 AND user_id = $2", [p.teamId, userId]);
       await c.query("DELETE FROM web_sessions WHERE team_id = $1 AND user_id = $2", [p.teamId, userId]);
-      return { keysRevoked: await keys.revokeKeysOfCreator(c, p.teamId, userId, { removed: true }) };
+      const keysRevoked = await keys.revokeKeysOfCreator(c, p.teamId, userId, { removed: true });
+      await audit(c, p, "member.remove", userId, { keysRevoked });
+      return { keysRevoked };
     });
   }
 

@@ -8,6 +8,7 @@ import type { Pool, PoolClient } from "../db/pool.js";
 import { isUuid } from "../engine/client.js";
 import { NotFoundError, UnauthorizedError, ValidationError } from "../errors.js";
 import { ROLES, requireRole, type Principal, type Role } from "./principal.js";
+import { audited } from "../audit.js";
 
 export const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 export const randomToken = (prefix: string) => `${prefix}${randomBytes(32).toString("base64url")}`;
@@ -29,13 +30,15 @@ export async function createApiKey(pool: Pool, p: Principal, input: { name: stri
   if (!input.name || input.name.length > 100) throw new ValidationError("name must be 1 to 100 characters");
   const key = randomToken("kk_");
   const prefix = key.slice(0, 10);
-  const { rows } = await pool.query<{ id: string }>(
-    `INSERT INTO api_keys (team_id, name, prefix, hash, role, created_by_user_id)
-     VALUES ($1, $2, $3, $4, $5, COALESCE($6::uuid, (SELECT created_by_user_id FROM api_keys WHERE id = $7::uuid AND team_id = $1)))
-     RETURNING id`,
-    [p.teamId, input.name, prefix, sha256(key), input.role, p.userId, p.apiKeyId],
-  );
-  return { id: rows[0]!.id, key, prefix, role: input.role };
+  return audited(pool, p, async (c) => {
+    const { rows } = await c.query<{ id: string }>(
+      `INSERT INTO api_keys (team_id, name, prefix, hash, role, created_by_user_id)
+       VALUES ($1, $2, $3, $4, $5, COALESCE($6::uuid, (SELECT created_by_user_id FROM api_keys WHERE id = $7::uuid AND team_id = $1)))
+       RETURNING id`,
+      [p.teamId, input.name, prefix, sha256(key), input.role, p.userId, p.apiKeyId],
+    );
+    return { id: rows[0]!.id, key, prefix, role: input.role };
+  }, (r) => ({ action: "api_key.create", target: r.id, details: { name: input.name, role: r.role, prefix: r.prefix } })); // never the key
 }
 
 export async function listApiKeys(pool: Pool, p: Principal): Promise<ApiKeyInfo[]> {
@@ -54,8 +57,10 @@ export async function listApiKeys(pool: Pool, p: Principal): Promise<ApiKeyInfo[
 export async function revokeApiKey(pool: Pool, p: Principal, id: string): Promise<void> {
   requireRole(p, "admin");
   if (!isUuid(id)) throw new NotFoundError("ApiKey", id);
-  const res = await pool.query("UPDATE api_keys SET revoked_at = now(), revoked_reason = 'revoked' WHERE id = $1 AND team_id = $2 AND revoked_at IS NULL", [id, p.teamId]);
-  if (res.rowCount !== 1) throw new NotFoundError("ApiKey", id);
+  await audited(pool, p, async (c) => {
+    const res = await c.query("UPDATE api_keys SET revoked_at = now(), revoked_reason = 'revoked' WHERE id = $1 AND team_id = $2 AND revoked_at IS NULL", [id, p.teamId]);
+    if (res.rowCount !== 1) throw new NotFoundError("ApiKey", id);
+  }, () => ({ action: "api_key.revoke", target: id }));
 }
 
 /**

@@ -17,3 +17,22 @@ export type Principal = {
 export function requireRole(p: Principal, min: Role): void {
   if (ROLES.indexOf(p.role) < ROLES.indexOf(min)) throw new ForbiddenError(`this needs the ${min} role; you are ${p.role}`);
 }
+
+/**
+ * Who a core write acts for: a Principal (an API caller: the service checks its role and writes
+ * the audit row in the change's transaction), or a bare team id (the operator's own code:
+ * seeding, tests, the CLI, a worker relaying a request the web already audited; no audit row).
+ */
+export type Acting = string | Principal;
+
+/** The team `by` acts for; a principal below `min` is refused (403). */
+export function actingTeam(by: Acting, min: Role): string {
+  if (typeof by === "string") return by;
+  requireRole(by, min);
+  return by.teamId;
+}
+
+/** The principal to audit, or null for the operator's own calls. */
+export function auditedBy(by: Acting): Principal | null {
+  return typeof by === "string" ? null : by;
+}

@@ -1,20 +1,31 @@
 // A human's decision on a tool call that requires approval: stored on the ledger row, and the
 // parked run goes back to the queue (waiting_approval → queued), so any worker continues it.
 import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
-import { withTransaction, type Pool } from "../db/pool.js";
+import type { Pool } from "../db/pool.js";
+import { actingTeam, auditedBy, type Acting, type Principal } from "../access/principal.js";
+import { audited } from "../audit.js";
 import { isUuid } from "./client.js";
 import { appendEvent, encodeEvent } from "./events.js";
 import { recordApproval } from "./ledger.js";
 import { resumeAfterApproval } from "./lifecycle.js";
 import { EngineEventType } from "./types.js";
 
-export type ApprovalDecision = { teamId: string; sessionId: string; callId: string; approve: boolean; reason?: string; decidedBy?: string };
+/**
+ * `by`: the principal deciding (role checked; `tool_call.approve`/`tool_call.deny` audited in the
+ * same transaction; the event's `decidedBy` is its actor). The operator's own calls (tests) give
+ * `teamId` and optionally `decidedBy` instead, and are not audited.
+ */
+export type ApprovalDecision = { sessionId: string; callId: string; approve: boolean; reason?: string } & ({ by: Principal } | { teamId: string; decidedBy?: string });
 
 export async function decideToolCall(pool: Pool, d: ApprovalDecision): Promise<{ runId: string; seq: bigint }> {
+  const by: Acting = "by" in d ? d.by : d.teamId;
+  const teamId = actingTeam(by, "member");
+  const decidedBy = "by" in d ? d.by.actor : d.decidedBy;
   if (!isUuid(d.sessionId)) throw new NotFoundError("Session", d.sessionId);
   if (d.reason !== undefined && d.reason.length > 2000) throw new ValidationError("reason must be at most 2000 characters");
-  return withTransaction(pool, async (c) => {
-    const s = await c.query("SELECT 1 FROM sessions WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL FOR UPDATE", [d.sessionId, d.teamId]);
+  const action = d.approve ? "tool_call.approve" : "tool_call.deny";
+  return audited(pool, auditedBy(by), async (c) => {
+    const s = await c.query("SELECT 1 FROM sessions WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL FOR UPDATE", [d.sessionId, teamId]);
     if (s.rowCount !== 1) throw new NotFoundError("Session", d.sessionId);
     const { rows } = await c.query<{ run_id: string; status: string; approval: string | null; key: string }>(
       `SELECT tc.run_id, r.status, tc.approval, tc.idempotency_key AS key FROM tool_calls tc JOIN runs r ON r.id = tc.run_id
@@ -31,8 +42,8 @@ export async function decideToolCall(pool: Pool, d: ApprovalDecision): Promise<{
     const seq = await appendEvent(c, {
       sessionId: d.sessionId,
       runId: row.run_id,
-      ...encodeEvent(EngineEventType.approvalDecided, { callId: d.callId, decision, reason: d.reason ?? null, decidedBy: d.decidedBy ?? null }),
+      ...encodeEvent(EngineEventType.approvalDecided, { callId: d.callId, decision, reason: d.reason ?? null, decidedBy: decidedBy ?? null }),
     });
     return { runId: row.run_id, seq };
-  });
+  }, () => ({ action, target: d.sessionId, details: { callId: d.callId } }));
 }

@@ -7,6 +7,8 @@ import { appendEvent, encodeEvent, findEventByIdempotencyKey, readEvents, DEFAUL
 import type { PayloadOf } from "../contract/events.js";
 import { ACTIVE_STATUS_SQL } from "./fence.js";
 import { cancelSessionRuns, enqueueRun, interruptParkedRun, INTERRUPTED_BY_MESSAGE, requestInterrupt } from "./lifecycle.js";
+import { actingTeam, auditedBy, type Acting, type Principal } from "../access/principal.js";
+import { audited } from "../audit.js";
 import { BUSY_POLICIES, EngineEventType, SESSION_HOLDING_RUN_STATUSES, type BusyPolicy, type RunRow, type RunStatus, type SessionEvent } from "./types.js";
 
 export type PostMessageInput = {
@@ -92,13 +94,17 @@ export class EngineClient {
 
   /**
    * Cancels the session's queued runs at once, and asks its running run to stop at its next
-   * step boundary (the worker records run_cancelled). Returns the runs affected.
+   * step boundary (the worker records run_cancelled). Returns the runs affected. `by`: a
+   * principal (role checked, `session.cancel` audited in the same transaction) or, for the
+   * operator's own calls, `teamId`.
    */
-  async cancel(input: { teamId: string; sessionId: string }): Promise<{ cancelled: string[]; stopping: string[] }> {
-    return withTransaction(this.o.pool, async (c) => {
-      await lockSession(c, input.teamId, input.sessionId);
+  async cancel(input: { sessionId: string } & ({ by: Principal } | { teamId: string })): Promise<{ cancelled: string[]; stopping: string[] }> {
+    const by: Acting = "by" in input ? input.by : input.teamId;
+    const teamId = actingTeam(by, "member");
+    return audited(this.o.pool, auditedBy(by), async (c) => {
+      await lockSession(c, teamId, input.sessionId);
       return cancelSessionRuns(c, input.sessionId);
-    }, CLIENT_TX);
+    }, (r) => ({ action: "session.cancel", target: input.sessionId, details: r }), CLIENT_TX);
   }
 
   async readEvents(input: { teamId: string; sessionId: string; afterSeq?: bigint; limit?: number }): Promise<SessionEvent[]> {

@@ -276,7 +276,7 @@ export class SandboxRelayServer {
       case "read":
         return view.readFile(req.teamId, req.sessionId, path ?? "", { maxBytes: cap(req.args.maxBytes, MAX_BYTES), signal });
       case "start":
-        await view.start(req.teamId, req.sessionId);
+        await view.start(req.teamId, req.sessionId); // a team id: the web that relayed it wrote the audit row
         return null; // the web describes the sandbox from the table itself
       default:
         return assertNever(req.op, "sandbox request op");

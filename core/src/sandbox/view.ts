@@ -8,6 +8,8 @@
 import { ConflictError, KeelError, NotFoundError, ValidationError } from "../errors.js";
 import { isUuid } from "../engine/client.js";
 import type { Queryable } from "../db/pool.js";
+import { actingTeam, auditedBy, type Acting } from "../access/principal.js";
+import { audit } from "../audit.js";
 import type { FileEntry, SandboxDriver, SandboxHandle, SandboxState } from "./driver.js";
 import { SandboxRequestError, SandboxUnavailableError } from "./errors.js";
 import { exposedSecrets, parseSandboxPolicy, type SandboxPolicy } from "./policy.js";
@@ -91,19 +93,29 @@ export class SessionSandboxes {
     return f.encoding === "utf8" ? { ...base, binary: false, content: f.content } : { ...base, binary: true, content: null };
   }
 
-  /** Acquire the session's sandbox: resume it, restart it, or create a new one. Member-initiated only. */
-  async start(teamId: string, sessionId: string): Promise<SessionSandboxView> {
+  /**
+   * Acquire the session's sandbox: resume it, restart it, or create a new one. Member-initiated
+   * only: `by` is the member's principal (role checked, `sandbox.start` audited), or a team id for
+   * the operator's own calls (the worker serving a relayed start the web has audited).
+   */
+  async start(by: Acting, sessionId: string): Promise<SessionSandboxView> {
+    const teamId = actingTeam(by, "member");
     const session = await this.session(teamId, sessionId);
     // The reaper removes an archived session's sandbox as an orphan: do not start one for it.
     if (session.status === "archived") throw new ConflictError("session_archived", "the session is archived: unarchive it to start its sandbox");
     if (this.o.remote) {
       await this.o.remote.call("start", teamId, sessionId);
-      return this.describe(teamId, sessionId);
+    } else {
+      if (!this.o.resolvePolicy) throw new SandboxUnavailableError("this process cannot start sandboxes");
+      const { policy, secrets } = await this.o.resolvePolicy(teamId, sessionId);
+      await this.driver().acquire(sessionId, teamId, policy, exposedSecrets(policy, secrets));
     }
-    if (!this.o.resolvePolicy) throw new SandboxUnavailableError("this process cannot start sandboxes");
-    const { policy, secrets } = await this.o.resolvePolicy(teamId, sessionId);
-    await this.driver().acquire(sessionId, teamId, policy, exposedSecrets(policy, secrets));
-    return this.describe(teamId, sessionId);
+    const view = await this.describe(teamId, sessionId);
+    // The one audited write that cannot share a transaction with its change: the change is a
+    // driver call (a process or a pod), not a row. Recorded once the sandbox is there, with its id.
+    const p = auditedBy(by);
+    if (p) await audit(this.o.db, p, "sandbox.start", sessionId, { sandboxId: view.sandbox?.id ?? null });
+    return view;
   }
 
   // ── internals ────────────────────────────────────────────────────────────────────────────

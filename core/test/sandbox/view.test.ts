@@ -1,6 +1,7 @@
 // SessionSandboxes' edges that the browser test does not reach: a web process whose driver cannot
 // be made, a sandbox made by another driver, an agent whose sandbox policy is invalid, an archived
-// session, and a ready sandbox whose runtime is gone (real bubblewrap, real Postgres).
+// session, and a ready sandbox whose runtime is gone (real bubblewrap, real Postgres); a member's
+// start is audited.
 import { describe, expect, it } from "vitest";
 import { SandboxUnavailableError } from "../../src/sandbox/errors.js";
 import { killProcess } from "../../src/sandbox/local-process.js";
@@ -39,7 +40,11 @@ describe("session sandboxes (view)", () => {
     const view = new SessionSandboxes({ db: f.pool, store, driver: () => d, resolvePolicy: sessionPolicyResolver(f.pool, noSecrets) });
     await killProcess(rec.childPid, (rec as unknown as { childStartTime: string }).childStartTime); // as after a reboot
     await expect(view.listFiles(f.teamId, sessionId, ".")).rejects.toMatchObject({ status: 503, code: "sandbox_unavailable" });
-    expect(await view.start(f.teamId, sessionId)).toMatchObject({ sandbox: { id: h.sandboxId, state: "ready" }, filesAvailable: true });
+    // A member's start is audited with the sandbox it started.
+    const member = { teamId: f.teamId, role: "member" as const, actor: "user:ops@acme.test", userId: null, apiKeyId: null };
+    expect(await view.start(member, sessionId)).toMatchObject({ sandbox: { id: h.sandboxId, state: "ready" }, filesAvailable: true });
+    const { rows } = await f.pool.query("SELECT actor, target, details FROM audit_log WHERE action = 'sandbox.start'");
+    expect(rows).toEqual([{ actor: "user:ops@acme.test", target: sessionId, details: { sandboxId: h.sandboxId } }]);
     expect(await view.readFile(f.teamId, sessionId, "kept.txt")).toMatchObject({ content: "still here" });
   });
 

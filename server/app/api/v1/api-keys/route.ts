@@ -1,4 +1,3 @@
-import { audit } from "@keel/core";
 import { api } from "@keel/core/contract/api";
 import { json, route } from "@/src/http";
 
@@ -6,7 +5,5 @@ export const GET = route(api.apiKeys.list, async ({ ctx, principal }) => ({ apiK
 
 /** The key is in this response only; Keel stores its hash. */
 export const POST = route(api.apiKeys.create, async ({ ctx, principal, body }) => {
-  const r = await ctx.accounts.createApiKey(principal, body);
-  await audit(ctx.pool, principal, "api_key.create", r.id, { name: body.name, role: r.role, prefix: r.prefix });
-  return json(r, 201);
+  return json(await ctx.accounts.createApiKey(principal, body), 201);
 });

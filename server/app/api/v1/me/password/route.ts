@@ -1,10 +1,8 @@
-import { audit } from "@keel/core";
 import { api } from "@keel/core/contract/api";
 import { json, readCookie, route, SESSION_COOKIE } from "@/src/http";
 
 /** The logged-in user's own password (cookie sessions only); their other logins end. */
 export const POST = route(api.me.password, async ({ req, ctx, principal, body }) => {
   await ctx.accounts.changePassword(principal, { ...body, keepSessionToken: readCookie(req, SESSION_COOKIE) });
-  await audit(ctx.pool, principal, "user.password", principal.userId, {});
   return json(undefined, 204);
 });
