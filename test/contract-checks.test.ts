@@ -133,6 +133,15 @@ describe("contract checks", () => {
     expect(declared).toEqual([]);
   });
 
+  it("run semantics are core's (issue 15 part 3): the web has no LISTEN and no run-status wait of its own; the agent loop and the web read payloads through the contract", () => {
+    const web = sourceFiles(["server/src", "server/app"]);
+    expect(web.length).toBeGreaterThan(20);
+    // Deltas come from core's DeltaFeed, run outcomes from RunOutcomes, posting by model name from AgentChat.
+    expect(grep(web, /\b(PgListener|STREAM_CHANNEL|deltaNotificationSchema|TERMINAL_RUN_STATUSES)\b/)).toEqual([]);
+    // A payload is parsed with the contract (parseEventText and friends), never cast from its JSON text.
+    expect(grep([...web, ...sourceFiles(["core/src/agent"])], /\beventPayload\b|JSON\.parse\([^)]*payloadText/)).toEqual([]);
+  });
+
   it("event writers are typed by the contract: no payloadText built from JSON.stringify at a call site", () => {
     const writers = sourceFiles(["core/src", "server/src", "server/app", "worker"]);
     expect(grep(writers, /payloadText:\s*JSON\.stringify/)).toEqual([]);

@@ -78,3 +78,10 @@ export class PayloadTooLargeError extends KeelError {
     super("payload_too_large", 413, `payload is ${sizeBytes} bytes; the limit is ${maxBytes}`, { sizeBytes, maxBytes });
   }
 }
+
+/** A caller waited for a run longer than its limit (or went away); the run goes on regardless. */
+export class RunWaitTimeoutError extends KeelError {
+  constructor(sessionId: string, runId: string) {
+    super("timeout", 504, "the run did not finish in time; read the session's events for the answer", { sessionId, runId });
+  }
+}

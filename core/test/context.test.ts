@@ -52,3 +52,29 @@ test("a call left without a result before a newer assistant message is answered 
   expect(c.repairs).toEqual([{ kind: "missing_tool_result", seq: calling.seq.toString(), detail: "call b (t) has no result" }]);
   expect(c.next).toBe("done");
 });
+
+test("payloads are read through the contract: a user message or tool result that breaks it is left out and reported", () => {
+  const badUser = ev("user_message", { role: "user", content: 42 });
+  const notJson: SessionEvent = { ...ev("user_message", {}), payloadText: "{not json" };
+  const badResult = ev("tool_result", { tool_call_id: "a", content: "no state" });
+  const c = buildContext([user("hi"), badUser, notJson, asst(null, ["a"]), badResult, result("a"), asst("done")], "");
+  expect(c.messages.map((m) => m.role)).toEqual(["user", "assistant", "tool", "assistant"]);
+  expect(c.repairs.map((r) => [r.kind, r.seq])).toEqual([
+    ["malformed_user_message", badUser.seq.toString()],
+    ["malformed_user_message", notJson.seq.toString()],
+    ["orphan_tool_result", badResult.seq.toString()],
+  ]);
+  // An assistant item the contract refuses (a tool call without its type) is malformed.
+  const noType = ev("assistant_message", { message: { role: "assistant", content: null, tool_calls: [{ id: "x", function: { name: "t", arguments: "{}" } }] }, model: "m", finishReason: null, usage: null });
+  expect(buildContext([user("hi"), noType], "").repairs.map((r) => r.kind)).toEqual(["malformed_assistant"]);
+});
+
+test("the assistant item goes to the model as stored: provider fields kept, in their stored order", () => {
+  // zod's parse would put the schema's keys (role, content, tool_calls) first; a provider checks
+  // reasoning items byte for byte, so the context carries the stored object itself.
+  const message = { role: "assistant", reasoning_content: "think", content: null, thinking_blocks: [{ type: "thinking", signature: "s" }], tool_calls: [{ id: "a", type: "function", function: { name: "t", arguments: "{}" }, extra: 1 }] };
+  const stored = ev("assistant_message", { message, model: "m", finishReason: null, usage: null });
+  const c = buildContext([user("hi"), stored], "");
+  expect(JSON.stringify(c.messages[1])).toBe(JSON.stringify(message));
+  expect(c.pending.map((p) => p.call.id)).toEqual(["a"]);
+});

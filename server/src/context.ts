@@ -1,14 +1,8 @@
 // One set of core objects per web process, created on first use. Web replicas hold no session
 // state: everything here is a connection or a cache of nothing.
-import { Accounts, moveMcpHeadersToSecrets, createLogger, createPool, createSandboxDriver, EngineClient, EventFeed, SandboxRelayClient, SandboxStore, Secrets, sessionPolicyResolver, SessionSandboxes, SandboxUnavailableError, STREAM_CHANNEL, Tenancy, type Logger, type Pool, type SandboxDriver } from "@keel/core";
-import { PgListener } from "@keel/core/db/listener";
-import { deltaNotificationSchema, type DeltaNotification } from "@keel/core/contract/events";
+import { Accounts, AgentChat, moveMcpHeadersToSecrets, createLogger, createPool, createSandboxDriver, DeltaFeed, EngineClient, EventFeed, RunOutcomes, SandboxRelayClient, SandboxStore, Secrets, sessionPolicyResolver, SessionSandboxes, SandboxUnavailableError, Tenancy, type Logger, type Pool, type SandboxDriver } from "@keel/core";
 import { sandboxDriverConfig } from "@keel/core/config/index";
 import { webEnv, type WebEnv } from "./env";
-
-/** A token delta as the worker notified it (the contract's shape). */
-export type DeltaMessage = DeltaNotification;
-type DeltaFn = (m: DeltaMessage) => void;
 
 export type Context = {
   env: WebEnv;
@@ -19,10 +13,14 @@ export type Context = {
   accounts: Accounts;
   secrets: Secrets;
   feed: EventFeed;
+  /** Live token deltas of a session (ephemeral: NOTIFY on keel_stream): `deltas.subscribe(sessionId, fn)` returns unsubscribe. */
+  deltas: DeltaFeed;
+  /** Waits for a run to settle and sums up its answer (the OpenAI-compatible endpoint). */
+  runs: RunOutcomes;
+  /** Posts to an agent addressed by name (the OpenAI-compatible endpoint). */
+  chat: AgentChat;
   /** Sessions' sandboxes (state, policy, files) through the configured driver. */
   sandboxes: SessionSandboxes;
-  /** Live token deltas of one session (ephemeral: NOTIFY on keel_stream). Returns unsubscribe. */
-  onDeltas: (sessionId: string, fn: DeltaFn) => () => void;
   migrationsDir: string;
 };
 
@@ -49,25 +47,7 @@ async function create(): Promise<Context> {
   const feed = new EventFeed({ pool, connectionString: env.DATABASE_URL, logger });
   await feed.start();
 
-  const deltaSubs = new Map<string, Set<DeltaFn>>();
-  const deltas = new PgListener({
-    connectionString: env.DATABASE_URL,
-    channels: [STREAM_CHANNEL],
-    applicationName: "keel-web-stream",
-    logger,
-    onNotification: (_ch, payload) => {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(payload);
-      } catch {
-        return;
-      }
-      // Ephemeral: a notification that is not a delta is dropped (the stored item follows anyway).
-      const m = deltaNotificationSchema.safeParse(parsed);
-      if (!m.success) return;
-      for (const fn of deltaSubs.get(m.data.sessionId) ?? []) fn(m.data);
-    },
-  });
+  const deltas = new DeltaFeed({ connectionString: env.DATABASE_URL, logger, applicationName: "keel-web-stream" });
   await deltas.start();
 
   // Failed logins older than the limits' window count for nothing; drop them every 5 minutes.
@@ -83,20 +63,13 @@ async function create(): Promise<Context> {
     : { driver: sandboxDriver(env, pool, logger) };
   const sandboxes = new SessionSandboxes({ db: pool, store: new SandboxStore(pool), ...where, resolvePolicy: sessionPolicyResolver(pool, secrets) });
 
+  const tenancy = new Tenancy({ pool });
+  const engine = new EngineClient({ pool });
   return {
-    env, logger, pool, accounts, feed, secrets, sandboxes,
-    tenancy: new Tenancy({ pool }),
-    engine: new EngineClient({ pool }),
+    env, logger, pool, accounts, feed, deltas, secrets, sandboxes, tenancy, engine,
+    runs: new RunOutcomes({ engine, feed, timeoutMs: env.KEEL_COMPLETION_TIMEOUT_MS }),
+    chat: new AgentChat({ pool, tenancy, engine }),
     migrationsDir: env.KEEL_MIGRATIONS_DIR,
-    onDeltas: (sessionId, fn) => {
-      let set = deltaSubs.get(sessionId);
-      if (!set) deltaSubs.set(sessionId, (set = new Set()));
-      set.add(fn);
-      return () => {
-        set.delete(fn);
-        if (set.size === 0) deltaSubs.delete(sessionId);
-      };
-    },
   };
 }
 

@@ -1,25 +1,16 @@
-// The OpenAI-compatible surface: the model name addresses an agent, X-Keel-Session-Id binds a
-// call to a session (a new one when absent). The call posts the last user message (the session
-// log already holds the earlier turns), waits for the run through the feed, and answers with the
-// run's final assistant message, or relays its token deltas as chat.completion.chunk events.
-import { KeelError, listAgents, NotFoundError, TERMINAL_RUN_STATUSES, ValidationError, type Principal, type SessionEvent } from "@keel/core";
-import { parseEventText } from "@keel/core/contract/events";
-import type { Context, DeltaMessage } from "./context";
+// The OpenAI-compatible surface's shapes. The run semantics are core's: the model name addresses
+// an agent and X-Keel-Session-Id binds a call to a session, a new one when absent (AgentChat, in
+// core/src/agent-chat.ts); the call posts the last user message (the session log already holds the
+// earlier turns); RunOutcomes (core/src/engine/run-outcome.ts) waits for the run and sums up its
+// answer; DeltaFeed carries its token deltas. Here they become chat.completion bodies and
+// chat.completion.chunk events, and errors get OpenAI's fields.
+import { KeelError, ValidationError, type RunOutcome } from "@keel/core";
+import type { DeltaNotification } from "@keel/core/contract/events";
+import type { Context } from "./context";
 import type { ApiRoute } from "@keel/core/contract/api";
 import { json, route, type CallOf } from "./http";
 
 export const SESSION_HEADER = "x-keel-session-id";
-export type RunOutcome = { status: string; content: string; allContent: string; usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number }; error: string | null };
-
-export async function bindSession(ctx: Context, p: Principal, model: string, sessionId: string | null, title: string): Promise<string> {
-  const agent = (await listAgents(ctx.pool, p.teamId)).find((a) => a.name === model);
-  if (!agent) throw new NotFoundError("Model", model);
-  // The same service as POST /api/v1/sessions: role checked, `session.create` audited with the row.
-  if (!sessionId) return (await ctx.tenancy.createSession(p, { agentId: agent.id, title: title.slice(0, 80) })).id;
-  const s = await ctx.tenancy.getSession(p.teamId, sessionId);
-  if (s.agentId !== agent.id) throw new ValidationError("this session belongs to another agent (model)", { sessionId });
-  return s.id;
-}
 
 /** An agent as an OpenAI model object (the model name addresses the agent). */
 export function modelObject(a: { name: string; createdAt: Date | string }) {
@@ -44,64 +35,16 @@ export function lastUserContent(messages: { role: string; content?: unknown }[])
   return out;
 }
 
-/** Waits until the run ends (or parks for an approval) and summarizes its assistant messages. */
-export async function waitForRun(ctx: Context, p: Principal, sessionId: string, runId: string, afterSeq: bigint, signal: AbortSignal): Promise<RunOutcome> {
-  const deadline = AbortSignal.any([signal, AbortSignal.timeout(ctx.env.KEEL_COMPLETION_TIMEOUT_MS)]);
-  let wake = () => {};
-  const off = ctx.feed.subscribe(sessionId, afterSeq, () => wake());
-  try {
-    for (;;) {
-      const run = await ctx.engine.getRun({ teamId: p.teamId, runId });
-      if (TERMINAL_RUN_STATUSES.includes(run.status) || run.status === "waiting_approval") return summarize(run.status, await readRun(ctx, p, sessionId, runId, afterSeq));
-      if (deadline.aborted) throw new KeelError("timeout", 504, "the run did not finish in time; read the session's events for the answer", { sessionId, runId });
-      // The feed wakes us on each new event; the timer covers a run that ends without one.
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 250);
-        wake = () => (clearTimeout(t), resolve());
-        deadline.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
-      });
-    }
-  } finally {
-    off();
-  }
-}
-
-async function readRun(ctx: Context, p: Principal, sessionId: string, runId: string, afterSeq: bigint): Promise<SessionEvent[]> {
-  const out: SessionEvent[] = [];
-  for (let after = afterSeq; ; ) {
-    const page = await ctx.engine.readEvents({ teamId: p.teamId, sessionId, afterSeq: after, limit: 1000 });
-    out.push(...page.filter((e) => e.runId === runId));
-    if (page.length < 1000) return out;
-    after = page.at(-1)!.seq;
-  }
-}
-
-function summarize(status: string, events: SessionEvent[]): RunOutcome {
-  const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
-  let content = "";
-  let allContent = "";
-  let error: string | null = null;
-  for (const raw of events) {
-    const e = parseEventText(raw.type, raw.payloadText);
-    if (!e.known) continue; // a newer writer's event: not part of the answer
-    if (e.type === "assistant_message") {
-      content = e.payload.message.content ?? "";
-      allContent += content;
-      usage.prompt_tokens += e.payload.usage?.promptTokens ?? 0;
-      usage.completion_tokens += e.payload.usage?.completionTokens ?? 0;
-    } else if (e.type === "run_failed" || e.type === "model_error") {
-      error = e.payload.message;
-    }
-  }
-  usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
-  return { status, content, allContent, usage, error };
+/** A run's token usage in OpenAI's shape. */
+export function openaiUsage(o: RunOutcome) {
+  return { prompt_tokens: o.usage.promptTokens, completion_tokens: o.usage.completionTokens, total_tokens: o.usage.promptTokens + o.usage.completionTokens };
 }
 
 export function completionBody(model: string, runId: string, o: RunOutcome) {
   return {
     id: `chatcmpl-${runId}`, object: "chat.completion", created: Math.floor(Date.now() / 1000), model,
     choices: [{ index: 0, message: { role: "assistant", content: o.content, refusal: null }, logprobs: null, finish_reason: "stop" }],
-    usage: o.usage,
+    usage: openaiUsage(o),
   };
 }
 
@@ -143,11 +86,11 @@ export function openaiRoute<R extends ApiRoute>(spec: R, handler: (c: CallOf<R> 
 }
 
 /** Streams content deltas of one run as chat.completion.chunk SSE, then the tail the deltas missed, then [DONE]. */
-export function streamCompletion(ctx: Context, p: Principal, model: string, sessionId: string, post: () => Promise<{ runId: string; seq: bigint }>, signal: AbortSignal, opts: { includeUsage?: boolean } = {}): ReadableStream<Uint8Array> {
+export function streamCompletion(ctx: Context, teamId: string, model: string, sessionId: string, post: () => Promise<{ runId: string; seq: bigint }>, signal: AbortSignal, opts: { includeUsage?: boolean } = {}): ReadableStream<Uint8Array> {
   const enc = new TextEncoder();
   return new ReadableStream<Uint8Array>({
     async start(controller) {
-      const early: DeltaMessage[] = [];
+      const early: DeltaNotification[] = [];
       let runId: string | null = null;
       let sent = "";
       const created = Math.floor(Date.now() / 1000);
@@ -156,26 +99,26 @@ export function streamCompletion(ctx: Context, p: Principal, model: string, sess
       const send = (o: object) => controller.enqueue(enc.encode(`data: ${JSON.stringify({ id: `chatcmpl-${runId}`, object: "chat.completion.chunk", created, model, ...o })}\n\n`));
       const chunk = (delta: object, finish: string | null = null) =>
         send({ choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...(opts.includeUsage ? { usage: null } : {}) });
-      const relay = (m: DeltaMessage) => {
+      const relay = (m: DeltaNotification) => {
         if (m.runId !== runId || !m.delta.content) return;
         sent += m.delta.content;
         chunk({ content: m.delta.content });
       };
       // Subscribed before posting, so no delta of this run is missed; buffered until its id is known.
-      const off = ctx.onDeltas(sessionId, (m) => (runId ? relay(m) : early.push(m)));
+      const off = ctx.deltas.subscribe(sessionId, (m) => (runId ? relay(m) : early.push(m)));
       try {
         const posted = await post();
         runId = posted.runId;
         chunk({ role: "assistant", content: "" });
         early.forEach(relay);
-        const o = await waitForRun(ctx, p, sessionId, posted.runId, posted.seq, signal);
+        const o = await ctx.runs.wait({ teamId, sessionId, runId: posted.runId, afterSeq: posted.seq, signal });
         if (o.status !== "succeeded" && o.status !== "waiting_approval") {
           controller.enqueue(enc.encode(`data: ${JSON.stringify({ error: { message: o.error ?? `the run ended ${o.status}`, type: "run_" + o.status, code: null } })}\n\n`));
         } else {
           // NOTIFY is best effort: send whatever text the deltas did not carry.
           if (o.allContent.startsWith(sent) && o.allContent.length > sent.length) chunk({ content: o.allContent.slice(sent.length) });
           chunk({}, "stop");
-          if (opts.includeUsage) send({ choices: [], usage: o.usage });
+          if (opts.includeUsage) send({ choices: [], usage: openaiUsage(o) });
         }
         controller.enqueue(enc.encode("data: [DONE]\n\n"));
       } catch (err) {

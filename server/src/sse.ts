@@ -45,7 +45,7 @@ export function sessionStream(ctx: Context, req: Request, sessionId: string, aft
         send(goAwayFrame(retryMs));
         cleanup();
       });
-      const offDeltas = ctx.onDeltas(sessionId, (m) => send(`event: delta\ndata: ${JSON.stringify({ runId: m.runId, delta: m.delta } satisfies DeltaFrame)}\n\n`));
+      const offDeltas = ctx.deltas.subscribe(sessionId, (m) => send(`event: delta\ndata: ${JSON.stringify({ runId: m.runId, delta: m.delta } satisfies DeltaFrame)}\n\n`));
       const offEvents = ctx.feed.subscribe(sessionId, afterSeq, (events: SessionEvent[]) => send(events.map(sseFrame).join("")));
       let checking = false;
       const heartbeat = setInterval(() => {

@@ -6,15 +6,18 @@
 //   (a user message that arrived while tools ran is placed after the results);
 // - a tool result whose call is not in the context is left out (orphan_tool_result);
 // - an assistant message that is not a complete assistant item is left out (malformed_assistant);
+// - a user message whose payload breaks the contract is left out (malformed_user_message);
 // - calls of an older assistant message that never got a result, though the log goes on with a
 //   newer assistant message, are answered in the context by a note that no result was recorded
 //   (missing_tool_result): a provider refuses a call without its result, and dropping the call
 //   would hide that it was made;
 // - calls still without a result when a newer user message exists are answered "not run"
 //   by the loop (interrupted_by_user), since the user changed course before they ran.
-import type { EventType, PayloadOf } from "../contract/events.js";
-import { eventPayload, type SessionEvent } from "../engine/types.js";
-import type { AssistantMessage, ChatMessage, ToolCallOut } from "./model.js";
+// Payloads are read through the event contract (parseEventTextVerbatim): a payload that breaks its
+// schema is a repair, never a cast that lets a wrong shape through to the provider.
+import { parseEventTextVerbatim, type EventType, type PayloadOf, type RepairKind } from "../contract/events.js";
+import type { SessionEvent } from "../engine/types.js";
+import type { ChatMessage, ToolCallOut } from "./model.js";
 
 export const AgentEventType = {
   assistantMessage: "assistant_message",
@@ -25,11 +28,11 @@ export const AgentEventType = {
   contextRepaired: "context_repaired",
 } as const satisfies Record<string, EventType>;
 
-export type AssistantEventPayload = { message: AssistantMessage; model: string; finishReason: string | null; usage: { promptTokens: number; completionTokens: number } | null };
+export type AssistantEventPayload = PayloadOf<"assistant_message">;
 export type ToolResultPayload = PayloadOf<"tool_result">;
 
 export type PendingCall = { call: ToolCallOut; assistantRunId: string; interruptedByUser: boolean };
-export type Repair = { kind: "orphan_tool_result" | "malformed_assistant" | "missing_tool_result"; seq: string; detail: string };
+export type Repair = { kind: RepairKind; seq: string; detail: string };
 
 /** What the model reads for a call the log has no result for (see missing_tool_result). */
 export const MISSING_RESULT_NOTE = "No result was recorded for this call: it did not run to completion, and its effect is unknown.";
@@ -42,6 +45,8 @@ export type AgentContext = {
   next: "tools" | "model" | "done";
   repairs: Repair[];
 };
+
+const READ_TYPES: ReadonlySet<string> = new Set<EventType>(["user_message", AgentEventType.assistantMessage, AgentEventType.toolResult]);
 
 type Open = { runId: string; seq: string; calls: ToolCallOut[]; resolved: Set<string> };
 
@@ -57,18 +62,24 @@ export function buildContext(events: readonly SessionEvent[], instructions: stri
     heldUsers = [];
   };
 
-  for (const e of events) {
-    if (e.type === "user_message") {
-      const p = eventPayload<{ content: unknown }>(e);
-      const msg: ChatMessage = { role: "user", content: p.content };
-      if (open) heldUsers.push(msg);
-      else messages.push(msg);
-    } else if (e.type === AgentEventType.assistantMessage) {
-      const p = safePayload<AssistantEventPayload>(e);
-      if (!p || !isAssistantMessage(p.message)) {
-        repairs.push({ kind: "malformed_assistant", seq: e.seq.toString(), detail: "not a complete assistant message" });
+  for (const raw of events) {
+    if (!READ_TYPES.has(raw.type)) continue; // engine and loop bookkeeping: not part of the conversation
+    const e = parseEventTextVerbatim(raw.type, raw.payloadText);
+    const seq = raw.seq.toString();
+    if (raw.type === "user_message") {
+      if (!e.known || e.type !== "user_message") {
+        repairs.push({ kind: "malformed_user_message", seq, detail: e.known ? "not a user message" : (e.problem ?? "payload breaks the contract") });
         continue;
       }
+      const msg: ChatMessage = { role: "user", content: e.payload.content };
+      if (open) heldUsers.push(msg);
+      else messages.push(msg);
+    } else if (raw.type === AgentEventType.assistantMessage) {
+      if (!e.known || e.type !== "assistant_message") {
+        repairs.push({ kind: "malformed_assistant", seq, detail: "not a complete assistant message" });
+        continue;
+      }
+      const message = e.payload.message;
       // The loop never calls the model while calls are open; if the log says otherwise, each
       // unanswered call gets a note instead of being dropped, and the repair is reported.
       const o = open as Open | null;
@@ -79,13 +90,13 @@ export function buildContext(events: readonly SessionEvent[], instructions: stri
         }
         close();
       }
-      messages.push(p.message);
-      if (p.message.tool_calls?.length) open = { runId: e.runId ?? "", seq: e.seq.toString(), calls: p.message.tool_calls, resolved: new Set() };
-    } else if (e.type === AgentEventType.toolResult) {
-      const p = safePayload<ToolResultPayload>(e);
+      messages.push(message);
+      if (message.tool_calls?.length) open = { runId: raw.runId ?? "", seq, calls: message.tool_calls, resolved: new Set() };
+    } else if (raw.type === AgentEventType.toolResult) {
+      const p = e.known && e.type === "tool_result" ? e.payload : null;
       const o = open as Open | null;
       if (!p || !o || !o.calls.some((c) => c.id === p.tool_call_id) || o.resolved.has(p.tool_call_id)) {
-        repairs.push({ kind: "orphan_tool_result", seq: e.seq.toString(), detail: `no open call ${p?.tool_call_id ?? "?"}` });
+        repairs.push({ kind: "orphan_tool_result", seq, detail: `no open call ${p?.tool_call_id ?? "?"}` });
         continue;
       }
       messages.push({ role: "tool", tool_call_id: p.tool_call_id, content: p.content });
@@ -107,24 +118,4 @@ export function buildContext(events: readonly SessionEvent[], instructions: stri
   const last = messages.at(-1);
   const next = !last || last.role === "system" ? "done" : last.role === "assistant" ? "done" : "model";
   return { messages, pending: [], next, repairs };
-}
-
-function safePayload<T>(e: SessionEvent): T | null {
-  try {
-    return eventPayload<T>(e);
-  } catch {
-    return null;
-  }
-}
-
-function isAssistantMessage(m: unknown): m is AssistantMessage {
-  if (typeof m !== "object" || m === null) return false;
-  const a = m as AssistantMessage;
-  if (a.role !== "assistant") return false;
-  if (a.content !== null && typeof a.content !== "string") return false;
-  if (a.tool_calls !== undefined) {
-    if (!Array.isArray(a.tool_calls)) return false;
-    for (const c of a.tool_calls) if (typeof c?.id !== "string" || typeof c.function?.name !== "string" || typeof c.function.arguments !== "string") return false;
-  }
-  return true;
 }

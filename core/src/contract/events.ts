@@ -28,7 +28,8 @@ export const textPartSchema = z.looseObject({ type: z.literal("text"), text: z.s
 /** Tool-call states the loop records on the ledger and in `tool_result` (ledger.ts ToolCallState, minus "requested"/"started"). */
 export const TOOL_RESULT_STATES = ["succeeded", "failed", "indeterminate"] as const;
 
-export const REPAIR_KINDS = ["orphan_tool_result", "malformed_assistant", "missing_tool_result"] as const;
+export const REPAIR_KINDS = ["orphan_tool_result", "malformed_assistant", "missing_tool_result", "malformed_user_message"] as const;
+export type RepairKind = (typeof REPAIR_KINDS)[number];
 
 /** One schema per event type. Adding a type here is the whole job: writers and readers follow. */
 export const eventSchemas = {
@@ -101,6 +102,24 @@ export function parseEventText(type: string, text: string): ParsedEvent {
     return { known: false, type, payload: text, reason: "invalid_payload", problem: "payload is not JSON" };
   }
   return parseEvent(type, payload);
+}
+
+/**
+ * As `parseEventText`, but a known payload is the parsed JSON itself rather than zod's copy. zod
+ * builds its output with the schema's keys first and the unknown ones after; a provider's assistant
+ * item must go back to the provider byte for byte, its reasoning fields in their stored order
+ * (core/test/agent.test.ts, resume.test.ts). The schemas have no defaults or transforms, so a payload
+ * that passes its schema already is of the output type; the agent loop's context reads this way.
+ */
+export function parseEventTextVerbatim(type: string, text: string): ParsedEvent {
+  let payload: unknown;
+  try {
+    payload = JSON.parse(text);
+  } catch {
+    return { known: false, type, payload: text, reason: "invalid_payload", problem: "payload is not JSON" };
+  }
+  const e = parseEvent(type, payload);
+  return e.known ? ({ ...e, payload } as ParsedEvent) : e;
 }
 
 // ---- deltas: ephemeral stream events (NOTIFY keel_stream → SSE `event: delta` → UIs) ----
