@@ -94,6 +94,13 @@ test("unsubscribe stops delivery to that subscriber only", async () => {
   stays.off();
   // With no subscriber left, a delta for the session goes nowhere (and a new subscriber sees only later ones).
   await send(run, "to nobody");
+  // flush() returns when the NOTIFY is sent, not when the feed got it: a marker on another session
+  // (same channel, so it arrives after) shows "to nobody" was handled before `late` subscribes.
+  const marker = runOf(randomUUID());
+  const seen = collect(marker.sessionId);
+  await send(marker, "marker");
+  await waitFor(() => seen.got.length === 1);
+  seen.off();
   const late = collect(run.sessionId);
   await send(run, "later");
   await waitFor(() => late.got.length === 1);
