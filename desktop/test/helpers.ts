@@ -1,5 +1,9 @@
 // Shared by the desktop tests: channels called the way the renderer calls them (through
-// registerAll's wrapper; a Map stands in for ipcMain), and agent-sandbox fixtures.
+// registerAll's wrapper; a Map stands in for ipcMain), agent-sandbox fixtures, and the stub tools
+// kind/up.sh runs against.
+import { spawnSync } from "node:child_process";
+import { chmodSync, copyFileSync, mkdirSync, symlinkSync } from "node:fs";
+import path from "node:path";
 import { loadKubeconfig } from "../src/main/kube.ts";
 import { createHandlers, registerAll, type MainServices } from "../src/main/ipc.ts";
 import type { Result } from "../src/shared/contract.ts";
@@ -46,4 +50,21 @@ spec:
   sandboxTemplateRef:
     name: ${template}
 `;
+}
+
+/**
+ * A bin dir for running the real kind/up.sh against stub tools: the few system utilities up.sh
+ * uses (linked from this machine) and test/fixtures/kind-stub.sh as `tools` (records its calls,
+ * keeps a fake cluster, fails or hangs where told). One list, so a new utility in up.sh is added
+ * once for the launcher test and the renderer test.
+ */
+export function kindStubBin(bin: string, tools: readonly ("docker" | "kind" | "kubectl")[] = ["docker", "kind", "kubectl"]): void {
+  mkdirSync(bin, { recursive: true });
+  for (const util of ["bash", "dirname", "grep", "sleep", "rm", "mkdir", "mktemp", "cat"]) {
+    symlinkSync(spawnSync("sh", ["-c", `command -v ${util}`], { encoding: "utf8" }).stdout.trim(), path.join(bin, util));
+  }
+  for (const t of tools) {
+    copyFileSync(path.join(import.meta.dirname, "fixtures/kind-stub.sh"), path.join(bin, t));
+    chmodSync(path.join(bin, t), 0o755);
+  }
 }

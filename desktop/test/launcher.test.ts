@@ -3,7 +3,7 @@
 // command. The steps are the real kind/up.sh's; only the three tools are stand-ins (no container
 // engine on these machines).
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -13,7 +13,7 @@ import { waitFor } from "./control-plane.ts";
 import { DEFAULT_KIND_SCRIPT, KindLauncher } from "../src/main/launcher/launcher.ts";
 import { processStat } from "../src/main/launcher/process.ts";
 import { createMainServices } from "../src/main/ipc.ts";
-import { ipcClient } from "./helpers.ts";
+import { ipcClient, kindStubBin } from "./helpers.ts";
 import { launcherSteps, type EventName, type LauncherLogLine, type LauncherState } from "../src/shared/contract.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
@@ -29,15 +29,8 @@ function sandbox(name: string, tools: ("docker" | "kind" | "kubectl")[] = ["dock
   const dir = path.join(tmp, name);
   const bin = path.join(dir, "bin");
   const state = path.join(dir, "state");
-  mkdirSync(bin, { recursive: true });
+  kindStubBin(bin, tools);
   mkdirSync(state, { recursive: true });
-  for (const util of ["bash", "dirname", "grep", "sleep", "rm", "mkdir", "mktemp", "cat"]) {
-    symlinkSync(spawnSync("sh", ["-c", `command -v ${util}`], { encoding: "utf8" }).stdout.trim(), path.join(bin, util));
-  }
-  for (const t of tools) {
-    copyFileSync(path.join(import.meta.dirname, "fixtures/kind-stub.sh"), path.join(bin, t));
-    chmodSync(path.join(bin, t), 0o755);
-  }
   const env = { PATH: bin, HOME: dir, STUB_STATE: state } as unknown as NodeJS.ProcessEnv;
   const file = (f: string) => (existsSync(path.join(state, f)) ? readFileSync(path.join(state, f), "utf8") : "");
   return {

@@ -4,7 +4,7 @@
 // sessions page by page, follow a live session and approve a tool call. Screenshots at 1280×800
 // go to test-results/desktop/; every view is checked for horizontal overflow.
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -13,7 +13,7 @@ import { backgroundLuminance, launchChromium } from "../../../server/test/e2e-he
 import { freePort } from "../../../cli/src/embedded-postgres.js";
 import { waitFor } from "../../../test/db.ts";
 import { startBridge, type Bridge } from "../../bridge/server.ts";
-import { templateYaml, warmPoolYaml } from "../helpers.ts";
+import { kindStubBin, templateYaml, warmPoolYaml } from "../helpers.ts";
 import { loadKubeconfig } from "../../src/main/kube.ts";
 import { createTestNamespace, kubectl, startControlPlane, type TestNamespace } from "../control-plane.ts";
 import { startKeel, type Keel } from "../keel.ts";
@@ -104,13 +104,8 @@ contexts:
   // (test/fixtures/kind-stub.sh: records calls, keeps a fake cluster, fails where told).
   const bin = path.join(dir, "bin");
   stubState = path.join(dir, "stub-state");
-  mkdirSync(bin);
+  kindStubBin(bin);
   mkdirSync(stubState);
-  for (const util of ["bash", "dirname", "grep", "sleep", "rm"]) symlinkSync(spawnSync("sh", ["-c", `command -v ${util}`], { encoding: "utf8" }).stdout.trim(), path.join(bin, util));
-  for (const tool of ["docker", "kind", "kubectl"]) {
-    copyFileSync(path.join(desktopDir, "test/fixtures/kind-stub.sh"), path.join(bin, tool));
-    chmodSync(path.join(bin, tool), 0o755);
-  }
   bridge = await startBridge({
     staticDir: path.join(desktopDir, "out/renderer"),
     load: () => loadKubeconfig({ env: { KUBECONFIG } }),
