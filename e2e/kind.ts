@@ -26,6 +26,16 @@ export function kubectl(args: string[], opts: { input?: string; allowFail?: bool
   return out;
 }
 
+/**
+ * A command in the repo root with kind/up.sh's environment (docker builds with the classic
+ * builder, as kind/up.sh runs them); throws with its output when it fails. Returns stdout.
+ */
+export function run(cmd: string, args: string[], opts: { input?: string; env?: Record<string, string> } = {}): string {
+  const r = spawnSync(cmd, args, { cwd: repoRoot, env: { ...kindEnv(), DOCKER_BUILDKIT: "0", ...opts.env }, input: opts.input, encoding: "utf8", maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.status}): ${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+
 /** kubectl without blocking the event loop: for many pods at once (the rollout test's 20). */
 export function kubectlAsync(args: string[]): Promise<Run> {
   return new Promise((resolve) => {

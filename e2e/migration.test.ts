@@ -4,10 +4,9 @@
 // so the dashboard and the API answer 200 all along; the failed migration is rolled back whole
 // (no half-applied column, no bookkeeping row); `kubectl rollout undo` leaves a healthy Deployment.
 // The image is keel:dev (whatever the Deployment runs) plus e2e/broken-migration/migration.sql.
-import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { Api, BASE_URL, CONTEXT, kindEnv, kubectl, kubectlJson, repoRoot, waitFor } from "./kind.ts";
+import { Api, BASE_URL, CONTEXT, kubectl, kubectlJson, repoRoot, run, waitFor } from "./kind.ts";
 
 const BROKEN = "keel:broken-migration";
 const MIGRATION = "99991231000000_e2e_broken";
@@ -15,11 +14,6 @@ const CLUSTER = CONTEXT.replace(/^kind-/, "");
 
 let api: Api;
 let original: Record<string, string> = {};
-
-function run(cmd: string, args: string[]): void {
-  const r = spawnSync(cmd, args, { cwd: repoRoot, env: { ...kindEnv(), DOCKER_BUILDKIT: "0" }, encoding: "utf8", maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.status}): ${r.stderr || r.stdout}`);
-}
 
 /** The web Deployment's images by container name (init containers included). */
 function webImages(): Record<string, string> {

@@ -6,17 +6,11 @@
 // the original image is tagged back and kind/up.sh rolls the pods back onto it.
 import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { BASE_URL, kindEnv, kubectlJson, repoRoot, waitFor } from "./kind.ts";
+import { BASE_URL, kindEnv, kubectlJson, run, waitFor } from "./kind.ts";
 
 const IMAGE = process.env.KEEL_IMAGE ?? "keel:dev";
 let original = "";
 let rebuilt = "";
-
-function run(cmd: string, args: string[], opts: { input?: string; env?: Record<string, string> } = {}): string {
-  const r = spawnSync(cmd, args, { cwd: repoRoot, env: { ...kindEnv(), DOCKER_BUILDKIT: "0", ...opts.env }, input: opts.input, encoding: "utf8", maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.status}): ${r.stderr || r.stdout}`);
-  return r.stdout;
-}
 
 const imageId = () => run("docker", ["image", "inspect", "-f", "{{.Id}}", IMAGE]).trim();
 /** kind/up.sh from its load step (the images are built): load, apply, wait for the rollouts. */

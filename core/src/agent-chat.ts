@@ -9,7 +9,7 @@ import type { Pool } from "./db/pool.js";
 import type { Principal } from "./access/principal.js";
 import { listAgents } from "./catalog.js";
 import type { Tenancy } from "./tenancy.js";
-import type { EngineClient, PostMessageInput, PostMessageResult } from "./engine/client.js";
+import { checkIdempotencyKey, type EngineClient, type PostMessageInput, type PostMessageResult } from "./engine/client.js";
 
 export type AgentChatMessage = {
   /** The agent's name. */
@@ -31,7 +31,7 @@ export class AgentChat {
   /** Finds the agent, checks the message and binds the session; posts nothing. */
   async open(p: Principal, m: AgentChatMessage): Promise<OpenAgentChat> {
     // Checked here as well as in postMessage: a refused message must not leave a new, empty session behind.
-    if (m.idempotencyKey !== undefined && (m.idempotencyKey.length === 0 || m.idempotencyKey.length > 200)) throw new ValidationError("idempotency key must be 1 to 200 characters");
+    checkIdempotencyKey(m.idempotencyKey);
     const agent = (await listAgents(this.o.pool, p.teamId)).find((a) => a.name === m.agent);
     if (!agent) throw new NotFoundError("Model", m.agent);
     // A new session through the same service as POST /api/v1/sessions: role checked, session.create audited.

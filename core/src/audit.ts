@@ -1,7 +1,7 @@
 // The audit log: who did what, when, per team. Append-only; read newest first with a cursor.
 import { ValidationError } from "./errors.js";
 import { withTransaction, type Pool, type PoolClient, type Queryable } from "./db/pool.js";
-import { requireRole, type Principal } from "./access/principal.js";
+import { auditedBy, requireRole, type Acting, type Principal } from "./access/principal.js";
 
 export type AuditEntry = { id: string; actor: string; action: string; target: string | null; details: unknown; createdAt: Date };
 
@@ -18,10 +18,11 @@ export async function audit(db: Queryable, p: Principal, action: string, target:
 export type AuditRecord = { action: string; target: string | null; details?: Record<string, unknown> };
 
 /**
- * Runs a write and its audit row in one transaction. `p` null (the operator's own call) writes
- * no row. `entry` names the row from the write's result.
+ * Runs a write and its audit row in one transaction. `by` a bare team id (the operator's own
+ * call, see `Acting`) writes no row. `entry` names the row from the write's result.
  */
-export async function audited<T>(pool: Pool, p: Principal | null, fn: (c: PoolClient) => Promise<T>, entry: (out: T) => AuditRecord, opts: { retries?: number } = {}): Promise<T> {
+export async function audited<T>(pool: Pool, by: Acting, fn: (c: PoolClient) => Promise<T>, entry: (out: T) => AuditRecord, opts: { retries?: number } = {}): Promise<T> {
+  const p = auditedBy(by);
   return withTransaction(pool, async (c) => {
     const out = await fn(c);
     if (p) {

@@ -8,7 +8,7 @@ import { isUuid } from "./engine/client.js";
 import { cancelSessionRuns } from "./engine/lifecycle.js";
 import { sandboxPolicy, sandboxResources } from "./sandbox/policy.js";
 import { AgentConfig } from "./contract/api-schemas.js";
-import { actingTeam, auditedBy, type Acting } from "./access/principal.js";
+import { actingTeam, type Acting } from "./access/principal.js";
 import { audited } from "./audit.js";
 import { guardAgentConfig, type GuardedConfig } from "./agent/agent-guard.js";
 
@@ -65,7 +65,7 @@ export class Tenancy {
     if (typeof by !== "string") cfg = guardAgentConfig(by, input, cfg, undefined);
     try {
       // One statement: the agent and its first version exist together or not at all.
-      return await audited(this.o.pool, auditedBy(by), async (c) => {
+      return await audited(this.o.pool, by, async (c) => {
         const { rows } = await c.query<{ id: string }>(
           `WITH a AS (INSERT INTO agents (team_id, name, current_version) VALUES ($1, $2, 1) RETURNING id)
            INSERT INTO agent_versions (agent_id, version, model, instructions, tools, sandbox_policy, provider, mcp_servers)
@@ -85,7 +85,7 @@ export class Tenancy {
     const teamId = actingTeam(by, "member");
     let cfg = parse(AgentConfigSchema, input);
     if (!isUuid(agentId)) throw new NotFoundError("Agent", agentId);
-    return audited(this.o.pool, auditedBy(by), async (c) => {
+    return audited(this.o.pool, by, async (c) => {
       // FOR UPDATE: two edits at once number their versions one after the other instead of the
       // second failing on the (agent_id, version) unique key.
       const agent = (await c.query<{ current_version: number }>("SELECT current_version FROM agents WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL FOR UPDATE", [agentId, teamId])).rows[0];
@@ -108,7 +108,7 @@ export class Tenancy {
   async deleteAgent(by: Acting, agentId: string): Promise<void> {
     const teamId = actingTeam(by, "admin");
     if (!isUuid(agentId)) throw new NotFoundError("Agent", agentId);
-    await audited(this.o.pool, auditedBy(by), async (c) => {
+    await audited(this.o.pool, by, async (c) => {
       const res = await c.query("UPDATE agents SET deleted_at = now(), name = name || ' (deleted ' || id || ')' WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL", [agentId, teamId]);
       if (res.rowCount !== 1) throw new NotFoundError("Agent", agentId);
     }, () => ({ action: "agent.delete", target: agentId }));
@@ -118,7 +118,7 @@ export class Tenancy {
   async createSession(by: Acting, input: { agentId: string; title?: string }): Promise<SessionView> {
     const teamId = actingTeam(by, "member");
     if (!isUuid(input.agentId)) throw new NotFoundError("Agent", input.agentId);
-    return audited(this.o.pool, auditedBy(by), async (c) => {
+    return audited(this.o.pool, by, async (c) => {
       // One statement: the session pins the agent's version as it is when the row is written.
       const { rows } = await c.query<SessionRow>(
         `INSERT INTO sessions (team_id, agent_id, agent_version, title)
@@ -142,7 +142,7 @@ export class Tenancy {
   async deleteSession(by: Acting, sessionId: string): Promise<void> {
     const teamId = actingTeam(by, "member");
     if (!isUuid(sessionId)) throw new NotFoundError("Session", sessionId);
-    await audited(this.o.pool, auditedBy(by), async (c) => {
+    await audited(this.o.pool, by, async (c) => {
       const res = await c.query("UPDATE sessions SET deleted_at = now(), updated_at = now() WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL", [sessionId, teamId]);
       if (res.rowCount !== 1) throw new NotFoundError("Session", sessionId);
       // The same edge as a cancel: every run it ends gets its run_cancelled event.
@@ -157,7 +157,7 @@ export class Tenancy {
   async setArchived(by: Acting, sessionId: string, archived: boolean): Promise<void> {
     const teamId = actingTeam(by, "member");
     if (!isUuid(sessionId)) throw new NotFoundError("Session", sessionId);
-    await audited(this.o.pool, auditedBy(by), async (c) => {
+    await audited(this.o.pool, by, async (c) => {
       const res = await c.query("UPDATE sessions SET status = $3, updated_at = now() WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL", [sessionId, teamId, archived ? "archived" : "idle"]);
       if (res.rowCount !== 1) throw new NotFoundError("Session", sessionId);
     }, () => ({ action: archived ? "session.archive" : "session.unarchive", target: sessionId }));

@@ -95,13 +95,7 @@ export function parseEvent(type: string, payload: unknown): ParsedEvent {
 
 /** Parses a stored payload's text (the log keeps JSON text verbatim); text that is not JSON is an invalid payload. */
 export function parseEventText(type: string, text: string): ParsedEvent {
-  let payload: unknown;
-  try {
-    payload = JSON.parse(text);
-  } catch {
-    return { known: false, type, payload: text, reason: "invalid_payload", problem: "payload is not JSON" };
-  }
-  return parseEvent(type, payload);
+  return parseText(type, text, false);
 }
 
 /**
@@ -112,6 +106,10 @@ export function parseEventText(type: string, text: string): ParsedEvent {
  * that passes its schema already is of the output type; the agent loop's context reads this way.
  */
 export function parseEventTextVerbatim(type: string, text: string): ParsedEvent {
+  return parseText(type, text, true);
+}
+
+function parseText(type: string, text: string, verbatim: boolean): ParsedEvent {
   let payload: unknown;
   try {
     payload = JSON.parse(text);
@@ -119,7 +117,7 @@ export function parseEventTextVerbatim(type: string, text: string): ParsedEvent 
     return { known: false, type, payload: text, reason: "invalid_payload", problem: "payload is not JSON" };
   }
   const e = parseEvent(type, payload);
-  return e.known ? ({ ...e, payload } as ParsedEvent) : e;
+  return verbatim && e.known ? ({ ...e, payload } as ParsedEvent) : e;
 }
 
 // ---- deltas: ephemeral stream events (NOTIFY keel_stream → SSE `event: delta` → UIs) ----

@@ -2,7 +2,7 @@
 // parked run goes back to the queue (waiting_approval → queued), so any worker continues it.
 import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
 import type { Pool } from "../db/pool.js";
-import { actingTeam, auditedBy, type Acting, type Principal } from "../access/principal.js";
+import { actingTeam, type Acting, type Principal } from "../access/principal.js";
 import { audited } from "../audit.js";
 import { isUuid } from "./client.js";
 import { appendEvent, encodeEvent } from "./events.js";
@@ -24,7 +24,7 @@ export async function decideToolCall(pool: Pool, d: ApprovalDecision): Promise<{
   if (!isUuid(d.sessionId)) throw new NotFoundError("Session", d.sessionId);
   if (d.reason !== undefined && d.reason.length > 2000) throw new ValidationError("reason must be at most 2000 characters");
   const action = d.approve ? "tool_call.approve" : "tool_call.deny";
-  return audited(pool, auditedBy(by), async (c) => {
+  return audited(pool, by, async (c) => {
     const s = await c.query("SELECT 1 FROM sessions WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL FOR UPDATE", [d.sessionId, teamId]);
     if (s.rowCount !== 1) throw new NotFoundError("Session", d.sessionId);
     const { rows } = await c.query<{ run_id: string; status: string; approval: string | null; key: string }>(

@@ -7,7 +7,7 @@ import { appendEvent, encodeEvent, findEventByIdempotencyKey, readEvents, DEFAUL
 import type { PayloadOf } from "../contract/events.js";
 import { ACTIVE_STATUS_SQL } from "./fence.js";
 import { cancelSessionRuns, enqueueRun, interruptParkedRun, INTERRUPTED_BY_MESSAGE, requestInterrupt } from "./lifecycle.js";
-import { actingTeam, auditedBy, type Acting, type Principal } from "../access/principal.js";
+import { actingTeam, type Acting, type Principal } from "../access/principal.js";
 import { audited } from "../audit.js";
 import { BUSY_POLICIES, EngineEventType, SESSION_HOLDING_RUN_STATUSES, type BusyPolicy, type RunRow, type RunStatus, type SessionEvent } from "./types.js";
 
@@ -37,6 +37,11 @@ const holdsSession = (r: RunLite) => (SESSION_HOLDING_RUN_STATUSES as readonly R
 /** Client calls are database work only: a deadlock victim is run again rather than answered 500. */
 const CLIENT_TX = { retries: 3 };
 
+/** An idempotency key is 1 to 200 characters (or absent). */
+export function checkIdempotencyKey(key: string | undefined): void {
+  if (key !== undefined && (key.length === 0 || key.length > 200)) throw new ValidationError("idempotency key must be 1 to 200 characters");
+}
+
 export class EngineClient {
   private readonly maxEventBytes: number;
   private readonly maxAttempts: number;
@@ -53,9 +58,7 @@ export class EngineClient {
   async postMessage(input: PostMessageInput): Promise<PostMessageResult> {
     const onBusy = input.onBusy ?? "enqueue";
     if (!BUSY_POLICIES.includes(onBusy)) throw new ValidationError(`onBusy must be one of ${BUSY_POLICIES.join(", ")}`, { onBusy });
-    if (input.idempotencyKey !== undefined && (input.idempotencyKey.length === 0 || input.idempotencyKey.length > 200)) {
-      throw new ValidationError("idempotency key must be 1 to 200 characters");
-    }
+    checkIdempotencyKey(input.idempotencyKey);
     if (input.content === undefined || input.content === null || input.content === "") throw new ValidationError("message content is empty");
     const userMessage = encodeEvent(EngineEventType.userMessage, { role: "user", content: input.content }, this.maxEventBytes);
 
@@ -101,7 +104,7 @@ export class EngineClient {
   async cancel(input: { sessionId: string } & ({ by: Principal } | { teamId: string })): Promise<{ cancelled: string[]; stopping: string[] }> {
     const by: Acting = "by" in input ? input.by : input.teamId;
     const teamId = actingTeam(by, "member");
-    return audited(this.o.pool, auditedBy(by), async (c) => {
+    return audited(this.o.pool, by, async (c) => {
       await lockSession(c, teamId, input.sessionId);
       return cancelSessionRuns(c, input.sessionId);
     }, (r) => ({ action: "session.cancel", target: input.sessionId, details: r }), CLIENT_TX);
