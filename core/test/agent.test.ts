@@ -496,6 +496,38 @@ describe("approvals", () => {
     expect(types(await readAllEvents(f.pool, sessionId))).toEqual(["user_message", "assistant_message", "approval_requested", "approval_decided", "tool_result", "assistant_message"]);
   });
 
+  test("a decision that arrives between the question and the park is kept: the run continues instead of waiting forever", async () => {
+    // The UIs show the question as soon as its event is stored; the worker parks the run in a
+    // statement after that. A click in between was refused 409 not_waiting, and the run then
+    // waited for a decision already given (seen in the dashboard test under load).
+    const inner = createAgentStep({ pool: f.pool, tools: registry, models: createModelResolver({ maxRetries: 2, timeoutMs: 3_000, outbound: loopback }), logger: testLogger });
+    const decisions: { callId: string; approve: boolean }[] = [];
+    await f.startWorker({
+      step: async (ctx) => {
+        const out = await inner(ctx);
+        const d = out === "waiting_approval" ? decisions.shift() : undefined;
+        if (d) await decideToolCall(f.pool, { teamId: f.teamId, sessionId: ctx.run.sessionId, ...d, decidedBy: "quick@acme" });
+        return out;
+      },
+    });
+    const sessionId = await session();
+    const deployed = () => sideEffects.filter((s) => s === "deployed").length;
+    const before = deployed();
+    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "q1", name: "deploy", args: '{"value":"prod"}' }]) }, { kind: "stream", chunks: textStream("deployed quickly") });
+    decisions.push({ callId: "q1", approve: true });
+    const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "deploy" });
+    await settle(runId);
+    expect(deployed()).toBe(before + 1);
+    expect(types(await readAllEvents(f.pool, sessionId))).toEqual(["user_message", "assistant_message", "approval_requested", "approval_decided", "tool_result", "assistant_message"]);
+
+    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "q2", name: "deploy", args: '{"value":"prod"}' }]) }, { kind: "stream", chunks: textStream("not deploying") });
+    decisions.push({ callId: "q2", approve: false });
+    const second = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "deploy again" });
+    await settle(second.runId);
+    expect(deployed()).toBe(before + 1);
+    expect(toolResults(await readAllEvents(f.pool, sessionId)).at(-1)).toMatchObject({ tool_call_id: "q2", isError: true, content: expect.stringMatching(/denied/) });
+  });
+
   test("a new message with onBusy=interrupt ends a run waiting for approval; the undecided call is answered 'not run'", async () => {
     await startAgentWorker();
     const sessionId = await session();

@@ -118,7 +118,10 @@ describe.sequential("dashboard", () => {
     await page.getByRole("button", { name: "Approve" }).waitFor();
     await expectViewMatchesLog();
 
+    // The decision's response first: a reload may cancel a request the browser has not sent yet.
+    const decided = page.waitForResponse((r) => r.request().method() === "POST" && /\/approvals\//.test(r.url()));
     await page.getByRole("button", { name: "Approve" }).click();
+    expect((await decided).status()).toBe(200);
     await page.reload(); // right after the decision: the worker is running the tool and the model
     await page.locator('[data-type="tool_result"]').filter({ hasText: "42" }).waitFor();
     await page.locator('[data-type="assistant_message"]').filter({ hasText: "The tool returned" }).waitFor();

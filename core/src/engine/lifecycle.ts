@@ -150,13 +150,26 @@ export async function handBackRun(db: Queryable, run: ClaimedRun): Promise<boole
   return res.rowCount === 1;
 }
 
-/** running → waiting_approval: parked until a human decides on a tool call; no worker holds it meanwhile. */
-export async function parkRun(db: Queryable, run: ClaimedRun): Promise<boolean> {
-  const res = await db.query(
-    `UPDATE runs SET status = 'waiting_approval', lease_owner = NULL, lease_expires_at = NULL, updated_at = now() WHERE ${FENCE}`,
-    fenceValues(run),
-  );
-  return res.rowCount === 1;
+/**
+ * running → waiting_approval: parked until a human decides on a tool call; no worker holds it
+ * meanwhile. A decision can arrive between the question (an event the UIs show at once) and this
+ * park (`decideToolCall` then only records it): the run goes back to the queue instead, or it
+ * would wait for a decision already made. The run row is locked first and the ledger read in a
+ * second statement, so a decision committed while this waited for the lock is seen.
+ */
+export async function parkRun(pool: Pool, run: ClaimedRun): Promise<boolean> {
+  return withTransaction(pool, async (c) => {
+    const held = await c.query(`SELECT 1 FROM runs WHERE ${FENCE} FOR UPDATE`, fenceValues(run));
+    if (held.rowCount !== 1) return false;
+    await c.query(
+      `UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), available_at = now(),
+         status = CASE WHEN EXISTS (SELECT 1 FROM tool_calls WHERE run_id = runs.id AND state = 'requested' AND approval IS NOT NULL)
+                  THEN 'queued' ELSE 'waiting_approval' END
+       WHERE id = $1`,
+      [run.id],
+    );
+    return true;
+  });
 }
 
 /** waiting_approval → queued: a human decided, any worker continues the run. False if it was not parked. */
