@@ -22,6 +22,9 @@ COPY bench/package.json bench/
 COPY server/package.json server/
 COPY sandbox/package.json sandbox/
 COPY desktop/package.json desktop/
+COPY test/package.json test/
+COPY e2e/package.json e2e/
+COPY controlplane/package.json controlplane/
 # Behind a TLS-inspecting proxy npm needs its CA: --build-arg EXTRA_CA_CERTS="$(cat ca.pem)" (kind/up.sh
 # passes KEEL_BUILD_CA_FILE). Used by this build only; not in the final images.
 ARG EXTRA_CA_CERTS=""
@@ -56,7 +59,7 @@ FROM deps AS build
 COPY . .
 # The sandbox runtime bundle, the dashboard (output: standalone), then the runtime tree in /out.
 RUN npm run setup \
- && node scripts/build-web.mjs \
+ && node server/build.mjs \
  && node scripts/build-image.mjs /out
 
 FROM ${NODE_IMAGE} AS runtime

@@ -12,7 +12,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { dist, fmtMs, load } from "../bench/src/util.ts";
+import { dist, fmtMs, load } from "@keel/bench/util";
 import { Api, kubectlAsync, kubectlJson, releaseSandbox, repoRoot, sandboxPodsAsync, waitFor } from "./kind.ts";
 import { compareWithLog, ResumingStream } from "./sse.ts";
 

@@ -3,7 +3,7 @@
 // arrived, and how long the client was without an open stream. Whenever a stream ends (the web
 // pod draining sends `event: shutdown` with a retry hint; a pod that is gone resets the
 // connection), it reconnects with `Last-Event-ID: <last seq received>` (server/src/sse.ts).
-import { sseFrames } from "@keel/desktop/main/sessions";
+import { sseFrames } from "@keel/desktop/sessions";
 import { BASE_URL } from "./kind.ts";
 
 export class ResumingStream {

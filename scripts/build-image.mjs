@@ -5,7 +5,7 @@
 //     npm packages stay plain imports), plus every node_modules file it needs, traced with the
 //     @vercel/nft that Next ships (the same tracer that produced the standalone folder)
 //   - prisma/migrations, sandbox/dist (the sandbox runtime)
-// Needs `npm run setup` and `node scripts/build-web.mjs` first.
+// Needs `npm run setup` and `node server/build.mjs` first.
 import { build } from "esbuild";
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -18,7 +18,7 @@ const require = createRequire(import.meta.url);
 const { nodeFileTrace } = require("next/dist/compiled/@vercel/nft");
 
 const standalone = path.join(root, "server/.next/standalone");
-if (!existsSync(path.join(standalone, "server/.next/BUILD_ID"))) throw new Error("no standalone build: run node scripts/build-web.mjs");
+if (!existsSync(path.join(standalone, "server/.next/BUILD_ID"))) throw new Error("no standalone build: run node server/build.mjs");
 mkdirSync(out, { recursive: true });
 cpSync(standalone, out, { recursive: true, verbatimSymlinks: true });
 cpSync(path.join(root, "server/.next/static"), path.join(out, "server/.next/static"), { recursive: true });

@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 source scripts/node-runtime.sh
 npm install --no-audit --no-fund
 npm run setup
-node scripts/build-web.mjs
+node server/build.mjs
 exec node cli/bin/keel.mjs up "$@"

@@ -34,6 +34,9 @@ fi
 npm install --no-audit --no-fund
 npm run setup
 npm run typecheck
+# The boundary lint (.dependency-cruiser.cjs: packages reached only through their exports, no
+# cycles, the layer rules) and the formatter (prettier --check): fails in seconds, before any test.
+npm run lint
 
 stop_control_planes() {
   bash controlplane/down.sh >/dev/null 2>&1 || true

@@ -12,10 +12,10 @@ const config: NextConfig = {
   // The container image (Dockerfile) ships .next/standalone: the server build plus only the
   // node_modules files it uses (traced), not the whole install.
   output: "standalone",
-  // @keel/core is TypeScript source in the monorepo (NodeNext style: `./x.js` names `./x.ts`);
+  // @keel/core (and @keel/sandbox, which it imports) is TypeScript source in the monorepo (NodeNext style: `./x.js` names `./x.ts`);
   // Next compiles it with the app. Turbopack (16.4) cannot map `.js` to `.ts`, so we build with
   // webpack (`next build --webpack`) and its extensionAlias.
-  transpilePackages: ["@keel/core"],
+  transpilePackages: ["@keel/core", "@keel/sandbox"],
   // Node-only packages (native/WASM loading, worker threads) stay plain imports at run time.
   serverExternalPackages: ["pg", "pino", "prom-client"],
   // SSE must not sit in a gzip buffer; a reverse proxy compresses if wanted.

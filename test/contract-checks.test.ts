@@ -5,8 +5,8 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { WorkerEnvSchema } from "../worker/src/env.js";
-import { MigrateEnvSchema, UpEnvSchema, WebCliEnvSchema } from "../cli/src/env.js";
+import { WorkerEnvSchema } from "@keel/worker/env";
+import { MigrateEnvSchema, UpEnvSchema, WebCliEnvSchema } from "@keel/cli/env";
 
 const root = path.resolve(import.meta.dirname, "..");
 const SKIP_DIRS = new Set(["node_modules", ".next", "generated", "test", "dist", "out"]);
@@ -206,3 +206,33 @@ describe("configuration (issue 15 part 4)", () => {
   });
 });
 
+
+describe("package boundaries (issue 15 part 5)", () => {
+  const workspaces = (JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { workspaces: string[] }).workspaces;
+
+  it("every package says what it exports, entry by entry: no wildcard that exposes every file", () => {
+    const problems: string[] = [];
+    for (const w of workspaces) {
+      const pkg = JSON.parse(readFileSync(path.join(root, w, "package.json"), "utf8")) as { name: string; exports?: Record<string, string> };
+      if (!pkg.exports || Object.keys(pkg.exports).length === 0) problems.push(`${pkg.name}: no exports map`);
+      for (const [k, v] of Object.entries(pkg.exports ?? {})) {
+        if (k.includes("*")) problems.push(`${pkg.name}: wildcard entry ${k}`);
+        else if (!statSync(path.join(root, w, v), { throwIfNoEntry: false })?.isFile()) problems.push(`${pkg.name}: ${k} → ${v} does not exist`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it("the boundary lint holds on the tree, and it does fire: a planted relative import across packages is reported", async () => {
+    const { cruise } = await import("dependency-cruiser");
+    const { createRequire } = await import("node:module");
+    const config = createRequire(import.meta.url)(path.join(root, ".dependency-cruiser.cjs")) as { forbidden: unknown[]; options: Record<string, unknown> };
+    const run = async (baseDir: string, dirs: string[]) => {
+      const r = await cruise(dirs, { ...config.options, baseDir, validate: true, ruleSet: { forbidden: config.forbidden } } as never);
+      const out = r.output as { summary: { violations: { rule: { name: string }; from: string; to: string }[] } };
+      return out.summary.violations.map((v) => `${v.rule.name}: ${v.from} → ${v.to}`);
+    };
+    expect(await run(root, workspaces)).toEqual([]);
+    expect(await run(path.join(root, "test/fixtures/boundaries"), ["core", "worker"])).toEqual(["no-relative-import-across-packages: core/src/reach.ts → worker/src/name.ts"]);
+  }, 60_000);
+});

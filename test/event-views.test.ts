@@ -6,10 +6,10 @@
 import { createElement } from "react";
 import { renderToStaticMarkup } from "react-dom/server";
 import { describe, expect, test } from "vitest";
-import { EVENT_TYPES } from "../core/src/contract/events.js";
-import { CALL_STATES, sessionView, type LogEvent } from "../core/src/view/session.js";
-import { EventView as DashboardEventView } from "../server/app/sessions/[id]/event-view.js";
-import { EventView as DesktopEventView } from "../desktop/src/renderer/EventView.js";
+import { EVENT_TYPES } from "@keel/core/contract/events";
+import { CALL_STATES, sessionView, type LogEvent } from "@keel/core/view/session";
+import { EventView as DashboardEventView } from "@keel/server/event-view";
+import { EventView as DesktopEventView } from "@keel/desktop/event-view";
 
 const call = (id: string, name: string, args = "{}") => ({ id, type: "function", function: { name, arguments: args } });
 const result = (id: string, state: string, content: string) => ({ tool_call_id: id, name: "calculator", content, isError: state !== "succeeded", state });

@@ -6,10 +6,10 @@ import path from "node:path";
 import { rm } from "node:fs/promises";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
-import { migrate } from "../core/src/db/migrate.js";
-import { startEmbeddedPostgres } from "../cli/src/embedded-postgres.js";
+import { migrate } from "@keel/core";
+import { startEmbeddedPostgres } from "@keel/cli/embedded-postgres";
 // @ts-expect-error plain JS module shared with npm start and the server tests
-import { ensureWebBuild } from "../scripts/build-web.mjs";
+import { ensureWebBuild } from "@keel/server/build";
 
 declare module "vitest" {
   export interface ProvidedContext {

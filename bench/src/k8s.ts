@@ -17,11 +17,9 @@
 import { randomBytes } from "node:crypto";
 import os from "node:os";
 import { KubeConfig } from "@kubernetes/client-node";
-import { createTestNamespace, kubectl, kubectlJson, startControlPlane, stopControlPlane, waitFor, type TestNamespace } from "../../controlplane/harness.ts";
-import { applyPlatformRbac, type PlatformIdentity } from "../../core/test/k8s/helpers.ts";
-import type { SandboxHandle } from "../../core/src/sandbox/driver.js";
-import { KubernetesSandboxDriver } from "../../core/src/sandbox/k8s/index.js";
-import { parseSandboxPolicy } from "../../core/src/sandbox/policy.js";
+import { createTestNamespace, kubectl, kubectlJson, startControlPlane, stopControlPlane, waitFor, type TestNamespace } from "@keel/controlplane/harness";
+import { applyPlatformRbac, type PlatformIdentity } from "@keel/core/testing/k8s";
+import { KubernetesSandboxDriver, parseSandboxPolicy, type SandboxHandle } from "@keel/core";
 import { dist, fmtMs, load, log } from "./util.js";
 
 const N = Number(process.env.BENCH_K8S_N ?? 10);

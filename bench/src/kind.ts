@@ -4,7 +4,7 @@
 // ready (cold) or being adopted from the warm pool, and the exec itself. After each sample the
 // session's SandboxClaim is deleted (outside the timing), so every sample starts a pod.
 // Usage: npm run bench:kind -- [N=20] [label]   (label: e.g. "cold" or "warm pool 4")
-import { Api, releaseSandbox } from "../../e2e/kind.ts";
+import { Api, releaseSandbox } from "@keel/e2e/kind";
 import { distTable, load, nowMs } from "./util.js";
 
 const n = Number(process.argv[2] ?? 20);

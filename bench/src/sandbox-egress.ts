@@ -14,10 +14,8 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import type { SandboxHandle } from "../../core/src/sandbox/driver.js";
-import { LocalSandboxDriver } from "../../core/src/sandbox/local-driver.js";
-import { parseSandboxPolicy } from "../../core/src/sandbox/policy.js";
-import { buildRuntime } from "../../sandbox/src/build.js";
+import { LocalSandboxDriver, parseSandboxPolicy, type SandboxHandle } from "@keel/core";
+import { buildRuntime } from "@keel/sandbox/build";
 import { distTable, load, log } from "./util.js";
 
 const coldCount = Number(process.env.BENCH_EGRESS_COLD ?? 20);

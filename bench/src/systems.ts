@@ -5,13 +5,8 @@ import path from "node:path";
 import pg from "pg";
 import { makeWorkerUtils, run, type WorkerUtils } from "graphile-worker";
 import PgBoss from "pg-boss";
-import { startEmbeddedPostgres } from "../../cli/src/embedded-postgres.js";
-import { createPool, type Pool } from "../../core/src/db/pool.js";
-import { migrate } from "../../core/src/db/migrate.js";
-import { silentLogger } from "../../core/src/logger.js";
-import { EngineClient } from "../../core/src/engine/client.js";
-import { Worker } from "../../core/src/engine/worker.js";
-import { Tenancy } from "../../core/src/tenancy.js";
+import { startEmbeddedPostgres } from "@keel/cli/embedded-postgres";
+import { createPool, EngineClient, migrate, type Pool, silentLogger, Tenancy, Worker } from "@keel/core";
 import { GRAPHILE_WORKER, graphileLogger, JOB_NAME, KEEL_WORKER, PGBOSS_CONSTRUCTOR, PGBOSS_POLL_S, PGBOSS_TAKEOVER_JOB, type Sys } from "./config.js";
 import { mapLimit, nowMs } from "./util.js";
 

@@ -17,12 +17,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import pg from "pg";
-import { freePort, startEmbeddedPostgres } from "../../cli/src/embedded-postgres.js";
-import { createPool } from "../../core/src/db/pool.js";
-import { migrate } from "../../core/src/db/migrate.js";
-import { EngineClient } from "../../core/src/engine/client.js";
+import { freePort, startEmbeddedPostgres } from "@keel/cli/embedded-postgres";
+import { createPool, EngineClient, migrate } from "@keel/core";
 // @ts-expect-error plain JS module shared with npm start and the tests
-import { ensureWebBuild } from "../../scripts/build-web.mjs";
+import { ensureWebBuild } from "@keel/server/build";
 import { dist, fmtMs, load, log, nowMs, sleep, type Dist } from "./util.js";
 
 const repo = path.resolve(import.meta.dirname, "../..");

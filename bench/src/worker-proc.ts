@@ -5,9 +5,7 @@
 // Bundled with esbuild (procs.ts) so a start is a plain `node`, as in core/test/processes.ts.
 import { run, type Runner } from "graphile-worker";
 import PgBoss from "pg-boss";
-import { createPool } from "../../core/src/db/pool.js";
-import { silentLogger } from "../../core/src/logger.js";
-import { Worker } from "../../core/src/engine/worker.js";
+import { createPool, silentLogger, Worker } from "@keel/core";
 import { GRAPHILE_WORKER, graphileLogger, JOB_NAME, KEEL_WORKER, PGBOSS_CONSTRUCTOR, PGBOSS_POLL_S, type Sys } from "./config.js";
 
 const sys = process.env.BENCH_SYSTEM as Sys;

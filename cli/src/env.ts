@@ -4,9 +4,9 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { databaseEnv, loggingEnv, optionalDatabaseEnv, port, sandboxEnvRules } from "@keel/core/config/index";
+import { databaseEnv, loggingEnv, optionalDatabaseEnv, port, sandboxEnvRules } from "@keel/core/config";
 import { workerEnv } from "@keel/worker";
-import { webEnvRules, webEnvShape } from "../../server/src/env.ts";
+import { webEnvRules, webEnvShape } from "@keel/server/env";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 

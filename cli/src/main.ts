@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { WebEnv } from "../../server/src/env.ts";
+import type { WebEnv } from "@keel/server/env";
 import { MigrateEnvSchema, UpEnvSchema, WebCliEnvSchema, type UpEnv } from "./env.js";
 import { startWeb } from "./web.js";
 

@@ -7,9 +7,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import nextModule from "next";
 // Plain module, no Next imports: its drain state is shared with the routes through globalThis.
-import { beginDrain } from "../../server/src/shutdown.ts";
-import { PEER_ADDRESS_HEADER } from "../../server/src/peer.ts";
-import { provideWebEnv, type WebEnv } from "../../server/src/env.ts";
+import { beginDrain } from "@keel/server/shutdown";
+import { PEER_ADDRESS_HEADER } from "@keel/server/peer";
+import { provideWebEnv, type WebEnv } from "@keel/server/env";
 
 // next is CommonJS; under NodeNext its default export arrives as the module object.
 const next = ((nextModule as unknown as { default?: typeof nextModule }).default ?? nextModule) as unknown as (o: { dev: boolean; dir: string; hostname: string; port: number }) => {

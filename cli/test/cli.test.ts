@@ -6,8 +6,8 @@ import path from "node:path";
 import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
 import { createPool, EngineClient, readAllEvents, Tenancy } from "@keel/core";
 import { freePort } from "../src/embedded-postgres.js";
-import { waitFor } from "../../test/db.js";
-import { startFakeOpenAI, textStream, type FakeOpenAI } from "../../core/test/support/fake-openai.js";
+import { waitFor } from "@keel/test/db";
+import { startFakeOpenAI, textStream, type FakeOpenAI } from "@keel/core/testing/fake-openai";
 
 const keel = path.resolve(import.meta.dirname, "../bin/keel.mjs");
 const live = new Set<ChildProcess>();

@@ -5,7 +5,7 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { sandboxDriverConfig } from "@keel/core/config/index";
+import { sandboxDriverConfig } from "@keel/core/config";
 import { WorkerEnvSchema } from "@keel/worker";
 import { WebCliEnvSchema, UpEnvSchema } from "../src/env.js";
 import { freePort } from "../src/embedded-postgres.js";

@@ -20,7 +20,7 @@ export * from "./agent-chat.js";
 export * from "./agent/model.js";
 export * from "./agent/openai-client.js";
 export * from "./agent/demo-model.js";
-export * from "./agent/tools.js";
+export * from "./tools/tools.js";
 export * from "./agent/context.js";
 export * from "./agent/loop.js";
 export * from "./agent/models.js";

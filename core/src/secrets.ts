@@ -7,7 +7,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { isIP } from "node:net";
 import { ForbiddenError, NotFoundError, UnavailableError, ValidationError } from "./errors.js";
-import { EgressMatcher, normalizeHost } from "../../sandbox/src/egress-rules.js";
+import { EgressMatcher, normalizeHost } from "@keel/sandbox/egress-rules";
 import { parseEgressAllowList, parseEgressEntry } from "./sandbox/egress.js";
 import type { Pool, Queryable } from "./db/pool.js";
 import { audited } from "./audit.js";

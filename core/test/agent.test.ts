@@ -5,13 +5,13 @@ import { markDriverError } from "../src/db/errors.js";
 import { eventPayload, type SessionEvent } from "../src/engine/types.js";
 import { createAgentStep, type LoopHooks } from "../src/agent/loop.js";
 import { createModelResolver } from "../src/agent/models.js";
-import { builtinTools, ToolRegistry, type Tool } from "../src/agent/tools.js";
+import { builtinTools, ToolRegistry, type Tool } from "../src/tools/tools.js";
 import { decideToolCall } from "../src/engine/approvals.js";
 import { Secrets } from "../src/secrets.js";
 import { outboundPolicy } from "../src/agent/outbound.js";
 import { randomBytes } from "node:crypto";
 import type { AgentConfig } from "../src/tenancy.js";
-import { waitFor } from "../../test/db.js";
+import { waitFor } from "@keel/test/db";
 import { testLogger, useFixture } from "./fixture.js";
 import { assistantMessage, reasoningStream, startFakeOpenAI, textStream, toolCallStream, type FakeOpenAI } from "./support/fake-openai.js";
 

@@ -6,7 +6,7 @@ import { createPool, type Pool } from "../src/db/pool.js";
 import { EngineClient } from "../src/engine/client.js";
 import { readAllEvents } from "../src/engine/events.js";
 import { Tenancy } from "../src/tenancy.js";
-import { createTestDatabase, waitFor } from "../../test/db.js";
+import { createTestDatabase, waitFor } from "@keel/test/db";
 import { stepNumbers } from "./steps.js";
 import { killLeftoverWorkers, spawnWorkerProcess, type WorkerProc } from "./processes.js";
 

@@ -9,7 +9,7 @@ import { DeltaFeed } from "../src/engine/delta-feed.js";
 import { notifyDeltas, STREAM_CHANNEL } from "../src/agent/stream.js";
 import type { DeltaNotification } from "../src/contract/events.js";
 import type { ClaimedRun } from "../src/engine/types.js";
-import { waitFor } from "../../test/db.js";
+import { waitFor } from "@keel/test/db";
 import { testLogger, useFixture } from "./fixture.js";
 
 const f = useFixture();

@@ -11,7 +11,7 @@ import { cancelRun, claimRun, failRun, handBackRun, retryRun } from "../src/engi
 import { syntheticEncoded } from "./steps.js";
 import { takeOverDeadRuns } from "../src/engine/takeover.js";
 import { TERMINAL_RUN_STATUSES, type ClaimedRun } from "../src/engine/types.js";
-import { waitFor } from "../../test/db.js";
+import { waitFor } from "@keel/test/db";
 import { useFixture } from "./fixture.js";
 import { countingStep } from "./steps.js";
 

@@ -5,7 +5,7 @@ import { claimRun, completeRun, failRun, retryRun, handBackRun } from "../src/en
 import pg from "pg";
 import { KEEL_LOCK_NAMESPACE, takeOverDeadRuns } from "../src/engine/takeover.js";
 import { eventPayload, RUN_STATUSES, type ClaimedRun } from "../src/engine/types.js";
-import { waitFor } from "../../test/db.js";
+import { waitFor } from "@keel/test/db";
 import { useFixture } from "./fixture.js";
 import { abortableSleep, countingStep, stepNumbers, synthetic, syntheticEncoded } from "./steps.js";
 

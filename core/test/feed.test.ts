@@ -5,7 +5,7 @@ import { appendEvent } from "../src/engine/events.js";
 import { syntheticEncoded } from "./steps.js";
 import { EventFeed } from "../src/engine/feed.js";
 import type { SessionEvent } from "../src/engine/types.js";
-import { waitFor } from "../../test/db.js";
+import { waitFor } from "@keel/test/db";
 import { testLogger, useFixture } from "./fixture.js";
 
 const f = useFixture();

@@ -6,7 +6,7 @@ import { createPool, type Pool } from "../src/db/pool.js";
 import { EngineClient } from "../src/engine/client.js";
 import { Worker, type WorkerOptions } from "../src/engine/worker.js";
 import { Tenancy } from "../src/tenancy.js";
-import { createTestDatabase } from "../../test/db.js";
+import { createTestDatabase } from "@keel/test/db";
 
 export type Fixture = {
   url: string;

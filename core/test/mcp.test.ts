@@ -2,7 +2,7 @@
 // McpServer + StreamableHTTPServerTransport): allow-lists, prefixes, results, errors, cancellation.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { assertValidMcpServers, McpToolSource, type McpServerConfig } from "../src/agent/mcp.js";
-import type { Tool, ToolContext } from "../src/agent/tools.js";
+import type { Tool, ToolContext } from "../src/tools/tools.js";
 import { silentLogger } from "../src/logger.js";
 import http from "node:http";
 import type { AddressInfo } from "node:net";

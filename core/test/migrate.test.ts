@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import pg from "pg";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { migrate, MigrationError } from "../src/db/migrate.js";
-import { adminUrl } from "../../test/db.js";
+import { adminUrl } from "@keel/test/db";
 
 const migrationsDir = path.resolve(import.meta.dirname, "../../prisma/migrations");
 const created: string[] = [];

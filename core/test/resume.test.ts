@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
 import { readAllEvents } from "../src/engine/events.js";
 import { eventPayload } from "../src/engine/types.js";
-import { waitFor } from "../../test/db.js";
+import { waitFor } from "@keel/test/db";
 import { useFixture } from "./fixture.js";
 import { killLeftoverWorkers, spawnWorkerProcess } from "./processes.js";
 import { assistantMessage, reasoningStream, startFakeOpenAI, textStream, type FakeOpenAI } from "./support/fake-openai.js";

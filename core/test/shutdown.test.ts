@@ -2,7 +2,7 @@
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
 import { readAllEvents } from "../src/engine/events.js";
-import { adminUrl, waitFor } from "../../test/db.js";
+import { adminUrl, waitFor } from "@keel/test/db";
 import { useFixture } from "./fixture.js";
 import { killLeftoverWorkers, spawnWorkerProcess } from "./processes.js";
 import { countingStep, stepNumbers } from "./steps.js";

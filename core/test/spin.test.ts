@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createModelResolver } from "../src/agent/models.js";
 import { outboundPolicy } from "../src/agent/outbound.js";
 import { createAgentStep } from "../src/agent/loop.js";
-import { builtinTools, ToolRegistry } from "../src/agent/tools.js";
+import { builtinTools, ToolRegistry } from "../src/tools/tools.js";
 import { ModelCallError } from "../src/agent/openai-client.js";
 import { listSessions } from "../src/catalog.js";
 import { createPool } from "../src/db/pool.js";
@@ -15,7 +15,7 @@ import { isConnectionError } from "../src/db/errors.js";
 import { readAllEvents } from "../src/engine/events.js";
 import { eventPayload } from "../src/engine/types.js";
 import type { AgentConfig } from "../src/tenancy.js";
-import { waitFor } from "../../test/db.js";
+import { waitFor } from "@keel/test/db";
 import { testLogger, useFixture } from "./fixture.js";
 import { startFakeOpenAI, textStream, type FakeOpenAI, type ScriptedReply } from "./support/fake-openai.js";
 

@@ -3,9 +3,9 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import { notifyDeltas, STREAM_CHANNEL } from "../src/agent/stream.js";
 import { createAgentStep } from "../src/agent/loop.js";
 import { createModelResolver } from "../src/agent/models.js";
-import { builtinTools, ToolRegistry } from "../src/agent/tools.js";
+import { builtinTools, ToolRegistry } from "../src/tools/tools.js";
 import { testLogger } from "./fixture.js";
-import { waitFor } from "../../test/db.js";
+import { waitFor } from "@keel/test/db";
 import { useFixture } from "./fixture.js";
 
 const f = useFixture();

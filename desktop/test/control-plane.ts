@@ -15,4 +15,4 @@ const defaults: Record<string, string> = {
 for (const [k, v] of Object.entries(defaults)) process.env[k] ??= v;
 process.env.KEEL_CP_DIR ??= path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../controlplane");
 
-export * from "../../controlplane/harness.ts";
+export * from "@keel/controlplane/harness";

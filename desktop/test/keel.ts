@@ -3,8 +3,8 @@
 // calculator needs approval (the demo model calls it for "calculate …").
 import { api } from "@keel/core/contract/api";
 import type { ApiClient } from "@keel/core/contract/api-client";
-import { createTestDatabase } from "../../test/db.ts";
-import { adminClient, startDemoWorker, startServer, type RunningServer } from "../../server/test/harness.ts";
+import { createTestDatabase } from "@keel/test/db";
+import { adminClient, startDemoWorker, startServer, type RunningServer } from "@keel/server/testing/harness";
 
 export type Keel = {
   url: string;

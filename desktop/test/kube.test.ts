@@ -1,6 +1,6 @@
 // Contexts and per-context checks against the real control plane (controlplane/up.sh).
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { freePort } from "../../cli/src/embedded-postgres.ts";
+import { freePort } from "@keel/cli/embedded-postgres";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";

@@ -8,7 +8,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, expect, test } from "vitest";
-import { freePort } from "../../cli/src/embedded-postgres.ts";
+import { freePort } from "@keel/cli/embedded-postgres";
 import { waitFor } from "./control-plane.ts";
 import { DEFAULT_KIND_SCRIPT, KindLauncher } from "../src/main/launcher/launcher.ts";
 import { processStat } from "../src/main/launcher/process.ts";

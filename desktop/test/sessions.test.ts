@@ -3,8 +3,8 @@
 // through an approval, and a follow that survives a restart of the web process without a gap or
 // a duplicate (Last-Event-ID).
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { waitFor } from "../../test/db.ts";
-import { freePort } from "../../cli/src/embedded-postgres.js";
+import { waitFor } from "@keel/test/db";
+import { freePort } from "@keel/cli/embedded-postgres";
 import { createHandlers, createMainServices, registerAll } from "../src/main/ipc.ts";
 import { SessionsService } from "../src/main/sessions.ts";
 import type { EventName, EventPayloads, KeelConnection, KeelEvent, Result } from "../src/shared/contract.ts";

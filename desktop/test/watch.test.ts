@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { createTestNamespace, kubectl, startControlPlane, waitFor, type TestNamespace } from "./control-plane.ts";
-import { FaultProxy, kubeconfigWithServer } from "../../core/test/k8s/proxy.ts";
+import { FaultProxy, kubeconfigWithServer } from "@keel/core/testing/k8s-proxy";
 import { ipcClient, templateYaml, type Call } from "./helpers.ts";
 import { createMainServices, type MainServices } from "../src/main/ipc.ts";
 import type { EventName, EventPayloads, WatchStatus } from "../src/shared/contract.ts";

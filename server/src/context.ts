@@ -1,7 +1,7 @@
 // One set of core objects per web process, created on first use. Web replicas hold no session
 // state: everything here is a connection or a cache of nothing.
 import { Accounts, AgentChat, moveMcpHeadersToSecrets, createLogger, createPool, createSandboxDriver, DeltaFeed, EngineClient, EventFeed, RunOutcomes, SandboxRelayClient, SandboxStore, Secrets, sessionPolicyResolver, SessionSandboxes, SandboxUnavailableError, Tenancy, type Logger, type Pool, type SandboxDriver } from "@keel/core";
-import { sandboxDriverConfig } from "@keel/core/config/index";
+import { sandboxDriverConfig } from "@keel/core/config";
 import { webEnv, type WebEnv } from "./env";
 
 export type Context = {

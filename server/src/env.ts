@@ -5,8 +5,8 @@
 // naming the variable, before any request. Every variable is in README.md "Configuration".
 import path from "node:path";
 import { z } from "zod";
-import { parseTrustedProxies } from "@keel/core/access/client-address";
-import { checkEnv, bool, databaseEnv, int, loggingEnv, optional, port, sandboxEnv, sandboxEnvRules, secretsEnv, type Env } from "@keel/core/config/index";
+import { parseTrustedProxies } from "@keel/core";
+import { checkEnv, bool, databaseEnv, int, loggingEnv, optional, port, sandboxEnv, sandboxEnvRules, secretsEnv, type Env } from "@keel/core/config";
 
 /** `repoRoot`: the defaults of the migrations and local sandbox paths live under it. */
 export function webEnvShape(opts: { repoRoot: string }) {

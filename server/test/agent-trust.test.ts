@@ -4,7 +4,7 @@
 // edit keeps what an admin set, credentials are never read back, only http(s) URLs are stored.
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { createTestDatabase } from "../../test/db.js";
+import { createTestDatabase } from "@keel/test/db";
 import { ADMIN, startServer, type RunningServer } from "./harness.js";
 
 let server: RunningServer;

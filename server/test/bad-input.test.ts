@@ -6,7 +6,7 @@
 // Postgres; no worker, so nothing else writes meanwhile).
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createPool, type Pool } from "@keel/core";
-import { createTestDatabase } from "../../test/db.js";
+import { createTestDatabase } from "@keel/test/db";
 import { ADMIN, startServer, type RunningServer } from "./harness.js";
 import { apiRoutes, type Method, type RouteKey } from "./routes.js";
 

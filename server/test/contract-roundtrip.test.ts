@@ -10,8 +10,8 @@ import {
 } from "@keel/core";
 import { api } from "@keel/core/contract/api";
 import { ApiClient, ApiError } from "@keel/core/contract/api-client";
-import { createTestDatabase, waitFor } from "../../test/db.js";
-import { useSandboxEnv } from "../../core/test/sandbox/helpers.js";
+import { createTestDatabase, waitFor } from "@keel/test/db";
+import { useSandboxEnv } from "@keel/core/testing/sandbox";
 import { ADMIN, ensureBuild, startServer, type RunningServer } from "./harness.js";
 import { keyClient, RoundTrips } from "./contract-helpers.js";
 

@@ -8,8 +8,8 @@ import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { appendEvent, createPool, decideToolCall, encodeEvent, type EncodedEvent, type Pool } from "@keel/core";
-import { createTestDatabase, waitFor } from "../../test/db.js";
-import { startFakeOpenAI, textStream } from "../../core/test/support/fake-openai.js";
+import { createTestDatabase, waitFor } from "@keel/test/db";
+import { startFakeOpenAI, textStream } from "@keel/core/testing/fake-openai";
 import { ADMIN, ensureBuild, startDemoWorker, startServer, type RunningServer } from "./harness.js";
 import { backgroundLuminance, domSeqs, horizontalOverflow, isGapless, launchChromium, restartOnSamePort, screenshot, settled } from "./e2e-helpers.js";
 

@@ -4,7 +4,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { waitFor } from "../../test/db.js";
+import { waitFor } from "@keel/test/db";
 import { serverDir, startServer, type RunningServer } from "./harness.js";
 
 export const screenshotDir = path.join(path.dirname(serverDir), ".tmp/screenshots");

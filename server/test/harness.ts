@@ -5,8 +5,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 // @ts-expect-error plain JS module shared with npm start and the global setup
-import { ensureWebBuild } from "../../scripts/build-web.mjs";
-import { freePort } from "../../cli/src/embedded-postgres.js";
+import { ensureWebBuild } from "@keel/server/build";
+import { freePort } from "@keel/cli/embedded-postgres";
 import { api } from "@keel/core/contract/api";
 import { ApiClient } from "@keel/core/contract/api-client";
 import { builtinTools, createAgentStep, createModelResolver, createPool, notifyDeltas, outboundPolicy, silentLogger, ToolRegistry, Worker, type Pool } from "@keel/core";

@@ -8,7 +8,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Accounts, createPool, Secrets, type Pool } from "@keel/core";
-import { createTestDatabase, waitFor } from "../../test/db.js";
+import { createTestDatabase, waitFor } from "@keel/test/db";
 import { ADMIN, readSse, startDemoWorker, startServer, type RunningServer } from "./harness.js";
 import { apiRoutes, fill, type Method, type RouteKey } from "./routes.js";
 

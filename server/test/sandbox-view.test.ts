@@ -11,8 +11,8 @@ import {
   Accounts, builtinTools, createAgentStep, createModelResolver, createPool, createSandboxTools, LocalSandboxDriver, notifyDeltas, SandboxStore, Secrets,
   sessionPolicyResolver, silentLogger, ToolRegistry, Worker, type Pool,
 } from "@keel/core";
-import { createTestDatabase, waitFor } from "../../test/db.js";
-import { useSandboxEnv } from "../../core/test/sandbox/helpers.js";
+import { createTestDatabase, waitFor } from "@keel/test/db";
+import { useSandboxEnv } from "@keel/core/testing/sandbox";
 import { ADMIN, ensureBuild, startServer, type RunningServer } from "./harness.js";
 import { launchChromium, screenshot } from "./e2e-helpers.js";
 

@@ -4,7 +4,7 @@
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Accounts, createPool, type Pool } from "@keel/core";
-import { createTestDatabase, waitFor } from "../../test/db.js";
+import { createTestDatabase, waitFor } from "@keel/test/db";
 import { ADMIN, ensureBuild, readSse, startDemoWorker, startServer, type RunningServer, type SseEvent } from "./harness.js";
 
 let server: RunningServer;

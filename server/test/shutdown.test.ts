@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import { EventSource } from "eventsource";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createPool, EngineClient, type Pool } from "@keel/core";
-import { createTestDatabase, waitFor } from "../../test/db.js";
+import { createTestDatabase, waitFor } from "@keel/test/db";
 import { api } from "@keel/core/contract/api";
 import { adminClient, startServer, type RunningServer } from "./harness.js";
 

@@ -8,7 +8,7 @@ import http from "node:http";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createPool, type Pool } from "@keel/core";
-import { createTestDatabase } from "../../test/db.js";
+import { createTestDatabase } from "@keel/test/db";
 import { ADMIN, ensureBuild, readSse, startServer, type RunningServer } from "./harness.js";
 
 const PROXY = "127.0.0.9"; // the one trusted reverse proxy (KEEL_TRUSTED_PROXIES)

@@ -4,7 +4,7 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { checkEnv, databaseEnv, int, loggingEnv, modelEnv, sandboxEnv, sandboxEnvRules, secretsEnv, type Env } from "@keel/core/config/index";
+import { checkEnv, databaseEnv, int, loggingEnv, modelEnv, sandboxEnv, sandboxEnvRules, secretsEnv, type Env } from "@keel/core/config";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 

@@ -3,7 +3,7 @@ import {
   builtinTools, createAgentStep, createLogger, createModelResolver, createPool, createSandboxTools, liveSessionIds,
   createSandboxDriver, McpToolSource, notifyDeltas, outboundPolicy, reapSandboxes, SandboxRelayServer, SandboxStore, Secrets, SessionSandboxes, sessionPolicyResolver, ToolRegistry, Worker, type Logger, type Pool, type StepFn,
 } from "@keel/core";
-import { sandboxDriverConfig } from "@keel/core/config/index";
+import { sandboxDriverConfig } from "@keel/core/config";
 import { parseEnv, workerEnv, WorkerEnvSchema, type WorkerEnv } from "./env.js";
 
 export { parseEnv, workerEnv, WorkerEnvSchema, type WorkerEnv };

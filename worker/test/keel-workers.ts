@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { LocalSandboxDriver, SandboxStore } from "@keel/core";
-import type { Fixture } from "../../core/test/fixture.js";
+import type { Fixture } from "@keel/core/testing/fixture";
 
 const keel = path.resolve(import.meta.dirname, "../../cli/bin/keel.mjs");
 const runtimeScript = path.resolve(import.meta.dirname, "../../sandbox/dist/runtime.mjs");

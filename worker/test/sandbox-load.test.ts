@@ -5,8 +5,8 @@
 // turn on the same worker and PostgreSQL keeps taking writes throughout.
 import { expect, test } from "vitest";
 import { eventPayload, readAllEvents } from "@keel/core";
-import { waitFor } from "../../test/db.js";
-import { useFixture } from "../../core/test/fixture.js";
+import { waitFor } from "@keel/test/db";
+import { useFixture } from "@keel/core/testing/fixture";
 import { useKeelWorkers } from "./keel-workers.js";
 
 const f = useFixture();

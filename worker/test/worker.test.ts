@@ -2,8 +2,8 @@
 // processes. A file written in turn 1 is read in turn 3 after the worker was SIGKILLed between.
 import { expect, test } from "vitest";
 import { eventPayload, readAllEvents } from "@keel/core";
-import { waitFor } from "../../test/db.js";
-import { useFixture } from "../../core/test/fixture.js";
+import { waitFor } from "@keel/test/db";
+import { useFixture } from "@keel/core/testing/fixture";
 import { useKeelWorkers } from "./keel-workers.js";
 
 const f = useFixture();

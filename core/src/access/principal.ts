@@ -1,7 +1,7 @@
 import { ForbiddenError } from "../errors.js";
 
-export const ROLES = ["viewer", "member", "admin"] as const;
-export type Role = (typeof ROLES)[number];
+import { ROLES, type Role } from "../contract/vocabulary.js";
+export { ROLES, type Role } from "../contract/vocabulary.js";
 
 /** Who is acting, for which team, with which role: the output of authentication. */
 export type Principal = {

@@ -1,7 +1,7 @@
 // What the loop needs to know about a session's agent: the pinned version's configuration.
 import type { Queryable } from "../db/pool.js";
 import { NotFoundError } from "../errors.js";
-import type { AgentToolConfig } from "./tools.js";
+import type { AgentToolConfig } from "../tools/tools.js";
 
 export type ProviderConfig = { kind?: "demo" | "openai-compatible"; baseUrl?: string; apiKeySecret?: string; maxRetries?: number; timeoutMs?: number };
 

@@ -9,7 +9,7 @@ import { loadAgentForSession, type AgentRuntimeConfig, type McpServerRef } from 
 import { AgentEventType, buildContext, type AgentContext, type PendingCall, type ToolResultPayload } from "./context.js";
 import type { DeltaSink, ModelClient } from "./model.js";
 import { ModelCallError } from "./openai-client.js";
-import { toolSpecs, type ResolvedTool, type Tool, type ToolContext, type ToolRegistry } from "./tools.js";
+import { toolSpecs, type ResolvedTool, type Tool, type ToolContext, type ToolRegistry } from "../tools/tools.js";
 
 /** The model client for an agent of a team (its key may be a team secret, hence async). */
 export type ModelResolver = (agent: AgentRuntimeConfig, teamId: string) => Promise<ModelClient>;

@@ -16,7 +16,7 @@ import { ErrorCode, McpError, type CallToolResult, type Tool as McpTool } from "
 import { createHash } from "node:crypto";
 import type { Logger } from "../logger.js";
 import { mcpServerConfigProblem, type McpScope, type McpServerConfig, type SecretResolver } from "./mcp-config.js";
-import type { Tool, ToolContext } from "./tools.js";
+import type { Tool, ToolContext } from "../tools/tools.js";
 
 export { assertValidMcpServers, mcpServerConfigProblem, type McpScope, type McpServerConfig, type SecretResolver } from "./mcp-config.js";
 import { clipRemoteText as clip, outboundPolicy, outboundRefusalIn, type OutboundPolicy } from "./outbound.js";

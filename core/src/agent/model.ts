@@ -7,6 +7,7 @@
 // exactly the text the provider sent; the message goes back to the provider exactly as stored.
 
 import type { Delta } from "../contract/events.js";
+import type { ToolSpec } from "../tools/tools.js";
 
 export type ToolCallOut = { id: string; type: "function"; function: { name: string; arguments: string } };
 
@@ -24,7 +25,6 @@ export type ChatMessage =
   | AssistantMessage
   | { role: "tool"; tool_call_id: string; content: string };
 
-export type ToolSpec = { type: "function"; function: { name: string; description: string; parameters: object } };
 
 export type ModelRequest = { model: string; messages: ChatMessage[]; tools: ToolSpec[]; signal: AbortSignal };
 

@@ -14,8 +14,8 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { isIP, type LookupFunction } from "node:net";
 import { Agent, buildConnector, fetch as undiciFetch } from "undici";
-import { EgressMatcher, normalizeHost } from "../../../sandbox/src/egress-rules.js";
-import { internalAddressReason } from "../../../sandbox/src/internal-addresses.js";
+import { EgressMatcher, normalizeHost } from "@keel/sandbox/egress-rules";
+import { internalAddressReason } from "@keel/sandbox/internal-addresses";
 import { parseEgressAllowList } from "../sandbox/egress.js";
 
 /** A connection the policy refused (found in an error's `cause` chain by callers). */

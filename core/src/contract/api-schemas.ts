@@ -2,9 +2,7 @@
 // seqs are decimal strings). Browser-safe: zod and constant lists only, so the dashboard, the
 // desktop and the server share them. The route table (./api.ts) names one of these per route.
 import { z } from "zod";
-import { ROLES } from "../access/principal.js";
-import { BUSY_POLICIES, RUN_STATUSES } from "../engine/types.js";
-import { SANDBOX_STATES } from "../sandbox/driver.js";
+import { BUSY_POLICIES, ROLES, RUN_STATUSES, SANDBOX_STATES } from "./vocabulary.js";
 
 /** Row ids (Postgres uuid): any 8-4-4-4-12 hex, as core's isUuid accepts. */
 export const Id = z.guid();

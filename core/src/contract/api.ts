@@ -4,7 +4,7 @@
 // client (./api-client.ts) is written once against it. Browser-safe: zod only.
 // A route file without an entry, or an entry without a route file, fails server/test/contract.test.ts.
 import { z } from "zod";
-import type { Role } from "../access/principal.js";
+import type { Role } from "./vocabulary.js";
 import * as s from "./api-schemas.js";
 
 export type HttpMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";

@@ -1,16 +1,13 @@
 import type { EventInput, EventType } from "../contract/events.js";
 
-export const RUN_STATUSES = ["queued", "running", "waiting_approval", "succeeded", "failed", "cancelled", "interrupted"] as const;
-export type RunStatus = (typeof RUN_STATUSES)[number];
+import type { RunStatus } from "../contract/vocabulary.js";
+export { RUN_STATUSES, BUSY_POLICIES, type RunStatus, type BusyPolicy } from "../contract/vocabulary.js";
 export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ["succeeded", "failed", "cancelled", "interrupted"];
 /** Not finished: the session has work in hand (lists show it as active; cancel and delete end these). */
 export const ACTIVE_RUN_STATUSES = ["queued", "running", "waiting_approval"] as const satisfies readonly RunStatus[];
 /** A run in one of these holds its session: no other run of the session is claimed meanwhile. */
 export const SESSION_HOLDING_RUN_STATUSES = ["running", "waiting_approval"] as const satisfies readonly RunStatus[];
 
-/** What happens to a message posted while the session has an active run. */
-export const BUSY_POLICIES = ["enqueue", "reject", "interrupt"] as const;
-export type BusyPolicy = (typeof BUSY_POLICIES)[number];
 
 /** Event types the engine itself writes (payloads: contract/events.ts); the agent loop adds its own. */
 export const EngineEventType = {

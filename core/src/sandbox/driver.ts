@@ -2,7 +2,7 @@
 // agent-sandbox: k8s/driver.ts). A sandbox belongs to a session, not to a worker: `acquire` from any
 // worker process returns the session's sandbox, reattaching to it (or restarting its runtime
 // from the persisted workspace) when another worker made it.
-import type { ExecResult as RuntimeExecResult } from "../../../sandbox/src/ledger.js";
+import type { ExecResult as RuntimeExecResult } from "@keel/sandbox/protocol";
 import type { SandboxPolicy } from "./policy.js";
 
 /**
@@ -13,8 +13,8 @@ import type { SandboxPolicy } from "./policy.js";
  * A failed sandbox is retried by the next acquire (provisioning again); terminated is final:
  * the next acquire for the session makes a new, empty sandbox.
  */
-export const SANDBOX_STATES = ["requested", "provisioning", "ready", "suspended", "failed", "terminated"] as const;
-export type SandboxState = (typeof SANDBOX_STATES)[number];
+import type { SandboxState } from "../contract/vocabulary.js";
+export { SANDBOX_STATES, type SandboxState } from "../contract/vocabulary.js";
 
 export type SandboxHandle = {
   sandboxId: string;

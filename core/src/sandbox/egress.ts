@@ -12,7 +12,7 @@
 // and cloud metadata, private, CGNAT, ULA, NAT64, this host's own: sandbox/src/internal-addresses.ts)
 // unless the operator opened that range (LocalDriverOptions.egressInternalAllow).
 import { isIP } from "node:net";
-import type { EgressRule } from "../../../sandbox/src/egress-rules.js";
+import type { EgressRule } from "@keel/sandbox/egress-rules";
 
 export type { EgressRule };
 

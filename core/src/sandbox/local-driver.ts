@@ -28,7 +28,7 @@ import type { DriverHealth, ExecRequest, ExecResult, Fence, SandboxDriver, Sandb
 import { SandboxUnavailableError } from "./errors.js";
 import { parseEgressAllowList } from "./egress.js";
 import { canUseImages, checkFreeSpace, ImagePool, markDiskFull, mountImage, unmountImage, workspaceFullError } from "./disk-quota.js";
-import { DEFAULT_MAX_LOG_BYTES, rotateLog } from "../../../sandbox/src/log-file.js";
+import { DEFAULT_MAX_LOG_BYTES, rotateLog } from "@keel/sandbox/log-file";
 import { execWithOomCheck, limitMemory, MemoryCgroups } from "./cgroup.js";
 import { egressDir, egressRulesOf, launchEgressProxy, waitForEgressProxy } from "./local-egress.js";
 import { installExecOnly, installRuntime, isSameProcessAlive, killProcess, launchDetached, listenForChild, sleep, withLockFile } from "./local-process.js";

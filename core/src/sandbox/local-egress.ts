@@ -12,7 +12,7 @@ import type { SandboxPolicy } from "./policy.js";
 import { parseEgressAllowList, type EgressRule } from "./egress.js";
 import { isSameProcessAlive, launchDetached, sleep } from "./local-process.js";
 import { connectUnix } from "./runtime-client.js";
-import { rotateLog } from "../../../sandbox/src/log-file.js";
+import { rotateLog } from "@keel/sandbox/log-file";
 
 export type EgressProcess = { egressPid: number; egressStartTime: string };
 

@@ -18,7 +18,7 @@ import type { Logger } from "../logger.js";
 import type { Queryable } from "../db/pool.js";
 import { PgListener } from "../db/listener.js";
 import { SandboxError, SandboxUnavailableError } from "./errors.js";
-import type { SessionSandboxes } from "./view.js";
+import type { RelayArgs, RelayOp, SandboxRemote, SessionSandboxes } from "./view.js";
 
 export const SANDBOX_REQUESTS_CHANNEL = "keel_sandbox_requests";
 export const SANDBOX_REPLIES_CHANNEL = "keel_sandbox_replies";
@@ -27,16 +27,7 @@ export const SANDBOX_REPLIES_CHANNEL = "keel_sandbox_replies";
 const MAX_ENTRIES = 5_000;
 const MAX_BYTES = 1_048_576;
 
-export type RelayOp = "list" | "read" | "start";
-export type RelayArgs = { path?: string; maxEntries?: number; maxBytes?: number };
 type Reply = { ok: true; value: unknown } | { ok: false; error: { code: string; status: number; message: string; details: Record<string, unknown> } };
-
-/** What SessionSandboxes needs to run a call elsewhere (the web's side of the relay). */
-export interface SandboxRemote {
-  /** The driver the workers run (a sandbox row made by another driver is not theirs to read). */
-  readonly driverName: string;
-  call(op: RelayOp, teamId: string, sessionId: string, args?: RelayArgs): Promise<unknown>;
-}
 
 /** The web's side: one request row per call, answered by whichever worker claims it first. */
 export class SandboxRelayClient implements SandboxRemote {

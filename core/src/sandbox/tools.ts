@@ -3,7 +3,7 @@
 // Results the model should read (non-zero exit, limits hit, timeouts) come back as values with
 // an `error` sentence; refusals (bad path, stale epoch, no sandbox) throw with a clear message,
 // which the loop turns into a tool error.
-import type { Tool, ToolContext } from "../agent/tools.js";
+import type { Tool, ToolContext } from "../tools/tools.js";
 import type { ExecResult, SandboxDriver, SandboxSecrets } from "./driver.js";
 import { exposedSecrets, type SandboxPolicy } from "./policy.js";
 

@@ -13,9 +13,19 @@ import { audit } from "../audit.js";
 import type { FileEntry, SandboxDriver, SandboxHandle, SandboxState } from "./driver.js";
 import { SandboxRequestError, SandboxUnavailableError } from "./errors.js";
 import { exposedSecrets, parseSandboxPolicy, type SandboxPolicy } from "./policy.js";
-import type { SandboxRemote } from "./relay.js";
 import type { SandboxRow, SandboxStore } from "./store.js";
 import type { ResolveSandboxPolicy } from "./tools.js";
+
+/** The calls `remote` runs in a worker (relay.ts carries them through the database). */
+export type RelayOp = "list" | "read" | "start";
+export type RelayArgs = { path?: string; maxEntries?: number; maxBytes?: number };
+
+/** What SessionSandboxes needs to run a call elsewhere (the web's side of the relay). */
+export interface SandboxRemote {
+  /** The driver the workers run (a sandbox row made by another driver is not theirs to read). */
+  readonly driverName: string;
+  call(op: RelayOp, teamId: string, sessionId: string, args?: RelayArgs): Promise<unknown>;
+}
 
 export type SandboxPolicySummary = Pick<SandboxPolicy, "template" | "resources" | "secrets" | "idleTimeoutMs" | "ttlMs"> & { egress: "none" | string[] };
 

@@ -8,8 +8,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
-import { freePort } from "../../../cli/src/embedded-postgres.ts";
-import { kubeconfigPath, kubectl, waitFor, type RunOptions } from "../../../controlplane/harness.ts";
+import { freePort } from "@keel/cli/embedded-postgres";
+import { kubeconfigPath, kubectl, waitFor, type RunOptions } from "@keel/controlplane/harness";
 import { repoRoot } from "./helpers.ts";
 import { kubeconfigWithServer } from "./proxy.ts";
 

@@ -5,7 +5,7 @@
 // a real sandbox runtime server on loopback that holds the token the driver put in the claim.
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { createTestNamespace, kubectl, kubectlJson, startControlPlane, waitFor, type TestNamespace } from "../../../controlplane/harness.ts";
+import { createTestNamespace, kubectl, kubectlJson, startControlPlane, waitFor, type TestNamespace } from "@keel/controlplane/harness";
 import { parseSandboxPolicy, reapSandboxes, SandboxUnavailableError } from "../../src/index.ts";
 import { RuntimeClient } from "../../src/sandbox/runtime-client.ts";
 import { type KubernetesDriverOptions, type RuntimeEndpoint } from "../../src/sandbox/k8s/index.ts";

@@ -7,7 +7,7 @@ import { rmSync } from "node:fs";
 import path from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { createTestNamespace, kubectl, kubectlJson, startControlPlane, waitFor, type TestNamespace } from "../../../controlplane/harness.ts";
+import { createTestNamespace, kubectl, kubectlJson, startControlPlane, waitFor, type TestNamespace } from "@keel/controlplane/harness";
 import { parseSandboxPolicy, SandboxUnavailableError, ValidationError } from "../../src/index.ts";
 import { AgentSandboxMissingError, KubernetesApiError, KubernetesForbiddenError, KubernetesSandboxDriver, SandboxNameError, type KubernetesDriverOptions } from "../../src/sandbox/k8s/index.ts";
 import { startBareApiServer } from "./bare-apiserver.ts";

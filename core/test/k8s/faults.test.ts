@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
-import { createTestNamespace, kubeconfigPath, kubectl, kubectlJson, startControlPlane, waitFor, type TestNamespace } from "../../../controlplane/harness.ts";
+import { createTestNamespace, kubeconfigPath, kubectl, kubectlJson, startControlPlane, waitFor, type TestNamespace } from "@keel/controlplane/harness";
 import { parseSandboxPolicy, reapSandboxes, SandboxUnavailableError } from "../../src/index.ts";
 import { RuntimeClient } from "../../src/sandbox/runtime-client.ts";
 import type { KubernetesDriverOptions } from "../../src/sandbox/k8s/index.ts";

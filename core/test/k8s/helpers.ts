@@ -9,10 +9,10 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { KubeConfig, loadAllYaml } from "@kubernetes/client-node";
-import { kubeconfigPath, kubectl, kubectlJson } from "../../../controlplane/harness.ts";
+import { kubeconfigPath, kubectl, kubectlJson } from "@keel/controlplane/harness";
 import { KubernetesSandboxDriver, type KubernetesDriverOptions } from "../../src/sandbox/k8s/driver.ts";
 import { createLogger, type Logger } from "../../src/logger.ts";
-import { createRuntimeServer } from "../../../sandbox/src/server.ts";
+import { createRuntimeServer } from "@keel/sandbox";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 

@@ -7,7 +7,7 @@ import path from "node:path";
 import { loadAllYaml } from "@kubernetes/client-node";
 import { AGENT_SANDBOX_VERSION } from "../../src/sandbox/k8s/names.ts";
 import { afterAll, expect, test } from "vitest";
-import { createTestNamespace, kubectl, startControlPlane, waitFor, type TestNamespace } from "../../../controlplane/harness.ts";
+import { createTestNamespace, kubectl, startControlPlane, waitFor, type TestNamespace } from "@keel/controlplane/harness";
 import { applyPlatformRbac, repoRoot, retargetedOverlay, type PlatformIdentity } from "./helpers.ts";
 
 const cleanups: (() => Promise<void> | void)[] = [];

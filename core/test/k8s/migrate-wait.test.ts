@@ -5,8 +5,8 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, expect, test } from "vitest";
-import { freePort, startEmbeddedPostgres, type EmbeddedPg } from "../../../cli/src/embedded-postgres.ts";
-import { waitFor } from "../../../controlplane/harness.ts";
+import { freePort, startEmbeddedPostgres, type EmbeddedPg } from "@keel/cli/embedded-postgres";
+import { waitFor } from "@keel/controlplane/harness";
 import { migrate } from "../../src/db/migrate.ts";
 import { repoRoot } from "./helpers.ts";
 

@@ -8,7 +8,7 @@ import { chmodSync, chownSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { startEmbeddedPostgres, type EmbeddedPg } from "../../../cli/src/embedded-postgres.ts";
+import { startEmbeddedPostgres, type EmbeddedPg } from "@keel/cli/embedded-postgres";
 import { migrate } from "../../src/db/migrate.ts";
 import { createPool } from "../../src/db/pool.ts";
 import { repoRoot } from "./helpers.ts";

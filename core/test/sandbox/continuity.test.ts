@@ -7,7 +7,7 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useFixture } from "../fixture.js";
-import { waitFor } from "../../../test/db.js";
+import { waitFor } from "@keel/test/db";
 import { liveSessionIds, SandboxStore } from "../../src/sandbox/store.js";
 import { reapSandboxes } from "../../src/sandbox/reaper.js";
 import { policy, useSandboxEnv } from "./helpers.js";

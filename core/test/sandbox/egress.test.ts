@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseEgressAllowList, parseEgressEntry } from "../../src/sandbox/egress.js";
 import { isSameProcessAlive } from "../../src/sandbox/local-process.js";
 import { parseSandboxPolicy } from "../../src/sandbox/policy.js";
-import { EgressMatcher } from "../../../sandbox/src/egress-rules.js";
-import { waitFor } from "../../../test/db.js";
+import { EgressMatcher } from "@keel/sandbox/egress-rules";
+import { waitFor } from "@keel/test/db";
 import { policy, useSandboxEnv } from "./helpers.js";
 
 const env = useSandboxEnv();

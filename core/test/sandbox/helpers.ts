@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll } from "vitest";
 import { LocalSandboxDriver, type LocalDriverOptions } from "../../src/sandbox/local-driver.js";
-import { buildRuntime } from "../../../sandbox/src/build.js";
+import { buildRuntime } from "@keel/sandbox/build";
 import { parseSandboxPolicy, type SandboxPolicy, type SandboxPolicyInput } from "../../src/sandbox/policy.js";
 
 export type SandboxEnv = {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useFixture } from "../fixture.js";
 import { SandboxStore } from "../../src/sandbox/store.js";
 import { createSandboxTools } from "../../src/sandbox/tools.js";
-import type { Tool, ToolContext } from "../../src/agent/tools.js";
+import type { Tool, ToolContext } from "../../src/tools/tools.js";
 import { policy, useSandboxEnv } from "./helpers.js";
 
 const f = useFixture();

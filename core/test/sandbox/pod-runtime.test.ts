@@ -8,10 +8,10 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { buildRuntime } from "../../../sandbox/src/build.js";
+import { buildRuntime } from "@keel/sandbox/build";
 import { podRuntimeLimits } from "../../src/sandbox/k8s/objects.js";
 import { parseSandboxPolicy } from "../../src/sandbox/policy.js";
-import { waitFor } from "../../../test/db.js";
+import { waitFor } from "@keel/test/db";
 
 const UID = 4242; // stands in for the pods' shared uid; unused on the test machine
 const TOKEN = "pod-runtime-token-0123456789";

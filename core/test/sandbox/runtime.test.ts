@@ -5,7 +5,7 @@ import { mkdtemp, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promis
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createRuntimeServer } from "../../../sandbox/src/server.js";
+import { createRuntimeServer } from "@keel/sandbox";
 import { RuntimeClient } from "../../src/sandbox/runtime-client.js";
 
 const TOKEN = "test-token-0123456789abcdef";

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestNamespace, kubectl, kubectlJson, startControlPlane } from "../../../controlplane/harness.js";
+import { createTestNamespace, kubectl, kubectlJson, startControlPlane } from "@keel/controlplane/harness";
 import { applyPlatformRbac, deleteTeamNamespaces, loopbackRuntime, stopLoopbackRuntimes, testDriver } from "../k8s/helpers.ts";
 import type { RuntimeApi, RuntimeEndpoint } from "../../src/sandbox/k8s/driver.js";
 import { parseSandboxPolicy } from "../../src/sandbox/policy.js";

@@ -11,7 +11,7 @@ import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import { KubeConfig, type Cluster, type Context, type User } from "@kubernetes/client-node";
-import { AGENT_SANDBOX_VERSION, API_VERSION, CORE_GROUP, EXT_GROUP } from "@keel/core/sandbox/k8s/names";
+import { AGENT_SANDBOX_VERSION, API_VERSION, CORE_GROUP, EXT_GROUP } from "@keel/core/k8s";
 import type { Check, ContextList, ContextStatus, ErrorCode } from "../shared/contract.ts";
 
 export const KEEL_NAMESPACE = "keel";

@@ -6,10 +6,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { silentLogger } from "@keel/core/logger";
 import { KeelError } from "@keel/core/errors";
-import { KubeApi } from "@keel/core/sandbox/k8s/api";
-import { API_VERSION, CORE_GROUP } from "@keel/core/sandbox/k8s/names";
-import type { K8sObject } from "@keel/core/sandbox/k8s/objects";
-import { sandboxSuspended } from "@keel/core/sandbox/k8s/state";
+import { API_VERSION, CORE_GROUP, type K8sObject, KubeApi, sandboxSuspended } from "@keel/core/k8s";
 import type { SandboxEvent, SandboxRow } from "../shared/contract.ts";
 import { expectStatus, KubeError, kubeRequest } from "./kube.ts";
 import { resourcePath, toRow } from "./sandboxes.ts";

@@ -4,9 +4,7 @@
 // "ready" or "failed" means.
 import { randomBytes } from "node:crypto";
 import type { KubeConfig } from "@kubernetes/client-node";
-import { API_VERSION, CORE_GROUP, EXT_GROUP } from "@keel/core/sandbox/k8s/names";
-import { claimState } from "@keel/core/sandbox/k8s/state";
-import type { K8sObject } from "@keel/core/sandbox/k8s/objects";
+import { API_VERSION, claimState, CORE_GROUP, EXT_GROUP, type K8sObject } from "@keel/core/k8s";
 import type { SandboxKind, SandboxRow } from "../shared/contract.ts";
 import { expectStatus, KubeError, kubeRequest } from "./kube.ts";
 

@@ -7,7 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { Watch, type KubeConfig } from "@kubernetes/client-node";
 import { backoffMs } from "@keel/core/backoff";
-import type { K8sObject } from "@keel/core/sandbox/k8s/objects";
+import type { K8sObject } from "@keel/core/k8s";
 import { sandboxKinds, type Emit, type SandboxKind, type WatchStatus } from "../shared/contract.ts";
 import { expectStatus, KubeError, kubeRequest } from "./kube.ts";
 import { KINDS, resourcePath } from "./sandboxes.ts";

@@ -1,4 +1,4 @@
-// Builds the dashboard (server/, `next build --webpack`) unless the build is newer than every
+// `@keel/server/build`: builds the dashboard (`next build --webpack`) unless the build is newer than every
 // source file of server/ and core/src. Used by `npm start`, the test run's global setup and the
 // server tests, so a build happens once and only when needed (~1 min on 2 cores).
 import { spawnSync } from "node:child_process";

@@ -2,7 +2,9 @@
 // against each tool's JSON schema (ajv) before it runs; a bad call becomes a tool error the
 // model can read, never an exception in the worker.
 import { Ajv, type ValidateFunction } from "ajv";
-import type { ToolSpec } from "./model.js";
+
+/** A tool as the model is told of it (OpenAI function-calling shape). */
+export type ToolSpec = { type: "function"; function: { name: string; description: string; parameters: object } };
 
 /** `epoch` is the run's fencing epoch: a sandbox refuses calls from a stale claim of the run. */
 export type ToolContext = { signal: AbortSignal; idempotencyKey: string; teamId: string; sessionId: string; runId: string; epoch: bigint };
