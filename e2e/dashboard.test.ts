@@ -15,7 +15,16 @@ let sessionId = "";
 beforeAll(async () => {
   browser = await chromium.launch({
     executablePath: process.env.KEEL_CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
   page = await (await browser.newContext({ baseURL: BASE_URL, viewport: { width: 1280, height: 900 } })).newPage();
 });

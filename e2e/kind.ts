@@ -31,7 +31,13 @@ export function kubectl(args: string[], opts: { input?: string; allowFail?: bool
  * builder, as kind/up.sh runs them); throws with its output when it fails. Returns stdout.
  */
 export function run(cmd: string, args: string[], opts: { input?: string; env?: Record<string, string> } = {}): string {
-  const r = spawnSync(cmd, args, { cwd: repoRoot, env: { ...kindEnv(), DOCKER_BUILDKIT: "0", ...opts.env }, input: opts.input, encoding: "utf8", maxBuffer: 64 << 20 });
+  const r = spawnSync(cmd, args, {
+    cwd: repoRoot,
+    env: { ...kindEnv(), DOCKER_BUILDKIT: "0", ...opts.env },
+    input: opts.input,
+    encoding: "utf8",
+    maxBuffer: 64 << 20,
+  });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.status}): ${r.stderr || r.stdout}`);
   return r.stdout;
 }
@@ -61,7 +67,10 @@ export function adminLogin(): { email: string; password: string } {
 }
 
 export class Api {
-  private constructor(private cookie: string, private csrf: string) {}
+  private constructor(
+    private cookie: string,
+    private csrf: string,
+  ) {}
 
   /** Logs in as kind/up.sh's admin, or as `as` (another team's admin, network.test.ts). */
   static async login(as: { email: string; password: string } = adminLogin()): Promise<Api> {
@@ -89,7 +98,12 @@ export class Api {
 
   /** A demo-model agent with the sandbox tools, and a new session of it. */
   async agentSession(name: string, sandboxPolicy: Record<string, unknown> = {}): Promise<{ agentId: string; sessionId: string }> {
-    const agent = await this.call<{ id: string }>("POST", "/api/v1/agents", { name, model: "demo", tools: ["exec", "read_file", "write_file", "list_files"], sandboxPolicy });
+    const agent = await this.call<{ id: string }>("POST", "/api/v1/agents", {
+      name,
+      model: "demo",
+      tools: ["exec", "read_file", "write_file", "list_files"],
+      sandboxPolicy,
+    });
     const session = await this.call<{ id: string }>("POST", "/api/v1/sessions", { agentId: agent.id });
     return { agentId: agent.id, sessionId: session.id };
   }
@@ -100,7 +114,10 @@ export class Api {
 }
 
 /** Polls `fn` until it returns something other than null/undefined/false. No fixed sleeps in tests. */
-export async function waitFor<T>(fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, o: { what: string; timeoutMs?: number; everyMs?: number }): Promise<T> {
+export async function waitFor<T>(
+  fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,
+  o: { what: string; timeoutMs?: number; everyMs?: number },
+): Promise<T> {
   const deadline = Date.now() + (o.timeoutMs ?? 180_000);
   let last: unknown;
   for (;;) {
@@ -139,7 +156,13 @@ export async function sandboxPodsAsync(sessionIds: string[]): Promise<Map<string
   return matchPods(sessionIds, claims, await json(podsArgs(claims)));
 }
 
-const claimsArgs = (ids: string[]) => ["get", "sandboxclaims.extensions.agents.x-k8s.io", "-A", "-l", ids.length === 1 ? `keel.dev/session=${ids[0]}` : "keel.dev/session"];
+const claimsArgs = (ids: string[]) => [
+  "get",
+  "sandboxclaims.extensions.agents.x-k8s.io",
+  "-A",
+  "-l",
+  ids.length === 1 ? `keel.dev/session=${ids[0]}` : "keel.dev/session",
+];
 
 function podsArgs(claims: any[]): string[] {
   const namespaces = new Set(claims.map((c) => c.metadata.namespace as string));
@@ -154,7 +177,11 @@ function matchPods(sessionIds: string[], claims: any[], pods: any[]): Map<string
     const sandbox = claim.status?.sandbox?.name ?? claim.status?.sandboxStatus?.name;
     if (!wanted.has(session) || !sandbox) continue;
     const ns = claim.metadata.namespace as string;
-    const pod = pods.find((p) => p.metadata.namespace === ns && (p.metadata.name === sandbox || (p.metadata.ownerReferences ?? []).some((o: any) => o.kind === "Sandbox" && o.name === sandbox)));
+    const pod = pods.find(
+      (p) =>
+        p.metadata.namespace === ns &&
+        (p.metadata.name === sandbox || (p.metadata.ownerReferences ?? []).some((o: any) => o.kind === "Sandbox" && o.name === sandbox)),
+    );
     if (!pod || pod.status?.phase !== "Running" || pod.metadata.deletionTimestamp) continue;
     out.set(session, { namespace: ns, name: pod.metadata.name, ip: pod.status.podIP, node: pod.spec.nodeName });
   }

@@ -22,14 +22,29 @@ function webImages(): Record<string, string> {
 }
 
 function webPods(): any[] {
-  return kubectlJson<{ items: any[] }>(["-n", "keel", "get", "pods", "-l", "app.kubernetes.io/component=web"]).items.filter((p) => !p.metadata.deletionTimestamp);
+  return kubectlJson<{ items: any[] }>(["-n", "keel", "get", "pods", "-l", "app.kubernetes.io/component=web"]).items.filter(
+    (p) => !p.metadata.deletionTimestamp,
+  );
 }
 
 const ready = (p: any) => (p.status.conditions ?? []).some((c: any) => c.type === "Ready" && c.status === "True");
 
 /** One query in the kind overlay's Postgres, as its own user (read-only checks). */
 function psql(sql: string): string {
-  return kubectl(["-n", "keel", "exec", "-i", "postgres-0", "--", "sh", "-c", 'PGPASSWORD="$POSTGRES_PASSWORD" psql -h 127.0.0.1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -tA -v ON_ERROR_STOP=1'], { input: sql }).stdout.trim();
+  return kubectl(
+    [
+      "-n",
+      "keel",
+      "exec",
+      "-i",
+      "postgres-0",
+      "--",
+      "sh",
+      "-c",
+      'PGPASSWORD="$POSTGRES_PASSWORD" psql -h 127.0.0.1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -tA -v ON_ERROR_STOP=1',
+    ],
+    { input: sql },
+  ).stdout.trim();
 }
 
 beforeAll(async () => {
@@ -48,7 +63,9 @@ afterAll(() => {
 });
 
 test("a release with a failing migration: new web pod stays unready with the reason in its log, the old one serves throughout, rollout undo is healthy", async () => {
-  const oldPods = webPods().filter(ready).map((p) => p.metadata.name as string);
+  const oldPods = webPods()
+    .filter(ready)
+    .map((p) => p.metadata.name as string);
   expect(oldPods.length).toBeGreaterThan(0);
 
   // Dashboard, API and readiness, asked over and over through the NodePort until the rollback is done.
@@ -57,7 +74,10 @@ test("a release with a failing migration: new web pod stays unready with the rea
   const poller = (async () => {
     while (polling) {
       for (const p of ["/login", "/api/v1/sessions?limit=1", "/readyz"]) {
-        const r = await fetch(`${BASE_URL}${p}`, { headers: p.startsWith("/api/") ? api.authHeaders : {}, redirect: "manual" }).then((r) => r.status, () => -1);
+        const r = await fetch(`${BASE_URL}${p}`, { headers: p.startsWith("/api/") ? api.authHeaders : {}, redirect: "manual" }).then(
+          (r) => r.status,
+          () => -1,
+        );
         answers.push({ path: p, status: r });
       }
       await new Promise((r) => setTimeout(r, 250));
@@ -66,26 +86,38 @@ test("a release with a failing migration: new web pod stays unready with the rea
 
   kubectl(["-n", "keel", "set", "image", "deployment/keel-web", `migrate=${BROKEN}`, `web=${BROKEN}`]);
   // The new pod's migrate init container has failed, and the kubelet has retried it and it failed again.
-  const broken = await waitFor(() => webPods().find((p) => {
-    if (p.spec.initContainers[0].image !== BROKEN) return false;
-    const s = (p.status.initContainerStatuses ?? [])[0];
-    return s && s.restartCount >= 2 && (s.lastState?.terminated?.exitCode ?? 0) !== 0 ? p : null;
-  }), { what: "the new web pod's migrate init container to fail twice", timeoutMs: 240_000 });
+  const broken = await waitFor(
+    () =>
+      webPods().find((p) => {
+        if (p.spec.initContainers[0].image !== BROKEN) return false;
+        const s = (p.status.initContainerStatuses ?? [])[0];
+        return s && s.restartCount >= 2 && (s.lastState?.terminated?.exitCode ?? 0) !== 0 ? p : null;
+      }),
+    { what: "the new web pod's migrate init container to fail twice", timeoutMs: 240_000 },
+  );
   const now = webPods();
   expect(ready(now.find((p) => p.metadata.name === broken.metadata.name))).toBe(false);
-  expect(now.filter(ready).map((p) => p.metadata.name).sort()).toEqual([...oldPods].sort());
+  expect(
+    now
+      .filter(ready)
+      .map((p) => p.metadata.name)
+      .sort(),
+  ).toEqual([...oldPods].sort());
   const dep = kubectlJson(["-n", "keel", "get", "deployment", "keel-web"]).status;
   expect(dep.availableReplicas).toBe(oldPods.length);
   expect(dep.unavailableReplicas ?? 0).toBeGreaterThan(0);
 
   // The reason is in the init container's log (the last failed run's).
-  const log = await waitFor(() => {
-    for (const prev of [[], ["--previous"]]) {
-      const r = kubectl(["-n", "keel", "logs", broken.metadata.name, "-c", "migrate", ...prev], { allowFail: true });
-      if (r.stdout.includes(MIGRATION)) return r.stdout + r.stderr;
-    }
-    return null;
-  }, { what: "the migrate container's log" });
+  const log = await waitFor(
+    () => {
+      for (const prev of [[], ["--previous"]]) {
+        const r = kubectl(["-n", "keel", "logs", broken.metadata.name, "-c", "migrate", ...prev], { allowFail: true });
+        if (r.stdout.includes(MIGRATION)) return r.stdout + r.stderr;
+      }
+      return null;
+    },
+    { what: "the migrate container's log" },
+  );
   expect(log).toContain(`keel migrate: migration ${MIGRATION} failed and was rolled back: relation "e2e_no_such_table" does not exist`);
   // Rolled back whole: the statement before the failing one left nothing, and nothing was recorded.
   expect(psql(`SELECT count(*) FROM information_schema.columns WHERE table_name = 'sessions' AND column_name = 'e2e_broken_migration'`)).toBe("0");

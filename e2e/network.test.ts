@@ -31,7 +31,12 @@ async function bootstrapTeam(): Promise<void> {
   const spec = structuredClone(kubectlJson(["-n", "keel", "get", "deployment", "keel-web"]).spec.template.spec);
   delete spec.initContainers; // the schema is current: the web Deployment's pods migrated it
   const web = spec.containers[0];
-  web.env = [...(web.env ?? []), { name: "KEEL_ADMIN_EMAIL", value: teamB.email }, { name: "KEEL_ADMIN_PASSWORD", value: teamB.password }, { name: "KEEL_ADMIN_TEAM", value: teamB.slug }];
+  web.env = [
+    ...(web.env ?? []),
+    { name: "KEEL_ADMIN_EMAIL", value: teamB.email },
+    { name: "KEEL_ADMIN_PASSWORD", value: teamB.password },
+    { name: "KEEL_ADMIN_TEAM", value: teamB.slug },
+  ];
   // Not the Service's labels: this pod never serves the dashboard.
   const pod = { apiVersion: "v1", kind: "Pod", metadata: { name: BOOTSTRAP_POD, labels: { "app.kubernetes.io/name": "keel-e2e-bootstrap" } }, spec };
   kubectl(["-n", "keel", "apply", "-f", "-"], { input: JSON.stringify(pod) });
@@ -51,14 +56,23 @@ async function sandboxSession(api: Api, name: string, sandboxPolicy: Record<stri
 
 /** TCP connect from a worker pod (node: the worker image has no python3). */
 function connectFromWorker(host: string, port: number): number {
-  const worker = kubectlJson<{ items: any[] }>(["-n", "keel", "get", "pods", "-l", "app.kubernetes.io/component=worker", "--field-selector=status.phase=Running"]).items[0];
+  const worker = kubectlJson<{ items: any[] }>([
+    "-n",
+    "keel",
+    "get",
+    "pods",
+    "-l",
+    "app.kubernetes.io/component=worker",
+    "--field-selector=status.phase=Running",
+  ]).items[0];
   const js = `const s=require("net").connect(${port},${JSON.stringify(host)});s.on("connect",()=>process.exit(0));s.on("error",()=>process.exit(3));setTimeout(()=>process.exit(3),5000)`;
   return kubectl(["-n", "keel", "exec", worker.metadata.name, "-c", "worker", "--", "node", "-e", js], { allowFail: true }).status;
 }
 
 /** Exit code of opening an ICMP socket in a pod, raw (ping as root) or datagram (unprivileged ping): 0 opened, 3 refused. */
 function icmpSocket(pod: SandboxPod): number {
-  const py = "import socket,sys\nfor t in (socket.SOCK_RAW, socket.SOCK_DGRAM):\n  try:\n    socket.socket(socket.AF_INET, t, socket.IPPROTO_ICMP); sys.exit(0)\n  except PermissionError: pass\nsys.exit(3)";
+  const py =
+    "import socket,sys\nfor t in (socket.SOCK_RAW, socket.SOCK_DGRAM):\n  try:\n    socket.socket(socket.AF_INET, t, socket.IPPROTO_ICMP); sys.exit(0)\n  except PermissionError: pass\nsys.exit(3)";
   return kubectl(["-n", pod.namespace, "exec", pod.name, "--", "python3", "-c", py], { allowFail: true }).status;
 }
 
@@ -72,14 +86,21 @@ beforeAll(async () => {
   kubectl(["create", "namespace", NET_NS], { allowFail: true });
   kubectl(["-n", NET_NS, "apply", "-f", "-"], {
     input: JSON.stringify({
-      apiVersion: "v1", kind: "Pod", metadata: { name: "target" },
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "target" },
       spec: {
         terminationGracePeriodSeconds: 0,
-        containers: [{
-          name: "target", image: "keel-sandbox:dev", imagePullPolicy: "IfNotPresent", workingDir: "/tmp",
-          command: ["sh", "-c", "python3 -m http.server 8082 & exec python3 -m http.server 8081"],
-          readinessProbe: { tcpSocket: { port: 8081 }, periodSeconds: 1 },
-        }],
+        containers: [
+          {
+            name: "target",
+            image: "keel-sandbox:dev",
+            imagePullPolicy: "IfNotPresent",
+            workingDir: "/tmp",
+            command: ["sh", "-c", "python3 -m http.server 8082 & exec python3 -m http.server 8081"],
+            readinessProbe: { tcpSocket: { port: 8081 }, periodSeconds: 1 },
+          },
+        ],
       },
     }),
   });
@@ -125,8 +146,13 @@ describe.sequential("NetworkPolicy between teams and to an allowed CIDR", () => 
     expect(connectFrom(podNone.namespace, podNone.name, target.ip, 8081)).toBe(3);
     // And through the product: the agent's own exec fetches from the allowed address.
     const sessionId = sessions[1]!;
-    await apiA.call("POST", `/api/v1/sessions/${sessionId}/messages`, { content: `run curl -sS -m 10 -o /dev/null -w 'status=%{http_code}' http://${target.ip}:8081/` });
-    const result = await waitFor(async () => (await apiA.events(sessionId)).filter((e) => e.type === "tool_result")[1], { what: "the agent's curl", timeoutMs: 120_000 });
+    await apiA.call("POST", `/api/v1/sessions/${sessionId}/messages`, {
+      content: `run curl -sS -m 10 -o /dev/null -w 'status=%{http_code}' http://${target.ip}:8081/`,
+    });
+    const result = await waitFor(async () => (await apiA.events(sessionId)).filter((e) => e.type === "tool_result")[1], {
+      what: "the agent's curl",
+      timeoutMs: 120_000,
+    });
     expect(JSON.stringify(result.payload)).toContain("status=200");
   });
 });

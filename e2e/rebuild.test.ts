@@ -19,7 +19,9 @@ const upFromLoad = () => run("bash", ["kind/up.sh", "--from", "load"], { env: { 
 /** The stamp on each Deployment's template, and on each of its live pods. */
 function stamps(component: "web" | "worker"): { template: string; pods: string[] } {
   const dep = kubectlJson(["-n", "keel", "get", "deployment", `keel-${component}`]);
-  const pods = kubectlJson<{ items: any[] }>(["-n", "keel", "get", "pods", "-l", `app.kubernetes.io/component=${component}`]).items.filter((p) => !p.metadata.deletionTimestamp);
+  const pods = kubectlJson<{ items: any[] }>(["-n", "keel", "get", "pods", "-l", `app.kubernetes.io/component=${component}`]).items.filter(
+    (p) => !p.metadata.deletionTimestamp,
+  );
   return { template: dep.spec.template.metadata.annotations?.["keel.dev/image-id"], pods: pods.map((p) => p.metadata.annotations?.["keel.dev/image-id"]) };
 }
 
@@ -51,10 +53,13 @@ test("kind/up.sh after a same-tag rebuild rolls the web and worker pods onto the
 
   // up.sh waited for both rollouts: every live pod runs the rebuilt image, none the old one.
   for (const c of ["web", "worker"] as const) {
-    await waitFor(() => {
-      const s = stamps(c);
-      return s.template === rebuilt && s.pods.length > 0 && s.pods.every((id) => id === rebuilt);
-    }, { what: `the ${c} pods to run the rebuilt image`, timeoutMs: 300_000 });
+    await waitFor(
+      () => {
+        const s = stamps(c);
+        return s.template === rebuilt && s.pods.length > 0 && s.pods.every((id) => id === rebuilt);
+      },
+      { what: `the ${c} pods to run the rebuilt image`, timeoutMs: 300_000 },
+    );
   }
   expect((await fetch(`${BASE_URL}/readyz`)).status).toBe(200);
 

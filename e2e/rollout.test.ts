@@ -58,10 +58,13 @@ async function postMessage(sessionId: string, content: string): Promise<string> 
 }
 
 async function runFinished(runId: string, what: string): Promise<string> {
-  return waitFor(async () => {
-    const r = await api.call<{ status: string }>("GET", `/api/v1/runs/${runId}`);
-    return ["succeeded", "failed", "cancelled", "interrupted"].includes(r.status) ? r.status : null;
-  }, { what: `${what} (run ${runId}) to finish`, timeoutMs: 300_000 });
+  return waitFor(
+    async () => {
+      const r = await api.call<{ status: string }>("GET", `/api/v1/runs/${runId}`);
+      return ["succeeded", "failed", "cancelled", "interrupted"].includes(r.status) ? r.status : null;
+    },
+    { what: `${what} (run ${runId}) to finish`, timeoutMs: 300_000 },
+  );
 }
 
 function cpuMillis(q: string | undefined): number {
@@ -84,12 +87,14 @@ function freeCpuMillis(): number {
 /** Each session's once.txt (null: no pod or no file yet), read from all pods at once. */
 async function onceFiles(ids: string[]): Promise<Map<string, string[] | null>> {
   const pods = await sandboxPodsAsync(ids);
-  const read = await Promise.all(ids.map(async (s) => {
-    const p = pods.get(s);
-    if (!p) return null;
-    const r = await kubectlAsync(["-n", p.namespace, "exec", p.name, "--", "cat", "/workspace/once.txt"]);
-    return r.status === 0 ? r.stdout.trim().split("\n") : null;
-  }));
+  const read = await Promise.all(
+    ids.map(async (s) => {
+      const p = pods.get(s);
+      if (!p) return null;
+      const r = await kubectlAsync(["-n", p.namespace, "exec", p.name, "--", "cat", "/workspace/once.txt"]);
+      return r.status === 0 ? r.stdout.trim().split("\n") : null;
+    }),
+  );
   return new Map(ids.map((s, i) => [s, read[i]!]));
 }
 
@@ -101,11 +106,14 @@ async function onceFiles(ids: string[]): Promise<Map<string, string[] | null>> {
 async function waitForLine(line: string, what: string, timeoutMs: number, detail: (s: string) => unknown = () => null): Promise<Map<string, string[] | null>> {
   const seen = new Map<string, string[] | null>();
   try {
-    await waitFor(async () => {
-      const todo = sessions.filter((s) => !seen.get(s)?.includes(line));
-      for (const [s, l] of await onceFiles(todo)) seen.set(s, l);
-      return sessions.every((s) => seen.get(s)?.includes(line));
-    }, { what, timeoutMs, everyMs: 2000 });
+    await waitFor(
+      async () => {
+        const todo = sessions.filter((s) => !seen.get(s)?.includes(line));
+        for (const [s, l] of await onceFiles(todo)) seen.set(s, l);
+        return sessions.every((s) => seen.get(s)?.includes(line));
+      },
+      { what, timeoutMs, everyMs: 2000 },
+    );
   } catch (err) {
     const state = sessions.filter((s) => !seen.get(s)?.includes(line)).map((s) => ({ session: s, onceTxt: seen.get(s) ?? null, detail: detail(s) }));
     throw new Error(`${(err as Error).message}; not there: ${JSON.stringify(state)}`);
@@ -117,7 +125,9 @@ test(`rollout restart of worker and web with ${N} sessions mid-turn and an SSE c
   for (const s of sessions) streams.push(new ResumingStream(s, api.authHeaders));
   // Sleeps of 25 to 50 s (exec's default timeout is 60 s; 10 s left for a loaded machine): the
   // turns end one after another through both rollouts.
-  const runs = await Promise.all(sessions.map((s, i) => postMessage(s, `run echo ran >> once.txt && sleep ${25 + Math.floor((25 * i) / Math.max(1, N - 1))} && echo done >> once.txt`)));
+  const runs = await Promise.all(
+    sessions.map((s, i) => postMessage(s, `run echo ran >> once.txt && sleep ${25 + Math.floor((25 * i) / Math.max(1, N - 1))} && echo done >> once.txt`)),
+  );
   // Mid-turn: every session's command has started in its pod (and none has finished yet).
   const files = await waitForLine("ran", `all ${N} commands to start in their pods`, 120_000);
   expect([...files.values()].filter((l) => l!.includes("done"))).toEqual([]);
@@ -150,7 +160,11 @@ test(`rollout restart of worker and web with ${N} sessions mid-turn and an SSE c
     expect(results).toHaveLength(2);
     execResults.set(s, results[1]!.payload);
     if (results[1]!.payload.state === "indeterminate") indeterminate++;
-    else expect({ isError: results[1]!.payload.isError ?? false, exitCode: JSON.parse(results[1]!.payload.content).exitCode }).toEqual({ isError: false, exitCode: 0 });
+    else
+      expect({ isError: results[1]!.payload.isError ?? false, exitCode: JSON.parse(results[1]!.payload.content).exitCode }).toEqual({
+        isError: false,
+        exitCode: 0,
+      });
   }
   // Every command went on in its pod to the end, once.
   const finished = await waitForLine("done", "every command to finish in its pod", 180_000, (s) => execResults.get(s));
@@ -160,15 +174,24 @@ test(`rollout restart of worker and web with ${N} sessions mid-turn and an SSE c
   const logs = new Map<string, { seq: bigint; createdAt: number }[]>();
   for (const s of sessions) {
     const events = (await api.call<{ events: { seq: string; createdAt: string }[] }>("GET", `/api/v1/sessions/${s}/events`)).events;
-    logs.set(s, events.map((e) => ({ seq: BigInt(e.seq), createdAt: Date.parse(e.createdAt) })));
+    logs.set(
+      s,
+      events.map((e) => ({ seq: BigInt(e.seq), createdAt: Date.parse(e.createdAt) })),
+    );
   }
-  await waitFor(() => streams.every((st, i) => st.last >= logs.get(sessions[i]!)!.at(-1)!.seq), { what: "every SSE client to catch up with its session's log", timeoutMs: 60_000 });
+  await waitFor(() => streams.every((st, i) => st.last >= logs.get(sessions[i]!)!.at(-1)!.seq), {
+    what: "every SSE client to catch up with its session's log",
+    timeoutMs: 60_000,
+  });
   let lost = 0;
   let duplicates = 0;
   const lagsMs: number[] = [];
   for (const [i, st] of streams.entries()) {
     const log = logs.get(sessions[i]!)!;
-    const c = compareWithLog(st, log.map((e) => e.seq));
+    const c = compareWithLog(
+      st,
+      log.map((e) => e.seq),
+    );
     lost += c.lost.length;
     duplicates += c.duplicates;
     // Event created (Postgres's clock: same host as this process on kind) → first received, for
@@ -178,9 +201,18 @@ test(`rollout restart of worker and web with ${N} sessions mid-turn and an SSE c
   const pauses = streams.map((st) => st.longestPauseMs);
   const gaps = streams.map((st) => st.longestGapMs);
   const figures = {
-    date: new Date().toISOString(), sessions: N, eventsLost: lost, duplicates,
-    reconnects: streams.reduce((a, st) => a + st.reconnects, 0), shutdownFrames: streams.reduce((a, st) => a + st.goAways, 0),
-    longestGapMs: dist(gaps), longestPauseMs: dist(pauses), longestEventLagMs: dist(lagsMs), indeterminateExecs: indeterminate, rolloutMs, load: load(),
+    date: new Date().toISOString(),
+    sessions: N,
+    eventsLost: lost,
+    duplicates,
+    reconnects: streams.reduce((a, st) => a + st.reconnects, 0),
+    shutdownFrames: streams.reduce((a, st) => a + st.goAways, 0),
+    longestGapMs: dist(gaps),
+    longestPauseMs: dist(pauses),
+    longestEventLagMs: dist(lagsMs),
+    indeterminateExecs: indeterminate,
+    rolloutMs,
+    load: load(),
     streamErrors: [...new Set(streams.flatMap((st) => st.errors))].slice(0, 5),
   };
   const out = path.join(repoRoot, "e2e/.out");

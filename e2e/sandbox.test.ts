@@ -23,12 +23,18 @@ afterAll(() => {
 describe.sequential("sandbox pods on kind", () => {
   test("the agent's exec runs in a sandbox pod: it prints the pod's hostname and writes a file kubectl reads back", async () => {
     await api.call("POST", `/api/v1/sessions/${sessionId}/messages`, { content: "run echo e2e-$((6*7)) > marker.txt && hostname" });
-    const result = await waitFor(async () => (await api.events(sessionId)).find((e) => e.type === "tool_result"), { what: "the exec tool's result", timeoutMs: 300_000 });
+    const result = await waitFor(async () => (await api.events(sessionId)).find((e) => e.type === "tool_result"), {
+      what: "the exec tool's result",
+      timeoutMs: 300_000,
+    });
     pod = (await waitFor(() => sandboxPod(sessionId), { what: "the session's sandbox pod" }))!;
     expect(JSON.stringify(result.payload)).toContain(pod.name);
     expect(kubectl(["-n", pod.namespace, "exec", pod.name, "--", "cat", "/workspace/marker.txt"]).stdout.trim()).toBe("e2e-42");
     // The run finishes: the demo model answers with what the tool returned.
-    await waitFor(async () => (await api.events(sessionId)).find((e) => e.type === "assistant_message" && JSON.stringify(e.payload).includes("The tool returned")), { what: "the answer after the tool" });
+    await waitFor(
+      async () => (await api.events(sessionId)).find((e) => e.type === "assistant_message" && JSON.stringify(e.payload).includes("The tool returned")),
+      { what: "the answer after the tool" },
+    );
   });
 
   test("egress none: the sandbox reaches neither the web Service nor Postgres; a pod without the policy reaches both", async () => {
@@ -39,8 +45,13 @@ describe.sequential("sandbox pods on kind", () => {
     kubectl(["create", "namespace", PROBE_NS], { allowFail: true });
     kubectl(["-n", PROBE_NS, "apply", "-f", "-"], {
       input: JSON.stringify({
-        apiVersion: "v1", kind: "Pod", metadata: { name: "probe" },
-        spec: { containers: [{ name: "probe", image: "keel-sandbox:dev", imagePullPolicy: "IfNotPresent", command: ["sleep", "3600"] }], terminationGracePeriodSeconds: 0 },
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: "probe" },
+        spec: {
+          containers: [{ name: "probe", image: "keel-sandbox:dev", imagePullPolicy: "IfNotPresent", command: ["sleep", "3600"] }],
+          terminationGracePeriodSeconds: 0,
+        },
       }),
     });
     kubectl(["-n", PROBE_NS, "wait", "--for=condition=Ready", "pod/probe", "--timeout=180s"]);
@@ -52,6 +63,8 @@ describe.sequential("sandbox pods on kind", () => {
     // And the sandbox itself still answers its worker (ingress from the worker namespace is allowed):
     // a second exec in the same session works.
     await api.call("POST", `/api/v1/sessions/${sessionId}/messages`, { content: "run cat marker.txt" });
-    await waitFor(async () => (await api.events(sessionId)).filter((e) => e.type === "tool_result").find((e) => JSON.stringify(e.payload).includes("e2e-42")), { what: "the second exec's result" });
+    await waitFor(async () => (await api.events(sessionId)).filter((e) => e.type === "tool_result").find((e) => JSON.stringify(e.payload).includes("e2e-42")), {
+      what: "the second exec's result",
+    });
   });
 });

@@ -26,7 +26,10 @@ export class ResumingStream {
   private readonly abort = new AbortController();
   readonly done: Promise<void>;
 
-  constructor(private readonly sessionId: string, private readonly headers: Record<string, string>) {
+  constructor(
+    private readonly sessionId: string,
+    private readonly headers: Record<string, string>,
+  ) {
     this.done = this.loop();
   }
 

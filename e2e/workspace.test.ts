@@ -22,16 +22,19 @@ afterAll(() => {
 async function turn(content: string): Promise<string> {
   const before = (await api.events(sessionId)).length;
   await api.call("POST", `/api/v1/sessions/${sessionId}/messages`, { content });
-  const events = await waitFor(async () => {
-    const all = (await api.events(sessionId)).slice(before);
-    return all.some((e) => e.type === "assistant_message" && JSON.stringify(e.payload).includes("The tool returned")) ? all : null;
-  }, { what: `the answer to "${content}"`, timeoutMs: 300_000 });
+  const events = await waitFor(
+    async () => {
+      const all = (await api.events(sessionId)).slice(before);
+      return all.some((e) => e.type === "assistant_message" && JSON.stringify(e.payload).includes("The tool returned")) ? all : null;
+    },
+    { what: `the answer to "${content}"`, timeoutMs: 300_000 },
+  );
   return JSON.stringify(events.find((e) => e.type === "tool_result")?.payload ?? null);
 }
 
 function workspaceClaims(): string[] {
-  return kubectlJson<{ items: any[] }>(["get", "pvc", "-A", "-o", "json"]).items
-    .filter((c) => (c.metadata.ownerReferences ?? []).some((o: any) => o.kind === "Sandbox"))
+  return kubectlJson<{ items: any[] }>(["get", "pvc", "-A", "-o", "json"])
+    .items.filter((c) => (c.metadata.ownerReferences ?? []).some((o: any) => o.kind === "Sandbox"))
     .map((c) => `${c.metadata.namespace}/${c.metadata.name}`);
 }
 
@@ -42,7 +45,10 @@ describe.sequential("the sandbox workspace on kind", () => {
     expect(pod).not.toBeNull();
     const claimsBefore = workspaceClaims();
     // Suspended: the session's sandbox says so and its pod is gone; its volume claim stays.
-    await waitFor(async () => (await api.call<{ sandbox: { state: string } | null }>("GET", `/api/v1/sessions/${sessionId}/sandbox`)).sandbox?.state === "suspended", { what: "the idle sandbox to be suspended", timeoutMs: 240_000 });
+    await waitFor(
+      async () => (await api.call<{ sandbox: { state: string } | null }>("GET", `/api/v1/sessions/${sessionId}/sandbox`)).sandbox?.state === "suspended",
+      { what: "the idle sandbox to be suspended", timeoutMs: 240_000 },
+    );
     await waitFor(() => sandboxPod(sessionId) === null, { what: "the suspended sandbox's pod to go" });
     expect(workspaceClaims()).toEqual(claimsBefore);
     // The next turn resumes it on the same volume.

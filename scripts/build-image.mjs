@@ -48,9 +48,19 @@ await build({
   stdin: { contents: entry, resolveDir: path.join(root, "cli/bin"), loader: "ts", sourcefile: "keel-image-entry.ts" },
   // splitting: a dynamic import (the embedded Postgres of `keel up`) stays a separate chunk, so
   // its npm package is loaded only when used, not by every process.
-  bundle: true, splitting: true, platform: "node", format: "esm", target: "node24", outdir: path.dirname(bundle),
-  entryNames: "keel", chunkNames: "chunks/[name]-[hash]", outExtension: { ".js": ".mjs" }, logLevel: "warning",
-  plugins: [externalPackages], keepNames: true, sourcemap: "linked",
+  bundle: true,
+  splitting: true,
+  platform: "node",
+  format: "esm",
+  target: "node24",
+  outdir: path.dirname(bundle),
+  entryNames: "keel",
+  chunkNames: "chunks/[name]-[hash]",
+  outExtension: { ".js": ".mjs" },
+  logLevel: "warning",
+  plugins: [externalPackages],
+  keepNames: true,
+  sourcemap: "linked",
 });
 
 // Trace the bundle's npm imports from the repo's install; copy what is not in the standalone tree.

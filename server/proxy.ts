@@ -14,17 +14,27 @@ const table = compileRouteTable(JSON.parse(process.env.KEEL_API_ROUTE_TABLE ?? "
 export function proxy(req: NextRequest): NextResponse {
   const requestId = () => validRequestId(req.headers.get("x-request-id")) ?? crypto.randomUUID();
   if (!validPercentEncoding(req.nextUrl.pathname)) {
-    return secured(NextResponse.json(
-      { error: { code: "bad_encoding", message: "the path is not valid percent-encoded UTF-8", details: {} } },
-      { status: 400, headers: { "x-request-id": requestId() } },
-    ));
+    return secured(
+      NextResponse.json(
+        { error: { code: "bad_encoding", message: "the path is not valid percent-encoded UTF-8", details: {} } },
+        { status: 400, headers: { "x-request-id": requestId() } },
+      ),
+    );
   }
   const allowed = allowedMethods(table, req.nextUrl.pathname);
   if (!allowed || allowed.includes(req.method)) return NextResponse.next();
-  return secured(NextResponse.json(
-    { error: { code: "method_not_allowed", message: `${req.method} is not allowed here; this route answers ${allowed.join(", ")}`, details: { method: req.method, allowed } } },
-    { status: 405, headers: { allow: allowed.join(", "), "x-request-id": requestId() } },
-  ));
+  return secured(
+    NextResponse.json(
+      {
+        error: {
+          code: "method_not_allowed",
+          message: `${req.method} is not allowed here; this route answers ${allowed.join(", ")}`,
+          details: { method: req.method, allowed },
+        },
+      },
+      { status: 405, headers: { allow: allowed.join(", "), "x-request-id": requestId() } },
+    ),
+  );
 }
 
 function validPercentEncoding(pathname: string): boolean {

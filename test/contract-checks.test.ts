@@ -65,10 +65,12 @@ function sourceFiles(dirs: string[], exts = [".ts", ".tsx"]): string[] {
 function grep(files: string[], re: RegExp): string[] {
   const hits: string[] = [];
   for (const f of files) {
-    readFileSync(f, "utf8").split("\n").forEach((line, i) => {
-      if (/^\s*(\/\/|\*|\/\*)/.test(line)) return;
-      if (re.test(line)) hits.push(`${path.relative(root, f)}:${i + 1}: ${line.trim()}`);
-    });
+    readFileSync(f, "utf8")
+      .split("\n")
+      .forEach((line, i) => {
+        if (/^\s*(\/\/|\*|\/\*)/.test(line)) return;
+        if (re.test(line)) hits.push(`${path.relative(root, f)}:${i + 1}: ${line.trim()}`);
+      });
   }
   return hits;
 }
@@ -129,7 +131,10 @@ describe("contract checks", () => {
     // (LogEvent, KeelEvent) and only the contract narrows them.
     expect(grep(ui, /(:\s*any\b|\bas any\b|<any>|\bany\[\]|<any,|, any>)/)).toEqual([]);
     // One contract for the shapes: the event-type list and the delta shape are not declared again.
-    const declared = grep([...ui, ...sourceFiles(["desktop/src/shared", "server/src", "core/src/agent"])], /(EVENT_TYPES\s*=|type (Delta|KeelDelta|DeltaMessage)\s*=\s*\{)/);
+    const declared = grep(
+      [...ui, ...sourceFiles(["desktop/src/shared", "server/src", "core/src/agent"])],
+      /(EVENT_TYPES\s*=|type (Delta|KeelDelta|DeltaMessage)\s*=\s*\{)/,
+    );
     expect(declared).toEqual([]);
   });
 
@@ -166,7 +171,7 @@ describe("configuration (issue 15 part 4)", () => {
   };
 
   it("no process configures another by mutating process.env (outside tests and env.ts): children get an explicit env, in-process parts a parsed object", () => {
-    expect(MUTATION.test('process.env.KEEL_MIGRATIONS_DIR = dir;'), "the pattern itself").toBe(true);
+    expect(MUTATION.test("process.env.KEEL_MIGRATIONS_DIR = dir;"), "the pattern itself").toBe(true);
     expect(MUTATION.test('Object.assign(process.env, { A: "1" })'), "the pattern itself").toBe(true);
     expect(MUTATION.test('if (process.env.A === "1") {}'), "the pattern itself").toBe(false);
     const offences: string[] = [];
@@ -185,10 +190,16 @@ describe("configuration (issue 15 part 4)", () => {
   it("README.md's configuration table is true: each variable a process parses has one row, naming that process; a row naming a process lists only what it parses", () => {
     const readme = readFileSync(path.join(root, "README.md"), "utf8");
     const table = readme.slice(readme.indexOf("## Configuration"), readme.indexOf("\n## ", readme.indexOf("## Configuration") + 1));
-    const rows = table.split("\n").filter((l) => /^\| `/.test(l)).map((l) => {
-      const [names = "", usedBy = ""] = l.split("|").slice(1).map((c) => c.trim());
-      return { names: [...names.matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1]!), usedBy, line: l.slice(0, 80) };
-    });
+    const rows = table
+      .split("\n")
+      .filter((l) => /^\| `/.test(l))
+      .map((l) => {
+        const [names = "", usedBy = ""] = l
+          .split("|")
+          .slice(1)
+          .map((c) => c.trim());
+        return { names: [...names.matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1]!), usedBy, line: l.slice(0, 80) };
+      });
     expect(rows.length).toBeGreaterThan(40);
     const processes = { web: WebCliEnvSchema, worker: WorkerEnvSchema, up: UpEnvSchema, migrate: MigrateEnvSchema } as const;
     const problems: string[] = [];
@@ -200,12 +211,12 @@ describe("configuration (issue 15 part 4)", () => {
         if (found.length !== 1) problems.push(`${name}: ${found.length} rows`);
         else if (!says(found[0]!.usedBy)) problems.push(`${name}: its row does not name ${proc} (${found[0]!.usedBy})`);
       }
-      for (const r of rows) if (says(r.usedBy)) for (const n of r.names) if (!names.includes(n)) problems.push(`${n}: row names ${proc}, which does not parse it`);
+      for (const r of rows)
+        if (says(r.usedBy)) for (const n of r.names) if (!names.includes(n)) problems.push(`${n}: row names ${proc}, which does not parse it`);
     }
     expect([...new Set(problems)]).toEqual([]);
   });
 });
-
 
 describe("package boundaries (issue 15 part 5)", () => {
   const workspaces = (JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { workspaces: string[] }).workspaces;
@@ -233,6 +244,8 @@ describe("package boundaries (issue 15 part 5)", () => {
       return out.summary.violations.map((v) => `${v.rule.name}: ${v.from} → ${v.to}`);
     };
     expect(await run(root, workspaces)).toEqual([]);
-    expect(await run(path.join(root, "test/fixtures/boundaries"), ["core", "worker"])).toEqual(["no-relative-import-across-packages: core/src/reach.ts → worker/src/name.ts"]);
+    expect(await run(path.join(root, "test/fixtures/boundaries"), ["core", "worker"])).toEqual([
+      "no-relative-import-across-packages: core/src/reach.ts → worker/src/name.ts",
+    ]);
   }, 60_000);
 });

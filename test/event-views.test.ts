@@ -23,7 +23,14 @@ const runId = "00000000-0000-4000-8000-000000000001";
 
 const log: LogEvent[] = [
   { type: "user_message", payload: { role: "user", content: "calculate things" } },
-  { type: "assistant_message", payload: assistant(null, [call("a_done", "calculator", '{"expression":"6*7"}'), call("a_error", "calculator"), call("a_ind", "shell"), call("a_notrun", "shell")], { reasoning_content: "Four calls." }) },
+  {
+    type: "assistant_message",
+    payload: assistant(
+      null,
+      [call("a_done", "calculator", '{"expression":"6*7"}'), call("a_error", "calculator"), call("a_ind", "shell"), call("a_notrun", "shell")],
+      { reasoning_content: "Four calls." },
+    ),
+  },
   { type: "tool_result", payload: result("a_done", "succeeded", "42") },
   { type: "tool_result", payload: result("a_error", "failed", "Error: invalid arguments") },
   { type: "tool_result", payload: result("a_ind", "indeterminate", "The call was interrupted") },
@@ -31,10 +38,24 @@ const log: LogEvent[] = [
   { type: "user_message", payload: { role: "user", content: [{ type: "text", text: "again" }] } },
   { type: "context_repaired", payload: { repairs: [{ kind: "missing_tool_result", seq: "2", detail: "call a_notrun (shell) has no result" }] } },
   { type: "model_error", payload: { code: "model_unavailable", message: "the provider answered 503", retryable: true } },
-  { type: "run_retrying", payload: { runId, code: "model_unavailable", message: "the provider answered 503", attempt: 1, maxAttempts: 3, delayMs: 500, nextAttemptAt: "2026-01-01T00:00:00.000Z" } },
+  {
+    type: "run_retrying",
+    payload: {
+      runId,
+      code: "model_unavailable",
+      message: "the provider answered 503",
+      attempt: 1,
+      maxAttempts: 3,
+      delayMs: 500,
+      nextAttemptAt: "2026-01-01T00:00:00.000Z",
+    },
+  },
   { type: "run_failed", payload: { runId, code: "model_unavailable", message: "gave up", attempts: 3 } },
   { type: "run_cancelled", payload: { runId } },
-  { type: "assistant_message", payload: assistant("Asking first.", [call("b_denied", "shell"), call("b_approved", "shell"), call("b_pending", "shell"), call("b_running", "calculator")]) },
+  {
+    type: "assistant_message",
+    payload: assistant("Asking first.", [call("b_denied", "shell"), call("b_approved", "shell"), call("b_pending", "shell"), call("b_running", "calculator")]),
+  },
   { type: "approval_requested", payload: { callId: "b_denied", name: "shell", arguments: "{}" } },
   { type: "approval_decided", payload: { callId: "b_denied", decision: "denied", reason: "not now", decidedBy: "ada@example.com" } },
   { type: "tool_result", payload: result("b_denied", "failed", "Not run: a human denied this call: not now") },
@@ -60,7 +81,13 @@ const noop = async () => {};
 function render(ui: "dashboard" | "desktop"): string {
   const view = sessionView(log);
   return view.events
-    .map((e) => renderToStaticMarkup(ui === "dashboard" ? createElement(DashboardEventView, { e, view, onDecide: noop }) : createElement(DesktopEventView, { e, view, busy: false, onDecide: () => {} })))
+    .map((e) =>
+      renderToStaticMarkup(
+        ui === "dashboard"
+          ? createElement(DashboardEventView, { e, view, onDecide: noop })
+          : createElement(DesktopEventView, { e, view, busy: false, onDecide: () => {} }),
+      ),
+    )
     .join("\n");
 }
 const callStates = (html: string) => Object.fromEntries([...html.matchAll(/data-call="([^"]+)"[^>]*data-state="([^"]+)"/g)].map((m) => [m[1], m[2]]));

@@ -32,9 +32,18 @@ const SANDBOXES = "sandboxes.v1beta1.agents.x-k8s.io";
 const POOLS = "sandboxwarmpools.v1beta1.extensions.agents.x-k8s.io";
 
 type Calls = Record<string, number>;
-const diff = (a: Calls, b: Calls): Calls => Object.fromEntries(Object.keys(a).map((k) => [k, a[k]! - (b[k] ?? 0)] as const).filter(([, v]) => v > 0));
+const diff = (a: Calls, b: Calls): Calls =>
+  Object.fromEntries(
+    Object.keys(a)
+      .map((k) => [k, a[k]! - (b[k] ?? 0)] as const)
+      .filter(([, v]) => v > 0),
+  );
 const total = (c: Calls) => Object.values(c).reduce((x, y) => x + y, 0);
-const fmtCalls = (c: Calls) => Object.entries(c).sort().map(([k, v]) => `${k} ${v}`).join(", ");
+const fmtCalls = (c: Calls) =>
+  Object.entries(c)
+    .sort()
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ");
 
 let weStarted = false;
 let home: TestNamespace | undefined;
@@ -44,10 +53,18 @@ const live: { driver: KubernetesSandboxDriver; h: SandboxHandle }[] = [];
 function driverFor(kubeconfig: string, warmPoolReplicas: number): KubernetesSandboxDriver {
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(kubeconfig);
-  return new KubernetesSandboxDriver({ kubeConfig, image: "registry.invalid/keel:bench", namespacePrefix: prefix, readyTimeoutMs: 90_000, apiRetryMs: 5_000, warmPoolReplicas });
+  return new KubernetesSandboxDriver({
+    kubeConfig,
+    image: "registry.invalid/keel:bench",
+    namespacePrefix: prefix,
+    readyTimeoutMs: 90_000,
+    apiRetryMs: 5_000,
+    warmPoolReplicas,
+  });
 }
 
-const claimGone = (ns: string, name: string) => kubectl(["get", CLAIMS, name, "-n", ns, "--ignore-not-found", "-o", "name"]).then((r) => r.stdout.trim() === "");
+const claimGone = (ns: string, name: string) =>
+  kubectl(["get", CLAIMS, name, "-n", ns, "--ignore-not-found", "-o", "name"]).then((r) => r.stdout.trim() === "");
 const podCount = (ns: string) => kubectlJson(["get", "pods", "-n", ns]).then((r) => r.items.length as number);
 const poolReady = (ns: string) => kubectlJson(["get", POOLS, "default", "-n", ns]).then((p) => (p.status?.readyReplicas ?? 0) as number);
 
@@ -88,17 +105,25 @@ async function mode(kubeconfig: string, team: string, warm: number): Promise<Mod
     calls.push(diff({ ...d.api.calls }, before));
     // Quiesce outside the timings (admin kubectl, not counted): the claim gone, the pods back to
     // the first session's (+ the refilled pool's), so every session starts from the same state.
-    await waitFor(async () => (await claimGone(ns, `s-${sessionId}`)) && (await podCount(ns)) <= 1 + warm && (!warm || (await poolReady(ns)) >= warm), { timeoutMs: 120_000, what: `${ns} back to idle` });
+    await waitFor(async () => (await claimGone(ns, `s-${sessionId}`)) && (await podCount(ns)) <= 1 + warm && (!warm || (await poolReady(ns)) >= warm), {
+      timeoutMs: 120_000,
+      what: `${ns} back to idle`,
+    });
     log(`${team}: session ${i + 1}/${N} ready in ${fmtMs(ready.at(-1)!)} (${sbx.metadata.labels?.["agents.x-k8s.io/launch-type"] ?? "no launch-type label"})`);
   }
   await d.release(h0);
-  live.splice(live.findIndex((x) => x.h === h0), 1);
+  live.splice(
+    live.findIndex((x) => x.h === h0),
+    1,
+  );
   return { first, firstCalls, ready, calls, adopted, release };
 }
 
 async function cleanup(): Promise<void> {
   for (const { driver, h } of live.splice(0)) await driver.release(h).catch(() => {});
-  const nss = (await kubectlJson(["get", "namespaces"]).catch(() => ({ items: [] }))).items.map((n: any) => n.metadata.name as string).filter((n: string) => n.startsWith(prefix));
+  const nss = (await kubectlJson(["get", "namespaces"]).catch(() => ({ items: [] }))).items
+    .map((n: any) => n.metadata.name as string)
+    .filter((n: string) => n.startsWith(prefix));
   if (nss.length) {
     const r = await kubectl(["delete", "namespace", ...nss, "--wait=true", "--timeout=120s"], { allowFailure: true, timeoutMs: 150_000 });
     log(r.code === 0 ? `deleted namespaces ${nss.join(", ")}` : `deleting namespaces ${nss.join(", ")} failed: ${r.stderr.trim()}`);
@@ -123,14 +148,20 @@ try {
   home = await createTestNamespace("kbench-home");
   platform = await applyPlatformRbac(home.name);
   const sa = `system:serviceaccount:${home.name}:${platform.serviceAccount}`;
-  await waitFor(async () => (await kubectl(["auth", "can-i", "create", "namespaces", `--as=${sa}`], { allowFailure: true })).stdout.trim() === "yes", { timeoutMs: 30_000, what: "RBAC" });
+  await waitFor(async () => (await kubectl(["auth", "can-i", "create", "namespaces", `--as=${sa}`], { allowFailure: true })).stdout.trim() === "yes", {
+    timeoutMs: 30_000,
+    what: "RBAC",
+  });
 
   // Just after a control-plane start, kwok can take a while (16 s seen) to begin marking pods
   // Ready. A probe pod, outside the figures, makes sure it does before anything is timed.
   const probeStart = Date.now();
   const homeNs = home.name;
   await kubectl(["run", "kwok-probe", "-n", homeNs, "--image=registry.invalid/probe", "--restart=Never"]);
-  await waitFor(async () => (await kubectlJson(["get", "pod", "kwok-probe", "-n", homeNs])).status?.conditions?.some((c: any) => c.type === "Ready" && c.status === "True"), { timeoutMs: 120_000, what: "kwok to mark a probe pod Ready" });
+  await waitFor(
+    async () => (await kubectlJson(["get", "pod", "kwok-probe", "-n", homeNs])).status?.conditions?.some((c: any) => c.type === "Ready" && c.status === "True"),
+    { timeoutMs: 120_000, what: "kwok to mark a probe pod Ready" },
+  );
   log(`kwok marked a probe pod Ready after ${((Date.now() - probeStart) / 1000).toFixed(1)} s`);
   await kubectl(["delete", "pod", "kwok-probe", "-n", homeNs, "--wait=false"]);
 

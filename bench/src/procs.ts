@@ -22,7 +22,16 @@ export function onMessage(fn: (m: Msg, p: Proc) => void): () => void {
 }
 
 export async function spawnWorker(sys: Sys, url: string, mode: "throughput" | "takeover", extraEnv: Record<string, string> = {}): Promise<Proc> {
-  built ??= build({ entryPoints: [source], outfile: bundle, bundle: true, platform: "node", format: "esm", target: "node20", packages: "external", logLevel: "warning" });
+  built ??= build({
+    entryPoints: [source],
+    outfile: bundle,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    packages: "external",
+    logLevel: "warning",
+  });
   await built;
   const child = fork(bundle, [], {
     env: { ...process.env, BENCH_SYSTEM: sys, BENCH_DB_URL: url, BENCH_MODE: mode, ...extraEnv },

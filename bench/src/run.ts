@@ -143,7 +143,9 @@ function report(r: Results, started: Date, seconds: number): string {
     `| Takeover after SIGKILL p50 / p99 | ${toCell(r.takeover.keel)} | ${toCell(r.takeover.graphile)} | ${toCell(r.takeover.pgboss)} |`,
     ``,
     `Lost dispatches (no start within 15 s): ${SYSTEMS.map((s) => `${s} ${d[s]?.lost ?? "n/a"}`).join(", ")}.`,
-    `Throughput detail: ${Object.entries(r.throughput).map(([k, ts]) => `${k}: ${ts.map((t) => `${t.workers}w ${t.done} jobs/${t.seconds.toFixed(1)} s`).join(", ")}`).join("; ")}.`,
+    `Throughput detail: ${Object.entries(r.throughput)
+      .map(([k, ts]) => `${k}: ${ts.map((t) => `${t.workers}w ${t.done} jobs/${t.seconds.toFixed(1)} s`).join(", ")}`)
+      .join("; ")}.`,
   ];
   // The goal is "message committed → run claimed": judged from the commit instant when the
   // server tracks it, else from the enqueue call's return (the older, biased stand-in).

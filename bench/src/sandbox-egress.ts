@@ -46,7 +46,11 @@ const api = http.createServer((_req, res) => res.end("ok\n"));
 try {
   await new Promise<void>((r) => api.listen(0, "127.0.0.1", r));
   const port = (api.address() as AddressInfo).port;
-  driver = new LocalSandboxDriver({ baseDir: path.join(tmp, "sandboxes"), runtimeScript: await buildRuntime(path.join(tmp, "runtime.mjs")), egressHosts: { "api.test": "127.0.0.1" } });
+  driver = new LocalSandboxDriver({
+    baseDir: path.join(tmp, "sandboxes"),
+    runtimeScript: await buildRuntime(path.join(tmp, "runtime.mjs")),
+    egressHosts: { "api.test": "127.0.0.1" },
+  });
   const health = await driver.health();
   if (!health.ok) throw new Error(`bench:egress needs bubblewrap: ${health.message}`);
   const none = parseSandboxPolicy({});
@@ -57,7 +61,10 @@ try {
   const cold = { none: [] as number[], allow: [] as number[] };
   log(`load ${loadBefore}; ${coldCount} cold acquires per policy`);
   for (let i = 0; i < coldCount; i++) {
-    for (const [name, policy] of [["none", none], ["allow", allow]] as const) {
+    for (const [name, policy] of [
+      ["none", none],
+      ["allow", allow],
+    ] as const) {
       const t = performance.now();
       const h = await driver.acquire(randomUUID(), teamId, policy);
       cold[name].push(performance.now() - t);
@@ -77,7 +84,14 @@ try {
   const direct: number[] = [];
   for (let i = 0; i < reqCount; i++) {
     const t = performance.now();
-    await new Promise<void>((ok, bad) => http.get({ host: "127.0.0.1", port, path: "/", agent: false }, (r) => { r.resume(); r.on("end", ok); }).on("error", bad));
+    await new Promise<void>((ok, bad) =>
+      http
+        .get({ host: "127.0.0.1", port, path: "/", agent: false }, (r) => {
+          r.resume();
+          r.on("end", ok);
+        })
+        .on("error", bad),
+    );
     direct.push(performance.now() - t);
   }
   const rec = JSON.parse(await readFile(path.join(tmp, "sandboxes", teamId, h.sessionId, "sandbox.json"), "utf8")) as { egressPid: number };
@@ -91,14 +105,16 @@ try {
     ["HTTP request from the sandbox through the proxy (forward)", forward],
     ["HTTP request from the sandbox through a CONNECT tunnel", connect],
   ];
-  console.log([
-    `Command: \`npm run bench:egress\` (BENCH_EGRESS_COLD=${coldCount}, BENCH_EGRESS_REQ=${reqCount})`,
-    `Date: ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC; ${os.cpus().length} cores, Node ${process.version}; load average ${loadBefore} before, ${loadAfter} after`,
-    "",
-    ...distTable("Local egress proxy", rows),
-    "",
-    `Egress proxy process RSS: ${(rssKb / 1024).toFixed(0)} MiB (one per sandbox with an allow-list).`,
-  ].join("\n"));
+  console.log(
+    [
+      `Command: \`npm run bench:egress\` (BENCH_EGRESS_COLD=${coldCount}, BENCH_EGRESS_REQ=${reqCount})`,
+      `Date: ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC; ${os.cpus().length} cores, Node ${process.version}; load average ${loadBefore} before, ${loadAfter} after`,
+      "",
+      ...distTable("Local egress proxy", rows),
+      "",
+      `Egress proxy process RSS: ${(rssKb / 1024).toFixed(0)} MiB (one per sandbox with an allow-list).`,
+    ].join("\n"),
+  );
 } catch (err) {
   console.error((err as Error).message);
   process.exitCode = 1;

@@ -83,7 +83,8 @@ export async function keelSystem(url: string, sessionsNeeded: number): Promise<S
   let next = 0;
   // Runs of one session execute one at a time and a message to a session with a queued run joins
   // that run, so every enqueue goes to the next session in turn (its previous run is long over).
-  const post = async () => (await client.postMessage({ teamId: team.id, sessionId: sessions[next++ % sessions.length]!, content: "hi", onBusy: "enqueue" })).runId;
+  const post = async () =>
+    (await client.postMessage({ teamId: team.id, sessionId: sessions[next++ % sessions.length]!, content: "hi", onBusy: "enqueue" })).runId;
   return {
     sys: "keel",
     url,
@@ -95,14 +96,25 @@ export async function keelSystem(url: string, sessionsNeeded: number): Promise<S
       await mapLimit(Array.from({ length: n }), 16, post);
     },
     doneCount: async () => (await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM runs WHERE status = 'succeeded'")).rows[0]!.n,
-    clear: async () => void (await pool.query("UPDATE runs SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, finished_at = now() WHERE status IN ('queued', 'running')")),
+    clear: async () =>
+      void (await pool.query(
+        "UPDATE runs SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, finished_at = now() WHERE status IN ('queued', 'running')",
+      )),
     startLocalWorker: async (onStart) => {
       const wpool = createPool(url, { max: 4, applicationName: "bench-keel-worker" });
-      const w = new Worker({ pool: wpool, connectionString: url, logger: silentLogger, ...KEEL_WORKER, step: async (ctx) => (onStart({ id: ctx.run.id, at: nowMs() }), "done") });
+      const w = new Worker({
+        pool: wpool,
+        connectionString: url,
+        logger: silentLogger,
+        ...KEEL_WORKER,
+        step: async (ctx) => (onStart({ id: ctx.run.id, at: nowMs() }), "done"),
+      });
       await w.start();
       return async () => (await w.stop(), await wpool.end());
     },
-    close: async () => { await pool.end(); },
+    close: async () => {
+      await pool.end();
+    },
   };
 }
 
@@ -154,7 +166,8 @@ export async function pgbossSystem(url: string): Promise<System> {
     enqueueBacklog: async (n) => {
       for (let i = 0; i < n; i += 1000) await boss.insert(Array.from({ length: Math.min(1000, n - i) }, () => ({ name: JOB_NAME, data: {} })));
     },
-    doneCount: async () => (await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1 AND state = 'completed'", [JOB_NAME])).rows[0]!.n,
+    doneCount: async () =>
+      (await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1 AND state = 'completed'", [JOB_NAME])).rows[0]!.n,
     clear: async () => void (await pool.query("DELETE FROM pgboss.job WHERE name = $1 AND state IN ('created', 'retry', 'active')", [JOB_NAME])),
     startLocalWorker: async (onStart) => {
       const w = new PgBoss({ connectionString: url, ...PGBOSS_CONSTRUCTOR, supervise: false });

@@ -39,7 +39,10 @@ export function distTable(title: string, rows: readonly (readonly [string, reado
   ];
 }
 
-export const load = (): string => loadavg().map((l) => l.toFixed(2)).join(" / ");
+export const load = (): string =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" / ");
 
 /** Polls until `check` returns a truthy value; null after `timeoutMs`. */
 export async function pollUntil<T>(check: () => Promise<T | null | undefined | false>, timeoutMs: number, everyMs = 20): Promise<T | null> {

@@ -66,8 +66,16 @@ const base = `http://127.0.0.1:${port}`;
 const web: ChildProcess = spawn(process.execPath, [path.join(repo, "cli/bin/keel.mjs"), "web"], {
   cwd: repo,
   env: {
-    ...process.env, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1", DATABASE_URL: dbUrl, PORT: String(port), KEEL_HOST: "127.0.0.1",
-    KEEL_ADMIN_EMAIL: ADMIN.email, KEEL_ADMIN_PASSWORD: ADMIN.password, KEEL_ADMIN_TEAM: "bench", KEEL_LOG_LEVEL: "warn",
+    ...process.env,
+    NODE_ENV: "production",
+    NEXT_TELEMETRY_DISABLED: "1",
+    DATABASE_URL: dbUrl,
+    PORT: String(port),
+    KEEL_HOST: "127.0.0.1",
+    KEEL_ADMIN_EMAIL: ADMIN.email,
+    KEEL_ADMIN_PASSWORD: ADMIN.password,
+    KEEL_ADMIN_TEAM: "bench",
+    KEEL_LOG_LEVEL: "warn",
     KEEL_SECRETS_KEY: Buffer.alloc(32, 1).toString("base64"),
   },
   stdio: ["ignore", "ignore", "inherit"],
@@ -79,7 +87,13 @@ cleanups.push(async () => {
   await exited;
 });
 for (let i = 0; ; i++) {
-  if (await fetch(`${base}/readyz`).then((r) => r.ok, () => false)) break;
+  if (
+    await fetch(`${base}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    )
+  )
+    break;
   if (web.exitCode !== null || i > 600) throw new Error("the web process did not become ready");
   await sleep(100);
 }
@@ -90,9 +104,17 @@ const rssMiB = async () => Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${
 const login = await fetch(`${base}/api/v1/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(ADMIN) });
 const cookie = login.headers.get("set-cookie")!.split(";")[0]!;
 const { csrfToken, teamId } = (await login.json()) as { csrfToken: string; teamId: string };
-const keyRes = await fetch(`${base}/api/v1/api-keys`, { method: "POST", headers: { "content-type": "application/json", cookie, "x-csrf-token": csrfToken }, body: JSON.stringify({ name: "bench", role: "admin" }) });
+const keyRes = await fetch(`${base}/api/v1/api-keys`, {
+  method: "POST",
+  headers: { "content-type": "application/json", cookie, "x-csrf-token": csrfToken },
+  body: JSON.stringify({ name: "bench", role: "admin" }),
+});
 const auth = { authorization: `Bearer ${((await keyRes.json()) as { key: string }).key}` };
-const agentRes = await fetch(`${base}/api/v1/agents`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ name: "bench", model: "demo" }) });
+const agentRes = await fetch(`${base}/api/v1/agents`, {
+  method: "POST",
+  headers: { ...auth, "content-type": "application/json" },
+  body: JSON.stringify({ name: "bench", model: "demo" }),
+});
 const agentId = ((await agentRes.json()) as { id: string }).id;
 const engine = new EngineClient({ pool });
 
@@ -176,10 +198,11 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   await fn();
   return performance.now() - t0;
 }
-const get = (p: string, h: Record<string, string> = auth) => fetch(base + p, { headers: h }).then((r) => {
-  if (!r.ok) throw new Error(`${p}: ${r.status}`);
-  return r.text();
-});
+const get = (p: string, h: Record<string, string> = auth) =>
+  fetch(base + p, { headers: h }).then((r) => {
+    if (!r.ok) throw new Error(`${p}: ${r.status}`);
+    return r.text();
+  });
 
 async function sessionView(): Promise<Record<string, Dist>> {
   const [sessionId] = await createSessions(1, 20_000_000);
@@ -234,9 +257,21 @@ async function pageThrough(): Promise<number[]> {
   return times;
 }
 
-async function listMemory(): Promise<{ steps: { sessions: number; pages: number; rssBeforeMiB: number; rssAfterMiB: number; rssPeakMiB: number; page: Dist; search: Dist }[]; startMiB: number; peakMiB: number; repeatMiB: number[] }> {
+async function listMemory(): Promise<{
+  steps: { sessions: number; pages: number; rssBeforeMiB: number; rssAfterMiB: number; rssPeakMiB: number; page: Dist; search: Dist }[];
+  startMiB: number;
+  peakMiB: number;
+  repeatMiB: number[];
+}> {
   let peak = 0;
-  const sampler = setInterval(() => void rssMiB().then((r) => (peak = Math.max(peak, r)), () => {}), 50);
+  const sampler = setInterval(
+    () =>
+      void rssMiB().then(
+        (r) => (peak = Math.max(peak, r)),
+        () => {},
+      ),
+    50,
+  );
   const startMiB = await rssMiB();
   const steps = [];
   let have = (await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM sessions WHERE team_id = $1", [teamId])).rows[0]!.n;
@@ -255,7 +290,9 @@ async function listMemory(): Promise<{ steps: { sessions: number; pages: number;
     const search: number[] = [];
     for (let i = 0; i < 10; i++) search.push(await timed(() => get(`/api/v1/sessions?q=00000000-0000-4000-8000-00000000000${i}&limit=1`)));
     steps.push({ sessions: have, pages, rssBeforeMiB, rssAfterMiB: await rssMiB(), rssPeakMiB: peak, page: dist(pageTimes), search: dist(search) });
-    log(`list: ${have} sessions, ${pages} pages, p50 ${fmtMs(dist(pageTimes).p50)}, RSS ${rssBeforeMiB.toFixed(0)} → ${(await rssMiB()).toFixed(0)} MiB (peak ${peak.toFixed(0)})`);
+    log(
+      `list: ${have} sessions, ${pages} pages, p50 ${fmtMs(dist(pageTimes).p50)}, RSS ${rssBeforeMiB.toFixed(0)} → ${(await rssMiB()).toFixed(0)} MiB (peak ${peak.toFixed(0)})`,
+    );
   }
   // Leak check: more full passes at the largest size. Flat RSS across passes = nothing retained.
   const repeatMiB: number[] = [];
@@ -292,7 +329,14 @@ try {
     "",
     "| SSE delivery (commit → frame read by the client) | samples | p50 | p99 | max |",
     "|---|---|---|---|---|",
-    ...sse.map((s) => row(s.mode === "spread" ? `${s.streams} stream(s), one session each, events to random sessions` : `${s.streams} streams on one session (fan-out; every delivery counted)`, s)),
+    ...sse.map((s) =>
+      row(
+        s.mode === "spread"
+          ? `${s.streams} stream(s), one session each, events to random sessions`
+          : `${s.streams} streams on one session (fan-out; every delivery counted)`,
+        s,
+      ),
+    ),
     "",
     `| Session view, 10,000 events (server time, ${VIEW_RUNS} runs after 2 warm-ups) | runs | p50 | p99 | max |`,
     "|---|---|---|---|---|",
@@ -304,7 +348,10 @@ try {
     "",
     "| Sessions in the team | list pages of 200 | page p50 | page p99 | `?q=<id>` p50 | web RSS before paging | after | peak |",
     "|---|---|---|---|---|---|---|---|",
-    ...list.steps.map((s) => `| ${s.sessions.toLocaleString("en")} | ${s.pages} | ${fmtMs(s.page.p50)} | ${fmtMs(s.page.p99)} | ${fmtMs(s.search.p50)} | ${s.rssBeforeMiB.toFixed(0)} MiB | ${s.rssAfterMiB.toFixed(0)} MiB | ${s.rssPeakMiB.toFixed(0)} MiB |`),
+    ...list.steps.map(
+      (s) =>
+        `| ${s.sessions.toLocaleString("en")} | ${s.pages} | ${fmtMs(s.page.p50)} | ${fmtMs(s.page.p99)} | ${fmtMs(s.search.p50)} | ${s.rssBeforeMiB.toFixed(0)} MiB | ${s.rssAfterMiB.toFixed(0)} MiB | ${s.rssPeakMiB.toFixed(0)} MiB |`,
+    ),
     "",
     `Web process RSS at start of the list measurement: ${list.startMiB.toFixed(0)} MiB; peak over all steps: ${list.peakMiB.toFixed(0)} MiB; after each of 3 more full passes over ${list.steps.at(-1)!.sessions.toLocaleString("en")} sessions: ${list.repeatMiB.map((r) => `${r.toFixed(0)} MiB`).join(", ")}.`,
   ].join("\n");

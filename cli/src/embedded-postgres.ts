@@ -59,7 +59,17 @@ export async function startEmbeddedPostgres(opts: {
     persistent: opts.persistent,
     createPostgresUser: userInfo().uid === 0,
     initdbFlags: ["--encoding=UTF8"],
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=400", "-c", "fsync=" + (opts.persistent ? "on" : "off"), ...(opts.settings ?? []).flatMap((x) => ["-c", x])],
+    postgresFlags: [
+      "-c",
+      "listen_addresses=127.0.0.1",
+      "-c",
+      "unix_socket_directories=",
+      "-c",
+      "max_connections=400",
+      "-c",
+      "fsync=" + (opts.persistent ? "on" : "off"),
+      ...(opts.settings ?? []).flatMap((x) => ["-c", x]),
+    ],
     onLog: opts.onLog ?? (() => {}),
     onError: (e: unknown) => opts.onLog?.(String(e)),
   });

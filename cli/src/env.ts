@@ -56,4 +56,3 @@ export const UpEnvSchema = z
   })
   .superRefine(sandboxEnvRules);
 export type UpEnv = z.infer<typeof UpEnvSchema>;
-

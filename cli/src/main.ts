@@ -46,7 +46,12 @@ async function runMigrate(): Promise<void> {
   const env = parseEnv(MigrateEnvSchema, process.env, "migrate");
   const logger = createLogger({ level: env.KEEL_LOG_LEVEL, name: "migrate" });
   try {
-    const r = await migrate({ connectionString: env.DATABASE_URL, migrationsDir: env.KEEL_MIGRATIONS_DIR, connectRetryMs: env.KEEL_MIGRATE_WAIT_MS, log: (msg, fields) => logger.info(fields ?? {}, msg) });
+    const r = await migrate({
+      connectionString: env.DATABASE_URL,
+      migrationsDir: env.KEEL_MIGRATIONS_DIR,
+      connectRetryMs: env.KEEL_MIGRATE_WAIT_MS,
+      log: (msg, fields) => logger.info(fields ?? {}, msg),
+    });
     logger.info({ applied: r.applied.length, alreadyApplied: r.alreadyApplied.length }, "migrations complete");
     if (r.checksumMismatches.length) logger.warn({ migrations: r.checksumMismatches }, "applied migrations whose files changed since");
   } catch (err) {
@@ -69,8 +74,10 @@ async function runUp(): Promise<void> {
     // imported, and the container image (web, worker, migrate) leaves them out.
     const { startEmbeddedPostgres } = await import("./embedded-postgres.js");
     const pg = await startEmbeddedPostgres({ dir: env.KEEL_DATA_DIR, port: env.KEEL_PG_PORT, persistent: true }).catch((err: unknown) => {
-      process.stderr.write(`keel up: could not start the embedded Postgres in ${env.KEEL_DATA_DIR} on port ${env.KEEL_PG_PORT}: ${(err as Error).message}\n` +
-        `Is another Keel already running? Set KEEL_PG_PORT to a free port, or DATABASE_URL to use your own Postgres.\n`);
+      process.stderr.write(
+        `keel up: could not start the embedded Postgres in ${env.KEEL_DATA_DIR} on port ${env.KEEL_PG_PORT}: ${(err as Error).message}\n` +
+          `Is another Keel already running? Set KEEL_PG_PORT to a free port, or DATABASE_URL to use your own Postgres.\n`,
+      );
       process.exit(1);
     });
     databaseUrl = pg.url("postgres");
@@ -85,7 +92,13 @@ async function runUp(): Promise<void> {
   // Each part gets its own completed config object; nothing is passed through process.env.
   const workerEnv: WorkerEnv = { ...env, DATABASE_URL: databaseUrl, KEEL_SECRETS_KEY: admin.secretsKey };
   const worker = await startWorker(workerEnv, { logger: createLogger({ level: env.KEEL_LOG_LEVEL, name: "worker" }) });
-  const webEnv: WebEnv = { ...env, DATABASE_URL: databaseUrl, KEEL_SECRETS_KEY: admin.secretsKey, KEEL_ADMIN_EMAIL: admin.email, KEEL_ADMIN_PASSWORD: admin.password };
+  const webEnv: WebEnv = {
+    ...env,
+    DATABASE_URL: databaseUrl,
+    KEEL_SECRETS_KEY: admin.secretsKey,
+    KEEL_ADMIN_EMAIL: admin.email,
+    KEEL_ADMIN_PASSWORD: admin.password,
+  };
   const web = await startWeb({ env: webEnv, port: env.PORT, host: env.KEEL_HOST }).catch(async (err: unknown) => {
     process.stderr.write(`keel up: could not start the dashboard: ${(err as Error).message}\n`);
     await worker.stop().catch(() => {});
@@ -93,8 +106,13 @@ async function runUp(): Promise<void> {
     process.exit(1);
   });
   await fetch(`${web.url}/readyz`).catch(() => {}); // creates the admin now rather than on the first visit
-  logger.info({ database: env.DATABASE_URL ? "external" : "embedded", dashboard: web.url, adminEmail: admin.email, adminPasswordFile: admin.passwordFile }, "keel is up");
-  process.stdout.write(`\nKeel is up: ${web.url}\n  log in as ${admin.email}` + (admin.passwordFile ? ` with the password in ${admin.passwordFile}\n\n` : "\n\n"));
+  logger.info(
+    { database: env.DATABASE_URL ? "external" : "embedded", dashboard: web.url, adminEmail: admin.email, adminPasswordFile: admin.passwordFile },
+    "keel is up",
+  );
+  process.stdout.write(
+    `\nKeel is up: ${web.url}\n  log in as ${admin.email}` + (admin.passwordFile ? ` with the password in ${admin.passwordFile}\n\n` : "\n\n"),
+  );
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -103,7 +121,11 @@ async function runUp(): Promise<void> {
     void (async () => {
       // Each part is stopped even if one before it fails; a failure is said and sets the exit code.
       let failed = false;
-      for (const [part, stop] of [["dashboard", web.stop], ["worker", worker.stop], ["embedded Postgres", stopPg]] as const) {
+      for (const [part, stop] of [
+        ["dashboard", web.stop],
+        ["worker", worker.stop],
+        ["embedded Postgres", stopPg],
+      ] as const) {
         await stop().catch((err: unknown) => {
           failed = true;
           logger.error({ part, err: (err as Error).message }, "could not stop cleanly");
@@ -120,7 +142,13 @@ async function runWeb(): Promise<void> {
   // The whole web environment, before Next starts: a bad value exits 2 before anything listens.
   const env = parseEnv(WebCliEnvSchema, process.env, "web");
   const logger = createLogger({ level: env.KEEL_LOG_LEVEL, name: "web" });
-  const web = await startWeb({ env, port: env.PORT, host: env.KEEL_HOST, shutdownDelayMs: env.KEEL_SHUTDOWN_DELAY_MS, shutdownGraceMs: env.KEEL_SHUTDOWN_GRACE_MS }).catch((err: unknown) => {
+  const web = await startWeb({
+    env,
+    port: env.PORT,
+    host: env.KEEL_HOST,
+    shutdownDelayMs: env.KEEL_SHUTDOWN_DELAY_MS,
+    shutdownGraceMs: env.KEEL_SHUTDOWN_GRACE_MS,
+  }).catch((err: unknown) => {
     process.stderr.write(`keel web: ${(err as Error).message}\n`);
     process.exit(1);
   });
@@ -146,7 +174,8 @@ async function runWeb(): Promise<void> {
  */
 async function localAdmin(env: UpEnv): Promise<{ email: string; password: string; passwordFile: string | null; secretsKey: string }> {
   const secretsKey = env.KEEL_SECRETS_KEY ?? (await persisted(path.join(env.KEEL_DATA_DIR, "secrets-key"), () => randomBytes(32).toString("base64")));
-  if (env.KEEL_ADMIN_EMAIL && env.KEEL_ADMIN_PASSWORD) return { email: env.KEEL_ADMIN_EMAIL, password: env.KEEL_ADMIN_PASSWORD, passwordFile: null, secretsKey };
+  if (env.KEEL_ADMIN_EMAIL && env.KEEL_ADMIN_PASSWORD)
+    return { email: env.KEEL_ADMIN_EMAIL, password: env.KEEL_ADMIN_PASSWORD, passwordFile: null, secretsKey };
   const passwordFile = path.join(env.KEEL_DATA_DIR, "admin-password");
   const password = await persisted(passwordFile, () => randomBytes(18).toString("base64url"));
   return { email: "admin@keel.local", password, passwordFile, secretsKey };

@@ -12,7 +12,12 @@ import { PEER_ADDRESS_HEADER } from "@keel/server/peer";
 import { provideWebEnv, type WebEnv } from "@keel/server/env";
 
 // next is CommonJS; under NodeNext its default export arrives as the module object.
-const next = ((nextModule as unknown as { default?: typeof nextModule }).default ?? nextModule) as unknown as (o: { dev: boolean; dir: string; hostname: string; port: number }) => {
+const next = ((nextModule as unknown as { default?: typeof nextModule }).default ?? nextModule) as unknown as (o: {
+  dev: boolean;
+  dir: string;
+  hostname: string;
+  port: number;
+}) => {
   prepare(): Promise<void>;
   getRequestHandler(): (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
   close(): Promise<void>;
@@ -51,7 +56,8 @@ export async function startWeb(opts: WebOptions): Promise<RunningWeb> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) =>
-      reject(err.code === "EADDRINUSE" ? new Error(`port ${opts.port} is in use: stop what uses it or set PORT`) : err));
+      reject(err.code === "EADDRINUSE" ? new Error(`port ${opts.port} is in use: stop what uses it or set PORT`) : err),
+    );
     server.listen(opts.port, opts.host, () => resolve());
   });
   return {

@@ -55,7 +55,17 @@ test("keel up starts embedded Postgres, migrates, runs a worker and the dashboar
   dirs.push(dataDir);
   const port = await freePort();
   const webPort = await freePort();
-  const env = { KEEL_DATA_DIR: dataDir, KEEL_PG_PORT: String(port), PORT: String(webPort), KEEL_LOG_LEVEL: "info", DATABASE_URL: "", KEEL_ADMIN_EMAIL: "", KEEL_ADMIN_PASSWORD: "", KEEL_SECRETS_KEY: "", KEEL_OUTBOUND_HOSTS: "127.0.0.1" };
+  const env = {
+    KEEL_DATA_DIR: dataDir,
+    KEEL_PG_PORT: String(port),
+    PORT: String(webPort),
+    KEEL_LOG_LEVEL: "info",
+    DATABASE_URL: "",
+    KEEL_ADMIN_EMAIL: "",
+    KEEL_ADMIN_PASSWORD: "",
+    KEEL_SECRETS_KEY: "",
+    KEEL_OUTBOUND_HOSTS: "127.0.0.1",
+  };
 
   const first = start(["up"], env);
   await waitForOutput(first, '"msg":"keel is up"');
@@ -66,12 +76,20 @@ test("keel up starts embedded Postgres, migrates, runs a worker and the dashboar
   const adminPassword = (await readFile(path.join(dataDir, "admin-password"), "utf8")).trim();
   expect(first.output()).toContain(`log in as admin@keel.local with the password in ${path.join(dataDir, "admin-password")}`);
   expect(first.output()).not.toContain(adminPassword);
-  const login = await fetch(`${web}/api/v1/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: "admin@keel.local", password: adminPassword }) });
+  const login = await fetch(`${web}/api/v1/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: "admin@keel.local", password: adminPassword }),
+  });
   expect(login.status).toBe(200);
 
   // A team secret set through the API reaches the worker: it names the agent's provider key, and
   // the provider (a loopback stand-in) receives it. Before the fix the worker had no secrets key.
-  const h = { "content-type": "application/json", cookie: login.headers.get("set-cookie")!.split(";")[0]!, "x-csrf-token": ((await login.json()) as { csrfToken: string }).csrfToken };
+  const h = {
+    "content-type": "application/json",
+    cookie: login.headers.get("set-cookie")!.split(";")[0]!,
+    "x-csrf-token": ((await login.json()) as { csrfToken: string }).csrfToken,
+  };
   const call = async (method: string, p: string, body?: object) => {
     const res = await fetch(`${web}/api/v1${p}`, { method, headers: h, body: body && JSON.stringify(body) });
     expect(res.status, `${method} ${p}: ${res.status}`).toBeLessThan(300);
@@ -79,14 +97,21 @@ test("keel up starts embedded Postgres, migrates, runs a worker and the dashboar
   };
   await call("PUT", "/secrets/PROVIDER_KEY", { value: "sk-up-team-secret" });
   provider.enqueue({ kind: "stream", chunks: textStream("paid for by the team") });
-  const keyed = await call("POST", "/agents", { name: "keyed", model: "gpt-test", provider: { kind: "openai-compatible", baseUrl: provider.url, apiKeySecret: "PROVIDER_KEY", maxRetries: 0 } });
+  const keyed = await call("POST", "/agents", {
+    name: "keyed",
+    model: "gpt-test",
+    provider: { kind: "openai-compatible", baseUrl: provider.url, apiKeySecret: "PROVIDER_KEY", maxRetries: 0 },
+  });
   const keyedSession = await call("POST", "/sessions", { agentId: keyed!.id });
   await call("POST", `/sessions/${keyedSession!.id}/messages`, { content: "use the team key" });
   type Ev = { type: string; payload: { message?: unknown } };
-  const keyedEvents = await waitFor(async () => {
-    const evs = ((await (await fetch(`${web}/api/v1/sessions/${keyedSession!.id}/events`, { headers: h })).json()) as { events: Ev[] }).events;
-    return evs.some((e) => e.type === "assistant_message" || e.type === "run_failed") && evs;
-  }, { timeoutMs: 60_000, what: "the keyed agent's reply" });
+  const keyedEvents = await waitFor(
+    async () => {
+      const evs = ((await (await fetch(`${web}/api/v1/sessions/${keyedSession!.id}/events`, { headers: h })).json()) as { events: Ev[] }).events;
+      return evs.some((e) => e.type === "assistant_message" || e.type === "run_failed") && evs;
+    },
+    { timeoutMs: 60_000, what: "the keyed agent's reply" },
+  );
   expect(keyedEvents.filter((e) => e.type === "model_error" || e.type === "run_failed").map((e) => e.payload.message)).toEqual([]);
   expect(provider.requests.at(-1)!.headers.authorization).toBe("Bearer sk-up-team-secret");
   const password = (await readFile(path.join(dataDir, "password"), "utf8")).trim();
@@ -121,12 +146,31 @@ test("keel up starts embedded Postgres, migrates, runs a worker and the dashboar
 test("keel up whose embedded Postgres was killed under it still stops on SIGTERM, saying so (exit 1); the next start recovers", async () => {
   const dataDir = await mkdtemp(path.join(tmpdir(), "keel-up-pgdied-"));
   dirs.push(dataDir);
-  const env = { KEEL_DATA_DIR: dataDir, KEEL_PG_PORT: String(await freePort()), PORT: String(await freePort()), KEEL_LOG_LEVEL: "info", DATABASE_URL: "", KEEL_ADMIN_EMAIL: "", KEEL_ADMIN_PASSWORD: "", KEEL_SECRETS_KEY: "" };
+  const env = {
+    KEEL_DATA_DIR: dataDir,
+    KEEL_PG_PORT: String(await freePort()),
+    PORT: String(await freePort()),
+    KEEL_LOG_LEVEL: "info",
+    DATABASE_URL: "",
+    KEEL_ADMIN_EMAIL: "",
+    KEEL_ADMIN_PASSWORD: "",
+    KEEL_SECRETS_KEY: "",
+  };
   const up = start(["up"], env);
   await waitForOutput(up, '"msg":"keel is up"');
   const postmaster = Number((await readFile(path.join(dataDir, "pgdata", "postmaster.pid"), "utf8")).split("\n")[0]);
   process.kill(postmaster, "SIGKILL");
-  await waitFor(() => { try { process.kill(postmaster, 0); return false; } catch { return true; } }, { what: "postgres gone" });
+  await waitFor(
+    () => {
+      try {
+        process.kill(postmaster, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    },
+    { what: "postgres gone" },
+  );
   up.child.kill("SIGTERM");
   expect(await up.exit).toBe(1);
   expect(up.output()).toMatch(/"part":"embedded Postgres".*had already stopped \(crashed or killed\).*could not stop cleanly/);

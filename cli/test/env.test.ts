@@ -23,7 +23,11 @@ afterAll(async () => {
 /** Runs a command to its end; a process that starts serving instead would hang the test (and fail its timeout). */
 function run(args: string[], env: Record<string, string>, cwd = root): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { cwd, env: { ...process.env, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, args, {
+      cwd,
+      env: { ...process.env, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let output = "";
     child.stdout.on("data", (d: Buffer) => (output += d.toString()));
     child.stderr.on("data", (d: Buffer) => (output += d.toString()));
@@ -33,7 +37,10 @@ function run(args: string[], env: Record<string, string>, cwd = root): Promise<{
 
 /** Nothing answers on the port: the process stopped before it listened. */
 async function nothingListens(port: number): Promise<boolean> {
-  return fetch(`http://127.0.0.1:${port}/healthz`).then(() => false, () => true);
+  return fetch(`http://127.0.0.1:${port}/healthz`).then(
+    () => false,
+    () => true,
+  );
 }
 
 describe("a bad value stops the process at start with exit code 2, naming the variable", () => {
@@ -46,7 +53,14 @@ describe("a bad value stops the process at start with exit code 2, naming the va
   }, 120_000);
 
   it("keel web: the admin pair, and KEEL_SANDBOX_DRIVER=kubernetes without KEEL_SANDBOX_IMAGE (cross-field rules)", async () => {
-    const r = await run([keel, "web"], { DATABASE_URL: DB, PORT: String(await freePort()), KEEL_ADMIN_EMAIL: "a@example.com", KEEL_ADMIN_PASSWORD: "", KEEL_SANDBOX_DRIVER: "kubernetes", KEEL_SANDBOX_IMAGE: "" });
+    const r = await run([keel, "web"], {
+      DATABASE_URL: DB,
+      PORT: String(await freePort()),
+      KEEL_ADMIN_EMAIL: "a@example.com",
+      KEEL_ADMIN_PASSWORD: "",
+      KEEL_SANDBOX_DRIVER: "kubernetes",
+      KEEL_SANDBOX_IMAGE: "",
+    });
     expect(r.code, r.output).toBe(2);
     expect(r.output).toMatch(/ {2}KEEL_ADMIN_PASSWORD: set both KEEL_ADMIN_EMAIL and KEEL_ADMIN_PASSWORD, or neither/);
     expect(r.output).toMatch(/ {2}KEEL_SANDBOX_IMAGE: KEEL_SANDBOX_DRIVER=kubernetes needs KEEL_SANDBOX_IMAGE/);
@@ -72,7 +86,14 @@ describe("a bad value stops the process at start with exit code 2, naming the va
     const dataDir = await mkdtemp(path.join(tmpdir(), "keel-up-env-"));
     dirs.push(dataDir);
     const port = await freePort();
-    const r = await run([keel, "up"], { DATABASE_URL: "", KEEL_DATA_DIR: dataDir, KEEL_PG_PORT: String(await freePort()), PORT: String(port), KEEL_SSE_MAX_AGE_MS: "abc", KEEL_MAX_MODEL_CALLS: "0" });
+    const r = await run([keel, "up"], {
+      DATABASE_URL: "",
+      KEEL_DATA_DIR: dataDir,
+      KEEL_PG_PORT: String(await freePort()),
+      PORT: String(port),
+      KEEL_SSE_MAX_AGE_MS: "abc",
+      KEEL_MAX_MODEL_CALLS: "0",
+    });
     expect(r.code, r.output).toBe(2);
     expect(r.output).toMatch(/keel up: invalid environment\n/);
     expect(r.output).toMatch(/ {2}KEEL_SSE_MAX_AGE_MS: /);
@@ -83,10 +104,29 @@ describe("a bad value stops the process at start with exit code 2, naming the va
 });
 
 describe("one sandbox-driver config for the worker and the web process", () => {
-  const local = { DATABASE_URL: DB, KEEL_SANDBOX_DIR: "/srv/keel/sandboxes", KEEL_SANDBOX_RUNTIME: "/srv/keel/runtime.mjs", KEEL_SANDBOX_EGRESS_INTERNAL: "10.0.0.0/8", KEEL_SANDBOX_MIN_FREE_MB: "2048", KEEL_ALLOW_UNSANDBOXED: "true" };
-  const kube = { DATABASE_URL: DB, KEEL_SANDBOX_DRIVER: "kubernetes", KEEL_SANDBOX_IMAGE: "keel-sandbox:1", KEEL_SANDBOX_NAMESPACE_PREFIX: "t-", KEEL_SANDBOX_WARM_POOL: "2", KEEL_SANDBOX_STORAGE_CLASS: "fast", KEEL_SANDBOX_IMAGE_PULL_SECRETS: "regcred, other", KUBERNETES_SERVICE_HOST: "10.96.0.1" };
+  const local = {
+    DATABASE_URL: DB,
+    KEEL_SANDBOX_DIR: "/srv/keel/sandboxes",
+    KEEL_SANDBOX_RUNTIME: "/srv/keel/runtime.mjs",
+    KEEL_SANDBOX_EGRESS_INTERNAL: "10.0.0.0/8",
+    KEEL_SANDBOX_MIN_FREE_MB: "2048",
+    KEEL_ALLOW_UNSANDBOXED: "true",
+  };
+  const kube = {
+    DATABASE_URL: DB,
+    KEEL_SANDBOX_DRIVER: "kubernetes",
+    KEEL_SANDBOX_IMAGE: "keel-sandbox:1",
+    KEEL_SANDBOX_NAMESPACE_PREFIX: "t-",
+    KEEL_SANDBOX_WARM_POOL: "2",
+    KEEL_SANDBOX_STORAGE_CLASS: "fast",
+    KEEL_SANDBOX_IMAGE_PULL_SECRETS: "regcred, other",
+    KUBERNETES_SERVICE_HOST: "10.96.0.1",
+  };
 
-  it.each([["local", local], ["kubernetes", kube]])("%s: the same variables give the same config in keel worker, keel web and keel up", (_, env) => {
+  it.each([
+    ["local", local],
+    ["kubernetes", kube],
+  ])("%s: the same variables give the same config in keel worker, keel web and keel up", (_, env) => {
     const worker = sandboxDriverConfig(WorkerEnvSchema.parse(env));
     // The web process's config used to leave out the storage class and pull secrets: a sandbox
     // started from the dashboard got a SandboxTemplate of another hash than the worker's.
@@ -96,7 +136,13 @@ describe("one sandbox-driver config for the worker and the web process", () => {
 
   it("kubernetes: every field reaches the driver", () => {
     expect(sandboxDriverConfig(WorkerEnvSchema.parse(kube))).toEqual({
-      driver: "kubernetes", image: "keel-sandbox:1", namespacePrefix: "t-", warmPoolReplicas: 2, storageClassName: "fast", imagePullSecrets: ["regcred", "other"], inCluster: true,
+      driver: "kubernetes",
+      image: "keel-sandbox:1",
+      namespacePrefix: "t-",
+      warmPoolReplicas: 2,
+      storageClassName: "fast",
+      imagePullSecrets: ["regcred", "other"],
+      inCluster: true,
     });
   });
 });

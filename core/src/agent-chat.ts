@@ -35,7 +35,9 @@ export class AgentChat {
     const agent = (await listAgents(this.o.pool, p.teamId)).find((a) => a.name === m.agent);
     if (!agent) throw new NotFoundError("Model", m.agent);
     // A new session through the same service as POST /api/v1/sessions: role checked, session.create audited.
-    const sessionId = m.sessionId ? await this.sessionOf(p, agent.id, m.sessionId) : (await this.o.tenancy.createSession(p, { agentId: agent.id, title: title(m.content) })).id;
+    const sessionId = m.sessionId
+      ? await this.sessionOf(p, agent.id, m.sessionId)
+      : (await this.o.tenancy.createSession(p, { agentId: agent.id, title: title(m.content) })).id;
     return {
       sessionId,
       agentId: agent.id,

@@ -12,7 +12,13 @@ export type AuditEntry = { id: string; actor: string; action: string; target: st
  * would leave an unrecorded change.
  */
 export async function audit(db: Queryable, p: Principal, action: string, target: string | null, details: Record<string, unknown> = {}): Promise<void> {
-  await db.query("INSERT INTO audit_log (team_id, actor, action, target, details) VALUES ($1, $2, $3, $4, $5)", [p.teamId, p.actor, action, target, JSON.stringify(details)]);
+  await db.query("INSERT INTO audit_log (team_id, actor, action, target, details) VALUES ($1, $2, $3, $4, $5)", [
+    p.teamId,
+    p.actor,
+    action,
+    target,
+    JSON.stringify(details),
+  ]);
 }
 
 export type AuditRecord = { action: string; target: string | null; details?: Record<string, unknown> };
@@ -21,19 +27,33 @@ export type AuditRecord = { action: string; target: string | null; details?: Rec
  * Runs a write and its audit row in one transaction. `by` a bare team id (the operator's own
  * call, see `Acting`) writes no row. `entry` names the row from the write's result.
  */
-export async function audited<T>(pool: Pool, by: Acting, fn: (c: PoolClient) => Promise<T>, entry: (out: T) => AuditRecord, opts: { retries?: number } = {}): Promise<T> {
+export async function audited<T>(
+  pool: Pool,
+  by: Acting,
+  fn: (c: PoolClient) => Promise<T>,
+  entry: (out: T) => AuditRecord,
+  opts: { retries?: number } = {},
+): Promise<T> {
   const p = auditedBy(by);
-  return withTransaction(pool, async (c) => {
-    const out = await fn(c);
-    if (p) {
-      const e = entry(out);
-      await audit(c, p, e.action, e.target, e.details ?? {});
-    }
-    return out;
-  }, opts);
+  return withTransaction(
+    pool,
+    async (c) => {
+      const out = await fn(c);
+      if (p) {
+        const e = entry(out);
+        await audit(c, p, e.action, e.target, e.details ?? {});
+      }
+      return out;
+    },
+    opts,
+  );
 }
 
-export async function listAudit(db: Queryable, p: Principal, opts: { before?: string; limit?: number } = {}): Promise<{ entries: AuditEntry[]; nextCursor: string | null }> {
+export async function listAudit(
+  db: Queryable,
+  p: Principal,
+  opts: { before?: string; limit?: number } = {},
+): Promise<{ entries: AuditEntry[]; nextCursor: string | null }> {
   requireRole(p, "admin");
   const limit = opts.limit ?? 50;
   if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new ValidationError("limit must be between 1 and 500");

@@ -7,7 +7,19 @@ import { isUuid } from "./engine/client.js";
 import { ACTIVE_STATUS_SQL } from "./engine/fence.js";
 import { viewMcpServers } from "./agent/agent-config.js";
 
-export type AgentSummary = { id: string; name: string; version: number; model: string; instructions: string; tools: unknown[]; sandboxPolicy: unknown; provider: unknown; mcpServers: unknown[]; createdAt: Date; updatedAt: Date };
+export type AgentSummary = {
+  id: string;
+  name: string;
+  version: number;
+  model: string;
+  instructions: string;
+  tools: unknown[];
+  sandboxPolicy: unknown;
+  provider: unknown;
+  mcpServers: unknown[];
+  createdAt: Date;
+  updatedAt: Date;
+};
 
 const AGENT_SQL = `SELECT a.id, a.name, a.current_version AS version, v.model, v.instructions, v.tools, v.sandbox_policy AS "sandboxPolicy", v.provider, v.mcp_servers AS "mcpServers",
                           a.created_at AS "createdAt", a.updated_at AS "updatedAt"
@@ -31,8 +43,26 @@ export async function getAgent(db: Queryable, teamId: string, agentId: string): 
 }
 
 /** A run that failed an attempt waits `queued` with attempt > 0 until nextAttemptAt: the session is retrying, not idle. */
-export type ActiveRun = { id: string; status: string; attempt: number; maxAttempts: number; nextAttemptAt: string | null; lastError: { code?: string; message?: string } | null };
-export type SessionRow = { id: string; agentId: string; agentName: string; agentVersion: number; title: string | null; status: string; lastSeq: string; createdAt: Date; updatedAt: Date; activeRun: ActiveRun | null };
+export type ActiveRun = {
+  id: string;
+  status: string;
+  attempt: number;
+  maxAttempts: number;
+  nextAttemptAt: string | null;
+  lastError: { code?: string; message?: string } | null;
+};
+export type SessionRow = {
+  id: string;
+  agentId: string;
+  agentName: string;
+  agentVersion: number;
+  title: string | null;
+  status: string;
+  lastSeq: string;
+  createdAt: Date;
+  updatedAt: Date;
+  activeRun: ActiveRun | null;
+};
 
 export type SessionFilter = { cursor?: string; limit?: number; agentId?: string; status?: "active" | "idle" | "archived"; q?: string };
 
@@ -71,7 +101,16 @@ export async function listSessions(db: Queryable, teamId: string, f: SessionFilt
      ORDER BY s.created_at DESC, s.id DESC LIMIT $7`,
     // A session id as q is looked up by primary key, not matched against every title: the session
     // page asks this on every event, and the title scan took ~0.5 s at 100,000 sessions (bench:web).
-    [teamId, after?.[0] ?? null, after?.[1] ?? null, f.agentId ?? null, f.q && !isUuid(f.q) ? f.q.replace(/[%_\\]/g, "\\$&") : null, f.status ?? null, limit + 1, f.q && isUuid(f.q) ? f.q : null],
+    [
+      teamId,
+      after?.[0] ?? null,
+      after?.[1] ?? null,
+      f.agentId ?? null,
+      f.q && !isUuid(f.q) ? f.q.replace(/[%_\\]/g, "\\$&") : null,
+      f.status ?? null,
+      limit + 1,
+      f.q && isUuid(f.q) ? f.q : null,
+    ],
   );
   const page = rows.slice(0, limit);
   const last = page.at(-1);

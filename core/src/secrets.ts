@@ -34,7 +34,12 @@ export class Secrets {
     requireRole(p, "admin");
     const write = this.encrypt(p.teamId, name, value, allowedHosts);
     // The value is never audited.
-    await audited(this.o.pool, p, (c) => write(c), () => ({ action: "secret.put", target: name, details: { allowedHosts } }));
+    await audited(
+      this.o.pool,
+      p,
+      (c) => write(c),
+      () => ({ action: "secret.put", target: name, details: { allowedHosts } }),
+    );
   }
 
   /** Writes a secret for the operator's own code (moving plain MCP headers), not for API callers: not audited. */
@@ -45,7 +50,8 @@ export class Secrets {
   /** Checks and encrypts; the answer writes the row (upsert) on the connection it is given. */
   private encrypt(teamId: string, name: string, value: string, allowedHosts: readonly string[]): (db: Queryable) => Promise<void> {
     if (!SECRET_NAME.test(name)) throw new ValidationError("secret names are UPPER_SNAKE_CASE, up to 128 characters", { name });
-    if (typeof value !== "string" || value.length === 0 || Buffer.byteLength(value) > 64 * 1024) throw new ValidationError("a secret value is 1 byte to 64 KiB");
+    if (typeof value !== "string" || value.length === 0 || Buffer.byteLength(value) > 64 * 1024)
+      throw new ValidationError("a secret value is 1 byte to 64 KiB");
     if (!Array.isArray(allowedHosts) || allowedHosts.length > 50) throw new ValidationError("allowedHosts is a list of up to 50 hosts");
     for (const h of allowedHosts) {
       const r = typeof h === "string" ? parseEgressEntry(h) : new Error("not a string");
@@ -68,7 +74,10 @@ export class Secrets {
 
   /** Names, bound hosts and dates only: values are never returned. */
   async list(p: Principal): Promise<{ name: string; allowedHosts: string[]; updatedAt: Date }[]> {
-    const { rows } = await this.o.pool.query(`SELECT name, COALESCE(allowed_hosts, '{}') AS "allowedHosts", updated_at AS "updatedAt" FROM secrets WHERE team_id = $1 ORDER BY name`, [p.teamId]);
+    const { rows } = await this.o.pool.query(
+      `SELECT name, COALESCE(allowed_hosts, '{}') AS "allowedHosts", updated_at AS "updatedAt" FROM secrets WHERE team_id = $1 ORDER BY name`,
+      [p.teamId],
+    );
     return rows;
   }
 
@@ -79,10 +88,15 @@ export class Secrets {
 
   async remove(p: Principal, name: string): Promise<void> {
     requireRole(p, "admin");
-    await audited(this.o.pool, p, async (c) => {
-      const res = await c.query("DELETE FROM secrets WHERE team_id = $1 AND name = $2", [p.teamId, name]);
-      if (res.rowCount !== 1) throw new NotFoundError("Secret", name);
-    }, () => ({ action: "secret.delete", target: name }));
+    await audited(
+      this.o.pool,
+      p,
+      async (c) => {
+        const res = await c.query("DELETE FROM secrets WHERE team_id = $1 AND name = $2", [p.teamId, name]);
+        if (res.rowCount !== 1) throw new NotFoundError("Secret", name);
+      },
+      () => ({ action: "secret.delete", target: name }),
+    );
   }
 
   /**
@@ -102,7 +116,8 @@ export class Secrets {
       const hosts = r.allowed_hosts ?? [];
       if (hosts.length > 0) {
         if (destination === undefined) continue;
-        if (!hostListed(hosts, destination)) throw new ForbiddenError(`the secret ${r.name} may only be sent to ${hosts.join(", ")}, not to ${safeHost(destination)}`, { secret: r.name });
+        if (!hostListed(hosts, destination))
+          throw new ForbiddenError(`the secret ${r.name} may only be sent to ${hosts.join(", ")}, not to ${safeHost(destination)}`, { secret: r.name });
       }
       const d = createDecipheriv("aes-256-gcm", this.requireKey(), r.iv);
       d.setAAD(Buffer.from(`${teamId}/${r.name}`));

@@ -47,8 +47,11 @@ describe("passwords and logins", () => {
 
   test("failed logins are limited per (account, address), even with the right password afterwards; other addresses still log in", async () => {
     const addr = "10.9.9.9";
-    for (let i = 0; i < 3; i++) await expect(accounts.login({ email: "admin@acme.test", password: "nope nope nope", clientAddress: addr })).rejects.toMatchObject({ status: 401 });
-    await expect(accounts.login({ email: "admin@acme.test", password: "correct horse battery", clientAddress: addr })).rejects.toBeInstanceOf(TooManyAttemptsError);
+    for (let i = 0; i < 3; i++)
+      await expect(accounts.login({ email: "admin@acme.test", password: "nope nope nope", clientAddress: addr })).rejects.toMatchObject({ status: 401 });
+    await expect(accounts.login({ email: "admin@acme.test", password: "correct horse battery", clientAddress: addr })).rejects.toBeInstanceOf(
+      TooManyAttemptsError,
+    );
     // Someone else's failures never refuse the right password from another address.
     expect((await accounts.login({ email: "admin@acme.test", password: "correct horse battery", clientAddress: "10.9.9.10" })).principal.role).toBe("admin");
   });
@@ -56,7 +59,8 @@ describe("passwords and logins", () => {
   test("one address spraying many accounts is limited as a whole", async () => {
     const sprayed = new Accounts({ pool: f.pool, maxFailedLogins: 3, maxFailedLoginsPerAddress: 5 });
     const addr = "10.8.8.8";
-    for (let i = 0; i < 5; i++) await expect(sprayed.login({ email: `u${i}@acme.test`, password: "nope nope nope", clientAddress: addr })).rejects.toMatchObject({ status: 401 });
+    for (let i = 0; i < 5; i++)
+      await expect(sprayed.login({ email: `u${i}@acme.test`, password: "nope nope nope", clientAddress: addr })).rejects.toMatchObject({ status: 401 });
     await expect(sprayed.login({ email: "u9@acme.test", password: "nope nope nope", clientAddress: addr })).rejects.toMatchObject({ status: 429 });
     await expect(sprayed.login({ email: "admin@acme.test", password: "correct horse battery", clientAddress: addr })).rejects.toMatchObject({ status: 429 });
     expect((await sprayed.login({ email: "admin@acme.test", password: "correct horse battery", clientAddress: "10.8.8.9" })).principal.role).toBe("admin");
@@ -65,7 +69,9 @@ describe("passwords and logins", () => {
   test("failures older than the window are pruned; newer ones stay and still count", async () => {
     await f.pool.query("INSERT INTO login_attempts (key, created_at) VALUES ('addr:10.4.0.1', now() - interval '1 hour'), ('addr:10.4.0.1', now())");
     expect(await accounts.pruneLoginAttempts()).toBeGreaterThanOrEqual(1);
-    const { rows } = await f.pool.query("SELECT count(*)::int AS n, min(created_at) > now() - interval '15 minutes' AS fresh FROM login_attempts WHERE key = 'addr:10.4.0.1'");
+    const { rows } = await f.pool.query(
+      "SELECT count(*)::int AS n, min(created_at) > now() - interval '15 minutes' AS fresh FROM login_attempts WHERE key = 'addr:10.4.0.1'",
+    );
     expect(rows[0]).toEqual({ n: 1, fresh: true });
   });
 
@@ -74,15 +80,22 @@ describe("passwords and logins", () => {
     const a = await accounts.login({ email: "pat@acme.test", password: "pat's first password", clientAddress: "10.7.0.1" });
     const b = await accounts.login({ email: "pat@acme.test", password: "pat's first password", clientAddress: "10.7.0.1" });
     const pat = a.principal;
-    await expect(accounts.changePassword(pat, { currentPassword: "wrong wrong wrong", newPassword: "pat's second password" })).rejects.toMatchObject({ status: 403, code: "wrong_password" });
+    await expect(accounts.changePassword(pat, { currentPassword: "wrong wrong wrong", newPassword: "pat's second password" })).rejects.toMatchObject({
+      status: 403,
+      code: "wrong_password",
+    });
     await expect(accounts.changePassword(pat, { currentPassword: "pat's first password", newPassword: "short" })).rejects.toMatchObject({ status: 422 });
     await accounts.changePassword(pat, { currentPassword: "pat's first password", newPassword: "pat's second password", keepSessionToken: a.token });
     await expect(accounts.authenticateSession(b.token)).rejects.toMatchObject({ status: 401 });
     expect((await accounts.authenticateSession(a.token)).userId).toBe(userId);
-    await expect(accounts.login({ email: "pat@acme.test", password: "pat's first password", clientAddress: "10.7.0.2" })).rejects.toMatchObject({ status: 401 });
+    await expect(accounts.login({ email: "pat@acme.test", password: "pat's first password", clientAddress: "10.7.0.2" })).rejects.toMatchObject({
+      status: 401,
+    });
     await accounts.login({ email: "pat@acme.test", password: "pat's second password", clientAddress: "10.7.0.2" });
     const k = await accounts.createApiKey(admin, { name: "pw", role: "admin" });
-    await expect(accounts.changePassword(await accounts.authenticateApiKey(k.key), { currentPassword: "correct horse battery", newPassword: "x".repeat(20) })).rejects.toMatchObject({ status: 403 });
+    await expect(
+      accounts.changePassword(await accounts.authenticateApiKey(k.key), { currentPassword: "correct horse battery", newPassword: "x".repeat(20) }),
+    ).rejects.toMatchObject({ status: 403 });
   });
 });
 
@@ -121,7 +134,11 @@ describe("API keys and roles", () => {
     const low = await accounts.createApiKey(kim, { name: "kim-member", role: "member" });
     const chained = await accounts.createApiKey(await accounts.authenticateApiKey(high.key), { name: "kim-chained", role: "viewer" });
     const mine = (await accounts.listApiKeys(admin)).filter((k) => k.name.startsWith("kim-"));
-    expect(mine.map((k) => k.createdBy)).toEqual([{ userId, email: "kim@acme.test" }, { userId, email: "kim@acme.test" }, { userId, email: "kim@acme.test" }]);
+    expect(mine.map((k) => k.createdBy)).toEqual([
+      { userId, email: "kim@acme.test" },
+      { userId, email: "kim@acme.test" },
+      { userId, email: "kim@acme.test" },
+    ]);
     await accounts.setMemberRole(admin, userId, "member");
     await expect(accounts.authenticateApiKey(high.key)).rejects.toMatchObject({ status: 401 });
     expect((await accounts.authenticateApiKey(low.key)).role).toBe("member");
@@ -142,7 +159,10 @@ describe("API keys and roles", () => {
 
   test("another team's key cannot be revoked: answered as missing", async () => {
     const other = await f.tenancy.createTeam({ slug: "other-k", name: "O" });
-    const { rows } = await f.pool.query("INSERT INTO api_keys (team_id, name, prefix, hash) VALUES ($1, 'x', 'kk_x', $2) RETURNING id", [other.id, randomBytes(8).toString("hex")]);
+    const { rows } = await f.pool.query("INSERT INTO api_keys (team_id, name, prefix, hash) VALUES ($1, 'x', 'kk_x', $2) RETURNING id", [
+      other.id,
+      randomBytes(8).toString("hex"),
+    ]);
     await expect(accounts.revokeApiKey(admin, rows[0].id)).rejects.toMatchObject({ status: 404 });
   });
 });
@@ -177,7 +197,8 @@ describe("members", () => {
     await expect(accounts.removeMember(boss, "not-a-uuid")).rejects.toMatchObject({ status: 404 });
 
     const loser = stillAdmin.userId === userId ? admin.userId! : userId;
-    const loserLogin = loser === userId ? mia : await accounts.login({ email: "admin@acme.test", password: "correct horse battery", clientAddress: "10.1.0.2" });
+    const loserLogin =
+      loser === userId ? mia : await accounts.login({ email: "admin@acme.test", password: "correct horse battery", clientAddress: "10.1.0.2" });
     await accounts.removeMember(boss, loser);
     await expect(accounts.authenticateSession(loserLogin.token)).rejects.toMatchObject({ status: 401 });
     expect((await accounts.listMembers(boss)).map((m) => m.userId)).not.toContain(loser);
@@ -194,10 +215,15 @@ describe("adding members", () => {
     const added = await accounts.addMember(admin, { email: "ola@other.test", password: "a password admin chose", role: "viewer" });
     const fresh = await accounts.addMember(admin, { email: "new@acme.test", password: "a password admin chose", role: "viewer" });
     expect(Object.keys(added)).toEqual(Object.keys(fresh));
-    await expect(accounts.login({ email: "ola@other.test", password: "a password admin chose", clientAddress: "10.5.0.1" })).rejects.toMatchObject({ status: 401 });
+    await expect(accounts.login({ email: "ola@other.test", password: "a password admin chose", clientAddress: "10.5.0.1" })).rejects.toMatchObject({
+      status: 401,
+    });
     expect((await accounts.login({ email: "ola@other.test", password: "ola's own password", clientAddress: "10.5.0.1" })).principal.teamId).toBe(other.id);
     expect((await accounts.listMembers(admin)).map((m) => m.email)).toContain("ola@other.test");
-    await expect(accounts.addMember(admin, { email: "ola@other.test", password: "a password admin chose", role: "viewer" })).rejects.toMatchObject({ status: 409, code: "member_exists" });
+    await expect(accounts.addMember(admin, { email: "ola@other.test", password: "a password admin chose", role: "viewer" })).rejects.toMatchObject({
+      status: 409,
+      code: "member_exists",
+    });
   });
 });
 
@@ -212,8 +238,14 @@ describe("secrets", () => {
     expect(await secrets.resolve(f.teamId, ["GITHUB_TOKEN", "MISSING"])).toEqual({ GITHUB_TOKEN: "ghp_supersecretvalue" });
     // A ciphertext moved to another team does not decrypt there (team and name are authenticated).
     const other = await f.tenancy.createTeam({ slug: "other-s", name: "O" });
-    await f.pool.query("INSERT INTO secrets (team_id, name, ciphertext, iv, tag) SELECT $1, name, ciphertext, iv, tag FROM secrets WHERE team_id = $2", [other.id, f.teamId]);
-    await expect(secrets.resolve(other.id, ["GITHUB_TOKEN"])).rejects.toMatchObject({ status: 503, message: expect.stringMatching(/GITHUB_TOKEN cannot be decrypted/) });
+    await f.pool.query("INSERT INTO secrets (team_id, name, ciphertext, iv, tag) SELECT $1, name, ciphertext, iv, tag FROM secrets WHERE team_id = $2", [
+      other.id,
+      f.teamId,
+    ]);
+    await expect(secrets.resolve(other.id, ["GITHUB_TOKEN"])).rejects.toMatchObject({
+      status: 503,
+      message: expect.stringMatching(/GITHUB_TOKEN cannot be decrypted/),
+    });
     await expect(secrets.put(admin, "lower case", "v")).rejects.toMatchObject({ status: 422 });
     await expect(new Secrets({ pool: f.pool }).put(admin, "X", "v")).rejects.toMatchObject({ status: 503 });
   });

@@ -34,7 +34,14 @@ test("without a session: a new one of the named agent, titled by the message; po
 });
 
 test("structured content: the title is the first text part", async () => {
-  const open = await chat.open(p, { agent: "helper", sessionId: null, content: [{ type: "text", text: "first part" }, { type: "text", text: "second" }] });
+  const open = await chat.open(p, {
+    agent: "helper",
+    sessionId: null,
+    content: [
+      { type: "text", text: "first part" },
+      { type: "text", text: "second" },
+    ],
+  });
   expect((await f.tenancy.getSession(f.teamId, open.sessionId)).title).toBe("first part");
 });
 
@@ -51,13 +58,19 @@ test("with a session of the agent: that session, and a repeated idempotency key 
 test("refusals leave no session behind: unknown agent, bad idempotency key, another agent's session, another team's session", async () => {
   const sessionsBefore = await sessionCount();
   await expect(chat.open(p, { agent: "no-such-agent", sessionId: null, content: "hi" })).rejects.toThrow(NotFoundError);
-  await expect(chat.open(p, { agent: "no-such-agent", sessionId: null, content: "hi" })).rejects.toMatchObject({ status: 404, details: { modelId: "no-such-agent" } });
+  await expect(chat.open(p, { agent: "no-such-agent", sessionId: null, content: "hi" })).rejects.toMatchObject({
+    status: 404,
+    details: { modelId: "no-such-agent" },
+  });
   await expect(chat.open(p, { agent: "helper", sessionId: null, content: "hi", idempotencyKey: "k".repeat(201) })).rejects.toThrow(ValidationError);
   await expect(chat.open(p, { agent: "helper", sessionId: null, content: "hi", idempotencyKey: "" })).rejects.toThrow(ValidationError);
   expect(await sessionCount()).toBe(sessionsBefore);
 
   const othersSession = (await f.tenancy.createSession(f.teamId, { agentId: otherAgentId })).id;
-  await expect(chat.open(p, { agent: "helper", sessionId: othersSession, content: "hi" })).rejects.toMatchObject({ code: "validation_failed", details: { sessionId: othersSession } });
+  await expect(chat.open(p, { agent: "helper", sessionId: othersSession, content: "hi" })).rejects.toMatchObject({
+    code: "validation_failed",
+    details: { sessionId: othersSession },
+  });
   const team = await f.tenancy.createTeam({ slug: "elsewhere", name: "Elsewhere" });
   const foreignAgent = (await f.tenancy.createAgent(team.id, { name: "helper", model: "demo" })).id;
   const foreign = (await f.tenancy.createSession(team.id, { agentId: foreignAgent })).id;

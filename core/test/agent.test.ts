@@ -38,14 +38,22 @@ function holdSlowTool(): typeof gate {
   gate.opened = new Promise<void>((r) => (gate.release = r));
   return gate;
 }
-const slowTool: Tool = { ...recordTool, name: "slow", parameters: { type: "object" }, idempotent: true, timeoutMs: 20_000, run: async () => ((gate.started = true), await gate.opened, "slow done") };
+const slowTool: Tool = {
+  ...recordTool,
+  name: "slow",
+  parameters: { type: "object" },
+  idempotent: true,
+  timeoutMs: 20_000,
+  run: async () => ((gate.started = true), await gate.opened, "slow done"),
+};
 let stuckAbortedBy: unknown = null;
 const stuckTool: Tool = {
   ...recordTool,
   name: "stuck",
   parameters: { type: "object" },
   timeoutMs: 200,
-  run: (_args, ctx) => new Promise((_, reject) => ctx.signal.addEventListener("abort", () => ((stuckAbortedBy = ctx.signal.reason), reject(ctx.signal.reason)), { once: true })),
+  run: (_args, ctx) =>
+    new Promise((_, reject) => ctx.signal.addEventListener("abort", () => ((stuckAbortedBy = ctx.signal.reason), reject(ctx.signal.reason)), { once: true })),
 };
 // The fake provider listens on loopback, an internal address the workers refuse unless listed.
 const loopback = outboundPolicy({ internal: ["127.0.0.1"] });
@@ -59,7 +67,13 @@ afterAll(async () => {
 });
 
 async function startAgentWorker(opts: { hooks?: LoopHooks; maxModelCallsPerRun?: number; maxEventBytes?: number } = {}) {
-  const step = createAgentStep({ pool: f.pool, tools: registry, models: createModelResolver({ maxRetries: 2, timeoutMs: 3_000, outbound: loopback }), logger: testLogger, ...opts });
+  const step = createAgentStep({
+    pool: f.pool,
+    tools: registry,
+    models: createModelResolver({ maxRetries: 2, timeoutMs: 3_000, outbound: loopback }),
+    logger: testLogger,
+    ...opts,
+  });
   return f.startWorker({ step });
 }
 
@@ -75,11 +89,14 @@ async function session(config: Partial<AgentConfig> & { provider?: AgentConfig["
 }
 
 async function settle(runId: string, status = "succeeded"): Promise<void> {
-  await waitFor(async () => {
-    const s = (await f.client.getRun({ teamId: f.teamId, runId })).status;
-    if (["failed", "succeeded", "cancelled"].includes(s) && s !== status) throw new Error(`run ended ${s}, expected ${status}`);
-    return s === status;
-  }, { timeoutMs: 20_000, what: `run ${status}` });
+  await waitFor(
+    async () => {
+      const s = (await f.client.getRun({ teamId: f.teamId, runId })).status;
+      if (["failed", "succeeded", "cancelled"].includes(s) && s !== status) throw new Error(`run ended ${s}, expected ${status}`);
+      return s === status;
+    },
+    { timeoutMs: 20_000, what: `run ${status}` },
+  );
 }
 
 /** "hi" to a new session of an agent with this provider: the requests that reached `server`, and the log. */
@@ -93,7 +110,8 @@ async function askOnce(provider: AgentConfig["provider"], server: FakeOpenAI, st
 }
 
 const types = (events: SessionEvent[]) => events.map((e) => e.type);
-const toolResults = (events: SessionEvent[]) => events.filter((e) => e.type === "tool_result").map((e) => eventPayload<{ tool_call_id: string; content: string; isError: boolean; state: string }>(e));
+const toolResults = (events: SessionEvent[]) =>
+  events.filter((e) => e.type === "tool_result").map((e) => eventPayload<{ tool_call_id: string; content: string; isError: boolean; state: string }>(e));
 
 describe("demo model", () => {
   test("answers offline through the same streaming and tool path, and says it is a demo", async () => {
@@ -115,7 +133,16 @@ describe("OpenAI-compatible provider", () => {
     await startAgentWorker();
     const sessionId = await session();
     fake.enqueue(
-      { kind: "stream", chunks: toolCallStream([{ id: "c1", name: "calculator", args: '{"expression":"2+3"}' }, { id: "c2", name: "calculator", args: '{"expression":"10/4"}' }], { splitArgsInto: 4, interleave: true, usage: { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 } }) },
+      {
+        kind: "stream",
+        chunks: toolCallStream(
+          [
+            { id: "c1", name: "calculator", args: '{"expression":"2+3"}' },
+            { id: "c2", name: "calculator", args: '{"expression":"10/4"}' },
+          ],
+          { splitArgsInto: 4, interleave: true, usage: { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 } },
+        ),
+      },
       { kind: "stream", chunks: textStream("5 and 2.5", { usage: { prompt_tokens: 20, completion_tokens: 3, total_tokens: 23 } }) },
     );
     const before = fake.requests.length;
@@ -123,7 +150,10 @@ describe("OpenAI-compatible provider", () => {
     await settle(runId);
     const events = await readAllEvents(f.pool, sessionId);
     expect(types(events)).toEqual(["user_message", "assistant_message", "tool_result", "tool_result", "assistant_message"]);
-    expect(toolResults(events).map((r) => [r.tool_call_id, r.content])).toEqual([["c1", '{"result":5}'], ["c2", '{"result":2.5}']]);
+    expect(toolResults(events).map((r) => [r.tool_call_id, r.content])).toEqual([
+      ["c1", '{"result":5}'],
+      ["c2", '{"result":2.5}'],
+    ]);
     const second = fake.requests[before + 1]!.json as { messages: { role: string; tool_call_id?: string }[]; stream_options: unknown };
     expect(second.messages.map((m) => m.role)).toEqual(["user", "assistant", "tool", "tool"]);
     expect(second.stream_options).toEqual({ include_usage: true });
@@ -136,7 +166,7 @@ describe("OpenAI-compatible provider", () => {
   test("reasoning and signed thinking blocks are stored verbatim and sent back byte-identical, also after a resume on another worker", async () => {
     const spec = {
       thinkingBlocks: [
-        { type: "thinking" as const, thinking: "Let me think: the user wants \"x\" — ünïcödé 🚀 and\nnewlines.", signature: "EqQBCkgIARABGAIiQPm+sig/with==" },
+        { type: "thinking" as const, thinking: 'Let me think: the user wants "x" — ünïcödé 🚀 and\nnewlines.', signature: "EqQBCkgIARABGAIiQPm+sig/with==" },
         { type: "redacted_thinking" as const, data: "RW5jcnlwdGVkIHJlYXNvbmluZw==" },
       ],
       toolCalls: [{ id: "r1", name: "get_time", args: "{}" }],
@@ -146,7 +176,16 @@ describe("OpenAI-compatible provider", () => {
     // error our pool raises then, marked by the driver layer);
     // worker B continues the run from the log.
     let aStopped = false;
-    const a = await startAgentWorker({ hooks: { afterModel: () => { if (!aStopped) { aStopped = true; throw markDriverError(new Error("Connection terminated unexpectedly")); } } } });
+    const a = await startAgentWorker({
+      hooks: {
+        afterModel: () => {
+          if (!aStopped) {
+            aStopped = true;
+            throw markDriverError(new Error("Connection terminated unexpectedly"));
+          }
+        },
+      },
+    });
     const sessionId = await session();
     fake.enqueue({ kind: "stream", chunks: reasoningStream(spec) }, { kind: "stream", chunks: textStream("It is late.") });
     const before = fake.requests.length;
@@ -167,7 +206,13 @@ describe("OpenAI-compatible provider", () => {
   test("encrypted reasoning items (reasoning_details) are stored as received and sent back byte-identical", async () => {
     await startAgentWorker();
     const sessionId = await session();
-    const chunk = (delta: Record<string, unknown>, finish_reason: string | null = null) => ({ id: "chatcmpl-rd", object: "chat.completion.chunk" as const, created: 1, model: "gpt-test", choices: [{ index: 0, delta, logprobs: null, finish_reason }] });
+    const chunk = (delta: Record<string, unknown>, finish_reason: string | null = null) => ({
+      id: "chatcmpl-rd",
+      object: "chat.completion.chunk" as const,
+      created: 1,
+      model: "gpt-test",
+      choices: [{ index: 0, delta, logprobs: null, finish_reason }],
+    });
     const details = [
       { type: "reasoning.text", text: "Weigh ", format: "anthropic-claude-v1", index: 0 },
       { type: "reasoning.text", text: "the clock.", signature: "c2lnbmF0dXJl/+==", format: "anthropic-claude-v1", index: 0 },
@@ -190,7 +235,9 @@ describe("OpenAI-compatible provider", () => {
     const before = fake.requests.length;
     const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "what time is it?" });
     await settle(runId);
-    const stored = eventPayload<{ message: Record<string, unknown> }>((await readAllEvents(f.pool, sessionId)).find((e) => e.type === "assistant_message")!).message;
+    const stored = eventPayload<{ message: Record<string, unknown> }>(
+      (await readAllEvents(f.pool, sessionId)).find((e) => e.type === "assistant_message")!,
+    ).message;
     expect(stored).toEqual({
       role: "assistant",
       content: null,
@@ -229,7 +276,10 @@ describe("OpenAI-compatible provider", () => {
     await settle(runId);
     const events = await readAllEvents(f.pool, sessionId);
     expect(types(events)).toEqual(["user_message", "model_error", "run_retrying", "assistant_message"]);
-    expect(eventPayload<{ message: string; retryable: boolean }>(events[1]!)).toMatchObject({ retryable: true, message: expect.stringMatching(/ended before the reply was finished/) });
+    expect(eventPayload<{ message: string; retryable: boolean }>(events[1]!)).toMatchObject({
+      retryable: true,
+      message: expect.stringMatching(/ended before the reply was finished/),
+    });
     expect(sideEffects).not.toContain("half");
   });
 
@@ -251,7 +301,12 @@ describe("API keys", () => {
     try {
       const secrets = new Secrets({ pool: f.pool, keyBase64: randomBytes(32).toString("base64") });
       await secrets.put({ teamId: f.teamId, role: "admin", actor: "test", userId: null, apiKeyId: null }, "TEAM_LLM_KEY", "sk-team-key");
-      const step = createAgentStep({ pool: f.pool, tools: registry, logger: testLogger, models: createModelResolver({ openaiBaseUrl: fake.url, openaiApiKey: "sk-operator-key", maxRetries: 0, secrets, outbound: loopback }) });
+      const step = createAgentStep({
+        pool: f.pool,
+        tools: registry,
+        logger: testLogger,
+        models: createModelResolver({ openaiBaseUrl: fake.url, openaiApiKey: "sk-operator-key", maxRetries: 0, secrets, outbound: loopback }),
+      });
       await f.startWorker({ step });
       const ask = async (provider: AgentConfig["provider"], server: FakeOpenAI, status = "succeeded") => {
         const r = await askOnce(provider, server, status);
@@ -263,7 +318,10 @@ describe("API keys", () => {
       expect((await ask({ baseUrl: own.url, apiKeySecret: "TEAM_LLM_KEY" }, own)).auth).toBe("Bearer sk-team-key");
       const unset = await ask({ baseUrl: own.url, apiKeySecret: "NOT_SET_YET" }, own, "failed");
       expect(unset.auth).toBeUndefined(); // refused before any request
-      expect(eventPayload<{ code: string; message: string }>(unset.events.at(-1)!)).toMatchObject({ code: "model_not_configured", message: expect.stringMatching(/NOT_SET_YET, which this team has not set/) });
+      expect(eventPayload<{ code: string; message: string }>(unset.events.at(-1)!)).toMatchObject({
+        code: "model_not_configured",
+        message: expect.stringMatching(/NOT_SET_YET, which this team has not set/),
+      });
     } finally {
       await own.close();
     }
@@ -274,7 +332,12 @@ describe("API keys", () => {
     const listed = await startFakeOpenAI();
     try {
       const outbound = outboundPolicy({ allow: ["api.openai.com", `127.0.0.1:${new URL(listed.url).port}`], trusted: [fake.url] });
-      const step = createAgentStep({ pool: f.pool, tools: registry, logger: testLogger, models: createModelResolver({ openaiBaseUrl: fake.url, maxRetries: 0, outbound }) });
+      const step = createAgentStep({
+        pool: f.pool,
+        tools: registry,
+        logger: testLogger,
+        models: createModelResolver({ openaiBaseUrl: fake.url, maxRetries: 0, outbound }),
+      });
       await f.startWorker({ step });
       const run = async (provider: AgentConfig["provider"], server: FakeOpenAI, status = "succeeded") => {
         const r = await askOnce(provider, server, status);
@@ -294,13 +357,21 @@ describe("API keys", () => {
   });
 
   test("an agent naming a key secret on a worker without KEEL_SECRETS_KEY fails at once, saying so", async () => {
-    const step = createAgentStep({ pool: f.pool, tools: registry, logger: testLogger, models: createModelResolver({ secrets: new Secrets({ pool: f.pool }), outbound: loopback }) });
+    const step = createAgentStep({
+      pool: f.pool,
+      tools: registry,
+      logger: testLogger,
+      models: createModelResolver({ secrets: new Secrets({ pool: f.pool }), outbound: loopback }),
+    });
     await f.startWorker({ step });
     const sessionId = await session({ provider: { baseUrl: fake.url, apiKeySecret: "TEAM_LLM_KEY" } });
     const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "hi" });
     await settle(runId, "failed");
     expect((await f.client.getRun({ teamId: f.teamId, runId })).attempt).toBe(0);
-    expect(eventPayload<{ code: string; message: string }>((await readAllEvents(f.pool, sessionId)).at(-1)!)).toMatchObject({ code: "model_not_configured", message: expect.stringMatching(/KEEL_SECRETS_KEY/) });
+    expect(eventPayload<{ code: string; message: string }>((await readAllEvents(f.pool, sessionId)).at(-1)!)).toMatchObject({
+      code: "model_not_configured",
+      message: expect.stringMatching(/KEEL_SECRETS_KEY/),
+    });
   });
 });
 
@@ -313,7 +384,10 @@ describe("configuration errors", () => {
     const run = await f.client.getRun({ teamId: f.teamId, runId });
     expect(run.attempt).toBe(0);
     const last = (await readAllEvents(f.pool, sessionId)).at(-1)!;
-    expect(eventPayload<{ code: string; message: string }>(last)).toMatchObject({ code: "model_not_configured", message: expect.stringMatching(/KEEL_OPENAI_BASE_URL/) });
+    expect(eventPayload<{ code: string; message: string }>(last)).toMatchObject({
+      code: "model_not_configured",
+      message: expect.stringMatching(/KEEL_OPENAI_BASE_URL/),
+    });
   });
 });
 
@@ -322,7 +396,14 @@ describe("bad model output", () => {
     await startAgentWorker();
     const sessionId = await session();
     fake.enqueue(
-      { kind: "stream", chunks: toolCallStream([{ id: "b1", name: "calculator", args: '{"expression": "1+' }, { id: "b2", name: "rm_rf", args: "{}" }, { id: "b3", name: "calculator", args: '{"expr":"1"}' }]) },
+      {
+        kind: "stream",
+        chunks: toolCallStream([
+          { id: "b1", name: "calculator", args: '{"expression": "1+' },
+          { id: "b2", name: "rm_rf", args: "{}" },
+          { id: "b3", name: "calculator", args: '{"expr":"1"}' },
+        ]),
+      },
       { kind: "stream", chunks: textStream("sorry") },
     );
     const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "go" });
@@ -348,7 +429,10 @@ describe("bad model output", () => {
   test("an endless tool loop stops at the step limit with a visible failure", async () => {
     await startAgentWorker({ maxModelCallsPerRun: 3 });
     const sessionId = await session();
-    fake.handler = (req) => (req.json?.messages?.[0]?.content === "loop forever" ? { kind: "stream", chunks: toolCallStream([{ id: `l${req.json.messages.length}`, name: "get_time", args: "{}" }]) } : undefined);
+    fake.handler = (req) =>
+      req.json?.messages?.[0]?.content === "loop forever"
+        ? { kind: "stream", chunks: toolCallStream([{ id: `l${req.json.messages.length}`, name: "get_time", args: "{}" }]) }
+        : undefined;
     try {
       const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "loop forever" });
       await settle(runId, "failed");
@@ -380,7 +464,10 @@ describe("bad model output", () => {
     await settle(runId);
     const events = await readAllEvents(f.pool, sessionId);
     expect(types(events)).toEqual(["user_message", "model_error", "run_retrying", "assistant_message"]);
-    expect(eventPayload<{ message: string; retryable: boolean }>(events[1]!)).toMatchObject({ retryable: true, message: expect.stringMatching(/timed out|timeout/i) });
+    expect(eventPayload<{ message: string; retryable: boolean }>(events[1]!)).toMatchObject({
+      retryable: true,
+      message: expect.stringMatching(/timed out|timeout/i),
+    });
   });
 
   test("oversized tool output is capped with a note to the model", async () => {
@@ -400,10 +487,15 @@ describe("tools in flight", () => {
     await startAgentWorker();
     const sessionId = await session();
     stuckAbortedBy = null;
-    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "st1", name: "stuck", args: "{}" }]) }, { kind: "stream", chunks: textStream("it timed out") });
+    fake.enqueue(
+      { kind: "stream", chunks: toolCallStream([{ id: "st1", name: "stuck", args: "{}" }]) },
+      { kind: "stream", chunks: textStream("it timed out") },
+    );
     const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "try the stuck tool" });
     await settle(runId);
-    expect(toolResults(await readAllEvents(f.pool, sessionId))).toEqual([{ tool_call_id: "st1", name: "stuck", isError: true, state: "failed", content: "Error: the tool did not finish within 200 ms" }]);
+    expect(toolResults(await readAllEvents(f.pool, sessionId))).toEqual([
+      { tool_call_id: "st1", name: "stuck", isError: true, state: "failed", content: "Error: the tool did not finish within 200 ms" },
+    ]);
     expect(String(stuckAbortedBy)).toMatch(/did not finish within 200 ms/); // the tool was told to stop, not abandoned
   });
 
@@ -412,7 +504,13 @@ describe("tools in flight", () => {
     const sessionId = await session();
     const slow = holdSlowTool();
     fake.enqueue(
-      { kind: "stream", chunks: toolCallStream([{ id: "s1", name: "slow", args: "{}" }, { id: "s2", name: "record", args: '{"value":"never-run"}' }]) },
+      {
+        kind: "stream",
+        chunks: toolCallStream([
+          { id: "s1", name: "slow", args: "{}" },
+          { id: "s2", name: "record", args: '{"value":"never-run"}' },
+        ]),
+      },
       { kind: "stream", chunks: textStream("switching to your new request") },
     );
     const before = fake.requests.length;
@@ -460,7 +558,10 @@ describe("approvals", () => {
   test("a tool that requires approval parks the run; approve runs it, deny tells the model", async () => {
     await startAgentWorker();
     const sessionId = await session();
-    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "d1", name: "deploy", args: '{"value":"prod"}' }]) }, { kind: "stream", chunks: textStream("deployed it") });
+    fake.enqueue(
+      { kind: "stream", chunks: toolCallStream([{ id: "d1", name: "deploy", args: '{"value":"prod"}' }]) },
+      { kind: "stream", chunks: textStream("deployed it") },
+    );
     const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "deploy" });
     await settle(runId, "waiting_approval");
     expect(sideEffects).not.toContain("deployed");
@@ -470,19 +571,29 @@ describe("approvals", () => {
     await settle(runId);
     expect(sideEffects.filter((s) => s === "deployed")).toHaveLength(1);
 
-    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "d2", name: "deploy", args: '{"value":"prod"}' }]) }, { kind: "stream", chunks: textStream("ok, not deploying") });
+    fake.enqueue(
+      { kind: "stream", chunks: toolCallStream([{ id: "d2", name: "deploy", args: '{"value":"prod"}' }]) },
+      { kind: "stream", chunks: textStream("ok, not deploying") },
+    );
     const second = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "deploy again" });
     await settle(second.runId, "waiting_approval");
     await decideToolCall(f.pool, { teamId: f.teamId, sessionId, callId: "d2", approve: false, reason: "freeze week" });
     await settle(second.runId);
     expect(sideEffects.filter((s) => s === "deployed")).toHaveLength(1);
-    expect(toolResults(await readAllEvents(f.pool, sessionId)).at(-1)).toMatchObject({ tool_call_id: "d2", isError: true, content: expect.stringMatching(/denied.*freeze week/) });
+    expect(toolResults(await readAllEvents(f.pool, sessionId)).at(-1)).toMatchObject({
+      tool_call_id: "d2",
+      isError: true,
+      content: expect.stringMatching(/denied.*freeze week/),
+    });
   });
 
   test("the decision resumes the run on another worker: the one that parked it is gone", async () => {
     const a = await startAgentWorker();
     const sessionId = await session();
-    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "w1", name: "deploy", args: '{"value":"staging"}' }]) }, { kind: "stream", chunks: textStream("deployed to staging") });
+    fake.enqueue(
+      { kind: "stream", chunks: toolCallStream([{ id: "w1", name: "deploy", args: '{"value":"staging"}' }]) },
+      { kind: "stream", chunks: textStream("deployed to staging") },
+    );
     const deployed = () => sideEffects.filter((s) => s === "deployed").length;
     const before = deployed();
     const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "deploy staging" });
@@ -493,14 +604,26 @@ describe("approvals", () => {
     await startAgentWorker(); // a new worker; the first one is stopped
     await settle(runId);
     expect(deployed()).toBe(before + 1);
-    expect(types(await readAllEvents(f.pool, sessionId))).toEqual(["user_message", "assistant_message", "approval_requested", "approval_decided", "tool_result", "assistant_message"]);
+    expect(types(await readAllEvents(f.pool, sessionId))).toEqual([
+      "user_message",
+      "assistant_message",
+      "approval_requested",
+      "approval_decided",
+      "tool_result",
+      "assistant_message",
+    ]);
   });
 
   test("a decision that arrives between the question and the park is kept: the run continues instead of waiting forever", async () => {
     // The UIs show the question as soon as its event is stored; the worker parks the run in a
     // statement after that. A click in between was refused 409 not_waiting, and the run then
     // waited for a decision already given (seen in the dashboard test under load).
-    const inner = createAgentStep({ pool: f.pool, tools: registry, models: createModelResolver({ maxRetries: 2, timeoutMs: 3_000, outbound: loopback }), logger: testLogger });
+    const inner = createAgentStep({
+      pool: f.pool,
+      tools: registry,
+      models: createModelResolver({ maxRetries: 2, timeoutMs: 3_000, outbound: loopback }),
+      logger: testLogger,
+    });
     const decisions: { callId: string; approve: boolean }[] = [];
     await f.startWorker({
       step: async (ctx) => {
@@ -513,25 +636,45 @@ describe("approvals", () => {
     const sessionId = await session();
     const deployed = () => sideEffects.filter((s) => s === "deployed").length;
     const before = deployed();
-    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "q1", name: "deploy", args: '{"value":"prod"}' }]) }, { kind: "stream", chunks: textStream("deployed quickly") });
+    fake.enqueue(
+      { kind: "stream", chunks: toolCallStream([{ id: "q1", name: "deploy", args: '{"value":"prod"}' }]) },
+      { kind: "stream", chunks: textStream("deployed quickly") },
+    );
     decisions.push({ callId: "q1", approve: true });
     const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "deploy" });
     await settle(runId);
     expect(deployed()).toBe(before + 1);
-    expect(types(await readAllEvents(f.pool, sessionId))).toEqual(["user_message", "assistant_message", "approval_requested", "approval_decided", "tool_result", "assistant_message"]);
+    expect(types(await readAllEvents(f.pool, sessionId))).toEqual([
+      "user_message",
+      "assistant_message",
+      "approval_requested",
+      "approval_decided",
+      "tool_result",
+      "assistant_message",
+    ]);
 
-    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "q2", name: "deploy", args: '{"value":"prod"}' }]) }, { kind: "stream", chunks: textStream("not deploying") });
+    fake.enqueue(
+      { kind: "stream", chunks: toolCallStream([{ id: "q2", name: "deploy", args: '{"value":"prod"}' }]) },
+      { kind: "stream", chunks: textStream("not deploying") },
+    );
     decisions.push({ callId: "q2", approve: false });
     const second = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "deploy again" });
     await settle(second.runId);
     expect(deployed()).toBe(before + 1);
-    expect(toolResults(await readAllEvents(f.pool, sessionId)).at(-1)).toMatchObject({ tool_call_id: "q2", isError: true, content: expect.stringMatching(/denied/) });
+    expect(toolResults(await readAllEvents(f.pool, sessionId)).at(-1)).toMatchObject({
+      tool_call_id: "q2",
+      isError: true,
+      content: expect.stringMatching(/denied/),
+    });
   });
 
   test("a new message with onBusy=interrupt ends a run waiting for approval; the undecided call is answered 'not run'", async () => {
     await startAgentWorker();
     const sessionId = await session();
-    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "i1", name: "deploy", args: '{"value":"prod"}' }]) }, { kind: "stream", chunks: textStream("ok, doing the other thing") });
+    fake.enqueue(
+      { kind: "stream", chunks: toolCallStream([{ id: "i1", name: "deploy", args: '{"value":"prod"}' }]) },
+      { kind: "stream", chunks: textStream("ok, doing the other thing") },
+    );
     const first = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "deploy" });
     await settle(first.runId, "waiting_approval");
     const second = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "no wait, do something else", onBusy: "interrupt" });
@@ -539,7 +682,15 @@ describe("approvals", () => {
     await settle(second.runId);
     expect((await f.client.getRun({ teamId: f.teamId, runId: first.runId })).status).toBe("interrupted");
     const events = await readAllEvents(f.pool, sessionId);
-    expect(types(events)).toEqual(["user_message", "assistant_message", "approval_requested", "user_message", "run_interrupted", "tool_result", "assistant_message"]);
+    expect(types(events)).toEqual([
+      "user_message",
+      "assistant_message",
+      "approval_requested",
+      "user_message",
+      "run_interrupted",
+      "tool_result",
+      "assistant_message",
+    ]);
     expect(toolResults(events)[0]).toMatchObject({ tool_call_id: "i1", isError: true, content: expect.stringMatching(/Not run: the user sent a new message/) });
     const last = fake.requests.at(-1)!.json as { messages: { role: string }[] };
     expect(last.messages.map((m) => m.role)).toEqual(["user", "assistant", "tool", "user"]);

@@ -56,7 +56,12 @@ async function parkedCall(sessionId: string, callId: string): Promise<string> {
   const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "deploy" });
   const claim = await claimRun(f.pool, "audit-test", 30_000);
   expect(claim?.id).toBe(runId);
-  await f.pool.query("INSERT INTO tool_calls (run_id, call_id, idempotency_key, name, arguments, epoch) VALUES ($1, $2, $3, 'deploy', '{}', $4)", [runId, callId, ledgerKey(runId, callId), claim!.epoch]);
+  await f.pool.query("INSERT INTO tool_calls (run_id, call_id, idempotency_key, name, arguments, epoch) VALUES ($1, $2, $3, 'deploy', '{}', $4)", [
+    runId,
+    callId,
+    ledgerKey(runId, callId),
+    claim!.epoch,
+  ]);
   expect(await parkRun(f.pool, claim!)).toBe(true);
   return runId;
 }
@@ -121,7 +126,9 @@ describe("a refused audit row rolls the change back", () => {
   });
 
   test("member add, role change, removal", async () => {
-    await expect(accounts.addMember(refused, { email: "never@acme.test", password: "a long first password", role: "viewer" })).rejects.toMatchObject(CHECK_VIOLATION);
+    await expect(accounts.addMember(refused, { email: "never@acme.test", password: "a long first password", role: "viewer" })).rejects.toMatchObject(
+      CHECK_VIOLATION,
+    );
     expect(await one("SELECT 1 FROM users WHERE email = 'never@acme.test'", [])).toBeUndefined();
 
     const { userId } = await accounts.addMember(admin, { email: "kept@acme.test", password: "a long first password", role: "member" });
@@ -134,11 +141,15 @@ describe("a refused audit row rolls the change back", () => {
   test("login and password change", async () => {
     const { userId } = await accounts.addMember(admin, { email: "refused@acme.test", password: "refused's first password", role: "viewer" });
     // The login's principal is this user's: its audit row is refused, so no dashboard session is opened.
-    await expect(accounts.login({ email: "refused@acme.test", password: "refused's first password", clientAddress: "10.3.0.1" })).rejects.toMatchObject(CHECK_VIOLATION);
+    await expect(accounts.login({ email: "refused@acme.test", password: "refused's first password", clientAddress: "10.3.0.1" })).rejects.toMatchObject(
+      CHECK_VIOLATION,
+    );
     expect(await one("SELECT count(*)::int AS n FROM web_sessions WHERE user_id = $1", [userId])).toEqual({ n: 0 });
 
     const self: Principal = { teamId: f.teamId, role: "viewer", actor: REFUSED_ACTOR, userId, apiKeyId: null };
-    await expect(accounts.changePassword(self, { currentPassword: "refused's first password", newPassword: "refused's second password" })).rejects.toMatchObject(CHECK_VIOLATION);
+    await expect(
+      accounts.changePassword(self, { currentPassword: "refused's first password", newPassword: "refused's second password" }),
+    ).rejects.toMatchObject(CHECK_VIOLATION);
     const { rows } = await f.pool.query("SELECT password_hash FROM users WHERE id = $1", [userId]);
     expect(await verifyPassword("refused's first password", rows[0].password_hash)).toBe(true);
   });
@@ -171,13 +182,21 @@ describe("the audit rows services write", () => {
     expect(await auditRows("session.create", session.id)).toEqual([{ actor, action: "session.create", target: session.id, details: { agentId: agent.id } }]);
     expect(await auditRows("session.archive", session.id)).toEqual([{ actor, action: "session.archive", target: session.id, details: {} }]);
     expect(await auditRows("session.unarchive", session.id)).toEqual([{ actor, action: "session.unarchive", target: session.id, details: {} }]);
-    expect(await auditRows("session.cancel", session.id)).toEqual([{ actor, action: "session.cancel", target: session.id, details: { cancelled: [runId], stopping: [] } }]);
+    expect(await auditRows("session.cancel", session.id)).toEqual([
+      { actor, action: "session.cancel", target: session.id, details: { cancelled: [runId], stopping: [] } },
+    ]);
     expect(await auditRows("session.delete", session.id)).toEqual([{ actor, action: "session.delete", target: session.id, details: {} }]);
-    expect(await auditRows("secret.put", "AUDITED")).toEqual([{ actor, action: "secret.put", target: "AUDITED", details: { allowedHosts: ["api.example.com"] } }]);
+    expect(await auditRows("secret.put", "AUDITED")).toEqual([
+      { actor, action: "secret.put", target: "AUDITED", details: { allowedHosts: ["api.example.com"] } },
+    ]);
     expect(await auditRows("secret.delete", "AUDITED")).toEqual([{ actor, action: "secret.delete", target: "AUDITED", details: {} }]);
-    expect(await auditRows("api_key.create", key.id)).toEqual([{ actor, action: "api_key.create", target: key.id, details: { name: "audited", role: "viewer", prefix: key.prefix } }]);
+    expect(await auditRows("api_key.create", key.id)).toEqual([
+      { actor, action: "api_key.create", target: key.id, details: { name: "audited", role: "viewer", prefix: key.prefix } },
+    ]);
     expect(await auditRows("api_key.revoke", key.id)).toEqual([{ actor, action: "api_key.revoke", target: key.id, details: {} }]);
-    expect(await auditRows("member.add", userId)).toEqual([{ actor, action: "member.add", target: userId, details: { email: "Audited@acme.test", role: "viewer" } }]);
+    expect(await auditRows("member.add", userId)).toEqual([
+      { actor, action: "member.add", target: userId, details: { email: "Audited@acme.test", role: "viewer" } },
+    ]);
     expect(await auditRows("member.role", userId)).toEqual([{ actor, action: "member.role", target: userId, details: { role: "member", keysRevoked: 0 } }]);
     expect(await auditRows("member.remove", userId)).toEqual([{ actor, action: "member.remove", target: userId, details: { keysRevoked: 0 } }]);
     // Neither a secret's value nor a key nor a password is ever in the log.
@@ -188,14 +207,20 @@ describe("the audit rows services write", () => {
   test("login, password change and a tool-call decision are audited as the person who did them", async () => {
     const { userId } = await accounts.addMember(admin, { email: "sam@acme.test", password: "sam's first password", role: "member" });
     const sam = await accounts.login({ email: "sam@acme.test", password: "sam's first password", clientAddress: "10.3.0.2" });
-    await accounts.changePassword(sam.principal, { currentPassword: "sam's first password", newPassword: "sam's second password", keepSessionToken: sam.token });
+    await accounts.changePassword(sam.principal, {
+      currentPassword: "sam's first password",
+      newPassword: "sam's second password",
+      keepSessionToken: sam.token,
+    });
     expect(await auditRows("auth.login", userId)).toEqual([{ actor: "user:sam@acme.test", action: "auth.login", target: userId, details: {} }]);
     expect(await auditRows("user.password", userId)).toEqual([{ actor: "user:sam@acme.test", action: "user.password", target: userId, details: {} }]);
 
     const sessionId = await newSession();
     await parkedCall(sessionId, "a1");
     await decideToolCall(f.pool, { by: sam.principal, sessionId, callId: "a1", approve: false, reason: "not today" });
-    expect(await auditRows("tool_call.deny", sessionId)).toEqual([{ actor: "user:sam@acme.test", action: "tool_call.deny", target: sessionId, details: { callId: "a1" } }]);
+    expect(await auditRows("tool_call.deny", sessionId)).toEqual([
+      { actor: "user:sam@acme.test", action: "tool_call.deny", target: sessionId, details: { callId: "a1" } },
+    ]);
     const decided = await one("SELECT payload FROM session_events WHERE session_id = $1 AND type = 'approval_decided'", [sessionId]);
     expect(decided?.payload).toMatchObject({ callId: "a1", decision: "denied", decidedBy: "user:sam@acme.test" });
   });

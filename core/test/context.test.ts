@@ -4,10 +4,26 @@ import { buildContext, MISSING_RESULT_NOTE } from "../src/agent/context.js";
 import type { SessionEvent } from "../src/engine/types.js";
 
 let seq = 0n;
-const ev = (type: string, payload: unknown, runId = "run-1"): SessionEvent => ({ sessionId: "s", seq: ++seq, type, payloadText: JSON.stringify(payload), runId, createdAt: new Date(0) });
+const ev = (type: string, payload: unknown, runId = "run-1"): SessionEvent => ({
+  sessionId: "s",
+  seq: ++seq,
+  type,
+  payloadText: JSON.stringify(payload),
+  runId,
+  createdAt: new Date(0),
+});
 const user = (content: string) => ev("user_message", { role: "user", content });
 const asst = (content: string | null, calls: string[] = []) =>
-  ev("assistant_message", { message: { role: "assistant", content, ...(calls.length ? { tool_calls: calls.map((id) => ({ id, type: "function", function: { name: "t", arguments: "{}" } })) } : {}) }, model: "m", finishReason: null, usage: null });
+  ev("assistant_message", {
+    message: {
+      role: "assistant",
+      content,
+      ...(calls.length ? { tool_calls: calls.map((id) => ({ id, type: "function", function: { name: "t", arguments: "{}" } })) } : {}),
+    },
+    model: "m",
+    finishReason: null,
+    usage: null,
+  });
 const result = (id: string) => ev("tool_result", { tool_call_id: id, name: "t", content: `r-${id}`, isError: false, state: "succeeded" });
 
 test("a complete exchange: system, user, calls, results, answer → done", () => {
@@ -65,14 +81,25 @@ test("payloads are read through the contract: a user message or tool result that
     ["orphan_tool_result", badResult.seq.toString()],
   ]);
   // An assistant item the contract refuses (a tool call without its type) is malformed.
-  const noType = ev("assistant_message", { message: { role: "assistant", content: null, tool_calls: [{ id: "x", function: { name: "t", arguments: "{}" } }] }, model: "m", finishReason: null, usage: null });
+  const noType = ev("assistant_message", {
+    message: { role: "assistant", content: null, tool_calls: [{ id: "x", function: { name: "t", arguments: "{}" } }] },
+    model: "m",
+    finishReason: null,
+    usage: null,
+  });
   expect(buildContext([user("hi"), noType], "").repairs.map((r) => r.kind)).toEqual(["malformed_assistant"]);
 });
 
 test("the assistant item goes to the model as stored: provider fields kept, in their stored order", () => {
   // zod's parse would put the schema's keys (role, content, tool_calls) first; a provider checks
   // reasoning items byte for byte, so the context carries the stored object itself.
-  const message = { role: "assistant", reasoning_content: "think", content: null, thinking_blocks: [{ type: "thinking", signature: "s" }], tool_calls: [{ id: "a", type: "function", function: { name: "t", arguments: "{}" }, extra: 1 }] };
+  const message = {
+    role: "assistant",
+    reasoning_content: "think",
+    content: null,
+    thinking_blocks: [{ type: "thinking", signature: "s" }],
+    tool_calls: [{ id: "a", type: "function", function: { name: "t", arguments: "{}" }, extra: 1 }],
+  };
   const stored = ev("assistant_message", { message, model: "m", finishReason: null, usage: null });
   const c = buildContext([user("hi"), stored], "");
   expect(JSON.stringify(c.messages[1])).toBe(JSON.stringify(message));

@@ -70,10 +70,13 @@ test(`runs survive ${KILLS} SIGKILLs of real worker processes`, async () => {
   producing = false;
   await producer;
 
-  await waitFor(async () => {
-    const { rows } = await pool.query("SELECT count(*)::int AS n FROM runs WHERE status IN ('queued', 'running')");
-    return rows[0].n === 0;
-  }, { timeoutMs: 120_000, what: "every run finished" });
+  await waitFor(
+    async () => {
+      const { rows } = await pool.query("SELECT count(*)::int AS n FROM runs WHERE status IN ('queued', 'running')");
+      return rows[0].n === 0;
+    },
+    { timeoutMs: 120_000, what: "every run finished" },
+  );
   // Graceful end: SIGTERM the survivors; each drains and exits 0.
   for (const p of procs) p.child.kill("SIGTERM");
   expect((await Promise.all(procs.map((p) => p.exited))).map((e) => e.code)).toEqual(procs.map(() => 0));

@@ -22,7 +22,16 @@ afterAll(async () => {
   await feed?.stop();
 });
 
-const runOf = (sessionId: string): ClaimedRun => ({ id: randomUUID(), sessionId, teamId: f.teamId, epoch: 1n, attempt: 0, maxAttempts: 3, takeovers: 0, workerId: "w" });
+const runOf = (sessionId: string): ClaimedRun => ({
+  id: randomUUID(),
+  sessionId,
+  teamId: f.teamId,
+  epoch: 1n,
+  attempt: 0,
+  maxAttempts: 3,
+  takeovers: 0,
+  workerId: "w",
+});
 
 /** Sends a delta as the worker does and waits until it was notified. */
 async function send(run: ClaimedRun, content: string): Promise<void> {
@@ -56,7 +65,13 @@ test("a delta reaches every subscriber of its session, and no one else's", async
 test("a notification that is not a delta is dropped; the feed goes on delivering", async () => {
   const run = runOf(randomUUID());
   const sub = collect(run.sessionId);
-  for (const bad of ["not json", "null", JSON.stringify({ sessionId: run.sessionId }), JSON.stringify({ sessionId: run.sessionId, runId: run.id, delta: { content: 42 } }), JSON.stringify([run.sessionId])]) {
+  for (const bad of [
+    "not json",
+    "null",
+    JSON.stringify({ sessionId: run.sessionId }),
+    JSON.stringify({ sessionId: run.sessionId, runId: run.id, delta: { content: 42 } }),
+    JSON.stringify([run.sessionId]),
+  ]) {
     await f.pool.query("SELECT pg_notify($1, $2)", [STREAM_CHANNEL, bad]);
   }
   await send(run, "still here");

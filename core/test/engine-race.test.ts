@@ -19,12 +19,15 @@ const f = useFixture();
 
 /** Resolves once `n` backends of this database wait for a row lock (the race is set up). */
 async function lockWaiters(n: number): Promise<void> {
-  await waitFor(async () => {
-    const { rows } = await f.pool.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-    );
-    return rows[0]!.n >= n;
-  }, { timeoutMs: 10_000, what: `${n} lock waiter(s)` });
+  await waitFor(
+    async () => {
+      const { rows } = await f.pool.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+      );
+      return rows[0]!.n >= n;
+    },
+    { timeoutMs: 10_000, what: `${n} lock waiter(s)` },
+  );
 }
 
 async function claimed(): Promise<{ sessionId: string; run: ClaimedRun }> {
@@ -40,10 +43,16 @@ async function raceFencedAppend(client: (sessionId: string) => Promise<unknown>)
   const { sessionId, run } = await claimed();
   let clientCall: Promise<unknown> = Promise.resolve();
   const worker = withFence(f.pool, run, async (c) => {
-    clientCall = client(sessionId).then(() => "ok", (e: unknown) => e);
+    clientCall = client(sessionId).then(
+      () => "ok",
+      (e: unknown) => e,
+    );
     await lockWaiters(1); // the client call now waits on a lock this transaction holds
     return appendEvent(c, { sessionId, runId: run.id, ...syntheticEncoded("step", "{}") });
-  }).then(() => "ok", (e: unknown) => e);
+  }).then(
+    () => "ok",
+    (e: unknown) => e,
+  );
   const [w, cl] = [await worker, await clientCall];
   return { sessionId, run, worker: w, client: cl };
 }
@@ -74,9 +83,14 @@ describe("one lock order", () => {
       try {
         await c.query("BEGIN");
         await c.query("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE", [sessionId]);
-        const ending = (end === "retry"
-          ? retryRun(f.pool, run, 60_000, { code: "model_unavailable", message: "x", attempt: 1 })
-          : failRun(f.pool, run, { code: "step_failed", message: "x", attempts: 1 })).then((ok) => ok, (e: unknown) => e);
+        const ending = (
+          end === "retry"
+            ? retryRun(f.pool, run, 60_000, { code: "model_unavailable", message: "x", attempt: 1 })
+            : failRun(f.pool, run, { code: "step_failed", message: "x", attempts: 1 })
+        ).then(
+          (ok) => ok,
+          (e: unknown) => e,
+        );
         await lockWaiters(1);
         await c.query("UPDATE runs SET cancel_requested = true WHERE session_id = $1", [sessionId]);
         await c.query("COMMIT");
@@ -116,7 +130,10 @@ describe("the backstop", () => {
       // makes the cancel (1 s default) the victim every time.
       await c.query("SET LOCAL deadlock_timeout = '30s'");
       await c.query("SELECT 1 FROM runs WHERE id = $1 FOR UPDATE", [run.id]);
-      const cancel = f.client.cancel({ teamId: f.teamId, sessionId }).then((r) => r, (e: unknown) => e);
+      const cancel = f.client.cancel({ teamId: f.teamId, sessionId }).then(
+        (r) => r,
+        (e: unknown) => e,
+      );
       await lockWaiters(1); // the cancel holds the session and waits for the run
       // Closing the cycle: the cancel's deadlock check fires first, so Postgres rolls it back.
       await c.query("UPDATE sessions SET updated_at = now() WHERE id = $1", [sessionId]);
@@ -134,23 +151,29 @@ describe("everything at once", () => {
     const workers = await Promise.all([1, 2, 3].map(() => f.startWorker({ step, concurrency: 3 })));
     const sessions = await Promise.all(Array.from({ length: 12 }, () => f.newSession()));
     const failures: unknown[] = [];
-    const guard = (p: Promise<unknown>) => p.catch((e: unknown) => {
-      // NotFound (a deleted session) and Conflict are answers; anything else is a bug.
-      if (!(e instanceof KeelError) || e.status >= 500) failures.push(e);
-    });
+    const guard = (p: Promise<unknown>) =>
+      p.catch((e: unknown) => {
+        // NotFound (a deleted session) and Conflict are answers; anything else is a bug.
+        if (!(e instanceof KeelError) || e.status >= 500) failures.push(e);
+      });
     for (let round = 0; round < 6; round++) {
-      await Promise.all(sessions.flatMap((sessionId, i) => [
-        guard(f.client.postMessage({ teamId: f.teamId, sessionId, content: `m${round}`, onBusy: round % 2 ? "interrupt" : "enqueue" })),
-        guard(f.client.cancel({ teamId: f.teamId, sessionId })),
-        guard(f.client.postMessage({ teamId: f.teamId, sessionId, content: `n${round}` })),
-        ...(round === 4 && i % 3 === 0 ? [guard(f.tenancy.deleteSession(f.teamId, sessionId))] : []),
-      ]));
+      await Promise.all(
+        sessions.flatMap((sessionId, i) => [
+          guard(f.client.postMessage({ teamId: f.teamId, sessionId, content: `m${round}`, onBusy: round % 2 ? "interrupt" : "enqueue" })),
+          guard(f.client.cancel({ teamId: f.teamId, sessionId })),
+          guard(f.client.postMessage({ teamId: f.teamId, sessionId, content: `n${round}` })),
+          ...(round === 4 && i % 3 === 0 ? [guard(f.tenancy.deleteSession(f.teamId, sessionId))] : []),
+        ]),
+      );
       if (round === 2) await workers[0]!.stop({ drainMs: 200 }); // hands its runs back mid-race
     }
     expect(failures.map((e) => `${pgCode(e) ?? ""} ${(e as Error).message}`)).toEqual([]);
-    await waitFor(async () => {
-      const { rows } = await f.pool.query<{ status: string }>("SELECT status FROM runs WHERE session_id = ANY($1::uuid[])", [sessions]);
-      return rows.every((r) => (TERMINAL_RUN_STATUSES as readonly string[]).includes(r.status));
-    }, { timeoutMs: 30_000, what: "every run to end" });
+    await waitFor(
+      async () => {
+        const { rows } = await f.pool.query<{ status: string }>("SELECT status FROM runs WHERE session_id = ANY($1::uuid[])", [sessions]);
+        return rows.every((r) => (TERMINAL_RUN_STATUSES as readonly string[]).includes(r.status));
+      },
+      { timeoutMs: 30_000, what: "every run to end" },
+    );
   });
 });

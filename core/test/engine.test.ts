@@ -34,7 +34,8 @@ describe("a turn", () => {
 
   test("payloads are stored verbatim, byte for byte", async () => {
     // A provider's item as it arrived: key order, spacing, number forms and escapes all kept.
-    const text = '{"message": {"role": "assistant",   "content": "k\\u00e9ep \\"this\\"", "z": [1.50, 2e3], "sig":"AbC=="}, "model": "m", "finishReason": "stop", "usage": null}';
+    const text =
+      '{"message": {"role": "assistant",   "content": "k\\u00e9ep \\"this\\"", "z": [1.50, 2e3], "sig":"AbC=="}, "model": "m", "finishReason": "stop", "usage": null}';
     await f.startWorker({
       step: async (ctx) => {
         await ctx.append({ type: "assistant_message", payloadText: text });
@@ -99,10 +100,13 @@ describe("claims", () => {
       for (const sessionId of sessions) runs.push((await f.client.postMessage({ teamId: f.teamId, sessionId, content: `r${round}` })).runId);
     }
     const unique = [...new Set(runs)];
-    await waitFor(async () => {
-      const { rows } = await f.pool.query("SELECT count(*)::int AS n FROM runs WHERE id = ANY($1) AND status = 'succeeded'", [unique]);
-      return rows[0].n === unique.length;
-    }, { timeoutMs: 30_000, what: "all runs succeeded" });
+    await waitFor(
+      async () => {
+        const { rows } = await f.pool.query("SELECT count(*)::int AS n FROM runs WHERE id = ANY($1) AND status = 'succeeded'", [unique]);
+        return rows[0].n === unique.length;
+      },
+      { timeoutMs: 30_000, what: "all runs succeeded" },
+    );
     expect(overlap).toBe(0);
     for (const id of unique) expect(executions.get(id)?.size).toBe(1);
     for (const sessionId of sessions) {
@@ -126,7 +130,9 @@ describe("run states", () => {
     const sessionId = await f.newSession();
     const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "a" });
     await expect(f.pool.query("UPDATE runs SET status = 'paused' WHERE id = $1", [runId])).rejects.toThrow(/runs_status_check/);
-    await expect(f.pool.query("INSERT INTO runs (team_id, session_id, status) VALUES ($1, $2, 'done')", [f.teamId, sessionId])).rejects.toThrow(/runs_status_check/);
+    await expect(f.pool.query("INSERT INTO runs (team_id, session_id, status) VALUES ($1, $2, 'done')", [f.teamId, sessionId])).rejects.toThrow(
+      /runs_status_check/,
+    );
     const { rows } = await f.pool.query<{ def: string }>("SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'runs_status_check'");
     expect([...rows[0]!.def.matchAll(/'([a-z_]+)'/g)].map((m) => m[1]).sort()).toEqual([...RUN_STATUSES].sort());
     expect(await runStatus(runId)).toBe("queued");
@@ -348,7 +354,9 @@ describe("cancel and failure", () => {
     await f.tenancy.deleteSession(f.teamId, runningSession);
     const { rows } = await f.pool.query<{ id: string; status: string }>("SELECT id, status FROM runs WHERE id = ANY($1::uuid[])", [[parked, queued]]);
     expect(rows.map((r) => r.status)).toEqual(["cancelled", "cancelled"]);
-    await waitFor(async () => (await f.pool.query("SELECT 1 FROM runs WHERE id = $1 AND status = 'cancelled'", [running])).rowCount === 1, { what: "running run cancelled" });
+    await waitFor(async () => (await f.pool.query("SELECT 1 FROM runs WHERE id = $1 AND status = 'cancelled'", [running])).rowCount === 1, {
+      what: "running run cancelled",
+    });
     const closing = async (sessionId: string) => (await readAllEvents(f.pool, sessionId)).filter((e) => e.type === "run_cancelled").map((e) => e.runId);
     expect((await closing(parkedSession)).sort()).toEqual([parked, queued].sort());
     expect(await closing(runningSession)).toEqual([running]);
@@ -356,7 +364,12 @@ describe("cancel and failure", () => {
 
   test("a run that keeps failing ends failed with its reason after max attempts", async () => {
     let calls = 0;
-    await f.startWorker({ step: async () => { calls++; throw new Error("model provider said no"); } });
+    await f.startWorker({
+      step: async () => {
+        calls++;
+        throw new Error("model provider said no");
+      },
+    });
     const sessionId = await f.newSession();
     const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "x" });
     await waitStatus(runId, "failed");
@@ -401,7 +414,10 @@ describe("bad input", () => {
   test("a step that appends an oversized or invalid event fails that attempt visibly, not the worker", async () => {
     await f.startWorker({
       step: async (ctx) => {
-        await ctx.append({ type: "tool_result", payload: { tool_call_id: "c1", name: "echo", content: "y".repeat(2 * 1024 * 1024), isError: false, state: "succeeded" } });
+        await ctx.append({
+          type: "tool_result",
+          payload: { tool_call_id: "c1", name: "echo", content: "y".repeat(2 * 1024 * 1024), isError: false, state: "succeeded" },
+        });
         return "done";
       },
     });

@@ -37,7 +37,17 @@ export function useFixture(): Fixture {
     f.agentId = (await f.tenancy.createAgent(team.id, { name: "helper", model: "demo" })).id;
     f.newSession = async () => (await f.tenancy.createSession(f.teamId, { agentId: f.agentId })).id;
     f.startWorker = async (opts) => {
-      const w = new Worker({ pool: f.pool, connectionString: f.url, logger: testLogger, leaseMs: 30_000, pollMs: 200, sweepMs: 50, retryBaseMs: 20, retryMaxMs: 100, ...opts });
+      const w = new Worker({
+        pool: f.pool,
+        connectionString: f.url,
+        logger: testLogger,
+        leaseMs: 30_000,
+        pollMs: 200,
+        sweepMs: 50,
+        retryBaseMs: 20,
+        retryMaxMs: 100,
+        ...opts,
+      });
       workers.add(w);
       await w.start();
       return w;

@@ -41,7 +41,12 @@ function byName(tools: Tool[], name: string): Tool {
   return t;
 }
 
-const calc = (): McpServerConfig => ({ name: "calc", url: server.url, allowTools: ["add", "fail", "stats", "slow"], headers: { Authorization: "Bearer test-token" } });
+const calc = (): McpServerConfig => ({
+  name: "calc",
+  url: server.url,
+  allowTools: ["add", "fail", "stats", "slow"],
+  headers: { Authorization: "Bearer test-token" },
+});
 
 describe("McpToolSource", () => {
   it("offers only allow-listed tools, prefixed with the server name, with the server's schema and hints", async () => {
@@ -63,7 +68,12 @@ describe("McpToolSource", () => {
     const before = server.methods.length;
     const refused = await source({ outbound: outboundPolicy({ allow: ["api.openai.com", "127.0.0.1:1"] }) }).tools([calc()], scope);
     expect(refused.tools).toEqual([]);
-    expect(refused.errors).toEqual([{ server: "calc", message: `MCP server calc cannot be used: 127.0.0.1:${port} is not among the hosts this Keel's workers may call (KEEL_OUTBOUND_HOSTS: api.openai.com, 127.0.0.1:1)` }]);
+    expect(refused.errors).toEqual([
+      {
+        server: "calc",
+        message: `MCP server calc cannot be used: 127.0.0.1:${port} is not among the hosts this Keel's workers may call (KEEL_OUTBOUND_HOSTS: api.openai.com, 127.0.0.1:1)`,
+      },
+    ]);
     expect(server.methods.length).toBe(before);
     const allowed = await source({ outbound: outboundPolicy({ allow: [`127.0.0.1:${port}`] }) }).tools([calc()], scope);
     expect(allowed.errors).toEqual([]);
@@ -107,7 +117,10 @@ describe("McpToolSource", () => {
     const { tools } = await source().tools([calc()], scope);
     const ac = new AbortController();
     const call = byName(tools, "calc__slow").run({}, ctx(ac.signal));
-    const outcome = call.then(() => "resolved", (err: unknown) => err);
+    const outcome = call.then(
+      () => "resolved",
+      (err: unknown) => err,
+    );
     await server.slowStarted;
     ac.abort(new Error("run interrupted"));
     expect(await outcome).toEqual(new Error("run interrupted"));
@@ -193,7 +206,10 @@ describe("McpToolSource isolation and outbound policy", () => {
     const { tools, errors } = await strict.tools([calc(), { ...calc(), name: "byname", url: `http://localhost:${port}/mcp` }], scope);
     expect(tools).toEqual([]);
     expect(errors).toEqual([
-      { server: "calc", message: expect.stringMatching(/^MCP server calc cannot be used: 127\.0\.0\.1 is an internal address \(loopback.*KEEL_OUTBOUND_INTERNAL_HOSTS/) },
+      {
+        server: "calc",
+        message: expect.stringMatching(/^MCP server calc cannot be used: 127\.0\.0\.1 is an internal address \(loopback.*KEEL_OUTBOUND_INTERNAL_HOSTS/),
+      },
       { server: "byname", message: expect.stringMatching(/^MCP server byname cannot be used: localhost resolves to (127\.0\.0\.1|::1), an internal address/) },
     ]);
     expect(server.methods.length).toBe(before);
@@ -207,7 +223,9 @@ describe("McpToolSource isolation and outbound policy", () => {
       const rport = (redirector.address() as AddressInfo).port;
       const strict = outboundPolicy();
       expect(strict.refusal(`http://localhost:${port}/mcp`)).toBeNull(); // nothing to see before resolving
-      await expect(strict.fetch(`http://localhost:${port}/mcp`)).rejects.toThrow(expect.objectContaining({ cause: expect.objectContaining({ name: "OutboundRefusedError" }) }));
+      await expect(strict.fetch(`http://localhost:${port}/mcp`)).rejects.toThrow(
+        expect.objectContaining({ cause: expect.objectContaining({ name: "OutboundRefusedError" }) }),
+      );
       // Only the redirector's address is listed: the redirect target is refused when connecting.
       const one = outboundPolicy({ internal: [`127.0.0.1:${rport}`] });
       await expect(one.fetch(`http://127.0.0.1:${rport}/`, { redirect: "manual" })).resolves.toMatchObject({ status: 302 });
@@ -222,7 +240,15 @@ describe("McpToolSource isolation and outbound policy", () => {
     const p = outboundPolicy({ internal: ["127.0.0.1"] });
     expect(p.refusal("file:///etc/passwd")).toBe("file: URLs are not allowed (http: or https: only)");
     expect(p.refusal("gopher://127.0.0.1:6379/_INFO")).toBe("gopher: URLs are not allowed (http: or https: only)");
-    for (const internal of ["http://169.254.169.254/latest/meta-data/", "http://[::ffff:127.0.0.1]:80/", "http://100.100.100.200/", "http://[fd00:ec2::254]/", "http://[64:ff9b::7f00:1]/", "http://10.1.2.3/", "http://0x7f000001/"]) {
+    for (const internal of [
+      "http://169.254.169.254/latest/meta-data/",
+      "http://[::ffff:127.0.0.1]:80/",
+      "http://100.100.100.200/",
+      "http://[fd00:ec2::254]/",
+      "http://[64:ff9b::7f00:1]/",
+      "http://10.1.2.3/",
+      "http://0x7f000001/",
+    ]) {
       expect(outboundPolicy().refusal(internal), internal).toMatch(/an internal address/);
     }
     expect(outboundPolicy().refusal("https://api.openai.com/v1")).toBeNull();
@@ -243,4 +269,3 @@ describe("McpToolSource isolation and outbound policy", () => {
     }
   });
 });
-

@@ -9,7 +9,20 @@ import { adminUrl } from "@keel/test/db";
 
 const migrationsDir = path.resolve(import.meta.dirname, "../../prisma/migrations");
 const created: string[] = [];
-const ALL = ["20261125160000_init", "20261125160100_engine", "20261125170000_agent_loop", "20261125180000_web", "20261125190000_sandboxes", "20261125200000_mcp_servers", "20261125210000_run_notify_when", "20261125220000_runs_team_index", "20261207040000_api_key_creator", "20261207040100_secret_allowed_hosts", "20261207070000_runs_status_check", "20261207120000_sandbox_requests"];
+const ALL = [
+  "20261125160000_init",
+  "20261125160100_engine",
+  "20261125170000_agent_loop",
+  "20261125180000_web",
+  "20261125190000_sandboxes",
+  "20261125200000_mcp_servers",
+  "20261125210000_run_notify_when",
+  "20261125220000_runs_team_index",
+  "20261207040000_api_key_creator",
+  "20261207040100_secret_allowed_hosts",
+  "20261207070000_runs_status_check",
+  "20261207120000_sandbox_requests",
+];
 
 async function emptyDb(): Promise<string> {
   const name = `keel_t_mig_${Math.random().toString(36).slice(2, 10)}`;
@@ -47,7 +60,9 @@ test("applies every migration once, with Prisma's bookkeeping, and is idempotent
   const second = await migrate({ connectionString: url, migrationsDir });
   expect(second).toEqual({ applied: [], alreadyApplied: first.applied, checksumMismatches: [] });
   const recorded = await rows<{ migration_name: string; checksum: string; finished_at: Date | null; applied_steps_count: number }>(
-    url, `SELECT migration_name, checksum, finished_at, applied_steps_count FROM _prisma_migrations ORDER BY migration_name`);
+    url,
+    `SELECT migration_name, checksum, finished_at, applied_steps_count FROM _prisma_migrations ORDER BY migration_name`,
+  );
   expect(recorded.map((r) => r.migration_name)).toEqual(first.applied);
   for (const r of recorded) {
     // prisma migrate deploy compares this checksum with sha256 of the file; a mismatch would make it complain.

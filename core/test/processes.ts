@@ -13,7 +13,20 @@ const live = new Set<ChildProcess>();
 export async function spawnWorkerProcess(env: Record<string, string>, fixture = "crash-worker"): Promise<WorkerProc> {
   const source = path.join(import.meta.dirname, `fixtures/${fixture}.ts`);
   const bundle = path.resolve(import.meta.dirname, `../../.tmp/${fixture}-${process.pid}.mjs`);
-  if (!built.has(bundle)) built.set(bundle, build({ entryPoints: [source], outfile: bundle, bundle: true, platform: "node", format: "esm", target: "node20", packages: "external", logLevel: "warning" }));
+  if (!built.has(bundle))
+    built.set(
+      bundle,
+      build({
+        entryPoints: [source],
+        outfile: bundle,
+        bundle: true,
+        platform: "node",
+        format: "esm",
+        target: "node20",
+        packages: "external",
+        logLevel: "warning",
+      }),
+    );
   await built.get(bundle);
   const child = fork(bundle, [], { env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
   live.add(child);

@@ -5,8 +5,24 @@ import { reasoningText } from "../src/view/reasoning.js";
 test("each provider's reasoning fields, in order of preference", () => {
   expect(reasoningText({ reasoning_content: "deepseek thoughts", thinking_blocks: [{ type: "thinking", thinking: "x" }] })).toBe("deepseek thoughts");
   expect(reasoningText({ reasoning: "openrouter summary" })).toBe("openrouter summary");
-  expect(reasoningText({ thinking_blocks: [{ type: "thinking", thinking: "a" }, { type: "redacted_thinking", data: "zz" }, { type: "thinking", thinking: "b" }] })).toBe("a\n[redacted]\nb");
-  expect(reasoningText({ reasoning_details: [{ type: "reasoning.text", text: "Weigh " }, { type: "reasoning.text", text: "it." }, { type: "reasoning.encrypted", data: "gAAA" }] })).toBe("Weigh it.[encrypted]");
+  expect(
+    reasoningText({
+      thinking_blocks: [
+        { type: "thinking", thinking: "a" },
+        { type: "redacted_thinking", data: "zz" },
+        { type: "thinking", thinking: "b" },
+      ],
+    }),
+  ).toBe("a\n[redacted]\nb");
+  expect(
+    reasoningText({
+      reasoning_details: [
+        { type: "reasoning.text", text: "Weigh " },
+        { type: "reasoning.text", text: "it." },
+        { type: "reasoning.encrypted", data: "gAAA" },
+      ],
+    }),
+  ).toBe("Weigh it.[encrypted]");
   expect(reasoningText({ reasoning_details: [{ type: "reasoning.summary", summary: "short" }] })).toBe("short");
 });
 

@@ -20,7 +20,10 @@ const CALLING = {
     { type: "thinking" as const, thinking: "Record first — then the lookup. ünï 🚀\n", signature: "EqQBCkgIARAB/sig+==" },
     { type: "redacted_thinking" as const, data: "ZW5jcnlwdGVkIHJlYXNvbmluZw==" },
   ],
-  toolCalls: [{ id: "t1", name: "record", args: '{"value":"x"}' }, { id: "t2", name: "lookup", args: "{}" }],
+  toolCalls: [
+    { id: "t1", name: "record", args: '{"value":"x"}' },
+    { id: "t2", name: "lookup", args: "{}" },
+  ],
 };
 const CALLING_JSON = JSON.stringify(assistantMessage(CALLING));
 
@@ -43,7 +46,12 @@ afterEach(() => {
 });
 
 async function runOnce(killAt: string) {
-  const agent = await f.tenancy.createAgent(f.teamId, { name: `r-${killAt || "none"}`, model: "m", provider: { kind: "openai-compatible", baseUrl: fake.url }, tools: ["record", "lookup"] });
+  const agent = await f.tenancy.createAgent(f.teamId, {
+    name: `r-${killAt || "none"}`,
+    model: "m",
+    provider: { kind: "openai-compatible", baseUrl: fake.url },
+    tools: ["record", "lookup"],
+  });
   const sessionId = (await f.tenancy.createSession(f.teamId, { agentId: agent.id })).id;
   const env = { CRASH_DB_URL: f.url };
   const before = fake.requests.length;
@@ -54,7 +62,10 @@ async function runOnce(killAt: string) {
     expect(exit.signal).toBe("SIGKILL");
   }
   const second = killAt ? await spawnWorkerProcess(env, "agent-worker") : first;
-  await waitFor(async () => (await f.client.getRun({ teamId: f.teamId, runId })).status === "succeeded", { timeoutMs: 30_000, what: `run after kill at ${killAt}` });
+  await waitFor(async () => (await f.client.getRun({ teamId: f.teamId, runId })).status === "succeeded", {
+    timeoutMs: 30_000,
+    what: `run after kill at ${killAt}`,
+  });
   second.child.kill("SIGTERM");
   expect((await second.exited).code).toBe(0);
   const events = await readAllEvents(f.pool, sessionId);
@@ -65,23 +76,37 @@ async function runOnce(killAt: string) {
 }
 
 const shape = (events: { type: string; payloadText: string }[]) =>
-  events.map((e) => (e.type === "tool_result" ? `tool_result:${eventPayload<{ tool_call_id: string; state: string }>(e as never).tool_call_id}:${eventPayload<{ state: string }>(e as never).state}` : e.type));
+  events.map((e) =>
+    e.type === "tool_result"
+      ? `tool_result:${eventPayload<{ tool_call_id: string; state: string }>(e as never).tool_call_id}:${eventPayload<{ state: string }>(e as never).state}`
+      : e.type,
+  );
 
-test.each(["(no kill)", "beforeModel", "afterModel", "beforeTool", "afterTool", "midTool", "midIdempotentTool"])("killed at %s: the run finishes with the log of an uninterrupted run", async (killAt) => {
-  const { events, sideEffects, lookups, requests, run } = await runOnce(killAt === "(no kill)" ? "" : killAt);
-  const expected = ["user_message", "assistant_message", `tool_result:t1:${killAt === "midTool" ? "indeterminate" : "succeeded"}`, "tool_result:t2:succeeded", "assistant_message"];
-  expect(shape(events)).toEqual(expected);
-  expect(events.map((e) => Number(e.seq))).toEqual([1, 2, 3, 4, 5]);
-  expect(sideEffects).toBe(1); // the non-idempotent tool's effect happened exactly once (at most once is the promise)
-  expect(lookups).toBe(killAt === "midIdempotentTool" ? 2 : 1); // an idempotent call cut short is simply run again
-  expect(run.takeovers).toBe(killAt === "(no kill)" ? 0 : 1);
-  // Reasoning kept verbatim: stored as received, and sent back byte-identical after the kill.
-  expect(JSON.stringify(eventPayload<{ message: unknown }>(events[1]!).message)).toBe(CALLING_JSON);
-  const later = requests.filter((r) => r.json.messages.length > 1);
-  expect(later.length).toBeGreaterThanOrEqual(1);
-  for (const r of later) expect(r.rawBody).toContain(CALLING_JSON);
-  if (killAt === "midTool") {
-    const r = eventPayload<{ content: string }>(events[2]!);
-    expect(r.content).toMatch(/may or may not have taken effect/);
-  }
-}, 60_000);
+test.each(["(no kill)", "beforeModel", "afterModel", "beforeTool", "afterTool", "midTool", "midIdempotentTool"])(
+  "killed at %s: the run finishes with the log of an uninterrupted run",
+  async (killAt) => {
+    const { events, sideEffects, lookups, requests, run } = await runOnce(killAt === "(no kill)" ? "" : killAt);
+    const expected = [
+      "user_message",
+      "assistant_message",
+      `tool_result:t1:${killAt === "midTool" ? "indeterminate" : "succeeded"}`,
+      "tool_result:t2:succeeded",
+      "assistant_message",
+    ];
+    expect(shape(events)).toEqual(expected);
+    expect(events.map((e) => Number(e.seq))).toEqual([1, 2, 3, 4, 5]);
+    expect(sideEffects).toBe(1); // the non-idempotent tool's effect happened exactly once (at most once is the promise)
+    expect(lookups).toBe(killAt === "midIdempotentTool" ? 2 : 1); // an idempotent call cut short is simply run again
+    expect(run.takeovers).toBe(killAt === "(no kill)" ? 0 : 1);
+    // Reasoning kept verbatim: stored as received, and sent back byte-identical after the kill.
+    expect(JSON.stringify(eventPayload<{ message: unknown }>(events[1]!).message)).toBe(CALLING_JSON);
+    const later = requests.filter((r) => r.json.messages.length > 1);
+    expect(later.length).toBeGreaterThanOrEqual(1);
+    for (const r of later) expect(r.rawBody).toContain(CALLING_JSON);
+    if (killAt === "midTool") {
+      const r = eventPayload<{ content: string }>(events[2]!);
+      expect(r.content).toMatch(/may or may not have taken effect/);
+    }
+  },
+  60_000,
+);

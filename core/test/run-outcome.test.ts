@@ -42,9 +42,24 @@ async function postAndWait(content = "hi") {
 }
 
 test("a run that succeeds: the last assistant message is the answer; all of them and their usage are summed; other events are ignored", async () => {
-  await f.startWorker({ step: scripted([said("Let me look. ", { promptTokens: 10, completionTokens: 4 }), synthetic("note", { x: 1 }), said("It is 42.", { promptTokens: 20, completionTokens: 3 })], () => "done") });
+  await f.startWorker({
+    step: scripted(
+      [
+        said("Let me look. ", { promptTokens: 10, completionTokens: 4 }),
+        synthetic("note", { x: 1 }),
+        said("It is 42.", { promptTokens: 20, completionTokens: 3 }),
+      ],
+      () => "done",
+    ),
+  });
   const { outcome } = await postAndWait();
-  expect(outcome).toEqual({ status: "succeeded", content: "It is 42.", allContent: "Let me look. It is 42.", usage: { promptTokens: 30, completionTokens: 7 }, error: null });
+  expect(outcome).toEqual({
+    status: "succeeded",
+    content: "It is 42.",
+    allContent: "Let me look. It is 42.",
+    usage: { promptTokens: 30, completionTokens: 7 },
+    error: null,
+  });
 });
 
 test("a run that fails: the status and the run's failure reason", async () => {
@@ -82,5 +97,8 @@ test("another team's run is not found", async () => {
   const sessionId = await f.newSession();
   const posted = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "hi" });
   const other = await f.tenancy.createTeam({ slug: "other-outcome", name: "Other" });
-  await expect(outcomes.wait({ teamId: other.id, sessionId, runId: posted.runId, afterSeq: posted.seq })).rejects.toMatchObject({ code: "not_found", status: 404 });
+  await expect(outcomes.wait({ teamId: other.id, sessionId, runId: posted.runId, afterSeq: posted.seq })).rejects.toMatchObject({
+    code: "not_found",
+    status: 404,
+  });
 });

@@ -36,7 +36,12 @@ afterAll(async () => {
 });
 
 async function startWorker(retryBaseMs = 40) {
-  const step = createAgentStep({ pool: f.pool, tools: new ToolRegistry(builtinTools), models: createModelResolver({ outbound: outboundPolicy({ internal: ["127.0.0.1"] }) }) /* the dead providers are on loopback */, logger: testLogger });
+  const step = createAgentStep({
+    pool: f.pool,
+    tools: new ToolRegistry(builtinTools),
+    models: createModelResolver({ outbound: outboundPolicy({ internal: ["127.0.0.1"] }) }) /* the dead providers are on loopback */,
+    logger: testLogger,
+  });
   return f.startWorker({ step, retryBaseMs, retryMaxMs: 10_000 });
 }
 
@@ -50,7 +55,11 @@ type Retrying = { code: string; message: string; attempt: number; maxAttempts: n
 
 const cases: { name: string; reply?: ScriptedReply; reason: RegExp }[] = [
   { name: "refuses connections", reason: /model call failed: Connection error/ },
-  { name: "answers 500", reply: { kind: "error", status: 500, body: { error: { message: "upstream exploded", type: "server_error" } } }, reason: /answered 500/ },
+  {
+    name: "answers 500",
+    reply: { kind: "error", status: 500, body: { error: { message: "upstream exploded", type: "server_error" } } },
+    reason: /answered 500/,
+  },
   { name: "hangs", reply: { kind: "hang" }, reason: /timed out/i },
   { name: "closes mid-stream", reply: { kind: "stream", chunks: textStream("half a reply that never"), dropAfter: 2 }, reason: /model call failed/ },
 ];
@@ -113,15 +122,24 @@ describe("database errors are classified by code", () => {
       const c = await pool.connect();
       const { rows } = await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
       await f.pool.query("SELECT pg_terminate_backend($1)", [rows[0]!.pid]);
-      const err = await c.query("SELECT 1").then(() => null, (e: unknown) => e);
+      const err = await c.query("SELECT 1").then(
+        () => null,
+        (e: unknown) => e,
+      );
       c.release(true);
       expect(isConnectionError(err)).toBe(true);
       // A query error is not: a bad statement must fail its attempt, not be handed back for ever.
-      const bad = await pool.query("SELECT * FROM no_such_table").then(() => null, (e: unknown) => e);
+      const bad = await pool.query("SELECT * FROM no_such_table").then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(isConnectionError(bad)).toBe(false);
       // Nothing listens here: the pool's connect error is marked with the driver code.
       const dead = createPool(refusedUrl.replace(/^http:/, "postgres:").replace(/\/v1$/, "/x"), { max: 1 });
-      const refused = await dead.query("SELECT 1").then(() => null, (e: unknown) => e);
+      const refused = await dead.query("SELECT 1").then(
+        () => null,
+        (e: unknown) => e,
+      );
       await dead.end();
       expect(isConnectionError(refused)).toBe(true);
     } finally {

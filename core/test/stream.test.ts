@@ -38,7 +38,13 @@ test("a run's deltas arrive in the order they were produced, numbered, even thro
 });
 
 test("a model call's deltas are all notified before its assistant item is stored (a late delta would bring back a draft)", async () => {
-  const step = createAgentStep({ pool: f.pool, tools: new ToolRegistry(builtinTools), logger: testLogger, models: createModelResolver({}), onDelta: notifyDeltas(f.pool) });
+  const step = createAgentStep({
+    pool: f.pool,
+    tools: new ToolRegistry(builtinTools),
+    logger: testLogger,
+    models: createModelResolver({}),
+    onDelta: notifyDeltas(f.pool),
+  });
   await f.startWorker({ step });
   const sessionId = await f.newSession(); // the fixture's agent runs the demo model
   order.length = 0;

@@ -15,9 +15,16 @@ test("a duplicate team slug or agent name is a Conflict with its code; another t
 
 test("an agent and its first version are written together; JSON fields (arrays included) round-trip", async () => {
   const tools = ["echo", { name: "exec", requiresApproval: true }];
-  const a = await f.tenancy.createAgent(f.teamId, { name: "json", model: "m", tools, mcpServers: [{ name: "gh", url: "https://mcp.example/x", allowTools: ["a"] }] });
+  const a = await f.tenancy.createAgent(f.teamId, {
+    name: "json",
+    model: "m",
+    tools,
+    mcpServers: [{ name: "gh", url: "https://mcp.example/x", allowTools: ["a"] }],
+  });
   const { rows } = await f.pool.query("SELECT version, tools, mcp_servers, provider, sandbox_policy FROM agent_versions WHERE agent_id = $1", [a.id]);
-  expect(rows).toEqual([{ version: 1, tools, mcp_servers: [{ name: "gh", url: "https://mcp.example/x", allowTools: ["a"] }], provider: {}, sandbox_policy: {} }]);
+  expect(rows).toEqual([
+    { version: 1, tools, mcp_servers: [{ name: "gh", url: "https://mcp.example/x", allowTools: ["a"] }], provider: {}, sandbox_policy: {} },
+  ]);
 });
 
 test("concurrent edits number their versions one after another; a session pins the current one", async () => {

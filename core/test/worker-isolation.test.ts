@@ -58,7 +58,9 @@ afterAll(async () => {
 async function startWorker(o: { outbound?: ReturnType<typeof outboundPolicy> } = {}) {
   const outbound = "outbound" in o ? o.outbound : loopback;
   const step = createAgentStep({
-    pool: f.pool, logger, tools: new ToolRegistry(builtinTools),
+    pool: f.pool,
+    logger,
+    tools: new ToolRegistry(builtinTools),
     models: createModelResolver({ secrets, maxRetries: 0, timeoutMs: 5_000, ...(outbound ? { outbound } : {}) }),
     mcp: new McpToolSource({ logger, secrets, ...(outbound ? { outbound } : {}) }),
   });
@@ -74,11 +76,14 @@ async function agentOf(teamId: string, config: Partial<AgentConfig>): Promise<st
 async function ask(teamId: string, agentId: string, status = "succeeded"): Promise<{ sessionId: string; events: SessionEvent[] }> {
   const sessionId = (await f.tenancy.createSession(teamId, { agentId })).id;
   const { runId } = await f.client.postMessage({ teamId, sessionId, content: "hi" });
-  await waitFor(async () => {
-    const s = (await f.client.getRun({ teamId, runId })).status;
-    if (["failed", "succeeded", "cancelled"].includes(s) && s !== status) throw new Error(`run ended ${s}, expected ${status}`);
-    return s === status;
-  }, { timeoutMs: 20_000, what: `run ${status}` });
+  await waitFor(
+    async () => {
+      const s = (await f.client.getRun({ teamId, runId })).status;
+      if (["failed", "succeeded", "cancelled"].includes(s) && s !== status) throw new Error(`run ended ${s}, expected ${status}`);
+      return s === status;
+    },
+    { timeoutMs: 20_000, what: `run ${status}` },
+  );
   return { sessionId, events: await readAllEvents(f.pool, sessionId) };
 }
 
@@ -88,16 +93,27 @@ const last = (events: SessionEvent[]) => eventPayload<{ code: string; message: s
 describe("model provider", () => {
   test("a member cannot repoint an agent's provider or name a key secret; an admin's choice survives a member's edit; a viewer edits nothing", async () => {
     const member = as(f.teamId, "member");
-    await expect(f.tenancy.createAgent(member, { name: "m-own", model: "m", provider: { baseUrl: "https://attacker.example/v1" } })).rejects.toThrow(ForbiddenError);
-    await expect(f.tenancy.createAgent(member, { name: "m-key", model: "m", provider: { apiKeySecret: "LLM_KEY" } })).rejects.toThrow(/only an admin may set provider.apiKeySecret/);
+    await expect(f.tenancy.createAgent(member, { name: "m-own", model: "m", provider: { baseUrl: "https://attacker.example/v1" } })).rejects.toThrow(
+      ForbiddenError,
+    );
+    await expect(f.tenancy.createAgent(member, { name: "m-key", model: "m", provider: { apiKeySecret: "LLM_KEY" } })).rejects.toThrow(
+      /only an admin may set provider.apiKeySecret/,
+    );
     const ok = await f.tenancy.createAgent(member, { name: "m-plain", model: "m", instructions: "be brief" }); // the operator's provider
     expect(ok.version).toBe(1);
 
     const id = await agentOf(f.teamId, { provider: { baseUrl: fake.url, apiKeySecret: "LLM_KEY" } });
-    await expect(f.tenancy.updateAgent(member, id, { model: "gpt-test", provider: { baseUrl: "https://attacker.example/v1" } })).rejects.toMatchObject({ status: 403, details: { fields: ["provider.baseUrl"] } });
+    await expect(f.tenancy.updateAgent(member, id, { model: "gpt-test", provider: { baseUrl: "https://attacker.example/v1" } })).rejects.toMatchObject({
+      status: 403,
+      details: { fields: ["provider.baseUrl"] },
+    });
     // A member's edit that leaves the provider out (or repeats it) keeps the admin's provider and key.
     await f.tenancy.updateAgent(member, id, { model: "gpt-test", instructions: "new words" });
-    await f.tenancy.updateAgent(member, id, { model: "gpt-test", instructions: "again", provider: { baseUrl: fake.url, apiKeySecret: "LLM_KEY", timeoutMs: 9_000 } });
+    await f.tenancy.updateAgent(member, id, {
+      model: "gpt-test",
+      instructions: "again",
+      provider: { baseUrl: fake.url, apiKeySecret: "LLM_KEY", timeoutMs: 9_000 },
+    });
     expect((await getAgent(f.pool, f.teamId, id)).provider).toEqual({ baseUrl: fake.url, apiKeySecret: "LLM_KEY", timeoutMs: 9_000 });
 
     await expect(f.tenancy.updateAgent(as(f.teamId, "viewer"), id, { model: "x" })).rejects.toMatchObject({ status: 403 });
@@ -164,10 +180,7 @@ describe("MCP servers", () => {
     const ranA = await ask(f.teamId, a);
     expect(text(ranA.events)).toContain("stored");
     const mark = mcp.authorizations.length;
-    fake.enqueue(
-      { kind: "stream", chunks: toolCallStream([{ id: "q1", name: "notes__recall", args: "{}" }]) },
-      { kind: "stream", chunks: textStream("done") },
-    );
+    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "q1", name: "notes__recall", args: "{}" }]) }, { kind: "stream", chunks: textStream("done") });
     const ranB = await ask(teamB, b);
     const recalled = ranB.events.filter((e) => e.type === "tool_result").map((e) => eventPayload<{ content: string }>(e).content);
     expect(recalled).toEqual(["(no note)"]);
@@ -175,7 +188,12 @@ describe("MCP servers", () => {
     expect(mcp.authorizations.slice(0, mark)).toContain("Bearer team-a-mcp-token");
     expect(text(ranB.events)).not.toMatch(/TEAM-A-NOTE|team-a-mcp-token/);
     // The model saw nothing of A either: B's requests to the provider carry no A marker.
-    expect(fake.requests.slice(-2).map((r) => r.rawBody).join("")).not.toContain("TEAM-A-NOTE");
+    expect(
+      fake.requests
+        .slice(-2)
+        .map((r) => r.rawBody)
+        .join(""),
+    ).not.toContain("TEAM-A-NOTE");
     expect(logLines.join("")).not.toMatch(/team-[ab]-mcp-token/);
   });
 
@@ -191,13 +209,24 @@ describe("MCP servers", () => {
 
   test("members cannot add or change MCP servers; credentials are never stored in or read back from agent configs", async () => {
     const member = as(f.teamId, "member");
-    await expect(f.tenancy.createAgent(member, { name: "m-mcp", model: "m", mcpServers: notes() })).rejects.toMatchObject({ status: 403, details: { fields: ["mcpServers"] } });
+    await expect(f.tenancy.createAgent(member, { name: "m-mcp", model: "m", mcpServers: notes() })).rejects.toMatchObject({
+      status: 403,
+      details: { fields: ["mcpServers"] },
+    });
     const id = await agentOf(f.teamId, { mcpServers: notes() });
-    await expect(f.tenancy.updateAgent(member, id, { model: "gpt-test", mcpServers: [{ ...notes()[0]!, allowTools: ["remember", "recall", "secret_op"] }] })).rejects.toThrow(/only an admin may set mcpServers/);
+    await expect(
+      f.tenancy.updateAgent(member, id, { model: "gpt-test", mcpServers: [{ ...notes()[0]!, allowTools: ["remember", "recall", "secret_op"] }] }),
+    ).rejects.toThrow(/only an admin may set mcpServers/);
     await f.tenancy.updateAgent(member, id, { model: "gpt-test", instructions: "member edit" });
     expect((await getAgent(f.pool, f.teamId, id)).mcpServers).toEqual(notes());
     // Plain values are refused at save, for admins too.
-    await expect(f.tenancy.createAgent(f.teamId, { name: "plain", model: "m", mcpServers: [{ name: "x", url: mcp.url, allowTools: [], headers: { Authorization: "Bearer plain" } }] as never })).rejects.toThrow(ValidationError);
+    await expect(
+      f.tenancy.createAgent(f.teamId, {
+        name: "plain",
+        model: "m",
+        mcpServers: [{ name: "x", url: mcp.url, allowTools: [], headers: { Authorization: "Bearer plain" } }] as never,
+      }),
+    ).rejects.toThrow(ValidationError);
   });
 
   test("plain header values from older configs are hidden from readers and moved into team secrets the worker resolves", async () => {
@@ -239,7 +268,10 @@ describe("secrets bound to hosts", () => {
 
     const mark = mcp.methods.length;
     fake.enqueue({ kind: "stream", chunks: textStream("no tools") });
-    await ask(f.teamId, await agentOf(f.teamId, { mcpServers: [{ name: "notes", url: mcp.url, allowTools: ["recall"], headerSecrets: { Authorization: "BOUND_MCP" } }] }));
+    await ask(
+      f.teamId,
+      await agentOf(f.teamId, { mcpServers: [{ name: "notes", url: mcp.url, allowTools: ["recall"], headerSecrets: { Authorization: "BOUND_MCP" } }] }),
+    );
     expect(mcp.methods.length).toBe(mark);
     expect(logLines.join("")).toMatch(/BOUND_MCP may only be sent to mcp\.example\.com:443/);
 
@@ -253,12 +285,26 @@ describe("secrets bound to hosts", () => {
 describe("sandbox env and secrets", () => {
   test("a member cannot expose secrets to a sandbox or open its egress; an admin's policy survives a member's edit", async () => {
     const member = as(f.teamId, "member");
-    await expect(f.tenancy.createAgent(member, { name: "m-sbx", model: "m", sandboxPolicy: { secrets: ["DEPLOY_KEY"] } })).rejects.toMatchObject({ status: 403, details: { fields: ["sandboxPolicy.secrets"] } });
-    await expect(f.tenancy.createAgent(member, { name: "m-egress", model: "m", sandboxPolicy: { egress: { allow: ["attacker.example"] } } })).rejects.toMatchObject({ status: 403, details: { fields: ["sandboxPolicy.egress"] } });
+    await expect(f.tenancy.createAgent(member, { name: "m-sbx", model: "m", sandboxPolicy: { secrets: ["DEPLOY_KEY"] } })).rejects.toMatchObject({
+      status: 403,
+      details: { fields: ["sandboxPolicy.secrets"] },
+    });
+    await expect(
+      f.tenancy.createAgent(member, { name: "m-egress", model: "m", sandboxPolicy: { egress: { allow: ["attacker.example"] } } }),
+    ).rejects.toMatchObject({ status: 403, details: { fields: ["sandboxPolicy.egress"] } });
     const id = await agentOf(f.teamId, { sandboxPolicy: { secrets: ["DEPLOY_KEY"], egress: { allow: ["api.github.com"] } } });
-    await expect(f.tenancy.updateAgent(member, id, { model: "gpt-test", sandboxPolicy: { secrets: ["DEPLOY_KEY"], egress: { allow: ["api.github.com", "attacker.example"] } } })).rejects.toMatchObject({ status: 403, details: { fields: ["sandboxPolicy.egress"] } });
+    await expect(
+      f.tenancy.updateAgent(member, id, {
+        model: "gpt-test",
+        sandboxPolicy: { secrets: ["DEPLOY_KEY"], egress: { allow: ["api.github.com", "attacker.example"] } },
+      }),
+    ).rejects.toMatchObject({ status: 403, details: { fields: ["sandboxPolicy.egress"] } });
     await f.tenancy.updateAgent(member, id, { model: "gpt-test", sandboxPolicy: { resources: { cpuSeconds: 30 } } });
-    expect((await getAgent(f.pool, f.teamId, id)).sandboxPolicy).toEqual({ resources: { cpuSeconds: 30 }, secrets: ["DEPLOY_KEY"], egress: { allow: ["api.github.com"] } });
+    expect((await getAgent(f.pool, f.teamId, id)).sandboxPolicy).toEqual({
+      resources: { cpuSeconds: 30 },
+      secrets: ["DEPLOY_KEY"],
+      egress: { allow: ["api.github.com"] },
+    });
   });
 
   test("a sandbox policy resolves its team's secrets only: team B naming team A's secret gets nothing; another team's session is not found", async () => {

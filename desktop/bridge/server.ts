@@ -29,7 +29,14 @@ export type BridgeOptions = {
 export type Bridge = { url: string; token: string; pageUrl: string; emit: Emit; close: () => Promise<void> };
 
 const MAX_BODY_BYTES = 1 << 20;
-const TYPES: Record<string, string> = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png", ".json": "application/json" };
+const TYPES: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript",
+  ".css": "text/css",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".json": "application/json",
+};
 const known = new Set<string>(Object.values(channels));
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
@@ -60,7 +67,8 @@ export async function startBridge(o: BridgeOptions = {}): Promise<Bridge> {
     const url = new URL(req.url ?? "/", "http://bridge");
     if (url.pathname.startsWith("/invoke/")) {
       if (req.method !== "POST") return fail(res, 405, "method_not_allowed", "use POST /invoke/<channel>");
-      if (!authorized(req.headers.authorization?.replace(/^Bearer /, ""))) return fail(res, 401, "unauthorized", "missing or wrong bridge token (Authorization: Bearer <token printed at start>)");
+      if (!authorized(req.headers.authorization?.replace(/^Bearer /, "")))
+        return fail(res, 401, "unauthorized", "missing or wrong bridge token (Authorization: Bearer <token printed at start>)");
       const channel = decodeURIComponent(url.pathname.slice("/invoke/".length));
       const listener = known.has(channel) ? listeners.get(channel) : undefined;
       if (!listener) return fail(res, 404, "not_found", `no channel "${channel}"`);
@@ -93,7 +101,8 @@ export async function startBridge(o: BridgeOptions = {}): Promise<Bridge> {
     // Static files of the renderer; the page reads the token from its #fragment.
     const rel = path.normalize(decodeURIComponent(url.pathname)).replace(/^([/\\])+/, "") || "index.html";
     const file = path.join(o.staticDir, rel);
-    if (!file.startsWith(path.resolve(o.staticDir) + path.sep) || !existsSync(file) || !statSync(file).isFile()) return fail(res, 404, "not_found", `no file ${url.pathname}`);
+    if (!file.startsWith(path.resolve(o.staticDir) + path.sep) || !existsSync(file) || !statSync(file).isFile())
+      return fail(res, 404, "not_found", `no file ${url.pathname}`);
     res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream", "cache-control": "no-store" });
     createReadStream(file).pipe(res);
   });

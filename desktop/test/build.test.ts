@@ -13,7 +13,10 @@ const desktopDir = path.resolve(import.meta.dirname, "..");
 const out = (f: string) => readFileSync(path.join(desktopDir, "out", f), "utf8");
 
 test("electron-vite build: main (ESM, everything but electron bundled), sandbox-safe preload, renderer with a CSP", () => {
-  const build = spawnSync(process.execPath, [path.join(desktopDir, "../node_modules/electron-vite/bin/electron-vite.js"), "build"], { cwd: desktopDir, encoding: "utf8" });
+  const build = spawnSync(process.execPath, [path.join(desktopDir, "../node_modules/electron-vite/bin/electron-vite.js"), "build"], {
+    cwd: desktopDir,
+    encoding: "utf8",
+  });
   expect(build.status, `${build.stdout}\n${build.stderr}`).toBe(0);
 
   const main = out("main/main.js");
@@ -52,7 +55,10 @@ export const shell = { openExternal() {} };
 `,
     );
     const hook = `export async function resolve(spec, ctx, next) { return spec === "electron" ? { url: ${JSON.stringify(pathToFileURL(stub).href)}, shortCircuit: true } : next(spec, ctx); }`;
-    writeFileSync(path.join(dir, "register.mjs"), `import { register } from "node:module";\nregister("data:text/javascript," + encodeURIComponent(${JSON.stringify(hook)}));\n`);
+    writeFileSync(
+      path.join(dir, "register.mjs"),
+      `import { register } from "node:module";\nregister("data:text/javascript," + encodeURIComponent(${JSON.stringify(hook)}));\n`,
+    );
     writeFileSync(
       path.join(dir, "run.mjs"),
       `await import(${JSON.stringify(pathToFileURL(path.join(desktopDir, "out/main/main.js")).href)});
@@ -64,8 +70,14 @@ process.exit(0);
 `,
     );
     const kubeconfig = path.join(dir, "kubeconfig");
-    writeFileSync(kubeconfig, "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: one\n  context:\n    cluster: c\n    user: u\nusers:\n- name: u\n  user:\n    token: t\ncurrent-context: one\n");
-    const r = spawnSync(process.execPath, ["--import", pathToFileURL(path.join(dir, "register.mjs")).href, path.join(dir, "run.mjs")], { encoding: "utf8", env: { ...process.env, KUBECONFIG: kubeconfig } });
+    writeFileSync(
+      kubeconfig,
+      "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: one\n  context:\n    cluster: c\n    user: u\nusers:\n- name: u\n  user:\n    token: t\ncurrent-context: one\n",
+    );
+    const r = spawnSync(process.execPath, ["--import", pathToFileURL(path.join(dir, "register.mjs")).href, path.join(dir, "run.mjs")], {
+      encoding: "utf8",
+      env: { ...process.env, KUBECONFIG: kubeconfig },
+    });
     expect(r.status, r.stderr).toBe(0);
     const got = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
     expect(got.channels).toEqual(Object.values(channels).sort());

@@ -14,7 +14,6 @@ let closedPort: number;
 let caPath: string;
 const server = () => `https://127.0.0.1:${process.env.KEEL_CP_API_PORT}`;
 
-
 const tokenKubeconfig = (o: { cluster: string; server: string; ca?: string; user: string; token: string; context: string; current?: string }) => `apiVersion: v1
 kind: Config
 clusters:
@@ -56,7 +55,10 @@ afterAll(async () => {
 });
 
 test("KUBECONFIG with two files (and a missing one) lists both files' contexts; the first file's current-context wins", async () => {
-  const down = await writeConfig("down.yaml", tokenKubeconfig({ cluster: "down", server: `https://127.0.0.1:${closedPort}`, user: "down-user", token: "x", context: "down", current: "down" }));
+  const down = await writeConfig(
+    "down.yaml",
+    tokenKubeconfig({ cluster: "down", server: `https://127.0.0.1:${closedPort}`, user: "down-user", token: "x", context: "down", current: "down" }),
+  );
   const loaded = loadKubeconfig({ env: { KUBECONFIG: [good, down, path.join(dir, "missing.yaml")].join(path.delimiter) } });
   const list = listContexts(loaded);
   expect(list.files).toEqual([good, down]);
@@ -73,7 +75,9 @@ test("KUBECONFIG with two files (and a missing one) lists both files' contexts; 
   expect(unreachable.connection.ok).toBe(false);
   expect(unreachable.connection).toMatchObject({
     code: "unreachable",
-    message: expect.stringMatching(new RegExp(`cannot reach the API server of context "down" at https://127.0.0.1:${closedPort}: .*ECONNREFUSED.*Check that the cluster is running`)),
+    message: expect.stringMatching(
+      new RegExp(`cannot reach the API server of context "down" at https://127.0.0.1:${closedPort}: .*ECONNREFUSED.*Check that the cluster is running`),
+    ),
   });
   expect(unreachable.agentSandbox).toBeNull();
   expect(unreachable.keel).toBeNull();
@@ -91,12 +95,17 @@ test("~/.kube/config is read when KUBECONFIG is unset", async () => {
 });
 
 test("wrong credentials: a clear 401 message naming the context, server and user", async () => {
-  const bad = await writeConfig("bad.yaml", tokenKubeconfig({ cluster: "keel-test", server: server(), ca: caPath, user: "stale", token: "expired-or-made-up", context: "stale", current: "stale" }));
+  const bad = await writeConfig(
+    "bad.yaml",
+    tokenKubeconfig({ cluster: "keel-test", server: server(), ca: caPath, user: "stale", token: "expired-or-made-up", context: "stale", current: "stale" }),
+  );
   const status = await contextStatus(loadKubeconfig({ env: { KUBECONFIG: bad } }), "stale");
   expect(status.connection).toEqual({
     ok: false,
     code: "unauthorized",
-    message: expect.stringMatching(/context "stale" \(https:\/\/127\.0\.0\.1:\d+\) rejected the credentials of user "stale" \(401 Unauthorized\): the token or client certificate is expired or invalid/),
+    message: expect.stringMatching(
+      /context "stale" \(https:\/\/127\.0\.0\.1:\d+\) rejected the credentials of user "stale" \(401 Unauthorized\): the token or client certificate is expired or invalid/,
+    ),
   });
   // The same through IPC, for a call that is not a status check.
   const res = await ipc(bad)("sandboxes:list", { context: "stale" });
@@ -106,14 +115,24 @@ test("wrong credentials: a clear 401 message naming the context, server and user
 test("forbidden: valid credentials without RBAC get a 403 message that says what was refused", async () => {
   await kubectl(["create", "serviceaccount", "desktop-nobody", "-n", "default"], { allowFailure: true });
   const token = (await kubectl(["create", "token", "desktop-nobody", "-n", "default"])).stdout.trim();
-  const file = await writeConfig("nobody.yaml", tokenKubeconfig({ cluster: "keel-test", server: server(), ca: caPath, user: "nobody", token, context: "nobody", current: "nobody" }));
+  const file = await writeConfig(
+    "nobody.yaml",
+    tokenKubeconfig({ cluster: "keel-test", server: server(), ca: caPath, user: "nobody", token, context: "nobody", current: "nobody" }),
+  );
   const status = await contextStatus(loadKubeconfig({ env: { KUBECONFIG: file } }), "nobody");
   expect(status.connection.ok).toBe(true); // /version and discovery are public to authenticated users
   expect(status.agentSandbox).toEqual({ ok: true });
-  expect(status.keel).toMatchObject({ ok: false, code: "forbidden", message: expect.stringMatching(/user "nobody" of context "nobody" may not read namespace keel \(403 Forbidden: .*\)\. Ask a cluster admin/) });
+  expect(status.keel).toMatchObject({
+    ok: false,
+    code: "forbidden",
+    message: expect.stringMatching(/user "nobody" of context "nobody" may not read namespace keel \(403 Forbidden: .*\)\. Ask a cluster admin/),
+  });
 
   const res = await ipc(file)("sandboxes:list", { context: "nobody" });
-  expect(res).toMatchObject({ ok: false, error: { code: "forbidden", message: expect.stringMatching(/may not list sandbox\w+ in all namespaces \(403 Forbidden/) } });
+  expect(res).toMatchObject({
+    ok: false,
+    error: { code: "forbidden", message: expect.stringMatching(/may not list sandbox\w+ in all namespaces \(403 Forbidden/) },
+  });
 });
 
 test("Keel install: missing namespace, then namespace without keel-web, then installed", async () => {
@@ -122,11 +141,16 @@ test("Keel install: missing namespace, then namespace without keel-web, then ins
   expect((await contextStatus(loaded, "keel-test")).keel).toEqual({
     ok: false,
     code: "keel_missing",
-    message: 'Keel is not installed in context "keel-test": there is no namespace "keel". Install Keel with kubectl apply --server-side -k k8s/overlays/<kind|production> (or kind/up.sh for a local cluster)',
+    message:
+      'Keel is not installed in context "keel-test": there is no namespace "keel". Install Keel with kubectl apply --server-side -k k8s/overlays/<kind|production> (or kind/up.sh for a local cluster)',
   });
   await kubectl(["create", "namespace", "keel"]);
   try {
-    expect((await contextStatus(loaded, "keel-test")).keel).toMatchObject({ ok: false, code: "keel_missing", message: expect.stringContaining('namespace "keel" has no Deployment "keel-web"') });
+    expect((await contextStatus(loaded, "keel-test")).keel).toMatchObject({
+      ok: false,
+      code: "keel_missing",
+      message: expect.stringContaining('namespace "keel" has no Deployment "keel-web"'),
+    });
     await kubectl(["create", "deployment", "keel-web", "-n", "keel", "--image=registry.invalid/keel:test"]);
     expect((await contextStatus(loaded, "keel-test")).keel).toEqual({ ok: true });
   } finally {
@@ -139,10 +163,17 @@ test("IPC wrapper: unknown context and invalid arguments come back as error resu
   expect(await call("kube:contexts:list")).toMatchObject({ ok: true, value: { current: "keel-test" } });
   expect(await call("kube:context:status", { context: "nope" })).toEqual({
     ok: false,
-    error: { name: "KubeError", code: "context_not_found", message: 'no context "nope" in your kubeconfig (contexts: keel-test). Check KUBECONFIG or run kubectl config get-contexts' },
+    error: {
+      name: "KubeError",
+      code: "context_not_found",
+      message: 'no context "nope" in your kubeconfig (contexts: keel-test). Check KUBECONFIG or run kubectl config get-contexts',
+    },
   });
   const bad = await call("sandboxes:warmpool:scale", { context: "keel-test", namespace: "Not_A_Name", name: "p", replicas: -1 });
-  expect(bad).toMatchObject({ ok: false, error: { name: "ValidationError", code: "invalid_input", message: expect.stringMatching(/0\.namespace: must be a DNS label.*0\.replicas/) } });
+  expect(bad).toMatchObject({
+    ok: false,
+    error: { name: "ValidationError", code: "invalid_input", message: expect.stringMatching(/0\.namespace: must be a DNS label.*0\.replicas/) },
+  });
   // A malformed kubeconfig file: the message names the file.
   const broken = await writeConfig("broken.yaml", "clusters: [ {");
   expect(await ipc(broken)("kube:contexts:list")).toMatchObject({ ok: false, error: { code: "kubeconfig_invalid", message: expect.stringContaining(broken) } });

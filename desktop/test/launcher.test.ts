@@ -44,7 +44,12 @@ function sandbox(name: string, tools: ("docker" | "kind" | "kubectl")[] = ["dock
 
 async function launcher(env: NodeJS.ProcessEnv, opts: { graceMs?: number; port?: number } = {}) {
   const events: { name: EventName; payload: any }[] = [];
-  const l = new KindLauncher({ env, port: opts.port ?? (await freePort()), graceMs: opts.graceMs ?? 2_000, emit: (name, payload) => events.push({ name, payload }) });
+  const l = new KindLauncher({
+    env,
+    port: opts.port ?? (await freePort()),
+    graceMs: opts.graceMs ?? 2_000,
+    emit: (name, payload) => events.push({ name, payload }),
+  });
   launchers.push(l);
   const states = () => events.filter((e) => e.name === "launcher:changed").map((e) => e.payload as LauncherState);
   const logs = () => events.filter((e) => e.name === "launcher:log").map((e) => e.payload as LauncherLogLine);
@@ -140,7 +145,16 @@ test("a second run on the existing cluster skips every change and runs no mutati
   await l.start();
   const end = await l.settled();
   expect(end.status).toBe("succeeded");
-  expect(stepStates(end)).toEqual({ prereqs: "done", cluster: "skipped", "agent-sandbox": "skipped", build: "skipped", load: "skipped", apply: "skipped", rollout: "done", "port-forward": "done" });
+  expect(stepStates(end)).toEqual({
+    prereqs: "done",
+    cluster: "skipped",
+    "agent-sandbox": "skipped",
+    build: "skipped",
+    load: "skipped",
+    apply: "skipped",
+    rollout: "done",
+    "port-forward": "done",
+  });
   expect(end.steps.find((x) => x.name === "apply")!.message).toBe("k8s/overlays/kind is applied and unchanged, and the pods run keel:dev as built");
   const second = s.calls().slice(first);
   expect(second.filter((c) => / create | build | apply | annotate /.test(` ${c} `))).toEqual([]);
@@ -160,7 +174,10 @@ test("a failed step stops the run with the tool's message; retry continues at th
   const failed = await l.settled();
   expect(failed.status).toBe("failed");
   expect(stepStates(failed)).toMatchObject({ load: "done", apply: "failed", rollout: "pending", "port-forward": "pending" });
-  expect(failed.error).toEqual({ step: "apply", message: expect.stringMatching(/^stub: 'kubectl --context kind-keel apply --server-side -k .*' failed as told \(apply: exit code 1\)$/) });
+  expect(failed.error).toEqual({
+    step: "apply",
+    message: expect.stringMatching(/^stub: 'kubectl --context kind-keel apply --server-side -k .*' failed as told \(apply: exit code 1\)$/),
+  });
 
   s.control([]);
   const before = s.calls().length;
@@ -172,7 +189,9 @@ test("a failed step stops the run with the tool's message; retry continues at th
   expect(after[0]).toBe("kubectl --context kind-keel get namespace keel"); // the apply step, not the cluster step again
   // (apply reads the image's ID to stamp it, the port-forward step asks docker which host port the
   // node publishes; nothing else of docker or kind)
-  expect(after.filter((c) => c.startsWith("kind ") || (c.startsWith("docker ") && !c.startsWith("docker port ")))).toEqual(["docker image inspect -f {{.Id}} keel:dev"]);
+  expect(after.filter((c) => c.startsWith("kind ") || (c.startsWith("docker ") && !c.startsWith("docker port ")))).toEqual([
+    "docker image inspect -f {{.Id}} keel:dev",
+  ]);
   expect(stepStates(end)).toMatchObject({ cluster: "done", apply: "done", "port-forward": "done" });
   await expect(l.retry()).rejects.toThrow(/nothing to retry: the local environment is succeeded/);
 });
@@ -227,7 +246,10 @@ test("a port-forward that dies later marks the run failed, and retry forwards ag
   expect((await l.settled()).status).toBe("succeeded");
   process.kill(s.pids("forward-pids")[0]!, "SIGKILL"); // the sleep: kubectl port-forward's stand-in exits
   const failed = await waitFor(() => (l.state().status === "failed" ? l.state() : undefined), { what: "the run to notice" });
-  expect(failed).toMatchObject({ dashboardUrl: null, error: { step: "port-forward", message: expect.stringMatching(/no longer forwarded: retry to forward it again$/) } });
+  expect(failed).toMatchObject({
+    dashboardUrl: null,
+    error: { step: "port-forward", message: expect.stringMatching(/no longer forwarded: retry to forward it again$/) },
+  });
   await l.retry();
   expect(await l.settled()).toMatchObject({ status: "succeeded", dashboardUrl: expect.stringMatching(/^http:\/\/localhost:\d+$/) });
 });
@@ -239,7 +261,11 @@ test("prerequisites: every missing tool at once, each with how to install it; no
   expect(report.ok).toBe(false);
   expect(report.checks).toEqual([
     { id: "docker", status: "failed", message: "docker is not on your PATH: install Docker Desktop or Docker Engine (https://docs.docker.com/get-docker/)" },
-    { id: "kind", status: "failed", message: expect.stringMatching(/^kind is not on your PATH: install it \(https:\/\/kind\.sigs\.k8s\.io\/.*go install sigs\.k8s\.io\/kind@/) },
+    {
+      id: "kind",
+      status: "failed",
+      message: expect.stringMatching(/^kind is not on your PATH: install it \(https:\/\/kind\.sigs\.k8s\.io\/.*go install sigs\.k8s\.io\/kind@/),
+    },
     { id: "kubectl", status: "failed", message: "kubectl is not on your PATH: install it (https://kubernetes.io/docs/tasks/tools/)" },
     { id: "docker-engine", status: "skipped", message: "needs the docker CLI" },
     { id: "memory", status: "skipped", message: "needs the docker CLI" },
@@ -263,12 +289,22 @@ test("prerequisites: only kind missing, a stopped engine, too little memory, a b
   const stopped = sandbox("no-engine");
   stopped.control(["fail docker info*"]);
   const r2 = await (await launcher(stopped.env)).l.prerequisites();
-  expect(r2.checks.find((c) => c.id === "docker-engine")).toEqual({ id: "docker-engine", status: "failed", message: "docker is installed but its engine does not answer ('docker info' failed: stub: 'docker info --format {{.MemTotal}}' failed as told): start Docker and retry" });
+  expect(r2.checks.find((c) => c.id === "docker-engine")).toEqual({
+    id: "docker-engine",
+    status: "failed",
+    message:
+      "docker is installed but its engine does not answer ('docker info' failed: stub: 'docker info --format {{.MemTotal}}' failed as told): start Docker and retry",
+  });
   expect(r2.checks.find((c) => c.id === "memory")?.status).toBe("skipped");
 
   const small = sandbox("small");
   const r3 = await (await launcher({ ...small.env, STUB_DOCKER_MEM_BYTES: String(2 * 1024 ** 3) })).l.prerequisites();
-  expect(r3.checks.find((c) => c.id === "memory")).toEqual({ id: "memory", status: "failed", message: "Docker has 2048 MiB of memory; Keel on kind needs at least 4096 MiB: raise it (Docker Desktop: Settings > Resources > Memory) or free memory, then retry" });
+  expect(r3.checks.find((c) => c.id === "memory")).toEqual({
+    id: "memory",
+    status: "failed",
+    message:
+      "Docker has 2048 MiB of memory; Keel on kind needs at least 4096 MiB: raise it (Docker Desktop: Settings > Resources > Memory) or free memory, then retry",
+  });
 
   const busy = net.createServer();
   await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
@@ -276,7 +312,11 @@ test("prerequisites: only kind missing, a stopped engine, too little memory, a b
   try {
     const r4 = await (await launcher(sandbox("busy").env, { port })).l.prerequisites();
     expect(r4).toMatchObject({ ok: false });
-    expect(r4.checks.find((c) => c.id === "port")).toEqual({ id: "port", status: "failed", message: `port ${port} is in use: stop what listens there or choose another port (KEEL_PORT)` });
+    expect(r4.checks.find((c) => c.id === "port")).toEqual({
+      id: "port",
+      status: "failed",
+      message: `port ${port} is in use: stop what listens there or choose another port (KEEL_PORT)`,
+    });
   } finally {
     busy.close();
   }
@@ -290,10 +330,16 @@ test("through the IPC wrapper: start, a second start is a conflict result, bad i
   const call = ipcClient(undefined, services) as (ch: string, ...args: unknown[]) => Promise<any>;
   try {
     expect(await call("launcher:state")).toMatchObject({ ok: true, value: { status: "idle", context: "kind-keel" } });
-    expect(await call("launcher:start", { skipBuild: "yes" })).toMatchObject({ ok: false, error: { code: "invalid_input", message: expect.stringMatching(/skipBuild/) } });
+    expect(await call("launcher:start", { skipBuild: "yes" })).toMatchObject({
+      ok: false,
+      error: { code: "invalid_input", message: expect.stringMatching(/skipBuild/) },
+    });
     expect(await call("launcher:start", {})).toMatchObject({ ok: true, value: { status: "running" } });
     await waitFor(() => s.pids().length === 2, { what: "kind create cluster to hang" });
-    expect(await call("launcher:start", {})).toEqual({ ok: false, error: { name: "LauncherError", code: "conflict", message: "cannot start: the local environment is being set up; cancel it or wait" } });
+    expect(await call("launcher:start", {})).toEqual({
+      ok: false,
+      error: { name: "LauncherError", code: "conflict", message: "cannot start: the local environment is being set up; cancel it or wait" },
+    });
     expect(await call("launcher:cancel")).toMatchObject({ ok: true, value: { status: "cancelled" } });
     expect((await call("launcher:logs", { step: "prereqs" })).value.map((l: LauncherLogLine) => l.line)).toContain("ok: the Docker engine answers");
     expect(events).toContain("launcher:changed");

@@ -28,10 +28,16 @@ const statuses: PortForwardStatus[] = [];
 /** GET on a fresh connection (fetch would reuse a kept-alive one, whose WebSocket is already open). */
 function get(url: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    http.get(url, { agent: false }, (res) => {
-      let body = "";
-      res.setEncoding("utf8").on("data", (d: string) => (body += d)).on("end", () => resolve(body)).on("error", reject);
-    }).on("error", reject);
+    http
+      .get(url, { agent: false }, (res) => {
+        let body = "";
+        res
+          .setEncoding("utf8")
+          .on("data", (d: string) => (body += d))
+          .on("end", () => resolve(body))
+          .on("error", reject);
+      })
+      .on("error", reject);
   });
 }
 
@@ -74,7 +80,11 @@ spec:
   ports: [{ port: 80 }]
 `,
   });
-  await waitFor(async () => (await kubectl(["get", "pod", "keel-web-0", "-n", ns.name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"])).stdout === "True", { timeoutMs: 90_000, what: "the web pod Ready (kwok)" });
+  await waitFor(
+    async () =>
+      (await kubectl(["get", "pod", "keel-web-0", "-n", ns.name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"])).stdout === "True",
+    { timeoutMs: 90_000, what: "the web pod Ready (kwok)" },
+  );
 }, 600_000);
 
 afterAll(async () => {
@@ -96,7 +106,11 @@ test("the Service resolves to its Ready pod and the named targetPort; the API se
     error: {
       name: "KubeError",
       code: "unreachable",
-      message: expect.stringMatching(new RegExp(`^the API server of context "keel-test" could not open a port-forward to pod ${ns.name}/keel-web-0 port 3000 \\(HTTP 500: .*error dialing backend: dial tcp 127\\.0\\.0\\.1:10250: connect: connection refused\\)\\. The pod's node must accept`)),
+      message: expect.stringMatching(
+        new RegExp(
+          `^the API server of context "keel-test" could not open a port-forward to pod ${ns.name}/keel-web-0 port 3000 \\(HTTP 500: .*error dialing backend: dial tcp 127\\.0\\.0\\.1:10250: connect: connection refused\\)\\. The pod's node must accept`,
+        ),
+      ),
     },
   });
   expect(s.forwards.size).toBe(0); // nothing left listening
@@ -108,17 +122,27 @@ test("RBAC: without create on pods/portforward the forward is refused by name", 
   await kubectl(["create", "rolebinding", "pf-reader", "-n", ns.name, "--role=pf-reader", `--serviceaccount=${ns.name}:pf-reader`]);
   const token = (await kubectl(["create", "token", "pf-reader", "-n", ns.name])).stdout.trim();
   const file = path.join(dir, "reader.yaml");
-  await writeFile(file, `apiVersion: v1
+  await writeFile(
+    file,
+    `apiVersion: v1
 kind: Config
 clusters: [{ name: c, cluster: { server: "https://127.0.0.1:${process.env.KEEL_CP_API_PORT}", certificate-authority: "${path.join(process.env.KEEL_CP_STATE_DIR!, "pki", "ca.crt")}" } }]
 users: [{ name: reader, user: { token: "${token}" } }]
 contexts: [{ name: reader, context: { cluster: c, user: reader } }]
 current-context: reader
-`);
+`,
+  );
   const r = await ipc(file).call("keel:portforward:start", { context: "reader", namespace: ns.name, port: 80 });
   expect(r).toMatchObject({
     ok: false,
-    error: { code: "forbidden", message: expect.stringMatching(new RegExp(`^user "reader" of context "reader" may not port-forward to pod ${ns.name}/keel-web-0 port 3000 \\(403 Forbidden: .*"pods/portforward".*\\)\\. Ask a cluster admin for a Role that allows create on pods/portforward$`)) },
+    error: {
+      code: "forbidden",
+      message: expect.stringMatching(
+        new RegExp(
+          `^user "reader" of context "reader" may not port-forward to pod ${ns.name}/keel-web-0 port 3000 \\(403 Forbidden: .*"pods/portforward".*\\)\\. Ask a cluster admin for a Role that allows create on pods/portforward$`,
+        ),
+      ),
+    },
   });
 });
 
@@ -126,14 +150,28 @@ test("Keel not installed, no Ready pod, no such port, bad input, wrong context",
   const { call } = ipc(kubeconfig);
   expect(await call("keel:portforward:start", { context, namespace: "default" })).toEqual({
     ok: false,
-    error: { name: "KubeError", code: "keel_missing", message: 'there is no Service default/keel-web in context "keel-test": Keel is not installed there (k8s/overlays/<kind|production>, or kind/up.sh for a local cluster)' },
+    error: {
+      name: "KubeError",
+      code: "keel_missing",
+      message:
+        'there is no Service default/keel-web in context "keel-test": Keel is not installed there (k8s/overlays/<kind|production>, or kind/up.sh for a local cluster)',
+    },
   });
   expect(await call("keel:portforward:start", { context, namespace: ns.name, service: "empty", port: 80 })).toMatchObject({
     ok: false,
-    error: { code: "not_found", message: `no Ready pod behind Service ${ns.name}/empty (0 pods match its selector): wait for the rollout, e.g. kubectl -n ${ns.name} rollout status deployment/empty` },
+    error: {
+      code: "not_found",
+      message: `no Ready pod behind Service ${ns.name}/empty (0 pods match its selector): wait for the rollout, e.g. kubectl -n ${ns.name} rollout status deployment/empty`,
+    },
   });
-  expect(await call("keel:portforward:start", { context, namespace: ns.name, port: 3000 })).toMatchObject({ ok: false, error: { code: "not_found", message: `Service ${ns.name}/keel-web has no port 3000 (its ports: 80)` } });
-  expect(await call("keel:portforward:start", { context, localPort: 70000 })).toMatchObject({ ok: false, error: { code: "invalid_input", message: expect.stringContaining("0.localPort") } });
+  expect(await call("keel:portforward:start", { context, namespace: ns.name, port: 3000 })).toMatchObject({
+    ok: false,
+    error: { code: "not_found", message: `Service ${ns.name}/keel-web has no port 3000 (its ports: 80)` },
+  });
+  expect(await call("keel:portforward:start", { context, localPort: 70000 })).toMatchObject({
+    ok: false,
+    error: { code: "invalid_input", message: expect.stringContaining("0.localPort") },
+  });
   expect(await call("keel:portforward:start", { context: "nope" })).toMatchObject({ ok: false, error: { code: "context_not_found" } });
 });
 
@@ -143,25 +181,49 @@ test("data path (stand-in API server): HTTP through the local base URL reaches t
   await new Promise<void>((r) => web.listen(0, "127.0.0.1", r));
   let api: StandInApi | undefined;
   try {
-    api = await startPortForwardApi({ namespace: "keel", service: "keel-web", pod: "keel-web-7d9f-abcde", port: 3000, target: { host: "127.0.0.1", port: (web.address() as net.AddressInfo).port } });
+    api = await startPortForwardApi({
+      namespace: "keel",
+      service: "keel-web",
+      pod: "keel-web-7d9f-abcde",
+      port: 3000,
+      target: { host: "127.0.0.1", port: (web.address() as net.AddressInfo).port },
+    });
     const file = path.join(dir, "standin.yaml");
-    await writeFile(file, `apiVersion: v1
+    await writeFile(
+      file,
+      `apiVersion: v1
 kind: Config
 # client-node refuses plain http unless TLS verification is off.
 clusters: [{ name: standin, cluster: { server: "${api.url}", insecure-skip-tls-verify: true } }]
 users: [{ name: u, user: {} }]
 contexts: [{ name: standin, context: { cluster: standin, user: u } }]
 current-context: standin
-`);
+`,
+    );
     const { s, call } = ipc(file);
     const started = await call("keel:portforward:start", { context: "standin" });
-    expect(started).toMatchObject({ ok: true, value: { context: "standin", namespace: "keel", service: "keel-web", pod: "keel-web-7d9f-abcde", targetPort: (web.address() as net.AddressInfo).port, baseUrl: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) } });
+    expect(started).toMatchObject({
+      ok: true,
+      value: {
+        context: "standin",
+        namespace: "keel",
+        service: "keel-web",
+        pod: "keel-web-7d9f-abcde",
+        targetPort: (web.address() as net.AddressInfo).port,
+        baseUrl: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/),
+      },
+    });
     const { baseUrl, forwardId } = (started as { value: { baseUrl: string; forwardId: string } }).value;
 
-    expect(await Promise.all([get(`${baseUrl}/api/v1/sessions`), get(`${baseUrl}/healthz`)])).toEqual(["hello from the pod: GET /api/v1/sessions", "hello from the pod: GET /healthz"]);
+    expect(await Promise.all([get(`${baseUrl}/api/v1/sessions`), get(`${baseUrl}/healthz`)])).toEqual([
+      "hello from the pod: GET /api/v1/sessions",
+      "hello from the pod: GET /healthz",
+    ]);
     const upgrades = api.requests.filter((r) => r.startsWith("UPGRADE"));
     expect(upgrades).toHaveLength(3); // the probe at start, then one WebSocket per local connection
-    expect(new Set(upgrades)).toEqual(new Set([`UPGRADE /api/v1/namespaces/keel/pods/keel-web-7d9f-abcde/portforward?ports=${(web.address() as net.AddressInfo).port}`]));
+    expect(new Set(upgrades)).toEqual(
+      new Set([`UPGRADE /api/v1/namespaces/keel/pods/keel-web-7d9f-abcde/portforward?ports=${(web.address() as net.AddressInfo).port}`]),
+    );
     expect(api.requests).toContain("GET /api/v1/namespaces/keel/services/keel-web");
     expect(statuses).toContainEqual({ forwardId, state: "listening", message: null });
 
@@ -169,13 +231,17 @@ current-context: standin
     api.replacePod("keel-web-7d9f-fghij");
     expect(await get(`${baseUrl}/after-rollout`)).toBe("hello from the pod: GET /after-rollout");
     expect(statuses).toContainEqual({ forwardId, state: "listening", message: "pod keel/keel-web-7d9f-abcde is gone; forwarding to keel-web-7d9f-fghij now" });
-    expect(api.requests.filter((r) => r.startsWith("UPGRADE")).at(-1)).toMatch(/^UPGRADE \/api\/v1\/namespaces\/keel\/pods\/keel-web-7d9f-fghij\/portforward\?ports=\d+$/);
+    expect(api.requests.filter((r) => r.startsWith("UPGRADE")).at(-1)).toMatch(
+      /^UPGRADE \/api\/v1\/namespaces\/keel\/pods\/keel-web-7d9f-fghij\/portforward\?ports=\d+$/,
+    );
 
     // A refused connection later (RBAC changed, pod gone): the forward stays up and says why.
     api.refuse(403, 'pods "keel-web-7d9f-fghij" is forbidden: User "u" cannot create resource "pods/portforward"');
     await expect(get(`${baseUrl}/x`)).rejects.toThrow(/socket hang up|ECONNRESET/);
     const refusal = await waitFor(() => statuses.find((x) => x.forwardId === forwardId && x.state === "error"), { what: "an error status" });
-    expect(refusal.message).toMatch(/may not port-forward to pod keel\/keel-web-7d9f-fghij port \d+ \(403 Forbidden: pods "keel-web-7d9f-fghij" is forbidden: User "u" cannot create resource "pods\/portforward"\)/);
+    expect(refusal.message).toMatch(
+      /may not port-forward to pod keel\/keel-web-7d9f-fghij port \d+ \(403 Forbidden: pods "keel-web-7d9f-fghij" is forbidden: User "u" cannot create resource "pods\/portforward"\)/,
+    );
 
     expect(await call("keel:portforward:stop", { forwardId })).toEqual({ ok: true, value: { stopped: true } });
     expect(s.forwards.size).toBe(0);

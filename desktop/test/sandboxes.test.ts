@@ -30,17 +30,26 @@ test("create a claim from a template, see it become ready in the list, scale the
   const created = await value<SandboxRow>(call("sandboxes:claim:create", { context, namespace: ns.name, template: "agent", name: "claim-1" }));
   expect(created).toMatchObject({ kind: "SandboxClaim", name: "claim-1", warmPool: "agents", status: "requested" });
 
-  const ready = await waitFor(async () => {
-    const c = row(await list(), "SandboxClaim", "claim-1");
-    return c?.status === "ready" && c.sandbox ? c : undefined;
-  }, { timeoutMs: 90_000, what: "claim-1 ready in the list" });
+  const ready = await waitFor(
+    async () => {
+      const c = row(await list(), "SandboxClaim", "claim-1");
+      return c?.status === "ready" && c.sandbox ? c : undefined;
+    },
+    { timeoutMs: 90_000, what: "claim-1 ready in the list" },
+  );
   expect(ready.reason).toBeTruthy();
   const rows = await list();
   expect(row(rows, "Sandbox", ready.sandbox!)).toMatchObject({ status: "ready" });
 
   // Across namespaces too (no namespace given).
   const all = await value<SandboxRow[]>(call("sandboxes:list", { context }));
-  expect(row(all.filter((r) => r.namespace === ns.name), "SandboxClaim", "claim-1")).toBeTruthy();
+  expect(
+    row(
+      all.filter((r) => r.namespace === ns.name),
+      "SandboxClaim",
+      "claim-1",
+    ),
+  ).toBeTruthy();
 
   const scaled = await value<SandboxRow>(call("sandboxes:warmpool:scale", { context, namespace: ns.name, name: "agents", replicas: 2 }));
   expect(scaled).toMatchObject({ kind: "SandboxWarmPool", replicas: 2 });
@@ -60,11 +69,18 @@ ${templateYaml("lonely")}`,
   });
   expect(await call("sandboxes:claim:create", { context, namespace: ns.name, template: "lonely" })).toEqual({
     ok: false,
-    error: { name: "KubeError", code: "not_found", message: expect.stringMatching(/no SandboxWarmPool in namespace desk-\w+ uses template "lonely".*create one \(replicas: 0 is fine\)/) },
+    error: {
+      name: "KubeError",
+      code: "not_found",
+      message: expect.stringMatching(/no SandboxWarmPool in namespace desk-\w+ uses template "lonely".*create one \(replicas: 0 is fine\)/),
+    },
   });
   expect(await call("sandboxes:claim:create", { context, namespace: ns.name, template: "ghost" })).toMatchObject({
     ok: false,
     error: { code: "not_found", message: `there is no SandboxTemplate "ghost" in namespace ${ns.name}: pick one of the templates listed there` },
   });
-  expect(await call("sandboxes:warmpool:scale", { context, namespace: ns.name, name: "ghost", replicas: 1 })).toMatchObject({ ok: false, error: { code: "not_found" } });
+  expect(await call("sandboxes:warmpool:scale", { context, namespace: ns.name, name: "ghost", replicas: 1 })).toMatchObject({
+    ok: false,
+    error: { code: "not_found" },
+  });
 });

@@ -24,7 +24,8 @@ async function value<T>(p: Promise<Result<T>>): Promise<T> {
 // Payloads as the tests read them (the renderer parses them with @keel/core/view/session).
 const followed = (sessionId: string): (KeelEvent & { payload: any })[] =>
   emitted.filter((e) => e.event === "sessions:event" && e.payload.sessionId === sessionId).map((e) => (e.payload as EventPayloads["sessions:event"]).event);
-const states = (followId: string) => emitted.filter((e) => e.event === "sessions:follow:state" && e.payload.followId === followId).map((e) => e.payload.state as string);
+const states = (followId: string) =>
+  emitted.filter((e) => e.event === "sessions:follow:state" && e.payload.followId === followId).map((e) => e.payload.state as string);
 const seqs = (evs: { seq: string }[]) => evs.map((e) => Number(e.seq));
 const gapless = (s: number[]) => s.length > 0 && s.every((n, i) => n === i + 1);
 
@@ -70,7 +71,10 @@ test("lists sessions in cursor pages: every session once, newest first", async (
   const all = [...first.sessions, ...rest.sessions].map((s) => s.id);
   expect(new Set(all).size).toBe(all.length);
   expect(all.slice(0, 3)).toEqual(ids.reverse());
-  expect(await call("sessions:list", { connection: conn.id, cursor: "garbage" })).toMatchObject({ ok: false, error: { code: "validation_failed", status: 422, message: expect.stringContaining("cursor") } });
+  expect(await call("sessions:list", { connection: conn.id, cursor: "garbage" })).toMatchObject({
+    ok: false,
+    error: { code: "validation_failed", status: 422, message: expect.stringContaining("cursor") },
+  });
 });
 
 test("follows a session live through an approval; history and the live feed agree", async () => {
@@ -82,10 +86,22 @@ test("follows a session live through an approval; history and the live feed agre
   // server's code, status and details reach the renderer unchanged (once mapped to "conflict").
   expect(await call("sessions:post", { connection: conn.id, sessionId: id, content: "are you there?", onBusy: "reject" })).toMatchObject({
     ok: false,
-    error: { name: "KeelApiError", code: "session_busy", status: 409, message: expect.stringContaining("the session is running"), details: { runId: expect.any(String) } },
+    error: {
+      name: "KeelApiError",
+      code: "session_busy",
+      status: 409,
+      message: expect.stringContaining("the session is running"),
+      details: { runId: expect.any(String) },
+    },
   });
-  await expect(value(call("sessions:decide", { connection: conn.id, sessionId: id, callId: asked.payload.callId, approve: true }))).resolves.toMatchObject({ runId: expect.any(String), seq: expect.stringMatching(/^\d+$/) });
-  await waitFor(() => followed(id).find((e) => e.type === "tool_result" && String(e.payload.content).includes("42")), { what: "tool result 42", timeoutMs: 30_000 });
+  await expect(value(call("sessions:decide", { connection: conn.id, sessionId: id, callId: asked.payload.callId, approve: true }))).resolves.toMatchObject({
+    runId: expect.any(String),
+    seq: expect.stringMatching(/^\d+$/),
+  });
+  await waitFor(() => followed(id).find((e) => e.type === "tool_result" && String(e.payload.content).includes("42")), {
+    what: "tool result 42",
+    timeoutMs: 30_000,
+  });
   await waitFor(() => followed(id).filter((e) => e.type === "assistant_message").length >= 2, { what: "final answer", timeoutMs: 30_000 });
   expect(states(followId)).toContain("live");
   expect(emitted.some((e) => e.event === "sessions:delta" && e.payload.sessionId === id)).toBe(true);
@@ -109,7 +125,10 @@ test("follows a session live through an approval; history and the live feed agre
 test("a follow resumes after the web process restarts: no gap, no duplicate", async () => {
   const id = await keel.newSession("restart");
   await keel.post(id, "hello");
-  await waitFor(async () => (await value(call("sessions:history", { connection: conn.id, sessionId: id }))).events.some((e: KeelEvent) => e.type === "assistant_message"), { what: "first answer" });
+  await waitFor(
+    async () => (await value(call("sessions:history", { connection: conn.id, sessionId: id }))).events.some((e: KeelEvent) => e.type === "assistant_message"),
+    { what: "first answer" },
+  );
   const before = await value(call("sessions:history", { connection: conn.id, sessionId: id }));
   const after = before.events.at(-1)!.seq;
   const { followId } = await value(call("sessions:follow", { connection: conn.id, sessionId: id, after }));
@@ -133,7 +152,10 @@ test("a follow resumes after the web process restarts: no gap, no duplicate", as
 test("following a session that does not exist stops with the server's answer instead of retrying", async () => {
   const ghost = "00000000-0000-4000-8000-000000000000";
   const { followId } = await value(call("sessions:follow", { connection: conn.id, sessionId: ghost }));
-  const closed = await waitFor(() => emitted.find((e) => e.event === "sessions:follow:state" && e.payload.followId === followId && e.payload.state === "closed"), { what: "follow closed" });
+  const closed = await waitFor(
+    () => emitted.find((e) => e.event === "sessions:follow:state" && e.payload.followId === followId && e.payload.state === "closed"),
+    { what: "follow closed" },
+  );
   expect(closed.payload.error).toMatch(/not found/i);
   expect(await call("sessions:history", { connection: conn.id, sessionId: ghost })).toMatchObject({ ok: false, error: { code: "not_found" } });
   expect(await call("sessions:history", { connection: conn.id, sessionId: "nope" })).toMatchObject({ ok: false, error: { code: "invalid_input" } });

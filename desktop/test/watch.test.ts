@@ -70,7 +70,13 @@ test("a change shows up as a sandboxes:changed event; other namespaces stay quie
   await proxy.down();
   const refused = () => statuses().filter((s) => s.state === "reconnecting" && /ECONNREFUSED/.test(s.message ?? ""));
   const reconnecting = await waitFor(() => refused()[0], { what: "a reconnecting status" });
-  expect(reconnecting).toMatchObject({ watchId, attempt: expect.any(Number), message: expect.stringMatching(/^(watch of sandbox\w+ in namespace watch-\w+ (dropped|could not start)|cannot reach the API server of context "keel-test" at https:\/\/127\.0\.0\.1:\d+): .*ECONNREFUSED/) });
+  expect(reconnecting).toMatchObject({
+    watchId,
+    attempt: expect.any(Number),
+    message: expect.stringMatching(
+      /^(watch of sandbox\w+ in namespace watch-\w+ (dropped|could not start)|cannot reach the API server of context "keel-test" at https:\/\/127\.0\.0\.1:\d+): .*ECONNREFUSED/,
+    ),
+  });
   await template("t3");
   await waitFor(() => refused().some((s) => s.attempt >= reconnecting.attempt + 1), { what: "another reconnect attempt" });
   expect(changed("t3")).toBeUndefined();
@@ -96,13 +102,20 @@ test("across all namespaces, and errors at start: wrong context, unreachable ser
 
   expect(await call("sandboxes:watch:start", { context: "nope" })).toEqual({
     ok: false,
-    error: { name: "KubeError", code: "context_not_found", message: 'no context "nope" in your kubeconfig (contexts: keel-test). Check KUBECONFIG or run kubectl config get-contexts' },
+    error: {
+      name: "KubeError",
+      code: "context_not_found",
+      message: 'no context "nope" in your kubeconfig (contexts: keel-test). Check KUBECONFIG or run kubectl config get-contexts',
+    },
   });
   await proxy.down();
   try {
     expect(await call("sandboxes:watch:start", { context, namespace: ns.name })).toMatchObject({
       ok: false,
-      error: { code: "unreachable", message: expect.stringMatching(/cannot reach the API server of context "keel-test" at https:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/) },
+      error: {
+        code: "unreachable",
+        message: expect.stringMatching(/cannot reach the API server of context "keel-test" at https:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/),
+      },
     });
   } finally {
     await proxy.up();

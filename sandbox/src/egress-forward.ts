@@ -21,7 +21,10 @@ export function startEgressForwarder(cfg: EgressConfig): Promise<net.Server> {
     };
     upstream.on("error", (err) => {
       // The proxy is gone (the worker restarts it with the sandbox): say so to an HTTP client.
-      if (client.writable) client.end(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nthe sandbox's egress proxy is unreachable: ${err.message}\n`);
+      if (client.writable)
+        client.end(
+          `HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nthe sandbox's egress proxy is unreachable: ${err.message}\n`,
+        );
       upstream.destroy();
     });
     client.on("error", close);

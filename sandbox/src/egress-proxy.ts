@@ -77,7 +77,8 @@ export function createEgressProxy(config: EgressProxyConfig, log: Log = () => {}
         // rules an unlisted name is refused before DNS, so DNS queries cannot carry data out.
         addresses = await resolve(host);
         if (addresses.length === 0) {
-          if (!matcher.nameAllowed(host, port)) refuse(host, port, `egress to ${host}:${port} is not allowed by this sandbox's policy (allowed: ${matcher.describe()})`);
+          if (!matcher.nameAllowed(host, port))
+            refuse(host, port, `egress to ${host}:${port} is not allowed by this sandbox's policy (allowed: ${matcher.describe()})`);
           throw new RequestError(`cannot resolve ${host}`, 502, { "x-keel-egress": "unresolved" });
         }
       } else {

@@ -54,7 +54,9 @@ export class EgressMatcher {
   /** A name rule (exact or *.suffix) that allows this host name and port. */
   nameAllowed(host: string, port: number): boolean {
     const h = normalizeHost(host);
-    return this.rules.some((r) => (r.port === undefined || r.port === port) && ((r.kind === "host" && r.host === h) || (r.kind === "suffix" && h.endsWith(`.${r.suffix}`))));
+    return this.rules.some(
+      (r) => (r.port === undefined || r.port === port) && ((r.kind === "host" && r.host === h) || (r.kind === "suffix" && h.endsWith(`.${r.suffix}`))),
+    );
   }
 
   /** An address rule that covers this address and port. */

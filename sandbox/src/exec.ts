@@ -76,7 +76,12 @@ export function runCommand(req: ExecRequest, limits: Limits): Promise<ExecResult
     // detached: its own process group, so the timeout kills everything it started.
     const stdio: StdioOptions = [req.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"];
     // Cast: some ambient type packages (Next.js) make NODE_ENV a required ProcessEnv key.
-    const child: ChildProcess = spawn("/bin/sh", ["-c", limitScript(limits, req.closeFds), "sh", ...req.argv], { cwd: req.cwd, env: req.env as NodeJS.ProcessEnv, detached: true, stdio });
+    const child: ChildProcess = spawn("/bin/sh", ["-c", limitScript(limits, req.closeFds), "sh", ...req.argv], {
+      cwd: req.cwd,
+      env: req.env as NodeJS.ProcessEnv,
+      detached: true,
+      stdio,
+    });
     const out = { stdout: "", stderr: "", bytes: { stdout: 0, stderr: 0 }, truncated: false };
     let timedOut = false;
     let settled = false;

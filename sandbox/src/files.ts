@@ -11,7 +11,11 @@ import { lstat, mkdir, open, readdir, realpath, rename, stat, writeFile } from "
 import path from "node:path";
 
 export class FileError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -116,7 +120,10 @@ export class Workspace {
     return { path: p, sizeBytes: data.length };
   }
 
-  async list(p: string, opts: { recursive: boolean; maxEntries: number }): Promise<{ entries: { path: string; type: "file" | "directory" | "symlink" | "other"; sizeBytes: number }[]; truncated: boolean }> {
+  async list(
+    p: string,
+    opts: { recursive: boolean; maxEntries: number },
+  ): Promise<{ entries: { path: string; type: "file" | "directory" | "symlink" | "other"; sizeBytes: number }[]; truncated: boolean }> {
     const dir = await this.resolve(p, { mustExist: true });
     const root = await this.realRoot();
     const entries: { path: string; type: "file" | "directory" | "symlink" | "other"; sizeBytes: number }[] = [];
@@ -124,7 +131,9 @@ export class Workspace {
     let truncated = false;
     while (queue.length > 0) {
       const d = queue.shift()!;
-      const listed = await readdir(d, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => (d !== dir && err.code === "ENOENT" ? [] : Promise.reject(err)));
+      const listed = await readdir(d, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) =>
+        d !== dir && err.code === "ENOENT" ? [] : Promise.reject(err),
+      );
       for (const e of listed) {
         const full = path.join(d, e.name);
         const rel = path.relative(root, full);
@@ -135,7 +144,13 @@ export class Workspace {
         }
         const type = e.isFile() ? "file" : e.isDirectory() ? "directory" : e.isSymbolicLink() ? "symlink" : "other";
         // A command may delete or rename a file while we list: skip it, as `ls` would.
-        const sizeBytes = type === "file" ? await lstat(full).then((s) => s.size, (err: NodeJS.ErrnoException) => (err.code === "ENOENT" ? -1 : Promise.reject(err))) : 0;
+        const sizeBytes =
+          type === "file"
+            ? await lstat(full).then(
+                (s) => s.size,
+                (err: NodeJS.ErrnoException) => (err.code === "ENOENT" ? -1 : Promise.reject(err)),
+              )
+            : 0;
         if (sizeBytes < 0) continue;
         entries.push({ path: rel, type, sizeBytes });
         if (type === "directory" && opts.recursive) queue.push(full);

@@ -12,7 +12,10 @@ export const DEFAULT_MAX_LOG_BYTES = 1024 * 1024;
 
 /** Rotates `file` when it is over maxBytes (before a process is started on it). */
 export async function rotateLog(file: string, maxBytes: number): Promise<void> {
-  const size = await stat(file).then((s) => s.size, () => 0);
+  const size = await stat(file).then(
+    (s) => s.size,
+    () => 0,
+  );
   if (size > maxBytes) await rename(file, `${file}.1`);
 }
 

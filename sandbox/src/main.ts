@@ -84,7 +84,15 @@ async function loadConfig(): Promise<RuntimeConfig & { egress?: EgressConfig }> 
   if (args["config-stdin"]) {
     const c = JSON.parse(await readStdin()) as Partial<RuntimeConfig> & { egress?: EgressConfig };
     if (!c.token || c.token.length < 16) fail("config on stdin needs a token of at least 16 characters");
-    return { token: c.token, workspace, stateDir, env: c.env ?? {}, limits: c.limits ?? {}, ...(listenFd !== undefined ? { privateFds: [listenFd] } : {}), ...(c.egress ? { egress: c.egress } : {}) };
+    return {
+      token: c.token,
+      workspace,
+      stateDir,
+      env: c.env ?? {},
+      limits: c.limits ?? {},
+      ...(listenFd !== undefined ? { privateFds: [listenFd] } : {}),
+      ...(c.egress ? { egress: c.egress } : {}),
+    };
   }
   const token = process.env.KEEL_RUNTIME_TOKEN;
   if (!token || token.length < 16) fail("set KEEL_RUNTIME_TOKEN (at least 16 characters) or pass --config-stdin");
@@ -97,7 +105,9 @@ const config = await loadConfig();
 mkdirSync(config.workspace, { recursive: true });
 if (config.egress) {
   // Before the runtime answers: a sandbox whose egress path cannot start must fail to start.
-  await startEgressForwarder(config.egress).catch((err: Error) => fail(`cannot start the egress forwarder on 127.0.0.1:${config.egress!.port}: ${err.message}`));
+  await startEgressForwarder(config.egress).catch((err: Error) =>
+    fail(`cannot start the egress forwarder on 127.0.0.1:${config.egress!.port}: ${err.message}`),
+  );
   // Last, so neither a secret nor the policy's env can point commands elsewhere.
   config.env = { ...config.env, ...proxyEnv(config.egress.port) };
 }

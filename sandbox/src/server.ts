@@ -24,7 +24,11 @@ const MAX_TIMEOUT_MS = 3_600_000;
 const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
 
 class HttpError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -43,7 +47,8 @@ export function createRuntimeServer(config: RuntimeConfig): http.Server {
     if (!Number.isSafeInteger(epoch) || epoch < 0) throw new HttpError(422, "validation_failed", "epoch must be a non-negative integer");
     const key = typeof body.fenceKey === "string" && body.fenceKey ? body.fenceKey : "default";
     const r = ledger.checkFence(key, epoch);
-    if (!r.ok) throw new HttpError(409, "stale_epoch", `epoch ${epoch} is older than ${r.highest}, the newest seen for ${key}: this worker lost its claim on the run`);
+    if (!r.ok)
+      throw new HttpError(409, "stale_epoch", `epoch ${epoch} is older than ${r.highest}, the newest seen for ${key}: this worker lost its claim on the run`);
   };
 
   async function exec(body: Record<string, unknown>, onOutput?: (s: "stdout" | "stderr", d: string) => void): Promise<ExecResult & { replayed?: boolean }> {
@@ -66,7 +71,14 @@ export function createRuntimeServer(config: RuntimeConfig): http.Server {
       if (rec?.status === "done" && rec.result) return { ...rec.result, replayed: true };
       if (rec?.status === "started") {
         return {
-          exitCode: null, signal: null, stdout: "", truncated: false, timedOut: false, durationMs: 0, interrupted: true, replayed: true,
+          exitCode: null,
+          signal: null,
+          stdout: "",
+          truncated: false,
+          timedOut: false,
+          durationMs: 0,
+          interrupted: true,
+          replayed: true,
           stderr: "the sandbox runtime restarted while this command was running; it may have run partly and was not run again",
         };
       }
@@ -74,7 +86,10 @@ export function createRuntimeServer(config: RuntimeConfig): http.Server {
     }
     const argv = hasCommand ? ["/bin/sh", "-c", body.command as string] : (body.argv as string[]);
     const startedAt = Date.now();
-    const p = runCommand({ argv, cwd, env: { ...config.env, ...(extraEnv as Record<string, string>) }, timeoutMs, maxOutputBytes, onOutput, closeFds: config.privateFds }, config.limits);
+    const p = runCommand(
+      { argv, cwd, env: { ...config.env, ...(extraEnv as Record<string, string>) }, timeoutMs, maxOutputBytes, onOutput, closeFds: config.privateFds },
+      config.limits,
+    );
     if (key) inflight.set(key, p);
     try {
       const result = await p;
@@ -90,7 +105,13 @@ export function createRuntimeServer(config: RuntimeConfig): http.Server {
     const url = new URL(req.url ?? "/", "http://sandbox");
     const route = `${req.method} ${url.pathname}`;
     if (route === "GET /healthz") {
-      return send(res, 200, { ok: true, pid: process.pid, inFlight: activity.inFlight, idleMs: activity.inFlight > 0 ? 0 : Date.now() - activity.lastAt, uptimeMs: Date.now() - activity.startedAt });
+      return send(res, 200, {
+        ok: true,
+        pid: process.pid,
+        inFlight: activity.inFlight,
+        idleMs: activity.inFlight > 0 ? 0 : Date.now() - activity.lastAt,
+        uptimeMs: Date.now() - activity.startedAt,
+      });
     }
     activity.inFlight++;
     try {
@@ -111,7 +132,14 @@ export function createRuntimeServer(config: RuntimeConfig): http.Server {
           return void res.end();
         }
         case "GET /files":
-          return send(res, 200, await workspace.read(url.searchParams.get("path") ?? "", clampInt(url.searchParams.get("maxBytes") ?? undefined, 1024 * 1024, 1, maxBodyBytes, "maxBytes")));
+          return send(
+            res,
+            200,
+            await workspace.read(
+              url.searchParams.get("path") ?? "",
+              clampInt(url.searchParams.get("maxBytes") ?? undefined, 1024 * 1024, 1, maxBodyBytes, "maxBytes"),
+            ),
+          );
         case "PUT /files": {
           const body = await readBody(req, maxBodyBytes);
           if (typeof body.content !== "string") throw new HttpError(422, "validation_failed", "content must be a string");
@@ -120,7 +148,14 @@ export function createRuntimeServer(config: RuntimeConfig): http.Server {
           return send(res, 200, await workspace.write(String(body.path ?? ""), body.content, encoding));
         }
         case "GET /files/list":
-          return send(res, 200, await workspace.list(url.searchParams.get("path") || ".", { recursive: url.searchParams.get("recursive") === "1", maxEntries: clampInt(url.searchParams.get("maxEntries") ?? undefined, 1000, 1, 10_000, "maxEntries") }));
+          return send(
+            res,
+            200,
+            await workspace.list(url.searchParams.get("path") || ".", {
+              recursive: url.searchParams.get("recursive") === "1",
+              maxEntries: clampInt(url.searchParams.get("maxEntries") ?? undefined, 1000, 1, 10_000, "maxEntries"),
+            }),
+          );
         default:
           throw new HttpError(404, "not_found", `no route ${route}`);
       }

@@ -11,7 +11,9 @@ import type { Server } from "proxy-chain";
 import { createEgressProxy, listenOnSocket, type EgressProxyConfig } from "../src/egress-proxy.js";
 import { EgressMatcher, type EgressRule } from "../src/egress-rules.js";
 
-const own = Object.values(networkInterfaces()).flatMap((l) => l ?? []).find((i) => i.family === "IPv4" && !i.internal)?.address;
+const own = Object.values(networkInterfaces())
+  .flatMap((l) => l ?? [])
+  .find((i) => i.family === "IPv4" && !i.internal)?.address;
 let dir: string;
 let hostListener: net.Server;
 let loopListener: net.Server;
@@ -44,7 +46,11 @@ afterAll(async () => {
 });
 
 async function proxy(config: EgressProxyConfig, names: Record<string, string[]> = {}): Promise<string> {
-  const server = createEgressProxy(config, () => {}, async (host) => names[host] ?? []);
+  const server = createEgressProxy(
+    config,
+    () => {},
+    async (host) => names[host] ?? [],
+  );
   proxies.push(server);
   const socket = path.join(dir, `p${proxies.length}.sock`);
   await listenOnSocket(server, socket);
@@ -113,7 +119,16 @@ describe("egress proxy: internal addresses", () => {
   });
 
   it("reaches an internal address the operator opened, and nothing beside it", async () => {
-    const socket = await proxy({ rules: [{ kind: "host", host: "own.test" }, { kind: "host", host: "loop.test" }], internal: [cidr(own!, 32)] }, { "own.test": [own!], "loop.test": ["127.0.0.1"] });
+    const socket = await proxy(
+      {
+        rules: [
+          { kind: "host", host: "own.test" },
+          { kind: "host", host: "loop.test" },
+        ],
+        internal: [cidr(own!, 32)],
+      },
+      { "own.test": [own!], "loop.test": ["127.0.0.1"] },
+    );
     expect(await connectThrough(socket, `own.test:${hostPort}`)).toMatch(/^HTTP\/1\.1 200[^]*hello\n$/);
     expect(await connectThrough(socket, `loop.test:${loopPort}`)).toMatch(/^HTTP\/1\.1 403/);
     expect(accepted).toEqual({ host: 1, loop: 0 });

@@ -34,7 +34,9 @@ describe("internalAddressReason", () => {
   });
 
   it("knows this host's own interface addresses", () => {
-    const own = Object.values(networkInterfaces()).flatMap((l) => l ?? []).map((i) => canonicalAddress(i.address));
+    const own = Object.values(networkInterfaces())
+      .flatMap((l) => l ?? [])
+      .map((i) => canonicalAddress(i.address));
     expect(own.length).toBeGreaterThan(0);
     for (const a of own) expect(internalAddressReason(a)).not.toBeNull();
   });

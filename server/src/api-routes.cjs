@@ -38,7 +38,11 @@ function exportedMethods(src) {
   for (const m of src.matchAll(new RegExp(`export\\s+(?:const|let|var|(?:async\\s+)?function)\\s+(${alt})\\b`, "g"))) found.add(m[1]);
   for (const block of src.matchAll(/export\s*\{([^}]*)\}/g)) {
     for (const spec of block[1].split(",")) {
-      const name = spec.trim().split(/\s+as\s+/).pop().trim();
+      const name = spec
+        .trim()
+        .split(/\s+as\s+/)
+        .pop()
+        .trim();
       if (HTTP_METHODS.includes(name)) found.add(name);
     }
   }

@@ -1,6 +1,27 @@
 // One set of core objects per web process, created on first use. Web replicas hold no session
 // state: everything here is a connection or a cache of nothing.
-import { Accounts, AgentChat, moveMcpHeadersToSecrets, createLogger, createPool, createSandboxDriver, DeltaFeed, EngineClient, EventFeed, RunOutcomes, SandboxRelayClient, SandboxStore, Secrets, sessionPolicyResolver, SessionSandboxes, SandboxUnavailableError, Tenancy, type Logger, type Pool, type SandboxDriver } from "@keel/core";
+import {
+  Accounts,
+  AgentChat,
+  moveMcpHeadersToSecrets,
+  createLogger,
+  createPool,
+  createSandboxDriver,
+  DeltaFeed,
+  EngineClient,
+  EventFeed,
+  RunOutcomes,
+  SandboxRelayClient,
+  SandboxStore,
+  Secrets,
+  sessionPolicyResolver,
+  SessionSandboxes,
+  SandboxUnavailableError,
+  Tenancy,
+  type Logger,
+  type Pool,
+  type SandboxDriver,
+} from "@keel/core";
 import { sandboxDriverConfig } from "@keel/core/config";
 import { webEnv, type WebEnv } from "./env";
 
@@ -41,7 +62,12 @@ async function create(): Promise<Context> {
   const pool = createPool(env.DATABASE_URL, { max: 10, applicationName: "keel-web" });
   const accounts = new Accounts({ pool });
   if (env.KEEL_ADMIN_EMAIL && env.KEEL_ADMIN_PASSWORD) {
-    const r = await accounts.bootstrapAdmin({ email: env.KEEL_ADMIN_EMAIL, password: env.KEEL_ADMIN_PASSWORD, teamSlug: env.KEEL_ADMIN_TEAM, teamName: env.KEEL_ADMIN_TEAM });
+    const r = await accounts.bootstrapAdmin({
+      email: env.KEEL_ADMIN_EMAIL,
+      password: env.KEEL_ADMIN_PASSWORD,
+      teamSlug: env.KEEL_ADMIN_TEAM,
+      teamName: env.KEEL_ADMIN_TEAM,
+    });
     if (r.created) logger.info({ teamId: r.teamId }, "first admin created");
   }
   const feed = new EventFeed({ pool, connectionString: env.DATABASE_URL, logger });
@@ -55,18 +81,36 @@ async function create(): Promise<Context> {
 
   const secrets = new Secrets({ pool, keyBase64: env.KEEL_SECRETS_KEY });
   // Plain MCP header values of older agent configs move into team secrets (this process has the key).
-  if (env.KEEL_SECRETS_KEY) await moveMcpHeadersToSecrets({ pool, secrets, logger }).catch((err: unknown) => logger.error({ err }, "moving plain MCP headers into secrets failed"));
+  if (env.KEEL_SECRETS_KEY)
+    await moveMcpHeadersToSecrets({ pool, secrets, logger }).catch((err: unknown) => logger.error({ err }, "moving plain MCP headers into secrets failed"));
   // On Kubernetes the workers run the session view's file reads and starts (core/src/sandbox/relay.ts):
   // the web gets no ServiceAccount token, no RBAC and no network path to sandbox pods.
-  const where = env.KEEL_SANDBOX_DRIVER === "kubernetes"
-    ? { remote: new SandboxRelayClient({ pool, connectionString: env.DATABASE_URL, driverName: "kubernetes", logger: logger.child({ component: "sandbox-relay" }) }) }
-    : { driver: sandboxDriver(env, pool, logger) };
+  const where =
+    env.KEEL_SANDBOX_DRIVER === "kubernetes"
+      ? {
+          remote: new SandboxRelayClient({
+            pool,
+            connectionString: env.DATABASE_URL,
+            driverName: "kubernetes",
+            logger: logger.child({ component: "sandbox-relay" }),
+          }),
+        }
+      : { driver: sandboxDriver(env, pool, logger) };
   const sandboxes = new SessionSandboxes({ db: pool, store: new SandboxStore(pool), ...where, resolvePolicy: sessionPolicyResolver(pool, secrets) });
 
   const tenancy = new Tenancy({ pool });
   const engine = new EngineClient({ pool });
   return {
-    env, logger, pool, accounts, feed, deltas, secrets, sandboxes, tenancy, engine,
+    env,
+    logger,
+    pool,
+    accounts,
+    feed,
+    deltas,
+    secrets,
+    sandboxes,
+    tenancy,
+    engine,
     runs: new RunOutcomes({ engine, feed, timeoutMs: env.KEEL_COMPLETION_TIMEOUT_MS }),
     chat: new AgentChat({ pool, tenancy, engine }),
     migrationsDir: env.KEEL_MIGRATIONS_DIR,
@@ -82,7 +126,11 @@ function sandboxDriver(env: WebEnv, pool: Pool, logger: Logger): () => SandboxDr
       // The worker's config from the same variables (core/src/config/sandbox.ts).
       driver = createSandboxDriver(sandboxDriverConfig(env), { store: new SandboxStore(pool), logger });
     } catch (err) {
-      throw new SandboxUnavailableError(`the ${env.KEEL_SANDBOX_DRIVER} sandbox driver is not usable in the web process: ${(err as Error).message}`, {}, { cause: err });
+      throw new SandboxUnavailableError(
+        `the ${env.KEEL_SANDBOX_DRIVER} sandbox driver is not usable in the web process: ${(err as Error).message}`,
+        {},
+        { cause: err },
+      );
     }
     return driver;
   };

@@ -23,7 +23,10 @@ export function webEnvShape(opts: { repoRoot: string }) {
     /** At least 12 characters. Only used to create the admin; changing it later changes nothing. */
     KEEL_ADMIN_PASSWORD: optional(z.string().min(12, "KEEL_ADMIN_PASSWORD must be at least 12 characters")),
     /** Slug of the first team (lowercase letters, digits, -). */
-    KEEL_ADMIN_TEAM: z.string().regex(/^[a-z0-9][a-z0-9-]*$/).default("default"),
+    KEEL_ADMIN_TEAM: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]*$/)
+      .default("default"),
     /** Mark the session cookie Secure (set to true behind HTTPS). */
     KEEL_COOKIE_SECURE: bool(false),
     /** Milliseconds between SSE heartbeat comments. */
@@ -31,14 +34,16 @@ export function webEnvShape(opts: { repoRoot: string }) {
     /** Longest an SSE stream stays open (default 1 h); it then ends with `event: reconnect` and the client reconnects, authenticated again. */
     KEEL_SSE_MAX_AGE_MS: int(3_600_000, 1000),
     /** Reverse proxies whose X-Forwarded-For is believed, for login limits: comma-separated IPs or CIDRs (e.g. 10.0.0.0/8). Unset: none. */
-    KEEL_TRUSTED_PROXIES: optional(z.string().refine((s) => {
-      try {
-        parseTrustedProxies(s);
-        return true;
-      } catch {
-        return false;
-      }
-    }, "KEEL_TRUSTED_PROXIES must be comma-separated IP addresses or CIDRs, e.g. 10.0.0.0/8,192.168.1.7")),
+    KEEL_TRUSTED_PROXIES: optional(
+      z.string().refine((s) => {
+        try {
+          parseTrustedProxies(s);
+          return true;
+        } catch {
+          return false;
+        }
+      }, "KEEL_TRUSTED_PROXIES must be comma-separated IP addresses or CIDRs, e.g. 10.0.0.0/8,192.168.1.7"),
+    ),
     /** When set, /metrics answers only `Authorization: Bearer <this token>` (16+ characters). Unset: /metrics is open; block it at the ingress. */
     KEEL_METRICS_TOKEN: optional(z.string().min(16, "KEEL_METRICS_TOKEN must be at least 16 characters")),
     /** Longest a non-streamed /v1/chat/completions call waits for its run. */
@@ -55,7 +60,11 @@ export type WebEnv = z.output<z.ZodObject<WebShape>>;
 export function webEnvRules(env: WebEnv, ctx: z.RefinementCtx): void {
   sandboxEnvRules(env, ctx);
   if (Boolean(env.KEEL_ADMIN_EMAIL) !== Boolean(env.KEEL_ADMIN_PASSWORD)) {
-    ctx.addIssue({ code: "custom", path: [env.KEEL_ADMIN_EMAIL ? "KEEL_ADMIN_PASSWORD" : "KEEL_ADMIN_EMAIL"], message: "set both KEEL_ADMIN_EMAIL and KEEL_ADMIN_PASSWORD, or neither" });
+    ctx.addIssue({
+      code: "custom",
+      path: [env.KEEL_ADMIN_EMAIL ? "KEEL_ADMIN_PASSWORD" : "KEEL_ADMIN_EMAIL"],
+      message: "set both KEEL_ADMIN_EMAIL and KEEL_ADMIN_PASSWORD, or neither",
+    });
   }
 }
 

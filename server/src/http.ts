@@ -2,7 +2,18 @@
 // API key), body size limit, JSON parsing, zod validation, and the one error → JSON mapping.
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import { clientAddress, KeelError, parseTrustedProxies, requireRole, toErrorBody, UnauthorizedError, ValidationError, type Principal, type Role, type TrustedProxies } from "@keel/core";
+import {
+  clientAddress,
+  KeelError,
+  parseTrustedProxies,
+  requireRole,
+  toErrorBody,
+  UnauthorizedError,
+  ValidationError,
+  type Principal,
+  type Role,
+  type TrustedProxies,
+} from "@keel/core";
 import { pathPattern, type ApiRoute } from "@keel/core/contract/api";
 import { getContext, type Context } from "./context";
 import { httpRequests } from "./metrics";
@@ -58,7 +69,10 @@ export function route<R extends ApiRoute>(spec: R, handler: (c: CallOf<R>) => Pr
     }
     res.headers.set("x-request-id", requestId);
     httpRequests.inc({ method: req.method, status: String(res.status) });
-    ctx?.logger.debug({ requestId, method: req.method, path: new URL(req.url).pathname, status: res.status, ms: Math.round(performance.now() - started) }, "request");
+    ctx?.logger.debug(
+      { requestId, method: req.method, path: new URL(req.url).pathname, status: res.status, ms: Math.round(performance.now() - started) },
+      "request",
+    );
     return res;
   };
 }
@@ -133,10 +147,16 @@ function refuseControlCharacters<T>(value: T, where: "path" | "query" | "body", 
   while (stack.length) {
     const [v, at] = stack.pop()!;
     if (typeof v === "string") {
-      if (re.test(v)) throw new ValidationError(`control characters are not allowed in the ${where}`, { issues: [{ path: at, message: re === NUL ? "contains U+0000" : "contains a control character" }] });
+      if (re.test(v))
+        throw new ValidationError(`control characters are not allowed in the ${where}`, {
+          issues: [{ path: at, message: re === NUL ? "contains U+0000" : "contains a control character" }],
+        });
     } else if (v && typeof v === "object") {
       for (const [k, x] of Object.entries(v)) {
-        if (re.test(k)) throw new ValidationError(`control characters are not allowed in the ${where}`, { issues: [{ path: at, message: "a name contains a control character" }] });
+        if (re.test(k))
+          throw new ValidationError(`control characters are not allowed in the ${where}`, {
+            issues: [{ path: at, message: "a name contains a control character" }],
+          });
         stack.push([x, at ? `${at}.${k}` : k]);
       }
     }
@@ -149,7 +169,8 @@ async function refuseBody<B>(req: Request): Promise<B> {
   if (req.method === "GET" || req.method === "HEAD" || !req.body) return undefined as B;
   const text = await readText(req);
   if (text.length === 0) return undefined as B;
-  if (!/^application\/([\w.+-]*\+)?json\b/i.test(req.headers.get("content-type") ?? "")) throw new KeelError("unsupported_media_type", 415, "send the body as application/json");
+  if (!/^application\/([\w.+-]*\+)?json\b/i.test(req.headers.get("content-type") ?? ""))
+    throw new KeelError("unsupported_media_type", 415, "send the body as application/json");
   validate(z.strictObject({}), parseJson(text));
   return undefined as B;
 }
@@ -194,7 +215,10 @@ async function readText(req: Request): Promise<string> {
  */
 function validateParams(schema: z.ZodType, raw: RawParams): RawParams {
   const r = schema.safeParse(raw);
-  if (!r.success) throw new KeelError("not_found", 404, "no such resource: the path names none", { issues: r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })) });
+  if (!r.success)
+    throw new KeelError("not_found", 404, "no such resource: the path names none", {
+      issues: r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+    });
   return r.data as RawParams;
 }
 
@@ -207,7 +231,10 @@ export function validate<T>(schema: z.ZodType<T>, input: unknown): T {
 /** JSON with bigint as string. */
 export function json(data: unknown, status = 200, headers: Record<string, string> = {}): Response {
   const text = data === undefined ? "" : JSON.stringify(data, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
-  return new Response(status === 204 ? null : text, { status, headers: status === 204 ? headers : { "content-type": "application/json; charset=utf-8", ...headers } });
+  return new Response(status === 204 ? null : text, {
+    status,
+    headers: status === 204 ? headers : { "content-type": "application/json; charset=utf-8", ...headers },
+  });
 }
 
 export function errorResponse(err: unknown, ctx: Context | null, requestId: string, req: Request): Response {

@@ -9,7 +9,12 @@ export function compileRouteTable(routes: readonly ApiRoute[]): Compiled[] {
   return routes
     .filter((r) => !r.template.includes("[..."))
     .map((r) => {
-      const re = new RegExp(`^${r.template.split("/").map((seg) => (/^\[\w+\]$/.test(seg) ? "[^/]+" : seg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))).join("/")}/?$`);
+      const re = new RegExp(
+        `^${r.template
+          .split("/")
+          .map((seg) => (/^\[\w+\]$/.test(seg) ? "[^/]+" : seg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+          .join("/")}/?$`,
+      );
       // Next answers HEAD for a GET route and OPTIONS for any route by itself.
       const allowed = new Set<string>([...r.methods, "OPTIONS"]);
       if (allowed.has("GET")) allowed.add("HEAD");

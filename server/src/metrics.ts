@@ -6,7 +6,12 @@ const g = globalThis as unknown as { __keelMetrics?: { registry: Registry; httpR
 function init() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "keel_web_" });
-  const httpRequests = new Counter({ name: "keel_web_http_requests_total", help: "API requests by method and status", labelNames: ["method", "status"] as const, registers: [registry] });
+  const httpRequests = new Counter({
+    name: "keel_web_http_requests_total",
+    help: "API requests by method and status",
+    labelNames: ["method", "status"] as const,
+    registers: [registry],
+  });
   return { registry, httpRequests };
 }
 

@@ -26,12 +26,15 @@ export function lastUserContent(messages: { role: string; content?: unknown }[])
   let out: string | { type: "text"; text: string }[] | null = null;
   if (typeof m.content === "string" && m.content.length > 0) out = m.content;
   if (Array.isArray(m.content)) {
-    const parts = m.content.filter((x): x is { type: "text"; text: string } => typeof x === "object" && x !== null && x.type === "text" && typeof x.text === "string");
+    const parts = m.content.filter(
+      (x): x is { type: "text"; text: string } => typeof x === "object" && x !== null && x.type === "text" && typeof x.text === "string",
+    );
     if (parts.length) out = parts.map((x) => ({ type: "text", text: x.text }));
   }
   if (out === null) throw new ValidationError("the last user message has no text content");
   const chars = typeof out === "string" ? out.length : out.reduce((n, p) => n + p.text.length, 0);
-  if (chars > MAX_MESSAGE_CHARS) throw new ValidationError(`the last user message is longer than ${MAX_MESSAGE_CHARS} characters`, { maxChars: MAX_MESSAGE_CHARS });
+  if (chars > MAX_MESSAGE_CHARS)
+    throw new ValidationError(`the last user message is longer than ${MAX_MESSAGE_CHARS} characters`, { maxChars: MAX_MESSAGE_CHARS });
   return out;
 }
 
@@ -42,7 +45,10 @@ export function openaiUsage(o: RunOutcome) {
 
 export function completionBody(model: string, runId: string, o: RunOutcome) {
   return {
-    id: `chatcmpl-${runId}`, object: "chat.completion", created: Math.floor(Date.now() / 1000), model,
+    id: `chatcmpl-${runId}`,
+    object: "chat.completion",
+    created: Math.floor(Date.now() / 1000),
+    model,
     choices: [{ index: 0, message: { role: "assistant", content: o.content, refusal: null }, logprobs: null, finish_reason: "stop" }],
     usage: openaiUsage(o),
   };
@@ -81,12 +87,24 @@ export function openaiRoute<R extends ApiRoute>(spec: R, handler: (c: CallOf<R> 
     const headers: Record<string, string> = Object.fromEntries(res.headers);
     if (posted) headers["x-should-retry"] = "false";
     delete headers["content-length"];
-    return json(openaiErrorBody(res.status, body?.error?.code ?? "internal", body?.error?.message ?? "internal error", body?.error?.details ?? {}), res.status, headers);
+    return json(
+      openaiErrorBody(res.status, body?.error?.code ?? "internal", body?.error?.message ?? "internal error", body?.error?.details ?? {}),
+      res.status,
+      headers,
+    );
   };
 }
 
 /** Streams content deltas of one run as chat.completion.chunk SSE, then the tail the deltas missed, then [DONE]. */
-export function streamCompletion(ctx: Context, teamId: string, model: string, sessionId: string, post: () => Promise<{ runId: string; seq: bigint }>, signal: AbortSignal, opts: { includeUsage?: boolean } = {}): ReadableStream<Uint8Array> {
+export function streamCompletion(
+  ctx: Context,
+  teamId: string,
+  model: string,
+  sessionId: string,
+  post: () => Promise<{ runId: string; seq: bigint }>,
+  signal: AbortSignal,
+  opts: { includeUsage?: boolean } = {},
+): ReadableStream<Uint8Array> {
   const enc = new TextEncoder();
   return new ReadableStream<Uint8Array>({
     async start(controller) {
@@ -96,7 +114,8 @@ export function streamCompletion(ctx: Context, teamId: string, model: string, se
       const created = Math.floor(Date.now() / 1000);
       // stream_options.include_usage: every chunk carries `usage: null`, and one last chunk with no
       // choices carries the run's usage (OpenAI's shape; the SDK's usage helpers read it).
-      const send = (o: object) => controller.enqueue(enc.encode(`data: ${JSON.stringify({ id: `chatcmpl-${runId}`, object: "chat.completion.chunk", created, model, ...o })}\n\n`));
+      const send = (o: object) =>
+        controller.enqueue(enc.encode(`data: ${JSON.stringify({ id: `chatcmpl-${runId}`, object: "chat.completion.chunk", created, model, ...o })}\n\n`));
       const chunk = (delta: object, finish: string | null = null) =>
         send({ choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...(opts.includeUsage ? { usage: null } : {}) });
       const relay = (m: DeltaNotification) => {
@@ -113,7 +132,9 @@ export function streamCompletion(ctx: Context, teamId: string, model: string, se
         early.forEach(relay);
         const o = await ctx.runs.wait({ teamId, sessionId, runId: posted.runId, afterSeq: posted.seq, signal });
         if (o.status !== "succeeded" && o.status !== "waiting_approval") {
-          controller.enqueue(enc.encode(`data: ${JSON.stringify({ error: { message: o.error ?? `the run ended ${o.status}`, type: "run_" + o.status, code: null } })}\n\n`));
+          controller.enqueue(
+            enc.encode(`data: ${JSON.stringify({ error: { message: o.error ?? `the run ended ${o.status}`, type: "run_" + o.status, code: null } })}\n\n`),
+          );
         } else {
           // NOTIFY is best effort: send whatever text the deltas did not carry.
           if (o.allContent.startsWith(sent) && o.allContent.length > sent.length) chunk({ content: o.allContent.slice(sent.length) });
@@ -124,7 +145,9 @@ export function streamCompletion(ctx: Context, teamId: string, model: string, se
       } catch (err) {
         const message = err instanceof KeelError ? err.message : "internal error";
         if (!(err instanceof KeelError)) ctx.logger.error({ err, sessionId }, "chat completion stream failed");
-        controller.enqueue(enc.encode(`data: ${JSON.stringify({ error: { message, type: err instanceof KeelError ? err.code : "internal", code: null } })}\n\n`));
+        controller.enqueue(
+          enc.encode(`data: ${JSON.stringify({ error: { message, type: err instanceof KeelError ? err.code : "internal", code: null } })}\n\n`),
+        );
       } finally {
         off();
         try {

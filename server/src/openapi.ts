@@ -7,17 +7,23 @@ import { ErrorBody, OpenAiErrorBody } from "@keel/core/contract/api-schemas";
 
 function operation(r: ApiRoute): ZodOpenApiOperationObject {
   const json = (schema: unknown) => ({ "application/json": { schema } });
-  const success = r.response === null
-    ? { description: "done, no body" }
-    : r.sse === "always"
-      ? { description: "a Server-Sent Events stream", content: { "text/event-stream": { schema: r.response } } }
-      : { description: r.sse === "optional" ? "the answer; a Server-Sent Events stream of chunks when the body asks stream: true" : "the answer", content: { ...json(r.response), ...(r.sse === "optional" ? { "text/event-stream": { schema: { type: "string" } } } : {}) } };
+  const success =
+    r.response === null
+      ? { description: "done, no body" }
+      : r.sse === "always"
+        ? { description: "a Server-Sent Events stream", content: { "text/event-stream": { schema: r.response } } }
+        : {
+            description: r.sse === "optional" ? "the answer; a Server-Sent Events stream of chunks when the body asks stream: true" : "the answer",
+            content: { ...json(r.response), ...(r.sse === "optional" ? { "text/event-stream": { schema: { type: "string" } } } : {}) },
+          };
   const error = { description: "an error: code, message, details", content: json(r.errors === "openai" ? OpenAiErrorBody : ErrorBody) };
   return {
     operationId: `${r.method.toLowerCase()}${r.path.replace(/[^A-Za-z0-9]+(\w)?/g, (_m, c: string | undefined) => (c ?? "").toUpperCase())}`,
     summary: r.summary,
     ...(r.auth === "none" ? { security: [] } : { description: `Lowest role: ${r.role}.` }),
-    ...(r.params || r.query || r.headers ? { requestParams: { ...(r.params ? { path: r.params } : {}), ...(r.query ? { query: r.query } : {}), ...(r.headers ? { header: r.headers } : {}) } } : {}),
+    ...(r.params || r.query || r.headers
+      ? { requestParams: { ...(r.params ? { path: r.params } : {}), ...(r.query ? { query: r.query } : {}), ...(r.headers ? { header: r.headers } : {}) } }
+      : {}),
     ...(r.body ? { requestBody: { required: true, content: json(r.body) } } : {}),
     responses: { [String(r.status)]: success, "4XX": error, "5XX": error },
   } as ZodOpenApiOperationObject;
@@ -35,7 +41,12 @@ export function openApiDocument() {
     components: {
       securitySchemes: {
         apiKey: { type: "http", scheme: "bearer", description: "kk_… API key" },
-        cookie: { type: "apiKey", in: "cookie", name: "keel_session", description: "from POST /api/v1/auth/login; send X-CSRF-Token (the login's csrfToken) on state changes" },
+        cookie: {
+          type: "apiKey",
+          in: "cookie",
+          name: "keel_session",
+          description: "from POST /api/v1/auth/login; send X-CSRF-Token (the login's csrfToken) on state changes",
+        },
       },
     },
     security: [{ apiKey: [] }, { cookie: [] }],

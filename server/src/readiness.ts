@@ -11,9 +11,17 @@ export async function readiness(ctx: Context): Promise<{ ok: boolean; database: 
     );
     applied = new Set(rows.map((r) => r.migration_name));
   } catch (err) {
-    return { ok: false, database: false, pendingMigrations: [], error: (err as { code?: string }).code === "42P01" ? "no migrations applied" : "database unreachable" };
+    return {
+      ok: false,
+      database: false,
+      pendingMigrations: [],
+      error: (err as { code?: string }).code === "42P01" ? "no migrations applied" : "database unreachable",
+    };
   }
-  const expected = (await readdir(ctx.migrationsDir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  const expected = (await readdir(ctx.migrationsDir, { withFileTypes: true }))
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort();
   const pendingMigrations = expected.filter((m) => !applied.has(m));
   return { ok: pendingMigrations.length === 0, database: true, pendingMigrations };
 }

@@ -45,7 +45,9 @@ export function sessionStream(ctx: Context, req: Request, sessionId: string, aft
         send(goAwayFrame(retryMs));
         cleanup();
       });
-      const offDeltas = ctx.deltas.subscribe(sessionId, (m) => send(`event: delta\ndata: ${JSON.stringify({ runId: m.runId, delta: m.delta } satisfies DeltaFrame)}\n\n`));
+      const offDeltas = ctx.deltas.subscribe(sessionId, (m) =>
+        send(`event: delta\ndata: ${JSON.stringify({ runId: m.runId, delta: m.delta } satisfies DeltaFrame)}\n\n`),
+      );
       const offEvents = ctx.feed.subscribe(sessionId, afterSeq, (events: SessionEvent[]) => send(events.map(sseFrame).join("")));
       let checking = false;
       const heartbeat = setInterval(() => {
@@ -68,7 +70,9 @@ export function sessionStream(ctx: Context, req: Request, sessionId: string, aft
       }, ctx.env.KEEL_SSE_HEARTBEAT_MS);
       const maxAge = setTimeout(() => {
         const retryMs = retryHintMs();
-        send(`retry: ${retryMs}\nevent: reconnect\ndata: ${JSON.stringify({ reason: "streams are renewed periodically; reconnect with Last-Event-ID", retryMs })}\n\n`);
+        send(
+          `retry: ${retryMs}\nevent: reconnect\ndata: ${JSON.stringify({ reason: "streams are renewed periodically; reconnect with Last-Event-ID", retryMs })}\n\n`,
+        );
         cleanup();
       }, opts.maxAgeMs);
       cleanup = () => {

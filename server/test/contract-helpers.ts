@@ -11,7 +11,11 @@ import { openApiDocument } from "../src/openapi";
 
 const addFormats = addFormatsImport as unknown as (a: Ajv2020) => void;
 type Param = { in: "path" | "query" | "header"; name: string; required?: boolean; schema: object };
-type Operation = { parameters?: Param[]; requestBody?: { content: Record<string, { schema: object }> }; responses: Record<string, { content?: Record<string, { schema: object }> }> };
+type Operation = {
+  parameters?: Param[];
+  requestBody?: { content: Record<string, { schema: object }> };
+  responses: Record<string, { content?: Record<string, { schema: object }> }>;
+};
 
 export const routeKey = (r: ApiRoute) => `${r.method} ${r.path}`;
 

@@ -6,7 +6,19 @@
 // path ids answer 404 not_found from the params schema.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import {
-  builtinTools, createAgentStep, createModelResolver, createPool, createSandboxTools, notifyDeltas, SandboxStore, Secrets, sessionPolicyResolver, silentLogger, ToolRegistry, Worker, type Pool,
+  builtinTools,
+  createAgentStep,
+  createModelResolver,
+  createPool,
+  createSandboxTools,
+  notifyDeltas,
+  SandboxStore,
+  Secrets,
+  sessionPolicyResolver,
+  silentLogger,
+  ToolRegistry,
+  Worker,
+  type Pool,
 } from "@keel/core";
 import { api } from "@keel/core/contract/api";
 import { ApiClient, ApiError } from "@keel/core/contract/api-client";
@@ -32,7 +44,13 @@ beforeAll(async () => {
   server = await startServer(db.url, { KEEL_SANDBOX_DIR: env.baseDir, KEEL_SANDBOX_RUNTIME: env.runtimeScript });
   const driver = env.driver({ store: new SandboxStore(pool) });
   const tools = createSandboxTools(driver, sessionPolicyResolver(pool, new Secrets({ pool, keyBase64: Buffer.alloc(32, 7).toString("base64") })));
-  const step = createAgentStep({ pool, logger: silentLogger, tools: new ToolRegistry([...builtinTools, ...tools]), models: createModelResolver({}), onDelta: notifyDeltas(pool) });
+  const step = createAgentStep({
+    pool,
+    logger: silentLogger,
+    tools: new ToolRegistry([...builtinTools, ...tools]),
+    models: createModelResolver({}),
+    onDelta: notifyDeltas(pool),
+  });
   worker = new Worker({ pool, connectionString: db.url, step, logger: silentLogger, leaseMs: 5_000, pollMs: 200, sweepMs: 50 });
   await worker.start();
   // Cookie session first (login is a route of the table too), then an admin key for the rest.
@@ -43,7 +61,11 @@ beforeAll(async () => {
   const key = await trips.call(browser, api.apiKeys.create, { body: { name: "contract", role: "admin" } });
   adminKey = key.data.key;
   admin = keyClient(server.url, adminKey);
-  agentId = (await trips.call(admin, api.agents.create, { body: { name: "filer", model: "demo", tools: ["write_file", "calculator", { name: "get_time", requiresApproval: true }] } })).data.id;
+  agentId = (
+    await trips.call(admin, api.agents.create, {
+      body: { name: "filer", model: "demo", tools: ["write_file", "calculator", { name: "get_time", requiresApproval: true }] },
+    })
+  ).data.id;
 }, 300_000);
 
 afterAll(async () => {
@@ -54,14 +76,20 @@ afterAll(async () => {
 });
 
 async function settled(runId: string, status: string) {
-  return waitFor(async () => ((await admin.call(api.runs.get, { params: { id: runId } })).status === status ? true : false), { timeoutMs: 30_000, what: `run ${status}` });
+  return waitFor(async () => ((await admin.call(api.runs.get, { params: { id: runId } })).status === status ? true : false), {
+    timeoutMs: 30_000,
+    what: `run ${status}`,
+  });
 }
 
 describe("every route round-trips through the table's schemas", () => {
   test("agents, members, API keys, secrets, me, audit, status, usage, the document", async () => {
     await trips.call(admin, api.agents.list);
     await trips.call(admin, api.agents.get, { params: { id: agentId } });
-    await trips.call(admin, api.agents.update, { params: { id: agentId }, body: { model: "demo", tools: ["write_file", "calculator", { name: "get_time", requiresApproval: true }], instructions: "be brief" } });
+    await trips.call(admin, api.agents.update, {
+      params: { id: agentId },
+      body: { model: "demo", tools: ["write_file", "calculator", { name: "get_time", requiresApproval: true }], instructions: "be brief" },
+    });
     const spare = await trips.call(admin, api.agents.create, { body: { name: "spare", model: "demo" } });
     await trips.call(admin, api.agents.delete, { params: { id: spare.data.id } });
     const member = await trips.call(admin, api.members.add, { body: { email: "m@example.com", password: "a long enough password", role: "viewer" } });
@@ -70,7 +98,11 @@ describe("every route round-trips through the table's schemas", () => {
     // The member's own cookie session: change the password, log out.
     const anon = new ApiClient({ baseUrl: server.url });
     const login = await trips.call(anon, api.auth.login, { body: { email: "m@example.com", password: "a long enough password" } });
-    const own = new ApiClient({ baseUrl: server.url, credentials: { cookie: login.res.headers.get("set-cookie")!.split(";")[0]!, csrfToken: () => login.data.csrfToken }, validateResponses: true });
+    const own = new ApiClient({
+      baseUrl: server.url,
+      credentials: { cookie: login.res.headers.get("set-cookie")!.split(";")[0]!, csrfToken: () => login.data.csrfToken },
+      validateResponses: true,
+    });
     expect((await trips.call(own, api.me.get)).data.csrfToken).toBe(login.data.csrfToken);
     await trips.call(own, api.me.password, { body: { currentPassword: "a long enough password", newPassword: "another long password" } });
     await trips.call(own, api.auth.logout);
@@ -90,7 +122,11 @@ describe("every route round-trips through the table's schemas", () => {
   test("sessions, messages, runs, events, the stream, approvals, cancel, archive, delete", async () => {
     const s = (await trips.call(admin, api.sessions.create, { body: { agentId, title: "contract" } })).data;
     await trips.call(admin, api.sessions.get, { params: { id: s.id } });
-    const posted = await trips.call(admin, api.sessions.messages, { params: { id: s.id }, body: { content: "what time is it?" }, headers: { "idempotency-key": "contract-1" } });
+    const posted = await trips.call(admin, api.sessions.messages, {
+      params: { id: s.id },
+      body: { content: "what time is it?" },
+      headers: { "idempotency-key": "contract-1" },
+    });
     await settled(posted.data.runId, "waiting_approval");
     await trips.call(admin, api.sessions.list, { query: { limit: "10", status: "active" } });
     const events = (await trips.call(admin, api.sessions.events, { params: { id: s.id }, query: { after: "0", limit: "100" } })).data.events;
@@ -146,7 +182,12 @@ describe("the typed client's errors", () => {
   });
 
   test("a malformed path id answers 404 not_found from the params schema, before any handler", async () => {
-    for (const [method, path] of [["GET", "/api/v1/runs/not-a-uuid"], ["GET", "/api/v1/sessions/123/events"], ["DELETE", "/api/v1/members/x"], ["GET", "/api/v1/agents/%20"]] as const) {
+    for (const [method, path] of [
+      ["GET", "/api/v1/runs/not-a-uuid"],
+      ["GET", "/api/v1/sessions/123/events"],
+      ["DELETE", "/api/v1/members/x"],
+      ["GET", "/api/v1/agents/%20"],
+    ] as const) {
       const res = await fetch(server.url + path, { method, headers: { authorization: `Bearer ${adminKey}` } });
       expect(res.status, path).toBe(404);
       const body = (await res.json()) as { error: { code: string; details: { issues?: unknown[] } } };

@@ -23,8 +23,14 @@ describe("the route table", () => {
     // The catch-alls answer 404 for paths no route has: they are not routes of the API.
     const files = routeFiles().filter((k) => !k.includes("[..."));
     const table = apiRoutes.map((r) => `${r.method} ${asTemplate(r.path)}`).sort();
-    expect(files.filter((k) => !table.includes(k)), "route files without a table entry").toEqual([]);
-    expect(table.filter((k) => !files.includes(k as (typeof files)[number])), "table entries without a route file").toEqual([]);
+    expect(
+      files.filter((k) => !table.includes(k)),
+      "route files without a table entry",
+    ).toEqual([]);
+    expect(
+      table.filter((k) => !files.includes(k as (typeof files)[number])),
+      "table entries without a route file",
+    ).toEqual([]);
     expect(new Set(table).size).toBe(table.length);
   });
 
@@ -40,7 +46,9 @@ describe("the route table", () => {
     expect(Object.keys(doc.components?.securitySchemes ?? {}).sort()).toEqual(["apiKey", "cookie"]);
     // No body is a prose placeholder any more: every JSON body names its properties or its items.
     for (const r of apiRoutes.filter((x) => x.body)) {
-      const schema = (doc.paths![r.path] as Record<string, { requestBody: { content: { "application/json": { schema: { properties?: object } } } } }>)[r.method.toLowerCase()]!.requestBody.content["application/json"].schema;
+      const schema = (doc.paths![r.path] as Record<string, { requestBody: { content: { "application/json": { schema: { properties?: object } } } } }>)[
+        r.method.toLowerCase()
+      ]!.requestBody.content["application/json"].schema;
       expect(Object.keys(schema.properties ?? {}).length, `${r.method} ${r.path} body`).toBeGreaterThan(0);
     }
   });
@@ -50,7 +58,14 @@ describe("the route table", () => {
     mkdirSync(dir, { recursive: true });
     writeFileSync(path.join(dir, "openapi.d.ts"), astToString(await openapiTS(structuredClone(openApiDocument()) as never)));
     writeFileSync(path.join(dir, "check.ts"), checkerSource());
-    writeFileSync(path.join(dir, "tsconfig.json"), JSON.stringify({ extends: "../../tsconfig.json", compilerOptions: { noEmit: true, incremental: false, noUnusedLocals: false }, include: ["check.ts", "openapi.d.ts"] }));
+    writeFileSync(
+      path.join(dir, "tsconfig.json"),
+      JSON.stringify({
+        extends: "../../tsconfig.json",
+        compilerOptions: { noEmit: true, incremental: false, noUnusedLocals: false },
+        include: ["check.ts", "openapi.d.ts"],
+      }),
+    );
     const tsc = spawnSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", path.join(dir, "tsconfig.json")], { encoding: "utf8" });
     expect(tsc.stdout + tsc.stderr).toBe("");
     expect(tsc.status).toBe(0);
@@ -88,4 +103,3 @@ function checkerSource(): string {
   }
   return lines.join("\n") + "\n";
 }
-

@@ -51,10 +51,13 @@ async function storedSeqs(): Promise<number[]> {
 
 async function expectViewMatchesLog(): Promise<number[]> {
   const stored = await storedSeqs();
-  const shown = await waitFor(async () => {
-    const s = await domSeqs(page);
-    return s.length === stored.length ? s : null;
-  }, { what: `page shows ${stored.length} events` });
+  const shown = await waitFor(
+    async () => {
+      const s = await domSeqs(page);
+      return s.length === stored.length ? s : null;
+    },
+    { what: `page shows ${stored.length} events` },
+  );
   expect(isGapless(shown), `seqs shown: ${shown.join(",")}`).toBe(true);
   expect(shown).toEqual(stored);
   return shown;
@@ -187,7 +190,9 @@ describe.sequential("dashboard", () => {
       expect(await answer.count()).toBe(1);
       expect(await answer.textContent()).toContain(words);
       await expect.poll(() => page.getByTestId("live").count()).toBe(0);
-      const stored = (await (await page.request.get(`${new URL(page.url()).pathname.replace("/sessions/", "/api/v1/sessions/")}/events`)).json()) as { events: { seq: string }[] };
+      const stored = (await (await page.request.get(`${new URL(page.url()).pathname.replace("/sessions/", "/api/v1/sessions/")}/events`)).json()) as {
+        events: { seq: string }[];
+      };
       const shown = await domSeqs(page);
       expect(isGapless(shown)).toBe(true);
       expect(shown).toEqual(stored.events.map((e) => Number(e.seq)));
@@ -207,7 +212,12 @@ describe.sequential("dashboard", () => {
     await page.getByTestId("conn").filter({ hasText: "reconnecting" }).waitFor();
     // While no web process runs, the run moves on: approved from core directly, the worker continues.
     const { rows } = await pool.query<{ team_id: string }>("SELECT team_id FROM sessions WHERE id = $1", [sessionId]);
-    const callId = (await pool.query<{ p: { callId: string } }>("SELECT payload::jsonb AS p FROM session_events WHERE session_id = $1 AND type = 'approval_requested' ORDER BY seq DESC LIMIT 1", [sessionId])).rows[0]!.p.callId;
+    const callId = (
+      await pool.query<{ p: { callId: string } }>(
+        "SELECT payload::jsonb AS p FROM session_events WHERE session_id = $1 AND type = 'approval_requested' ORDER BY seq DESC LIMIT 1",
+        [sessionId],
+      )
+    ).rows[0]!.p.callId;
     await decideToolCall(pool, { teamId: rows[0]!.team_id, sessionId, callId, approve: true, decidedBy: "test" });
     server = await stopping;
     await page.getByTestId("conn").filter({ hasText: "live" }).waitFor({ timeout: 20_000 });
@@ -226,7 +236,10 @@ describe.sequential("dashboard", () => {
         await page.goto(path);
         await settled(page);
         await page.locator("h1").first().waitFor();
-        const name = path.replace(/^\//, "").replace(/\/[0-9a-f-]{36}$/, "-view").replace(/\//g, "-");
+        const name = path
+          .replace(/^\//, "")
+          .replace(/\/[0-9a-f-]{36}$/, "-view")
+          .replace(/\//g, "-");
         await screenshot(page, `${name}-${width}`);
         expect(await horizontalOverflow(page), `${path} at ${width}px`).toBeLessThanOrEqual(0);
       }
@@ -236,7 +249,12 @@ describe.sequential("dashboard", () => {
 
   test("dark mode follows prefers-color-scheme", async () => {
     expect(await backgroundLuminance(page)).toBeGreaterThan(0.8);
-    const dark = await browser.newContext({ baseURL: server.url, colorScheme: "dark", viewport: { width: 390, height: 844 }, storageState: await context.storageState() });
+    const dark = await browser.newContext({
+      baseURL: server.url,
+      colorScheme: "dark",
+      viewport: { width: 390, height: 844 },
+      storageState: await context.storageState(),
+    });
     const p = await dark.newPage();
     await p.goto(`/sessions/${sessionId}`);
     await p.locator("[data-seq]").first().waitFor();
@@ -275,7 +293,9 @@ describe.sequential("dashboard", () => {
     await page.getByRole("button", { name: "Add member" }).click();
     await page.getByRole("cell", { name: "dev@example.com", exact: true }).waitFor();
     await page.getByLabel("role of dev@example.com", { exact: true }).selectOption("viewer");
-    const roleOf = async (email: string) => ((await (await page.request.get("/api/v1/members")).json()) as { members: { email: string; role: string }[] }).members.find((m) => m.email === email)?.role;
+    const roleOf = async (email: string) =>
+      ((await (await page.request.get("/api/v1/members")).json()) as { members: { email: string; role: string }[] }).members.find((m) => m.email === email)
+        ?.role;
     await expect.poll(() => roleOf("dev@example.com")).toBe("viewer");
     // The only admin cannot demote themself: the 409 is shown, and nothing changed.
     await page.getByLabel(`role of ${ADMIN.email}`, { exact: true }).selectOption("member");
@@ -319,15 +339,32 @@ describe.sequential("dashboard", () => {
     await page.getByLabel("message", { exact: true }).fill("anyone there?");
     await page.getByLabel("message", { exact: true }).press("Enter");
     // The worker's default backoff (1 s doubling, 5 attempts) leaves each wait on screen for seconds.
-    await page.getByTestId("run-state").filter({ hasText: /^retrying: attempt [2-5] of 5 at / }).waitFor({ timeout: 30_000 });
-    await page.locator('[data-type="run_retrying"]').first().filter({ hasText: /^Attempt 1 of 5 failed \(model_unavailable\): model call failed: Connection error/ }).waitFor();
-    await page.locator('[data-type="run_failed"]').filter({ hasText: /model call failed: Connection error/ }).waitFor({ timeout: 60_000 });
+    await page
+      .getByTestId("run-state")
+      .filter({ hasText: /^retrying: attempt [2-5] of 5 at / })
+      .waitFor({ timeout: 30_000 });
+    await page
+      .locator('[data-type="run_retrying"]')
+      .first()
+      .filter({ hasText: /^Attempt 1 of 5 failed \(model_unavailable\): model call failed: Connection error/ })
+      .waitFor();
+    await page
+      .locator('[data-type="run_failed"]')
+      .filter({ hasText: /model call failed: Connection error/ })
+      .waitFor({ timeout: 60_000 });
     await page.getByTestId("run-state").filter({ hasText: "idle" }).waitFor();
     expect(await page.locator('[data-type="run_retrying"]').count()).toBe(4);
   });
 
   test("your password: a wrong current password is shown, a right one changes it (and back)", async () => {
-    const loginStatus = async (password: string) => (await fetch(`${server.url}/api/v1/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: ADMIN.email, password }) })).status;
+    const loginStatus = async (password: string) =>
+      (
+        await fetch(`${server.url}/api/v1/auth/login`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ email: ADMIN.email, password }),
+        })
+      ).status;
     const change = async (current: string, next: string) => {
       await page.getByLabel("current password", { exact: true }).fill(current);
       await page.getByLabel("new password", { exact: true }).fill(next);

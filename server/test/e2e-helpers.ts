@@ -12,7 +12,16 @@ export const screenshotDir = path.join(path.dirname(serverDir), ".tmp/screenshot
 export async function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath: process.env.KEEL_CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
 }
 
@@ -47,14 +56,22 @@ export async function backgroundLuminance(page: Page, selector = "body"): Promis
 
 /** Waits until no "Loading…" placeholder is left on the page. */
 export async function settled(page: Page): Promise<void> {
-  await page.waitForFunction(() => ![...document.querySelectorAll('[role="status"]')].some((e) => e.textContent?.includes("Loading")), undefined, { timeout: 15_000 });
+  await page.waitForFunction(() => ![...document.querySelectorAll('[role="status"]')].some((e) => e.textContent?.includes("Loading")), undefined, {
+    timeout: 15_000,
+  });
 }
 
 /** Stops a server and starts another `next start` on the same port against the same database. */
 export async function restartOnSamePort(old: RunningServer, databaseUrl: string): Promise<RunningServer> {
   const port = Number(new URL(old.url).port);
   await old.stop();
-  await waitFor(async () => !(await fetch(`http://127.0.0.1:${port}/healthz`).then(() => true, () => false)), { what: "old server gone" });
+  await waitFor(
+    async () =>
+      !(await fetch(`http://127.0.0.1:${port}/healthz`).then(
+        () => true,
+        () => false,
+      )),
+    { what: "old server gone" },
+  );
   return startServer(databaseUrl, {}, port);
 }
-

@@ -9,7 +9,18 @@ import { ensureWebBuild } from "@keel/server/build";
 import { freePort } from "@keel/cli/embedded-postgres";
 import { api } from "@keel/core/contract/api";
 import { ApiClient } from "@keel/core/contract/api-client";
-import { builtinTools, createAgentStep, createModelResolver, createPool, notifyDeltas, outboundPolicy, silentLogger, ToolRegistry, Worker, type Pool } from "@keel/core";
+import {
+  builtinTools,
+  createAgentStep,
+  createModelResolver,
+  createPool,
+  notifyDeltas,
+  outboundPolicy,
+  silentLogger,
+  ToolRegistry,
+  Worker,
+  type Pool,
+} from "@keel/core";
 
 export const serverDir = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const root = path.dirname(serverDir);
@@ -19,14 +30,16 @@ export function ensureBuild(): { rebuilt: boolean; ms: number } {
   return ensureWebBuild();
 }
 
-
 export const ADMIN = { email: "admin@example.com", password: "correct horse battery" };
 
 /**
  * Logs in as ADMIN (a cookie session) and creates an admin API key, through the typed client;
  * `client` uses the key and checks every answer against the route table's schema.
  */
-export async function adminClient(url: string, keyName = "tests"): Promise<{ client: ApiClient; apiKey: string; cookie: string; csrfToken: string; teamId: string }> {
+export async function adminClient(
+  url: string,
+  keyName = "tests",
+): Promise<{ client: ApiClient; apiKey: string; cookie: string; csrfToken: string; teamId: string }> {
   const login = await new ApiClient({ baseUrl: url }).send(api.auth.login, { body: ADMIN });
   const cookie = login.headers.get("set-cookie")!.split(";")[0]!;
   const { csrfToken, teamId } = (await login.json()) as { csrfToken: string; teamId: string };
@@ -41,18 +54,32 @@ export type RunningServer = { url: string; proc: ChildProcess; output: () => str
  * Starts the built web process: `next start` by default, or with `entry: "keel"` the production
  * entry point `keel web` (what the Docker image runs; it owns graceful shutdown).
  */
-export async function startServer(databaseUrl: string, env: Record<string, string> = {}, fixedPort?: number, entry: "next" | "keel" = "next"): Promise<RunningServer> {
+export async function startServer(
+  databaseUrl: string,
+  env: Record<string, string> = {},
+  fixedPort?: number,
+  entry: "next" | "keel" = "next",
+): Promise<RunningServer> {
   const port = fixedPort ?? (await freePort());
   let out = "";
   const args = entry === "keel" ? [path.join(root, "cli/bin/keel.mjs"), "web"] : [nextBin, "start", "-p", String(port), "-H", "127.0.0.1"];
   const proc = spawn(process.execPath, args, {
     cwd: entry === "keel" ? root : serverDir,
     env: {
-      ...process.env, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1", DATABASE_URL: databaseUrl,
-      KEEL_ADMIN_EMAIL: ADMIN.email, KEEL_ADMIN_PASSWORD: ADMIN.password, KEEL_ADMIN_TEAM: "acme",
-      KEEL_SECRETS_KEY: Buffer.alloc(32, 7).toString("base64"), KEEL_SSE_HEARTBEAT_MS: "300",
-      KEEL_MIGRATIONS_DIR: path.join(root, "prisma/migrations"), KEEL_LOG_LEVEL: process.env.KEEL_TEST_LOG ? "debug" : "warn",
-      PORT: String(port), KEEL_HOST: "127.0.0.1", ...env,
+      ...process.env,
+      NODE_ENV: "production",
+      NEXT_TELEMETRY_DISABLED: "1",
+      DATABASE_URL: databaseUrl,
+      KEEL_ADMIN_EMAIL: ADMIN.email,
+      KEEL_ADMIN_PASSWORD: ADMIN.password,
+      KEEL_ADMIN_TEAM: "acme",
+      KEEL_SECRETS_KEY: Buffer.alloc(32, 7).toString("base64"),
+      KEEL_SSE_HEARTBEAT_MS: "300",
+      KEEL_MIGRATIONS_DIR: path.join(root, "prisma/migrations"),
+      KEEL_LOG_LEVEL: process.env.KEEL_TEST_LOG ? "debug" : "warn",
+      PORT: String(port),
+      KEEL_HOST: "127.0.0.1",
+      ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -63,13 +90,18 @@ export async function startServer(databaseUrl: string, env: Record<string, strin
   const deadline = Date.now() + (entry === "keel" ? 120_000 : 30_000);
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`next start exited ${proc.exitCode}:\n${out}`);
-    const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${url}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > deadline) throw new Error(`${entry === "keel" ? "keel web" : "next start"} did not answer /healthz:\n${out}`);
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
-    url, proc, output: () => out,
+    url,
+    proc,
+    output: () => out,
     stop: async () => {
       if (proc.exitCode !== null) return;
       const exited = new Promise((r) => proc.once("exit", r));
@@ -86,7 +118,13 @@ export const LOOPBACK_PROVIDERS = outboundPolicy({ internal: ["127.0.0.1"] });
 
 export async function startDemoWorker(url: string): Promise<{ pool: Pool; worker: Worker; stop: () => Promise<void> }> {
   const pool = createPool(url, { max: 8 });
-  const step = createAgentStep({ pool, logger: silentLogger, tools: new ToolRegistry(builtinTools), models: createModelResolver({ outbound: LOOPBACK_PROVIDERS }), onDelta: notifyDeltas(pool) });
+  const step = createAgentStep({
+    pool,
+    logger: silentLogger,
+    tools: new ToolRegistry(builtinTools),
+    models: createModelResolver({ outbound: LOOPBACK_PROVIDERS }),
+    onDelta: notifyDeltas(pool),
+  });
   const worker = new Worker({ pool, connectionString: url, step, logger: silentLogger, leaseMs: 5_000, pollMs: 200, sweepMs: 50 });
   await worker.start();
   return { pool, worker, stop: async () => (await worker.stop({ drainMs: 1_000 }), await pool.end()) };

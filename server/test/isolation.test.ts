@@ -22,11 +22,31 @@ let worker: Awaited<ReturnType<typeof startDemoWorker>>;
 let pool: Pool;
 let drop: () => Promise<void>;
 
-type Ids = { agentId: string; agentName: string; sessionId: string; runId: string; callId: string; approvalSessionId: string; apiKeyId: string; secretName: string; memberUserId: string };
+type Ids = {
+  agentId: string;
+  agentName: string;
+  sessionId: string;
+  runId: string;
+  callId: string;
+  approvalSessionId: string;
+  apiKeyId: string;
+  secretName: string;
+  memberUserId: string;
+};
 type Req = { method: Method; path: string; body?: unknown; headers?: Record<string, string> };
 type Identity = { name: string; role: "admin" | "viewer"; headers: (write: boolean) => Record<string, string> };
 
-const a = { cookie: "", csrf: "", key: "", teamId: "", waitingRunId: "", ids: {} as Ids, content: `alpha-content-${tag}`, title: `alpha-title-${tag}`, memberEmail: `alpha-member-${tag}@example.com` };
+const a = {
+  cookie: "",
+  csrf: "",
+  key: "",
+  teamId: "",
+  waitingRunId: "",
+  ids: {} as Ids,
+  content: `alpha-content-${tag}`,
+  title: `alpha-title-${tag}`,
+  memberEmail: `alpha-member-${tag}@example.com`,
+};
 const b = { cookie: "", csrf: "", adminKey: "", viewerKey: "", agentId: "", agentName: `beta-agent-${tag}`, sessionId: "" };
 /** Strings that are team A's data: none may appear in any answer to team B. */
 let aData: string[] = [];
@@ -63,16 +83,28 @@ beforeAll(async () => {
 
   // Team A: the admin from the environment, an API key, an agent, a finished session, a session
   // waiting for an approval, a secret, a member.
-  const login = await fetch(`${server.url}/api/v1/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(ADMIN) });
+  const login = await fetch(`${server.url}/api/v1/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(ADMIN),
+  });
   a.cookie = login.headers.get("set-cookie")!.split(";")[0]!;
   const loginBody = (await login.json()) as { csrfToken: string; teamId: string };
   a.csrf = loginBody.csrfToken;
   a.teamId = loginBody.teamId;
-  const key = await send({ method: "POST", path: "/api/v1/api-keys", body: { name: `alpha-key-${tag}`, role: "admin" } }, { cookie: a.cookie, "x-csrf-token": a.csrf });
+  const key = await send(
+    { method: "POST", path: "/api/v1/api-keys", body: { name: `alpha-key-${tag}`, role: "admin" } },
+    { cookie: a.cookie, "x-csrf-token": a.csrf },
+  );
   expect(key.status).toBe(201);
   a.key = key.body.key;
   const agentName = `alpha-agent-${tag}`;
-  const agent = await asA("POST", "/api/v1/agents", { name: agentName, model: "demo", instructions: `alpha-instructions-${tag}`, tools: ["calculator", { name: "get_time", requiresApproval: true }] });
+  const agent = await asA("POST", "/api/v1/agents", {
+    name: agentName,
+    model: "demo",
+    instructions: `alpha-instructions-${tag}`,
+    tools: ["calculator", { name: "get_time", requiresApproval: true }],
+  });
   expect(agent.status).toBe(201);
   const session = await asA("POST", "/api/v1/sessions", { agentId: agent.body.id, title: a.title });
   const posted = await asA("POST", `/api/v1/sessions/${session.body.id}/messages`, { content: `${a.content} please calculate 6*7` });
@@ -88,8 +120,22 @@ beforeAll(async () => {
   expect((await asA("PUT", `/api/v1/secrets/${secretName}`, { value: SECRET_VALUE })).status).toBe(204);
   const member = await asA("POST", "/api/v1/members", { email: a.memberEmail, password: "alpha member password", role: "member" });
   expect(member.status).toBe(201);
-  await pool.query(`INSERT INTO sandboxes (id, team_id, session_id, driver, state) VALUES ($1, $2, $3, 'local', 'ready')`, [randomUUID(), a.teamId, session.body.id]);
-  a.ids = { agentId: agent.body.id, agentName, sessionId: session.body.id, runId: posted.body.runId, callId, approvalSessionId: waiting.body.id, apiKeyId: key.body.id, secretName, memberUserId: member.body.userId };
+  await pool.query(`INSERT INTO sandboxes (id, team_id, session_id, driver, state) VALUES ($1, $2, $3, 'local', 'ready')`, [
+    randomUUID(),
+    a.teamId,
+    session.body.id,
+  ]);
+  a.ids = {
+    agentId: agent.body.id,
+    agentName,
+    sessionId: session.body.id,
+    runId: posted.body.runId,
+    callId,
+    approvalSessionId: waiting.body.id,
+    apiKeyId: key.body.id,
+    secretName,
+    memberUserId: member.body.userId,
+  };
 
   // Team B: an admin (cookie session and API key), a viewer key, its own agent and session.
   const accounts = new Accounts({ pool });
@@ -105,10 +151,36 @@ beforeAll(async () => {
   b.sessionId = (await send({ method: "POST", path: "/api/v1/sessions", body: { agentId: b.agentId } }, cookieB)).body.id;
 
   aData = [
-    a.teamId, a.ids.agentId, agentName, `alpha-instructions-${tag}`, a.ids.sessionId, a.ids.approvalSessionId, a.ids.runId, wp.body.runId, a.title,
-    a.content, a.memberEmail, ADMIN.email, a.ids.apiKeyId, `alpha-key-${tag}`, key.body.prefix, secretName, SECRET_VALUE, a.key,
+    a.teamId,
+    a.ids.agentId,
+    agentName,
+    `alpha-instructions-${tag}`,
+    a.ids.sessionId,
+    a.ids.approvalSessionId,
+    a.ids.runId,
+    wp.body.runId,
+    a.title,
+    a.content,
+    a.memberEmail,
+    ADMIN.email,
+    a.ids.apiKeyId,
+    `alpha-key-${tag}`,
+    key.body.prefix,
+    secretName,
+    SECRET_VALUE,
+    a.key,
   ];
-  secretValues = [SECRET_VALUE, a.key, b.adminKey, b.viewerKey, ADMIN.password, B.password, "alpha member password", a.cookie.split("=")[1]!, b.cookie.split("=")[1]!];
+  secretValues = [
+    SECRET_VALUE,
+    a.key,
+    b.adminKey,
+    b.viewerKey,
+    ADMIN.password,
+    B.password,
+    "alpha member password",
+    a.cookie.split("=")[1]!,
+    b.cookie.split("=")[1]!,
+  ];
 }, 240_000);
 
 afterAll(async () => {
@@ -142,11 +214,15 @@ const matrix: Record<RouteKey, Case> = {
   "POST /api/v1/auth/logout": { scoped: () => [{ method: "POST", path: "/api/v1/auth/logout" }] },
   "GET /api/v1/me": { scoped: () => [{ method: "GET", path: "/api/v1/me" }] },
   // B's own password (a wrong current one: 403), never anything of A's.
-  "POST /api/v1/me/password": { scoped: () => [{ method: "POST", path: "/api/v1/me/password", body: { currentPassword: "not b's password", newPassword: "b's new long password" } }] },
+  "POST /api/v1/me/password": {
+    scoped: () => [{ method: "POST", path: "/api/v1/me/password", body: { currentPassword: "not b's password", newPassword: "b's new long password" } }],
+  },
   "GET /api/v1/members": { scoped: () => [{ method: "GET", path: "/api/v1/members" }] },
   "PATCH /api/v1/members/[userId]": { foreign: (i) => [{ method: "PATCH", path: `/api/v1/members/${i.memberUserId}`, body: { role: "admin" } }] },
   "DELETE /api/v1/members/[userId]": { foreign: (i) => [{ method: "DELETE", path: `/api/v1/members/${i.memberUserId}` }] },
-  "POST /api/v1/members": { scoped: () => [{ method: "POST", path: "/api/v1/members", body: { email: `b-member-${tag}@example.com`, password: "b member password", role: "viewer" } }] },
+  "POST /api/v1/members": {
+    scoped: () => [{ method: "POST", path: "/api/v1/members", body: { email: `b-member-${tag}@example.com`, password: "b member password", role: "viewer" } }],
+  },
   "GET /api/v1/openapi.json": { scoped: () => [{ method: "GET", path: "/api/v1/openapi.json" }] },
   "GET /api/v1/runs/[id]": { foreign: (i) => [{ method: "GET", path: `/api/v1/runs/${i.runId}` }] },
   "GET /api/v1/sandboxes": { scoped: () => [{ method: "GET", path: "/api/v1/sandboxes" }] },
@@ -156,11 +232,17 @@ const matrix: Record<RouteKey, Case> = {
   "PUT /api/v1/secrets/[name]": { scoped: (i) => [{ method: "PUT", path: `/api/v1/secrets/${i.secretName}`, body: { value: "b's own value" } }] },
   "GET /api/v1/sessions": {
     scoped: (i) => [
-      { method: "GET", path: "/api/v1/sessions?limit=200" }, { method: "GET", path: "/api/v1/sessions?status=active" },
-      { method: "GET", path: `/api/v1/sessions?q=alpha-title-${tag}` }, { method: "GET", path: `/api/v1/sessions?agentId=${i.agentId}` }, { method: "GET", path: `/api/v1/sessions?q=${i.sessionId}` },
+      { method: "GET", path: "/api/v1/sessions?limit=200" },
+      { method: "GET", path: "/api/v1/sessions?status=active" },
+      { method: "GET", path: `/api/v1/sessions?q=alpha-title-${tag}` },
+      { method: "GET", path: `/api/v1/sessions?agentId=${i.agentId}` },
+      { method: "GET", path: `/api/v1/sessions?q=${i.sessionId}` },
     ],
   },
-  "POST /api/v1/sessions": { foreign: (i) => [{ method: "POST", path: "/api/v1/sessions", body: { agentId: i.agentId } }], scoped: () => [{ method: "POST", path: "/api/v1/sessions", body: { agentId: "" } }] },
+  "POST /api/v1/sessions": {
+    foreign: (i) => [{ method: "POST", path: "/api/v1/sessions", body: { agentId: i.agentId } }],
+    scoped: () => [{ method: "POST", path: "/api/v1/sessions", body: { agentId: "" } }],
+  },
   "GET /api/v1/sessions/[id]": { foreign: (i) => [{ method: "GET", path: sid(i) }] },
   "DELETE /api/v1/sessions/[id]": { foreign: (i) => [{ method: "DELETE", path: sid(i) }] },
   "POST /api/v1/sessions/[id]/approvals/[callId]": {
@@ -171,21 +253,46 @@ const matrix: Record<RouteKey, Case> = {
   },
   "POST /api/v1/sessions/[id]/archive": { foreign: (i) => [{ method: "POST", path: `${sid(i)}/archive`, body: { archived: true } }] },
   "POST /api/v1/sessions/[id]/cancel": { foreign: (i) => [{ method: "POST", path: `/api/v1/sessions/${i.approvalSessionId}/cancel`, body: {} }] },
-  "GET /api/v1/sessions/[id]/events": { foreign: (i) => [{ method: "GET", path: `${sid(i)}/events` }, { method: "GET", path: `${sid(i)}/events?after=1&limit=5` }] },
+  "GET /api/v1/sessions/[id]/events": {
+    foreign: (i) => [
+      { method: "GET", path: `${sid(i)}/events` },
+      { method: "GET", path: `${sid(i)}/events?after=1&limit=5` },
+    ],
+  },
   "POST /api/v1/sessions/[id]/messages": { foreign: (i) => [{ method: "POST", path: `${sid(i)}/messages`, body: { content: "hi from b" } }] },
-  "GET /api/v1/sessions/[id]/stream": { foreign: (i) => [{ method: "GET", path: `${sid(i)}/stream` }, { method: "GET", path: `${sid(i)}/stream`, headers: { "last-event-id": "0" } }] },
+  "GET /api/v1/sessions/[id]/stream": {
+    foreign: (i) => [
+      { method: "GET", path: `${sid(i)}/stream` },
+      { method: "GET", path: `${sid(i)}/stream`, headers: { "last-event-id": "0" } },
+    ],
+  },
   // Team A's session has a (recorded) ready sandbox: B must not learn even that.
   "GET /api/v1/sessions/[id]/sandbox": { foreign: (i) => [{ method: "GET", path: `${sid(i)}/sandbox` }] },
   "GET /api/v1/sessions/[id]/sandbox/files": { foreign: (i) => [{ method: "GET", path: `${sid(i)}/sandbox/files?path=.` }] },
   "GET /api/v1/sessions/[id]/sandbox/file": { foreign: (i) => [{ method: "GET", path: `${sid(i)}/sandbox/file?path=notes.txt` }] },
   "POST /api/v1/sessions/[id]/sandbox/start": { foreign: (i) => [{ method: "POST", path: `${sid(i)}/sandbox/start` }] },
   "GET /api/v1/status": { scoped: () => [{ method: "GET", path: "/api/v1/status" }] },
-  "GET /api/v1/usage": { scoped: () => [{ method: "GET", path: "/api/v1/usage" }, { method: "GET", path: "/api/v1/usage?days=366" }] },
+  "GET /api/v1/usage": {
+    scoped: () => [
+      { method: "GET", path: "/api/v1/usage" },
+      { method: "GET", path: "/api/v1/usage?days=366" },
+    ],
+  },
   "POST /v1/chat/completions": {
     foreign: (i) => [
       { method: "POST", path: "/v1/chat/completions", body: { model: i.agentName, messages: [{ role: "user", content: "hi" }] } },
-      { method: "POST", path: "/v1/chat/completions", body: { model: b.agentName, messages: [{ role: "user", content: "hi" }] }, headers: { "x-keel-session-id": i.sessionId } },
-      { method: "POST", path: "/v1/chat/completions", body: { model: b.agentName, stream: true, messages: [{ role: "user", content: "hi" }] }, headers: { "x-keel-session-id": i.sessionId } },
+      {
+        method: "POST",
+        path: "/v1/chat/completions",
+        body: { model: b.agentName, messages: [{ role: "user", content: "hi" }] },
+        headers: { "x-keel-session-id": i.sessionId },
+      },
+      {
+        method: "POST",
+        path: "/v1/chat/completions",
+        body: { model: b.agentName, stream: true, messages: [{ role: "user", content: "hi" }] },
+        headers: { "x-keel-session-id": i.sessionId },
+      },
     ],
   },
   "GET /v1/models": { scoped: () => [{ method: "GET", path: "/v1/models" }] },
@@ -203,7 +310,17 @@ const isWrite = (m: Method) => !["GET", "HEAD", "OPTIONS"].includes(m);
 const phase = (k: string) => (k.includes("/auth/logout") ? 3 : k.startsWith("GET") ? 0 : k.startsWith("DELETE") ? 1 : 2);
 
 function missingIds(): Ids {
-  return { agentId: randomUUID(), agentName: `missing-${tag}`, sessionId: randomUUID(), runId: randomUUID(), callId: `call_missing_${tag}`, approvalSessionId: randomUUID(), apiKeyId: randomUUID(), secretName: `MISSING_${tag.toUpperCase()}`, memberUserId: randomUUID() };
+  return {
+    agentId: randomUUID(),
+    agentName: `missing-${tag}`,
+    sessionId: randomUUID(),
+    runId: randomUUID(),
+    callId: `call_missing_${tag}`,
+    approvalSessionId: randomUUID(),
+    apiKeyId: randomUUID(),
+    secretName: `MISSING_${tag.toUpperCase()}`,
+    memberUserId: randomUUID(),
+  };
 }
 
 /** The answer with each id replaced by its name, so a foreign and a missing answer compare equal. */
@@ -237,9 +354,12 @@ describe("isolation matrix", () => {
           const missing = await send(m, who.headers(isWrite(m.method)));
           checked++;
           const viewerWrite = who.role === "viewer" && isWrite(r.method);
-          if (got.status >= 500 || got.body?.error === undefined) problems.push({ key, who: who.name, path: r.path, status: got.status, text: got.text.slice(0, 300) });
-          else if (viewerWrite ? got.status !== 403 : got.status !== 404) problems.push({ key, who: who.name, path: r.path, status: got.status, code: got.body.error.code, expected: viewerWrite ? 403 : 404 });
-          else if (normalize(got.text, a.ids) !== normalize(missing.text, missingSet)) problems.push({ key, who: who.name, path: r.path, foreign: got.text, missing: missing.text });
+          if (got.status >= 500 || got.body?.error === undefined)
+            problems.push({ key, who: who.name, path: r.path, status: got.status, text: got.text.slice(0, 300) });
+          else if (viewerWrite ? got.status !== 403 : got.status !== 404)
+            problems.push({ key, who: who.name, path: r.path, status: got.status, code: got.body.error.code, expected: viewerWrite ? 403 : 404 });
+          else if (normalize(got.text, a.ids) !== normalize(missing.text, missingSet))
+            problems.push({ key, who: who.name, path: r.path, foreign: got.text, missing: missing.text });
           const leaked = aData.filter((s) => got.text.includes(s) && !JSON.stringify(r).includes(s));
           if (leaked.length) problems.push({ key, who: who.name, path: r.path, leaked });
         }
@@ -247,7 +367,8 @@ describe("isolation matrix", () => {
           const got = await send(r, who.headers(isWrite(r.method)));
           checked++;
           if (got.status >= 500) problems.push({ key, who: who.name, path: r.path, status: got.status, text: got.text.slice(0, 300) });
-          if (got.status >= 400 && got.body?.error?.code === undefined) problems.push({ key, who: who.name, path: r.path, status: got.status, notJsonError: got.text.slice(0, 200) });
+          if (got.status >= 400 && got.body?.error?.code === undefined)
+            problems.push({ key, who: who.name, path: r.path, status: got.status, notJsonError: got.text.slice(0, 200) });
           const leaked = aData.filter((s) => got.text.includes(s) && !JSON.stringify(r).includes(s));
           if (leaked.length) problems.push({ key, who: who.name, path: r.path, leaked });
         }
@@ -268,7 +389,9 @@ describe("isolation matrix", () => {
     const aSecrets = await new Secrets({ pool, keyBase64: SECRETS_KEY }).resolve(a.teamId, [a.ids.secretName]);
     expect(aSecrets).toEqual({ [a.ids.secretName]: SECRET_VALUE });
     expect((await asA("GET", "/api/v1/me")).status).toBe(200); // A's key was not revoked
-    const aSessions = await pool.query("SELECT count(*)::int AS n FROM sessions WHERE team_id = $1 AND deleted_at IS NULL AND status <> 'archived'", [a.teamId]);
+    const aSessions = await pool.query("SELECT count(*)::int AS n FROM sessions WHERE team_id = $1 AND deleted_at IS NULL AND status <> 'archived'", [
+      a.teamId,
+    ]);
     expect(aSessions.rows[0].n).toBe(2);
   });
 });
@@ -277,7 +400,17 @@ describe("secret values never leave the server", () => {
   test("not in team A's own answers, its events and streams, error messages, or the web process's log", async () => {
     const texts: string[] = [];
     const put = async (r: Req) => texts.push((await send(r, { authorization: `Bearer ${a.key}` })).text);
-    for (const path of ["/api/v1/secrets", "/api/v1/audit?limit=500", "/api/v1/api-keys", "/api/v1/members", "/api/v1/me", "/api/v1/status", "/api/v1/sessions", `${sid(a.ids)}/events`, `/api/v1/agents`]) {
+    for (const path of [
+      "/api/v1/secrets",
+      "/api/v1/audit?limit=500",
+      "/api/v1/api-keys",
+      "/api/v1/members",
+      "/api/v1/me",
+      "/api/v1/status",
+      "/api/v1/sessions",
+      `${sid(a.ids)}/events`,
+      `/api/v1/agents`,
+    ]) {
       await put({ method: "GET", path });
     }
     // Refused writes whose bodies carry the value: the error must not echo it.

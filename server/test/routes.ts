@@ -12,7 +12,9 @@ export type { Method };
 export type RouteKey = `${Method} ${string}`;
 
 export function apiRoutes(): RouteKey[] {
-  return readApiRoutes(serverDir).flatMap((r) => r.methods.map((m): RouteKey => `${m} ${r.template}`)).sort();
+  return readApiRoutes(serverDir)
+    .flatMap((r) => r.methods.map((m): RouteKey => `${m} ${r.template}`))
+    .sort();
 }
 
 /** Fills a route template's [params] ([...rest] gets a path no route has). */

@@ -8,8 +8,21 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import {
-  Accounts, builtinTools, createAgentStep, createModelResolver, createPool, createSandboxTools, LocalSandboxDriver, notifyDeltas, SandboxStore, Secrets,
-  sessionPolicyResolver, silentLogger, ToolRegistry, Worker, type Pool,
+  Accounts,
+  builtinTools,
+  createAgentStep,
+  createModelResolver,
+  createPool,
+  createSandboxTools,
+  LocalSandboxDriver,
+  notifyDeltas,
+  SandboxStore,
+  Secrets,
+  sessionPolicyResolver,
+  silentLogger,
+  ToolRegistry,
+  Worker,
+  type Pool,
 } from "@keel/core";
 import { createTestDatabase, waitFor } from "@keel/test/db";
 import { useSandboxEnv } from "@keel/core/testing/sandbox";
@@ -45,7 +58,13 @@ beforeAll(async () => {
   server = await startServer(db.url, { KEEL_SANDBOX_DIR: env.baseDir, KEEL_SANDBOX_RUNTIME: env.runtimeScript });
   driver = env.driver({ store: new SandboxStore(pool) });
   const tools = createSandboxTools(driver, sessionPolicyResolver(pool, new Secrets({ pool, keyBase64: SECRETS_KEY })));
-  const step = createAgentStep({ pool, logger: silentLogger, tools: new ToolRegistry([...builtinTools, ...tools]), models: createModelResolver({}), onDelta: notifyDeltas(pool) });
+  const step = createAgentStep({
+    pool,
+    logger: silentLogger,
+    tools: new ToolRegistry([...builtinTools, ...tools]),
+    models: createModelResolver({}),
+    onDelta: notifyDeltas(pool),
+  });
   worker = new Worker({ pool, connectionString: db.url, step, logger: silentLogger, leaseMs: 5_000, pollMs: 200, sweepMs: 50 });
   await worker.start();
   browser = await launchChromium();
@@ -59,7 +78,12 @@ beforeAll(async () => {
   teamId = (await call("/api/v1/me")).body.teamId;
   const agent = await page.request.post("/api/v1/agents", {
     headers: { "x-csrf-token": csrfToken },
-    data: { name: "filer", model: "demo", tools: ["write_file", "read_file", "list_files"], sandboxPolicy: { egress: { allow: ["api.example.com", "*.github.com:443"] }, secrets: ["GITHUB_TOKEN"], idleTimeoutMs: 600_000 } },
+    data: {
+      name: "filer",
+      model: "demo",
+      tools: ["write_file", "read_file", "list_files"],
+      sandboxPolicy: { egress: { allow: ["api.example.com", "*.github.com:443"] }, secrets: ["GITHUB_TOKEN"], idleTimeoutMs: 600_000 },
+    },
   });
   expect(agent.status()).toBe(201);
   agentId = ((await agent.json()) as { id: string }).id;
@@ -74,7 +98,11 @@ afterAll(async () => {
 });
 
 async function newSession(): Promise<string> {
-  const r = await fetch(`${server.url}/api/v1/sessions`, { method: "POST", headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json" }, body: JSON.stringify({ agentId }) });
+  const r = await fetch(`${server.url}/api/v1/sessions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json" },
+    body: JSON.stringify({ agentId }),
+  });
   expect(r.status).toBe(201);
   return ((await r.json()) as { id: string }).id;
 }
@@ -181,14 +209,30 @@ describe("session sandbox API", () => {
     const b = await accounts.login({ email: "b@example.com", password: "another long password", clientAddress: "test" });
     const bKey = (await accounts.createApiKey(b.principal, { name: "b", role: "admin" })).key;
     const s = `/api/v1/sessions/${sessionId}/sandbox`;
-    for (const [p, method] of [[s, "GET"], [`${s}/files`, "GET"], [`${s}/file?path=notes/hello.txt`, "GET"], [`${s}/start`, "POST"]] as const) {
+    for (const [p, method] of [
+      [s, "GET"],
+      [`${s}/files`, "GET"],
+      [`${s}/file?path=notes/hello.txt`, "GET"],
+      [`${s}/start`, "POST"],
+    ] as const) {
       const r = await call(p, { key: bKey, method });
       expect({ p, status: r.status, code: r.body?.error?.code }).toEqual({ p, status: 404, code: "not_found" });
     }
-    const viewer = await fetch(`${server.url}/api/v1/api-keys`, { method: "POST", headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json" }, body: JSON.stringify({ name: "ro", role: "viewer" }) });
+    const viewer = await fetch(`${server.url}/api/v1/api-keys`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "ro", role: "viewer" }),
+    });
     const viewerKey = ((await viewer.json()) as { key: string }).key;
     expect((await call(s, { key: viewerKey })).body).toMatchObject({ sandbox: { state: "ready", driver: "local" }, filesAvailable: true });
-    expect((await call(`${s}/file?path=notes/hello.txt`, { key: viewerKey })).body).toEqual({ path: "notes/hello.txt", sizeBytes: 20, truncated: false, maxBytes: 262144, binary: false, content: "hello from the agent" });
+    expect((await call(`${s}/file?path=notes/hello.txt`, { key: viewerKey })).body).toEqual({
+      path: "notes/hello.txt",
+      sizeBytes: 20,
+      truncated: false,
+      maxBytes: 262144,
+      binary: false,
+      content: "hello from the agent",
+    });
     const list = await call(`${s}/files?path=notes`, { key: viewerKey });
     expect(list.body.entries.map((e: { path: string }) => e.path)).toEqual(["notes/big.log", "notes/hello.txt", "notes/image.bin"]);
     const start = await call(`${s}/start`, { key: viewerKey, method: "POST" });
@@ -197,7 +241,8 @@ describe("session sandbox API", () => {
 
   test("the OpenAPI document lists the sandbox routes", async () => {
     const doc = (await call("/api/v1/openapi.json")).body;
-    for (const p of ["/api/v1/sessions/{id}/sandbox", "/api/v1/sessions/{id}/sandbox/files", "/api/v1/sessions/{id}/sandbox/file"]) expect(doc.paths[p]?.get, p).toBeDefined();
+    for (const p of ["/api/v1/sessions/{id}/sandbox", "/api/v1/sessions/{id}/sandbox/files", "/api/v1/sessions/{id}/sandbox/file"])
+      expect(doc.paths[p]?.get, p).toBeDefined();
     expect(doc.paths["/api/v1/sessions/{id}/sandbox/start"]?.post).toBeDefined();
   });
 });

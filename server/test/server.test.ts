@@ -24,7 +24,11 @@ async function call(path: string, o: Opts = {}): Promise<{ status: number; body:
   if (as === "cookie") Object.assign(headers, { cookie: admin.cookie, "x-csrf-token": admin.csrf });
   else if (as === "key") headers.authorization = `Bearer ${apiKey}`;
   else if (as !== "none") headers.authorization = `Bearer ${as}`;
-  const res = await fetch(base + path, { method: o.method ?? (o.body !== undefined || o.raw !== undefined ? "POST" : "GET"), headers, body: o.raw ?? (o.body !== undefined ? JSON.stringify(o.body) : undefined) });
+  const res = await fetch(base + path, {
+    method: o.method ?? (o.body !== undefined || o.raw !== undefined ? "POST" : "GET"),
+    headers,
+    body: o.raw ?? (o.body !== undefined ? JSON.stringify(o.body) : undefined),
+  });
   const text = await res.text();
   let body: unknown = text;
   try {
@@ -70,11 +74,14 @@ async function newSession(): Promise<string> {
 }
 
 async function waitForAnswer(sessionId: string, runId: string): Promise<any[]> {
-  return waitFor(async () => {
-    const r = await call(`/api/v1/runs/${runId}`);
-    if (r.body.status !== "succeeded") return false;
-    return (await call(`/api/v1/sessions/${sessionId}/events`)).body.events as any[];
-  }, { timeoutMs: 20_000, what: "run to succeed" });
+  return waitFor(
+    async () => {
+      const r = await call(`/api/v1/runs/${runId}`);
+      if (r.body.status !== "succeeded") return false;
+      return (await call(`/api/v1/sessions/${sessionId}/events`)).body.events as any[];
+    },
+    { timeoutMs: 20_000, what: "run to succeed" },
+  );
 }
 
 describe("operability", () => {
@@ -99,7 +106,13 @@ describe("methods", () => {
   test("a method a route does not have: 405 JSON with Allow and a request id; HEAD and OPTIONS still answered", async () => {
     const put = await call("/api/v1/sessions", { method: "PUT", body: {}, headers: { "x-request-id": "req-405" } });
     expect(put.status).toBe(405);
-    expect(put.body).toEqual({ error: { code: "method_not_allowed", message: "PUT is not allowed here; this route answers GET, HEAD, OPTIONS, POST", details: { method: "PUT", allowed: ["GET", "HEAD", "OPTIONS", "POST"] } } });
+    expect(put.body).toEqual({
+      error: {
+        code: "method_not_allowed",
+        message: "PUT is not allowed here; this route answers GET, HEAD, OPTIONS, POST",
+        details: { method: "PUT", allowed: ["GET", "HEAD", "OPTIONS", "POST"] },
+      },
+    });
     expect(put.headers.get("allow")).toBe("GET, HEAD, OPTIONS, POST");
     expect(put.headers.get("x-request-id")).toBe("req-405");
     const del = await call(`/api/v1/sessions/${await newSession()}/messages`, { method: "DELETE" });
@@ -150,7 +163,9 @@ describe("authentication", () => {
     const list = await call("/api/v1/secrets");
     expect(list.body.secrets.map((s: { name: string }) => s.name)).toEqual(["API_TOKEN"]);
     const auditLog = await call("/api/v1/audit");
-    expect(auditLog.body.entries.map((e: { action: string }) => e.action)).toEqual(expect.arrayContaining(["secret.put", "agent.create", "api_key.create", "auth.login"]));
+    expect(auditLog.body.entries.map((e: { action: string }) => e.action)).toEqual(
+      expect.arrayContaining(["secret.put", "agent.create", "api_key.create", "auth.login"]),
+    );
     expect(JSON.stringify([list.body, auditLog.body])).not.toContain("s3cr3t-value");
   });
 });
@@ -166,14 +181,27 @@ describe("tenancy", () => {
     const bKey = (await accounts.createApiKey(b.principal, { name: "b", role: "admin" })).key;
     const s = `/api/v1/sessions/${sessionId}`;
     const attempts: [string, Opts][] = [
-      [s, {}], [s, { method: "DELETE" }], [`${s}/archive`, { body: { archived: true } }],
-      [`${s}/messages`, { body: { content: "hi" } }], [`${s}/events`, {}], [`${s}/stream`, {}], [`${s}/cancel`, { body: {} }],
-      [`${s}/approvals/call_1`, { body: { approve: true } }], [`/api/v1/runs/${posted.body.runId}`, {}], [`/api/v1/agents/${agentId}`, {}],
-      [`/api/v1/agents/${agentId}`, { method: "PUT", body: { model: "demo" } }], [`/api/v1/agents/${agentId}`, { method: "DELETE" }],
+      [s, {}],
+      [s, { method: "DELETE" }],
+      [`${s}/archive`, { body: { archived: true } }],
+      [`${s}/messages`, { body: { content: "hi" } }],
+      [`${s}/events`, {}],
+      [`${s}/stream`, {}],
+      [`${s}/cancel`, { body: {} }],
+      [`${s}/approvals/call_1`, { body: { approve: true } }],
+      [`/api/v1/runs/${posted.body.runId}`, {}],
+      [`/api/v1/agents/${agentId}`, {}],
+      [`/api/v1/agents/${agentId}`, { method: "PUT", body: { model: "demo" } }],
+      [`/api/v1/agents/${agentId}`, { method: "DELETE" }],
     ];
     for (const [path, o] of attempts) {
       const r = await call(path, { ...o, as: bKey });
-      expect({ path, method: o.method ?? (o.body ? "POST" : "GET"), status: r.status, code: r.body?.error?.code }).toEqual({ path, method: o.method ?? (o.body ? "POST" : "GET"), status: 404, code: "not_found" });
+      expect({ path, method: o.method ?? (o.body ? "POST" : "GET"), status: r.status, code: r.body?.error?.code }).toEqual({
+        path,
+        method: o.method ?? (o.body ? "POST" : "GET"),
+        status: 404,
+        code: "not_found",
+      });
     }
     const bList = await call("/api/v1/sessions", { as: bKey });
     expect(bList.body.sessions).toEqual([]);
@@ -254,9 +282,21 @@ describe("token usage", () => {
     expect(usage.status).toBe(200);
     expect(usage.body.days).toBe(1);
     const mine = usage.body.byAgent.find((a: { agentId: string }) => a.agentId === agent.body.id);
-    expect(mine).toEqual({ agentId: agent.body.id, agentName: "usage-counter", runs: 1, promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion });
+    expect(mine).toEqual({
+      agentId: agent.body.id,
+      agentName: "usage-counter",
+      runs: 1,
+      promptTokens: prompt,
+      completionTokens: completion,
+      totalTokens: prompt + completion,
+    });
     const sum = (k: string) => usage.body.byAgent.reduce((n: number, a: Record<string, number>) => n + a[k]!, 0);
-    expect(usage.body.totals).toEqual({ runs: sum("runs"), promptTokens: sum("promptTokens"), completionTokens: sum("completionTokens"), totalTokens: sum("totalTokens") });
+    expect(usage.body.totals).toEqual({
+      runs: sum("runs"),
+      promptTokens: sum("promptTokens"),
+      completionTokens: sum("completionTokens"),
+      totalTokens: sum("totalTokens"),
+    });
     expect((await call("/api/v1/usage")).body.days).toBe(30);
   });
 });
@@ -338,18 +378,30 @@ describe("OpenAI-compatible endpoint with the official SDK", () => {
     const models = await client.models.list();
     expect(models.data.map((m) => m.id)).toContain("helper");
 
-    const { data: first, response } = await client.chat.completions.create({ model: "helper", messages: [{ role: "user", content: "hi from the SDK" }] }).withResponse();
+    const { data: first, response } = await client.chat.completions
+      .create({ model: "helper", messages: [{ role: "user", content: "hi from the SDK" }] })
+      .withResponse();
     expect(first.object).toBe("chat.completion");
     expect(first.choices[0]!.message.content).toContain("hi from the SDK");
     const sessionId = response.headers.get("x-keel-session-id")!;
     expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
     // The session was made by the same service as POST /api/v1/sessions, so it has its audit row.
     const audit = await call("/api/v1/audit?limit=500");
-    const created = (audit.body.entries as { action: string; target: string; actor: string; details: unknown }[]).filter((e) => e.action === "session.create" && e.target === sessionId);
+    const created = (audit.body.entries as { action: string; target: string; actor: string; details: unknown }[]).filter(
+      (e) => e.action === "session.create" && e.target === sessionId,
+    );
     expect(created).toEqual([expect.objectContaining({ actor: expect.stringMatching(/^api_key:kk_/), details: { agentId } })]);
 
     const stream = await client.chat.completions.create(
-      { model: "helper", stream: true, messages: [{ role: "user", content: "hi from the SDK" }, { role: "assistant", content: first.choices[0]!.message.content }, { role: "user", content: "and again, streamed" }] },
+      {
+        model: "helper",
+        stream: true,
+        messages: [
+          { role: "user", content: "hi from the SDK" },
+          { role: "assistant", content: first.choices[0]!.message.content },
+          { role: "user", content: "and again, streamed" },
+        ],
+      },
       { headers: { "x-keel-session-id": sessionId } },
     );
     let text = "";
@@ -375,12 +427,21 @@ describe("OpenAI-compatible endpoint with the official SDK", () => {
     const agent = await call("/api/v1/agents", { body: { name: "unconfigured", model: "gpt-nowhere" } });
     expect(agent.status).toBe(201);
     const client = new OpenAI({ apiKey, baseURL: `${base}/v1` }); // the SDK's defaults: 2 retries of a 5xx
-    const err = await client.chat.completions.create({ model: "unconfigured", messages: [{ role: "user", content: "fail once" }] }).then(() => null, (e: unknown) => e);
+    const err = await client.chat.completions.create({ model: "unconfigured", messages: [{ role: "user", content: "fail once" }] }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(OpenAI.APIError);
     const e = err as InstanceType<typeof OpenAI.APIError>;
     expect(e.status).toBe(502);
     expect(e.headers?.get("x-should-retry")).toBe("false");
-    expect(e.error).toMatchObject({ type: "server_error", param: null, code: "run_failed", message: expect.stringMatching(/no provider is configured/), details: { status: "failed" } });
+    expect(e.error).toMatchObject({
+      type: "server_error",
+      param: null,
+      code: "run_failed",
+      message: expect.stringMatching(/no provider is configured/),
+      details: { status: "failed" },
+    });
     const sessions = (await call(`/api/v1/sessions?agentId=${agent.body.id}`)).body.sessions as { id: string }[];
     expect(sessions).toHaveLength(1);
     const events = (await call(`/api/v1/sessions/${sessions[0]!.id}/events`)).body.events as { type: string }[];
@@ -390,23 +451,38 @@ describe("OpenAI-compatible endpoint with the official SDK", () => {
   test("models by id, unknown /v1 paths and a missing model answer OpenAI-shaped JSON errors", async () => {
     const client = new OpenAI({ apiKey, baseURL: `${base}/v1`, maxRetries: 0 });
     expect(await client.models.retrieve("helper")).toMatchObject({ id: "helper", object: "model", owned_by: "keel" });
-    const missing = await client.models.retrieve("no-such-agent").then(() => null, (e: unknown) => e);
+    const missing = await client.models.retrieve("no-such-agent").then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(missing).toBeInstanceOf(OpenAI.NotFoundError);
     expect((missing as InstanceType<typeof OpenAI.NotFoundError>).error).toMatchObject({ type: "invalid_request_error", code: "model_not_found" });
-    for (const [method, path] of [["GET", "/v1/embeddings/nope"], ["POST", "/v1/embeddings"], ["DELETE", "/v1/files/x"]] as const) {
+    for (const [method, path] of [
+      ["GET", "/v1/embeddings/nope"],
+      ["POST", "/v1/embeddings"],
+      ["DELETE", "/v1/files/x"],
+    ] as const) {
       const r = await call(path, { method, as: "none", ...(method === "POST" ? { body: {} } : {}) });
       expect(r.status, `${method} ${path}`).toBe(404);
       expect(r.headers.get("content-type")).toMatch(/^application\/json/);
       expect(r.body.error).toMatchObject({ type: "invalid_request_error", code: "unknown_url", message: `Invalid URL (${method} ${path})` });
     }
-    const bad = await client.chat.completions.create({ model: "no-such-agent", messages: [{ role: "user", content: "hi" }] }).then(() => null, (e: unknown) => e);
+    const bad = await client.chat.completions.create({ model: "no-such-agent", messages: [{ role: "user", content: "hi" }] }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect((bad as InstanceType<typeof OpenAI.APIError>).error).toMatchObject({ type: "invalid_request_error", code: "not_found" });
   });
 
   test("stream_options.include_usage: a last chunk with no choices carries the usage", async () => {
     const client = new OpenAI({ apiKey, baseURL: `${base}/v1`, maxRetries: 0 });
     const chunks: OpenAI.ChatCompletionChunk[] = [];
-    const stream = await client.chat.completions.create({ model: "helper", stream: true, stream_options: { include_usage: true }, messages: [{ role: "user", content: "count my tokens" }] });
+    const stream = await client.chat.completions.create({
+      model: "helper",
+      stream: true,
+      stream_options: { include_usage: true },
+      messages: [{ role: "user", content: "count my tokens" }],
+    });
     for await (const c of stream) chunks.push(c);
     const last = chunks.at(-1)!;
     expect(last.choices).toEqual([]);
@@ -415,7 +491,8 @@ describe("OpenAI-compatible endpoint with the official SDK", () => {
     expect(chunks.slice(0, -1).every((c) => c.usage === null && c.choices.length === 1)).toBe(true);
     // Without the option, no usage chunk (as OpenAI does).
     const plain: OpenAI.ChatCompletionChunk[] = [];
-    for await (const c of await client.chat.completions.create({ model: "helper", stream: true, messages: [{ role: "user", content: "no usage please" }] })) plain.push(c);
+    for await (const c of await client.chat.completions.create({ model: "helper", stream: true, messages: [{ role: "user", content: "no usage please" }] }))
+      plain.push(c);
     expect(plain.every((c) => c.usage === undefined && c.choices.length === 1)).toBe(true);
   });
 });

@@ -31,9 +31,14 @@ function startBalancer(backends: () => string[]): Promise<http.Server> {
   const server = http.createServer(async (req, res) => {
     let target: string | undefined;
     // Like a balancer with health checks: wait (a while) for a ready backend rather than fail.
-    for (const deadline = Date.now() + 15_000; !target && Date.now() < deadline; ) {
+    for (const deadline = Date.now() + 15_000; !target && Date.now() < deadline;) {
       for (const b of backends()) {
-        if (await fetch(`${b}/readyz`, { signal: AbortSignal.timeout(5_000) }).then((r) => r.ok, () => false)) {
+        if (
+          await fetch(`${b}/readyz`, { signal: AbortSignal.timeout(5_000) }).then(
+            (r) => r.ok,
+            () => false,
+          )
+        ) {
           target = b;
           break;
         }
@@ -117,10 +122,13 @@ describe("graceful shutdown", () => {
     const exited = new Promise<number | null>((r) => webA.proc.once("exit", (code) => r(code)));
     webA.proc.kill("SIGTERM");
     // Readiness turns false while web A still answers (the shutdown delay is 300 ms).
-    const ready = await waitFor(async () => {
-      const r = await fetch(`${webA.url}/readyz`).catch(() => null);
-      return r && r.status === 503 ? ((await r.json()) as { draining: boolean }) : null;
-    }, { what: "web A's /readyz to answer 503" });
+    const ready = await waitFor(
+      async () => {
+        const r = await fetch(`${webA.url}/readyz`).catch(() => null);
+        return r && r.status === 503 ? ((await r.json()) as { draining: boolean }) : null;
+      },
+      { what: "web A's /readyz to answer 503" },
+    );
     expect(ready.draining).toBe(true);
 
     const ending = await rawText;

@@ -32,26 +32,34 @@ function call(path: string, o: Opts = {}): Promise<Res> {
   if (o.cookie) Object.assign(headers, { cookie: o.cookie.cookie, "x-csrf-token": o.cookie.csrf });
   if (o.key) headers.authorization = `Bearer ${o.key}`;
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port, path, method: o.method ?? (payload === undefined ? "GET" : "POST"), headers, localAddress: o.from ?? "127.0.0.1" }, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => (text += d));
-      res.on("end", () => {
-        let body: unknown = text;
-        try {
-          body = text ? JSON.parse(text) : null;
-        } catch {
-          /* not JSON; the test decides */
-        }
-        resolve({ status: res.statusCode!, body, text, headers: res.headers });
-      });
-    });
+    const req = http.request(
+      { host: "127.0.0.1", port, path, method: o.method ?? (payload === undefined ? "GET" : "POST"), headers, localAddress: o.from ?? "127.0.0.1" },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => (text += d));
+        res.on("end", () => {
+          let body: unknown = text;
+          try {
+            body = text ? JSON.parse(text) : null;
+          } catch {
+            /* not JSON; the test decides */
+          }
+          resolve({ status: res.statusCode!, body, text, headers: res.headers });
+        });
+      },
+    );
     req.on("error", reject);
     req.end(payload);
   });
 }
 
-async function login(email: string, password: string, from = "127.0.0.1", headers: Record<string, string> = {}): Promise<Res & { session?: { cookie: string; csrf: string } }> {
+async function login(
+  email: string,
+  password: string,
+  from = "127.0.0.1",
+  headers: Record<string, string> = {},
+): Promise<Res & { session?: { cookie: string; csrf: string } }> {
   const r = await call("/api/v1/auth/login", { body: { email, password }, from, headers });
   if (r.status !== 200) return r;
   const setCookie = r.headers["set-cookie"];
@@ -65,7 +73,12 @@ beforeAll(async () => {
   const db = await createTestDatabase();
   drop = db.drop;
   pool = createPool(db.url, { max: 4 });
-  server = await startServer(db.url, { KEEL_TRUSTED_PROXIES: `${PROXY}/32`, KEEL_METRICS_TOKEN: METRICS_TOKEN, KEEL_SSE_MAX_AGE_MS: String(MAX_AGE_MS) }, undefined, "keel");
+  server = await startServer(
+    db.url,
+    { KEEL_TRUSTED_PROXIES: `${PROXY}/32`, KEEL_METRICS_TOKEN: METRICS_TOKEN, KEEL_SSE_MAX_AGE_MS: String(MAX_AGE_MS) },
+    undefined,
+    "keel",
+  );
   port = Number(new URL(server.url).port);
   const s = await login(ADMIN.email, ADMIN.password);
   expect(s.status).toBe(200);
@@ -98,7 +111,10 @@ describe("login limits (item 7)", () => {
     }
     const answers: number[] = [];
     // Forged X-Forwarded-For, and a forged copy of the header `keel web` passes the socket address in.
-    for (let i = 0; i < 12; i++) answers.push((await login(ADMIN.email, "wrong password here", attacker, { "x-forwarded-for": `203.0.113.${i}`, "x-keel-peer-address": `192.0.2.${i}` })).status);
+    for (let i = 0; i < 12; i++)
+      answers.push(
+        (await login(ADMIN.email, "wrong password here", attacker, { "x-forwarded-for": `203.0.113.${i}`, "x-keel-peer-address": `192.0.2.${i}` })).status,
+      );
     // The forged headers change nothing: the 11th failure for this account from this socket is refused.
     expect(answers.slice(0, 10)).toEqual(Array(10).fill(401));
     expect(answers.slice(10)).toEqual([429, 429]);
@@ -146,7 +162,11 @@ describe("API keys follow their creator's membership (item 8)", () => {
     expect((await call(`/api/v1/members/${ann.userId}`, { method: "DELETE", key: admin.key })).status).toBe(204);
     for (const k of [memberKey, chained]) expect((await call("/api/v1/agents", { key: k.body.key })).status).toBe(401);
     const after = (await listed()).filter((k) => k.name.startsWith("ann-"));
-    expect(after.map((k) => [k.name, k.revokedReason]).sort()).toEqual([["ann-admin", "creator_demoted"], ["ann-chained", "creator_removed"], ["ann-member", "creator_removed"]]);
+    expect(after.map((k) => [k.name, k.revokedReason]).sort()).toEqual([
+      ["ann-admin", "creator_demoted"],
+      ["ann-chained", "creator_removed"],
+      ["ann-member", "creator_removed"],
+    ]);
   });
 });
 
@@ -187,15 +207,33 @@ describe("SSE streams end when their principal is revoked (item 9)", () => {
     expect((await theirs.events).map((e) => e.event)).toContain("unauthorized");
   }, 20_000);
 
-  test("a stream's lifetime is capped: it ends with event: reconnect and a retry hint", async () => {
-    const { events } = await openStream({ key: admin.key });
-    expect((await events).map((e) => e.event)).toEqual(["reconnect"]);
-  }, MAX_AGE_MS + 15_000);
+  test(
+    "a stream's lifetime is capped: it ends with event: reconnect and a retry hint",
+    async () => {
+      const { events } = await openStream({ key: admin.key });
+      expect((await events).map((e) => e.event)).toEqual(["reconnect"]);
+    },
+    MAX_AGE_MS + 15_000,
+  );
 });
 
 describe("headers, encodings, metrics, members, passwords (item 12)", () => {
   test("every page and API answer carries the security headers", async () => {
-    const paths: [string, string?][] = [["/"], ["/login"], ["/settings"], ["/no-such-page"], ["/api/v1/me"], ["/api/v1/no/such"], ["/api/v1/openapi.json"], ["/healthz"], ["/readyz"], ["/metrics"], ["/v1/models"], ["/api/v1/agents", "PATCH"], ["/api/v1/sessions/%E0%A4%A"]];
+    const paths: [string, string?][] = [
+      ["/"],
+      ["/login"],
+      ["/settings"],
+      ["/no-such-page"],
+      ["/api/v1/me"],
+      ["/api/v1/no/such"],
+      ["/api/v1/openapi.json"],
+      ["/healthz"],
+      ["/readyz"],
+      ["/metrics"],
+      ["/v1/models"],
+      ["/api/v1/agents", "PATCH"],
+      ["/api/v1/sessions/%E0%A4%A"],
+    ];
     for (const [path, method] of paths) {
       const r = await call(path, { method });
       const h = r.headers;
@@ -236,11 +274,16 @@ describe("headers, encodings, metrics, members, passwords (item 12)", () => {
 
   test("adding a member whose email has an account in another team answers like a new email", async () => {
     const { rows: team } = await pool.query("INSERT INTO teams (slug, name) VALUES ($1, 'Other') RETURNING id", [`other-${randomUUID().slice(0, 8)}`]);
-    const { rows: user } = await pool.query("INSERT INTO users (email, password_hash) VALUES ($1, 'x') RETURNING id", [`taken-${randomUUID().slice(0, 8)}@example.com`]);
+    const { rows: user } = await pool.query("INSERT INTO users (email, password_hash) VALUES ($1, 'x') RETURNING id", [
+      `taken-${randomUUID().slice(0, 8)}@example.com`,
+    ]);
     await pool.query("INSERT INTO memberships (team_id, user_id, role) VALUES ($1, $2, 'admin')", [team[0].id, user[0].id]);
     const { rows: u } = await pool.query("SELECT email FROM users WHERE id = $1", [user[0].id]);
     const taken = await call("/api/v1/members", { key: admin.key, body: { email: u[0].email, password: "a first password", role: "viewer" } });
-    const fresh = await call("/api/v1/members", { key: admin.key, body: { email: `fresh-${randomUUID().slice(0, 8)}@example.com`, password: "a first password", role: "viewer" } });
+    const fresh = await call("/api/v1/members", {
+      key: admin.key,
+      body: { email: `fresh-${randomUUID().slice(0, 8)}@example.com`, password: "a first password", role: "viewer" },
+    });
     expect(taken.status).toBe(fresh.status);
     expect(Object.keys(taken.body).sort()).toEqual(Object.keys(fresh.body).sort());
     // The other team's account is untouched: its password was not replaced by the one sent.

@@ -1,7 +1,27 @@
 // The worker process: parse env, build the engine's Worker, drain on SIGTERM/SIGINT.
 import {
-  builtinTools, createAgentStep, createLogger, createModelResolver, createPool, createSandboxTools, liveSessionIds,
-  createSandboxDriver, McpToolSource, notifyDeltas, outboundPolicy, reapSandboxes, SandboxRelayServer, SandboxStore, Secrets, SessionSandboxes, sessionPolicyResolver, ToolRegistry, Worker, type Logger, type Pool, type StepFn,
+  builtinTools,
+  createAgentStep,
+  createLogger,
+  createModelResolver,
+  createPool,
+  createSandboxTools,
+  liveSessionIds,
+  createSandboxDriver,
+  McpToolSource,
+  notifyDeltas,
+  outboundPolicy,
+  reapSandboxes,
+  SandboxRelayServer,
+  SandboxStore,
+  Secrets,
+  SessionSandboxes,
+  sessionPolicyResolver,
+  ToolRegistry,
+  Worker,
+  type Logger,
+  type Pool,
+  type StepFn,
 } from "@keel/core";
 import { sandboxDriverConfig } from "@keel/core/config";
 import { parseEnv, workerEnv, WorkerEnvSchema, type WorkerEnv } from "./env.js";
@@ -43,9 +63,17 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger; step?
   await worker.start();
   // On Kubernetes the web has no cluster access: workers answer the session view's file reads and
   // starts (core/src/sandbox/relay.ts).
-  const relay = env.KEEL_SANDBOX_DRIVER === "kubernetes"
-    ? new SandboxRelayServer({ pool, connectionString: env.DATABASE_URL, view: sandboxes.view, driverName: "kubernetes", workerId: worker.id, logger: logger.child({ component: "sandbox-relay" }) })
-    : undefined;
+  const relay =
+    env.KEEL_SANDBOX_DRIVER === "kubernetes"
+      ? new SandboxRelayServer({
+          pool,
+          connectionString: env.DATABASE_URL,
+          view: sandboxes.view,
+          driverName: "kubernetes",
+          workerId: worker.id,
+          logger: logger.child({ component: "sandbox-relay" }),
+        })
+      : undefined;
   await relay?.start();
   const reaper = setInterval(() => void sandboxes.reap(), env.KEEL_SANDBOX_REAP_MS);
   reaper.unref();

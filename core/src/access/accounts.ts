@@ -29,7 +29,11 @@ export class Accounts {
   private readonly limits: LoginLimits;
   constructor(private readonly o: AccountsOptions) {
     this.ttlMs = o.sessionTtlMs ?? 7 * 24 * 3600 * 1000;
-    this.limits = { windowMs: o.failedLoginWindowMs ?? 15 * 60_000, maxPerAccountAddress: o.maxFailedLogins ?? 10, maxPerAddress: o.maxFailedLoginsPerAddress ?? 50 };
+    this.limits = {
+      windowMs: o.failedLoginWindowMs ?? 15 * 60_000,
+      maxPerAccountAddress: o.maxFailedLogins ?? 10,
+      maxPerAddress: o.maxFailedLoginsPerAddress ?? 50,
+    };
   }
 
   /** First start: creates the team and its admin if no user has that email yet. Idempotent. */
@@ -44,7 +48,10 @@ export class Accounts {
       const teamId = team.rows[0]!.id;
       const existing = await c.query("SELECT 1 FROM users WHERE email = $1", [normalizeEmail(input.email)]);
       if (existing.rowCount) return { created: false, teamId };
-      const user = await c.query<{ id: string }>("INSERT INTO users (email, password_hash) VALUES ($1, $2) RETURNING id", [normalizeEmail(input.email), await hashPassword(input.password)]);
+      const user = await c.query<{ id: string }>("INSERT INTO users (email, password_hash) VALUES ($1, $2) RETURNING id", [
+        normalizeEmail(input.email),
+        await hashPassword(input.password),
+      ]);
       await c.query("INSERT INTO memberships (team_id, user_id, role) VALUES ($1, $2, 'admin')", [teamId, user.rows[0]!.id]);
       return { created: true, teamId };
     });
@@ -74,9 +81,20 @@ export class Accounts {
     const csrfToken = randomBytes(24).toString("base64url");
     const expiresAt = new Date(Date.now() + this.ttlMs);
     const principal: Principal = { teamId: u.team_id, role: u.role, actor: `user:${email}`, userId: u.id, apiKeyId: null };
-    await audited(this.o.pool, principal, async (c) => {
-      await c.query("INSERT INTO web_sessions (user_id, team_id, token_hash, csrf_token, expires_at) VALUES ($1, $2, $3, $4, $5)", [u.id, u.team_id, sha256(t), csrfToken, expiresAt]);
-    }, () => ({ action: "auth.login", target: u.id }));
+    await audited(
+      this.o.pool,
+      principal,
+      async (c) => {
+        await c.query("INSERT INTO web_sessions (user_id, team_id, token_hash, csrf_token, expires_at) VALUES ($1, $2, $3, $4, $5)", [
+          u.id,
+          u.team_id,
+          sha256(t),
+          csrfToken,
+          expiresAt,
+        ]);
+      },
+      () => ({ action: "auth.login", target: u.id }),
+    );
     return { token: t, csrfToken, expiresAt, principal };
   }
 
@@ -121,10 +139,18 @@ export class Accounts {
       throw new KeelError("wrong_password", 403, "the current password is wrong");
     }
     const hash = await hashPassword(input.newPassword);
-    await audited(this.o.pool, p, async (c) => {
-      await c.query("UPDATE users SET password_hash = $2 WHERE id = $1", [p.userId, hash]);
-      await c.query("DELETE FROM web_sessions WHERE user_id = $1 AND token_hash IS DISTINCT FROM $2", [p.userId, input.keepSessionToken ? sha256(input.keepSessionToken) : null]);
-    }, () => ({ action: "user.password", target: p.userId }));
+    await audited(
+      this.o.pool,
+      p,
+      async (c) => {
+        await c.query("UPDATE users SET password_hash = $2 WHERE id = $1", [p.userId, hash]);
+        await c.query("DELETE FROM web_sessions WHERE user_id = $1 AND token_hash IS DISTINCT FROM $2", [
+          p.userId,
+          input.keepSessionToken ? sha256(input.keepSessionToken) : null,
+        ]);
+      },
+      () => ({ action: "user.password", target: p.userId }),
+    );
   }
 
   /** Creates an API key for the caller's team, recording its creator; the key is returned once. */
@@ -166,12 +192,20 @@ export class Accounts {
     const email = normalizeEmail(input.email);
     const hash = await hashPassword(input.password); // hashed either way: both answers take as long
     try {
-      return await audited(this.o.pool, p, async (c) => {
-        const fresh = await c.query<{ id: string }>("INSERT INTO users (email, password_hash) VALUES ($1, $2) ON CONFLICT (email) DO NOTHING RETURNING id", [email, hash]);
-        const userId = fresh.rows[0]?.id ?? (await c.query<{ id: string }>("SELECT id FROM users WHERE email = $1", [email])).rows[0]!.id;
-        await c.query("INSERT INTO memberships (team_id, user_id, role) VALUES ($1, $2, $3)", [p.teamId, userId, input.role]);
-        return { userId };
-      }, (r) => ({ action: "member.add", target: r.userId, details: { email: input.email, role: input.role } })); // the email as given; never the password
+      return await audited(
+        this.o.pool,
+        p,
+        async (c) => {
+          const fresh = await c.query<{ id: string }>("INSERT INTO users (email, password_hash) VALUES ($1, $2) ON CONFLICT (email) DO NOTHING RETURNING id", [
+            email,
+            hash,
+          ]);
+          const userId = fresh.rows[0]?.id ?? (await c.query<{ id: string }>("SELECT id FROM users WHERE email = $1", [email])).rows[0]!.id;
+          await c.query("INSERT INTO memberships (team_id, user_id, role) VALUES ($1, $2, $3)", [p.teamId, userId, input.role]);
+          return { userId };
+        },
+        (r) => ({ action: "member.add", target: r.userId, details: { email: input.email, role: input.role } }),
+      ); // the email as given; never the password
     } catch (err) {
       if (pgCode(err) === PgCode.uniqueViolation) throw new ConflictError("member_exists", "this email is already a member of the team", { email });
       throw err;
@@ -236,7 +270,9 @@ export class Accounts {
 const DUMMY_HASH = "scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
 function normalizeEmail(e: string): string {
-  const email = String(e ?? "").trim().toLowerCase();
+  const email = String(e ?? "")
+    .trim()
+    .toLowerCase();
   if (!/^[^\s@]+@[^\s@]+$/.test(email) || email.length > 254) throw new ValidationError("email is not valid");
   return email;
 }

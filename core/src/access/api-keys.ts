@@ -15,7 +15,13 @@ export const randomToken = (prefix: string) => `${prefix}${randomBytes(32).toStr
 
 export type ApiKeyRevokedReason = "revoked" | "creator_removed" | "creator_demoted";
 export type ApiKeyInfo = {
-  id: string; name: string; prefix: string; role: string; createdAt: Date; lastUsedAt: Date | null; revokedAt: Date | null;
+  id: string;
+  name: string;
+  prefix: string;
+  role: string;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
   revokedReason: ApiKeyRevokedReason | null;
   /** null for keys created before creators were recorded. */
   createdBy: { userId: string; email: string } | null;
@@ -24,21 +30,30 @@ export type ApiKeyInfo = {
 // Role rank in SQL, in ROLES order (viewer < member < admin).
 const RANK = (col: string) => `array_position(ARRAY['viewer','member','admin']::text[], ${col})`;
 
-export async function createApiKey(pool: Pool, p: Principal, input: { name: string; role: Role }): Promise<{ id: string; key: string; prefix: string; role: Role }> {
+export async function createApiKey(
+  pool: Pool,
+  p: Principal,
+  input: { name: string; role: Role },
+): Promise<{ id: string; key: string; prefix: string; role: Role }> {
   requireRole(p, "admin");
   if (!ROLES.includes(input.role)) throw new ValidationError(`role must be one of ${ROLES.join(", ")}`);
   if (!input.name || input.name.length > 100) throw new ValidationError("name must be 1 to 100 characters");
   const key = randomToken("kk_");
   const prefix = key.slice(0, 10);
-  return audited(pool, p, async (c) => {
-    const { rows } = await c.query<{ id: string }>(
-      `INSERT INTO api_keys (team_id, name, prefix, hash, role, created_by_user_id)
+  return audited(
+    pool,
+    p,
+    async (c) => {
+      const { rows } = await c.query<{ id: string }>(
+        `INSERT INTO api_keys (team_id, name, prefix, hash, role, created_by_user_id)
        VALUES ($1, $2, $3, $4, $5, COALESCE($6::uuid, (SELECT created_by_user_id FROM api_keys WHERE id = $7::uuid AND team_id = $1)))
        RETURNING id`,
-      [p.teamId, input.name, prefix, sha256(key), input.role, p.userId, p.apiKeyId],
-    );
-    return { id: rows[0]!.id, key, prefix, role: input.role };
-  }, (r) => ({ action: "api_key.create", target: r.id, details: { name: input.name, role: r.role, prefix: r.prefix } })); // never the key
+        [p.teamId, input.name, prefix, sha256(key), input.role, p.userId, p.apiKeyId],
+      );
+      return { id: rows[0]!.id, key, prefix, role: input.role };
+    },
+    (r) => ({ action: "api_key.create", target: r.id, details: { name: input.name, role: r.role, prefix: r.prefix } }),
+  ); // never the key
 }
 
 export async function listApiKeys(pool: Pool, p: Principal): Promise<ApiKeyInfo[]> {
@@ -57,10 +72,18 @@ export async function listApiKeys(pool: Pool, p: Principal): Promise<ApiKeyInfo[
 export async function revokeApiKey(pool: Pool, p: Principal, id: string): Promise<void> {
   requireRole(p, "admin");
   if (!isUuid(id)) throw new NotFoundError("ApiKey", id);
-  await audited(pool, p, async (c) => {
-    const res = await c.query("UPDATE api_keys SET revoked_at = now(), revoked_reason = 'revoked' WHERE id = $1 AND team_id = $2 AND revoked_at IS NULL", [id, p.teamId]);
-    if (res.rowCount !== 1) throw new NotFoundError("ApiKey", id);
-  }, () => ({ action: "api_key.revoke", target: id }));
+  await audited(
+    pool,
+    p,
+    async (c) => {
+      const res = await c.query("UPDATE api_keys SET revoked_at = now(), revoked_reason = 'revoked' WHERE id = $1 AND team_id = $2 AND revoked_at IS NULL", [
+        id,
+        p.teamId,
+      ]);
+      if (res.rowCount !== 1) throw new NotFoundError("ApiKey", id);
+    },
+    () => ({ action: "api_key.revoke", target: id }),
+  );
 }
 
 /**
@@ -70,9 +93,10 @@ export async function revokeApiKey(pool: Pool, p: Principal, id: string): Promis
 export async function authenticateApiKey(pool: Pool, key: string, opts: { touch?: boolean } = {}): Promise<Principal> {
   const live = `k.hash = $1 AND k.revoked_at IS NULL AND (k.created_by_user_id IS NULL OR EXISTS (
       SELECT 1 FROM memberships m WHERE m.team_id = k.team_id AND m.user_id = k.created_by_user_id AND ${RANK("m.role")} >= ${RANK("k.role")}))`;
-  const sql = opts.touch === false
-    ? `SELECT k.id, k.team_id, k.role, k.prefix FROM api_keys k WHERE ${live}`
-    : `UPDATE api_keys k SET last_used_at = now() WHERE ${live} RETURNING k.id, k.team_id, k.role, k.prefix`;
+  const sql =
+    opts.touch === false
+      ? `SELECT k.id, k.team_id, k.role, k.prefix FROM api_keys k WHERE ${live}`
+      : `UPDATE api_keys k SET last_used_at = now() WHERE ${live} RETURNING k.id, k.team_id, k.role, k.prefix`;
   const { rows } = await pool.query<{ id: string; team_id: string; role: Role; prefix: string }>(sql, [sha256(key)]);
   const k = rows[0];
   if (!k) throw new UnauthorizedError("invalid or revoked API key");

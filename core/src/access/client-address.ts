@@ -11,7 +11,10 @@ export type TrustedProxies = BlockList;
 /** Parses "10.0.0.0/8, 192.168.1.7, fd00::/8" (CIDRs or single addresses). Throws on a bad entry. */
 export function parseTrustedProxies(list: string): TrustedProxies {
   const blocks = new BlockList();
-  for (const raw of list.split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const raw of list
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const [addr, bits, extra] = raw.split("/");
     const family = isIP(addr ?? "");
     const max = family === 4 ? 32 : 128;

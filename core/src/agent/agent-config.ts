@@ -34,7 +34,16 @@ export function viewMcpServers(servers: unknown): unknown[] {
 }
 
 export async function loadAgentForSession(db: Queryable, sessionId: string): Promise<AgentRuntimeConfig> {
-  const { rows } = await db.query<{ agent_id: string; version: number; model: string; instructions: string; tools: AgentToolConfig[]; provider: ProviderConfig; sandbox_policy: unknown; mcp_servers: McpServerRef[] }>(
+  const { rows } = await db.query<{
+    agent_id: string;
+    version: number;
+    model: string;
+    instructions: string;
+    tools: AgentToolConfig[];
+    provider: ProviderConfig;
+    sandbox_policy: unknown;
+    mcp_servers: McpServerRef[];
+  }>(
     `SELECT av.agent_id, av.version, av.model, av.instructions, av.tools, av.provider, av.sandbox_policy, av.mcp_servers
      FROM sessions s JOIN agent_versions av ON av.agent_id = s.agent_id AND av.version = s.agent_version
      WHERE s.id = $1`,
@@ -42,5 +51,14 @@ export async function loadAgentForSession(db: Queryable, sessionId: string): Pro
   );
   const r = rows[0];
   if (!r) throw new NotFoundError("Session", sessionId);
-  return { agentId: r.agent_id, version: r.version, model: r.model, instructions: r.instructions, tools: r.tools ?? [], provider: r.provider ?? {}, sandboxPolicy: r.sandbox_policy ?? {}, mcpServers: r.mcp_servers ?? [] };
+  return {
+    agentId: r.agent_id,
+    version: r.version,
+    model: r.model,
+    instructions: r.instructions,
+    tools: r.tools ?? [],
+    provider: r.provider ?? {},
+    sandboxPolicy: r.sandbox_policy ?? {},
+    mcpServers: r.mcp_servers ?? [],
+  };
 }

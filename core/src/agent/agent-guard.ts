@@ -61,12 +61,19 @@ function canonical(cfg: Partial<GuardedConfig>, field: Field): string {
  * store what they give. For a member, a protected field left out keeps its current value (none on
  * create); one given must equal it, else Forbidden naming every such field.
  */
-export function guardAgentConfig<T extends GuardedConfig>(p: Principal, input: Partial<Record<string, unknown>>, parsed: T, current: GuardedConfig | undefined): T {
+export function guardAgentConfig<T extends GuardedConfig>(
+  p: Principal,
+  input: Partial<Record<string, unknown>>,
+  parsed: T,
+  current: GuardedConfig | undefined,
+): T {
   if (p.role === "admin") return parsed;
   const base: GuardedConfig = current ?? { provider: {}, sandboxPolicy: {}, mcpServers: [] };
   const changed = PROTECTED_AGENT_FIELDS.filter((f) => given(input, f) !== undefined && canonical(parsed, f) !== canonical(base, f));
   if (changed.length > 0) {
-    throw new ForbiddenError(`only an admin may set ${changed.join(", ")}: they decide where the team's conversations and secrets are sent`, { fields: changed });
+    throw new ForbiddenError(`only an admin may set ${changed.join(", ")}: they decide where the team's conversations and secrets are sent`, {
+      fields: changed,
+    });
   }
   // Carry the protected values over (whatever the member's input omitted or repeated).
   const policy = (parsed.sandboxPolicy ?? {}) as Record<string, unknown>;

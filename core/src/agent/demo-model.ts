@@ -45,7 +45,8 @@ export class DemoModel implements ModelClient {
       call = { name: "exec", args: JSON.stringify({ command }) };
       answer = "";
     } else {
-      answer = `Hello! I am Keel's demo model: deterministic, offline, no LLM configured. You said: "${text.slice(0, 500)}". ` +
+      answer =
+        `Hello! I am Keel's demo model: deterministic, offline, no LLM configured. You said: "${text.slice(0, 500)}". ` +
         `Ask me the time or to calculate 6*7 to see a tool call.`;
     }
     yield { model: DEMO_MODEL, choices: [{ index: 0, delta: { role: "assistant" } }] };
@@ -54,7 +55,18 @@ export class DemoModel implements ModelClient {
     for (let i = 0; i < answer.length; i += 16) yield { choices: [{ index: 0, delta: { content: answer.slice(i, i + 16) } }] };
     if (call) {
       const half = Math.ceil(call.args.length / 2);
-      yield { choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: `call_demo_${req.messages.length}`, type: "function", function: { name: call.name, arguments: call.args.slice(0, half) } }] } }] };
+      yield {
+        choices: [
+          {
+            index: 0,
+            delta: {
+              tool_calls: [
+                { index: 0, id: `call_demo_${req.messages.length}`, type: "function", function: { name: call.name, arguments: call.args.slice(0, half) } },
+              ],
+            },
+          },
+        ],
+      };
       yield { choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: call.args.slice(half) } }] } }] };
     }
     yield { choices: [{ index: 0, delta: {}, finish_reason: call ? "tool_calls" : "stop" }] };

@@ -4,7 +4,16 @@ import { ValidationError } from "../errors.js";
 import type { Pool } from "../db/pool.js";
 import type { Logger } from "../logger.js";
 import { parseEventText, type PayloadOf, type ToolResultState } from "../contract/events.js";
-import { ledgerKey, PermanentStepError, type ClaimedRun, type SessionEvent, type StepContext, type StepFn, type StepOutcome, type ToolCallState } from "../engine/types.js";
+import {
+  ledgerKey,
+  PermanentStepError,
+  type ClaimedRun,
+  type SessionEvent,
+  type StepContext,
+  type StepFn,
+  type StepOutcome,
+  type ToolCallState,
+} from "../engine/types.js";
 import { loadAgentForSession, type AgentRuntimeConfig, type McpServerRef } from "./agent-config.js";
 import { AgentEventType, buildContext, type AgentContext, type PendingCall, type ToolResultPayload } from "./context.js";
 import type { DeltaSink, ModelClient } from "./model.js";
@@ -37,7 +46,9 @@ export type AgentLoopOptions = {
   onDelta?: ((run: ClaimedRun, delta: Parameters<DeltaSink>[0]) => void) & { flush?: (run: ClaimedRun) => Promise<void> };
   hooks?: LoopHooks;
   /** Tools of the agent's remote MCP servers (core/src/agent/mcp.ts). */
-  mcp?: { tools(servers: McpServerRef[], scope: { teamId: string; sessionId: string }): Promise<{ tools: Tool[]; errors: { server: string; message: string }[] }> };
+  mcp?: {
+    tools(servers: McpServerRef[], scope: { teamId: string; sessionId: string }): Promise<{ tools: Tool[]; errors: { server: string; message: string }[] }>;
+  };
 };
 
 export function createAgentStep(o: AgentLoopOptions): StepFn {
@@ -74,15 +85,23 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
 
   async function recordNewRepairs(ctx: StepContext, context: AgentContext, events: readonly SessionEvent[]): Promise<void> {
     if (context.repairs.length === 0) return;
-    const seen = new Set(events.flatMap((e) => {
-      const p = e.type === AgentEventType.contextRepaired ? parseEventText(e.type, e.payloadText) : null;
-      return p?.known && p.type === "context_repaired" ? p.payload.repairs.map((r) => `${r.kind}:${r.seq}`) : [];
-    }));
+    const seen = new Set(
+      events.flatMap((e) => {
+        const p = e.type === AgentEventType.contextRepaired ? parseEventText(e.type, e.payloadText) : null;
+        return p?.known && p.type === "context_repaired" ? p.payload.repairs.map((r) => `${r.kind}:${r.seq}`) : [];
+      }),
+    );
     const fresh = context.repairs.filter((r) => !seen.has(`${r.kind}:${r.seq}`));
     if (fresh.length > 0) await ctx.append({ type: AgentEventType.contextRepaired, payload: { repairs: fresh } });
   }
 
-  async function modelStep(ctx: StepContext, context: AgentContext, tools: Map<string, ResolvedTool>, agent: AgentRuntimeConfig, events: readonly SessionEvent[]): Promise<StepOutcome> {
+  async function modelStep(
+    ctx: StepContext,
+    context: AgentContext,
+    tools: Map<string, ResolvedTool>,
+    agent: AgentRuntimeConfig,
+    events: readonly SessionEvent[],
+  ): Promise<StepOutcome> {
     const { run } = ctx;
     const calls = events.filter((e) => e.type === AgentEventType.assistantMessage && e.runId === run.id).length;
     if (calls >= maxCalls) {
@@ -93,19 +112,24 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
     await o.hooks?.beforeModel?.(run);
     let result;
     try {
-      result = await (await o.models(agent, run.teamId)).complete(
-        { model: agent.model, messages: context.messages, tools: toolSpecs(tools), signal: ctx.signal },
-        (d) => o.onDelta?.(run, d),
-      );
+      result = await (
+        await o.models(agent, run.teamId)
+      ).complete({ model: agent.model, messages: context.messages, tools: toolSpecs(tools), signal: ctx.signal }, (d) => o.onDelta?.(run, d));
     } catch (err) {
       if (ctx.signal.aborted) throw err; // shutting down: not the model's fault
       const retryable = err instanceof ModelCallError && err.retryable;
-      await ctx.append({ type: AgentEventType.modelError, payload: { code: retryable ? "model_unavailable" : "model_rejected", message: (err as Error).message, retryable } });
+      await ctx.append({
+        type: AgentEventType.modelError,
+        payload: { code: retryable ? "model_unavailable" : "model_rejected", message: (err as Error).message, retryable },
+      });
       throw err;
     }
     const m = result.message;
     if (!m.tool_calls?.length && !m.content && !Object.keys(m).some((k) => /reason|think/.test(k))) {
-      await ctx.append({ type: AgentEventType.modelError, payload: { code: "empty_response", message: "the model returned neither text nor tool calls", retryable: true } });
+      await ctx.append({
+        type: AgentEventType.modelError,
+        payload: { code: "empty_response", message: "the model returned neither text nor tool calls", retryable: true },
+      });
       throw new ModelCallError("the model returned an empty response", true);
     }
     const item: PayloadOf<"assistant_message"> = { message: m, model: result.model, finishReason: result.finishReason, usage: result.usage };
@@ -167,19 +191,36 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
         const a = e.type === AgentEventType.approvalRequested ? parseEventText(e.type, e.payloadText) : null;
         return a?.known && a.type === "approval_requested" && a.payload.callId === p.call.id;
       });
-      if (!asked) await ctx.append({ type: AgentEventType.approvalRequested, payload: { callId: p.call.id, name: p.call.function.name, arguments: p.call.function.arguments } });
+      if (!asked)
+        await ctx.append({
+          type: AgentEventType.approvalRequested,
+          payload: { callId: p.call.id, name: p.call.function.name, arguments: p.call.function.arguments },
+        });
       return "waiting_approval";
     }
     if (ledger?.state === "started" && !resolved.tool.idempotent) {
-      await finish(ctx, p, "indeterminate",
+      await finish(
+        ctx,
+        p,
+        "indeterminate",
         `The call to ${resolved.tool.name} was interrupted (the worker running it stopped) and may or may not have taken effect. ` +
-        `It was not run again because it is not idempotent. Check its effect before calling it again.`, true, key);
+          `It was not run again because it is not idempotent. Check its effect before calling it again.`,
+        true,
+        key,
+      );
       return "continue";
     }
     await o.hooks?.beforeTool?.(run, p.call.id);
     // From here a crash leaves "started": a non-idempotent tool is then reported indeterminate.
     await ctx.ledger.markStarted(key);
-    const outcome = await runTool(resolved, args, { signal: ctx.signal, idempotencyKey: key, teamId: run.teamId, sessionId: run.sessionId, runId: run.id, epoch: run.epoch });
+    const outcome = await runTool(resolved, args, {
+      signal: ctx.signal,
+      idempotencyKey: key,
+      teamId: run.teamId,
+      sessionId: run.sessionId,
+      runId: run.id,
+      epoch: run.epoch,
+    });
     if (ctx.signal.aborted) throw ctx.signal.reason; // shutting down mid-tool: the ledger says "started"
     await finish(ctx, p, outcome.ok ? "succeeded" : "failed", capOutput(outcome.text, maxToolBytes), !outcome.ok, key);
     await o.hooks?.afterTool?.(run, p.call.id);
@@ -209,7 +250,7 @@ async function runTool(r: ResolvedTool, args: unknown, ctx: ToolContext): Promis
     const value = await Promise.race([r.tool.run(args, { ...ctx, signal: ac.signal }), timeout]);
     return { ok: true, text: typeof value === "string" ? value : JSON.stringify(value ?? null) };
   } catch (err) {
-    return { ok: false, text: `Error: ${err instanceof ValidationError ? err.message : (err as Error)?.message ?? String(err)}` };
+    return { ok: false, text: `Error: ${err instanceof ValidationError ? err.message : ((err as Error)?.message ?? String(err))}` };
   } finally {
     clearTimeout(timer);
     ctx.signal.removeEventListener("abort", onAbort);
@@ -220,6 +261,9 @@ async function runTool(r: ResolvedTool, args: unknown, ctx: ToolContext): Promis
 export function capOutput(text: string, maxBytes: number): string {
   const bytes = Buffer.byteLength(text);
   if (bytes <= maxBytes) return text;
-  const head = Buffer.from(text).subarray(0, maxBytes).toString("utf8").replace(/\uFFFD$/, "");
+  const head = Buffer.from(text)
+    .subarray(0, maxBytes)
+    .toString("utf8")
+    .replace(/\uFFFD$/, "");
   return `${head}\n[output truncated: ${bytes} bytes in all, the first ${Buffer.byteLength(head)} shown]`;
 }

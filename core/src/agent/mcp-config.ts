@@ -44,7 +44,8 @@ export function mcpServerConfigProblem(s: McpServerConfig): string | null {
     if (typeof s.headerSecrets !== "object" || s.headerSecrets === null) return `MCP server ${s.name}: headerSecrets must map header names to secret names`;
     for (const [h, secret] of Object.entries(s.headerSecrets)) {
       if (!HEADER_NAME.test(h)) return `MCP server ${s.name}: ${JSON.stringify(h)} is not a header name`;
-      if (typeof secret !== "string" || !SECRET_NAME.test(secret)) return `MCP server ${s.name}: header ${h} must name a team secret (UPPER_SNAKE_CASE), not ${JSON.stringify(secret)}`;
+      if (typeof secret !== "string" || !SECRET_NAME.test(secret))
+        return `MCP server ${s.name}: header ${h} must name a team secret (UPPER_SNAKE_CASE), not ${JSON.stringify(secret)}`;
     }
   }
   return null;

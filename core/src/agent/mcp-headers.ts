@@ -16,7 +16,10 @@ const LOCK_KEY = 0x6b65656c0d; // "keel" + issue 13
 
 /** The secret name for one header of one server: MCP_<SERVER>_<HEADER>, UPPER_SNAKE_CASE. */
 export function headerSecretName(server: string, header: string, n = 1): string {
-  const base = `MCP_${server}_${header}`.toUpperCase().replace(/[^A-Z0-9_]/g, "_").slice(0, 120);
+  const base = `MCP_${server}_${header}`
+    .toUpperCase()
+    .replace(/[^A-Z0-9_]/g, "_")
+    .slice(0, 120);
   return n === 1 ? base : `${base}_${n}`;
 }
 
@@ -33,7 +36,7 @@ export async function moveMcpHeadersToSecrets(o: { pool: Pool; secrets: Secrets;
   let moved = 0;
   const updates: { agentId: string; version: number; servers: Record<string, unknown>[] }[] = [];
   for (const r of rows) {
-    if (!taken.has(r.team_id)) taken.set(r.team_id, new Set((await o.secrets.listNames(r.team_id))));
+    if (!taken.has(r.team_id)) taken.set(r.team_id, new Set(await o.secrets.listNames(r.team_id)));
     const servers: Record<string, unknown>[] = [];
     for (const s of r.mcp_servers) {
       const headers = s.headers as Record<string, string> | undefined;
@@ -44,7 +47,9 @@ export async function moveMcpHeadersToSecrets(o: { pool: Pool; secrets: Secrets;
       const headerSecrets: Record<string, string> = { ...((s.headerSecrets as Record<string, string> | undefined) ?? {}) };
       for (const [header, value] of Object.entries(headers)) {
         if (typeof value !== "string" || value === "") continue; // nothing to keep (a secret is never empty)
-        const digest = createHash("sha256").update(`${r.team_id}\n${String(s.name)}\n${header}\n${value}`).digest("base64");
+        const digest = createHash("sha256")
+          .update(`${r.team_id}\n${String(s.name)}\n${header}\n${value}`)
+          .digest("base64");
         let name = chosen.get(digest);
         if (!name) {
           name = await pickName(o.secrets, r.team_id, s, header, value, taken.get(r.team_id)!);
@@ -62,7 +67,10 @@ export async function moveMcpHeadersToSecrets(o: { pool: Pool; secrets: Secrets;
     await c.query("SELECT pg_advisory_xact_lock($1)", [LOCK_KEY]);
     for (const u of updates) {
       // Only rows still holding plain headers: a concurrent pass may have rewritten them already.
-      await c.query(`UPDATE agent_versions SET mcp_servers = $3::jsonb WHERE agent_id = $1 AND version = $2 AND jsonb_path_exists(mcp_servers, '$[*].headers')`, [u.agentId, u.version, JSON.stringify(u.servers)]);
+      await c.query(
+        `UPDATE agent_versions SET mcp_servers = $3::jsonb WHERE agent_id = $1 AND version = $2 AND jsonb_path_exists(mcp_servers, '$[*].headers')`,
+        [u.agentId, u.version, JSON.stringify(u.servers)],
+      );
     }
   });
   o.logger.info({ headers: moved, versions: updates.length }, "plain MCP headers moved into team secrets");
@@ -75,7 +83,10 @@ async function pickName(secrets: Secrets, teamId: string, server: Record<string,
   for (let n = 1; ; n++) {
     const name = headerSecretName(String(server.name), header, n);
     if (taken.has(name)) {
-      const existing = await secrets.resolve(teamId, [name], url).then((v) => v[name], () => undefined);
+      const existing = await secrets.resolve(teamId, [name], url).then(
+        (v) => v[name],
+        () => undefined,
+      );
       if (existing === value) return name;
       continue;
     }

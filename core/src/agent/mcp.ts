@@ -54,7 +54,15 @@ export class McpToolSource {
   private closed = false;
 
   /** `outbound` defaults to public hosts only (core/src/agent/outbound.ts); `secrets` resolves headerSecrets. */
-  constructor(o: { logger: Logger; connectTimeoutMs?: number; cacheMs?: number; idleMs?: number; maxConnections?: number; outbound?: OutboundPolicy; secrets?: SecretResolver }) {
+  constructor(o: {
+    logger: Logger;
+    connectTimeoutMs?: number;
+    cacheMs?: number;
+    idleMs?: number;
+    maxConnections?: number;
+    outbound?: OutboundPolicy;
+    secrets?: SecretResolver;
+  }) {
     this.logger = o.logger;
     this.connectTimeoutMs = o.connectTimeoutMs ?? 10_000;
     this.cacheMs = o.cacheMs ?? 60_000;
@@ -74,8 +82,13 @@ export class McpToolSource {
     const named = Object.entries(s.headerSecrets ?? {});
     const headers: Record<string, string> = { ...(s.headers ?? {}) };
     if (named.length > 0) {
-      if (!this.secrets) throw new Error(`MCP server ${s.name} needs team secrets for its headers, but this worker has no access to secrets (KEEL_SECRETS_KEY)`);
-      const values = await this.secrets.resolve(teamId, named.map(([, secret]) => secret), s.url); // bound secrets: only to their hosts
+      if (!this.secrets)
+        throw new Error(`MCP server ${s.name} needs team secrets for its headers, but this worker has no access to secrets (KEEL_SECRETS_KEY)`);
+      const values = await this.secrets.resolve(
+        teamId,
+        named.map(([, secret]) => secret),
+        s.url,
+      ); // bound secrets: only to their hosts
       for (const [h, secret] of named) {
         const v = values[secret];
         if (v === undefined) throw new Error(`MCP server ${s.name}: header ${h} names the secret ${secret}, which this team has not set (Settings → Secrets)`);
@@ -261,7 +274,10 @@ export class McpToolSource {
     }
     const label = safeOrigin(r.s.url);
     const conn: Connection = { key, label, connected: false, usedAt: now, client: this.connect(r.s, r.headers, label) };
-    conn.client.then(() => (conn.connected = true), () => this.evict(conn));
+    conn.client.then(
+      () => (conn.connected = true),
+      () => this.evict(conn),
+    );
     this.connections.set(key, conn);
     return conn;
   }
@@ -299,7 +315,10 @@ export class McpToolSource {
     if (transport instanceof StreamableHTTPClientTransport && transport.sessionId) {
       // Best effort: tell a stateful server the session is over, without waiting long for it.
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([transport.terminateSession().catch(() => {}), new Promise<void>((r) => (timer = setTimeout(r, Math.min(this.connectTimeoutMs, 2_000))))]);
+      await Promise.race([
+        transport.terminateSession().catch(() => {}),
+        new Promise<void>((r) => (timer = setTimeout(r, Math.min(this.connectTimeoutMs, 2_000)))),
+      ]);
       clearTimeout(timer);
     }
     await client.close().catch(() => {});
@@ -309,7 +328,6 @@ export class McpToolSource {
 function connectionKey(r: Resolved, teamId: string, sessionId: string): string {
   return JSON.stringify([teamId, sessionId, r.s.url, r.headersHash]);
 }
-
 
 function contentText(result: CallToolResult): string {
   const parts: string[] = [];

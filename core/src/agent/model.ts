@@ -20,11 +20,7 @@ export type AssistantMessage = {
 };
 
 export type ChatMessage =
-  | { role: "system"; content: string }
-  | { role: "user"; content: unknown }
-  | AssistantMessage
-  | { role: "tool"; tool_call_id: string; content: string };
-
+  { role: "system"; content: string } | { role: "user"; content: unknown } | AssistantMessage | { role: "tool"; tool_call_id: string; content: string };
 
 export type ModelRequest = { model: string; messages: ChatMessage[]; tools: ToolSpec[]; signal: AbortSignal };
 

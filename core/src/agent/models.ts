@@ -42,8 +42,7 @@ export function createModelResolver(d: ModelDefaults): ModelResolver {
       const ownProvider = agent.provider.baseUrl !== undefined && agent.provider.baseUrl !== d.openaiBaseUrl;
       return ownProvider ? "" : (d.openaiApiKey ?? "");
     }
-    const unusable = (why: string) =>
-      new PermanentStepError(`the agent's provider.apiKeySecret names the secret ${name}, ${why}`, "model_not_configured");
+    const unusable = (why: string) => new PermanentStepError(`the agent's provider.apiKeySecret names the secret ${name}, ${why}`, "model_not_configured");
     if (!d.secrets) throw unusable("but this worker has no access to secrets");
     let values: Record<string, string>;
     try {
@@ -63,7 +62,10 @@ export function createModelResolver(d: ModelDefaults): ModelResolver {
     const baseUrl = agent.provider.baseUrl ?? d.openaiBaseUrl;
     if (!baseUrl) {
       // Retrying cannot fix configuration: fail the run at once with what to set.
-      throw new PermanentStepError(`agent uses model "${agent.model}" but no provider is configured: set the agent's provider.baseUrl, or KEEL_OPENAI_BASE_URL on the workers (use model "demo" for the offline demo)`, "model_not_configured");
+      throw new PermanentStepError(
+        `agent uses model "${agent.model}" but no provider is configured: set the agent's provider.baseUrl, or KEEL_OPENAI_BASE_URL on the workers (use model "demo" for the offline demo)`,
+        "model_not_configured",
+      );
     }
     // The agent's own URL: checked now (resolved, for a clear reason at once) and again on every
     // connection (the policy's fetch pins the checked addresses).

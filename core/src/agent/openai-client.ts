@@ -8,7 +8,14 @@ import { clipRemoteText as clip, outboundRefusalIn } from "./outbound.js";
 import { MessageAccumulator, type ChunkLike, type DeltaSink, type ModelClient, type ModelRequest, type ModelResult } from "./model.js";
 
 /** `fetch`: the outbound policy's (core/src/agent/outbound.ts) for a URL a team chose. */
-export type OpenAICompatibleOptions = { baseUrl: string; apiKey: string; maxRetries?: number; timeoutMs?: number; headers?: Record<string, string>; fetch?: typeof globalThis.fetch };
+export type OpenAICompatibleOptions = {
+  baseUrl: string;
+  apiKey: string;
+  maxRetries?: number;
+  timeoutMs?: number;
+  headers?: Record<string, string>;
+  fetch?: typeof globalThis.fetch;
+};
 
 /**
  * A model call that failed. Retryable ones count an attempt and the run retries after a growing
@@ -16,7 +23,11 @@ export type OpenAICompatibleOptions = { baseUrl: string; apiKey: string; maxRetr
  * code `model_unavailable`.
  */
 export class ModelCallError extends RetryableStepError {
-  constructor(message: string, readonly retryable: boolean, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
     super(message, "model_unavailable", options);
     this.name = "ModelCallError";
   }

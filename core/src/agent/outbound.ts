@@ -84,7 +84,8 @@ export function outboundPolicy(o: OutboundOptions = {}): OutboundPolicy {
     if (typeof p === "string") return p;
     if (trusted.has(p.u.origin)) return null;
     if (isIP(p.host)) return addressRefusal(p.host, p.host, p.port);
-    if (allow && !allow.nameAllowed(p.host, p.port)) return `${p.host}:${p.port} is not among the hosts this Keel's workers may call (KEEL_OUTBOUND_HOSTS: ${allow.describe()})`;
+    if (allow && !allow.nameAllowed(p.host, p.port))
+      return `${p.host}:${p.port} is not among the hosts this Keel's workers may call (KEEL_OUTBOUND_HOSTS: ${allow.describe()})`;
     return null;
   }
 
@@ -110,7 +111,8 @@ export function outboundPolicy(o: OutboundOptions = {}): OutboundPolicy {
       dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
         if (err) return callback(err, "", 4);
         const ok = addresses.filter((a) => addressRefusal(host, a.address, port) === null);
-        if (ok.length === 0) return callback(new OutboundRefusedError(addressRefusal(host, addresses[0]?.address ?? "", port) ?? `${host} has no addresses`), "", 4);
+        if (ok.length === 0)
+          return callback(new OutboundRefusedError(addressRefusal(host, addresses[0]?.address ?? "", port) ?? `${host} has no addresses`), "", 4);
         if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, ok);
         callback(null, ok[0]!.address, ok[0]!.family);
       });

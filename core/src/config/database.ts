@@ -11,5 +11,8 @@ export const databaseEnv = {
 
 /** `keel up`: unset means "start the embedded Postgres". */
 export const optionalDatabaseEnv = {
-  DATABASE_URL: z.preprocess(unsetIfEmpty, z.string().url({ message: "DATABASE_URL must be a postgresql:// URL, or unset for the embedded Postgres" }).optional()),
+  DATABASE_URL: z.preprocess(
+    unsetIfEmpty,
+    z.string().url({ message: "DATABASE_URL must be a postgresql:// URL, or unset for the embedded Postgres" }).optional(),
+  ),
 };

@@ -19,7 +19,16 @@ export const port = (def: number) => z.coerce.number().int().min(1).max(65535).d
 
 /** "a, b,,c" → ["a","b","c"]; unset or blank → undefined. */
 export const commaList = <T extends z.ZodType<string[]>>(t: T) =>
-  z.preprocess((v) => (typeof v === "string" && v.trim() !== "" ? v.split(",").map((e) => e.trim()).filter(Boolean) : undefined), t.optional());
+  z.preprocess(
+    (v) =>
+      typeof v === "string" && v.trim() !== ""
+        ? v
+            .split(",")
+            .map((e) => e.trim())
+            .filter(Boolean)
+        : undefined,
+    t.optional(),
+  );
 
 export type EnvCheck<T> = { ok: true; env: T } | { ok: false; message: string };
 

@@ -28,7 +28,13 @@ export function sandboxEnv(opts: { repoRoot: string }) {
     KEEL_SANDBOX_STORAGE_CLASS: optional(z.string().regex(/^[a-z0-9][a-z0-9.-]{0,252}$/, "must be a StorageClass name")),
     /** kubernetes: image pull Secrets in the worker's namespace, comma-separated; copied into every team namespace for the sandbox image. */
     KEEL_SANDBOX_IMAGE_PULL_SECRETS: z.preprocess(
-      (v) => (typeof v === "string" ? v.split(",").map((x) => x.trim()).filter(Boolean) : v),
+      (v) =>
+        typeof v === "string"
+          ? v
+              .split(",")
+              .map((x) => x.trim())
+              .filter(Boolean)
+          : v,
       z.array(z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, "each name must be a Secret name")).default([]),
     ),
     /** Set by Kubernetes in every pod: the kubernetes driver then uses the pod's service account instead of a kubeconfig. */
@@ -56,7 +62,11 @@ export type SandboxEnv = z.output<z.ZodObject<SandboxShape>>;
 /** Cross-field rules of the sandbox settings, for the process schema's superRefine. */
 export function sandboxEnvRules(env: Pick<SandboxEnv, "KEEL_SANDBOX_DRIVER" | "KEEL_SANDBOX_IMAGE">, ctx: z.RefinementCtx): void {
   if (env.KEEL_SANDBOX_DRIVER === "kubernetes" && !env.KEEL_SANDBOX_IMAGE) {
-    ctx.addIssue({ code: "custom", path: ["KEEL_SANDBOX_IMAGE"], message: "KEEL_SANDBOX_DRIVER=kubernetes needs KEEL_SANDBOX_IMAGE (the Keel image, which holds the sandbox runtime)" });
+    ctx.addIssue({
+      code: "custom",
+      path: ["KEEL_SANDBOX_IMAGE"],
+      message: "KEEL_SANDBOX_DRIVER=kubernetes needs KEEL_SANDBOX_IMAGE (the Keel image, which holds the sandbox runtime)",
+    });
   }
 }
 

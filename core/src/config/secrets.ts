@@ -6,5 +6,7 @@ import { optional } from "./parse.js";
 
 export const secretsEnv = {
   /** 32 random bytes, base64 (`openssl rand -base64 32`). Unset: the secrets API answers 503 and no run gets team secrets. */
-  KEEL_SECRETS_KEY: optional(z.string().refine((s) => Buffer.from(s, "base64").length === 32, "KEEL_SECRETS_KEY must be 32 bytes, base64 (openssl rand -base64 32)")),
+  KEEL_SECRETS_KEY: optional(
+    z.string().refine((s) => Buffer.from(s, "base64").length === 32, "KEEL_SECRETS_KEY must be 32 bytes, base64 (openssl rand -base64 32)"),
+  ),
 };

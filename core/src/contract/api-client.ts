@@ -20,7 +20,13 @@ type Issue = { path: string; message: string };
 
 export class ApiError extends Error {
   override readonly name = "ApiError";
-  constructor(readonly status: number, readonly code: string, message: string, readonly details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
   }
   /** The 422 field issues, if any: `[{ path: "tools.0.name", message }]`. */
@@ -75,7 +81,11 @@ export class ApiClient {
     }
     if (this.o.validateResponses) {
       const r = route.response.safeParse(data);
-      if (!r.success) throw new ApiError(res.status, "response_mismatch", `${route.method} ${route.path} answered outside its schema`, { issues: r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })), body: data });
+      if (!r.success)
+        throw new ApiError(res.status, "response_mismatch", `${route.method} ${route.path} answered outside its schema`, {
+          issues: r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+          body: data,
+        });
       return r.data as CallOutput<R>;
     }
     return data as CallOutput<R>;
@@ -83,7 +93,13 @@ export class ApiClient {
 
   /** Sends a call and answers the Response itself (a 2xx one): for streams (SSE) and headers. */
   async send<R extends ApiRoute>(route: R, input: CallInput<R> = {} as CallInput<R>): Promise<Response> {
-    const i = input as { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown; headers?: Record<string, string>; signal?: AbortSignal };
+    const i = input as {
+      params?: Record<string, unknown>;
+      query?: Record<string, unknown>;
+      body?: unknown;
+      headers?: Record<string, string>;
+      signal?: AbortSignal;
+    };
     const qs = new URLSearchParams();
     for (const [k, v] of Object.entries(i.query ?? {})) if (v !== undefined && v !== null && v !== "") qs.set(k, String(v));
     const url = `${this.baseUrl}${fillPath(route.path, i.params)}${qs.size ? `?${qs}` : ""}`;
@@ -97,7 +113,12 @@ export class ApiClient {
       if (token) headers["x-csrf-token"] = token;
     }
     Object.assign(headers, i.headers);
-    const res = await (this.o.fetch ?? fetch)(url, { method: route.method, headers, body: i.body === undefined ? undefined : JSON.stringify(i.body), signal: i.signal });
+    const res = await (this.o.fetch ?? fetch)(url, {
+      method: route.method,
+      headers,
+      body: i.body === undefined ? undefined : JSON.stringify(i.body),
+      signal: i.signal,
+    });
     if (!res.ok) throw await errorOf(res);
     return res;
   }

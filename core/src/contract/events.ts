@@ -54,7 +54,12 @@ export const eventSchemas = {
   assistant_message: z.looseObject({ message: assistantItemSchema, model: z.string(), finishReason: z.string().nullable(), usage: usage.nullable() }),
   tool_result: z.looseObject({ tool_call_id: z.string(), name: z.string(), content: z.string(), isError: z.boolean(), state: z.enum(TOOL_RESULT_STATES) }),
   approval_requested: z.looseObject({ callId: z.string(), name: z.string(), arguments: z.string() }),
-  approval_decided: z.looseObject({ callId: z.string(), decision: z.enum(["approved", "denied"]), reason: z.string().nullable(), decidedBy: z.string().nullable() }),
+  approval_decided: z.looseObject({
+    callId: z.string(),
+    decision: z.enum(["approved", "denied"]),
+    reason: z.string().nullable(),
+    decidedBy: z.string().nullable(),
+  }),
   model_error: z.looseObject({ code: z.string(), message: z.string(), retryable: z.boolean().optional() }),
   context_repaired: z.looseObject({ repairs: z.array(z.looseObject({ kind: z.enum(REPAIR_KINDS), seq: z.string(), detail: z.string() })) }),
 } as const;

@@ -60,7 +60,11 @@ const wrapCallback = (args: unknown[]): void => {
   if (typeof last === "function") args[args.length - 1] = (err: unknown, ...rest: unknown[]) => (last as Callback)(markDriverError(err), ...rest);
 };
 const wrapResult = <T>(r: T): T =>
-  r && typeof (r as { then?: unknown }).then === "function" ? ((r as unknown as Promise<unknown>).catch((e: unknown) => { throw markDriverError(e); }) as T) : r;
+  r && typeof (r as { then?: unknown }).then === "function"
+    ? ((r as unknown as Promise<unknown>).catch((e: unknown) => {
+        throw markDriverError(e);
+      }) as T)
+    : r;
 
 /** pg.Client whose query and connect errors are marked (pg-pool takes it as its `Client`). */
 export class DriverClient extends pg.Client {

@@ -19,7 +19,11 @@ const PRISMA_MIGRATE_LOCK_KEY = 72707369;
 export type MigrationResult = { applied: string[]; alreadyApplied: string[]; checksumMismatches: string[] };
 
 export class MigrationError extends Error {
-  constructor(message: string, readonly migration?: string, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly migration?: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = "MigrationError";
   }
@@ -29,7 +33,10 @@ export async function listMigrations(dir: string): Promise<{ name: string; sql: 
   const entries = await readdir(dir, { withFileTypes: true }).catch((err: unknown) => {
     throw new MigrationError(`cannot read migrations directory ${dir}`, undefined, { cause: err });
   });
-  const names = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  const names = entries
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
   return Promise.all(
     names.map(async (name) => {
       const sql = await readFile(path.join(dir, name, "migration.sql"), "utf8");
@@ -54,7 +61,9 @@ async function connect(opts: { connectionString: string; connectRetryMs?: number
       await client.end().catch(() => {});
       const message = (err as Error).message || String((err as { code?: string }).code);
       if (!transient(err) || Date.now() + delayMs > deadline) {
-        throw new MigrationError(`cannot connect to the database: ${message}${attempt > 1 ? ` (gave up after ${attempt} attempts)` : ""}`, undefined, { cause: err });
+        throw new MigrationError(`cannot connect to the database: ${message}${attempt > 1 ? ` (gave up after ${attempt} attempts)` : ""}`, undefined, {
+          cause: err,
+        });
       }
       opts.log("database not reachable yet; retrying", { attempt, error: message, retryInMs: delayMs });
       await new Promise((r) => setTimeout(r, delayMs));

@@ -62,37 +62,41 @@ export class EngineClient {
     if (input.content === undefined || input.content === null || input.content === "") throw new ValidationError("message content is empty");
     const userMessage = encodeEvent(EngineEventType.userMessage, { role: "user", content: input.content }, this.maxEventBytes);
 
-    return withTransaction(this.o.pool, async (c) => {
-      await lockSession(c, input.teamId, input.sessionId);
-      if (input.idempotencyKey) {
-        const prior = await findEventByIdempotencyKey(c, input.sessionId, input.idempotencyKey);
-        if (prior) return { seq: prior.seq, runId: prior.runId ?? "", disposition: "queued", duplicate: true };
-      }
-      const { rows: runs } = await c.query<RunLite>(
-        `SELECT id, status FROM runs WHERE session_id = $1 AND status IN ${ACTIVE_STATUS_SQL} ORDER BY created_at, id`,
-        [input.sessionId],
-      );
-      // A run waiting for approval holds the session as much as a running one does.
-      const running = runs.find(holdsSession);
-      const queued = runs.find((r) => r.status === "queued");
-      if (running && onBusy === "reject") {
-        throw new ConflictError("session_busy", "the session is running; retry later or post with onBusy=enqueue or interrupt", { runId: running.id });
-      }
-      // A queued run has not read the log yet (or will re-read it on resume): it will see this message too.
-      const runId = queued?.id ?? (await enqueueRun(c, { teamId: input.teamId, sessionId: input.sessionId, maxAttempts: this.maxAttempts }));
-      const seq = await appendEvent(c, {
-        sessionId: input.sessionId,
-        ...userMessage,
-        runId,
-        idempotencyKey: input.idempotencyKey ?? null,
-      });
-      if (running && onBusy === "interrupt") {
-        if (running.status === "waiting_approval") await interruptParkedRun(c, { id: running.id, sessionId: input.sessionId }, INTERRUPTED_BY_MESSAGE);
-        else await requestInterrupt(c, running.id);
-      }
-      const disposition = !running ? "started" : onBusy === "interrupt" ? "interrupting" : "queued";
-      return { seq, runId, disposition, duplicate: false };
-    }, CLIENT_TX);
+    return withTransaction(
+      this.o.pool,
+      async (c) => {
+        await lockSession(c, input.teamId, input.sessionId);
+        if (input.idempotencyKey) {
+          const prior = await findEventByIdempotencyKey(c, input.sessionId, input.idempotencyKey);
+          if (prior) return { seq: prior.seq, runId: prior.runId ?? "", disposition: "queued", duplicate: true };
+        }
+        const { rows: runs } = await c.query<RunLite>(
+          `SELECT id, status FROM runs WHERE session_id = $1 AND status IN ${ACTIVE_STATUS_SQL} ORDER BY created_at, id`,
+          [input.sessionId],
+        );
+        // A run waiting for approval holds the session as much as a running one does.
+        const running = runs.find(holdsSession);
+        const queued = runs.find((r) => r.status === "queued");
+        if (running && onBusy === "reject") {
+          throw new ConflictError("session_busy", "the session is running; retry later or post with onBusy=enqueue or interrupt", { runId: running.id });
+        }
+        // A queued run has not read the log yet (or will re-read it on resume): it will see this message too.
+        const runId = queued?.id ?? (await enqueueRun(c, { teamId: input.teamId, sessionId: input.sessionId, maxAttempts: this.maxAttempts }));
+        const seq = await appendEvent(c, {
+          sessionId: input.sessionId,
+          ...userMessage,
+          runId,
+          idempotencyKey: input.idempotencyKey ?? null,
+        });
+        if (running && onBusy === "interrupt") {
+          if (running.status === "waiting_approval") await interruptParkedRun(c, { id: running.id, sessionId: input.sessionId }, INTERRUPTED_BY_MESSAGE);
+          else await requestInterrupt(c, running.id);
+        }
+        const disposition = !running ? "started" : onBusy === "interrupt" ? "interrupting" : "queued";
+        return { seq, runId, disposition, duplicate: false };
+      },
+      CLIENT_TX,
+    );
   }
 
   /**
@@ -104,10 +108,16 @@ export class EngineClient {
   async cancel(input: { sessionId: string } & ({ by: Principal } | { teamId: string })): Promise<{ cancelled: string[]; stopping: string[] }> {
     const by: Acting = "by" in input ? input.by : input.teamId;
     const teamId = actingTeam(by, "member");
-    return audited(this.o.pool, by, async (c) => {
-      await lockSession(c, teamId, input.sessionId);
-      return cancelSessionRuns(c, input.sessionId);
-    }, (r) => ({ action: "session.cancel", target: input.sessionId, details: r }), CLIENT_TX);
+    return audited(
+      this.o.pool,
+      by,
+      async (c) => {
+        await lockSession(c, teamId, input.sessionId);
+        return cancelSessionRuns(c, input.sessionId);
+      },
+      (r) => ({ action: "session.cancel", target: input.sessionId, details: r }),
+      CLIENT_TX,
+    );
   }
 
   async readEvents(input: { teamId: string; sessionId: string; afterSeq?: bigint; limit?: number }): Promise<SessionEvent[]> {
@@ -129,9 +139,22 @@ export class EngineClient {
     const r = rows[0];
     if (!r) throw new NotFoundError("Run", input.runId);
     return {
-      id: r.id, sessionId: r.session_id, teamId: r.team_id, status: r.status, attempt: r.attempt, maxAttempts: r.max_attempts,
-      takeovers: r.takeovers, epoch: r.epoch, leaseOwner: r.lease_owner, lastError: r.last_error, cancelRequested: r.cancel_requested,
-      interruptRequested: r.interrupt_requested, usage: { promptTokens: r.prompt_tokens, completionTokens: r.completion_tokens }, createdAt: r.created_at, startedAt: r.started_at, finishedAt: r.finished_at,
+      id: r.id,
+      sessionId: r.session_id,
+      teamId: r.team_id,
+      status: r.status,
+      attempt: r.attempt,
+      maxAttempts: r.max_attempts,
+      takeovers: r.takeovers,
+      epoch: r.epoch,
+      leaseOwner: r.lease_owner,
+      lastError: r.last_error,
+      cancelRequested: r.cancel_requested,
+      interruptRequested: r.interrupt_requested,
+      usage: { promptTokens: r.prompt_tokens, completionTokens: r.completion_tokens },
+      createdAt: r.created_at,
+      startedAt: r.started_at,
+      finishedAt: r.finished_at,
       nextAttemptAt: r.next_attempt_at,
     };
   }
@@ -145,10 +168,10 @@ export function isUuid(s: string): boolean {
 /** Locks a live session of this team, or answers NotFound (missing, deleted and foreign alike). */
 async function lockSession(c: PoolClient, teamId: string, sessionId: string): Promise<void> {
   if (!isUuid(sessionId) || !isUuid(teamId)) throw new NotFoundError("Session", sessionId);
-  const { rows } = await c.query<{ status: string }>(
-    "SELECT status FROM sessions WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL FOR UPDATE",
-    [sessionId, teamId],
-  );
+  const { rows } = await c.query<{ status: string }>("SELECT status FROM sessions WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL FOR UPDATE", [
+    sessionId,
+    teamId,
+  ]);
   if (!rows[0]) throw new NotFoundError("Session", sessionId);
   if (rows[0].status === "archived") throw new ConflictError("session_archived", "the session is archived; unarchive it to post", { sessionId });
 }

@@ -47,7 +47,9 @@ export function encodeEventText<T extends EventType>(type: T, text: string, maxB
 
 /** Accepts a typed event of the step contract (payload or verbatim text) and encodes it. */
 export function encodeNewEvent(e: NewEvent, maxBytes: number): EncodedEvent {
-  return "payloadText" in e && e.payloadText !== undefined ? encodeEventText(e.type, e.payloadText, maxBytes) : encodeEvent(e.type, (e as { payload: PayloadOf<EventType> }).payload, maxBytes);
+  return "payloadText" in e && e.payloadText !== undefined
+    ? encodeEventText(e.type, e.payloadText, maxBytes)
+    : encodeEvent(e.type, (e as { payload: PayloadOf<EventType> }).payload, maxBytes);
 }
 
 function checkPayload(type: string, payload: unknown, text: string, maxBytes: number): EncodedPayload {
@@ -59,7 +61,11 @@ function checkPayload(type: string, payload: unknown, text: string, maxBytes: nu
   // Types outside the contract are the engine tests' synthetic steps: stored as given.
   if (isEventType(type)) {
     const r = eventSchemas[type].safeParse(payload);
-    if (!r.success) throw new ValidationError(`the ${type} payload does not match the event contract`, { type, issues: r.error.issues.map((i) => `${i.path.join(".") || "payload"}: ${i.message}`) });
+    if (!r.success)
+      throw new ValidationError(`the ${type} payload does not match the event contract`, {
+        type,
+        issues: r.error.issues.map((i) => `${i.path.join(".") || "payload"}: ${i.message}`),
+      });
   }
   return text as EncodedPayload;
 }
@@ -89,10 +95,7 @@ export async function appendEvent(
  * run's FOR SHARE because the run's filter reads it. Locking the run first deadlocked against a
  * cancel (session, then runs FOR UPDATE) and answered 500 (issue 13, item 2).
  */
-export async function appendEventFenced(
-  db: Queryable,
-  a: EncodedEvent & { runId: string; epoch: bigint; workerId: string },
-): Promise<bigint | null> {
+export async function appendEventFenced(db: Queryable, a: EncodedEvent & { runId: string; epoch: bigint; workerId: string }): Promise<bigint | null> {
   const { rows } = await db.query<{ seq: bigint }>(
     `WITH s0 AS (SELECT id FROM sessions WHERE id = (SELECT session_id FROM runs WHERE id = $1) FOR NO KEY UPDATE),
           r AS (SELECT session_id FROM runs WHERE ${FENCE} AND session_id = (SELECT id FROM s0) FOR SHARE),
@@ -105,10 +108,11 @@ export async function appendEventFenced(
 }
 
 export async function readEvents(db: Queryable, sessionId: string, afterSeq: bigint, limit: number): Promise<SessionEvent[]> {
-  const { rows } = await db.query<EventRow>(
-    `SELECT ${EVENT_COLUMNS} FROM session_events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
-    [sessionId, afterSeq, limit],
-  );
+  const { rows } = await db.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM session_events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, [
+    sessionId,
+    afterSeq,
+    limit,
+  ]);
   return rows.map(toEvent);
 }
 
@@ -122,9 +126,6 @@ export async function readAllEvents(db: Queryable, sessionId: string): Promise<S
 }
 
 export async function findEventByIdempotencyKey(db: Queryable, sessionId: string, key: string): Promise<SessionEvent | null> {
-  const { rows } = await db.query<EventRow>(
-    `SELECT ${EVENT_COLUMNS} FROM session_events WHERE session_id = $1 AND idempotency_key = $2`,
-    [sessionId, key],
-  );
+  const { rows } = await db.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM session_events WHERE session_id = $1 AND idempotency_key = $2`, [sessionId, key]);
   return rows[0] ? toEvent(rows[0]) : null;
 }

@@ -133,10 +133,13 @@ export class EventFeed {
     } catch (err) {
       this.o.logger.warn({ err: (err as Error).message, sessionId: g.sessionId }, "event feed read failed");
       if (!g.retry && !this.stopped) {
-        g.retry = setTimeout(() => {
-          g.retry = null;
-          void this.pump(g);
-        }, 200 + Math.floor(Math.random() * 300));
+        g.retry = setTimeout(
+          () => {
+            g.retry = null;
+            void this.pump(g);
+          },
+          200 + Math.floor(Math.random() * 300),
+        );
         g.retry.unref();
       }
     } finally {

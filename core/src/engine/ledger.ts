@@ -24,17 +24,24 @@ export async function recordModelReply(
       );
     }
     if (reply.usage) {
-      await c.query("UPDATE runs SET prompt_tokens = prompt_tokens + $2, completion_tokens = completion_tokens + $3 WHERE id = $1", [run.id, reply.usage.promptTokens, reply.usage.completionTokens]);
+      await c.query("UPDATE runs SET prompt_tokens = prompt_tokens + $2, completion_tokens = completion_tokens + $3 WHERE id = $1", [
+        run.id,
+        reply.usage.promptTokens,
+        reply.usage.completionTokens,
+      ]);
     }
     return seq;
   });
 }
 
 export async function getLedger(db: Queryable, key: string): Promise<LedgerRow | null> {
-  const { rows } = await db.query<{ idempotency_key: string; state: ToolCallState; approval: "approved" | "denied" | null; approval_reason: string | null; result: string | null }>(
-    "SELECT idempotency_key, state, approval, approval_reason, result::text AS result FROM tool_calls WHERE idempotency_key = $1",
-    [key],
-  );
+  const { rows } = await db.query<{
+    idempotency_key: string;
+    state: ToolCallState;
+    approval: "approved" | "denied" | null;
+    approval_reason: string | null;
+    result: string | null;
+  }>("SELECT idempotency_key, state, approval, approval_reason, result::text AS result FROM tool_calls WHERE idempotency_key = $1", [key]);
   const r = rows[0];
   return r ? { idempotencyKey: r.idempotency_key, state: r.state, approval: r.approval, approvalReason: r.approval_reason, result: r.result } : null;
 }
@@ -42,7 +49,10 @@ export async function getLedger(db: Queryable, key: string): Promise<LedgerRow |
 /** The intent is on record before anything runs: a crash after this point is detectable. */
 export async function markToolStarted(pool: Pool, run: ClaimedRun, key: string): Promise<void> {
   await withFence(pool, run, (c) =>
-    c.query("UPDATE tool_calls SET state = 'started', started_at = now(), epoch = $2 WHERE idempotency_key = $1 AND state IN ('requested', 'started')", [key, run.epoch]),
+    c.query("UPDATE tool_calls SET state = 'started', started_at = now(), epoch = $2 WHERE idempotency_key = $1 AND state IN ('requested', 'started')", [
+      key,
+      run.epoch,
+    ]),
   );
 }
 
@@ -56,10 +66,12 @@ export async function recordToolResult(
 ): Promise<bigint> {
   return withFence(pool, run, async (c) => {
     if (key) {
-      await c.query(
-        "UPDATE tool_calls SET state = $2, result = $3::json, finished_at = now(), epoch = $4 WHERE idempotency_key = $1",
-        [key, outcome.state, JSON.stringify(outcome.result), run.epoch],
-      );
+      await c.query("UPDATE tool_calls SET state = $2, result = $3::json, finished_at = now(), epoch = $4 WHERE idempotency_key = $1", [
+        key,
+        outcome.state,
+        JSON.stringify(outcome.result),
+        run.epoch,
+      ]);
     }
     return appendEvent(c, { sessionId: run.sessionId, runId: run.id, ...event });
   });

@@ -17,14 +17,25 @@ export const INTERRUPTED_BY_MESSAGE = "a new message interrupted the run";
 export type RunSignals = { cancelRequested: boolean; interruptRequested: boolean };
 export type Claim = ClaimedRun & { signals: RunSignals };
 
-type ClaimRow = { id: string; session_id: string; team_id: string; epoch: bigint; attempt: number; max_attempts: number; takeovers: number; cancel_requested: boolean; interrupt_requested: boolean };
+type ClaimRow = {
+  id: string;
+  session_id: string;
+  team_id: string;
+  epoch: bigint;
+  attempt: number;
+  max_attempts: number;
+  takeovers: number;
+  cancel_requested: boolean;
+  interrupt_requested: boolean;
+};
 
 /** (none) → queued. The caller's transaction holds the session row and appends the message. */
 export async function enqueueRun(c: Queryable, a: { teamId: string; sessionId: string; maxAttempts: number }): Promise<string> {
-  const { rows } = await c.query<{ id: string }>(
-    "INSERT INTO runs (team_id, session_id, max_attempts, status) VALUES ($1, $2, $3, 'queued') RETURNING id",
-    [a.teamId, a.sessionId, a.maxAttempts],
-  );
+  const { rows } = await c.query<{ id: string }>("INSERT INTO runs (team_id, session_id, max_attempts, status) VALUES ($1, $2, $3, 'queued') RETURNING id", [
+    a.teamId,
+    a.sessionId,
+    a.maxAttempts,
+  ]);
   return rows[0]!.id;
 }
 
@@ -44,7 +55,14 @@ export async function claimRun(db: Queryable, workerId: string, leaseMs: number)
     const r = rows[0];
     if (!r) return null;
     return {
-      id: r.id, sessionId: r.session_id, teamId: r.team_id, epoch: r.epoch, attempt: r.attempt, maxAttempts: r.max_attempts, takeovers: r.takeovers, workerId,
+      id: r.id,
+      sessionId: r.session_id,
+      teamId: r.team_id,
+      epoch: r.epoch,
+      attempt: r.attempt,
+      maxAttempts: r.max_attempts,
+      takeovers: r.takeovers,
+      workerId,
       // The claim reads the signals too, saving a round trip before the first step.
       signals: { cancelRequested: r.cancel_requested, interruptRequested: r.interrupt_requested },
     };
@@ -123,10 +141,10 @@ export function interruptRun(pool: Pool, run: ClaimedRun, reason: string): Promi
 export async function retryRun(pool: Pool, run: ClaimedRun, delayMs: number, lastError: { code: string; message: string; attempt: number }): Promise<boolean> {
   return withTransaction(pool, async (c) => {
     // The session first (LOCK_ORDER); now() is the transaction's start, the same in both statements.
-    const { rows: at } = await c.query<{ next: Date }>(
-      "SELECT now() + $2 * interval '1 millisecond' AS next FROM sessions WHERE id = $1 FOR NO KEY UPDATE",
-      [run.sessionId, delayMs],
-    );
+    const { rows: at } = await c.query<{ next: Date }>("SELECT now() + $2 * interval '1 millisecond' AS next FROM sessions WHERE id = $1 FOR NO KEY UPDATE", [
+      run.sessionId,
+      delayMs,
+    ]);
     const res = await c.query(
       `UPDATE runs SET status = 'queued', attempt = attempt + 1, lease_owner = NULL, lease_expires_at = NULL,
               available_at = now() + $4 * interval '1 millisecond', last_error = $5::jsonb, updated_at = now()
@@ -174,7 +192,9 @@ export async function parkRun(pool: Pool, run: ClaimedRun): Promise<boolean> {
 
 /** waiting_approval → queued: a human decided, any worker continues the run. False if it was not parked. */
 export async function resumeAfterApproval(c: Queryable, runId: string): Promise<boolean> {
-  const res = await c.query("UPDATE runs SET status = 'queued', available_at = now(), updated_at = now() WHERE id = $1 AND status = 'waiting_approval'", [runId]);
+  const res = await c.query("UPDATE runs SET status = 'queued', available_at = now(), updated_at = now() WHERE id = $1 AND status = 'waiting_approval'", [
+    runId,
+  ]);
   return res.rowCount === 1;
 }
 
@@ -188,7 +208,9 @@ export async function requestInterrupt(c: Queryable, runId: string): Promise<voi
  * client ends it. Its undecided calls are answered "not run" by the next run.
  */
 export async function interruptParkedRun(c: Queryable, run: { id: string; sessionId: string }, reason: string): Promise<boolean> {
-  const res = await c.query("UPDATE runs SET status = 'interrupted', finished_at = now(), updated_at = now() WHERE id = $1 AND status = 'waiting_approval'", [run.id]);
+  const res = await c.query("UPDATE runs SET status = 'interrupted', finished_at = now(), updated_at = now() WHERE id = $1 AND status = 'waiting_approval'", [
+    run.id,
+  ]);
   if (res.rowCount !== 1) return false;
   await appendEvent(c, { sessionId: run.sessionId, runId: run.id, ...encodeEvent(EngineEventType.runInterrupted, { runId: run.id, reason }) });
   return true;

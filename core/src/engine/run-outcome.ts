@@ -66,7 +66,7 @@ export class RunOutcomes {
   /** The run's events after `afterSeq` (a run's events all follow the message that started it). */
   private async read(q: { teamId: string; sessionId: string; runId: string; afterSeq: bigint }): Promise<SessionEvent[]> {
     const out: SessionEvent[] = [];
-    for (let after = q.afterSeq; ; ) {
+    for (let after = q.afterSeq; ;) {
       const page = await this.o.engine.readEvents({ teamId: q.teamId, sessionId: q.sessionId, afterSeq: after, limit: PAGE });
       out.push(...page.filter((e) => e.runId === q.runId));
       if (page.length < PAGE) return out;

@@ -21,8 +21,7 @@ export function createStepContext(o: { pool: Pool; run: ClaimedRun; signal: Abor
     },
     ledger: {
       get: (key) => getLedger(pool, key),
-      recordModelReply: ({ event, calls, usage }) =>
-        recordModelReply(pool, run, { ...encodeNewEvent(event, maxEventBytes), calls, usage }),
+      recordModelReply: ({ event, calls, usage }) => recordModelReply(pool, run, { ...encodeNewEvent(event, maxEventBytes), calls, usage }),
       markStarted: (key) => markToolStarted(pool, run, key),
       recordResult: (key, outcome, event) => recordToolResult(pool, run, key, outcome, encodeNewEvent(event, maxEventBytes)),
     },

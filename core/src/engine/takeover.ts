@@ -34,7 +34,11 @@ const DEAD_RUNS_SQL = `
 export async function takeOverDeadRuns(pool: Pool, opts: { maxTakeovers: number }): Promise<TakenOver[]> {
   // Every worker sweeps several times a second and almost always finds nothing: look first with
   // one plain statement, and only open a transaction when there is work.
-  const probe = await pool.query<{ id: string; session_id: string }>({ name: "keel_dead_runs_probe", text: DEAD_RUNS_SQL, values: [KEEL_LOCK_NAMESPACE, null] });
+  const probe = await pool.query<{ id: string; session_id: string }>({
+    name: "keel_dead_runs_probe",
+    text: DEAD_RUNS_SQL,
+    values: [KEEL_LOCK_NAMESPACE, null],
+  });
   if (probe.rowCount === 0) return [];
   return withTransaction(pool, async (c) => {
     // Lock first, then decide on a fresh snapshot. Deciding and locking in one statement
@@ -54,10 +58,10 @@ export async function takeOverDeadRuns(pool: Pool, opts: { maxTakeovers: number 
       [probe.rows.map((r) => r.id), sessions.rows.map((r) => r.id)],
     );
     if (locked.rowCount === 0) return [];
-    const { rows } = await c.query<{ id: string; session_id: string; lease_owner: string | null; takeovers: number; lease_expired: boolean }>(
-      DEAD_RUNS_SQL,
-      [KEEL_LOCK_NAMESPACE, locked.rows.map((r) => r.id)],
-    );
+    const { rows } = await c.query<{ id: string; session_id: string; lease_owner: string | null; takeovers: number; lease_expired: boolean }>(DEAD_RUNS_SQL, [
+      KEEL_LOCK_NAMESPACE,
+      locked.rows.map((r) => r.id),
+    ]);
     const out: TakenOver[] = [];
     for (const r of rows) {
       const reason = r.lease_expired ? "lease_expired" : "owner_gone";

@@ -8,7 +8,6 @@ export const ACTIVE_RUN_STATUSES = ["queued", "running", "waiting_approval"] as 
 /** A run in one of these holds its session: no other run of the session is claimed meanwhile. */
 export const SESSION_HOLDING_RUN_STATUSES = ["running", "waiting_approval"] as const satisfies readonly RunStatus[];
 
-
 /** Event types the engine itself writes (payloads: contract/events.ts); the agent loop adds its own. */
 export const EngineEventType = {
   userMessage: "user_message",
@@ -74,7 +73,11 @@ export type NewEvent = EventInput | { type: EventType; payloadText: string };
 
 /** Thrown by a step for an error that retrying cannot fix: the run fails at once with this message. */
 export class PermanentStepError extends Error {
-  constructor(message: string, readonly code = "step_failed", options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly code = "step_failed",
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = "PermanentStepError";
   }
@@ -85,7 +88,11 @@ export class PermanentStepError extends Error {
  * counted and the run retried after a growing delay, then fails with this code and message.
  */
 export class RetryableStepError extends Error {
-  constructor(message: string, readonly code = "step_error", options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly code = "step_error",
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = "RetryableStepError";
   }
@@ -114,7 +121,13 @@ export interface StepContext {
 }
 
 export type ToolCallState = "requested" | "started" | "succeeded" | "failed" | "indeterminate";
-export type LedgerRow = { idempotencyKey: string; state: ToolCallState; approval: "approved" | "denied" | null; approvalReason: string | null; result: string | null };
+export type LedgerRow = {
+  idempotencyKey: string;
+  state: ToolCallState;
+  approval: "approved" | "denied" | null;
+  approvalReason: string | null;
+  result: string | null;
+};
 /** A tool call the model asked for, written as an intent before anything runs. */
 export type ToolCallIntent = { callId: string; name: string; arguments: string };
 export type TokenUsage = { promptTokens: number; completionTokens: number };

@@ -10,7 +10,19 @@ import { PgListener } from "../db/listener.js";
 import { PgCode, pgCode, type Pool } from "../db/pool.js";
 import type { Logger } from "../logger.js";
 import { DEFAULT_MAX_EVENT_BYTES } from "./events.js";
-import { cancelRun, claimRun, completeRun, failRun, handBackRun, interruptRun, INTERRUPTED_BY_MESSAGE, parkRun, retryRun, type Claim, type RunSignals } from "./lifecycle.js";
+import {
+  cancelRun,
+  claimRun,
+  completeRun,
+  failRun,
+  handBackRun,
+  interruptRun,
+  INTERRUPTED_BY_MESSAGE,
+  parkRun,
+  retryRun,
+  type Claim,
+  type RunSignals,
+} from "./lifecycle.js";
 import { backoffMs, heartbeat, readSignals } from "./runs.js";
 import { createStepContext } from "./step-context.js";
 import { KEEL_LOCK_NAMESPACE, markDeadWorkers, takeOverDeadRuns } from "./takeover.js";
@@ -190,7 +202,8 @@ export class Worker {
     this.sweeping = true;
     try {
       const taken = await takeOverDeadRuns(this.o.pool, { maxTakeovers: this.o.maxTakeovers });
-      for (const t of taken) this.log.info({ runId: t.runId, sessionId: t.sessionId, previousOwner: t.previousOwner, reason: t.reason, failed: t.failed }, "run taken over");
+      for (const t of taken)
+        this.log.info({ runId: t.runId, sessionId: t.sessionId, previousOwner: t.previousOwner, reason: t.reason, failed: t.failed }, "run taken over");
       if (taken.length > 0) await markDeadWorkers(this.o.pool);
     } finally {
       this.sweeping = false;

@@ -179,7 +179,12 @@ function descendants(roots: number[]): number[] {
  * memoryMb, and records the group on it. Where the host allows no cgroup, logs once why: memory is
  * then bounded per process only (RLIMIT_AS × RLIMIT_NPROC, plus the tmpfs sizes; README.md).
  */
-export function limitMemory(cgroups: MemoryCgroups, rec: { sandboxId: string; pid?: number; childPid?: number; cgroup?: string }, memoryMb: number, log: Logger): void {
+export function limitMemory(
+  cgroups: MemoryCgroups,
+  rec: { sandboxId: string; pid?: number; childPid?: number; cgroup?: string },
+  memoryMb: number,
+  log: Logger,
+): void {
   const p = cgroups.probe();
   if (!p.ok) {
     if (!warned.has(cgroups)) log.warn({ reason: p.reason }, "no memory cgroup for sandboxes: memory bounded per process only");
@@ -203,7 +208,12 @@ export async function execWithOomCheck(cgroups: MemoryCgroups, group: string, ru
   try {
     r = await run();
   } catch (err) {
-    if (cgroups.oomKills(group) > before) throw new SandboxUnavailableError("the sandbox ran out of memory (its memory limit) and its runtime was stopped; the next call starts it again", { limit: "memory" }, { cause: err });
+    if (cgroups.oomKills(group) > before)
+      throw new SandboxUnavailableError(
+        "the sandbox ran out of memory (its memory limit) and its runtime was stopped; the next call starts it again",
+        { limit: "memory" },
+        { cause: err },
+      );
     throw err;
   }
   const killed = r.signal === "SIGKILL" || r.exitCode === 137;

@@ -10,7 +10,15 @@ import type { SandboxStore } from "./store.js";
 
 export type SandboxDriverConfig =
   | { driver: "local"; baseDir: string; runtimeScript: string; allowUnsandboxed?: boolean; egressInternalAllow?: string[]; minFreeDiskMb?: number }
-  | { driver: "kubernetes"; image: string; namespacePrefix?: string; warmPoolReplicas?: number; storageClassName?: string | undefined; imagePullSecrets?: string[]; /** in-cluster service account, else the default kubeconfig */ inCluster: boolean };
+  | {
+      driver: "kubernetes";
+      image: string;
+      namespacePrefix?: string;
+      warmPoolReplicas?: number;
+      storageClassName?: string | undefined;
+      imagePullSecrets?: string[];
+      /** in-cluster service account, else the default kubeconfig */ inCluster: boolean;
+    };
 
 export function createSandboxDriver(cfg: SandboxDriverConfig, deps: { store?: SandboxStore; logger?: Logger } = {}): SandboxDriver {
   if (cfg.driver === "local") {
@@ -21,7 +29,12 @@ export function createSandboxDriver(cfg: SandboxDriverConfig, deps: { store?: Sa
   if (cfg.inCluster) kubeConfig.loadFromCluster();
   else kubeConfig.loadFromDefault();
   return new KubernetesSandboxDriver({
-    kubeConfig, image: cfg.image, namespacePrefix: cfg.namespacePrefix, warmPoolReplicas: cfg.warmPoolReplicas,
-    ...(cfg.storageClassName ? { storageClassName: cfg.storageClassName } : {}), ...(cfg.imagePullSecrets ? { imagePullSecrets: cfg.imagePullSecrets } : {}), ...deps,
+    kubeConfig,
+    image: cfg.image,
+    namespacePrefix: cfg.namespacePrefix,
+    warmPoolReplicas: cfg.warmPoolReplicas,
+    ...(cfg.storageClassName ? { storageClassName: cfg.storageClassName } : {}),
+    ...(cfg.imagePullSecrets ? { imagePullSecrets: cfg.imagePullSecrets } : {}),
+    ...deps,
   });
 }

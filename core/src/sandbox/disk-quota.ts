@@ -70,7 +70,12 @@ export class ImagePool {
     const spare = this.spare(sizeMb);
     const tmp = `${spare}.${process.pid}.tmp`;
     this.making = mkdir(this.dir, { recursive: true, mode: 0o700 })
-      .then(() => stat(spare).then(() => undefined, () => makeImage(tmp, sizeMb).then(() => rename(tmp, spare))))
+      .then(() =>
+        stat(spare).then(
+          () => undefined,
+          () => makeImage(tmp, sizeMb).then(() => rename(tmp, spare)),
+        ),
+      )
       .catch((err: Error) => onError(err))
       .finally(() => (this.making = undefined));
   }
@@ -134,7 +139,10 @@ export function checkFreeSpace(dir: string, minFreeMb: number): void {
   if (minFreeMb <= 0) return;
   const free = freeDiskMb(dir);
   if (free < minFreeMb) {
-    throw new SandboxStorageError(`no new sandbox: the disk holding the sandboxes has ${free} MB free, below the operator's floor of ${minFreeMb} MB (KEEL_SANDBOX_MIN_FREE_MB); free space or raise the floor`, { freeMb: free, minFreeMb });
+    throw new SandboxStorageError(
+      `no new sandbox: the disk holding the sandboxes has ${free} MB free, below the operator's floor of ${minFreeMb} MB (KEEL_SANDBOX_MIN_FREE_MB); free space or raise the floor`,
+      { freeMb: free, minFreeMb },
+    );
   }
 }
 
@@ -144,7 +152,13 @@ export function checkFreeSpace(dir: string, minFreeMb: number): void {
  */
 export function workspaceFullError(err: unknown): unknown {
   if (!(err instanceof SandboxRequestError) || !/ENOSPC|no space left on device/i.test(err.message)) return err;
-  return new SandboxRequestError("workspace_full", 507, "the workspace is full (it hit the sandbox's workspace size limit), so the command's result could not be recorded; delete files to make room", {}, { cause: err });
+  return new SandboxRequestError(
+    "workspace_full",
+    507,
+    "the workspace is full (it hit the sandbox's workspace size limit), so the command's result could not be recorded; delete files to make room",
+    {},
+    { cause: err },
+  );
 }
 
 /** A command that failed on a full workspace says so (the kernel's ENOSPC text is all it saw). */

@@ -74,7 +74,11 @@ export interface SandboxDriver {
   exec(h: SandboxHandle, req: ExecRequest): Promise<ExecResult>;
   readFile(h: SandboxHandle, path: string, opts?: { maxBytes?: number; signal?: AbortSignal }): Promise<FileContent>;
   writeFile(h: SandboxHandle, path: string, content: string, opts?: Fence & { encoding?: "utf8" | "base64" }): Promise<{ path: string; sizeBytes: number }>;
-  listFiles(h: SandboxHandle, path: string, opts?: { recursive?: boolean; maxEntries?: number; signal?: AbortSignal }): Promise<{ entries: FileEntry[]; truncated: boolean }>;
+  listFiles(
+    h: SandboxHandle,
+    path: string,
+    opts?: { recursive?: boolean; maxEntries?: number; signal?: AbortSignal },
+  ): Promise<{ entries: FileEntry[]; truncated: boolean }>;
   /** Stop the runtime, keep the workspace. The next acquire resumes. */
   suspend(h: SandboxHandle): Promise<void>;
   /** Start a suspended sandbox again (secrets are not persisted, so the caller passes them). */

@@ -91,10 +91,23 @@ export type LocalDriverOptions = {
 };
 
 type Persisted = {
-  sandboxId: string; teamId: string; sessionId: string; state: SandboxState; createdAt: number; lastActiveAt: number;
-  idleTimeoutMs: number; ttlMs: number; configHash?: string; lastError?: string; unsandboxed?: boolean;
-  pid?: number; pidStartTime?: string; childPid?: number; childStartTime?: string;
-  egressPid?: number; egressStartTime?: string;
+  sandboxId: string;
+  teamId: string;
+  sessionId: string;
+  state: SandboxState;
+  createdAt: number;
+  lastActiveAt: number;
+  idleTimeoutMs: number;
+  ttlMs: number;
+  configHash?: string;
+  lastError?: string;
+  unsandboxed?: boolean;
+  pid?: number;
+  pidStartTime?: string;
+  childPid?: number;
+  childStartTime?: string;
+  egressPid?: number;
+  egressStartTime?: string;
   /** The sandbox's memory cgroup (cgroup.ts), removed when it stops. */
   cgroup?: string;
   /** The workspace is an ext4 image (disk-quota.ts), mounted while the sandbox runs. */
@@ -105,7 +118,6 @@ type Persisted = {
 
 /** Layout of the fds bwrap gets: 3 info, 4 args, then these (the runtime sees the last two). */
 const BWRAP_FDS = { seccomp: 5, listen: 6, state: 7 } as const;
-
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -125,7 +137,13 @@ export class LocalSandboxDriver implements SandboxDriver {
 
   constructor(opts: LocalDriverOptions) {
     const root = process.getuid?.() === 0;
-    this.opts = { startTimeoutMs: 10_000, bwrapPath: "bwrap", nodePath: process.execPath, ...(root && opts.hostUid === undefined ? { uidRange: DEFAULT_UID_RANGE } : {}), ...opts };
+    this.opts = {
+      startTimeoutMs: 10_000,
+      bwrapPath: "bwrap",
+      nodePath: process.execPath,
+      ...(root && opts.hostUid === undefined ? { uidRange: DEFAULT_UID_RANGE } : {}),
+      ...opts,
+    };
     this.log = opts.logger ?? silentLogger;
     this.cgroups = opts.memoryCgroups === false ? undefined : new MemoryCgroups();
     this.images = new ImagePool(path.join(opts.baseDir, ".images"));
@@ -138,7 +156,11 @@ export class LocalSandboxDriver implements SandboxDriver {
     const why = bwrapProblem(this.opts.bwrapPath, this.opts.uidRange ? { uid: 65534, gid: 65534 } : this.uidOpts());
     this.bwrapOk = why === undefined;
     if (this.bwrapOk) return { ok: true, driver: this.name, message: "bubblewrap works" };
-    return { ok: this.opts.allowUnsandboxed === true, driver: this.name, message: this.opts.allowUnsandboxed ? `${why}; running UNSANDBOXED (allowUnsandboxed)` : why! };
+    return {
+      ok: this.opts.allowUnsandboxed === true,
+      driver: this.name,
+      message: this.opts.allowUnsandboxed ? `${why}; running UNSANDBOXED (allowUnsandboxed)` : why!,
+    };
   }
 
   async acquire(sessionId: string, teamId: string, policy: SandboxPolicy, secrets: SandboxSecrets = {}): Promise<SandboxHandle> {
@@ -146,7 +168,11 @@ export class LocalSandboxDriver implements SandboxDriver {
     return this.serialized(`${teamId}/${sessionId}`, () =>
       withLockFile(path.join(this.teamDir(teamId), `${sessionId}.lock`), this.opts.startTimeoutMs + 5_000, async () => {
         let rec = await this.read(teamId, sessionId);
-        const configHash = createHash("sha256").update(JSON.stringify([policy.resources, policy.egress, this.opts.egressHosts ?? {}, this.opts.egressInternalAllow ?? [], Object.entries(secrets).sort()])).digest("hex");
+        const configHash = createHash("sha256")
+          .update(
+            JSON.stringify([policy.resources, policy.egress, this.opts.egressHosts ?? {}, this.opts.egressInternalAllow ?? [], Object.entries(secrets).sort()]),
+          )
+          .digest("hex");
         if (!rec || rec.state === "terminated") {
           checkFreeSpace(this.opts.baseDir, this.opts.minFreeDiskMb ?? 1024);
           rec = await this.create(teamId, sessionId, policy);
@@ -155,12 +181,19 @@ export class LocalSandboxDriver implements SandboxDriver {
         rec.ttlMs = policy.ttlMs;
         const client = await this.client(rec);
         const egressAlive = rec.egressPid === undefined || isSameProcessAlive(rec.egressPid, rec.egressStartTime);
-        const alive = egressAlive && isSameProcessAlive(rec.childPid, rec.childStartTime) && (await client.health().then(() => true, () => false));
+        const alive =
+          egressAlive &&
+          isSameProcessAlive(rec.childPid, rec.childStartTime) &&
+          (await client.health().then(
+            () => true,
+            () => false,
+          ));
         if (!alive || rec.configHash !== configHash || rec.state !== "ready") await this.start(rec, policy, secrets, configHash);
         rec.lastActiveAt = Date.now();
         await this.save(rec);
         // The next new workspace's image, made now that this sandbox is ready (off the acquire path).
-        if (rec.workspaceImage) this.images.refill(policy.resources.workspaceMb, (err) => this.log.warn({ err: err.message }, "spare workspace image not made"));
+        if (rec.workspaceImage)
+          this.images.refill(policy.resources.workspaceMb, (err) => this.log.warn({ err: err.message }, "spare workspace image not made"));
         return this.handle(rec);
       }),
     );
@@ -187,7 +220,8 @@ export class LocalSandboxDriver implements SandboxDriver {
     const ms = this.opts.fileTimeoutMs ?? 30_000;
     const timeout = AbortSignal.timeout(ms);
     return this.withRuntime(h, (c) => fn(c, signal ? AbortSignal.any([signal, timeout]) : timeout)).catch((err: unknown) => {
-      if (timeout.aborted && !signal?.aborted) throw new SandboxUnavailableError(`the sandbox runtime did not answer a file call within ${ms} ms`, { sandboxId: h.sandboxId }, { cause: err });
+      if (timeout.aborted && !signal?.aborted)
+        throw new SandboxUnavailableError(`the sandbox runtime did not answer a file call within ${ms} ms`, { sandboxId: h.sandboxId }, { cause: err });
       throw err;
     });
   }
@@ -230,7 +264,16 @@ export class LocalSandboxDriver implements SandboxDriver {
           if (h) lastActiveAt = Math.max(lastActiveAt, Date.now() - h.idleMs);
           inFlight = h?.inFlight;
         }
-        out.push({ ...this.handle(rec), state: rec.state, createdAt: new Date(rec.createdAt), lastActiveAt: new Date(lastActiveAt), idleTimeoutMs: rec.idleTimeoutMs, ttlMs: rec.ttlMs, ...(inFlight !== undefined ? { inFlight } : {}), ...(rec.lastError ? { lastError: rec.lastError } : {}) });
+        out.push({
+          ...this.handle(rec),
+          state: rec.state,
+          createdAt: new Date(rec.createdAt),
+          lastActiveAt: new Date(lastActiveAt),
+          idleTimeoutMs: rec.idleTimeoutMs,
+          ttlMs: rec.ttlMs,
+          ...(inFlight !== undefined ? { inFlight } : {}),
+          ...(rec.lastError ? { lastError: rec.lastError } : {}),
+        });
       }
     }
     return out;
@@ -244,14 +287,28 @@ export class LocalSandboxDriver implements SandboxDriver {
     try {
       if (this.bwrapOk === undefined) await this.health();
       if (!this.bwrapOk && !this.opts.allowUnsandboxed) {
-        throw new Error(`bubblewrap is unavailable, so commands cannot be isolated: ${(await this.health()).message}. Install it, or set allowUnsandboxed to run them without isolation`);
+        throw new Error(
+          `bubblewrap is unavailable, so commands cannot be isolated: ${(await this.health()).message}. Install it, or set allowUnsandboxed to run them without isolation`,
+        );
       }
       const dir = this.sandboxDir(rec.teamId, rec.sessionId);
       await this.prepareDirs(rec);
       const rules = egressRulesOf(policy);
       // Unsandboxed there is no namespace to keep closed: commands have the host network anyway.
       if (rules && !this.bwrapOk) this.log.warn({ teamId: rec.teamId, sessionId: rec.sessionId }, "egress allow-list not enforced: running unsandboxed");
-      const egress = rules && this.bwrapOk ? await launchEgressProxy({ sandboxDir: dir, proxyScript: this.egressProxy(), nodePath: this.node(), rules, hosts: this.opts.egressHosts ?? {}, internal: parseEgressAllowList(this.opts.egressInternalAllow ?? []), maxLogBytes: this.opts.maxLogBytes ?? DEFAULT_MAX_LOG_BYTES, ...this.uidOpts(rec) }) : undefined;
+      const egress =
+        rules && this.bwrapOk
+          ? await launchEgressProxy({
+              sandboxDir: dir,
+              proxyScript: this.egressProxy(),
+              nodePath: this.node(),
+              rules,
+              hosts: this.opts.egressHosts ?? {},
+              internal: parseEgressAllowList(this.opts.egressInternalAllow ?? []),
+              maxLogBytes: this.opts.maxLogBytes ?? DEFAULT_MAX_LOG_BYTES,
+              ...this.uidOpts(rec),
+            })
+          : undefined;
       delete rec.egressPid;
       delete rec.egressStartTime;
       if (egress) Object.assign(rec, egress);
@@ -272,7 +329,12 @@ export class LocalSandboxDriver implements SandboxDriver {
       await this.save(rec);
       const client = await this.client(rec);
       const deadline = Date.now() + this.opts.startTimeoutMs;
-      while (!(await client.health({ timeoutMs: 1_000 }).then(() => true, () => false))) {
+      while (
+        !(await client.health({ timeoutMs: 1_000 }).then(
+          () => true,
+          () => false,
+        ))
+      ) {
         if (!isSameProcessAlive(rec.childPid, rec.childStartTime)) throw new Error(`the sandbox runtime exited at start: ${await this.logTail(rec)}`);
         if (Date.now() > deadline) throw new Error(`the sandbox runtime did not answer within ${this.opts.startTimeoutMs} ms: ${await this.logTail(rec)}`);
         await sleep(10);
@@ -301,12 +363,16 @@ export class LocalSandboxDriver implements SandboxDriver {
     try {
       const common = { stdin, logFd: log.fd, cwd: dir, ...this.uidOpts(rec) };
       const args = this.bwrapOk ? this.bwrapArgs(rec, policy, egress) : { options: [], command: [] };
-      const launched = await (this.bwrapOk
-        ? launchDetached(this.opts.bwrapPath, ["--info-fd", "3", "--args", "4", "--", ...args.command], {
-            ...common,
-            fds: ["info", { data: `${args.options.join("\0")}\0` }, { data: (this.seccomp ??= seccompProgram()) }, socket.fd, stateFd],
-          })
-        : launchDetached(this.node(), [this.runtime(), "--listen-fd", "3", "--state-fd", "4", "--workspace", path.join(dir, "workspace"), "--config-stdin"], { ...common, fds: [socket.fd, stateFd] })
+      const launched = await (
+        this.bwrapOk
+          ? launchDetached(this.opts.bwrapPath, ["--info-fd", "3", "--args", "4", "--", ...args.command], {
+              ...common,
+              fds: ["info", { data: `${args.options.join("\0")}\0` }, { data: (this.seccomp ??= seccompProgram()) }, socket.fd, stateFd],
+            })
+          : launchDetached(this.node(), [this.runtime(), "--listen-fd", "3", "--state-fd", "4", "--workspace", path.join(dir, "workspace"), "--config-stdin"], {
+              ...common,
+              fds: [socket.fd, stateFd],
+            })
       ).catch(async (err: Error) => {
         throw new Error(`${err.message}: ${await this.logTail(rec)}`);
       });
@@ -353,7 +419,9 @@ export class LocalSandboxDriver implements SandboxDriver {
     await killProcess(rec.pid, rec.pidStartTime);
     await killProcess(rec.egressPid, rec.egressStartTime);
     if (rec.cgroup && this.cgroups) {
-      await this.cgroups.remove(rec.cgroup).catch((err: Error) => this.log.warn({ sandboxId: rec.sandboxId, cgroup: rec.cgroup, err: err.message }, "sandbox memory cgroup not removed"));
+      await this.cgroups
+        .remove(rec.cgroup)
+        .catch((err: Error) => this.log.warn({ sandboxId: rec.sandboxId, cgroup: rec.cgroup, err: err.message }, "sandbox memory cgroup not removed"));
       delete rec.cgroup;
     }
   }
@@ -364,7 +432,16 @@ export class LocalSandboxDriver implements SandboxDriver {
     await mkdir(dir, { recursive: true, mode: 0o711 });
     await writeFile(path.join(dir, "token"), randomBytes(32).toString("base64url"), { mode: 0o600 });
     const now = Date.now();
-    const rec: Persisted = { sandboxId: randomUUID(), teamId, sessionId, state: "requested", createdAt: now, lastActiveAt: now, idleTimeoutMs: policy.idleTimeoutMs, ttlMs: policy.ttlMs };
+    const rec: Persisted = {
+      sandboxId: randomUUID(),
+      teamId,
+      sessionId,
+      state: "requested",
+      createdAt: now,
+      lastActiveAt: now,
+      idleTimeoutMs: policy.idleTimeoutMs,
+      ttlMs: policy.ttlMs,
+    };
     await this.prepareDirs(rec);
     if (await this.imagesUsable()) {
       await this.images.take(dir, policy.resources.workspaceMb);
@@ -403,7 +480,8 @@ export class LocalSandboxDriver implements SandboxDriver {
 
   private async withRuntime<T>(h: SandboxHandle, fn: (c: RuntimeClient, rec: Persisted) => Promise<T>): Promise<T> {
     const rec = await this.read(h.teamId, h.sessionId);
-    if (!rec || rec.sandboxId !== h.sandboxId || rec.state !== "ready") throw new SandboxUnavailableError(`the sandbox is ${rec?.sandboxId === h.sandboxId ? rec.state : "gone"}; acquire it again`);
+    if (!rec || rec.sandboxId !== h.sandboxId || rec.state !== "ready")
+      throw new SandboxUnavailableError(`the sandbox is ${rec?.sandboxId === h.sandboxId ? rec.state : "gone"}; acquire it again`);
     return fn(await this.client(rec), rec);
   }
 
@@ -421,13 +499,24 @@ export class LocalSandboxDriver implements SandboxDriver {
   private async setState(rec: Persisted, state: SandboxState): Promise<void> {
     rec.state = state;
     if (state !== "terminated") await this.save(rec);
-    await this.opts.store?.record({ id: rec.sandboxId, teamId: rec.teamId, sessionId: rec.sessionId, driver: this.name, state, lastError: rec.lastError ?? null, lastActiveAt: new Date(rec.lastActiveAt) });
+    await this.opts.store?.record({
+      id: rec.sandboxId,
+      teamId: rec.teamId,
+      sessionId: rec.sessionId,
+      driver: this.name,
+      state,
+      lastError: rec.lastError ?? null,
+      lastActiveAt: new Date(rec.lastActiveAt),
+    });
   }
 
   private serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.inProcess.get(key) ?? Promise.resolve();
     const next = prev.then(fn, fn);
-    this.inProcess.set(key, next.catch(() => {}));
+    this.inProcess.set(
+      key,
+      next.catch(() => {}),
+    );
     return next;
   }
 
@@ -438,7 +527,10 @@ export class LocalSandboxDriver implements SandboxDriver {
   private async client(rec: Persisted): Promise<RuntimeClient> {
     const dir = this.sandboxDir(rec.teamId, rec.sessionId);
     // Only a socket we made counts: never a path anything else could have put there.
-    return new RuntimeClient({ socketPath: path.join(dir, "host", "runtime.sock"), socketOwner: process.getuid?.() }, await readFile(path.join(dir, "token"), "utf8"));
+    return new RuntimeClient(
+      { socketPath: path.join(dir, "host", "runtime.sock"), socketOwner: process.getuid?.() },
+      await readFile(path.join(dir, "token"), "utf8"),
+    );
   }
 
   private async read(teamId: string, sessionId: string): Promise<Persisted | undefined> {

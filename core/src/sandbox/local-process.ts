@@ -3,7 +3,20 @@
 // lock file so two workers on one machine never start the same sandbox twice.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, closeSync, constants, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { open, readFile, unlink } from "node:fs/promises";
@@ -65,7 +78,11 @@ export const LAUNCH_ENV: Readonly<Record<string, string>> = Object.freeze({ PATH
  * reports the host pid of the sandbox's PID-namespace init there; killing that pid kills every
  * process in the sandbox.
  */
-export async function launchDetached(cmd: string, args: string[], opts: { stdin: string; logFd: number; fds?: LaunchFd[]; cwd?: string; uid?: number; gid?: number }): Promise<Launched> {
+export async function launchDetached(
+  cmd: string,
+  args: string[],
+  opts: { stdin: string; logFd: number; fds?: LaunchFd[]; cwd?: string; uid?: number; gid?: number },
+): Promise<Launched> {
   const fds = opts.fds ?? [];
   const child = spawn(LAUNCH_SHELL, ["-c", CLOSE_FDS, "keel-launch", String(3 + fds.length), cmd, ...args], {
     detached: true,

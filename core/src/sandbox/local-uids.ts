@@ -13,7 +13,13 @@ export type UidRange = { first: number; count: number };
 /** Far above login users (1000+), subordinate-id ranges (100000+) and systemd's container range (524288+). */
 export const DEFAULT_UID_RANGE: UidRange = { first: 2_000_000_000, count: 100_000 };
 
-export async function claimUid(baseDir: string, range: UidRange, teamId: string, sessionId: string, ownerUid: (teamId: string, sessionId: string) => Promise<number | undefined>): Promise<number> {
+export async function claimUid(
+  baseDir: string,
+  range: UidRange,
+  teamId: string,
+  sessionId: string,
+  ownerUid: (teamId: string, sessionId: string) => Promise<number | undefined>,
+): Promise<number> {
   const dir = path.join(baseDir, ".uids");
   await mkdir(dir, { recursive: true, mode: 0o700 });
   // Start where this session hashes to: claims rarely collide, so few probes.
@@ -31,7 +37,13 @@ export async function claimUid(baseDir: string, range: UidRange, teamId: string,
       const [t, s] = (await readFile(file, "utf8").catch(() => "")).split("/");
       if (t === teamId && s === sessionId) return uid;
       if (t && s && (await ownerUid(t, s)) !== uid) {
-        if (await unlink(file).then(() => true, () => false)) i--; // retry the same uid
+        if (
+          await unlink(file).then(
+            () => true,
+            () => false,
+          )
+        )
+          i--; // retry the same uid
       }
     }
   }

@@ -23,10 +23,14 @@ export const sandboxResources = z.object({
   workspaceMb: z.number().int().min(16).max(1_048_576).default(1024),
 });
 
-const egressEntry = z.string().min(1).max(300).superRefine((entry, ctx) => {
-  const r = parseEgressEntry(entry);
-  if (r instanceof Error) ctx.addIssue({ code: "custom", message: r.message });
-});
+const egressEntry = z
+  .string()
+  .min(1)
+  .max(300)
+  .superRefine((entry, ctx) => {
+    const r = parseEgressEntry(entry);
+    if (r instanceof Error) ctx.addIssue({ code: "custom", message: r.message });
+  });
 
 export const sandboxEgress = z.union([
   z.literal("none"),
@@ -44,11 +48,22 @@ export const sandboxPolicy = z.object({
   resources: sandboxResources.prefault({}),
   egress: sandboxEgress.default("none"),
   /** Names of the team's secrets exposed as environment variables in the sandbox. */
-  secrets: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, "secret names must be valid environment variable names")).max(100).default([]),
+  secrets: z
+    .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, "secret names must be valid environment variable names"))
+    .max(100)
+    .default([]),
   /** Suspend (stop the runtime, keep files) after this long without a call. */
-  idleTimeoutMs: z.number().int().positive().default(15 * 60_000),
+  idleTimeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .default(15 * 60_000),
   /** Terminate (delete files) this long after creation. */
-  ttlMs: z.number().int().positive().default(24 * 3_600_000),
+  ttlMs: z
+    .number()
+    .int()
+    .positive()
+    .default(24 * 3_600_000),
 });
 
 export type SandboxPolicy = z.infer<typeof sandboxPolicy>;

@@ -36,18 +36,20 @@ export class SandboxRelayClient implements SandboxRemote {
   private listener?: PgListener;
   private lastPruneMs = 0;
 
-  constructor(private readonly o: {
-    pool: Queryable;
-    connectionString: string;
-    driverName: string;
-    logger: Logger;
-    /** How long a list or read may take, all included (a worker to take it, the sandbox to answer). */
-    filesTimeoutMs?: number;
-    /** How long a start may take (the driver's own readiness wait is 120 s by default). */
-    startTimeoutMs?: number;
-    /** A reply is looked for at least this often, in case its NOTIFY was missed (listener reconnecting). */
-    pollMs?: number;
-  }) {
+  constructor(
+    private readonly o: {
+      pool: Queryable;
+      connectionString: string;
+      driverName: string;
+      logger: Logger;
+      /** How long a list or read may take, all included (a worker to take it, the sandbox to answer). */
+      filesTimeoutMs?: number;
+      /** How long a start may take (the driver's own readiness wait is 120 s by default). */
+      startTimeoutMs?: number;
+      /** A reply is looked for at least this often, in case its NOTIFY was missed (listener reconnecting). */
+      pollMs?: number;
+    },
+  ) {
     this.driverName = o.driverName;
   }
 
@@ -69,7 +71,10 @@ export class SandboxRelayClient implements SandboxRemote {
         [id, teamId, sessionId, this.driverName, op, JSON.stringify(args), timeoutMs],
       );
       for (;;) {
-        const { rows } = await this.o.pool.query<{ reply: string | null; claimed: boolean }>(`SELECT reply, claimed_at IS NOT NULL AS claimed FROM sandbox_requests WHERE id = $1`, [id]);
+        const { rows } = await this.o.pool.query<{ reply: string | null; claimed: boolean }>(
+          `SELECT reply, claimed_at IS NOT NULL AS claimed FROM sandbox_requests WHERE id = $1`,
+          [id],
+        );
         if (rows[0]?.reply) return decode(rows[0].reply);
         const leftMs = deadline - Date.now();
         if (leftMs <= 0) {
@@ -85,7 +90,9 @@ export class SandboxRelayClient implements SandboxRemote {
       }
     } finally {
       this.waiters.delete(id);
-      await this.o.pool.query(`DELETE FROM sandbox_requests WHERE id = $1`, [id]).catch((err: unknown) => this.o.logger.warn({ err: (err as Error).message }, "sandbox request cleanup failed"));
+      await this.o.pool
+        .query(`DELETE FROM sandbox_requests WHERE id = $1`, [id])
+        .catch((err: unknown) => this.o.logger.warn({ err: (err as Error).message }, "sandbox request cleanup failed"));
     }
   }
 
@@ -150,17 +157,19 @@ export class SandboxRelayServer {
   private again = false;
   private stopped = false;
 
-  constructor(private readonly o: {
-    pool: Queryable;
-    connectionString: string;
-    /** The worker's view on its own driver (team scope, ready-only reads, error mapping). */
-    view: SessionSandboxes;
-    driverName: string;
-    workerId: string;
-    logger: Logger;
-    /** Calls one worker runs at once; more wait for another worker or a free slot. */
-    concurrency?: number;
-  }) {}
+  constructor(
+    private readonly o: {
+      pool: Queryable;
+      connectionString: string;
+      /** The worker's view on its own driver (team scope, ready-only reads, error mapping). */
+      view: SessionSandboxes;
+      driverName: string;
+      workerId: string;
+      logger: Logger;
+      /** Calls one worker runs at once; more wait for another worker or a free slot. */
+      concurrency?: number;
+    },
+  ) {}
 
   async start(): Promise<void> {
     this.listener = new PgListener({
@@ -199,11 +208,13 @@ export class SandboxRelayServer {
           if (!req) break;
           this.inFlight++;
           // serve() never throws (every failure becomes a reply or a log line); catch() is the backstop.
-          const p = this.serve(req).catch((err: unknown) => this.o.logger.error({ err }, "sandbox request crashed")).finally(() => {
-            this.inFlight--;
-            this.running.delete(p);
-            void this.drain();
-          });
+          const p = this.serve(req)
+            .catch((err: unknown) => this.o.logger.error({ err }, "sandbox request crashed"))
+            .finally(() => {
+              this.inFlight--;
+              this.running.delete(p);
+              void this.drain();
+            });
           this.running.add(p);
         }
       } while (this.again && !this.stopped);
@@ -237,7 +248,10 @@ export class SandboxRelayServer {
       reply = { ok: true, value: await this.run(req, signal) };
     } catch (err) {
       if (signal.aborted) {
-        reply = { ok: false, error: { code: "sandbox_unavailable", status: 503, message: "the sandbox did not answer before the request's deadline", details: {} } };
+        reply = {
+          ok: false,
+          error: { code: "sandbox_unavailable", status: 503, message: "the sandbox did not answer before the request's deadline", details: {} },
+        };
       } else if (err instanceof KeelError) {
         reply = { ok: false, error: { code: err.code, status: err.status, message: err.message, details: err.details } };
       } else {

@@ -33,11 +33,16 @@ export type RuntimeHealth = { ok: boolean; pid: number; inFlight: number; idleMs
 
 export class RuntimeClient {
   /** `timeoutMs`: deadline of file calls, and what an exec gets on top of its command's timeout. */
-  constructor(private readonly endpoint: RuntimeEndpoint, private readonly token: string, private readonly opts: { timeoutMs?: number } = {}) {}
+  constructor(
+    private readonly endpoint: RuntimeEndpoint,
+    private readonly token: string,
+    private readonly opts: { timeoutMs?: number } = {},
+  ) {}
 
   health(opts: { timeoutMs?: number } = {}): Promise<RuntimeHealth> {
     return this.request<RuntimeHealth>("GET", "/healthz", undefined, { timeoutMs: opts.timeoutMs ?? 2_000, maxBytes: replyCap.small }).then((h) => {
-      if (typeof h !== "object" || h === null || typeof h.idleMs !== "number" || typeof h.inFlight !== "number") throw new SandboxUnavailableError("the sandbox runtime's health answer is malformed");
+      if (typeof h !== "object" || h === null || typeof h.idleMs !== "number" || typeof h.inFlight !== "number")
+        throw new SandboxUnavailableError("the sandbox runtime's health answer is malformed");
       return h;
     });
   }
@@ -77,24 +82,44 @@ export class RuntimeClient {
     return this.request<FileContent>("GET", `/files?${q}`, undefined, { signal: opts.signal, maxBytes: replyCap.file(opts.maxBytes) });
   }
 
-  writeFile(path: string, content: string, opts: { encoding?: "utf8" | "base64"; epoch?: bigint | number; fenceKey?: string; signal?: AbortSignal } = {}): Promise<{ path: string; sizeBytes: number }> {
+  writeFile(
+    path: string,
+    content: string,
+    opts: { encoding?: "utf8" | "base64"; epoch?: bigint | number; fenceKey?: string; signal?: AbortSignal } = {},
+  ): Promise<{ path: string; sizeBytes: number }> {
     const epoch = opts.epoch === undefined ? undefined : Number(opts.epoch);
-    return this.request("PUT", "/files", { path, content, encoding: opts.encoding, epoch, fenceKey: opts.fenceKey }, { signal: opts.signal, maxBytes: replyCap.small });
+    return this.request(
+      "PUT",
+      "/files",
+      { path, content, encoding: opts.encoding, epoch, fenceKey: opts.fenceKey },
+      { signal: opts.signal, maxBytes: replyCap.small },
+    );
   }
 
-  listFiles(path: string, opts: { recursive?: boolean; maxEntries?: number; signal?: AbortSignal } = {}): Promise<{ entries: FileEntry[]; truncated: boolean }> {
+  listFiles(
+    path: string,
+    opts: { recursive?: boolean; maxEntries?: number; signal?: AbortSignal } = {},
+  ): Promise<{ entries: FileEntry[]; truncated: boolean }> {
     const q = new URLSearchParams({ path, recursive: opts.recursive ? "1" : "0", ...(opts.maxEntries ? { maxEntries: String(opts.maxEntries) } : {}) });
     return this.request("GET", `/files/list?${q}`, undefined, { signal: opts.signal, maxBytes: replyCap.list(opts.maxEntries) });
   }
 
-  private request<T>(method: string, path: string, body: unknown, opts: { signal?: AbortSignal; timeoutMs?: number; maxBytes: number; onLine?: (line: string) => void }): Promise<T> {
+  private request<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    opts: { signal?: AbortSignal; timeoutMs?: number; maxBytes: number; onLine?: (line: string) => void },
+  ): Promise<T> {
     const data = body === undefined ? undefined : JSON.stringify(body);
     const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     let timer: NodeJS.Timeout | undefined;
     return new Promise<T>((resolve, reject) => {
       let target;
       try {
-        target = "socketPath" in this.endpoint ? { ...socketTarget(this.endpoint.socketPath, this.endpoint.socketOwner), path } : { ...urlParts(this.endpoint.baseUrl), path };
+        target =
+          "socketPath" in this.endpoint
+            ? { ...socketTarget(this.endpoint.socketPath, this.endpoint.socketOwner), path }
+            : { ...urlParts(this.endpoint.baseUrl), path };
       } catch (err) {
         return reject(new SandboxUnavailableError(`cannot reach the sandbox runtime: ${(err as Error).message}`, {}, { cause: err }));
       }
@@ -106,7 +131,10 @@ export class RuntimeClient {
           // 0, not undefined: Node 20's global agent otherwise drops a socket idle for 5 s, which
           // failed every exec that printed nothing for 5 s ("no answer within undefined ms").
           timeout: opts.timeoutMs ?? 0,
-          headers: { authorization: `Bearer ${this.token}`, ...(data ? { "content-type": "application/json", "content-length": Buffer.byteLength(data) } : {}) },
+          headers: {
+            authorization: `Bearer ${this.token}`,
+            ...(data ? { "content-type": "application/json", "content-length": Buffer.byteLength(data) } : {}),
+          },
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -152,7 +180,9 @@ export class RuntimeClient {
             } catch {
               /* not JSON */
             }
-            reject(new SandboxRequestError(err.code ?? "sandbox_error", res.statusCode ?? 500, err.message ?? `the sandbox runtime answered ${res.statusCode}`));
+            reject(
+              new SandboxRequestError(err.code ?? "sandbox_error", res.statusCode ?? 500, err.message ?? `the sandbox runtime answered ${res.statusCode}`),
+            );
           });
         },
       );

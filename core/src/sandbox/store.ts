@@ -19,12 +19,34 @@ export type SandboxRow = {
   terminatedAt?: Date | null;
 };
 
-type DbRow = { id: string; team_id: string; session_id: string; driver: string; state: SandboxState; last_error: string | null; last_active_at: Date; created_at: Date; updated_at: Date; terminated_at: Date | null };
+type DbRow = {
+  id: string;
+  team_id: string;
+  session_id: string;
+  driver: string;
+  state: SandboxState;
+  last_error: string | null;
+  last_active_at: Date;
+  created_at: Date;
+  updated_at: Date;
+  terminated_at: Date | null;
+};
 
 const COLUMNS = "id, team_id, session_id, driver, state, last_error, last_active_at, created_at, updated_at, terminated_at";
 
 function toRow(r: DbRow): SandboxRow {
-  return { id: r.id, teamId: r.team_id, sessionId: r.session_id, driver: r.driver, state: r.state, lastError: r.last_error, lastActiveAt: r.last_active_at, createdAt: r.created_at, updatedAt: r.updated_at, terminatedAt: r.terminated_at };
+  return {
+    id: r.id,
+    teamId: r.team_id,
+    sessionId: r.session_id,
+    driver: r.driver,
+    state: r.state,
+    lastError: r.last_error,
+    lastActiveAt: r.last_active_at,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    terminatedAt: r.terminated_at,
+  };
 }
 
 export class SandboxStore {
@@ -61,7 +83,10 @@ export class SandboxStore {
   }
 
   async findLive(teamId: string, sessionId: string): Promise<SandboxRow | undefined> {
-    const { rows } = await this.db.query<DbRow>(`SELECT ${COLUMNS} FROM sandboxes WHERE team_id = $1 AND session_id = $2 AND state <> 'terminated'`, [teamId, sessionId]);
+    const { rows } = await this.db.query<DbRow>(`SELECT ${COLUMNS} FROM sandboxes WHERE team_id = $1 AND session_id = $2 AND state <> 'terminated'`, [
+      teamId,
+      sessionId,
+    ]);
     return rows[0] ? toRow(rows[0]) : undefined;
   }
 
@@ -86,9 +111,8 @@ export class SandboxStore {
 /** Which of these sessions still exist and are not archived (for the reaper's orphan check). */
 export async function liveSessionIds(db: Queryable, sessionIds: string[]): Promise<Set<string>> {
   if (sessionIds.length === 0) return new Set();
-  const { rows } = await db.query<{ id: string }>(
-    `SELECT id FROM sessions WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL AND status <> 'archived'`,
-    [sessionIds],
-  );
+  const { rows } = await db.query<{ id: string }>(`SELECT id FROM sessions WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL AND status <> 'archived'`, [
+    sessionIds,
+  ]);
   return new Set(rows.map((r) => r.id));
 }

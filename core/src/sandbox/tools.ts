@@ -47,7 +47,15 @@ export function createSandboxTools(driver: SandboxDriver, resolvePolicy: Resolve
     run: async (args, ctx) => {
       const a = args as { command: string; timeoutMs?: number; cwd?: string };
       const h = await sandbox(ctx);
-      const r = await driver.exec(h, { command: a.command, timeoutMs: a.timeoutMs ?? 60_000, cwd: a.cwd, maxOutputBytes: 64 * 1024, idempotencyKey: ctx.idempotencyKey, signal: ctx.signal, ...fence(ctx) });
+      const r = await driver.exec(h, {
+        command: a.command,
+        timeoutMs: a.timeoutMs ?? 60_000,
+        cwd: a.cwd,
+        maxOutputBytes: 64 * 1024,
+        idempotencyKey: ctx.idempotencyKey,
+        signal: ctx.signal,
+        ...fence(ctx),
+      });
       return describeExec(r, a.timeoutMs ?? 60_000);
     },
   };
@@ -55,7 +63,12 @@ export function createSandboxTools(driver: SandboxDriver, resolvePolicy: Resolve
   const readFile: Tool = {
     name: "read_file",
     description: "Reads a file from this session's sandbox workspace (path relative to /workspace). Binary files come back base64-encoded.",
-    parameters: { type: "object", properties: { path: { type: "string", minLength: 1 }, maxBytes: { type: "integer", minimum: 1, maximum: 1_048_576 } }, required: ["path"], additionalProperties: false },
+    parameters: {
+      type: "object",
+      properties: { path: { type: "string", minLength: 1 }, maxBytes: { type: "integer", minimum: 1, maximum: 1_048_576 } },
+      required: ["path"],
+      additionalProperties: false,
+    },
     idempotent: true,
     requiresApproval: false,
     timeoutMs: 30_000,
@@ -67,7 +80,8 @@ export function createSandboxTools(driver: SandboxDriver, resolvePolicy: Resolve
 
   const writeFile: Tool = {
     name: "write_file",
-    description: "Writes a file in this session's sandbox workspace (path relative to /workspace), creating parent directories and replacing any existing file.",
+    description:
+      "Writes a file in this session's sandbox workspace (path relative to /workspace), creating parent directories and replacing any existing file.",
     parameters: {
       type: "object",
       properties: { path: { type: "string", minLength: 1 }, content: { type: "string", maxLength: 10_000_000 }, encoding: { enum: ["utf8", "base64"] } },

@@ -42,28 +42,33 @@ export type SessionSandboxView = {
   note: string;
 };
 
-export type SandboxFileView = { path: string; sizeBytes: number; truncated: boolean; maxBytes: number } & ({ binary: false; content: string } | { binary: true; content: null });
+export type SandboxFileView = { path: string; sizeBytes: number; truncated: boolean; maxBytes: number } & (
+  { binary: false; content: string } | { binary: true; content: null }
+);
 
 const NOTES: Record<SandboxState, string> = {
   requested: "The sandbox has been requested and is being set up.",
   provisioning: "The sandbox is starting.",
   ready: "The sandbox is running.",
-  suspended: "The sandbox is suspended (idle): it is not running, so its files cannot be browsed until it is started again. The agent's next tool call resumes it.",
+  suspended:
+    "The sandbox is suspended (idle): it is not running, so its files cannot be browsed until it is started again. The agent's next tool call resumes it.",
   failed: "The sandbox failed to start; the agent's next tool call retries.",
   terminated: "The sandbox was terminated (released, expired or orphaned) and its files are gone. The agent's next tool call makes a new, empty one.",
 };
 
 export class SessionSandboxes {
-  constructor(private readonly o: {
-    db: Queryable;
-    store: SandboxStore;
-    /** The driver this process uses; a function so a misconfigured driver fails only these calls. */
-    driver?: () => SandboxDriver;
-    /** Run files and start in a worker instead (the web on Kubernetes holds no cluster access). */
-    remote?: SandboxRemote;
-    /** For `start`: the session's policy and team secrets (as the worker's sandbox tools get them). */
-    resolvePolicy?: ResolveSandboxPolicy;
-  }) {}
+  constructor(
+    private readonly o: {
+      db: Queryable;
+      store: SandboxStore;
+      /** The driver this process uses; a function so a misconfigured driver fails only these calls. */
+      driver?: () => SandboxDriver;
+      /** Run files and start in a worker instead (the web on Kubernetes holds no cluster access). */
+      remote?: SandboxRemote;
+      /** For `start`: the session's policy and team secrets (as the worker's sandbox tools get them). */
+      resolvePolicy?: ResolveSandboxPolicy;
+    },
+  ) {}
 
   async describe(teamId: string, sessionId: string): Promise<SessionSandboxView> {
     const session = await this.session(teamId, sessionId);
@@ -72,22 +77,53 @@ export class SessionSandboxes {
     let policyError: string | undefined;
     try {
       const p = parseSandboxPolicy(session.sandboxPolicy);
-      policy = { template: p.template, resources: p.resources, egress: p.egress === "none" ? "none" : p.egress.allow, secrets: p.secrets, idleTimeoutMs: p.idleTimeoutMs, ttlMs: p.ttlMs };
+      policy = {
+        template: p.template,
+        resources: p.resources,
+        egress: p.egress === "none" ? "none" : p.egress.allow,
+        secrets: p.secrets,
+        idleTimeoutMs: p.idleTimeoutMs,
+        ttlMs: p.ttlMs,
+      };
     } catch (err) {
       policyError = `the agent's sandbox policy is invalid: ${(err as Error).message}`;
     }
     const { name: driverName, error: driverError } = this.driverInfo();
     let note = row ? NOTES[row.state] : "No sandbox yet: one is created when the agent first uses a sandbox tool (exec, read_file, write_file, list_files).";
     if (row && row.state !== "terminated" && driverError) note = `${NOTES[row.state]} Its files cannot be shown: ${driverError}`;
-    else if (row && row.state !== "terminated" && row.driver !== driverName) note = `This sandbox was made by the ${row.driver} driver; this web process uses ${driverName}, so its files cannot be shown here.`;
-    const sandbox = row ? { id: row.id, driver: row.driver, state: row.state, lastError: row.lastError, lastActiveAt: row.lastActiveAt, createdAt: row.createdAt!, updatedAt: row.updatedAt, terminatedAt: row.terminatedAt ?? null } : null;
+    else if (row && row.state !== "terminated" && row.driver !== driverName)
+      note = `This sandbox was made by the ${row.driver} driver; this web process uses ${driverName}, so its files cannot be shown here.`;
+    const sandbox = row
+      ? {
+          id: row.id,
+          driver: row.driver,
+          state: row.state,
+          lastError: row.lastError,
+          lastActiveAt: row.lastActiveAt,
+          createdAt: row.createdAt!,
+          updatedAt: row.updatedAt,
+          terminatedAt: row.terminatedAt ?? null,
+        }
+      : null;
     return { sessionId, sandbox, policy, ...(policyError ? { policyError } : {}), filesAvailable: row?.state === "ready" && row.driver === driverName, note };
   }
 
-  async listFiles(teamId: string, sessionId: string, path: string, opts: { maxEntries?: number; signal?: AbortSignal } = {}): Promise<{ path: string; entries: FileEntry[]; truncated: boolean }> {
+  async listFiles(
+    teamId: string,
+    sessionId: string,
+    path: string,
+    opts: { maxEntries?: number; signal?: AbortSignal } = {},
+  ): Promise<{ path: string; entries: FileEntry[]; truncated: boolean }> {
     const h = await this.readyHandle(teamId, sessionId);
-    if (this.o.remote) return (await this.o.remote.call("list", teamId, sessionId, { path, ...(opts.maxEntries ? { maxEntries: opts.maxEntries } : {}) })) as { path: string; entries: FileEntry[]; truncated: boolean };
-    const r = await this.viaDriver(() => this.driver().listFiles(h, path, { recursive: false, maxEntries: opts.maxEntries ?? 1000, ...(opts.signal ? { signal: opts.signal } : {}) }));
+    if (this.o.remote)
+      return (await this.o.remote.call("list", teamId, sessionId, { path, ...(opts.maxEntries ? { maxEntries: opts.maxEntries } : {}) })) as {
+        path: string;
+        entries: FileEntry[];
+        truncated: boolean;
+      };
+    const r = await this.viaDriver(() =>
+      this.driver().listFiles(h, path, { recursive: false, maxEntries: opts.maxEntries ?? 1000, ...(opts.signal ? { signal: opts.signal } : {}) }),
+    );
     // Directories first, then by name: what a file browser shows.
     const entries = [...r.entries].sort((a, b) => Number(b.type === "directory") - Number(a.type === "directory") || a.path.localeCompare(b.path));
     return { path, entries, truncated: r.truncated };
@@ -148,7 +184,8 @@ export class SessionSandboxes {
     if (row.state !== "ready") throw new ConflictError("sandbox_not_running", `the sandbox is ${row.state}: ${NOTES[row.state]}`, { state: row.state });
     const { name: driverName, error: driverError } = this.driverInfo();
     if (driverError) throw new SandboxUnavailableError(driverError);
-    if (row.driver !== driverName) throw new SandboxUnavailableError(`the sandbox was made by the ${row.driver} driver; this process uses ${driverName}`, { driver: row.driver });
+    if (row.driver !== driverName)
+      throw new SandboxUnavailableError(`the sandbox was made by the ${row.driver} driver; this process uses ${driverName}`, { driver: row.driver });
     return { sandboxId: row.id, teamId, sessionId, driver: row.driver };
   }
 
@@ -180,7 +217,10 @@ export class SessionSandboxes {
 }
 
 /** The policy resolver the worker's sandbox tools and `SessionSandboxes.start` share. */
-export function sessionPolicyResolver(db: Queryable, secrets: { resolve(teamId: string, names: readonly string[]): Promise<Record<string, string>> }): ResolveSandboxPolicy {
+export function sessionPolicyResolver(
+  db: Queryable,
+  secrets: { resolve(teamId: string, names: readonly string[]): Promise<Record<string, string>> },
+): ResolveSandboxPolicy {
   return async (teamId, sessionId) => {
     const { rows } = await db.query<{ sandbox_policy: unknown }>(
       `SELECT av.sandbox_policy FROM sessions s JOIN agent_versions av ON av.agent_id = s.agent_id AND av.version = s.agent_version WHERE s.id = $1 AND s.team_id = $2`,

@@ -76,7 +76,10 @@ export class ToolRegistry {
 }
 
 export function toolSpecs(tools: Map<string, ResolvedTool>): ToolSpec[] {
-  return [...tools.values()].map(({ tool }) => ({ type: "function", function: { name: tool.name, description: tool.description, parameters: tool.parameters } }));
+  return [...tools.values()].map(({ tool }) => ({
+    type: "function",
+    function: { name: tool.name, description: tool.description, parameters: tool.parameters },
+  }));
 }
 
 /** Built-ins that need no sandbox. Sandbox tools (exec, files) come with the sandbox driver. */
@@ -118,7 +121,7 @@ export function evaluate(expression: string): number {
       if (src[i++] !== ")") fail();
       return v;
     }
-    if (src[i] === "-") return i++, -num();
+    if (src[i] === "-") return (i++, -num());
     const m = /^\d+(\.\d+)?/.exec(src.slice(i));
     if (!m) return fail();
     i += m[0].length;

@@ -20,7 +20,10 @@ export function reasoningText(item: ReasoningFields | AssistantItem): string {
   if (typeof m.reasoning_content === "string" && m.reasoning_content) return m.reasoning_content;
   if (typeof m.reasoning === "string" && m.reasoning) return m.reasoning;
   const blocks = Array.isArray(m.thinking_blocks) ? (m.thinking_blocks as { thinking?: unknown; type?: unknown }[]) : [];
-  if (blocks.length > 0) return blocks.map((b) => (typeof b?.thinking === "string" ? b.thinking : b?.type === "redacted_thinking" ? "[redacted]" : "")).join("\n");
+  if (blocks.length > 0)
+    return blocks.map((b) => (typeof b?.thinking === "string" ? b.thinking : b?.type === "redacted_thinking" ? "[redacted]" : "")).join("\n");
   const details = Array.isArray(m.reasoning_details) ? (m.reasoning_details as { type?: unknown; text?: unknown; summary?: unknown }[]) : [];
-  return details.map((d) => (typeof d?.text === "string" ? d.text : typeof d?.summary === "string" ? d.summary : d?.type === "reasoning.encrypted" ? "[encrypted]" : "")).join("");
+  return details
+    .map((d) => (typeof d?.text === "string" ? d.text : typeof d?.summary === "string" ? d.summary : d?.type === "reasoning.encrypted" ? "[encrypted]" : ""))
+    .join("");
 }

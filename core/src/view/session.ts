@@ -72,7 +72,11 @@ export function sessionView(log: readonly LogEvent[]): SessionView {
       case "assistant_message": {
         for (const t of tracked) t.ended = true;
         const list = (e.payload.message.tool_calls ?? []).map((c) => {
-          const t: Tracked = { call: { id: c.id, name: c.function.name, arguments: c.function.arguments, state: "running", result: null, decision: null }, asked: false, ended: false };
+          const t: Tracked = {
+            call: { id: c.id, name: c.function.name, arguments: c.function.arguments, state: "running", result: null, decision: null },
+            asked: false,
+            ended: false,
+          };
           byId.set(c.id, t);
           tracked.push(t);
           return t.call;

@@ -57,10 +57,13 @@ export async function startBareApiServer(): Promise<BareApiServer> {
     rmSync(log, { force: true });
   };
   try {
-    await waitFor(async () => {
-      if (exited) throw new Error(`the bare kube-apiserver exited; see ${log}`);
-      return (await kc(["get", "--raw", "/readyz"], { allowFailure: true })).stdout.trim() === "ok";
-    }, { timeoutMs: 90_000, intervalMs: 300, what: "the bare kube-apiserver to be ready" });
+    await waitFor(
+      async () => {
+        if (exited) throw new Error(`the bare kube-apiserver exited; see ${log}`);
+        return (await kc(["get", "--raw", "/readyz"], { allowFailure: true })).stdout.trim() === "ok";
+      },
+      { timeoutMs: 90_000, intervalMs: 300, what: "the bare kube-apiserver to be ready" },
+    );
   } catch (err) {
     const output = readFileSync(log, "utf8").split("\n").slice(-30).join("\n");
     await stop();

@@ -20,7 +20,13 @@ beforeAll(async () => {
   await startControlPlane();
   home = await createTestNamespace("kd-home");
   platform = await applyPlatformRbac(home.name);
-  await waitFor(async () => (await kubectl(["auth", "can-i", "create", "namespaces", `--as=system:serviceaccount:${home.name}:${platform.serviceAccount}`], { allowFailure: true })).stdout.trim() === "yes", { timeoutMs: 30_000, what: "RBAC" });
+  await waitFor(
+    async () =>
+      (
+        await kubectl(["auth", "can-i", "create", "namespaces", `--as=system:serviceaccount:${home.name}:${platform.serviceAccount}`], { allowFailure: true })
+      ).stdout.trim() === "yes",
+    { timeoutMs: 30_000, what: "RBAC" },
+  );
 }, 120_000);
 
 afterAll(async () => {
@@ -36,7 +42,8 @@ const endpoints = new Map<string, string>(); // pod IP → loopback runtime
 const seen: RuntimeEndpoint[] = [];
 function driver(extra: Partial<KubernetesDriverOptions> = {}) {
   return testDriver(platform.kubeconfig, prefix, {
-    readyTimeoutMs: 60_000, apiRetryMs: 2_000,
+    readyTimeoutMs: 60_000,
+    apiRetryMs: 2_000,
     runtimeClient: (e, token) => {
       seen.push(e);
       // A pod IP without a stand-in runtime is a pod that is gone: a closed loopback port (the
@@ -87,7 +94,10 @@ test("acquire creates namespace, Secret, template, pool and claim; the controlle
   expect(seen.at(-1)).toMatchObject({ podIP: pods[0].status.podIP, baseUrl: `http://${pods[0].status.podIP}:8080`, namespace: ns, claim: "s-sess-1" });
 
   await d2.release(h2);
-  await waitFor(async () => (await claimOf(ns, "s-sess-1")) === null && (await kubectlJson(["get", "pods,sandboxes.v1beta1.agents.x-k8s.io", "-n", ns])).items.length === 0, { timeoutMs: 60_000, what: "claim, sandbox and pod deleted" });
+  await waitFor(
+    async () => (await claimOf(ns, "s-sess-1")) === null && (await kubectlJson(["get", "pods,sandboxes.v1beta1.agents.x-k8s.io", "-n", ns])).items.length === 0,
+    { timeoutMs: 60_000, what: "claim, sandbox and pod deleted" },
+  );
   await expect(d2.exec(h2, { command: "true" })).rejects.toThrow(/acquire it again|terminated/);
   expect(await d.list({ teamId: team })).toEqual([]);
   // The next acquire for the session makes a new sandbox.
@@ -121,7 +131,10 @@ test("suspend deletes the pod and keeps the Sandbox; resume (from a restarted wo
   const idle = await d.acquire("sess-idle", "team-s", { ...policy, idleTimeoutMs: 1 });
   const reaped = await reapSandboxes({ driver: driver(), liveSessions: async (ids) => new Set(ids), now: () => Date.now() + 1_000 });
   expect(reaped.suspended).toEqual([idle.sandboxId]);
-  expect((await d.list({ teamId: "team-s" })).map((s) => [s.sessionId, s.state]).sort()).toEqual([["sess-idle", "suspended"], ["sess-s", "ready"]]);
+  expect((await d.list({ teamId: "team-s" })).map((s) => [s.sessionId, s.state]).sort()).toEqual([
+    ["sess-idle", "suspended"],
+    ["sess-s", "ready"],
+  ]);
   await d.release(idle);
   await d.release(h2);
 }, 180_000);
@@ -132,7 +145,11 @@ test("TTL: the controller deletes the claim at shutdownTime; orphan sweep releas
   const expiring = await d.acquire("sess-ttl", "team-t", { ...policy, ttlMs: 3_000 });
   const expiringSandbox = (await claimOf(ns, "s-sess-ttl")).status.sandbox.name;
   await waitFor(async () => (await claimOf(ns, "s-sess-ttl")) === null, { timeoutMs: 60_000, what: "claim deleted by its lifecycle" });
-  await waitFor(async () => (await kubectl(["get", "pod,sandboxes.v1beta1.agents.x-k8s.io", expiringSandbox, "-n", ns, "--ignore-not-found", "-o", "name"])).stdout.trim() === "", { timeoutMs: 60_000, what: "its Sandbox and pod garbage-collected" });
+  await waitFor(
+    async () =>
+      (await kubectl(["get", "pod,sandboxes.v1beta1.agents.x-k8s.io", expiringSandbox, "-n", ns, "--ignore-not-found", "-o", "name"])).stdout.trim() === "",
+    { timeoutMs: 60_000, what: "its Sandbox and pod garbage-collected" },
+  );
   expect(await d.list({ teamId: "team-t" })).toEqual([]);
   await expect(d.resume(expiring, policy)).rejects.toThrow(SandboxUnavailableError);
   await expect(d.exec(expiring, { command: "true" })).rejects.toThrow(/the sandbox is terminated; acquire it again/);
@@ -154,7 +171,10 @@ test("warm pool: a claim adopts a pre-started sandbox; the team token comes from
   const ns = `${prefix}team-w`;
   // First acquire creates the pool (and may cold-start); wait until the pool has a ready spare.
   const h0 = await d.acquire("sess-w0", "team-w", policy);
-  await waitFor(async () => (await kubectlJson(["get", "sandboxwarmpools.v1beta1.extensions.agents.x-k8s.io", "default", "-n", ns])).status?.readyReplicas === 1, { timeoutMs: 90_000, what: "warm pool ready" });
+  await waitFor(
+    async () => (await kubectlJson(["get", "sandboxwarmpools.v1beta1.extensions.agents.x-k8s.io", "default", "-n", ns])).status?.readyReplicas === 1,
+    { timeoutMs: 90_000, what: "warm pool ready" },
+  );
   const h = await d.acquire("sess-w1", "team-w", policy);
   const sandbox = await kubectlJson(["get", "sandboxes.v1beta1.agents.x-k8s.io", (await claimOf(ns, "s-sess-w1")).status.sandbox.name, "-n", ns]);
   expect(sandbox.metadata.labels["agents.x-k8s.io/launch-type"] ?? JSON.stringify(sandbox.metadata.labels)).toMatch(/warm/);
@@ -164,17 +184,29 @@ test("warm pool: a claim adopts a pre-started sandbox; the team token comes from
 }, 180_000);
 
 test("the workspace is a PVC from the template (policy size, configured StorageClass), kept across suspend and resume, deleted with the claim; image pull Secrets are copied into the team namespace", async () => {
-  await kubectl(["create", "secret", "docker-registry", "keel-registry", "-n", home.name, "--docker-server=registry.example", "--docker-username=u", "--docker-password=p"]);
+  await kubectl([
+    "create",
+    "secret",
+    "docker-registry",
+    "keel-registry",
+    "-n",
+    home.name,
+    "--docker-server=registry.example",
+    "--docker-username=u",
+    "--docker-password=p",
+  ]);
   const workers = { namespace: home.name, podLabels: { "app.kubernetes.io/component": "worker" } };
   const d = driver({ imagePullSecrets: ["keel-registry"], storageClassName: "standard", workers });
   const ns = `${prefix}team-p`;
   const h = await d.acquire("sess-p", "team-p", { ...policy, resources: { ...policy.resources, workspaceMb: 2048 } });
 
   const tpl = await kubectlJson(["get", "sandboxtemplates.v1beta1.extensions.agents.x-k8s.io", "default", "-n", ns]);
-  expect(tpl.spec.volumeClaimTemplates).toEqual([expect.objectContaining({
-    metadata: expect.objectContaining({ name: "workspace" }),
-    spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "2048Mi" } }, storageClassName: "standard" },
-  })]);
+  expect(tpl.spec.volumeClaimTemplates).toEqual([
+    expect.objectContaining({
+      metadata: expect.objectContaining({ name: "workspace" }),
+      spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "2048Mi" } }, storageClassName: "standard" },
+    }),
+  ]);
   expect(tpl.spec.podTemplate.spec.volumes.map((v: any) => v.name)).toEqual(["tmp"]);
   expect(tpl.spec.podTemplate.spec.imagePullSecrets).toEqual([{ name: "keel-registry" }]);
   const source = await kubectlJson(["get", "secret", "keel-registry", "-n", home.name]);
@@ -183,30 +215,44 @@ test("the workspace is a PVC from the template (policy size, configured StorageC
 
   // agent-sandbox makes the PVC `workspace-<sandbox>` and mounts it in the pod.
   const sandboxName = (await claimOf(ns, "s-sess-p")).status.sandbox.name;
-  const pvc = await waitFor(async () => {
-    const p = await kubectlJson(["get", "pvc", `workspace-${sandboxName}`, "-n", ns]);
-    return p.status.phase === "Bound" ? p : undefined;
-  }, { timeoutMs: 60_000, what: "workspace PVC bound" });
+  const pvc = await waitFor(
+    async () => {
+      const p = await kubectlJson(["get", "pvc", `workspace-${sandboxName}`, "-n", ns]);
+      return p.status.phase === "Bound" ? p : undefined;
+    },
+    { timeoutMs: 60_000, what: "workspace PVC bound" },
+  );
   expect(pvc.spec.resources.requests.storage).toBe("2Gi");
-  const podVolumes = async () => (await kubectlJson(["get", "pods", "-n", ns])).items.map((p: any) => p.spec.volumes.find((v: any) => v.name === "workspace")?.persistentVolumeClaim?.claimName);
+  const podVolumes = async () =>
+    (await kubectlJson(["get", "pods", "-n", ns])).items.map(
+      (p: any) => p.spec.volumes.find((v: any) => v.name === "workspace")?.persistentVolumeClaim?.claimName,
+    );
   expect(await podVolumes()).toEqual([`workspace-${sandboxName}`]);
 
   // Suspend deletes the pod, not the PVC; resume mounts the same PVC (same uid) in a new pod.
   await d.suspend(h);
   await waitFor(async () => (await kubectlJson(["get", "pods", "-n", ns])).items.length === 0, { what: "pod deleted on suspend" });
   expect((await kubectlJson(["get", "pvc", `workspace-${sandboxName}`, "-n", ns])).metadata.uid).toBe(pvc.metadata.uid);
-  await driver({ imagePullSecrets: ["keel-registry"], storageClassName: "standard", workers }).resume(h, { ...policy, resources: { ...policy.resources, workspaceMb: 2048 } });
+  await driver({ imagePullSecrets: ["keel-registry"], storageClassName: "standard", workers }).resume(h, {
+    ...policy,
+    resources: { ...policy.resources, workspaceMb: 2048 },
+  });
   await waitFor(async () => (await podVolumes()).length === 1, { what: "pod again" });
   expect(await podVolumes()).toEqual([`workspace-${sandboxName}`]);
   expect((await kubectlJson(["get", "pvc", `workspace-${sandboxName}`, "-n", ns])).metadata.uid).toBe(pvc.metadata.uid);
 
   // Release: the claim's Sandbox owns the PVC, so the garbage collector deletes it too.
   await d.release(h);
-  await waitFor(async () => (await kubectl(["get", "pvc", `workspace-${sandboxName}`, "-n", ns, "--ignore-not-found", "-o", "name"])).stdout.trim() === "", { timeoutMs: 60_000, what: "PVC deleted with the claim" });
+  await waitFor(async () => (await kubectl(["get", "pvc", `workspace-${sandboxName}`, "-n", ns, "--ignore-not-found", "-o", "name"])).stdout.trim() === "", {
+    timeoutMs: 60_000,
+    what: "PVC deleted with the claim",
+  });
 
   // A configured pull Secret that does not exist fails the acquire with its name, before any claim.
   await kubectl(["delete", "secret", "keel-registry", "-n", home.name]);
-  const err = await driver({ imagePullSecrets: ["keel-registry"], workers }).acquire("sess-p2", "team-p2", policy).catch((e: unknown) => e);
+  const err = await driver({ imagePullSecrets: ["keel-registry"], workers })
+    .acquire("sess-p2", "team-p2", policy)
+    .catch((e: unknown) => e);
   expect(err).toBeInstanceOf(SandboxUnavailableError);
   expect((err as Error).message).toContain(`the image pull Secret ${home.name}/keel-registry (KEEL_SANDBOX_IMAGE_PULL_SECRETS) does not exist`);
   expect(await claimOf(`${prefix}team-p2`, "s-sess-p2")).toBeNull();

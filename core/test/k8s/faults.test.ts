@@ -33,13 +33,31 @@ beforeAll(async () => {
   await startControlPlane();
   home = await createTestNamespace("kf-home");
   platform = await applyPlatformRbac(home.name);
-  await waitFor(async () => (await kubectl(["auth", "can-i", "create", "sandboxclaims.extensions.agents.x-k8s.io", `--as=system:serviceaccount:${home.name}:${platform.serviceAccount}`], { allowFailure: true })).stdout.trim() === "yes", { timeoutMs: 30_000, what: "RBAC" });
+  await waitFor(
+    async () =>
+      (
+        await kubectl(
+          ["auth", "can-i", "create", "sandboxclaims.extensions.agents.x-k8s.io", `--as=system:serviceaccount:${home.name}:${platform.serviceAccount}`],
+          { allowFailure: true },
+        )
+      ).stdout.trim() === "yes",
+    { timeoutMs: 30_000, what: "RBAC" },
+  );
   proxy = await FaultProxy.start(kubeconfigServer(platform.kubeconfig));
   viaProxy = kubeconfigWithServer(platform.kubeconfig, proxy.url, path.join(repoRoot, ".tmp", `kubeconfig-proxy-${home.name}`));
   // The held team: one acquire makes its namespace and template, then the template gets the gate.
   const d = driver(platform.kubeconfig);
   await d.release(await d.acquire("warm-up", HELD, policy));
-  await kubectl(["patch", "sandboxtemplates.v1beta1.extensions.agents.x-k8s.io", "default", "-n", heldNs, "--type=merge", "-p", JSON.stringify({ spec: { podTemplate: { spec: { schedulingGates: [{ name: GATE }] } } } })]);
+  await kubectl([
+    "patch",
+    "sandboxtemplates.v1beta1.extensions.agents.x-k8s.io",
+    "default",
+    "-n",
+    heldNs,
+    "--type=merge",
+    "-p",
+    JSON.stringify({ spec: { podTemplate: { spec: { schedulingGates: [{ name: GATE }] } } } }),
+  ]);
 }, 180_000);
 
 // A test that failed while "the API server" was down must not take the next one with it.
@@ -101,7 +119,9 @@ test("the API server down while acquire waits: reads are retried with jittered d
   await unhold(pod);
   const h = await acquiring;
 
-  expect(lines.slice(0, 4).map((l) => [l.msg, l.verb, l.kind, l.attempt])).toEqual([1, 2, 3, 4].map((n) => ["kubernetes api call failed; retrying", "get", "SandboxClaim", n]));
+  expect(lines.slice(0, 4).map((l) => [l.msg, l.verb, l.kind, l.attempt])).toEqual(
+    [1, 2, 3, 4].map((n) => ["kubernetes api call failed; retrying", "get", "SandboxClaim", n]),
+  );
   // backoffMs (core/src/backoff.ts): attempt n waits between half and all of 100 ms · 2^(n-1).
   lines.slice(0, 4).forEach((l, i) => {
     expect(l.retryInMs).toBeGreaterThanOrEqual(50 * 2 ** i);
@@ -131,7 +151,9 @@ test("the API server down past apiRetryMs before anything was created: a clear 5
   const err = await d.acquire("sess-never", "team-never", policy).catch((e) => e);
   expect(err).toBeInstanceOf(SandboxUnavailableError);
   expect(err).toMatchObject({ code: "sandbox_unavailable", status: 503, details: { verb: "discover", resource: "extensions.agents.x-k8s.io/v1beta1" } });
-  expect(err.message).toMatch(/^the Kubernetes API server is unreachable \(discover extensions\.agents\.x-k8s\.io\/v1beta1\): .*ECONNREFUSED 127\.0\.0\.1:\d+; gave up after \d+ attempts in 1500 ms$/);
+  expect(err.message).toMatch(
+    /^the Kubernetes API server is unreachable \(discover extensions\.agents\.x-k8s\.io\/v1beta1\): .*ECONNREFUSED 127\.0\.0\.1:\d+; gave up after \d+ attempts in 1500 ms$/,
+  );
   await proxy.up();
   expect((await kubectl(["get", "namespace", `${prefix}team-never`], { allowFailure: true })).code).not.toBe(0);
 });
@@ -157,13 +179,20 @@ test("the API server down past apiRetryMs after the claims were created: a clear
   const liveUid = (await claimOf(heldNs, "s-sess-lost-live")).metadata.uid;
   const restarted = driver(viaProxy);
   const listed = (await restarted.list({ teamId: HELD })).filter((s) => s.sessionId.startsWith("sess-lost"));
-  expect(listed.map((s) => [s.sessionId, s.sandboxId, s.state]).sort()).toEqual([["sess-lost-dead", deadUid, "provisioning"], ["sess-lost-live", liveUid, "provisioning"]]);
+  expect(listed.map((s) => [s.sessionId, s.sandboxId, s.state]).sort()).toEqual([
+    ["sess-lost-dead", deadUid, "provisioning"],
+    ["sess-lost-live", liveUid, "provisioning"],
+  ]);
 
   // The dead session's claim: the orphan sweep deletes it, and the garbage collector its Sandbox and pod.
   const swept = await reapSandboxes({ driver: restarted, liveSessions: async (ids) => new Set(ids.filter((id) => id !== "sess-lost-dead")) });
   expect(swept.orphaned).toEqual([deadUid]);
   expect(swept.errors).toEqual([]);
-  await waitFor(async () => (await claimOf(heldNs, "s-sess-lost-dead")) === null && (await kubectl(["get", "pod", deadPod, "-n", heldNs], { allowFailure: true })).code !== 0, { timeoutMs: 60_000, what: "the orphan's claim and pod deleted" });
+  await waitFor(
+    async () =>
+      (await claimOf(heldNs, "s-sess-lost-dead")) === null && (await kubectl(["get", "pod", deadPod, "-n", heldNs], { allowFailure: true })).code !== 0,
+    { timeoutMs: 60_000, what: "the orphan's claim and pod deleted" },
+  );
 
   // The live session's: its next acquire picks the same claim up (no second one).
   await unhold(livePod);
@@ -204,7 +233,9 @@ describe("through a proxy that sees the requests", () => {
   let file: string;
   beforeAll(async () => {
     const pki = path.join(path.dirname(kubeconfigPath()), "pki");
-    seeing = await FaultProxy.start(kubeconfigServer(platform.kubeconfig), { tls: { cert: `${pki}/apiserver.crt`, key: `${pki}/apiserver.key`, ca: `${pki}/ca.crt` } });
+    seeing = await FaultProxy.start(kubeconfigServer(platform.kubeconfig), {
+      tls: { cert: `${pki}/apiserver.crt`, key: `${pki}/apiserver.key`, ca: `${pki}/ca.crt` },
+    });
     file = kubeconfigWithServer(platform.kubeconfig, seeing.url, path.join(repoRoot, ".tmp", `kubeconfig-tls-proxy-${home.name}`));
   });
   afterAll(async () => {
@@ -227,7 +258,10 @@ describe("through a proxy that sees the requests", () => {
   test("a watch answered with 410 Gone (its resourceVersion compacted away): the driver re-reads and watches again; ready", async () => {
     const d = driver(file);
     // The API server itself answers a watch from resourceVersion 1 with an ERROR event (410 Expired).
-    const rewritten = seeing.rewriteRequestLine(/^(GET \/apis\/extensions\.agents\.x-k8s\.io\/v1beta1\/namespaces\/[^/]+\/sandboxclaims\?\S*resourceVersion=)\d+/, "$11");
+    const rewritten = seeing.rewriteRequestLine(
+      /^(GET \/apis\/extensions\.agents\.x-k8s\.io\/v1beta1\/namespaces\/[^/]+\/sandboxclaims\?\S*resourceVersion=)\d+/,
+      "$11",
+    );
     const acquiring = d.acquire("sess-gone410", HELD, policy);
     await rewritten;
     const pod = await waitFor(() => heldPod("s-sess-gone410"), { what: "the claim's pod, held" });

@@ -102,9 +102,11 @@ export function capturingLogger(level = "warn"): { logger: Logger; lines: Record
 
 const CLAIMS = "sandboxclaims.v1beta1.extensions.agents.x-k8s.io";
 /** The claim, or null. */
-export const claimOf = (ns: string, name: string) => kubectl(["get", CLAIMS, name, "-n", ns, "-o", "json"], { allowFailure: true }).then((r) => (r.code === 0 ? JSON.parse(r.stdout) : null));
+export const claimOf = (ns: string, name: string) =>
+  kubectl(["get", CLAIMS, name, "-n", ns, "-o", "json"], { allowFailure: true }).then((r) => (r.code === 0 ? JSON.parse(r.stdout) : null));
 /** Every claim (any name) labelled with this session. */
-export const claimsOfSession = (ns: string, sessionId: string) => kubectl(["get", CLAIMS, "-n", ns, "-l", `keel.dev/session=${sessionId}`, "-o", "json"]).then((r) => JSON.parse(r.stdout).items as any[]);
+export const claimsOfSession = (ns: string, sessionId: string) =>
+  kubectl(["get", CLAIMS, "-n", ns, "-l", `keel.dev/session=${sessionId}`, "-o", "json"]).then((r) => JSON.parse(r.stdout).items as any[]);
 
 /** A driver for tests: the kubeconfig file's identity, a test image, the file's namespace prefix. */
 export function testDriver(kubeconfigFile: string, namespacePrefix: string, opts: Partial<KubernetesDriverOptions> = {}): KubernetesSandboxDriver {
@@ -115,7 +117,9 @@ export function testDriver(kubeconfigFile: string, namespacePrefix: string, opts
 
 /** Deletes the team namespaces a test file's drivers made (labelled by Keel, named with its prefix). */
 export async function deleteTeamNamespaces(prefix: string): Promise<void> {
-  const nss = (await kubectlJson(["get", "namespaces", "-l", "app.kubernetes.io/managed-by=keel"])).items.map((n: any) => n.metadata.name).filter((n: string) => n.startsWith(prefix));
+  const nss = (await kubectlJson(["get", "namespaces", "-l", "app.kubernetes.io/managed-by=keel"])).items
+    .map((n: any) => n.metadata.name)
+    .filter((n: string) => n.startsWith(prefix));
   if (nss.length) await kubectl(["delete", "namespace", ...nss, "--wait=false"]);
 }
 

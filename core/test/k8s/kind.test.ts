@@ -41,7 +41,13 @@ test("no docker, kind or kubectl: one message listing each with how to install i
 });
 
 test("docker CLI present but no engine: says to start Docker, creates nothing", () => {
-  const r = run(fakePath("noengine", { docker: 'echo "docker $*" >> "$HOME/calls"; exit 1', kind: 'echo "kind $*" >> "$HOME/calls"', kubectl: 'echo "kubectl $*" >> "$HOME/calls"' }));
+  const r = run(
+    fakePath("noengine", {
+      docker: 'echo "docker $*" >> "$HOME/calls"; exit 1',
+      kind: 'echo "kind $*" >> "$HOME/calls"',
+      kubectl: 'echo "kubectl $*" >> "$HOME/calls"',
+    }),
+  );
   expect(r.status).toBe(1);
   expect(r.stderr).toMatch(/docker is installed but its engine does not answer.*start Docker/);
   expect(spawnSync("cat", [path.join(tmp, "calls")], { encoding: "utf8" }).stdout.trim()).toBe("docker info");

@@ -64,10 +64,18 @@ for (const overlay of ["kind", "production"]) {
       expect(d.strategy.rollingUpdate.maxUnavailable).toBe(0);
       // The database CA (k8s/README.md, Postgres TLS) is where sslrootcert= says, in every container.
       expect(d.template.spec.volumes).toContainEqual({ name: "db-ca", secret: { secretName: "keel-db-ca", optional: true } });
-      for (const c of [...init, ...d.template.spec.containers]) expect(c.volumeMounts).toContainEqual({ name: "db-ca", mountPath: "/etc/keel/db-ca", readOnly: true });
+      for (const c of [...init, ...d.template.spec.containers])
+        expect(c.volumeMounts).toContainEqual({ name: "db-ca", mountPath: "/etc/keel/db-ca", readOnly: true });
       // Required keys named one by one (not optional): a missing key stops the pod with the key's name.
-      const required = d.template.spec.containers[0].env.filter((e: any) => e.valueFrom?.secretKeyRef).map((e: any) => [e.name, e.valueFrom.secretKeyRef.optional ?? false]);
-      expect(required).toEqual(expect.arrayContaining([["DATABASE_URL", false], ["KEEL_SECRETS_KEY", false]]));
+      const required = d.template.spec.containers[0].env
+        .filter((e: any) => e.valueFrom?.secretKeyRef)
+        .map((e: any) => [e.name, e.valueFrom.secretKeyRef.optional ?? false]);
+      expect(required).toEqual(
+        expect.arrayContaining([
+          ["DATABASE_URL", false],
+          ["KEEL_SECRETS_KEY", false],
+        ]),
+      );
     }
     // The web: a startup probe before liveness counts; a shutdown delay (readyz 503 while still
     // serving) inside a grace period that also covers the in-flight grace; a PDB.
@@ -90,10 +98,12 @@ for (const overlay of ["kind", "production"]) {
       expect(find(objs, "Secret", "keel-secrets")).toBeUndefined();
       expect(web.containers[0].envFrom).toContainEqual({ secretRef: { name: "keel-secrets" } });
       // The first admin comes from required Secret keys: nobody is locked out of a new install.
-      expect(web.containers[0].env).toEqual(expect.arrayContaining([
-        { name: "KEEL_ADMIN_EMAIL", valueFrom: { secretKeyRef: { name: "keel-secrets", key: "KEEL_ADMIN_EMAIL" } } },
-        { name: "KEEL_ADMIN_PASSWORD", valueFrom: { secretKeyRef: { name: "keel-secrets", key: "KEEL_ADMIN_PASSWORD" } } },
-      ]));
+      expect(web.containers[0].env).toEqual(
+        expect.arrayContaining([
+          { name: "KEEL_ADMIN_EMAIL", valueFrom: { secretKeyRef: { name: "keel-secrets", key: "KEEL_ADMIN_EMAIL" } } },
+          { name: "KEEL_ADMIN_PASSWORD", valueFrom: { secretKeyRef: { name: "keel-secrets", key: "KEEL_ADMIN_PASSWORD" } } },
+        ]),
+      );
       // A private registry: platform pods pull with keel-registry; the worker copies it into team namespaces.
       for (const d of [webDeployment, worker]) expect(d.template.spec.imagePullSecrets).toEqual([{ name: "keel-registry" }]);
       expect(config.KEEL_SANDBOX_IMAGE_PULL_SECRETS).toBe("keel-registry");
@@ -120,23 +130,39 @@ test("production: one `kustomize edit set image` per image moves the Deployments
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const overlay = readFileSync(path.join(repoRoot, "k8s/overlays/production/kustomization.yaml"), "utf8")
     .replace("../../base", path.relative(dir, path.join(repoRoot, "k8s/base")))
-    .replace(/- name: keel\n\s+newName: .*\n\s+newTag: .*\n/, "- name: keel\n    newName: registry.example/acme/keel\n    newTag: \"2.0.0\"\n")
-    .replace(/- name: keel-sandbox\n\s+newName: .*\n\s+newTag: .*\n/, "- name: keel-sandbox\n    newName: registry.example/acme/keel-sandbox\n    newTag: \"2.0.0\"\n");
+    .replace(/- name: keel\n\s+newName: .*\n\s+newTag: .*\n/, '- name: keel\n    newName: registry.example/acme/keel\n    newTag: "2.0.0"\n')
+    .replace(
+      /- name: keel-sandbox\n\s+newName: .*\n\s+newTag: .*\n/,
+      '- name: keel-sandbox\n    newName: registry.example/acme/keel-sandbox\n    newTag: "2.0.0"\n',
+    );
   writeFileSync(path.join(dir, "kustomization.yaml"), overlay);
   const objs = await render(dir);
-  const images = objs.filter((o) => o.kind === "Deployment").flatMap((d) => [...d.spec.template.spec.initContainers, ...d.spec.template.spec.containers].map((c: any) => c.image));
+  const images = objs
+    .filter((o) => o.kind === "Deployment")
+    .flatMap((d) => [...d.spec.template.spec.initContainers, ...d.spec.template.spec.containers].map((c: any) => c.image));
   expect(new Set(images)).toEqual(new Set(["registry.example/acme/keel:2.0.0"]));
   expect(find(objs, "ConfigMap", "keel-config")!.data!.KEEL_SANDBOX_IMAGE).toBe("registry.example/acme/keel-sandbox:2.0.0");
 });
 
 test("k8s/agent-sandbox/<version>/ is what generate.sh makes from the pinned module, and is the version the driver names", async () => {
   await startControlPlane();
-  const r = spawnSync("bash", [path.join(repoRoot, "k8s/agent-sandbox/generate.sh"), "--check"], { encoding: "utf8", env: { ...process.env, KUBECTL: path.join(repoRoot, "controlplane/.bin/kubectl") } });
+  const r = spawnSync("bash", [path.join(repoRoot, "k8s/agent-sandbox/generate.sh"), "--check"], {
+    encoding: "utf8",
+    env: { ...process.env, KUBECTL: path.join(repoRoot, "controlplane/.bin/kubectl") },
+  });
   expect(r.stderr + r.stdout).toContain(`k8s/agent-sandbox/${AGENT_SANDBOX_VERSION} is current`);
   expect(r.status).toBe(0);
   const objs = await render(path.join(repoRoot, "k8s/agent-sandbox", AGENT_SANDBOX_VERSION));
-  expect(objs.filter((o) => o.kind === "CustomResourceDefinition").map((o) => o.metadata.name).sort()).toEqual([
-    "sandboxclaims.extensions.agents.x-k8s.io", "sandboxes.agents.x-k8s.io", "sandboxtemplates.extensions.agents.x-k8s.io", "sandboxwarmpools.extensions.agents.x-k8s.io",
+  expect(
+    objs
+      .filter((o) => o.kind === "CustomResourceDefinition")
+      .map((o) => o.metadata.name)
+      .sort(),
+  ).toEqual([
+    "sandboxclaims.extensions.agents.x-k8s.io",
+    "sandboxes.agents.x-k8s.io",
+    "sandboxtemplates.extensions.agents.x-k8s.io",
+    "sandboxwarmpools.extensions.agents.x-k8s.io",
   ]);
   const controller = find(objs, "Deployment", "agent-sandbox-controller")!.spec.template.spec.containers[0];
   expect(controller.image).toBe(`registry.k8s.io/agent-sandbox/agent-sandbox-controller:${AGENT_SANDBOX_VERSION}`);
@@ -147,21 +173,48 @@ test("k8s/agent-sandbox/<version>/ is what generate.sh makes from the pinned mod
 
 // Every call core/src/sandbox/k8s/driver.ts makes, by resource.
 const NEEDED: [verb: string, resource: string][] = [
-  ["get", "namespaces"], ["create", "namespaces"], ["patch", "namespaces"],
-  ["create", "secrets"], ["patch", "secrets"],
-  ["get", "pods"], ["list", "pods"], ["watch", "pods"],
-  ["get", "sandboxtemplates.extensions.agents.x-k8s.io"], ["create", "sandboxtemplates.extensions.agents.x-k8s.io"], ["patch", "sandboxtemplates.extensions.agents.x-k8s.io"],
-  ["get", "sandboxwarmpools.extensions.agents.x-k8s.io"], ["create", "sandboxwarmpools.extensions.agents.x-k8s.io"], ["patch", "sandboxwarmpools.extensions.agents.x-k8s.io"],
-  ["get", "sandboxclaims.extensions.agents.x-k8s.io"], ["list", "sandboxclaims.extensions.agents.x-k8s.io"], ["watch", "sandboxclaims.extensions.agents.x-k8s.io"],
-  ["create", "sandboxclaims.extensions.agents.x-k8s.io"], ["delete", "sandboxclaims.extensions.agents.x-k8s.io"],
-  ["get", "sandboxes.agents.x-k8s.io"], ["list", "sandboxes.agents.x-k8s.io"], ["watch", "sandboxes.agents.x-k8s.io"], ["patch", "sandboxes.agents.x-k8s.io"],
+  ["get", "namespaces"],
+  ["create", "namespaces"],
+  ["patch", "namespaces"],
+  ["create", "secrets"],
+  ["patch", "secrets"],
+  ["get", "pods"],
+  ["list", "pods"],
+  ["watch", "pods"],
+  ["get", "sandboxtemplates.extensions.agents.x-k8s.io"],
+  ["create", "sandboxtemplates.extensions.agents.x-k8s.io"],
+  ["patch", "sandboxtemplates.extensions.agents.x-k8s.io"],
+  ["get", "sandboxwarmpools.extensions.agents.x-k8s.io"],
+  ["create", "sandboxwarmpools.extensions.agents.x-k8s.io"],
+  ["patch", "sandboxwarmpools.extensions.agents.x-k8s.io"],
+  ["get", "sandboxclaims.extensions.agents.x-k8s.io"],
+  ["list", "sandboxclaims.extensions.agents.x-k8s.io"],
+  ["watch", "sandboxclaims.extensions.agents.x-k8s.io"],
+  ["create", "sandboxclaims.extensions.agents.x-k8s.io"],
+  ["delete", "sandboxclaims.extensions.agents.x-k8s.io"],
+  ["get", "sandboxes.agents.x-k8s.io"],
+  ["list", "sandboxes.agents.x-k8s.io"],
+  ["watch", "sandboxes.agents.x-k8s.io"],
+  ["patch", "sandboxes.agents.x-k8s.io"],
 ];
 const FORBIDDEN: [verb: string, resource: string][] = [
-  ["get", "secrets"], ["list", "secrets"], ["delete", "secrets"], ["delete", "namespaces"],
-  ["create", "pods"], ["delete", "pods"], ["create", "pods/exec"], ["create", "networkpolicies.networking.k8s.io"],
-  ["delete", "sandboxtemplates.extensions.agents.x-k8s.io"], ["create", "sandboxes.agents.x-k8s.io"], ["delete", "sandboxes.agents.x-k8s.io"],
-  ["list", "nodes"], ["create", "clusterrolebindings.rbac.authorization.k8s.io"], ["create", "rolebindings.rbac.authorization.k8s.io"],
-  ["patch", "deployments.apps"], ["create", "customresourcedefinitions.apiextensions.k8s.io"], ["impersonate", "serviceaccounts"],
+  ["get", "secrets"],
+  ["list", "secrets"],
+  ["delete", "secrets"],
+  ["delete", "namespaces"],
+  ["create", "pods"],
+  ["delete", "pods"],
+  ["create", "pods/exec"],
+  ["create", "networkpolicies.networking.k8s.io"],
+  ["delete", "sandboxtemplates.extensions.agents.x-k8s.io"],
+  ["create", "sandboxes.agents.x-k8s.io"],
+  ["delete", "sandboxes.agents.x-k8s.io"],
+  ["list", "nodes"],
+  ["create", "clusterrolebindings.rbac.authorization.k8s.io"],
+  ["create", "rolebindings.rbac.authorization.k8s.io"],
+  ["patch", "deployments.apps"],
+  ["create", "customresourcedefinitions.apiextensions.k8s.io"],
+  ["impersonate", "serviceaccounts"],
 ];
 
 test("RBAC: the platform ServiceAccount can do what the driver needs, and a sample of what it must not", async () => {
@@ -188,10 +241,21 @@ test("RBAC: the platform ServiceAccount can do what the driver needs, and a samp
 // What the session view's file list would need if the web read sandboxes itself, and more. It
 // needs none of it: a worker reads files and starts sandboxes for it (core/src/sandbox/relay.ts).
 const WEB_FORBIDDEN: [verb: string, resource: string][] = [
-  ["get", "sandboxclaims.extensions.agents.x-k8s.io"], ["list", "sandboxclaims.extensions.agents.x-k8s.io"],
-  ["get", "sandboxes.agents.x-k8s.io"], ["get", "sandboxtemplates.extensions.agents.x-k8s.io"],
-  ["get", "pods"], ["list", "pods"], ["create", "pods"], ["create", "pods/exec"], ["create", "pods/portforward"], ["get", "pods/proxy"],
-  ["get", "secrets"], ["list", "secrets"], ["get", "configmaps"], ["create", "serviceaccounts/token"], ["list", "namespaces"],
+  ["get", "sandboxclaims.extensions.agents.x-k8s.io"],
+  ["list", "sandboxclaims.extensions.agents.x-k8s.io"],
+  ["get", "sandboxes.agents.x-k8s.io"],
+  ["get", "sandboxtemplates.extensions.agents.x-k8s.io"],
+  ["get", "pods"],
+  ["list", "pods"],
+  ["create", "pods"],
+  ["create", "pods/exec"],
+  ["create", "pods/portforward"],
+  ["get", "pods/proxy"],
+  ["get", "secrets"],
+  ["list", "secrets"],
+  ["get", "configmaps"],
+  ["create", "serviceaccounts/token"],
+  ["list", "namespaces"],
 ];
 
 test("RBAC: the web ServiceAccount can do nothing in the API, in team namespaces, its own or kube-system (no token is mounted either)", async () => {
@@ -201,15 +265,39 @@ test("RBAC: the web ServiceAccount can do nothing in the API, in team namespaces
   cleanups.push(platform.cleanup);
   const as = `--as=system:serviceaccount:${ns}:keel-web-${platform.serviceAccount.split("-").pop()}`;
   // The platform's binding taking effect is the sign that the RBAC objects applied above are live.
-  await waitFor(async () => (await kubectl(["auth", "can-i", "get", "pods", "-n", "keel-team-example", `--as=system:serviceaccount:${ns}:${platform.serviceAccount}`], { allowFailure: true })).stdout.trim() === "yes", { timeoutMs: 30_000, what: "the ClusterRoleBinding to take effect" });
+  await waitFor(
+    async () =>
+      (
+        await kubectl(["auth", "can-i", "get", "pods", "-n", "keel-team-example", `--as=system:serviceaccount:${ns}:${platform.serviceAccount}`], {
+          allowFailure: true,
+        })
+      ).stdout.trim() === "yes",
+    { timeoutMs: 30_000, what: "the ClusterRoleBinding to take effect" },
+  );
   for (const where of ["keel-team-example", ns, "kube-system"]) {
-    const answers = Object.fromEntries(await Promise.all(WEB_FORBIDDEN.map(async ([verb, res]) => [`${verb} ${res}`, (await kubectl(["auth", "can-i", verb, res, "-n", where, as], { allowFailure: true })).stdout.trim()])));
+    const answers = Object.fromEntries(
+      await Promise.all(
+        WEB_FORBIDDEN.map(async ([verb, res]) => [
+          `${verb} ${res}`,
+          (await kubectl(["auth", "can-i", verb, res, "-n", where, as], { allowFailure: true })).stdout.trim(),
+        ]),
+      ),
+    );
     expect({ where, answers }).toEqual({ where, answers: Object.fromEntries(WEB_FORBIDDEN.map((v) => [v.join(" "), "no"])) });
     // Every resource rule it has is one any authenticated caller has (asking what it may do).
-    const list = (await kubectl(["auth", "can-i", "--list", "-n", where, as])).stdout.split("\n").slice(1).map((l) => l.split(/\s+/)[0]).filter(Boolean);
-    expect({ where, resources: list.sort() }).toEqual({ where, resources: ["selfsubjectaccessreviews.authorization.k8s.io", "selfsubjectreviews.authentication.k8s.io", "selfsubjectrulesreviews.authorization.k8s.io"] });
+    const list = (await kubectl(["auth", "can-i", "--list", "-n", where, as])).stdout
+      .split("\n")
+      .slice(1)
+      .map((l) => l.split(/\s+/)[0])
+      .filter(Boolean);
+    expect({ where, resources: list.sort() }).toEqual({
+      where,
+      resources: ["selfsubjectaccessreviews.authorization.k8s.io", "selfsubjectreviews.authentication.k8s.io", "selfsubjectrulesreviews.authorization.k8s.io"],
+    });
   }
   // And the web pods carry no token to try with.
-  const web = (loadAllYaml((await kubectl(["kustomize", path.join(repoRoot, "k8s/overlays/production")])).stdout) as Obj[]).find((o) => o.kind === "Deployment" && o.metadata.name === "keel-web")!;
+  const web = (loadAllYaml((await kubectl(["kustomize", path.join(repoRoot, "k8s/overlays/production")])).stdout) as Obj[]).find(
+    (o) => o.kind === "Deployment" && o.metadata.name === "keel-web",
+  )!;
   expect(web.spec.template.spec.automountServiceAccountToken).toBe(false);
 }, 120_000);

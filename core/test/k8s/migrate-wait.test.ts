@@ -35,13 +35,17 @@ test("a database that comes up later: migrate retries (each attempt logged) and 
   // Waiting cannot fix a wrong password: it fails on the first attempt, nothing retried.
   const wrong = `postgresql://postgres:not-the-password@127.0.0.1:${port}/postgres`;
   const before = logs.length;
-  await expect(migrate({ connectionString: wrong, migrationsDir, connectRetryMs: 60_000, log: (msg, fields) => logs.push({ msg, fields }) })).rejects.toThrow(/^cannot connect to the database: password authentication failed for user "postgres"$/);
+  await expect(migrate({ connectionString: wrong, migrationsDir, connectRetryMs: 60_000, log: (msg, fields) => logs.push({ msg, fields }) })).rejects.toThrow(
+    /^cannot connect to the database: password authentication failed for user "postgres"$/,
+  );
   expect(logs.length).toBe(before);
 }, 120_000);
 
 test("a database that stays down: migrate gives up after its deadline with the reason and the attempts", async () => {
   const url = `postgresql://postgres:x@127.0.0.1:${await freePort()}/postgres`;
-  await expect(migrate({ connectionString: url, migrationsDir, connectRetryMs: 2_000 })).rejects.toThrow(/^cannot connect to the database: .*ECONNREFUSED.* \(gave up after \d+ attempts\)$/);
+  await expect(migrate({ connectionString: url, migrationsDir, connectRetryMs: 2_000 })).rejects.toThrow(
+    /^cannot connect to the database: .*ECONNREFUSED.* \(gave up after \d+ attempts\)$/,
+  );
   // Without a wait (the CLI's default outside Kubernetes) the first failure is final.
   await expect(migrate({ connectionString: url, migrationsDir })).rejects.toThrow(/^cannot connect to the database: .*ECONNREFUSED[^(]*$/);
 }, 60_000);

@@ -28,7 +28,23 @@ beforeAll(async () => {
   makeCa("other-ca");
   writeFileSync(`${pki}/san.ext`, "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
   openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", `${pki}/server.key`, "-out", `${pki}/server.csr`);
-  openssl("x509", "-req", "-in", `${pki}/server.csr`, "-CA", `${pki}/db-ca.crt`, "-CAkey", `${pki}/db-ca.key`, "-CAcreateserial", "-days", "2", "-extfile", `${pki}/san.ext`, "-out", `${pki}/server.crt`);
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    `${pki}/server.csr`,
+    "-CA",
+    `${pki}/db-ca.crt`,
+    "-CAkey",
+    `${pki}/db-ca.key`,
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-extfile",
+    `${pki}/san.ext`,
+    "-out",
+    `${pki}/server.crt`,
+  );
   server = await startEmbeddedPostgres({ dir: path.join(dir, "pg"), persistent: false });
   // TLS is switched on with a reload: the server (as root, a `postgres` system user created at
   // initdb) must own its key file, and that user exists only once the server is initialised.
@@ -77,5 +93,7 @@ test("the wrong CA, or sslmode=require without the CA, is refused: the chain is 
   const wrongCa = url(`sslmode=verify-full&sslrootcert=${encodeURIComponent(`${pki}/other-ca.crt`)}`);
   await expect(sslInUse(wrongCa)).rejects.toThrow(/self[- ]signed certificate|unable to verify|certificate/i);
   await expect(sslInUse(url("sslmode=require"))).rejects.toThrow(/self[- ]signed certificate|unable to verify|certificate/i);
-  await expect(migrate({ connectionString: url("sslmode=require"), migrationsDir: path.join(repoRoot, "prisma/migrations") })).rejects.toThrow(/cannot connect to the database: .*certificate/i);
+  await expect(migrate({ connectionString: url("sslmode=require"), migrationsDir: path.join(repoRoot, "prisma/migrations") })).rejects.toThrow(
+    /cannot connect to the database: .*certificate/i,
+  );
 }, 60_000);

@@ -23,7 +23,11 @@ export class FaultProxy {
   private loseAnswer: { request: RegExp; lost: () => void } | undefined;
   private rewrite: { request: RegExp; replacement: string; done: () => void } | undefined;
 
-  private constructor(private readonly target: { host: string; port: number }, public port: number, private readonly tls?: TlsFiles) {}
+  private constructor(
+    private readonly target: { host: string; port: number },
+    public port: number,
+    private readonly tls?: TlsFiles,
+  ) {}
 
   /** Listens on a free loopback port and forwards every connection to target. */
   static async start(target: { host: string; port: number }, opts: { tls?: TlsFiles } = {}): Promise<FaultProxy> {
@@ -160,7 +164,11 @@ export function kubeconfigWithServer(file: string, server: string, out: string):
 /** PEM files: the serving certificate and key the proxy presents, and the CA that signed the upstream's. */
 export type TlsFiles = { cert: string; key: string; ca: string };
 
-type Kubeconfig = { "current-context": string; contexts: { name: string; context: { cluster: string } }[]; clusters: { name: string; cluster: { server: string } }[] };
+type Kubeconfig = {
+  "current-context": string;
+  contexts: { name: string; context: { cluster: string } }[];
+  clusters: { name: string; cluster: { server: string } }[];
+};
 
 function parseKubeconfig(file: string): Kubeconfig {
   return loadAllYaml(readFileSync(file, "utf8"))[0] as Kubeconfig;

@@ -25,7 +25,17 @@ const bundle = path.resolve(import.meta.dirname, `../../../.tmp/sandbox-worker-c
 afterAll(() => rmSync(bundle, { force: true }));
 
 async function runWorkerChild(sessionId: string): Promise<{ sandboxId: string; kill: () => Promise<void> }> {
-  if (!existsSync(bundle)) await build({ entryPoints: [path.join(import.meta.dirname, "worker-child.ts")], outfile: bundle, bundle: true, platform: "node", format: "esm", target: "node20", packages: "external", logLevel: "warning" });
+  if (!existsSync(bundle))
+    await build({
+      entryPoints: [path.join(import.meta.dirname, "worker-child.ts")],
+      outfile: bundle,
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      packages: "external",
+      logLevel: "warning",
+    });
   const child = fork(bundle, [env.baseDir, env.runtimeScript, f.teamId, sessionId], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   const msg = await new Promise<{ sandboxId: string }>((resolve, reject) => {
@@ -36,7 +46,10 @@ async function runWorkerChild(sessionId: string): Promise<{ sandboxId: string; k
 }
 
 async function worker1Health(d: ReturnType<typeof env.driver>, h: Awaited<ReturnType<ReturnType<typeof env.driver>["acquire"]>>): Promise<"up" | "down"> {
-  return d.exec(h, { command: "true" }).then(() => "up" as const, () => "down" as const);
+  return d.exec(h, { command: "true" }).then(
+    () => "up" as const,
+    () => "down" as const,
+  );
 }
 
 describe("local sandbox continuity", () => {

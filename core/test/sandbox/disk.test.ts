@@ -63,7 +63,14 @@ describe("sandbox disk (local driver)", () => {
   });
 
   it("gives the Kubernetes driver's workspace the same size (the PVC's storage request)", () => {
-    const t = templateObject("ns", "tpl", "team", policy({ resources: { workspaceMb: 300 } }), { image: "keel", runtimePort: 8080, cpu: "1", workers: { namespace: "keel", podLabels: {} } }, "hash");
+    const t = templateObject(
+      "ns",
+      "tpl",
+      "team",
+      policy({ resources: { workspaceMb: 300 } }),
+      { image: "keel", runtimePort: 8080, cpu: "1", workers: { namespace: "keel", podLabels: {} } },
+      "hash",
+    );
     const json = JSON.stringify(t);
     expect(json).toContain('"resources":{"requests":{"storage":"300Mi"}}');
     expect(json).not.toContain('{"name":"workspace","emptyDir"');

@@ -90,7 +90,9 @@ describe("egress allow-list (local driver)", () => {
     expect(direct.stderr).toMatch(/Failed to connect|Couldn't connect/);
     const byName = await d.exec(h, { command: `curl -sS --max-time 10 --noproxy '*' http://api.test:${port}/` });
     expect(byName.stderr).toMatch(/Could not resolve host/);
-    const tcp = await d.exec(h, { command: `node -e "require('net').connect(${port},'127.0.0.1').on('connect',()=>{console.log('CONNECTED');process.exit(0)}).on('error',e=>{console.log('REFUSED',e.code);process.exit(3)})"` });
+    const tcp = await d.exec(h, {
+      command: `node -e "require('net').connect(${port},'127.0.0.1').on('connect',()=>{console.log('CONNECTED');process.exit(0)}).on('error',e=>{console.log('REFUSED',e.code);process.exit(3)})"`,
+    });
     expect(tcp.stdout).toMatch(/REFUSED ECONNREFUSED/);
     const ifaces = await d.exec(h, { command: "cat /proc/net/dev | tail -n +3 | cut -d: -f1" });
     expect(ifaces.stdout.trim()).toBe("lo");
@@ -108,7 +110,9 @@ describe("egress allow-list (local driver)", () => {
   });
 
   it("does not open loopback or this host's own address to an address rule 0.0.0.0/0 (issue 14 item 5)", async () => {
-    const own = Object.values(networkInterfaces()).flatMap((l) => l ?? []).find((i) => i.family === "IPv4" && !i.internal)!.address;
+    const own = Object.values(networkInterfaces())
+      .flatMap((l) => l ?? [])
+      .find((i) => i.family === "IPv4" && !i.internal)!.address;
     const onOwn = http.createServer((_req, res) => res.end("host service\n"));
     await new Promise<void>((r) => onOwn.listen(0, own, r));
     try {
@@ -136,7 +140,9 @@ describe("egress allow-list (local driver)", () => {
     const h = await d.acquire(session(), TEAM, policy());
     const rec = await env.record(TEAM, h.sessionId);
     expect(rec).not.toHaveProperty("egressPid");
-    const r = await d.exec(h, { command: `env | grep -ci proxy; ls /run/keel-egress; curl -sS --max-time 5 -x http://127.0.0.1:3128 http://api.test:${port}/` });
+    const r = await d.exec(h, {
+      command: `env | grep -ci proxy; ls /run/keel-egress; curl -sS --max-time 5 -x http://127.0.0.1:3128 http://api.test:${port}/`,
+    });
     expect(r.stdout.trim()).toBe("0");
     expect(r.stderr).toMatch(/No such file or directory/);
     expect(r.stderr).toMatch(/Failed to connect|Couldn't connect/);
@@ -186,7 +192,9 @@ describe("egress allow-list grammar and matching", () => {
     for (const bad of ["http://x.com", "x.com:0", "x.com:http", "*.", "a b", "10.0.0.0/33", "300.1.1.1", "*.*.com", "x.com/path"]) {
       expect(parseEgressEntry(bad), bad).toBeInstanceOf(Error);
     }
-    expect(() => parseSandboxPolicy({ egress: { allow: ["ok.com", "http://bad.com"] } })).toThrow(/http:\/\/bad\.com.{1,3} is a URL; give the host name only \(e\.g\. bad\.com\)/);
+    expect(() => parseSandboxPolicy({ egress: { allow: ["ok.com", "http://bad.com"] } })).toThrow(
+      /http:\/\/bad\.com.{1,3} is a URL; give the host name only \(e\.g\. bad\.com\)/,
+    );
   });
 
   it("matches exact names, subdomains of a wildcard (not the bare domain), ports and ranges", () => {
@@ -206,6 +214,9 @@ describe("egress allow-list grammar and matching", () => {
     expect(ok("api.example.com", 80, ["169.254.169.254"])).toBe(false); // cloud metadata via a listed name
     expect(ok("api.example.com", 80, ["::ffff:127.0.0.1"])).toBe(false);
     // Every allowed address is offered to the connection (IPv6 and IPv4), none that is not.
-    expect(m.decide("api.example.com", 80, ["2606:2800::1", "127.0.0.1", "93.184.216.34"])).toEqual({ allowed: true, addresses: ["2606:2800::1", "93.184.216.34"] });
+    expect(m.decide("api.example.com", 80, ["2606:2800::1", "127.0.0.1", "93.184.216.34"])).toEqual({
+      allowed: true,
+      addresses: ["2606:2800::1", "93.184.216.34"],
+    });
   });
 });

@@ -6,5 +6,5 @@ import { parseSandboxPolicy } from "../../src/sandbox/policy.js";
 const [baseDir, runtimeScript, teamId, sessionId] = process.argv.slice(2) as [string, string, string, string];
 const driver = new LocalSandboxDriver({ baseDir, runtimeScript });
 const h = await driver.acquire(sessionId, teamId, parseSandboxPolicy({}));
-const r = await driver.exec(h, { command: "for f in /proc/self/fd/*; do echo \"${f##*/} $(readlink $f)\"; done" });
+const r = await driver.exec(h, { command: 'for f in /proc/self/fd/*; do echo "${f##*/} $(readlink $f)"; done' });
 process.stdout.write(`${JSON.stringify({ inside: r.stdout })}\n`);

@@ -18,16 +18,22 @@ describe("file view against FIFOs (local driver)", () => {
     await d.exec(h, { command: "mkfifo pipe && echo ok > normal.txt" });
     await expect(d.readFile(h, "pipe")).rejects.toMatchObject({ status: 400, code: "not_a_file" });
     const swapper = await d.exec(h, {
-      command: "setsid sh -c 'while :; do echo text > a.tmp; mv -f a.tmp race.txt; mkfifo f.tmp; mv -f f.tmp race.txt; done' >/dev/null 2>&1 < /dev/null & until [ -e race.txt ]; do :; done; echo started",
+      command:
+        "setsid sh -c 'while :; do echo text > a.tmp; mv -f a.tmp race.txt; mkfifo f.tmp; mv -f f.tmp race.txt; done' >/dev/null 2>&1 < /dev/null & until [ -e race.txt ]; do :; done; echo started",
     });
     expect(swapper.stdout.trim()).toBe("started");
     const outcomes = new Map<string, number>();
     for (let round = 0; round < 40; round++) {
       // The command returns once the loop is running in its own session (it outlives the command's group).
-    // Eight at a time: twice libuv's four threads.
+      // Eight at a time: twice libuv's four threads.
       const reads = await Promise.allSettled(Array.from({ length: 8 }, () => d.readFile(h, "race.txt")));
       for (const r of reads) {
-        const key = r.status === "fulfilled" ? `content:${r.value.content.trim()}` : r.reason instanceof SandboxRequestError ? `${r.reason.status}:${r.reason.code}` : `error:${(r.reason as Error).message}`;
+        const key =
+          r.status === "fulfilled"
+            ? `content:${r.value.content.trim()}`
+            : r.reason instanceof SandboxRequestError
+              ? `${r.reason.status}:${r.reason.code}`
+              : `error:${(r.reason as Error).message}`;
         outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
       }
     }

@@ -39,7 +39,12 @@ afterAll(async () => {
 });
 
 /** Runs a Node script inside the sandbox (as a file: no quoting games). */
-async function nodeInside(d: ReturnType<typeof env.driver>, h: Awaited<ReturnType<ReturnType<typeof env.driver>["acquire"]>>, script: string, opts: { background?: boolean } = {}) {
+async function nodeInside(
+  d: ReturnType<typeof env.driver>,
+  h: Awaited<ReturnType<ReturnType<typeof env.driver>["acquire"]>>,
+  script: string,
+  opts: { background?: boolean } = {},
+) {
   const name = `.probe-${randomUUID().slice(0, 8)}.js`;
   await d.writeFile(h, name, script);
   // A daemon: its own session, and the command waits until it has written its first line (the
@@ -54,7 +59,10 @@ describe("the runtime is out of the commands' reach", () => {
     const h = await d.acquire(session(), team(), policy());
     await d.writeFile(h, "notes.txt", "the real file");
     // The attack from the issue: move the socket aside, listen on its path, answer 200 non-JSON.
-    await nodeInside(d, h, `
+    await nodeInside(
+      d,
+      h,
+      `
       const fs = require("fs"), net = require("net"), http = require("http");
       const log = (m) => fs.appendFileSync("/workspace/attack.log", m + "\\n");
       const p = "/run/keel/runtime.sock";
@@ -62,7 +70,9 @@ describe("the runtime is out of the commands' reach", () => {
       const s = http.createServer((req, res) => { log("REQUEST " + req.url + " " + req.headers.authorization); res.end("FORGED"); });
       s.on("error", (e) => { log("listen " + e.code); process.exit(0); });
       s.listen(p, () => log("listening"));
-    `, { background: true });
+    `,
+      { background: true },
+    );
     // New connections, not ones kept alive from before the attack.
     http.globalAgent.destroy();
     expect((await d.exec(h, { command: "echo from the runtime" })).stdout).toBe("from the runtime\n");
@@ -123,20 +133,27 @@ describe("the runtime is out of the commands' reach", () => {
     const d = env.driver();
     const h = await d.acquire(session(), team(), policy());
     // The planted record of the issue, where the runtime used to keep its ledger.
-    const planted = await nodeInside(d, h, `
+    const planted = await nodeInside(
+      d,
+      h,
+      `
       const fs = require("fs"), crypto = require("crypto");
       const dir = "/workspace/.keel/exec"; fs.mkdirSync(dir, { recursive: true });
       const file = dir + "/" + crypto.createHash("sha256").update("planted-1").digest("hex") + ".json";
       const result = { exitCode: 0, signal: null, stdout: "FORGED: all tests passed\\n", stderr: "", truncated: false, timedOut: false, durationMs: 1 };
       fs.writeFileSync(file, JSON.stringify({ key: "planted-1", status: "done", startedAt: Date.now(), result }));
       console.log("planted");
-    `);
+    `,
+    );
     expect(planted.stdout).toBe("planted\n");
     const r = await d.exec(h, { command: "echo really ran", idempotencyKey: "planted-1" });
     expect(r.stdout).toBe("really ran\n");
     // No path leads to the runtime: no unix socket of it in this network namespace, none in the
     // file system, none through another process's fds; the runtime's memory and fds are closed.
-    const probe = await nodeInside(d, h, `
+    const probe = await nodeInside(
+      d,
+      h,
+      `
       const fs = require("fs"), http = require("http");
       const out = { sockets: [], answered: [], runtimePids: [], opened: [] };
       for (const line of fs.readFileSync("/proc/net/unix", "utf8").split("\\n").slice(1)) {
@@ -157,7 +174,8 @@ describe("the runtime is out of the commands' reach", () => {
         req.on("error", done); req.on("timeout", () => req.destroy());
         req.end(body);
       }
-    `);
+    `,
+    );
     const seen = JSON.parse(probe.stdout) as { sockets: string[]; answered: string[]; runtimePids: string[]; opened: string[] };
     expect(seen.runtimePids.length).toBeGreaterThan(0);
     expect(seen.opened).toEqual([]);
@@ -172,14 +190,28 @@ describe("what reaches a sandbox from the host", () => {
   it("no host fd leaks into a sandbox (a worker's inherited fd 251)", async () => {
     const bundle = path.resolve(import.meta.dirname, `../../../.tmp/sandbox-fd-child-${process.pid}.mjs`);
     try {
-      await build({ entryPoints: [path.join(import.meta.dirname, "fd-child.ts")], outfile: bundle, bundle: true, platform: "node", format: "esm", target: "node20", packages: "external", logLevel: "warning" });
+      await build({
+        entryPoints: [path.join(import.meta.dirname, "fd-child.ts")],
+        outfile: bundle,
+        bundle: true,
+        platform: "node",
+        format: "esm",
+        target: "node20",
+        packages: "external",
+        logLevel: "warning",
+      });
       const stdio = ["ignore", "pipe", "inherit", ...Array.from({ length: 248 }, () => "ignore" as const), "pipe"] as const;
-      const child = spawn(process.execPath, [bundle, env.baseDir, env.runtimeScript, team(), session()], { stdio: stdio as unknown as ("pipe" | "ignore" | "inherit")[] });
+      const child = spawn(process.execPath, [bundle, env.baseDir, env.runtimeScript, team(), session()], {
+        stdio: stdio as unknown as ("pipe" | "ignore" | "inherit")[],
+      });
       let out = "";
       child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
       const code = await new Promise<number | null>((r) => child.once("exit", r));
       expect(code).toBe(0);
-      const fds = (JSON.parse(out) as { inside: string }).inside.trim().split("\n").map((l) => Number(l.split(" ")[0]));
+      const fds = (JSON.parse(out) as { inside: string }).inside
+        .trim()
+        .split("\n")
+        .map((l) => Number(l.split(" ")[0]));
       // 0-2 and the fd of the shell's own directory listing (3): nothing of the host's.
       expect(fds.filter((fd) => fd > 3)).toEqual([]);
     } finally {
@@ -191,7 +223,10 @@ describe("what reaches a sandbox from the host", () => {
     const d = env.driver();
     const teamId = team();
     const h = await d.acquire(session(), teamId, policy());
-    const r = await d.exec(h, { command: "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done; echo ---; cat /proc/cmdline; echo ---; cat /proc/loadavg; head -1 /proc/stat; echo ---; ls -A /usr/local | wc -l" });
+    const r = await d.exec(h, {
+      command:
+        "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done; echo ---; cat /proc/cmdline; echo ---; cat /proc/loadavg; head -1 /proc/stat; echo ---; ls -A /usr/local | wc -l",
+    });
     const [cmdlines, kernel, load, local] = r.stdout.split("---\n");
     expect(cmdlines).not.toContain(teamId);
     expect(cmdlines).not.toContain(h.sessionId);
@@ -210,7 +245,10 @@ describe("what reaches a sandbox from the host", () => {
   it("has a read-only root and size-capped /tmp and /dev/shm", async () => {
     const d = env.driver();
     const h = await d.acquire(session(), team(), policy({ resources: { memoryMb: 64 } }));
-    const r = await d.exec(h, { command: "touch /x 2>&1; touch /dev/x 2>&1; touch /opt/keel/x 2>&1; for t in /tmp /dev/shm; do head -c 80000000 /dev/zero > $t/big 2>&1 || echo \"$t full\"; done; touch /workspace/ok && echo workspace ok" });
+    const r = await d.exec(h, {
+      command:
+        'touch /x 2>&1; touch /dev/x 2>&1; touch /opt/keel/x 2>&1; for t in /tmp /dev/shm; do head -c 80000000 /dev/zero > $t/big 2>&1 || echo "$t full"; done; touch /workspace/ok && echo workspace ok',
+    });
     expect(r.stdout.match(/Read-only file system/g)?.length).toBe(3);
     expect(r.stdout).toContain("/tmp full");
     expect(r.stdout).toContain("/dev/shm full");
@@ -225,10 +263,36 @@ describe("kernel surface", () => {
     const userns = await d.exec(h, { command: "unshare -Ur id 2>&1; echo rc=$?" });
     expect(userns.stdout).not.toMatch(/uid=0/);
     // Raw syscalls through perl: errno per call (EPERM 1, ENOSYS 38); fork still works.
-    const calls: Record<string, number> = { keyctl: 250, add_key: 248, request_key: 249, bpf: 321, userfaultfd: 323, perf_event_open: 298, mount: 165, umount2: 166, pivot_root: 155, unshare: 272, setns: 308, ptrace: 101, process_vm_readv: 310, pidfd_getfd: 438, kexec_load: 246, init_module: 175, io_uring_setup: 425, clone3: 435 };
-    const script = Object.entries(calls).map(([n, nr]) => `$r = syscall(${nr}, 0, 0, 0, 0, 0); print "${n} ", ($r == -1 ? $!+0 : "ok"), "\\n";`).join(" ");
+    const calls: Record<string, number> = {
+      keyctl: 250,
+      add_key: 248,
+      request_key: 249,
+      bpf: 321,
+      userfaultfd: 323,
+      perf_event_open: 298,
+      mount: 165,
+      umount2: 166,
+      pivot_root: 155,
+      unshare: 272,
+      setns: 308,
+      ptrace: 101,
+      process_vm_readv: 310,
+      pidfd_getfd: 438,
+      kexec_load: 246,
+      init_module: 175,
+      io_uring_setup: 425,
+      clone3: 435,
+    };
+    const script = Object.entries(calls)
+      .map(([n, nr]) => `$r = syscall(${nr}, 0, 0, 0, 0, 0); print "${n} ", ($r == -1 ? $!+0 : "ok"), "\\n";`)
+      .join(" ");
     const r = await d.exec(h, { command: ["perl", "-e", script] });
-    const got = Object.fromEntries(r.stdout.trim().split("\n").map((l) => l.split(" ")));
+    const got = Object.fromEntries(
+      r.stdout
+        .trim()
+        .split("\n")
+        .map((l) => l.split(" ")),
+    );
     for (const n of Object.keys(calls)) expect([n, got[n]]).toEqual([n, n === "clone3" ? "38" : "1"]);
     expect((await d.exec(h, { command: "(echo forked) | cat" })).stdout).toBe("forked\n");
   });

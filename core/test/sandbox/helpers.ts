@@ -50,7 +50,7 @@ export function useSandboxEnv(): SandboxEnv {
         parent.set(Number(p), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
         if ((await readlink(`/proc/${p}/cwd`).catch(() => "")).startsWith(`${env.baseDir}/`)) pids.push(Number(p));
       }
-      for (let grew = true; grew; ) {
+      for (let grew = true; grew;) {
         grew = false;
         for (const [pid, ppid] of parent) if (pids.includes(ppid) && !pids.includes(pid)) (pids.push(pid), (grew = true));
       }

@@ -50,7 +50,12 @@ describe("local sandbox isolation", () => {
     // to an allowed address still fails. The same script reaches the server from the host.
     const open = await d.acquire(await f.newSession(), f.teamId, policy({ egress: { allow: ["127.0.0.1"] } }));
     expect((await d.exec(open, { command: connectScript(tcpPort) })).stdout).toMatch(/REFUSED/);
-    await new Promise<void>((resolve, reject) => net.connect(tcpPort, "127.0.0.1").once("data", () => resolve()).once("error", reject));
+    await new Promise<void>((resolve, reject) =>
+      net
+        .connect(tcpPort, "127.0.0.1")
+        .once("data", () => resolve())
+        .once("error", reject),
+    );
   });
 
   it("cannot read host files, other sandboxes' workspaces or host processes", async () => {
@@ -59,7 +64,9 @@ describe("local sandbox isolation", () => {
     const b = await d.acquire(await f.newSession(), f.teamId, policy());
     await d.writeFile(b, "b-private.txt", "b's data");
     const bWorkspace = path.join(env.baseDir, f.teamId, b.sessionId, "workspace");
-    const r = await d.exec(a, { command: `cat ${hostSecretDir}/pg_secret; cat ${bWorkspace}/b-private.txt; ls ${env.baseDir}; ls /workspace/..; cat /etc/shadow; ls /root` });
+    const r = await d.exec(a, {
+      command: `cat ${hostSecretDir}/pg_secret; cat ${bWorkspace}/b-private.txt; ls ${env.baseDir}; ls /workspace/..; cat /etc/shadow; ls /root`,
+    });
     expect(r.stdout).not.toMatch(/host-only-data|b's data|b-private/);
     expect(r.stderr).toMatch(/pg_secret: No such file or directory/);
     expect(r.stderr).toMatch(/b-private.txt: No such file or directory/);
@@ -87,7 +94,8 @@ describe("local sandbox isolation", () => {
     const tools = createSandboxTools(d, async (teamId) => ({ policy: policy({ secrets: ["API_KEY", "BETA_ONLY"] }), secrets: secretsByTeam[teamId]! }));
     const exec = tools.find((t) => t.name === "exec")!;
     const alphaSession = await f.newSession();
-    const betaSession = (await f.tenancy.createSession(otherTeamId, { agentId: (await f.tenancy.createAgent(otherTeamId, { name: "b", model: "demo" })).id })).id;
+    const betaSession = (await f.tenancy.createSession(otherTeamId, { agentId: (await f.tenancy.createAgent(otherTeamId, { name: "b", model: "demo" })).id }))
+      .id;
     const alpha = (await exec.run({ command: "env" }, ctx(f.teamId, alphaSession))) as { stdout: string };
     const beta = (await exec.run({ command: "env" }, ctx(otherTeamId, betaSession))) as { stdout: string };
     expect(alpha.stdout).toContain("API_KEY=alpha-key");
@@ -106,7 +114,11 @@ describe("local sandbox isolation", () => {
   it("fences tool calls with the run's epoch", async () => {
     const d = env.driver();
     const epochs: Record<string, number> = { "run-1": 5 };
-    const tools = createSandboxTools(d, async () => ({ policy: policy(), secrets: {} }), (c) => epochs[c.runId]);
+    const tools = createSandboxTools(
+      d,
+      async () => ({ policy: policy(), secrets: {} }),
+      (c) => epochs[c.runId],
+    );
     const c = { ...ctx(f.teamId, await f.newSession()), runId: "run-1" };
     await tool(tools, "write_file").run({ path: "a.txt", content: "epoch 5" }, c);
     epochs["run-1"] = 4; // a worker that lost its claim, still running
@@ -117,10 +129,18 @@ describe("local sandbox isolation", () => {
 
   it("stops runaway commands with a clear error", async () => {
     const d = env.driver();
-    const tools = createSandboxTools(d, async () => ({ policy: policy({ resources: { cpuSeconds: 1, memoryMb: 128, maxProcesses: 40, maxFileSizeMb: 1 } }), secrets: {} }));
+    const tools = createSandboxTools(d, async () => ({
+      policy: policy({ resources: { cpuSeconds: 1, memoryMb: 128, maxProcesses: 40, maxFileSizeMb: 1 } }),
+      secrets: {},
+    }));
     const exec = tool(tools, "exec");
     const c = ctx(f.teamId, await f.newSession());
-    const run = (command: string, timeoutMs = 20_000) => exec.run({ command, timeoutMs }, { ...c, idempotencyKey: `${command}-${Math.random()}` }) as Promise<{ error?: string; stdout: string; exitCode: number | null }>;
+    const run = (command: string, timeoutMs = 20_000) =>
+      exec.run({ command, timeoutMs }, { ...c, idempotencyKey: `${command}-${Math.random()}` }) as Promise<{
+        error?: string;
+        stdout: string;
+        exitCode: number | null;
+      }>;
     // Counted with the shell's own glob (no fork): while the bomb holds every slot a `$(ls | wc)`
     // cannot fork, and printed an empty count under load (cold CI, 2026-12-07).
     const bomb = await run("f(){ f|f& }; f; sleep 1; set -- /proc/[0-9]*; echo procs=$#", 10_000);
@@ -157,5 +177,12 @@ function tool(tools: Tool[], name: string): Tool {
 }
 
 function ctx(teamId: string, sessionId: string): ToolContext {
-  return { signal: new AbortController().signal, idempotencyKey: `key-${Math.random()}`, teamId, sessionId, runId: "00000000-0000-0000-0000-000000000001", epoch: 1n };
+  return {
+    signal: new AbortController().signal,
+    idempotencyKey: `key-${Math.random()}`,
+    teamId,
+    sessionId,
+    runId: "00000000-0000-0000-0000-000000000001",
+    epoch: 1n,
+  };
 }

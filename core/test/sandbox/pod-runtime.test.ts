@@ -20,7 +20,10 @@ let dir: string;
 let runtime: string;
 
 const asUid = (argv: string[], env: Record<string, string> = {}) =>
-  spawn("setpriv", ["--reuid", String(UID), "--regid", String(UID), "--clear-groups", ...argv], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env } as unknown as NodeJS.ProcessEnv, stdio: "ignore" });
+  spawn("setpriv", ["--reuid", String(UID), "--regid", String(UID), "--clear-groups", ...argv], {
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env } as unknown as NodeJS.ProcessEnv,
+    stdio: "ignore",
+  });
 
 beforeAll(async () => {
   if (process.getuid?.() !== 0) throw new Error("pod-runtime.test.ts starts processes as another uid: run the tests as root (CI does)");
@@ -55,12 +58,25 @@ it("a uid already holding more processes than maxProcesses (other pods on the no
   await mkdir(workspace);
   await chown(workspace, UID, UID);
   const port = await freePort();
-  children.push(asUid([process.execPath, runtime, "--port", String(port), "--host", "127.0.0.1", "--workspace", workspace], { KEEL_RUNTIME_TOKEN: TOKEN, KEEL_RUNTIME_LIMITS: podRuntimeLimits(policy) }));
+  children.push(
+    asUid([process.execPath, runtime, "--port", String(port), "--host", "127.0.0.1", "--workspace", workspace], {
+      KEEL_RUNTIME_TOKEN: TOKEN,
+      KEEL_RUNTIME_LIMITS: podRuntimeLimits(policy),
+    }),
+  );
   const call = (p: string, body?: unknown) =>
-    fetch(`http://127.0.0.1:${port}${p}`, { method: body ? "POST" : "GET", headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" }, ...(body ? { body: JSON.stringify(body) } : {}) });
+    fetch(`http://127.0.0.1:${port}${p}`, {
+      method: body ? "POST" : "GET",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
   await waitFor(async () => (await call("/healthz").catch(() => null))?.ok === true);
 
-  const r = (await (await call("/exec", { command: "for i in 1 2 3 4 5; do sleep 0.1 & done; wait; echo forked" })).json()) as { exitCode: number; stdout: string; stderr: string };
+  const r = (await (await call("/exec", { command: "for i in 1 2 3 4 5; do sleep 0.1 & done; wait; echo forked" })).json()) as {
+    exitCode: number;
+    stdout: string;
+    stderr: string;
+  };
   expect(r.stderr).toBe("");
   expect(r.stdout).toBe("forked\n");
   expect(r.exitCode).toBe(0);

@@ -17,7 +17,14 @@ afterAll(async () => {
 });
 
 function webView(filesTimeoutMs = 1_500) {
-  const remote = new SandboxRelayClient({ pool: f.pool, connectionString: f.url, driverName: "kubernetes", logger: testLogger, filesTimeoutMs, startTimeoutMs: filesTimeoutMs });
+  const remote = new SandboxRelayClient({
+    pool: f.pool,
+    connectionString: f.url,
+    driverName: "kubernetes",
+    logger: testLogger,
+    filesTimeoutMs,
+    startTimeoutMs: filesTimeoutMs,
+  });
   clients.push(remote);
   return new SessionSandboxes({ db: f.pool, store: new SandboxStore(f.pool), remote });
 }
@@ -31,7 +38,11 @@ describe("session view through the relay, web side", () => {
     await expect(view.listFiles(f.teamId, sessionId, ".")).rejects.toMatchObject({ status: 409, code: "sandbox_not_running", details: { state: null } });
     const store = new SandboxStore(f.pool);
     await store.record({ id: randomUUID(), teamId: f.teamId, sessionId, driver: "kubernetes", state: "suspended", lastError: null, lastActiveAt: new Date() });
-    await expect(view.readFile(f.teamId, sessionId, "a.txt")).rejects.toMatchObject({ status: 409, code: "sandbox_not_running", details: { state: "suspended" } });
+    await expect(view.readFile(f.teamId, sessionId, "a.txt")).rejects.toMatchObject({
+      status: 409,
+      code: "sandbox_not_running",
+      details: { state: "suspended" },
+    });
     // The view knows the workers' driver: a suspended kubernetes sandbox is theirs, files come back when it runs.
     expect(await view.describe(f.teamId, sessionId)).toMatchObject({ sandbox: { state: "suspended", driver: "kubernetes" }, filesAvailable: false });
     await expect(view.listFiles(randomUUID(), sessionId, ".")).rejects.toMatchObject({ status: 404 });
@@ -41,10 +52,19 @@ describe("session view through the relay, web side", () => {
   it("answers 503 naming the workers when none takes the request, and leaves no row behind", async () => {
     const view = webView();
     const sessionId = await f.newSession();
-    await new SandboxStore(f.pool).record({ id: randomUUID(), teamId: f.teamId, sessionId, driver: "kubernetes", state: "ready", lastError: null, lastActiveAt: new Date() });
+    await new SandboxStore(f.pool).record({
+      id: randomUUID(),
+      teamId: f.teamId,
+      sessionId,
+      driver: "kubernetes",
+      state: "ready",
+      lastError: null,
+      lastActiveAt: new Date(),
+    });
     expect(await view.describe(f.teamId, sessionId)).toMatchObject({ filesAvailable: true });
     await expect(view.listFiles(f.teamId, sessionId, ".")).rejects.toMatchObject({
-      status: 503, code: "sandbox_unavailable",
+      status: 503,
+      code: "sandbox_unavailable",
       message: "no worker took the request within 1.5 s: are workers running with KEEL_SANDBOX_DRIVER=kubernetes?",
     });
     await expect(view.start(f.teamId, sessionId)).rejects.toMatchObject({ status: 503, code: "sandbox_unavailable" });
@@ -55,18 +75,40 @@ describe("session view through the relay, web side", () => {
     const view = webView();
     const sessionId = await f.newSession();
     const sandboxId = randomUUID();
-    await new SandboxStore(f.pool).record({ id: sandboxId, teamId: f.teamId, sessionId, driver: "kubernetes", state: "ready", lastError: null, lastActiveAt: new Date() });
+    await new SandboxStore(f.pool).record({
+      id: sandboxId,
+      teamId: f.teamId,
+      sessionId,
+      driver: "kubernetes",
+      state: "ready",
+      lastError: null,
+      lastActiveAt: new Date(),
+    });
     // A local-driver worker's view: the row says kubernetes, so its own checks refuse (503, driver named).
     const start = (driverName: string) => {
-      const s = new SandboxRelayServer({ pool: f.pool, connectionString: f.url, driverName, workerId: `w-${driverName}`, logger: testLogger, view: new SessionSandboxes({ db: f.pool, store: new SandboxStore(f.pool) }) });
+      const s = new SandboxRelayServer({
+        pool: f.pool,
+        connectionString: f.url,
+        driverName,
+        workerId: `w-${driverName}`,
+        logger: testLogger,
+        view: new SessionSandboxes({ db: f.pool, store: new SandboxStore(f.pool) }),
+      });
       return s.start().then(() => s);
     };
     const local = await start("local");
-    await expect(view.listFiles(f.teamId, sessionId, ".")).rejects.toMatchObject({ status: 503, message: expect.stringContaining("no worker took the request") });
+    await expect(view.listFiles(f.teamId, sessionId, ".")).rejects.toMatchObject({
+      status: 503,
+      message: expect.stringContaining("no worker took the request"),
+    });
     await local.stop();
     const k8s = await start("kubernetes");
     // This worker has no driver at all: its SessionSandboxes refuses, and the web gets that refusal.
-    await expect(view.readFile(f.teamId, sessionId, "a.txt")).rejects.toMatchObject({ status: 503, code: "sandbox_unavailable", message: "this process has no sandbox driver" });
+    await expect(view.readFile(f.teamId, sessionId, "a.txt")).rejects.toMatchObject({
+      status: 503,
+      code: "sandbox_unavailable",
+      message: "this process has no sandbox driver",
+    });
     await k8s.stop();
     expect(await pending()).toBe(0);
   });
@@ -80,7 +122,14 @@ describe("session view through the relay, worker side", () => {
     const h = await driver.acquire(sessionId, f.teamId, policy());
     const made = await driver.exec(h, { command: "mkdir many && cd many && seq 1 5001 | xargs touch && ls | wc -l" });
     expect(made.stdout.trim()).toBe("5001");
-    const server = new SandboxRelayServer({ pool: f.pool, connectionString: f.url, driverName: "local", workerId: "w-limits", logger: testLogger, view: new SessionSandboxes({ db: f.pool, store, driver: () => driver }) });
+    const server = new SandboxRelayServer({
+      pool: f.pool,
+      connectionString: f.url,
+      driverName: "local",
+      workerId: "w-limits",
+      logger: testLogger,
+      view: new SessionSandboxes({ db: f.pool, store, driver: () => driver }),
+    });
     await server.start();
     try {
       // Written as anyone with the database could write it (the web's client never asks for this much).

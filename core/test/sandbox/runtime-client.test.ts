@@ -81,4 +81,3 @@ describe("runtime client against a misbehaving runtime", () => {
     await expect(new RuntimeClient({ socketPath: path.join(dir, "missing.sock"), socketOwner: 0 }, "t".repeat(20)).health()).rejects.toThrow(/no socket at/);
   });
 });
-

@@ -60,7 +60,13 @@ describe("sandbox runtime", () => {
     expect(await client().readFile("utf8.txt", { maxBytes: 5 })).toMatchObject({ content: "ab€", encoding: "utf8", truncated: true });
     expect(await client().readFile("utf8.txt")).toMatchObject({ content: "ab€€€", truncated: false });
     await writeFile(path.join(workspace, "bin.dat"), Buffer.from([0x61, 0, 0xff]));
-    expect(await client().readFile("bin.dat")).toEqual({ path: "bin.dat", content: Buffer.from([0x61, 0, 0xff]).toString("base64"), encoding: "base64", sizeBytes: 3, truncated: false });
+    expect(await client().readFile("bin.dat")).toEqual({
+      path: "bin.dat",
+      content: Buffer.from([0x61, 0, 0xff]).toString("base64"),
+      encoding: "base64",
+      sizeBytes: 3,
+      truncated: false,
+    });
     for (const f of ["utf8.txt", "bin.dat"]) await rm(path.join(workspace, f)); // the next test lists the workspace
   });
 
@@ -91,7 +97,10 @@ describe("sandbox runtime", () => {
     const again = await c.exec({ command: cmd, idempotencyKey: "call-1" });
     expect(again).toMatchObject({ stdout: first.stdout, replayed: true });
     // Concurrent duplicates while the first is still running: one run.
-    const [a, b] = await Promise.all([c.exec({ command: "sleep 0.2; " + cmd, idempotencyKey: "call-2" }), c.exec({ command: "sleep 0.2; " + cmd, idempotencyKey: "call-2" })]);
+    const [a, b] = await Promise.all([
+      c.exec({ command: "sleep 0.2; " + cmd, idempotencyKey: "call-2" }),
+      c.exec({ command: "sleep 0.2; " + cmd, idempotencyKey: "call-2" }),
+    ]);
     expect(a.stdout).toBe(b.stdout);
     await stop();
     await start();

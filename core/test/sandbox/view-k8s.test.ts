@@ -35,7 +35,9 @@ afterAll(async () => {
 
 function driver(store: SandboxStore) {
   return testDriver(kubeconfig, prefix, {
-    readyTimeoutMs: 60_000, apiRetryMs: 2_000, store,
+    readyTimeoutMs: 60_000,
+    apiRetryMs: 2_000,
+    store,
     runtimeClient: (e, token) => new RuntimeClient({ baseUrl: endpoints.get(e.podIP) ?? e.baseUrl }, token),
   });
 }
@@ -57,7 +59,10 @@ describe("session view through the Kubernetes driver", () => {
 
     // A new driver instance (another web replica) with nothing in memory: the claim is enough.
     const fresh = new SessionSandboxes({ db: f.pool, store, driver: () => driver(store) });
-    expect(await fresh.describe(f.teamId, sessionId)).toMatchObject({ sandbox: { id: h.sandboxId, driver: "kubernetes", state: "ready" }, filesAvailable: true });
+    expect(await fresh.describe(f.teamId, sessionId)).toMatchObject({
+      sandbox: { id: h.sandboxId, driver: "kubernetes", state: "ready" },
+      filesAvailable: true,
+    });
     expect((await fresh.listFiles(f.teamId, sessionId, ".")).entries).toEqual([{ path: "out", type: "directory", sizeBytes: 0 }]);
     expect(await fresh.readFile(f.teamId, sessionId, "out/report.txt")).toMatchObject({ binary: false, content: "made in a pod", sizeBytes: 13 });
     await expect(fresh.readFile(f.teamId, sessionId, "../etc/passwd")).rejects.toMatchObject({ status: 400, code: "path_outside_workspace" });
@@ -82,7 +87,13 @@ describe("session view through the Kubernetes driver", () => {
 const byClaim = new Map<string, string>();
 function lateBoundClient(e: RuntimeEndpoint, token: string): RuntimeApi {
   const c = () => new RuntimeClient({ baseUrl: byClaim.get(e.claim) ?? e.baseUrl }, token, { timeoutMs: 60_000 });
-  return { exec: (r) => c().exec(r), readFile: (p, o) => c().readFile(p, o), writeFile: (p, x, o) => c().writeFile(p, x, o), listFiles: (p, o) => c().listFiles(p, o), health: (o) => c().health(o) };
+  return {
+    exec: (r) => c().exec(r),
+    readFile: (p, o) => c().readFile(p, o),
+    writeFile: (p, x, o) => c().writeFile(p, x, o),
+    listFiles: (p, o) => c().listFiles(p, o),
+    health: (o) => c().health(o),
+  };
 }
 
 describe("session view on Kubernetes from a web process with no cluster access (relay through a worker)", () => {
@@ -92,8 +103,20 @@ describe("session view on Kubernetes from a web process with no cluster access (
     const store = new SandboxStore(f.pool);
     // The worker: the Kubernetes driver as the platform ServiceAccount (k8s/base/rbac.yaml).
     const workerDriver = testDriver(platform.kubeconfig, prefix, { readyTimeoutMs: 60_000, apiRetryMs: 2_000, store, runtimeClient: lateBoundClient });
-    const workerView = new SessionSandboxes({ db: f.pool, store, driver: () => workerDriver, resolvePolicy: sessionPolicyResolver(f.pool, new Secrets({ pool: f.pool })) });
-    const relay = new SandboxRelayServer({ pool: f.pool, connectionString: f.url, view: workerView, driverName: "kubernetes", workerId: "w-relay-test", logger: testLogger });
+    const workerView = new SessionSandboxes({
+      db: f.pool,
+      store,
+      driver: () => workerDriver,
+      resolvePolicy: sessionPolicyResolver(f.pool, new Secrets({ pool: f.pool })),
+    });
+    const relay = new SandboxRelayServer({
+      pool: f.pool,
+      connectionString: f.url,
+      view: workerView,
+      driverName: "kubernetes",
+      workerId: "w-relay-test",
+      logger: testLogger,
+    });
     await relay.start();
     // The web: no driver, no kubeconfig; only the database.
     const remote = new SandboxRelayClient({ pool: f.pool, connectionString: f.url, driverName: "kubernetes", logger: testLogger, filesTimeoutMs: 3_000 });
@@ -108,9 +131,16 @@ describe("session view on Kubernetes from a web process with no cluster access (
       byClaim.set(claim.metadata.name, url);
       await workerDriver.writeFile(h, "out/report.txt", "made in a pod");
 
-      expect(await web.describe(f.teamId, sessionId)).toMatchObject({ sandbox: { id: h.sandboxId, driver: "kubernetes", state: "ready" }, filesAvailable: true });
+      expect(await web.describe(f.teamId, sessionId)).toMatchObject({
+        sandbox: { id: h.sandboxId, driver: "kubernetes", state: "ready" },
+        filesAvailable: true,
+      });
       expect((await web.listFiles(f.teamId, sessionId, ".")).entries).toEqual([{ path: "out", type: "directory", sizeBytes: 0 }]);
-      expect(await web.listFiles(f.teamId, sessionId, "out")).toMatchObject({ path: "out", entries: [{ path: "out/report.txt", type: "file", sizeBytes: 13 }], truncated: false });
+      expect(await web.listFiles(f.teamId, sessionId, "out")).toMatchObject({
+        path: "out",
+        entries: [{ path: "out/report.txt", type: "file", sizeBytes: 13 }],
+        truncated: false,
+      });
       expect(await web.readFile(f.teamId, sessionId, "out/report.txt")).toMatchObject({ binary: false, content: "made in a pod", sizeBytes: 13 });
       await expect(web.readFile(f.teamId, sessionId, "../etc/passwd")).rejects.toMatchObject({ status: 400, code: "path_outside_workspace" });
       await expect(web.readFile(f.teamId, sessionId, "missing.txt")).rejects.toMatchObject({ status: 404 });
@@ -119,7 +149,11 @@ describe("session view on Kubernetes from a web process with no cluster access (
 
       // Suspended: refused (409) and left suspended; only `start` wakes it, and it runs in the worker.
       await workerDriver.suspend(h);
-      await expect(web.listFiles(f.teamId, sessionId, ".")).rejects.toMatchObject({ status: 409, code: "sandbox_not_running", details: { state: "suspended" } });
+      await expect(web.listFiles(f.teamId, sessionId, ".")).rejects.toMatchObject({
+        status: 409,
+        code: "sandbox_not_running",
+        details: { state: "suspended" },
+      });
       const sandboxName = claim.status.sandbox.name;
       expect((await kubectlJson(["get", "sandboxes.v1beta1.agents.x-k8s.io", sandboxName, "-n", ns])).spec.operatingMode).toBe("Suspended");
       expect(await web.start(f.teamId, sessionId)).toMatchObject({ sandbox: { id: h.sandboxId, state: "ready" }, filesAvailable: true });
@@ -128,13 +162,20 @@ describe("session view on Kubernetes from a web process with no cluster access (
 
       // A pod that accepts and never answers: the web answers at its deadline, saying a worker tried.
       byClaim.set(claim.metadata.name, `http://127.0.0.1:${(blackHole.address() as AddressInfo).port}`);
-      await expect(web.listFiles(f.teamId, sessionId, ".")).rejects.toMatchObject({ status: 503, code: "sandbox_unavailable", message: expect.stringContaining("the sandbox did not answer") });
+      await expect(web.listFiles(f.teamId, sessionId, ".")).rejects.toMatchObject({
+        status: 503,
+        code: "sandbox_unavailable",
+        message: expect.stringContaining("the sandbox did not answer"),
+      });
       byClaim.set(claim.metadata.name, url);
       expect((await web.listFiles(f.teamId, sessionId, ".")).entries).toHaveLength(1);
 
       // No worker: 503 at the deadline, naming what to check.
       await relay.stop();
-      await expect(web.listFiles(f.teamId, sessionId, ".")).rejects.toMatchObject({ status: 503, message: expect.stringContaining("no worker took the request within 3 s") });
+      await expect(web.listFiles(f.teamId, sessionId, ".")).rejects.toMatchObject({
+        status: 503,
+        message: expect.stringContaining("no worker took the request within 3 s"),
+      });
       expect((await f.pool.query(`SELECT count(*)::int AS n FROM sandbox_requests`)).rows[0].n).toBe(0);
       await workerDriver.release(h);
     } finally {

@@ -19,11 +19,20 @@ describe("session sandboxes (view)", () => {
     const store = new SandboxStore(f.pool);
     const sessionId = await f.newSession();
     await env.driver({ store }).acquire(sessionId, f.teamId, policy());
-    const broken = new SessionSandboxes({ db: f.pool, store, driver: () => { throw new SandboxUnavailableError("the local sandbox driver cannot use /nope: EACCES"); } });
+    const broken = new SessionSandboxes({
+      db: f.pool,
+      store,
+      driver: () => {
+        throw new SandboxUnavailableError("the local sandbox driver cannot use /nope: EACCES");
+      },
+    });
     const v = await broken.describe(f.teamId, sessionId);
     expect(v).toMatchObject({ sandbox: { state: "ready", driver: "local" }, filesAvailable: false });
     expect(v.note).toBe("The sandbox is running. Its files cannot be shown: the local sandbox driver cannot use /nope: EACCES");
-    await expect(broken.listFiles(f.teamId, sessionId, ".")).rejects.toMatchObject({ status: 503, message: "the local sandbox driver cannot use /nope: EACCES" });
+    await expect(broken.listFiles(f.teamId, sessionId, ".")).rejects.toMatchObject({
+      status: 503,
+      message: "the local sandbox driver cannot use /nope: EACCES",
+    });
     // A sandbox of another driver (rows record which made it) is named, not half-shown.
     const other = new SessionSandboxes({ db: f.pool, store, driver: () => ({ ...env.driver(), name: "kubernetes" }) as never });
     expect((await other.describe(f.teamId, sessionId)).note).toMatch(/made by the local driver; this web process uses kubernetes/);

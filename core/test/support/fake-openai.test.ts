@@ -114,7 +114,10 @@ describe("streaming", () => {
 describe("non-streamed", () => {
   test("completion JSON keeps reasoning_content and thinking_blocks", async () => {
     const spec: MessageSpec = {
-      thinkingBlocks: [{ type: "thinking", thinking: "hmm", signature: "s1" }, { type: "redacted_thinking", data: "opaque==" }],
+      thinkingBlocks: [
+        { type: "thinking", thinking: "hmm", signature: "s1" },
+        { type: "redacted_thinking", data: "opaque==" },
+      ],
       text: "done",
     };
     const body = completionJson(spec, { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 });
@@ -125,7 +128,10 @@ describe("non-streamed", () => {
       role: "assistant",
       content: "done",
       reasoning_content: "hmm",
-      thinking_blocks: [{ type: "thinking", thinking: "hmm", signature: "s1" }, { type: "redacted_thinking", data: "opaque==" }],
+      thinking_blocks: [
+        { type: "thinking", thinking: "hmm", signature: "s1" },
+        { type: "redacted_thinking", data: "opaque==" },
+      ],
     });
   });
 });
@@ -133,7 +139,12 @@ describe("non-streamed", () => {
 describe("failures and retries", () => {
   test("429 with retry-after is retried after the delay, then succeeds", async () => {
     fake.enqueue(
-      { kind: "error", status: 429, headers: { "retry-after": "1" }, body: { error: { message: "Rate limit reached", type: "requests", code: "rate_limit_exceeded" } } },
+      {
+        kind: "error",
+        status: 429,
+        headers: { "retry-after": "1" },
+        body: { error: { message: "Rate limit reached", type: "requests", code: "rate_limit_exceeded" } },
+      },
       { kind: "stream", chunks: textStream("ok") },
     );
     const t0 = Date.now();
@@ -153,14 +164,18 @@ describe("failures and retries", () => {
 
   test("a status error without retries surfaces the error body", async () => {
     fake.enqueue({ kind: "error", status: 400, body: { error: { message: "bad tool schema", type: "invalid_request_error" } } });
-    const err = await client().chat.completions.create(params()).catch((e: unknown) => e);
+    const err = await client()
+      .chat.completions.create(params())
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.APIError);
     expect(err).toMatchObject({ status: 400, error: { message: "bad tool schema" } });
   });
 
   test("hang → the client's timeout error", async () => {
     fake.enqueue({ kind: "hang" });
-    const err = await client({ timeout: 150 }).chat.completions.create(params()).catch((e: unknown) => e);
+    const err = await client({ timeout: 150 })
+      .chat.completions.create(params())
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
     expect(fake.requests).toHaveLength(1);
   });
@@ -176,7 +191,9 @@ describe("failures and retries", () => {
 
   test("drop before answering → connection error", async () => {
     fake.enqueue({ kind: "drop" });
-    const err = await client().chat.completions.create(params()).catch((e: unknown) => e);
+    const err = await client()
+      .chat.completions.create(params())
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.APIConnectionError);
   });
 
@@ -195,7 +212,9 @@ describe("failures and retries", () => {
   });
 
   test("no scripted reply left → loud 500", async () => {
-    const err = await client({ maxRetries: 2 }).chat.completions.create(params()).catch((e: unknown) => e);
+    const err = await client({ maxRetries: 2 })
+      .chat.completions.create(params())
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ status: 500, error: { message: "fake-openai: no scripted reply left" } });
     expect(fake.requests).toHaveLength(1); // x-should-retry: false
   });
@@ -217,7 +236,9 @@ describe("recording and routing", () => {
     fake.enqueue({ kind: "json", body: completionJson({ text: "from queue" }) });
     fake.handler = (req) => (req.json.messages[0].content === "route me" ? { kind: "json", body: completionJson({ text: "from handler" }) } : undefined);
     const c = client();
-    const a = (await c.chat.completions.create(params({ stream: false, messages: [{ role: "user", content: "route me" }] }))) as unknown as OpenAI.ChatCompletion;
+    const a = (await c.chat.completions.create(
+      params({ stream: false, messages: [{ role: "user", content: "route me" }] }),
+    )) as unknown as OpenAI.ChatCompletion;
     const b = (await c.chat.completions.create(params({ stream: false }))) as unknown as OpenAI.ChatCompletion;
     expect([a.choices[0]!.message.content, b.choices[0]!.message.content]).toEqual(["from handler", "from queue"]);
     expect(fake.remaining).toBe(0);
@@ -232,7 +253,9 @@ describe("recording and routing", () => {
 
   test("a stream script answering a non-stream request fails loudly", async () => {
     fake.enqueue({ kind: "stream", chunks: textStream("x") });
-    const err = await client().chat.completions.create(params({ stream: false })).catch((e: unknown) => e);
+    const err = await client()
+      .chat.completions.create(params({ stream: false }))
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ status: 400, error: { message: expect.stringContaining("lacks stream: true") } });
   });
 });

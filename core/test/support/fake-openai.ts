@@ -132,7 +132,9 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
       if (r.path === "/v1/models") return sendJson(res, 200, { object: "list", data: list });
       const id = decodeURIComponent(r.path.slice("/v1/models/".length));
       const found = list.find((m) => m.id === id);
-      return found ? sendJson(res, 200, found) : sendJson(res, 404, { error: { message: `The model '${id}' does not exist`, type: "invalid_request_error", param: null, code: "model_not_found" } });
+      return found
+        ? sendJson(res, 200, found)
+        : sendJson(res, 404, { error: { message: `The model '${id}' does not exist`, type: "invalid_request_error", param: null, code: "model_not_found" } });
     }
     if (r.method !== "POST") return sendJson(res, 404, { error: { message: `fake-openai: no route ${r.method} ${r.path}`, type: "invalid_request_error" } });
 
@@ -151,7 +153,9 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
         if (status < 300 && wantsStream) return loud(res, 400, `scripted a JSON reply but the request has stream: true`);
         if (reply.delayMs) await sleep(reply.delayMs);
         if (res.destroyed) return;
-        const body = reply.body ?? { error: { message: `fake-openai: scripted error ${status}`, type: status === 429 ? "rate_limit_error" : "server_error", param: null, code: null } };
+        const body = reply.body ?? {
+          error: { message: `fake-openai: scripted error ${status}`, type: status === 429 ? "rate_limit_error" : "server_error", param: null, code: null },
+        };
         return sendJson(res, status, body, reply.headers);
       }
       case "stream":
@@ -176,8 +180,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
       ...reply.headers,
     });
     res.flushHeaders();
-    const write = (text: string): Promise<void> =>
-      new Promise((resolve, reject) => res.write(text, (err) => (err ? reject(err) : resolve())));
+    const write = (text: string): Promise<void> => new Promise((resolve, reject) => res.write(text, (err) => (err ? reject(err) : resolve())));
     for (let i = 0; i <= chunks.length; i++) {
       if (res.destroyed || closed) return;
       if (i === reply.dropAfter) {

@@ -42,11 +42,10 @@ function buildServer(slow: { started: () => void; cancelled: () => void }): McpS
   server.registerTool("secret_op", { description: "Not for agents.", annotations: { destructiveHint: true } }, async () => ({
     content: [{ type: "text", text: "secret done" }],
   }));
-  server.registerTool(
-    "stats",
-    { description: "Structured result.", annotations: { readOnlyHint: true }, outputSchema: { count: z.number() } },
-    async () => ({ content: [{ type: "text", text: "counted" }], structuredContent: { count: 3 } }),
-  );
+  server.registerTool("stats", { description: "Structured result.", annotations: { readOnlyHint: true }, outputSchema: { count: z.number() } }, async () => ({
+    content: [{ type: "text", text: "counted" }],
+    structuredContent: { count: 3 },
+  }));
   // State per MCP session (as a stateful server keeps it): what one client session stores, only it reads back.
   let note: string | null = null;
   server.registerTool("remember", { description: "Stores a note in this MCP session.", inputSchema: { note: z.string() } }, async (a) => {
@@ -89,7 +88,9 @@ export async function startTestMcpServer(): Promise<TestMcpServer> {
       let transport = typeof sid === "string" ? transports.get(sid) : undefined;
       if (!transport) {
         if (sid !== undefined) {
-          res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", error: { code: -32001, message: "Session not found" }, id: null }));
+          res
+            .writeHead(404, { "content-type": "application/json" })
+            .end(JSON.stringify({ jsonrpc: "2.0", error: { code: -32001, message: "Session not found" }, id: null }));
           return;
         }
         const t: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({

@@ -10,8 +10,15 @@
 //   server drops the usage chunk unless the request asked for `stream_options.include_usage`.
 
 export type FinishReason = "stop" | "length" | "tool_calls" | "content_filter" | "function_call";
-export interface ThinkingBlock { type: "thinking"; thinking: string; signature?: string }
-export interface RedactedThinkingBlock { type: "redacted_thinking"; data: string }
+export interface ThinkingBlock {
+  type: "thinking";
+  thinking: string;
+  signature?: string;
+}
+export interface RedactedThinkingBlock {
+  type: "redacted_thinking";
+  data: string;
+}
 export type AnyThinkingBlock = ThinkingBlock | RedactedThinkingBlock;
 export interface ToolCallDelta {
   index: number;
@@ -28,7 +35,12 @@ export interface ChunkDelta {
   thinking_blocks?: AnyThinkingBlock[];
   [extra: string]: unknown;
 }
-export interface Usage { prompt_tokens: number; completion_tokens: number; total_tokens: number; [k: string]: unknown }
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  [k: string]: unknown;
+}
 export interface ChatCompletionChunkLike {
   id: string;
   object: "chat.completion.chunk";
@@ -38,7 +50,11 @@ export interface ChatCompletionChunkLike {
   choices: { index: number; delta: ChunkDelta; logprobs?: null; finish_reason: FinishReason | null }[];
   usage?: Usage | null;
 }
-export interface ToolCall { id: string; type: "function"; function: { name: string; arguments: string } }
+export interface ToolCall {
+  id: string;
+  type: "function";
+  function: { name: string; arguments: string };
+}
 export interface AssistantMessage {
   role: "assistant";
   content: string | null;
@@ -47,7 +63,11 @@ export interface AssistantMessage {
   tool_calls?: ToolCall[];
   [extra: string]: unknown;
 }
-export interface ToolCallSpec { id: string; name: string; args: string }
+export interface ToolCallSpec {
+  id: string;
+  name: string;
+  args: string;
+}
 export interface MessageSpec {
   text?: string;
   reasoningContent?: string;
@@ -212,7 +232,13 @@ export function completionJson(
   };
 }
 
-export interface Assembled { id: string | undefined; model: string | undefined; message: AssistantMessage; finishReason: FinishReason | null; usage: Usage | null }
+export interface Assembled {
+  id: string | undefined;
+  model: string | undefined;
+  message: AssistantMessage;
+  finishReason: FinishReason | null;
+  usage: Usage | null;
+}
 /** Reference accumulator for choice 0 (what a correct client-side assembler must produce). */
 export function assembleChunks(chunks: readonly ChatCompletionChunkLike[]): Assembled {
   const msg: AssistantMessage = { role: "assistant", content: null };
@@ -236,7 +262,11 @@ export function assembleChunks(chunks: readonly ChatCompletionChunkLike[]): Asse
           last.thinking += b.thinking;
           if (b.signature !== undefined) last.signature = b.signature;
         } else {
-          blocks.push(b.type === "thinking" ? { type: b.type, thinking: b.thinking, ...(b.signature !== undefined ? { signature: b.signature } : {}) } : { type: b.type, data: b.data });
+          blocks.push(
+            b.type === "thinking"
+              ? { type: b.type, thinking: b.thinking, ...(b.signature !== undefined ? { signature: b.signature } : {}) }
+              : { type: b.type, data: b.data },
+          );
         }
       }
       for (const t of d.tool_calls ?? []) {

@@ -37,7 +37,10 @@ function createWindow(): BrowserWindow {
   return win;
 }
 
-registerAll((channel, listener) => ipcMain.handle(channel, listener), createHandlers(() => loadKubeconfig(), services));
+registerAll(
+  (channel, listener) => ipcMain.handle(channel, listener),
+  createHandlers(() => loadKubeconfig(), services),
+);
 
 void app.whenReady().then(() => {
   createWindow();

@@ -6,7 +6,17 @@
 // in desktop/bridge/ that serves the renderer to Chromium in the UI tests), so nothing here
 // imports Electron.
 import { ZodError } from "zod";
-import { errorCodes, inputSchemas, portForwardStartInput, type Channel, type Emit, type ErrorCode, type ErrorInfo, type Handlers, type Result } from "../shared/contract.ts";
+import {
+  errorCodes,
+  inputSchemas,
+  portForwardStartInput,
+  type Channel,
+  type Emit,
+  type ErrorCode,
+  type ErrorInfo,
+  type Handlers,
+  type Result,
+} from "../shared/contract.ts";
 import { contextStatus, KubeError, kubeConfigFor, listContexts, loadKubeconfig, type Kubeconfig } from "./kube.ts";
 import { KindLauncher, type KindLauncherOptions } from "./launcher/launcher.ts";
 import { resumeSandbox, sandboxEvents, suspendSandbox } from "./lifecycle.ts";
@@ -23,7 +33,14 @@ export type Registrar = (channel: string, listener: (event: unknown, ...args: un
 export function toErrorInfo(err: unknown): ErrorInfo {
   if (err instanceof KubeError) return { name: err.name, code: err.code, message: err.message };
   // A Keel server's code, status and details reach the renderer unchanged.
-  if (err instanceof KeelApiError) return { name: err.name, code: err.code, message: err.message, ...(err.status !== undefined ? { status: err.status } : {}), ...(err.details ? { details: err.details } : {}) };
+  if (err instanceof KeelApiError)
+    return {
+      name: err.name,
+      code: err.code,
+      message: err.message,
+      ...(err.status !== undefined ? { status: err.status } : {}),
+      ...(err.details ? { details: err.details } : {}),
+    };
   // Other main-process errors (LauncherError, …) carry one of the contract's codes too.
   const code = (err as { code?: unknown } | null)?.code;
   if (err instanceof Error && typeof code === "string" && (errorCodes as readonly string[]).includes(code)) {
@@ -65,7 +82,12 @@ export type MainServices = {
   dispose(): Promise<void>;
 };
 export function createMainServices(
-  opts: { emit?: Emit; sessions?: Omit<SessionsOptions, "emit">; launcher?: Omit<KindLauncherOptions, "emit">; watchBackoff?: { baseMs: number; maxMs: number } } = {},
+  opts: {
+    emit?: Emit;
+    sessions?: Omit<SessionsOptions, "emit">;
+    launcher?: Omit<KindLauncherOptions, "emit">;
+    watchBackoff?: { baseMs: number; maxMs: number };
+  } = {},
 ): MainServices {
   const emit: Emit = opts.emit ?? (() => {});
   const sessions = new SessionsService({ ...opts.sessions, emit });
@@ -110,7 +132,13 @@ export function createHandlers(load: () => Kubeconfig = () => loadKubeconfig(), 
     "launcher:retry": () => launcher.retry(),
     "launcher:teardown": () => launcher.teardown(),
     "sandboxes:watch:start": async ({ context, namespace }) => {
-      const w = new SandboxWatch({ kc: kubeConfigFor(load(), context), context, namespace, emit, ...(services.watchBackoff ? { backoff: services.watchBackoff } : {}) });
+      const w = new SandboxWatch({
+        kc: kubeConfigFor(load(), context),
+        context,
+        namespace,
+        emit,
+        ...(services.watchBackoff ? { backoff: services.watchBackoff } : {}),
+      });
       const status = await w.start(); // throws (nothing kept) when the first list fails
       watches.add(w);
       return status;

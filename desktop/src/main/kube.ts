@@ -20,7 +20,12 @@ const DEFAULT_TIMEOUT_MS = 5_000;
 
 export class KubeError extends Error {
   override readonly name = "KubeError";
-  constructor(readonly code: ErrorCode, message: string, readonly status?: number, options?: { cause?: unknown }) {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly status?: number,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
   }
 }
@@ -48,7 +53,9 @@ export function loadKubeconfig(opts: { env?: { KUBECONFIG?: string | undefined }
       // loadFromFile resolves relative certificate paths against the file's directory.
       one.loadFromFile(file);
     } catch (err) {
-      throw new KubeError("kubeconfig_invalid", `cannot read kubeconfig ${file}: ${(err as Error).message}. Fix or remove it from KUBECONFIG`, undefined, { cause: err });
+      throw new KubeError("kubeconfig_invalid", `cannot read kubeconfig ${file}: ${(err as Error).message}. Fix or remove it from KUBECONFIG`, undefined, {
+        cause: err,
+      });
     }
     for (const c of one.getClusters()) if (!clusters.has(c.name)) clusters.set(c.name, c);
     for (const u of one.getUsers()) if (!users.has(u.name)) users.set(u.name, u);
@@ -80,7 +87,10 @@ export function kubeConfigFor({ kc }: Kubeconfig, context: string): KubeConfig {
   const ctx = kc.getContextObject(context);
   if (!ctx) {
     const known = kc.getContexts().map((c) => c.name);
-    throw new KubeError("context_not_found", `no context "${context}" in your kubeconfig (contexts: ${known.join(", ") || "none"}). Check KUBECONFIG or run kubectl config get-contexts`);
+    throw new KubeError(
+      "context_not_found",
+      `no context "${context}" in your kubeconfig (contexts: ${known.join(", ") || "none"}). Check KUBECONFIG or run kubectl config get-contexts`,
+    );
   }
   const cluster = kc.getCluster(ctx.cluster);
   if (!cluster) throw new KubeError("kubeconfig_invalid", `context "${context}" refers to cluster "${ctx.cluster}", which is not in your kubeconfig`);
@@ -116,7 +126,12 @@ export async function kubeRequest<T = any>(
     await kc.applyToHTTPSOptions(reqOpts);
   } catch (err) {
     // An exec plugin that fails (gcloud/aws not logged in), an unreadable key file, …
-    throw new KubeError("unauthorized", `cannot get credentials for user "${who.user}" of context "${who.context}": ${(err as Error).message}. Log in again with the tool your kubeconfig runs, then retry`, undefined, { cause: err });
+    throw new KubeError(
+      "unauthorized",
+      `cannot get credentials for user "${who.user}" of context "${who.context}": ${(err as Error).message}. Log in again with the tool your kubeconfig runs, then retry`,
+      undefined,
+      { cause: err },
+    );
   }
   const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
   if (payload !== undefined) reqOpts.headers = { ...(reqOpts.headers as object), "Content-Type": opts.contentType ?? "application/json" };
@@ -125,7 +140,10 @@ export async function kubeRequest<T = any>(
     const mod = url.protocol === "http:" ? http : https;
     const req = mod.request(url, reqOpts, (r) => {
       let text = "";
-      r.setEncoding("utf8").on("data", (d: string) => (text += d)).on("end", () => resolve({ status: r.statusCode ?? 0, text })).on("error", reject);
+      r.setEncoding("utf8")
+        .on("data", (d: string) => (text += d))
+        .on("end", () => resolve({ status: r.statusCode ?? 0, text }))
+        .on("error", reject);
     });
     req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: "ETIMEDOUT" })));
     req.on("error", reject);
@@ -133,7 +151,12 @@ export async function kubeRequest<T = any>(
   }).catch((err: NodeJS.ErrnoException) => {
     const code = err.code ?? "";
     if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/i.test(code) || /certificate/i.test(err.message)) {
-      throw new KubeError("tls_error", `cannot verify the API server of context "${who.context}" at ${who.server}: ${err.message} (${code}). The certificate-authority in your kubeconfig does not match the server; re-export the kubeconfig for this cluster`, undefined, { cause: err });
+      throw new KubeError(
+        "tls_error",
+        `cannot verify the API server of context "${who.context}" at ${who.server}: ${err.message} (${code}). The certificate-authority in your kubeconfig does not match the server; re-export the kubeconfig for this cluster`,
+        undefined,
+        { cause: err },
+      );
     }
     throw new KubeError(
       "unreachable",
@@ -146,7 +169,9 @@ export async function kubeRequest<T = any>(
   let body: any = res.text;
   try {
     body = res.text ? JSON.parse(res.text) : null;
-  } catch { /* not JSON: keep the text */ }
+  } catch {
+    /* not JSON: keep the text */
+  }
   if (res.status === 401) {
     throw new KubeError(
       "unauthorized",
@@ -169,7 +194,11 @@ export function expectStatus<T>(kc: KubeConfig, res: KubeResponse<T>, action: st
   const who = describe(kc);
   const msg = statusMessage(res);
   if (res.status === 403) {
-    throw new KubeError("forbidden", `user "${who.user}" of context "${who.context}" may not ${action} (403 Forbidden: ${msg}). Ask a cluster admin for a Role that allows it, or pick another context`, 403);
+    throw new KubeError(
+      "forbidden",
+      `user "${who.user}" of context "${who.context}" may not ${action} (403 Forbidden: ${msg}). Ask a cluster admin for a Role that allows it, or pick another context`,
+      403,
+    );
   }
   if (res.status === 404) throw new KubeError("not_found", `cannot ${action}: not found (${msg})`, 404);
   if (res.status === 409) throw new KubeError("conflict", `cannot ${action}: ${msg}`, 409);
@@ -207,10 +236,15 @@ export async function checkKeelInstall(kc: KubeConfig, timeoutMs?: number): Prom
   const { context } = describe(kc);
   const hint = `Install Keel with kubectl apply --server-side -k k8s/overlays/<kind|production> (or kind/up.sh for a local cluster)`;
   const ns = await kubeRequest(kc, "GET", `/api/v1/namespaces/${KEEL_NAMESPACE}`, { timeoutMs });
-  if (ns.status === 404) throw new KubeError("keel_missing", `Keel is not installed in context "${context}": there is no namespace "${KEEL_NAMESPACE}". ${hint}`);
+  if (ns.status === 404)
+    throw new KubeError("keel_missing", `Keel is not installed in context "${context}": there is no namespace "${KEEL_NAMESPACE}". ${hint}`);
   expectStatus(kc, ns, `read namespace ${KEEL_NAMESPACE}`);
   const dep = await kubeRequest(kc, "GET", `/apis/apps/v1/namespaces/${KEEL_NAMESPACE}/deployments/${KEEL_WEB_DEPLOYMENT}`, { timeoutMs });
-  if (dep.status === 404) throw new KubeError("keel_missing", `Keel is not installed in context "${context}": namespace "${KEEL_NAMESPACE}" has no Deployment "${KEEL_WEB_DEPLOYMENT}". ${hint}`);
+  if (dep.status === 404)
+    throw new KubeError(
+      "keel_missing",
+      `Keel is not installed in context "${context}": namespace "${KEEL_NAMESPACE}" has no Deployment "${KEEL_WEB_DEPLOYMENT}". ${hint}`,
+    );
   expectStatus(kc, dep, `read deployment ${KEEL_NAMESPACE}/${KEEL_WEB_DEPLOYMENT}`);
 }
 

@@ -17,7 +17,8 @@ const POD_NAME_ANNOTATION = "agents.x-k8s.io/pod-name";
 
 async function getObject(kc: KubeConfig, kind: SandboxRef["kind"], namespace: string, name: string): Promise<K8sObject> {
   const res = await kubeRequest<K8sObject>(kc, "GET", resourcePath(kind, namespace, name));
-  if (res.status === 404) throw new KubeError("not_found", `there is no ${kind} "${name}" in namespace ${namespace}: it may have been deleted; refresh the list`, 404);
+  if (res.status === 404)
+    throw new KubeError("not_found", `there is no ${kind} "${name}" in namespace ${namespace}: it may have been deleted; refresh the list`, 404);
   return expectStatus(kc, res, `read ${kind} ${namespace}/${name}`);
 }
 
@@ -31,31 +32,40 @@ async function resolve(kc: KubeConfig, ref: SandboxRef): Promise<{ claim: K8sObj
 async function setOperatingMode(kc: KubeConfig, ref: SandboxRef, mode: "Suspended" | "Running", timeoutMs: number): Promise<SandboxRow> {
   const { claim, sandbox } = await resolve(kc, ref);
   if (!sandbox) {
-    throw new KubeError("conflict", `SandboxClaim ${ref.namespace}/${ref.name} has no Sandbox yet (it is still being provisioned): wait until it is ready, then ${mode === "Suspended" ? "suspend" : "resume"} it`, 409);
+    throw new KubeError(
+      "conflict",
+      `SandboxClaim ${ref.namespace}/${ref.name} has no Sandbox yet (it is still being provisioned): wait until it is ready, then ${mode === "Suspended" ? "suspend" : "resume"} it`,
+      409,
+    );
   }
   const verb = mode === "Suspended" ? "suspend" : "resume";
   const patched = await kubeRequest<K8sObject>(kc, "PATCH", resourcePath("Sandbox", ref.namespace, sandbox), {
     body: { spec: { operatingMode: mode } },
     contentType: "application/merge-patch+json",
   });
-  if (patched.status === 404) throw new KubeError("not_found", `there is no Sandbox "${sandbox}" in namespace ${ref.namespace}: it may have been deleted; refresh the list`, 404);
+  if (patched.status === 404)
+    throw new KubeError("not_found", `there is no Sandbox "${sandbox}" in namespace ${ref.namespace}: it may have been deleted; refresh the list`, 404);
   expectStatus(kc, patched, `${verb} Sandbox ${ref.namespace}/${sandbox} (patch sandboxes)`);
 
   const api = new KubeApi(kc, { retryMs: 2_000, logger: silentLogger });
   const sandboxRef = { apiVersion: `${CORE_GROUP}/${API_VERSION}`, kind: "Sandbox", namespace: ref.namespace, name: sandbox };
-  const done = mode === "Suspended"
-    ? (s: K8sObject) => sandboxSuspended(s)
-    : (s: K8sObject) => s.spec?.operatingMode === "Running" && (s.status?.conditions as Condition[] | undefined)?.some((c) => c.type === "Ready" && c.status === "True");
+  const done =
+    mode === "Suspended"
+      ? (s: K8sObject) => sandboxSuspended(s)
+      : (s: K8sObject) =>
+          s.spec?.operatingMode === "Running" && (s.status?.conditions as Condition[] | undefined)?.some((c) => c.type === "Ready" && c.status === "True");
   let final: K8sObject | "deleted";
   try {
     // "deleted" comes back as a value, not a throw, so core's errors are the only ones caught below.
     final = await api.waitFor(sandboxRef, (s) => (!s ? "deleted" : done(s) ? s : undefined), timeoutMs, `sandbox ${ref.namespace}/${sandbox} to ${verb}`);
   } catch (err) {
     // core's errors (a timeout, the API server gone for longer than its retries) → the desktop's.
-    if (err instanceof KeelError) throw new KubeError(err.code === "sandbox_k8s_forbidden" ? "forbidden" : "kube_api_error", err.message, err.status, { cause: err });
+    if (err instanceof KeelError)
+      throw new KubeError(err.code === "sandbox_k8s_forbidden" ? "forbidden" : "kube_api_error", err.message, err.status, { cause: err });
     throw err;
   }
-  if (final === "deleted") throw new KubeError("not_found", `Sandbox ${ref.namespace}/${sandbox} was deleted while it was ${mode === "Suspended" ? "suspending" : "resuming"}`, 404);
+  if (final === "deleted")
+    throw new KubeError("not_found", `Sandbox ${ref.namespace}/${sandbox} was deleted while it was ${mode === "Suspended" ? "suspending" : "resuming"}`, 404);
   if (!claim) return toRow("Sandbox", final);
   return toRow("SandboxClaim", await getObject(kc, "SandboxClaim", ref.namespace, ref.name), Date.now(), final);
 }
@@ -86,11 +96,13 @@ export async function sandboxEvents(kc: KubeConfig, ref: SandboxRef): Promise<Sa
     involved.push({ kind: "Pod", name: pod });
   }
   const names = [...new Set(involved.map((i) => i.name))];
-  const lists = await Promise.all(names.map(async (name) => {
-    const q = new URLSearchParams({ fieldSelector: `involvedObject.name=${name}` });
-    const res = await kubeRequest<{ items: any[] }>(kc, "GET", `/api/v1/namespaces/${ref.namespace}/events?${q}`);
-    return expectStatus(kc, res, `list events in namespace ${ref.namespace}`).items;
-  }));
+  const lists = await Promise.all(
+    names.map(async (name) => {
+      const q = new URLSearchParams({ fieldSelector: `involvedObject.name=${name}` });
+      const res = await kubeRequest<{ items: any[] }>(kc, "GET", `/api/v1/namespaces/${ref.namespace}/events?${q}`);
+      return expectStatus(kc, res, `list events in namespace ${ref.namespace}`).items;
+    }),
+  );
   const wanted = new Set(involved.map((i) => `${i.kind}/${i.name}`));
   return lists
     .flat()

@@ -30,32 +30,60 @@ const who = (kc: KubeConfig) => {
 };
 
 /** The Service's pod to forward to and the container port behind `port`. */
-export async function resolveServiceTarget(kc: KubeConfig, t: { namespace: string; service: string; port: number }): Promise<{ pod: string; targetPort: number }> {
+export async function resolveServiceTarget(
+  kc: KubeConfig,
+  t: { namespace: string; service: string; port: number },
+): Promise<{ pod: string; targetPort: number }> {
   const svcRes = await kubeRequest(kc, "GET", `/api/v1/namespaces/${t.namespace}/services/${t.service}`);
   if (svcRes.status === 404) {
-    throw new KubeError(t.service === "keel-web" ? "keel_missing" : "not_found", `there is no Service ${t.namespace}/${t.service} in context "${who(kc).context}"${t.service === "keel-web" ? ": Keel is not installed there (k8s/overlays/<kind|production>, or kind/up.sh for a local cluster)" : ""}`, 404);
+    throw new KubeError(
+      t.service === "keel-web" ? "keel_missing" : "not_found",
+      `there is no Service ${t.namespace}/${t.service} in context "${who(kc).context}"${t.service === "keel-web" ? ": Keel is not installed there (k8s/overlays/<kind|production>, or kind/up.sh for a local cluster)" : ""}`,
+      404,
+    );
   }
   const svc = expectStatus(kc, svcRes, `read Service ${t.namespace}/${t.service}`);
   const ports: ServicePort[] = svc.spec?.ports ?? [];
   const sp = ports.find((p) => p.port === t.port);
-  if (!sp) throw new KubeError("not_found", `Service ${t.namespace}/${t.service} has no port ${t.port} (its ports: ${ports.map((p) => p.port).join(", ") || "none"})`, 404);
+  if (!sp)
+    throw new KubeError(
+      "not_found",
+      `Service ${t.namespace}/${t.service} has no port ${t.port} (its ports: ${ports.map((p) => p.port).join(", ") || "none"})`,
+      404,
+    );
   const selector: Record<string, string> = svc.spec?.selector ?? {};
-  if (!Object.keys(selector).length) throw new KubeError("invalid_input", `Service ${t.namespace}/${t.service} has no selector, so it has no pods to forward to`);
+  if (!Object.keys(selector).length)
+    throw new KubeError("invalid_input", `Service ${t.namespace}/${t.service} has no selector, so it has no pods to forward to`);
 
-  const q = new URLSearchParams({ labelSelector: Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(",") });
+  const q = new URLSearchParams({
+    labelSelector: Object.entries(selector)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(","),
+  });
   const podsRes = await kubeRequest<{ items: Pod[] }>(kc, "GET", `/api/v1/namespaces/${t.namespace}/pods?${q}`);
   const pods = expectStatus(kc, podsRes, `list pods in namespace ${t.namespace}`).items;
   const ready = pods
-    .filter((p) => !p.metadata.deletionTimestamp && p.status?.phase === "Running" && p.status.conditions?.some((c) => c.type === "Ready" && c.status === "True"))
+    .filter(
+      (p) => !p.metadata.deletionTimestamp && p.status?.phase === "Running" && p.status.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+    )
     .sort((a, b) => (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? ""));
   const pod = ready[0];
   if (!pod) {
-    throw new KubeError("not_found", `no Ready pod behind Service ${t.namespace}/${t.service} (${pods.length} pod${pods.length === 1 ? "" : "s"} match its selector): wait for the rollout, e.g. kubectl -n ${t.namespace} rollout status deployment/${t.service}`, 404);
+    throw new KubeError(
+      "not_found",
+      `no Ready pod behind Service ${t.namespace}/${t.service} (${pods.length} pod${pods.length === 1 ? "" : "s"} match its selector): wait for the rollout, e.g. kubectl -n ${t.namespace} rollout status deployment/${t.service}`,
+      404,
+    );
   }
   const target = sp.targetPort ?? sp.port;
   if (typeof target === "number") return { pod: pod.metadata.name, targetPort: target };
   const named = pod.spec?.containers?.flatMap((c) => c.ports ?? []).find((p) => p.name === target);
-  if (!named) throw new KubeError("not_found", `pod ${t.namespace}/${pod.metadata.name} has no container port named "${target}" (Service ${t.service} port ${t.port} targets it)`, 404);
+  if (!named)
+    throw new KubeError(
+      "not_found",
+      `pod ${t.namespace}/${pod.metadata.name} has no container port named "${target}" (Service ${t.service} port ${t.port} targets it)`,
+      404,
+    );
   return { pod: pod.metadata.name, targetPort: named.containerPort };
 }
 
@@ -70,7 +98,9 @@ function socketFactory(uri: string, protocols: string[], opts: WebSocket.ClientO
       let message = body.trim();
       try {
         message = JSON.parse(body).message ?? message;
-      } catch { /* plain text */ }
+      } catch {
+        /* plain text */
+      }
       // The request is complete, so req.destroy(err) would emit nothing: report on the socket
       // (client-node's onerror rejects the connect), then drop it.
       ws.emit("error", Object.assign(new Error(message || `HTTP ${res.statusCode}`), { statusCode: res.statusCode }));
@@ -86,15 +116,37 @@ function forwardError(kc: KubeConfig, t: { namespace: string; pod: string; targe
   const what = `pod ${t.namespace}/${t.pod} port ${t.targetPort}`;
   switch (e.statusCode) {
     case 401:
-      return new KubeError("unauthorized", `the API server of context "${context}" rejected the credentials of user "${user}" (401 Unauthorized) when forwarding to ${what}: get fresh credentials and retry`, 401, { cause: e });
+      return new KubeError(
+        "unauthorized",
+        `the API server of context "${context}" rejected the credentials of user "${user}" (401 Unauthorized) when forwarding to ${what}: get fresh credentials and retry`,
+        401,
+        { cause: e },
+      );
     case 403:
-      return new KubeError("forbidden", `user "${user}" of context "${context}" may not port-forward to ${what} (403 Forbidden: ${e.message}). Ask a cluster admin for a Role that allows create on pods/portforward`, 403, { cause: e });
+      return new KubeError(
+        "forbidden",
+        `user "${user}" of context "${context}" may not port-forward to ${what} (403 Forbidden: ${e.message}). Ask a cluster admin for a Role that allows create on pods/portforward`,
+        403,
+        { cause: e },
+      );
     case 404:
-      return new KubeError("not_found", `cannot forward to ${what}: not found (${e.message}); the pod may have been replaced, start the forward again`, 404, { cause: e });
+      return new KubeError("not_found", `cannot forward to ${what}: not found (${e.message}); the pod may have been replaced, start the forward again`, 404, {
+        cause: e,
+      });
     case undefined:
-      return new KubeError("unreachable", `cannot reach the API server of context "${context}" to forward to ${what}: ${e.message}${e.code ? ` (${e.code})` : ""}`, undefined, { cause: e });
+      return new KubeError(
+        "unreachable",
+        `cannot reach the API server of context "${context}" to forward to ${what}: ${e.message}${e.code ? ` (${e.code})` : ""}`,
+        undefined,
+        { cause: e },
+      );
     default:
-      return new KubeError("unreachable", `the API server of context "${context}" could not open a port-forward to ${what} (HTTP ${e.statusCode}: ${e.message}). The pod's node must accept the API server's connection (its kubelet)`, e.statusCode, { cause: e });
+      return new KubeError(
+        "unreachable",
+        `the API server of context "${context}" could not open a port-forward to ${what} (HTTP ${e.statusCode}: ${e.message}). The pod's node must accept the API server's connection (its kubelet)`,
+        e.statusCode,
+        { cause: e },
+      );
   }
 }
 
@@ -104,13 +156,35 @@ export class ServicePortForward {
   private readonly sockets = new Set<net.Socket>();
   private readonly forwarder: PortForward;
 
-  private constructor(private readonly kc: KubeConfig, readonly info: PortForwardInfo, private readonly servicePort: number, private readonly emit: Emit) {
+  private constructor(
+    private readonly kc: KubeConfig,
+    readonly info: PortForwardInfo,
+    private readonly servicePort: number,
+    private readonly emit: Emit,
+  ) {
     this.forwarder = new PortForward(kc, true, new WebSocketHandler(kc, socketFactory));
   }
 
-  static async open(kc: KubeConfig, o: { context: string; namespace: string; service: string; port: number; localPort: number; emit: Emit }): Promise<ServicePortForward> {
+  static async open(
+    kc: KubeConfig,
+    o: { context: string; namespace: string; service: string; port: number; localPort: number; emit: Emit },
+  ): Promise<ServicePortForward> {
     const target = await resolveServiceTarget(kc, o);
-    const f = new ServicePortForward(kc, { forwardId: "", context: o.context, namespace: o.namespace, service: o.service, pod: target.pod, targetPort: target.targetPort, localPort: 0, baseUrl: "" }, o.port, o.emit);
+    const f = new ServicePortForward(
+      kc,
+      {
+        forwardId: "",
+        context: o.context,
+        namespace: o.namespace,
+        service: o.service,
+        pod: target.pod,
+        targetPort: target.targetPort,
+        localPort: 0,
+        baseUrl: "",
+      },
+      o.port,
+      o.emit,
+    );
     await f.probe();
     await f.listen(o.localPort);
     return f;
@@ -133,7 +207,15 @@ export class ServicePortForward {
     const server = net.createServer((socket) => this.connection(socket));
     await new Promise<void>((resolve, reject) => {
       server.once("error", (err: NodeJS.ErrnoException) =>
-        reject(new KubeError("conflict", err.code === "EADDRINUSE" ? `local port ${localPort} is in use: choose another (or 0 for any free port)` : `cannot listen on 127.0.0.1:${localPort}: ${err.message}`)));
+        reject(
+          new KubeError(
+            "conflict",
+            err.code === "EADDRINUSE"
+              ? `local port ${localPort} is in use: choose another (or 0 for any free port)`
+              : `cannot listen on 127.0.0.1:${localPort}: ${err.message}`,
+          ),
+        ),
+      );
       server.listen(localPort, "127.0.0.1", () => resolve());
     });
     this.server = server;

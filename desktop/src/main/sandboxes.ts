@@ -44,7 +44,13 @@ export function toRow(kind: SandboxKind, o: K8sObject, now = Date.now(), sandbox
     case "Sandbox":
       return {
         ...row,
-        status: o.metadata.deletionTimestamp ? "terminating" : o.spec?.operatingMode === "Suspended" ? "suspended" : ready?.status === "True" ? "ready" : "not-ready",
+        status: o.metadata.deletionTimestamp
+          ? "terminating"
+          : o.spec?.operatingMode === "Suspended"
+            ? "suspended"
+            : ready?.status === "True"
+              ? "ready"
+              : "not-ready",
       };
     case "SandboxTemplate":
       return { ...row, status: "available" };
@@ -76,7 +82,9 @@ export async function listSandboxes(kc: KubeConfig, opts: { namespace?: string }
   const sandboxes = new Map((byKind.get("Sandbox") ?? []).map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
   const now = Date.now();
   const rows = kinds.flatMap((kind) =>
-    byKind.get(kind)!.map((o) => toRow(kind, o, now, kind === "SandboxClaim" ? (sandboxes.get(`${o.metadata.namespace}/${o.status?.sandbox?.name}`) ?? null) : null)),
+    byKind
+      .get(kind)!
+      .map((o) => toRow(kind, o, now, kind === "SandboxClaim" ? (sandboxes.get(`${o.metadata.namespace}/${o.status?.sandbox?.name}`) ?? null) : null)),
   );
   return rows.sort((a, b) => a.namespace.localeCompare(b.namespace) || a.kind.localeCompare(b.kind) || a.name.localeCompare(b.name));
 }
@@ -89,7 +97,8 @@ export async function listSandboxes(kc: KubeConfig, opts: { namespace?: string }
 export async function createClaim(kc: KubeConfig, input: { namespace: string; template: string; name?: string }): Promise<SandboxRow> {
   const { namespace, template } = input;
   const tpl = await kubeRequest(kc, "GET", resourcePath("SandboxTemplate", namespace, template));
-  if (tpl.status === 404) throw new KubeError("not_found", `there is no SandboxTemplate "${template}" in namespace ${namespace}: pick one of the templates listed there`, 404);
+  if (tpl.status === 404)
+    throw new KubeError("not_found", `there is no SandboxTemplate "${template}" in namespace ${namespace}: pick one of the templates listed there`, 404);
   expectStatus(kc, tpl, `read SandboxTemplate ${namespace}/${template}`);
   const pools = (await listKind(kc, "SandboxWarmPool", namespace)).filter((p) => p.template === template);
   const pool = pools.find((p) => p.name === template) ?? pools[0];

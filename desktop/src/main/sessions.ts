@@ -10,12 +10,28 @@ import { backoffMs } from "@keel/core/backoff";
 import { parseDeltaFrame } from "@keel/core/contract/events";
 import { api, type ApiRoute } from "@keel/core/contract/api";
 import { ApiClient, ApiError, type CallInput, type CallOutput } from "@keel/core/contract/api-client";
-import type { Emit, ErrorInfo, FollowState, Handlers, KeelConnection, KeelEvent, KeelSessionInfo, PostResult, SessionHistory, SessionPage } from "../shared/contract.ts";
+import type {
+  Emit,
+  ErrorInfo,
+  FollowState,
+  Handlers,
+  KeelConnection,
+  KeelEvent,
+  KeelSessionInfo,
+  PostResult,
+  SessionHistory,
+  SessionPage,
+} from "../shared/contract.ts";
 
 /** `code`: the server's `error.code` unchanged when it answered with Keel's error body, else one of the desktop's own. */
 export class KeelApiError extends Error {
   override readonly name = "KeelApiError";
-  constructor(readonly code: ErrorInfo["code"], message: string, readonly status?: number, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+  constructor(
+    readonly code: ErrorInfo["code"],
+    message: string,
+    readonly status?: number,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
     super(message, options);
     this.details = options?.details;
   }
@@ -37,7 +53,11 @@ export class KeelClient {
     this.baseUrl = o.baseUrl.replace(/\/+$/, "");
     this.apiKey = o.apiKey;
     this.timeoutMs = o.timeoutMs ?? 10_000;
-    this.api = new ApiClient({ baseUrl: this.baseUrl, credentials: { apiKey: this.apiKey }, fetch: (url, init) => this.send(url, init, (init.headers as Record<string, string>).accept === "text/event-stream") });
+    this.api = new ApiClient({
+      baseUrl: this.baseUrl,
+      credentials: { apiKey: this.apiKey },
+      fetch: (url, init) => this.send(url, init, (init.headers as Record<string, string>).accept === "text/event-stream"),
+    });
   }
 
   /** One table route through the typed client; an answer that is not JSON names what to check. */
@@ -46,7 +66,8 @@ export class KeelClient {
       return await this.api.call(route, input);
     } catch (err) {
       // Non-2xx answers are KeelApiError already (the transport); this is a 2xx that is not JSON.
-      if (err instanceof ApiError && err.code === "bad_response") throw new KeelApiError("keel_api_error", `${this.baseUrl}${route.path} did not answer JSON: is this a Keel web process?`, err.status, { cause: err });
+      if (err instanceof ApiError && err.code === "bad_response")
+        throw new KeelApiError("keel_api_error", `${this.baseUrl}${route.path} did not answer JSON: is this a Keel web process?`, err.status, { cause: err });
       throw err;
     }
   }
@@ -79,18 +100,33 @@ export class KeelClient {
 
   listSessions(f: { cursor?: string; limit?: number; status?: string; q?: string } = {}): Promise<SessionPage> {
     const { limit, status, ...rest } = f;
-    return this.call(api.sessions.list, { query: { ...rest, limit: limit === undefined ? undefined : String(limit), status: (status || undefined) as "active" | "idle" | "archived" | undefined } });
+    return this.call(api.sessions.list, {
+      query: { ...rest, limit: limit === undefined ? undefined : String(limit), status: (status || undefined) as "active" | "idle" | "archived" | undefined },
+    });
   }
 
   /** The session's live SSE stream (resumes after Last-Event-ID). */
   stream(sessionId: string, o: { lastEventId?: string; signal?: AbortSignal } = {}): Promise<Response> {
-    return this.api.send(api.sessions.stream, { params: { id: sessionId }, headers: o.lastEventId ? { "last-event-id": o.lastEventId } : {}, signal: o.signal });
+    return this.api.send(api.sessions.stream, {
+      params: { id: sessionId },
+      headers: o.lastEventId ? { "last-event-id": o.lastEventId } : {},
+      signal: o.signal,
+    });
   }
 
   /** The session with its agent's name, in one request. */
   async getSession(id: string): Promise<KeelSessionInfo> {
     const s = await this.call(api.sessions.get, { params: { id } });
-    return { id: s.id, agentId: s.agentId, agentName: s.agentName, agentVersion: s.agentVersion, title: s.title, status: s.status, lastSeq: String(s.lastSeq), createdAt: s.createdAt };
+    return {
+      id: s.id,
+      agentId: s.agentId,
+      agentName: s.agentName,
+      agentVersion: s.agentVersion,
+      title: s.title,
+      status: s.status,
+      lastSeq: String(s.lastSeq),
+      createdAt: s.createdAt,
+    };
   }
 
   async events(id: string, after: string, limit = HISTORY_PAGE): Promise<{ events: KeelEvent[]; lastSeq: string | null }> {
@@ -138,16 +174,20 @@ async function apiError(res: Response, baseUrl: string): Promise<KeelApiError> {
   let body: ErrorBody = null;
   try {
     body = (await res.json()) as ErrorBody;
-  } catch { /* not a Keel error body */ }
+  } catch {
+    /* not a Keel error body */
+  }
   const s = res.status;
   const e = body?.error;
   if (!e || typeof e.code !== "string") return new KeelApiError("keel_api_error", `Keel at ${baseUrl} answered ${s}: HTTP ${s}`, s);
   const message = typeof e.message === "string" ? e.message : `HTTP ${s}`;
   const details = typeof e.details === "object" && e.details !== null ? (e.details as Record<string, unknown>) : {};
   const text =
-    s === 401 ? `Keel at ${baseUrl} rejected the API key: ${message}. Check the key, or create one in the dashboard under Settings → API keys`
-    : s === 403 ? `the API key's role may not do this (${message}): use a key with a higher role`
-    : message;
+    s === 401
+      ? `Keel at ${baseUrl} rejected the API key: ${message}. Check the key, or create one in the dashboard under Settings → API keys`
+      : s === 403
+        ? `the API key's role may not do this (${message}): use a key with a higher role`
+        : message;
   return new KeelApiError(e.code, text, s, { details });
 }
 
@@ -303,7 +343,17 @@ export class SessionsService {
     state("closed", null);
   }
 
-  handlers(): Pick<Handlers, "sessions:connect" | "sessions:disconnect" | "sessions:list" | "sessions:history" | "sessions:follow" | "sessions:unfollow" | "sessions:decide" | "sessions:post"> {
+  handlers(): Pick<
+    Handlers,
+    | "sessions:connect"
+    | "sessions:disconnect"
+    | "sessions:list"
+    | "sessions:history"
+    | "sessions:follow"
+    | "sessions:unfollow"
+    | "sessions:decide"
+    | "sessions:post"
+  > {
     return {
       "sessions:connect": (input) => this.connect(input),
       "sessions:disconnect": ({ connection }) => this.disconnect(connection),

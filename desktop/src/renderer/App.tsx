@@ -71,7 +71,11 @@ export function App() {
         {tab === "local" ? (
           <LocalEnvView />
         ) : context === null ? (
-          contexts.isPending ? <Loading what="contexts" /> : <p className="state muted">Pick a context to start.</p>
+          contexts.isPending ? (
+            <Loading what="contexts" />
+          ) : (
+            <p className="state muted">Pick a context to start.</p>
+          )
         ) : tab === "sandboxes" ? (
           <SandboxesView key={context} context={context} namespace={namespace} />
         ) : (

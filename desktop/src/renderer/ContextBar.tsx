@@ -6,7 +6,12 @@ import { ApiError, call } from "./api.ts";
 import { ErrorBox } from "./ui.tsx";
 
 function CheckBadge({ label, check }: { label: string; check: Check<object> | null }) {
-  if (check === null) return <span className="badge muted" title="skipped: not connected">{label}: –</span>;
+  if (check === null)
+    return (
+      <span className="badge muted" title="skipped: not connected">
+        {label}: –
+      </span>
+    );
   return (
     <span className={`badge ${check.ok ? "ok" : "warn"}`} data-check={label} title={check.ok ? "ok" : check.message}>
       {label}: {check.ok ? "ok" : check.code}
@@ -14,7 +19,13 @@ function CheckBadge({ label, check }: { label: string; check: Check<object> | nu
   );
 }
 
-export function ContextBar(p: { list: ContextList; context: string | null; namespace: string; onContext: (c: string) => void; onNamespace: (n: string) => void }) {
+export function ContextBar(p: {
+  list: ContextList;
+  context: string | null;
+  namespace: string;
+  onContext: (c: string) => void;
+  onNamespace: (n: string) => void;
+}) {
   const { context } = p;
   const status = useQuery({
     queryKey: [context, "status"],
@@ -56,7 +67,9 @@ export function ContextBar(p: { list: ContextList; context: string | null; names
       </label>
       <div className="status" data-testid="context-status" aria-live="polite">
         {status.isPending ? (
-          <span className="badge muted" role="status">Loading status…</span>
+          <span className="badge muted" role="status">
+            Loading status…
+          </span>
         ) : status.isError ? (
           <ErrorBox error={status.error} />
         ) : (
@@ -75,7 +88,9 @@ export function ContextBar(p: { list: ContextList; context: string | null; names
             c.code === "unreachable" || c.code === "unauthorized" || c.code === "forbidden" || c.code === "tls_error" || c.code === "kubeconfig_invalid" ? (
               <ErrorBox key={c.code} error={new ApiError({ name: "KubeError", code: c.code, message: c.message })} />
             ) : (
-              <p key={c.code} className="note" data-code={c.code}>{c.message}</p>
+              <p key={c.code} className="note" data-code={c.code}>
+                {c.message}
+              </p>
             ),
           )}
         </div>

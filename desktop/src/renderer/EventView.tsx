@@ -108,7 +108,21 @@ export function EventView({ e, view, busy, onDecide }: { e: ViewEvent; view: Ses
   }
 }
 
-function Approval({ callId, name, args, decision, busy, onDecide }: { callId: string; name: string; args: string; decision: string | null; busy: boolean; onDecide: Decide }) {
+function Approval({
+  callId,
+  name,
+  args,
+  decision,
+  busy,
+  onDecide,
+}: {
+  callId: string;
+  name: string;
+  args: string;
+  decision: string | null;
+  busy: boolean;
+  onDecide: Decide;
+}) {
   const [denying, setDenying] = useState(false);
   const [reason, setReason] = useState("");
   return (
@@ -120,7 +134,13 @@ function Approval({ callId, name, args, decision, busy, onDecide }: { callId: st
       <pre>{prettyArguments(args)}</pre>
       {decision ? null : denying ? (
         <div className="row">
-          <input aria-label="deny reason" value={reason} onChange={(e) => setReason(e.target.value)} placeholder="reason (the model sees it)" maxLength={2000} />
+          <input
+            aria-label="deny reason"
+            value={reason}
+            onChange={(e) => setReason(e.target.value)}
+            placeholder="reason (the model sees it)"
+            maxLength={2000}
+          />
           <button className="danger" disabled={busy} onClick={() => onDecide({ callId, approve: false, ...(reason.trim() ? { reason: reason.trim() } : {}) })}>
             Deny
           </button>

@@ -24,7 +24,10 @@ export function LocalEnvView() {
   const running = state.data?.status === "running" || state.data?.status === "tearing-down";
 
   useEffect(() => {
-    void call("launcher:logs", {}).then((l) => setLogs(l.slice(-MAX_LINES)), () => {});
+    void call("launcher:logs", {}).then(
+      (l) => setLogs(l.slice(-MAX_LINES)),
+      () => {},
+    );
     const offState = api.on("launcher:changed", (s) => qc.setQueryData<LauncherState>(KEY, s));
     const offLog = api.on("launcher:log", (l) => setLogs((ls) => [...ls.slice(-(MAX_LINES - 1)), l]));
     return () => {
@@ -56,22 +59,37 @@ export function LocalEnvView() {
       <section className="card">
         <div className="row">
           <h2>Local Kubernetes (kind)</h2>
-          <span className={`badge st-${s.status}`} data-testid="launcher-status">{s.status}</span>
+          <span className={`badge st-${s.status}`} data-testid="launcher-status">
+            {s.status}
+          </span>
           <span className="muted small">context {s.context}</span>
         </div>
         <p className="muted">Creates a kind cluster with agent-sandbox and Keel (kind/up.sh). A second run on an existing cluster changes nothing.</p>
         <div className="row">
-          <button disabled={!canStart || act.isPending} onClick={() => act.mutate("start")}>{s.status === "succeeded" ? "Run again" : "Start"}</button>
-          <button className="secondary" disabled={s.status !== "running" || act.isPending} onClick={() => act.mutate("cancel")}>Cancel</button>
-          <button className="secondary" disabled={!(s.status === "failed" || s.status === "cancelled") || act.isPending} onClick={() => act.mutate("retry")}>Retry from failed step</button>
-          <button className="danger" disabled={running || act.isPending} onClick={() => act.mutate("teardown")}>Tear down</button>
-          <button className="secondary" disabled={prereqs.isFetching} onClick={() => void prereqs.refetch()}>Check prerequisites</button>
+          <button disabled={!canStart || act.isPending} onClick={() => act.mutate("start")}>
+            {s.status === "succeeded" ? "Run again" : "Start"}
+          </button>
+          <button className="secondary" disabled={s.status !== "running" || act.isPending} onClick={() => act.mutate("cancel")}>
+            Cancel
+          </button>
+          <button className="secondary" disabled={!(s.status === "failed" || s.status === "cancelled") || act.isPending} onClick={() => act.mutate("retry")}>
+            Retry from failed step
+          </button>
+          <button className="danger" disabled={running || act.isPending} onClick={() => act.mutate("teardown")}>
+            Tear down
+          </button>
+          <button className="secondary" disabled={prereqs.isFetching} onClick={() => void prereqs.refetch()}>
+            Check prerequisites
+          </button>
         </div>
         {act.isError && <ErrorBox error={act.error} />}
         {s.error && <ErrorBox title={`Step ${s.error.step} failed`} error={new Error(s.error.message)} />}
         {s.status === "succeeded" && s.dashboardUrl && (
           <p className="note ok-note" data-testid="dashboard">
-            Keel is up: <a href={s.dashboardUrl} target="_blank" rel="noreferrer">{s.dashboardUrl}</a>
+            Keel is up:{" "}
+            <a href={s.dashboardUrl} target="_blank" rel="noreferrer">
+              {s.dashboardUrl}
+            </a>
           </p>
         )}
         {prereqs.isError && <ErrorBox error={prereqs.error} />}
@@ -79,7 +97,8 @@ export function LocalEnvView() {
           <ul className="checks" data-testid="prereqs">
             {prereqs.data.checks.map((c) => (
               <li key={c.id} data-check={c.id}>
-                <span className={`badge ${c.status === "ok" ? "ok" : c.status === "failed" ? "bad" : ""}`}>{c.status}</span> <strong>{c.id}</strong> <span className="muted">{c.message}</span>
+                <span className={`badge ${c.status === "ok" ? "ok" : c.status === "failed" ? "bad" : ""}`}>{c.status}</span> <strong>{c.id}</strong>{" "}
+                <span className="muted">{c.message}</span>
               </li>
             ))}
           </ul>

@@ -47,9 +47,19 @@ export function SandboxesView({ context, namespace }: { context: string; namespa
   }, [context, namespace]);
 
   const invalidate = () => qc.invalidateQueries({ queryKey: [context, "sandboxes"] });
-  const create = useMutation({ mutationFn: (r: SandboxRow) => call("sandboxes:claim:create", { context, namespace: r.namespace, template: r.name }), onSettled: invalidate });
-  const remove = useMutation({ mutationFn: (r: SandboxRow) => call("sandboxes:claim:delete", { context, namespace: r.namespace, name: r.name }), onSettled: invalidate });
-  const scale = useMutation({ mutationFn: (a: { r: SandboxRow; replicas: number }) => call("sandboxes:warmpool:scale", { context, namespace: a.r.namespace, name: a.r.name, replicas: a.replicas }), onSettled: invalidate });
+  const create = useMutation({
+    mutationFn: (r: SandboxRow) => call("sandboxes:claim:create", { context, namespace: r.namespace, template: r.name }),
+    onSettled: invalidate,
+  });
+  const remove = useMutation({
+    mutationFn: (r: SandboxRow) => call("sandboxes:claim:delete", { context, namespace: r.namespace, name: r.name }),
+    onSettled: invalidate,
+  });
+  const scale = useMutation({
+    mutationFn: (a: { r: SandboxRow; replicas: number }) =>
+      call("sandboxes:warmpool:scale", { context, namespace: a.r.namespace, name: a.r.name, replicas: a.replicas }),
+    onSettled: invalidate,
+  });
   const lifecycle = useMutation({
     mutationFn: (a: { r: SandboxRow; op: "suspend" | "resume" }) =>
       call(a.op === "suspend" ? "sandboxes:suspend" : "sandboxes:resume", { context, namespace: a.r.namespace, kind: "SandboxClaim", name: a.r.name }),
@@ -63,7 +73,11 @@ export function SandboxesView({ context, namespace }: { context: string; namespa
   return (
     <div className="sandboxes">
       <p className="muted small" data-testid="watch">
-        {watch ? (watch.state === "watching" ? "Live: watching for changes" : `Watch ${watch.state}${watch.message ? `: ${watch.message}` : ""} (polling meanwhile)`) : "Polling every 2 s"}
+        {watch
+          ? watch.state === "watching"
+            ? "Live: watching for changes"
+            : `Watch ${watch.state}${watch.message ? `: ${watch.message}` : ""} (polling meanwhile)`
+          : "Polling every 2 s"}
       </p>
       {failed && <ErrorBox title="That did not work" error={failed.error} />}
       {SECTIONS.map((s) => {
@@ -99,7 +113,12 @@ export function SandboxesView({ context, namespace }: { context: string; namespa
                         {!namespace && <td>{r.namespace}</td>}
                         <td>
                           <span className={`badge st-${r.status}`}>{r.status}</span>
-                          {r.kind === "SandboxWarmPool" && <span className="muted small"> {r.readyReplicas}/{r.replicas}</span>}
+                          {r.kind === "SandboxWarmPool" && (
+                            <span className="muted small">
+                              {" "}
+                              {r.readyReplicas}/{r.replicas}
+                            </span>
+                          )}
                         </td>
                         <td className="reason" title={r.message ?? ""}>
                           {r.reason ?? "–"}
@@ -115,15 +134,30 @@ export function SandboxesView({ context, namespace }: { context: string; namespa
                           {r.kind === "SandboxClaim" && (
                             <span className="buttons">
                               {r.status === "suspended" ? (
-                                <button className="secondary" aria-label={`resume ${r.name}`} disabled={lifecycle.isPending} onClick={() => lifecycle.mutate({ r, op: "resume" })}>
+                                <button
+                                  className="secondary"
+                                  aria-label={`resume ${r.name}`}
+                                  disabled={lifecycle.isPending}
+                                  onClick={() => lifecycle.mutate({ r, op: "resume" })}
+                                >
                                   {busyWith?.r.uid === r.uid ? "Resuming…" : "Resume"}
                                 </button>
                               ) : (
-                                <button className="secondary" aria-label={`suspend ${r.name}`} disabled={lifecycle.isPending || !r.sandbox} onClick={() => lifecycle.mutate({ r, op: "suspend" })}>
+                                <button
+                                  className="secondary"
+                                  aria-label={`suspend ${r.name}`}
+                                  disabled={lifecycle.isPending || !r.sandbox}
+                                  onClick={() => lifecycle.mutate({ r, op: "suspend" })}
+                                >
                                   {busyWith?.r.uid === r.uid ? "Suspending…" : "Suspend"}
                                 </button>
                               )}
-                              <button className="secondary" aria-label={`events of ${r.name}`} aria-pressed={eventsOf?.uid === r.uid} onClick={() => setEventsOf(eventsOf?.uid === r.uid ? null : r)}>
+                              <button
+                                className="secondary"
+                                aria-label={`events of ${r.name}`}
+                                aria-pressed={eventsOf?.uid === r.uid}
+                                onClick={() => setEventsOf(eventsOf?.uid === r.uid ? null : r)}
+                              >
                                 Events
                               </button>
                               <button className="danger" aria-label={`delete ${r.name}`} disabled={remove.isPending} onClick={() => remove.mutate(r)}>

@@ -78,7 +78,9 @@ export function SessionDetail({ context, conn, sessionId }: { context: string; c
     <section className="card session" data-session={sessionId}>
       <div className="row">
         <h2 className="title">{s.title || "(untitled)"}</h2>
-        <span className="muted small">{s.agentName} v{s.agentVersion}</span>
+        <span className="muted small">
+          {s.agentName} v{s.agentVersion}
+        </span>
         <span className={`badge follow-${follow?.state ?? "connecting"}`} data-testid="follow-state" title={follow?.error ?? ""}>
           {follow?.state ?? "connecting"}
         </span>

@@ -40,7 +40,11 @@ export function SessionsView({ context }: { context: string }) {
       <div className="split">
         <SessionList context={context} conn={conn} open={open} onOpen={setOpen} />
         <div className="detail">
-          {open ? <SessionDetail key={open} context={context} conn={conn} sessionId={open} /> : <Empty>Pick a session to see its history and follow it live.</Empty>}
+          {open ? (
+            <SessionDetail key={open} context={context} conn={conn} sessionId={open} />
+          ) : (
+            <Empty>Pick a session to see its history and follow it live.</Empty>
+          )}
         </div>
       </div>
     </div>
@@ -73,7 +77,10 @@ function ConnectForm({ context, onConnected }: { context: string; onConnected: (
       }}
     >
       <h2>Connect to Keel</h2>
-      <p className="muted">An API key from the dashboard (Settings → API keys), and either the web process's URL or the selected context: the app then forwards a local port to keel/keel-web through the Kubernetes API.</p>
+      <p className="muted">
+        An API key from the dashboard (Settings → API keys), and either the web process's URL or the selected context: the app then forwards a local port to
+        keel/keel-web through the Kubernetes API.
+      </p>
       <label className="field">
         <span>URL</span>
         <input aria-label="Keel URL" value={baseUrl} onChange={(e) => setBaseUrl(e.target.value)} />
@@ -99,7 +106,8 @@ function SessionList({ context, conn, open, onOpen }: { context: string; conn: K
   const [status, setStatus] = useState<"" | "active" | "idle" | "archived">("");
   const list = useInfiniteQuery({
     queryKey: [context, "sessions", conn.id, status],
-    queryFn: ({ pageParam }) => call("sessions:list", { connection: conn.id, limit: PAGE, ...(pageParam ? { cursor: pageParam } : {}), ...(status ? { status } : {}) }),
+    queryFn: ({ pageParam }) =>
+      call("sessions:list", { connection: conn.id, limit: PAGE, ...(pageParam ? { cursor: pageParam } : {}), ...(status ? { status } : {}) }),
     initialPageParam: "",
     getNextPageParam: (last) => last.nextCursor ?? undefined,
     refetchInterval: 5_000,

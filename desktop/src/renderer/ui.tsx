@@ -3,11 +3,19 @@ import type { ReactNode } from "react";
 import { ApiError } from "./api.ts";
 
 export function Loading({ what }: { what: string }) {
-  return <p className="state muted" role="status">Loading {what}…</p>;
+  return (
+    <p className="state muted" role="status">
+      Loading {what}…
+    </p>
+  );
 }
 
 export function Empty({ children }: { children: ReactNode }) {
-  return <p className="state muted" data-testid="empty">{children}</p>;
+  return (
+    <p className="state muted" data-testid="empty">
+      {children}
+    </p>
+  );
 }
 
 export function ErrorBox({ error, title }: { error: unknown; title?: string }) {

@@ -244,12 +244,14 @@ export type PortForwardInfo = {
 /** error: one forwarded connection failed (the forward keeps listening); stopped: closed. */
 export type PortForwardStatus = { forwardId: string; state: "listening" | "error" | "stopped"; message: string | null };
 
-export const launcherStartInput = z.object({
-  /** Reuse an existing image (KEEL_SKIP_BUILD=1). */
-  skipBuild: z.boolean().optional(),
-  /** Build even when the image exists (KEEL_REBUILD=1). */
-  rebuild: z.boolean().optional(),
-}).strict();
+export const launcherStartInput = z
+  .object({
+    /** Reuse an existing image (KEEL_SKIP_BUILD=1). */
+    skipBuild: z.boolean().optional(),
+    /** Build even when the image exists (KEEL_REBUILD=1). */
+    rebuild: z.boolean().optional(),
+  })
+  .strict();
 export const launcherLogsInput = z.object({ step: z.enum([...launcherSteps, "teardown"]).optional() }).strict();
 export const watchStopInput = z.object({ watchId: z.string().min(1) });
 /** A SandboxClaim (its Sandbox is found through status.sandbox) or a Sandbox. */
@@ -319,7 +321,10 @@ export const sessionsDecideInput = z.object({
 export const sessionsPostInput = z.object({
   connection: z.string().min(1),
   sessionId: uuid,
-  content: z.string().min(1).max(256 * 1024),
+  content: z
+    .string()
+    .min(1)
+    .max(256 * 1024),
   /** What happens when a run is in progress (the server's default: enqueue). */
   onBusy: z.enum(["enqueue", "reject", "interrupt"]).optional(),
 });
@@ -428,4 +433,3 @@ export type FollowState = {
   /** Why it is reconnecting or closed (the server's message or the network error). */
   error: string | null;
 };
-

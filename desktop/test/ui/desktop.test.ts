@@ -50,12 +50,17 @@ async function overflow(p: Page): Promise<string[]> {
 }
 
 async function settle(p: Page): Promise<void> {
-  await p.waitForFunction(() => ![...document.querySelectorAll('[role="status"]')].some((e) => e.textContent?.includes("Loading")), undefined, { timeout: 30_000 });
+  await p.waitForFunction(() => ![...document.querySelectorAll('[role="status"]')].some((e) => e.textContent?.includes("Loading")), undefined, {
+    timeout: 30_000,
+  });
 }
 
 beforeAll(async () => {
   // The renderer the test drives is built here, so this is also the CI check that `electron-vite build` passes.
-  const build = spawnSync(process.execPath, [path.join(desktopDir, "../node_modules/electron-vite/bin/electron-vite.js"), "build"], { cwd: desktopDir, encoding: "utf8" });
+  const build = spawnSync(process.execPath, [path.join(desktopDir, "../node_modules/electron-vite/bin/electron-vite.js"), "build"], {
+    cwd: desktopDir,
+    encoding: "utf8",
+  });
   if (build.status !== 0) throw new Error(`electron-vite build failed:\n${build.stdout}\n${build.stderr}`);
 
   const kubeconfig = await startControlPlane();
@@ -93,7 +98,10 @@ contexts:
   for (let i = 1; i <= 20; i++) await keel.newSession(`filler ${String(i).padStart(2, "0")}`);
   historySession = await keel.newSession("history: hello");
   await keel.post(historySession, "hello");
-  await waitFor(async () => (await keel.api(`/api/v1/sessions/${historySession}/events`)).body.events.some((e: { type: string }) => e.type === "assistant_message"), { what: "first answer", timeoutMs: 30_000 });
+  await waitFor(
+    async () => (await keel.api(`/api/v1/sessions/${historySession}/events`)).body.events.some((e: { type: string }) => e.type === "assistant_message"),
+    { what: "first answer", timeoutMs: 30_000 },
+  );
   liveSession = await keel.newSession("live: approval");
   // An agent on a slow loopback model (the stand-in for the provider), to see a reply being written.
   fake = await startFakeOpenAI();
@@ -139,7 +147,9 @@ describe.sequential("desktop renderer through the bridge", () => {
     await picker.selectOption("old-cluster");
     const alert = page.locator('.context-problems [role="alert"][data-code="unreachable"]');
     await alert.waitFor();
-    expect(await alert.textContent()).toMatch(/cannot reach the API server of context "old-cluster" at https:\/\/127\.0\.0\.1:\d+: .*Check that the cluster is running/);
+    expect(await alert.textContent()).toMatch(
+      /cannot reach the API server of context "old-cluster" at https:\/\/127\.0\.0\.1:\d+: .*Check that the cluster is running/,
+    );
     await page.getByRole("alert").filter({ hasText: "Cannot list sandboxes" }).waitFor();
     await shot(page, "context-unreachable");
     expect(await overflow(page)).toEqual([]);
@@ -285,7 +295,14 @@ describe.sequential("desktop renderer through the bridge", () => {
 
   test("a reply being written shows its reasoning and tool call live; the stored messages replace the draft", async () => {
     fake.enqueue(
-      { kind: "stream", chunks: reasoningStream({ reasoningContent: "Six times seven; let me use the calculator.", toolCalls: [{ id: "d1", name: "calculator", args: '{"expression":"6*7"}' }] }, { chunkSize: 3, splitArgsInto: 6 }), delayMs: 100 },
+      {
+        kind: "stream",
+        chunks: reasoningStream(
+          { reasoningContent: "Six times seven; let me use the calculator.", toolCalls: [{ id: "d1", name: "calculator", args: '{"expression":"6*7"}' }] },
+          { chunkSize: 3, splitArgsInto: 6 },
+        ),
+        delayMs: 100,
+      },
       { kind: "stream", chunks: textStream("It is 42, as the calculator says.") },
     );
     await page.locator(`button[data-session="${draftSession}"]`).click();
@@ -296,7 +313,10 @@ describe.sequential("desktop renderer through the bridge", () => {
       const seen: string[] = ((window as unknown as { drafts: string[] }).drafts = []);
       new MutationObserver(() => {
         const d = document.querySelector('[data-testid="draft"]');
-        if (d) seen.push(`${d.querySelector('[data-testid="draft-reasoning"]')?.textContent ?? ""} | ${d.querySelector('[data-testid="draft-tools"]')?.textContent ?? ""}`);
+        if (d)
+          seen.push(
+            `${d.querySelector('[data-testid="draft-reasoning"]')?.textContent ?? ""} | ${d.querySelector('[data-testid="draft-tools"]')?.textContent ?? ""}`,
+          );
       }).observe(document.body, { subtree: true, childList: true, characterData: true });
     });
     const drafts = () => page.evaluate(() => (window as unknown as { drafts: string[] }).drafts);
@@ -310,7 +330,9 @@ describe.sequential("desktop renderer through the bridge", () => {
     const seen = await drafts();
     expect(seen.some((d) => d.startsWith("Reasoning…Six times") && !d.includes("calculator("))).toBe(true); // reasoning first, as it streamed
     expect(seen).toContain('Reasoning…Six times seven; let me use the calculator. | calculator({"expression":"6*7"}');
-    expect(await page.locator('section.session [data-type="assistant_message"]').first().textContent()).toContain("Six times seven; let me use the calculator.");
+    expect(await page.locator('section.session [data-type="assistant_message"]').first().textContent()).toContain(
+      "Six times seven; let me use the calculator.",
+    );
     expect(await page.locator('section.session [data-type="assistant_message"]').last().textContent()).toContain("It is 42, as the calculator says.");
   });
 

@@ -26,8 +26,11 @@ export default function AgentsPage() {
   });
   return (
     <Shell>
-      <div className="row"><h1>Agents</h1>
-        <button className="secondary" onClick={() => setShowForm((v) => !v)} aria-expanded={showForm}>{showForm ? "Close" : "New agent"}</button>
+      <div className="row">
+        <h1>Agents</h1>
+        <button className="secondary" onClick={() => setShowForm((v) => !v)} aria-expanded={showForm}>
+          {showForm ? "Close" : "New agent"}
+        </button>
       </div>
       {showForm && (
         <section className="card">
@@ -38,13 +41,29 @@ export default function AgentsPage() {
       <QueryState q={agents} empty={agents.data?.agents.length === 0} emptyText="No agents yet: create one to start a session.">
         <TableBox>
           <table>
-            <thead><tr><th>Name</th><th>Model</th><th>Version</th><th>Tools</th><th /></tr></thead>
+            <thead>
+              <tr>
+                <th>Name</th>
+                <th>Model</th>
+                <th>Version</th>
+                <th>Tools</th>
+                <th />
+              </tr>
+            </thead>
             <tbody>
               {agents.data?.agents.map((a) => (
                 <tr key={a.id} data-agent={a.name}>
-                  <td><Link href={`/agents/${a.id}`}>{a.name}</Link></td><td>{a.model}</td><td>v{a.version}</td>
+                  <td>
+                    <Link href={`/agents/${a.id}`}>{a.name}</Link>
+                  </td>
+                  <td>{a.model}</td>
+                  <td>v{a.version}</td>
                   <td className="muted">{a.tools.map(toolLabel).join(", ") || "none"}</td>
-                  <td><button className="secondary" disabled={newSession.isPending} onClick={() => newSession.mutate(a.id)}>New session</button></td>
+                  <td>
+                    <button className="secondary" disabled={newSession.isPending} onClick={() => newSession.mutate(a.id)}>
+                      New session
+                    </button>
+                  </td>
                 </tr>
               ))}
             </tbody>

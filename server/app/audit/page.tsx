@@ -19,11 +19,23 @@ export default function AuditPage() {
       <QueryState q={log} empty={rows.length === 0} emptyText="No audit entries yet.">
         <TableBox>
           <table>
-            <thead><tr><th>When</th><th>Who</th><th>Action</th><th>Target</th><th>Details</th></tr></thead>
+            <thead>
+              <tr>
+                <th>When</th>
+                <th>Who</th>
+                <th>Action</th>
+                <th>Target</th>
+                <th>Details</th>
+              </tr>
+            </thead>
             <tbody>
               {rows.map((e) => (
                 <tr key={e.id} data-audit={e.action}>
-                  <td className="muted nowrap">{when(e.createdAt)}</td><td>{e.actor}</td><td><code>{e.action}</code></td>
+                  <td className="muted nowrap">{when(e.createdAt)}</td>
+                  <td>{e.actor}</td>
+                  <td>
+                    <code>{e.action}</code>
+                  </td>
                   <td className="muted">{e.target?.slice(0, 12) ?? ""}</td>
                   <td className="muted small">{e.details && Object.keys(e.details).length ? JSON.stringify(e.details) : ""}</td>
                 </tr>
@@ -32,7 +44,9 @@ export default function AuditPage() {
           </table>
         </TableBox>
         {log.hasNextPage && (
-          <button className="secondary" disabled={log.isFetchingNextPage} onClick={() => void log.fetchNextPage()}>{log.isFetchingNextPage ? "Loading…" : "Older entries"}</button>
+          <button className="secondary" disabled={log.isFetchingNextPage} onClick={() => void log.fetchNextPage()}>
+            {log.isFetchingNextPage ? "Loading…" : "Older entries"}
+          </button>
         )}
         {log.isFetchNextPageError && <ErrorNote error={log.error} prefix="Could not load more" />}
       </QueryState>

@@ -24,8 +24,12 @@ export default function LoginPage() {
     <main className="login">
       <h1>Log in to Keel</h1>
       <form className="stack" onSubmit={submit}>
-        <label>Email <input name="email" type="email" autoComplete="username" required /></label>
-        <label>Password <input name="password" type="password" autoComplete="current-password" required /></label>
+        <label>
+          Email <input name="email" type="email" autoComplete="username" required />
+        </label>
+        <label>
+          Password <input name="password" type="password" autoComplete="current-password" required />
+        </label>
         <button disabled={busy}>{busy ? "Logging in…" : "Log in"}</button>
         <ErrorNote error={error} />
       </form>

@@ -10,7 +10,9 @@ export const dynamic = "force-dynamic";
 export async function GET(req: Request) {
   const token = webEnv().KEEL_METRICS_TOKEN;
   if (token && !sameToken(req.headers.get("authorization") ?? "", `Bearer ${token}`)) {
-    return json({ error: { code: "unauthorized", message: "/metrics needs Authorization: Bearer <KEEL_METRICS_TOKEN>", details: {} } }, 401, { "www-authenticate": "Bearer" });
+    return json({ error: { code: "unauthorized", message: "/metrics needs Authorization: Bearer <KEEL_METRICS_TOKEN>", details: {} } }, 401, {
+      "www-authenticate": "Bearer",
+    });
   }
   return new Response(await metrics.registry.metrics(), { headers: { "content-type": metrics.registry.contentType } });
 }

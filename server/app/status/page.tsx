@@ -25,27 +25,62 @@ export default function StatusPage() {
   const n = (x: number) => x.toLocaleString("en-US");
   return (
     <Shell>
-      <div className="row"><h1>Status</h1><span className="muted">refreshes every {REFRESH_MS / 1000} s{status.isFetching ? " · updating…" : ""}</span></div>
+      <div className="row">
+        <h1>Status</h1>
+        <span className="muted">
+          refreshes every {REFRESH_MS / 1000} s{status.isFetching ? " · updating…" : ""}
+        </span>
+      </div>
       <QueryState q={status}>
         {s && (
           <>
             <div className="stats">
-              <div className="card stat" data-testid="queue-depth"><span className="num">{s.queueDepth}</span><span className="muted">queued runs</span></div>
-              <div className="card stat" data-testid="active-runs"><span className="num">{s.activeRuns}</span><span className="muted">running</span></div>
-              <div className="card stat"><span className="num">{s.waitingApproval}</span><span className="muted">waiting for approval</span></div>
-              <div className="card stat"><span className="num">{s.workers.filter((w) => w.alive).length}</span><span className="muted">workers alive</span></div>
+              <div className="card stat" data-testid="queue-depth">
+                <span className="num">{s.queueDepth}</span>
+                <span className="muted">queued runs</span>
+              </div>
+              <div className="card stat" data-testid="active-runs">
+                <span className="num">{s.activeRuns}</span>
+                <span className="muted">running</span>
+              </div>
+              <div className="card stat">
+                <span className="num">{s.waitingApproval}</span>
+                <span className="muted">waiting for approval</span>
+              </div>
+              <div className="card stat">
+                <span className="num">{s.workers.filter((w) => w.alive).length}</span>
+                <span className="muted">workers alive</span>
+              </div>
             </div>
             <h2>Workers</h2>
-            {s.workers.length === 0 ? <p className="muted empty">No workers: runs stay queued until one starts (<code>keel worker</code>).</p> : (
+            {s.workers.length === 0 ? (
+              <p className="muted empty">
+                No workers: runs stay queued until one starts (<code>keel worker</code>).
+              </p>
+            ) : (
               <TableBox>
                 <table>
-                  <thead><tr><th>Worker</th><th>Host</th><th>State</th><th>Heartbeat</th><th>Started</th></tr></thead>
+                  <thead>
+                    <tr>
+                      <th>Worker</th>
+                      <th>Host</th>
+                      <th>State</th>
+                      <th>Heartbeat</th>
+                      <th>Started</th>
+                    </tr>
+                  </thead>
                   <tbody>
                     {s.workers.map((w) => (
                       <tr key={w.id} data-worker={w.id}>
-                        <td><code>{w.id.slice(0, 8)}</code></td><td>{w.hostname}</td>
-                        <td><span className={`badge ${w.alive ? "succeeded" : "failed"}`}>{w.alive ? "alive" : "gone"}</span></td>
-                        <td>{ago(w.heartbeatAt)}</td><td className="muted">{when(w.startedAt)}</td>
+                        <td>
+                          <code>{w.id.slice(0, 8)}</code>
+                        </td>
+                        <td>{w.hostname}</td>
+                        <td>
+                          <span className={`badge ${w.alive ? "succeeded" : "failed"}`}>{w.alive ? "alive" : "gone"}</span>
+                        </td>
+                        <td>{ago(w.heartbeatAt)}</td>
+                        <td className="muted">{when(w.startedAt)}</td>
                       </tr>
                     ))}
                   </tbody>
@@ -59,15 +94,39 @@ export default function StatusPage() {
       <QueryState q={usage} empty={usage.data?.byAgent.length === 0} emptyText="No runs in the last 30 days.">
         <TableBox>
           <table data-testid="usage">
-            <thead><tr><th>Agent</th><th>Runs</th><th>Prompt tokens</th><th>Completion tokens</th><th>Total</th></tr></thead>
+            <thead>
+              <tr>
+                <th>Agent</th>
+                <th>Runs</th>
+                <th>Prompt tokens</th>
+                <th>Completion tokens</th>
+                <th>Total</th>
+              </tr>
+            </thead>
             <tbody>
               {usage.data?.byAgent.map((a) => (
                 <tr key={a.agentId} data-usage-agent={a.agentId}>
-                  <td><Link href={`/agents/${a.agentId}`}>{a.agentName}</Link></td><td>{n(a.runs)}</td><td>{n(a.promptTokens)}</td><td>{n(a.completionTokens)}</td><td>{n(a.totalTokens)}</td>
+                  <td>
+                    <Link href={`/agents/${a.agentId}`}>{a.agentName}</Link>
+                  </td>
+                  <td>{n(a.runs)}</td>
+                  <td>{n(a.promptTokens)}</td>
+                  <td>{n(a.completionTokens)}</td>
+                  <td>{n(a.totalTokens)}</td>
                 </tr>
               ))}
               {usage.data && (
-                <tr className="total"><td><strong>All agents</strong></td><td>{n(usage.data.totals.runs)}</td><td>{n(usage.data.totals.promptTokens)}</td><td>{n(usage.data.totals.completionTokens)}</td><td><strong>{n(usage.data.totals.totalTokens)}</strong></td></tr>
+                <tr className="total">
+                  <td>
+                    <strong>All agents</strong>
+                  </td>
+                  <td>{n(usage.data.totals.runs)}</td>
+                  <td>{n(usage.data.totals.promptTokens)}</td>
+                  <td>{n(usage.data.totals.completionTokens)}</td>
+                  <td>
+                    <strong>{n(usage.data.totals.totalTokens)}</strong>
+                  </td>
+                </tr>
               )}
             </tbody>
           </table>
@@ -77,12 +136,27 @@ export default function StatusPage() {
       <QueryState q={sandboxes} empty={sandboxes.data?.sandboxes.length === 0} emptyText="No sandboxes running.">
         <TableBox>
           <table>
-            <thead><tr><th>Sandbox</th><th>Session</th><th>Driver</th><th>State</th><th>Last active</th></tr></thead>
+            <thead>
+              <tr>
+                <th>Sandbox</th>
+                <th>Session</th>
+                <th>Driver</th>
+                <th>State</th>
+                <th>Last active</th>
+              </tr>
+            </thead>
             <tbody>
               {sandboxes.data?.sandboxes.map((b) => (
                 <tr key={b.id}>
-                  <td><code>{b.id.slice(0, 8)}</code></td><td><Link href={`/sessions/${b.sessionId}`}>{b.sessionId.slice(0, 8)}</Link></td>
-                  <td>{b.driver}</td><td title={b.lastError ?? undefined}>{b.state}</td><td>{ago(b.lastActiveAt)}</td>
+                  <td>
+                    <code>{b.id.slice(0, 8)}</code>
+                  </td>
+                  <td>
+                    <Link href={`/sessions/${b.sessionId}`}>{b.sessionId.slice(0, 8)}</Link>
+                  </td>
+                  <td>{b.driver}</td>
+                  <td title={b.lastError ?? undefined}>{b.state}</td>
+                  <td>{ago(b.lastActiveAt)}</td>
                 </tr>
               ))}
             </tbody>

@@ -5,9 +5,27 @@ import { useState, type FormEvent } from "react";
 import { ErrorNote } from "./shell";
 
 export type ToolSpec = string | { name: string; requiresApproval?: boolean };
-export type AgentInput = { name?: string; model: string; instructions: string; tools: ToolSpec[]; sandboxPolicy: unknown; provider: Provider; mcpServers?: unknown[] };
+export type AgentInput = {
+  name?: string;
+  model: string;
+  instructions: string;
+  tools: ToolSpec[];
+  sandboxPolicy: unknown;
+  provider: Provider;
+  mcpServers?: unknown[];
+};
 type Provider = { kind?: string; baseUrl?: string; apiKeySecret?: string; maxRetries?: number; timeoutMs?: number };
-export type Agent = { id: string; name: string; version: number; model: string; instructions: string; tools: ToolSpec[]; sandboxPolicy: unknown; provider: Provider; mcpServers?: unknown[] };
+export type Agent = {
+  id: string;
+  name: string;
+  version: number;
+  model: string;
+  instructions: string;
+  tools: ToolSpec[];
+  sandboxPolicy: unknown;
+  provider: Provider;
+  mcpServers?: unknown[];
+};
 type ToolRow = { name: string; enabled: boolean; requiresApproval: boolean };
 
 /** Tools every worker offers (built-in and sandbox); others can be typed in. */
@@ -24,8 +42,18 @@ function rowsFrom(tools: ToolSpec[]): ToolRow[] {
   return rows;
 }
 
-export function AgentForm({ initial, submitLabel, busy, error, onSubmit }: {
-  initial?: AgentInput; submitLabel: string; busy: boolean; error: Error | null; onSubmit: (input: AgentInput) => void;
+export function AgentForm({
+  initial,
+  submitLabel,
+  busy,
+  error,
+  onSubmit,
+}: {
+  initial?: AgentInput;
+  submitLabel: string;
+  busy: boolean;
+  error: Error | null;
+  onSubmit: (input: AgentInput) => void;
 }) {
   const creating = initial?.name === undefined;
   const [tools, setTools] = useState<ToolRow[]>(() => rowsFrom(initial?.tools ?? []));
@@ -74,44 +102,76 @@ export function AgentForm({ initial, submitLabel, busy, error, onSubmit }: {
   };
   return (
     <form className="stack" onSubmit={submit} aria-label={submitLabel}>
-      {creating && <label>Name <input name="name" required placeholder="support-bot" /></label>}
-      <label>Model <input name="model" defaultValue={initial?.model ?? "demo"} placeholder="demo, gpt-4o-mini, …" /></label>
-      <label>Instructions <textarea name="instructions" rows={4} defaultValue={initial?.instructions ?? ""} /></label>
+      {creating && (
+        <label>
+          Name <input name="name" required placeholder="support-bot" />
+        </label>
+      )}
+      <label>
+        Model <input name="model" defaultValue={initial?.model ?? "demo"} placeholder="demo, gpt-4o-mini, …" />
+      </label>
+      <label>
+        Instructions <textarea name="instructions" rows={4} defaultValue={initial?.instructions ?? ""} />
+      </label>
       <fieldset>
         <legend>Tools</legend>
         {tools.map((t) => (
           <div className="row tool-row" key={t.name}>
-            <label><input type="checkbox" checked={t.enabled} onChange={(e) => setTool(t.name, { enabled: e.target.checked })} aria-label={`tool ${t.name}`} /> <code>{t.name}</code></label>
+            <label>
+              <input type="checkbox" checked={t.enabled} onChange={(e) => setTool(t.name, { enabled: e.target.checked })} aria-label={`tool ${t.name}`} />{" "}
+              <code>{t.name}</code>
+            </label>
             <label className="muted">
-              <input type="checkbox" checked={t.requiresApproval} disabled={!t.enabled} onChange={(e) => setTool(t.name, { requiresApproval: e.target.checked })} aria-label={`approval for ${t.name}`} /> needs approval
+              <input
+                type="checkbox"
+                checked={t.requiresApproval}
+                disabled={!t.enabled}
+                onChange={(e) => setTool(t.name, { requiresApproval: e.target.checked })}
+                aria-label={`approval for ${t.name}`}
+              />{" "}
+              needs approval
             </label>
           </div>
         ))}
         <div className="row">
           <input value={extra} onChange={(e) => setExtra(e.target.value)} placeholder="another tool name" aria-label="another tool name" />
-          <button type="button" className="secondary" onClick={addTool}>Add tool</button>
+          <button type="button" className="secondary" onClick={addTool}>
+            Add tool
+          </button>
         </div>
       </fieldset>
       <fieldset>
         <legend>Provider</legend>
-        <label>Kind{" "}
+        <label>
+          Kind{" "}
           <select name="providerKind" defaultValue={initial?.provider.kind ?? ""}>
-            <option value="">by model name</option><option value="demo">demo</option><option value="openai-compatible">OpenAI-compatible</option>
+            <option value="">by model name</option>
+            <option value="demo">demo</option>
+            <option value="openai-compatible">OpenAI-compatible</option>
           </select>
         </label>
-        <label>Base URL <input name="baseUrl" defaultValue={initial?.provider.baseUrl ?? ""} placeholder="worker default (KEEL_OPENAI_BASE_URL)" /></label>
-        <label title="The workers' key goes only to the workers' default provider; an agent with its own base URL sends the team secret named here, or no key.">API key secret{" "}
+        <label>
+          Base URL <input name="baseUrl" defaultValue={initial?.provider.baseUrl ?? ""} placeholder="worker default (KEEL_OPENAI_BASE_URL)" />
+        </label>
+        <label title="The workers' key goes only to the workers' default provider; an agent with its own base URL sends the team secret named here, or no key.">
+          API key secret{" "}
           <input name="apiKeySecret" className="mono" defaultValue={initial?.provider.apiKeySecret ?? ""} placeholder="e.g. OPENAI_API_KEY (a team secret)" />
         </label>
       </fieldset>
-      <label>Sandbox policy (JSON)
+      <label>
+        Sandbox policy (JSON)
         <textarea name="sandboxPolicy" rows={4} className="mono" defaultValue={JSON.stringify(initial?.sandboxPolicy ?? {}, null, 2)} />
       </label>
-      <label title="Header values are team secrets: headerSecrets maps a header to a secret's name, e.g. { &quot;Authorization&quot;: &quot;GITHUB_MCP_AUTH&quot; }. Provider URL and key, sandbox secrets and egress, and MCP servers are admin-only.">MCP servers (JSON list of {"{"} name, url, allowTools, headerSecrets {"}"})
+      <label title='Header values are team secrets: headerSecrets maps a header to a secret&apos;s name, e.g. { "Authorization": "GITHUB_MCP_AUTH" }. Provider URL and key, sandbox secrets and egress, and MCP servers are admin-only.'>
+        MCP servers (JSON list of {"{"} name, url, allowTools, headerSecrets {"}"})
         <textarea name="mcpServers" rows={3} className="mono" defaultValue={JSON.stringify(initial?.mcpServers ?? [], null, 2)} />
       </label>
       <button disabled={busy}>{busy ? "Saving…" : submitLabel}</button>
-      {jsonError && <p className="error" role="alert">{jsonError}</p>}
+      {jsonError && (
+        <p className="error" role="alert">
+          {jsonError}
+        </p>
+      )}
       <ErrorNote error={error} />
     </form>
   );

@@ -40,7 +40,14 @@ export function useSessionLog(sessionId: string, reconnectMs = 1_500) {
     const fillGap = (after: bigint, before: bigint) => {
       const limit = Math.min(Number(before - after - 1n), 5000);
       keel.call(api.sessions.events, { params: { id: sessionId }, query: { after: String(after), limit: String(limit) } }).then(
-        (r) => !stopped && setEvents((evs) => merge(evs, (r.events as LogEvent[]).filter((e) => BigInt(e.seq) < before))),
+        (r) =>
+          !stopped &&
+          setEvents((evs) =>
+            merge(
+              evs,
+              (r.events as LogEvent[]).filter((e) => BigInt(e.seq) < before),
+            ),
+          ),
         () => {}, // the next gap or a reload reads them again
       );
     };

@@ -24,10 +24,14 @@ export function Shell({ children }: { children: ReactNode }) {
         <strong>Keel</strong>
         <nav>
           {NAV.map(([href, label]) => (
-            <Link key={href} href={href} aria-current={path.startsWith(href) ? "page" : undefined}>{label}</Link>
+            <Link key={href} href={href} aria-current={path.startsWith(href) ? "page" : undefined}>
+              {label}
+            </Link>
           ))}
         </nav>
-        <button className="secondary" onClick={logout}>Log out</button>
+        <button className="secondary" onClick={logout}>
+          Log out
+        </button>
       </header>
       <main>{children}</main>
     </>
@@ -35,8 +39,23 @@ export function Shell({ children }: { children: ReactNode }) {
 }
 
 /** Loading, error and empty states, the same everywhere. */
-export function QueryState({ q, empty, emptyText, children }: { q: { isPending: boolean; error: Error | null }; empty?: boolean; emptyText?: string; children: ReactNode }) {
-  if (q.isPending) return <p className="muted" role="status">Loading…</p>;
+export function QueryState({
+  q,
+  empty,
+  emptyText,
+  children,
+}: {
+  q: { isPending: boolean; error: Error | null };
+  empty?: boolean;
+  emptyText?: string;
+  children: ReactNode;
+}) {
+  if (q.isPending)
+    return (
+      <p className="muted" role="status">
+        Loading…
+      </p>
+    );
   if (q.error) return <ErrorNote error={q.error} prefix="Could not load" />;
   if (empty) return <p className="muted empty">{emptyText ?? "Nothing here yet."}</p>;
   return <>{children}</>;
@@ -48,9 +67,16 @@ export function ErrorNote({ error, prefix }: { error: Error | null | undefined; 
   const issues = error instanceof ApiError ? error.issues : [];
   return (
     <div className="error" role="alert">
-      {prefix ? `${prefix}: ` : ""}{error.message}
+      {prefix ? `${prefix}: ` : ""}
+      {error.message}
       {issues.length > 0 && (
-        <ul className="issues">{issues.map((i, n) => <li key={n}><code>{i.path || "(body)"}</code> {i.message}</li>)}</ul>
+        <ul className="issues">
+          {issues.map((i, n) => (
+            <li key={n}>
+              <code>{i.path || "(body)"}</code> {i.message}
+            </li>
+          ))}
+        </ul>
       )}
     </div>
   );

@@ -37,7 +37,13 @@ export class KubernetesConflictError extends SandboxError {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 type Ref = { apiVersion: string; kind: string; namespace?: string; name: string };
-const PLURALS: Record<string, string> = { SandboxClaim: "sandboxclaims", Sandbox: "sandboxes", SandboxTemplate: "sandboxtemplates", SandboxWarmPool: "sandboxwarmpools", Pod: "pods" };
+const PLURALS: Record<string, string> = {
+  SandboxClaim: "sandboxclaims",
+  Sandbox: "sandboxes",
+  SandboxTemplate: "sandboxtemplates",
+  SandboxWarmPool: "sandboxwarmpools",
+  Pod: "pods",
+};
 const AGENT_SANDBOX_KINDS = new Set(["SandboxClaim", "Sandbox", "SandboxTemplate", "SandboxWarmPool"]);
 
 export type KubeApiOptions = {
@@ -55,7 +61,10 @@ export class KubeApi {
   /** Watches open now, and watches that ended while their waiter still waited (dropped, timed out by the server). */
   readonly watches = { open: 0, dropped: 0 };
 
-  constructor(private readonly kc: KubeConfig, private readonly opts: KubeApiOptions) {
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly opts: KubeApiOptions,
+  ) {
     this.objects = objectsClient(kc);
   }
 
@@ -67,7 +76,10 @@ export class KubeApi {
   async ensureAgentSandbox(): Promise<void> {
     if (this.apisChecked) return;
     const missing: string[] = [];
-    for (const [group, kinds] of [[EXT_GROUP, ["SandboxClaim", "SandboxTemplate", "SandboxWarmPool"]], [CORE_GROUP, ["Sandbox"]]] as const) {
+    for (const [group, kinds] of [
+      [EXT_GROUP, ["SandboxClaim", "SandboxTemplate", "SandboxWarmPool"]],
+      [CORE_GROUP, ["Sandbox"]],
+    ] as const) {
       const gv = `${group}/${API_VERSION}`;
       // GET /apis/<group>/<version> (client-node caches it for the requests that follow); 404: not served.
       const served = await this.call("discover", gv, undefined, () =>
@@ -91,11 +103,19 @@ export class KubeApi {
 
   /** The object, or null when it does not exist. */
   get<T extends K8sObject>(ref: Ref): Promise<T | null> {
-    return this.call("get", ref.kind, ref.namespace, () => this.objects.read({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } } as never), { absentOk: true });
+    return this.call(
+      "get",
+      ref.kind,
+      ref.namespace,
+      () => this.objects.read({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } } as never),
+      { absentOk: true },
+    );
   }
 
   async list<T extends K8sObject>(apiVersion: string, kind: string, labelSelector: string, namespace?: string): Promise<T[]> {
-    const res = await this.call("list", kind, namespace, () => this.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector));
+    const res = await this.call("list", kind, namespace, () =>
+      this.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector),
+    );
     return res.items;
   }
 
@@ -106,12 +126,24 @@ export class KubeApi {
 
   /** Server-side apply: create or update, owning exactly the fields given. */
   apply<T extends K8sObject>(obj: T): Promise<T> {
-    return this.call("patch", obj.kind, obj.metadata.namespace, () => this.objects.patch(obj, undefined, undefined, MANAGER, true, PatchStrategy.ServerSideApply), { name: obj.metadata.name });
+    return this.call(
+      "patch",
+      obj.kind,
+      obj.metadata.namespace,
+      () => this.objects.patch(obj, undefined, undefined, MANAGER, true, PatchStrategy.ServerSideApply),
+      { name: obj.metadata.name },
+    );
   }
 
   mergePatch(ref: Ref, patch: Record<string, unknown>): Promise<K8sObject> {
     const body = { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace }, ...patch };
-    return this.call("patch", ref.kind, ref.namespace, () => this.objects.patch(body as K8sObject, undefined, undefined, MANAGER, undefined, PatchStrategy.MergePatch), { name: ref.name });
+    return this.call(
+      "patch",
+      ref.kind,
+      ref.namespace,
+      () => this.objects.patch(body as K8sObject, undefined, undefined, MANAGER, undefined, PatchStrategy.MergePatch),
+      { name: ref.name },
+    );
   }
 
   /** Delete; `uid` guards against deleting a newer object of the same name. false: already gone. */
@@ -119,7 +151,13 @@ export class KubeApi {
     const spec = { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } };
     const body = { propagationPolicy: opts.propagation ?? "Background", ...(opts.uid ? { preconditions: { uid: opts.uid } } : {}) };
     // 404: gone; 409: the uid precondition failed (a newer object has that name): not ours.
-    const res = await this.call("delete", ref.kind, ref.namespace, () => this.objects.delete(spec, undefined, undefined, undefined, undefined, body.propagationPolicy, body), { absentOk: true, conflictOk: true, name: ref.name });
+    const res = await this.call(
+      "delete",
+      ref.kind,
+      ref.namespace,
+      () => this.objects.delete(spec, undefined, undefined, undefined, undefined, body.propagationPolicy, body),
+      { absentOk: true, conflictOk: true, name: ref.name },
+    );
     return res !== null && res !== CONFLICT;
   }
 
@@ -156,9 +194,18 @@ export class KubeApi {
         const timer = setTimeout(() => finish(undefined), Math.min(remaining, 10_000));
         this.count("watch");
         void new Watch(this.kc)
-          .watch(path, { fieldSelector: `metadata.name=${ref.name}`, allowWatchBookmarks: false, ...(last?.metadata.resourceVersion ? { resourceVersion: last.metadata.resourceVersion } : {}) },
+          .watch(
+            path,
+            {
+              fieldSelector: `metadata.name=${ref.name}`,
+              allowWatchBookmarks: false,
+              ...(last?.metadata.resourceVersion ? { resourceVersion: last.metadata.resourceVersion } : {}),
+            },
             (phase, obj: K8sObject) => {
-              if (!opened && !settled) { opened = true; this.watches.open++; }
+              if (!opened && !settled) {
+                opened = true;
+                this.watches.open++;
+              }
               // ERROR carries a Status (410 Gone: the resourceVersion is too old), not the object.
               if (phase === "ERROR") return finish(undefined, true);
               if (phase === "BOOKMARK") return;
@@ -170,12 +217,16 @@ export class KubeApi {
                 finish({ error });
               }
             },
-            () => finish(undefined, true))
+            () => finish(undefined, true),
+          )
           .then((a) => {
             abort = a;
             // watch() resolves once the response headers are in: the watch is open.
             if (settled) a.abort();
-            else if (!opened) { opened = true; this.watches.open++; }
+            else if (!opened) {
+              opened = true;
+              this.watches.open++;
+            }
           });
       });
       if (found && "error" in found) throw found.error;
@@ -183,8 +234,16 @@ export class KubeApi {
       if (attempt > 0) await sleep(Math.min(1_000, Math.max(0, deadline - Date.now())));
     }
     const cond = (last?.status?.conditions as { type: string; reason?: string; message?: string }[] | undefined)?.find((c) => c.type === "Ready");
-    const why = cond ? ` (Ready: ${cond.reason ?? "?"}${cond.message ? `: ${cond.message}` : ""})` : last && !last.status ? " (it has no status yet: is the agent-sandbox controller running?)" : "";
-    throw new SandboxUnavailableError(`timed out after ${timeoutMs} ms waiting for ${what}${why}`, { kind: ref.kind, name: ref.name, namespace: ref.namespace });
+    const why = cond
+      ? ` (Ready: ${cond.reason ?? "?"}${cond.message ? `: ${cond.message}` : ""})`
+      : last && !last.status
+        ? " (it has no status yet: is the agent-sandbox controller running?)"
+        : "";
+    throw new SandboxUnavailableError(`timed out after ${timeoutMs} ms waiting for ${what}${why}`, {
+      kind: ref.kind,
+      name: ref.name,
+      namespace: ref.namespace,
+    });
   }
 
   private count(verb: string) {
@@ -195,7 +254,13 @@ export class KubeApi {
    * One request with the failure modes sorted out. absentOk: an object 404 resolves null;
    * conflictOk: a 409 resolves CONFLICT. Every other failure becomes a SandboxError.
    */
-  private async call<T>(verb: string, kind: string, namespace: string | undefined, fn: () => Promise<T>, o: { absentOk?: boolean; conflictOk?: boolean; name?: string } = {}): Promise<T> {
+  private async call<T>(
+    verb: string,
+    kind: string,
+    namespace: string | undefined,
+    fn: () => Promise<T>,
+    o: { absentOk?: boolean; conflictOk?: boolean; name?: string } = {},
+  ): Promise<T> {
     const deadline = Date.now() + this.opts.retryMs;
     const resource = PLURALS[kind] ?? kind.toLowerCase();
     const where = namespace ? ` in namespace ${namespace}` : "";
@@ -234,12 +299,20 @@ export class KubeApi {
         }
         const transient = code === 429 || (code !== undefined && code >= 500) || (code === undefined && isNetworkError(err));
         if (!transient) {
-          throw new KubernetesApiError(`the Kubernetes API refused to ${verb} ${resource}${o.name ? ` ${o.name}` : ""}${where}${code ? ` (${code})` : ""}: ${apiMessage(err)}`, details, { cause: err });
+          throw new KubernetesApiError(
+            `the Kubernetes API refused to ${verb} ${resource}${o.name ? ` ${o.name}` : ""}${where}${code ? ` (${code})` : ""}: ${apiMessage(err)}`,
+            details,
+            { cause: err },
+          );
         }
         // Jittered, so workers cut off together do not come back in step.
         const delay = backoffMs(attempt, 100, 2_000);
         if (Date.now() + delay > deadline) {
-          throw new SandboxUnavailableError(`the Kubernetes API server is unreachable (${verb} ${kind}): ${apiMessage(err)}; gave up after ${attempt} attempts in ${this.opts.retryMs} ms`, { ...details, attempts: attempt }, { cause: err });
+          throw new SandboxUnavailableError(
+            `the Kubernetes API server is unreachable (${verb} ${kind}): ${apiMessage(err)}; gave up after ${attempt} attempts in ${this.opts.retryMs} ms`,
+            { ...details, attempts: attempt },
+            { cause: err },
+          );
         }
         this.opts.logger.warn({ verb, kind, namespace, status: code, attempt, retryInMs: delay, err: apiMessage(err) }, "kubernetes api call failed; retrying");
         await sleep(delay);

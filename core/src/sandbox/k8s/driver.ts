@@ -19,18 +19,54 @@ import { randomBytes, createHash } from "node:crypto";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "../../logger.js";
 import { silentLogger } from "../../logger.js";
-import type { DriverHealth, ExecRequest, ExecResult, Fence, FileContent, FileEntry, SandboxDriver, SandboxHandle, SandboxInfo, SandboxSecrets, SandboxState } from "../driver.js";
+import type {
+  DriverHealth,
+  ExecRequest,
+  ExecResult,
+  Fence,
+  FileContent,
+  FileEntry,
+  SandboxDriver,
+  SandboxHandle,
+  SandboxInfo,
+  SandboxSecrets,
+  SandboxState,
+} from "../driver.js";
 import { SandboxRequestError, SandboxUnavailableError } from "../errors.js";
 import { exposedSecrets, type SandboxPolicy } from "../policy.js";
 import { RuntimeClient, type RuntimeHealth } from "../runtime-client.js";
 import type { SandboxStore } from "../store.js";
 import { KubeApi, KubernetesConflictError, type KubeApiOptions } from "./api.js";
-import { ANNOTATIONS, API_VERSION, CORE_GROUP, EXT_GROUP, LABELS, sandboxNames, sessionSelector, teamNamespace, TOKEN_ENV, validateNamespacePrefix, type SandboxNames } from "./names.js";
-import { claimObject, egressRules, namespaceObject, pullSecretCopy, secretObject, templateObject, warmPoolObject, type K8sObject, type TemplateConfig } from "./objects.js";
+import {
+  ANNOTATIONS,
+  API_VERSION,
+  CORE_GROUP,
+  EXT_GROUP,
+  LABELS,
+  sandboxNames,
+  sessionSelector,
+  teamNamespace,
+  TOKEN_ENV,
+  validateNamespacePrefix,
+  type SandboxNames,
+} from "./names.js";
+import {
+  claimObject,
+  egressRules,
+  namespaceObject,
+  pullSecretCopy,
+  secretObject,
+  templateObject,
+  warmPoolObject,
+  type K8sObject,
+  type TemplateConfig,
+} from "./objects.js";
 import { claimState, sandboxSuspended } from "./state.js";
 
 /** What the driver needs of a runtime client: the local driver's RuntimeClient fits. */
-export type RuntimeApi = Pick<RuntimeClient, "exec" | "readFile" | "writeFile" | "listFiles"> & { health(opts?: { timeoutMs?: number }): Promise<RuntimeHealth> };
+export type RuntimeApi = Pick<RuntimeClient, "exec" | "readFile" | "writeFile" | "listFiles"> & {
+  health(opts?: { timeoutMs?: number }): Promise<RuntimeHealth>;
+};
 export type RuntimeEndpoint = { baseUrl: string; podIP: string; namespace: string; claim: string };
 
 export type KubernetesDriverOptions = {
@@ -66,7 +102,8 @@ const TEMPLATE = { apiVersion: `${EXT_GROUP}/${API_VERSION}`, kind: "SandboxTemp
 export class KubernetesSandboxDriver implements SandboxDriver {
   readonly name = "kubernetes";
   readonly api: KubeApi;
-  private readonly o: Required<Omit<KubernetesDriverOptions, "store" | "logger" | "kubeConfig" | "beforeApiCall" | "storageClassName">> & KubernetesDriverOptions;
+  private readonly o: Required<Omit<KubernetesDriverOptions, "store" | "logger" | "kubeConfig" | "beforeApiCall" | "storageClassName">> &
+    KubernetesDriverOptions;
   private readonly log: Logger;
   private readonly teams = new Map<string, { hash: string; token?: string }>();
   private readonly clients = new Map<string, RuntimeApi>();
@@ -74,14 +111,24 @@ export class KubernetesSandboxDriver implements SandboxDriver {
 
   constructor(opts: KubernetesDriverOptions) {
     this.o = {
-      namespacePrefix: "keel-team-", runtimePort: 8080, cpu: "1", warmPoolReplicas: 0, readyTimeoutMs: 120_000, apiRetryMs: 30_000, imagePullSecrets: [],
+      namespacePrefix: "keel-team-",
+      runtimePort: 8080,
+      cpu: "1",
+      warmPoolReplicas: 0,
+      readyTimeoutMs: 120_000,
+      apiRetryMs: 30_000,
+      imagePullSecrets: [],
       workers: { namespace: "keel", podLabels: { "app.kubernetes.io/name": "keel", "app.kubernetes.io/component": "worker" } },
       runtimeClient: (e, token) => new RuntimeClient({ baseUrl: e.baseUrl }, token),
       ...opts,
     };
     validateNamespacePrefix(this.o.namespacePrefix);
     this.log = opts.logger ?? silentLogger;
-    this.api = new KubeApi(opts.kubeConfig, { retryMs: this.o.apiRetryMs, logger: this.log, ...(opts.beforeApiCall ? { beforeCall: opts.beforeApiCall } : {}) });
+    this.api = new KubeApi(opts.kubeConfig, {
+      retryMs: this.o.apiRetryMs,
+      logger: this.log,
+      ...(opts.beforeApiCall ? { beforeCall: opts.beforeApiCall } : {}),
+    });
   }
 
   async health(): Promise<DriverHealth> {
@@ -110,7 +157,12 @@ export class KubernetesSandboxDriver implements SandboxDriver {
             const old = claim.metadata.uid!;
             this.log.info({ teamId, sessionId, sandboxId: old, state }, "sandbox replaced");
             await this.api.delete(ref, { uid: old, propagation: "Foreground" });
-            await this.api.waitFor(ref, (c) => (c === null || c.metadata.uid !== old ? true : undefined), this.o.readyTimeoutMs, `the old claim ${names.claim} to go away`);
+            await this.api.waitFor(
+              ref,
+              (c) => (c === null || c.metadata.uid !== old ? true : undefined),
+              this.o.readyTimeoutMs,
+              `the old claim ${names.claim} to go away`,
+            );
             claim = null;
           } else {
             if (state === "suspended") await this.setOperatingMode(claim, "Running");
@@ -118,7 +170,18 @@ export class KubernetesSandboxDriver implements SandboxDriver {
           }
         }
         try {
-          claim = await this.api.create(claimObject({ namespace: names.namespace, name: names.claim, teamId, sessionId, pool: names.pool, policy, now: Date.now(), token: team.token ? undefined : randomBytes(32).toString("base64url") }));
+          claim = await this.api.create(
+            claimObject({
+              namespace: names.namespace,
+              name: names.claim,
+              teamId,
+              sessionId,
+              pool: names.pool,
+              policy,
+              now: Date.now(),
+              token: team.token ? undefined : randomBytes(32).toString("base64url"),
+            }),
+          );
           await this.record(claim, "provisioning");
           break;
         } catch (err) {
@@ -130,12 +193,18 @@ export class KubernetesSandboxDriver implements SandboxDriver {
         }
       }
       const uid = claim!.metadata.uid!;
-      const ready = await this.api.waitFor(ref, (c) => {
-        if (!c || c.metadata.uid !== uid) throw new SandboxUnavailableError("the sandbox claim was deleted while it was starting", { claim: names.claim });
-        const s = claimState(c);
-        if (s === "failed" || s === "terminated") throw new SandboxUnavailableError(`the sandbox could not start: ${readyReason(c)}`, { claim: names.claim, namespace: names.namespace });
-        return s === "ready" && c.status?.sandbox?.podIPs?.length ? c : undefined;
-      }, this.o.readyTimeoutMs, `sandbox claim ${names.namespace}/${names.claim} to be Ready`);
+      const ready = await this.api.waitFor(
+        ref,
+        (c) => {
+          if (!c || c.metadata.uid !== uid) throw new SandboxUnavailableError("the sandbox claim was deleted while it was starting", { claim: names.claim });
+          const s = claimState(c);
+          if (s === "failed" || s === "terminated")
+            throw new SandboxUnavailableError(`the sandbox could not start: ${readyReason(c)}`, { claim: names.claim, namespace: names.namespace });
+          return s === "ready" && c.status?.sandbox?.podIPs?.length ? c : undefined;
+        },
+        this.o.readyTimeoutMs,
+        `sandbox claim ${names.namespace}/${names.claim} to be Ready`,
+      );
       this.clients.set(uid, this.makeClient(ready, team.token));
       await this.record(ready, "ready");
       return { sandboxId: uid, teamId, sessionId, driver: this.name };
@@ -151,7 +220,11 @@ export class KubernetesSandboxDriver implements SandboxDriver {
   writeFile(h: SandboxHandle, p: string, content: string, opts: Fence & { encoding?: "utf8" | "base64" } = {}) {
     return this.withRuntime(h, (c) => c.writeFile(p, content, opts));
   }
-  listFiles(h: SandboxHandle, p: string, opts: { recursive?: boolean; maxEntries?: number; signal?: AbortSignal } = {}): Promise<{ entries: FileEntry[]; truncated: boolean }> {
+  listFiles(
+    h: SandboxHandle,
+    p: string,
+    opts: { recursive?: boolean; maxEntries?: number; signal?: AbortSignal } = {},
+  ): Promise<{ entries: FileEntry[]; truncated: boolean }> {
     return this.withRuntime(h, (c) => c.listFiles(p, opts));
   }
 
@@ -178,7 +251,15 @@ export class KubernetesSandboxDriver implements SandboxDriver {
       const names = sandboxNames({ namespacePrefix: this.o.namespacePrefix, teamId: h.teamId, sessionId: h.sessionId, template: "x" });
       this.clients.delete(h.sandboxId);
       await this.api.delete({ ...CLAIM, namespace: names.namespace, name: names.claim }, { uid: h.sandboxId, propagation: "Background" });
-      await this.o.store?.record({ id: h.sandboxId, teamId: h.teamId, sessionId: h.sessionId, driver: this.name, state: "terminated", lastError: null, lastActiveAt: new Date() });
+      await this.o.store?.record({
+        id: h.sandboxId,
+        teamId: h.teamId,
+        sessionId: h.sessionId,
+        driver: this.name,
+        state: "terminated",
+        lastError: null,
+        lastActiveAt: new Date(),
+      });
     });
   }
 
@@ -189,24 +270,34 @@ export class KubernetesSandboxDriver implements SandboxDriver {
       this.api.list(SANDBOX.apiVersion, SANDBOX.kind, "", ns),
     ]);
     const byOwner = new Map(sandboxes.flatMap((s) => (s.metadata.ownerReferences ?? []).map((o) => [o.uid, s] as const)));
-    return Promise.all(claims.map(async (c) => {
-      const state = claimState(c, byOwner.get(c.metadata.uid!) ?? null);
-      const createdAt = new Date(c.metadata.creationTimestamp!);
-      let lastActiveAt = createdAt.getTime();
-      let inFlight: number | undefined;
-      const client = state === "ready" ? this.clients.get(c.metadata.uid!) : undefined;
-      const h = await client?.health({ timeoutMs: 1_000 }).catch(() => undefined);
-      if (h) { lastActiveAt = Math.max(lastActiveAt, Date.now() - h.idleMs); inFlight = h.inFlight; }
-      const info: SandboxInfo = {
-        sandboxId: c.metadata.uid!, teamId: c.metadata.labels![LABELS.team]!, sessionId: c.metadata.labels![LABELS.session]!, driver: this.name,
-        state, createdAt, lastActiveAt: new Date(lastActiveAt),
-        idleTimeoutMs: Number(c.metadata.annotations?.[ANNOTATIONS.idleTimeoutMs] ?? 15 * 60_000),
-        ttlMs: Number(c.metadata.annotations?.[ANNOTATIONS.ttlMs] ?? 24 * 3_600_000),
-        ...(inFlight !== undefined ? { inFlight } : {}),
-        ...(state === "failed" ? { lastError: readyReason(c) } : {}),
-      };
-      return info;
-    }));
+    return Promise.all(
+      claims.map(async (c) => {
+        const state = claimState(c, byOwner.get(c.metadata.uid!) ?? null);
+        const createdAt = new Date(c.metadata.creationTimestamp!);
+        let lastActiveAt = createdAt.getTime();
+        let inFlight: number | undefined;
+        const client = state === "ready" ? this.clients.get(c.metadata.uid!) : undefined;
+        const h = await client?.health({ timeoutMs: 1_000 }).catch(() => undefined);
+        if (h) {
+          lastActiveAt = Math.max(lastActiveAt, Date.now() - h.idleMs);
+          inFlight = h.inFlight;
+        }
+        const info: SandboxInfo = {
+          sandboxId: c.metadata.uid!,
+          teamId: c.metadata.labels![LABELS.team]!,
+          sessionId: c.metadata.labels![LABELS.session]!,
+          driver: this.name,
+          state,
+          createdAt,
+          lastActiveAt: new Date(lastActiveAt),
+          idleTimeoutMs: Number(c.metadata.annotations?.[ANNOTATIONS.idleTimeoutMs] ?? 15 * 60_000),
+          ttlMs: Number(c.metadata.annotations?.[ANNOTATIONS.ttlMs] ?? 24 * 3_600_000),
+          ...(inFlight !== undefined ? { inFlight } : {}),
+          ...(state === "failed" ? { lastError: readyReason(c) } : {}),
+        };
+        return info;
+      }),
+    );
   }
 
   // ── internals ────────────────────────────────────────────────────────────────────────────
@@ -216,22 +307,47 @@ export class KubernetesSandboxDriver implements SandboxDriver {
   private async ensureTeam(names: SandboxNames, teamId: string, policy: SandboxPolicy, secrets: SandboxSecrets): Promise<{ token?: string }> {
     const exposed = exposedSecrets(policy, secrets);
     const warm = this.o.warmPoolReplicas > 0;
-    const hash = createHash("sha256").update(JSON.stringify([this.o.image, this.o.cpu, this.o.runtimePort, this.o.warmPoolReplicas, this.o.workers, policy.resources, policy.egress, policy.secrets, this.o.storageClassName ?? null, this.o.imagePullSecrets])).digest("hex").slice(0, 16);
+    const hash = createHash("sha256")
+      .update(
+        JSON.stringify([
+          this.o.image,
+          this.o.cpu,
+          this.o.runtimePort,
+          this.o.warmPoolReplicas,
+          this.o.workers,
+          policy.resources,
+          policy.egress,
+          policy.secrets,
+          this.o.storageClassName ?? null,
+          this.o.imagePullSecrets,
+        ]),
+      )
+      .digest("hex")
+      .slice(0, 16);
     // Secret values are not hashed into an annotation; the Secret is re-applied when they change.
-    const secretsDigest = createHash("sha256").update(JSON.stringify(Object.entries(exposed).sort())).digest("hex");
+    const secretsDigest = createHash("sha256")
+      .update(JSON.stringify(Object.entries(exposed).sort()))
+      .digest("hex");
     const key = `${names.namespace}/${names.template}`;
     const cached = this.teams.get(key);
     if (cached?.hash === `${hash}:${secretsDigest}`) return cached;
     const existing = await this.api.get({ ...TEMPLATE, namespace: names.namespace, name: names.template });
-    const existingToken = (existing?.spec?.podTemplate?.spec?.containers?.[0]?.env as { name: string; value?: string }[] | undefined)?.find((e) => e.name === TOKEN_ENV)?.value;
-    const token = warm ? existingToken ?? randomBytes(32).toString("base64url") : undefined;
+    const existingToken = (existing?.spec?.podTemplate?.spec?.containers?.[0]?.env as { name: string; value?: string }[] | undefined)?.find(
+      (e) => e.name === TOKEN_ENV,
+    )?.value;
+    const token = warm ? (existingToken ?? randomBytes(32).toString("base64url")) : undefined;
     if (!existing) await this.api.apply(namespaceObject(names.namespace, teamId));
     await this.api.apply(secretObject(names.namespace, teamId, exposed));
     await this.copyPullSecrets(names.namespace, teamId);
     if (existing?.metadata.annotations?.[ANNOTATIONS.configHash] !== hash || (warm && !existingToken)) {
       const cfg: TemplateConfig = {
-        image: this.o.image, runtimePort: this.o.runtimePort, cpu: this.o.cpu, workers: this.o.workers, imagePullSecrets: this.o.imagePullSecrets,
-        ...(this.o.storageClassName ? { storageClassName: this.o.storageClassName } : {}), ...(token ? { teamToken: token } : {}),
+        image: this.o.image,
+        runtimePort: this.o.runtimePort,
+        cpu: this.o.cpu,
+        workers: this.o.workers,
+        imagePullSecrets: this.o.imagePullSecrets,
+        ...(this.o.storageClassName ? { storageClassName: this.o.storageClassName } : {}),
+        ...(token ? { teamToken: token } : {}),
       };
       await this.api.apply(templateObject(names.namespace, names.template, teamId, policy, cfg, hash));
       await this.api.apply(warmPoolObject(names.namespace, names.pool, teamId, this.o.warmPoolReplicas));
@@ -247,7 +363,10 @@ export class KubernetesSandboxDriver implements SandboxDriver {
     for (const name of this.o.imagePullSecrets) {
       const source = await this.api.get({ apiVersion: "v1", kind: "Secret", namespace: this.o.workers.namespace, name });
       if (!source) {
-        throw new SandboxUnavailableError(`the image pull Secret ${this.o.workers.namespace}/${name} (KEEL_SANDBOX_IMAGE_PULL_SECRETS) does not exist: create it there, or remove the name`, { namespace: this.o.workers.namespace, secret: name });
+        throw new SandboxUnavailableError(
+          `the image pull Secret ${this.o.workers.namespace}/${name} (KEEL_SANDBOX_IMAGE_PULL_SECRETS) does not exist: create it there, or remove the name`,
+          { namespace: this.o.workers.namespace, secret: name },
+        );
       }
       await this.api.apply(pullSecretCopy(source, namespace, teamId));
     }
@@ -293,7 +412,10 @@ export class KubernetesSandboxDriver implements SandboxDriver {
     const podIP: string | undefined = claim.status?.sandbox?.podIPs?.[0];
     if (!token || !podIP) throw new SandboxUnavailableError("the sandbox has no pod IP or runtime token yet; acquire it again", { claim: claim.metadata.name });
     const host = podIP.includes(":") ? `[${podIP}]` : podIP;
-    return this.o.runtimeClient({ baseUrl: `http://${host}:${this.o.runtimePort}`, podIP, namespace: claim.metadata.namespace!, claim: claim.metadata.name }, token);
+    return this.o.runtimeClient(
+      { baseUrl: `http://${host}:${this.o.runtimePort}`, podIP, namespace: claim.metadata.namespace!, claim: claim.metadata.name },
+      token,
+    );
   }
 
   private async claimOf(h: SandboxHandle): Promise<K8sObject | null> {
@@ -312,16 +434,28 @@ export class KubernetesSandboxDriver implements SandboxDriver {
     if (!name) throw new SandboxUnavailableError("the sandbox has not been created yet", { claim: claim.metadata.name });
     const ref = { ...SANDBOX, namespace: claim.metadata.namespace!, name };
     await this.api.mergePatch(ref, { spec: { operatingMode: mode } });
-    if (mode === "Suspended") await this.api.waitFor(ref, (s) => (s === null || sandboxSuspended(s) ? true : undefined), this.o.readyTimeoutMs, `sandbox ${name} to suspend`);
+    if (mode === "Suspended")
+      await this.api.waitFor(ref, (s) => (s === null || sandboxSuspended(s) ? true : undefined), this.o.readyTimeoutMs, `sandbox ${name} to suspend`);
   }
 
   private async record(claim: K8sObject, state: SandboxState): Promise<void> {
-    await this.o.store?.record({ id: claim.metadata.uid!, teamId: claim.metadata.labels![LABELS.team]!, sessionId: claim.metadata.labels![LABELS.session]!, driver: this.name, state, lastError: state === "failed" ? readyReason(claim) : null, lastActiveAt: new Date() });
+    await this.o.store?.record({
+      id: claim.metadata.uid!,
+      teamId: claim.metadata.labels![LABELS.team]!,
+      sessionId: claim.metadata.labels![LABELS.session]!,
+      driver: this.name,
+      state,
+      lastError: state === "failed" ? readyReason(claim) : null,
+      lastActiveAt: new Date(),
+    });
   }
 
   private serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const next = (this.inProcess.get(key) ?? Promise.resolve()).then(fn, fn);
-    this.inProcess.set(key, next.catch(() => {}));
+    this.inProcess.set(
+      key,
+      next.catch(() => {}),
+    );
     return next;
   }
 }

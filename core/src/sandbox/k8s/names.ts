@@ -68,5 +68,7 @@ export function teamNamespace(namespacePrefix: string, teamId: string): string {
 }
 
 export function sessionSelector(teamId?: string, sessionId?: string): string {
-  return [`${LABELS.managedBy}=${MANAGER}`, ...(teamId ? [`${LABELS.team}=${teamId}`] : []), ...(sessionId ? [`${LABELS.session}=${sessionId}`] : [])].join(",");
+  return [`${LABELS.managedBy}=${MANAGER}`, ...(teamId ? [`${LABELS.team}=${teamId}`] : []), ...(sessionId ? [`${LABELS.session}=${sessionId}`] : [])].join(
+    ",",
+  );
 }

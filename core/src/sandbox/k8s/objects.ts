@@ -6,7 +6,25 @@ import { ValidationError } from "../../errors.js";
 import type { SandboxPolicy } from "../policy.js";
 import { ANNOTATIONS, API_VERSION, CONTAINER, EXT_GROUP, LABELS, MANAGER, SECRET_NAME, TOKEN_ENV } from "./names.js";
 
-export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; uid?: string; resourceVersion?: string; creationTimestamp?: string | Date; deletionTimestamp?: string | Date; ownerReferences?: { uid: string; kind: string; name: string }[] }; spec?: any; status?: any; data?: Record<string, string>; stringData?: Record<string, string> };
+export type K8sObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    uid?: string;
+    resourceVersion?: string;
+    creationTimestamp?: string | Date;
+    deletionTimestamp?: string | Date;
+    ownerReferences?: { uid: string; kind: string; name: string }[];
+  };
+  spec?: any;
+  status?: any;
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+};
 
 export type TemplateConfig = {
   image: string;
@@ -35,7 +53,13 @@ export function secretObject(namespace: string, teamId: string, secrets: Record<
 
 /** A copy of an image pull Secret (type and data as they are) for a team's namespace. */
 export function pullSecretCopy(source: K8sObject & { type?: string }, namespace: string, teamId: string): K8sObject & { type?: string } {
-  return { apiVersion: "v1", kind: "Secret", metadata: { name: source.metadata.name, namespace, labels: teamLabels(teamId) }, ...(source.type ? { type: source.type } : {}), data: source.data ?? {} };
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: source.metadata.name, namespace, labels: teamLabels(teamId) },
+    ...(source.type ? { type: source.type } : {}),
+    data: source.data ?? {},
+  };
 }
 
 /**
@@ -47,7 +71,10 @@ export function egressRules(egress: SandboxPolicy["egress"]): unknown[] {
   if (egress === "none") return [];
   return egress.allow.map((entry) => {
     // 203.0.113.7, 203.0.113.0/24, 203.0.113.0/24:443, 2001:db8::/32, [2001:db8::/32]:443
-    const m = /^\[([0-9a-fA-F:.]+)(\/\d{1,3})?\](?::(\d{1,5}))?$/.exec(entry) ?? /^([0-9.]+)(\/\d{1,2})?(?::(\d{1,5}))?$/.exec(entry) ?? /^([0-9a-fA-F:.]+)(\/\d{1,3})?()$/.exec(entry);
+    const m =
+      /^\[([0-9a-fA-F:.]+)(\/\d{1,3})?\](?::(\d{1,5}))?$/.exec(entry) ??
+      /^([0-9.]+)(\/\d{1,2})?(?::(\d{1,5}))?$/.exec(entry) ??
+      /^([0-9a-fA-F:.]+)(\/\d{1,3})?()$/.exec(entry);
     const family = m ? isIP(m[1]!) : 0;
     if (!m || !family) {
       throw new ValidationError(
@@ -88,10 +115,17 @@ export function templateObject(namespace: string, name: string, teamId: string, 
       envVarsInjectionPolicy: cfg.teamToken ? "Disallowed" : "Allowed",
       networkPolicyManagement: "Managed",
       networkPolicy: {
-        ingress: [{
-          from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": cfg.workers.namespace } }, podSelector: { matchLabels: cfg.workers.podLabels } }],
-          ports: [{ protocol: "TCP", port: cfg.runtimePort }],
-        }],
+        ingress: [
+          {
+            from: [
+              {
+                namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": cfg.workers.namespace } },
+                podSelector: { matchLabels: cfg.workers.podLabels },
+              },
+            ],
+            ports: [{ protocol: "TCP", port: cfg.runtimePort }],
+          },
+        ],
         egress: egressRules(policy.egress),
       },
       podTemplate: {
@@ -101,18 +135,23 @@ export function templateObject(namespace: string, name: string, teamId: string, 
           enableServiceLinks: false,
           ...(cfg.imagePullSecrets?.length ? { imagePullSecrets: cfg.imagePullSecrets.map((name) => ({ name })) } : {}),
           securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } },
-          containers: [{
-            name: CONTAINER,
-            image: cfg.image,
-            command: ["/usr/bin/tini", "--", "node", "/app/sandbox/dist/runtime.mjs", "--port", String(cfg.runtimePort), "--workspace", "/workspace"],
-            ports: [{ name: "runtime", containerPort: cfg.runtimePort }],
-            env,
-            // /healthz needs the token, so readiness is "the port accepts connections".
-            readinessProbe: { tcpSocket: { port: cfg.runtimePort }, periodSeconds: 2 },
-            resources: { requests: { cpu: "100m", memory: `${Math.min(policy.resources.memoryMb, 256)}Mi` }, limits: { cpu: cfg.cpu, memory } },
-            securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
-            volumeMounts: [{ name: "workspace", mountPath: "/workspace" }, { name: "tmp", mountPath: "/tmp" }],
-          }],
+          containers: [
+            {
+              name: CONTAINER,
+              image: cfg.image,
+              command: ["/usr/bin/tini", "--", "node", "/app/sandbox/dist/runtime.mjs", "--port", String(cfg.runtimePort), "--workspace", "/workspace"],
+              ports: [{ name: "runtime", containerPort: cfg.runtimePort }],
+              env,
+              // /healthz needs the token, so readiness is "the port accepts connections".
+              readinessProbe: { tcpSocket: { port: cfg.runtimePort }, periodSeconds: 2 },
+              resources: { requests: { cpu: "100m", memory: `${Math.min(policy.resources.memoryMb, 256)}Mi` }, limits: { cpu: cfg.cpu, memory } },
+              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
+              volumeMounts: [
+                { name: "workspace", mountPath: "/workspace" },
+                { name: "tmp", mountPath: "/tmp" },
+              ],
+            },
+          ],
           // "workspace" comes from volumeClaimTemplates below: agent-sandbox adds the volume.
           volumes: [{ name: "tmp", emptyDir: { sizeLimit: `${Math.min(policy.resources.memoryMb, 1024)}Mi` } }],
         },
@@ -120,14 +159,16 @@ export function templateObject(namespace: string, name: string, teamId: string, 
       // The workspace is a PVC `workspace-<sandbox>` owned by the Sandbox: it outlives the pod (idle
       // suspend, eviction, a drained node) and is deleted with the claim. An emptyDir lost the
       // files on every suspend, and the next turn found an empty workspace without a word.
-      volumeClaimTemplates: [{
-        metadata: { name: "workspace", labels: teamLabels(teamId) },
-        spec: {
-          accessModes: ["ReadWriteOnce"],
-          resources: { requests: { storage: `${policy.resources.workspaceMb}Mi` } },
-          ...(cfg.storageClassName ? { storageClassName: cfg.storageClassName } : {}),
+      volumeClaimTemplates: [
+        {
+          metadata: { name: "workspace", labels: teamLabels(teamId) },
+          spec: {
+            accessModes: ["ReadWriteOnce"],
+            resources: { requests: { storage: `${policy.resources.workspaceMb}Mi` } },
+            ...(cfg.storageClassName ? { storageClassName: cfg.storageClassName } : {}),
+          },
         },
-      }],
+      ],
     },
   };
 }
@@ -141,7 +182,16 @@ export function warmPoolObject(namespace: string, name: string, teamId: string, 
   };
 }
 
-export function claimObject(o: { namespace: string; name: string; teamId: string; sessionId: string; pool: string; policy: SandboxPolicy; now: number; token?: string }): K8sObject {
+export function claimObject(o: {
+  namespace: string;
+  name: string;
+  teamId: string;
+  sessionId: string;
+  pool: string;
+  policy: SandboxPolicy;
+  now: number;
+  token?: string;
+}): K8sObject {
   return {
     apiVersion: `${EXT_GROUP}/${API_VERSION}`,
     kind: "SandboxClaim",

@@ -34,7 +34,10 @@ export const DEFAULT_KIND_SCRIPT = path.resolve(path.dirname(fileURLToPath(impor
 
 export class LauncherError extends Error {
   override readonly name = "LauncherError";
-  constructor(readonly code: ErrorCode, message: string) {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -156,7 +159,10 @@ export class KindLauncher {
 
   private assertIdle(what: string) {
     if (this.st.status === "running" || this.st.status === "tearing-down") {
-      throw new LauncherError("conflict", `cannot ${what}: the local environment is ${this.st.status === "running" ? "being set up" : "being torn down"}; cancel it or wait`);
+      throw new LauncherError(
+        "conflict",
+        `cannot ${what}: the local environment is ${this.st.status === "running" ? "being set up" : "being torn down"}; cancel it or wait`,
+      );
     }
   }
 
@@ -165,7 +171,11 @@ export class KindLauncher {
     this.st = { ...this.st, runId: this.st.runId + 1, status: "running", dashboardUrl: null, error: null };
     this.changed();
     this.running = this.execute(from).catch((err: Error) => {
-      this.st = { ...this.st, status: "failed", error: { step: this.st.steps.find((s) => s.state === "running")?.name ?? "prereqs", message: `internal error: ${err.message}` } };
+      this.st = {
+        ...this.st,
+        status: "failed",
+        error: { step: this.st.steps.find((s) => s.state === "running")?.name ?? "prereqs", message: `internal error: ${err.message}` },
+      };
       this.changed();
     });
   }
@@ -177,7 +187,12 @@ export class KindLauncher {
       const t0 = performance.now();
       Object.assign(step, { state: "running", startedAt: new Date().toISOString(), elapsedMs: null, message: null });
       this.changed();
-      const r = step.name === "prereqs" ? await this.prereqStep() : step.name === "port-forward" ? await this.portForwardStep() : await this.runScript(step.name, ["--step", step.name]);
+      const r =
+        step.name === "prereqs"
+          ? await this.prereqStep()
+          : step.name === "port-forward"
+            ? await this.portForwardStep()
+            : await this.runScript(step.name, ["--step", step.name]);
       Object.assign(step, { state: r.state, message: r.message, elapsedMs: Math.round(performance.now() - t0) });
       if (r.state === "cancelled") return this.finishCancelled(step);
       if (r.state === "failed") {

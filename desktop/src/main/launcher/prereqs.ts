@@ -24,7 +24,9 @@ export function findOnPath(name: string, env: NodeJS.ProcessEnv): string | null 
         if (!statSync(file).isFile()) continue;
         accessSync(file, constants.X_OK);
         return file;
-      } catch { /* not here */ }
+      } catch {
+        /* not here */
+      }
     }
   }
   return null;
@@ -41,7 +43,9 @@ export function portFree(port: number): Promise<boolean> {
 
 function run(file: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ ok: boolean; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(file, args, { env, timeout: timeoutMs, killSignal: "SIGKILL" }, (err, stdout, stderr) => resolve({ ok: !err, stdout: String(stdout), stderr: String(stderr) }));
+    execFile(file, args, { env, timeout: timeoutMs, killSignal: "SIGKILL" }, (err, stdout, stderr) =>
+      resolve({ ok: !err, stdout: String(stdout), stderr: String(stderr) }),
+    );
   });
 }
 
@@ -53,32 +57,50 @@ export async function checkPrerequisites(o: PrereqOptions): Promise<PrereqReport
   for (const tool of ["docker", "kind", "kubectl"] as const) {
     const file = findOnPath(tool, o.env);
     if (file) found[tool] = file;
-    checks.push(file ? { id: tool, status: "ok", message: `${tool} found at ${file}` } : { id: tool, status: "failed", message: `${tool} is not on your PATH: ${INSTALL_HINTS[tool]}` });
+    checks.push(
+      file
+        ? { id: tool, status: "ok", message: `${tool} found at ${file}` }
+        : { id: tool, status: "failed", message: `${tool} is not on your PATH: ${INSTALL_HINTS[tool]}` },
+    );
   }
 
   if (!found.docker) {
-    checks.push({ id: "docker-engine", status: "skipped", message: "needs the docker CLI" }, { id: "memory", status: "skipped", message: "needs the docker CLI" });
+    checks.push(
+      { id: "docker-engine", status: "skipped", message: "needs the docker CLI" },
+      { id: "memory", status: "skipped", message: "needs the docker CLI" },
+    );
   } else {
     // One call answers both: the engine is up, and how much memory it may use (Docker Desktop's
     // VM limit on macOS/Windows, the host's memory on Linux).
     const info = await run(found.docker, ["info", "--format", "{{.MemTotal}}"], o.env, o.timeoutMs ?? 20_000);
     if (!info.ok) {
       const why = info.stderr.trim().split("\n").pop();
-      checks.push({ id: "docker-engine", status: "failed", message: `docker is installed but its engine does not answer ('docker info' failed${why ? `: ${why}` : ""}): start Docker and retry` });
+      checks.push({
+        id: "docker-engine",
+        status: "failed",
+        message: `docker is installed but its engine does not answer ('docker info' failed${why ? `: ${why}` : ""}): start Docker and retry`,
+      });
       checks.push({ id: "memory", status: "skipped", message: "needs a running Docker engine" });
     } else {
       checks.push({ id: "docker-engine", status: "ok", message: "the Docker engine answers" });
       const bytes = Number(info.stdout.trim());
       const mb = Math.floor(bytes / 1048576);
-      if (!Number.isFinite(bytes) || bytes <= 0) checks.push({ id: "memory", status: "skipped", message: `docker info did not report its memory (${JSON.stringify(info.stdout.trim().slice(0, 40))})` });
+      if (!Number.isFinite(bytes) || bytes <= 0)
+        checks.push({ id: "memory", status: "skipped", message: `docker info did not report its memory (${JSON.stringify(info.stdout.trim().slice(0, 40))})` });
       else if (mb < o.minDockerMemoryMb) {
-        checks.push({ id: "memory", status: "failed", message: `Docker has ${mb} MiB of memory; Keel on kind needs at least ${o.minDockerMemoryMb} MiB: raise it (Docker Desktop: Settings > Resources > Memory) or free memory, then retry` });
+        checks.push({
+          id: "memory",
+          status: "failed",
+          message: `Docker has ${mb} MiB of memory; Keel on kind needs at least ${o.minDockerMemoryMb} MiB: raise it (Docker Desktop: Settings > Resources > Memory) or free memory, then retry`,
+        });
       } else checks.push({ id: "memory", status: "ok", message: `Docker has ${mb} MiB of memory (${o.minDockerMemoryMb} MiB needed)` });
     }
   }
 
-  checks.push((await portFree(o.port))
-    ? { id: "port", status: "ok", message: `port ${o.port} is free for the dashboard` }
-    : { id: "port", status: "failed", message: `port ${o.port} is in use: stop what listens there or choose another port (KEEL_PORT)` });
+  checks.push(
+    (await portFree(o.port))
+      ? { id: "port", status: "ok", message: `port ${o.port} is free for the dashboard` }
+      : { id: "port", status: "failed", message: `port ${o.port} is in use: stop what listens there or choose another port (KEEL_PORT)` },
+  );
   return { ok: checks.every((c) => c.status !== "failed"), checks };
 }

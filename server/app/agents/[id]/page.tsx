@@ -28,18 +28,38 @@ export default function AgentPage({ params }: { params: Promise<{ id: string }> 
   const a = agent.data;
   return (
     <Shell>
-      <p><Link href="/agents">← Agents</Link></p>
+      <p>
+        <Link href="/agents">← Agents</Link>
+      </p>
       <QueryState q={agent}>
         {a && (
           <>
-            <div className="row"><h1>{a.name}</h1><span className="muted">version {a.version}</span></div>
-            <AgentForm key={a.version} initial={{ ...a, name: a.name }} submitLabel="Save new version" busy={save.isPending} error={save.error}
-              onSubmit={({ name: _name, ...body }) => { setSaved(null); save.mutate(body); }} />
-            {saved !== null && <p className="ok" role="status">Saved as version {saved}.</p>}
+            <div className="row">
+              <h1>{a.name}</h1>
+              <span className="muted">version {a.version}</span>
+            </div>
+            <AgentForm
+              key={a.version}
+              initial={{ ...a, name: a.name }}
+              submitLabel="Save new version"
+              busy={save.isPending}
+              error={save.error}
+              onSubmit={({ name: _name, ...body }) => {
+                setSaved(null);
+                save.mutate(body);
+              }}
+            />
+            {saved !== null && (
+              <p className="ok" role="status">
+                Saved as version {saved}.
+              </p>
+            )}
             <details className="danger">
               <summary>Delete agent</summary>
               <p className="muted">Existing sessions stay readable; no new sessions can start.</p>
-              <button className="danger" disabled={remove.isPending} onClick={() => remove.mutate()}>Delete {a.name}</button>
+              <button className="danger" disabled={remove.isPending} onClick={() => remove.mutate()}>
+                Delete {a.name}
+              </button>
               <ErrorNote error={remove.error} />
             </details>
           </>

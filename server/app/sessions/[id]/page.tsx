@@ -9,12 +9,19 @@ import { sessionView } from "@keel/core/view/session";
 import { EventView } from "./event-view";
 import { SandboxPanel } from "./sandbox-panel";
 
-type Row = { id: string; agentName: string; title: string | null; status: string; activeRun: { id: string; status: string; attempt: number; maxAttempts: number; nextAttemptAt: string | null } | null };
+type Row = {
+  id: string;
+  agentName: string;
+  title: string | null;
+  status: string;
+  activeRun: { id: string; status: string; attempt: number; maxAttempts: number; nextAttemptAt: string | null } | null;
+};
 
 /** A queued run that already failed an attempt is retrying, not idle or freshly queued. */
 function runState(run: Row["activeRun"]): string {
   if (!run) return "idle";
-  if (run.status === "queued" && run.nextAttemptAt) return `retrying: attempt ${run.attempt + 1} of ${run.maxAttempts} at ${new Date(run.nextAttemptAt).toLocaleTimeString()}`;
+  if (run.status === "queued" && run.nextAttemptAt)
+    return `retrying: attempt ${run.attempt + 1} of ${run.maxAttempts} at ${new Date(run.nextAttemptAt).toLocaleTimeString()}`;
   return run.status.replace("_", " ");
 }
 
@@ -57,34 +64,71 @@ export default function SessionPage({ params }: { params: Promise<{ id: string }
 
   return (
     <Shell>
-      <p><Link href="/sessions">← Sessions</Link></p>
+      <p>
+        <Link href="/sessions">← Sessions</Link>
+      </p>
       <div className="row session-head">
         <h1>{info.data?.title || "Session"}</h1>
         <span className="muted">{info.data?.agentName ?? ""}</span>
-        <span className={`badge ${run?.nextAttemptAt ? "retrying" : (run?.status ?? "idle")}`} data-testid="run-state">{run || !info.isPending ? runState(run) : "…"}</span>
-        <span className={`conn ${conn}`} role="status" data-testid="conn">{conn}</span>
-        <button className="secondary" disabled={!run} onClick={() => void act(() => keel.call(api.sessions.cancel, { params: { id } }))}>Cancel run</button>
+        <span className={`badge ${run?.nextAttemptAt ? "retrying" : (run?.status ?? "idle")}`} data-testid="run-state">
+          {run || !info.isPending ? runState(run) : "…"}
+        </span>
+        <span className={`conn ${conn}`} role="status" data-testid="conn">
+          {conn}
+        </span>
+        <button className="secondary" disabled={!run} onClick={() => void act(() => keel.call(api.sessions.cancel, { params: { id } }))}>
+          Cancel run
+        </button>
       </div>
       {info.isError && <ErrorNote error={info.error} prefix="Could not load the session" />}
-      {info.data === null && <p className="error" role="alert">No such session.</p>}
+      {info.data === null && (
+        <p className="error" role="alert">
+          No such session.
+        </p>
+      )}
       <div className="log" data-testid="log">
-        {events.length === 0 && conn === "connecting" && <p className="muted" role="status">Loading…</p>}
+        {events.length === 0 && conn === "connecting" && (
+          <p className="muted" role="status">
+            Loading…
+          </p>
+        )}
         {events.length === 0 && conn !== "connecting" && <p className="muted empty">No messages yet: say something.</p>}
-        {view.events.map((e) => <EventView key={e.seq} e={e} view={view} onDecide={decide} />)}
+        {view.events.map((e) => (
+          <EventView key={e.seq} e={e} view={view} onDecide={decide} />
+        ))}
         {(live.content || live.reasoning || live.tools) && (
           <div className="card ev assistant streaming" aria-live="polite" data-testid="live">
             <span className="who">Agent</span>
-            {live.reasoning && <details className="reasoning"><summary className="muted">Reasoning…</summary><div className="muted">{live.reasoning}</div></details>}
-            {live.content}{live.tools && <pre className="args">{live.tools}</pre>}<span className="cursor">▍</span>
+            {live.reasoning && (
+              <details className="reasoning">
+                <summary className="muted">Reasoning…</summary>
+                <div className="muted">{live.reasoning}</div>
+              </details>
+            )}
+            {live.content}
+            {live.tools && <pre className="args">{live.tools}</pre>}
+            <span className="cursor">▍</span>
           </div>
         )}
       </div>
       <form className="composer" onSubmit={send}>
-        <textarea name="content" placeholder="Message" rows={2} aria-label="message"
-          onKeyDown={(e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); e.currentTarget.form?.requestSubmit(); } }} />
+        <textarea
+          name="content"
+          placeholder="Message"
+          rows={2}
+          aria-label="message"
+          onKeyDown={(e) => {
+            if (e.key === "Enter" && !e.shiftKey) {
+              e.preventDefault();
+              e.currentTarget.form?.requestSubmit();
+            }
+          }}
+        />
         <div className="row">
           <select value={onBusy} onChange={(e) => setOnBusy(e.target.value as typeof onBusy)} aria-label="if busy" title="What happens if a run is in progress">
-            <option value="enqueue">if busy: queue</option><option value="interrupt">if busy: interrupt</option><option value="reject">if busy: reject</option>
+            <option value="enqueue">if busy: queue</option>
+            <option value="interrupt">if busy: interrupt</option>
+            <option value="reject">if busy: reject</option>
           </select>
           <button disabled={sending}>{sending ? "Sending…" : "Send"}</button>
         </div>

@@ -14,8 +14,12 @@ export const POST = openaiRoute(api.openai.chat, async ({ req, ctx, principal, b
   markPosted();
   const { sessionId } = chat;
   if (body.stream) {
-    const stream = streamCompletion(ctx, principal.teamId, body.model, sessionId, chat.post, req.signal, { includeUsage: body.stream_options?.include_usage === true });
-    return new Response(stream, { headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache, no-transform", [SESSION_HEADER]: sessionId } });
+    const stream = streamCompletion(ctx, principal.teamId, body.model, sessionId, chat.post, req.signal, {
+      includeUsage: body.stream_options?.include_usage === true,
+    });
+    return new Response(stream, {
+      headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache, no-transform", [SESSION_HEADER]: sessionId },
+    });
   }
   const posted = await chat.post();
   const o = await ctx.runs.wait({ teamId: principal.teamId, sessionId, runId: posted.runId, afterSeq: posted.seq, signal: req.signal });

@@ -6,9 +6,7 @@ export const POST = route(api.auth.login, async ({ req, ctx, body }) => {
   const r = await ctx.accounts.login({ ...body, clientAddress: requestClientAddress(ctx, req) });
   const cookie = [`${SESSION_COOKIE}=${r.token}`, "Path=/", "HttpOnly", "SameSite=Lax", `Expires=${r.expiresAt.toUTCString()}`];
   if (ctx.env.KEEL_COOKIE_SECURE) cookie.push("Secure");
-  return json(
-    { csrfToken: r.csrfToken, expiresAt: r.expiresAt, teamId: r.principal.teamId, role: r.principal.role, actor: r.principal.actor },
-    200,
-    { "set-cookie": cookie.join("; ") },
-  );
+  return json({ csrfToken: r.csrfToken, expiresAt: r.expiresAt, teamId: r.principal.teamId, role: r.principal.role, actor: r.principal.actor }, 200, {
+    "set-cookie": cookie.join("; "),
+  });
 });
