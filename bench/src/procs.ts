@@ -2,7 +2,7 @@
 // `node` (as core/test/processes.ts does), and talks to us over IPC.
 import { fork, type ChildProcess } from "node:child_process";
 import path from "node:path";
-import { build } from "esbuild";
+import { bundleForNode } from "@keel/core/testing/bundle";
 import type { Sys } from "./config.js";
 
 const source = path.join(import.meta.dirname, "worker-proc.ts");
@@ -22,16 +22,7 @@ export function onMessage(fn: (m: Msg, p: Proc) => void): () => void {
 }
 
 export async function spawnWorker(sys: Sys, url: string, mode: "throughput" | "takeover", extraEnv: Record<string, string> = {}): Promise<Proc> {
-  built ??= build({
-    entryPoints: [source],
-    outfile: bundle,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    packages: "external",
-    logLevel: "warning",
-  });
+  built ??= bundleForNode(source, bundle);
   await built;
   const child = fork(bundle, [], {
     env: { ...process.env, BENCH_SYSTEM: sys, BENCH_DB_URL: url, BENCH_MODE: mode, ...extraEnv },

@@ -1,7 +1,7 @@
 // Real worker processes for tests: the fixture is bundled once so each start is a plain `node`.
 import { fork, type ChildProcess } from "node:child_process";
 import path from "node:path";
-import { build } from "esbuild";
+import { bundleForNode } from "./support/bundle.ts";
 
 const built = new Map<string, Promise<unknown>>();
 
@@ -13,20 +13,7 @@ const live = new Set<ChildProcess>();
 export async function spawnWorkerProcess(env: Record<string, string>, fixture = "crash-worker"): Promise<WorkerProc> {
   const source = path.join(import.meta.dirname, `fixtures/${fixture}.ts`);
   const bundle = path.resolve(import.meta.dirname, `../../.tmp/${fixture}-${process.pid}.mjs`);
-  if (!built.has(bundle))
-    built.set(
-      bundle,
-      build({
-        entryPoints: [source],
-        outfile: bundle,
-        bundle: true,
-        platform: "node",
-        format: "esm",
-        target: "node20",
-        packages: "external",
-        logLevel: "warning",
-      }),
-    );
+  if (!built.has(bundle)) built.set(bundle, bundleForNode(source, bundle));
   await built.get(bundle);
   const child = fork(bundle, [], { env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
   live.add(child);

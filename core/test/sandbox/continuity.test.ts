@@ -4,7 +4,7 @@
 import { fork } from "node:child_process";
 import path from "node:path";
 import { existsSync, readFileSync, rmSync } from "node:fs";
-import { build } from "esbuild";
+import { bundleForNode } from "../support/bundle.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useFixture } from "../fixture.js";
 import { waitFor } from "@keel/test/db";
@@ -25,17 +25,7 @@ const bundle = path.resolve(import.meta.dirname, `../../../.tmp/sandbox-worker-c
 afterAll(() => rmSync(bundle, { force: true }));
 
 async function runWorkerChild(sessionId: string): Promise<{ sandboxId: string; kill: () => Promise<void> }> {
-  if (!existsSync(bundle))
-    await build({
-      entryPoints: [path.join(import.meta.dirname, "worker-child.ts")],
-      outfile: bundle,
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node20",
-      packages: "external",
-      logLevel: "warning",
-    });
+  if (!existsSync(bundle)) await bundleForNode(path.join(import.meta.dirname, "worker-child.ts"), bundle);
   const child = fork(bundle, [env.baseDir, env.runtimeScript, f.teamId, sessionId], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   const msg = await new Promise<{ sandboxId: string }>((resolve, reject) => {

@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { build } from "esbuild";
+import { bundleForNode } from "../support/bundle.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { reapSandboxes } from "../../src/sandbox/reaper.js";
 import { seccompProgram } from "../../src/sandbox/seccomp.js";
@@ -190,16 +190,7 @@ describe("what reaches a sandbox from the host", () => {
   it("no host fd leaks into a sandbox (a worker's inherited fd 251)", async () => {
     const bundle = path.resolve(import.meta.dirname, `../../../.tmp/sandbox-fd-child-${process.pid}.mjs`);
     try {
-      await build({
-        entryPoints: [path.join(import.meta.dirname, "fd-child.ts")],
-        outfile: bundle,
-        bundle: true,
-        platform: "node",
-        format: "esm",
-        target: "node20",
-        packages: "external",
-        logLevel: "warning",
-      });
+      await bundleForNode(path.join(import.meta.dirname, "fd-child.ts"), bundle);
       const stdio = ["ignore", "pipe", "inherit", ...Array.from({ length: 248 }, () => "ignore" as const), "pipe"] as const;
       const child = spawn(process.execPath, [bundle, env.baseDir, env.runtimeScript, team(), session()], {
         stdio: stdio as unknown as ("pipe" | "ignore" | "inherit")[],
