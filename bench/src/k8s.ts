@@ -146,7 +146,7 @@ try {
     log(`control plane up in ${((Date.now() - t) / 1000).toFixed(1)} s`);
   } else log("control plane already running: using it, leaving it running");
   home = await createTestNamespace("kbench-home");
-  platform = await applyPlatformRbac(home.name);
+  platform = await applyPlatformRbac(home.name, prefix);
   const sa = `system:serviceaccount:${home.name}:${platform.serviceAccount}`;
   await waitFor(async () => (await kubectl(["auth", "can-i", "create", "namespaces", `--as=${sa}`], { allowFailure: true })).stdout.trim() === "yes", {
     timeoutMs: 30_000,

@@ -19,7 +19,7 @@ let platform: PlatformIdentity;
 beforeAll(async () => {
   await startControlPlane();
   home = await createTestNamespace("kd-home");
-  platform = await applyPlatformRbac(home.name);
+  platform = await applyPlatformRbac(home.name, prefix);
   await waitFor(
     async () =>
       (

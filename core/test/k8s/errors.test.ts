@@ -31,7 +31,7 @@ const cleanups: (() => Promise<unknown> | void)[] = [];
 beforeAll(async () => {
   await startControlPlane();
   home = await createTestNamespace("ke-home");
-  platform = await applyPlatformRbac(home.name);
+  platform = await applyPlatformRbac(home.name, prefix);
 }, 120_000);
 
 afterAll(async () => {

@@ -32,7 +32,7 @@ let viaProxy: string;
 beforeAll(async () => {
   await startControlPlane();
   home = await createTestNamespace("kf-home");
-  platform = await applyPlatformRbac(home.name);
+  platform = await applyPlatformRbac(home.name, prefix);
   await waitFor(
     async () =>
       (

@@ -43,21 +43,28 @@ export function retargetedOverlay(overlay: string, namespace: string, suffix: st
 export type PlatformIdentity = { serviceAccount: string; kubeconfig: string; cleanup: () => Promise<void> };
 
 /**
- * Applies the base RBAC (ServiceAccounts, ClusterRole, ClusterRoleBinding) for real into
- * `namespace` and returns a kubeconfig that authenticates as the platform ServiceAccount with a
- * short-lived token (TokenRequest), so the driver test runs with exactly the rights the
- * manifests grant.
+ * Applies the base RBAC (ServiceAccounts, ClusterRole, ClusterRoleBinding) and the admission
+ * policy that confines the platform (k8s/base/admission.yaml) for real into `namespace`, and
+ * returns a kubeconfig that authenticates as the platform ServiceAccount with a short-lived token
+ * (TokenRequest), so a driver test runs with exactly the rights the manifests grant. The policy
+ * copy names this ServiceAccount and lets it write in namespaces named `teamPrefix`* (the
+ * manifests' keel-team-), so test files sharing one API server do not see each other's copies.
  */
-export async function applyPlatformRbac(namespace: string): Promise<PlatformIdentity> {
+export async function applyPlatformRbac(namespace: string, teamPrefix: string): Promise<PlatformIdentity> {
   const suffix = randomBytes(3).toString("hex");
   const overlay = retargetedOverlay("production", namespace, suffix);
   const rendered = (await kubectl(["kustomize", overlay.dir])).stdout;
   overlay.cleanup();
   const serviceAccount = `keel-platform-${suffix}`;
-  const docs = (loadAllYaml(rendered) as any[]).filter((d) => ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"].includes(d.kind));
-  // kustomize's nameSuffix/namespace do not reach a binding's subjects.
+  const kinds = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"];
+  const docs = (loadAllYaml(rendered) as any[]).filter((d) => kinds.includes(d.kind));
+  // kustomize's nameSuffix/namespace do not reach a binding's subjects (it does rename a policy binding's policyName).
   for (const d of docs.filter((d) => d.kind.endsWith("RoleBinding"))) d.subjects = [{ kind: "ServiceAccount", name: serviceAccount, namespace }];
-  await kubectl(["apply", "--server-side", "-f", "-"], { input: JSON.stringify({ apiVersion: "v1", kind: "List", items: docs }) });
+  const text = JSON.stringify({ apiVersion: "v1", kind: "List", items: docs })
+    .replaceAll("system:serviceaccount:keel:keel-platform", `system:serviceaccount:${namespace}:${serviceAccount}`)
+    .replaceAll("'keel-team-'", `'${teamPrefix}'`);
+  if (!text.includes(`'${teamPrefix}'`)) throw new Error("k8s/base/admission.yaml no longer names the 'keel-team-' prefix this helper retargets");
+  await kubectl(["apply", "--server-side", "-f", "-"], { input: text });
   const kubeconfig = await tokenKubeconfig(namespace, serviceAccount);
   return {
     serviceAccount,
@@ -65,6 +72,7 @@ export async function applyPlatformRbac(namespace: string): Promise<PlatformIden
     cleanup: async () => {
       rmSync(kubeconfig, { force: true });
       await kubectl(["delete", "clusterrole,clusterrolebinding", `keel-platform-${suffix}`, "--ignore-not-found"]);
+      await kubectl(["delete", "validatingadmissionpolicy,validatingadmissionpolicybinding", `keel-platform-confinement-${suffix}`, "--ignore-not-found"]);
     },
   };
 }

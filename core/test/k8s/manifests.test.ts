@@ -178,9 +178,6 @@ const NEEDED: [verb: string, resource: string][] = [
   ["patch", "namespaces"],
   ["create", "secrets"],
   ["patch", "secrets"],
-  ["get", "pods"],
-  ["list", "pods"],
-  ["watch", "pods"],
   ["get", "sandboxtemplates.extensions.agents.x-k8s.io"],
   ["create", "sandboxtemplates.extensions.agents.x-k8s.io"],
   ["patch", "sandboxtemplates.extensions.agents.x-k8s.io"],
@@ -198,6 +195,8 @@ const NEEDED: [verb: string, resource: string][] = [
   ["patch", "sandboxes.agents.x-k8s.io"],
 ];
 const FORBIDDEN: [verb: string, resource: string][] = [
+  ["get", "pods"],
+  ["list", "pods"],
   ["get", "secrets"],
   ["list", "secrets"],
   ["delete", "secrets"],
@@ -220,13 +219,16 @@ const FORBIDDEN: [verb: string, resource: string][] = [
 test("RBAC: the platform ServiceAccount can do what the driver needs, and a sample of what it must not", async () => {
   await startControlPlane();
   const ns = await namespace("kz-rbac");
-  const platform: PlatformIdentity = await applyPlatformRbac(ns);
+  const platform: PlatformIdentity = await applyPlatformRbac(ns, "keel-team-");
   cleanups.push(platform.cleanup);
   const as = `--as=system:serviceaccount:${ns}:${platform.serviceAccount}`;
   // Checked in another namespace than the platform's own: the driver works in per-team namespaces.
   const canI = async ([verb, resource]: [string, string], where = "keel-team-example") =>
     (await kubectl(["auth", "can-i", verb, resource, "-n", where, as], { allowFailure: true })).stdout.trim();
-  await waitFor(async () => (await canI(["get", "pods"])) === "yes", { timeoutMs: 30_000, what: "the ClusterRoleBinding to take effect" });
+  await waitFor(async () => (await canI(["get", "sandboxclaims.extensions.agents.x-k8s.io"])) === "yes", {
+    timeoutMs: 30_000,
+    what: "the ClusterRoleBinding to take effect",
+  });
   const answers = async (list: [string, string][]) => Object.fromEntries(await Promise.all(list.map(async (v) => [v.join(" "), await canI(v)])));
   expect(await answers(NEEDED)).toEqual(Object.fromEntries(NEEDED.map((v) => [v.join(" "), "yes"])));
   expect(await answers(FORBIDDEN)).toEqual(Object.fromEntries(FORBIDDEN.map((v) => [v.join(" "), "no"])));
@@ -261,16 +263,27 @@ const WEB_FORBIDDEN: [verb: string, resource: string][] = [
 test("RBAC: the web ServiceAccount can do nothing in the API, in team namespaces, its own or kube-system (no token is mounted either)", async () => {
   await startControlPlane();
   const ns = await namespace("kz-web");
-  const platform: PlatformIdentity = await applyPlatformRbac(ns);
+  const platform: PlatformIdentity = await applyPlatformRbac(ns, "keel-team-");
   cleanups.push(platform.cleanup);
   const as = `--as=system:serviceaccount:${ns}:keel-web-${platform.serviceAccount.split("-").pop()}`;
   // The platform's binding taking effect is the sign that the RBAC objects applied above are live.
   await waitFor(
     async () =>
       (
-        await kubectl(["auth", "can-i", "get", "pods", "-n", "keel-team-example", `--as=system:serviceaccount:${ns}:${platform.serviceAccount}`], {
-          allowFailure: true,
-        })
+        await kubectl(
+          [
+            "auth",
+            "can-i",
+            "get",
+            "sandboxclaims.extensions.agents.x-k8s.io",
+            "-n",
+            "keel-team-example",
+            `--as=system:serviceaccount:${ns}:${platform.serviceAccount}`,
+          ],
+          {
+            allowFailure: true,
+          },
+        )
       ).stdout.trim() === "yes",
     { timeoutMs: 30_000, what: "the ClusterRoleBinding to take effect" },
   );

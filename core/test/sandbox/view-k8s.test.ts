@@ -99,7 +99,7 @@ function lateBoundClient(e: RuntimeEndpoint, token: string): RuntimeApi {
 describe("session view on Kubernetes from a web process with no cluster access (relay through a worker)", () => {
   it("lists, reads and starts through the worker; never wakes a suspended sandbox; a silent sandbox or no worker answers 503 at the deadline", async () => {
     const home = await createTestNamespace("kvr");
-    const platform = await applyPlatformRbac(home.name);
+    const platform = await applyPlatformRbac(home.name, prefix);
     const store = new SandboxStore(f.pool);
     // The worker: the Kubernetes driver as the platform ServiceAccount (k8s/base/rbac.yaml).
     const workerDriver = testDriver(platform.kubeconfig, prefix, { readyTimeoutMs: 60_000, apiRetryMs: 2_000, store, runtimeClient: lateBoundClient });
