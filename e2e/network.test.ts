@@ -7,6 +7,9 @@
 // - an egress allow-list entry (a test server's pod IP and port) is reachable from a sandbox
 //   whose agent lists it, and the same address is not from one whose agent does not, nor on
 //   a port the entry does not name.
+// - `0.0.0.0/0` on an allow-list is the internet, not the cluster: the API server (its Service and
+//   its endpoint on the node) and the nodes stay unreachable; the pod network, which the kind
+//   overlay opens to allow-lists (KEEL_SANDBOX_EGRESS_INTERNAL), stays reachable.
 // Each egress policy gets its own SandboxTemplate (sandboxPolicy.template), so the two team A
 // agents never share a NetworkPolicy.
 import { randomBytes } from "node:crypto";
@@ -25,6 +28,7 @@ let target: { ip: string };
 let podB: SandboxPod;
 let podAllow: SandboxPod;
 let podNone: SandboxPod;
+let podWorld: SandboxPod;
 
 /** Team B and its admin, by the web's first-admin bootstrap in a one-off copy of a web pod. */
 async function bootstrapTeam(): Promise<void> {
@@ -114,6 +118,7 @@ beforeAll(async () => {
 
   podAllow = await sandboxSession(apiA, `e2e-net-allow-${stamp}`, { template: "e2e-allow", egress: { allow: [`${target.ip}/32:8081`, `${podB.ip}/32`] } });
   podNone = await sandboxSession(apiA, `e2e-net-none-${stamp}`);
+  podWorld = await sandboxSession(apiA, `e2e-net-world-${stamp}`, { template: "e2e-world", egress: { allow: ["0.0.0.0/0"] } });
   expect(podAllow.namespace).toBe(podNone.namespace);
   expect(podAllow.namespace).not.toBe(podB.namespace);
 });
@@ -154,5 +159,20 @@ describe.sequential("NetworkPolicy between teams and to an allowed CIDR", () => 
       timeoutMs: 120_000,
     });
     expect(JSON.stringify(result.payload)).toContain("status=200");
+  });
+
+  test("0.0.0.0/0 is the internet, not the cluster: no way to the API server's Service, its endpoint on the node or the metadata address; the opened pod network still answers", () => {
+    const svc = kubectlJson(["-n", "default", "get", "service", "kubernetes"]);
+    const endpoint = kubectlJson(["-n", "default", "get", "endpoints", "kubernetes"]).subsets[0];
+    const apiServer = { ip: svc.spec.clusterIP as string, port: svc.spec.ports[0].port as number };
+    const node = { ip: endpoint.addresses[0].ip as string, port: endpoint.ports[0].port as number };
+    // Controls: both answer a worker, and the sandbox's egress works where it is open.
+    expect(connectFromWorker(apiServer.ip, apiServer.port)).toBe(0);
+    expect(connectFromWorker(node.ip, node.port)).toBe(0);
+    expect(connectFrom(podWorld.namespace, podWorld.name, target.ip, 8081)).toBe(0);
+    // Cut out of 0.0.0.0/0: private networks (the Service range, the nodes) and link-local.
+    expect(connectFrom(podWorld.namespace, podWorld.name, apiServer.ip, apiServer.port)).toBe(3);
+    expect(connectFrom(podWorld.namespace, podWorld.name, node.ip, node.port)).toBe(3);
+    expect(connectFrom(podWorld.namespace, podWorld.name, "169.254.169.254", 80)).toBe(3);
   });
 });

@@ -11,7 +11,8 @@
 import { BlockList, isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 
-const RANGES: Array<[string, number, "ipv4" | "ipv6", string]> = [
+/** Every internal range: [network, prefix, family, what it is]. */
+export const INTERNAL_RANGES: ReadonlyArray<readonly [string, number, "ipv4" | "ipv6", string]> = [
   ["0.0.0.0", 8, "ipv4", "this network (0.0.0.0/8)"],
   ["10.0.0.0", 8, "ipv4", "private network (10.0.0.0/8)"],
   ["100.64.0.0", 10, "ipv4", "shared address space (100.64.0.0/10, CGNAT; Alibaba Cloud metadata)"],
@@ -44,7 +45,7 @@ const RANGES: Array<[string, number, "ipv4" | "ipv6", string]> = [
   ["ff00::", 8, "ipv6", "multicast (ff00::/8)"],
 ];
 
-const LISTS = RANGES.map(([address, prefix, family, reason]) => {
+const LISTS = INTERNAL_RANGES.map(([address, prefix, family, reason]) => {
   const list = new BlockList();
   list.addSubnet(address, prefix, family);
   return { list, family, reason };

@@ -81,6 +81,7 @@ export function sandboxDriverConfig(env: SandboxEnv): SandboxDriverConfig {
       warmPoolReplicas: env.KEEL_SANDBOX_WARM_POOL,
       storageClassName: env.KEEL_SANDBOX_STORAGE_CLASS,
       imagePullSecrets: env.KEEL_SANDBOX_IMAGE_PULL_SECRETS,
+      egressInternalAllow: env.KEEL_SANDBOX_EGRESS_INTERNAL,
       inCluster: Boolean(env.KUBERNETES_SERVICE_HOST),
     };
   }

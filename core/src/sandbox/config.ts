@@ -17,6 +17,7 @@ export type SandboxDriverConfig =
       warmPoolReplicas?: number;
       storageClassName?: string | undefined;
       imagePullSecrets?: string[];
+      egressInternalAllow?: string[];
       /** in-cluster service account, else the default kubeconfig */ inCluster: boolean;
     };
 
@@ -35,6 +36,7 @@ export function createSandboxDriver(cfg: SandboxDriverConfig, deps: { store?: Sa
     warmPoolReplicas: cfg.warmPoolReplicas,
     ...(cfg.storageClassName ? { storageClassName: cfg.storageClassName } : {}),
     ...(cfg.imagePullSecrets ? { imagePullSecrets: cfg.imagePullSecrets } : {}),
+    ...(cfg.egressInternalAllow ? { egressInternalAllow: cfg.egressInternalAllow } : {}),
     ...deps,
   });
 }

@@ -12,7 +12,7 @@ import { type KubernetesDriverOptions, type RuntimeEndpoint } from "../../src/sa
 import { applyPlatformRbac, claimOf, deleteTeamNamespaces, loopbackRuntime, stopLoopbackRuntimes, testDriver, type PlatformIdentity } from "./helpers.ts";
 
 const prefix = `kt${randomBytes(2).toString("hex")}-`;
-const policy = parseSandboxPolicy({ template: "default", secrets: ["API_KEY"], egress: { allow: ["203.0.113.0/24:443"] } });
+const policy = parseSandboxPolicy({ template: "default", secrets: ["API_KEY"], egress: { allow: ["140.82.112.0/20:443"] } });
 let home: TestNamespace;
 let platform: PlatformIdentity;
 
@@ -64,8 +64,8 @@ test("acquire creates namespace, Secret, template, pool and claim; the controlle
   const tpl = await kubectlJson(["get", "sandboxtemplates.v1beta1.extensions.agents.x-k8s.io", "default", "-n", ns]);
   expect(tpl.spec.podTemplate.spec.containers[0].image).toBe("registry.invalid/keel:test");
   expect(tpl.spec.podTemplate.spec.containers[0].resources.limits.memory).toBe("1024Mi");
-  expect(tpl.spec.networkPolicy.egress).toEqual([{ to: [{ ipBlock: { cidr: "203.0.113.0/24" } }], ports: [{ protocol: "TCP", port: 443 }] }]);
-  const secret = await kubectlJson(["get", "secret", "keel-sandbox-secrets", "-n", ns]);
+  expect(tpl.spec.networkPolicy.egress).toEqual([{ to: [{ ipBlock: { cidr: "140.82.112.0/20" } }], ports: [{ protocol: "TCP", port: 443 }] }]);
+  const secret = await kubectlJson(["get", "secret", "keel-sandbox-secrets-default", "-n", ns]);
   expect(Object.keys(secret.data)).toEqual(["API_KEY"]);
   expect(await kubectlJson(["get", "sandboxwarmpools.v1beta1.extensions.agents.x-k8s.io", "default", "-n", ns])).toBeTruthy();
   // The template controller turns the template's policy into a real NetworkPolicy.
@@ -257,3 +257,26 @@ test("the workspace is a PVC from the template (policy size, configured StorageC
   expect((err as Error).message).toContain(`the image pull Secret ${home.name}/keel-registry (KEEL_SANDBOX_IMAGE_PULL_SECRETS) does not exist`);
   expect(await claimOf(`${prefix}team-p2`, "s-sess-p2")).toBeNull();
 }, 180_000);
+
+test("two templates of one team keep their own Secrets: a second template's secrets do not replace the first one's", async () => {
+  const d = driver();
+  const ns = `${prefix}team-s`;
+  const other = parseSandboxPolicy({ template: "other", secrets: ["OTHER"] });
+  const secrets = { API_KEY: "k-1", OTHER: "o-1" };
+  const a = await d.acquire("sess-s1", "team-s", policy, secrets);
+  const b = await d.acquire("sess-s2", "team-s", other, secrets);
+  const keys = async (name: string) => Object.keys((await kubectlJson(["get", "secret", name, "-n", ns])).data ?? {});
+  expect(await keys("keel-sandbox-secrets-default")).toEqual(["API_KEY"]);
+  expect(await keys("keel-sandbox-secrets-other")).toEqual(["OTHER"]);
+  const ref = async (template: string) =>
+    (await kubectlJson(["get", "sandboxtemplates.v1beta1.extensions.agents.x-k8s.io", template, "-n", ns])).spec.podTemplate.spec.containers[0].env
+      .filter((e: any) => e.valueFrom)
+      .map((e: any) => `${e.name}<-${e.valueFrom.secretKeyRef.name}`);
+  expect(await ref("default")).toEqual(["API_KEY<-keel-sandbox-secrets-default"]);
+  expect(await ref("other")).toEqual(["OTHER<-keel-sandbox-secrets-other"]);
+  // A secret the team revokes leaves its template's Secret at the next acquire.
+  await d.acquire("sess-s3", "team-s", policy, { OTHER: "o-1" });
+  expect(await keys("keel-sandbox-secrets-default")).toEqual([]);
+  await d.release(a);
+  await d.release(b);
+}, 120_000);

@@ -83,6 +83,8 @@ export type KubernetesDriverOptions = {
   storageClassName?: string;
   /** Image pull Secrets in the workers' namespace, copied into each team namespace for `image`. */
   imagePullSecrets?: string[];
+  /** Internal ranges egress allow-lists may reach (KEEL_SANDBOX_EGRESS_INTERNAL); the rest is carved out of every rule (objects.ts egressRules). */
+  egressInternalAllow?: string[];
   /** The workers' namespace and pod labels: the runtime port accepts connections only from them. */
   workers?: TemplateConfig["workers"];
   readyTimeoutMs?: number;
@@ -118,6 +120,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
       readyTimeoutMs: 120_000,
       apiRetryMs: 30_000,
       imagePullSecrets: [],
+      egressInternalAllow: [],
       workers: { namespace: "keel", podLabels: { "app.kubernetes.io/name": "keel", "app.kubernetes.io/component": "worker" } },
       runtimeClient: (e, token) => new RuntimeClient({ baseUrl: e.baseUrl }, token),
       ...opts,
@@ -143,7 +146,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
 
   async acquire(sessionId: string, teamId: string, policy: SandboxPolicy, secrets: SandboxSecrets = {}): Promise<SandboxHandle> {
     const names = sandboxNames({ namespacePrefix: this.o.namespacePrefix, teamId, sessionId, template: policy.template });
-    egressRules(policy.egress); // a policy NetworkPolicy cannot express fails before any API call
+    egressRules(policy.egress, this.o.egressInternalAllow); // a policy NetworkPolicy cannot express fails before any API call
     return this.serialized(`${teamId}/${sessionId}`, async () => {
       await this.api.ensureAgentSandbox();
       const team = await this.ensureTeam(names, teamId, policy, secrets);
@@ -320,6 +323,8 @@ export class KubernetesSandboxDriver implements SandboxDriver {
           policy.secrets,
           this.o.storageClassName ?? null,
           this.o.imagePullSecrets,
+          this.o.egressInternalAllow,
+          "secret-per-template", // templates written before each had its own Secret are rewritten
         ]),
       )
       .digest("hex")
@@ -337,7 +342,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
     )?.value;
     const token = warm ? (existingToken ?? randomBytes(32).toString("base64url")) : undefined;
     if (!existing) await this.api.apply(namespaceObject(names.namespace, teamId));
-    await this.api.apply(secretObject(names.namespace, teamId, exposed));
+    await this.api.apply(secretObject(names.namespace, names.template, teamId, exposed));
     await this.copyPullSecrets(names.namespace, teamId);
     if (existing?.metadata.annotations?.[ANNOTATIONS.configHash] !== hash || (warm && !existingToken)) {
       const cfg: TemplateConfig = {
@@ -346,6 +351,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
         cpu: this.o.cpu,
         workers: this.o.workers,
         imagePullSecrets: this.o.imagePullSecrets,
+        egressInternalAllow: this.o.egressInternalAllow,
         ...(this.o.storageClassName ? { storageClassName: this.o.storageClassName } : {}),
         ...(token ? { teamToken: token } : {}),
       };

@@ -20,7 +20,9 @@ export const ANNOTATIONS = {
   idleTimeoutMs: "keel.dev/idle-timeout-ms",
 } as const;
 export const MANAGER = "keel";
-export const SECRET_NAME = "keel-sandbox-secrets";
+/** The Secret a template's pods read the team secrets it exposes from: one per template, so two
+ *  templates of a team exposing different secrets do not overwrite each other's. */
+export const secretName = (template: string) => `keel-sandbox-secrets-${template}`;
 export const CONTAINER = "runtime";
 export const TOKEN_ENV = "KEEL_RUNTIME_TOKEN";
 

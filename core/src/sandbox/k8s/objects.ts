@@ -1,10 +1,11 @@
 // The Kubernetes objects of a team (namespace, Secret, SandboxTemplate, SandboxWarmPool) and of a
 // session (SandboxClaim), as plain data. Shapes follow the agent-sandbox v1.0.1 v1beta1 CRDs
 // (k8s/agent-sandbox/v1.0.1/crds/); the tests apply them to the real API server.
-import { isIP } from "node:net";
+import { BlockList, isIP } from "node:net";
+import { INTERNAL_RANGES } from "@keel/sandbox/internal-addresses";
 import { ValidationError } from "../../errors.js";
 import type { SandboxPolicy } from "../policy.js";
-import { ANNOTATIONS, API_VERSION, CONTAINER, EXT_GROUP, LABELS, MANAGER, SECRET_NAME, TOKEN_ENV } from "./names.js";
+import { ANNOTATIONS, API_VERSION, CONTAINER, EXT_GROUP, LABELS, MANAGER, secretName, TOKEN_ENV } from "./names.js";
 
 export type K8sObject = {
   apiVersion: string;
@@ -38,6 +39,8 @@ export type TemplateConfig = {
   storageClassName?: string;
   /** Secrets (copied into the team's namespace) the kubelet uses to pull `image`. */
   imagePullSecrets?: string[];
+  /** Internal ranges the operator opened to egress allow-lists (KEEL_SANDBOX_EGRESS_INTERNAL). */
+  egressInternalAllow?: string[];
 };
 
 const teamLabels = (teamId: string) => ({ [LABELS.managedBy]: MANAGER, [LABELS.team]: teamId });
@@ -47,8 +50,12 @@ export function namespaceObject(name: string, teamId: string): K8sObject {
   return { apiVersion: "v1", kind: "Namespace", metadata: { name, labels: { ...teamLabels(teamId), "pod-security.kubernetes.io/enforce": "restricted" } } };
 }
 
-export function secretObject(namespace: string, teamId: string, secrets: Record<string, string>): K8sObject {
-  return { apiVersion: "v1", kind: "Secret", metadata: { name: SECRET_NAME, namespace, labels: teamLabels(teamId) }, stringData: secrets };
+export function secretObject(namespace: string, template: string, teamId: string, secrets: Record<string, string>): K8sObject {
+  // `data`, not `stringData`: server-side apply owns each data key it writes, so a secret the team
+  // revoked (no longer in `secrets`) is removed at the next apply. stringData is converted on the
+  // server and its keys were never owned: a revoked secret stayed in the cluster.
+  const data = Object.fromEntries(Object.entries(secrets).map(([k, v]) => [k, Buffer.from(v, "utf8").toString("base64")]));
+  return { apiVersion: "v1", kind: "Secret", metadata: { name: secretName(template), namespace, labels: teamLabels(teamId) }, data } as K8sObject;
 }
 
 /** A copy of an image pull Secret (type and data as they are) for a team's namespace. */
@@ -67,24 +74,88 @@ export function pullSecretCopy(source: K8sObject & { type?: string }, namespace:
  * never hostnames, so a hostname is refused here instead of silently allowing nothing (or
  * everything). `none` → no rule: the controller's policy lists Egress, so all egress is denied.
  */
-export function egressRules(egress: SandboxPolicy["egress"]): unknown[] {
+type Cidr = { network: string; prefix: number; family: "ipv4" | "ipv6" };
+const cidrText = (c: Cidr) => `${c.network}/${c.prefix}`;
+/** `inner` lies inside `outer` (equal counts). */
+function within(inner: Cidr, outer: Cidr): boolean {
+  if (inner.family !== outer.family || inner.prefix < outer.prefix) return false;
+  const list = new BlockList();
+  list.addSubnet(outer.network, outer.prefix, outer.family);
+  return list.check(inner.network, inner.family);
+}
+/** The network address of `address/prefix` (host bits cleared), as Kubernetes wants an ipBlock. */
+function networkOf(address: string, prefix: number, family: "ipv4" | "ipv6"): string {
+  const bits = family === "ipv4" ? 32 : 128;
+  const groups = family === "ipv4" ? address.split(".").map(Number) : expandIpv6(address);
+  const width = family === "ipv4" ? 8 : 16;
+  let value = 0n;
+  for (const g of groups) value = (value << BigInt(width)) | BigInt(g);
+  value &= ((1n << BigInt(bits)) - 1n) ^ ((1n << BigInt(bits - prefix)) - 1n);
+  const out: number[] = [];
+  for (let i = groups.length - 1; i >= 0; i--) out[i] = Number((value >> BigInt((groups.length - 1 - i) * width)) & ((1n << BigInt(width)) - 1n));
+  return family === "ipv4" ? out.join(".") : new URL(`http://[${out.map((n) => n.toString(16)).join(":")}]/`).hostname.slice(1, -1);
+}
+function expandIpv6(address: string): number[] {
+  const full = new URL(`http://[${address}]/`).hostname.slice(1, -1); // canonical, IPv4 tails in hex
+  const [head = "", tail = ""] = full.split("::");
+  const h = head ? head.split(":") : [];
+  const t = full.includes("::") ? (tail ? tail.split(":") : []) : [];
+  const groups = [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
+  return groups.map((g) => parseInt(g, 16));
+}
+const INTERNAL: { cidr: Cidr; what: string }[] = INTERNAL_RANGES.map(([network, prefix, family, what]) => ({ cidr: { network, prefix, family }, what }));
+
+/**
+ * The team's egress allow-list as NetworkPolicy rules, with the same meaning as on the local
+ * driver (sandbox/src/egress-rules.ts): an address rule never reaches an internal address by
+ * itself. Every internal range (sandbox/src/internal-addresses.ts: link-local and the cloud
+ * metadata server, private networks where the cluster's Services, pods and nodes live, CGNAT,
+ * ULA, …) inside an allowed CIDR is left out with `except`, so `0.0.0.0/0` means "the internet"
+ * and not the metadata server or the API server; a rule wholly inside an internal range is
+ * refused with the reason. `internalAllow` (KEEL_SANDBOX_EGRESS_INTERNAL, the operator's) opens
+ * internal ranges again: those are not carved out, and a team rule inside one is kept.
+ */
+export function egressRules(egress: SandboxPolicy["egress"], internalAllow: string[] = []): unknown[] {
   if (egress === "none") return [];
-  return egress.allow.map((entry) => {
-    // 203.0.113.7, 203.0.113.0/24, 203.0.113.0/24:443, 2001:db8::/32, [2001:db8::/32]:443
-    const m =
-      /^\[([0-9a-fA-F:.]+)(\/\d{1,3})?\](?::(\d{1,5}))?$/.exec(entry) ??
-      /^([0-9.]+)(\/\d{1,2})?(?::(\d{1,5}))?$/.exec(entry) ??
-      /^([0-9a-fA-F:.]+)(\/\d{1,3})?()$/.exec(entry);
-    const family = m ? isIP(m[1]!) : 0;
-    if (!m || !family) {
+  const opened = internalAllow.map((e) => parseCidr(e).cidr);
+  return egress.allow.flatMap((entry) => {
+    const { cidr, port } = parseCidr(entry);
+    const openedHere = (c: Cidr) => opened.some((o) => within(c, o));
+    const inside = INTERNAL.find((r) => within(cidr, r.cidr));
+    if (inside && !openedHere(cidr)) {
       throw new ValidationError(
-        `egress allow-list entry "${entry}" is not an IP address or CIDR: Kubernetes NetworkPolicy cannot match hostnames. List the CIDRs to allow (e.g. 203.0.113.0/24:443), or route egress through a proxy and allow its address`,
+        `egress allow-list entry "${entry}" is an internal address (${inside.what}): sandboxes reach internal addresses only where the operator opened them (KEEL_SANDBOX_EGRESS_INTERNAL)`,
         { entry },
       );
     }
-    const cidr = `${m[1]}${m[2] ?? (family === 4 ? "/32" : "/128")}`;
-    return { to: [{ ipBlock: { cidr } }], ...(m[3] ? { ports: [{ protocol: "TCP", port: Number(m[3]) }] } : {}) };
+    // Strictly inside the rule and not opened; a range inside another excepted one is left out.
+    const carved = INTERNAL.filter((r) => r.cidr.prefix > cidr.prefix && within(r.cidr, cidr) && !openedHere(r.cidr)).map((r) => r.cidr);
+    const except = carved.filter((c) => !carved.some((o) => cidrText(o) !== cidrText(c) && within(c, o)));
+    const ipBlock = { cidr: cidrText(cidr), ...(except.length ? { except: [...new Set(except.map(cidrText))] } : {}) };
+    const ports = port ? { ports: [{ protocol: "TCP", port }] } : {};
+    // An opened range inside a cut-out one (10.244.0.0/16 inside 10.0.0.0/8) is allowed again by
+    // a rule of its own (NetworkPolicy rules add up), as the local driver lets it through.
+    const reopened = opened.filter((o) => within(o, cidr) && except.some((e) => within(o, e)));
+    return [{ to: [{ ipBlock }], ...ports }, ...reopened.map((o) => ({ to: [{ ipBlock: { cidr: cidrText(o) } }], ...ports }))];
   });
+}
+
+function parseCidr(entry: string): { cidr: Cidr; port?: number } {
+  // 140.82.112.3, 140.82.112.0/20, 140.82.112.0/20:443, 2606:50c0::/32, [2606:50c0::/32]:443
+  const m =
+    /^\[([0-9a-fA-F:.]+)(\/\d{1,3})?\](?::(\d{1,5}))?$/.exec(entry) ??
+    /^([0-9.]+)(\/\d{1,2})?(?::(\d{1,5}))?$/.exec(entry) ??
+    /^([0-9a-fA-F:.]+)(\/\d{1,3})?()$/.exec(entry);
+  const version = m ? isIP(m[1]!) : 0;
+  if (!m || !version) {
+    throw new ValidationError(
+      `egress allow-list entry "${entry}" is not an IP address or CIDR: Kubernetes NetworkPolicy cannot match hostnames. List the CIDRs to allow (e.g. 140.82.112.0/20:443), or route egress through a proxy and allow its address`,
+      { entry },
+    );
+  }
+  const family = version === 4 ? ("ipv4" as const) : ("ipv6" as const);
+  const prefix = m[2] ? Number(m[2].slice(1)) : family === "ipv4" ? 32 : 128;
+  return { cidr: { network: networkOf(m[1]!, prefix, family), prefix, family }, ...(m[3] ? { port: Number(m[3]) } : {}) };
 }
 
 /**
@@ -104,7 +175,7 @@ export function templateObject(namespace: string, name: string, teamId: string, 
     ...(cfg.teamToken ? [{ name: TOKEN_ENV, value: cfg.teamToken }] : []),
     // env + secretKeyRef rather than envFrom: agent-sandbox refuses claim env injection into a
     // container that uses envFrom (it could not tell which variables a claim may override).
-    ...policy.secrets.map((key) => ({ name: key, valueFrom: { secretKeyRef: { name: SECRET_NAME, key, optional: true } } })),
+    ...policy.secrets.map((key) => ({ name: key, valueFrom: { secretKeyRef: { name: secretName(name), key, optional: true } } })),
   ];
   return {
     apiVersion: `${EXT_GROUP}/${API_VERSION}`,
@@ -126,7 +197,7 @@ export function templateObject(namespace: string, name: string, teamId: string, 
             ports: [{ protocol: "TCP", port: cfg.runtimePort }],
           },
         ],
-        egress: egressRules(policy.egress),
+        egress: egressRules(policy.egress, cfg.egressInternalAllow),
       },
       podTemplate: {
         metadata: { labels: teamLabels(teamId) },
