@@ -120,6 +120,11 @@ describe("one sandbox-driver config for the worker and the web process", () => {
     KEEL_SANDBOX_WARM_POOL: "2",
     KEEL_SANDBOX_STORAGE_CLASS: "fast",
     KEEL_SANDBOX_IMAGE_PULL_SECRETS: "regcred, other",
+    KEEL_SANDBOX_EGRESS_INTERNAL: "10.244.0.0/16",
+    KEEL_SANDBOX_RUNTIME_CLASS: "gvisor",
+    KEEL_SANDBOX_RUNTIME_CLASSES: "kata, runc",
+    KEEL_SANDBOX_NODE_SELECTOR: "keel.dev/sandboxes=true, pool=untrusted",
+    KEEL_SANDBOX_TOLERATIONS: "keel.dev/sandboxes=true:NoSchedule, gpu:NoExecute",
     KUBERNETES_SERVICE_HOST: "10.96.0.1",
   };
 
@@ -142,7 +147,25 @@ describe("one sandbox-driver config for the worker and the web process", () => {
       warmPoolReplicas: 2,
       storageClassName: "fast",
       imagePullSecrets: ["regcred", "other"],
+      egressInternalAllow: ["10.244.0.0/16"],
+      runtimeClass: "gvisor",
+      runtimeClasses: ["kata", "runc"],
+      nodeSelector: { "keel.dev/sandboxes": "true", pool: "untrusted" },
+      tolerations: [
+        { key: "keel.dev/sandboxes", operator: "Equal", value: "true", effect: "NoSchedule" },
+        { key: "gpu", operator: "Exists", effect: "NoExecute" },
+      ],
       inCluster: true,
     });
+  });
+
+  it.each([
+    ["KEEL_SANDBOX_RUNTIME_CLASS", "gVisor!", /must be a RuntimeClass name/],
+    ["KEEL_SANDBOX_NODE_SELECTOR", "pool", /key=value/],
+    ["KEEL_SANDBOX_TOLERATIONS", "dedicated=true:Sometimes", /NoSchedule, PreferNoSchedule or NoExecute/],
+  ])("kubernetes: a bad %s is refused with what it must be", (name, value, message) => {
+    const r = WorkerEnvSchema.safeParse({ ...kube, [name]: value });
+    expect(r.success).toBe(false);
+    expect(JSON.stringify(r.error?.issues)).toMatch(message);
   });
 });

@@ -5,7 +5,11 @@ import path from "node:path";
 import { z } from "zod";
 import type { SandboxDriverConfig } from "../sandbox/config.js";
 import { egressList } from "./model.js";
-import { bool, int, optional } from "./parse.js";
+import { bool, commaList, int, optional } from "./parse.js";
+
+const DNS_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
+const LABEL_KEY = /^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$/;
 
 /**
  * `repoRoot`: where the defaults of the local driver live (<root>/.keel/sandboxes and
@@ -36,6 +40,30 @@ export function sandboxEnv(opts: { repoRoot: string }) {
               .filter(Boolean)
           : v,
       z.array(z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, "each name must be a Secret name")).default([]),
+    ),
+    /** kubernetes: the RuntimeClass every sandbox pod runs with (gVisor, Kata: e.g. gvisor); unset: the nodes' default runtime. */
+    KEEL_SANDBOX_RUNTIME_CLASS: optional(z.string().regex(DNS_NAME, "must be a RuntimeClass name")),
+    /** kubernetes: RuntimeClasses a team's sandbox policy may pick instead (runtimeClass), comma-separated; unset: none. */
+    KEEL_SANDBOX_RUNTIME_CLASSES: commaList(z.array(z.string().regex(DNS_NAME, "each name must be a RuntimeClass name"))),
+    /** kubernetes: node labels sandbox pods are scheduled on (dedicated nodes), comma-separated key=value. */
+    KEEL_SANDBOX_NODE_SELECTOR: commaList(
+      z.array(
+        z.string().refine((e) => {
+          const [k = "", v, ...rest] = e.split("=");
+          return rest.length === 0 && v !== undefined && LABEL_KEY.test(k) && LABEL_VALUE.test(v);
+        }, "each entry must be key=value (a node label)"),
+      ),
+    ),
+    /** kubernetes: taints sandbox pods tolerate (dedicated nodes), comma-separated key=value:Effect or key:Effect. */
+    KEEL_SANDBOX_TOLERATIONS: commaList(
+      z.array(
+        z
+          .string()
+          .regex(
+            /^[A-Za-z0-9./_-]+(=[A-Za-z0-9._-]*)?:(NoSchedule|PreferNoSchedule|NoExecute)$/,
+            "each entry must be key=value:Effect or key:Effect (Effect: NoSchedule, PreferNoSchedule or NoExecute)",
+          ),
+      ),
     ),
     /** Set by Kubernetes in every pod: the kubernetes driver then uses the pod's service account instead of a kubeconfig. */
     KUBERNETES_SERVICE_HOST: optional(z.string()),
@@ -82,6 +110,12 @@ export function sandboxDriverConfig(env: SandboxEnv): SandboxDriverConfig {
       storageClassName: env.KEEL_SANDBOX_STORAGE_CLASS,
       imagePullSecrets: env.KEEL_SANDBOX_IMAGE_PULL_SECRETS,
       egressInternalAllow: env.KEEL_SANDBOX_EGRESS_INTERNAL,
+      runtimeClass: env.KEEL_SANDBOX_RUNTIME_CLASS,
+      runtimeClasses: env.KEEL_SANDBOX_RUNTIME_CLASSES,
+      nodeSelector: env.KEEL_SANDBOX_NODE_SELECTOR
+        ? Object.fromEntries(env.KEEL_SANDBOX_NODE_SELECTOR.map((e) => e.split("=") as [string, string]))
+        : undefined,
+      tolerations: env.KEEL_SANDBOX_TOLERATIONS?.map(parseToleration),
       inCluster: Boolean(env.KUBERNETES_SERVICE_HOST),
     };
   }
@@ -93,4 +127,12 @@ export function sandboxDriverConfig(env: SandboxEnv): SandboxDriverConfig {
     egressInternalAllow: env.KEEL_SANDBOX_EGRESS_INTERNAL,
     minFreeDiskMb: env.KEEL_SANDBOX_MIN_FREE_MB,
   };
+}
+
+/** "key=value:Effect" / "key:Effect" → a pod toleration. */
+function parseToleration(entry: string): { key: string; operator: "Equal" | "Exists"; value?: string; effect: string } {
+  const at = entry.lastIndexOf(":");
+  const [key = "", value] = entry.slice(0, at).split("=");
+  const effect = entry.slice(at + 1);
+  return value === undefined ? { key, operator: "Exists", effect } : { key, operator: "Equal", value, effect };
 }

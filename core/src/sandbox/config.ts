@@ -7,6 +7,7 @@ import type { SandboxDriver } from "./driver.js";
 import { KubernetesSandboxDriver } from "./k8s/driver.js";
 import { LocalSandboxDriver } from "./local-driver.js";
 import type { SandboxStore } from "./store.js";
+import type { Toleration } from "./k8s/objects.js";
 
 export type SandboxDriverConfig =
   | { driver: "local"; baseDir: string; runtimeScript: string; allowUnsandboxed?: boolean; egressInternalAllow?: string[]; minFreeDiskMb?: number }
@@ -18,6 +19,10 @@ export type SandboxDriverConfig =
       storageClassName?: string | undefined;
       imagePullSecrets?: string[];
       egressInternalAllow?: string[];
+      runtimeClass?: string | undefined;
+      runtimeClasses?: string[] | undefined;
+      nodeSelector?: Record<string, string> | undefined;
+      tolerations?: Toleration[] | undefined;
       /** in-cluster service account, else the default kubeconfig */ inCluster: boolean;
     };
 
@@ -37,6 +42,10 @@ export function createSandboxDriver(cfg: SandboxDriverConfig, deps: { store?: Sa
     ...(cfg.storageClassName ? { storageClassName: cfg.storageClassName } : {}),
     ...(cfg.imagePullSecrets ? { imagePullSecrets: cfg.imagePullSecrets } : {}),
     ...(cfg.egressInternalAllow ? { egressInternalAllow: cfg.egressInternalAllow } : {}),
+    ...(cfg.runtimeClass ? { runtimeClass: cfg.runtimeClass } : {}),
+    ...(cfg.runtimeClasses ? { runtimeClasses: cfg.runtimeClasses } : {}),
+    ...(cfg.nodeSelector ? { nodeSelector: cfg.nodeSelector } : {}),
+    ...(cfg.tolerations ? { tolerations: cfg.tolerations } : {}),
     ...deps,
   });
 }

@@ -45,6 +45,14 @@ export const sandboxEgress = z.union([
 export const sandboxPolicy = z.object({
   /** Image or SandboxTemplate name for the Kubernetes driver; the local driver ignores it. */
   template: z.string().min(1).max(200).default("default"),
+  /**
+   * Kubernetes: the RuntimeClass this team's sandboxes run with (gVisor, Kata), one the operator
+   * offers (KEEL_SANDBOX_RUNTIME_CLASSES); unset: the operator's default. The local driver ignores it.
+   */
+  runtimeClass: z
+    .string()
+    .regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, "runtimeClass must be a RuntimeClass name")
+    .optional(),
   resources: sandboxResources.prefault({}),
   egress: sandboxEgress.default("none"),
   /** Names of the team's secrets exposed as environment variables in the sandbox. */

@@ -280,3 +280,38 @@ test("two templates of one team keep their own Secrets: a second template's secr
   await d.release(a);
   await d.release(b);
 }, 120_000);
+
+test("RuntimeClass and dedicated nodes: the operator's default, a team's pick among the offered classes, a class not offered refused before any API call", async () => {
+  for (const name of ["keel-test-gvisor", "keel-test-kata"]) {
+    await kubectl(["apply", "-f", "-"], { input: JSON.stringify({ apiVersion: "node.k8s.io/v1", kind: "RuntimeClass", metadata: { name }, handler: "runc" }) });
+  }
+  const placement = {
+    runtimeClass: "keel-test-gvisor",
+    runtimeClasses: ["keel-test-kata"],
+    nodeSelector: { type: "kwok" },
+    tolerations: [{ key: "kwok.x-k8s.io/node", operator: "Exists" as const, effect: "NoSchedule" }],
+  };
+  const d = driver(placement);
+  const ns = `${prefix}team-r`;
+  const spec = async (template: string) =>
+    (await kubectlJson(["get", "sandboxtemplates.v1beta1.extensions.agents.x-k8s.io", template, "-n", ns])).spec.podTemplate.spec;
+  const a = await d.acquire("sess-r1", "team-r", policy);
+  expect(await spec("default")).toMatchObject({ runtimeClassName: "keel-test-gvisor", nodeSelector: { type: "kwok" }, tolerations: placement.tolerations });
+  const kata = parseSandboxPolicy({ template: "kata", runtimeClass: "keel-test-kata" });
+  const b = await d.acquire("sess-r2", "team-r", kata);
+  expect((await spec("kata")).runtimeClassName).toBe("keel-test-kata");
+  // The pod the controller made runs with it (the API server's RuntimeClass admission accepted it).
+  const pods = (await kubectlJson(["get", "pods", "-n", ns])).items.map((p: any) => p.spec.runtimeClassName).sort();
+  expect(pods).toEqual(["keel-test-gvisor", "keel-test-kata"]);
+  const calls = { ...(d as any).api.calls };
+  await expect(d.acquire("sess-r3", "team-r", parseSandboxPolicy({ runtimeClass: "runc-host" }))).rejects.toMatchObject({
+    status: 422,
+    message: expect.stringMatching(
+      /RuntimeClass "runc-host", which this installation does not offer \(offered: keel-test-kata; default: keel-test-gvisor\).*KEEL_SANDBOX_RUNTIME_CLASSES/,
+    ),
+  });
+  expect((d as any).api.calls).toEqual(calls);
+  await d.release(a);
+  await d.release(b);
+  await kubectl(["delete", "runtimeclass", "keel-test-gvisor", "keel-test-kata", "--ignore-not-found"]);
+}, 120_000);

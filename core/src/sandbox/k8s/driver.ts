@@ -33,6 +33,7 @@ import type {
   SandboxState,
 } from "../driver.js";
 import { SandboxRequestError, SandboxUnavailableError } from "../errors.js";
+import { ValidationError } from "../../errors.js";
 import { exposedSecrets, type SandboxPolicy } from "../policy.js";
 import { RuntimeClient, type RuntimeHealth } from "../runtime-client.js";
 import type { SandboxStore } from "../store.js";
@@ -60,6 +61,7 @@ import {
   warmPoolObject,
   type K8sObject,
   type TemplateConfig,
+  type Toleration,
 } from "./objects.js";
 import { claimState, sandboxSuspended } from "./state.js";
 
@@ -85,6 +87,13 @@ export type KubernetesDriverOptions = {
   imagePullSecrets?: string[];
   /** Internal ranges egress allow-lists may reach (KEEL_SANDBOX_EGRESS_INTERNAL); the rest is carved out of every rule (objects.ts egressRules). */
   egressInternalAllow?: string[];
+  /** The RuntimeClass of every sandbox pod unless a team picks another (KEEL_SANDBOX_RUNTIME_CLASS). */
+  runtimeClass?: string;
+  /** The RuntimeClasses a team's policy may pick (KEEL_SANDBOX_RUNTIME_CLASSES). */
+  runtimeClasses?: string[];
+  /** Dedicated nodes for sandbox pods (KEEL_SANDBOX_NODE_SELECTOR, KEEL_SANDBOX_TOLERATIONS). */
+  nodeSelector?: Record<string, string>;
+  tolerations?: Toleration[];
   /** The workers' namespace and pod labels: the runtime port accepts connections only from them. */
   workers?: TemplateConfig["workers"];
   readyTimeoutMs?: number;
@@ -104,7 +113,12 @@ const TEMPLATE = { apiVersion: `${EXT_GROUP}/${API_VERSION}`, kind: "SandboxTemp
 export class KubernetesSandboxDriver implements SandboxDriver {
   readonly name = "kubernetes";
   readonly api: KubeApi;
-  private readonly o: Required<Omit<KubernetesDriverOptions, "store" | "logger" | "kubeConfig" | "beforeApiCall" | "storageClassName">> &
+  private readonly o: Required<
+    Omit<
+      KubernetesDriverOptions,
+      "store" | "logger" | "kubeConfig" | "beforeApiCall" | "storageClassName" | "runtimeClass" | "runtimeClasses" | "nodeSelector" | "tolerations"
+    >
+  > &
     KubernetesDriverOptions;
   private readonly log: Logger;
   private readonly teams = new Map<string, { hash: string; token?: string }>();
@@ -147,6 +161,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
   async acquire(sessionId: string, teamId: string, policy: SandboxPolicy, secrets: SandboxSecrets = {}): Promise<SandboxHandle> {
     const names = sandboxNames({ namespacePrefix: this.o.namespacePrefix, teamId, sessionId, template: policy.template });
     egressRules(policy.egress, this.o.egressInternalAllow); // a policy NetworkPolicy cannot express fails before any API call
+    this.runtimeClassFor(policy); // so does a RuntimeClass the operator does not offer
     return this.serialized(`${teamId}/${sessionId}`, async () => {
       await this.api.ensureAgentSandbox();
       const team = await this.ensureTeam(names, teamId, policy, secrets);
@@ -305,6 +320,20 @@ export class KubernetesSandboxDriver implements SandboxDriver {
 
   // ── internals ────────────────────────────────────────────────────────────────────────────
 
+  /** The team's RuntimeClass if the operator offers it, else the operator's default; a class not offered is a 422 naming the ones that are. */
+  private runtimeClassFor(policy: SandboxPolicy): string | undefined {
+    const pick = policy.runtimeClass;
+    if (pick === undefined || pick === this.o.runtimeClass) return this.o.runtimeClass;
+    const offered = this.o.runtimeClasses ?? [];
+    if (!offered.includes(pick)) {
+      throw new ValidationError(
+        `the sandbox policy asks for RuntimeClass "${pick}", which this installation does not offer (${offered.length ? `offered: ${offered.join(", ")}` : "none offered"}; default: ${this.o.runtimeClass ?? "the nodes' runtime"}): the operator lists the classes teams may pick in KEEL_SANDBOX_RUNTIME_CLASSES`,
+        { runtimeClass: pick },
+      );
+    }
+    return pick;
+  }
+
   /** Namespace, Secret, template and pool, applied when their config changed (once per process
    *  and team otherwise: the template's config-hash annotation says what is there). */
   private async ensureTeam(names: SandboxNames, teamId: string, policy: SandboxPolicy, secrets: SandboxSecrets): Promise<{ token?: string }> {
@@ -325,6 +354,9 @@ export class KubernetesSandboxDriver implements SandboxDriver {
           this.o.imagePullSecrets,
           this.o.egressInternalAllow,
           "secret-per-template", // templates written before each had its own Secret are rewritten
+          this.runtimeClassFor(policy) ?? null,
+          this.o.nodeSelector ?? null,
+          this.o.tolerations ?? null,
         ]),
       )
       .digest("hex")
@@ -352,6 +384,9 @@ export class KubernetesSandboxDriver implements SandboxDriver {
         workers: this.o.workers,
         imagePullSecrets: this.o.imagePullSecrets,
         egressInternalAllow: this.o.egressInternalAllow,
+        ...(this.runtimeClassFor(policy) ? { runtimeClassName: this.runtimeClassFor(policy)! } : {}),
+        ...(this.o.nodeSelector ? { nodeSelector: this.o.nodeSelector } : {}),
+        ...(this.o.tolerations ? { tolerations: this.o.tolerations } : {}),
         ...(this.o.storageClassName ? { storageClassName: this.o.storageClassName } : {}),
         ...(token ? { teamToken: token } : {}),
       };

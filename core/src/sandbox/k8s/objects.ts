@@ -41,7 +41,14 @@ export type TemplateConfig = {
   imagePullSecrets?: string[];
   /** Internal ranges the operator opened to egress allow-lists (KEEL_SANDBOX_EGRESS_INTERNAL). */
   egressInternalAllow?: string[];
+  /** The pod's RuntimeClass (the team's pick, else the operator's default); unset: the node's default runtime. */
+  runtimeClassName?: string;
+  /** Dedicated nodes for sandboxes (the operator's). */
+  nodeSelector?: Record<string, string>;
+  tolerations?: Toleration[];
 };
+
+export type Toleration = { key: string; operator: "Equal" | "Exists"; value?: string; effect: string };
 
 const teamLabels = (teamId: string) => ({ [LABELS.managedBy]: MANAGER, [LABELS.team]: teamId });
 
@@ -117,7 +124,8 @@ const INTERNAL: { cidr: Cidr; what: string }[] = INTERNAL_RANGES.map(([network, 
  */
 export function egressRules(egress: SandboxPolicy["egress"], internalAllow: string[] = []): unknown[] {
   if (egress === "none") return [];
-  const opened = internalAllow.map((e) => parseCidr(e).cidr);
+  // Address entries only, as the local driver reads them (a name there opens nothing on either).
+  const opened = internalAllow.flatMap((e) => (isIP(e.replace(/^\[|\](:\d+)?$|(\/\d+)?(:\d+)?$/g, "")) ? [parseCidr(e).cidr] : []));
   return egress.allow.flatMap((entry) => {
     const { cidr, port } = parseCidr(entry);
     const openedHere = (c: Cidr) => opened.some((o) => within(c, o));
@@ -204,6 +212,9 @@ export function templateObject(namespace: string, name: string, teamId: string, 
         spec: {
           automountServiceAccountToken: false,
           enableServiceLinks: false,
+          ...(cfg.runtimeClassName ? { runtimeClassName: cfg.runtimeClassName } : {}),
+          ...(cfg.nodeSelector && Object.keys(cfg.nodeSelector).length ? { nodeSelector: cfg.nodeSelector } : {}),
+          ...(cfg.tolerations?.length ? { tolerations: cfg.tolerations } : {}),
           ...(cfg.imagePullSecrets?.length ? { imagePullSecrets: cfg.imagePullSecrets.map((name) => ({ name })) } : {}),
           securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } },
           containers: [
