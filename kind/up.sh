@@ -255,8 +255,14 @@ step_port_forward() {
     # A cluster created without the port mapping: forward (Ctrl-C stops it; the cluster stays).
     exec kubectl --context "$CTX" -n keel port-forward svc/keel-web "$PORT:3000"
   fi
-  for _ in $(seq 1 60); do answers && break; sleep 2; done
-  answers || die "the dashboard does not answer on http://localhost:$PORT/readyz (kind's port mapping to the NodePort 30300)"
+  # Up to ~5 min: right after a rollout the node's Service rules can lag the Ready pod (seen once
+  # under load: ~3 min of refused connections, then answering).
+  for _ in $(seq 1 150); do answers && break; sleep 2; done
+  if ! answers; then
+    k -n keel get endpoints keel-web-nodeport -o wide >&2 || true
+    k -n keel get pods -l app.kubernetes.io/component=web -o wide >&2 || true
+    die "the dashboard does not answer on http://localhost:$PORT/readyz (kind's port mapping to the NodePort 30300); the Service's endpoints and the web pods are above"
+  fi
   echo "Forwarding from 127.0.0.1:$PORT -> 3000 through kind's port mapping (NodePort 30300)"
   [[ "${WATCH:-}" == 1 ]] || return 0
   # The launcher keeps this step running while the dashboard is served; it ends when it stops.
