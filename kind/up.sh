@@ -243,6 +243,12 @@ step_rollout() {
   k -n keel rollout status statefulset/postgres --timeout=300s
   k -n keel rollout status deployment/keel-web --timeout=300s
   k -n keel rollout status deployment/keel-worker --timeout=300s
+  # A replaced web pod answers /readyz 503 through its shutdown delay while the Service may still
+  # send it requests: "up" only once the old ones are gone (the e2e rebuild test once got that 503).
+  local old
+  old="$(k -n keel get pods -l app.kubernetes.io/component=web -o jsonpath='{range .items[?(@.metadata.deletionTimestamp)]}{.metadata.name}{" "}{end}')"
+  # shellcheck disable=SC2086 # one argument per pod name
+  [[ -z "${old// /}" ]] || k -n keel wait --for=delete pod $old --timeout=120s >/dev/null
   printf 'Keel is up on kind: http://localhost:%s\n' "$PORT"
   login || true
 }

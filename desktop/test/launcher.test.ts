@@ -117,6 +117,8 @@ test("a run calls the tools in the steps' order, streams logs, reports each step
     new RegExp(`^${k} -n keel rollout status statefulset/postgres`),
     new RegExp(`^${k} -n keel rollout status deployment/keel-web`),
     new RegExp(`^${k} -n keel rollout status deployment/keel-worker`),
+    // Replaced web pods still answering 503 through their shutdown delay: waited for when there are any.
+    new RegExp(`^${k} -n keel get pods -l app.kubernetes.io/component=web -o jsonpath=`),
     new RegExp(`^${k} -n keel get secret keel-admin -o jsonpath=\\{\\.data\\.KEEL_ADMIN_EMAIL\\}$`),
     new RegExp(`^${k} -n keel get secret keel-admin -o jsonpath=\\{\\.data\\.KEEL_ADMIN_PASSWORD\\}$`),
     new RegExp(`^${k} -n keel get service keel-web-nodeport$`),
