@@ -4,7 +4,8 @@
 // sandbox's state in the session view, and its file list: the web pod has no cluster access, so a
 // worker reads the pod's files for it (core/src/sandbox/relay.ts).
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { launchChromium } from "@keel/server/testing/chromium";
 import { adminLogin, BASE_URL, kubectl, releaseSandbox, sandboxPod, waitFor } from "./kind.ts";
 
 let browser: Browser;
@@ -13,19 +14,7 @@ const agentName = `e2e-ui-${Date.now()}`;
 let sessionId = "";
 
 beforeAll(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.KEEL_CHROMIUM ?? "/usr/bin/chromium",
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
   page = await (await browser.newContext({ baseURL: BASE_URL, viewport: { width: 1280, height: 900 } })).newPage();
 });
 

@@ -66,16 +66,23 @@ afterAll(async () => {
   await fake?.close();
 });
 
-async function startAgentWorker(opts: { hooks?: LoopHooks; maxModelCallsPerRun?: number; maxEventBytes?: number } = {}) {
+type AgentStep = ReturnType<typeof createAgentStep>;
+
+/** A worker running the agent loop; `wrap` puts a test's own code around each step. */
+async function startAgentWorker(opts: { hooks?: LoopHooks; maxModelCallsPerRun?: number; maxEventBytes?: number; wrap?: (step: AgentStep) => AgentStep } = {}) {
+  const { wrap = (s: AgentStep) => s, ...loop } = opts;
   const step = createAgentStep({
     pool: f.pool,
     tools: registry,
     models: createModelResolver({ maxRetries: 2, timeoutMs: 3_000, outbound: loopback }),
     logger: testLogger,
-    ...opts,
+    ...loop,
   });
-  return f.startWorker({ step });
+  return f.startWorker({ step: wrap(step) });
 }
+
+/** The log of a run that asked for approval, got it and finished. */
+const APPROVED_RUN = ["user_message", "assistant_message", "approval_requested", "approval_decided", "tool_result", "assistant_message"];
 
 async function session(config: Partial<AgentConfig> & { provider?: AgentConfig["provider"] } = {}): Promise<string> {
   const agent = await f.tenancy.createAgent(f.teamId, {
@@ -604,29 +611,16 @@ describe("approvals", () => {
     await startAgentWorker(); // a new worker; the first one is stopped
     await settle(runId);
     expect(deployed()).toBe(before + 1);
-    expect(types(await readAllEvents(f.pool, sessionId))).toEqual([
-      "user_message",
-      "assistant_message",
-      "approval_requested",
-      "approval_decided",
-      "tool_result",
-      "assistant_message",
-    ]);
+    expect(types(await readAllEvents(f.pool, sessionId))).toEqual(APPROVED_RUN);
   });
 
   test("a decision that arrives between the question and the park is kept: the run continues instead of waiting forever", async () => {
     // The UIs show the question as soon as its event is stored; the worker parks the run in a
     // statement after that. A click in between was refused 409 not_waiting, and the run then
     // waited for a decision already given (seen in the dashboard test under load).
-    const inner = createAgentStep({
-      pool: f.pool,
-      tools: registry,
-      models: createModelResolver({ maxRetries: 2, timeoutMs: 3_000, outbound: loopback }),
-      logger: testLogger,
-    });
     const decisions: { callId: string; approve: boolean }[] = [];
-    await f.startWorker({
-      step: async (ctx) => {
+    await startAgentWorker({
+      wrap: (inner) => async (ctx) => {
         const out = await inner(ctx);
         const d = out === "waiting_approval" ? decisions.shift() : undefined;
         if (d) await decideToolCall(f.pool, { teamId: f.teamId, sessionId: ctx.run.sessionId, ...d, decidedBy: "quick@acme" });
@@ -644,14 +638,7 @@ describe("approvals", () => {
     const { runId } = await f.client.postMessage({ teamId: f.teamId, sessionId, content: "deploy" });
     await settle(runId);
     expect(deployed()).toBe(before + 1);
-    expect(types(await readAllEvents(f.pool, sessionId))).toEqual([
-      "user_message",
-      "assistant_message",
-      "approval_requested",
-      "approval_decided",
-      "tool_result",
-      "assistant_message",
-    ]);
+    expect(types(await readAllEvents(f.pool, sessionId))).toEqual(APPROVED_RUN);
 
     fake.enqueue(
       { kind: "stream", chunks: toolCallStream([{ id: "q2", name: "deploy", args: '{"value":"prod"}' }]) },

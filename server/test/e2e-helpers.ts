@@ -3,27 +3,13 @@
 // (what a rolling restart looks like to a browser: the origin stays, the process changes).
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { waitFor } from "@keel/test/db";
 import { serverDir, startServer, type RunningServer } from "./harness.js";
 
 export const screenshotDir = path.join(path.dirname(serverDir), ".tmp/screenshots");
 
-export async function launchChromium(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: process.env.KEEL_CHROMIUM ?? "/usr/bin/chromium",
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-}
+export { launchChromium } from "./chromium.js";
 
 /** The seqs of the log events the session view shows, in DOM order. */
 export async function domSeqs(page: Page): Promise<number[]> {

@@ -53,7 +53,7 @@ export function sandboxEnv(opts: { repoRoot: string }) {
           return rest.length === 0 && v !== undefined && LABEL_KEY.test(k) && LABEL_VALUE.test(v);
         }, "each entry must be key=value (a node label)"),
       ),
-    ),
+    ).transform((v) => v && Object.fromEntries(v.map((e) => e.split("=") as [string, string]))),
     /** kubernetes: taints sandbox pods tolerate (dedicated nodes), comma-separated key=value:Effect or key:Effect. */
     KEEL_SANDBOX_TOLERATIONS: commaList(
       z.array(
@@ -64,7 +64,7 @@ export function sandboxEnv(opts: { repoRoot: string }) {
             "each entry must be key=value:Effect or key:Effect (Effect: NoSchedule, PreferNoSchedule or NoExecute)",
           ),
       ),
-    ),
+    ).transform((v) => v?.map(parseToleration)),
     /** Set by Kubernetes in every pod: the kubernetes driver then uses the pod's service account instead of a kubeconfig. */
     KUBERNETES_SERVICE_HOST: optional(z.string()),
     /** local: where sandboxes keep their workspaces (persist across worker restarts; the web process must see the worker's). */
@@ -112,10 +112,8 @@ export function sandboxDriverConfig(env: SandboxEnv): SandboxDriverConfig {
       egressInternalAllow: env.KEEL_SANDBOX_EGRESS_INTERNAL,
       runtimeClass: env.KEEL_SANDBOX_RUNTIME_CLASS,
       runtimeClasses: env.KEEL_SANDBOX_RUNTIME_CLASSES,
-      nodeSelector: env.KEEL_SANDBOX_NODE_SELECTOR
-        ? Object.fromEntries(env.KEEL_SANDBOX_NODE_SELECTOR.map((e) => e.split("=") as [string, string]))
-        : undefined,
-      tolerations: env.KEEL_SANDBOX_TOLERATIONS?.map(parseToleration),
+      nodeSelector: env.KEEL_SANDBOX_NODE_SELECTOR,
+      tolerations: env.KEEL_SANDBOX_TOLERATIONS,
       inCluster: Boolean(env.KUBERNETES_SERVICE_HOST),
     };
   }

@@ -36,7 +36,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await deleteTeamNamespaces(prefix);
-  await kubectl(["delete", "namespace", `${prefix}other`, "--ignore-not-found", "--wait=false"]);
   await platform?.cleanup();
   await home?.cleanup();
 }, 120_000);

@@ -339,6 +339,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
   private async ensureTeam(names: SandboxNames, teamId: string, policy: SandboxPolicy, secrets: SandboxSecrets): Promise<{ token?: string }> {
     const exposed = exposedSecrets(policy, secrets);
     const warm = this.o.warmPoolReplicas > 0;
+    const runtimeClass = this.runtimeClassFor(policy);
     const hash = createHash("sha256")
       .update(
         JSON.stringify([
@@ -354,7 +355,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
           this.o.imagePullSecrets,
           this.o.egressInternalAllow,
           "secret-per-template", // templates written before each had its own Secret are rewritten
-          this.runtimeClassFor(policy) ?? null,
+          runtimeClass ?? null,
           this.o.nodeSelector ?? null,
           this.o.tolerations ?? null,
         ]),
@@ -384,7 +385,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
         workers: this.o.workers,
         imagePullSecrets: this.o.imagePullSecrets,
         egressInternalAllow: this.o.egressInternalAllow,
-        ...(this.runtimeClassFor(policy) ? { runtimeClassName: this.runtimeClassFor(policy)! } : {}),
+        ...(runtimeClass ? { runtimeClassName: runtimeClass } : {}),
         ...(this.o.nodeSelector ? { nodeSelector: this.o.nodeSelector } : {}),
         ...(this.o.tolerations ? { tolerations: this.o.tolerations } : {}),
         ...(this.o.storageClassName ? { storageClassName: this.o.storageClassName } : {}),

@@ -1,9 +1,10 @@
 // The Kubernetes objects of a team (namespace, Secret, SandboxTemplate, SandboxWarmPool) and of a
 // session (SandboxClaim), as plain data. Shapes follow the agent-sandbox v1.0.1 v1beta1 CRDs
 // (k8s/agent-sandbox/v1.0.1/crds/); the tests apply them to the real API server.
-import { BlockList, isIP } from "node:net";
+import { BlockList } from "node:net";
 import { INTERNAL_RANGES } from "@keel/sandbox/internal-addresses";
 import { ValidationError } from "../../errors.js";
+import { parseEgressEntry } from "../egress.js";
 import type { SandboxPolicy } from "../policy.js";
 import { ANNOTATIONS, API_VERSION, CONTAINER, EXT_GROUP, LABELS, MANAGER, secretName, TOKEN_ENV } from "./names.js";
 
@@ -76,94 +77,92 @@ export function pullSecretCopy(source: K8sObject & { type?: string }, namespace:
   };
 }
 
-/**
- * NetworkPolicy egress from the team's allow-list. NetworkPolicy matches IP blocks and ports,
- * never hostnames, so a hostname is refused here instead of silently allowing nothing (or
- * everything). `none` → no rule: the controller's policy lists Egress, so all egress is denied.
- */
-type Cidr = { network: string; prefix: number; family: "ipv4" | "ipv6" };
-const cidrText = (c: Cidr) => `${c.network}/${c.prefix}`;
-/** `inner` lies inside `outer` (equal counts). */
-function within(inner: Cidr, outer: Cidr): boolean {
-  if (inner.family !== outer.family || inner.prefix < outer.prefix) return false;
+type Range = { address: string; prefix: number; family: "ipv4" | "ipv6" };
+/** A range with its matcher and its text as an ipBlock (network address / prefix), made once. */
+type Block = Range & { list: BlockList; text: string };
+
+function blockOf(r: Range): Block {
   const list = new BlockList();
-  list.addSubnet(outer.network, outer.prefix, outer.family);
-  return list.check(inner.network, inner.family);
-}
-/** The network address of `address/prefix` (host bits cleared), as Kubernetes wants an ipBlock. */
-function networkOf(address: string, prefix: number, family: "ipv4" | "ipv6"): string {
-  const bits = family === "ipv4" ? 32 : 128;
-  const groups = family === "ipv4" ? address.split(".").map(Number) : expandIpv6(address);
-  const width = family === "ipv4" ? 8 : 16;
-  let value = 0n;
-  for (const g of groups) value = (value << BigInt(width)) | BigInt(g);
-  value &= ((1n << BigInt(bits)) - 1n) ^ ((1n << BigInt(bits - prefix)) - 1n);
-  const out: number[] = [];
-  for (let i = groups.length - 1; i >= 0; i--) out[i] = Number((value >> BigInt((groups.length - 1 - i) * width)) & ((1n << BigInt(width)) - 1n));
-  return family === "ipv4" ? out.join(".") : new URL(`http://[${out.map((n) => n.toString(16)).join(":")}]/`).hostname.slice(1, -1);
-}
-function expandIpv6(address: string): number[] {
-  const full = new URL(`http://[${address}]/`).hostname.slice(1, -1); // canonical, IPv4 tails in hex
-  const [head = "", tail = ""] = full.split("::");
-  const h = head ? head.split(":") : [];
-  const t = full.includes("::") ? (tail ? tail.split(":") : []) : [];
-  const groups = [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
-  return groups.map((g) => parseInt(g, 16));
-}
-const INTERNAL: { cidr: Cidr; what: string }[] = INTERNAL_RANGES.map(([network, prefix, family, what]) => ({ cidr: { network, prefix, family }, what }));
-
-/**
- * The team's egress allow-list as NetworkPolicy rules, with the same meaning as on the local
- * driver (sandbox/src/egress-rules.ts): an address rule never reaches an internal address by
- * itself. Every internal range (sandbox/src/internal-addresses.ts: link-local and the cloud
- * metadata server, private networks where the cluster's Services, pods and nodes live, CGNAT,
- * ULA, …) inside an allowed CIDR is left out with `except`, so `0.0.0.0/0` means "the internet"
- * and not the metadata server or the API server; a rule wholly inside an internal range is
- * refused with the reason. `internalAllow` (KEEL_SANDBOX_EGRESS_INTERNAL, the operator's) opens
- * internal ranges again: those are not carved out, and a team rule inside one is kept.
- */
-export function egressRules(egress: SandboxPolicy["egress"], internalAllow: string[] = []): unknown[] {
-  if (egress === "none") return [];
-  // Address entries only, as the local driver reads them (a name there opens nothing on either).
-  const opened = internalAllow.flatMap((e) => (isIP(e.replace(/^\[|\](:\d+)?$|(\/\d+)?(:\d+)?$/g, "")) ? [parseCidr(e).cidr] : []));
-  return egress.allow.flatMap((entry) => {
-    const { cidr, port } = parseCidr(entry);
-    const openedHere = (c: Cidr) => opened.some((o) => within(c, o));
-    const inside = INTERNAL.find((r) => within(cidr, r.cidr));
-    if (inside && !openedHere(cidr)) {
-      throw new ValidationError(
-        `egress allow-list entry "${entry}" is an internal address (${inside.what}): sandboxes reach internal addresses only where the operator opened them (KEEL_SANDBOX_EGRESS_INTERNAL)`,
-        { entry },
-      );
-    }
-    // Strictly inside the rule and not opened; a range inside another excepted one is left out.
-    const carved = INTERNAL.filter((r) => r.cidr.prefix > cidr.prefix && within(r.cidr, cidr) && !openedHere(r.cidr)).map((r) => r.cidr);
-    const except = carved.filter((c) => !carved.some((o) => cidrText(o) !== cidrText(c) && within(c, o)));
-    const ipBlock = { cidr: cidrText(cidr), ...(except.length ? { except: [...new Set(except.map(cidrText))] } : {}) };
-    const ports = port ? { ports: [{ protocol: "TCP", port }] } : {};
-    // An opened range inside a cut-out one (10.244.0.0/16 inside 10.0.0.0/8) is allowed again by
-    // a rule of its own (NetworkPolicy rules add up), as the local driver lets it through.
-    const reopened = opened.filter((o) => within(o, cidr) && except.some((e) => within(o, e)));
-    return [{ to: [{ ipBlock }], ...ports }, ...reopened.map((o) => ({ to: [{ ipBlock: { cidr: cidrText(o) } }], ...ports }))];
-  });
+  list.addSubnet(r.address, r.prefix, r.family);
+  return { ...r, list, text: `${networkOf(r)}/${r.prefix}` };
 }
 
-function parseCidr(entry: string): { cidr: Cidr; port?: number } {
-  // 140.82.112.3, 140.82.112.0/20, 140.82.112.0/20:443, 2606:50c0::/32, [2606:50c0::/32]:443
-  const m =
-    /^\[([0-9a-fA-F:.]+)(\/\d{1,3})?\](?::(\d{1,5}))?$/.exec(entry) ??
-    /^([0-9.]+)(\/\d{1,2})?(?::(\d{1,5}))?$/.exec(entry) ??
-    /^([0-9a-fA-F:.]+)(\/\d{1,3})?()$/.exec(entry);
-  const version = m ? isIP(m[1]!) : 0;
-  if (!m || !version) {
+/** `inner` lies inside `outer` (equal counts). */
+const within = (inner: Range, outer: Block) => inner.family === outer.family && inner.prefix >= outer.prefix && outer.list.check(inner.address, inner.family);
+
+const canonicalIpv6 = (address: string) => new URL(`http://[${address}]/`).hostname.slice(1, -1);
+
+/** The network address of a range (host bits cleared), as Kubernetes writes an ipBlock. */
+function networkOf({ address, prefix, family }: Range): string {
+  const [bits, width] = family === "ipv4" ? [32, 8] : [128, 16];
+  let groups: number[];
+  if (family === "ipv4") groups = address.split(".").map(Number);
+  else {
+    const [head = "", tail = ""] = canonicalIpv6(address).split("::"); // canonical: IPv4 tails in hex
+    const h = head ? head.split(":") : [];
+    const t = tail ? tail.split(":") : [];
+    groups = [...h, ...Array(8 - h.length - t.length).fill("0"), ...t].map((g) => parseInt(g, 16));
+  }
+  const value = groups.reduce((v, g) => (v << BigInt(width)) | BigInt(g), 0n) & ~((1n << BigInt(bits - prefix)) - 1n);
+  const out = groups.map((_, i) => Number((value >> BigInt((groups.length - 1 - i) * width)) & ((1n << BigInt(width)) - 1n)));
+  return family === "ipv4" ? out.join(".") : canonicalIpv6(out.map((n) => n.toString(16)).join(":"));
+}
+
+const INTERNAL = INTERNAL_RANGES.map(([address, prefix, family, what]) => ({ ...blockOf({ address, prefix, family }), what }));
+
+/** An allow-list entry in the local driver's grammar (parseEgressEntry), as an address block; NetworkPolicy cannot match a name. */
+function addressRule(entry: string): Block & { port?: number } {
+  const r = parseEgressEntry(entry);
+  if (r instanceof Error || r.kind !== "cidr") {
     throw new ValidationError(
       `egress allow-list entry "${entry}" is not an IP address or CIDR: Kubernetes NetworkPolicy cannot match hostnames. List the CIDRs to allow (e.g. 140.82.112.0/20:443), or route egress through a proxy and allow its address`,
       { entry },
     );
   }
-  const family = version === 4 ? ("ipv4" as const) : ("ipv6" as const);
-  const prefix = m[2] ? Number(m[2].slice(1)) : family === "ipv4" ? 32 : 128;
-  return { cidr: { network: networkOf(m[1]!, prefix, family), prefix, family }, ...(m[3] ? { port: Number(m[3]) } : {}) };
+  return { ...blockOf(r), ...(r.port ? { port: r.port } : {}) };
+}
+
+/**
+ * The team's egress allow-list as NetworkPolicy rules (`none` → no rule: the controller's policy
+ * lists Egress, so all egress is denied), with the same meaning as on the local driver
+ * (sandbox/src/egress-rules.ts): an address rule never reaches an internal address by itself.
+ * Every internal range (sandbox/src/internal-addresses.ts: link-local and the cloud metadata
+ * server, private networks where the cluster's Services, pods and nodes live, CGNAT, ULA, …)
+ * inside an allowed CIDR is left out with `except`, so `0.0.0.0/0` means "the internet" and not
+ * the metadata server or the API server; a rule wholly inside an internal range is refused with
+ * the reason; a host name is refused (NetworkPolicy cannot match one). `internalAllow`
+ * (KEEL_SANDBOX_EGRESS_INTERNAL, the operator's) opens internal ranges again: those are not carved
+ * out, and a team rule inside one is kept.
+ */
+export function egressRules(egress: SandboxPolicy["egress"], internalAllow: string[] = []): unknown[] {
+  if (egress === "none") return [];
+  // Address entries only, as the local driver reads them (a name there opens nothing on either).
+  const opened = internalAllow.flatMap((e) => {
+    const r = parseEgressEntry(e);
+    return r instanceof Error || r.kind !== "cidr" ? [] : [blockOf(r)];
+  });
+  const isOpened = (r: Range) => opened.some((o) => within(r, o));
+  return egress.allow.flatMap((entry) => {
+    const rule = addressRule(entry);
+    const inside = INTERNAL.find((r) => within(rule, r));
+    if (inside && !isOpened(rule)) {
+      throw new ValidationError(
+        `egress allow-list entry "${entry}" is an internal address (${inside.what}): sandboxes reach internal addresses only where the operator opened them (KEEL_SANDBOX_EGRESS_INTERNAL)`,
+        { entry },
+      );
+    }
+    // Strictly inside the rule and not opened; a range inside another left-out one is not listed.
+    const carved = INTERNAL.filter((r) => r.prefix > rule.prefix && within(r, rule) && !isOpened(r));
+    const except = [...new Set(carved.filter((c) => !carved.some((o) => o.text !== c.text && within(c, o))).map((c) => c.text))];
+    const ports = rule.port ? { ports: [{ protocol: "TCP", port: rule.port }] } : {};
+    // An opened range inside a cut-out one (10.244.0.0/16 inside 10.0.0.0/8) is allowed again by
+    // a rule of its own (NetworkPolicy rules add up), as the local driver lets it through.
+    const reopened = opened.filter((o) => within(o, rule) && carved.some((c) => within(o, c)));
+    return [
+      { to: [{ ipBlock: { cidr: rule.text, ...(except.length ? { except } : {}) } }], ...ports },
+      ...reopened.map((o) => ({ to: [{ ipBlock: { cidr: o.text } }], ...ports })),
+    ];
+  });
 }
 
 /**
