@@ -46,6 +46,7 @@ const fmtCalls = (c: Calls) =>
     .join(", ");
 
 let weStarted = false;
+const tokenKey = randomBytes(32);
 let home: TestNamespace | undefined;
 let platform: PlatformIdentity | undefined;
 const live: { driver: KubernetesSandboxDriver; h: SandboxHandle }[] = [];
@@ -55,6 +56,7 @@ function driverFor(kubeconfig: string, warmPoolReplicas: number): KubernetesSand
   kubeConfig.loadFromFile(kubeconfig);
   return new KubernetesSandboxDriver({
     kubeConfig,
+    tokenKey,
     image: "registry.invalid/keel:bench",
     namespacePrefix: prefix,
     readyTimeoutMs: 90_000,
@@ -193,7 +195,7 @@ try {
     "",
     "| Sessions, driver as the platform ServiceAccount | n | acquire → Ready p50 | p99 | max | adopted a warm sandbox | release p50 | API calls per session, acquire + release |",
     "|---|---|---|---|---|---|---|---|",
-    row("No warm pool (`warmPoolReplicas: 0`, per-claim token)", cold),
+    row("No warm pool (`warmPoolReplicas: 0`)", cold),
     row(`Warm pool (\`warmPoolReplicas: ${POOL}\`, pool Ready and refilled before each claim)`, warm),
     "",
     "| A team's first session (not in the rows above) | acquire → Ready | API calls (acquire) |",

@@ -103,6 +103,8 @@ describe("a bad value stops the process at start with exit code 2, naming the va
   }, 120_000);
 });
 
+const SECRETS_KEY = Buffer.alloc(32, 7).toString("base64");
+
 describe("one sandbox-driver config for the worker and the web process", () => {
   const local = {
     DATABASE_URL: DB,
@@ -115,6 +117,7 @@ describe("one sandbox-driver config for the worker and the web process", () => {
   const kube = {
     DATABASE_URL: DB,
     KEEL_SANDBOX_DRIVER: "kubernetes",
+    KEEL_SECRETS_KEY: SECRETS_KEY,
     KEEL_SANDBOX_IMAGE: "keel-sandbox:1",
     KEEL_SANDBOX_NAMESPACE_PREFIX: "t-",
     KEEL_SANDBOX_WARM_POOL: "2",
@@ -156,7 +159,15 @@ describe("one sandbox-driver config for the worker and the web process", () => {
         { key: "gpu", operator: "Exists", effect: "NoExecute" },
       ],
       inCluster: true,
+      tokenKey: Buffer.from(SECRETS_KEY, "base64"),
     });
+  });
+
+  it("kubernetes: a worker without KEEL_SECRETS_KEY is refused (each sandbox's runtime token is derived from it)", () => {
+    const { KEEL_SECRETS_KEY: _, ...noKey } = kube;
+    const r = WorkerEnvSchema.safeParse(noKey);
+    expect(r.success).toBe(false);
+    expect(JSON.stringify(r.error?.issues)).toMatch(/KEEL_SANDBOX_DRIVER=kubernetes needs KEEL_SECRETS_KEY/);
   });
 
   it.each([

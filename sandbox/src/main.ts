@@ -2,7 +2,7 @@
 //
 //   node runtime.mjs --listen-fd 6 --state-fd 7 --workspace /workspace --config-stdin  (local driver)
 //   node runtime.mjs --socket PATH --workspace DIR [--state-dir DIR] --config-stdin
-//   node runtime.mjs --port 8080 --workspace /workspace          (token in KEEL_RUNTIME_TOKEN)
+//   node runtime.mjs --port 8080 --workspace /workspace          (KEEL_RUNTIME_START_TOKEN, or KEEL_RUNTIME_TOKEN)
 //
 // --listen-fd: a listening unix socket made by the host (the sandbox has no path to it);
 // --state-fd: the directory for the exec ledger and fences, also only as an fd. Both stay out of
@@ -11,8 +11,9 @@
 //
 // --config-stdin reads one JSON object {token, env, limits, egress?} from stdin (the local driver): the
 // token and the team's secrets then never appear in a command line or in this process's
-// environ. Without it, the token comes from KEEL_RUNTIME_TOKEN (a Kubernetes Secret) and the
-// commands' environment is this process's own minus KEEL_* variables.
+// environ. Without it (Kubernetes), KEEL_RUNTIME_START_TOKEN (the template's Secret) only lets the
+// worker hand the pod its session's token (server.ts), and the commands' environment is this
+// process's own minus KEEL_* variables.
 import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -94,11 +95,17 @@ async function loadConfig(): Promise<RuntimeConfig & { egress?: EgressConfig }> 
       ...(c.egress ? { egress: c.egress } : {}),
     };
   }
+  // Kubernetes: the template's start token (a Secret), which only hands the pod over to a session
+  // (server.ts). KEEL_RUNTIME_TOKEN, a working token from the start, is what pods of earlier
+  // releases were given.
   const token = process.env.KEEL_RUNTIME_TOKEN;
-  if (!token || token.length < 16) fail("set KEEL_RUNTIME_TOKEN (at least 16 characters) or pass --config-stdin");
+  const startToken = process.env.KEEL_RUNTIME_START_TOKEN;
+  if ((!token || token.length < 16) && (!startToken || startToken.length < 16)) {
+    fail("set KEEL_RUNTIME_START_TOKEN or KEEL_RUNTIME_TOKEN (at least 16 characters), or pass --config-stdin");
+  }
   const env = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => !e[0].startsWith("KEEL_") && e[1] !== undefined));
   const limits = process.env.KEEL_RUNTIME_LIMITS ? JSON.parse(process.env.KEEL_RUNTIME_LIMITS) : {};
-  return { token, workspace, stateDir, env, limits };
+  return { ...(token ? { token } : {}), ...(startToken ? { startToken } : {}), workspace, stateDir, env, limits };
 }
 
 const config = await loadConfig();

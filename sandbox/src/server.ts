@@ -1,5 +1,12 @@
 // The sandbox runtime's HTTP API. Every request carries the sandbox's bearer token. Errors are
 // JSON `{ error: { code, message } }` with the status the core client maps back to a message.
+//
+// Two kinds of token. The working `token` opens every route. A `startToken` (Kubernetes: the
+// template's, from a Secret every pod of the template shares, warm pool included) opens one
+// thing, `POST /token`, which sets the working token once: the driver hands each pod its
+// session's own token on first contact, and from then on the start token opens nothing. Until
+// then no command runs and no file is read, so a start token (readable by code in any pod of the
+// template) cannot plant anything in a pod another session will get.
 import { createHash, timingSafeEqual } from "node:crypto";
 import http from "node:http";
 import path from "node:path";
@@ -8,7 +15,10 @@ import { FileError, Workspace } from "./files.js";
 import { Ledger, type ExecResult } from "./ledger.js";
 
 export type RuntimeConfig = {
-  token: string;
+  /** The working token; unset: none until a `startToken` holder sets one (POST /token). */
+  token?: string;
+  /** Opens only POST /token, once. One of `token` and `startToken` is required. */
+  startToken?: string;
   workspace: string;
   /** Defaults to <workspace>/.keel (hidden from the file API). */
   stateDir?: string;
@@ -21,6 +31,8 @@ export type RuntimeConfig = {
 };
 
 const MAX_TIMEOUT_MS = 3_600_000;
+/** A working token set through POST /token: at least this long (a base64url 32-byte token is 43). */
+export const MIN_TOKEN_LENGTH = 32;
 const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
 
 class HttpError extends Error {
@@ -37,7 +49,9 @@ export function createRuntimeServer(config: RuntimeConfig): http.Server {
   const workspace = new Workspace(config.workspace);
   const ledger = new Ledger(config.stateDir ?? path.join(config.workspace, ".keel"));
   const inflight = new Map<string, Promise<ExecResult>>();
-  const tokenDigest = digest(config.token);
+  if (!config.token && !config.startToken) throw new Error("the runtime needs a token or a start token");
+  let tokenDigest = config.token ? digest(config.token) : undefined;
+  let startDigest = config.startToken ? digest(config.startToken) : undefined;
   const maxBodyBytes = config.maxBodyBytes ?? 32 * 1024 * 1024;
   const activity = { inFlight: 0, lastAt: Date.now(), startedAt: Date.now() };
 
@@ -101,9 +115,23 @@ export function createRuntimeServer(config: RuntimeConfig): http.Server {
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    if (!authorized(req.headers.authorization, tokenDigest)) throw new HttpError(401, "unauthorized", "missing or wrong bearer token");
     const url = new URL(req.url ?? "/", "http://sandbox");
     const route = `${req.method} ${url.pathname}`;
+    const working = tokenDigest !== undefined && authorized(req.headers.authorization, tokenDigest);
+    const starting = !working && startDigest !== undefined && authorized(req.headers.authorization, startDigest);
+    if (!working && !starting) throw new HttpError(401, "unauthorized", "missing or wrong bearer token");
+    if (route === "POST /token") {
+      // The start token sets the first working token and is spent; the working token rotates itself.
+      const body = await readBody(req, 4096);
+      const next = body.token;
+      if (typeof next !== "string" || next.length < MIN_TOKEN_LENGTH || next.length > 512) {
+        throw new HttpError(422, "validation_failed", `token must be a string of ${MIN_TOKEN_LENGTH} to 512 characters`);
+      }
+      if (starting) startDigest = undefined;
+      tokenDigest = digest(next);
+      return send(res, 200, { ok: true });
+    }
+    if (!working) throw new HttpError(403, "start_token", "this token only hands the sandbox over (POST /token); no command or file call takes it");
     if (route === "GET /healthz") {
       return send(res, 200, {
         ok: true,

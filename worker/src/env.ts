@@ -4,7 +4,7 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { checkEnv, databaseEnv, int, loggingEnv, modelEnv, sandboxEnv, sandboxEnvRules, secretsEnv, type Env } from "@keel/core/config";
+import { checkEnv, databaseEnv, int, loggingEnv, modelEnv, sandboxEnv, sandboxEnvRules, sandboxWorkerRules, secretsEnv, type Env } from "@keel/core/config";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -34,7 +34,10 @@ export const workerEnv = {
   KEEL_SANDBOX_REAP_MS: int(30_000, 1_000),
 };
 
-export const WorkerEnvSchema = z.object(workerEnv).superRefine(sandboxEnvRules);
+export const WorkerEnvSchema = z.object(workerEnv).superRefine((env, ctx) => {
+  sandboxEnvRules(env, ctx);
+  sandboxWorkerRules(env, ctx);
+});
 export type WorkerEnv = z.infer<typeof WorkerEnvSchema>;
 
 /** Parses the environment or exits 2 with a message saying which variables to fix and how. */

@@ -98,8 +98,24 @@ export function sandboxEnvRules(env: Pick<SandboxEnv, "KEEL_SANDBOX_DRIVER" | "K
   }
 }
 
+/**
+ * The worker's rule: on Kubernetes it derives each sandbox's runtime token from KEEL_SECRETS_KEY
+ * (core/src/sandbox/k8s/tokens.ts), so it cannot start without one. (`keel up` generates its key
+ * after parsing, and the web process reaches sandboxes through the workers.)
+ */
+export function sandboxWorkerRules(env: Pick<SandboxEnv, "KEEL_SANDBOX_DRIVER"> & { KEEL_SECRETS_KEY?: string | undefined }, ctx: z.RefinementCtx): void {
+  if (env.KEEL_SANDBOX_DRIVER === "kubernetes" && !env.KEEL_SECRETS_KEY) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["KEEL_SECRETS_KEY"],
+      message:
+        "KEEL_SANDBOX_DRIVER=kubernetes needs KEEL_SECRETS_KEY: workers derive each sandbox's runtime token from it (openssl rand -base64 32; the same on every worker)",
+    });
+  }
+}
+
 /** The one mapping from parsed settings to the driver's config (createSandboxDriver). */
-export function sandboxDriverConfig(env: SandboxEnv): SandboxDriverConfig {
+export function sandboxDriverConfig(env: SandboxEnv & { KEEL_SECRETS_KEY?: string | undefined }): SandboxDriverConfig {
   if (env.KEEL_SANDBOX_DRIVER === "kubernetes") {
     return {
       driver: "kubernetes",
@@ -115,6 +131,7 @@ export function sandboxDriverConfig(env: SandboxEnv): SandboxDriverConfig {
       nodeSelector: env.KEEL_SANDBOX_NODE_SELECTOR,
       tolerations: env.KEEL_SANDBOX_TOLERATIONS,
       inCluster: Boolean(env.KUBERNETES_SERVICE_HOST),
+      tokenKey: env.KEEL_SECRETS_KEY ? Buffer.from(env.KEEL_SECRETS_KEY, "base64") : undefined,
     };
   }
   return {

@@ -2,6 +2,7 @@
 // through it; the worker runs tools through it). Apps parse their environment into this shape;
 // core never reads process.env.
 import { KubeConfig } from "@kubernetes/client-node";
+import { UnavailableError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { SandboxDriver } from "./driver.js";
 import { KubernetesSandboxDriver } from "./k8s/driver.js";
@@ -23,6 +24,8 @@ export type SandboxDriverConfig =
       runtimeClasses?: string[] | undefined;
       nodeSelector?: Record<string, string> | undefined;
       tolerations?: Toleration[] | undefined;
+      /** KEEL_SECRETS_KEY's bytes: the runtime tokens are derived from it (k8s/tokens.ts). Required to build the driver. */
+      tokenKey?: Buffer | undefined;
       /** in-cluster service account, else the default kubeconfig */ inCluster: boolean;
     };
 
@@ -31,11 +34,13 @@ export function createSandboxDriver(cfg: SandboxDriverConfig, deps: { store?: Sa
     const { driver: _, ...local } = cfg;
     return new LocalSandboxDriver({ ...local, ...deps });
   }
+  if (!cfg.tokenKey) throw new UnavailableError("the kubernetes sandbox driver needs KEEL_SECRETS_KEY: each sandbox's runtime token is derived from it");
   const kubeConfig = new KubeConfig();
   if (cfg.inCluster) kubeConfig.loadFromCluster();
   else kubeConfig.loadFromDefault();
   return new KubernetesSandboxDriver({
     kubeConfig,
+    tokenKey: cfg.tokenKey,
     image: cfg.image,
     namespacePrefix: cfg.namespacePrefix,
     warmPoolReplicas: cfg.warmPoolReplicas,

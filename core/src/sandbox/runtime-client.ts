@@ -47,6 +47,11 @@ export class RuntimeClient {
     });
   }
 
+  /** Sets the runtime's working token (sandbox/src/server.ts): with a start token, the one call it takes. */
+  async setToken(token: string): Promise<void> {
+    await this.request("POST", "/token", { token }, { timeoutMs: 5_000, maxBytes: replyCap.small });
+  }
+
   async exec(req: ExecRequest): Promise<ExecResult> {
     const body = {
       ...(typeof req.command === "string" ? { command: req.command } : { argv: req.command }),

@@ -2,14 +2,29 @@
 // controller-manager GC, scheduler, kwok, agent-sandbox v1.0.1). The driver runs as the platform
 // ServiceAccount from k8s/base/rbac.yaml, so these tests also prove that RBAC is sufficient.
 // kwok runs no containers: the data plane is checked by pointing the driver's runtime client at
-// a real sandbox runtime server on loopback that holds the token the driver put in the claim.
+// a real sandbox runtime server on loopback, started as the pod's container would be: with the start
+// token of its template's Secret.
 import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { createRuntimeServer } from "@keel/sandbox";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { createTestNamespace, kubectl, kubectlJson, startControlPlane, waitFor, type TestNamespace } from "@keel/controlplane/harness";
 import { parseSandboxPolicy, reapSandboxes, SandboxUnavailableError } from "../../src/index.ts";
 import { RuntimeClient } from "../../src/sandbox/runtime-client.ts";
-import { type KubernetesDriverOptions, type RuntimeEndpoint } from "../../src/sandbox/k8s/index.ts";
-import { applyPlatformRbac, claimOf, deleteTeamNamespaces, loopbackRuntime, stopLoopbackRuntimes, testDriver, type PlatformIdentity } from "./helpers.ts";
+import { RuntimeTokens, type KubernetesDriverOptions, type RuntimeEndpoint } from "../../src/sandbox/k8s/index.ts";
+import {
+  applyPlatformRbac,
+  claimOf,
+  deleteTeamNamespaces,
+  loopbackRuntime,
+  stopLoopbackRuntimes,
+  testDriver,
+  TEST_TOKEN_KEY,
+  type PlatformIdentity,
+} from "./helpers.ts";
 
 const prefix = `kt${randomBytes(2).toString("hex")}-`;
 const policy = parseSandboxPolicy({ template: "default", secrets: ["API_KEY"], egress: { allow: ["140.82.112.0/20:443"] } });
@@ -36,19 +51,29 @@ afterAll(async () => {
   await home?.cleanup();
 }, 120_000);
 
-/** A real runtime server on loopback standing in for the pod's container, with the claim's token. */
-
+/** Real runtime servers on loopback stand in for the pods' containers (by pod IP). */
 const endpoints = new Map<string, string>(); // pod IP → loopback runtime
 const seen: RuntimeEndpoint[] = [];
+const tokensUsed: string[] = [];
 function driver(extra: Partial<KubernetesDriverOptions> = {}) {
   return testDriver(platform.kubeconfig, prefix, {
     readyTimeoutMs: 60_000,
     apiRetryMs: 2_000,
     runtimeClient: (e, token) => {
       seen.push(e);
+      tokensUsed.push(token);
       // A pod IP without a stand-in runtime is a pod that is gone: a closed loopback port (the
-      // pod network does not exist on this machine; never send requests off it).
-      return new RuntimeClient({ baseUrl: endpoints.get(e.podIP) ?? "http://127.0.0.1:9" }, token);
+      // pod network does not exist on this machine; never send requests off it). Looked up at
+      // each call: a client made at acquire reaches a stand-in started after it.
+      const c = () => new RuntimeClient({ baseUrl: endpoints.get(e.podIP) ?? "http://127.0.0.1:9" }, token);
+      return {
+        exec: (r) => c().exec(r),
+        readFile: (p, o) => c().readFile(p, o),
+        writeFile: (p, x, o) => c().writeFile(p, x, o),
+        listFiles: (p, o) => c().listFiles(p, o),
+        health: (o) => c().health(o),
+        setToken: (t) => c().setToken(t),
+      };
     },
     ...extra,
   });
@@ -104,6 +129,108 @@ test("acquire creates namespace, Secret, template, pool and claim; the controlle
   const h3 = await d.acquire("sess-1", team, policy, { API_KEY: "k-123" });
   expect(h3.sandboxId).not.toBe(h.sandboxId);
   await d.release(h3);
+}, 180_000);
+
+const SANDBOXES = "sandboxes.v1beta1.agents.x-k8s.io";
+
+test("runtime tokens: the pod spec names a Secret, no token; the start token opens only the hand-over, once; each session's pod gets its own token on first contact; a restarted runtime is handed over again; a pod of an earlier release is reached with the token in its spec", async () => {
+  const d = driver();
+  const team = "team-k";
+  const ns = `${prefix}${team}`;
+  const derive = new RuntimeTokens(TEST_TOKEN_KEY);
+  const a = await d.acquire("sess-ka", team, policy);
+  const b = await d.acquire("sess-kb", team, policy);
+  const tpl = await kubectlJson(["get", "sandboxtemplates.v1beta1.extensions.agents.x-k8s.io", "default", "-n", ns]);
+  const env: { name: string }[] = tpl.spec.podTemplate.spec.containers[0].env;
+  expect(env.find((e) => e.name === "KEEL_RUNTIME_START_TOKEN")).toEqual({
+    name: "KEEL_RUNTIME_START_TOKEN",
+    valueFrom: { secretKeyRef: { name: "keel-runtime-default", key: "start-token" } },
+  });
+  expect(env.map((e) => e.name)).not.toContain("KEEL_RUNTIME_TOKEN");
+  expect(tpl.spec.envVarsInjectionPolicy).toBe("Disallowed");
+
+  const ra = await loopbackRuntime(ns, "s-sess-ka");
+  const rb = await loopbackRuntime(ns, "s-sess-kb");
+  endpoints.set(ra.claim.status.sandbox.podIPs[0], ra.url);
+  endpoints.set(rb.claim.status.sandbox.podIPs[0], rb.url);
+  const [ta, tb] = [derive.session(ns, a.sandboxId), derive.session(ns, b.sandboxId)];
+  expect(ta).not.toBe(tb);
+  // Nothing the API serves outside that Secret holds a token: claims, template, Sandboxes, pods.
+  const served = JSON.stringify(
+    await kubectlJson([
+      "get",
+      `sandboxclaims.v1beta1.extensions.agents.x-k8s.io,sandboxtemplates.v1beta1.extensions.agents.x-k8s.io,${SANDBOXES},pods`,
+      "-n",
+      ns,
+    ]),
+  );
+  for (const t of [ra.startToken, ta, tb]) expect(served).not.toContain(t);
+
+  // Before a session holds the pod, the start token runs no command and reads no file.
+  await expect(new RuntimeClient({ baseUrl: ra.url }, ra.startToken).exec({ command: "true" })).rejects.toMatchObject({ status: 403, code: "start_token" });
+  await expect(new RuntimeClient({ baseUrl: ra.url }, ra.startToken).listFiles(".")).rejects.toMatchObject({ status: 403 });
+  // First contact (this worker for A, another for B) hands each pod its session's token.
+  tokensUsed.length = 0;
+  expect((await d.exec(a, { command: "echo a > who; cat who" })).stdout).toBe("a\n");
+  expect((await driver().exec(b, { command: "echo b" })).stdout).toBe("b\n");
+  // (This worker made A's client with A's token at acquire.)
+  expect(tokensUsed).toEqual([ra.startToken, tb, rb.startToken]);
+  // The start token is spent; A's token does not open B's pod.
+  await expect(new RuntimeClient({ baseUrl: ra.url }, ra.startToken).setToken("x".repeat(43))).rejects.toMatchObject({ status: 401 });
+  await expect(new RuntimeClient({ baseUrl: rb.url }, ta).exec({ command: "true" })).rejects.toMatchObject({ status: 401 });
+  // Another worker derives A's token and goes straight in (a second hand-over would be refused).
+  tokensUsed.length = 0;
+  expect((await driver().exec(a, { command: "cat who" })).stdout).toBe("a\n");
+  expect(tokensUsed).toEqual([ta]);
+
+  // A's runtime restarts in its pod (a container restart keeps pod and IP): it holds only its
+  // start token again. The next call through the worker's cached client gets 401, re-reads the
+  // claim, hands the pod over again and goes through.
+  ra.server.closeAllConnections();
+  await new Promise((r) => ra.server.close(r));
+  await loopbackRuntime(ns, "s-sess-ka", Number(new URL(ra.url).port));
+  expect((await d.exec(a, { command: "echo again" })).stdout).toBe("again\n");
+
+  // A pod of an earlier release: its token was a plain value in the pod spec (here the Sandbox's
+  // pod template, as a warm pool's template used to write it). A worker reaches it with that.
+  const legacyToken = randomBytes(32).toString("base64url");
+  const sandboxName = rb.claim.status.sandbox.name;
+  const sbx = await kubectlJson(["get", SANDBOXES, sandboxName, "-n", ns]);
+  const containerEnv = [...sbx.spec.podTemplate.spec.containers[0].env, { name: "KEEL_RUNTIME_TOKEN", value: legacyToken }];
+  await kubectl([
+    "patch",
+    SANDBOXES,
+    sandboxName,
+    "-n",
+    ns,
+    "--type=json",
+    "-p",
+    JSON.stringify([{ op: "replace", path: "/spec/podTemplate/spec/containers/0/env", value: containerEnv }]),
+  ]);
+  const old = createRuntimeServer({
+    token: legacyToken,
+    workspace: mkdtempSync(path.join(os.tmpdir(), "keel-k8s-legacy-")),
+    env: { PATH: "/usr/bin:/bin" },
+    limits: {},
+  });
+  await new Promise<void>((r) => old.listen(0, "127.0.0.1", r));
+  try {
+    const claim = await waitFor(
+      async () => {
+        const c = await claimOf(ns, "s-sess-kb");
+        return c?.status?.sandbox?.podIPs?.length && c.status.conditions?.find((x: any) => x.type === "Ready")?.status === "True" ? c : undefined;
+      },
+      { what: "claim B ready after the patch" },
+    );
+    endpoints.set(claim.status.sandbox.podIPs[0], `http://127.0.0.1:${(old.address() as AddressInfo).port}`);
+    tokensUsed.length = 0;
+    expect((await driver().exec(b, { command: "echo old" })).stdout).toBe("old\n");
+    expect(tokensUsed.at(-1)).toBe(legacyToken);
+  } finally {
+    old.close();
+  }
+  await d.release(a);
+  await d.release(b);
 }, 180_000);
 
 test("suspend deletes the pod and keeps the Sandbox; resume (from a restarted worker) and acquire start it again; the reaper suspends an idle one", async () => {
@@ -166,7 +293,7 @@ test("TTL: the controller deletes the claim at shutdownTime; orphan sweep releas
   await d.release(live);
 }, 180_000);
 
-test("warm pool: a claim adopts a pre-started sandbox; the team token comes from the template", async () => {
+test("warm pool: a claim adopts a pre-started sandbox, which gets the session's own token on first contact", async () => {
   const d = driver({ warmPoolReplicas: 1 });
   const ns = `${prefix}team-w`;
   // First acquire creates the pool (and may cold-start); wait until the pool has a ready spare.
@@ -179,6 +306,15 @@ test("warm pool: a claim adopts a pre-started sandbox; the team token comes from
   const sandbox = await kubectlJson(["get", "sandboxes.v1beta1.agents.x-k8s.io", (await claimOf(ns, "s-sess-w1")).status.sandbox.name, "-n", ns]);
   expect(sandbox.metadata.labels["agents.x-k8s.io/launch-type"] ?? JSON.stringify(sandbox.metadata.labels)).toMatch(/warm/);
   expect((await claimOf(ns, "s-sess-w1")).spec.env).toBeUndefined();
+  // The pod was started before the session existed, with the template's start token only.
+  const rt = await loopbackRuntime(ns, "s-sess-w1");
+  endpoints.set(rt.claim.status.sandbox.podIPs[0], rt.url);
+  tokensUsed.length = 0;
+  expect((await d.exec(h, { command: "echo warm" })).stdout).toBe("warm\n");
+  expect(tokensUsed).toEqual([rt.startToken]);
+  await expect(new RuntimeClient({ baseUrl: rt.url }, new RuntimeTokens(TEST_TOKEN_KEY).session(ns, h.sandboxId)).health()).resolves.toMatchObject({
+    ok: true,
+  });
   await d.release(h);
   await d.release(h0);
 }, 180_000);
@@ -272,8 +408,9 @@ test("two templates of one team keep their own Secrets: a second template's secr
     (await kubectlJson(["get", "sandboxtemplates.v1beta1.extensions.agents.x-k8s.io", template, "-n", ns])).spec.podTemplate.spec.containers[0].env
       .filter((e: any) => e.valueFrom)
       .map((e: any) => `${e.name}<-${e.valueFrom.secretKeyRef.name}`);
-  expect(await ref("default")).toEqual(["API_KEY<-keel-sandbox-secrets-default"]);
-  expect(await ref("other")).toEqual(["OTHER<-keel-sandbox-secrets-other"]);
+  // Each template's pods also read their start token from a Secret of their own (tokens.ts).
+  expect(await ref("default")).toEqual(["KEEL_RUNTIME_START_TOKEN<-keel-runtime-default", "API_KEY<-keel-sandbox-secrets-default"]);
+  expect(await ref("other")).toEqual(["KEEL_RUNTIME_START_TOKEN<-keel-runtime-other", "OTHER<-keel-sandbox-secrets-other"]);
   // A secret the team revokes leaves its template's Secret at the next acquire.
   await d.acquire("sess-s3", "team-s", policy, { OTHER: "o-1" });
   expect(await keys("keel-sandbox-secrets-default")).toEqual([]);

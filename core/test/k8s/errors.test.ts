@@ -18,7 +18,7 @@ import {
   type KubernetesDriverOptions,
 } from "../../src/sandbox/k8s/index.ts";
 import { startBareApiServer } from "./bare-apiserver.ts";
-import { applyPlatformRbac, claimOf, deleteTeamNamespaces, repoRoot, testDriver, tokenKubeconfig, type PlatformIdentity } from "./helpers.ts";
+import { applyPlatformRbac, claimOf, deleteTeamNamespaces, repoRoot, testDriver, TEST_TOKEN_KEY, tokenKubeconfig, type PlatformIdentity } from "./helpers.ts";
 import { kubeconfigWithServer } from "./proxy.ts";
 
 const prefix = `ke${randomBytes(2).toString("hex")}-`;
@@ -154,7 +154,7 @@ test("RBAC denied: no rights, credentials not accepted, and one right missing ea
   bad.loadFromFile(badFile);
   rmSync(badFile);
   bad.users[0] = { ...bad.users[0]!, token: "not-a-token" };
-  const unauthenticated = await new KubernetesSandboxDriver({ kubeConfig: bad, image: "x", namespacePrefix: prefix })
+  const unauthenticated = await new KubernetesSandboxDriver({ kubeConfig: bad, tokenKey: TEST_TOKEN_KEY, image: "x", namespacePrefix: prefix })
     .acquire("s", "team-r", policy)
     .catch((e) => e);
   expect(unauthenticated).toBeInstanceOf(KubernetesForbiddenError);
@@ -215,5 +215,5 @@ test("an object the API server refuses (a CPU limit that is not a quantity): Kub
     details: { verb: "patch", resource: "sandboxtemplates", name: "default", status: 422 },
   });
   expect(err.message).toMatch(/^the Kubernetes API refused to patch sandboxtemplates default in namespace ke.*-team-q \(422\): .*resources\.limits\.cpu.*lots/);
-  expect(d.api.calls.patch).toBe(3); // namespace, Secret, template: the refused apply was not repeated
+  expect(d.api.calls.patch).toBe(4); // namespace, Secret, start-token Secret, template: the refused apply was not repeated
 });

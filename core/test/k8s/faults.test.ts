@@ -14,8 +14,18 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { createTestNamespace, kubeconfigPath, kubectl, kubectlJson, startControlPlane, waitFor, type TestNamespace } from "@keel/controlplane/harness";
 import { parseSandboxPolicy, reapSandboxes, SandboxUnavailableError } from "../../src/index.ts";
 import { RuntimeClient } from "../../src/sandbox/runtime-client.ts";
-import type { KubernetesDriverOptions } from "../../src/sandbox/k8s/index.ts";
-import { applyPlatformRbac, capturingLogger, claimOf, claimsOfSession, deleteTeamNamespaces, repoRoot, testDriver, type PlatformIdentity } from "./helpers.ts";
+import { RuntimeTokens, type KubernetesDriverOptions } from "../../src/sandbox/k8s/index.ts";
+import {
+  applyPlatformRbac,
+  capturingLogger,
+  claimOf,
+  claimsOfSession,
+  deleteTeamNamespaces,
+  repoRoot,
+  testDriver,
+  TEST_TOKEN_KEY,
+  type PlatformIdentity,
+} from "./helpers.ts";
 import { FaultProxy, kubeconfigServer, kubeconfigWithServer } from "./proxy.ts";
 
 const prefix = `kf${randomBytes(2).toString("hex")}-`;
@@ -202,7 +212,7 @@ test("the API server down past apiRetryMs after the claims were created: a clear
   await restarted.release(h);
 });
 
-test("two workers create the same session's claim at once: one claim, both use it with its token", async () => {
+test("two workers create the same session's claim at once: one claim, both use it with its session's token", async () => {
   // Race seam: each driver waits before its create until both have read "no claim", so both
   // creates reach the API server and exactly one of them gets 409 AlreadyExists.
   let arrived = 0;
@@ -223,7 +233,8 @@ test("two workers create the same session's claim at once: one claim, both use i
   expect(h2.sandboxId).toBe(h1.sandboxId);
   const claims = await claimsOfSession(`${prefix}team-race`, "sess-race");
   expect(claims.map((c) => c.metadata.uid)).toEqual([h1.sandboxId]);
-  expect(tokens).toEqual([claims[0].spec.env[0].value, claims[0].spec.env[0].value]);
+  const token = new RuntimeTokens(TEST_TOKEN_KEY).session(`${prefix}team-race`, h1.sandboxId);
+  expect(tokens).toEqual([token, token]);
   await d1.release(h1);
 });
 

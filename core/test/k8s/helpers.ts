@@ -117,10 +117,13 @@ export const claimsOfSession = (ns: string, sessionId: string) =>
   kubectl(["get", CLAIMS, "-n", ns, "-l", `keel.dev/session=${sessionId}`, "-o", "json"]).then((r) => JSON.parse(r.stdout).items as any[]);
 
 /** A driver for tests: the kubeconfig file's identity, a test image, the file's namespace prefix. */
+/** KEEL_SECRETS_KEY of this test file's drivers (the workers of one installation share it). */
+export const TEST_TOKEN_KEY = randomBytes(32);
+
 export function testDriver(kubeconfigFile: string, namespacePrefix: string, opts: Partial<KubernetesDriverOptions> = {}): KubernetesSandboxDriver {
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(kubeconfigFile);
-  return new KubernetesSandboxDriver({ kubeConfig, image: "registry.invalid/keel:test", namespacePrefix, ...opts });
+  return new KubernetesSandboxDriver({ kubeConfig, tokenKey: TEST_TOKEN_KEY, image: "registry.invalid/keel:test", namespacePrefix, ...opts });
 }
 
 /** Deletes the team namespaces a test file's drivers made (labelled by Keel, named with its prefix). */
@@ -134,18 +137,23 @@ export async function deleteTeamNamespaces(prefix: string): Promise<void> {
 const runtimes: { server: http.Server; workspace: string }[] = [];
 
 /**
- * kwok's pods run nothing, so a real sandbox runtime on loopback stands in for a claim's pod: the
- * claim's own token, a fresh workspace. Answers its URL and the claim. Stop them all with
+ * kwok's pods run nothing, so a real sandbox runtime on loopback stands in for a claim's pod, as
+ * the pod's container starts: with the start token its template's env names (read here from that
+ * Secret, as the kubelet would), a fresh workspace. Answers its URL, the claim and the start
+ * token. `port`: listen there (a runtime restarted in the same pod). Stop them all with
  * stopLoopbackRuntimes() in afterAll.
  */
-export async function loopbackRuntime(ns: string, claimName: string): Promise<{ url: string; claim: any }> {
+export async function loopbackRuntime(ns: string, claimName: string, port = 0): Promise<{ url: string; claim: any; startToken: string; server: http.Server }> {
   const claim = await kubectlJson(["get", CLAIMS, claimName, "-n", ns]);
-  const token = claim.spec.env.find((e: any) => e.name === "KEEL_RUNTIME_TOKEN").value;
+  const template = await kubectlJson(["get", "sandboxtemplates.v1beta1.extensions.agents.x-k8s.io", claim.spec.warmPoolRef.name, "-n", ns]);
+  const ref = template.spec.podTemplate.spec.containers[0].env.find((e: any) => e.name === "KEEL_RUNTIME_START_TOKEN").valueFrom.secretKeyRef;
+  const secret = await kubectlJson(["get", "secret", ref.name, "-n", ns]);
+  const startToken = Buffer.from(secret.data[ref.key], "base64").toString("utf8");
   const workspace = mkdtempSync(path.join(os.tmpdir(), "keel-k8s-rt-"));
-  const server = createRuntimeServer({ token, workspace, env: { PATH: "/usr/bin:/bin" }, limits: {} });
+  const server = createRuntimeServer({ startToken, workspace, env: { PATH: "/usr/bin:/bin" }, limits: {} });
   runtimes.push({ server, workspace });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, claim };
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, claim, startToken, server };
 }
 
 export function stopLoopbackRuntimes(): void {

@@ -1,4 +1,5 @@
-// The sandbox runtime as a Kubernetes pod runs it: token in KEEL_RUNTIME_TOKEN, limits in
+// The sandbox runtime as a Kubernetes pod runs it: the template's start token in
+// KEEL_RUNTIME_START_TOKEN (handed over to a session's token first, as a worker does), limits in
 // KEEL_RUNTIME_LIMITS exactly as the team's SandboxTemplate sets them, listening on a port, as a
 // uid that other pods on the same node share (every sandbox pod runs as 1000). Real processes:
 // the "other pods" are processes of that uid started here with setpriv.
@@ -14,7 +15,8 @@ import { parseSandboxPolicy } from "../../src/sandbox/policy.js";
 import { waitFor } from "@keel/test/db";
 
 const UID = 4242; // stands in for the pods' shared uid; unused on the test machine
-const TOKEN = "pod-runtime-token-0123456789";
+const START = "pod-runtime-start-token-0123456789";
+const TOKEN = "pod-runtime-session-token-0123456789abcdef";
 const children: ChildProcess[] = [];
 let dir: string;
 let runtime: string;
@@ -60,7 +62,7 @@ it("a uid already holding more processes than maxProcesses (other pods on the no
   const port = await freePort();
   children.push(
     asUid([process.execPath, runtime, "--port", String(port), "--host", "127.0.0.1", "--workspace", workspace], {
-      KEEL_RUNTIME_TOKEN: TOKEN,
+      KEEL_RUNTIME_START_TOKEN: START,
       KEEL_RUNTIME_LIMITS: podRuntimeLimits(policy),
     }),
   );
@@ -70,6 +72,14 @@ it("a uid already holding more processes than maxProcesses (other pods on the no
       headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
       ...(body ? { body: JSON.stringify(body) } : {}),
     });
+  // First contact, as the worker makes it: the start token hands the pod the session's token.
+  const handOver = () =>
+    fetch(`http://127.0.0.1:${port}/token`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${START}`, "content-type": "application/json" },
+      body: JSON.stringify({ token: TOKEN }),
+    });
+  await waitFor(async () => (await handOver().catch(() => null))?.ok === true);
   await waitFor(async () => (await call("/healthz").catch(() => null))?.ok === true);
 
   const r = (await (await call("/exec", { command: "for i in 1 2 3 4 5; do sleep 0.1 & done; wait; echo forked" })).json()) as {

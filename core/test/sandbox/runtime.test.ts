@@ -42,6 +42,34 @@ describe("sandbox runtime", () => {
     expect((await client().health()).ok).toBe(true);
   });
 
+  it("a start token only hands the runtime over, once; the working token it sets opens everything and can rotate itself", async () => {
+    const start = "start-token-0123456789abcdef";
+    const sock = path.join(dir, "handover.sock");
+    const fresh = createRuntimeServer({ startToken: start, workspace, env: { PATH: "/usr/bin:/bin" }, limits: {} });
+    await new Promise<void>((r) => fresh.listen(sock, r));
+    const as = (token: string) => new RuntimeClient({ socketPath: sock }, token);
+    try {
+      // Before the hand-over: the start token runs nothing, reads nothing, shows no health.
+      await expect(as(start).exec({ command: "true" })).rejects.toMatchObject({ status: 403, code: "start_token" });
+      await expect(as(start).readFile("x")).rejects.toMatchObject({ status: 403 });
+      await expect(as(start).health()).rejects.toMatchObject({ status: 403 });
+      await expect(as("wrong-token-0123456789").setToken("s".repeat(43))).rejects.toMatchObject({ status: 401 });
+      await expect(as(start).setToken("short")).rejects.toMatchObject({ status: 422, code: "validation_failed" });
+      const session = "session-token-".padEnd(43, "a");
+      await as(start).setToken(session);
+      expect((await as(session).exec({ command: "echo in" })).stdout).toBe("in\n");
+      // Spent: a second hand-over with it (another tenant's attempt, a replay) is refused.
+      await expect(as(start).setToken("t".repeat(43))).rejects.toMatchObject({ status: 401 });
+      // The working token rotates itself; the old one then opens nothing.
+      const next = "next-token-".padEnd(43, "b");
+      await as(session).setToken(next);
+      await expect(as(session).health()).rejects.toMatchObject({ status: 401 });
+      expect((await as(next).health()).ok).toBe(true);
+    } finally {
+      await new Promise((r) => fresh.close(r));
+    }
+  });
+
   it("runs a command and reports exit code, output and truncation", async () => {
     const r = await client().exec({ command: "echo out; echo err >&2; exit 3" });
     expect(r).toMatchObject({ exitCode: 3, stdout: "out\n", stderr: "err\n", truncated: false, timedOut: false });

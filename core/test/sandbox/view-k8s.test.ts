@@ -83,7 +83,7 @@ describe("session view through the Kubernetes driver", () => {
 });
 
 /** A runtime client that looks its endpoint up at each call (keyed by claim): the loopback runtime
- *  standing in for the pod can only start once the claim, and its token, exist. */
+ *  standing in for the pod can only start once the claim (and its template's start token) exist. */
 const byClaim = new Map<string, string>();
 function lateBoundClient(e: RuntimeEndpoint, token: string): RuntimeApi {
   const c = () => new RuntimeClient({ baseUrl: byClaim.get(e.claim) ?? e.baseUrl }, token, { timeoutMs: 60_000 });
@@ -93,6 +93,7 @@ function lateBoundClient(e: RuntimeEndpoint, token: string): RuntimeApi {
     writeFile: (p, x, o) => c().writeFile(p, x, o),
     listFiles: (p, o) => c().listFiles(p, o),
     health: (o) => c().health(o),
+    setToken: (t) => c().setToken(t),
   };
 }
 

@@ -7,15 +7,15 @@
 // "no warm sandboxes"). Per session: a SandboxClaim `s-<sessionId>` labelled
 // with team and session, so any worker finds it again (reattach = read the claim).
 //
-// The runtime token: cold mode (warmPoolReplicas 0) gives every claim its own random token as
-// claim env; agent-sandbox then always creates a fresh sandbox for the claim. Warm mode puts one
-// team token in the template instead, because a pre-started pod cannot receive a per-claim
-// variable (agent-sandbox bypasses the pool for claims with env). Either way the token lives in
-// objects only the platform ServiceAccount reads in the team's namespace.
+// The runtime token (tokens.ts): a template's pods start with a start token from a Secret, which
+// opens nothing but the hand-over; on first contact a worker gives the pod its session's own
+// token through the runtime. Warm-pool pods, started before any session exists, work the same
+// way (a claim with env would make agent-sandbox bypass the pool). No token is in a pod spec, a
+// claim or the database: every worker derives them from KEEL_SECRETS_KEY.
 //
 // The data plane (exec, files) is the same runtime protocol as the local driver, over the pod IP;
 // `runtimeClient` makes it pluggable (tests on kwok have no running container).
-import { randomBytes, createHash } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "../../logger.js";
 import { silentLogger } from "../../logger.js";
@@ -48,6 +48,7 @@ import {
   sessionSelector,
   teamNamespace,
   TOKEN_ENV,
+  CONTAINER,
   validateNamespacePrefix,
   type SandboxNames,
 } from "./names.js";
@@ -56,6 +57,7 @@ import {
   egressRules,
   namespaceObject,
   pullSecretCopy,
+  runtimeSecretObject,
   secretObject,
   templateObject,
   warmPoolObject,
@@ -64,22 +66,25 @@ import {
   type Toleration,
 } from "./objects.js";
 import { claimState, sandboxSuspended } from "./state.js";
+import { RuntimeTokens } from "./tokens.js";
 
 /** What the driver needs of a runtime client: the local driver's RuntimeClient fits. */
-export type RuntimeApi = Pick<RuntimeClient, "exec" | "readFile" | "writeFile" | "listFiles"> & {
+export type RuntimeApi = Pick<RuntimeClient, "exec" | "readFile" | "writeFile" | "listFiles" | "setToken"> & {
   health(opts?: { timeoutMs?: number }): Promise<RuntimeHealth>;
 };
 export type RuntimeEndpoint = { baseUrl: string; podIP: string; namespace: string; claim: string };
 
 export type KubernetesDriverOptions = {
   kubeConfig: KubeConfig;
+  /** KEEL_SECRETS_KEY (32 bytes): every worker derives the same runtime tokens from it (tokens.ts). */
+  tokenKey: Buffer;
   /** The sandbox image (it contains /app/sandbox/dist/runtime.mjs and tini), e.g. ghcr.io/acme/keel-sandbox:1.2.3. */
   image: string;
   namespacePrefix?: string;
   runtimePort?: number;
   /** Pod CPU limit of a sandbox (memory comes from the policy). */
   cpu?: string;
-  /** Sandboxes kept started per team template; 0: none, and per-claim tokens (see above). */
+  /** Sandboxes kept started per team template; 0: none. */
   warmPoolReplicas?: number;
   /** StorageClass of each sandbox's workspace PVC (size: the policy's `workspaceMb`); unset: the cluster default. */
   storageClassName?: string;
@@ -116,12 +121,13 @@ export class KubernetesSandboxDriver implements SandboxDriver {
   private readonly o: Required<
     Omit<
       KubernetesDriverOptions,
-      "store" | "logger" | "kubeConfig" | "beforeApiCall" | "storageClassName" | "runtimeClass" | "runtimeClasses" | "nodeSelector" | "tolerations"
+      "store" | "logger" | "kubeConfig" | "tokenKey" | "beforeApiCall" | "storageClassName" | "runtimeClass" | "runtimeClasses" | "nodeSelector" | "tolerations"
     >
   > &
     KubernetesDriverOptions;
   private readonly log: Logger;
-  private readonly teams = new Map<string, { hash: string; token?: string }>();
+  private readonly teams = new Map<string, string>();
+  private readonly tokens: RuntimeTokens;
   private readonly clients = new Map<string, RuntimeApi>();
   private readonly inProcess = new Map<string, Promise<unknown>>();
 
@@ -140,6 +146,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
       ...opts,
     };
     validateNamespacePrefix(this.o.namespacePrefix);
+    this.tokens = new RuntimeTokens(opts.tokenKey);
     this.log = opts.logger ?? silentLogger;
     this.api = new KubeApi(opts.kubeConfig, {
       retryMs: this.o.apiRetryMs,
@@ -164,7 +171,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
     this.runtimeClassFor(policy); // so does a RuntimeClass the operator does not offer
     return this.serialized(`${teamId}/${sessionId}`, async () => {
       await this.api.ensureAgentSandbox();
-      const team = await this.ensureTeam(names, teamId, policy, secrets);
+      await this.ensureTeam(names, teamId, policy, secrets);
       const ref = { ...CLAIM, namespace: names.namespace, name: names.claim };
       let claim = await this.api.get(ref);
       for (let attempt = 1; ; attempt++) {
@@ -197,7 +204,6 @@ export class KubernetesSandboxDriver implements SandboxDriver {
               pool: names.pool,
               policy,
               now: Date.now(),
-              token: team.token ? undefined : randomBytes(32).toString("base64url"),
             }),
           );
           await this.record(claim, "provisioning");
@@ -223,7 +229,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
         this.o.readyTimeoutMs,
         `sandbox claim ${names.namespace}/${names.claim} to be Ready`,
       );
-      this.clients.set(uid, this.makeClient(ready, team.token));
+      this.clients.set(uid, this.connect(ready));
       await this.record(ready, "ready");
       return { sandboxId: uid, teamId, sessionId, driver: this.name };
     });
@@ -336,9 +342,8 @@ export class KubernetesSandboxDriver implements SandboxDriver {
 
   /** Namespace, Secret, template and pool, applied when their config changed (once per process
    *  and team otherwise: the template's config-hash annotation says what is there). */
-  private async ensureTeam(names: SandboxNames, teamId: string, policy: SandboxPolicy, secrets: SandboxSecrets): Promise<{ token?: string }> {
+  private async ensureTeam(names: SandboxNames, teamId: string, policy: SandboxPolicy, secrets: SandboxSecrets): Promise<void> {
     const exposed = exposedSecrets(policy, secrets);
-    const warm = this.o.warmPoolReplicas > 0;
     const runtimeClass = this.runtimeClassFor(policy);
     const hash = createHash("sha256")
       .update(
@@ -355,6 +360,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
           this.o.imagePullSecrets,
           this.o.egressInternalAllow,
           "secret-per-template", // templates written before each had its own Secret are rewritten
+          "start-token", // and those that held a runtime token in the pod spec
           runtimeClass ?? null,
           this.o.nodeSelector ?? null,
           this.o.tolerations ?? null,
@@ -367,17 +373,13 @@ export class KubernetesSandboxDriver implements SandboxDriver {
       .update(JSON.stringify(Object.entries(exposed).sort()))
       .digest("hex");
     const key = `${names.namespace}/${names.template}`;
-    const cached = this.teams.get(key);
-    if (cached?.hash === `${hash}:${secretsDigest}`) return cached;
+    if (this.teams.get(key) === `${hash}:${secretsDigest}`) return;
     const existing = await this.api.get({ ...TEMPLATE, namespace: names.namespace, name: names.template });
-    const existingToken = (existing?.spec?.podTemplate?.spec?.containers?.[0]?.env as { name: string; value?: string }[] | undefined)?.find(
-      (e) => e.name === TOKEN_ENV,
-    )?.value;
-    const token = warm ? (existingToken ?? randomBytes(32).toString("base64url")) : undefined;
     if (!existing) await this.api.apply(namespaceObject(names.namespace, teamId));
     await this.api.apply(secretObject(names.namespace, names.template, teamId, exposed));
+    await this.api.apply(runtimeSecretObject(names.namespace, names.template, teamId, this.tokens.start(names.namespace, names.template)));
     await this.copyPullSecrets(names.namespace, teamId);
-    if (existing?.metadata.annotations?.[ANNOTATIONS.configHash] !== hash || (warm && !existingToken)) {
+    if (existing?.metadata.annotations?.[ANNOTATIONS.configHash] !== hash) {
       const cfg: TemplateConfig = {
         image: this.o.image,
         runtimePort: this.o.runtimePort,
@@ -389,14 +391,11 @@ export class KubernetesSandboxDriver implements SandboxDriver {
         ...(this.o.nodeSelector ? { nodeSelector: this.o.nodeSelector } : {}),
         ...(this.o.tolerations ? { tolerations: this.o.tolerations } : {}),
         ...(this.o.storageClassName ? { storageClassName: this.o.storageClassName } : {}),
-        ...(token ? { teamToken: token } : {}),
       };
       await this.api.apply(templateObject(names.namespace, names.template, teamId, policy, cfg, hash));
       await this.api.apply(warmPoolObject(names.namespace, names.pool, teamId, this.o.warmPoolReplicas));
     }
-    const entry = { hash: `${hash}:${secretsDigest}`, ...(token ? { token } : {}) };
-    this.teams.set(key, entry);
-    return entry;
+    this.teams.set(key, `${hash}:${secretsDigest}`);
   }
 
   /** Pods pull from the namespace they run in, so each team namespace gets a copy of the workers'
@@ -424,40 +423,96 @@ export class KubernetesSandboxDriver implements SandboxDriver {
         // worker), and its IP may now belong to another sandbox (whose runtime refuses our token:
         // 401) or to something else entirely (an answer without the runtime's JSON error code).
         // Re-read the claim before blaming the runtime. The call is not repeated: a command may
-        // have run before the connection failed.
-        const notOurRuntime = err instanceof SandboxRequestError && (err.status === 401 || err.code === "sandbox_error");
+        // have run before the connection failed. A 401 from the claim's own pod is a runtime
+        // that restarted and lost its session token (a container restart keeps the pod): it did
+        // nothing with the call, so the call goes again through a new hand-over.
+        const refused = err instanceof SandboxRequestError && err.status === 401;
+        const notOurRuntime = refused || (err instanceof SandboxRequestError && err.code === "sandbox_error");
         if (!(err instanceof SandboxUnavailableError || notOurRuntime)) throw err;
         this.clients.delete(h.sandboxId);
         const claim = await this.claimOf(h);
-        const state = claim ? claimState(claim, await this.sandboxOf(claim)) : "terminated";
+        const sandbox = claim ? await this.sandboxOf(claim) : null;
+        const state = claim ? claimState(claim, sandbox) : "terminated";
         if (state !== "ready") throw new SandboxUnavailableError(`the sandbox is ${state}; acquire it again`, { sandboxId: h.sandboxId }, { cause: err });
-        throw err;
+        if (!refused) throw err;
+        const again = this.connect(claim!, sandbox);
+        this.clients.set(h.sandboxId, again);
+        return fn(again);
       }
     }
-    // Another worker acquired it: the claim holds all we need (pod IP, token or template).
+    // Another worker acquired it: the claim holds all we need (pod IP, uid, template).
     const claim = await this.claimOf(h);
-    const state = claim ? claimState(claim, await this.sandboxOf(claim)) : "terminated";
+    const sandbox = claim ? await this.sandboxOf(claim) : null;
+    const state = claim ? claimState(claim, sandbox) : "terminated";
     if (!claim || state !== "ready") throw new SandboxUnavailableError(`the sandbox is ${state}; acquire it again`, { sandboxId: h.sandboxId });
-    const client = this.makeClient(claim, await this.teamTokenFor(claim));
+    const client = this.connect(claim, sandbox);
     this.clients.set(h.sandboxId, client);
     return fn(client);
   }
 
-  private async teamTokenFor(claim: K8sObject): Promise<string | undefined> {
-    if (claim.spec?.env?.length) return undefined;
-    const tpl = await this.api.get({ ...TEMPLATE, namespace: claim.metadata.namespace!, name: claim.spec.warmPoolRef.name });
-    return (tpl?.spec?.podTemplate?.spec?.containers?.[0]?.env as { name: string; value?: string }[] | undefined)?.find((e) => e.name === TOKEN_ENV)?.value;
-  }
-
-  private makeClient(claim: K8sObject, teamToken?: string): RuntimeApi {
-    const token = (claim.spec?.env as { name: string; value: string }[] | undefined)?.find((e) => e.name === TOKEN_ENV)?.value ?? teamToken;
+  /**
+   * A client for the claim's runtime with the session's token (tokens.ts). Its first call makes
+   * sure the pod holds that token: if the runtime refuses it (a fresh pod, or one whose runtime
+   * restarted), the template's start token hands it over, once per pod; if another worker handed
+   * it over in between, the session token works by then. A pod of an earlier release holds a
+   * token in its spec (claim env, or the Sandbox's pod template) and is reached with that.
+   * `sandbox`: the claim's Sandbox when the caller has read it (else read on first call).
+   */
+  private connect(claim: K8sObject, sandbox?: K8sObject | null): RuntimeApi {
     const podIP: string | undefined = claim.status?.sandbox?.podIPs?.[0];
-    if (!token || !podIP) throw new SandboxUnavailableError("the sandbox has no pod IP or runtime token yet; acquire it again", { claim: claim.metadata.name });
+    if (!podIP) throw new SandboxUnavailableError("the sandbox has no pod IP yet; acquire it again", { claim: claim.metadata.name });
+    const namespace = claim.metadata.namespace!;
     const host = podIP.includes(":") ? `[${podIP}]` : podIP;
-    return this.o.runtimeClient(
-      { baseUrl: `http://${host}:${this.o.runtimePort}`, podIP, namespace: claim.metadata.namespace!, claim: claim.metadata.name },
-      token,
-    );
+    const endpoint = { baseUrl: `http://${host}:${this.o.runtimePort}`, podIP, namespace, claim: claim.metadata.name };
+    const token = this.tokens.session(namespace, claim.metadata.uid!);
+    let client = this.o.runtimeClient(endpoint, token);
+    let ready: Promise<void> | undefined;
+    const handOver = async () => {
+      const legacy =
+        specToken(claim.spec?.env) ??
+        specToken(
+          (sandbox === undefined ? await this.sandboxOf(claim) : sandbox)?.spec?.podTemplate?.spec?.containers?.find(
+            (c: { name: string }) => c.name === CONTAINER,
+          )?.env,
+        );
+      if (legacy) return void (client = this.o.runtimeClient(endpoint, legacy));
+      const refused = (err: unknown) => err instanceof SandboxRequestError && err.status === 401;
+      try {
+        return void (await client.health({ timeoutMs: 5_000 }));
+      } catch (err) {
+        if (!refused(err)) throw err;
+      }
+      const template: string = claim.spec?.warmPoolRef?.name;
+      try {
+        await this.o.runtimeClient(endpoint, this.tokens.start(namespace, template)).setToken(token);
+        return;
+      } catch (err) {
+        if (!refused(err)) throw err;
+      }
+      try {
+        await client.health({ timeoutMs: 5_000 });
+      } catch (err) {
+        if (!refused(err)) throw err;
+        throw new SandboxUnavailableError(
+          `the sandbox's runtime accepts neither this session's token nor its template's start token (was KEEL_SECRETS_KEY changed since it started?): release the sandbox to get a new one`,
+          { claim: claim.metadata.name, namespace },
+          { cause: err },
+        );
+      }
+    };
+    const first = () =>
+      (ready ??= handOver().catch((err) => {
+        ready = undefined;
+        throw err;
+      }));
+    return {
+      health: async (o) => (await first(), client.health(o)),
+      exec: async (r) => (await first(), client.exec(r)),
+      readFile: async (p, o) => (await first(), client.readFile(p, o)),
+      writeFile: async (p, c, o) => (await first(), client.writeFile(p, c, o)),
+      listFiles: async (p, o) => (await first(), client.listFiles(p, o)),
+      setToken: async (t) => (await first(), client.setToken(t)),
+    };
   }
 
   private async claimOf(h: SandboxHandle): Promise<K8sObject | null> {
@@ -500,6 +555,11 @@ export class KubernetesSandboxDriver implements SandboxDriver {
     );
     return next;
   }
+}
+
+/** A runtime token written as a plain value in a pod spec or claim (earlier releases). */
+function specToken(env: { name: string; value?: string }[] | undefined): string | undefined {
+  return env?.find((e) => e.name === TOKEN_ENV)?.value;
 }
 
 function readyReason(c: K8sObject): string {

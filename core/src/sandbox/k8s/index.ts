@@ -3,3 +3,4 @@ export { KubeApi, KubernetesForbiddenError, AgentSandboxMissingError, Kubernetes
 export { SandboxNameError, AGENT_SANDBOX_VERSION } from "./names.js";
 export { claimState } from "./state.js";
 export { egressRules } from "./objects.js";
+export { RuntimeTokens } from "./tokens.js";

@@ -24,7 +24,12 @@ export const MANAGER = "keel";
  *  templates of a team exposing different secrets do not overwrite each other's. */
 export const secretName = (template: string) => `keel-sandbox-secrets-${template}`;
 export const CONTAINER = "runtime";
+/** A working token in the pod spec: how pods of earlier releases got theirs (read, never written). */
 export const TOKEN_ENV = "KEEL_RUNTIME_TOKEN";
+/** The template's start token (tokens.ts), from the Secret runtimeSecretName(template), key `start-token`. */
+export const START_TOKEN_ENV = "KEEL_RUNTIME_START_TOKEN";
+export const runtimeSecretName = (template: string) => `keel-runtime-${template}`;
+export const START_TOKEN_KEY = "start-token";
 
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 

@@ -6,7 +6,7 @@ import { INTERNAL_RANGES } from "@keel/sandbox/internal-addresses";
 import { ValidationError } from "../../errors.js";
 import { parseEgressEntry } from "../egress.js";
 import type { SandboxPolicy } from "../policy.js";
-import { ANNOTATIONS, API_VERSION, CONTAINER, EXT_GROUP, LABELS, MANAGER, secretName, TOKEN_ENV } from "./names.js";
+import { ANNOTATIONS, API_VERSION, CONTAINER, EXT_GROUP, LABELS, MANAGER, runtimeSecretName, secretName, START_TOKEN_ENV, START_TOKEN_KEY } from "./names.js";
 
 export type K8sObject = {
   apiVersion: string;
@@ -34,8 +34,6 @@ export type TemplateConfig = {
   cpu: string;
   /** Where the workers run: the only pods allowed to reach the runtime port. */
   workers: { namespace: string; podLabels: Record<string, string> };
-  /** Warm mode: one token for the team's sandboxes, baked into the template (see driver.ts). */
-  teamToken?: string;
   /** StorageClass of the workspace PVC; unset: the cluster's default class. */
   storageClassName?: string;
   /** Secrets (copied into the team's namespace) the kubelet uses to pull `image`. */
@@ -64,6 +62,16 @@ export function secretObject(namespace: string, template: string, teamId: string
   // server and its keys were never owned: a revoked secret stayed in the cluster.
   const data = Object.fromEntries(Object.entries(secrets).map(([k, v]) => [k, Buffer.from(v, "utf8").toString("base64")]));
   return { apiVersion: "v1", kind: "Secret", metadata: { name: secretName(template), namespace, labels: teamLabels(teamId) }, data } as K8sObject;
+}
+
+/** The template's start token (tokens.ts) for its pods' env, by reference: never a value in a pod spec. */
+export function runtimeSecretObject(namespace: string, template: string, teamId: string, startToken: string): K8sObject {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: runtimeSecretName(template), namespace, labels: teamLabels(teamId) },
+    data: { [START_TOKEN_KEY]: Buffer.from(startToken, "utf8").toString("base64") },
+  } as K8sObject;
 }
 
 /** A copy of an image pull Secret (type and data as they are) for a team's namespace. */
@@ -179,7 +187,7 @@ export function templateObject(namespace: string, name: string, teamId: string, 
   const env = [
     { name: "KEEL_RUNTIME_LIMITS", value: podRuntimeLimits(policy) },
     { name: "HOME", value: "/workspace" },
-    ...(cfg.teamToken ? [{ name: TOKEN_ENV, value: cfg.teamToken }] : []),
+    { name: START_TOKEN_ENV, valueFrom: { secretKeyRef: { name: runtimeSecretName(name), key: START_TOKEN_KEY } } },
     // env + secretKeyRef rather than envFrom: agent-sandbox refuses claim env injection into a
     // container that uses envFrom (it could not tell which variables a claim may override).
     ...policy.secrets.map((key) => ({ name: key, valueFrom: { secretKeyRef: { name: secretName(name), key, optional: true } } })),
@@ -189,8 +197,8 @@ export function templateObject(namespace: string, name: string, teamId: string, 
     kind: "SandboxTemplate",
     metadata: { name, namespace, labels: teamLabels(teamId), annotations: { [ANNOTATIONS.configHash]: configHash } },
     spec: {
-      // Cold mode sends each claim's token as claim env (agent-sandbox then bypasses the pool).
-      envVarsInjectionPolicy: cfg.teamToken ? "Disallowed" : "Allowed",
+      // Claims carry no env: a session's token reaches its pod through the runtime (tokens.ts).
+      envVarsInjectionPolicy: "Disallowed",
       networkPolicyManagement: "Managed",
       networkPolicy: {
         ingress: [
@@ -271,7 +279,6 @@ export function claimObject(o: {
   pool: string;
   policy: SandboxPolicy;
   now: number;
-  token?: string;
 }): K8sObject {
   return {
     apiVersion: `${EXT_GROUP}/${API_VERSION}`,
@@ -286,7 +293,6 @@ export function claimObject(o: {
       warmPoolRef: { name: o.pool },
       // TTL: the controller deletes the claim at shutdownTime, and the GC its Sandbox and Pod.
       lifecycle: { shutdownTime: new Date(o.now + o.policy.ttlMs).toISOString().replace(/\.\d{3}Z$/, "Z"), shutdownPolicy: "Delete" },
-      ...(o.token ? { env: [{ name: TOKEN_ENV, value: o.token, containerName: CONTAINER }] } : {}),
     },
   };
 }
