@@ -3,13 +3,13 @@
 // the proxy, which decides per destination. Commands get HTTP_PROXY & co. pointing here; a tool
 // that ignores them reaches nothing (fail closed).
 import net from "node:net";
+import { NO_PROXY, PROXY_URL_VARS } from "./egress-grant.js";
 
 export type EgressConfig = { socket: string; port: number };
 
 export function proxyEnv(port: number): Record<string, string> {
   const url = `http://127.0.0.1:${port}`;
-  const noProxy = "localhost,127.0.0.1,::1";
-  return { HTTP_PROXY: url, HTTPS_PROXY: url, ALL_PROXY: url, http_proxy: url, https_proxy: url, all_proxy: url, NO_PROXY: noProxy, no_proxy: noProxy };
+  return { ...Object.fromEntries(PROXY_URL_VARS.map((v) => [v, url])), NO_PROXY, no_proxy: NO_PROXY };
 }
 
 export function startEgressForwarder(cfg: EgressConfig): Promise<net.Server> {

@@ -1,9 +1,13 @@
-// The host-side egress proxy of one local sandbox (entry egress-main.ts, bundled to
-// dist/egress-proxy.mjs): the local driver starts one per sandbox whose policy has an allow-list,
-// detached like the sandbox itself, and kills it with the sandbox.
+// The egress proxy (entry egress-main.ts, bundled to dist/egress-proxy.mjs), in two forms:
+// - local: the host-side proxy of one sandbox: the local driver starts one per sandbox whose
+//   policy has an allow-list, detached like the sandbox itself, and kills it with the sandbox;
+// - Kubernetes: one shared proxy on a TCP port (--port), where each connection carries its
+//   template's signed grant as the proxy password (egress-grant.ts) and gets that grant's rules.
+//   A connection without a valid grant gets 407.
 //
 //   node egress-proxy.mjs --socket <sandbox dir>/egress/proxy.sock --config-stdin
 //   stdin: {"rules": EgressRule[], "hosts": {"name": "address"}, "internal": EgressRule[]}
+//   node egress-proxy.mjs --port 3128            (KEEL_SECRETS_KEY in the environment: grants)
 //
 // It listens on a unix socket that is bind-mounted (read-only) into the sandbox, whose own network
 // namespace is empty; the runtime inside forwards 127.0.0.1:3128 to it. HTTP CONNECT (any TCP,
@@ -18,11 +22,15 @@ import { isIP } from "node:net";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { RequestError, Server } from "proxy-chain";
+import { egressGrantKey, verifyEgressGrant } from "./egress-grant.js";
 import { EgressMatcher, normalizeHost, type EgressRule } from "./egress-rules.js";
 import { cappedLog } from "./log-file.js";
 
 export type EgressProxyConfig = {
+  /** The sandbox's rules; with `grantKey`, none: each connection's grant brings its own. */
   rules: EgressRule[];
+  /** Shared mode: rules come from the grant each connection presents as its proxy password. */
+  grantKey?: Buffer;
   /** Static name → address map consulted before DNS (operator-set, like /etc/hosts; tests use it). */
   hosts?: Record<string, string>;
   /** Address rules the operator opened inside internal space (egress-rules.ts EgressMatcher). */
@@ -53,18 +61,46 @@ class UnixSocketProxy extends Server {
   }
 }
 
-export function createEgressProxy(config: EgressProxyConfig, log: Log = () => {}, resolve: Resolve = systemResolve): Server {
-  const matcher = new EgressMatcher(config.rules, config.internal ?? []);
-  const hosts = new Map(Object.entries(config.hosts ?? {}).map(([k, v]) => [normalizeHost(k), v]));
-  const hasRanges = config.rules.some((r) => r.kind === "cidr");
-  const refuse = (host: string, port: number, reason: string): never => {
-    log({ msg: "egress refused", host, port, reason });
-    throw new RequestError(reason, 403, { "x-keel-egress": "refused" });
+type Policy = { matcher: EgressMatcher; hasRanges: boolean; who?: Record<string, string> };
+const policyOf = (rules: EgressRule[], internal: EgressRule[], who?: Record<string, string>): Policy => ({
+  matcher: new EgressMatcher(rules, internal),
+  hasRanges: rules.some((r) => r.kind === "cidr"),
+  ...(who ? { who } : {}),
+});
+
+export function createEgressProxy(config: EgressProxyConfig, log: Log = () => {}, resolve: Resolve = systemResolve, port = 0): Server {
+  const fixed = policyOf(config.rules, config.internal ?? []);
+  const grants = new Map<string, Policy>(); // a grant's matcher, made once (templates are few)
+  const policyFor = (password: string): Policy => {
+    if (!config.grantKey) return fixed;
+    let p = grants.get(password);
+    if (!p) {
+      const g = verifyEgressGrant(config.grantKey, password);
+      if (!g) {
+        log({ msg: "egress refused", reason: "no valid grant" });
+        throw new RequestError(
+          "this egress proxy serves Keel sandboxes only: use the HTTPS_PROXY of the sandbox's environment (its grant is the password)",
+          407,
+          {
+            "proxy-authenticate": 'Basic realm="keel-egress"',
+          },
+        );
+      }
+      if (grants.size >= 10_000) grants.clear();
+      grants.set(password, (p = policyOf(g.rules, g.internal, { team: g.team, template: g.template })));
+    }
+    return p;
   };
+  const hosts = new Map(Object.entries(config.hosts ?? {}).map(([k, v]) => [normalizeHost(k), v]));
   return new UnixSocketProxy({
-    port: 0,
+    port,
     verbose: false,
-    prepareRequestFunction: async ({ hostname, port }) => {
+    prepareRequestFunction: async ({ hostname, port, password }) => {
+      const { matcher, hasRanges, who } = policyFor(password);
+      const refuse = (host: string, port: number, reason: string): never => {
+        log({ msg: "egress refused", host, port, reason, ...who });
+        throw new RequestError(reason, 403, { "x-keel-egress": "refused" });
+      };
       const host = normalizeHost(hostname);
       let addresses: string[];
       let trusted = false;
@@ -117,13 +153,27 @@ export function listenOnSocket(server: Server, socketPath: string): Promise<void
   });
 }
 
-/** The process entry (egress-main.ts): args, config on stdin, listen, stop on SIGTERM. */
+/** The process entry (egress-main.ts): args, config on stdin (or grants), listen, stop on SIGTERM. */
 export async function runEgressProxy(): Promise<void> {
-  const { values } = parseArgs({ options: { socket: { type: "string" }, "config-stdin": { type: "boolean", default: false } } });
+  const { values } = parseArgs({ options: { socket: { type: "string" }, port: { type: "string" }, "config-stdin": { type: "boolean", default: false } } });
   const fail = (m: string): never => {
     process.stderr.write(`keel-egress-proxy: ${m}\n`);
     process.exit(2);
   };
+  if (values.port) {
+    // The shared proxy of a Kubernetes installation: rules from each connection's grant.
+    const port = Number(values.port);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) fail("--port must be a TCP port");
+    const secret = Buffer.from(process.env.KEEL_SECRETS_KEY ?? "", "base64");
+    if (secret.length !== 32) fail("set KEEL_SECRETS_KEY (32 bytes, base64; the workers' key: grants are signed with it)");
+    const log: Log = (e) => void process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
+    const server = createEgressProxy({ rules: [], grantKey: egressGrantKey(secret) }, log, systemResolve, port);
+    server.on("requestFailed", ({ error }: { error: Error }) => log({ msg: "egress request failed", error: error.message }));
+    await server.listen().catch((err: Error) => fail(`cannot listen on ${port}: ${err.message}`));
+    log({ msg: "egress proxy listening", port });
+    for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => void server.close(true).then(() => process.exit(0)));
+    return;
+  }
   if (!values.socket || !values["config-stdin"]) fail("usage: egress-proxy --socket PATH --config-stdin");
   const chunks: Buffer[] = [];
   for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);

@@ -2,6 +2,7 @@
 // socket, real listeners on this host's loopback and own interface address. Names resolve through
 // the proxy's resolver seam (a stand-in for DNS answering with internal addresses, as a hostile or
 // split-horizon resolver would); the operator's static host map is not used, since it is trusted.
+import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
 import { networkInterfaces, tmpdir } from "node:os";
@@ -9,6 +10,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Server } from "proxy-chain";
 import { createEgressProxy, listenOnSocket, type EgressProxyConfig } from "../src/egress-proxy.js";
+import { egressGrantKey, signEgressGrant, verifyEgressGrant } from "../src/egress-grant.js";
 import { EgressMatcher, type EgressRule } from "../src/egress-rules.js";
 
 const own = Object.values(networkInterfaces())
@@ -132,5 +134,67 @@ describe("egress proxy: internal addresses", () => {
     expect(await connectThrough(socket, `own.test:${hostPort}`)).toMatch(/^HTTP\/1\.1 200[^]*hello\n$/);
     expect(await connectThrough(socket, `loop.test:${loopPort}`)).toMatch(/^HTTP\/1\.1 403/);
     expect(accepted).toEqual({ host: 1, loop: 0 });
+  });
+});
+
+describe("egress proxy: the shared Kubernetes proxy (signed grants)", () => {
+  const key = egressGrantKey(randomBytes(32));
+  const grant = (rules: EgressRule[], internal: EgressRule[] = []) => signEgressGrant(key, { team: "t1", template: "default", rules, internal });
+
+  /** The shared proxy on a TCP port, as the egress-proxy Deployment runs it; returns its port. */
+  async function shared(names: Record<string, string[]>): Promise<number> {
+    const server = createEgressProxy(
+      { rules: [], grantKey: key },
+      () => {},
+      async (host) => names[host] ?? [],
+      0,
+    );
+    proxies.push(server);
+    await server.listen();
+    return server.port;
+  }
+  /** CONNECT through the TCP proxy with `password` as the Basic credentials' password. */
+  function connectWith(port: number, target: string, password?: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const c = net.connect(port, "127.0.0.1");
+      let text = "";
+      const auth = password === undefined ? "" : `Proxy-Authorization: Basic ${Buffer.from(`keel:${password}`).toString("base64")}\r\n`;
+      c.on("connect", () => c.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${auth}\r\n`));
+      c.on("data", (d) => {
+        text += d.toString("utf8");
+        if (/hello\n$/.test(text)) c.end();
+      });
+      c.on("end", () => resolve(text));
+      c.on("close", () => resolve(text));
+      c.on("error", reject);
+    });
+  }
+
+  it("applies each connection's grant: its listed name passes, an unlisted one gets 403; no grant, another key's or an altered one gets 407", async () => {
+    const before = { ...accepted };
+    const port = await shared({ "own.test": [own!], "other.test": [own!] });
+    // The operator opened this host's address (as KEEL_SANDBOX_EGRESS_INTERNAL would): signed into the grant.
+    const good = grant([{ kind: "host", host: "own.test" }], [cidr(own!, 32)]);
+    expect(await connectWith(port, `own.test:${hostPort}`, good)).toMatch(/^HTTP\/1\.1 200[^]*hello\n$/);
+    expect(await connectWith(port, `other.test:${hostPort}`, good)).toMatch(/^HTTP\/1\.1 403[^]*not allowed by this sandbox's policy/);
+    // A team widening its own grant (rules edited, signature kept), a grant signed with another
+    // installation's key, garbage, none at all: all 407, nothing connected.
+    const [body, sig] = good.split(".");
+    const widened = Buffer.from(
+      JSON.stringify({ ...JSON.parse(Buffer.from(body!, "base64url").toString()), rules: [{ kind: "host", host: "other.test" }] }),
+    ).toString("base64url");
+    const foreign = signEgressGrant(egressGrantKey(randomBytes(32)), {
+      team: "t1",
+      template: "default",
+      rules: [{ kind: "host", host: "own.test" }],
+      internal: [cidr(own!, 32)],
+    });
+    for (const password of [`${widened}.${sig}`, foreign, "not-a-grant", undefined]) {
+      expect(await connectWith(port, `own.test:${hostPort}`, password)).toMatch(/^HTTP\/1\.1 407/);
+    }
+    // Without the operator's opening, the same name (internal address) is refused even when listed.
+    expect(await connectWith(port, `own.test:${hostPort}`, grant([{ kind: "host", host: "own.test" }]))).toMatch(/^HTTP\/1\.1 403/);
+    expect(accepted.host - before.host).toBe(1);
+    expect(verifyEgressGrant(key, good)?.rules).toEqual([{ kind: "host", host: "own.test" }]);
   });
 });

@@ -65,6 +65,20 @@ export function sandboxEnv(opts: { repoRoot: string }) {
           ),
       ),
     ).transform((v) => v?.map(parseToleration)),
+    /**
+     * kubernetes: the shared egress proxy (k8s/base/egress-proxy.yaml) as host:port, resolved by the
+     * worker; host names in teams' egress allow-lists go through it. Unset: allow-lists take
+     * addresses and CIDRs only (NetworkPolicy cannot match names).
+     */
+    KEEL_SANDBOX_EGRESS_PROXY: optional(
+      z
+        .string()
+        .regex(/^[a-z0-9.-]+:\d{1,5}$/, "must be host:port (e.g. keel-egress:3128)")
+        .transform((v) => {
+          const i = v.lastIndexOf(":");
+          return { host: v.slice(0, i), port: Number(v.slice(i + 1)) };
+        }),
+    ),
     /** Set by Kubernetes in every pod: the kubernetes driver then uses the pod's service account instead of a kubeconfig. */
     KUBERNETES_SERVICE_HOST: optional(z.string()),
     /** local: where sandboxes keep their workspaces (persist across worker restarts; the web process must see the worker's). */
@@ -130,6 +144,7 @@ export function sandboxDriverConfig(env: SandboxEnv & { KEEL_SECRETS_KEY?: strin
       runtimeClasses: env.KEEL_SANDBOX_RUNTIME_CLASSES,
       nodeSelector: env.KEEL_SANDBOX_NODE_SELECTOR,
       tolerations: env.KEEL_SANDBOX_TOLERATIONS,
+      egressProxy: env.KEEL_SANDBOX_EGRESS_PROXY,
       inCluster: Boolean(env.KUBERNETES_SERVICE_HOST),
       tokenKey: env.KEEL_SECRETS_KEY ? Buffer.from(env.KEEL_SECRETS_KEY, "base64") : undefined,
     };

@@ -24,6 +24,7 @@ export type SandboxDriverConfig =
       runtimeClasses?: string[] | undefined;
       nodeSelector?: Record<string, string> | undefined;
       tolerations?: Toleration[] | undefined;
+      egressProxy?: { host: string; port: number } | undefined;
       /** KEEL_SECRETS_KEY's bytes: the runtime tokens are derived from it (k8s/tokens.ts). Required to build the driver. */
       tokenKey?: Buffer | undefined;
       /** in-cluster service account, else the default kubeconfig */ inCluster: boolean;
@@ -51,6 +52,7 @@ export function createSandboxDriver(cfg: SandboxDriverConfig, deps: { store?: Sa
     ...(cfg.runtimeClasses ? { runtimeClasses: cfg.runtimeClasses } : {}),
     ...(cfg.nodeSelector ? { nodeSelector: cfg.nodeSelector } : {}),
     ...(cfg.tolerations ? { tolerations: cfg.tolerations } : {}),
+    ...(cfg.egressProxy ? { egressProxy: cfg.egressProxy } : {}),
     ...deps,
   });
 }

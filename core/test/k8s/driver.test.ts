@@ -10,6 +10,7 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { createRuntimeServer } from "@keel/sandbox";
+import { egressGrantKey, verifyEgressGrant } from "@keel/sandbox/egress-grant";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { createTestNamespace, kubectl, kubectlJson, startControlPlane, waitFor, type TestNamespace } from "@keel/controlplane/harness";
 import { parseSandboxPolicy, reapSandboxes, SandboxUnavailableError } from "../../src/index.ts";
@@ -231,6 +232,67 @@ test("runtime tokens: the pod spec names a Secret, no token; the start token ope
   }
   await d.release(a);
   await d.release(b);
+}, 180_000);
+
+test("host names in the allow-list go through the shared egress proxy: proxy variables from the template's Secret, a grant signed for the team and template, a NetworkPolicy rule to the proxy's pods only; a changed list changes the pod template; an unresolvable proxy is a clear 503", async () => {
+  const d = driver({ egressProxy: { host: "127.0.0.1", port: 3128 } });
+  const ns = `${prefix}team-x`;
+  const tplOf = async () => kubectlJson(["get", "sandboxtemplates.v1beta1.extensions.agents.x-k8s.io", "default", "-n", ns]);
+  const urlOf = async () =>
+    new URL(Buffer.from((await kubectlJson(["get", "secret", "keel-runtime-default", "-n", ns])).data["egress-proxy-url"], "base64").toString());
+  const first = parseSandboxPolicy({ egress: { allow: ["api.example.com:443", "140.82.112.0/20:443"] } });
+  const h = await d.acquire("sess-x", "team-x", first);
+  const tpl = await tplOf();
+  const env: any[] = tpl.spec.podTemplate.spec.containers[0].env;
+  for (const v of ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"]) {
+    expect(env.find((e) => e.name === v)).toEqual({ name: v, valueFrom: { secretKeyRef: { name: "keel-runtime-default", key: "egress-proxy-url" } } });
+  }
+  expect(env.find((e) => e.name === "NO_PROXY")?.value).toBe("localhost,127.0.0.1,::1");
+  const url = await urlOf();
+  expect([url.protocol, url.username, url.host]).toEqual(["http:", "keel", "127.0.0.1:3128"]);
+  expect(verifyEgressGrant(egressGrantKey(TEST_TOKEN_KEY), decodeURIComponent(url.password))).toEqual({
+    team: "team-x",
+    template: "default",
+    rules: [
+      { kind: "host", host: "api.example.com", port: 443 },
+      { kind: "cidr", address: "140.82.112.0", prefix: 20, family: "ipv4", port: 443 },
+    ],
+    internal: [],
+  });
+  expect(tpl.spec.networkPolicy.egress).toEqual([
+    { to: [{ ipBlock: { cidr: "140.82.112.0/20" } }], ports: [{ protocol: "TCP", port: 443 }] },
+    {
+      to: [
+        {
+          namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "keel" } },
+          podSelector: { matchLabels: { "app.kubernetes.io/name": "keel", "app.kubernetes.io/component": "egress-proxy" } },
+        },
+      ],
+      ports: [{ protocol: "TCP", port: 3128 }],
+    },
+  ]);
+  // The controller made the NetworkPolicy with that rule (the API server accepted it).
+  await waitFor(async () => JSON.stringify((await kubectlJson(["get", "networkpolicies", "-n", ns])).items).includes("egress-proxy"), {
+    what: "NetworkPolicy with the proxy rule",
+  });
+  // Another host in the list: another grant, and a pod template that differs (agent-sandbox
+  // replaces warm pods that started with the old grant).
+  const digest = tpl.spec.podTemplate.metadata.annotations["keel.dev/egress-grant"];
+  const h2 = await d.acquire("sess-x2", "team-x", parseSandboxPolicy({ egress: { allow: ["api.example.com:443", "pypi.org:443", "140.82.112.0/20:443"] } }));
+  expect((await tplOf()).spec.podTemplate.metadata.annotations["keel.dev/egress-grant"]).not.toBe(digest);
+  expect(verifyEgressGrant(egressGrantKey(TEST_TOKEN_KEY), decodeURIComponent((await urlOf()).password))?.rules).toHaveLength(3);
+  // No names: no proxy variables.
+  await d.acquire("sess-x3", "team-y", parseSandboxPolicy({ egress: { allow: ["140.82.112.0/20:443"] } }));
+  const plain = await kubectlJson(["get", "sandboxtemplates.v1beta1.extensions.agents.x-k8s.io", "default", "-n", `${prefix}team-y`]);
+  expect(plain.spec.podTemplate.spec.containers[0].env.map((e: any) => e.name)).not.toContain("HTTPS_PROXY");
+  // The proxy's name must resolve from the worker.
+  const lost = await driver({ egressProxy: { host: "keel-egress.invalid", port: 3128 } })
+    .acquire("sess-x4", "team-z", first)
+    .catch((e) => e);
+  expect(lost).toBeInstanceOf(SandboxUnavailableError);
+  expect(lost.message).toMatch(/the egress proxy keel-egress.invalid \(KEEL_SANDBOX_EGRESS_PROXY\) does not resolve from this worker/);
+  await d.release(h);
+  await d.release(h2);
 }, 180_000);
 
 test("suspend deletes the pod and keeps the Sandbox; resume (from a restarted worker) and acquire start it again; the reaper suspends an idle one", async () => {

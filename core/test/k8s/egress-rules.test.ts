@@ -50,8 +50,26 @@ test("an entry inside an internal range fails with the reason, unless the operat
   const opened = block("0.0.0.0/0", ["10.0.0.0/8"]);
   expect(opened.except).not.toContain("10.0.0.0/8");
   expect(opened.except).toContain("169.254.0.0/16");
-  // Host names stay refused on Kubernetes, with what to do instead.
-  expect(() => rules(["api.github.com"])).toThrow(/cannot match hostnames/);
+});
+
+test("host names: refused with what to do when the installation has no egress proxy; with one, a single rule to the proxy's pods and the address rules as before", () => {
+  expect(() => rules(["api.github.com"])).toThrow(/"api.github.com" is a host name, and this installation has no egress proxy \(KEEL_SANDBOX_EGRESS_PROXY/);
+  const proxy = { namespace: "keel", podLabels: { "app.kubernetes.io/component": "egress-proxy" }, port: 3128 };
+  expect(egressRules({ allow: ["api.github.com:443", "*.pypi.org", "140.82.112.0/20:443"] } as never, [], proxy)).toEqual([
+    { to: [{ ipBlock: { cidr: "140.82.112.0/20" } }], ports: [{ protocol: "TCP", port: 443 }] },
+    {
+      to: [
+        {
+          namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "keel" } },
+          podSelector: { matchLabels: { "app.kubernetes.io/component": "egress-proxy" } },
+        },
+      ],
+      ports: [{ protocol: "TCP", port: 3128 }],
+    },
+  ]);
+  // Addresses only: no way to the proxy.
+  expect(egressRules({ allow: ["140.82.112.0/20:443"] } as never, [], proxy)).toHaveLength(1);
+  expect(() => egressRules({ allow: ["http://api.github.com"] } as never, [], proxy)).toThrow(/is a URL/);
 });
 
 test("the API server accepts the rules as a NetworkPolicy (server-side dry run)", async () => {

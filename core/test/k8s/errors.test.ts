@@ -63,6 +63,7 @@ test("invalid names and a hostname in the egress allow-list fail with 422 before
   const egress = await d.acquire("s", "team-h", parseSandboxPolicy({ egress: { allow: ["api.example.com"] } })).catch((e) => e);
   expect(egress).toBeInstanceOf(ValidationError);
   expect(egress).toMatchObject({ code: "validation_failed", status: 422, details: { entry: "api.example.com" } });
+  expect(egress.message).toMatch(/no egress proxy \(KEEL_SANDBOX_EGRESS_PROXY/);
   expect(d.api.calls).toEqual({});
   // A namespace prefix that cannot start a namespace name is refused when the driver is made.
   expect(() => driver(platform.kubeconfig, { namespacePrefix: "Keel_" })).toThrow(/namespacePrefix "Keel_" cannot start a Kubernetes namespace name/);

@@ -86,6 +86,21 @@ for (const overlay of ["kind", "production"]) {
     expect(find(objs, "PodDisruptionBudget", "keel-web")!.spec.maxUnavailable).toBe(1);
     // The sandbox image is its own image name, and the ConfigMap carries what kustomize set.
     const config = find(objs, "ConfigMap", "keel-config")!.data!;
+    // The shared egress proxy: what KEEL_SANDBOX_EGRESS_PROXY names is its Service; it runs the
+    // proxy bundle of the platform image with the grants' key, no ServiceAccount token; only team
+    // namespaces reach it.
+    const proxy = find(objs, "Deployment", "keel-egress")!.spec.template.spec;
+    const proxySvc = find(objs, "Service", "keel-egress")!.spec;
+    expect(config.KEEL_SANDBOX_EGRESS_PROXY).toBe(`keel-egress:${proxySvc.ports[0].port}`);
+    expect(proxy.containers[0].command).toEqual(["/usr/bin/tini", "--", "node", "/app/sandbox/dist/egress-proxy.mjs", "--port", "3128"]);
+    expect(proxy.containers[0].image).toBe(web.containers[0].image);
+    expect(proxy.containers[0].env).toEqual([{ name: "KEEL_SECRETS_KEY", valueFrom: { secretKeyRef: { name: "keel-secrets", key: "KEEL_SECRETS_KEY" } } }]);
+    expect(proxy.automountServiceAccountToken).toBe(false);
+    expect(proxySvc.selector).toEqual(find(objs, "Deployment", "keel-egress")!.spec.selector.matchLabels);
+    expect(JSON.parse(JSON.stringify(find(objs, "NetworkPolicy", "keel-egress")!.spec.ingress))).toEqual([
+      // (the client library names the field `_from`)
+      { _from: [{ namespaceSelector: { matchLabels: { "app.kubernetes.io/managed-by": "keel" } } }], ports: [{ protocol: "TCP", port: 3128 }] },
+    ]);
     expect(config.KEEL_SANDBOX_IMAGE).toMatch(/keel-sandbox:[\w.-]+$/);
     expect(config.KEEL_SANDBOX_IMAGE).not.toBe(web.containers[0].image);
     if (overlay === "kind") {
@@ -139,7 +154,7 @@ test("production: one `kustomize edit set image` per image moves the Deployments
   const objs = await render(dir);
   const images = objs
     .filter((o) => o.kind === "Deployment")
-    .flatMap((d) => [...d.spec.template.spec.initContainers, ...d.spec.template.spec.containers].map((c: any) => c.image));
+    .flatMap((d) => [...(d.spec.template.spec.initContainers ?? []), ...d.spec.template.spec.containers].map((c: any) => c.image));
   expect(new Set(images)).toEqual(new Set(["registry.example/acme/keel:2.0.0"]));
   expect(find(objs, "ConfigMap", "keel-config")!.data!.KEEL_SANDBOX_IMAGE).toBe("registry.example/acme/keel-sandbox:2.0.0");
 });

@@ -16,6 +16,9 @@
 // The data plane (exec, files) is the same runtime protocol as the local driver, over the pod IP;
 // `runtimeClient` makes it pluggable (tests on kwok have no running container).
 import { createHash } from "node:crypto";
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+import { egressGrantKey, signEgressGrant } from "@keel/sandbox/egress-grant";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "../../logger.js";
 import { silentLogger } from "../../logger.js";
@@ -34,6 +37,7 @@ import type {
 } from "../driver.js";
 import { SandboxRequestError, SandboxUnavailableError } from "../errors.js";
 import { ValidationError } from "../../errors.js";
+import { parseEgressAllowList } from "../egress.js";
 import { exposedSecrets, type SandboxPolicy } from "../policy.js";
 import { RuntimeClient, type RuntimeHealth } from "../runtime-client.js";
 import type { SandboxStore } from "../store.js";
@@ -55,6 +59,7 @@ import {
 import {
   claimObject,
   egressRules,
+  hasNameRules,
   namespaceObject,
   pullSecretCopy,
   runtimeSecretObject,
@@ -62,6 +67,7 @@ import {
   templateObject,
   warmPoolObject,
   type K8sObject,
+  type EgressProxyTarget,
   type TemplateConfig,
   type Toleration,
 } from "./objects.js";
@@ -92,6 +98,12 @@ export type KubernetesDriverOptions = {
   imagePullSecrets?: string[];
   /** Internal ranges egress allow-lists may reach (KEEL_SANDBOX_EGRESS_INTERNAL); the rest is carved out of every rule (objects.ts egressRules). */
   egressInternalAllow?: string[];
+  /**
+   * The shared egress proxy (KEEL_SANDBOX_EGRESS_PROXY, k8s/base/egress-proxy.yaml): a host name or
+   * address this worker resolves (the Service), its port, and the labels of its pods in the
+   * workers' namespace. Unset: allow-lists take addresses only (NetworkPolicy cannot match names).
+   */
+  egressProxy?: { host: string; port: number; podLabels?: Record<string, string> };
   /** The RuntimeClass of every sandbox pod unless a team picks another (KEEL_SANDBOX_RUNTIME_CLASS). */
   runtimeClass?: string;
   /** The RuntimeClasses a team's policy may pick (KEEL_SANDBOX_RUNTIME_CLASSES). */
@@ -121,13 +133,24 @@ export class KubernetesSandboxDriver implements SandboxDriver {
   private readonly o: Required<
     Omit<
       KubernetesDriverOptions,
-      "store" | "logger" | "kubeConfig" | "tokenKey" | "beforeApiCall" | "storageClassName" | "runtimeClass" | "runtimeClasses" | "nodeSelector" | "tolerations"
+      | "store"
+      | "logger"
+      | "kubeConfig"
+      | "tokenKey"
+      | "egressProxy"
+      | "beforeApiCall"
+      | "storageClassName"
+      | "runtimeClass"
+      | "runtimeClasses"
+      | "nodeSelector"
+      | "tolerations"
     >
   > &
     KubernetesDriverOptions;
   private readonly log: Logger;
   private readonly teams = new Map<string, string>();
   private readonly tokens: RuntimeTokens;
+  private readonly grantKey: Buffer;
   private readonly clients = new Map<string, RuntimeApi>();
   private readonly inProcess = new Map<string, Promise<unknown>>();
 
@@ -147,6 +170,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
     };
     validateNamespacePrefix(this.o.namespacePrefix);
     this.tokens = new RuntimeTokens(opts.tokenKey);
+    this.grantKey = egressGrantKey(opts.tokenKey);
     this.log = opts.logger ?? silentLogger;
     this.api = new KubeApi(opts.kubeConfig, {
       retryMs: this.o.apiRetryMs,
@@ -167,7 +191,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
 
   async acquire(sessionId: string, teamId: string, policy: SandboxPolicy, secrets: SandboxSecrets = {}): Promise<SandboxHandle> {
     const names = sandboxNames({ namespacePrefix: this.o.namespacePrefix, teamId, sessionId, template: policy.template });
-    egressRules(policy.egress, this.o.egressInternalAllow); // a policy NetworkPolicy cannot express fails before any API call
+    egressRules(policy.egress, this.o.egressInternalAllow, this.proxyTarget()); // a policy NetworkPolicy cannot express fails before any API call
     this.runtimeClassFor(policy); // so does a RuntimeClass the operator does not offer
     return this.serialized(`${teamId}/${sessionId}`, async () => {
       await this.api.ensureAgentSandbox();
@@ -340,11 +364,52 @@ export class KubernetesSandboxDriver implements SandboxDriver {
     return pick;
   }
 
+  private proxyTarget(): EgressProxyTarget | undefined {
+    const p = this.o.egressProxy;
+    return p
+      ? {
+          namespace: this.o.workers.namespace,
+          podLabels: p.podLabels ?? { "app.kubernetes.io/name": "keel", "app.kubernetes.io/component": "egress-proxy" },
+          port: p.port,
+        }
+      : undefined;
+  }
+
+  /**
+   * With host names in the allow-list: the pods' proxy URL, `http://keel:<grant>@<address>:<port>`,
+   * the grant signed for this team and template (sandbox/src/egress-grant.ts). The proxy's name is
+   * resolved here, by the worker: sandbox pods get no DNS (a DNS query can carry data out).
+   */
+  private async egressProxyUrl(teamId: string, template: string, policy: SandboxPolicy): Promise<string | undefined> {
+    const p = this.o.egressProxy;
+    if (!p || policy.egress === "none" || !hasNameRules(policy.egress)) return undefined;
+    let address = p.host;
+    if (!isIP(address)) {
+      try {
+        address = (await lookup(p.host)).address;
+      } catch (err) {
+        throw new SandboxUnavailableError(
+          `the egress proxy ${p.host} (KEEL_SANDBOX_EGRESS_PROXY) does not resolve from this worker: is k8s/base/egress-proxy.yaml applied? ${(err as Error).message}`,
+          { host: p.host },
+          { cause: err },
+        );
+      }
+    }
+    const grant = signEgressGrant(this.grantKey, {
+      team: teamId,
+      template,
+      rules: parseEgressAllowList(policy.egress.allow),
+      internal: parseEgressAllowList(this.o.egressInternalAllow),
+    });
+    return `http://keel:${grant}@${isIP(address) === 6 ? `[${address}]` : address}:${p.port}`;
+  }
+
   /** Namespace, Secret, template and pool, applied when their config changed (once per process
    *  and team otherwise: the template's config-hash annotation says what is there). */
   private async ensureTeam(names: SandboxNames, teamId: string, policy: SandboxPolicy, secrets: SandboxSecrets): Promise<void> {
     const exposed = exposedSecrets(policy, secrets);
     const runtimeClass = this.runtimeClassFor(policy);
+    const proxyUrl = await this.egressProxyUrl(teamId, names.template, policy);
     const hash = createHash("sha256")
       .update(
         JSON.stringify([
@@ -364,6 +429,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
           runtimeClass ?? null,
           this.o.nodeSelector ?? null,
           this.o.tolerations ?? null,
+          proxyUrl ?? null,
         ]),
       )
       .digest("hex")
@@ -377,7 +443,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
     const existing = await this.api.get({ ...TEMPLATE, namespace: names.namespace, name: names.template });
     if (!existing) await this.api.apply(namespaceObject(names.namespace, teamId));
     await this.api.apply(secretObject(names.namespace, names.template, teamId, exposed));
-    await this.api.apply(runtimeSecretObject(names.namespace, names.template, teamId, this.tokens.start(names.namespace, names.template)));
+    await this.api.apply(runtimeSecretObject(names.namespace, names.template, teamId, this.tokens.start(names.namespace, names.template), proxyUrl));
     await this.copyPullSecrets(names.namespace, teamId);
     if (existing?.metadata.annotations?.[ANNOTATIONS.configHash] !== hash) {
       const cfg: TemplateConfig = {
@@ -391,6 +457,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
         ...(this.o.nodeSelector ? { nodeSelector: this.o.nodeSelector } : {}),
         ...(this.o.tolerations ? { tolerations: this.o.tolerations } : {}),
         ...(this.o.storageClassName ? { storageClassName: this.o.storageClassName } : {}),
+        ...(proxyUrl ? { egressProxy: { ...this.proxyTarget()!, grantDigest: createHash("sha256").update(proxyUrl).digest("hex").slice(0, 16) } } : {}),
       };
       await this.api.apply(templateObject(names.namespace, names.template, teamId, policy, cfg, hash));
       await this.api.apply(warmPoolObject(names.namespace, names.pool, teamId, this.o.warmPoolReplicas));

@@ -18,6 +18,7 @@ export const ANNOTATIONS = {
   configHash: "keel.dev/config-hash",
   ttlMs: "keel.dev/ttl-ms",
   idleTimeoutMs: "keel.dev/idle-timeout-ms",
+  egressGrant: "keel.dev/egress-grant",
 } as const;
 export const MANAGER = "keel";
 /** The Secret a template's pods read the team secrets it exposes from: one per template, so two
@@ -30,6 +31,8 @@ export const TOKEN_ENV = "KEEL_RUNTIME_TOKEN";
 export const START_TOKEN_ENV = "KEEL_RUNTIME_START_TOKEN";
 export const runtimeSecretName = (template: string) => `keel-runtime-${template}`;
 export const START_TOKEN_KEY = "start-token";
+/** In the same Secret, with host names in the allow-list: the egress proxy URL, the signed grant as its password. */
+export const EGRESS_PROXY_KEY = "egress-proxy-url";
 
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 

@@ -3,10 +3,23 @@
 // (k8s/agent-sandbox/v1.0.1/crds/); the tests apply them to the real API server.
 import { BlockList } from "node:net";
 import { INTERNAL_RANGES } from "@keel/sandbox/internal-addresses";
+import { NO_PROXY, PROXY_URL_VARS } from "@keel/sandbox/egress-grant";
 import { ValidationError } from "../../errors.js";
 import { parseEgressEntry } from "../egress.js";
 import type { SandboxPolicy } from "../policy.js";
-import { ANNOTATIONS, API_VERSION, CONTAINER, EXT_GROUP, LABELS, MANAGER, runtimeSecretName, secretName, START_TOKEN_ENV, START_TOKEN_KEY } from "./names.js";
+import {
+  ANNOTATIONS,
+  API_VERSION,
+  CONTAINER,
+  EGRESS_PROXY_KEY,
+  EXT_GROUP,
+  LABELS,
+  MANAGER,
+  runtimeSecretName,
+  secretName,
+  START_TOKEN_ENV,
+  START_TOKEN_KEY,
+} from "./names.js";
 
 export type K8sObject = {
   apiVersion: string;
@@ -45,7 +58,12 @@ export type TemplateConfig = {
   /** Dedicated nodes for sandboxes (the operator's). */
   nodeSelector?: Record<string, string>;
   tolerations?: Toleration[];
+  /** Host names in the allow-list: the shared egress proxy the pods go through (egressRules), and a digest of their grant. */
+  egressProxy?: EgressProxyTarget & { grantDigest: string };
 };
+
+/** Where the shared egress proxy's pods are (the sandbox NetworkPolicy lets a template with host names reach them). */
+export type EgressProxyTarget = { namespace: string; podLabels: Record<string, string>; port: number };
 
 export type Toleration = { key: string; operator: "Equal" | "Exists"; value?: string; effect: string };
 
@@ -65,12 +83,14 @@ export function secretObject(namespace: string, template: string, teamId: string
 }
 
 /** The template's start token (tokens.ts) for its pods' env, by reference: never a value in a pod spec. */
-export function runtimeSecretObject(namespace: string, template: string, teamId: string, startToken: string): K8sObject {
+/** With host names in the allow-list, also the pods' egress proxy URL (its password is the template's signed grant). */
+export function runtimeSecretObject(namespace: string, template: string, teamId: string, startToken: string, egressProxyUrl?: string): K8sObject {
+  const b64 = (v: string) => Buffer.from(v, "utf8").toString("base64");
   return {
     apiVersion: "v1",
     kind: "Secret",
     metadata: { name: runtimeSecretName(template), namespace, labels: teamLabels(teamId) },
-    data: { [START_TOKEN_KEY]: Buffer.from(startToken, "utf8").toString("base64") },
+    data: { [START_TOKEN_KEY]: b64(startToken), ...(egressProxyUrl ? { [EGRESS_PROXY_KEY]: b64(egressProxyUrl) } : {}) },
   } as K8sObject;
 }
 
@@ -118,16 +138,15 @@ function networkOf({ address, prefix, family }: Range): string {
 
 const INTERNAL = INTERNAL_RANGES.map(([address, prefix, family, what]) => ({ ...blockOf({ address, prefix, family }), what }));
 
-/** An allow-list entry in the local driver's grammar (parseEgressEntry), as an address block; NetworkPolicy cannot match a name. */
-function addressRule(entry: string): Block & { port?: number } {
-  const r = parseEgressEntry(entry);
-  if (r instanceof Error || r.kind !== "cidr") {
-    throw new ValidationError(
-      `egress allow-list entry "${entry}" is not an IP address or CIDR: Kubernetes NetworkPolicy cannot match hostnames. List the CIDRs to allow (e.g. 140.82.112.0/20:443), or route egress through a proxy and allow its address`,
-      { entry },
-    );
-  }
-  return { ...blockOf(r), ...(r.port ? { port: r.port } : {}) };
+/** Host names (and *.suffixes) in an allow-list: those go through the shared egress proxy. */
+export function hasNameRules(egress: SandboxPolicy["egress"]): boolean {
+  return (
+    egress !== "none" &&
+    egress.allow.some((e) => {
+      const r = parseEgressEntry(e);
+      return !(r instanceof Error) && r.kind !== "cidr";
+    })
+  );
 }
 
 /**
@@ -138,11 +157,13 @@ function addressRule(entry: string): Block & { port?: number } {
  * server, private networks where the cluster's Services, pods and nodes live, CGNAT, ULA, …)
  * inside an allowed CIDR is left out with `except`, so `0.0.0.0/0` means "the internet" and not
  * the metadata server or the API server; a rule wholly inside an internal range is refused with
- * the reason; a host name is refused (NetworkPolicy cannot match one). `internalAllow`
+ * the reason. A host name (NetworkPolicy cannot match one) becomes one rule to the shared egress
+ * proxy's pods (`proxy`), which decide on names with the template's signed grant; with no proxy it
+ * is refused with what to do instead. `internalAllow`
  * (KEEL_SANDBOX_EGRESS_INTERNAL, the operator's) opens internal ranges again: those are not carved
  * out, and a team rule inside one is kept.
  */
-export function egressRules(egress: SandboxPolicy["egress"], internalAllow: string[] = []): unknown[] {
+export function egressRules(egress: SandboxPolicy["egress"], internalAllow: string[] = [], proxy?: EgressProxyTarget): unknown[] {
   if (egress === "none") return [];
   // Address entries only, as the local driver reads them (a name there opens nothing on either).
   const opened = internalAllow.flatMap((e) => {
@@ -150,8 +171,23 @@ export function egressRules(egress: SandboxPolicy["egress"], internalAllow: stri
     return r instanceof Error || r.kind !== "cidr" ? [] : [blockOf(r)];
   });
   const isOpened = (r: Range) => opened.some((o) => within(r, o));
-  return egress.allow.flatMap((entry) => {
-    const rule = addressRule(entry);
+  let names = false;
+  const rules: unknown[] = egress.allow.flatMap((entry): unknown[] => {
+    const parsed = parseEgressEntry(entry);
+    if (parsed instanceof Error) throw new ValidationError(parsed.message, { entry });
+    if (parsed.kind !== "cidr") {
+      // NetworkPolicy cannot match a name: the shared egress proxy decides on names, and the pod
+      // may reach only that proxy for them.
+      if (!proxy) {
+        throw new ValidationError(
+          `egress allow-list entry "${entry}" is a host name, and this installation has no egress proxy (KEEL_SANDBOX_EGRESS_PROXY; k8s/base/egress-proxy.yaml): Kubernetes NetworkPolicy cannot match names. List CIDRs instead (e.g. 140.82.112.0/20:443), or ask the operator to run the proxy`,
+          { entry },
+        );
+      }
+      names = true;
+      return [];
+    }
+    const rule = { ...blockOf(parsed), ...(parsed.port ? { port: parsed.port } : {}) };
     const inside = INTERNAL.find((r) => within(rule, r));
     if (inside && !isOpened(rule)) {
       throw new ValidationError(
@@ -171,6 +207,13 @@ export function egressRules(egress: SandboxPolicy["egress"], internalAllow: stri
       ...reopened.map((o) => ({ to: [{ ipBlock: { cidr: o.text } }], ...ports })),
     ];
   });
+  if (names && proxy) {
+    rules.push({
+      to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": proxy.namespace } }, podSelector: { matchLabels: proxy.podLabels } }],
+      ports: [{ protocol: "TCP", port: proxy.port }],
+    });
+  }
+  return rules;
 }
 
 /**
@@ -191,6 +234,16 @@ export function templateObject(namespace: string, name: string, teamId: string, 
     // env + secretKeyRef rather than envFrom: agent-sandbox refuses claim env injection into a
     // container that uses envFrom (it could not tell which variables a claim may override).
     ...policy.secrets.map((key) => ({ name: key, valueFrom: { secretKeyRef: { name: secretName(name), key, optional: true } } })),
+    // Host names in the allow-list: tools reach them through the shared egress proxy, which
+    // checks the template's signed grant (the URL's password). A tool that ignores the proxy
+    // variables reaches nothing by name (fail closed, as on the local driver).
+    ...(cfg.egressProxy
+      ? [
+          ...PROXY_URL_VARS.map((v) => ({ name: v, valueFrom: { secretKeyRef: { name: runtimeSecretName(name), key: EGRESS_PROXY_KEY } } })),
+          { name: "NO_PROXY", value: NO_PROXY },
+          { name: "no_proxy", value: NO_PROXY },
+        ]
+      : []),
   ];
   return {
     apiVersion: `${EXT_GROUP}/${API_VERSION}`,
@@ -212,10 +265,12 @@ export function templateObject(namespace: string, name: string, teamId: string, 
             ports: [{ protocol: "TCP", port: cfg.runtimePort }],
           },
         ],
-        egress: egressRules(policy.egress, cfg.egressInternalAllow),
+        egress: egressRules(policy.egress, cfg.egressInternalAllow, cfg.egressProxy),
       },
       podTemplate: {
-        metadata: { labels: teamLabels(teamId) },
+        // The grant's digest: a changed allow-list changes the pod template, so agent-sandbox
+        // replaces warm pods that started with the old grant in their environment.
+        metadata: { labels: teamLabels(teamId), ...(cfg.egressProxy ? { annotations: { [ANNOTATIONS.egressGrant]: cfg.egressProxy.grantDigest } } : {}) },
         spec: {
           automountServiceAccountToken: false,
           enableServiceLinks: false,
