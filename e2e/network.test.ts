@@ -10,6 +10,9 @@
 // - `0.0.0.0/0` on an allow-list is the internet, not the cluster: the API server (its Service and
 //   its endpoint on the node) and the nodes stay unreachable; the pod network, which the kind
 //   overlay opens to allow-lists (KEEL_SANDBOX_EGRESS_INTERNAL), stays reachable.
+// - a host name on an allow-list goes through the shared egress proxy (k8s/base/egress-proxy.yaml)
+//   with the template's signed grant: the listed name answers, an unlisted name and another port
+//   of the listed one are refused by the proxy (403), and the same address directly is closed.
 // Each egress policy gets its own SandboxTemplate (sandboxPolicy.template), so the two team A
 // agents never share a NetworkPolicy.
 import { randomBytes } from "node:crypto";
@@ -29,6 +32,11 @@ let podB: SandboxPod;
 let podAllow: SandboxPod;
 let podNone: SandboxPod;
 let podWorld: SandboxPod;
+let podNamed: SandboxPod;
+// Headless Services (their names resolve to the target pod's IP, in the pod network the kind
+// overlay opens): one listed on an allow-list, one not.
+const NAMED = `named.${NET_NS}.svc.cluster.local`;
+const UNNAMED = `unnamed.${NET_NS}.svc.cluster.local`;
 
 /** Team B and its admin, by the web's first-admin bootstrap in a one-off copy of a web pod. */
 async function bootstrapTeam(): Promise<void> {
@@ -92,7 +100,7 @@ beforeAll(async () => {
     input: JSON.stringify({
       apiVersion: "v1",
       kind: "Pod",
-      metadata: { name: "target" },
+      metadata: { name: "target", labels: { "app.kubernetes.io/name": "keel-e2e-target" } },
       spec: {
         terminationGracePeriodSeconds: 0,
         containers: [
@@ -109,6 +117,16 @@ beforeAll(async () => {
     }),
   });
   kubectl(["-n", NET_NS, "wait", "--for=condition=Ready", "pod/target", "--timeout=180s"]);
+  for (const name of ["named", "unnamed"]) {
+    kubectl(["-n", NET_NS, "apply", "-f", "-"], {
+      input: JSON.stringify({
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: { name },
+        spec: { clusterIP: "None", selector: { "app.kubernetes.io/name": "keel-e2e-target" }, ports: [{ name: "http", port: 8081 }] },
+      }),
+    });
+  }
   target = { ip: kubectlJson(["-n", NET_NS, "get", "pod", "target"]).status.podIP as string };
 
   podB = await sandboxSession(apiB, `e2e-net-b-${stamp}`);
@@ -119,6 +137,7 @@ beforeAll(async () => {
   podAllow = await sandboxSession(apiA, `e2e-net-allow-${stamp}`, { template: "e2e-allow", egress: { allow: [`${target.ip}/32:8081`, `${podB.ip}/32`] } });
   podNone = await sandboxSession(apiA, `e2e-net-none-${stamp}`);
   podWorld = await sandboxSession(apiA, `e2e-net-world-${stamp}`, { template: "e2e-world", egress: { allow: ["0.0.0.0/0"] } });
+  podNamed = await sandboxSession(apiA, `e2e-net-named-${stamp}`, { template: "e2e-named", egress: { allow: [`${NAMED}:8081`] } });
   expect(podAllow.namespace).toBe(podNone.namespace);
   expect(podAllow.namespace).not.toBe(podB.namespace);
 });
@@ -174,5 +193,29 @@ describe.sequential("NetworkPolicy between teams and to an allowed CIDR", () => 
     expect(connectFrom(podWorld.namespace, podWorld.name, apiServer.ip, apiServer.port)).toBe(3);
     expect(connectFrom(podWorld.namespace, podWorld.name, node.ip, node.port)).toBe(3);
     expect(connectFrom(podWorld.namespace, podWorld.name, "169.254.169.254", 80)).toBe(3);
+  });
+  test("a listed host name is reached through the egress proxy; an unlisted name, another port of the listed one and the address directly are not", async () => {
+    const curl = (url: string) =>
+      kubectl(["-n", podNamed.namespace, "exec", podNamed.name, "--", "sh", "-c", `curl -sS -m 10 -o /dev/null -w '%{http_code}' ${url}`], { allowFail: true });
+    expect(curl(`http://${NAMED}:8081/`).stdout).toBe("200");
+    // Refused by the proxy, with its reason in the answer's status.
+    expect(curl(`http://${UNNAMED}:8081/`).stdout).toBe("403");
+    expect(curl(`http://${NAMED}:8082/`).stdout).toBe("403");
+    // Not around it: the name's address is closed to this pod (NetworkPolicy), and nothing resolves names in the pod.
+    expect(connectFrom(podNamed.namespace, podNamed.name, target.ip, 8081)).toBe(3);
+    const direct = kubectl(["-n", podNamed.namespace, "exec", podNamed.name, "--", "sh", "-c", `curl -sS -m 10 --noproxy '*' http://${NAMED}:8081/`], {
+      allowFail: true,
+    });
+    expect(direct.status).not.toBe(0);
+    // And through the product: the agent's own exec.
+    const sessionId = sessions.at(-1)!;
+    await apiA.call("POST", `/api/v1/sessions/${sessionId}/messages`, {
+      content: `run curl -sS -m 10 -o /dev/null -w 'status=%{http_code}' http://${NAMED}:8081/`,
+    });
+    const result = await waitFor(async () => (await apiA.events(sessionId)).filter((e) => e.type === "tool_result")[1], {
+      what: "the agent's curl by name",
+      timeoutMs: 120_000,
+    });
+    expect(JSON.stringify(result.payload)).toContain("status=200");
   });
 });
