@@ -7,6 +7,7 @@ import {
   createPool,
   createSandboxTools,
   liveSessionIds,
+  liveTeamIds,
   createSandboxDriver,
   McpToolSource,
   notifyDeltas,
@@ -123,7 +124,7 @@ function sandboxSetup(env: WorkerEnv, pool: Pool, logger: Logger, secrets: Secre
   const tools = createSandboxTools(driver, resolvePolicy);
   const view = new SessionSandboxes({ db: pool, store, driver: () => driver, resolvePolicy });
   const reap = () =>
-    reapSandboxes({ driver, liveSessions: (ids) => liveSessionIds(pool, ids), logger }).catch((err: unknown) =>
+    reapSandboxes({ driver, liveSessions: (ids) => liveSessionIds(pool, ids), liveTeams: (ids) => liveTeamIds(pool, ids), logger }).catch((err: unknown) =>
       logger.warn({ err: (err as Error).message }, "sandbox reaper failed"),
     );
   return { tools, reap, view };

@@ -87,4 +87,10 @@ export interface SandboxDriver {
   release(h: SandboxHandle): Promise<void>;
   list(filter?: { teamId?: string }): Promise<SandboxInfo[]>;
   health(): Promise<DriverHealth>;
+  /**
+   * Drivers that keep per-team resources (Kubernetes: a namespace): the teams that have some, and
+   * removing everything of one team. The reaper removes what deleted teams left.
+   */
+  teamsWithResources?(): Promise<string[]>;
+  removeTeam?(teamId: string): Promise<void>;
 }

@@ -66,9 +66,13 @@ export class SandboxStore {
         [s.teamId, s.sessionId, s.id],
       );
     }
+    // A sandbox of a session (or team) deleted meanwhile has nothing left to record against: its
+    // row went with it (cascade). The reaper releasing a deleted team's sandboxes got a foreign
+    // key error here for each one.
     await this.db.query(
       `INSERT INTO sandboxes (id, team_id, session_id, driver, state, last_error, last_active_at, terminated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $5 = 'terminated' THEN now() END)
+       SELECT $1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::text, $7::timestamptz, CASE WHEN $5::text = 'terminated' THEN now() END
+       WHERE EXISTS (SELECT 1 FROM sessions WHERE id = $3::uuid AND team_id = $2::uuid)
        ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, last_error = EXCLUDED.last_error,
          last_active_at = GREATEST(sandboxes.last_active_at, EXCLUDED.last_active_at), updated_at = now(),
          terminated_at = EXCLUDED.terminated_at
@@ -115,4 +119,19 @@ export async function liveSessionIds(db: Queryable, sessionIds: string[]): Promi
     sessionIds,
   ]);
   return new Set(rows.map((r) => r.id));
+}
+
+/**
+ * Which of these teams still exist (for the reaper: a deleted team's namespace goes). null when the
+ * database holds no team at all: that is a wrong or empty database, never "every team deleted".
+ * Ids that are not UUIDs (a namespace someone else labelled) count as existing: left alone.
+ */
+export async function liveTeamIds(db: Queryable, teamIds: string[]): Promise<Set<string> | null> {
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+  const { rows } = await db.query<{ id: string | null; any_team: boolean }>(
+    `SELECT t.id, EXISTS (SELECT 1 FROM teams) AS any_team FROM (SELECT 1) one LEFT JOIN teams t ON t.id = ANY($1::uuid[])`,
+    [teamIds.filter((t) => uuid.test(t))],
+  );
+  if (!rows[0]?.any_team) return null;
+  return new Set([...rows.flatMap((r) => (r.id ? [r.id] : [])), ...teamIds.filter((t) => !uuid.test(t))]);
 }

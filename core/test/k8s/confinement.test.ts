@@ -114,6 +114,18 @@ test("outside keel-team-* namespaces: a template in kube-system, a namespace of 
   );
 });
 
+test("deleting namespaces (the reaper's, for deleted teams): the platform's own namespace or any other refused; a team namespace allowed", async () => {
+  // (kube-system, default and kube-public the API server itself never deletes.)
+  await refused(["delete", "namespace", home.name], undefined, new RegExp(`writes only in namespaces named ${prefix}\\*, not in ${home.name}`));
+  const other = await createTestNamespace("kz-conf-other");
+  try {
+    await refused(["delete", "namespace", other.name], undefined, new RegExp(`not in ${other.name}`));
+  } finally {
+    await other.cleanup();
+  }
+  expect(await asPlatform(["delete", "namespace", team, "--dry-run=server"])).toMatchObject({ code: 0 });
+});
+
 test("a team namespace's Pod Security label cannot be lifted, lowered to an old version or removed", async () => {
   await refused(
     ["label", "namespace", team, "pod-security.kubernetes.io/enforce=privileged", "--overwrite"],
@@ -145,7 +157,7 @@ test("what the ServiceAccount may do, as `kubectl auth can-i --list` shows it (k
     .filter((l) => !l.startsWith("self") && !l.startsWith("["))
     .sort();
   expect(rows).toEqual([
-    "namespaces [get create patch]",
+    "namespaces [get list create patch delete]",
     "sandboxclaims.extensions.agents.x-k8s.io [get list watch create delete]",
     "sandboxes.agents.x-k8s.io [get list watch patch]",
     "sandboxtemplates.extensions.agents.x-k8s.io [get create patch]",

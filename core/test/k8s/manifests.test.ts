@@ -191,6 +191,9 @@ const NEEDED: [verb: string, resource: string][] = [
   ["get", "namespaces"],
   ["create", "namespaces"],
   ["patch", "namespaces"],
+  // The reaper removes a deleted team's namespace (admission.yaml: keel-team-* only).
+  ["list", "namespaces"],
+  ["delete", "namespaces"],
   ["create", "secrets"],
   ["patch", "secrets"],
   ["get", "sandboxtemplates.extensions.agents.x-k8s.io"],
@@ -215,7 +218,6 @@ const FORBIDDEN: [verb: string, resource: string][] = [
   ["get", "secrets"],
   ["list", "secrets"],
   ["delete", "secrets"],
-  ["delete", "namespaces"],
   ["create", "pods"],
   ["delete", "pods"],
   ["create", "pods/exec"],

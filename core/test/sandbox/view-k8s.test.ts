@@ -13,7 +13,10 @@ import type { RuntimeApi, RuntimeEndpoint } from "../../src/sandbox/k8s/driver.j
 import { parseSandboxPolicy } from "../../src/sandbox/policy.js";
 import { SandboxRelayClient, SandboxRelayServer } from "../../src/sandbox/relay.js";
 import { RuntimeClient } from "../../src/sandbox/runtime-client.js";
-import { SandboxStore } from "../../src/sandbox/store.js";
+import { liveSessionIds, liveTeamIds, SandboxStore } from "../../src/sandbox/store.js";
+import { reapSandboxes } from "../../src/sandbox/reaper.js";
+import { createPool } from "../../src/db/pool.js";
+import { createTestDatabase } from "@keel/test/db";
 import { sessionPolicyResolver, SessionSandboxes } from "../../src/sandbox/view.js";
 import { Secrets } from "../../src/secrets.js";
 import { testLogger, useFixture } from "../fixture.js";
@@ -186,5 +189,43 @@ describe("session view on Kubernetes from a web process with no cluster access (
       await platform.cleanup();
       await home.cleanup();
     }
+  }, 240_000);
+});
+
+describe("a deleted team's namespace", () => {
+  it("is removed by the reaper once the team is gone from the database; other teams' stay; a database with no team at all removes nothing", async () => {
+    const d = driver(new SandboxStore(f.pool));
+    const policy = parseSandboxPolicy({});
+    const gone = (await f.tenancy.createTeam({ slug: `kg-${randomBytes(2).toString("hex")}`, name: "Gone" })).id;
+    const goneAgent = (await f.tenancy.createAgent(gone, { name: "helper", model: "demo" })).id;
+    const goneSession = (await f.tenancy.createSession(gone, { agentId: goneAgent })).id;
+    const keepSession = await f.newSession();
+    await d.acquire(keepSession, f.teamId, policy);
+    await d.acquire(goneSession, gone, policy);
+    expect(await d.teamsWithResources()).toEqual(expect.arrayContaining([f.teamId, gone]));
+
+    // A database holding no team (a wrong DATABASE_URL, a restore under way) is not "every team
+    // deleted": nothing goes.
+    const empty = await createTestDatabase();
+    const emptyPool = createPool(empty.url, { max: 2 });
+    try {
+      expect(await liveTeamIds(emptyPool, [f.teamId, gone])).toBeNull();
+      const none = await reapSandboxes({ driver: d, liveSessions: async (ids) => new Set(ids), liveTeams: (ids) => liveTeamIds(emptyPool, ids) });
+      expect(none.teamsRemoved).toEqual([]);
+    } finally {
+      await emptyPool.end();
+      await empty.drop();
+    }
+    expect(await d.teamsWithResources()).toEqual(expect.arrayContaining([f.teamId, gone]));
+
+    await f.pool.query("DELETE FROM teams WHERE id = $1", [gone]);
+    const r = await reapSandboxes({ driver: d, liveSessions: (ids) => liveSessionIds(f.pool, ids), liveTeams: (ids) => liveTeamIds(f.pool, ids) });
+    expect(r.teamsRemoved).toEqual([gone]);
+    expect(r.errors).toEqual([]);
+    const ns = (await kubectl(["get", "namespace", `${prefix}${gone}`, "-o", "json", "--ignore-not-found"])).stdout;
+    expect(ns === "" || JSON.parse(ns).metadata.deletionTimestamp).toBeTruthy();
+    const left = await d.teamsWithResources();
+    expect(left).toContain(f.teamId);
+    expect(left).not.toContain(gone);
   }, 240_000);
 });

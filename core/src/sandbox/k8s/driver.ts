@@ -48,6 +48,7 @@ import {
   CORE_GROUP,
   EXT_GROUP,
   LABELS,
+  MANAGER,
   sandboxNames,
   sessionSelector,
   teamNamespace,
@@ -346,6 +347,21 @@ export class KubernetesSandboxDriver implements SandboxDriver {
         return info;
       }),
     );
+  }
+
+  /** Teams that have a namespace here (labelled by Keel, named with this installation's prefix), not being deleted. */
+  async teamsWithResources(): Promise<string[]> {
+    const nss = await this.api.list("v1", "Namespace", `${LABELS.managedBy}=${MANAGER}`);
+    return nss
+      .filter((n) => n.metadata.name.startsWith(this.o.namespacePrefix) && !n.metadata.deletionTimestamp && n.metadata.labels?.[LABELS.team])
+      .map((n) => n.metadata.labels![LABELS.team]!);
+  }
+
+  /** Deletes the team's namespace: claims, Sandboxes, pods, workspace PVCs, Secrets, templates and pools go with it. */
+  async removeTeam(teamId: string): Promise<void> {
+    const namespace = teamNamespace(this.o.namespacePrefix, teamId);
+    await this.api.delete({ apiVersion: "v1", kind: "Namespace", name: namespace }, { propagation: "Background" });
+    for (const key of [...this.teams.keys()]) if (key.startsWith(`${namespace}/`)) this.teams.delete(key);
   }
 
   // ── internals ────────────────────────────────────────────────────────────────────────────
