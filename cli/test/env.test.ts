@@ -125,6 +125,7 @@ describe("one sandbox-driver config for the worker and the web process", () => {
     KEEL_SANDBOX_RUNTIME_CLASSES: "kata, runc",
     KEEL_SANDBOX_NODE_SELECTOR: "keel.dev/sandboxes=true, pool=untrusted",
     KEEL_SANDBOX_TOLERATIONS: "keel.dev/sandboxes=true:NoSchedule, gpu:NoExecute",
+    KEEL_SANDBOX_WORKERS_NAMESPACE: "keel-platform",
     KUBERNETES_SERVICE_HOST: "10.96.0.1",
   };
 
@@ -155,6 +156,7 @@ describe("one sandbox-driver config for the worker and the web process", () => {
         { key: "keel.dev/sandboxes", operator: "Equal", value: "true", effect: "NoSchedule" },
         { key: "gpu", operator: "Exists", effect: "NoExecute" },
       ],
+      workersNamespace: "keel-platform",
       inCluster: true,
     });
   });
@@ -163,6 +165,7 @@ describe("one sandbox-driver config for the worker and the web process", () => {
     ["KEEL_SANDBOX_RUNTIME_CLASS", "gVisor!", /must be a RuntimeClass name/],
     ["KEEL_SANDBOX_NODE_SELECTOR", "pool", /key=value/],
     ["KEEL_SANDBOX_TOLERATIONS", "dedicated=true:Sometimes", /NoSchedule, PreferNoSchedule or NoExecute/],
+    ["KEEL_SANDBOX_WORKERS_NAMESPACE", "Keel_Platform", /must be a namespace name/],
   ])("kubernetes: a bad %s is refused with what it must be", (name, value, message) => {
     const r = WorkerEnvSchema.safeParse({ ...kube, [name]: value });
     expect(r.success).toBe(false);

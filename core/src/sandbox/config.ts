@@ -8,6 +8,7 @@ import { KubernetesSandboxDriver } from "./k8s/driver.js";
 import { LocalSandboxDriver } from "./local-driver.js";
 import type { SandboxStore } from "./store.js";
 import type { Toleration } from "./k8s/objects.js";
+import { WORKER_POD_LABELS } from "./k8s/names.js";
 
 export type SandboxDriverConfig =
   | { driver: "local"; baseDir: string; runtimeScript: string; allowUnsandboxed?: boolean; egressInternalAllow?: string[]; minFreeDiskMb?: number }
@@ -23,6 +24,13 @@ export type SandboxDriverConfig =
       runtimeClasses?: string[] | undefined;
       nodeSelector?: Record<string, string> | undefined;
       tolerations?: Toleration[] | undefined;
+      /**
+       * The namespace the workers run in (KEEL_SANDBOX_WORKERS_NAMESPACE: k8s/base/worker.yaml sets
+       * it from the pod's own metadata.namespace): each team's sandbox ingress admits worker pods of
+       * this namespace only, and image pull Secrets are copied from it. Unset: the in-cluster
+       * ServiceAccount's namespace, else the driver's default (`keel`).
+       */
+      workersNamespace?: string | undefined;
       /** in-cluster service account, else the default kubeconfig */ inCluster: boolean;
     };
 
@@ -34,6 +42,8 @@ export function createSandboxDriver(cfg: SandboxDriverConfig, deps: { store?: Sa
   const kubeConfig = new KubeConfig();
   if (cfg.inCluster) kubeConfig.loadFromCluster();
   else kubeConfig.loadFromDefault();
+  // loadFromCluster reads the ServiceAccount's namespace file into the context: where this pod runs.
+  const workersNamespace = cfg.workersNamespace ?? (cfg.inCluster ? kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace : undefined);
   return new KubernetesSandboxDriver({
     kubeConfig,
     image: cfg.image,
@@ -46,6 +56,7 @@ export function createSandboxDriver(cfg: SandboxDriverConfig, deps: { store?: Sa
     ...(cfg.runtimeClasses ? { runtimeClasses: cfg.runtimeClasses } : {}),
     ...(cfg.nodeSelector ? { nodeSelector: cfg.nodeSelector } : {}),
     ...(cfg.tolerations ? { tolerations: cfg.tolerations } : {}),
+    ...(workersNamespace ? { workers: { namespace: workersNamespace, podLabels: { ...WORKER_POD_LABELS } } } : {}),
     ...deps,
   });
 }

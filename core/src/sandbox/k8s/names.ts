@@ -24,6 +24,10 @@ export const MANAGER = "keel";
  *  templates of a team exposing different secrets do not overwrite each other's. */
 export const secretName = (template: string) => `keel-sandbox-secrets-${template}`;
 export const CONTAINER = "runtime";
+/** The sandbox runtime's port in every sandbox pod; k8s/base/network.yaml (keel-sandboxes) opens it to the workers. */
+export const RUNTIME_PORT = 8080;
+/** The worker pods' labels (k8s/base/worker.yaml): a sandbox's ingress admits pods with these, in the workers' namespace. */
+export const WORKER_POD_LABELS: Readonly<Record<string, string>> = { "app.kubernetes.io/name": "keel", "app.kubernetes.io/component": "worker" };
 export const TOKEN_ENV = "KEEL_RUNTIME_TOKEN";
 
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
