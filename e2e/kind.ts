@@ -198,3 +198,23 @@ export function connectFrom(ns: string, podName: string, host: string, port: num
   const py = `import socket,sys\ns=socket.socket()\ns.settimeout(5)\nsys.exit(0 if s.connect_ex((${JSON.stringify(host)},${port}))==0 else 3)`;
   return kubectl(["-n", ns, "exec", podName, "--", "python3", "-c", py], { allowFail: true }).status;
 }
+
+/**
+ * Exit code of a TCP connect (0: connected, 3: refused or timed out) from a running web or worker
+ * pod, through node (the Keel image has no python3): what the platform's own NetworkPolicies
+ * (k8s/base/network.yaml) let that pod reach.
+ */
+export function connectFromPlatform(component: "web" | "worker", host: string, port: number): number {
+  const pod = kubectlJson<{ items: any[] }>([
+    "-n",
+    "keel",
+    "get",
+    "pods",
+    "-l",
+    `app.kubernetes.io/name=keel,app.kubernetes.io/component=${component}`,
+    "--field-selector=status.phase=Running",
+  ]).items.find((p) => !p.metadata.deletionTimestamp);
+  if (!pod) throw new Error(`no running ${component} pod`);
+  const js = `const s=require("net").connect(${port},${JSON.stringify(host)});s.on("connect",()=>process.exit(0));s.on("error",()=>process.exit(3));setTimeout(()=>process.exit(3),5000)`;
+  return kubectl(["-n", "keel", "exec", pod.metadata.name, "-c", component, "--", "node", "-e", js], { allowFail: true }).status;
+}

@@ -17,7 +17,7 @@
 // agents never share a NetworkPolicy.
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { Api, connectFrom, kubectl, kubectlJson, releaseSandbox, sandboxPod, waitFor, type SandboxPod } from "./kind.ts";
+import { Api, connectFrom, connectFromPlatform, kubectl, kubectlJson, releaseSandbox, sandboxPod, waitFor, type SandboxPod } from "./kind.ts";
 
 const NET_NS = "keel-e2e-net";
 const stamp = Date.now();
@@ -40,7 +40,8 @@ const UNNAMED = `unnamed.${NET_NS}.svc.cluster.local`;
 
 /** Team B and its admin, by the web's first-admin bootstrap in a one-off copy of a web pod. */
 async function bootstrapTeam(): Promise<void> {
-  const spec = structuredClone(kubectlJson(["-n", "keel", "get", "deployment", "keel-web"]).spec.template.spec);
+  const template = kubectlJson(["-n", "keel", "get", "deployment", "keel-web"]).spec.template;
+  const spec = structuredClone(template.spec);
   delete spec.initContainers; // the schema is current: the web Deployment's pods migrated it
   const web = spec.containers[0];
   web.env = [
@@ -49,12 +50,14 @@ async function bootstrapTeam(): Promise<void> {
     { name: "KEEL_ADMIN_PASSWORD", value: teamB.password },
     { name: "KEEL_ADMIN_TEAM", value: teamB.slug },
   ];
-  // Not the Service's labels: this pod never serves the dashboard.
-  const pod = { apiVersion: "v1", kind: "Pod", metadata: { name: BOOTSTRAP_POD, labels: { "app.kubernetes.io/name": "keel-e2e-bootstrap" } }, spec };
+  // The web's labels: the platform's NetworkPolicies (k8s/base/network.yaml) let only web and
+  // worker pods reach Postgres. So while it lives it is one more web replica behind the Service,
+  // serving the same database; it is gone (not just terminating) before the tests start.
+  const pod = { apiVersion: "v1", kind: "Pod", metadata: { name: BOOTSTRAP_POD, labels: template.metadata.labels }, spec };
   kubectl(["-n", "keel", "apply", "-f", "-"], { input: JSON.stringify(pod) });
   // Ready = /readyz answered 200, which starts the web's context and with it the bootstrap.
   kubectl(["-n", "keel", "wait", "--for=condition=Ready", `pod/${BOOTSTRAP_POD}`, "--timeout=240s"]);
-  kubectl(["-n", "keel", "delete", "pod", BOOTSTRAP_POD, "--wait=false"]);
+  kubectl(["-n", "keel", "delete", "pod", BOOTSTRAP_POD, "--timeout=120s"]);
 }
 
 /** A session of `api`'s team whose first exec starts its sandbox pod; returns the pod. */
@@ -66,20 +69,7 @@ async function sandboxSession(api: Api, name: string, sandboxPolicy: Record<stri
   return waitFor(() => sandboxPod(sessionId), { what: `${name}'s sandbox pod` });
 }
 
-/** TCP connect from a worker pod (node: the worker image has no python3). */
-function connectFromWorker(host: string, port: number): number {
-  const worker = kubectlJson<{ items: any[] }>([
-    "-n",
-    "keel",
-    "get",
-    "pods",
-    "-l",
-    "app.kubernetes.io/component=worker",
-    "--field-selector=status.phase=Running",
-  ]).items[0];
-  const js = `const s=require("net").connect(${port},${JSON.stringify(host)});s.on("connect",()=>process.exit(0));s.on("error",()=>process.exit(3));setTimeout(()=>process.exit(3),5000)`;
-  return kubectl(["-n", "keel", "exec", worker.metadata.name, "-c", "worker", "--", "node", "-e", js], { allowFail: true }).status;
-}
+const connectFromWorker = (host: string, port: number) => connectFromPlatform("worker", host, port);
 
 /** Exit code of opening an ICMP socket in a pod, raw (ping as root) or datagram (unprivileged ping): 0 opened, 3 refused. */
 function icmpSocket(pod: SandboxPod): number {

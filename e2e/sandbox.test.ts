@@ -1,9 +1,10 @@
 // A session's sandbox on a real cluster: the demo model's `exec` runs in an agent-sandbox pod
 // (what it prints and writes is what kubectl finds in that pod), and the pod's NetworkPolicy
 // (egress "none", the default) is enforced by the cluster's network: the web Service and Postgres
-// are out of its reach, while a pod without the policy reaches both.
+// are out of its reach, while a pod without the policy reaches the web Service and a worker pod
+// reaches Postgres (which admits only web and worker pods: e2e/platform-network.test.ts).
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { Api, connectFrom as connect, kubectl, kubectlJson, releaseSandbox, sandboxPod, waitFor } from "./kind.ts";
+import { Api, connectFrom as connect, connectFromPlatform, kubectl, kubectlJson, releaseSandbox, sandboxPod, waitFor } from "./kind.ts";
 
 let api: Api;
 let sessionId = "";
@@ -37,11 +38,12 @@ describe.sequential("sandbox pods on kind", () => {
     );
   });
 
-  test("egress none: the sandbox reaches neither the web Service nor Postgres; a pod without the policy reaches both", async () => {
+  test("egress none: the sandbox reaches neither the web Service nor Postgres; a pod without the policy reaches the web Service, a worker Postgres", async () => {
     const webIp = kubectlJson(["-n", "keel", "get", "service", "keel-web"]).spec.clusterIP as string;
     const pgIp = kubectlJson(["-n", "keel", "get", "pod", "postgres-0"]).status.podIP as string;
-    // Control first: the same probe from a pod outside any sandbox policy connects, so a refusal
-    // below is the policy, not the probe.
+    // Controls first: the same probe from a pod outside any sandbox policy connects to the web,
+    // and a worker (one of the two kinds of pod Postgres admits) to Postgres, so a refusal below
+    // is the sandbox's policy, not the probe or the destination.
     kubectl(["create", "namespace", PROBE_NS], { allowFail: true });
     kubectl(["-n", PROBE_NS, "apply", "-f", "-"], {
       input: JSON.stringify({
@@ -56,7 +58,7 @@ describe.sequential("sandbox pods on kind", () => {
     });
     kubectl(["-n", PROBE_NS, "wait", "--for=condition=Ready", "pod/probe", "--timeout=180s"]);
     expect(connect(PROBE_NS, "probe", webIp, 3000)).toBe(0);
-    expect(connect(PROBE_NS, "probe", pgIp, 5432)).toBe(0);
+    expect(connectFromPlatform("worker", pgIp, 5432)).toBe(0);
 
     expect(connect(pod.namespace, pod.name, webIp, 3000)).toBe(3);
     expect(connect(pod.namespace, pod.name, pgIp, 5432)).toBe(3);

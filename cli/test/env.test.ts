@@ -129,6 +129,7 @@ describe("one sandbox-driver config for the worker and the web process", () => {
     KEEL_SANDBOX_NODE_SELECTOR: "keel.dev/sandboxes=true, pool=untrusted",
     KEEL_SANDBOX_TOLERATIONS: "keel.dev/sandboxes=true:NoSchedule, gpu:NoExecute",
     KEEL_SANDBOX_EGRESS_PROXY: "keel-egress:3128",
+    KEEL_SANDBOX_WORKERS_NAMESPACE: "keel-platform",
     KUBERNETES_SERVICE_HOST: "10.96.0.1",
   };
 
@@ -160,6 +161,7 @@ describe("one sandbox-driver config for the worker and the web process", () => {
         { key: "gpu", operator: "Exists", effect: "NoExecute" },
       ],
       egressProxy: { host: "keel-egress", port: 3128 },
+      workersNamespace: "keel-platform",
       inCluster: true,
       tokenKey: Buffer.from(SECRETS_KEY, "base64"),
     });
@@ -177,6 +179,7 @@ describe("one sandbox-driver config for the worker and the web process", () => {
     ["KEEL_SANDBOX_NODE_SELECTOR", "pool", /key=value/],
     ["KEEL_SANDBOX_TOLERATIONS", "dedicated=true:Sometimes", /NoSchedule, PreferNoSchedule or NoExecute/],
     ["KEEL_SANDBOX_EGRESS_PROXY", "http://keel-egress", /must be host:port/],
+    ["KEEL_SANDBOX_WORKERS_NAMESPACE", "Keel_Platform", /must be a namespace name/],
   ])("kubernetes: a bad %s is refused with what it must be", (name, value, message) => {
     const r = WorkerEnvSchema.safeParse({ ...kube, [name]: value });
     expect(r.success).toBe(false);

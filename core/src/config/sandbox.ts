@@ -79,6 +79,13 @@ export function sandboxEnv(opts: { repoRoot: string }) {
           return { host: v.slice(0, i), port: Number(v.slice(i + 1)) };
         }),
     ),
+    /**
+     * kubernetes: the namespace the workers run in (k8s/base/worker.yaml sets it from the pod's own
+     * metadata.namespace, the downward API): each team's sandboxes admit worker pods of this
+     * namespace only, and image pull Secrets are copied from it. Unset: the in-cluster
+     * ServiceAccount's namespace, else `keel`.
+     */
+    KEEL_SANDBOX_WORKERS_NAMESPACE: optional(z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "must be a namespace name")),
     /** Set by Kubernetes in every pod: the kubernetes driver then uses the pod's service account instead of a kubeconfig. */
     KUBERNETES_SERVICE_HOST: optional(z.string()),
     /** local: where sandboxes keep their workspaces (persist across worker restarts; the web process must see the worker's). */
@@ -145,6 +152,7 @@ export function sandboxDriverConfig(env: SandboxEnv & { KEEL_SECRETS_KEY?: strin
       nodeSelector: env.KEEL_SANDBOX_NODE_SELECTOR,
       tolerations: env.KEEL_SANDBOX_TOLERATIONS,
       egressProxy: env.KEEL_SANDBOX_EGRESS_PROXY,
+      workersNamespace: env.KEEL_SANDBOX_WORKERS_NAMESPACE,
       inCluster: Boolean(env.KUBERNETES_SERVICE_HOST),
       tokenKey: env.KEEL_SECRETS_KEY ? Buffer.from(env.KEEL_SECRETS_KEY, "base64") : undefined,
     };

@@ -9,6 +9,7 @@ import { KubernetesSandboxDriver } from "./k8s/driver.js";
 import { LocalSandboxDriver } from "./local-driver.js";
 import type { SandboxStore } from "./store.js";
 import type { Toleration } from "./k8s/objects.js";
+import { WORKER_POD_LABELS } from "./k8s/names.js";
 
 export type SandboxDriverConfig =
   | { driver: "local"; baseDir: string; runtimeScript: string; allowUnsandboxed?: boolean; egressInternalAllow?: string[]; minFreeDiskMb?: number }
@@ -27,6 +28,13 @@ export type SandboxDriverConfig =
       egressProxy?: { host: string; port: number } | undefined;
       /** KEEL_SECRETS_KEY's bytes: the runtime tokens are derived from it (k8s/tokens.ts). Required to build the driver. */
       tokenKey?: Buffer | undefined;
+      /**
+       * The namespace the workers run in (KEEL_SANDBOX_WORKERS_NAMESPACE: k8s/base/worker.yaml sets
+       * it from the pod's own metadata.namespace): each team's sandbox ingress admits worker pods of
+       * this namespace only, and image pull Secrets are copied from it. Unset: the in-cluster
+       * ServiceAccount's namespace, else the driver's default (`keel`).
+       */
+      workersNamespace?: string | undefined;
       /** in-cluster service account, else the default kubeconfig */ inCluster: boolean;
     };
 
@@ -39,6 +47,8 @@ export function createSandboxDriver(cfg: SandboxDriverConfig, deps: { store?: Sa
   const kubeConfig = new KubeConfig();
   if (cfg.inCluster) kubeConfig.loadFromCluster();
   else kubeConfig.loadFromDefault();
+  // loadFromCluster reads the ServiceAccount's namespace file into the context: where this pod runs.
+  const workersNamespace = cfg.workersNamespace ?? (cfg.inCluster ? kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace : undefined);
   return new KubernetesSandboxDriver({
     kubeConfig,
     tokenKey: cfg.tokenKey,
@@ -53,6 +63,7 @@ export function createSandboxDriver(cfg: SandboxDriverConfig, deps: { store?: Sa
     ...(cfg.nodeSelector ? { nodeSelector: cfg.nodeSelector } : {}),
     ...(cfg.tolerations ? { tolerations: cfg.tolerations } : {}),
     ...(cfg.egressProxy ? { egressProxy: cfg.egressProxy } : {}),
+    ...(workersNamespace ? { workers: { namespace: workersNamespace, podLabels: { ...WORKER_POD_LABELS } } } : {}),
     ...deps,
   });
 }

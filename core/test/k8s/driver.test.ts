@@ -16,6 +16,9 @@ import { createTestNamespace, kubectl, kubectlJson, startControlPlane, waitFor, 
 import { parseSandboxPolicy, reapSandboxes, SandboxUnavailableError } from "../../src/index.ts";
 import { RuntimeClient } from "../../src/sandbox/runtime-client.ts";
 import { RuntimeTokens, type KubernetesDriverOptions, type RuntimeEndpoint } from "../../src/sandbox/k8s/index.ts";
+import { RUNTIME_PORT, WORKER_POD_LABELS } from "../../src/sandbox/k8s/names.ts";
+import { createSandboxDriver } from "../../src/sandbox/config.ts";
+import type { SandboxDriver } from "../../src/sandbox/driver.ts";
 import {
   applyPlatformRbac,
   claimOf,
@@ -513,4 +516,38 @@ test("RuntimeClass and dedicated nodes: the operator's default, a team's pick am
   await d.release(a);
   await d.release(b);
   await kubectl(["delete", "runtimeclass", "keel-test-gvisor", "keel-test-kata", "--ignore-not-found"]);
+}, 120_000);
+
+test("the workers' namespace is configuration, not `keel`: a driver built from a config naming another namespace writes a template (and the controller a NetworkPolicy) admitting worker pods of that namespace only", async () => {
+  // Through the one path the worker takes (createSandboxDriver), with the kubeconfig the default
+  // loader reads; the worker in a pod gets the namespace from KEEL_SANDBOX_WORKERS_NAMESPACE.
+  const saved = process.env.KUBECONFIG;
+  process.env.KUBECONFIG = platform.kubeconfig;
+  let d: SandboxDriver;
+  try {
+    d = createSandboxDriver({
+      driver: "kubernetes",
+      image: "registry.invalid/keel:test",
+      namespacePrefix: prefix,
+      workersNamespace: "platform-x",
+      tokenKey: TEST_TOKEN_KEY,
+      inCluster: false,
+    });
+  } finally {
+    if (saved === undefined) delete process.env.KUBECONFIG;
+    else process.env.KUBECONFIG = saved;
+  }
+  const ns = `${prefix}team-w`;
+  const h = await d.acquire("sess-w", "team-w", policy);
+  const expected = [
+    {
+      from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "platform-x" } }, podSelector: { matchLabels: { ...WORKER_POD_LABELS } } }],
+      ports: [{ protocol: "TCP", port: RUNTIME_PORT }],
+    },
+  ];
+  const tpl = await kubectlJson(["get", "sandboxtemplates.v1beta1.extensions.agents.x-k8s.io", "default", "-n", ns]);
+  expect(tpl.spec.networkPolicy.ingress).toEqual(expected);
+  const netpol = await waitFor(async () => (await kubectlJson(["get", "networkpolicies", "-n", ns])).items[0], { what: "NetworkPolicy" });
+  expect(netpol.spec.ingress).toEqual(expected);
+  await d.release(h);
 }, 120_000);

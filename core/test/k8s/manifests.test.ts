@@ -5,7 +5,9 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { loadAllYaml } from "@kubernetes/client-node";
-import { AGENT_SANDBOX_VERSION } from "../../src/sandbox/k8s/names.ts";
+import { AGENT_SANDBOX_VERSION, RUNTIME_PORT, WORKER_POD_LABELS } from "../../src/sandbox/k8s/names.ts";
+import { egressRules, namespaceObject, templateObject } from "../../src/sandbox/k8s/objects.ts";
+import { parseSandboxPolicy } from "../../src/sandbox/policy.ts";
 import { afterAll, expect, test } from "vitest";
 import { createTestNamespace, kubectl, startControlPlane, waitFor, type TestNamespace } from "@keel/controlplane/harness";
 import { applyPlatformRbac, repoRoot, retargetedOverlay, type PlatformIdentity } from "./helpers.ts";
@@ -134,6 +136,142 @@ for (const overlay of ["kind", "production"]) {
     const res = await kubectl(["apply", "--server-side", "--dry-run=server", "-k", wrapped.dir]);
     expect(res.stdout).toMatch(/deployment.apps\/keel-worker-dry serverside-applied \(server dry run\)/);
     expect(res.stdout).toMatch(/clusterrole.rbac.authorization.k8s.io\/keel-platform-dry serverside-applied/);
+  }, 120_000);
+}
+
+type Selector = { matchLabels?: Record<string, string>; matchExpressions?: { key: string; operator: string; values?: string[] }[] };
+/** A label selector as the API server evaluates it (an empty selector selects everything). */
+function selects(sel: Selector | undefined, labels: Record<string, string>): boolean {
+  if (!sel) return true;
+  const labelsOk = Object.entries(sel.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+  return (
+    labelsOk &&
+    (sel.matchExpressions ?? []).every((e) => {
+      switch (e.operator) {
+        case "In":
+          return e.key in labels && e.values!.includes(labels[e.key]!);
+        case "NotIn":
+          return !(e.key in labels) || !e.values!.includes(labels[e.key]!);
+        case "Exists":
+          return e.key in labels;
+        case "DoesNotExist":
+          return !(e.key in labels);
+        default:
+          throw new Error(`unknown selector operator ${e.operator}`);
+      }
+    })
+  );
+}
+
+/** Every rule the namespace's policies give a pod with `labels`, per direction, and whether any policy isolates it that way. */
+function rulesFor(policies: Obj[], labels: Record<string, string>) {
+  const mine = policies.filter((p) => selects(p.spec.podSelector, labels));
+  const of = (type: "Ingress" | "Egress", key: "ingress" | "egress") => ({
+    isolated: mine.some((p) => p.spec.policyTypes.includes(type)),
+    rules: mine
+      .filter((p) => p.spec.policyTypes.includes(type))
+      // loadAllYaml's typed models call an ingress rule's `from` `_from`.
+      .flatMap((p) => (p.spec[key] ?? []).map(({ _from, ...r }: any) => ({ policy: p.metadata.name, ...r, ...(_from ? { from: _from } : {}) }))),
+  });
+  return { ingress: of("Ingress", "ingress"), egress: of("Egress", "egress") };
+}
+
+for (const overlay of ["kind", "production"]) {
+  test(`overlay ${overlay}: the platform namespace's NetworkPolicies deny by default and allow each path Keel uses, and no other`, async () => {
+    await startControlPlane();
+    const objs = await render(`${repoRoot}/k8s/overlays/${overlay}`);
+    const policies = objs.filter((o) => o.kind === "NetworkPolicy");
+    const labelsOf = (name: string) => find(objs, "Deployment", name)!.spec.template.metadata.labels as Record<string, string>;
+    const web = labelsOf("keel-web");
+    const worker = labelsOf("keel-worker");
+    // The sandbox templates admit pods with the driver's worker labels: the worker pods carry them,
+    // and learn their namespace from the downward API (not a hard-coded `keel`).
+    expect(worker).toMatchObject(WORKER_POD_LABELS);
+    const workerSpec = find(objs, "Deployment", "keel-worker")!.spec.template.spec;
+    expect(workerSpec.containers[0].env).toContainEqual({
+      name: "KEEL_SANDBOX_WORKERS_NAMESPACE",
+      valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } },
+    });
+
+    // Default deny: every pod of the namespace is isolated both ways; one with no Keel labels gets nothing.
+    expect(find(objs, "NetworkPolicy", "keel-default-deny")!.spec).toEqual({ podSelector: {}, policyTypes: ["Ingress", "Egress"] });
+    const stranger = rulesFor(policies, { app: "debug" });
+    expect(stranger).toEqual({ ingress: { isolated: true, rules: [] }, egress: { isolated: true, rules: [] } });
+
+    const dns = {
+      policy: "keel-dns",
+      to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }],
+      ports: [
+        { protocol: "UDP", port: 53 },
+        { protocol: "TCP", port: 53 },
+      ],
+    };
+    const postgres = [
+      { policy: "keel-database", to: [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "postgres" } } }], ports: [{ protocol: "TCP", port: 5432 }] },
+      // Production: the documentation address the operator replaces with the database's.
+      ...(overlay === "production"
+        ? [{ policy: "keel-database", to: [{ ipBlock: { cidr: "192.0.2.10/32" } }], ports: [{ protocol: "TCP", port: 5432 }] }]
+        : []),
+    ];
+    // The web: port 3000 from anywhere; out only to DNS and Postgres (no API server, sandbox or model).
+    expect(rulesFor(policies, web).ingress.rules).toEqual([{ policy: "keel-web-ingress", ports: [{ protocol: "TCP", port: 3000 }] }]);
+    expect(rulesFor(policies, web).egress.rules).toEqual(expect.arrayContaining([dns, ...postgres]));
+    expect(rulesFor(policies, web).egress.rules).toHaveLength(1 + postgres.length);
+    // The worker: nothing in; out to DNS, Postgres, the API server, sandbox runtimes and HTTPS outside the internal ranges.
+    const w = rulesFor(policies, worker);
+    expect(w.ingress).toEqual({ isolated: true, rules: [] });
+    const byPolicy = (name: string) => w.egress.rules.filter((r: any) => r.policy === name).map(({ policy: _, ...r }: any) => r);
+    expect(new Set(w.egress.rules.map((r: any) => r.policy))).toEqual(
+      new Set(["keel-dns", "keel-database", "keel-kube-api", "keel-sandboxes", "keel-outbound"]),
+    );
+    expect(w.egress.rules).toEqual(expect.arrayContaining([dns, ...postgres]));
+    expect(byPolicy("keel-kube-api")).toEqual([{ ports: [{ protocol: "TCP", port: 6443 }] }]);
+    // Sandboxes: the runtime port, in the namespaces the driver creates (their labels), on the pods it templates.
+    const [sandboxes, ...more] = byPolicy("keel-sandboxes");
+    expect(more).toEqual([]);
+    expect(sandboxes.ports).toEqual([{ protocol: "TCP", port: RUNTIME_PORT }]);
+    const team = namespaceObject("keel-team-t1", "t1");
+    const template = templateObject(
+      "keel-team-t1",
+      "default",
+      "t1",
+      parseSandboxPolicy({}),
+      { image: "x", runtimePort: RUNTIME_PORT, cpu: "1", workers: { namespace: "keel", podLabels: { ...WORKER_POD_LABELS } } },
+      "h",
+    );
+    expect(selects(sandboxes.to[0].namespaceSelector, team.metadata.labels!)).toBe(true);
+    expect(selects(sandboxes.to[0].podSelector, template.spec.podTemplate.metadata.labels)).toBe(true);
+    expect(selects(sandboxes.to[0].namespaceSelector, { "kubernetes.io/metadata.name": "kube-system" })).toBe(false);
+    expect(selects(sandboxes.to[0].namespaceSelector, { "app.kubernetes.io/managed-by": "keel" })).toBe(false);
+    // Model providers and MCP servers: 443 to everything but the internal ranges, exactly the
+    // carve-outs the sandbox rules make from sandbox/src/internal-addresses.ts.
+    expect(byPolicy("keel-outbound")).toEqual(egressRules({ allow: ["0.0.0.0/0:443", "[::/0]:443"] } as Parameters<typeof egressRules>[0]));
+
+    if (overlay === "kind") {
+      // The in-cluster Postgres: in only from web and worker pods (their migrate init containers
+      // are the same pods) on 5432; nothing out.
+      const pgLabels = find(objs, "StatefulSet", "postgres")!.spec.template.metadata.labels;
+      const pg = rulesFor(policies, pgLabels);
+      expect(pg.egress).toEqual({ isolated: true, rules: [] });
+      expect(pg.ingress.rules).toHaveLength(1);
+      const [rule] = pg.ingress.rules;
+      expect(rule.ports).toEqual([{ protocol: "TCP", port: 5432 }]);
+      expect(rule.from).toHaveLength(1);
+      expect(rule.from[0].namespaceSelector).toBeUndefined(); // this namespace only
+      for (const [who, labels, admitted] of [
+        ["web", web, true],
+        ["worker", worker, true],
+        ["a pod without Keel's labels", { app: "debug" }, false],
+        ["a Keel pod of another component", { "app.kubernetes.io/name": "keel", "app.kubernetes.io/component": "debug" }, false],
+      ] as const)
+        expect({ who, admitted: selects(rule.from[0].podSelector, labels) }).toEqual({ who, admitted });
+    }
+
+    // The admission policy names the platform ServiceAccount with its namespace: an overlay that
+    // moves the namespace must change it too, or the policy matches nobody (k8s/README.md).
+    const sa = find(objs, "ServiceAccount", "keel-platform")!;
+    const vap = find(objs, "ValidatingAdmissionPolicy", "keel-platform-confinement")!;
+    expect(vap.spec.matchConditions[0].expression).toContain(`'system:serviceaccount:${sa.metadata.namespace}:keel-platform'`);
   }, 120_000);
 }
 

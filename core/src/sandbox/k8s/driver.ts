@@ -49,12 +49,14 @@ import {
   EXT_GROUP,
   LABELS,
   MANAGER,
+  RUNTIME_PORT,
   sandboxNames,
   sessionSelector,
   teamNamespace,
   TOKEN_ENV,
   CONTAINER,
   validateNamespacePrefix,
+  WORKER_POD_LABELS,
   type SandboxNames,
 } from "./names.js";
 import {
@@ -112,7 +114,7 @@ export type KubernetesDriverOptions = {
   /** Dedicated nodes for sandbox pods (KEEL_SANDBOX_NODE_SELECTOR, KEEL_SANDBOX_TOLERATIONS). */
   nodeSelector?: Record<string, string>;
   tolerations?: Toleration[];
-  /** The workers' namespace and pod labels: the runtime port accepts connections only from them. */
+  /** The workers' namespace and pod labels: the runtime port accepts connections only from them (default: namespace `keel`, WORKER_POD_LABELS). */
   workers?: TemplateConfig["workers"];
   readyTimeoutMs?: number;
   /** How long API calls are retried through connection errors, 5xx and 429. */
@@ -158,14 +160,15 @@ export class KubernetesSandboxDriver implements SandboxDriver {
   constructor(opts: KubernetesDriverOptions) {
     this.o = {
       namespacePrefix: "keel-team-",
-      runtimePort: 8080,
+      runtimePort: RUNTIME_PORT,
       cpu: "1",
       warmPoolReplicas: 0,
       readyTimeoutMs: 120_000,
       apiRetryMs: 30_000,
       imagePullSecrets: [],
       egressInternalAllow: [],
-      workers: { namespace: "keel", podLabels: { "app.kubernetes.io/name": "keel", "app.kubernetes.io/component": "worker" } },
+      // A library default only: createSandboxDriver passes the namespace the worker runs in.
+      workers: { namespace: "keel", podLabels: { ...WORKER_POD_LABELS } },
       runtimeClient: (e, token) => new RuntimeClient({ baseUrl: e.baseUrl }, token),
       ...opts,
     };

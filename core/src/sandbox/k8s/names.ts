@@ -25,6 +25,10 @@ export const MANAGER = "keel";
  *  templates of a team exposing different secrets do not overwrite each other's. */
 export const secretName = (template: string) => `keel-sandbox-secrets-${template}`;
 export const CONTAINER = "runtime";
+/** The sandbox runtime's port in every sandbox pod; k8s/base/network.yaml (keel-sandboxes) opens it to the workers. */
+export const RUNTIME_PORT = 8080;
+/** The worker pods' labels (k8s/base/worker.yaml): a sandbox's ingress admits pods with these, in the workers' namespace. */
+export const WORKER_POD_LABELS: Readonly<Record<string, string>> = { "app.kubernetes.io/name": "keel", "app.kubernetes.io/component": "worker" };
 /** A working token in the pod spec: how pods of earlier releases got theirs (read, never written). */
 export const TOKEN_ENV = "KEEL_RUNTIME_TOKEN";
 /** The template's start token (tokens.ts), from the Secret runtimeSecretName(template), key `start-token`. */
