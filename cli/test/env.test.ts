@@ -125,6 +125,11 @@ describe("one sandbox-driver config for the worker and the web process", () => {
     KEEL_SANDBOX_RUNTIME_CLASSES: "kata, runc",
     KEEL_SANDBOX_NODE_SELECTOR: "keel.dev/sandboxes=true, pool=untrusted",
     KEEL_SANDBOX_TOLERATIONS: "keel.dev/sandboxes=true:NoSchedule, gpu:NoExecute",
+    KEEL_SANDBOX_QUOTA_PODS: "5",
+    KEEL_SANDBOX_QUOTA_CPU: "7500m",
+    KEEL_SANDBOX_QUOTA_MEMORY_MB: "8192",
+    KEEL_SANDBOX_QUOTA_STORAGE_MB: "51200",
+    KEEL_SANDBOX_MAX_WORKSPACE_MB: "4096",
     KUBERNETES_SERVICE_HOST: "10.96.0.1",
   };
 
@@ -155,6 +160,9 @@ describe("one sandbox-driver config for the worker and the web process", () => {
         { key: "keel.dev/sandboxes", operator: "Equal", value: "true", effect: "NoSchedule" },
         { key: "gpu", operator: "Exists", effect: "NoExecute" },
       ],
+      priorityClassName: "keel-sandbox",
+      // The ones not set keep the defaults (DEFAULT_TEAM_QUOTA).
+      teamQuota: { pods: 5, cpu: "7500m", memoryMb: 8192, ephemeralMb: 40_960, pvcs: 40, storageMb: 51_200, maxWorkspaceMb: 4096, maxMemoryMb: 8192 },
       inCluster: true,
     });
   });
@@ -163,6 +171,9 @@ describe("one sandbox-driver config for the worker and the web process", () => {
     ["KEEL_SANDBOX_RUNTIME_CLASS", "gVisor!", /must be a RuntimeClass name/],
     ["KEEL_SANDBOX_NODE_SELECTOR", "pool", /key=value/],
     ["KEEL_SANDBOX_TOLERATIONS", "dedicated=true:Sometimes", /NoSchedule, PreferNoSchedule or NoExecute/],
+    ["KEEL_SANDBOX_QUOTA_CPU", "2 cores", /must be a CPU quantity/],
+    ["KEEL_SANDBOX_QUOTA_PODS", "-1", /expected number to be >=0/],
+    ["KEEL_SANDBOX_PRIORITY_CLASS", "High!", /must be a PriorityClass name/],
   ])("kubernetes: a bad %s is refused with what it must be", (name, value, message) => {
     const r = WorkerEnvSchema.safeParse({ ...kube, [name]: value });
     expect(r.success).toBe(false);

@@ -7,7 +7,7 @@ import type { SandboxDriver } from "./driver.js";
 import { KubernetesSandboxDriver } from "./k8s/driver.js";
 import { LocalSandboxDriver } from "./local-driver.js";
 import type { SandboxStore } from "./store.js";
-import type { Toleration } from "./k8s/objects.js";
+import type { TeamQuota, Toleration } from "./k8s/objects.js";
 
 export type SandboxDriverConfig =
   | { driver: "local"; baseDir: string; runtimeScript: string; allowUnsandboxed?: boolean; egressInternalAllow?: string[]; minFreeDiskMb?: number }
@@ -23,6 +23,8 @@ export type SandboxDriverConfig =
       runtimeClasses?: string[] | undefined;
       nodeSelector?: Record<string, string> | undefined;
       tolerations?: Toleration[] | undefined;
+      teamQuota?: TeamQuota | undefined;
+      priorityClassName?: string | undefined;
       /** in-cluster service account, else the default kubeconfig */ inCluster: boolean;
     };
 
@@ -46,6 +48,8 @@ export function createSandboxDriver(cfg: SandboxDriverConfig, deps: { store?: Sa
     ...(cfg.runtimeClasses ? { runtimeClasses: cfg.runtimeClasses } : {}),
     ...(cfg.nodeSelector ? { nodeSelector: cfg.nodeSelector } : {}),
     ...(cfg.tolerations ? { tolerations: cfg.tolerations } : {}),
+    ...(cfg.teamQuota ? { teamQuota: cfg.teamQuota } : {}),
+    ...(cfg.priorityClassName ? { priorityClassName: cfg.priorityClassName } : {}),
     ...deps,
   });
 }

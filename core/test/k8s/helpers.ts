@@ -40,6 +40,15 @@ export function retargetedOverlay(overlay: string, namespace: string, suffix: st
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * The PriorityClasses of k8s/base/priority.yaml, under their own names (cluster-scoped, the same
+ * for every test file on this API server, so never deleted): the driver's sandbox pods name
+ * keel-sandbox, and the API server refuses a pod whose class does not exist.
+ */
+export async function ensurePriorityClasses(): Promise<void> {
+  await kubectl(["apply", "--server-side", "--field-manager=keel-tests", "-f", path.join(repoRoot, "k8s/base/priority.yaml")]);
+}
+
 export type PlatformIdentity = { serviceAccount: string; kubeconfig: string; cleanup: () => Promise<void> };
 
 /**
@@ -65,6 +74,7 @@ export async function applyPlatformRbac(namespace: string, teamPrefix: string): 
     .replaceAll("'keel-team-'", `'${teamPrefix}'`);
   if (!text.includes(`'${teamPrefix}'`)) throw new Error("k8s/base/admission.yaml no longer names the 'keel-team-' prefix this helper retargets");
   await kubectl(["apply", "--server-side", "-f", "-"], { input: text });
+  await ensurePriorityClasses();
   const kubeconfig = await tokenKubeconfig(namespace, serviceAccount);
   return {
     serviceAccount,

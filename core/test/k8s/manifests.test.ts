@@ -88,6 +88,14 @@ for (const overlay of ["kind", "production"]) {
     const config = find(objs, "ConfigMap", "keel-config")!.data!;
     expect(config.KEEL_SANDBOX_IMAGE).toMatch(/keel-sandbox:[\w.-]+$/);
     expect(config.KEEL_SANDBOX_IMAGE).not.toBe(web.containers[0].image);
+    // The platform's pods run above every sandbox; sandboxes never preempt (priority.yaml).
+    const platformClass = find(objs, "PriorityClass", "keel-platform") as any;
+    const sandboxClass = find(objs, "PriorityClass", "keel-sandbox") as any;
+    expect(sandboxClass).toMatchObject({ preemptionPolicy: "Never", globalDefault: false });
+    expect(platformClass.value).toBeGreaterThan(sandboxClass.value);
+    expect(platformClass.value).toBeLessThan(1_000_000_000); // user classes stop there; system-* are above
+    for (const d of objs.filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet"))
+      expect([d.metadata.name, d.spec.template.spec.priorityClassName]).toEqual([d.metadata.name, "keel-platform"]);
     if (overlay === "kind") {
       const pg = find(objs, "StatefulSet", "postgres")!;
       expect(pg.spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBeTruthy();
@@ -193,6 +201,10 @@ const NEEDED: [verb: string, resource: string][] = [
   ["list", "sandboxes.agents.x-k8s.io"],
   ["watch", "sandboxes.agents.x-k8s.io"],
   ["patch", "sandboxes.agents.x-k8s.io"],
+  ["create", "resourcequotas"],
+  ["patch", "resourcequotas"],
+  ["create", "limitranges"],
+  ["patch", "limitranges"],
 ];
 const FORBIDDEN: [verb: string, resource: string][] = [
   ["get", "pods"],
@@ -214,6 +226,11 @@ const FORBIDDEN: [verb: string, resource: string][] = [
   ["patch", "deployments.apps"],
   ["create", "customresourcedefinitions.apiextensions.k8s.io"],
   ["impersonate", "serviceaccounts"],
+  // Its limits can be set, never removed; and it cannot make itself a higher priority.
+  ["delete", "resourcequotas"],
+  ["delete", "limitranges"],
+  ["create", "priorityclasses.scheduling.k8s.io"],
+  ["patch", "priorityclasses.scheduling.k8s.io"],
 ];
 
 test("RBAC: the platform ServiceAccount can do what the driver needs, and a sample of what it must not", async () => {

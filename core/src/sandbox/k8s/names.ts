@@ -24,6 +24,10 @@ export const MANAGER = "keel";
  *  templates of a team exposing different secrets do not overwrite each other's. */
 export const secretName = (template: string) => `keel-sandbox-secrets-${template}`;
 export const CONTAINER = "runtime";
+/** The team namespace's ResourceQuota and LimitRange (both the operator's values, written by the driver). */
+export const LIMITS_NAME = "keel-sandboxes";
+/** The sandboxes' PriorityClass (k8s/base/priority.yaml); admission.yaml lets the platform set no other. */
+export const SANDBOX_PRIORITY_CLASS = "keel-sandbox";
 export const TOKEN_ENV = "KEEL_RUNTIME_TOKEN";
 
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
