@@ -173,6 +173,45 @@ test("outside keel-team-* namespaces: a template in kube-system, a namespace of 
   await refused(create, limitRangeObject("kube-system", "t1", DEFAULT_TEAM_QUOTA, "1"), /not in kube-system/);
 });
 
+test("a team's ResourceQuota above admission.yaml's ceiling, missing a key or scoped: refused; lower passes", async () => {
+  const apply = ["apply", "--server-side", "--field-manager=keel", "-f", "-"];
+  const quota = (change: (q: any) => void = () => {}) => {
+    const q: any = quotaObject(team, "t1", DEFAULT_TEAM_QUOTA);
+    change(q);
+    return q;
+  };
+  await refused(
+    apply,
+    quota((q) => (q.spec.hard.pods = "21")),
+    /names every key, none above admission.yaml's ceiling \(raise it with KEEL_SANDBOX_QUOTA_\*\): pods <= 20$/m,
+  );
+  await refused(
+    apply,
+    quota((q) => (q.spec.hard["limits.memory"] = "1Ti")),
+    /: limits.memory <= 40960Mi$/m,
+  );
+  await refused(
+    apply,
+    quota((q) => delete q.spec.hard["requests.storage"]),
+    /: requests.storage <= 204800Mi$/m,
+  );
+  await refused(
+    apply,
+    quota((q) => (q.spec.hard = {})),
+    /ceiling .*: .*pods <= 20/,
+  );
+  // A scope would let the quota count nothing. The API server's own validation refuses every scope
+  // with these keys before the policy's rule is reached (kept in case a scope ever fits them all).
+  const scoped = quota((q) => (q.spec.scopeSelector = { matchExpressions: [{ scopeName: "PriorityClass", operator: "In", values: ["nothing"] }] }));
+  scoped.metadata.name = "scoped";
+  await refused(create, scoped, /scope/);
+  const lower = await asPlatform(
+    [...apply, "--dry-run=server"],
+    quota((q) => (q.spec.hard.pods = "1")),
+  );
+  expect({ code: lower.code, stderr: lower.stderr }).toEqual({ code: 0, stderr: "" });
+});
+
 test("a team namespace's Pod Security label cannot be lifted, lowered to an old version or removed", async () => {
   await refused(
     ["label", "namespace", team, "pod-security.kubernetes.io/enforce=privileged", "--overwrite"],

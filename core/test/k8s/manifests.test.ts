@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { loadAllYaml } from "@kubernetes/client-node";
 import { AGENT_SANDBOX_VERSION } from "../../src/sandbox/k8s/names.ts";
+import { DEFAULT_TEAM_QUOTA, quotaObject } from "../../src/sandbox/k8s/objects.ts";
 import { afterAll, expect, test } from "vitest";
 import { createTestNamespace, kubectl, startControlPlane, waitFor, type TestNamespace } from "@keel/controlplane/harness";
 import { applyPlatformRbac, repoRoot, retargetedOverlay, type PlatformIdentity } from "./helpers.ts";
@@ -88,6 +89,11 @@ for (const overlay of ["kind", "production"]) {
     const config = find(objs, "ConfigMap", "keel-config")!.data!;
     expect(config.KEEL_SANDBOX_IMAGE).toMatch(/keel-sandbox:[\w.-]+$/);
     expect(config.KEEL_SANDBOX_IMAGE).not.toBe(web.containers[0].image);
+    // The quota policy's ceiling is the driver's default quota (README.md's table): the defaults pass it.
+    const ceiling = find(objs, "ValidatingAdmissionPolicy", "keel-platform-quota")!.spec.variables.find((v: any) => v.name === "ceiling").expression;
+    expect(Object.fromEntries([...ceiling.matchAll(/'([\w.-]+)': '([^']+)'/g)].map((m: string[]) => [m[1], m[2]]))).toEqual(
+      quotaObject("x", "x", DEFAULT_TEAM_QUOTA).spec.hard,
+    );
     // The platform's pods run above every sandbox; sandboxes never preempt (priority.yaml).
     const platformClass = find(objs, "PriorityClass", "keel-platform") as any;
     const sandboxClass = find(objs, "PriorityClass", "keel-sandbox") as any;
