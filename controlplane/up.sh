@@ -173,12 +173,19 @@ metadata:
     kubernetes.io/role: agent
 spec: {}
 status:
-  allocatable: {cpu: "64", memory: 256Gi, pods: "500"}
-  capacity: {cpu: "64", memory: 256Gi, pods: "500"}
+  allocatable: {cpu: "64", memory: 256Gi, pods: "500", ephemeral-storage: 1Ti}
+  capacity: {cpu: "64", memory: 256Gi, pods: "500", ephemeral-storage: 1Ti}
 EOF
 fi
 wait_for "node $NODE_NAME Ready" \
   "[[ \"\$(${KUBECTL[*]} get node $NODE_NAME -o 'jsonpath={.status.conditions[?(@.type==\"Ready\")].status}')\" == True ]]"
+
+# Ephemeral storage, as every kubelet reports it: sandbox pods request it (their team's
+# ResourceQuota counts it), and a node without it fits none. A node made before this has none.
+if [[ -z "$("${KUBECTL[@]}" get node "$NODE_NAME" -o 'jsonpath={.status.allocatable.ephemeral-storage}')" ]]; then
+  "${KUBECTL[@]}" patch node "$NODE_NAME" --subresource=status --type=merge >/dev/null \
+    -p '{"status":{"capacity":{"ephemeral-storage":"1Ti"},"allocatable":{"ephemeral-storage":"1Ti"}}}'
+fi
 
 # ---------------------------------------------------------------- storage
 # Sandbox workspaces are PVCs: the default StorageClass `standard` (the name kind uses) is served

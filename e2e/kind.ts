@@ -113,6 +113,31 @@ export class Api {
   }
 }
 
+/**
+ * A second team and its admin, made the way Keel makes teams today (there is no team API): the
+ * web's first-admin bootstrap (KEEL_ADMIN_EMAIL/PASSWORD/TEAM) in a one-off copy of a web pod.
+ */
+export function bootstrapTeam(team: { slug: string; email: string; password: string }, podName: string): void {
+  const template = kubectlJson(["-n", "keel", "get", "deployment", "keel-web"]).spec.template;
+  const spec = structuredClone(template.spec);
+  delete spec.initContainers; // the schema is current: the web Deployment's pods migrated it
+  const web = spec.containers[0];
+  web.env = [
+    ...(web.env ?? []),
+    { name: "KEEL_ADMIN_EMAIL", value: team.email },
+    { name: "KEEL_ADMIN_PASSWORD", value: team.password },
+    { name: "KEEL_ADMIN_TEAM", value: team.slug },
+  ];
+  // The web's labels: the platform's NetworkPolicies (k8s/base/network.yaml) let only web and
+  // worker pods reach Postgres. So while it lives it is one more web replica behind the Service,
+  // serving the same database; it is gone (not just terminating) before the tests start.
+  const pod = { apiVersion: "v1", kind: "Pod", metadata: { name: podName, labels: template.metadata.labels }, spec };
+  kubectl(["-n", "keel", "apply", "-f", "-"], { input: JSON.stringify(pod) });
+  // Ready = /readyz answered 200, which starts the web's context and with it the bootstrap.
+  kubectl(["-n", "keel", "wait", "--for=condition=Ready", `pod/${podName}`, "--timeout=240s"]);
+  kubectl(["-n", "keel", "delete", "pod", podName, "--timeout=120s"]);
+}
+
 /** Polls `fn` until it returns something other than null/undefined/false. No fixed sleeps in tests. */
 export async function waitFor<T>(
   fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,

@@ -17,7 +17,7 @@
 // agents never share a NetworkPolicy.
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { Api, connectFrom, connectFromPlatform, kubectl, kubectlJson, releaseSandbox, sandboxPod, waitFor, type SandboxPod } from "./kind.ts";
+import { Api, bootstrapTeam, connectFrom, connectFromPlatform, kubectl, kubectlJson, releaseSandbox, sandboxPod, waitFor, type SandboxPod } from "./kind.ts";
 
 const NET_NS = "keel-e2e-net";
 const stamp = Date.now();
@@ -37,28 +37,6 @@ let podNamed: SandboxPod;
 // overlay opens): one listed on an allow-list, one not.
 const NAMED = `named.${NET_NS}.svc.cluster.local`;
 const UNNAMED = `unnamed.${NET_NS}.svc.cluster.local`;
-
-/** Team B and its admin, by the web's first-admin bootstrap in a one-off copy of a web pod. */
-async function bootstrapTeam(): Promise<void> {
-  const template = kubectlJson(["-n", "keel", "get", "deployment", "keel-web"]).spec.template;
-  const spec = structuredClone(template.spec);
-  delete spec.initContainers; // the schema is current: the web Deployment's pods migrated it
-  const web = spec.containers[0];
-  web.env = [
-    ...(web.env ?? []),
-    { name: "KEEL_ADMIN_EMAIL", value: teamB.email },
-    { name: "KEEL_ADMIN_PASSWORD", value: teamB.password },
-    { name: "KEEL_ADMIN_TEAM", value: teamB.slug },
-  ];
-  // The web's labels: the platform's NetworkPolicies (k8s/base/network.yaml) let only web and
-  // worker pods reach Postgres. So while it lives it is one more web replica behind the Service,
-  // serving the same database; it is gone (not just terminating) before the tests start.
-  const pod = { apiVersion: "v1", kind: "Pod", metadata: { name: BOOTSTRAP_POD, labels: template.metadata.labels }, spec };
-  kubectl(["-n", "keel", "apply", "-f", "-"], { input: JSON.stringify(pod) });
-  // Ready = /readyz answered 200, which starts the web's context and with it the bootstrap.
-  kubectl(["-n", "keel", "wait", "--for=condition=Ready", `pod/${BOOTSTRAP_POD}`, "--timeout=240s"]);
-  kubectl(["-n", "keel", "delete", "pod", BOOTSTRAP_POD, "--timeout=120s"]);
-}
 
 /** A session of `api`'s team whose first exec starts its sandbox pod; returns the pod. */
 async function sandboxSession(api: Api, name: string, sandboxPolicy: Record<string, unknown> = {}): Promise<SandboxPod> {
@@ -80,7 +58,7 @@ function icmpSocket(pod: SandboxPod): number {
 
 beforeAll(async () => {
   apiA = await Api.login();
-  await bootstrapTeam();
+  bootstrapTeam(teamB, BOOTSTRAP_POD);
   apiB = await Api.login({ email: teamB.email, password: teamB.password });
   expect((await apiB.call<{ teamId: string }>("GET", "/api/v1/me")).teamId).not.toBe((await apiA.call<{ teamId: string }>("GET", "/api/v1/me")).teamId);
 

@@ -130,6 +130,11 @@ describe("one sandbox-driver config for the worker and the web process", () => {
     KEEL_SANDBOX_TOLERATIONS: "keel.dev/sandboxes=true:NoSchedule, gpu:NoExecute",
     KEEL_SANDBOX_EGRESS_PROXY: "keel-egress:3128",
     KEEL_SANDBOX_WORKERS_NAMESPACE: "keel-platform",
+    KEEL_SANDBOX_QUOTA_PODS: "5",
+    KEEL_SANDBOX_QUOTA_CPU: "7500m",
+    KEEL_SANDBOX_QUOTA_MEMORY_MB: "8192",
+    KEEL_SANDBOX_QUOTA_STORAGE_MB: "51200",
+    KEEL_SANDBOX_MAX_WORKSPACE_MB: "4096",
     KUBERNETES_SERVICE_HOST: "10.96.0.1",
   };
 
@@ -162,6 +167,9 @@ describe("one sandbox-driver config for the worker and the web process", () => {
       ],
       egressProxy: { host: "keel-egress", port: 3128 },
       workersNamespace: "keel-platform",
+      priorityClassName: "keel-sandbox",
+      // The ones not set keep the defaults (DEFAULT_TEAM_QUOTA).
+      teamQuota: { pods: 5, cpu: "7500m", memoryMb: 8192, ephemeralMb: 40_960, pvcs: 40, storageMb: 51_200, maxWorkspaceMb: 4096, maxMemoryMb: 8192 },
       inCluster: true,
       tokenKey: Buffer.from(SECRETS_KEY, "base64"),
     });
@@ -180,6 +188,9 @@ describe("one sandbox-driver config for the worker and the web process", () => {
     ["KEEL_SANDBOX_TOLERATIONS", "dedicated=true:Sometimes", /NoSchedule, PreferNoSchedule or NoExecute/],
     ["KEEL_SANDBOX_EGRESS_PROXY", "http://keel-egress", /must be host:port/],
     ["KEEL_SANDBOX_WORKERS_NAMESPACE", "Keel_Platform", /must be a namespace name/],
+    ["KEEL_SANDBOX_QUOTA_CPU", "2 cores", /must be a CPU quantity/],
+    ["KEEL_SANDBOX_QUOTA_PODS", "-1", /expected number to be >=0/],
+    ["KEEL_SANDBOX_PRIORITY_CLASS", "High!", /must be a PriorityClass name/],
   ])("kubernetes: a bad %s is refused with what it must be", (name, value, message) => {
     const r = WorkerEnvSchema.safeParse({ ...kube, [name]: value });
     expect(r.success).toBe(false);

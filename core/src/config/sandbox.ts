@@ -4,8 +4,10 @@
 import path from "node:path";
 import { z } from "zod";
 import type { SandboxDriverConfig } from "../sandbox/config.js";
+import { DEFAULT_TEAM_QUOTA as Q } from "../sandbox/k8s/objects.js";
+import { SANDBOX_PRIORITY_CLASS } from "../sandbox/k8s/names.js";
 import { egressList } from "./model.js";
-import { bool, commaList, int, optional } from "./parse.js";
+import { bool, commaList, int, optional, unsetIfEmpty } from "./parse.js";
 
 const DNS_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 const LABEL_KEY = /^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/;
@@ -86,6 +88,37 @@ export function sandboxEnv(opts: { repoRoot: string }) {
      * ServiceAccount's namespace, else `keel`.
      */
     KEEL_SANDBOX_WORKERS_NAMESPACE: optional(z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "must be a namespace name")),
+    /**
+     * kubernetes: the PriorityClass of every sandbox pod (k8s/base/priority.yaml: keel-sandbox, below
+     * the platform's keel-platform, never preempting). admission.yaml lets the worker set no other:
+     * change both together.
+     */
+    KEEL_SANDBOX_PRIORITY_CLASS: z.preprocess(unsetIfEmpty, z.string().regex(DNS_NAME, "must be a PriorityClass name").default(SANDBOX_PRIORITY_CLASS)),
+    // kubernetes: each team namespace's ResourceQuota (what all of a team's sandboxes use together)
+    // and LimitRange (what one sandbox may ask for). Re-applied by every worker when it first
+    // prepares a team, so the values here win over a hand edit.
+    /** Pods of one team at once (a running sandbox is one pod; a suspended one none). */
+    KEEL_SANDBOX_QUOTA_PODS: int(Q.pods, 0),
+    /** CPUs (requests and limits) of one team's pods together, a Kubernetes quantity: "20", "7500m". */
+    KEEL_SANDBOX_QUOTA_CPU: z.preprocess(
+      unsetIfEmpty,
+      z
+        .string()
+        .regex(/^(\d+(\.\d+)?|\d+m)$/, "must be a CPU quantity such as 20, 2.5 or 500m")
+        .default(Q.cpu),
+    ),
+    /** Memory (requests and limits) of one team's pods together, MB. */
+    KEEL_SANDBOX_QUOTA_MEMORY_MB: int(Q.memoryMb, 0),
+    /** Ephemeral storage (requests and limits) of one team's pods together, MB (each sandbox: its /tmp, up to 1024, plus 512). */
+    KEEL_SANDBOX_QUOTA_EPHEMERAL_MB: int(Q.ephemeralMb, 0),
+    /** Workspace volumes (PVCs) of one team, suspended sandboxes' included. */
+    KEEL_SANDBOX_QUOTA_PVCS: int(Q.pvcs, 0),
+    /** Requested size of one team's workspace volumes together, MB. */
+    KEEL_SANDBOX_QUOTA_STORAGE_MB: int(Q.storageMb, 0),
+    /** The largest workspace one sandbox may have, MB: a team policy asking for more is refused (422). */
+    KEEL_SANDBOX_MAX_WORKSPACE_MB: int(Q.maxWorkspaceMb, 16),
+    /** The largest memory limit one sandbox may have, MB: a team policy asking for more is refused (422). */
+    KEEL_SANDBOX_MAX_MEMORY_MB: int(Q.maxMemoryMb, 16),
     /** Set by Kubernetes in every pod: the kubernetes driver then uses the pod's service account instead of a kubeconfig. */
     KUBERNETES_SERVICE_HOST: optional(z.string()),
     /** local: where sandboxes keep their workspaces (persist across worker restarts; the web process must see the worker's). */
@@ -153,6 +186,17 @@ export function sandboxDriverConfig(env: SandboxEnv & { KEEL_SECRETS_KEY?: strin
       tolerations: env.KEEL_SANDBOX_TOLERATIONS,
       egressProxy: env.KEEL_SANDBOX_EGRESS_PROXY,
       workersNamespace: env.KEEL_SANDBOX_WORKERS_NAMESPACE,
+      priorityClassName: env.KEEL_SANDBOX_PRIORITY_CLASS,
+      teamQuota: {
+        pods: env.KEEL_SANDBOX_QUOTA_PODS,
+        cpu: env.KEEL_SANDBOX_QUOTA_CPU,
+        memoryMb: env.KEEL_SANDBOX_QUOTA_MEMORY_MB,
+        ephemeralMb: env.KEEL_SANDBOX_QUOTA_EPHEMERAL_MB,
+        pvcs: env.KEEL_SANDBOX_QUOTA_PVCS,
+        storageMb: env.KEEL_SANDBOX_QUOTA_STORAGE_MB,
+        maxWorkspaceMb: env.KEEL_SANDBOX_MAX_WORKSPACE_MB,
+        maxMemoryMb: env.KEEL_SANDBOX_MAX_MEMORY_MB,
+      },
       inCluster: Boolean(env.KUBERNETES_SERVICE_HOST),
       tokenKey: env.KEEL_SECRETS_KEY ? Buffer.from(env.KEEL_SECRETS_KEY, "base64") : undefined,
     };

@@ -8,7 +8,7 @@ import type { SandboxDriver } from "./driver.js";
 import { KubernetesSandboxDriver } from "./k8s/driver.js";
 import { LocalSandboxDriver } from "./local-driver.js";
 import type { SandboxStore } from "./store.js";
-import type { Toleration } from "./k8s/objects.js";
+import type { TeamQuota, Toleration } from "./k8s/objects.js";
 import { WORKER_POD_LABELS } from "./k8s/names.js";
 
 export type SandboxDriverConfig =
@@ -35,6 +35,8 @@ export type SandboxDriverConfig =
        * ServiceAccount's namespace, else the driver's default (`keel`).
        */
       workersNamespace?: string | undefined;
+      teamQuota?: TeamQuota | undefined;
+      priorityClassName?: string | undefined;
       /** in-cluster service account, else the default kubeconfig */ inCluster: boolean;
     };
 
@@ -64,6 +66,8 @@ export function createSandboxDriver(cfg: SandboxDriverConfig, deps: { store?: Sa
     ...(cfg.tolerations ? { tolerations: cfg.tolerations } : {}),
     ...(cfg.egressProxy ? { egressProxy: cfg.egressProxy } : {}),
     ...(workersNamespace ? { workers: { namespace: workersNamespace, podLabels: { ...WORKER_POD_LABELS } } } : {}),
+    ...(cfg.teamQuota ? { teamQuota: cfg.teamQuota } : {}),
+    ...(cfg.priorityClassName ? { priorityClassName: cfg.priorityClassName } : {}),
     ...deps,
   });
 }

@@ -17,3 +17,14 @@ export class SandboxUnavailableError extends SandboxError {
     super("sandbox_unavailable", 503, message, details, options);
   }
 }
+
+/**
+ * The team's sandboxes already use what the operator allows them (on Kubernetes the team
+ * namespace's ResourceQuota). 429, not 503: the service is up and other teams' sandboxes start;
+ * this team must release some of its own, or its limit be raised. Not retried by waiting.
+ */
+export class SandboxQuotaExceededError extends SandboxError {
+  constructor(message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super("sandbox_quota_exceeded", 429, message, details, options);
+  }
+}

@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { createTestNamespace, kubectl, startControlPlane, waitFor, type TestNamespace } from "@keel/controlplane/harness";
-import { namespaceObject, templateObject } from "../../src/sandbox/k8s/objects.ts";
+import { DEFAULT_TEAM_QUOTA, limitRangeObject, namespaceObject, quotaObject, templateObject } from "../../src/sandbox/k8s/objects.ts";
 import { parseSandboxPolicy } from "../../src/sandbox/policy.ts";
 import { applyPlatformRbac, deleteTeamNamespaces, type PlatformIdentity } from "./helpers.ts";
 
@@ -47,7 +47,13 @@ function asPlatform(args: string[], input?: unknown) {
 /** Keel's own template for the team, as the driver writes it. */
 function keelTemplate(namespace = team): any {
   const policy = parseSandboxPolicy({});
-  const cfg = { image: "registry.invalid/keel:test", runtimePort: 8080, cpu: "1", workers: { namespace: "keel", podLabels: { app: "keel-worker" } } };
+  const cfg = {
+    image: "registry.invalid/keel:test",
+    runtimePort: 8080,
+    cpu: "1",
+    workers: { namespace: "keel", podLabels: { app: "keel-worker" } },
+    priorityClassName: "keel-sandbox",
+  };
   return templateObject(namespace, "tpl", "t1", policy, cfg, "hash") as any;
 }
 
@@ -58,9 +64,57 @@ async function refused(args: string[], input: unknown, message: RegExp): Promise
   return r.stderr;
 }
 
-test("Keel's own namespace and template pass the policy (the driver's writes are not refused)", async () => {
+test("Keel's own namespace, template, ResourceQuota and LimitRange pass the policy (the driver's writes are not refused)", async () => {
   const r = await asPlatform(create, keelTemplate());
   expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+  for (const obj of [quotaObject(team, "t1", DEFAULT_TEAM_QUOTA), limitRangeObject(team, "t1", DEFAULT_TEAM_QUOTA, "1")]) {
+    const w = await asPlatform(["apply", "--server-side", "--field-manager=keel", "-f", "-"], obj);
+    expect({ code: w.code, stderr: w.stderr }).toEqual({ code: 0, stderr: "" });
+  }
+});
+
+test("a sandbox pod with another PriorityClass, or none: refused (it would preempt, or outrank, the platform's pods)", async () => {
+  const msg = /denied request: a sandbox pod runs with priorityClassName keel-sandbox \(below the platform, never preempting\)/;
+  for (const [name, change] of [
+    ["prio-critical", (s: any) => (s.priorityClassName = "system-cluster-critical")],
+    ["prio-platform", (s: any) => (s.priorityClassName = "keel-platform")],
+    ["prio-none", (s: any) => delete s.priorityClassName],
+  ] as const) {
+    const t = keelTemplate();
+    t.metadata.name = name;
+    change(t.spec.podTemplate.spec);
+    await refused(create, t, msg);
+  }
+  // Nor by changing a template the driver made.
+  const own = keelTemplate();
+  own.metadata.name = "prio-update";
+  expect((await asPlatform(create, own)).code).toBe(0);
+  const patch = JSON.stringify({ spec: { podTemplate: { spec: { priorityClassName: "keel-platform" } } } });
+  await refused(["patch", "sandboxtemplates.v1beta1.extensions.agents.x-k8s.io", "prio-update", "-n", team, "--type=merge", "-p", patch], undefined, msg);
+  // A Sandbox made before the class existed (here by the admin, as the controller would have):
+  // the worker's suspend still passes; giving it a class other than keel-sandbox does not.
+  const old = {
+    apiVersion: "agents.x-k8s.io/v1beta1",
+    kind: "Sandbox",
+    metadata: { name: "pre-class", namespace: team },
+    spec: keelTemplate().spec.podTemplate,
+  };
+  delete old.spec.spec.priorityClassName;
+  old.spec = { podTemplate: old.spec };
+  await kubectl(["create", "-f", "-"], { input: JSON.stringify(old) });
+  const suspend = await asPlatform([
+    "patch",
+    "sandboxes.v1beta1.agents.x-k8s.io",
+    "pre-class",
+    "-n",
+    team,
+    "--type=merge",
+    "-p",
+    '{"spec":{"operatingMode":"Suspended"}}',
+    "--dry-run=server",
+  ]);
+  expect({ code: suspend.code, stderr: suspend.stderr }).toEqual({ code: 0, stderr: "" });
+  await refused(["patch", "sandboxes.v1beta1.agents.x-k8s.io", "pre-class", "-n", team, "--type=merge", "-p", patch], undefined, msg);
 });
 
 test("a privileged container, an added capability, a writable root or a container that keeps its capabilities: refused", async () => {
@@ -103,7 +157,7 @@ test("host namespaces, a hostPath volume, another ServiceAccount or a mounted to
   }
 });
 
-test("outside keel-team-* namespaces: a template in kube-system, a namespace of another name, a Secret in kube-system: refused", async () => {
+test("outside keel-team-* namespaces: a template in kube-system, a namespace of another name, a Secret, ResourceQuota or LimitRange in kube-system: refused", async () => {
   await refused(create, keelTemplate("kube-system"), new RegExp(`writes only in namespaces named ${prefix}\\*, not in kube-system`));
   await refused(create, keelTemplate(home.name), new RegExp(`not in ${home.name}`));
   await refused(create, namespaceObject(`${prefix.slice(0, -1)}x-other`, "t1"), /writes only in namespaces named/);
@@ -112,6 +166,50 @@ test("outside keel-team-* namespaces: a template in kube-system, a namespace of 
     { apiVersion: "v1", kind: "Secret", metadata: { name: "keel-sneak", namespace: "kube-system" }, stringData: { a: "b" } },
     /not in kube-system/,
   );
+  // A team's limits are written only in team namespaces too: a ResourceQuota or LimitRange
+  // elsewhere (e.g. one starving kube-system or the platform's own namespace) is refused.
+  await refused(create, quotaObject("kube-system", "t1", { ...DEFAULT_TEAM_QUOTA, pods: 0 }), /writes only in namespaces named .*, not in kube-system/);
+  await refused(create, quotaObject(home.name, "t1", { ...DEFAULT_TEAM_QUOTA, pods: 0 }), new RegExp(`not in ${home.name}`));
+  await refused(create, limitRangeObject("kube-system", "t1", DEFAULT_TEAM_QUOTA, "1"), /not in kube-system/);
+});
+
+test("a team's ResourceQuota above admission.yaml's ceiling, missing a key or scoped: refused; lower passes", async () => {
+  const apply = ["apply", "--server-side", "--field-manager=keel", "-f", "-"];
+  const quota = (change: (q: any) => void = () => {}) => {
+    const q: any = quotaObject(team, "t1", DEFAULT_TEAM_QUOTA);
+    change(q);
+    return q;
+  };
+  await refused(
+    apply,
+    quota((q) => (q.spec.hard.pods = "21")),
+    /names every key, none above admission.yaml's ceiling \(raise it with KEEL_SANDBOX_QUOTA_\*\): pods <= 20$/m,
+  );
+  await refused(
+    apply,
+    quota((q) => (q.spec.hard["limits.memory"] = "1Ti")),
+    /: limits.memory <= 40960Mi$/m,
+  );
+  await refused(
+    apply,
+    quota((q) => delete q.spec.hard["requests.storage"]),
+    /: requests.storage <= 204800Mi$/m,
+  );
+  await refused(
+    apply,
+    quota((q) => (q.spec.hard = {})),
+    /ceiling .*: .*pods <= 20/,
+  );
+  // A scope would let the quota count nothing. The API server's own validation refuses every scope
+  // with these keys before the policy's rule is reached (kept in case a scope ever fits them all).
+  const scoped = quota((q) => (q.spec.scopeSelector = { matchExpressions: [{ scopeName: "PriorityClass", operator: "In", values: ["nothing"] }] }));
+  scoped.metadata.name = "scoped";
+  await refused(create, scoped, /scope/);
+  const lower = await asPlatform(
+    [...apply, "--dry-run=server"],
+    quota((q) => (q.spec.hard.pods = "1")),
+  );
+  expect({ code: lower.code, stderr: lower.stderr }).toEqual({ code: 0, stderr: "" });
 });
 
 test("deleting namespaces (the reaper's, for deleted teams): the platform's own namespace or any other refused; a team namespace allowed", async () => {
@@ -157,7 +255,9 @@ test("what the ServiceAccount may do, as `kubectl auth can-i --list` shows it (k
     .filter((l) => !l.startsWith("self") && !l.startsWith("["))
     .sort();
   expect(rows).toEqual([
+    "limitranges [create patch]",
     "namespaces [get list create patch delete]",
+    "resourcequotas [create patch]",
     "sandboxclaims.extensions.agents.x-k8s.io [get list watch create delete]",
     "sandboxes.agents.x-k8s.io [get list watch patch]",
     "sandboxtemplates.extensions.agents.x-k8s.io [get create patch]",

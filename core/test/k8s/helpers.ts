@@ -9,8 +9,9 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { KubeConfig, loadAllYaml } from "@kubernetes/client-node";
-import { kubeconfigPath, kubectl, kubectlJson } from "@keel/controlplane/harness";
+import { kubeconfigPath, kubectl, kubectlJson, waitFor } from "@keel/controlplane/harness";
 import { KubernetesSandboxDriver, type KubernetesDriverOptions } from "../../src/sandbox/k8s/driver.ts";
+import { DEFAULT_TEAM_QUOTA, namespaceObject, quotaObject } from "../../src/sandbox/k8s/objects.ts";
 import { createLogger, type Logger } from "../../src/logger.ts";
 import { createRuntimeServer } from "@keel/sandbox";
 
@@ -40,6 +41,15 @@ export function retargetedOverlay(overlay: string, namespace: string, suffix: st
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * The PriorityClasses of k8s/base/priority.yaml, under their own names (cluster-scoped, the same
+ * for every test file on this API server, so never deleted): the driver's sandbox pods name
+ * keel-sandbox, and the API server refuses a pod whose class does not exist.
+ */
+export async function ensurePriorityClasses(): Promise<void> {
+  await kubectl(["apply", "--server-side", "--field-manager=keel-tests", "-f", path.join(repoRoot, "k8s/base/priority.yaml")]);
+}
+
 export type PlatformIdentity = { serviceAccount: string; kubeconfig: string; cleanup: () => Promise<void> };
 
 /**
@@ -64,17 +74,56 @@ export async function applyPlatformRbac(namespace: string, teamPrefix: string): 
     .replaceAll("system:serviceaccount:keel:keel-platform", `system:serviceaccount:${namespace}:${serviceAccount}`)
     .replaceAll("'keel-team-'", `'${teamPrefix}'`);
   if (!text.includes(`'${teamPrefix}'`)) throw new Error("k8s/base/admission.yaml no longer names the 'keel-team-' prefix this helper retargets");
+  // Cluster-scoped: deleted by cleanup, or here when the set-up itself fails (nothing else would).
+  const removeClusterObjects = async () => {
+    await kubectl(["delete", "clusterrole,clusterrolebinding", `keel-platform-${suffix}`, "--ignore-not-found"]);
+    for (const policy of ["confinement", "quota"])
+      await kubectl(["delete", "validatingadmissionpolicy,validatingadmissionpolicybinding", `keel-platform-${policy}-${suffix}`, "--ignore-not-found"]);
+  };
   await kubectl(["apply", "--server-side", "-f", "-"], { input: text });
-  const kubeconfig = await tokenKubeconfig(namespace, serviceAccount);
+  let kubeconfig: string;
+  try {
+    await ensurePriorityClasses();
+    await untilLive(namespace, serviceAccount, teamPrefix);
+    kubeconfig = await tokenKubeconfig(namespace, serviceAccount);
+  } catch (err) {
+    await removeClusterObjects();
+    throw err;
+  }
   return {
     serviceAccount,
     kubeconfig,
     cleanup: async () => {
       rmSync(kubeconfig, { force: true });
-      await kubectl(["delete", "clusterrole,clusterrolebinding", `keel-platform-${suffix}`, "--ignore-not-found"]);
-      await kubectl(["delete", "validatingadmissionpolicy,validatingadmissionpolicybinding", `keel-platform-confinement-${suffix}`, "--ignore-not-found"]);
+      await removeClusterObjects();
     },
   };
+}
+
+/**
+ * The API server takes RBAC, the policies and their bindings in a moment after they are written,
+ * each on its own. Live once the team quota Keel writes passes as the ServiceAccount (a dry run in
+ * a namespace of the team prefix, made here): RBAC and the quota policy's binding are in.
+ */
+async function untilLive(namespace: string, serviceAccount: string, teamPrefix: string): Promise<void> {
+  const probe = `${teamPrefix}probe-${randomBytes(2).toString("hex")}`;
+  await kubectl(["apply", "--server-side", "-f", "-"], { input: JSON.stringify(namespaceObject(probe, "probe")) });
+  const as = `--as=system:serviceaccount:${namespace}:${serviceAccount}`;
+  try {
+    await waitFor(
+      async () => {
+        const r = await kubectl(["apply", "--server-side", "--field-manager=keel", "--dry-run=server", "-f", "-", as], {
+          input: JSON.stringify(quotaObject(probe, "probe", DEFAULT_TEAM_QUOTA)),
+          allowFailure: true,
+        });
+        if (r.code !== 0) throw new Error(r.stderr);
+        return true;
+      },
+      { timeoutMs: 60_000, what: "the platform's RBAC, admission policies and their parameter to take effect" },
+    );
+  } finally {
+    await kubectl(["delete", "namespace", probe, "--wait=false"]);
+  }
 }
 
 /** A kubeconfig file for the test API server that authenticates with a ServiceAccount token. */

@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { loadAllYaml } from "@kubernetes/client-node";
 import { AGENT_SANDBOX_VERSION, RUNTIME_PORT, WORKER_POD_LABELS } from "../../src/sandbox/k8s/names.ts";
-import { egressRules, namespaceObject, templateObject } from "../../src/sandbox/k8s/objects.ts";
+import { DEFAULT_TEAM_QUOTA, egressRules, namespaceObject, quotaObject, templateObject } from "../../src/sandbox/k8s/objects.ts";
 import { parseSandboxPolicy } from "../../src/sandbox/policy.ts";
 import { afterAll, expect, test } from "vitest";
 import { createTestNamespace, kubectl, startControlPlane, waitFor, type TestNamespace } from "@keel/controlplane/harness";
@@ -105,6 +105,26 @@ for (const overlay of ["kind", "production"]) {
     ]);
     expect(config.KEEL_SANDBOX_IMAGE).toMatch(/keel-sandbox:[\w.-]+$/);
     expect(config.KEEL_SANDBOX_IMAGE).not.toBe(web.containers[0].image);
+    // The quota policy's ceiling is the quota the overlay configures (the driver's defaults, README.md's
+    // table, where it sets none): what the workers write passes it, and an overlay raising one raised both.
+    const ceiling = find(objs, "ValidatingAdmissionPolicy", "keel-platform-quota")!.spec.variables.find((v: any) => v.name === "ceiling").expression;
+    const configured = {
+      ...DEFAULT_TEAM_QUOTA,
+      ...(config.KEEL_SANDBOX_QUOTA_PODS ? { pods: Number(config.KEEL_SANDBOX_QUOTA_PODS) } : {}),
+      ...(config.KEEL_SANDBOX_QUOTA_CPU ? { cpu: config.KEEL_SANDBOX_QUOTA_CPU } : {}),
+    };
+    expect(Object.fromEntries([...ceiling.matchAll(/'([\w.-]+)': '([^']+)'/g)].map((m: string[]) => [m[1], m[2]]))).toEqual(
+      quotaObject("x", "x", configured).spec.hard,
+    );
+    if (overlay === "production") expect(configured).toEqual(DEFAULT_TEAM_QUOTA);
+    // The platform's pods run above every sandbox; sandboxes never preempt (priority.yaml).
+    const platformClass = find(objs, "PriorityClass", "keel-platform") as any;
+    const sandboxClass = find(objs, "PriorityClass", "keel-sandbox") as any;
+    expect(sandboxClass).toMatchObject({ preemptionPolicy: "Never", globalDefault: false });
+    expect(platformClass.value).toBeGreaterThan(sandboxClass.value);
+    expect(platformClass.value).toBeLessThan(1_000_000_000); // user classes stop there; system-* are above
+    for (const d of objs.filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet"))
+      expect([d.metadata.name, d.spec.template.spec.priorityClassName]).toEqual([d.metadata.name, "keel-platform"]);
     if (overlay === "kind") {
       const pg = find(objs, "StatefulSet", "postgres")!;
       expect(pg.spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBeTruthy();
@@ -349,6 +369,10 @@ const NEEDED: [verb: string, resource: string][] = [
   ["list", "sandboxes.agents.x-k8s.io"],
   ["watch", "sandboxes.agents.x-k8s.io"],
   ["patch", "sandboxes.agents.x-k8s.io"],
+  ["create", "resourcequotas"],
+  ["patch", "resourcequotas"],
+  ["create", "limitranges"],
+  ["patch", "limitranges"],
 ];
 const FORBIDDEN: [verb: string, resource: string][] = [
   ["get", "pods"],
@@ -369,6 +393,11 @@ const FORBIDDEN: [verb: string, resource: string][] = [
   ["patch", "deployments.apps"],
   ["create", "customresourcedefinitions.apiextensions.k8s.io"],
   ["impersonate", "serviceaccounts"],
+  // Its limits can be set, never removed; and it cannot make itself a higher priority.
+  ["delete", "resourcequotas"],
+  ["delete", "limitranges"],
+  ["create", "priorityclasses.scheduling.k8s.io"],
+  ["patch", "priorityclasses.scheduling.k8s.io"],
 ];
 
 test("RBAC: the platform ServiceAccount can do what the driver needs, and a sample of what it must not", async () => {

@@ -8,7 +8,7 @@ import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestNamespace, kubectl, kubectlJson, startControlPlane } from "@keel/controlplane/harness";
-import { applyPlatformRbac, deleteTeamNamespaces, loopbackRuntime, stopLoopbackRuntimes, testDriver } from "../k8s/helpers.ts";
+import { applyPlatformRbac, deleteTeamNamespaces, ensurePriorityClasses, loopbackRuntime, stopLoopbackRuntimes, testDriver } from "../k8s/helpers.ts";
 import type { RuntimeApi, RuntimeEndpoint } from "../../src/sandbox/k8s/driver.js";
 import { parseSandboxPolicy } from "../../src/sandbox/policy.js";
 import { SandboxRelayClient, SandboxRelayServer } from "../../src/sandbox/relay.js";
@@ -28,6 +28,7 @@ let kubeconfig = "";
 
 beforeAll(async () => {
   kubeconfig = await startControlPlane();
+  await ensurePriorityClasses(); // the driver's sandbox pods name keel-sandbox
 }, 600_000);
 
 afterAll(async () => {

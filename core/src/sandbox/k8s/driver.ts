@@ -35,7 +35,7 @@ import type {
   SandboxSecrets,
   SandboxState,
 } from "../driver.js";
-import { SandboxRequestError, SandboxUnavailableError } from "../errors.js";
+import { SandboxQuotaExceededError, SandboxRequestError, SandboxUnavailableError } from "../errors.js";
 import { ValidationError } from "../../errors.js";
 import { parseEgressAllowList } from "../egress.js";
 import { exposedSecrets, type SandboxPolicy } from "../policy.js";
@@ -50,6 +50,7 @@ import {
   LABELS,
   MANAGER,
   RUNTIME_PORT,
+  SANDBOX_PRIORITY_CLASS,
   sandboxNames,
   sessionSelector,
   teamNamespace,
@@ -61,9 +62,13 @@ import {
 } from "./names.js";
 import {
   claimObject,
+  DEFAULT_TEAM_QUOTA,
   egressRules,
   hasNameRules,
+  limitRangeObject,
   namespaceObject,
+  QUOTA_SETTING,
+  quotaObject,
   pullSecretCopy,
   runtimeSecretObject,
   secretObject,
@@ -71,10 +76,11 @@ import {
   warmPoolObject,
   type K8sObject,
   type EgressProxyTarget,
+  type TeamQuota,
   type TemplateConfig,
   type Toleration,
 } from "./objects.js";
-import { claimState, sandboxSuspended } from "./state.js";
+import { claimState, quotaRefusal, sandboxSuspended, type QuotaRefusal } from "./state.js";
 import { RuntimeTokens } from "./tokens.js";
 
 /** What the driver needs of a runtime client: the local driver's RuntimeClient fits. */
@@ -114,6 +120,10 @@ export type KubernetesDriverOptions = {
   /** Dedicated nodes for sandbox pods (KEEL_SANDBOX_NODE_SELECTOR, KEEL_SANDBOX_TOLERATIONS). */
   nodeSelector?: Record<string, string>;
   tolerations?: Toleration[];
+  /** Per team namespace: the ResourceQuota and LimitRange values (KEEL_SANDBOX_QUOTA_*, KEEL_SANDBOX_MAX_*); unset keys: DEFAULT_TEAM_QUOTA. */
+  teamQuota?: Partial<TeamQuota>;
+  /** The sandbox pods' PriorityClass (KEEL_SANDBOX_PRIORITY_CLASS; k8s/base/priority.yaml makes keel-sandbox). */
+  priorityClassName?: string;
   /** The workers' namespace and pod labels: the runtime port accepts connections only from them (default: namespace `keel`, WORKER_POD_LABELS). */
   workers?: TemplateConfig["workers"];
   readyTimeoutMs?: number;
@@ -147,9 +157,11 @@ export class KubernetesSandboxDriver implements SandboxDriver {
       | "runtimeClasses"
       | "nodeSelector"
       | "tolerations"
+      | "teamQuota"
     >
   > &
     KubernetesDriverOptions;
+  private readonly quota: TeamQuota;
   private readonly log: Logger;
   private readonly teams = new Map<string, string>();
   private readonly tokens: RuntimeTokens;
@@ -167,6 +179,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
       apiRetryMs: 30_000,
       imagePullSecrets: [],
       egressInternalAllow: [],
+      priorityClassName: SANDBOX_PRIORITY_CLASS,
       // A library default only: createSandboxDriver passes the namespace the worker runs in.
       workers: { namespace: "keel", podLabels: { ...WORKER_POD_LABELS } },
       runtimeClient: (e, token) => new RuntimeClient({ baseUrl: e.baseUrl }, token),
@@ -175,6 +188,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
     validateNamespacePrefix(this.o.namespacePrefix);
     this.tokens = new RuntimeTokens(opts.tokenKey);
     this.grantKey = egressGrantKey(opts.tokenKey);
+    this.quota = { ...DEFAULT_TEAM_QUOTA, ...opts.teamQuota };
     this.log = opts.logger ?? silentLogger;
     this.api = new KubeApi(opts.kubeConfig, {
       retryMs: this.o.apiRetryMs,
@@ -197,11 +211,13 @@ export class KubernetesSandboxDriver implements SandboxDriver {
     const names = sandboxNames({ namespacePrefix: this.o.namespacePrefix, teamId, sessionId, template: policy.template });
     egressRules(policy.egress, this.o.egressInternalAllow, this.proxyTarget()); // a policy NetworkPolicy cannot express fails before any API call
     this.runtimeClassFor(policy); // so does a RuntimeClass the operator does not offer
+    this.checkSandboxLimits(policy); // and a sandbox larger than the team's LimitRange admits
     return this.serialized(`${teamId}/${sessionId}`, async () => {
       await this.api.ensureAgentSandbox();
       await this.ensureTeam(names, teamId, policy, secrets);
       const ref = { ...CLAIM, namespace: names.namespace, name: names.claim };
       let claim = await this.api.get(ref);
+      let created = false;
       for (let attempt = 1; ; attempt++) {
         if (claim) {
           const state = claimState(claim, await this.sandboxOf(claim));
@@ -234,6 +250,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
               now: Date.now(),
             }),
           );
+          created = true;
           await this.record(claim, "provisioning");
           break;
         } catch (err) {
@@ -245,18 +262,30 @@ export class KubernetesSandboxDriver implements SandboxDriver {
         }
       }
       const uid = claim!.metadata.uid!;
-      const ready = await this.api.waitFor(
-        ref,
-        (c) => {
-          if (!c || c.metadata.uid !== uid) throw new SandboxUnavailableError("the sandbox claim was deleted while it was starting", { claim: names.claim });
-          const s = claimState(c);
-          if (s === "failed" || s === "terminated")
-            throw new SandboxUnavailableError(`the sandbox could not start: ${readyReason(c)}`, { claim: names.claim, namespace: names.namespace });
-          return s === "ready" && c.status?.sandbox?.podIPs?.length ? c : undefined;
-        },
-        this.o.readyTimeoutMs,
-        `sandbox claim ${names.namespace}/${names.claim} to be Ready`,
-      );
+      let refused: K8sObject | undefined;
+      const ready = await this.api
+        .waitFor(
+          ref,
+          (c) => {
+            if (!c || c.metadata.uid !== uid) throw new SandboxUnavailableError("the sandbox claim was deleted while it was starting", { claim: names.claim });
+            const s = claimState(c);
+            if (s === "failed" || s === "terminated")
+              throw new SandboxUnavailableError(`the sandbox could not start: ${readyReason(c)}`, { claim: names.claim, namespace: names.namespace });
+            // Over quota the controller retries for ever: fail now, not at readyTimeoutMs.
+            const over = quotaRefusal(c);
+            if (over) {
+              refused = c;
+              throw quotaExceeded(teamId, names.namespace, over);
+            }
+            return s === "ready" && c.status?.sandbox?.podIPs?.length ? c : undefined;
+          },
+          this.o.readyTimeoutMs,
+          `sandbox claim ${names.namespace}/${names.claim} to be Ready`,
+        )
+        .catch(async (err: unknown) => {
+          if (err instanceof SandboxQuotaExceededError && refused) await this.standDown(refused, created, err);
+          throw err;
+        });
       this.clients.set(uid, this.connect(ready));
       await this.record(ready, "ready");
       return { sandboxId: uid, teamId, sessionId, driver: this.name };
@@ -423,6 +452,58 @@ export class KubernetesSandboxDriver implements SandboxDriver {
     return `http://keel:${grant}@${isIP(address) === 6 ? `[${address}]` : address}:${p.port}`;
   }
 
+  /** A sandbox the team's LimitRange would refuse fails here with the limit's name, before any API call. */
+  private checkSandboxLimits(policy: SandboxPolicy): void {
+    const { workspaceMb, memoryMb } = policy.resources;
+    const q = this.quota;
+    if (workspaceMb > q.maxWorkspaceMb) {
+      throw new ValidationError(
+        `the sandbox policy asks for a ${workspaceMb} MB workspace; this installation allows at most ${q.maxWorkspaceMb} MB per sandbox: lower resources.workspaceMb, or the operator raises KEEL_SANDBOX_MAX_WORKSPACE_MB`,
+        { workspaceMb, maxWorkspaceMb: q.maxWorkspaceMb },
+      );
+    }
+    if (memoryMb > q.maxMemoryMb) {
+      throw new ValidationError(
+        `the sandbox policy asks for ${memoryMb} MB of memory; this installation allows at most ${q.maxMemoryMb} MB per sandbox: lower resources.memoryMb, or the operator raises KEEL_SANDBOX_MAX_MEMORY_MB`,
+        { memoryMb, maxMemoryMb: q.maxMemoryMb },
+      );
+    }
+  }
+
+  /**
+   * After a quota refusal, make sure the claim does not take the team's next free slot later (the
+   * controller keeps retrying, and the session may never come back for it): a claim this acquire
+   * created is deleted (it holds nothing yet; the next acquire makes a new one); an existing one
+   * (a resume) is suspended again, so its workspace is kept. A failure here is logged: the quota
+   * error is the one to report.
+   */
+  private async standDown(claim: K8sObject, created: boolean, err: SandboxQuotaExceededError): Promise<void> {
+    const id = { teamId: claim.metadata.labels?.[LABELS.team], sessionId: claim.metadata.labels?.[LABELS.session], sandboxId: claim.metadata.uid };
+    try {
+      if (created) {
+        await this.api.delete(
+          { ...CLAIM, namespace: claim.metadata.namespace!, name: claim.metadata.name },
+          { uid: claim.metadata.uid!, propagation: "Background" },
+        );
+        await this.o.store?.record({
+          id: claim.metadata.uid!,
+          teamId: id.teamId!,
+          sessionId: id.sessionId!,
+          driver: this.name,
+          state: "terminated",
+          lastError: err.message,
+          lastActiveAt: new Date(),
+        });
+      } else if (claim.status?.sandbox?.name) {
+        await this.setOperatingMode(claim, "Suspended");
+        await this.record(claim, "suspended");
+      }
+      this.log.warn({ ...id, quota: err.details.quota, deleted: created }, "sandbox over quota");
+    } catch (cleanup) {
+      this.log.warn({ ...id, err: (cleanup as Error).message }, "sandbox over quota; could not stand its claim down");
+    }
+  }
+
   /** Namespace, Secret, template and pool, applied when their config changed (once per process
    *  and team otherwise: the template's config-hash annotation says what is there). */
   private async ensureTeam(names: SandboxNames, teamId: string, policy: SandboxPolicy, secrets: SandboxSecrets): Promise<void> {
@@ -449,6 +530,8 @@ export class KubernetesSandboxDriver implements SandboxDriver {
           this.o.nodeSelector ?? null,
           this.o.tolerations ?? null,
           proxyUrl ?? null,
+          this.o.priorityClassName,
+          this.quota,
         ]),
       )
       .digest("hex")
@@ -464,7 +547,8 @@ export class KubernetesSandboxDriver implements SandboxDriver {
     await this.api.apply(secretObject(names.namespace, names.template, teamId, exposed));
     await this.api.apply(runtimeSecretObject(names.namespace, names.template, teamId, this.tokens.start(names.namespace, names.template), proxyUrl));
     await this.copyPullSecrets(names.namespace, teamId);
-    if (existing?.metadata.annotations?.[ANNOTATIONS.configHash] !== hash) {
+    const configChanged = existing?.metadata.annotations?.[ANNOTATIONS.configHash] !== hash;
+    if (configChanged) {
       const cfg: TemplateConfig = {
         image: this.o.image,
         runtimePort: this.o.runtimePort,
@@ -475,12 +559,19 @@ export class KubernetesSandboxDriver implements SandboxDriver {
         ...(runtimeClass ? { runtimeClassName: runtimeClass } : {}),
         ...(this.o.nodeSelector ? { nodeSelector: this.o.nodeSelector } : {}),
         ...(this.o.tolerations ? { tolerations: this.o.tolerations } : {}),
+        ...(this.o.priorityClassName ? { priorityClassName: this.o.priorityClassName } : {}),
         ...(this.o.storageClassName ? { storageClassName: this.o.storageClassName } : {}),
         ...(proxyUrl ? { egressProxy: { ...this.proxyTarget()!, grantDigest: createHash("sha256").update(proxyUrl).digest("hex").slice(0, 16) } } : {}),
       };
       await this.api.apply(templateObject(names.namespace, names.template, teamId, policy, cfg, hash));
-      await this.api.apply(warmPoolObject(names.namespace, names.pool, teamId, this.o.warmPoolReplicas));
     }
+    // The team's limits before any pod of it (the warm pool's included): applied whenever this
+    // process prepares the team, so a hand-edited quota is back to the configured values after a
+    // worker restart. After the template: a template the API server refuses is reported as that,
+    // while a LimitRange with a malformed quantity is answered 500 (failed conversion) and retried.
+    await this.api.apply(quotaObject(names.namespace, teamId, this.quota));
+    await this.api.apply(limitRangeObject(names.namespace, teamId, this.quota, this.o.cpu));
+    if (configChanged) await this.api.apply(warmPoolObject(names.namespace, names.pool, teamId, this.o.warmPoolReplicas));
     this.teams.set(key, `${hash}:${secretsDigest}`);
   }
 
@@ -651,4 +742,18 @@ function specToken(env: { name: string; value?: string }[] | undefined): string 
 function readyReason(c: K8sObject): string {
   const r = (c.status?.conditions as { type: string; reason?: string; message?: string }[] | undefined)?.find((x) => x.type === "Ready");
   return r ? `${r.reason ?? "unknown"}${r.message ? `: ${r.message}` : ""}` : "no Ready condition yet";
+}
+
+/** The over-quota error: which quota, what is used of what, and what to do about it. */
+function quotaExceeded(teamId: string, namespace: string, r: QuotaRefusal): SandboxQuotaExceededError {
+  const keys = Object.keys(r.limited);
+  const what = r.resource === "persistentvolumeclaims" ? "its workspace volume" : "its pod";
+  const usage = keys.map((k) => `${k} ${r.used[k] ?? "?"} of ${r.limited[k]} in use, ${r.requested[k] ?? "?"} more asked`).join("; ");
+  const settings = [...new Set(keys.map((k) => QUOTA_SETTING[k] ?? `the ResourceQuota's ${k}`))].join(", ");
+  return new SandboxQuotaExceededError(
+    `team ${teamId} is at its sandbox quota, so a new sandbox cannot start (${what} was refused): ${usage} ` +
+      `(ResourceQuota ${r.quota} in namespace ${namespace}). Release sandboxes this team no longer needs ` +
+      `(a suspended one frees its pod but keeps its workspace volume), or ask the operator to raise ${settings}`,
+    { teamId, namespace, quota: r.quota, resource: r.resource, requested: r.requested, used: r.used, limited: r.limited },
+  );
 }

@@ -30,6 +30,10 @@ export const RUNTIME_PORT = 8080;
 /** The worker pods' labels (k8s/base/worker.yaml): a sandbox's ingress admits pods with these, in the workers' namespace. */
 export const WORKER_POD_LABELS: Readonly<Record<string, string>> = { "app.kubernetes.io/name": "keel", "app.kubernetes.io/component": "worker" };
 /** A working token in the pod spec: how pods of earlier releases got theirs (read, never written). */
+/** The team namespace's ResourceQuota and LimitRange (both the operator's values, written by the driver). */
+export const LIMITS_NAME = "keel-sandboxes";
+/** The sandboxes' PriorityClass (k8s/base/priority.yaml); admission.yaml lets the platform set no other. */
+export const SANDBOX_PRIORITY_CLASS = "keel-sandbox";
 export const TOKEN_ENV = "KEEL_RUNTIME_TOKEN";
 /** The template's start token (tokens.ts), from the Secret runtimeSecretName(template), key `start-token`. */
 export const START_TOKEN_ENV = "KEEL_RUNTIME_START_TOKEN";

@@ -14,6 +14,7 @@ import {
   EGRESS_PROXY_KEY,
   EXT_GROUP,
   LABELS,
+  LIMITS_NAME,
   MANAGER,
   runtimeSecretName,
   secretName,
@@ -60,10 +61,65 @@ export type TemplateConfig = {
   tolerations?: Toleration[];
   /** Host names in the allow-list: the shared egress proxy the pods go through (egressRules), and a digest of their grant. */
   egressProxy?: EgressProxyTarget & { grantDigest: string };
+  /** The sandboxes' PriorityClass (k8s/base/priority.yaml; admission.yaml pins it). */
+  priorityClassName?: string;
 };
 
 /** Where the shared egress proxy's pods are (the sandbox NetworkPolicy lets a template with host names reach them). */
 export type EgressProxyTarget = { namespace: string; podLabels: Record<string, string>; port: number };
+
+/**
+ * What one team's sandboxes may use together (a ResourceQuota per team namespace) and what one
+ * sandbox may ask for (a LimitRange): the operator's, KEEL_SANDBOX_QUOTA_* and KEEL_SANDBOX_MAX_*.
+ * Sizes in MB (Mi), like the team policy's; cpu a Kubernetes quantity ("20", "500m").
+ */
+export type TeamQuota = {
+  /** Pods (a sandbox is one pod while it runs; suspended ones have none). */
+  pods: number;
+  /** requests.cpu and limits.cpu of every pod together. */
+  cpu: string;
+  /** requests.memory and limits.memory together, MB. */
+  memoryMb: number;
+  /** requests.ephemeral-storage and limits.ephemeral-storage together, MB. */
+  ephemeralMb: number;
+  /** PersistentVolumeClaims: one workspace per sandbox, suspended ones included. */
+  pvcs: number;
+  /** requests.storage of every PVC together, MB. */
+  storageMb: number;
+  /** LimitRange: largest workspace PVC, MB (a policy asking for more is a 422 before any API call). */
+  maxWorkspaceMb: number;
+  /** LimitRange: largest memory limit of a sandbox container, MB (likewise a 422). */
+  maxMemoryMb: number;
+};
+
+export const DEFAULT_TEAM_QUOTA: TeamQuota = {
+  pods: 20,
+  cpu: "20",
+  memoryMb: 40_960,
+  ephemeralMb: 40_960,
+  pvcs: 40,
+  storageMb: 204_800,
+  maxWorkspaceMb: 20_480,
+  maxMemoryMb: 8_192,
+};
+
+/** The env variable that sets each quota key: an over-quota message names what to raise. */
+export const QUOTA_SETTING: Record<string, string> = {
+  pods: "KEEL_SANDBOX_QUOTA_PODS",
+  "requests.cpu": "KEEL_SANDBOX_QUOTA_CPU",
+  "limits.cpu": "KEEL_SANDBOX_QUOTA_CPU",
+  "requests.memory": "KEEL_SANDBOX_QUOTA_MEMORY_MB",
+  "limits.memory": "KEEL_SANDBOX_QUOTA_MEMORY_MB",
+  "requests.ephemeral-storage": "KEEL_SANDBOX_QUOTA_EPHEMERAL_MB",
+  "limits.ephemeral-storage": "KEEL_SANDBOX_QUOTA_EPHEMERAL_MB",
+  persistentvolumeclaims: "KEEL_SANDBOX_QUOTA_PVCS",
+  "requests.storage": "KEEL_SANDBOX_QUOTA_STORAGE_MB",
+};
+
+/** A sandbox container's scratch space: its /tmp emptyDir (sizeLimit) plus room for logs. */
+const MAX_TMP_MB = 1024;
+const tmpMb = (policy: SandboxPolicy) => Math.min(policy.resources.memoryMb, MAX_TMP_MB);
+export const ephemeralLimitMb = (policy: SandboxPolicy) => tmpMb(policy) + 512;
 
 export type Toleration = { key: string; operator: "Equal" | "Exists"; value?: string; effect: string };
 
@@ -72,6 +128,53 @@ const teamLabels = (teamId: string) => ({ [LABELS.managedBy]: MANAGER, [LABELS.t
 export function namespaceObject(name: string, teamId: string): K8sObject {
   // restricted Pod Security: the runtime pod satisfies it (non-root, no privilege escalation).
   return { apiVersion: "v1", kind: "Namespace", metadata: { name, labels: { ...teamLabels(teamId), "pod-security.kubernetes.io/enforce": "restricted" } } };
+}
+
+/** The team's ResourceQuota: no scopes, so every pod and PVC in the namespace counts. */
+export function quotaObject(namespace: string, teamId: string, q: TeamQuota): K8sObject {
+  return {
+    apiVersion: "v1",
+    kind: "ResourceQuota",
+    metadata: { name: LIMITS_NAME, namespace, labels: teamLabels(teamId) },
+    spec: {
+      hard: {
+        pods: String(q.pods),
+        "requests.cpu": q.cpu,
+        "limits.cpu": q.cpu,
+        "requests.memory": `${q.memoryMb}Mi`,
+        "limits.memory": `${q.memoryMb}Mi`,
+        "requests.ephemeral-storage": `${q.ephemeralMb}Mi`,
+        "limits.ephemeral-storage": `${q.ephemeralMb}Mi`,
+        persistentvolumeclaims: String(q.pvcs),
+        "requests.storage": `${q.storageMb}Mi`,
+      },
+    },
+  };
+}
+
+/**
+ * The team's LimitRange: the largest sandbox container and workspace the API server admits. The
+ * ephemeral-storage defaults are for pods of Sandboxes made before Keel stated it (a Sandbox keeps
+ * the pod template it was made with): without them the quota refuses such a pod on resume.
+ */
+export function limitRangeObject(namespace: string, teamId: string, q: TeamQuota, cpu: string): K8sObject {
+  return {
+    apiVersion: "v1",
+    kind: "LimitRange",
+    metadata: { name: LIMITS_NAME, namespace, labels: teamLabels(teamId) },
+    spec: {
+      limits: [
+        {
+          type: "Container",
+          // The API server makes max the default limit too. (No `default` written here:
+          // client-node's serializer drops it, its model names the field `_default`.)
+          max: { cpu, memory: `${q.maxMemoryMb}Mi`, "ephemeral-storage": `${MAX_TMP_MB + 512}Mi` },
+          defaultRequest: { "ephemeral-storage": "256Mi" },
+        },
+        { type: "PersistentVolumeClaim", max: { storage: `${q.maxWorkspaceMb}Mi` } },
+      ],
+    },
+  };
 }
 
 export function secretObject(namespace: string, template: string, teamId: string, secrets: Record<string, string>): K8sObject {
@@ -275,6 +378,7 @@ export function templateObject(namespace: string, name: string, teamId: string, 
           automountServiceAccountToken: false,
           enableServiceLinks: false,
           ...(cfg.runtimeClassName ? { runtimeClassName: cfg.runtimeClassName } : {}),
+          ...(cfg.priorityClassName ? { priorityClassName: cfg.priorityClassName } : {}),
           ...(cfg.nodeSelector && Object.keys(cfg.nodeSelector).length ? { nodeSelector: cfg.nodeSelector } : {}),
           ...(cfg.tolerations?.length ? { tolerations: cfg.tolerations } : {}),
           ...(cfg.imagePullSecrets?.length ? { imagePullSecrets: cfg.imagePullSecrets.map((name) => ({ name })) } : {}),
@@ -288,7 +392,11 @@ export function templateObject(namespace: string, name: string, teamId: string, 
               env,
               // /healthz needs the token, so readiness is "the port accepts connections".
               readinessProbe: { tcpSocket: { port: cfg.runtimePort }, periodSeconds: 2 },
-              resources: { requests: { cpu: "100m", memory: `${Math.min(policy.resources.memoryMb, 256)}Mi` }, limits: { cpu: cfg.cpu, memory } },
+              // Every resource the team's ResourceQuota counts is stated: a pod without one is refused.
+              resources: {
+                requests: { cpu: "100m", memory: `${Math.min(policy.resources.memoryMb, 256)}Mi`, "ephemeral-storage": "256Mi" },
+                limits: { cpu: cfg.cpu, memory, "ephemeral-storage": `${ephemeralLimitMb(policy)}Mi` },
+              },
               securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
               volumeMounts: [
                 { name: "workspace", mountPath: "/workspace" },
@@ -297,7 +405,7 @@ export function templateObject(namespace: string, name: string, teamId: string, 
             },
           ],
           // "workspace" comes from volumeClaimTemplates below: agent-sandbox adds the volume.
-          volumes: [{ name: "tmp", emptyDir: { sizeLimit: `${Math.min(policy.resources.memoryMb, 1024)}Mi` } }],
+          volumes: [{ name: "tmp", emptyDir: { sizeLimit: `${tmpMb(policy)}Mi` } }],
         },
       },
       // The workspace is a PVC `workspace-<sandbox>` owned by the Sandbox: it outlives the pod (idle

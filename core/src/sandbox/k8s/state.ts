@@ -29,3 +29,29 @@ export function claimState(claim: K8sObject, sandbox: K8sObject | null = null): 
   // retries both), AdoptionConflict, Suspended (resuming), …
   return "provisioning";
 }
+
+export type QuotaRefusal = {
+  /** What the API server refused to create: "pods" or "persistentvolumeclaims". */
+  resource: string;
+  quota: string;
+  requested: Record<string, string>;
+  used: Record<string, string>;
+  limited: Record<string, string>;
+};
+
+/**
+ * The ResourceQuota admission's refusal, as the agent-sandbox controller reports a pod or PVC
+ * create it could not make: the claim's Ready condition is False, reason ReconcilerError, message
+ * `Error seen: pods "s-x" is forbidden: exceeded quota: keel-sandboxes, requested: pods=1, used:
+ * pods=2, limited: pods=2` (v1.0.1: controllers/sandbox_controller.go computeReadyCondition,
+ * forwarded by the claim controller). The controller keeps retrying, so the claim stays
+ * "provisioning" and would start whenever the quota frees; null when it is not this refusal.
+ */
+export function quotaRefusal(claim: K8sObject): QuotaRefusal | null {
+  const ready = cond(claim, "Ready");
+  if (!ready || ready.status === "True" || !ready.message) return null;
+  const m = /(\w+) "[^"]*" is forbidden: exceeded quota: ([^,\s]+), requested: (\S+), used: (\S+), limited: (\S+)/.exec(ready.message);
+  if (!m) return null;
+  const pairs = (s: string) => Object.fromEntries(s.split(",").map((kv) => kv.split("=") as [string, string]));
+  return { resource: m[1]!, quota: m[2]!, requested: pairs(m[3]!), used: pairs(m[4]!), limited: pairs(m[5]!) };
+}
