@@ -160,32 +160,30 @@ export async function runEgressProxy(): Promise<void> {
     process.stderr.write(`keel-egress-proxy: ${m}\n`);
     process.exit(2);
   };
+  let config: EgressProxyConfig;
+  let write: (line: string) => void;
+  const port = values.port ? Number(values.port) : 0;
   if (values.port) {
     // The shared proxy of a Kubernetes installation: rules from each connection's grant.
-    const port = Number(values.port);
     if (!Number.isInteger(port) || port < 1 || port > 65535) fail("--port must be a TCP port");
     const secret = Buffer.from(process.env.KEEL_SECRETS_KEY ?? "", "base64");
     if (secret.length !== 32) fail("set KEEL_SECRETS_KEY (32 bytes, base64; the workers' key: grants are signed with it)");
-    const log: Log = (e) => void process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
-    const server = createEgressProxy({ rules: [], grantKey: egressGrantKey(secret) }, log, systemResolve, port);
-    server.on("requestFailed", ({ error }: { error: Error }) => log({ msg: "egress request failed", error: error.message }));
-    await server.listen().catch((err: Error) => fail(`cannot listen on ${port}: ${err.message}`));
-    log({ msg: "egress proxy listening", port });
-    for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => void server.close(true).then(() => process.exit(0)));
-    return;
+    config = { rules: [], grantKey: egressGrantKey(secret) };
+    write = (line) => void process.stdout.write(line);
+  } else {
+    if (!values.socket || !values["config-stdin"]) fail("usage: egress-proxy --socket PATH --config-stdin, or --port N");
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
+    config = JSON.parse(Buffer.concat(chunks).toString("utf8")) as EgressProxyConfig;
+    if (!Array.isArray(config.rules)) fail("config needs rules (an array)");
+    // A sandbox can make the proxy log without end (a refused request in a loop): capped and rotated.
+    write = config.log ? cappedLog(config.log.path, config.log.maxBytes) : (line) => void process.stderr.write(line);
   }
-  if (!values.socket || !values["config-stdin"]) fail("usage: egress-proxy --socket PATH --config-stdin");
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
-  const config = JSON.parse(Buffer.concat(chunks).toString("utf8")) as EgressProxyConfig;
-  if (!Array.isArray(config.rules)) fail("config needs rules (an array)");
-  // A sandbox can make the proxy log without end (a refused request in a loop): capped and rotated.
-  const write = config.log ? cappedLog(config.log.path, config.log.maxBytes) : (line: string) => void process.stderr.write(line);
   const log: Log = (e) => write(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
-  const server = createEgressProxy(config, log);
+  const server = createEgressProxy(config, log, systemResolve, port);
   // A client that hangs up mid-tunnel is normal; the proxy must not die of it.
   server.on("requestFailed", ({ error }: { error: Error }) => log({ msg: "egress request failed", error: error.message }));
-  await listenOnSocket(server, values.socket!).catch((err: Error) => fail(`cannot listen: ${err.message}`));
-  log({ msg: "egress proxy listening", rules: new EgressMatcher(config.rules, config.internal ?? []).describe() });
+  await (values.port ? server.listen() : listenOnSocket(server, values.socket!)).catch((err: Error) => fail(`cannot listen: ${err.message}`));
+  log({ msg: "egress proxy listening", ...(values.port ? { port } : { rules: new EgressMatcher(config.rules, config.internal ?? []).describe() }) });
   for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => void server.close(true).then(() => process.exit(0)));
 }

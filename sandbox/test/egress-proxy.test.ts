@@ -59,12 +59,17 @@ async function proxy(config: EgressProxyConfig, names: Record<string, string[]> 
   return socket;
 }
 
-/** Sends CONNECT target through the proxy; the status line and whatever the tunnel then carried. */
-function connectThrough(socket: string, target: string): Promise<string> {
+/**
+ * Sends CONNECT target through the proxy (a unix socket path, or a loopback TCP port), with
+ * `password` as the Basic credentials' password when given; the status line and whatever the
+ * tunnel then carried.
+ */
+function connectThrough(proxy: string | number, target: string, password?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const c = net.connect(socket);
+    const c = typeof proxy === "number" ? net.connect(proxy, "127.0.0.1") : net.connect(proxy);
     let text = "";
-    c.on("connect", () => c.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`));
+    const auth = password === undefined ? "" : `Proxy-Authorization: Basic ${Buffer.from(`keel:${password}`).toString("base64")}\r\n`;
+    c.on("connect", () => c.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${auth}\r\n`));
     c.on("data", (d) => {
       text += d.toString("utf8");
       // An established tunnel: the listener answers "hello" and closes; a refusal ends the reply.
@@ -153,30 +158,14 @@ describe("egress proxy: the shared Kubernetes proxy (signed grants)", () => {
     await server.listen();
     return server.port;
   }
-  /** CONNECT through the TCP proxy with `password` as the Basic credentials' password. */
-  function connectWith(port: number, target: string, password?: string): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const c = net.connect(port, "127.0.0.1");
-      let text = "";
-      const auth = password === undefined ? "" : `Proxy-Authorization: Basic ${Buffer.from(`keel:${password}`).toString("base64")}\r\n`;
-      c.on("connect", () => c.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${auth}\r\n`));
-      c.on("data", (d) => {
-        text += d.toString("utf8");
-        if (/hello\n$/.test(text)) c.end();
-      });
-      c.on("end", () => resolve(text));
-      c.on("close", () => resolve(text));
-      c.on("error", reject);
-    });
-  }
 
   it("applies each connection's grant: its listed name passes, an unlisted one gets 403; no grant, another key's or an altered one gets 407", async () => {
     const before = { ...accepted };
     const port = await shared({ "own.test": [own!], "other.test": [own!] });
     // The operator opened this host's address (as KEEL_SANDBOX_EGRESS_INTERNAL would): signed into the grant.
     const good = grant([{ kind: "host", host: "own.test" }], [cidr(own!, 32)]);
-    expect(await connectWith(port, `own.test:${hostPort}`, good)).toMatch(/^HTTP\/1\.1 200[^]*hello\n$/);
-    expect(await connectWith(port, `other.test:${hostPort}`, good)).toMatch(/^HTTP\/1\.1 403[^]*not allowed by this sandbox's policy/);
+    expect(await connectThrough(port, `own.test:${hostPort}`, good)).toMatch(/^HTTP\/1\.1 200[^]*hello\n$/);
+    expect(await connectThrough(port, `other.test:${hostPort}`, good)).toMatch(/^HTTP\/1\.1 403[^]*not allowed by this sandbox's policy/);
     // A team widening its own grant (rules edited, signature kept), a grant signed with another
     // installation's key, garbage, none at all: all 407, nothing connected.
     const [body, sig] = good.split(".");
@@ -190,10 +179,10 @@ describe("egress proxy: the shared Kubernetes proxy (signed grants)", () => {
       internal: [cidr(own!, 32)],
     });
     for (const password of [`${widened}.${sig}`, foreign, "not-a-grant", undefined]) {
-      expect(await connectWith(port, `own.test:${hostPort}`, password)).toMatch(/^HTTP\/1\.1 407/);
+      expect(await connectThrough(port, `own.test:${hostPort}`, password)).toMatch(/^HTTP\/1\.1 407/);
     }
     // Without the operator's opening, the same name (internal address) is refused even when listed.
-    expect(await connectWith(port, `own.test:${hostPort}`, grant([{ kind: "host", host: "own.test" }]))).toMatch(/^HTTP\/1\.1 403/);
+    expect(await connectThrough(port, `own.test:${hostPort}`, grant([{ kind: "host", host: "own.test" }]))).toMatch(/^HTTP\/1\.1 403/);
     expect(accepted.host - before.host).toBe(1);
     expect(verifyEgressGrant(key, good)?.rules).toEqual([{ kind: "host", host: "own.test" }]);
   });

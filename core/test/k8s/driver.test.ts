@@ -21,8 +21,10 @@ import { createSandboxDriver } from "../../src/sandbox/config.ts";
 import type { SandboxDriver } from "../../src/sandbox/driver.ts";
 import {
   applyPlatformRbac,
+  platformMay,
   claimOf,
   deleteTeamNamespaces,
+  lateBoundRuntime,
   loopbackRuntime,
   stopLoopbackRuntimes,
   testDriver,
@@ -39,13 +41,7 @@ beforeAll(async () => {
   await startControlPlane();
   home = await createTestNamespace("kd-home");
   platform = await applyPlatformRbac(home.name, prefix);
-  await waitFor(
-    async () =>
-      (
-        await kubectl(["auth", "can-i", "create", "namespaces", `--as=system:serviceaccount:${home.name}:${platform.serviceAccount}`], { allowFailure: true })
-      ).stdout.trim() === "yes",
-    { timeoutMs: 30_000, what: "RBAC" },
-  );
+  await platformMay(home.name, platform, ["create", "namespaces"]);
 }, 120_000);
 
 afterAll(async () => {
@@ -67,17 +63,8 @@ function driver(extra: Partial<KubernetesDriverOptions> = {}) {
       seen.push(e);
       tokensUsed.push(token);
       // A pod IP without a stand-in runtime is a pod that is gone: a closed loopback port (the
-      // pod network does not exist on this machine; never send requests off it). Looked up at
-      // each call: a client made at acquire reaches a stand-in started after it.
-      const c = () => new RuntimeClient({ baseUrl: endpoints.get(e.podIP) ?? "http://127.0.0.1:9" }, token);
-      return {
-        exec: (r) => c().exec(r),
-        readFile: (p, o) => c().readFile(p, o),
-        writeFile: (p, x, o) => c().writeFile(p, x, o),
-        listFiles: (p, o) => c().listFiles(p, o),
-        health: (o) => c().health(o),
-        setToken: (t) => c().setToken(t),
-      };
+      // pod network does not exist on this machine; never send requests off it).
+      return lateBoundRuntime(() => endpoints.get(e.podIP) ?? "http://127.0.0.1:9", token);
     },
     ...extra,
   });

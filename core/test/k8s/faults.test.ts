@@ -17,6 +17,7 @@ import { RuntimeClient } from "../../src/sandbox/runtime-client.ts";
 import { RuntimeTokens, type KubernetesDriverOptions } from "../../src/sandbox/k8s/index.ts";
 import {
   applyPlatformRbac,
+  platformMay,
   capturingLogger,
   claimOf,
   claimsOfSession,
@@ -43,16 +44,7 @@ beforeAll(async () => {
   await startControlPlane();
   home = await createTestNamespace("kf-home");
   platform = await applyPlatformRbac(home.name, prefix);
-  await waitFor(
-    async () =>
-      (
-        await kubectl(
-          ["auth", "can-i", "create", "sandboxclaims.extensions.agents.x-k8s.io", `--as=system:serviceaccount:${home.name}:${platform.serviceAccount}`],
-          { allowFailure: true },
-        )
-      ).stdout.trim() === "yes",
-    { timeoutMs: 30_000, what: "RBAC" },
-  );
+  await platformMay(home.name, platform, ["create", "sandboxclaims.extensions.agents.x-k8s.io"]);
   proxy = await FaultProxy.start(kubeconfigServer(platform.kubeconfig));
   viaProxy = kubeconfigWithServer(platform.kubeconfig, proxy.url, path.join(repoRoot, ".tmp", `kubeconfig-proxy-${home.name}`));
   // The held team: one acquire makes its namespace and template, then the template gets the gate.

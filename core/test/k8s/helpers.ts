@@ -10,7 +10,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { KubeConfig, loadAllYaml } from "@kubernetes/client-node";
 import { kubeconfigPath, kubectl, kubectlJson, waitFor } from "@keel/controlplane/harness";
-import { KubernetesSandboxDriver, type KubernetesDriverOptions } from "../../src/sandbox/k8s/driver.ts";
+import { KubernetesSandboxDriver, type KubernetesDriverOptions, type RuntimeApi, type RuntimeEndpoint } from "../../src/sandbox/k8s/driver.ts";
+import { RuntimeClient } from "../../src/sandbox/runtime-client.ts";
 import { DEFAULT_TEAM_QUOTA, namespaceObject, quotaObject } from "../../src/sandbox/k8s/objects.ts";
 import { createLogger, type Logger } from "../../src/logger.ts";
 import { createRuntimeServer } from "@keel/sandbox";
@@ -51,6 +52,15 @@ export async function ensurePriorityClasses(): Promise<void> {
 }
 
 export type PlatformIdentity = { serviceAccount: string; kubeconfig: string; cleanup: () => Promise<void> };
+
+/** Waits until the RBAC applyPlatformRbac wrote is live: the platform ServiceAccount may `can` (`kubectl auth can-i` arguments). */
+export async function platformMay(namespace: string, platform: PlatformIdentity, can: string[]): Promise<void> {
+  const as = `--as=system:serviceaccount:${namespace}:${platform.serviceAccount}`;
+  await waitFor(async () => (await kubectl(["auth", "can-i", ...can, as], { allowFailure: true })).stdout.trim() === "yes", {
+    timeoutMs: 30_000,
+    what: "RBAC",
+  });
+}
 
 /**
  * Applies the base RBAC (ServiceAccounts, ClusterRole, ClusterRoleBinding) and the admission
@@ -166,6 +176,24 @@ export const claimsOfSession = (ns: string, sessionId: string) =>
   kubectl(["get", CLAIMS, "-n", ns, "-l", `keel.dev/session=${sessionId}`, "-o", "json"]).then((r) => JSON.parse(r.stdout).items as any[]);
 
 /** A driver for tests: the kubeconfig file's identity, a test image, the file's namespace prefix. */
+/**
+ * A runtime client whose base URL is looked up at each call (`baseUrl`): a client the driver made
+ * at acquire reaches the loopback runtime standing in for the pod, which can only start once the
+ * claim (and its template's start token) exist.
+ */
+export function lateBoundRuntime(baseUrl: () => string, token: string, opts: { timeoutMs?: number } = {}): RuntimeApi {
+  const c = () => new RuntimeClient({ baseUrl: baseUrl() }, token, opts);
+  return {
+    exec: (r) => c().exec(r),
+    readFile: (p, o) => c().readFile(p, o),
+    writeFile: (p, x, o) => c().writeFile(p, x, o),
+    listFiles: (p, o) => c().listFiles(p, o),
+    health: (o) => c().health(o),
+    setToken: (t) => c().setToken(t),
+  };
+}
+export type { RuntimeEndpoint };
+
 /** KEEL_SECRETS_KEY of this test file's drivers (the workers of one installation share it). */
 export const TEST_TOKEN_KEY = randomBytes(32);
 

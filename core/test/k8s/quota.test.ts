@@ -12,7 +12,7 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import { createTestNamespace, kubectl, kubectlJson, startControlPlane, waitFor, type TestNamespace } from "@keel/controlplane/harness";
 import { parseSandboxPolicy, SandboxQuotaExceededError } from "../../src/index.ts";
 import type { KubernetesDriverOptions } from "../../src/sandbox/k8s/index.ts";
-import { applyPlatformRbac, claimOf, deleteTeamNamespaces, testDriver, type PlatformIdentity } from "./helpers.ts";
+import { applyPlatformRbac, platformMay, claimOf, deleteTeamNamespaces, testDriver, type PlatformIdentity } from "./helpers.ts";
 
 const prefix = `kq${randomBytes(2).toString("hex")}-`;
 const policy = parseSandboxPolicy({});
@@ -24,15 +24,7 @@ beforeAll(async () => {
   await startControlPlane();
   home = await createTestNamespace("kq-home");
   platform = await applyPlatformRbac(home.name, prefix);
-  await waitFor(
-    async () =>
-      (
-        await kubectl(["auth", "can-i", "patch", "resourcequotas", "-n", `${prefix}x`, `--as=system:serviceaccount:${home.name}:${platform.serviceAccount}`], {
-          allowFailure: true,
-        })
-      ).stdout.trim() === "yes",
-    { timeoutMs: 30_000, what: "RBAC" },
-  );
+  await platformMay(home.name, platform, ["patch", "resourcequotas", "-n", `${prefix}x`]);
 }, 120_000);
 
 afterAll(async () => {

@@ -8,8 +8,16 @@ import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestNamespace, kubectl, kubectlJson, startControlPlane } from "@keel/controlplane/harness";
-import { applyPlatformRbac, deleteTeamNamespaces, ensurePriorityClasses, loopbackRuntime, stopLoopbackRuntimes, testDriver } from "../k8s/helpers.ts";
-import type { RuntimeApi, RuntimeEndpoint } from "../../src/sandbox/k8s/driver.js";
+import {
+  applyPlatformRbac,
+  deleteTeamNamespaces,
+  ensurePriorityClasses,
+  lateBoundRuntime,
+  loopbackRuntime,
+  stopLoopbackRuntimes,
+  testDriver,
+} from "../k8s/helpers.ts";
+import type { RuntimeEndpoint } from "../../src/sandbox/k8s/driver.js";
 import { parseSandboxPolicy } from "../../src/sandbox/policy.js";
 import { SandboxRelayClient, SandboxRelayServer } from "../../src/sandbox/relay.js";
 import { RuntimeClient } from "../../src/sandbox/runtime-client.js";
@@ -86,20 +94,9 @@ describe("session view through the Kubernetes driver", () => {
   }, 240_000);
 });
 
-/** A runtime client that looks its endpoint up at each call (keyed by claim): the loopback runtime
- *  standing in for the pod can only start once the claim (and its template's start token) exist. */
+/** The loopback runtime standing in for each claim's pod, looked up at each call (lateBoundRuntime). */
 const byClaim = new Map<string, string>();
-function lateBoundClient(e: RuntimeEndpoint, token: string): RuntimeApi {
-  const c = () => new RuntimeClient({ baseUrl: byClaim.get(e.claim) ?? e.baseUrl }, token, { timeoutMs: 60_000 });
-  return {
-    exec: (r) => c().exec(r),
-    readFile: (p, o) => c().readFile(p, o),
-    writeFile: (p, x, o) => c().writeFile(p, x, o),
-    listFiles: (p, o) => c().listFiles(p, o),
-    health: (o) => c().health(o),
-    setToken: (t) => c().setToken(t),
-  };
-}
+const lateBoundClient = (e: RuntimeEndpoint, token: string) => lateBoundRuntime(() => byClaim.get(e.claim) ?? e.baseUrl, token, { timeoutMs: 60_000 });
 
 describe("session view on Kubernetes from a web process with no cluster access (relay through a worker)", () => {
   it("lists, reads and starts through the worker; never wakes a suspended sandbox; a silent sandbox or no worker answers 503 at the deadline", async () => {

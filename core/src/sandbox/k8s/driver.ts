@@ -64,7 +64,6 @@ import {
   claimObject,
   DEFAULT_TEAM_QUOTA,
   egressRules,
-  hasNameRules,
   limitRangeObject,
   namespaceObject,
   QUOTA_SETTING,
@@ -166,6 +165,8 @@ export class KubernetesSandboxDriver implements SandboxDriver {
   private readonly teams = new Map<string, string>();
   private readonly tokens: RuntimeTokens;
   private readonly grantKey: Buffer;
+  /** The egress proxy's address, resolved once per process (again after a failure). */
+  private proxyAddress?: Promise<string>;
   private readonly clients = new Map<string, RuntimeApi>();
   private readonly inProcess = new Map<string, Promise<unknown>>();
 
@@ -430,25 +431,20 @@ export class KubernetesSandboxDriver implements SandboxDriver {
    */
   private async egressProxyUrl(teamId: string, template: string, policy: SandboxPolicy): Promise<string | undefined> {
     const p = this.o.egressProxy;
-    if (!p || policy.egress === "none" || !hasNameRules(policy.egress)) return undefined;
-    let address = p.host;
-    if (!isIP(address)) {
-      try {
-        address = (await lookup(p.host)).address;
-      } catch (err) {
-        throw new SandboxUnavailableError(
-          `the egress proxy ${p.host} (KEEL_SANDBOX_EGRESS_PROXY) does not resolve from this worker: is k8s/base/egress-proxy.yaml applied? ${(err as Error).message}`,
-          { host: p.host },
-          { cause: err },
-        );
-      }
-    }
-    const grant = signEgressGrant(this.grantKey, {
-      team: teamId,
-      template,
-      rules: parseEgressAllowList(policy.egress.allow),
-      internal: parseEgressAllowList(this.o.egressInternalAllow),
+    if (!p || policy.egress === "none") return undefined;
+    const rules = parseEgressAllowList(policy.egress.allow);
+    if (rules.every((r) => r.kind === "cidr")) return undefined;
+    // Once per process, not per sandbox start (a Service's address is stable); a failure is not kept.
+    this.proxyAddress ??= (isIP(p.host) ? Promise.resolve(p.host) : lookup(p.host).then((a) => a.address)).catch((err: Error) => {
+      this.proxyAddress = undefined;
+      throw new SandboxUnavailableError(
+        `the egress proxy ${p.host} (KEEL_SANDBOX_EGRESS_PROXY) does not resolve from this worker: is k8s/base/egress-proxy.yaml applied? ${err.message}`,
+        { host: p.host },
+        { cause: err },
+      );
     });
+    const address = await this.proxyAddress;
+    const grant = signEgressGrant(this.grantKey, { team: teamId, template, rules, internal: parseEgressAllowList(this.o.egressInternalAllow) });
     return `http://keel:${grant}@${isIP(address) === 6 ? `[${address}]` : address}:${p.port}`;
   }
 
@@ -485,15 +481,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
           { ...CLAIM, namespace: claim.metadata.namespace!, name: claim.metadata.name },
           { uid: claim.metadata.uid!, propagation: "Background" },
         );
-        await this.o.store?.record({
-          id: claim.metadata.uid!,
-          teamId: id.teamId!,
-          sessionId: id.sessionId!,
-          driver: this.name,
-          state: "terminated",
-          lastError: err.message,
-          lastActiveAt: new Date(),
-        });
+        await this.record(claim, "terminated", err.message);
       } else if (claim.status?.sandbox?.name) {
         await this.setOperatingMode(claim, "Suspended");
         await this.record(claim, "suspended");
@@ -712,14 +700,14 @@ export class KubernetesSandboxDriver implements SandboxDriver {
       await this.api.waitFor(ref, (s) => (s === null || sandboxSuspended(s) ? true : undefined), this.o.readyTimeoutMs, `sandbox ${name} to suspend`);
   }
 
-  private async record(claim: K8sObject, state: SandboxState): Promise<void> {
+  private async record(claim: K8sObject, state: SandboxState, lastError: string | null = state === "failed" ? readyReason(claim) : null): Promise<void> {
     await this.o.store?.record({
       id: claim.metadata.uid!,
       teamId: claim.metadata.labels![LABELS.team]!,
       sessionId: claim.metadata.labels![LABELS.session]!,
       driver: this.name,
       state,
-      lastError: state === "failed" ? readyReason(claim) : null,
+      lastError,
       lastActiveAt: new Date(),
     });
   }

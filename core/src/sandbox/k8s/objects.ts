@@ -185,8 +185,11 @@ export function secretObject(namespace: string, template: string, teamId: string
   return { apiVersion: "v1", kind: "Secret", metadata: { name: secretName(template), namespace, labels: teamLabels(teamId) }, data } as K8sObject;
 }
 
-/** The template's start token (tokens.ts) for its pods' env, by reference: never a value in a pod spec. */
-/** With host names in the allow-list, also the pods' egress proxy URL (its password is the template's signed grant). */
+/**
+ * The template's runtime Secret, read by its pods' env by reference (never a value in a pod spec):
+ * the start token (tokens.ts) and, with host names in the allow-list, the egress proxy URL (its
+ * password is the template's signed grant).
+ */
 export function runtimeSecretObject(namespace: string, template: string, teamId: string, startToken: string, egressProxyUrl?: string): K8sObject {
   const b64 = (v: string) => Buffer.from(v, "utf8").toString("base64");
   return {
@@ -240,17 +243,6 @@ function networkOf({ address, prefix, family }: Range): string {
 }
 
 const INTERNAL = INTERNAL_RANGES.map(([address, prefix, family, what]) => ({ ...blockOf({ address, prefix, family }), what }));
-
-/** Host names (and *.suffixes) in an allow-list: those go through the shared egress proxy. */
-export function hasNameRules(egress: SandboxPolicy["egress"]): boolean {
-  return (
-    egress !== "none" &&
-    egress.allow.some((e) => {
-      const r = parseEgressEntry(e);
-      return !(r instanceof Error) && r.kind !== "cidr";
-    })
-  );
-}
 
 /**
  * The team's egress allow-list as NetworkPolicy rules (`none` → no rule: the controller's policy
