@@ -15,7 +15,7 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import { createTestNamespace, kubectl, kubectlJson, startControlPlane, waitFor, type TestNamespace } from "@keel/controlplane/harness";
 import { parseSandboxPolicy, reapSandboxes, SandboxUnavailableError } from "../../src/index.ts";
 import { RuntimeClient } from "../../src/sandbox/runtime-client.ts";
-import { RuntimeTokens, type KubernetesDriverOptions, type RuntimeEndpoint } from "../../src/sandbox/k8s/index.ts";
+import { RuntimeTokens, type KubernetesDriverOptions, type RuntimeApi, type RuntimeEndpoint } from "../../src/sandbox/k8s/index.ts";
 import { RUNTIME_PORT, WORKER_POD_LABELS } from "../../src/sandbox/k8s/names.ts";
 import { createSandboxDriver } from "../../src/sandbox/config.ts";
 import type { SandboxDriver } from "../../src/sandbox/driver.ts";
@@ -120,6 +120,65 @@ test("acquire creates namespace, Secret, template, pool and claim; the controlle
   const h3 = await d.acquire("sess-1", team, policy, { API_KEY: "k-123" });
   expect(h3.sandboxId).not.toBe(h.sandboxId);
   await d.release(h3);
+}, 180_000);
+
+test("a pod deleted under a running sandbox: the refused call waits until the claim names a pod that answers and goes there (the request never left), whatever the claim said when it was read; a claim deleted meanwhile is a clear 'acquire it again'", async () => {
+  const team = "team-del";
+  const ns = `${prefix}${team}`;
+  let rt = "http://127.0.0.1:9";
+  // A pod network: an address answers while a Ready, undeleted pod holds it. `down` holds the
+  // network down after a deletion until the test has seen a call refused: kwok replaces a pod
+  // (often on the same IP) faster than a call can be made, so the window is made, not hoped for.
+  let down = false;
+  let refused = 0;
+  const answers = async (ip: string) =>
+    !down &&
+    (await kubectlJson(["get", "pods", "-n", ns])).items.some(
+      (p: any) => p.status?.podIP === ip && !p.metadata.deletionTimestamp && p.status.conditions?.some((c: any) => c.type === "Ready" && c.status === "True"),
+    );
+  const onNetwork = (e: RuntimeEndpoint, token: string) => {
+    const c = async () => {
+      if (await answers(e.podIP)) return new RuntimeClient({ baseUrl: rt }, token);
+      refused++;
+      return new RuntimeClient({ baseUrl: "http://127.0.0.1:9" }, token);
+    };
+    return {
+      exec: async (r) => (await c()).exec(r),
+      readFile: async (p, o) => (await c()).readFile(p, o),
+      writeFile: async (p, x, o) => (await c()).writeFile(p, x, o),
+      listFiles: async (p, o) => (await c()).listFiles(p, o),
+      health: async (o) => (await c()).health(o),
+      setToken: async (t) => (await c()).setToken(t),
+    } satisfies RuntimeApi;
+  };
+  /** Deletes the pod, starts `call` while nothing answers, and brings the network back once it was refused. */
+  const acrossDeletion = async <T>(call: () => Promise<T>): Promise<T> => {
+    down = true;
+    await kubectl(["-n", ns, "delete", "pods", "--all", "--wait=true"]);
+    const before = refused;
+    const result = call();
+    await waitFor(async () => refused > before, { what: "a refused connection" });
+    down = false;
+    return result;
+  };
+  const d = driver({ runtimeClient: onNetwork });
+  const h = await d.acquire("sess-del", team, policy);
+  rt = (await loopbackRuntime(ns, "s-sess-del")).url;
+  await d.writeFile(h, "kept.txt", "kept-42");
+  // The cached client points at the deleted pod's address.
+  expect((await acrossDeletion(() => d.readFile(h, "kept.txt"))).content).toBe("kept-42");
+  // A restarted worker whose acquire reads the claim right after the deletion.
+  const d2 = driver({ runtimeClient: onNetwork });
+  const result = await acrossDeletion(async () => d2.exec(await d2.acquire("sess-del", team, policy), { command: "cat kept.txt" }));
+  expect(result.stdout).toBe("kept-42");
+  // The claim itself goes while a refused call waits: no endless wait, no silent retry.
+  down = true;
+  const before = refused;
+  const pending = d2.exec(await d2.acquire("sess-del", team, policy), { command: "true" });
+  await waitFor(async () => refused > before, { what: "a refused connection" });
+  await kubectl(["-n", ns, "delete", "sandboxclaims.v1beta1.extensions.agents.x-k8s.io", "s-sess-del", "--wait=false"]);
+  await expect(pending).rejects.toThrow(/acquire it again/);
+  down = false;
 }, 180_000);
 
 const SANDBOXES = "sandboxes.v1beta1.agents.x-k8s.io";

@@ -6,6 +6,7 @@
 // 422: a bad object, an admission webhook) becomes KubernetesApiError with the server's message.
 // Waits use a watch, re-reading and re-watching when the watch drops.
 import { ApiException, KubeConfig, KubernetesObjectApi, PatchStrategy, Watch } from "@kubernetes/client-node";
+import { setTimeout as sleep } from "node:timers/promises";
 import { backoffMs } from "../../backoff.js";
 import type { Logger } from "../../logger.js";
 import { SandboxError, SandboxUnavailableError } from "../errors.js";
@@ -35,7 +36,6 @@ export class KubernetesConflictError extends SandboxError {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 type Ref = { apiVersion: string; kind: string; namespace?: string; name: string };
 const PLURALS: Record<string, string> = {
   SandboxClaim: "sandboxclaims",

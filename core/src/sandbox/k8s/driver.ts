@@ -16,12 +16,14 @@
 // The data plane (exec, files) is the same runtime protocol as the local driver, over the pod IP;
 // `runtimeClient` makes it pluggable (tests on kwok have no running container).
 import { createHash } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { egressGrantKey, signEgressGrant } from "@keel/sandbox/egress-grant";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "../../logger.js";
 import { silentLogger } from "../../logger.js";
+import { backoffMs } from "../../backoff.js";
 import type {
   DriverHealth,
   ExecRequest,
@@ -86,6 +88,8 @@ import { RuntimeTokens } from "./tokens.js";
 export type RuntimeApi = Pick<RuntimeClient, "exec" | "readFile" | "writeFile" | "listFiles" | "setToken"> & {
   health(opts?: { timeoutMs?: number }): Promise<RuntimeHealth>;
 };
+/** A runtime client bound to one pod's address. */
+type PodRuntime = RuntimeApi & { readonly podIP: string };
 export type RuntimeEndpoint = { baseUrl: string; podIP: string; namespace: string; claim: string };
 
 export type KubernetesDriverOptions = {
@@ -167,7 +171,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
   private readonly grantKey: Buffer;
   /** The egress proxy's address, resolved once per process (again after a failure). */
   private proxyAddress?: Promise<string>;
-  private readonly clients = new Map<string, RuntimeApi>();
+  private readonly clients = new Map<string, PodRuntime>();
   private readonly inProcess = new Map<string, Promise<unknown>>();
 
   constructor(opts: KubernetesDriverOptions) {
@@ -587,8 +591,8 @@ export class KubernetesSandboxDriver implements SandboxDriver {
         // The pod behind a cached client can be gone (TTL, a release or suspend by another
         // worker), and its IP may now belong to another sandbox (whose runtime refuses our token:
         // 401) or to something else entirely (an answer without the runtime's JSON error code).
-        // Re-read the claim before blaming the runtime. The call is not repeated: a command may
-        // have run before the connection failed. A 401 from the claim's own pod is a runtime
+        // Re-read the claim before blaming the runtime. The call is not repeated unless it
+        // cannot have run: a command may have run before the connection failed. A 401 from the claim's own pod is a runtime
         // that restarted and lost its session token (a container restart keeps the pod): it did
         // nothing with the call, so the call goes again through a new hand-over.
         const refused = err instanceof SandboxRequestError && err.status === 401;
@@ -598,6 +602,17 @@ export class KubernetesSandboxDriver implements SandboxDriver {
         const claim = await this.claimOf(h);
         const sandbox = claim ? await this.sandboxOf(claim) : null;
         const state = claim ? claimState(claim, sandbox) : "terminated";
+        if (neverReached(err) && (state === "ready" || state === "provisioning" || state === "requested")) {
+          // Nothing listens at the address: the pod was deleted under us, and the controller is
+          // making its successor or has not noticed yet. The request never left, so it goes to
+          // the successor once the claim names it. A Ready claim still naming the refusing
+          // address predates the deletion (seen on kind: `kubectl delete pod` returns before the
+          // claim's status changes); trusting it was the failure.
+          const next = await this.nextPod(h, cached.podIP, err);
+          const again = this.connect(next);
+          this.clients.set(h.sandboxId, again);
+          return fn(again);
+        }
         if (state !== "ready") throw new SandboxUnavailableError(`the sandbox is ${state}; acquire it again`, { sandboxId: h.sandboxId }, { cause: err });
         if (!refused) throw err;
         const again = this.connect(claim!, sandbox);
@@ -615,6 +630,13 @@ export class KubernetesSandboxDriver implements SandboxDriver {
     return fn(client);
   }
 
+  private endpointOf(claim: K8sObject): RuntimeEndpoint {
+    const podIP: string | undefined = claim.status?.sandbox?.podIPs?.[0];
+    if (!podIP) throw new SandboxUnavailableError("the sandbox has no pod IP yet; acquire it again", { claim: claim.metadata.name });
+    const host = podIP.includes(":") ? `[${podIP}]` : podIP;
+    return { baseUrl: `http://${host}:${this.o.runtimePort}`, podIP, namespace: claim.metadata.namespace!, claim: claim.metadata.name! };
+  }
+
   /**
    * A client for the claim's runtime with the session's token (tokens.ts). Its first call makes
    * sure the pod holds that token: if the runtime refuses it (a fresh pod, or one whose runtime
@@ -623,12 +645,9 @@ export class KubernetesSandboxDriver implements SandboxDriver {
    * token in its spec (claim env, or the Sandbox's pod template) and is reached with that.
    * `sandbox`: the claim's Sandbox when the caller has read it (else read on first call).
    */
-  private connect(claim: K8sObject, sandbox?: K8sObject | null): RuntimeApi {
-    const podIP: string | undefined = claim.status?.sandbox?.podIPs?.[0];
-    if (!podIP) throw new SandboxUnavailableError("the sandbox has no pod IP yet; acquire it again", { claim: claim.metadata.name });
-    const namespace = claim.metadata.namespace!;
-    const host = podIP.includes(":") ? `[${podIP}]` : podIP;
-    const endpoint = { baseUrl: `http://${host}:${this.o.runtimePort}`, podIP, namespace, claim: claim.metadata.name };
+  private connect(claim: K8sObject, sandbox?: K8sObject | null): PodRuntime {
+    const endpoint = this.endpointOf(claim);
+    const { podIP, namespace } = endpoint;
     const token = this.tokens.session(namespace, claim.metadata.uid!);
     let client = this.o.runtimeClient(endpoint, token);
     let ready: Promise<void> | undefined;
@@ -671,6 +690,7 @@ export class KubernetesSandboxDriver implements SandboxDriver {
         throw err;
       }));
     return {
+      podIP,
       health: async (o) => (await first(), client.health(o)),
       exec: async (r) => (await first(), client.exec(r)),
       readFile: async (p, o) => (await first(), client.readFile(p, o)),
@@ -678,6 +698,46 @@ export class KubernetesSandboxDriver implements SandboxDriver {
       listFiles: async (p, o) => (await first(), client.listFiles(p, o)),
       setToken: async (t) => (await first(), client.setToken(t)),
     };
+  }
+
+  /**
+   * The claim once it names a pod that listens (see withRuntime): Ready on another address, or
+   * on the refused one when something answers there now (kwok and some CNIs give the successor
+   * the same IP, and a Ready claim can predate the deletion). Polled, not watched: the claim may
+   * not change at all while a reused address comes back.
+   */
+  private async nextPod(h: SandboxHandle, refusedIP: string, cause: unknown): Promise<K8sObject> {
+    const names = sandboxNames({ namespacePrefix: this.o.namespacePrefix, teamId: h.teamId, sessionId: h.sessionId, template: "x" });
+    const deadline = Date.now() + this.o.readyTimeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      const c = await this.api.get({ ...CLAIM, namespace: names.namespace, name: names.claim });
+      if (!c || c.metadata.uid !== h.sandboxId || c.metadata.deletionTimestamp)
+        throw new SandboxUnavailableError("the sandbox is terminated; acquire it again", { sandboxId: h.sandboxId }, { cause });
+      const state = claimState(c);
+      if (state === "failed" || state === "terminated")
+        throw new SandboxUnavailableError(`the sandbox is ${state}; acquire it again`, { sandboxId: h.sandboxId }, { cause });
+      const over = quotaRefusal(c);
+      if (over) throw quotaExceeded(h.teamId, names.namespace, over);
+      const ip: string | undefined = c.status?.sandbox?.podIPs?.[0];
+      if (state === "ready" && ip) {
+        if (ip !== refusedIP) return c;
+        const answer = await this.o
+          .runtimeClient(this.endpointOf(c), "")
+          .health({ timeoutMs: 2_000 })
+          .then(
+            () => true,
+            (err: unknown) => !neverReached(err),
+          );
+        if (answer) return c;
+      }
+      if (Date.now() >= deadline)
+        throw new SandboxUnavailableError(
+          `the sandbox's runtime refused connections and no pod replaced it within ${this.o.readyTimeoutMs} ms; release the sandbox to get a new one`,
+          { sandboxId: h.sandboxId, claim: names.claim, namespace: names.namespace },
+          { cause },
+        );
+      await sleep(backoffMs(attempt, 100, 2_000));
+    }
   }
 
   private async claimOf(h: SandboxHandle): Promise<K8sObject | null> {
@@ -744,4 +804,10 @@ function quotaExceeded(teamId: string, namespace: string, r: QuotaRefusal): Sand
       `(a suspended one frees its pod but keeps its workspace volume), or ask the operator to raise ${settings}`,
     { teamId, namespace, quota: r.quota, resource: r.resource, requested: r.requested, used: r.used, limited: r.limited },
   );
+}
+
+/** A connection that never opened: the request did not reach any process, so it ran nowhere. */
+function neverReached(err: unknown): boolean {
+  const code = err instanceof SandboxUnavailableError ? (err.cause as NodeJS.ErrnoException | undefined)?.code : undefined;
+  return code === "ECONNREFUSED" || code === "EHOSTUNREACH" || code === "ENETUNREACH";
 }
