@@ -6,7 +6,7 @@ import { eventPayload, type SessionEvent } from "../src/engine/types.js";
 import { createAgentStep, type LoopHooks } from "../src/agent/loop.js";
 import { createModelResolver } from "../src/agent/models.js";
 import { builtinTools, ToolRegistry, type Tool } from "../src/tools/tools.js";
-import { decideToolCall } from "../src/engine/approvals.js";
+import { decideToolCall, pendingApprovals } from "../src/engine/approvals.js";
 import { Secrets } from "../src/secrets.js";
 import { outboundPolicy } from "../src/agent/outbound.js";
 import { randomBytes } from "node:crypto";
@@ -592,6 +592,44 @@ describe("approvals", () => {
       isError: true,
       content: expect.stringMatching(/denied.*freeze week/),
     });
+  });
+
+  test("the approvals inbox: the team's waiting calls across sessions, oldest first, with session, agent and arguments; decided calls leave it; another team sees none", async () => {
+    await startAgentWorker();
+    const first = await session();
+    const second = await session();
+    const inbox = () => pendingApprovals(f.pool, f.teamId);
+    const before = (await inbox()).total;
+    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "in1", name: "deploy", args: '{"value":"staging"}' }]) });
+    const r1 = await f.client.postMessage({ teamId: f.teamId, sessionId: first, content: "deploy staging" });
+    await settle(r1.runId, "waiting_approval");
+    fake.enqueue({ kind: "stream", chunks: toolCallStream([{ id: "in2", name: "deploy", args: `{"value":"${"p".repeat(3_000)}"}` }]) });
+    const r2 = await f.client.postMessage({ teamId: f.teamId, sessionId: second, content: "deploy prod" });
+    await settle(r2.runId, "waiting_approval");
+
+    const mine = (await inbox()).approvals.filter((a) => a.sessionId === first || a.sessionId === second);
+    expect(mine.map((a) => [a.sessionId, a.callId, a.runId, a.tool])).toEqual([
+      [first, "in1", r1.runId, "deploy"],
+      [second, "in2", r2.runId, "deploy"],
+    ]);
+    expect(mine[0]).toMatchObject({ arguments: '{"value":"staging"}', argumentsTruncated: false, agentName: expect.stringMatching(/^a-/) });
+    expect(mine[1]!.arguments).toHaveLength(2_000);
+    expect(mine[1]!.argumentsTruncated).toBe(true);
+    expect(mine[0]!.requestedAt.getTime()).toBeLessThanOrEqual(mine[1]!.requestedAt.getTime());
+    expect((await inbox()).total).toBe(before + 2);
+    expect((await pendingApprovals(f.pool, f.teamId, 1)).approvals).toHaveLength(1);
+    await expect(pendingApprovals(f.pool, f.teamId, 0)).rejects.toMatchObject({ status: 422 });
+    const other = await f.tenancy.createTeam({ slug: `other-${Math.random().toString(36).slice(2, 8)}`, name: "Other" });
+    expect(await pendingApprovals(f.pool, other.id)).toEqual({ approvals: [], total: 0 });
+
+    fake.enqueue({ kind: "stream", chunks: textStream("not deploying") });
+    await decideToolCall(f.pool, { teamId: f.teamId, sessionId: first, callId: "in1", approve: false });
+    expect((await inbox()).approvals.map((a) => a.callId)).not.toContain("in1");
+    await settle(r1.runId);
+    fake.enqueue({ kind: "stream", chunks: textStream("not deploying either") });
+    await decideToolCall(f.pool, { teamId: f.teamId, sessionId: second, callId: "in2", approve: false });
+    await settle(r2.runId);
+    expect((await inbox()).total).toBe(before);
   });
 
   test("the decision resumes the run on another worker: the one that parked it is gone", async () => {

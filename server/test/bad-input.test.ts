@@ -275,6 +275,13 @@ const matrix: Record<RouteKey, () => Case[]> = {
     ...idCases("DELETE", (id) => `/api/v1/api-keys/${id}`),
     ...noBodyCases("DELETE", "/api/v1/api-keys/00000000-0000-4000-8000-000000000000"),
   ],
+  "GET /api/v1/approvals": () =>
+    getCases("/api/v1/approvals", [
+      ["limit 0", "limit=0"],
+      ["limit 501", "limit=501"],
+      ["limit not a number", "limit=ten"],
+      ["limit a fraction", "limit=1.5"],
+    ]),
   "GET /api/v1/audit": () =>
     getCases("/api/v1/audit", [
       ["bad cursor", "before=1;drop"],

@@ -145,6 +145,58 @@ describe.sequential("dashboard", () => {
     await expectViewMatchesLog();
   });
 
+  test("the approvals inbox: waiting calls of two sessions, oldest first, with their count in the navigation; approve and deny in place; the sessions go on", async () => {
+    // Asked through the API with the page's own cookie session (and its CSRF token).
+    const csrf = ((await (await page.request.get("/api/v1/me")).json()) as { csrfToken: string }).csrfToken;
+    const ask = async (content: string) => {
+      const headers = { "x-csrf-token": csrf };
+      const made = await page.request.post("/api/v1/sessions", { data: { agentId }, headers });
+      expect(made.status()).toBe(201);
+      const id = ((await made.json()) as { id: string }).id;
+      expect((await page.request.post(`/api/v1/sessions/${id}/messages`, { data: { content }, headers })).status()).toBe(202);
+      await waitFor(
+        async () =>
+          ((await (await page.request.get("/api/v1/approvals")).json()) as { approvals: { sessionId: string }[] }).approvals.some((a) => a.sessionId === id),
+        {
+          what: `the approval asked in ${id}`,
+        },
+      );
+      return id;
+    };
+    const older = await ask("calculate 2*21");
+    const newer = await ask("calculate 3*3");
+    await page.goto("/sessions");
+    await page.getByTestId("approvals-count").filter({ hasText: "2" }).waitFor();
+    await page.getByRole("link", { name: /Approvals/ }).click();
+    await page.waitForURL(/\/approvals$/);
+    const rows = page.getByTestId("pending-approval");
+    await rows.nth(1).waitFor();
+    expect(await rows.count()).toBe(2);
+    const links = await rows.locator("a").evaluateAll((as) => as.map((a) => a.getAttribute("href")));
+    expect(links).toEqual([`/sessions/${older}`, `/sessions/${newer}`]);
+    await expect.poll(() => rows.first().textContent()).toContain("calculator");
+    expect(await rows.first().textContent()).toContain("2*21");
+
+    await rows.first().getByRole("button", { name: "Approve" }).click();
+    await page.getByTestId("approvals-count").filter({ hasText: "1" }).waitFor();
+    await waitFor(async () => (await rows.count()) === 1, { what: "the approved call to leave the inbox" });
+    await rows.first().getByRole("button", { name: "Deny…" }).click();
+    await rows.first().getByLabel("deny reason", { exact: true }).fill("from the inbox");
+    await rows.first().getByRole("button", { name: "Deny", exact: true }).click();
+    await page.getByText("Nothing is waiting for approval.").waitFor();
+    expect(await page.getByTestId("approvals-count").count()).toBe(0);
+
+    const results = async (id: string) =>
+      ((await (await page.request.get(`/api/v1/sessions/${id}/events`)).json()) as { events: { type: string; payload: unknown }[] }).events
+        .filter((e) => e.type === "tool_result")
+        .map((e) => JSON.stringify(e.payload));
+    await waitFor(async () => (await results(older)).some((r) => r.includes("42")), { what: "the approved call's result" });
+    await waitFor(async () => (await results(newer)).some((r) => r.includes("from the inbox")), { what: "the denial reaching the model" });
+    // Back where the next test expects the page: the first session's view.
+    await page.goto(`/sessions/${sessionId}`);
+    await expectViewMatchesLog();
+  });
+
   test("an event a newer version wrote is shown as unknown, in its place; the view still equals the log", async () => {
     // A newer worker's event type: this dashboard's EventSource does not listen for it, so the
     // seq gap before the next event is read from the events endpoint and shown, not dropped.
@@ -227,7 +279,7 @@ describe.sequential("dashboard", () => {
     expect(seqs.length).toBeGreaterThan(before);
   });
 
-  const PAGES = () => ["/agents", `/agents/${agentId}`, "/sessions", `/sessions/${sessionId}`, "/status", "/settings", "/audit"];
+  const PAGES = () => ["/agents", `/agents/${agentId}`, "/sessions", `/sessions/${sessionId}`, "/approvals", "/status", "/settings", "/audit"];
 
   test("every page at 1280 and 390 px: no horizontal overflow; screenshots saved", async () => {
     for (const width of [1280, 390]) {
@@ -310,7 +362,7 @@ describe.sequential("dashboard", () => {
 
     await page.goto("/audit");
     await page.locator('tr[data-audit="secret.put"]').waitFor();
-    await page.locator('tr[data-audit="tool_call.approve"]').waitFor();
+    await page.locator('tr[data-audit="tool_call.approve"]').first().waitFor(); // the chat's and the inbox's
 
     await page.goto("/status");
     await page.locator(`tr[data-worker="${worker.worker.id}"]`).filter({ hasText: "alive" }).waitFor();

@@ -209,6 +209,7 @@ const matrix: Record<RouteKey, Case> = {
   "GET /api/v1/api-keys": { scoped: () => [{ method: "GET", path: "/api/v1/api-keys" }] },
   "POST /api/v1/api-keys": { scoped: () => [{ method: "POST", path: "/api/v1/api-keys", body: { name: "b-made", role: "viewer" } }] },
   "DELETE /api/v1/api-keys/[id]": { foreign: (i) => [{ method: "DELETE", path: `/api/v1/api-keys/${i.apiKeyId}` }] },
+  "GET /api/v1/approvals": { scoped: () => [{ method: "GET", path: "/api/v1/approvals?limit=500" }] },
   "GET /api/v1/audit": { scoped: () => [{ method: "GET", path: "/api/v1/audit?limit=500" }] },
   "POST /api/v1/auth/login": { scoped: () => [{ method: "POST", path: "/api/v1/auth/login", body: B }] },
   "POST /api/v1/auth/logout": { scoped: () => [{ method: "POST", path: "/api/v1/auth/logout" }] },

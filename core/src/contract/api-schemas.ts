@@ -269,6 +269,19 @@ export const AuditEntry = z.object({
   createdAt: Timestamp,
 });
 
+export const PendingApproval = z.object({
+  sessionId: Id,
+  sessionTitle: z.string().nullable(),
+  agentId: Id,
+  agentName: z.string(),
+  runId: Id,
+  callId: z.string(),
+  tool: z.string(),
+  arguments: z.string(),
+  argumentsTruncated: z.boolean(),
+  requestedAt: Timestamp,
+});
+
 export const FleetStatus = z.object({
   workers: z.array(z.object({ id: z.string(), hostname: z.string(), version: z.string(), startedAt: Timestamp, heartbeatAt: Timestamp, alive: z.boolean() })),
   queueDepth: z.number().int(),

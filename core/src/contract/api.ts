@@ -291,6 +291,15 @@ export const api = {
       summary: "Audit log, newest first (admin)",
     }),
   },
+  approvals: {
+    list: op({
+      method: "GET",
+      path: "/api/v1/approvals",
+      query: z.strictObject({ limit: s.queryParam.int(1, 500).optional() }),
+      response: z.object({ approvals: z.array(s.PendingApproval), total: z.number().int() }),
+      summary: "Tool calls waiting for a human across the team's sessions, oldest first (decide with POST /api/v1/sessions/{id}/approvals/{callId})",
+    }),
+  },
   status: { get: op({ method: "GET", path: "/api/v1/status", response: s.FleetStatus, summary: "Workers and heartbeats, queue depth, active runs" }) },
   sandboxes: {
     list: op({

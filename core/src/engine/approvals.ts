@@ -1,7 +1,7 @@
 // A human's decision on a tool call that requires approval: stored on the ledger row, and the
 // parked run goes back to the queue (waiting_approval → queued), so any worker continues it.
 import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
-import type { Pool } from "../db/pool.js";
+import type { Pool, Queryable } from "../db/pool.js";
 import { actingTeam, type Acting, type Principal } from "../access/principal.js";
 import { audited } from "../audit.js";
 import { isUuid } from "./client.js";
@@ -62,4 +62,56 @@ export async function decideToolCall(pool: Pool, d: ApprovalDecision): Promise<{
     },
     () => ({ action, target: d.sessionId, details: { callId: d.callId } }),
   );
+}
+
+export type PendingApproval = {
+  sessionId: string;
+  sessionTitle: string | null;
+  agentId: string;
+  agentName: string;
+  runId: string;
+  callId: string;
+  tool: string;
+  /** The call's arguments as the model wrote them (JSON text), cut at `ARGUMENTS_PREVIEW_CHARS`. */
+  arguments: string;
+  argumentsTruncated: boolean;
+  requestedAt: Date;
+};
+
+/** Enough to judge most calls in a list; the whole call is in the session's log. */
+const ARGUMENTS_PREVIEW_CHARS = 2_000;
+
+/**
+ * The team's tool calls waiting for a human, oldest question first (the approvals inbox), and
+ * how many there are in all. Waiting means what `decideToolCall` accepts for a parked run: asked
+ * in the log, undecided on the ledger. A run between the question and its park (a moment) shows
+ * up on the next read.
+ */
+export async function pendingApprovals(db: Queryable, teamId: string, limit = 100): Promise<{ approvals: PendingApproval[]; total: number }> {
+  if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new ValidationError("limit must be a whole number from 1 to 500", { limit });
+  const { rows } = await db.query<PendingApproval & { total: number; argumentsText: string }>(
+    `SELECT s.id AS "sessionId", s.title AS "sessionTitle", a.id AS "agentId", a.name AS "agentName", r.id AS "runId",
+            tc.call_id AS "callId", tc.name AS tool, q.arguments AS "argumentsText", q.created_at AS "requestedAt",
+            count(*) OVER ()::int AS total
+     FROM runs r
+     JOIN sessions s ON s.id = r.session_id AND s.deleted_at IS NULL
+     JOIN agents a ON a.id = s.agent_id
+     JOIN tool_calls tc ON tc.run_id = r.id AND tc.approval IS NULL
+     JOIN LATERAL (SELECT e.created_at, e.payload::jsonb ->> 'arguments' AS arguments FROM session_events e
+                   WHERE e.session_id = r.session_id AND e.run_id = r.id AND e.type = 'approval_requested'
+                     AND e.payload::jsonb ->> 'callId' = tc.call_id
+                   ORDER BY e.seq LIMIT 1) q ON true
+     WHERE r.team_id = $1 AND r.status = 'waiting_approval'
+     ORDER BY q.created_at, tc.call_id
+     LIMIT $2`,
+    [teamId, limit],
+  );
+  return {
+    total: rows[0]?.total ?? 0,
+    approvals: rows.map(({ total: _, argumentsText, ...r }) => {
+      // The question's own copy: the model's text, as the session's log shows it.
+      const args = argumentsText ?? "";
+      return { ...r, arguments: args.slice(0, ARGUMENTS_PREVIEW_CHARS), argumentsTruncated: args.length > ARGUMENTS_PREVIEW_CHARS };
+    }),
+  };
 }

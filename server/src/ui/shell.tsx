@@ -2,11 +2,13 @@
 import Link from "next/link";
 import { usePathname } from "next/navigation";
 import type { ReactNode } from "react";
+import { useQuery } from "@tanstack/react-query";
 import { api, ApiError, keel } from "./api";
 
 const NAV = [
   ["/agents", "Agents"],
   ["/sessions", "Sessions"],
+  ["/approvals", "Approvals"],
   ["/status", "Status"],
   ["/settings", "Team"],
   ["/audit", "Audit"],
@@ -14,6 +16,13 @@ const NAV = [
 
 export function Shell({ children }: { children: ReactNode }) {
   const path = usePathname() ?? "";
+  // The inbox's count on every page; the approvals page shares the key, so deciding updates it.
+  const waiting = useQuery({
+    queryKey: ["approvals", "count"],
+    queryFn: () => keel.call(api.approvals.list, { query: { limit: "1" } }),
+    refetchInterval: 10_000,
+  });
+  const count = waiting.data?.total ?? 0;
   const logout = async () => {
     await keel.call(api.auth.logout).catch(() => {});
     location.href = "/login";
@@ -26,6 +35,11 @@ export function Shell({ children }: { children: ReactNode }) {
           {NAV.map(([href, label]) => (
             <Link key={href} href={href} aria-current={path.startsWith(href) ? "page" : undefined}>
               {label}
+              {href === "/approvals" && count > 0 && (
+                <span className="count" data-testid="approvals-count" aria-label={`${count} waiting`}>
+                  {count}
+                </span>
+              )}
             </Link>
           ))}
         </nav>

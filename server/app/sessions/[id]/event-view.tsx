@@ -126,7 +126,7 @@ export function EventView({ e, view, onDecide }: { e: ViewEvent; view: SessionVi
   }
 }
 
-function Approval({ p, decided, onDecide }: { p: { callId: string; name: string; arguments: string }; decided?: Decision; onDecide: OnDecide }) {
+export function Approval({ p, decided, onDecide }: { p: { callId: string; name: string; arguments: string }; decided?: Decision; onDecide: OnDecide }) {
   const [denying, setDenying] = useState(false);
   const [reason, setReason] = useState("");
   const [busy, setBusy] = useState(false);
