@@ -10,7 +10,7 @@ import path from "node:path";
 import { afterAll, afterEach, expect, test } from "vitest";
 import { freePort } from "@keel/cli/embedded-postgres";
 import { waitFor } from "./control-plane.ts";
-import { DEFAULT_KIND_SCRIPT, KindLauncher } from "../src/main/launcher/launcher.ts";
+import { checkoutKindScript, KindLauncher } from "../src/main/launcher/launcher.ts";
 import { processStat } from "../src/main/launcher/process.ts";
 import { createMainServices } from "../src/main/ipc.ts";
 import { ipcClient, kindStubBin } from "./helpers.ts";
@@ -64,10 +64,11 @@ const alive = (pid: number) => {
 };
 
 test("the launcher's steps are kind/up.sh's, in the same order", () => {
-  const r = spawnSync("bash", [DEFAULT_KIND_SCRIPT, "--list-steps"], { encoding: "utf8" });
+  const script = checkoutKindScript()!;
+  const r = spawnSync("bash", [script, "--list-steps"], { encoding: "utf8" });
   expect(r.status).toBe(0);
   expect(r.stdout.trim().split("\n")).toEqual([...launcherSteps]);
-  expect(DEFAULT_KIND_SCRIPT).toBe(path.join(root, "kind/up.sh"));
+  expect(script).toBe(path.join(root, "kind/up.sh"));
 });
 
 test("a run calls the tools in the steps' order, streams logs, reports each step and the dashboard URL", async () => {

@@ -125,7 +125,23 @@ export async function kubeRequest<T = any>(
   try {
     await kc.applyToHTTPSOptions(reqOpts);
   } catch (err) {
-    // An exec plugin that fails (gcloud/aws not logged in), an unreadable key file, …
+    // An exec plugin that cannot be run (not on PATH, not executable) or fails: its own error, with
+    // the plugin's words; it is not the server refusing credentials.
+    const user = kc.getCurrentUser();
+    const plugin = user?.exec?.command ?? (user?.authProvider?.config?.exec as { command?: string } | undefined)?.command;
+    if (plugin) {
+      const e = err as NodeJS.ErrnoException;
+      const why =
+        e.code === "ENOENT"
+          ? `it is not on the app's PATH (${e.message}). Install it, or start the app from a shell where \`${plugin}\` works`
+          : e.code === "EACCES"
+            ? `it is not executable (${e.message})`
+            : `${(e.message || "it exited with an error").trim()}. Log in again with it (for example aws sso login, gcloud auth login, az login), then retry`;
+      throw new KubeError("credential_plugin_failed", `could not run ${plugin} for user "${who.user}" of context "${who.context}": ${why}`, undefined, {
+        cause: err,
+      });
+    }
+    // An unreadable key file, an auth provider that fails, …
     throw new KubeError(
       "unauthorized",
       `cannot get credentials for user "${who.user}" of context "${who.context}": ${(err as Error).message}. Log in again with the tool your kubeconfig runs, then retry`,

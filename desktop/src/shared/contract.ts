@@ -72,6 +72,8 @@ export const errorCodes = [
   "unreachable",
   "tls_error",
   "unauthorized",
+  /** An exec credential plugin (aws, gke-gcloud-auth-plugin, kubelogin…) could not be run or failed. */
+  "credential_plugin_failed",
   "forbidden",
   "agent_sandbox_missing",
   "keel_missing",
@@ -191,6 +193,14 @@ export type LauncherState = {
   /** Open this when status is "succeeded" (the port-forward step is running). */
   dashboardUrl: string | null;
   error: { step: LauncherStepName | "teardown"; message: string } | null;
+  /** The dashboard's local port of this run (KEEL_PORT, or the UI's choice). */
+  port: number;
+  /** The Keel image the last run built or pulled (null before a run). */
+  image: string | null;
+  /** Whether kind has the cluster (detected at start and after each run); null: not known yet. */
+  existingCluster: boolean | null;
+  /** The connection handed to the operator after a run: a sessions connection id (an API key made for them), or why not. */
+  connection: { id: string | null; baseUrl: string; error: string | null } | null;
 };
 export type LauncherLogLine = { runId: number; step: LauncherStepName | "teardown"; stream: "stdout" | "stderr"; line: string; at: string };
 export type PrereqCheck = {
@@ -250,6 +260,8 @@ export const launcherStartInput = z
     skipBuild: z.boolean().optional(),
     /** Build even when the image exists (KEEL_REBUILD=1). */
     rebuild: z.boolean().optional(),
+    /** The dashboard's local port (KEEL_PORT). */
+    port: z.number().int().min(1024).max(65535).optional(),
   })
   .strict();
 export const launcherLogsInput = z.object({ step: z.enum([...launcherSteps, "teardown"]).optional() }).strict();
