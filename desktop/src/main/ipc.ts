@@ -164,9 +164,9 @@ export function createHandlers(kube?: KubeAccess | (() => Kubeconfig), services:
       await follows.close(input.followId);
       return r;
     },
-    "kube:namespaces:list": async ({ context }) => listNamespaces(load(), context),
+    "kube:namespaces:list": async ({ context }) => listNamespaces(load(), context, k.forContext(context)),
     "kube:contexts:list": async () => listContexts(load()),
-    "kube:context:status": async ({ context }) => contextStatus(load(), context),
+    "kube:context:status": async ({ context }) => contextStatus(load(), context, {}, k.forContext(context)),
     "sandboxes:list": async ({ context, namespace }) => listSandboxes(kubeConfigFor(load(), context), namespace ? { namespace } : {}),
     "sandboxes:claim:create": async ({ context, ...input }) => createClaim(kubeConfigFor(load(), context), input),
     "sandboxes:claim:delete": async ({ context, ...input }) => deleteClaim(kubeConfigFor(load(), context), input),

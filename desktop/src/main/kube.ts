@@ -274,8 +274,12 @@ async function check<T extends object>(fn: () => Promise<T | void>): Promise<Che
 }
 
 /** Every check for one context; cluster problems become failed checks, never a throw. */
-export async function contextStatus(config: Kubeconfig, context: string, opts: { timeoutMs?: number } = {}): Promise<ContextStatus> {
-  const kc = kubeConfigFor(config, context);
+export async function contextStatus(
+  config: Kubeconfig,
+  context: string,
+  opts: { timeoutMs?: number } = {},
+  kc: KubeConfig = kubeConfigFor(config, context),
+): Promise<ContextStatus> {
   const connection = await check(() => checkConnection(kc, opts.timeoutMs));
   const reached = connection.ok;
   const [agentSandbox, keel] = reached
