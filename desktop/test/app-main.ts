@@ -19,7 +19,7 @@ export async function runMain(o: {
   main?: string;
   config: { userData: string; packaged?: boolean; lock?: boolean };
   resourcesPath?: string;
-  env?: NodeJS.ProcessEnv;
+  env?: Record<string, string>;
   scenario: string;
   onStep?: (name: string, data: any) => Promise<unknown> | unknown;
 }): Promise<MainRun> {

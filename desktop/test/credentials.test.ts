@@ -60,7 +60,7 @@ test("the login shell's environment: PATH and KUBECONFIG from the profile, a val
     path.join(home, ".bash_profile"),
     `echo "Welcome! (a banner printed by the profile)"\nexport PATH="/opt/keel-test-bin:$PATH"\nexport KUBECONFIG="${home}/eks.yaml"\nexport MULTI=$'line one\\nline two'\n`,
   );
-  const target: NodeJS.ProcessEnv = { HOME: home, PATH: "/usr/bin:/bin", SHELL: "/bin/bash" };
+  const target: Record<string, string | undefined> = { HOME: home, PATH: "/usr/bin:/bin", SHELL: "/bin/bash" };
   const r = await applyLoginShellEnv(target, { platform: "linux" });
   expect(r).toMatchObject({ ok: true, shell: "/bin/bash" });
   // /etc/profile sets the system PATH; the profile put its directory first.
@@ -74,7 +74,7 @@ test("the login shell's environment: PATH and KUBECONFIG from the profile, a val
 test("a profile that never finishes is cut off at the deadline and changes nothing; Windows is not asked", async () => {
   const home = mkdtempSync(path.join(dir, "home-"));
   writeFileSync(path.join(home, ".bash_profile"), `sleep 600\nexport PATH=/changed\n`);
-  const target: NodeJS.ProcessEnv = { HOME: home, PATH: "/usr/bin:/bin", SHELL: "/bin/bash" };
+  const target: Record<string, string | undefined> = { HOME: home, PATH: "/usr/bin:/bin", SHELL: "/bin/bash" };
   const r = await applyLoginShellEnv(target, { platform: "linux", timeoutMs: 1_000 });
   expect(r).toEqual({ ok: false, shell: "/bin/bash", error: "/bin/bash -ilc did not print its environment within 1000 ms (does a shell startup file wait for input?)" });
   expect(target.PATH).toBe("/usr/bin:/bin");

@@ -50,7 +50,7 @@ export class KubeconfigSource {
   load(): Kubeconfig {
     const key = this.key();
     if (this.cached?.key === key) return this.cached.config;
-    const env: { KUBECONFIG?: string | undefined } = this.o.env ?? process.env;
+    const env = { KUBECONFIG: (this.o.env ?? process.env).KUBECONFIG };
     const config = loadKubeconfig({ env, ...(this.o.home ? { home: this.o.home } : {}) });
     this.reads++;
     this.cached = { key, config, contexts: new Map() };

@@ -14,7 +14,7 @@ const SKIP = new Set(["_", "PWD", "OLDPWD", "SHLVL", "PS1", "PS2", "TERM_SESSION
 export type ShellEnvResult = { ok: true; env: Record<string, string>; shell: string } | { ok: false; shell: string; error: string };
 
 /** The login shell's environment, or why it could not be read. Never throws. */
-export function readLoginShellEnv(o: { shell?: string | undefined; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ShellEnvResult> {
+export function readLoginShellEnv(o: { shell?: string | undefined; env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<ShellEnvResult> {
   const base = o.env ?? process.env;
   const shell = o.shell ?? base.SHELL ?? (process.platform === "darwin" ? "/bin/zsh" : "/bin/sh");
   const mark = `__KEEL_ENV_${randomUUID().replace(/-/g, "")}__`;
@@ -33,7 +33,7 @@ export function readLoginShellEnv(o: { shell?: string | undefined; env?: NodeJS.
     };
     // Own process group: on timeout the shell and whatever its rc files started are killed together.
     const child = spawn(shell, ["-i", "-l", "-c", script], {
-      env: { ...base, KEEL_RESOLVING_SHELL_ENV: "1" },
+      env: { ...base, KEEL_RESOLVING_SHELL_ENV: "1" } as unknown as NodeJS.ProcessEnv,
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     });
@@ -82,7 +82,7 @@ export function parseEnv(text: string): Record<string, string> {
  * happened so the app can log it; on failure `target` is unchanged.
  */
 export async function applyLoginShellEnv(
-  target: NodeJS.ProcessEnv = process.env,
+  target: Record<string, string | undefined> = process.env,
   o: { platform?: NodeJS.Platform; shell?: string; timeoutMs?: number } = {},
 ): Promise<ShellEnvResult | { ok: false; shell: null; error: string }> {
   const platform = o.platform ?? process.platform;

@@ -59,7 +59,8 @@ export const events = {
 export type EventName = (typeof events)[keyof typeof events];
 export interface EventPayloads {
   "kube:contexts:changed": { current: string | null };
-  "sandboxes:changed": { context: string; kind: SandboxKind; namespace: string; name: string };
+  /** row: the object's row as it is now, null when it was deleted (the renderer patches its list with it). */
+  "sandboxes:changed": { context: string; kind: SandboxKind; namespace: string; name: string; row: SandboxRow | null };
   // -- sessions (desktop-ui) --
   "sessions:event": { followId: string; sessionId: string; event: KeelEvent };
   "sessions:delta": { followId: string; sessionId: string; runId: string | null; delta: KeelDelta };
@@ -141,6 +142,12 @@ export type SandboxRow = {
   message: string | null;
   createdAt: string | null;
   ageSeconds: number | null;
+  /** Claims: Keel's team and session labels (keel.dev/team, keel.dev/session); managedByKeel: Keel's sandbox for a
+   *  session (the app warns and will not suspend or delete it while in use); expiresAt: spec.lifecycle.shutdownTime. */
+  team?: string | null;
+  session?: string | null;
+  managedByKeel?: boolean;
+  expiresAt?: string | null;
   /** Kind-specific: claim → warm pool and sandbox; warm pool → template and replicas. */
   template?: string | null;
   warmPool?: string | null;
@@ -158,8 +165,15 @@ export const claimCreateInput = z.object({
   context: z.string().min(1),
   namespace: dnsLabel,
   template: dnsLabel,
-  /** Omitted: generated from the template name. */
+  /** Omitted: generated from the template name (in a Keel team namespace always s-desktop-<id>). */
   name: dnsLabel.optional(),
+  /** The claim's TTL: the controller deletes it then (default 60 minutes, at most a day). */
+  ttlMinutes: z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 60)
+    .optional(),
 });
 export const claimDeleteInput = z.object({ context: z.string().min(1), namespace: dnsLabel, name: dnsLabel });
 export const warmPoolScaleInput = z.object({ context: z.string().min(1), namespace: dnsLabel, name: dnsLabel, replicas: z.number().int().min(0).max(1000) });
