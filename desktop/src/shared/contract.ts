@@ -214,7 +214,7 @@ export type LauncherState = {
   /** Whether kind has the cluster (detected at start and after each run); null: not known yet. */
   existingCluster: boolean | null;
   /** The connection handed to the operator after a run: a sessions connection id (an API key made for them), or why not. */
-  connection: { id: string | null; baseUrl: string; error: string | null } | null;
+  connection: { id: string | null; baseUrl: string; error: string | null; role?: string; actor?: string; teamId?: string } | null;
 };
 export type LauncherLogLine = { runId: number; step: LauncherStepName | "teardown"; stream: "stdout" | "stderr"; line: string; at: string };
 export type PrereqCheck = {

@@ -4,7 +4,7 @@
 // sessions page by page, follow a live session and approve a tool call. Screenshots at 1280×800
 // go to test-results/desktop/; every view is checked for horizontal overflow.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -209,7 +209,12 @@ describe.sequential("desktop renderer through the bridge", () => {
     await page.locator('section[data-kind="SandboxWarmPool"]').getByRole("button", { name: "Scale" }).click();
     await page.locator('section[data-kind="SandboxWarmPool"] tr[data-name="agent"]').filter({ hasText: "2/2" }).waitFor({ timeout: 90_000 });
 
+    // Delete asks first: "Keep" leaves the claim, the confirmation deletes it.
     await page.getByRole("button", { name: `delete ${claimName}` }).click();
+    await page.getByRole("group", { name: `confirm delete ${claimName}` }).getByRole("button", { name: "Keep" }).click();
+    expect((await kubectl(["get", "sandboxclaims.extensions.agents.x-k8s.io", claimName, "-n", ns.name, "-o", "name"])).stdout.trim()).toContain(claimName);
+    await page.getByRole("button", { name: `delete ${claimName}` }).click();
+    await page.getByRole("button", { name: `confirm delete ${claimName}` }).click();
     await page.locator(`section[data-kind="SandboxClaim"] tr[data-name="${claimName}"]`).waitFor({ state: "detached", timeout: 90_000 });
   });
 
@@ -362,7 +367,14 @@ describe.sequential("desktop renderer through the bridge", () => {
     await shot(page, "local-succeeded");
     expect(await overflow(page)).toEqual([]);
 
+    // No Keel behind the stub cluster: the handover says why there is no connection.
+    await page.getByTestId("handover").filter({ hasText: "Keel is up, but the app could not connect to it" }).waitFor();
+
+    // Tear down asks first; only the confirmation deletes the cluster.
     await page.getByRole("button", { name: "Tear down" }).click();
+    await page.getByRole("group", { name: "confirm tear down" }).filter({ hasText: "Delete the kind cluster keel and everything in it?" }).waitFor();
+    expect(readFileSync(path.join(stubState, "calls"), "utf8")).not.toContain("kind delete cluster");
+    await page.getByRole("button", { name: "Delete the cluster" }).click();
     await page.getByTestId("launcher-status").filter({ hasText: "torn-down" }).waitFor({ timeout: 60_000 });
   });
 

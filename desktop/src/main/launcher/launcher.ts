@@ -69,7 +69,7 @@ export type KindLauncherOptions = {
   /** A file recording the process groups of running steps, so the next start can stop ones a crash left behind. */
   pidFile?: string;
   /** Hands the operator a connection once the dashboard answers (handover.ts); its result lands in state.connection. */
-  handover?: (info: { context: string; dashboardUrl: string }) => Promise<{ id: string; baseUrl: string }>;
+  handover?: (info: { context: string; dashboardUrl: string }) => Promise<{ id: string; baseUrl: string; role: string; actor: string; teamId: string }>;
   /** SIGTERM → SIGKILL delay on cancel. */
   graceMs?: number;
   emit?: Emit;
@@ -277,7 +277,7 @@ export class KindLauncher {
     if (!this.o.handover) return;
     try {
       const c = await this.o.handover({ context: this.st.context, dashboardUrl });
-      this.st = { ...this.st, connection: { id: c.id, baseUrl: c.baseUrl, error: null } };
+      this.st = { ...this.st, connection: { id: c.id, baseUrl: c.baseUrl, role: c.role, actor: c.actor, teamId: c.teamId, error: null } };
     } catch (err) {
       this.st = { ...this.st, connection: { id: null, baseUrl: dashboardUrl, error: (err as Error).message } };
     }
