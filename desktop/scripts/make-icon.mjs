@@ -10,7 +10,9 @@ const px = Buffer.alloc(N * N * 4);
 const inside = {
   // A rounded square with a 96 px corner radius.
   tile: (x, y) => {
-    const r = 96, cx = Math.min(Math.max(x, r), N - r), cy = Math.min(Math.max(y, r), N - r);
+    const r = 96,
+      cx = Math.min(Math.max(x, r), N - r),
+      cy = Math.min(Math.max(y, r), N - r);
     return (x - cx) ** 2 + (y - cy) ** 2 <= r * r;
   },
   // The hull: a wide trapezoid, narrower at the bottom.
@@ -54,7 +56,12 @@ ihdr.writeUInt32BE(N, 4);
 ihdr.set([8, 6, 0, 0, 0], 8); // 8-bit RGBA, no interlace
 const raw = Buffer.alloc(N * (N * 4 + 1));
 for (let y = 0; y < N; y++) px.copy(raw, y * (N * 4 + 1) + 1, y * N * 4, (y + 1) * N * 4); // filter byte 0 per row
-const png = Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk("IHDR", ihdr), chunk("IDAT", deflateSync(raw, { level: 9 })), chunk("IEND", Buffer.alloc(0))]);
+const png = Buffer.concat([
+  Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]),
+  chunk("IHDR", ihdr),
+  chunk("IDAT", deflateSync(raw, { level: 9 })),
+  chunk("IEND", Buffer.alloc(0)),
+]);
 const out = path.join(import.meta.dirname, "../resources/icon.png");
 writeFileSync(out, png);
 console.log(`wrote ${out} (${png.length} bytes)`);

@@ -3,15 +3,14 @@
 // launcher (stub docker/kind/kubectl), and its lifecycle: one instance (a second focuses the
 // first), a reload closes the window's watches (counted at the real API server), quit leaves no
 // launcher process, and the next start stops the process groups a killed app left behind.
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { freePort } from "@keel/cli/embedded-postgres";
 import { kubectl, startControlPlane, waitFor } from "./control-plane.ts";
 import { kindStubBin } from "./helpers.ts";
-import { desktopDir, runMain } from "./app-main.ts";
+import { buildBundles, desktopDir, runMain } from "./app-main.ts";
 import { groupAlive, processStat } from "../src/main/launcher/process.ts";
 
 /** Live processes only: a zombie waiting for init to reap it counts as gone. */
@@ -25,8 +24,7 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), "keel-app-main-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 beforeAll(() => {
-  const build = spawnSync(process.execPath, [path.join(root, "node_modules/electron-vite/bin/electron-vite.js"), "build"], { cwd: desktopDir, encoding: "utf8" });
-  expect(build.status, `${build.stdout}\n${build.stderr}`).toBe(0);
+  expect(buildBundles()).toBe("");
 }, 300_000);
 
 /** Stub tools first on a PATH with nothing else but bash's utilities (as in launcher.test.ts). */
@@ -44,7 +42,7 @@ function tools(name: string) {
     env: { PATH: bin, HOME: dir, STUB_STATE: state, SHELL: "/nonexistent/shell", KUBECONFIG: path.join(dir, "no-kubeconfig") },
     calls: () => file("calls").split("\n").filter(Boolean),
     pids: () => file("pids").split(/\s+/).filter(Boolean).map(Number),
-    control: (lines: string[]) => spawnSync("bash", ["-c", `printf '%s\\n' "$@" > ${JSON.stringify(path.join(state, "control"))}`, "_", ...lines]),
+    control: (lines: string[]) => writeFileSync(path.join(state, "control"), lines.join("\n") + "\n"),
   };
 }
 
@@ -78,7 +76,11 @@ test("the bundled main finds kind/up.sh from desktop/out/main and runs every ste
 
 test("a second instance exits without a window; the first focuses its window on second-instance", async () => {
   const t = tools("single");
-  const second = await runMain({ config: { userData: t.userData, lock: false }, env: t.env, scenario: `return { log: stub.log, channels: stub.handled.size };` });
+  const second = await runMain({
+    config: { userData: t.userData, lock: false },
+    env: t.env,
+    scenario: `return { log: stub.log, channels: stub.handled.size };`,
+  });
   expect(second.code, second.stderr).toBe(0);
   expect(second.result).toEqual({ log: ["lock", "quit", "quitted"], channels: 0 });
 
@@ -167,7 +169,7 @@ async function sandboxWatches(): Promise<number> {
 test("a window's reload or crash closes its sandbox watches (counted at the API server); others' stay until quit", async () => {
   const kubeconfig = await startControlPlane();
   const baseline = await sandboxWatches();
-  const want: Record<string, number> = { "two-watches": baseline + 8, reloaded: baseline + 4, "reopened": baseline + 8, crashed: baseline + 4, quit: baseline };
+  const want: Record<string, number> = { "two-watches": baseline + 8, reloaded: baseline + 4, reopened: baseline + 8, crashed: baseline + 4, quit: baseline };
   const seen: Record<string, number> = {};
   const run = await runMain({
     config: { userData: path.join(tmp, "reload") },

@@ -3,7 +3,7 @@
 // scenario: the body of an async function (stub, call, step) in the same process, whose return
 // value comes back as JSON. `step(name, data)` pauses the scenario until the test has looked at
 // the world (the API server's watch count, processes) and answered through `onStep`.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -12,6 +12,15 @@ import { pathToFileURL } from "node:url";
 
 export const desktopDir = path.resolve(import.meta.dirname, "..");
 const stubUrl = pathToFileURL(path.join(import.meta.dirname, "fixtures/electron-stub.mjs")).href;
+
+/** `electron-vite build` in desktop/ (writes out/); "" when it passed, else its output. */
+export function buildBundles(): string {
+  const build = spawnSync(process.execPath, [path.join(desktopDir, "../node_modules/electron-vite/bin/electron-vite.js"), "build"], {
+    cwd: desktopDir,
+    encoding: "utf8",
+  });
+  return build.status === 0 ? "" : `exit ${build.status}\n${build.stdout}\n${build.stderr}`;
+}
 
 export type MainRun = { result: any; stderr: string; code: number | null; pid: number };
 
@@ -25,7 +34,10 @@ export async function runMain(o: {
 }): Promise<MainRun> {
   const dir = mkdtempSync(path.join(os.tmpdir(), "keel-main-run-"));
   const hook = `export async function resolve(spec, ctx, next) { return spec === "electron" ? { url: ${JSON.stringify(stubUrl)}, shortCircuit: true } : next(spec, ctx); }`;
-  writeFileSync(path.join(dir, "register.mjs"), `import { register } from "node:module";\nregister("data:text/javascript," + encodeURIComponent(${JSON.stringify(hook)}));\n`);
+  writeFileSync(
+    path.join(dir, "register.mjs"),
+    `import { register } from "node:module";\nregister("data:text/javascript," + encodeURIComponent(${JSON.stringify(hook)}));\n`,
+  );
   const main = o.main ?? path.join(desktopDir, "out/main/main.js");
   writeFileSync(
     path.join(dir, "run.mjs"),

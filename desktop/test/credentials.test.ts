@@ -76,7 +76,11 @@ test("a profile that never finishes is cut off at the deadline and changes nothi
   writeFileSync(path.join(home, ".bash_profile"), `sleep 600\nexport PATH=/changed\n`);
   const target: Record<string, string | undefined> = { HOME: home, PATH: "/usr/bin:/bin", SHELL: "/bin/bash" };
   const r = await applyLoginShellEnv(target, { platform: "linux", timeoutMs: 1_000 });
-  expect(r).toEqual({ ok: false, shell: "/bin/bash", error: "/bin/bash -ilc did not print its environment within 1000 ms (does a shell startup file wait for input?)" });
+  expect(r).toEqual({
+    ok: false,
+    shell: "/bin/bash",
+    error: "/bin/bash -ilc did not print its environment within 1000 ms (does a shell startup file wait for input?)",
+  });
   expect(target.PATH).toBe("/usr/bin:/bin");
   expect(await applyLoginShellEnv(target, { platform: "win32" })).toEqual({ ok: false, shell: null, error: "not resolved on win32" });
   const missing = await applyLoginShellEnv({ SHELL: "/nonexistent/zsh" }, { platform: "darwin" });
@@ -91,7 +95,9 @@ test("an exec plugin that is not installed, or fails, is reported as itself with
     error: {
       name: "KubeError",
       code: "credential_plugin_failed",
-      message: expect.stringMatching(/^could not run keel-test-no-such-plugin for user "eks-user" of context "eks": it is not on the app's PATH \(spawn keel-test-no-such-plugin ENOENT\)/),
+      message: expect.stringMatching(
+        /^could not run keel-test-no-such-plugin for user "eks-user" of context "eks": it is not on the app's PATH \(spawn keel-test-no-such-plugin ENOENT\)/,
+      ),
     },
   });
   const failing = path.join(dir, "failing.yaml");
@@ -121,7 +127,8 @@ test("one KubeConfig per context: the exec plugin runs once for many calls; the 
   const services = createMainServices({ emit, kube });
   const call = ipcClient(undefined, services);
   try {
-    for (let i = 0; i < 3; i++) expect(await call("kube:context:status", { context: "cloud" })).toMatchObject({ ok: true, value: { connection: { ok: true } } });
+    for (let i = 0; i < 3; i++)
+      expect(await call("kube:context:status", { context: "cloud" })).toMatchObject({ ok: true, value: { connection: { ok: true } } });
     expect(await call("sandboxes:list", { context: "cloud" })).toMatchObject({ ok: false, error: { code: "forbidden" } }); // authenticated, no RBAC
     expect(readFileSync(runs, "utf8")).toBe("run\n");
     expect(kube.reads).toBe(1);

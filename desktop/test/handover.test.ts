@@ -15,7 +15,16 @@ let kubeconfig: string;
 const sessions = new SessionsService({ emit: () => {} });
 const kc = () => kubeConfigFor(loadKubeconfig({ env: { KUBECONFIG: kubeconfig } }), "keel-test");
 const adminSecret = (email: string, password: string) =>
-  kubectl(["create", "secret", "generic", "keel-admin", "-n", "keel", `--from-literal=KEEL_ADMIN_EMAIL=${email}`, `--from-literal=KEEL_ADMIN_PASSWORD=${password}`]);
+  kubectl([
+    "create",
+    "secret",
+    "generic",
+    "keel-admin",
+    "-n",
+    "keel",
+    `--from-literal=KEEL_ADMIN_EMAIL=${email}`,
+    `--from-literal=KEEL_ADMIN_PASSWORD=${password}`,
+  ]);
 
 beforeAll(async () => {
   kubeconfig = await startControlPlane();

@@ -97,7 +97,9 @@ test("Keel's claim for a session in use is neither deleted nor suspended from th
     ok: false,
     error: { code: "conflict", message: expect.stringContaining(`${refused}: suspending it here`) },
   });
-  expect(await kubectlJson(["get", "sandboxclaims.extensions.agents.x-k8s.io", "s-sess-busy", "-n", teamNs])).toMatchObject({ metadata: { name: "s-sess-busy" } });
+  expect(await kubectlJson(["get", "sandboxclaims.extensions.agents.x-k8s.io", "s-sess-busy", "-n", teamNs])).toMatchObject({
+    metadata: { name: "s-sess-busy" },
+  });
 
   const mine = await value<SandboxRow>(call("sandboxes:claim:create", { context, namespace: plain.name, template: "agent", name: "by-hand" }));
   expect(mine).toMatchObject({ name: "by-hand", team: null, session: null, managedByKeel: false, expiresAt: expect.any(String) });

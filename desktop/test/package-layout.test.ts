@@ -4,7 +4,6 @@
 // bundled, so no node_modules), the resources beside it (kind/, k8s/), and the bundled main run
 // inside that layout, outside any checkout, as a packaged app: it finds kind/up.sh in its
 // resources, runs from a copy under userData, and pulls the published image (no source tree).
-import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -12,7 +11,7 @@ import { loadYaml } from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { freePort } from "@keel/cli/embedded-postgres";
 import { kindStubBin } from "./helpers.ts";
-import { desktopDir, runMain } from "./app-main.ts";
+import { buildBundles, desktopDir, runMain } from "./app-main.ts";
 import { resolveScriptLayout } from "../src/main/launcher/resources.ts";
 
 const root = path.resolve(desktopDir, "..");
@@ -43,13 +42,11 @@ function walk(dir: string, skip = new Set(["node_modules", "dist", "test-results
 /** electron-builder's file patterns: kept when a positive pattern matches and no "!" pattern does. */
 const select = (files: string[], patterns: string[]) =>
   files.filter(
-    (f) =>
-      patterns.some((p) => !p.startsWith("!") && path.matchesGlob(f, p)) && !patterns.some((p) => p.startsWith("!") && path.matchesGlob(f, p.slice(1))),
+    (f) => patterns.some((p) => !p.startsWith("!") && path.matchesGlob(f, p)) && !patterns.some((p) => p.startsWith("!") && path.matchesGlob(f, p.slice(1))),
   );
 
 beforeAll(() => {
-  const build = spawnSync(process.execPath, [path.join(root, "node_modules/electron-vite/bin/electron-vite.js"), "build"], { cwd: desktopDir, encoding: "utf8" });
-  expect(build.status, `${build.stdout}\n${build.stderr}`).toBe(0);
+  expect(buildBundles()).toBe("");
 }, 300_000);
 
 test("the config would ship: no Windows target, deb's default dependencies, fuses, an icon, signing from the environment only", () => {

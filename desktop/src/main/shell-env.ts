@@ -14,7 +14,9 @@ const SKIP = new Set(["_", "PWD", "OLDPWD", "SHLVL", "PS1", "PS2", "TERM_SESSION
 export type ShellEnvResult = { ok: true; env: Record<string, string>; shell: string } | { ok: false; shell: string; error: string };
 
 /** The login shell's environment, or why it could not be read. Never throws. */
-export function readLoginShellEnv(o: { shell?: string | undefined; env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<ShellEnvResult> {
+export function readLoginShellEnv(
+  o: { shell?: string | undefined; env?: Record<string, string | undefined>; timeoutMs?: number } = {},
+): Promise<ShellEnvResult> {
   const base = o.env ?? process.env;
   const shell = o.shell ?? base.SHELL ?? (process.platform === "darwin" ? "/bin/zsh" : "/bin/sh");
   const mark = `__KEEL_ENV_${randomUUID().replace(/-/g, "")}__`;

@@ -32,7 +32,13 @@ export function LocalEnvView() {
   const conn = state.data?.connection;
   useEffect(() => {
     if (state.data && conn?.id)
-      adoptConnection(state.data.context, { id: conn.id, baseUrl: conn.baseUrl, role: conn.role ?? "admin", actor: conn.actor ?? "", teamId: conn.teamId ?? "" });
+      adoptConnection(state.data.context, {
+        id: conn.id,
+        baseUrl: conn.baseUrl,
+        role: conn.role ?? "admin",
+        actor: conn.actor ?? "",
+        teamId: conn.teamId ?? "",
+      });
   }, [state.data, conn]);
 
   useEffect(() => {
@@ -84,7 +90,8 @@ export function LocalEnvView() {
         <p className="muted">Creates a kind cluster with agent-sandbox and Keel (kind/up.sh). A second run on an existing cluster changes nothing.</p>
         {s.existingCluster && s.status === "idle" && (
           <p className="note" data-testid="existing-cluster">
-            A kind cluster for {s.context} exists already{s.dashboardUrl ? ` and Keel answers on ${s.dashboardUrl}` : ""}: Start checks it and changes only what is missing.
+            A kind cluster for {s.context} exists already{s.dashboardUrl ? ` and Keel answers on ${s.dashboardUrl}` : ""}: Start checks it and changes only what
+            is missing.
           </p>
         )}
         <div className="row">

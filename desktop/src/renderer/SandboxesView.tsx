@@ -196,7 +196,12 @@ export function SandboxesView({ context, namespace }: { context: string; namespa
                                   </button>
                                 </span>
                               ) : (
-                                <button className="danger" aria-label={`delete ${r.name}`} disabled={remove.isPending || inUse(r)} onClick={() => setConfirming(r.uid)}>
+                                <button
+                                  className="danger"
+                                  aria-label={`delete ${r.name}`}
+                                  disabled={remove.isPending || inUse(r)}
+                                  onClick={() => setConfirming(r.uid)}
+                                >
                                   Delete
                                 </button>
                               )}

@@ -211,7 +211,10 @@ describe.sequential("desktop renderer through the bridge", () => {
 
     // Delete asks first: "Keep" leaves the claim, the confirmation deletes it.
     await page.getByRole("button", { name: `delete ${claimName}` }).click();
-    await page.getByRole("group", { name: `confirm delete ${claimName}` }).getByRole("button", { name: "Keep" }).click();
+    await page
+      .getByRole("group", { name: `confirm delete ${claimName}` })
+      .getByRole("button", { name: "Keep" })
+      .click();
     expect((await kubectl(["get", "sandboxclaims.extensions.agents.x-k8s.io", claimName, "-n", ns.name, "-o", "name"])).stdout.trim()).toContain(claimName);
     await page.getByRole("button", { name: `delete ${claimName}` }).click();
     await page.getByRole("button", { name: `confirm delete ${claimName}` }).click();

@@ -19,7 +19,10 @@ export async function readAdminLogin(kc: KubeConfig): Promise<{ email: string; p
   const email = field("KEEL_ADMIN_EMAIL");
   const password = field("KEEL_ADMIN_PASSWORD");
   if (!email || !password) {
-    throw new KubeError("keel_missing", `the Secret ${KEEL_NAMESPACE}/${ADMIN_SECRET} has no KEEL_ADMIN_EMAIL and KEEL_ADMIN_PASSWORD: run the launcher's apply step again`);
+    throw new KubeError(
+      "keel_missing",
+      `the Secret ${KEEL_NAMESPACE}/${ADMIN_SECRET} has no KEEL_ADMIN_EMAIL and KEEL_ADMIN_PASSWORD: run the launcher's apply step again`,
+    );
   }
   return { email, password };
 }

@@ -143,7 +143,12 @@ export class KindLauncher {
     if (out === null) return this.state();
     const exists = out.split("\n").some((l) => l.trim() === this.o.cluster);
     const url = `http://localhost:${this.o.port}`;
-    const answers = exists && (await fetch(`http://127.0.0.1:${this.o.port}/readyz`, { signal: AbortSignal.timeout(3_000) }).then((r) => r.ok, () => false));
+    const answers =
+      exists &&
+      (await fetch(`http://127.0.0.1:${this.o.port}/readyz`, { signal: AbortSignal.timeout(3_000) }).then(
+        (r) => r.ok,
+        () => false,
+      ));
     this.st = { ...this.st, existingCluster: exists, dashboardUrl: answers ? url : null };
     this.changed();
     return this.state();

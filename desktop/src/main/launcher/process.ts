@@ -97,7 +97,7 @@ export function processStat(pid: number): { state: string; pgrp: number; started
     // The command name (field 2) is in parentheses and may contain spaces: split after the last ')'.
     const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
     // rest[0] is field 3 (state), rest[2] field 5 (pgrp), rest[19] field 22 (starttime).
-    return { state: rest[0] ?? "", pgrp: Number(rest[2]) , started: rest[19] ?? "" };
+    return { state: rest[0] ?? "", pgrp: Number(rest[2]), started: rest[19] ?? "" };
   } catch {
     return null;
   }
