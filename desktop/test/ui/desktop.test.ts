@@ -209,6 +209,28 @@ describe.sequential("desktop renderer through the bridge", () => {
     await page.locator('section[data-kind="SandboxWarmPool"]').getByRole("button", { name: "Scale" }).click();
     await page.locator('section[data-kind="SandboxWarmPool"] tr[data-name="agent"]').filter({ hasText: "2/2" }).waitFor({ timeout: 90_000 });
 
+    // Keel's own claim for a session (its driver's labels), arriving through the watch: team and
+    // session shown, a warning, and no suspend or delete.
+    await kubectl(["apply", "-n", ns.name, "-f", "-"], {
+      input: `apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxClaim
+metadata:
+  name: s-sess-ui
+  labels: { app.kubernetes.io/managed-by: keel, keel.dev/team: team-ui, keel.dev/session: sess-ui }
+spec:
+  warmPoolRef: { name: agent }
+`,
+    });
+    const keelRow = page.locator('section[data-kind="SandboxClaim"] tr[data-name="s-sess-ui"]');
+    await keelRow.getByTestId("keel-managed").waitFor();
+    expect(await keelRow.getByTestId("keel-owner").textContent()).toBe("team team-ui · session sess-ui");
+    expect(await page.getByRole("button", { name: "delete s-sess-ui" }).isDisabled()).toBe(true);
+    expect(await page.getByRole("button", { name: "suspend s-sess-ui" }).isDisabled()).toBe(true);
+    await settle(page);
+    await shot(page, "sandboxes-keel-claim");
+    expect(await overflow(page)).toEqual([]);
+    await kubectl(["delete", "sandboxclaims.extensions.agents.x-k8s.io", "s-sess-ui", "-n", ns.name]);
+
     // Delete asks first: "Keep" leaves the claim, the confirmation deletes it.
     await page.getByRole("button", { name: `delete ${claimName}` }).click();
     await page
