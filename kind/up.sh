@@ -18,7 +18,8 @@
 # "skipped: " (the launcher shows the step as skipped).
 # Usage: kind/up.sh [--step NAME | --from NAME | --list-steps | --down]
 # Env: KEEL_KIND_CLUSTER (keel), KEEL_IMAGE (keel:dev; the sandbox image is its name + "-sandbox"),
-# KEEL_PORT (3000), KEEL_SKIP_BUILD=1, KEEL_REBUILD=1, KEEL_MIN_DOCKER_MEMORY_MB (4096),
+# KEEL_PORT (3000), KEEL_SKIP_BUILD=1, KEEL_REBUILD=1, KEEL_PULL=1 (pull KEEL_IMAGE and its sandbox image
+# instead of building; also when there is no Dockerfile beside kind/), KEEL_MIN_DOCKER_MEMORY_MB (4096),
 # KEEL_NO_PORT_FORWARD=1 (stop after the rollouts), KEEL_KIND_NODE_IMAGE (the node image; default:
 # the locally built keel.local/kind-node when it exists, else kind's own), KEEL_AIRGAP=1 (never pull),
 # KEEL_BUILD_CA_FILE (PEM: the CA of a TLS-inspecting proxy npm goes through during the build).
@@ -150,6 +151,18 @@ step_build() {
   local hash; hash="$(source_hash)"
   if [[ "${KEEL_SKIP_BUILD:-}" == 1 ]]; then
     skip "KEEL_SKIP_BUILD=1"
+    return 0
+  fi
+  # No source tree to build from (the desktop app's bundled kind/ and k8s/), or asked to: the
+  # published images, pulled unless docker has them.
+  if [[ "${KEEL_PULL:-}" == 1 || ! -f "$ROOT/Dockerfile" ]]; then
+    local img pulled=0
+    for img in "$IMAGE" "$SANDBOX_IMAGE"; do
+      docker image inspect "$img" >/dev/null 2>&1 && continue
+      docker pull "$img" || die "cannot pull $img (no source tree here to build it from): check the name (KEEL_IMAGE / KEEL_PUBLISHED_IMAGE) and your access to its registry"
+      pulled=1
+    done
+    ((pulled)) || skip "images $IMAGE and $SANDBOX_IMAGE are present"
     return 0
   fi
   local label='{{index .Config.Labels "keel.source"}}'

@@ -10,7 +10,7 @@ import path from "node:path";
 import { WebSocketServer, type WebSocket } from "ws";
 import { channels, type Emit, type Handlers } from "../src/shared/contract.ts";
 import { createHandlers, createMainServices, registerAll } from "../src/main/ipc.ts";
-import { loadKubeconfig, type Kubeconfig } from "../src/main/kube.ts";
+import type { Kubeconfig } from "../src/main/kube.ts";
 import type { SessionsOptions } from "../src/main/sessions.ts";
 import type { KindLauncherOptions } from "../src/main/launcher/launcher.ts";
 
@@ -60,7 +60,7 @@ export async function startBridge(o: BridgeOptions = {}): Promise<Bridge> {
   // Every main-process service, its events sent to the renderer over the WebSocket.
   const services = createMainServices({ emit, ...(o.sessions ? { sessions: o.sessions } : {}), ...(o.launcher ? { launcher: o.launcher } : {}) });
   const listeners = new Map<string, (event: unknown, ...args: unknown[]) => Promise<unknown>>();
-  const handlers: Handlers = createHandlers(o.load ?? (() => loadKubeconfig()), services);
+  const handlers: Handlers = createHandlers(o.load ?? services.kube, services);
   registerAll((ch, fn) => listeners.set(ch, fn), handlers);
 
   const server = http.createServer((req, res) => {

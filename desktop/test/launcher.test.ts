@@ -10,7 +10,7 @@ import path from "node:path";
 import { afterAll, afterEach, expect, test } from "vitest";
 import { freePort } from "@keel/cli/embedded-postgres";
 import { waitFor } from "./control-plane.ts";
-import { DEFAULT_KIND_SCRIPT, KindLauncher } from "../src/main/launcher/launcher.ts";
+import { checkoutKindScript, KindLauncher } from "../src/main/launcher/launcher.ts";
 import { processStat } from "../src/main/launcher/process.ts";
 import { createMainServices } from "../src/main/ipc.ts";
 import { ipcClient, kindStubBin } from "./helpers.ts";
@@ -64,10 +64,11 @@ const alive = (pid: number) => {
 };
 
 test("the launcher's steps are kind/up.sh's, in the same order", () => {
-  const r = spawnSync("bash", [DEFAULT_KIND_SCRIPT, "--list-steps"], { encoding: "utf8" });
+  const script = checkoutKindScript()!;
+  const r = spawnSync("bash", [script, "--list-steps"], { encoding: "utf8" });
   expect(r.status).toBe(0);
   expect(r.stdout.trim().split("\n")).toEqual([...launcherSteps]);
-  expect(DEFAULT_KIND_SCRIPT).toBe(path.join(root, "kind/up.sh"));
+  expect(script).toBe(path.join(root, "kind/up.sh"));
 });
 
 test("a run calls the tools in the steps' order, streams logs, reports each step and the dashboard URL", async () => {
@@ -349,4 +350,45 @@ test("through the IPC wrapper: start, a second start is a conflict result, bad i
   } finally {
     await services.dispose();
   }
+});
+
+test("an existing cluster is detected at start, with the dashboard when Keel answers on the port", async () => {
+  const s = sandbox("detect");
+  const port = await freePort();
+  const { l } = await launcher(s.env, { port });
+  expect(await l.detect()).toMatchObject({ status: "idle", existingCluster: false, dashboardUrl: null });
+
+  writeFileSync(path.join(s.state, "cluster"), "keel\n"); // the stub's kind now lists the cluster
+  expect(await l.detect()).toMatchObject({ status: "idle", existingCluster: true, dashboardUrl: null });
+
+  // Keel answering /readyz on the dashboard port (kind's published NodePort, here a loopback stand-in).
+  const { createServer } = await import("node:http");
+  const keel = createServer((req, res) => res.writeHead(req.url === "/readyz" ? 200 : 404).end());
+  await new Promise<void>((r) => keel.listen(port, "127.0.0.1", r));
+  try {
+    expect(await l.detect()).toMatchObject({ status: "idle", existingCluster: true, dashboardUrl: `http://localhost:${port}` });
+  } finally {
+    keel.close();
+  }
+});
+
+test("KEEL_* settings from the environment are honoured; the UI's choice wins for one run", async () => {
+  const s = sandbox("settings");
+  const port = await freePort();
+  const l = new KindLauncher({ env: { ...s.env, KEEL_PORT: String(port), KEEL_SKIP_BUILD: "1", KEEL_KIND_CLUSTER: "mine" }, graceMs: 1_000 });
+  launchers.push(l);
+  expect(l.state()).toMatchObject({ port, context: "kind-mine" });
+  await l.start();
+  const first = await l.settled();
+  expect(first).toMatchObject({ status: "succeeded", port, dashboardUrl: `http://localhost:${port}` });
+  expect(first.steps.find((x) => x.name === "build")).toMatchObject({ state: "skipped", message: "KEEL_SKIP_BUILD=1" });
+  expect(s.calls()).toContain(`kubectl --context kind-mine -n keel port-forward svc/keel-web ${port}:3000`);
+
+  // The UI: build after all, on another port.
+  const other = await freePort();
+  await l.start({ skipBuild: false, port: other });
+  const second = await l.settled();
+  expect(second).toMatchObject({ status: "succeeded", port: other, dashboardUrl: `http://localhost:${other}` });
+  expect(second.steps.find((x) => x.name === "build")?.state).toBe("done");
+  expect(s.calls().at(-1)).toBe(`kubectl --context kind-mine -n keel port-forward svc/keel-web ${other}:3000`);
 });

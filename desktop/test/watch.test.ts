@@ -52,9 +52,21 @@ test("a change shows up as a sandboxes:changed event; other namespaces stay quie
   await template("t1");
   await template("elsewhere", other.name);
   await waitFor(() => changed("t1"), { what: "an event for t1" });
-  expect(changed("t1")).toEqual({ context, kind: "SandboxTemplate", namespace: ns.name, name: "t1" });
+  // The event carries the row as the list would show it: the renderer patches its rows, no re-list.
+  expect(changed("t1")).toEqual({
+    context,
+    kind: "SandboxTemplate",
+    namespace: ns.name,
+    name: "t1",
+    row: expect.objectContaining({ kind: "SandboxTemplate", namespace: ns.name, name: "t1", status: "available" }),
+  });
   await kubectl(["delete", "sandboxtemplate", "t1", "-n", ns.name]);
   await waitFor(() => changes().filter((c) => c.name === "t1").length >= 2, { what: "an event for t1's deletion" });
+  expect(
+    changes()
+      .filter((c) => c.name === "t1")
+      .at(-1),
+  ).toEqual({ context, kind: "SandboxTemplate", namespace: ns.name, name: "t1", row: null });
   // The other namespace's template was created before t1's deletion: a leak would be here by now.
   expect(changes().filter((c) => c.namespace !== ns.name)).toEqual([]);
 

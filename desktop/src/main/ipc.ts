@@ -17,10 +17,13 @@ import {
   type Handlers,
   type Result,
 } from "../shared/contract.ts";
-import { contextStatus, KubeError, kubeConfigFor, listContexts, loadKubeconfig, type Kubeconfig } from "./kube.ts";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { contextStatus, KubeError, kubeConfigFor, listContexts, type Kubeconfig } from "./kube.ts";
+import { KubeconfigSource } from "./kubeconfig-source.ts";
 import { KindLauncher, type KindLauncherOptions } from "./launcher/launcher.ts";
+import { handOver } from "./launcher/handover.ts";
 import { resumeSandbox, sandboxEvents, suspendSandbox } from "./lifecycle.ts";
-import { Handles } from "./handles.ts";
+import { caller, Handles } from "./handles.ts";
 import { SandboxWatch } from "./watch.ts";
 import { ServicePortForward } from "./portforward.ts";
 import { createClaim, deleteClaim, listSandboxes, scaleWarmPool } from "./sandboxes.ts";
@@ -54,11 +57,19 @@ export function toErrorInfo(err: unknown): ErrorInfo {
   return { name: e.name, code: "internal", message: e.message };
 }
 
+/** The window that sent an IPC call: Electron's event.sender.id (a webContents); undefined for the test bridge. */
+export function senderOf(event: unknown): number | undefined {
+  const id = (event as { sender?: { id?: unknown } } | null)?.sender?.id;
+  return typeof id === "number" ? id : undefined;
+}
+
 export function handle<C extends Channel>(register: Registrar, channel: C, fn: Handlers[C]): void {
-  register(channel, async (_event, ...args): Promise<Result<unknown>> => {
+  register(channel, async (event, ...args): Promise<Result<unknown>> => {
     try {
       const parsed = inputSchemas[channel].parse(args) as Parameters<Handlers[C]>;
-      return { ok: true, value: await (fn as (...a: unknown[]) => Promise<unknown>)(...parsed) };
+      // What the handler opens (a watch, a follow, a forward) is tagged with this window.
+      const value = await caller.run(senderOf(event), () => (fn as (...a: unknown[]) => Promise<unknown>)(...parsed));
+      return { ok: true, value };
     } catch (err) {
       return { ok: false, error: toErrorInfo(err) };
     }
@@ -72,6 +83,12 @@ export function handle<C extends Channel>(register: Registrar, channel: C, fn: H
  */
 export type MainServices = {
   emit: Emit;
+  /** The kubeconfig, cached by its files' mtimes, one KubeConfig per context. */
+  kube: KubeconfigSource;
+  /** Session follows by the window that opened them (follow id → webContents id). */
+  follows: Handles<{ id: string; close(): Promise<void> }>;
+  /** Closes what one window opened (its watches, follows and port-forwards): on reload, crash or close. */
+  closeOwner(owner: number): Promise<void>;
   /** Connections to Keel web processes (URL + API key, or a port-forward's base URL). */
   sessions: SessionsService;
   launcher: KindLauncher;
@@ -87,38 +104,69 @@ export function createMainServices(
     sessions?: Omit<SessionsOptions, "emit">;
     launcher?: Omit<KindLauncherOptions, "emit">;
     watchBackoff?: { baseMs: number; maxMs: number };
+    kube?: KubeconfigSource;
   } = {},
 ): MainServices {
   const emit: Emit = opts.emit ?? (() => {});
+  const kube = opts.kube ?? new KubeconfigSource({ emit });
   const sessions = new SessionsService({ ...opts.sessions, emit });
-  const launcher = new KindLauncher({ ...opts.launcher, emit });
+  // After a run the operator gets a sessions connection with an API key made for them (handover.ts).
+  const handover = ({ context, dashboardUrl }: { context: string; dashboardUrl: string }) =>
+    handOver(kube.forContext(context), dashboardUrl.replace("//localhost:", "//127.0.0.1:"), (i) => sessions.connect(i));
+  const launcher = new KindLauncher({ handover, ...opts.launcher, emit });
   const watches = new Handles<SandboxWatch>();
   const forwards = new Handles<ServicePortForward>();
+  const follows = new Handles<{ id: string; close(): Promise<void> }>();
   return {
     emit,
+    kube,
     sessions,
     launcher,
     watches,
     forwards,
+    follows,
     ...(opts.watchBackoff ? { watchBackoff: opts.watchBackoff } : {}),
+    async closeOwner(owner) {
+      await Promise.all([watches.closeOwner(owner), forwards.closeOwner(owner), follows.closeOwner(owner)]);
+    },
     async dispose() {
-      await Promise.all([launcher.dispose(), watches.closeAll(), forwards.closeAll(), sessions.close()]);
+      kube.close();
+      await Promise.all([launcher.dispose(), watches.closeAll(), forwards.closeAll(), follows.closeAll(), sessions.close()]);
     },
   };
 }
 
+/** Where handlers get kubeconfig from: the services' cached source, or (tests) a loader function. */
+export type KubeAccess = { load(): Kubeconfig; forContext(context: string): KubeConfig };
+const access = (k: KubeAccess | (() => Kubeconfig)): KubeAccess =>
+  typeof k === "function" ? { load: k, forContext: (context) => kubeConfigFor(k(), context) } : k;
+
 /**
- * The handlers, backed by the main-process modules. Kubeconfig is re-read per call: kubectl
- * users switch contexts and refresh credentials outside the app, and reading a few small files
- * is cheap next to the API round trip.
+ * The handlers, backed by the main-process modules. Kubeconfig comes from the services' source:
+ * re-read when its files change (kubectl users switch contexts and refresh credentials outside
+ * the app), one KubeConfig per context otherwise, so exec plugins' tokens are reused.
  */
-export function createHandlers(load: () => Kubeconfig = () => loadKubeconfig(), services: MainServices = createMainServices()): Handlers {
-  const { launcher, watches, forwards, emit, sessions } = services;
+export function createHandlers(kube?: KubeAccess | (() => Kubeconfig), services: MainServices = createMainServices()): Handlers {
+  const { launcher, watches, forwards, emit, sessions, follows } = services;
+  const k = access(kube ?? services.kube);
+  const load = () => k.load();
+  const kubeConfigFor = (_config: Kubeconfig, context: string) => k.forContext(context);
+  const sessionHandlers = sessions.handlers();
   return {
-    ...sessions.handlers(),
-    "kube:namespaces:list": async ({ context }) => listNamespaces(load(), context),
+    ...sessionHandlers,
+    "sessions:follow": async (input) => {
+      const r = await sessionHandlers["sessions:follow"](input);
+      follows.add({ id: r.followId, close: async () => void (await sessions.unfollow(r.followId)) });
+      return r;
+    },
+    "sessions:unfollow": async (input) => {
+      const r = await sessionHandlers["sessions:unfollow"](input);
+      await follows.close(input.followId);
+      return r;
+    },
+    "kube:namespaces:list": async ({ context }) => listNamespaces(load(), context, k.forContext(context)),
     "kube:contexts:list": async () => listContexts(load()),
-    "kube:context:status": async ({ context }) => contextStatus(load(), context),
+    "kube:context:status": async ({ context }) => contextStatus(load(), context, {}, k.forContext(context)),
     "sandboxes:list": async ({ context, namespace }) => listSandboxes(kubeConfigFor(load(), context), namespace ? { namespace } : {}),
     "sandboxes:claim:create": async ({ context, ...input }) => createClaim(kubeConfigFor(load(), context), input),
     "sandboxes:claim:delete": async ({ context, ...input }) => deleteClaim(kubeConfigFor(load(), context), input),

@@ -125,7 +125,23 @@ export async function kubeRequest<T = any>(
   try {
     await kc.applyToHTTPSOptions(reqOpts);
   } catch (err) {
-    // An exec plugin that fails (gcloud/aws not logged in), an unreadable key file, …
+    // An exec plugin that cannot be run (not on PATH, not executable) or fails: its own error, with
+    // the plugin's words; it is not the server refusing credentials.
+    const user = kc.getCurrentUser();
+    const plugin = user?.exec?.command ?? (user?.authProvider?.config?.exec as { command?: string } | undefined)?.command;
+    if (plugin) {
+      const e = err as NodeJS.ErrnoException;
+      const why =
+        e.code === "ENOENT"
+          ? `it is not on the app's PATH (${e.message}). Install it, or start the app from a shell where \`${plugin}\` works`
+          : e.code === "EACCES"
+            ? `it is not executable (${e.message})`
+            : `${(e.message || "it exited with an error").trim()}. Log in again with it (for example aws sso login, gcloud auth login, az login), then retry`;
+      throw new KubeError("credential_plugin_failed", `could not run ${plugin} for user "${who.user}" of context "${who.context}": ${why}`, undefined, {
+        cause: err,
+      });
+    }
+    // An unreadable key file, an auth provider that fails, …
     throw new KubeError(
       "unauthorized",
       `cannot get credentials for user "${who.user}" of context "${who.context}": ${(err as Error).message}. Log in again with the tool your kubeconfig runs, then retry`,
@@ -258,8 +274,12 @@ async function check<T extends object>(fn: () => Promise<T | void>): Promise<Che
 }
 
 /** Every check for one context; cluster problems become failed checks, never a throw. */
-export async function contextStatus(config: Kubeconfig, context: string, opts: { timeoutMs?: number } = {}): Promise<ContextStatus> {
-  const kc = kubeConfigFor(config, context);
+export async function contextStatus(
+  config: Kubeconfig,
+  context: string,
+  opts: { timeoutMs?: number } = {},
+  kc: KubeConfig = kubeConfigFor(config, context),
+): Promise<ContextStatus> {
   const connection = await check(() => checkConnection(kc, opts.timeoutMs));
   const reached = connection.ok;
   const [agentSandbox, keel] = reached

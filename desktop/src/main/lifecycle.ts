@@ -6,10 +6,11 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { silentLogger } from "@keel/core/logger";
 import { KeelError } from "@keel/core/errors";
-import { API_VERSION, CORE_GROUP, type K8sObject, KubeApi, sandboxSuspended } from "@keel/core/k8s";
+import { API_VERSION, claimState, CORE_GROUP, type K8sObject, KubeApi, sandboxSuspended } from "@keel/core/k8s";
 import type { SandboxEvent, SandboxRow } from "../shared/contract.ts";
 import { expectStatus, KubeError, kubeRequest } from "./kube.ts";
 import { resourcePath, toRow } from "./sandboxes.ts";
+import { refuseKeelManaged } from "./keel-claims.ts";
 
 export type SandboxRef = { namespace: string; kind: "SandboxClaim" | "Sandbox"; name: string };
 type Condition = { type: string; status: string; reason?: string; message?: string };
@@ -31,6 +32,7 @@ async function resolve(kc: KubeConfig, ref: SandboxRef): Promise<{ claim: K8sObj
 
 async function setOperatingMode(kc: KubeConfig, ref: SandboxRef, mode: "Suspended" | "Running", timeoutMs: number): Promise<SandboxRow> {
   const { claim, sandbox } = await resolve(kc, ref);
+  if (claim && mode === "Suspended") refuseKeelManaged(claim, claimState(claim), "suspend");
   if (!sandbox) {
     throw new KubeError(
       "conflict",

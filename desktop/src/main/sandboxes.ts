@@ -7,6 +7,10 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import { API_VERSION, claimState, CORE_GROUP, EXT_GROUP, type K8sObject } from "@keel/core/k8s";
 import type { SandboxKind, SandboxRow } from "../shared/contract.ts";
 import { expectStatus, KubeError, kubeRequest } from "./kube.ts";
+import { desktopClaimMeta, ownership, refuseKeelManaged } from "./keel-claims.ts";
+
+/** A claim the app creates lives this long unless the operator picks another TTL. */
+export const DEFAULT_CLAIM_TTL_MS = 60 * 60_000;
 
 export const KINDS: Record<SandboxKind, { group: string; plural: string }> = {
   SandboxClaim: { group: EXT_GROUP, plural: "sandboxclaims" },
@@ -39,8 +43,19 @@ export function toRow(kind: SandboxKind, o: K8sObject, now = Date.now(), sandbox
     ageSeconds: created ? Math.max(0, Math.floor((now - created.getTime()) / 1000)) : null,
   };
   switch (kind) {
-    case "SandboxClaim":
-      return { ...row, status: claimState(o, sandbox), warmPool: o.spec?.warmPoolRef?.name ?? null, sandbox: o.status?.sandbox?.name ?? null };
+    case "SandboxClaim": {
+      const { team, session, managedByKeel } = ownership(o);
+      return {
+        ...row,
+        status: claimState(o, sandbox),
+        warmPool: o.spec?.warmPoolRef?.name ?? null,
+        sandbox: o.status?.sandbox?.name ?? null,
+        team,
+        session,
+        managedByKeel,
+        expiresAt: (o.spec?.lifecycle?.shutdownTime as string | undefined) ?? null,
+      };
+    }
     case "Sandbox":
       return {
         ...row,
@@ -94,7 +109,10 @@ export async function listSandboxes(kc: KubeConfig, opts: { namespace?: string }
  * uses the namespace's warm pool for that template (Keel names it after the template); none →
  * an error saying to create one, since inventing a pool would start pods nobody asked for.
  */
-export async function createClaim(kc: KubeConfig, input: { namespace: string; template: string; name?: string }): Promise<SandboxRow> {
+export async function createClaim(
+  kc: KubeConfig,
+  input: { namespace: string; template: string; name?: string | undefined; ttlMinutes?: number | undefined },
+): Promise<SandboxRow> {
   const { namespace, template } = input;
   const tpl = await kubeRequest(kc, "GET", resourcePath("SandboxTemplate", namespace, template));
   if (tpl.status === 404)
@@ -109,21 +127,41 @@ export async function createClaim(kc: KubeConfig, input: { namespace: string; te
       404,
     );
   }
-  const name = input.name ?? `${template.slice(0, 50)}-${randomBytes(3).toString("hex")}`;
+  // A Keel team namespace (labelled by Keel with its team): the claim carries Keel's labels so its reaper sees it.
+  const nsRes = await kubeRequest<K8sObject>(kc, "GET", `/api/v1/namespaces/${namespace}`);
+  const namespaceLabels = nsRes.status === 200 ? (nsRes.body.metadata.labels ?? {}) : {};
+  const suffix = randomBytes(3).toString("hex");
+  const meta = desktopClaimMeta({ namespaceLabels, suffix, ttlMs: input.ttlMinutes ? input.ttlMinutes * 60_000 : DEFAULT_CLAIM_TTL_MS, now: Date.now() });
+  if (meta.team && input.name) {
+    throw new KubeError(
+      "invalid_input",
+      `namespace ${namespace} is Keel's namespace for team ${meta.team}: a claim made here is named s-desktop-<id> so Keel's reaper can release it; leave the name empty`,
+      422,
+    );
+  }
+  const name = meta.name ?? input.name ?? `${template.slice(0, 50)}-${suffix}`;
   const claim: K8sObject = {
     apiVersion: `${EXT_GROUP}/${API_VERSION}`,
     kind: "SandboxClaim",
-    metadata: { name, namespace, labels: { "app.kubernetes.io/created-by": "keel-desktop" } },
-    spec: { warmPoolRef: { name: pool.name } },
+    metadata: { name, namespace, labels: meta.labels, annotations: meta.annotations },
+    spec: { warmPoolRef: { name: pool.name }, lifecycle: meta.lifecycle },
   };
   const res = await kubeRequest<K8sObject>(kc, "POST", resourcePath("SandboxClaim", namespace), { body: claim });
   return toRow("SandboxClaim", expectStatus(kc, res, `create SandboxClaim ${namespace}/${name}`));
 }
 
-/** Deletes a claim; its Sandbox and Pod follow through owner references. false: it was already gone. */
+/**
+ * Deletes a claim; its Sandbox and Pod follow through owner references. false: it was already gone.
+ * A claim Keel manages for a session in use is refused (keel-claims.ts); the delete is made with
+ * the read claim's uid as a precondition, so a claim recreated meanwhile is not deleted unseen.
+ */
 export async function deleteClaim(kc: KubeConfig, input: { namespace: string; name: string }): Promise<{ deleted: boolean }> {
+  const got = await kubeRequest<K8sObject>(kc, "GET", resourcePath("SandboxClaim", input.namespace, input.name));
+  if (got.status === 404) return { deleted: false };
+  const claim = expectStatus(kc, got, `read SandboxClaim ${input.namespace}/${input.name}`);
+  refuseKeelManaged(claim, claimState(claim), "delete");
   const res = await kubeRequest(kc, "DELETE", resourcePath("SandboxClaim", input.namespace, input.name), {
-    body: { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: "Background" },
+    body: { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: "Background", preconditions: { uid: claim.metadata.uid } },
   });
   if (res.status === 404) return { deleted: false };
   expectStatus(kc, res, `delete SandboxClaim ${input.namespace}/${input.name}`, [200, 202]);

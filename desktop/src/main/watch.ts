@@ -1,6 +1,8 @@
 // Live sandboxes view: SandboxClaims, Sandboxes, SandboxTemplates and SandboxWarmPools (one
 // namespace or all) listed once, then watched, each change pushed as the contract's
-// `sandboxes:changed` event (the renderer refetches the list it shows). When a watch drops it
+// `sandboxes:changed` event carrying the changed row (or its deletion), so the renderer patches
+// the rows it holds instead of listing four kinds again. A Sandbox's change also re-sends its
+// claim's row (a claim shows its Sandbox's suspended state). When a watch drops it
 // reconnects with backoff and re-lists first, and what changed while it was away is pushed as
 // events too, so a dropped connection loses nothing. A watch the server ends on its own
 // (timeoutSeconds) continues from the last resourceVersion without a re-list.
@@ -8,9 +10,9 @@ import { randomUUID } from "node:crypto";
 import { Watch, type KubeConfig } from "@kubernetes/client-node";
 import { backoffMs } from "@keel/core/backoff";
 import type { K8sObject } from "@keel/core/k8s";
-import { sandboxKinds, type Emit, type SandboxKind, type WatchStatus } from "../shared/contract.ts";
+import { sandboxKinds, type Emit, type SandboxKind, type SandboxRow, type WatchStatus } from "../shared/contract.ts";
 import { expectStatus, KubeError, kubeRequest } from "./kube.ts";
-import { KINDS, resourcePath } from "./sandboxes.ts";
+import { KINDS, resourcePath, toRow } from "./sandboxes.ts";
 
 export type SandboxWatchOptions = {
   kc: KubeConfig;
@@ -30,6 +32,8 @@ export class SandboxWatch {
   readonly id = randomUUID();
   private stopped = false;
   private readonly versions = new Map<SandboxKind, Versions>();
+  /** The objects of every kind by "namespace/name": rows are made from them (claims with their Sandbox). */
+  private readonly objects = new Map<SandboxKind, Map<string, K8sObject>>(sandboxKinds.map((k) => [k, new Map()]));
   private readonly aborts = new Set<AbortController>();
   private readonly wakers = new Set<() => void>();
   private readonly failing = new Map<SandboxKind, { attempt: number; message: string }>();
@@ -113,9 +117,14 @@ export class SandboxWatch {
             if (type === "BOOKMARK") return;
             const key = `${obj.metadata.namespace ?? ""}/${obj.metadata.name}`;
             const versions = this.versions.get(kind)!;
-            if (type === "DELETED") versions.delete(key);
-            else if (v) versions.set(key, v);
-            this.changed(kind, obj.metadata.namespace ?? "", obj.metadata.name);
+            if (type === "DELETED") {
+              versions.delete(key);
+              this.objects.get(kind)!.delete(key);
+            } else {
+              if (v) versions.set(key, v);
+              this.objects.get(kind)!.set(key, obj);
+            }
+            this.changedKey(kind, key);
           },
           (err: unknown) => finish(err ? { ok: false, message: `${what} dropped: ${describeError(err)}` } : { ok: true }),
         )
@@ -137,6 +146,7 @@ export class SandboxWatch {
     const before = this.versions.get(kind);
     const now: Versions = new Map(body.items.map((o) => [`${o.metadata.namespace ?? ""}/${o.metadata.name}`, o.metadata.resourceVersion ?? ""]));
     this.versions.set(kind, now);
+    this.objects.set(kind, new Map(body.items.map((o) => [`${o.metadata.namespace ?? ""}/${o.metadata.name}`, o])));
     if (before) {
       for (const [key, v] of now) if (before.get(key) !== v) this.changedKey(kind, key);
       for (const key of before.keys()) if (!now.has(key)) this.changedKey(kind, key);
@@ -144,13 +154,22 @@ export class SandboxWatch {
     return body.metadata.resourceVersion;
   }
 
+  /** Pushes the object's row as it is now (null: deleted); a Sandbox's change re-sends its claim's row too. */
   private changedKey(kind: SandboxKind, key: string) {
     const [namespace = "", name = ""] = key.split("/");
-    this.changed(kind, namespace, name);
+    const obj = this.objects.get(kind)!.get(key);
+    const sandboxOf = (claim: K8sObject) => this.objects.get("Sandbox")!.get(`${namespace}/${claim.status?.sandbox?.name}`) ?? null;
+    const row = obj ? toRow(kind, obj, Date.now(), kind === "SandboxClaim" ? sandboxOf(obj) : null) : null;
+    this.changed(kind, namespace, name, row);
+    if (kind === "Sandbox") {
+      for (const [k, claim] of this.objects.get("SandboxClaim")!) {
+        if (k.startsWith(`${namespace}/`) && claim.status?.sandbox?.name === name) this.changedKey("SandboxClaim", k);
+      }
+    }
   }
 
-  private changed(kind: SandboxKind, namespace: string, name: string) {
-    if (!this.stopped) this.o.emit("sandboxes:changed", { context: this.o.context, kind, namespace, name });
+  private changed(kind: SandboxKind, namespace: string, name: string, row: SandboxRow | null) {
+    if (!this.stopped) this.o.emit("sandboxes:changed", { context: this.o.context, kind, namespace, name, row });
   }
 
   private setFailing(kind: SandboxKind, attempt: number, message: string | null) {

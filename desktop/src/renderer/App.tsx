@@ -5,7 +5,7 @@ import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, call } from "./api.ts";
 import { ContextBar } from "./ContextBar.tsx";
 import { SandboxesView } from "./SandboxesView.tsx";
-import { SessionsView } from "./SessionsView.tsx";
+import { dropConnection, SessionsView } from "./SessionsView.tsx";
 import { LocalEnvView } from "./LocalEnvView.tsx";
 import { ErrorBox, Loading } from "./ui.tsx";
 
@@ -53,6 +53,8 @@ export function App() {
             context={context}
             namespace={namespace}
             onContext={(c) => {
+              // The old context's Keel connection (and its port-forward) goes with it.
+              if (context && context !== c) dropConnection(context);
               setContext(c);
               setNamespace("");
             }}
@@ -79,7 +81,7 @@ export function App() {
         ) : tab === "sandboxes" ? (
           <SandboxesView key={context} context={context} namespace={namespace} />
         ) : (
-          <SessionsView context={context} />
+          <SessionsView key={context} context={context} />
         )}
       </main>
     </div>

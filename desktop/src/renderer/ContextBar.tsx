@@ -85,7 +85,12 @@ export function ContextBar(p: {
       {problems.length > 0 && (
         <div className="context-problems">
           {problems.map((c) =>
-            c.code === "unreachable" || c.code === "unauthorized" || c.code === "forbidden" || c.code === "tls_error" || c.code === "kubeconfig_invalid" ? (
+            c.code === "unreachable" ||
+            c.code === "unauthorized" ||
+            c.code === "credential_plugin_failed" ||
+            c.code === "forbidden" ||
+            c.code === "tls_error" ||
+            c.code === "kubeconfig_invalid" ? (
               <ErrorBox key={c.code} error={new ApiError({ name: "KubeError", code: c.code, message: c.message })} />
             ) : (
               <p key={c.code} className="note" data-code={c.code}>

@@ -1,10 +1,14 @@
 // The one-click local environment (kind/up.sh through main's launcher): prerequisites with what
 // to fix, each step's state and elapsed time, the streamed logs, cancel, retry from the failed
-// step, tear down, and the dashboard link when it is up. Not tied to a context: it makes one.
+// step, tear down (asked first), and the dashboard link when it is up. The port and "skip build"
+// are the run's settings (their defaults come from KEEL_PORT / KEEL_SKIP_BUILD in main's
+// environment). A cluster that exists already is said so at start; after a run the connection
+// main made (an API key created for the app) becomes the Sessions tab's for that context.
 import { useEffect, useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import type { LauncherLogLine, LauncherState, LauncherStep } from "../shared/contract.ts";
 import { api, call } from "./api.ts";
+import { adoptConnection } from "./SessionsView.tsx";
 import { ErrorBox, Loading } from "./ui.tsx";
 
 const KEY = ["*", "launcher"];
@@ -22,6 +26,20 @@ export function LocalEnvView() {
   const [logs, setLogs] = useState<LauncherLogLine[]>([]);
   const [now, setNow] = useState(Date.now());
   const running = state.data?.status === "running" || state.data?.status === "tearing-down";
+  const [port, setPort] = useState<string | null>(null);
+  const [skipBuild, setSkipBuild] = useState<boolean | null>(null);
+  const [confirmTeardown, setConfirmTeardown] = useState(false);
+  const conn = state.data?.connection;
+  useEffect(() => {
+    if (state.data && conn?.id)
+      adoptConnection(state.data.context, {
+        id: conn.id,
+        baseUrl: conn.baseUrl,
+        role: conn.role ?? "admin",
+        actor: conn.actor ?? "",
+        teamId: conn.teamId ?? "",
+      });
+  }, [state.data, conn]);
 
   useEffect(() => {
     void call("launcher:logs", {}).then(
@@ -43,7 +61,12 @@ export function LocalEnvView() {
 
   const act = useMutation({
     mutationFn: (op: "start" | "cancel" | "retry" | "teardown") =>
-      op === "start" ? call("launcher:start", {}) : call(op === "cancel" ? "launcher:cancel" : op === "retry" ? "launcher:retry" : "launcher:teardown"),
+      op === "start"
+        ? call("launcher:start", {
+            ...(port && /^\d+$/.test(port) ? { port: Number(port) } : {}),
+            ...(skipBuild !== null ? { skipBuild } : {}),
+          })
+        : call(op === "cancel" ? "launcher:cancel" : op === "retry" ? "launcher:retry" : "launcher:teardown"),
     onSuccess: (s, op) => {
       qc.setQueryData(KEY, s);
       if (op !== "cancel") setLogs((ls) => ls.filter((l) => l.runId >= s.runId));
@@ -65,6 +88,28 @@ export function LocalEnvView() {
           <span className="muted small">context {s.context}</span>
         </div>
         <p className="muted">Creates a kind cluster with agent-sandbox and Keel (kind/up.sh). A second run on an existing cluster changes nothing.</p>
+        {s.existingCluster && s.status === "idle" && (
+          <p className="note" data-testid="existing-cluster">
+            A kind cluster for {s.context} exists already{s.dashboardUrl ? ` and Keel answers on ${s.dashboardUrl}` : ""}: Start checks it and changes only what
+            is missing.
+          </p>
+        )}
+        <div className="row">
+          <label className="small">
+            Dashboard port{" "}
+            <input
+              aria-label="dashboard port"
+              inputMode="numeric"
+              size={5}
+              value={port ?? String(s.port)}
+              onChange={(e) => setPort(e.target.value)}
+              aria-invalid={port !== null && !/^\d{4,5}$/.test(port)}
+            />
+          </label>
+          <label className="small">
+            <input type="checkbox" aria-label="skip build" checked={skipBuild ?? false} onChange={(e) => setSkipBuild(e.target.checked)} /> Skip the image build
+          </label>
+        </div>
         <div className="row">
           <button disabled={!canStart || act.isPending} onClick={() => act.mutate("start")}>
             {s.status === "succeeded" ? "Run again" : "Start"}
@@ -75,9 +120,21 @@ export function LocalEnvView() {
           <button className="secondary" disabled={!(s.status === "failed" || s.status === "cancelled") || act.isPending} onClick={() => act.mutate("retry")}>
             Retry from failed step
           </button>
-          <button className="danger" disabled={running || act.isPending} onClick={() => act.mutate("teardown")}>
-            Tear down
-          </button>
+          {confirmTeardown ? (
+            <span className="confirm" role="group" aria-label="confirm tear down">
+              <span className="small">Delete the kind cluster {s.context.replace(/^kind-/, "")} and everything in it?</span>
+              <button className="danger" disabled={running || act.isPending} onClick={() => (setConfirmTeardown(false), act.mutate("teardown"))}>
+                Delete the cluster
+              </button>
+              <button className="secondary" onClick={() => setConfirmTeardown(false)}>
+                Keep it
+              </button>
+            </span>
+          ) : (
+            <button className="danger" disabled={running || act.isPending} onClick={() => setConfirmTeardown(true)}>
+              Tear down
+            </button>
+          )}
           <button className="secondary" disabled={prereqs.isFetching} onClick={() => void prereqs.refetch()}>
             Check prerequisites
           </button>
@@ -90,6 +147,13 @@ export function LocalEnvView() {
             <a href={s.dashboardUrl} target="_blank" rel="noreferrer">
               {s.dashboardUrl}
             </a>
+          </p>
+        )}
+        {conn && (
+          <p className={`note ${conn.id ? "ok-note" : ""}`} data-testid="handover">
+            {conn.id
+              ? `Connected to Keel at ${conn.baseUrl} with an API key made for this app: open Sessions with context ${s.context}.`
+              : `Keel is up, but the app could not connect to it: ${conn.error}`}
           </p>
         )}
         {prereqs.isError && <ErrorBox error={prereqs.error} />}

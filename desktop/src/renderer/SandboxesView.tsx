@@ -1,7 +1,9 @@
 // Claims, sandboxes, templates and warm pools of the context (one namespace or all): status,
 // reason and age; create a claim from a template, suspend/resume/delete a claim and read its
-// events, scale a warm pool. A watch in main pushes sandboxes:changed (refetch at once); polling
-// stays as the fallback, every 2 s while the watch is not healthy.
+// events, scale a warm pool. A watch in main pushes sandboxes:changed with the changed row, which
+// patches the list held here (no re-list); polling every 2 s is the fallback while the watch is not
+// healthy. Claims show Keel's team and session; Keel's claims for a session in use get a warning
+// and no suspend or delete; delete asks first.
 import { useEffect, useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import type { SandboxKind, SandboxRow, WatchStatus } from "../shared/contract.ts";
@@ -23,10 +25,18 @@ export function SandboxesView({ context, namespace }: { context: string; namespa
   const rows = useQuery({
     queryKey: key,
     queryFn: () => call("sandboxes:list", { context, ...(namespace ? { namespace } : {}) }),
-    refetchInterval: watch?.state === "watching" ? 15_000 : 2_000,
+    refetchInterval: watch?.state === "watching" ? false : 2_000,
   });
+  const [confirming, setConfirming] = useState<string | null>(null);
   const [eventsOf, setEventsOf] = useState<SandboxRow | null>(null);
-  useEffect(() => api.on("sandboxes:changed", (e) => e.context === context && void qc.invalidateQueries({ queryKey: [context, "sandboxes"] })), [context, qc]);
+  useEffect(
+    () =>
+      api.on("sandboxes:changed", (e) => {
+        if (e.context !== context || (namespace && e.namespace !== namespace)) return;
+        qc.setQueryData<SandboxRow[]>([context, "sandboxes", namespace], (old) => (old ? patchRows(old, e) : old));
+      }),
+    [context, namespace, qc],
+  );
   useEffect(() => {
     let watchId: string | null = null;
     let stopped = false;
@@ -108,6 +118,16 @@ export function SandboxesView({ context, namespace }: { context: string; namespa
                         <td className="name">
                           {r.name}
                           {r.kind === "SandboxClaim" && r.sandbox && <div className="muted small">sandbox {r.sandbox}</div>}
+                          {r.kind === "SandboxClaim" && (r.team || r.session) && (
+                            <div className="muted small" data-testid="keel-owner">
+                              team {r.team ?? "–"} · session {r.session ?? "–"}
+                            </div>
+                          )}
+                          {r.kind === "SandboxClaim" && r.managedByKeel && !["terminated", "failed"].includes(r.status) && (
+                            <div className="note small" data-testid="keel-managed">
+                              Keel's sandbox for a session in use: end the session in Keel instead of suspending or deleting it here.
+                            </div>
+                          )}
                           {r.kind === "SandboxWarmPool" && <div className="muted small">template {r.template}</div>}
                         </td>
                         {!namespace && <td>{r.namespace}</td>}
@@ -146,7 +166,7 @@ export function SandboxesView({ context, namespace }: { context: string; namespa
                                 <button
                                   className="secondary"
                                   aria-label={`suspend ${r.name}`}
-                                  disabled={lifecycle.isPending || !r.sandbox}
+                                  disabled={lifecycle.isPending || !r.sandbox || inUse(r)}
                                   onClick={() => lifecycle.mutate({ r, op: "suspend" })}
                                 >
                                   {busyWith?.r.uid === r.uid ? "Suspending…" : "Suspend"}
@@ -160,9 +180,31 @@ export function SandboxesView({ context, namespace }: { context: string; namespa
                               >
                                 Events
                               </button>
-                              <button className="danger" aria-label={`delete ${r.name}`} disabled={remove.isPending} onClick={() => remove.mutate(r)}>
-                                Delete
-                              </button>
+                              {confirming === r.uid ? (
+                                <span className="confirm" role="group" aria-label={`confirm delete ${r.name}`}>
+                                  <span className="small">Delete {r.name}? Its sandbox and pod go with it.</span>
+                                  <button
+                                    className="danger"
+                                    aria-label={`confirm delete ${r.name}`}
+                                    disabled={remove.isPending}
+                                    onClick={() => (setConfirming(null), remove.mutate(r))}
+                                  >
+                                    Delete
+                                  </button>
+                                  <button className="secondary" onClick={() => setConfirming(null)}>
+                                    Keep
+                                  </button>
+                                </span>
+                              ) : (
+                                <button
+                                  className="danger"
+                                  aria-label={`delete ${r.name}`}
+                                  disabled={remove.isPending || inUse(r)}
+                                  onClick={() => setConfirming(r.uid)}
+                                >
+                                  Delete
+                                </button>
+                              )}
                             </span>
                           )}
                           {r.kind === "SandboxWarmPool" && <Scale row={r} busy={scale.isPending} onScale={(replicas) => scale.mutate({ r, replicas })} />}
@@ -179,6 +221,16 @@ export function SandboxesView({ context, namespace }: { context: string; namespa
       })}
     </div>
   );
+}
+
+/** Keel's claim for a session that still uses it: main refuses suspend and delete too. */
+const inUse = (r: SandboxRow) => r.managedByKeel === true && !["terminated", "failed"].includes(r.status);
+
+/** The list with one watch event applied: the row replaced, added (sorted as main sorts) or removed. */
+export function patchRows(rows: SandboxRow[], e: { kind: SandboxKind; namespace: string; name: string; row: SandboxRow | null }): SandboxRow[] {
+  const rest = rows.filter((r) => !(r.kind === e.kind && r.namespace === e.namespace && r.name === e.name));
+  if (!e.row) return rest;
+  return [...rest, e.row].sort((a, b) => a.namespace.localeCompare(b.namespace) || a.kind.localeCompare(b.kind) || a.name.localeCompare(b.name));
 }
 
 function Scale({ row, busy, onScale }: { row: SandboxRow; busy: boolean; onScale: (n: number) => void }) {

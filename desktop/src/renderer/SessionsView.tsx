@@ -13,6 +13,20 @@ const PAGE = 20;
 type Conn = KeelConnection & { forwardId?: string };
 const connections = new Map<string, Conn>();
 
+/** Closes a context's connection and its port-forward (a context switch). */
+export function dropConnection(context: string): void {
+  const c = connections.get(context);
+  if (!c) return;
+  connections.delete(context);
+  void call("sessions:disconnect", { connection: c.id }).catch(() => {});
+  if (c.forwardId) void call("keel:portforward:stop", { forwardId: c.forwardId }).catch(() => {});
+}
+
+/** The launcher's handed-over connection becomes its context's (LocalEnvView). */
+export function adoptConnection(context: string, c: KeelConnection): void {
+  if (connections.get(context)?.id !== c.id) connections.set(context, c);
+}
+
 export function SessionsView({ context }: { context: string }) {
   const [conn, setConn] = useState<Conn | null>(connections.get(context) ?? null);
   const [open, setOpen] = useState<string | null>(null);
@@ -27,9 +41,7 @@ export function SessionsView({ context }: { context: string }) {
         <button
           className="secondary"
           onClick={() => {
-            void call("sessions:disconnect", { connection: conn.id });
-            if (conn.forwardId) void call("keel:portforward:stop", { forwardId: conn.forwardId });
-            connections.delete(context);
+            dropConnection(context);
             setConn(null);
             setOpen(null);
           }}

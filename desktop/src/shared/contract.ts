@@ -59,7 +59,8 @@ export const events = {
 export type EventName = (typeof events)[keyof typeof events];
 export interface EventPayloads {
   "kube:contexts:changed": { current: string | null };
-  "sandboxes:changed": { context: string; kind: SandboxKind; namespace: string; name: string };
+  /** row: the object's row as it is now, null when it was deleted (the renderer patches its list with it). */
+  "sandboxes:changed": { context: string; kind: SandboxKind; namespace: string; name: string; row: SandboxRow | null };
   // -- sessions (desktop-ui) --
   "sessions:event": { followId: string; sessionId: string; event: KeelEvent };
   "sessions:delta": { followId: string; sessionId: string; runId: string | null; delta: KeelDelta };
@@ -72,6 +73,8 @@ export const errorCodes = [
   "unreachable",
   "tls_error",
   "unauthorized",
+  /** An exec credential plugin (aws, gke-gcloud-auth-plugin, kubelogin…) could not be run or failed. */
+  "credential_plugin_failed",
   "forbidden",
   "agent_sandbox_missing",
   "keel_missing",
@@ -139,6 +142,12 @@ export type SandboxRow = {
   message: string | null;
   createdAt: string | null;
   ageSeconds: number | null;
+  /** Claims: Keel's team and session labels (keel.dev/team, keel.dev/session); managedByKeel: Keel's sandbox for a
+   *  session (the app warns and will not suspend or delete it while in use); expiresAt: spec.lifecycle.shutdownTime. */
+  team?: string | null;
+  session?: string | null;
+  managedByKeel?: boolean;
+  expiresAt?: string | null;
   /** Kind-specific: claim → warm pool and sandbox; warm pool → template and replicas. */
   template?: string | null;
   warmPool?: string | null;
@@ -156,8 +165,15 @@ export const claimCreateInput = z.object({
   context: z.string().min(1),
   namespace: dnsLabel,
   template: dnsLabel,
-  /** Omitted: generated from the template name. */
+  /** Omitted: generated from the template name (in a Keel team namespace always s-desktop-<id>). */
   name: dnsLabel.optional(),
+  /** The claim's TTL: the controller deletes it then (default 60 minutes, at most a day). */
+  ttlMinutes: z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 60)
+    .optional(),
 });
 export const claimDeleteInput = z.object({ context: z.string().min(1), namespace: dnsLabel, name: dnsLabel });
 export const warmPoolScaleInput = z.object({ context: z.string().min(1), namespace: dnsLabel, name: dnsLabel, replicas: z.number().int().min(0).max(1000) });
@@ -191,6 +207,14 @@ export type LauncherState = {
   /** Open this when status is "succeeded" (the port-forward step is running). */
   dashboardUrl: string | null;
   error: { step: LauncherStepName | "teardown"; message: string } | null;
+  /** The dashboard's local port of this run (KEEL_PORT, or the UI's choice). */
+  port: number;
+  /** The Keel image the last run built or pulled (null before a run). */
+  image: string | null;
+  /** Whether kind has the cluster (detected at start and after each run); null: not known yet. */
+  existingCluster: boolean | null;
+  /** The connection handed to the operator after a run: a sessions connection id (an API key made for them), or why not. */
+  connection: { id: string | null; baseUrl: string; error: string | null; role?: string; actor?: string; teamId?: string } | null;
 };
 export type LauncherLogLine = { runId: number; step: LauncherStepName | "teardown"; stream: "stdout" | "stderr"; line: string; at: string };
 export type PrereqCheck = {
@@ -250,6 +274,8 @@ export const launcherStartInput = z
     skipBuild: z.boolean().optional(),
     /** Build even when the image exists (KEEL_REBUILD=1). */
     rebuild: z.boolean().optional(),
+    /** The dashboard's local port (KEEL_PORT). */
+    port: z.number().int().min(1024).max(65535).optional(),
   })
   .strict();
 export const launcherLogsInput = z.object({ step: z.enum([...launcherSteps, "teardown"]).optional() }).strict();

@@ -4,7 +4,7 @@
 // sessions page by page, follow a live session and approve a tool call. Screenshots at 1280×800
 // go to test-results/desktop/; every view is checked for horizontal overflow.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -209,7 +209,37 @@ describe.sequential("desktop renderer through the bridge", () => {
     await page.locator('section[data-kind="SandboxWarmPool"]').getByRole("button", { name: "Scale" }).click();
     await page.locator('section[data-kind="SandboxWarmPool"] tr[data-name="agent"]').filter({ hasText: "2/2" }).waitFor({ timeout: 90_000 });
 
+    // Keel's own claim for a session (its driver's labels), arriving through the watch: team and
+    // session shown, a warning, and no suspend or delete.
+    await kubectl(["apply", "-n", ns.name, "-f", "-"], {
+      input: `apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxClaim
+metadata:
+  name: s-sess-ui
+  labels: { app.kubernetes.io/managed-by: keel, keel.dev/team: team-ui, keel.dev/session: sess-ui }
+spec:
+  warmPoolRef: { name: agent }
+`,
+    });
+    const keelRow = page.locator('section[data-kind="SandboxClaim"] tr[data-name="s-sess-ui"]');
+    await keelRow.getByTestId("keel-managed").waitFor();
+    expect(await keelRow.getByTestId("keel-owner").textContent()).toBe("team team-ui · session sess-ui");
+    expect(await page.getByRole("button", { name: "delete s-sess-ui" }).isDisabled()).toBe(true);
+    expect(await page.getByRole("button", { name: "suspend s-sess-ui" }).isDisabled()).toBe(true);
+    await settle(page);
+    await shot(page, "sandboxes-keel-claim");
+    expect(await overflow(page)).toEqual([]);
+    await kubectl(["delete", "sandboxclaims.extensions.agents.x-k8s.io", "s-sess-ui", "-n", ns.name]);
+
+    // Delete asks first: "Keep" leaves the claim, the confirmation deletes it.
     await page.getByRole("button", { name: `delete ${claimName}` }).click();
+    await page
+      .getByRole("group", { name: `confirm delete ${claimName}` })
+      .getByRole("button", { name: "Keep" })
+      .click();
+    expect((await kubectl(["get", "sandboxclaims.extensions.agents.x-k8s.io", claimName, "-n", ns.name, "-o", "name"])).stdout.trim()).toContain(claimName);
+    await page.getByRole("button", { name: `delete ${claimName}` }).click();
+    await page.getByRole("button", { name: `confirm delete ${claimName}` }).click();
     await page.locator(`section[data-kind="SandboxClaim"] tr[data-name="${claimName}"]`).waitFor({ state: "detached", timeout: 90_000 });
   });
 
@@ -362,7 +392,14 @@ describe.sequential("desktop renderer through the bridge", () => {
     await shot(page, "local-succeeded");
     expect(await overflow(page)).toEqual([]);
 
+    // No Keel behind the stub cluster: the handover says why there is no connection.
+    await page.getByTestId("handover").filter({ hasText: "Keel is up, but the app could not connect to it" }).waitFor();
+
+    // Tear down asks first; only the confirmation deletes the cluster.
     await page.getByRole("button", { name: "Tear down" }).click();
+    await page.getByRole("group", { name: "confirm tear down" }).filter({ hasText: "Delete the kind cluster keel and everything in it?" }).waitFor();
+    expect(readFileSync(path.join(stubState, "calls"), "utf8")).not.toContain("kind delete cluster");
+    await page.getByRole("button", { name: "Delete the cluster" }).click();
     await page.getByTestId("launcher-status").filter({ hasText: "torn-down" }).waitFor({ timeout: 60_000 });
   });
 

@@ -2,8 +2,8 @@
 // state, elapsed time and streamed log lines as events; cancel kills the running step's whole
 // process group; retry continues at the failed step; teardown deletes the cluster. The steps
 // themselves check and skip (see kind/up.sh), so a second run on a ready cluster changes nothing.
+import { existsSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import {
   launcherSteps,
   type Emit,
@@ -15,8 +15,11 @@ import {
   type LauncherStepState,
   type PrereqReport,
 } from "../../shared/contract.ts";
-import { checkPrerequisites } from "./prereqs.ts";
-import { spawnGroup, type GroupProcess } from "./process.ts";
+import { execFile } from "node:child_process";
+import { checkPrerequisites, findOnPath } from "./prereqs.ts";
+import { groupAlive, spawnGroup, type GroupProcess } from "./process.ts";
+import { ProcessGroupRecord } from "./pidfile.ts";
+import { findCheckout, publishedImage, resolveScriptLayout, type LayoutInput, type ScriptLayout } from "./resources.ts";
 
 export const STEP_TITLES: Record<LauncherStepName, string> = {
   prereqs: "Check prerequisites",
@@ -29,8 +32,11 @@ export const STEP_TITLES: Record<LauncherStepName, string> = {
   "port-forward": "Forward the dashboard port",
 };
 
-/** kind/up.sh in this checkout. A packaged app ships kind/ and k8s/ as resources and passes `script`. */
-export const DEFAULT_KIND_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../kind/up.sh");
+/** kind/up.sh of the checkout this module runs from (sources or the bundle in desktop/out/main), or null. */
+export function checkoutKindScript(from = import.meta.dirname): string | null {
+  const root = findCheckout(from);
+  return root ? path.join(root, "kind", "up.sh") : null;
+}
 
 export class LauncherError extends Error {
   override readonly name = "LauncherError";
@@ -43,47 +49,109 @@ export class LauncherError extends Error {
 }
 
 export type KindLauncherOptions = {
+  /** Where kind/up.sh is found (resources.ts); default: the checkout above this module. `script` overrides it. */
+  layout?: Omit<LayoutInput, "from"> & { from?: string };
+  /** kind/up.sh to run (tests); default: from `layout`. */
   script?: string;
   bash?: string;
-  /** Environment of the steps (PATH finds docker, kind and kubectl). Default: process.env. */
+  /** Environment of the steps (PATH finds docker, kind and kubectl). Default: process.env. Its KEEL_* settings
+   *  (KEEL_KIND_CLUSTER, KEEL_IMAGE, KEEL_PORT, KEEL_MIN_DOCKER_MEMORY_MB, KEEL_SKIP_BUILD, KEEL_PUBLISHED_IMAGE)
+   *  are the defaults of the options below; an option given here or by the UI wins. */
   env?: NodeJS.ProcessEnv;
   cluster?: string;
+  /** The image to build (source tree) or run. Default KEEL_IMAGE, else keel:dev with a source tree, else the published image. */
   image?: string;
-  /** Local port of the dashboard. */
+  /** Local port of the dashboard (KEEL_PORT, else 3000). */
   port?: number;
   minDockerMemoryMb?: number;
+  /** The app's version: the published image's tag when there is no source tree. */
+  appVersion?: string;
+  /** A file recording the process groups of running steps, so the next start can stop ones a crash left behind. */
+  pidFile?: string;
+  /** Hands the operator a connection once the dashboard answers (handover.ts); its result lands in state.connection. */
+  handover?: (info: { context: string; dashboardUrl: string }) => Promise<{ id: string; baseUrl: string; role: string; actor: string; teamId: string }>;
   /** SIGTERM → SIGKILL delay on cancel. */
   graceMs?: number;
   emit?: Emit;
   maxLogLines?: number;
 };
 
+type RunOptions = { skipBuild?: boolean | undefined; rebuild?: boolean | undefined; port?: number | undefined };
 type StepResult = { state: Extract<LauncherStepState, "done" | "skipped" | "failed" | "cancelled">; message: string | null };
 
 export class KindLauncher {
-  private readonly o: Required<Omit<KindLauncherOptions, "emit">> & { emit: Emit };
+  private readonly o: Required<Omit<KindLauncherOptions, "emit" | "script" | "layout" | "image" | "pidFile" | "handover">> &
+    Pick<KindLauncherOptions, "script" | "image" | "handover"> & { emit: Emit; layout: LayoutInput };
+  private readonly record: ProcessGroupRecord | undefined;
+  private resolved: ScriptLayout | undefined;
   private st: LauncherState;
   private logs: LauncherLogLine[] = [];
   private current: GroupProcess | undefined;
   private forwarder: GroupProcess | undefined;
   private running: Promise<void> = Promise.resolve();
   private cancelRequested = false;
-  private runOpts: { skipBuild?: boolean | undefined; rebuild?: boolean | undefined } = {};
+  private runOpts: RunOptions = {};
 
   constructor(opts: KindLauncherOptions = {}) {
+    const env = opts.env ?? process.env;
+    const num = (v: string | undefined) => (v && /^\d+$/.test(v) ? Number(v) : undefined);
     this.o = {
-      script: opts.script ?? DEFAULT_KIND_SCRIPT,
+      ...(opts.script ? { script: opts.script } : {}),
+      layout: { packaged: false, from: import.meta.dirname, ...opts.layout },
       bash: opts.bash ?? "bash",
-      env: opts.env ?? process.env,
-      cluster: opts.cluster ?? "keel",
-      image: opts.image ?? "keel:dev",
-      port: opts.port ?? 3000,
-      minDockerMemoryMb: opts.minDockerMemoryMb ?? 4096,
+      env,
+      cluster: opts.cluster ?? (env.KEEL_KIND_CLUSTER || "keel"),
+      ...(opts.image || env.KEEL_IMAGE ? { image: opts.image ?? env.KEEL_IMAGE } : {}),
+      port: opts.port ?? num(env.KEEL_PORT) ?? 3000,
+      minDockerMemoryMb: opts.minDockerMemoryMb ?? num(env.KEEL_MIN_DOCKER_MEMORY_MB) ?? 4096,
+      appVersion: opts.appVersion ?? "0.1.0",
       graceMs: opts.graceMs ?? 5_000,
       maxLogLines: opts.maxLogLines ?? 5_000,
       emit: opts.emit ?? (() => {}),
+      ...(opts.handover ? { handover: opts.handover } : {}),
     };
-    this.st = { runId: 0, status: "idle", steps: freshSteps(), context: `kind-${this.o.cluster}`, dashboardUrl: null, error: null };
+    this.record = opts.pidFile ? new ProcessGroupRecord(opts.pidFile) : undefined;
+    this.st = {
+      runId: 0,
+      status: "idle",
+      steps: freshSteps(),
+      context: `kind-${this.o.cluster}`,
+      dashboardUrl: null,
+      error: null,
+      port: this.o.port,
+      image: null,
+      existingCluster: null,
+      connection: null,
+    };
+  }
+
+  /** Stops the process groups a previous run of the app left running (crash, kill -9); returns their ids. */
+  async stopOrphans(): Promise<number[]> {
+    return this.record ? this.record.stopOrphans(this.o.graceMs) : [];
+  }
+
+  /**
+   * Whether the kind cluster exists already (kind get clusters), and if so whether Keel answers on
+   * the dashboard port: then the state says so and carries the dashboard URL without a run.
+   */
+  async detect(timeoutMs = 10_000): Promise<LauncherState> {
+    const kind = findOnPath("kind", this.o.env);
+    if (!kind || this.st.status !== "idle") return this.state();
+    const out = await new Promise<string | null>((resolve) =>
+      execFile(kind, ["get", "clusters"], { env: this.o.env, timeout: timeoutMs }, (err, stdout) => resolve(err ? null : String(stdout))),
+    );
+    if (out === null) return this.state();
+    const exists = out.split("\n").some((l) => l.trim() === this.o.cluster);
+    const url = `http://localhost:${this.o.port}`;
+    const answers =
+      exists &&
+      (await fetch(`http://127.0.0.1:${this.o.port}/readyz`, { signal: AbortSignal.timeout(3_000) }).then(
+        (r) => r.ok,
+        () => false,
+      ));
+    this.st = { ...this.st, existingCluster: exists, dashboardUrl: answers ? url : null };
+    this.changed();
+    return this.state();
   }
 
   state(): LauncherState {
@@ -95,14 +163,15 @@ export class KindLauncher {
   }
 
   prerequisites(): Promise<PrereqReport> {
-    return checkPrerequisites({ env: this.o.env, port: this.o.port, minDockerMemoryMb: this.o.minDockerMemoryMb });
+    return checkPrerequisites({ env: this.o.env, port: this.st.port, minDockerMemoryMb: this.o.minDockerMemoryMb });
   }
 
   /** Starts every step from the first; resolves once started (follow the launcher:changed events). */
-  async start(opts: { skipBuild?: boolean | undefined; rebuild?: boolean | undefined } = {}): Promise<LauncherState> {
+  async start(opts: RunOptions = {}): Promise<LauncherState> {
     this.assertIdle("start");
     await this.stopForwarder();
     this.runOpts = opts;
+    this.st = { ...this.st, port: opts.port ?? this.o.port, connection: null };
     this.logs = [];
     this.st.steps = freshSteps();
     this.begin(0);
@@ -202,7 +271,21 @@ export class KindLauncher {
       }
       this.changed();
     }
-    this.st = { ...this.st, status: "succeeded", dashboardUrl: `http://localhost:${this.o.port}` };
+    const dashboardUrl = `http://localhost:${this.st.port}`;
+    this.st = { ...this.st, status: "succeeded", dashboardUrl, existingCluster: true };
+    this.changed();
+    await this.handOver(dashboardUrl);
+  }
+
+  /** A connection for the operator (an API key made for them, never pasted); a failure is shown, the run stays succeeded. */
+  private async handOver(dashboardUrl: string) {
+    if (!this.o.handover) return;
+    try {
+      const c = await this.o.handover({ context: this.st.context, dashboardUrl });
+      this.st = { ...this.st, connection: { id: c.id, baseUrl: c.baseUrl, role: c.role, actor: c.actor, teamId: c.teamId, error: null } };
+    } catch (err) {
+      this.st = { ...this.st, connection: { id: null, baseUrl: dashboardUrl, error: (err as Error).message } };
+    }
     this.changed();
   }
 
@@ -220,30 +303,63 @@ export class KindLauncher {
     return failed.length ? { state: "failed", message: failed.map((c) => c.message).join("\n") } : { state: "done", message: null };
   }
 
+  /** The script and its root, resolved (and staged, for a package) once. Throws ScriptNotFoundError. */
+  private layout(): ScriptLayout {
+    if (this.o.script) {
+      const root = path.dirname(path.dirname(this.o.script));
+      return { root, script: this.o.script, sourceTree: existsSync(path.join(root, "Dockerfile")), origin: "checkout" };
+    }
+    this.resolved ??= resolveScriptLayout(this.o.layout);
+    return this.resolved;
+  }
+
+  /** What the steps run with: the environment's KEEL_* settings, with the options and the UI's choices over them. */
   private scriptEnv(): NodeJS.ProcessEnv {
-    return {
+    const { sourceTree } = this.layout();
+    const image = this.o.image ?? (sourceTree ? "keel:dev" : publishedImage(this.o.env, this.o.appVersion));
+    this.st.image = image;
+    const env: NodeJS.ProcessEnv = {
       ...this.o.env,
       KEEL_KIND_CLUSTER: this.o.cluster,
-      KEEL_IMAGE: this.o.image,
-      KEEL_PORT: String(this.o.port),
+      KEEL_IMAGE: image,
+      KEEL_PORT: String(this.st.port),
       KEEL_MIN_DOCKER_MEMORY_MB: String(this.o.minDockerMemoryMb),
-      KEEL_SKIP_BUILD: this.runOpts.skipBuild ? "1" : "",
-      KEEL_REBUILD: this.runOpts.rebuild ? "1" : "",
     };
+    // Unset by the UI: the environment's value stays.
+    if (this.runOpts.skipBuild !== undefined) env.KEEL_SKIP_BUILD = this.runOpts.skipBuild ? "1" : "";
+    if (this.runOpts.rebuild !== undefined) env.KEEL_REBUILD = this.runOpts.rebuild ? "1" : "";
+    // No Dockerfile to build from: the build step pulls the published image (kind/up.sh KEEL_PULL).
+    if (!sourceTree) env.KEEL_PULL = "1";
+    return env;
+  }
+
+  /** spawnGroup for the script, with its process group recorded while it runs. */
+  private spawnScript(args: string[], onLine: (stream: "stdout" | "stderr", line: string) => void): GroupProcess {
+    const { script, root } = this.layout();
+    const proc = spawnGroup(this.o.bash, [script, ...args], { cwd: root, env: this.scriptEnv(), onLine });
+    if (this.record && proc.pid > 0) {
+      this.record.add(proc.pid, script);
+      // Removed once nothing of the group is left; a group that outlives its leader stays recorded.
+      void proc.exited.then(() => (groupAlive(proc.pid) ? undefined : this.record?.remove(proc.pid)));
+    }
+    return proc;
   }
 
   /** One script invocation to its end. A "skipped: …" line marks the step skipped. */
   private async runScript(step: LauncherStepName | "teardown", args: string[]): Promise<StepResult> {
     let skipped: string | null = null;
     const tail = { stdout: "", stderr: "" };
-    const proc = spawnGroup(this.o.bash, [this.o.script, ...args], {
-      env: this.scriptEnv(),
-      onLine: (stream, line) => {
+    let proc: GroupProcess;
+    try {
+      proc = this.spawnScript(args, (stream, line) => {
         this.log(step, stream, line);
         if (line.trim()) tail[stream] = line.trim();
         if (stream === "stdout" && line.startsWith("skipped: ")) skipped = line.slice("skipped: ".length);
-      },
-    });
+      });
+    } catch (err) {
+      this.log(step, "stderr", (err as Error).message);
+      return { state: "failed", message: (err as Error).message };
+    }
     this.current = proc;
     const exit = await proc.exited;
     this.current = undefined;
@@ -260,14 +376,16 @@ export class KindLauncher {
     const tail = { stdout: "", stderr: "" };
     let forwarding!: () => void;
     const ready = new Promise<void>((r) => (forwarding = r));
-    const proc = spawnGroup(this.o.bash, [this.o.script, "--step", "port-forward"], {
-      env: this.scriptEnv(),
-      onLine: (stream, line) => {
+    let proc: GroupProcess;
+    try {
+      proc = this.spawnScript(["--step", "port-forward"], (stream, line) => {
         this.log("port-forward", stream, line);
         if (line.trim()) tail[stream] = line.trim();
         if (/^Forwarding from /.test(line)) forwarding();
-      },
-    });
+      });
+    } catch (err) {
+      return { state: "failed", message: (err as Error).message };
+    }
     this.current = proc;
     const first = await Promise.race([ready.then(() => null), proc.exited]);
     this.current = undefined;
@@ -286,7 +404,7 @@ export class KindLauncher {
       this.st = { ...this.st, status: "failed", dashboardUrl: null, error: { step: "port-forward", message } };
       this.changed();
     });
-    return { state: "done", message: `forwarding http://localhost:${this.o.port}` };
+    return { state: "done", message: `forwarding http://localhost:${this.st.port}` };
   }
 
   private async stopForwarder() {

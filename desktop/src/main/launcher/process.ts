@@ -40,14 +40,19 @@ export function spawnGroup(
     exited,
     async kill(graceMs) {
       if (pid <= 0 || spawnError) return;
-      signalGroup(pid, "SIGTERM");
-      const deadline = Date.now() + graceMs;
-      while (groupAlive(pid) && Date.now() < deadline) await sleep(25);
-      if (groupAlive(pid)) signalGroup(pid, "SIGKILL");
-      // SIGKILL cannot be ignored; the bound only guards against a process stuck in the kernel.
-      for (let i = 0; i < 200 && groupAlive(pid); i++) await sleep(25);
+      await signalGroupAndWait(pid, graceMs);
     },
   };
+}
+
+/** SIGTERM to the group, SIGKILL after graceMs to whatever is left; resolves when none is left. */
+export async function signalGroupAndWait(pgid: number, graceMs: number): Promise<void> {
+  signalGroup(pgid, "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (groupAlive(pgid) && Date.now() < deadline) await sleep(25);
+  if (groupAlive(pgid)) signalGroup(pgid, "SIGKILL");
+  // SIGKILL cannot be ignored; the bound only guards against a process stuck in the kernel.
+  for (let i = 0; i < 200 && groupAlive(pgid); i++) await sleep(25);
 }
 
 function signalGroup(pgid: number, signal: NodeJS.Signals): void {
@@ -80,13 +85,19 @@ export function groupAlive(pgid: number): boolean {
   }
 }
 
-/** State and process group from /proc/<pid>/stat (Linux); null when the process is gone. */
-export function processStat(pid: number): { state: string; pgrp: number } | null {
+/** The process's start time (Linux: clock ticks since boot, /proc/<pid>/stat field 22), to tell a reused pid apart; null elsewhere or when gone. */
+export function processStartTime(pid: number): string | null {
+  return processStat(pid)?.started ?? null;
+}
+
+/** State, process group and start time from /proc/<pid>/stat (Linux); null when the process is gone. */
+export function processStat(pid: number): { state: string; pgrp: number; started: string } | null {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, "utf8");
     // The command name (field 2) is in parentheses and may contain spaces: split after the last ')'.
     const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    return { state: rest[0] ?? "", pgrp: Number(rest[2]) };
+    // rest[0] is field 3 (state), rest[2] field 5 (pgrp), rest[19] field 22 (starttime).
+    return { state: rest[0] ?? "", pgrp: Number(rest[2]), started: rest[19] ?? "" };
   } catch {
     return null;
   }
