@@ -42,8 +42,8 @@ export class Accounts {
 
   /**
    * First start: creates the team and its admin if no user has that email yet. Idempotent. That
-   * user is the first platform admin: made one when created, or (a deployment from before platform
-   * admins) when no user is one yet.
+   * user becomes the first platform admin if nobody is one yet (also on a deployment from before
+   * platform admins); later platform admins are named by a platform admin or the CLI.
    */
   async bootstrapAdmin(input: { email: string; password: string; teamSlug: string; teamName: string }): Promise<{ created: boolean; teamId: string }> {
     validatePassword(input.password);
@@ -61,10 +61,13 @@ export class Accounts {
         ]);
         return { created: false, teamId };
       }
-      const user = await c.query<{ id: string }>("INSERT INTO users (email, password_hash, platform_admin) VALUES ($1, $2, true) RETURNING id", [
-        normalizeEmail(input.email),
-        await hashPassword(input.password),
-      ]);
+      const user = await c.query<{ id: string }>(
+        "INSERT INTO users (email, password_hash, platform_admin) VALUES ($1, $2, NOT EXISTS (SELECT 1 FROM users WHERE platform_admin)) RETURNING id",
+        [
+          normalizeEmail(input.email),
+          await hashPassword(input.password),
+        ],
+      );
       await c.query("INSERT INTO memberships (team_id, user_id, role) VALUES ($1, $2, 'admin')", [teamId, user.rows[0]!.id]);
       return { created: true, teamId };
     });
