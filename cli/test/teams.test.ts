@@ -60,7 +60,10 @@ describe("against DATABASE_URL (break-glass)", () => {
     expect((await pool.query("SELECT 1 FROM teams WHERE slug = 'gamma'")).rowCount).toBe(0);
     expect(await run(["teams", "resume", "gamma"], env)).toMatchObject({ code: 1, err: expect.stringContaining("(not_found)") });
 
-    expect(await run(["platform-admins", "revoke", "first@example.com"], env)).toMatchObject({ code: 1, err: expect.stringContaining("(last_platform_admin)") });
+    expect(await run(["platform-admins", "revoke", "first@example.com"], env)).toMatchObject({
+      code: 1,
+      err: expect.stringContaining("(last_platform_admin)"),
+    });
     expect((await run(["platform-admins", "list"], env)).out).toBe("first@example.com\n");
     expect(await run(["teams", "list"], {})).toMatchObject({ code: 2, err: expect.stringContaining("DATABASE_URL") });
   }, 240_000);
@@ -79,7 +82,11 @@ describe("against the API with a platform key", () => {
   });
 
   test("the same verbs over HTTP; a team admin's key gets 403 platform_admin_required", async () => {
-    const login = await fetch(`${server.url}/api/v1/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(ADMIN) });
+    const login = await fetch(`${server.url}/api/v1/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(ADMIN),
+    });
     const cookie = login.headers.get("set-cookie")!.split(";")[0]!;
     const { csrfToken } = (await login.json()) as { csrfToken: string };
     const key = async (platform: boolean) =>

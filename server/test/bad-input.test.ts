@@ -77,7 +77,11 @@ beforeAll(async () => {
   ).key;
   f.platformKey = (
     (await (
-      await fetch(`${server.url}/api/v1/api-keys`, { method: "POST", headers: h, body: JSON.stringify({ name: "bad-input-platform", role: "admin", platform: true }) })
+      await fetch(`${server.url}/api/v1/api-keys`, {
+        method: "POST",
+        headers: h,
+        body: JSON.stringify({ name: "bad-input-platform", role: "admin", platform: true }),
+      })
     ).json()) as { key: string }
   ).key;
   const ah = { "content-type": "application/json", authorization: `Bearer ${f.key}` };
@@ -189,7 +193,10 @@ const matrix: Record<RouteKey, () => Case[]> = {
     { name: "unknown role", method: "POST", path: "/api/v1/invitations", body: { email: "n@example.com", role: "owner" }, status: 422, code: V },
     { name: "not an email", method: "POST", path: "/api/v1/invitations", body: { email: "nope", role: "member" }, status: 422, code: V },
   ],
-  "DELETE /api/v1/invitations/[id]": () => [...idCases("DELETE", (id) => `/api/v1/invitations/${id}`), ...noBodyCases("DELETE", `/api/v1/invitations/${NO_ONE}`)],
+  "DELETE /api/v1/invitations/[id]": () => [
+    ...idCases("DELETE", (id) => `/api/v1/invitations/${id}`),
+    ...noBodyCases("DELETE", `/api/v1/invitations/${NO_ONE}`),
+  ],
   "POST /api/v1/invitations/lookup": () =>
     anonymous([
       ...bodyCases("POST", { path: () => "/api/v1/invitations/lookup", valid: () => ({ token: "ki_nothing" }) }),

@@ -236,7 +236,9 @@ const matrix: Record<RouteKey, Case> = {
   // Invitations: A's pending one is invisible to B (404 like a missing id); a token is the
   // credential itself, so lookup and accept name none of A's (B's own or a bogus one).
   "GET /api/v1/invitations": { scoped: () => [{ method: "GET", path: "/api/v1/invitations" }] },
-  "POST /api/v1/invitations": { scoped: () => [{ method: "POST", path: "/api/v1/invitations", body: { email: `b-invitee-${tag}@example.com`, role: "viewer" } }] },
+  "POST /api/v1/invitations": {
+    scoped: () => [{ method: "POST", path: "/api/v1/invitations", body: { email: `b-invitee-${tag}@example.com`, role: "viewer" } }],
+  },
   "DELETE /api/v1/invitations/[id]": { foreign: (i) => [{ method: "DELETE", path: `/api/v1/invitations/${i.invitationId}` }] },
   "POST /api/v1/invitations/lookup": { scoped: () => [{ method: "POST", path: "/api/v1/invitations/lookup", body: { token: `ki_bogus_${tag}` } }] },
   "POST /api/v1/invitations/accept": {

@@ -98,7 +98,10 @@ describe.sequential("teams in the dashboard", () => {
     bobLink = await invite(r, admin, "invite to labs", BOB.email, "admin");
     bob = await newPage();
     await bob.goto(bobLink);
-    await bob.getByTestId("invitation").filter({ hasText: `${BOB.email} is invited to Labs (labs) as admin` }).waitFor();
+    await bob
+      .getByTestId("invitation")
+      .filter({ hasText: `${BOB.email} is invited to Labs (labs) as admin` })
+      .waitFor();
     await bob.getByLabel("Choose a password (12+ characters)").fill(BOB.password);
     await bob.getByRole("button", { name: "Join the team" }).click();
     await bob.waitForURL(/\/agents$/);
