@@ -169,7 +169,8 @@ describe.sequential("teams in the dashboard", () => {
     await row(admin, "labs").getByText("active").waitFor();
     await bob.reload();
     await settled(bob);
-    expect(await bob.getByRole("alert").count()).toBe(0);
+    await bob.getByText("No agents yet").waitFor();
+    expect(await bob.locator(".error[role=alert]").count()).toBe(0);
 
     r = await manage(admin, "labs");
     const del = r.getByRole("form", { name: "delete labs" });

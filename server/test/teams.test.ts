@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createPool, EngineClient, type Pool } from "@keel/core";
 import { createTestDatabase, waitFor } from "@keel/test/db";
-import { ADMIN, startDemoWorker, startServer, type RunningServer } from "./harness.js";
+import { ADMIN, readSse, startDemoWorker, startServer, type RunningServer } from "./harness.js";
 
 let server: RunningServer;
 let worker: Awaited<ReturnType<typeof startDemoWorker>>;
@@ -172,6 +172,8 @@ describe.sequential("platform admins and teams", () => {
     const agent = await call(bobKey, "POST", "/api/v1/agents", { name: "helper", model: "demo" });
     const sessionId = (await call(bobKey, "POST", "/api/v1/sessions", { agentId: agent.body.id })).body.id;
     expect(code(await call(platformKey, "POST", `/api/v1/platform/teams/${acmeId}/suspend`, { reason: "own" }))).toBe("409 own_team");
+    const stream = await fetch(`${server.url}/api/v1/sessions/${sessionId}/stream`, { headers: { authorization: `Bearer ${bobKey.key}` } });
+    expect(stream.status).toBe(200);
     const s = await call(platformKey, "POST", `/api/v1/platform/teams/${labsId}/suspend`, { reason: "invoice 42 unpaid" });
     expect(s.body).toMatchObject({ slug: "labs", suspendedReason: "invoice 42 unpaid" });
     for (const a of [await call(bobKey, "GET", "/api/v1/agents"), await call(bob, "GET", "/api/v1/me"), await login(BOB.email, BOB.password)]) {
@@ -179,6 +181,9 @@ describe.sequential("platform admins and teams", () => {
       expect(a.body.error.message).toContain("invoice 42 unpaid");
       expect(a.body.error.details).toMatchObject({ team: "labs", reason: "invoice 42 unpaid" });
     }
+    // An open stream of the team ends at its next heartbeat, saying why.
+    const frames = await readSse(stream, (seen) => seen.some((e) => e.event === "unauthorized"));
+    expect(JSON.parse(frames.find((e) => e.event === "unauthorized")!.data).error.code).toBe("team_suspended");
     expect(code(await call(admin, "POST", "/api/v1/me/team", { teamId: labsId }))).toBe("403 team_suspended");
     expect((await call(admin, "GET", "/api/v1/me/teams")).body.teams[1]).toMatchObject({ slug: "labs", suspended: true });
 

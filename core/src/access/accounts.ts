@@ -1,7 +1,7 @@
 // Users, dashboard logins (cookie sessions with a CSRF token), API keys and members.
 // Tokens and keys are random 256-bit values; only their SHA-256 is stored.
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { ConflictError, ForbiddenError, KeelError, NotFoundError, UnauthorizedError, ValidationError } from "../errors.js";
+import { ConflictError, ForbiddenError, KeelError, NotFoundError, TeamSuspendedError, UnauthorizedError, ValidationError } from "../errors.js";
 import { PgCode, pgCode, withTransaction, type Pool, type PoolClient } from "../db/pool.js";
 import { isUuid } from "../engine/client.js";
 import { hashPassword, normalizeEmail, validatePassword, verifyPassword } from "./passwords.js";
@@ -9,7 +9,6 @@ import { ROLES, requireRole, type Principal, type Role } from "./principal.js";
 import * as keys from "./api-keys.js";
 import { audit, audited } from "../audit.js";
 import { checkLoginLimits, pruneLoginAttempts, recordLoginFailure, type LoginLimits } from "./login-limits.js";
-import { TeamSuspendedError } from "./platform.js";
 import * as invitations from "./invitations.js";
 
 export { TooManyAttemptsError } from "./login-limits.js";
@@ -63,10 +62,7 @@ export class Accounts {
       }
       const user = await c.query<{ id: string }>(
         "INSERT INTO users (email, password_hash, platform_admin) VALUES ($1, $2, NOT EXISTS (SELECT 1 FROM users WHERE platform_admin)) RETURNING id",
-        [
-          normalizeEmail(input.email),
-          await hashPassword(input.password),
-        ],
+        [normalizeEmail(input.email), await hashPassword(input.password)],
       );
       await c.query("INSERT INTO memberships (team_id, user_id, role) VALUES ($1, $2, 'admin')", [teamId, user.rows[0]!.id]);
       return { created: true, teamId };
@@ -217,10 +213,12 @@ export class Accounts {
   async acceptInvitation(input: { token: string; password: string; clientAddress: string }): Promise<LoginResult> {
     const inv = await invitations.lookupInvitation(this.o.pool, input.token);
     await checkLoginLimits(this.o.pool, inv.email, input.clientAddress, this.limits);
-    const user = (await this.o.pool.query<{ id: string; password_hash: string; platform_admin: boolean }>(
-      "SELECT id, password_hash, platform_admin FROM users WHERE email = $1",
-      [inv.email],
-    )).rows[0];
+    const user = (
+      await this.o.pool.query<{ id: string; password_hash: string; platform_admin: boolean }>(
+        "SELECT id, password_hash, platform_admin FROM users WHERE email = $1",
+        [inv.email],
+      )
+    ).rows[0];
     if (user && !(await verifyPassword(String(input.password ?? ""), user.password_hash))) {
       await recordLoginFailure(this.o.pool, inv.email, input.clientAddress);
       throw new KeelError("wrong_password", 403, "this email already has an account: enter its password to join the team");
@@ -229,7 +227,14 @@ export class Accounts {
     const hash = user ? null : await hashPassword(input.password);
     const joined = await invitations.consumeInvitation(this.o.pool, input.token, hash);
     return this.openSession(
-      { teamId: joined.teamId, role: joined.role, actor: `user:${inv.email}`, userId: joined.userId, apiKeyId: null, platformAdmin: user?.platform_admin ?? false },
+      {
+        teamId: joined.teamId,
+        role: joined.role,
+        actor: `user:${inv.email}`,
+        userId: joined.userId,
+        apiKeyId: null,
+        platformAdmin: user?.platform_admin ?? false,
+      },
       "invitation.accept",
     );
   }

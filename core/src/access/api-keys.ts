@@ -6,11 +6,9 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { Pool, PoolClient } from "../db/pool.js";
 import { isUuid } from "../engine/client.js";
-import { NotFoundError, UnauthorizedError, ValidationError } from "../errors.js";
+import { ForbiddenError, NotFoundError, TeamSuspendedError, UnauthorizedError, ValidationError } from "../errors.js";
 import { ROLES, requireRole, type Principal, type Role } from "./principal.js";
 import { audited } from "../audit.js";
-import { ForbiddenError } from "../errors.js";
-import { TeamSuspendedError } from "./platform.js";
 
 export const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 export const randomToken = (prefix: string) => `${prefix}${randomBytes(32).toString("base64url")}`;
@@ -106,7 +104,17 @@ export async function authenticateApiKey(pool: Pool, key: string, opts: { touch?
       ? `SELECT k.id, k.team_id, k.role, k.prefix, k.platform, k.created_by_user_id FROM api_keys k WHERE ${live}`
       : `UPDATE api_keys k SET last_used_at = now() WHERE ${live} AND NOT EXISTS (SELECT 1 FROM teams s WHERE s.id = k.team_id AND s.suspended_at IS NOT NULL)
          RETURNING k.id, k.team_id, k.role, k.prefix, k.platform, k.created_by_user_id`;
-  type Row = { id: string; team_id: string; role: Role; prefix: string; platform: boolean; slug: string; suspended_at: Date | null; suspended_reason: string | null; creator_platform: boolean };
+  type Row = {
+    id: string;
+    team_id: string;
+    role: Role;
+    prefix: string;
+    platform: boolean;
+    slug: string;
+    suspended_at: Date | null;
+    suspended_reason: string | null;
+    creator_platform: boolean;
+  };
   const { rows } = await pool.query<Row>(
     `WITH k AS (${sql}) SELECT k.*, t.slug, t.suspended_at, t.suspended_reason, coalesce(u.platform_admin, false) AS creator_platform
      FROM k JOIN teams t ON t.id = k.team_id LEFT JOIN users u ON u.id = k.created_by_user_id`,

@@ -3,14 +3,13 @@
 // (accepted_at), expiring (expires_at), revocable. Accepting sets a new person's password, or
 // joins an existing account (which proves itself with its own password) to the team: Accounts.
 import { randomUUID } from "node:crypto";
-import { ConflictError, KeelError, NotFoundError, ValidationError } from "../errors.js";
+import { ConflictError, KeelError, NotFoundError, TeamSuspendedError, ValidationError } from "../errors.js";
 import { withTransaction, type Pool } from "../db/pool.js";
 import { isUuid } from "../engine/client.js";
 import { audit, audited } from "../audit.js";
 import { ROLES, requireRole, type Principal, type Role } from "./principal.js";
 import { randomToken, sha256 } from "./api-keys.js";
 import { normalizeEmail } from "./passwords.js";
-import { TeamSuspendedError } from "./platform.js";
 
 const DEFAULT_TTL_MS = 7 * 24 * 3600 * 1000;
 

@@ -17,7 +17,7 @@
 // (sandbox/reaper.ts, liveTeamIds in sandbox/store.ts). User accounts are kept: they may belong
 // to other teams (a user left with no team cannot log in until invited again).
 import { z } from "zod";
-import { ConflictError, KeelError, NotFoundError, ValidationError } from "../errors.js";
+import { ConflictError, NotFoundError, PlatformAdminRequiredError, ValidationError } from "../errors.js";
 import { pgCode, PgCode, withTransaction, type Pool, type PoolClient } from "../db/pool.js";
 import { isUuid } from "../engine/client.js";
 import { audit } from "../audit.js";
@@ -36,23 +36,6 @@ export type TeamInfo = {
   members: number;
 };
 export type PlatformAdmin = { userId: string; email: string };
-
-export class PlatformAdminRequiredError extends KeelError {
-  constructor() {
-    super("platform_admin_required", 403, "this needs a platform admin (a team's admin role is not enough)");
-  }
-}
-
-/** A suspended team's keys and logins: 403 with the reason the platform admin gave. */
-export class TeamSuspendedError extends KeelError {
-  constructor(team: { slug: string; reason: string | null; suspendedAt: Date | null }) {
-    super("team_suspended", 403, `team ${team.slug} is suspended: ${team.reason ?? "no reason given"}`, {
-      team: team.slug,
-      reason: team.reason,
-      suspendedAt: team.suspendedAt,
-    });
-  }
-}
 
 /** Throws 403 unless the caller is a platform admin (or the operator's own CLI). */
 export function requirePlatformAdmin(by: PlatformCaller): void {
@@ -123,7 +106,8 @@ export class Platform {
     const why = parse(z.string().trim().min(1).max(500), reason);
     return this.tx(by, async (c) => {
       await this.lock(c, id);
-      if (by !== "operator" && by.teamId === id) throw new ConflictError("own_team", "you cannot suspend the team you are acting in; switch to another team first");
+      if (by !== "operator" && by.teamId === id)
+        throw new ConflictError("own_team", "you cannot suspend the team you are acting in; switch to another team first");
       await c.query("UPDATE teams SET suspended_at = now(), suspended_reason = $2 WHERE id = $1", [id, why]);
       return { id, audit: ["team.suspend", { reason: why }] };
     });
@@ -149,7 +133,8 @@ export class Platform {
       const team = await this.lock(c, id);
       if (confirmSlug !== team.slug)
         throw new ValidationError("type the team's slug to confirm deleting it", { issues: [{ path: "confirm", message: "does not match the team's slug" }] });
-      if (by !== "operator" && by.teamId === id) throw new ConflictError("own_team", "you cannot delete the team you are acting in; switch to another team first");
+      if (by !== "operator" && by.teamId === id)
+        throw new ConflictError("own_team", "you cannot delete the team you are acting in; switch to another team first");
       await this.auditRow(c, by, id, "team.delete", { slug: team.slug, name: team.name });
       await c.query("DELETE FROM web_sessions WHERE team_id = $1", [id]);
       await c.query("DELETE FROM sandbox_requests WHERE team_id = $1", [id]);

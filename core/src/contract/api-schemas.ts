@@ -257,6 +257,8 @@ export const ApiKeyInfo = z.object({
   lastUsedAt: Timestamp.nullable(),
   revokedAt: Timestamp.nullable(),
   revokedReason: z.enum(["revoked", "creator_removed", "creator_demoted"]).nullable(),
+  /** May call the platform routes while its creator is a platform admin. */
+  platform: z.boolean(),
   createdBy: z.object({ userId: Id, email: z.string() }).nullable(),
 });
 export const Secret = z.object({ name: z.string(), allowedHosts: z.array(z.string()), updatedAt: Timestamp });
@@ -326,7 +328,15 @@ export const PlatformAdmin = z.object({ userId: Id, email: z.string() });
 export const MyTeam = z.object({ teamId: Id, slug: z.string(), name: z.string(), role: Role, suspended: z.boolean(), current: z.boolean() });
 export const InviteBody = z.strictObject({ email: line(254), role: Role });
 export const InvitationCreated = z.object({ id: Id, token: z.string(), email: z.string(), role: Role, expiresAt: Timestamp });
-export const Invitation = z.object({ id: Id, email: z.string(), role: Role, createdBy: z.string(), createdAt: Timestamp, expiresAt: Timestamp, expired: z.boolean() });
+export const Invitation = z.object({
+  id: Id,
+  email: z.string(),
+  role: Role,
+  createdBy: z.string(),
+  createdAt: Timestamp,
+  expiresAt: Timestamp,
+  expired: z.boolean(),
+});
 export const InvitationToken = z.string().min(1).max(200);
 export const InvitationPreview = z.object({
   email: z.string(),

@@ -67,14 +67,20 @@ export const api = {
   },
   me: {
     get: op({ method: "GET", path: "/api/v1/me", response: s.Me, summary: "The caller: team, role, actor (and csrfToken for cookie sessions)" }),
-    teams: op({ method: "GET", path: "/api/v1/me/teams", response: list("teams", s.MyTeam), summary: "Your teams (an API key: its own team), the current one marked" }),
+    teams: op({
+      method: "GET",
+      path: "/api/v1/me/teams",
+      response: list("teams", s.MyTeam),
+      summary: "Your teams (an API key: its own team), the current one marked",
+    }),
     switchTeam: op({
       method: "POST",
       path: "/api/v1/me/team",
       role: "viewer",
       body: z.strictObject({ teamId: s.Id }),
       response: s.Me,
-      summary: "Switch this dashboard login to another of your teams (API keys get 403: a key belongs to one team); not a member: 404; suspended: 403 team_suspended",
+      summary:
+        "Switch this dashboard login to another of your teams (API keys get 403: a key belongs to one team); not a member: 404; suspended: 403 team_suspended",
     }),
     password: op({
       method: "POST",
@@ -310,7 +316,13 @@ export const api = {
     }),
   },
   platform: {
-    listTeams: op({ method: "GET", path: "/api/v1/platform/teams", platform: true, response: list("teams", s.PlatformTeam), summary: "Every team (platform admins)" }),
+    listTeams: op({
+      method: "GET",
+      path: "/api/v1/platform/teams",
+      platform: true,
+      response: list("teams", s.PlatformTeam),
+      summary: "Every team (platform admins)",
+    }),
     createTeam: op({
       method: "POST",
       path: "/api/v1/platform/teams",

@@ -8,7 +8,12 @@ import { ErrorNote } from "@/src/ui/shell";
 
 export default function InvitePage() {
   const [token] = useState(() => (typeof location === "undefined" ? "" : decodeURIComponent(location.hash.slice(1))));
-  const preview = useQuery({ queryKey: ["invitation", token], queryFn: () => keel.call(api.invitations.lookup, { body: { token } }), enabled: token !== "", retry: false });
+  const preview = useQuery({
+    queryKey: ["invitation", token],
+    queryFn: () => keel.call(api.invitations.lookup, { body: { token } }),
+    enabled: token !== "",
+    retry: false,
+  });
   const [error, setError] = useState<Error | null>(null);
   const [busy, setBusy] = useState(false);
   const submit = async (e: FormEvent<HTMLFormElement>) => {

@@ -31,7 +31,15 @@ export function NewInvitation({ link, email, onDone }: { link: string; email: st
 }
 
 /** The invite form: email and role. */
-export function InviteForm({ label, busy, onInvite }: { label: string; busy: boolean; onInvite: (v: { email: string; role: Role }, reset: () => void) => void }) {
+export function InviteForm({
+  label,
+  busy,
+  onInvite,
+}: {
+  label: string;
+  busy: boolean;
+  onInvite: (v: { email: string; role: Role }, reset: () => void) => void;
+}) {
   const submit = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const form = e.currentTarget;
