@@ -97,7 +97,9 @@ export async function runTeams(group: "teams" | "platform-admins", argv: string[
     if (env.KEEL_API_URL && env.KEEL_API_KEY) ops = viaApi(env.KEEL_API_URL, env.KEEL_API_KEY);
     else if (env.DATABASE_URL) ops = viaDatabase(env.DATABASE_URL);
     else throw new UsageError("set KEEL_API_URL and KEEL_API_KEY (a platform key), or DATABASE_URL (break-glass)");
-    const out = await (group === "teams" ? teamsCommand(ops, args, o) : adminsCommand(ops, args));
+    // Against the API the dashboard's address is known: the link is complete.
+    const linkBase = env.KEEL_API_URL && env.KEEL_API_KEY ? env.KEEL_API_URL.replace(/\/+$/, "") : "<dashboard URL>";
+    const out = await (group === "teams" ? teamsCommand(ops, args, o, linkBase) : adminsCommand(ops, args));
     process.stdout.write(o.json ? `${JSON.stringify(out.json, null, 2)}\n` : out.text);
   } catch (err) {
     const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
@@ -114,7 +116,12 @@ const row = (t: TeamInfo) =>
   `${t.slug.padEnd(24)} ${t.name.slice(0, 30).padEnd(30)} ${String(t.members).padStart(7)}  ${t.suspendedAt ? `suspended: ${t.suspendedReason ?? ""}` : "active"}\n`;
 const one = (t: TeamInfo, what: string): Out => ({ text: `${what} ${t.slug} (${t.id})\n`, json: t });
 
-async function teamsCommand(ops: Ops, args: string[], o: { name?: string; slug?: string; reason?: string; confirm?: string; role?: string }): Promise<Out> {
+async function teamsCommand(
+  ops: Ops,
+  args: string[],
+  o: { name?: string; slug?: string; reason?: string; confirm?: string; role?: string },
+  linkBase: string,
+): Promise<Out> {
   const [cmd, slug, email] = args;
   const need = (v: string | undefined, what: string) => {
     if (!v) throw new UsageError(`keel teams ${cmd} needs ${what}`);
@@ -148,7 +155,7 @@ async function teamsCommand(ops: Ops, args: string[], o: { name?: string; slug?:
     case "invite": {
       const inv = await ops.invite(await id(), need(email, "an email"), (o.role ?? "admin") as Role);
       return {
-        text: `invited ${inv.email} as ${inv.role} (expires ${new Date(inv.expiresAt).toISOString()})\nlink: <dashboard URL>/invite#${inv.token}\n`,
+        text: `invited ${inv.email} as ${inv.role} (expires ${new Date(inv.expiresAt).toISOString()})\nlink: ${linkBase}/invite#${inv.token}\n`,
         json: inv,
       };
     }

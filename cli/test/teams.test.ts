@@ -102,7 +102,8 @@ describe("against the API with a platform key", () => {
     const env = { KEEL_API_URL: server.url, KEEL_API_KEY: await key(true) };
     expect((await run(["teams", "create", "ops"], env)).code).toBe(0);
     expect(await run(["teams", "create", "ops"], env)).toMatchObject({ code: 1, err: expect.stringContaining("(team_exists)") });
-    expect(await run(["teams", "rename", "ops", "--slug", "-ops"], env)).toMatchObject({ code: 1, err: expect.stringContaining("(validation_failed)") });
+    expect(await run(["teams", "rename", "ops", "--slug=-ops"], env)).toMatchObject({ code: 1, err: expect.stringContaining("(validation_failed)") });
+    expect((await run(["teams", "invite", "ops", "lead@example.com"], env)).out).toContain(`link: ${server.url}/invite#ki_`);
     expect((await run(["teams", "suspend", "ops", "--reason", "paused"], env)).code).toBe(0);
     const list = await run(["teams", "list"], env);
     expect(list.out).toMatch(/^acme\s+acme\s+1\s+active$/m);
