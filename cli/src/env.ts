@@ -56,3 +56,16 @@ export const UpEnvSchema = z
   })
   .superRefine(sandboxEnvRules);
 export type UpEnv = z.infer<typeof UpEnvSchema>;
+
+/**
+ * `keel teams` and `keel platform-admins`: against the API with a platform key, or against the
+ * database directly (break-glass). The API wins when both are set.
+ */
+export const TeamsEnvSchema = z.object({
+  ...optionalDatabaseEnv,
+  /** The dashboard's URL, e.g. http://localhost:3000 (with KEEL_API_KEY). */
+  KEEL_API_URL: z.string().url().optional(),
+  /** A platform key: created by a platform admin with `platform: true` (POST /api/v1/api-keys). */
+  KEEL_API_KEY: z.string().min(1).optional(),
+});
+export type TeamsEnv = z.infer<typeof TeamsEnvSchema>;

@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { WebEnv } from "@keel/server/env";
-import { MigrateEnvSchema, UpEnvSchema, WebCliEnvSchema, type UpEnv } from "./env.js";
+import { MigrateEnvSchema, TeamsEnvSchema, UpEnvSchema, WebCliEnvSchema, type UpEnv } from "./env.js";
 import { startWeb } from "./web.js";
 
 const USAGE = `usage: keel <command>
@@ -17,6 +17,9 @@ const USAGE = `usage: keel <command>
   web       run the web process: dashboard, REST API, streams, OpenAI-compatible endpoint
   migrate   apply database migrations and exit (the Kubernetes init container)
   worker    run a worker: claims runs and drives them until SIGTERM
+  teams     platform operators: list, create, rename, suspend, resume, delete, invite
+            (keel teams --help); against the API with a platform key or DATABASE_URL
+  platform-admins  list | grant <email> | revoke <email>
 `;
 
 export async function main(argv: string[]): Promise<void> {
@@ -30,6 +33,12 @@ export async function main(argv: string[]): Promise<void> {
       return runUp();
     case "web":
       return runWeb();
+    case "teams":
+    case "platform-admins": {
+      if (argv[1] === "--help" || argv[1] === "-h" || argv[1] === undefined) return void process.stdout.write((await import("./teams.js")).TEAMS_USAGE);
+      const { runTeams } = await import("./teams.js");
+      return runTeams(cmd, argv.slice(1), parseEnv(TeamsEnvSchema, process.env, cmd));
+    }
     case undefined:
     case "help":
     case "--help":

@@ -53,6 +53,23 @@ export class ForbiddenError extends KeelError {
   }
 }
 
+export class PlatformAdminRequiredError extends KeelError {
+  constructor() {
+    super("platform_admin_required", 403, "this needs a platform admin (a team's admin role is not enough)");
+  }
+}
+
+/** A suspended team's keys and logins: 403 with the reason the platform admin gave. */
+export class TeamSuspendedError extends KeelError {
+  constructor(team: { slug: string; reason: string | null; suspendedAt: Date | null }) {
+    super("team_suspended", 403, `team ${team.slug} is suspended: ${team.reason ?? "no reason given"}`, {
+      team: team.slug,
+      reason: team.reason,
+      suspendedAt: team.suspendedAt,
+    });
+  }
+}
+
 export class UnavailableError extends KeelError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("unavailable", 503, message, {}, options);

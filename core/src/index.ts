@@ -29,6 +29,8 @@ export * from "./agent/stream.js";
 export * from "./access/passwords.js";
 export * from "./access/principal.js";
 export * from "./access/accounts.js";
+export * from "./access/platform.js";
+export type { Invitation, InvitationPreview, MyTeam } from "./access/invitations.js";
 export * from "./access/client-address.js";
 export type { ApiKeyInfo, ApiKeyRevokedReason } from "./access/api-keys.js";
 export * from "./secrets.js";

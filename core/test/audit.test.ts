@@ -191,7 +191,7 @@ describe("the audit rows services write", () => {
     ]);
     expect(await auditRows("secret.delete", "AUDITED")).toEqual([{ actor, action: "secret.delete", target: "AUDITED", details: {} }]);
     expect(await auditRows("api_key.create", key.id)).toEqual([
-      { actor, action: "api_key.create", target: key.id, details: { name: "audited", role: "viewer", prefix: key.prefix } },
+      { actor, action: "api_key.create", target: key.id, details: { name: "audited", role: "viewer", prefix: key.prefix, platform: false } },
     ]);
     expect(await auditRows("api_key.revoke", key.id)).toEqual([{ actor, action: "api_key.revoke", target: key.id, details: {} }]);
     expect(await auditRows("member.add", userId)).toEqual([

@@ -22,6 +22,7 @@ const ALL = [
   "20261207040100_secret_allowed_hosts",
   "20261207070000_runs_status_check",
   "20261207120000_sandbox_requests",
+  "20261208010000_platform_teams",
 ];
 
 async function emptyDb(): Promise<string> {

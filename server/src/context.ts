@@ -18,6 +18,7 @@ import {
   SessionSandboxes,
   SandboxUnavailableError,
   Tenancy,
+  Platform,
   type Logger,
   type Pool,
   type SandboxDriver,
@@ -32,6 +33,8 @@ export type Context = {
   tenancy: Tenancy;
   engine: EngineClient;
   accounts: Accounts;
+  /** Teams and platform admins (platform routes). */
+  platform: Platform;
   secrets: Secrets;
   feed: EventFeed;
   /** Live token deltas of a session (ephemeral: NOTIFY on keel_stream): `deltas.subscribe(sessionId, fn)` returns unsubscribe. */
@@ -60,7 +63,7 @@ async function create(): Promise<Context> {
   const env = webEnv();
   const logger = createLogger({ level: env.KEEL_LOG_LEVEL, name: "web" });
   const pool = createPool(env.DATABASE_URL, { max: 10, applicationName: "keel-web" });
-  const accounts = new Accounts({ pool });
+  const accounts = new Accounts({ pool, invitationTtlMs: env.KEEL_INVITATION_TTL_MS });
   if (env.KEEL_ADMIN_EMAIL && env.KEEL_ADMIN_PASSWORD) {
     const r = await accounts.bootstrapAdmin({
       email: env.KEEL_ADMIN_EMAIL,
@@ -105,6 +108,7 @@ async function create(): Promise<Context> {
     logger,
     pool,
     accounts,
+    platform: new Platform({ pool }),
     feed,
     deltas,
     secrets,

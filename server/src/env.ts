@@ -27,6 +27,8 @@ export function webEnvShape(opts: { repoRoot: string }) {
       .string()
       .regex(/^[a-z0-9][a-z0-9-]*$/)
       .default("default"),
+    /** How long an invitation link works (default 7 days). */
+    KEEL_INVITATION_TTL_MS: int(7 * 24 * 3_600_000, 60_000),
     /** Mark the session cookie Secure (set to true behind HTTPS). */
     KEEL_COOKIE_SECURE: bool(false),
     /** Milliseconds between SSE heartbeat comments. */

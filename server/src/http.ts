@@ -6,6 +6,7 @@ import {
   clientAddress,
   KeelError,
   parseTrustedProxies,
+  requirePlatformAdmin,
   requireRole,
   toErrorBody,
   UnauthorizedError,
@@ -55,6 +56,7 @@ export function route<R extends ApiRoute>(spec: R, handler: (c: CallOf<R>) => Pr
       }
       const principal = spec.auth === "none" ? (null as unknown as Principal) : await authenticate(ctx, req);
       if (principal) requireRole(principal, spec.role ?? (req.method === "GET" ? "viewer" : "member"));
+      if (principal && spec.platform) requirePlatformAdmin(principal);
       const rawParams = (await routeCtx.params) ?? {};
       refuseControlCharacters(rawParams, "path", ALL_CONTROLS);
       const params = spec.params ? validateParams(spec.params, rawParams) : rawParams;

@@ -20,7 +20,7 @@ function operation(r: ApiRoute): ZodOpenApiOperationObject {
   return {
     operationId: `${r.method.toLowerCase()}${r.path.replace(/[^A-Za-z0-9]+(\w)?/g, (_m, c: string | undefined) => (c ?? "").toUpperCase())}`,
     summary: r.summary,
-    ...(r.auth === "none" ? { security: [] } : { description: `Lowest role: ${r.role}.` }),
+    ...(r.auth === "none" ? { security: [] } : { description: r.platform ? "Platform admins only (a team role is not enough)." : `Lowest role: ${r.role}.` }),
     ...(r.params || r.query || r.headers
       ? { requestParams: { ...(r.params ? { path: r.params } : {}), ...(r.query ? { query: r.query } : {}), ...(r.headers ? { header: r.headers } : {}) } }
       : {}),

@@ -159,6 +159,36 @@ describe("every route round-trips through the table's schemas", () => {
     expect(r.data.choices[0]!.message.content).toContain("42");
   });
 
+  test("teams and platform admins, invitations, the team switcher", async () => {
+    const anon = new ApiClient({ baseUrl: server.url, validateResponses: true });
+    const login = await trips.call(anon, api.auth.login, { body: ADMIN });
+    const cookie = login.res.headers.get("set-cookie")!.split(";")[0]!;
+    const browser = new ApiClient({ baseUrl: server.url, credentials: { cookie, csrfToken: () => login.data.csrfToken }, validateResponses: true });
+    const platform = keyClient(server.url, (await trips.call(browser, api.apiKeys.create, { body: { name: "ops", role: "admin", platform: true } })).data.key);
+    const team = (await trips.call(platform, api.platform.createTeam, { body: { slug: "round-trip", name: "Round trip" } })).data;
+    await trips.call(platform, api.platform.listTeams);
+    await trips.call(platform, api.platform.renameTeam, { params: { id: team.id }, body: { slug: "round-trip-2" } });
+    for (const email of [ADMIN.email, "newcomer@example.com"]) {
+      const inv = await trips.call(platform, api.platform.inviteToTeam, { params: { id: team.id }, body: { email, role: "member" } });
+      await trips.call(anon, api.invitations.lookup, { body: { token: inv.data.token } });
+      await trips.call(anon, api.invitations.accept, {
+        body: { token: inv.data.token, password: email === ADMIN.email ? ADMIN.password : "newcomer long password" },
+      });
+    }
+    expect((await trips.call(browser, api.me.teams)).data.teams).toHaveLength(2);
+    await trips.call(browser, api.me.switchTeam, { body: { teamId: team.id } });
+    await trips.call(browser, api.me.switchTeam, { body: { teamId: login.data.teamId } });
+    await trips.call(platform, api.platform.suspendTeam, { params: { id: team.id }, body: { reason: "round trip" } });
+    await trips.call(platform, api.platform.resumeTeam, { params: { id: team.id } });
+    const own = await trips.call(admin, api.invitations.create, { body: { email: "later@example.com", role: "viewer" } });
+    await trips.call(admin, api.invitations.list);
+    await trips.call(admin, api.invitations.revoke, { params: { id: own.data.id } });
+    await trips.call(platform, api.platform.listAdmins);
+    const granted = await trips.call(platform, api.platform.grantAdmin, { body: { email: "newcomer@example.com" } });
+    await trips.call(platform, api.platform.revokeAdmin, { params: { userId: granted.data.userId } });
+    await trips.call(platform, api.platform.deleteTeam, { params: { id: team.id }, body: { confirm: "round-trip-2" } });
+  });
+
   test("no route of the table was left out", () => {
     expect(trips.missing()).toEqual([]);
   });

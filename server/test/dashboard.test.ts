@@ -316,7 +316,7 @@ describe.sequential("dashboard", () => {
     await dark.close();
   });
 
-  test("team settings: API key shown once and revoked; secret write-only; member added, role changed, removed; last admin kept; audit and status pages", async () => {
+  test("team settings: API key shown once and revoked; secret write-only; member invited, role changed, removed; last admin kept; audit and status pages", async () => {
     await page.goto("/settings");
     await settled(page);
     await page.getByLabel("key name", { exact: true }).fill("ci");
@@ -340,9 +340,18 @@ describe.sequential("dashboard", () => {
     await page.getByRole("button", { name: "delete API_TOKEN" }).click();
     await page.getByText("No secrets.").waitFor();
 
-    await page.getByLabel("member email", { exact: true }).fill("dev@example.com");
-    await page.getByLabel("member password", { exact: true }).fill("another good password");
-    await page.getByRole("button", { name: "Add member" }).click();
+    // People join by invitation link (shown once); accepted here over HTTP so this page's login stays.
+    await page.getByLabel("invite email", { exact: true }).fill("dev@example.com");
+    await page.getByRole("button", { name: "Invite" }).click();
+    const link = (await page.getByTestId("new-invitation").locator("code").textContent())!;
+    const accepted = await fetch(`${server.url}/api/v1/invitations/accept`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token: link.split("#")[1], password: "another good password" }),
+    });
+    expect(accepted.status).toBe(200);
+    await page.reload();
+    await settled(page);
     await page.getByRole("cell", { name: "dev@example.com", exact: true }).waitFor();
     await page.getByLabel("role of dev@example.com", { exact: true }).selectOption("viewer");
     const roleOf = async (email: string) =>

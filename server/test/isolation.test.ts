@@ -32,6 +32,7 @@ type Ids = {
   apiKeyId: string;
   secretName: string;
   memberUserId: string;
+  invitationId: string;
 };
 type Req = { method: Method; path: string; body?: unknown; headers?: Record<string, string> };
 type Identity = { name: string; role: "admin" | "viewer"; headers: (write: boolean) => Record<string, string> };
@@ -46,6 +47,7 @@ const a = {
   content: `alpha-content-${tag}`,
   title: `alpha-title-${tag}`,
   memberEmail: `alpha-member-${tag}@example.com`,
+  invitationToken: "",
 };
 const b = { cookie: "", csrf: "", adminKey: "", viewerKey: "", agentId: "", agentName: `beta-agent-${tag}`, sessionId: "" };
 /** Strings that are team A's data: none may appear in any answer to team B. */
@@ -120,6 +122,9 @@ beforeAll(async () => {
   expect((await asA("PUT", `/api/v1/secrets/${secretName}`, { value: SECRET_VALUE })).status).toBe(204);
   const member = await asA("POST", "/api/v1/members", { email: a.memberEmail, password: "alpha member password", role: "member" });
   expect(member.status).toBe(201);
+  const invitation = await asA("POST", "/api/v1/invitations", { email: `alpha-invitee-${tag}@example.com`, role: "member" });
+  expect(invitation.status).toBe(201);
+  a.invitationToken = invitation.body.token;
   await pool.query(`INSERT INTO sandboxes (id, team_id, session_id, driver, state) VALUES ($1, $2, $3, 'local', 'ready')`, [
     randomUUID(),
     a.teamId,
@@ -135,6 +140,7 @@ beforeAll(async () => {
     apiKeyId: key.body.id,
     secretName,
     memberUserId: member.body.userId,
+    invitationId: invitation.body.id,
   };
 
   // Team B: an admin (cookie session and API key), a viewer key, its own agent and session.
@@ -169,6 +175,9 @@ beforeAll(async () => {
     secretName,
     SECRET_VALUE,
     a.key,
+    a.ids.invitationId,
+    `alpha-invitee-${tag}@example.com`,
+    a.invitationToken,
   ];
   secretValues = [
     SECRET_VALUE,
@@ -178,6 +187,7 @@ beforeAll(async () => {
     ADMIN.password,
     B.password,
     "alpha member password",
+    a.invitationToken,
     a.cookie.split("=")[1]!,
     b.cookie.split("=")[1]!,
   ];
@@ -224,6 +234,36 @@ const matrix: Record<RouteKey, Case> = {
   "POST /api/v1/members": {
     scoped: () => [{ method: "POST", path: "/api/v1/members", body: { email: `b-member-${tag}@example.com`, password: "b member password", role: "viewer" } }],
   },
+  // Invitations: A's pending one is invisible to B (404 like a missing id); a token is the
+  // credential itself, so lookup and accept name none of A's (B's own or a bogus one).
+  "GET /api/v1/invitations": { scoped: () => [{ method: "GET", path: "/api/v1/invitations" }] },
+  "POST /api/v1/invitations": {
+    scoped: () => [{ method: "POST", path: "/api/v1/invitations", body: { email: `b-invitee-${tag}@example.com`, role: "viewer" } }],
+  },
+  "DELETE /api/v1/invitations/[id]": { foreign: (i) => [{ method: "DELETE", path: `/api/v1/invitations/${i.invitationId}` }] },
+  "POST /api/v1/invitations/lookup": { scoped: () => [{ method: "POST", path: "/api/v1/invitations/lookup", body: { token: `ki_bogus_${tag}` } }] },
+  "POST /api/v1/invitations/accept": {
+    scoped: () => [{ method: "POST", path: "/api/v1/invitations/accept", body: { token: `ki_bogus_${tag}`, password: "some long password" } }],
+  },
+  // The team switcher: B cannot move into A's team (404 for B's login, 403 for keys); B's own teams only.
+  "GET /api/v1/me/teams": { scoped: () => [{ method: "GET", path: "/api/v1/me/teams" }] },
+  "POST /api/v1/me/team": { scoped: () => [{ method: "POST", path: "/api/v1/me/team", body: { teamId: a.teamId } }] },
+  // Platform routes: B's admin is a team admin, not a platform admin: 403 on each, nothing of A's
+  // (team A's id named in the path is B's own request, not a leak). test/teams.test.ts checks the codes.
+  "GET /api/v1/platform/teams": { scoped: () => [{ method: "GET", path: "/api/v1/platform/teams" }] },
+  "POST /api/v1/platform/teams": { scoped: () => [{ method: "POST", path: "/api/v1/platform/teams", body: { slug: `beta-made-${tag}` } }] },
+  "PATCH /api/v1/platform/teams/[id]": { scoped: () => [{ method: "PATCH", path: `/api/v1/platform/teams/${a.teamId}`, body: { name: "taken over" } }] },
+  "DELETE /api/v1/platform/teams/[id]": { scoped: () => [{ method: "DELETE", path: `/api/v1/platform/teams/${a.teamId}`, body: { confirm: "acme" } }] },
+  "POST /api/v1/platform/teams/[id]/suspend": {
+    scoped: () => [{ method: "POST", path: `/api/v1/platform/teams/${a.teamId}/suspend`, body: { reason: "b says so" } }],
+  },
+  "POST /api/v1/platform/teams/[id]/resume": { scoped: () => [{ method: "POST", path: `/api/v1/platform/teams/${a.teamId}/resume` }] },
+  "POST /api/v1/platform/teams/[id]/invitations": {
+    scoped: () => [{ method: "POST", path: `/api/v1/platform/teams/${a.teamId}/invitations`, body: { email: `b-spy-${tag}@example.com`, role: "admin" } }],
+  },
+  "GET /api/v1/platform/admins": { scoped: () => [{ method: "GET", path: "/api/v1/platform/admins" }] },
+  "POST /api/v1/platform/admins": { scoped: () => [{ method: "POST", path: "/api/v1/platform/admins", body: { email: B.email } }] },
+  "DELETE /api/v1/platform/admins/[userId]": { scoped: () => [{ method: "DELETE", path: `/api/v1/platform/admins/${a.ids.memberUserId}` }] },
   "GET /api/v1/openapi.json": { scoped: () => [{ method: "GET", path: "/api/v1/openapi.json" }] },
   "GET /api/v1/runs/[id]": { foreign: (i) => [{ method: "GET", path: `/api/v1/runs/${i.runId}` }] },
   "GET /api/v1/sandboxes": { scoped: () => [{ method: "GET", path: "/api/v1/sandboxes" }] },
@@ -321,6 +361,7 @@ function missingIds(): Ids {
     apiKeyId: randomUUID(),
     secretName: `MISSING_${tag.toUpperCase()}`,
     memberUserId: randomUUID(),
+    invitationId: randomUUID(),
   };
 }
 
@@ -389,7 +430,10 @@ describe("isolation matrix", () => {
     expect(aEvents.filter((e) => e.type === "user_message")).toHaveLength(1);
     const aSecrets = await new Secrets({ pool, keyBase64: SECRETS_KEY }).resolve(a.teamId, [a.ids.secretName]);
     expect(aSecrets).toEqual({ [a.ids.secretName]: SECRET_VALUE });
-    expect((await asA("GET", "/api/v1/me")).status).toBe(200); // A's key was not revoked
+    expect((await asA("GET", "/api/v1/me")).status).toBe(200); // A's key was not revoked (nor its team suspended or renamed)
+    expect((await pool.query("SELECT slug, suspended_at FROM teams WHERE id = $1", [a.teamId])).rows).toEqual([{ slug: "acme", suspended_at: null }]);
+    expect((await pool.query("SELECT count(*)::int AS n FROM users WHERE platform_admin", [])).rows[0].n).toBe(1);
+    expect((await asA("GET", "/api/v1/invitations")).body.invitations).toHaveLength(1);
     const aSessions = await pool.query("SELECT count(*)::int AS n FROM sessions WHERE team_id = $1 AND deleted_at IS NULL AND status <> 'archived'", [
       a.teamId,
     ]);

@@ -1,14 +1,15 @@
 // Users, dashboard logins (cookie sessions with a CSRF token), API keys and members.
 // Tokens and keys are random 256-bit values; only their SHA-256 is stored.
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { ConflictError, ForbiddenError, KeelError, NotFoundError, UnauthorizedError, ValidationError } from "../errors.js";
+import { ConflictError, ForbiddenError, KeelError, NotFoundError, TeamSuspendedError, UnauthorizedError, ValidationError } from "../errors.js";
 import { PgCode, pgCode, withTransaction, type Pool, type PoolClient } from "../db/pool.js";
 import { isUuid } from "../engine/client.js";
-import { hashPassword, verifyPassword } from "./passwords.js";
+import { hashPassword, normalizeEmail, validatePassword, verifyPassword } from "./passwords.js";
 import { ROLES, requireRole, type Principal, type Role } from "./principal.js";
 import * as keys from "./api-keys.js";
 import { audit, audited } from "../audit.js";
 import { checkLoginLimits, pruneLoginAttempts, recordLoginFailure, type LoginLimits } from "./login-limits.js";
+import * as invitations from "./invitations.js";
 
 export { TooManyAttemptsError } from "./login-limits.js";
 const { sha256, randomToken } = keys;
@@ -21,6 +22,8 @@ export type AccountsOptions = {
   /** Failed logins per client address over all accounts in the window; default 50. */
   maxFailedLoginsPerAddress?: number;
   failedLoginWindowMs?: number;
+  /** How long an invitation link works; default 7 days. */
+  invitationTtlMs?: number;
 };
 export type LoginResult = { token: string; csrfToken: string; expiresAt: Date; principal: Principal };
 
@@ -36,7 +39,11 @@ export class Accounts {
     };
   }
 
-  /** First start: creates the team and its admin if no user has that email yet. Idempotent. */
+  /**
+   * First start: creates the team and its admin if no user has that email yet. Idempotent. That
+   * user becomes the first platform admin if nobody is one yet (also on a deployment from before
+   * platform admins); later platform admins are named by a platform admin or the CLI.
+   */
   async bootstrapAdmin(input: { email: string; password: string; teamSlug: string; teamName: string }): Promise<{ created: boolean; teamId: string }> {
     validatePassword(input.password);
     return withTransaction(this.o.pool, async (c) => {
@@ -47,11 +54,16 @@ export class Accounts {
       );
       const teamId = team.rows[0]!.id;
       const existing = await c.query("SELECT 1 FROM users WHERE email = $1", [normalizeEmail(input.email)]);
-      if (existing.rowCount) return { created: false, teamId };
-      const user = await c.query<{ id: string }>("INSERT INTO users (email, password_hash) VALUES ($1, $2) RETURNING id", [
-        normalizeEmail(input.email),
-        await hashPassword(input.password),
-      ]);
+      if (existing.rowCount) {
+        await c.query("UPDATE users SET platform_admin = true WHERE email = $1 AND NOT EXISTS (SELECT 1 FROM users WHERE platform_admin)", [
+          normalizeEmail(input.email),
+        ]);
+        return { created: false, teamId };
+      }
+      const user = await c.query<{ id: string }>(
+        "INSERT INTO users (email, password_hash, platform_admin) VALUES ($1, $2, NOT EXISTS (SELECT 1 FROM users WHERE platform_admin)) RETURNING id",
+        [normalizeEmail(input.email), await hashPassword(input.password)],
+      );
       await c.query("INSERT INTO memberships (team_id, user_id, role) VALUES ($1, $2, 'admin')", [teamId, user.rows[0]!.id]);
       return { created: true, teamId };
     });
@@ -66,9 +78,20 @@ export class Accounts {
   async login(input: { email: string; password: string; clientAddress: string }): Promise<LoginResult> {
     const email = normalizeEmail(input.email);
     await checkLoginLimits(this.o.pool, email, input.clientAddress, this.limits);
-    const { rows } = await this.o.pool.query<{ id: string; password_hash: string; team_id: string; role: Role }>(
-      `SELECT u.id, u.password_hash, m.team_id, m.role FROM users u JOIN memberships m ON m.user_id = u.id
-       WHERE u.email = $1 ORDER BY m.created_at LIMIT 1`,
+    // The team joined first that is not suspended (the dashboard's switcher changes it after).
+    const { rows } = await this.o.pool.query<{
+      id: string;
+      password_hash: string;
+      platform_admin: boolean;
+      team_id: string;
+      role: Role;
+      slug: string;
+      suspended_at: Date | null;
+      suspended_reason: string | null;
+    }>(
+      `SELECT u.id, u.password_hash, u.platform_admin, m.team_id, m.role, t.slug, t.suspended_at, t.suspended_reason
+       FROM users u JOIN memberships m ON m.user_id = u.id JOIN teams t ON t.id = m.team_id
+       WHERE u.email = $1 ORDER BY t.suspended_at IS NOT NULL, m.created_at LIMIT 1`,
       [email],
     );
     const u = rows[0];
@@ -77,23 +100,28 @@ export class Accounts {
       await recordLoginFailure(this.o.pool, email, input.clientAddress);
       throw new UnauthorizedError("wrong email or password");
     }
+    if (u.suspended_at) throw new TeamSuspendedError({ slug: u.slug, reason: u.suspended_reason, suspendedAt: u.suspended_at });
+    return this.openSession({ teamId: u.team_id, role: u.role, actor: `user:${email}`, userId: u.id, apiKeyId: null, platformAdmin: u.platform_admin });
+  }
+
+  /** A new dashboard login for a checked user (after a password, or an accepted invitation). */
+  private async openSession(principal: Principal & { userId: string }, action = "auth.login"): Promise<LoginResult> {
     const t = randomToken("ks_");
     const csrfToken = randomBytes(24).toString("base64url");
     const expiresAt = new Date(Date.now() + this.ttlMs);
-    const principal: Principal = { teamId: u.team_id, role: u.role, actor: `user:${email}`, userId: u.id, apiKeyId: null };
     await audited(
       this.o.pool,
       principal,
       async (c) => {
         await c.query("INSERT INTO web_sessions (user_id, team_id, token_hash, csrf_token, expires_at) VALUES ($1, $2, $3, $4, $5)", [
-          u.id,
-          u.team_id,
+          principal.userId,
+          principal.teamId,
           sha256(t),
           csrfToken,
           expiresAt,
         ]);
       },
-      () => ({ action: "auth.login", target: u.id }),
+      () => ({ action, target: principal.userId }),
     );
     return { token: t, csrfToken, expiresAt, principal };
   }
@@ -107,18 +135,108 @@ export class Accounts {
     await this.o.pool.query("DELETE FROM web_sessions WHERE token_hash = $1", [sha256(sessionToken)]);
   }
 
-  /** Resolves a session cookie. For state-changing requests pass the CSRF header to check it. */
+  /**
+   * Resolves a session cookie. For state-changing requests pass the CSRF header to check it. The
+   * membership and the team's suspension are read at every request: a removed member is out at
+   * once, a suspended team's logins answer 403 team_suspended with the reason.
+   */
   async authenticateSession(sessionToken: string, csrf?: { required: boolean; header: string | null }): Promise<Principal & { csrfToken: string }> {
-    const { rows } = await this.o.pool.query<{ user_id: string; team_id: string; csrf_token: string; email: string; role: Role }>(
-      `SELECT s.user_id, s.team_id, s.csrf_token, u.email, m.role FROM web_sessions s
-       JOIN users u ON u.id = s.user_id JOIN memberships m ON m.user_id = s.user_id AND m.team_id = s.team_id
+    const { rows } = await this.o.pool.query<{
+      user_id: string;
+      team_id: string;
+      csrf_token: string;
+      email: string;
+      role: Role;
+      platform_admin: boolean;
+      slug: string;
+      suspended_at: Date | null;
+      suspended_reason: string | null;
+    }>(
+      `SELECT s.user_id, s.team_id, s.csrf_token, u.email, m.role, u.platform_admin, t.slug, t.suspended_at, t.suspended_reason FROM web_sessions s
+       JOIN users u ON u.id = s.user_id JOIN memberships m ON m.user_id = s.user_id AND m.team_id = s.team_id JOIN teams t ON t.id = s.team_id
        WHERE s.token_hash = $1 AND s.expires_at > now()`,
       [sha256(sessionToken)],
     );
     const s = rows[0];
     if (!s) throw new UnauthorizedError("your session has expired; log in again");
     if (csrf?.required && !safeEqual(csrf.header ?? "", s.csrf_token)) throw new KeelError("csrf_failed", 403, "missing or wrong X-CSRF-Token header");
-    return { teamId: s.team_id, role: s.role, actor: `user:${s.email}`, userId: s.user_id, apiKeyId: null, csrfToken: s.csrf_token };
+    if (s.suspended_at) throw new TeamSuspendedError({ slug: s.slug, reason: s.suspended_reason, suspendedAt: s.suspended_at });
+    return {
+      teamId: s.team_id,
+      role: s.role,
+      actor: `user:${s.email}`,
+      userId: s.user_id,
+      apiKeyId: null,
+      platformAdmin: s.platform_admin,
+      csrfToken: s.csrf_token,
+    };
+  }
+
+  /** The teams the caller belongs to (a key: its own team), the current one marked. */
+  async myTeams(p: Principal): Promise<invitations.MyTeam[]> {
+    return invitations.myTeams(this.o.pool, p);
+  }
+
+  /**
+   * Moves this dashboard login to another team of the user's (the team switcher). Not a member:
+   * 404 like a missing team; a suspended team: 403 team_suspended. API keys cannot: a key belongs
+   * to one team (create one in the other team).
+   */
+  async switchTeam(p: Principal, sessionToken: string | null, teamId: string): Promise<Principal> {
+    if (!p.userId || p.apiKeyId || !sessionToken) throw new ForbiddenError("only a dashboard login can switch teams; an API key belongs to one team");
+    return invitations.switchTeam(this.o.pool, p, sha256(sessionToken), teamId);
+  }
+
+  /** Invitations by link: the token is in the answer once; only its SHA-256 is stored. */
+  createInvitation(by: Principal, input: { email: string; role: Role }) {
+    return invitations.createInvitation(this.o.pool, by, { email: input.email, role: input.role, ttlMs: this.o.invitationTtlMs });
+  }
+
+  listInvitations(p: Principal) {
+    return invitations.listInvitations(this.o.pool, p);
+  }
+
+  revokeInvitation(p: Principal, id: string) {
+    return invitations.revokeInvitation(this.o.pool, p, id);
+  }
+
+  /** What an invitation link is for, before accepting (the token is the credential). */
+  lookupInvitation(token: string) {
+    return invitations.lookupInvitation(this.o.pool, token);
+  }
+
+  /**
+   * Accepts an invitation: a new email sets its password here; an existing account proves itself
+   * with its own password (failures limited like logins) and joins the team. Single use: a second
+   * accept answers 410 invitation_used. Logs the person in to the team they joined.
+   */
+  async acceptInvitation(input: { token: string; password: string; clientAddress: string }): Promise<LoginResult> {
+    const inv = await invitations.lookupInvitation(this.o.pool, input.token);
+    await checkLoginLimits(this.o.pool, inv.email, input.clientAddress, this.limits);
+    const user = (
+      await this.o.pool.query<{ id: string; password_hash: string; platform_admin: boolean }>(
+        "SELECT id, password_hash, platform_admin FROM users WHERE email = $1",
+        [inv.email],
+      )
+    ).rows[0];
+    if (user && !(await verifyPassword(String(input.password ?? ""), user.password_hash))) {
+      await recordLoginFailure(this.o.pool, inv.email, input.clientAddress);
+      throw new KeelError("wrong_password", 403, "this email already has an account: enter its password to join the team");
+    }
+    if (!user) validatePassword(input.password);
+    const hash = user ? null : await hashPassword(input.password);
+    const joined = await invitations.consumeInvitation(this.o.pool, input.token, hash);
+    return this.openSession(
+      {
+        teamId: joined.teamId,
+        role: joined.role,
+        actor: `user:${inv.email}`,
+        userId: joined.userId,
+        apiKeyId: null,
+        platformAdmin: user?.platform_admin ?? false,
+      },
+      "invitation.accept",
+    );
   }
 
   /**
@@ -154,7 +272,7 @@ export class Accounts {
   }
 
   /** Creates an API key for the caller's team, recording its creator; the key is returned once. */
-  createApiKey(p: Principal, input: { name: string; role: Role }) {
+  createApiKey(p: Principal, input: { name: string; role: Role; platform?: boolean }) {
     return keys.createApiKey(this.o.pool, p, input);
   }
 
@@ -268,18 +386,6 @@ export class Accounts {
 
 // Verifying against a fixed hash when the email is unknown keeps both answers equally slow.
 const DUMMY_HASH = "scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-
-function normalizeEmail(e: string): string {
-  const email = String(e ?? "")
-    .trim()
-    .toLowerCase();
-  if (!/^[^\s@]+@[^\s@]+$/.test(email) || email.length > 254) throw new ValidationError("email is not valid");
-  return email;
-}
-
-function validatePassword(pw: string): void {
-  if (typeof pw !== "string" || pw.length < 12 || pw.length > 1024) throw new ValidationError("password must be 12 to 1024 characters");
-}
 
 function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);

@@ -1,5 +1,6 @@
 // Password hashing with scrypt (node:crypto; no native module to build). Parameters are stored
 // with each hash so they can be raised later without breaking existing logins.
+import { ValidationError } from "../errors.js";
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from "node:crypto";
 
 const scrypt = (pw: string, salt: Buffer, len: number, o: ScryptOptions) =>
@@ -21,4 +22,16 @@ export async function verifyPassword(password: string, stored: string): Promise<
   const expected = Buffer.from(hash, "base64");
   const key = await scrypt(password, Buffer.from(salt, "base64"), expected.length, { N: Number(n), r: Number(r), p: Number(p), maxmem: 256 * 1024 * 1024 });
   return timingSafeEqual(key, expected);
+}
+
+export function normalizeEmail(e: string): string {
+  const email = String(e ?? "")
+    .trim()
+    .toLowerCase();
+  if (!/^[^\s@]+@[^\s@]+$/.test(email) || email.length > 254) throw new ValidationError("email is not valid");
+  return email;
+}
+
+export function validatePassword(pw: string): void {
+  if (typeof pw !== "string" || pw.length < 12 || pw.length > 1024) throw new ValidationError("password must be 12 to 1024 characters");
 }

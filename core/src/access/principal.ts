@@ -11,6 +11,8 @@ export type Principal = {
   actor: string;
   userId: string | null;
   apiKeyId: string | null;
+  /** A platform operator (users.platform_admin; for a key: made with `platform: true` by one). Unset: false. */
+  platformAdmin?: boolean;
 };
 
 /** viewer < member < admin. Throws Forbidden (403) when the principal's role is too low. */

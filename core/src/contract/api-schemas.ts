@@ -2,7 +2,7 @@
 // seqs are decimal strings). Browser-safe: zod and constant lists only, so the dashboard, the
 // desktop and the server share them. The route table (./api.ts) names one of these per route.
 import { z } from "zod";
-import { BUSY_POLICIES, ROLES, RUN_STATUSES, SANDBOX_STATES } from "./vocabulary.js";
+import { BUSY_POLICIES, ROLES, RUN_STATUSES, SANDBOX_STATES, TEAM_SLUG } from "./vocabulary.js";
 
 /** Row ids (Postgres uuid): any 8-4-4-4-12 hex, as core's isUuid accepts. */
 export const Id = z.guid();
@@ -244,7 +244,7 @@ export const SandboxFile = z.union([
 ]);
 
 export const Principal = z.object({ teamId: Id, role: Role, actor: z.string(), userId: Id.nullable(), apiKeyId: Id.nullable() });
-export const Me = Principal.extend({ csrfToken: z.string().nullable() });
+export const Me = Principal.extend({ csrfToken: z.string().nullable(), platformAdmin: z.boolean() });
 export const LoginBody = z.strictObject({ email: line(254), password: z.string().max(1024) });
 export const LoginAnswer = z.object({ csrfToken: z.string(), expiresAt: Timestamp, teamId: Id, role: Role, actor: z.string() });
 export const Member = z.object({ userId: Id, email: z.string(), role: Role, createdAt: Timestamp });
@@ -257,6 +257,8 @@ export const ApiKeyInfo = z.object({
   lastUsedAt: Timestamp.nullable(),
   revokedAt: Timestamp.nullable(),
   revokedReason: z.enum(["revoked", "creator_removed", "creator_demoted"]).nullable(),
+  /** May call the platform routes while its creator is a platform admin. */
+  platform: z.boolean(),
   createdBy: z.object({ userId: Id, email: z.string() }).nullable(),
 });
 export const Secret = z.object({ name: z.string(), allowedHosts: z.array(z.string()), updatedAt: Timestamp });
@@ -322,3 +324,38 @@ export const ChatCompletion = z.object({
   usage: z.object({ prompt_tokens: z.number(), completion_tokens: z.number(), total_tokens: z.number() }),
 });
 export const Model = z.object({ id: z.string(), object: z.literal("model"), created: z.number().int(), owned_by: z.string() });
+
+/** Teams and platform operators (issue 18). */
+export const TeamSlug = z.string().regex(TEAM_SLUG, "lowercase letters, digits and '-', starting with a letter or digit, up to 64");
+export const TeamName = line(200).min(1);
+export const PlatformTeam = z.object({
+  id: Id,
+  slug: z.string(),
+  name: z.string(),
+  createdAt: Timestamp,
+  suspendedAt: Timestamp.nullable(),
+  suspendedReason: z.string().nullable(),
+  members: z.number().int(),
+});
+export const PlatformAdmin = z.object({ userId: Id, email: z.string() });
+export const MyTeam = z.object({ teamId: Id, slug: z.string(), name: z.string(), role: Role, suspended: z.boolean(), current: z.boolean() });
+export const InviteBody = z.strictObject({ email: line(254), role: Role });
+export const InvitationCreated = z.object({ id: Id, token: z.string(), email: z.string(), role: Role, expiresAt: Timestamp });
+export const Invitation = z.object({
+  id: Id,
+  email: z.string(),
+  role: Role,
+  createdBy: z.string(),
+  createdAt: Timestamp,
+  expiresAt: Timestamp,
+  expired: z.boolean(),
+});
+export const InvitationToken = z.string().min(1).max(200);
+export const InvitationPreview = z.object({
+  email: z.string(),
+  role: Role,
+  teamSlug: z.string(),
+  teamName: z.string(),
+  expiresAt: Timestamp,
+  existingAccount: z.boolean(),
+});

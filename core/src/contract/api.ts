@@ -30,6 +30,8 @@ export type ApiRoute = {
   sse?: "always" | "optional";
   /** The error body: Keel's, or OpenAI's on the OpenAI-compatible paths. */
   errors: "keel" | "openai";
+  /** Platform routes: only a platform admin (a cookie session of one, or a platform key); others 403 platform_admin_required. */
+  platform?: boolean;
 };
 
 type Def = Omit<ApiRoute, "auth" | "role" | "status" | "response" | "errors"> & Partial<Pick<ApiRoute, "auth" | "role" | "status" | "response" | "errors">>;
@@ -65,6 +67,21 @@ export const api = {
   },
   me: {
     get: op({ method: "GET", path: "/api/v1/me", response: s.Me, summary: "The caller: team, role, actor (and csrfToken for cookie sessions)" }),
+    teams: op({
+      method: "GET",
+      path: "/api/v1/me/teams",
+      response: list("teams", s.MyTeam),
+      summary: "Your teams (an API key: its own team), the current one marked",
+    }),
+    switchTeam: op({
+      method: "POST",
+      path: "/api/v1/me/team",
+      role: "viewer",
+      body: z.strictObject({ teamId: s.Id }),
+      response: s.Me,
+      summary:
+        "Switch this dashboard login to another of your teams (API keys get 403: a key belongs to one team); not a member: 404; suspended: 403 team_suspended",
+    }),
     password: op({
       method: "POST",
       path: "/api/v1/me/password",
@@ -254,12 +271,139 @@ export const api = {
       method: "POST",
       path: "/api/v1/api-keys",
       role: "admin",
-      body: z.strictObject({ name: s.line(100).min(1), role: s.Role }),
+      body: z.strictObject({ name: s.line(100).min(1), role: s.Role, platform: z.boolean().optional() }),
       status: 201,
-      response: z.object({ id: s.Id, key: z.string(), prefix: z.string(), role: s.Role }),
-      summary: "Create an API key; the key is in this answer only (admin)",
+      response: z.object({ id: s.Id, key: z.string(), prefix: z.string(), role: s.Role, platform: z.boolean() }),
+      summary:
+        "Create an API key for the team you are in; the key is in this answer only (admin). platform: true (platform admins only) lets it call the platform routes while you are one",
     }),
     revoke: op({ method: "DELETE", path: "/api/v1/api-keys/{id}", params: ById, role: "admin", status: 204, summary: "Revoke an API key (admin)" }),
+  },
+  invitations: {
+    list: op({
+      method: "GET",
+      path: "/api/v1/invitations",
+      role: "admin",
+      response: list("invitations", s.Invitation),
+      summary: "Invitations not yet accepted or withdrawn (admin)",
+    }),
+    create: op({
+      method: "POST",
+      path: "/api/v1/invitations",
+      role: "admin",
+      body: s.InviteBody,
+      status: 201,
+      response: s.InvitationCreated,
+      summary: "Invite someone by link (admin): the token is in this answer only (the link is /invite#<token>); single use, expires (KEEL_INVITATION_TTL_MS)",
+    }),
+    revoke: op({ method: "DELETE", path: "/api/v1/invitations/{id}", params: ById, role: "admin", status: 204, summary: "Withdraw an invitation (admin)" }),
+    lookup: op({
+      method: "POST",
+      path: "/api/v1/invitations/lookup",
+      auth: "none",
+      body: z.strictObject({ token: s.InvitationToken }),
+      response: s.InvitationPreview,
+      summary: "What an invitation is for (the token is the credential); used, expired or withdrawn: 410 invitation_used|invitation_expired|invitation_revoked",
+    }),
+    accept: op({
+      method: "POST",
+      path: "/api/v1/invitations/accept",
+      auth: "none",
+      body: z.strictObject({ token: s.InvitationToken, password: z.string().max(1024) }),
+      response: s.LoginAnswer,
+      summary:
+        "Accept an invitation and log in (sets keel_session): a new email sets its password; an existing account gives its own (403 wrong_password); single use (410 invitation_used)",
+    }),
+  },
+  platform: {
+    listTeams: op({
+      method: "GET",
+      path: "/api/v1/platform/teams",
+      platform: true,
+      response: list("teams", s.PlatformTeam),
+      summary: "Every team (platform admins)",
+    }),
+    createTeam: op({
+      method: "POST",
+      path: "/api/v1/platform/teams",
+      platform: true,
+      role: "viewer",
+      body: z.strictObject({ slug: s.TeamSlug, name: s.TeamName.optional() }),
+      status: 201,
+      response: s.PlatformTeam,
+      summary: "Create a team (platform admins); a slug in use: 409 team_exists",
+    }),
+    renameTeam: op({
+      method: "PATCH",
+      path: "/api/v1/platform/teams/{id}",
+      params: ById,
+      platform: true,
+      role: "viewer",
+      body: z.strictObject({ slug: s.TeamSlug.optional(), name: s.TeamName.optional() }),
+      response: s.PlatformTeam,
+      summary: "Rename a team: new slug and/or name (platform admins); a slug in use: 409 team_exists",
+    }),
+    deleteTeam: op({
+      method: "DELETE",
+      path: "/api/v1/platform/teams/{id}",
+      params: ById,
+      platform: true,
+      role: "viewer",
+      body: z.strictObject({ confirm: z.string().max(64) }),
+      status: 204,
+      summary:
+        "Delete a team and everything it owns, confirmed by its slug in confirm (platform admins); its audit rows are kept; not the team you are acting in (409 own_team)",
+    }),
+    suspendTeam: op({
+      method: "POST",
+      path: "/api/v1/platform/teams/{id}/suspend",
+      params: ById,
+      platform: true,
+      role: "viewer",
+      body: z.strictObject({ reason: s.line(500).min(1) }),
+      response: s.PlatformTeam,
+      summary: "Suspend a team (platform admins): its keys and logins answer 403 team_suspended with the reason; its queued runs wait",
+    }),
+    resumeTeam: op({
+      method: "POST",
+      path: "/api/v1/platform/teams/{id}/resume",
+      params: ById,
+      platform: true,
+      role: "viewer",
+      response: s.PlatformTeam,
+      summary: "Lift a suspension (platform admins); the queued runs are claimed again",
+    }),
+    inviteToTeam: op({
+      method: "POST",
+      path: "/api/v1/platform/teams/{id}/invitations",
+      params: ById,
+      platform: true,
+      role: "viewer",
+      body: s.InviteBody,
+      status: 201,
+      response: s.InvitationCreated,
+      summary: "Invite someone to any team, e.g. its first admin (platform admins); the token is in this answer only",
+    }),
+    listAdmins: op({ method: "GET", path: "/api/v1/platform/admins", platform: true, response: list("admins", s.PlatformAdmin), summary: "Platform admins" }),
+    grantAdmin: op({
+      method: "POST",
+      path: "/api/v1/platform/admins",
+      platform: true,
+      role: "viewer",
+      body: z.strictObject({ email: s.line(254) }),
+      status: 201,
+      response: s.PlatformAdmin,
+      summary: "Make an existing user a platform admin (platform admins); unknown email: 404",
+    }),
+    revokeAdmin: op({
+      method: "DELETE",
+      path: "/api/v1/platform/admins/{userId}",
+      params: ByUserId,
+      platform: true,
+      role: "viewer",
+      status: 204,
+      summary: "Take platform admin away (platform admins); the last one: 409 last_platform_admin",
+    }),
   },
   secrets: {
     list: op({ method: "GET", path: "/api/v1/secrets", response: list("secrets", s.Secret), summary: "Secret names and hosts (values are never returned)" }),

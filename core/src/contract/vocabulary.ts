@@ -15,3 +15,6 @@ export type BusyPolicy = (typeof BUSY_POLICIES)[number];
 /** A sandbox's lifecycle states (the diagram is in sandbox/driver.ts). */
 export const SANDBOX_STATES = ["requested", "provisioning", "ready", "suspended", "failed", "terminated"] as const;
 export type SandboxState = (typeof SANDBOX_STATES)[number];
+
+/** A team's slug: lowercase letters, digits and '-', starting with a letter or digit, up to 64. */
+export const TEAM_SLUG = /^[a-z0-9][a-z0-9-]{0,63}$/;

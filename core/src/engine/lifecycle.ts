@@ -45,7 +45,9 @@ export async function enqueueRun(c: Queryable, a: { teamId: string; sessionId: s
  * session's oldest queued run (messages of one session are handled in order). SKIP LOCKED lets
  * N workers claim N different runs without waiting on each other. If two workers still race to
  * start two runs of one session, the partial unique index runs_one_running_per_session rejects
- * the second UPDATE; we report "nothing claimed" and the worker looks again.
+ * the second UPDATE; we report "nothing claimed" and the worker looks again. A suspended team's
+ * runs are not claimable (teams.suspended_at; they wait, queued, until the team is resumed, and
+ * Platform.resumeTeam wakes the workers).
  */
 export async function claimRun(db: Queryable, workerId: string, leaseMs: number): Promise<Claim | null> {
   try {
@@ -77,6 +79,7 @@ const CLAIM_SQL = `UPDATE runs SET status = 'running', lease_owner = $1, lease_e
  WHERE id = (
    SELECT r.id FROM runs r
    WHERE r.status = 'queued' AND r.available_at <= now()
+     AND EXISTS (SELECT 1 FROM teams t WHERE t.id = r.team_id AND t.suspended_at IS NULL)
      AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.session_id = r.session_id AND x.status IN ${HOLDING_STATUS_SQL})
      AND NOT EXISTS (SELECT 1 FROM runs y WHERE y.session_id = r.session_id AND y.status = 'queued'
                      AND (y.created_at, y.id) < (r.created_at, r.id))

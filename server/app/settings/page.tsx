@@ -1,5 +1,6 @@
 "use client";
 import { ApiKeys, Members, OwnPassword, Secrets } from "@/src/ui/settings";
+import { Invitations } from "@/src/ui/invitations";
 import { Shell } from "@/src/ui/shell";
 
 export default function SettingsPage() {
@@ -8,6 +9,7 @@ export default function SettingsPage() {
       <h1>Team</h1>
       <OwnPassword />
       <Members />
+      <Invitations />
       <ApiKeys />
       <Secrets />
     </Shell>

@@ -18,13 +18,14 @@ async function csrfToken(): Promise<string | null> {
   return csrf;
 }
 
-/** Every dashboard call: same origin, and a 401 sends the browser to the login page. */
+/** Every dashboard call: same origin, and a 401 sends the browser to the login page (but not from /login or /invite). */
 export const keel = new ApiClient({
   baseUrl: "",
   credentials: { csrfToken },
   fetch: async (url, init) => {
     const res = await fetch(url, init);
-    if (res.status === 401 && typeof window !== "undefined" && !location.pathname.startsWith("/login")) location.href = "/login";
+    // Not from the pages a stranger uses: the login page and an invitation link.
+    if (res.status === 401 && typeof window !== "undefined" && !/^\/(login|invite)/.test(location.pathname)) location.href = "/login";
     return res;
   },
 });

@@ -1,5 +1,5 @@
 "use client";
-// Team settings sections: your password, members, API keys (the key is shown once, with who
+// Team settings sections: your password, members (people join by invitation: src/ui/invitations.tsx), API keys (the key is shown once, with who
 // created it), secrets (write-only).
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
@@ -9,27 +9,17 @@ import { ErrorNote, QueryState, TableBox } from "./shell";
 
 const ROLES = ["admin", "member", "viewer"] as const;
 
-function useSave<T, R>(key: string, fn: (body: T) => Promise<R>) {
+export function useSave<T, R>(key: string, fn: (body: T) => Promise<R>) {
   const qc = useQueryClient();
   return useMutation({ mutationFn: fn, onSuccess: () => qc.invalidateQueries({ queryKey: [key] }) });
 }
 
 export function Members() {
   const list = useQuery({ queryKey: ["members"], queryFn: () => keel.call(api.members.list) });
-  const add = useSave("members", (body: { email: string; password: string; role: Role }) => keel.call(api.members.add, { body }));
   const setRole = useSave("members", (v: { userId: string; role: Role }) =>
     keel.call(api.members.setRole, { params: { userId: v.userId }, body: { role: v.role } }),
   );
   const remove = useSave("members", (userId: string) => keel.call(api.members.remove, { params: { userId } }));
-  const submit = (e: FormEvent<HTMLFormElement>) => {
-    e.preventDefault();
-    const form = e.currentTarget;
-    const f = new FormData(form);
-    add.mutate(
-      { email: String(f.get("email") ?? ""), password: String(f.get("password") ?? ""), role: String(f.get("role")) as Role },
-      { onSuccess: () => form.reset() },
-    );
-  };
   return (
     <section aria-labelledby="members-h">
       <h2 id="members-h">Members</h2>
@@ -80,17 +70,7 @@ export function Members() {
           </table>
         </TableBox>
       </QueryState>
-      <form className="row" onSubmit={submit} aria-label="add member">
-        <input name="email" type="email" placeholder="email" required aria-label="member email" />
-        <input name="password" type="password" placeholder="first password" required autoComplete="new-password" aria-label="member password" />
-        <select name="role" defaultValue="member" aria-label="member role">
-          {ROLES.map((r) => (
-            <option key={r}>{r}</option>
-          ))}
-        </select>
-        <button disabled={add.isPending}>Add member</button>
-      </form>
-      <ErrorNote error={add.error ?? setRole.error ?? remove.error} />
+      <ErrorNote error={setRole.error ?? remove.error} />
     </section>
   );
 }

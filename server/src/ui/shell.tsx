@@ -1,9 +1,9 @@
 "use client";
 import Link from "next/link";
 import { usePathname } from "next/navigation";
-import type { ReactNode } from "react";
 import { useQuery } from "@tanstack/react-query";
-import { api, ApiError, keel } from "./api";
+import type { ReactNode } from "react";
+import { api, ApiError, keel, setCsrf } from "./api";
 
 const NAV = [
   ["/agents", "Agents"],
@@ -14,6 +14,32 @@ const NAV = [
   ["/audit", "Audit"],
 ] as const;
 
+/**
+ * The teams of the logged-in user: switching moves this login to the other team and reloads (every
+ * query belongs to the team). Shown only to someone in more than one team.
+ */
+function TeamSwitcher() {
+  const teams = useQuery({ queryKey: ["my-teams"], queryFn: () => keel.call(api.me.teams) });
+  const list = teams.data?.teams ?? [];
+  if (list.length < 2) return null;
+  const current = list.find((t) => t.current);
+  const switchTo = async (teamId: string) => {
+    const me = await keel.call(api.me.switchTeam, { body: { teamId } }).catch((err: Error) => (alert(err.message), null));
+    if (!me) return;
+    setCsrf(me.csrfToken);
+    location.href = "/agents";
+  };
+  return (
+    <select aria-label="team" value={current?.teamId ?? ""} onChange={(e) => void switchTo(e.target.value)}>
+      {list.map((t) => (
+        <option key={t.teamId} value={t.teamId} disabled={t.suspended}>
+          {t.name} ({t.slug}){t.suspended ? ", suspended" : ""}
+        </option>
+      ))}
+    </select>
+  );
+}
+
 export function Shell({ children }: { children: ReactNode }) {
   const path = usePathname() ?? "";
   // The inbox's count on every page; the approvals page shares the key, so deciding updates it.
@@ -23,6 +49,7 @@ export function Shell({ children }: { children: ReactNode }) {
     refetchInterval: 10_000,
   });
   const count = waiting.data?.total ?? 0;
+  const me = useQuery({ queryKey: ["me"], queryFn: () => keel.call(api.me.get) });
   const logout = async () => {
     await keel.call(api.auth.logout).catch(() => {});
     location.href = "/login";
@@ -42,7 +69,13 @@ export function Shell({ children }: { children: ReactNode }) {
               )}
             </Link>
           ))}
+          {me.data?.platformAdmin && (
+            <Link href="/platform" aria-current={path.startsWith("/platform") ? "page" : undefined}>
+              Platform
+            </Link>
+          )}
         </nav>
+        <TeamSwitcher />
         <button className="secondary" onClick={logout}>
           Log out
         </button>
