@@ -2,7 +2,7 @@
 // the configured collector, the run's trace context carried across async calls by
 // AsyncLocalStorage. Configured by the process (its env.ts reads OTEL_EXPORTER_OTLP_ENDPOINT and
 // OTEL_SERVICE_NAME); without an endpoint nothing is set up and the tracer is the no-op one.
-import { context, trace, type Tracer } from "@opentelemetry/api";
+import { context, type Tracer } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { resourceFromAttributes } from "@opentelemetry/resources";
