@@ -21,8 +21,8 @@ import {
   type Logger,
   type Pool,
   type SandboxDriver,
-  type Telemetry,
 } from "@keel/core";
+import type { Telemetry } from "@keel/core/telemetry";
 import { sandboxDriverConfig } from "@keel/core/config";
 import { webEnv, type WebEnv } from "./env";
 import { webTelemetry } from "./metrics";

@@ -41,7 +41,7 @@ beforeAll(async () => {
   model = await startFakeOpenAI();
   server = await startServer(f.url, { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: "50" });
   ({ apiKey, teamId } = await adminClient(server.url));
-}, 300_000);
+}, 900_000);
 
 afterAll(async () => {
   await server?.stop();

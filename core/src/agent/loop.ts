@@ -19,7 +19,7 @@ import { AgentEventType, buildContext, type AgentContext, type PendingCall, type
 import type { DeltaSink, ModelClient } from "./model.js";
 import { ModelCallError } from "./openai-client.js";
 import { toolSpecs, type ResolvedTool, type Tool, type ToolContext, type ToolRegistry } from "../tools/tools.js";
-import { Telemetry } from "../telemetry/telemetry.js";
+import { noTelemetry, type EngineTelemetry } from "../telemetry/hooks.js";
 
 /** The model client for an agent of a team (its key may be a team secret, hence async). */
 export type ModelResolver = (agent: AgentRuntimeConfig, teamId: string) => Promise<ModelClient>;
@@ -47,7 +47,7 @@ export type AgentLoopOptions = {
   onDelta?: ((run: ClaimedRun, delta: Parameters<DeltaSink>[0]) => void) & { flush?: (run: ClaimedRun) => Promise<void> };
   hooks?: LoopHooks;
   /** Model and tool call figures and spans (the worker's; default: recorded nowhere). */
-  telemetry?: Telemetry;
+  telemetry?: EngineTelemetry;
   /** Tools of the agent's remote MCP servers (core/src/agent/mcp.ts). */
   mcp?: {
     tools(servers: McpServerRef[], scope: { teamId: string; sessionId: string }): Promise<{ tools: Tool[]; errors: { server: string; message: string }[] }>;
@@ -57,7 +57,7 @@ export type AgentLoopOptions = {
 export function createAgentStep(o: AgentLoopOptions): StepFn {
   const maxCalls = o.maxModelCallsPerRun ?? 25;
   const maxToolBytes = o.maxToolOutputBytes ?? 64 * 1024;
-  const telemetry = o.telemetry ?? new Telemetry();
+  const telemetry = o.telemetry ?? noTelemetry;
 
   return async (ctx: StepContext): Promise<StepOutcome> => {
     const agent = await loadAgentForSession(o.pool, ctx.run.sessionId);

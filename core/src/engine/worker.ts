@@ -27,7 +27,7 @@ import { backoffMs, heartbeat, readSignals } from "./runs.js";
 import { createStepContext } from "./step-context.js";
 import { KEEL_LOCK_NAMESPACE, markDeadWorkers, takeOverDeadRuns } from "./takeover.js";
 import { PermanentStepError, RetryableStepError, type ClaimedRun, type StepFn } from "./types.js";
-import { Telemetry, type RunTelemetry } from "../telemetry/telemetry.js";
+import { noTelemetry, type EngineTelemetry, type RunTelemetry } from "../telemetry/hooks.js";
 
 export type WorkerOptions = {
   pool: Pool;
@@ -54,7 +54,7 @@ export type WorkerOptions = {
   maxTakeovers?: number;
   maxEventBytes?: number;
   /** Metrics and spans of claims, runs and takeovers (default: metrics nobody reads, no spans). */
-  telemetry?: Telemetry;
+  telemetry?: EngineTelemetry;
 };
 
 type Active = { run: ClaimedRun; abort: AbortController };
@@ -89,7 +89,7 @@ export class Worker {
       retryMaxMs: 60_000,
       maxTakeovers: 10,
       maxEventBytes: DEFAULT_MAX_EVENT_BYTES,
-      telemetry: new Telemetry(),
+      telemetry: noTelemetry,
       ...opts,
       leaseMs,
     };

@@ -1,7 +1,7 @@
-// The one interface through which the engine, the agent loop and the sandbox tools report what
-// they do: Prometheus figures (metrics.ts) and OpenTelemetry spans. Callers make one call per
-// thing measured and never touch prom-client or the OpenTelemetry API themselves. Built with
-// nothing, it records metrics into a private registry and makes no spans (the no-op tracer).
+// Telemetry: the EngineTelemetry (hooks.ts) that records Prometheus figures (metrics.ts) and
+// OpenTelemetry spans. Callers make one call per thing measured and never touch prom-client or
+// the OpenTelemetry API themselves. Built with nothing, it records metrics into a private registry
+// and makes no spans (the no-op tracer).
 //
 // What goes into span attributes: ids (run, session, team, tool call), names (model, tool,
 // driver), counts and outcome words. Never message or tool contents, arguments, results, error
@@ -10,22 +10,11 @@
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { Registry } from "prom-client";
-import type { ClaimedRun, StepContext } from "../engine/types.js";
+import type { ClaimedRun } from "../engine/types.js";
+import type { ClaimTrace, EngineTelemetry, RunTelemetry } from "./hooks.js";
 import { EngineMetrics } from "./metrics.js";
 
-export type RunEnd = "succeeded" | "failed" | "retrying" | "cancelled" | "interrupted" | "waiting_approval" | "handed_back" | "claim_lost";
-
-/** What the worker knows of a claim besides the run: its stored trace context and how long it waited. */
-export type ClaimTrace = { traceparent: string | null; queuedMs: number; claimStartedAt: number };
-
-export interface RunTelemetry {
-  /** Runs one step inside the run's trace context: the model, tool and sandbox spans it makes are the run's children. */
-  step<T>(fn: () => Promise<T>): Promise<T>;
-  /** The step context, counting the events the step appends. */
-  context(ctx: StepContext): StepContext;
-  /** How this worker's hold on the run ended (idempotent: the first call counts). */
-  end(outcome: RunEnd): void;
-}
+export type { ClaimTrace, EngineTelemetry, RunEnd, RunTelemetry } from "./hooks.js";
 
 export type TelemetryOptions = {
   /** Where the metrics go (served as /metrics by the process). Default: a private registry. */
@@ -52,7 +41,7 @@ export function traceparentOf(span: Span): string | undefined {
 
 const seconds = (sinceMs: number) => (performance.now() - sinceMs) / 1000;
 
-export class Telemetry {
+export class Telemetry implements EngineTelemetry {
   readonly registry: Registry;
   readonly metrics: EngineMetrics;
   private readonly tracer: Tracer;
