@@ -18,6 +18,8 @@ export type AgentChatMessage = {
   sessionId: string | null;
   content: PostMessageInput["content"];
   idempotencyKey?: string;
+  /** The posting request's trace context (PostMessageInput.traceparent). */
+  traceparent?: string;
 };
 
 /** A session bound to the agent, the message not posted yet. */
@@ -41,7 +43,15 @@ export class AgentChat {
     return {
       sessionId,
       agentId: agent.id,
-      post: () => this.o.engine.postMessage({ teamId: p.teamId, sessionId, content: m.content, onBusy: "enqueue", idempotencyKey: m.idempotencyKey }),
+      post: () =>
+        this.o.engine.postMessage({
+          teamId: p.teamId,
+          sessionId,
+          content: m.content,
+          onBusy: "enqueue",
+          idempotencyKey: m.idempotencyKey,
+          traceparent: m.traceparent,
+        }),
     };
   }
 

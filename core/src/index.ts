@@ -52,3 +52,4 @@ export * from "./sandbox/k8s/index.js";
 export * from "./agent/mcp.js";
 export { moveMcpHeadersToSecrets, headerSecretName } from "./agent/mcp-headers.js";
 export { guardAgentConfig, PROTECTED_AGENT_FIELDS } from "./agent/agent-guard.js";
+export * from "./telemetry/hooks.js";

@@ -23,6 +23,7 @@ const ALL = [
   "20261207070000_runs_status_check",
   "20261207120000_sandbox_requests",
   "20261208010000_platform_teams",
+  "20261208010100_run_traceparent",
 ];
 
 async function emptyDb(): Promise<string> {

@@ -23,8 +23,10 @@ import {
   type Pool,
   type SandboxDriver,
 } from "@keel/core";
+import type { Telemetry } from "@keel/core/telemetry";
 import { sandboxDriverConfig } from "@keel/core/config";
 import { webEnv, type WebEnv } from "./env";
+import { webTelemetry } from "./metrics";
 
 export type Context = {
   env: WebEnv;
@@ -45,6 +47,8 @@ export type Context = {
   chat: AgentChat;
   /** Sessions' sandboxes (state, policy, files) through the configured driver. */
   sandboxes: SessionSandboxes;
+  /** Request spans (continuing a caller's traceparent) and the engine figures on /metrics. */
+  telemetry: Telemetry;
   migrationsDir: string;
 };
 
@@ -117,6 +121,7 @@ async function create(): Promise<Context> {
     engine,
     runs: new RunOutcomes({ engine, feed, timeoutMs: env.KEEL_COMPLETION_TIMEOUT_MS }),
     chat: new AgentChat({ pool, tenancy, engine }),
+    telemetry: webTelemetry(env, pool),
     migrationsDir: env.KEEL_MIGRATIONS_DIR,
   };
 }

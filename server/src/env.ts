@@ -6,7 +6,20 @@
 import path from "node:path";
 import { z } from "zod";
 import { parseTrustedProxies } from "@keel/core";
-import { checkEnv, bool, databaseEnv, int, loggingEnv, optional, port, sandboxEnv, sandboxEnvRules, secretsEnv, type Env } from "@keel/core/config";
+import {
+  checkEnv,
+  bool,
+  databaseEnv,
+  int,
+  loggingEnv,
+  optional,
+  port,
+  sandboxEnv,
+  sandboxEnvRules,
+  secretsEnv,
+  telemetryEnv,
+  type Env,
+} from "@keel/core/config";
 
 /** `repoRoot`: the defaults of the migrations and local sandbox paths live under it. */
 export function webEnvShape(opts: { repoRoot: string }) {
@@ -16,6 +29,8 @@ export function webEnvShape(opts: { repoRoot: string }) {
     // The session view shows sandboxes through the same driver config the worker builds.
     ...sandboxEnv(opts),
     ...loggingEnv,
+    // KEEL_METRICS_TOKEN and the OTEL_* variables: metrics and traces, as the worker's.
+    ...telemetryEnv,
     /** Port the dashboard and API listen on. */
     PORT: port(3000),
     /** First start: this admin (and team) is created when no user has this email yet. */
@@ -46,8 +61,6 @@ export function webEnvShape(opts: { repoRoot: string }) {
         }
       }, "KEEL_TRUSTED_PROXIES must be comma-separated IP addresses or CIDRs, e.g. 10.0.0.0/8,192.168.1.7"),
     ),
-    /** When set, /metrics answers only `Authorization: Bearer <this token>` (16+ characters). Unset: /metrics is open; block it at the ingress. */
-    KEEL_METRICS_TOKEN: optional(z.string().min(16, "KEEL_METRICS_TOKEN must be at least 16 characters")),
     /** Longest a non-streamed /v1/chat/completions call waits for its run. */
     KEEL_COMPLETION_TIMEOUT_MS: int(300_000, 1000),
     /** Where the Prisma-format migrations live: /readyz is ready when all of them are applied. */

@@ -32,7 +32,17 @@ export class BadRequestError extends KeelError {
 
 type RawParams = Record<string, string>;
 type Out<T, Else> = T extends z.ZodType ? z.output<T> : Else;
-export type Call<B, Q, P = RawParams> = { req: Request; ctx: Context; principal: Principal; body: B; query: Q; params: P; requestId: string };
+/** traceparent: this request's span context (continuing a valid caller's header), for the run it may enqueue. */
+export type Call<B, Q, P = RawParams> = {
+  req: Request;
+  ctx: Context;
+  principal: Principal;
+  body: B;
+  query: Q;
+  params: P;
+  requestId: string;
+  traceparent: string | undefined;
+};
 /** What a handler of table entry R gets: the body, query and params as its schemas parse them. */
 export type CallOf<R extends ApiRoute> = Call<Out<R["body"], undefined>, Out<R["query"], undefined>, Out<R["params"], RawParams>>;
 
@@ -48,8 +58,10 @@ export function route<R extends ApiRoute>(spec: R, handler: (c: CallOf<R>) => Pr
     const started = performance.now();
     let res: Response;
     let ctx: Context | null = null;
+    let span: ReturnType<Context["telemetry"]["request"]> | undefined;
     try {
       ctx = await getContext();
+      span = ctx.telemetry.request(req.method, spec.path, req.headers.get("traceparent"));
       // A route file wired to another entry's schemas would validate the wrong thing: fail loudly.
       if ((req.method !== spec.method && !(req.method === "HEAD" && spec.method === "GET")) || !pattern.test(new URL(req.url).pathname)) {
         throw new Error(`route table entry ${spec.method} ${spec.path} serves ${req.method} ${new URL(req.url).pathname}`);
@@ -64,12 +76,13 @@ export function route<R extends ApiRoute>(spec: R, handler: (c: CallOf<R>) => Pr
       refuseControlCharacters(rawQuery, "query", ALL_CONTROLS);
       const query = validate<unknown>(spec.query ?? NoQuery, rawQuery);
       const body = spec.body ? validate<unknown>(spec.body, refuseControlCharacters(await readJson(req), "body", NUL)) : await refuseBody<undefined>(req);
-      const out = await handler({ req, ctx, principal, body, query, params, requestId } as CallOf<R>);
+      const out = await handler({ req, ctx, principal, body, query, params, requestId, traceparent: span.traceparent } as CallOf<R>);
       res = out instanceof Response ? out : json(out, spec.status);
     } catch (err) {
       res = errorResponse(err, ctx, requestId, req);
     }
     res.headers.set("x-request-id", requestId);
+    span?.end(res.status);
     httpRequests.inc({ method: req.method, status: String(res.status) });
     ctx?.logger.debug(
       { requestId, method: req.method, path: new URL(req.url).pathname, status: res.status, ms: Math.round(performance.now() - started) },

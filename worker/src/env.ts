@@ -4,7 +4,20 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { checkEnv, databaseEnv, int, loggingEnv, modelEnv, sandboxEnv, sandboxEnvRules, sandboxWorkerRules, secretsEnv, type Env } from "@keel/core/config";
+import {
+  checkEnv,
+  databaseEnv,
+  int,
+  loggingEnv,
+  modelEnv,
+  optional,
+  sandboxEnv,
+  sandboxEnvRules,
+  sandboxWorkerRules,
+  secretsEnv,
+  telemetryEnv,
+  type Env,
+} from "@keel/core/config";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -14,6 +27,16 @@ export const workerEnv = {
   ...secretsEnv,
   ...sandboxEnv({ repoRoot }),
   ...loggingEnv,
+  // KEEL_METRICS_TOKEN (also guards this port) and OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_SERVICE_NAME (default keel-worker).
+  ...telemetryEnv,
+  /**
+   * Port of the worker's own Prometheus /metrics (the engine's figures: dispatch, runs, takeovers,
+   * model and tool calls, sandbox acquires, events, queue depth). Unset: not served, so several
+   * workers can share a host; k8s/base sets 9464. 0 picks a free port (logged as "metrics listening").
+   */
+  KEEL_WORKER_METRICS_PORT: optional(z.coerce.number().int().min(0).max(65535)),
+  /** Address the metrics port binds to. */
+  KEEL_WORKER_METRICS_HOST: z.string().min(1).default("0.0.0.0"),
   /** Runs one worker process drives at once. */
   KEEL_WORKER_CONCURRENCY: int(4),
   /** Claim lease; a worker that stops heartbeating loses its runs after this. */

@@ -42,3 +42,25 @@ test("KEEL_OUTBOUND_INTERNAL_HOSTS: unset means no internal host; the same gramm
   expect(r.success).toBe(false);
   expect(r.error!.issues[0]).toMatchObject({ path: ["KEEL_OUTBOUND_INTERNAL_HOSTS"] });
 });
+
+test("metrics and traces: the worker's metrics port and the OTLP endpoint are off unless set; bad values are named", () => {
+  const base = { DATABASE_URL: "postgres://keel@127.0.0.1:5432/keel" };
+  const env = WorkerEnvSchema.parse(base);
+  expect([env.KEEL_WORKER_METRICS_PORT, env.OTEL_EXPORTER_OTLP_ENDPOINT, env.OTEL_SERVICE_NAME]).toEqual([undefined, undefined, undefined]);
+  expect(WorkerEnvSchema.parse({ ...base, KEEL_WORKER_METRICS_PORT: "" }).KEEL_WORKER_METRICS_PORT).toBeUndefined();
+  expect(WorkerEnvSchema.parse({ ...base, KEEL_WORKER_METRICS_PORT: "9464", OTEL_EXPORTER_OTLP_ENDPOINT: "http://otel:4318" })).toMatchObject({
+    KEEL_WORKER_METRICS_PORT: 9464,
+    OTEL_EXPORTER_OTLP_ENDPOINT: "http://otel:4318",
+  });
+  for (const [name, bad] of <[string, string][]>[
+    ["KEEL_WORKER_METRICS_PORT", "abc"],
+    ["KEEL_WORKER_METRICS_PORT", "70000"],
+    ["OTEL_EXPORTER_OTLP_ENDPOINT", "otel:4318"],
+    ["OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://otel:4317"],
+    ["KEEL_METRICS_TOKEN", "short"],
+  ]) {
+    const r = WorkerEnvSchema.safeParse({ ...base, [name]: bad });
+    expect(r.success, `${name}=${bad}`).toBe(false);
+    expect(r.error!.issues.map((i) => i.path[0])).toEqual([name]);
+  }
+});

@@ -14,7 +14,7 @@ const runtimeScript = path.resolve(import.meta.dirname, "../../sandbox/dist/runt
 
 export type KeelWorker = { child: ChildProcess; exited: Promise<NodeJS.Signals | number | null> };
 
-export function useKeelWorkers(f: Fixture): { start(): KeelWorker } {
+export function useKeelWorkers(f: Fixture): { start(env?: Record<string, string>): KeelWorker } {
   const live = new Set<ChildProcess>();
   let sandboxDir: string;
   beforeAll(async () => {
@@ -33,9 +33,9 @@ export function useKeelWorkers(f: Fixture): { start(): KeelWorker } {
     await rm(sandboxDir, { recursive: true, force: true });
   });
   return {
-    start() {
+    start(env = {}) {
       const child = spawn(process.execPath, [keel, "worker"], {
-        env: { ...process.env, DATABASE_URL: f.url, KEEL_SANDBOX_DIR: sandboxDir, KEEL_LOG_LEVEL: "warn", KEEL_SWEEP_MS: "50" },
+        env: { ...process.env, DATABASE_URL: f.url, KEEL_SANDBOX_DIR: sandboxDir, KEEL_LOG_LEVEL: "warn", KEEL_SWEEP_MS: "50", ...env },
         stdio: ["ignore", "inherit", "inherit"],
       });
       live.add(child);

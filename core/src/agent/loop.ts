@@ -19,6 +19,7 @@ import { AgentEventType, buildContext, type AgentContext, type PendingCall, type
 import type { DeltaSink, ModelClient } from "./model.js";
 import { ModelCallError } from "./openai-client.js";
 import { toolSpecs, type ResolvedTool, type Tool, type ToolContext, type ToolRegistry } from "../tools/tools.js";
+import { noTelemetry, type EngineTelemetry } from "../telemetry/hooks.js";
 
 /** The model client for an agent of a team (its key may be a team secret, hence async). */
 export type ModelResolver = (agent: AgentRuntimeConfig, teamId: string) => Promise<ModelClient>;
@@ -45,6 +46,8 @@ export type AgentLoopOptions = {
   /** Live token deltas (ephemeral; not stored). */
   onDelta?: ((run: ClaimedRun, delta: Parameters<DeltaSink>[0]) => void) & { flush?: (run: ClaimedRun) => Promise<void> };
   hooks?: LoopHooks;
+  /** Model and tool call figures and spans (the worker's; default: recorded nowhere). */
+  telemetry?: EngineTelemetry;
   /** Tools of the agent's remote MCP servers (core/src/agent/mcp.ts). */
   mcp?: {
     tools(servers: McpServerRef[], scope: { teamId: string; sessionId: string }): Promise<{ tools: Tool[]; errors: { server: string; message: string }[] }>;
@@ -54,6 +57,7 @@ export type AgentLoopOptions = {
 export function createAgentStep(o: AgentLoopOptions): StepFn {
   const maxCalls = o.maxModelCallsPerRun ?? 25;
   const maxToolBytes = o.maxToolOutputBytes ?? 64 * 1024;
+  const telemetry = o.telemetry ?? noTelemetry;
 
   return async (ctx: StepContext): Promise<StepOutcome> => {
     const agent = await loadAgentForSession(o.pool, ctx.run.sessionId);
@@ -112,9 +116,13 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
     await o.hooks?.beforeModel?.(run);
     let result;
     try {
-      result = await (
-        await o.models(agent, run.teamId)
-      ).complete({ model: agent.model, messages: context.messages, tools: toolSpecs(tools), signal: ctx.signal }, (d) => o.onDelta?.(run, d));
+      const model = await o.models(agent, run.teamId);
+      result = await telemetry.modelCall({ model: agent.model }, (delta) =>
+        model.complete({ model: agent.model, messages: context.messages, tools: toolSpecs(tools), signal: ctx.signal }, (d) => {
+          delta();
+          o.onDelta?.(run, d);
+        }),
+      );
     } catch (err) {
       if (ctx.signal.aborted) throw err; // shutting down: not the model's fault
       const retryable = err instanceof ModelCallError && err.retryable;
@@ -213,14 +221,12 @@ export function createAgentStep(o: AgentLoopOptions): StepFn {
     await o.hooks?.beforeTool?.(run, p.call.id);
     // From here a crash leaves "started": a non-idempotent tool is then reported indeterminate.
     await ctx.ledger.markStarted(key);
-    const outcome = await runTool(resolved, args, {
-      signal: ctx.signal,
-      idempotencyKey: key,
-      teamId: run.teamId,
-      sessionId: run.sessionId,
-      runId: run.id,
-      epoch: run.epoch,
-    });
+    const toolCtx = { signal: ctx.signal, idempotencyKey: key, teamId: run.teamId, sessionId: run.sessionId, runId: run.id, epoch: run.epoch };
+    const outcome = await telemetry.toolCall(
+      { tool: resolved.tool.name, callId: p.call.id },
+      () => runTool(resolved, args, toolCtx),
+      (r) => r.ok,
+    );
     if (ctx.signal.aborted) throw ctx.signal.reason; // shutting down mid-tool: the ledger says "started"
     await finish(ctx, p, outcome.ok ? "succeeded" : "failed", capOutput(outcome.text, maxToolBytes), !outcome.ok, key);
     await o.hooks?.afterTool?.(run, p.call.id);

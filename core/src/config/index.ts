@@ -7,3 +7,4 @@ export * from "./logging.js";
 export * from "./secrets.js";
 export * from "./model.js";
 export * from "./sandbox.js";
+export * from "./telemetry.js";

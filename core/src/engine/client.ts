@@ -19,6 +19,8 @@ export type PostMessageInput = {
   /** A retried POST with the same key returns the first result and appends nothing. */
   idempotencyKey?: string;
   onBusy?: BusyPolicy;
+  /** W3C trace context of the request posting it (already validated): a run this enqueues carries it to the worker's spans. */
+  traceparent?: string;
 };
 
 export type PostMessageResult = {
@@ -81,7 +83,9 @@ export class EngineClient {
           throw new ConflictError("session_busy", "the session is running; retry later or post with onBusy=enqueue or interrupt", { runId: running.id });
         }
         // A queued run has not read the log yet (or will re-read it on resume): it will see this message too.
-        const runId = queued?.id ?? (await enqueueRun(c, { teamId: input.teamId, sessionId: input.sessionId, maxAttempts: this.maxAttempts }));
+        const runId =
+          queued?.id ??
+          (await enqueueRun(c, { teamId: input.teamId, sessionId: input.sessionId, maxAttempts: this.maxAttempts, traceparent: input.traceparent }));
         const seq = await appendEvent(c, {
           sessionId: input.sessionId,
           ...userMessage,

@@ -15,7 +15,8 @@ import { EngineEventType, type ClaimedRun, type RunStatus } from "./types.js";
 export const INTERRUPTED_BY_MESSAGE = "a new message interrupted the run";
 
 export type RunSignals = { cancelRequested: boolean; interruptRequested: boolean };
-export type Claim = ClaimedRun & { signals: RunSignals };
+/** `trace`: the run's stored trace context and how long it waited to be claimed (telemetry). */
+export type Claim = ClaimedRun & { signals: RunSignals; trace: { traceparent: string | null; queuedMs: number } };
 
 type ClaimRow = {
   id: string;
@@ -27,15 +28,16 @@ type ClaimRow = {
   takeovers: number;
   cancel_requested: boolean;
   interrupt_requested: boolean;
+  traceparent: string | null;
+  queued_ms: number;
 };
 
 /** (none) → queued. The caller's transaction holds the session row and appends the message. */
-export async function enqueueRun(c: Queryable, a: { teamId: string; sessionId: string; maxAttempts: number }): Promise<string> {
-  const { rows } = await c.query<{ id: string }>("INSERT INTO runs (team_id, session_id, max_attempts, status) VALUES ($1, $2, $3, 'queued') RETURNING id", [
-    a.teamId,
-    a.sessionId,
-    a.maxAttempts,
-  ]);
+export async function enqueueRun(c: Queryable, a: { teamId: string; sessionId: string; maxAttempts: number; traceparent?: string }): Promise<string> {
+  const { rows } = await c.query<{ id: string }>(
+    "INSERT INTO runs (team_id, session_id, max_attempts, status, traceparent) VALUES ($1, $2, $3, 'queued', $4) RETURNING id",
+    [a.teamId, a.sessionId, a.maxAttempts, a.traceparent ?? null],
+  );
   return rows[0]!.id;
 }
 
@@ -67,6 +69,7 @@ export async function claimRun(db: Queryable, workerId: string, leaseMs: number)
       workerId,
       // The claim reads the signals too, saving a round trip before the first step.
       signals: { cancelRequested: r.cancel_requested, interruptRequested: r.interrupt_requested },
+      trace: { traceparent: r.traceparent, queuedMs: r.queued_ms },
     };
   } catch (err) {
     if (pgCode(err) === PgCode.uniqueViolation) return null;
@@ -86,7 +89,8 @@ const CLAIM_SQL = `UPDATE runs SET status = 'running', lease_owner = $1, lease_e
    ORDER BY r.available_at, r.created_at
    LIMIT 1
    FOR UPDATE SKIP LOCKED)
- RETURNING id, session_id, team_id, epoch, attempt, max_attempts, takeovers, cancel_requested, interrupt_requested`;
+ RETURNING id, session_id, team_id, epoch, attempt, max_attempts, takeovers, cancel_requested, interrupt_requested,
+           traceparent, extract(epoch FROM clock_timestamp() - available_at)::float8 * 1000 AS queued_ms`;
 
 const FINISH_SQL = `UPDATE runs SET status = $4, finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL,
         last_error = coalesce($5::jsonb, last_error)

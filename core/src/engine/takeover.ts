@@ -12,7 +12,8 @@ import { failTakenOver, requeueTakenOver, type TakeoverReason } from "./lifecycl
 /** 'keel' in ASCII: the first half of every advisory lock key Keel takes on worker connections. */
 export const KEEL_LOCK_NAMESPACE = 0x6b65656c;
 
-export type TakenOver = { runId: string; sessionId: string; previousOwner: string | null; reason: TakeoverReason; failed: boolean };
+/** silentMs: since the previous owner's last heartbeat (null when its worker row is gone). */
+export type TakenOver = { runId: string; sessionId: string; previousOwner: string | null; reason: TakeoverReason; failed: boolean; silentMs: number | null };
 
 /**
  * pg_locks lists advisory locks of every database on the server: match our database, and the
@@ -20,7 +21,7 @@ export type TakenOver = { runId: string; sessionId: string; previousOwner: strin
  */
 const DEAD_RUNS_SQL = `
   SELECT r.id, r.session_id, r.lease_owner, r.takeovers,
-         (r.lease_expires_at < now()) AS lease_expired
+         (r.lease_expires_at < now()) AS lease_expired, extract(epoch FROM now() - w.heartbeat_at)::float8 * 1000 AS silent_ms
   FROM runs r LEFT JOIN workers w ON w.id = r.lease_owner
   WHERE r.status = 'running' AND ($2::uuid[] IS NULL OR r.id = ANY($2::uuid[])) AND (
     r.lease_expires_at < now() OR w.id IS NULL OR NOT EXISTS (
@@ -58,17 +59,21 @@ export async function takeOverDeadRuns(pool: Pool, opts: { maxTakeovers: number 
       [probe.rows.map((r) => r.id), sessions.rows.map((r) => r.id)],
     );
     if (locked.rowCount === 0) return [];
-    const { rows } = await c.query<{ id: string; session_id: string; lease_owner: string | null; takeovers: number; lease_expired: boolean }>(DEAD_RUNS_SQL, [
-      KEEL_LOCK_NAMESPACE,
-      locked.rows.map((r) => r.id),
-    ]);
+    const { rows } = await c.query<{
+      id: string;
+      session_id: string;
+      lease_owner: string | null;
+      takeovers: number;
+      lease_expired: boolean;
+      silent_ms: number | null;
+    }>(DEAD_RUNS_SQL, [KEEL_LOCK_NAMESPACE, locked.rows.map((r) => r.id)]);
     const out: TakenOver[] = [];
     for (const r of rows) {
       const reason = r.lease_expired ? "lease_expired" : "owner_gone";
       const failed = r.takeovers + 1 >= opts.maxTakeovers;
       if (failed) await failTakenOver(c, { id: r.id, sessionId: r.session_id, takeovers: r.takeovers }, reason);
       else await requeueTakenOver(c, r.id);
-      out.push({ runId: r.id, sessionId: r.session_id, previousOwner: r.lease_owner, reason, failed });
+      out.push({ runId: r.id, sessionId: r.session_id, previousOwner: r.lease_owner, reason, failed, silentMs: r.silent_ms });
     }
     return out;
   });

@@ -27,6 +27,7 @@ import { backoffMs, heartbeat, readSignals } from "./runs.js";
 import { createStepContext } from "./step-context.js";
 import { KEEL_LOCK_NAMESPACE, markDeadWorkers, takeOverDeadRuns } from "./takeover.js";
 import { PermanentStepError, RetryableStepError, type ClaimedRun, type StepFn } from "./types.js";
+import { noTelemetry, type EngineTelemetry, type RunTelemetry } from "../telemetry/hooks.js";
 
 export type WorkerOptions = {
   pool: Pool;
@@ -52,6 +53,8 @@ export type WorkerOptions = {
   /** A run whose workers die this many times fails (protects the fleet from a poison run). */
   maxTakeovers?: number;
   maxEventBytes?: number;
+  /** Metrics and spans of claims, runs and takeovers (default: metrics nobody reads, no spans). */
+  telemetry?: EngineTelemetry;
 };
 
 type Active = { run: ClaimedRun; abort: AbortController };
@@ -86,6 +89,7 @@ export class Worker {
       retryMaxMs: 60_000,
       maxTakeovers: 10,
       maxEventBytes: DEFAULT_MAX_EVENT_BYTES,
+      telemetry: noTelemetry,
       ...opts,
       leaseMs,
     };
@@ -167,6 +171,7 @@ export class Worker {
     while (!this.stopping) {
       let run: Claim | null;
       const gen = this.wakeGen;
+      const claimStartedAt = Date.now();
       try {
         run = this.listener?.connected ? await claimRun(this.o.pool, this.id, this.o.leaseMs) : null;
         failures = 0;
@@ -180,7 +185,7 @@ export class Worker {
         await this.sleep(await this.idleWaitMs(), gen);
         continue;
       }
-      await this.execute(run);
+      await this.execute(run, claimStartedAt);
     }
   }
 
@@ -202,21 +207,24 @@ export class Worker {
     this.sweeping = true;
     try {
       const taken = await takeOverDeadRuns(this.o.pool, { maxTakeovers: this.o.maxTakeovers });
-      for (const t of taken)
+      for (const t of taken) {
         this.log.info({ runId: t.runId, sessionId: t.sessionId, previousOwner: t.previousOwner, reason: t.reason, failed: t.failed }, "run taken over");
+        this.o.telemetry.takenOver(t);
+      }
       if (taken.length > 0) await markDeadWorkers(this.o.pool);
     } finally {
       this.sweeping = false;
     }
   }
 
-  private async execute(claimed: Claim): Promise<void> {
-    const { signals: claimSignals, ...run } = claimed;
+  private async execute(claimed: Claim, claimStartedAt: number): Promise<void> {
+    const { signals: claimSignals, trace, ...run } = claimed;
+    const tel = this.o.telemetry.runClaimed(run, { ...trace, claimStartedAt });
     const log = this.log.child({ runId: run.id, sessionId: run.sessionId, teamId: run.teamId, epoch: run.epoch.toString() });
     const active: Active = { run, abort: new AbortController() };
     this.active.add(active);
     log.info({ attempt: run.attempt, takeovers: run.takeovers }, "run claimed");
-    const ctx = createStepContext({ pool: this.o.pool, run, signal: active.abort.signal, maxEventBytes: this.o.maxEventBytes });
+    const ctx = tel.context(createStepContext({ pool: this.o.pool, run, signal: active.abort.signal, maxEventBytes: this.o.maxEventBytes }));
     let fresh: RunSignals | null = claimSignals;
     try {
       for (;;) {
@@ -224,43 +232,52 @@ export class Worker {
         fresh = null;
         if (!signals) throw new ClaimLostError(run.id, run.epoch);
         if (signals.cancelRequested) {
-          await this.close(log, "cancelled", () => cancelRun(this.o.pool, run));
+          await this.close(log, "cancelled", () => cancelRun(this.o.pool, run), tel);
           return;
         }
         if (signals.interruptRequested) {
-          await this.close(log, "interrupted", () => interruptRun(this.o.pool, run, INTERRUPTED_BY_MESSAGE));
+          await this.close(log, "interrupted", () => interruptRun(this.o.pool, run, INTERRUPTED_BY_MESSAGE), tel);
           return;
         }
         if (this.draining || active.abort.signal.aborted) {
-          if (await this.persist(() => handBackRun(this.o.pool, run))) log.info("run handed back");
+          if (await this.persist(() => handBackRun(this.o.pool, run))) {
+            tel.end("handed_back");
+            log.info("run handed back");
+          }
           return;
         }
-        const outcome = await this.o.step(ctx);
+        const outcome = await tel.step(() => this.o.step(ctx));
         if (outcome === "waiting_approval") {
-          if (await this.persist(() => parkRun(this.o.pool, run))) log.info("run waiting for approval");
-          else log.warn("claim lost");
+          if (await this.persist(() => parkRun(this.o.pool, run))) {
+            tel.end("waiting_approval");
+            log.info("run waiting for approval");
+          } else log.warn("claim lost");
           return;
         }
         if (outcome === "done") {
-          if (await this.persist(() => completeRun(this.o.pool, run))) log.info("run succeeded");
-          else log.warn("claim lost");
+          if (await this.persist(() => completeRun(this.o.pool, run))) {
+            tel.end("succeeded");
+            log.info("run succeeded");
+          } else log.warn("claim lost");
           return;
         }
       }
     } catch (err) {
-      await this.onStepError(run, log, err, active.abort.signal);
+      await this.onStepError(run, log, err, active.abort.signal, tel);
     } finally {
+      tel.end("claim_lost"); // every other ending was recorded where it happened
       this.active.delete(active);
     }
   }
 
-  private async close(log: Logger, status: "cancelled" | "interrupted" | "failed", write: () => Promise<boolean>): Promise<void> {
+  private async close(log: Logger, status: "cancelled" | "interrupted" | "failed", write: () => Promise<boolean>, tel: RunTelemetry): Promise<void> {
     const ok = await this.persist(write);
+    if (ok) tel.end(status);
     if (ok) log.info({ status }, "run finished");
     else log.warn("claim lost");
   }
 
-  private async onStepError(run: ClaimedRun, log: Logger, err: unknown, signal: AbortSignal): Promise<void> {
+  private async onStepError(run: ClaimedRun, log: Logger, err: unknown, signal: AbortSignal, tel: RunTelemetry): Promise<void> {
     if (err instanceof ClaimLostError) {
       log.warn("claim lost");
       return;
@@ -268,6 +285,7 @@ export class Worker {
     // Giving the run back is not a failed attempt: we were asked to stop, or the database went away.
     if ((signal.aborted && this.draining) || isConnectionError(err)) {
       const ok = await this.persist(() => handBackRun(this.o.pool, run));
+      if (ok) tel.end("handed_back");
       log.warn({ err: (err as Error).message, handedBack: ok }, "run interrupted by shutdown or database outage");
       return;
     }
@@ -278,12 +296,12 @@ export class Worker {
     const code = err instanceof PermanentStepError || err instanceof RetryableStepError ? err.code : "step_error";
     if (err instanceof PermanentStepError || attempt >= run.maxAttempts) {
       log.warn({ err: message, attempt }, "run failed");
-      await this.close(log, "failed", () => failRun(this.o.pool, run, { code, message, attempts: attempt }));
+      await this.close(log, "failed", () => failRun(this.o.pool, run, { code, message, attempts: attempt }), tel);
       return;
     }
     const delayMs = backoffMs(attempt, this.o.retryBaseMs, this.o.retryMaxMs);
     log.warn({ err: message, attempt, delayMs }, "run attempt failed; retrying");
-    await this.persist(() => retryRun(this.o.pool, run, delayMs, { code, message, attempt }));
+    if (await this.persist(() => retryRun(this.o.pool, run, delayMs, { code, message, attempt }))) tel.end("retrying");
   }
 
   /**

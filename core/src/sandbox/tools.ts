@@ -6,6 +6,7 @@
 import type { Tool, ToolContext } from "../tools/tools.js";
 import type { ExecResult, SandboxDriver, SandboxSecrets } from "./driver.js";
 import { exposedSecrets, type SandboxPolicy } from "./policy.js";
+import type { EngineTelemetry } from "../telemetry/hooks.js";
 
 export type ResolveSandboxPolicy = (teamId: string, sessionId: string) => Promise<{ policy: SandboxPolicy; secrets: SandboxSecrets }>;
 /** The fencing epoch of the run making the call (the worker knows it from its claim). */
@@ -13,11 +14,12 @@ export type EpochOf = (ctx: ToolContext) => bigint | number | undefined;
 
 const MAX_EXEC_TIMEOUT_MS = 600_000;
 
-export function createSandboxTools(driver: SandboxDriver, resolvePolicy: ResolveSandboxPolicy, epochOf?: EpochOf): Tool[] {
+export function createSandboxTools(driver: SandboxDriver, resolvePolicy: ResolveSandboxPolicy, epochOf?: EpochOf, telemetry?: EngineTelemetry): Tool[] {
   const sandbox = async (ctx: ToolContext) => {
     const { policy, secrets } = await resolvePolicy(ctx.teamId, ctx.sessionId);
     // Filter again here: the driver must only ever see the secrets this policy names.
-    return driver.acquire(ctx.sessionId, ctx.teamId, policy, exposedSecrets(policy, secrets));
+    const acquire = () => driver.acquire(ctx.sessionId, ctx.teamId, policy, exposedSecrets(policy, secrets));
+    return telemetry ? telemetry.sandboxAcquire({ driver: driver.name }, acquire) : acquire();
   };
   const fence = (ctx: ToolContext) => {
     const epoch = (epochOf ?? ((c: ToolContext) => c.epoch))(ctx);

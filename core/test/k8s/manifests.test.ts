@@ -47,6 +47,15 @@ for (const overlay of ["kind", "production"]) {
     const drainMs = Number(find(objs, "ConfigMap", "keel-config")!.data!.KEEL_DRAIN_MS);
     expect(worker.template.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(drainMs);
     expect(worker.template.spec.serviceAccountName).toBe("keel-platform");
+    // The worker's /metrics: the port it listens on (config), the one it declares, and the one the scrape annotation names agree.
+    const metricsPort = Number(find(objs, "ConfigMap", "keel-config")!.data!.KEEL_WORKER_METRICS_PORT);
+    expect(metricsPort).toBeGreaterThan(0);
+    expect(worker.template.spec.containers[0].ports).toEqual([{ name: "metrics", containerPort: metricsPort }]);
+    expect(worker.template.metadata.annotations).toMatchObject({
+      "prometheus.io/scrape": "true",
+      "prometheus.io/port": String(metricsPort),
+      "prometheus.io/path": "/metrics",
+    });
     expect(find(objs, "PodDisruptionBudget", "keel-worker")).toBeTruthy();
     expect(find(objs, "Service", "keel-web")).toBeTruthy();
     for (const d of objs.filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet")) {
@@ -237,9 +246,9 @@ for (const overlay of ["kind", "production"]) {
     expect(rulesFor(policies, web).ingress.rules).toEqual([{ policy: "keel-web-ingress", ports: [{ protocol: "TCP", port: 3000 }] }]);
     expect(rulesFor(policies, web).egress.rules).toEqual(expect.arrayContaining([dns, ...postgres]));
     expect(rulesFor(policies, web).egress.rules).toHaveLength(1 + postgres.length);
-    // The worker: nothing in; out to DNS, Postgres, the API server, sandbox runtimes and HTTPS outside the internal ranges.
+    // The worker: only its metrics port in; out to DNS, Postgres, the API server, sandbox runtimes and HTTPS outside the internal ranges.
     const w = rulesFor(policies, worker);
-    expect(w.ingress).toEqual({ isolated: true, rules: [] });
+    expect(w.ingress).toEqual({ isolated: true, rules: [{ policy: "keel-worker-metrics", ports: [{ protocol: "TCP", port: 9464 }] }] });
     const byPolicy = (name: string) => w.egress.rules.filter((r: any) => r.policy === name).map(({ policy: _, ...r }: any) => r);
     expect(new Set(w.egress.rules.map((r: any) => r.policy))).toEqual(
       new Set(["keel-dns", "keel-database", "keel-kube-api", "keel-sandboxes", "keel-outbound"]),

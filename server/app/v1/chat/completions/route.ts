@@ -5,10 +5,10 @@ import { completionBody, lastUserContent, openaiRoute, runError, SESSION_HEADER,
 export const runtime = "nodejs";
 export const dynamic = "force-dynamic";
 
-export const POST = openaiRoute(api.openai.chat, async ({ req, ctx, principal, body, markPosted }) => {
+export const POST = openaiRoute(api.openai.chat, async ({ req, ctx, principal, body, markPosted, traceparent }) => {
   const content = lastUserContent(body.messages);
   const idempotencyKey = req.headers.get("idempotency-key") ?? undefined;
-  const chat = await ctx.chat.open(principal, { agent: body.model, sessionId: req.headers.get(SESSION_HEADER), content, idempotencyKey });
+  const chat = await ctx.chat.open(principal, { agent: body.model, sessionId: req.headers.get(SESSION_HEADER), content, idempotencyKey, traceparent });
   // From here an error answer must not invite a blind retry (see openaiRoute): a session may exist
   // and the message may be posted; the answer names the session (x-keel-session-id) to read.
   markPosted();
