@@ -131,6 +131,8 @@ describe("every route round-trips through the table's schemas", () => {
     await trips.call(admin, api.sessions.list, { query: { limit: "10", status: "active" } });
     const events = (await trips.call(admin, api.sessions.events, { params: { id: s.id }, query: { after: "0", limit: "100" } })).data.events;
     const callId = (events.find((e) => e.type === "approval_requested")?.payload as { callId: string }).callId;
+    const inbox = (await trips.call(admin, api.approvals.list, { query: { limit: "10" } })).data;
+    expect(inbox.approvals.map((a) => [a.sessionId, a.callId])).toEqual([[s.id, callId]]);
     await trips.call(admin, api.sessions.decide, { params: { id: s.id, callId }, body: { approve: true } });
     await settled(posted.data.runId, "succeeded");
     await trips.call(admin, api.runs.get, { params: { id: posted.data.runId } });
