@@ -2,8 +2,8 @@
 // An invitation link: /invite#<token> (the fragment never reaches a server or a log). Shows what
 // the invitation is for; a new person chooses a password, an existing account enters its own.
 import { useQuery } from "@tanstack/react-query";
-import { useState, type FormEvent } from "react";
-import { api, keel, setCsrf } from "@/src/ui/api";
+import { useState } from "react";
+import { api, keel, useSignIn } from "@/src/ui/api";
 import { ErrorNote } from "@/src/ui/shell";
 
 export default function InvitePage() {
@@ -14,22 +14,7 @@ export default function InvitePage() {
     enabled: token !== "",
     retry: false,
   });
-  const [error, setError] = useState<Error | null>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: FormEvent<HTMLFormElement>) => {
-    e.preventDefault();
-    const f = new FormData(e.currentTarget);
-    setBusy(true);
-    setError(null);
-    try {
-      const r = await keel.call(api.invitations.accept, { body: { token, password: String(f.get("password") ?? "") } });
-      setCsrf(r.csrfToken);
-      location.href = "/agents";
-    } catch (err) {
-      setError(err as Error);
-      setBusy(false);
-    }
-  };
+  const { submit, busy, error } = useSignIn((f) => keel.call(api.invitations.accept, { body: { token, password: String(f.get("password") ?? "") } }));
   const p = preview.data;
   return (
     <main className="login">

@@ -1,25 +1,11 @@
 "use client";
-import { useState, type FormEvent } from "react";
-import { api, keel, setCsrf } from "@/src/ui/api";
+import { api, keel, useSignIn } from "@/src/ui/api";
 import { ErrorNote } from "@/src/ui/shell";
 
 export default function LoginPage() {
-  const [error, setError] = useState<Error | null>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: FormEvent<HTMLFormElement>) => {
-    e.preventDefault();
-    const f = new FormData(e.currentTarget);
-    setBusy(true);
-    setError(null);
-    try {
-      const r = await keel.call(api.auth.login, { body: { email: String(f.get("email") ?? ""), password: String(f.get("password") ?? "") } });
-      setCsrf(r.csrfToken);
-      location.href = "/agents";
-    } catch (err) {
-      setError(err as Error);
-      setBusy(false);
-    }
-  };
+  const { submit, busy, error } = useSignIn((f) =>
+    keel.call(api.auth.login, { body: { email: String(f.get("email") ?? ""), password: String(f.get("password") ?? "") } }),
+  );
   return (
     <main className="login">
       <h1>Log in to Keel</h1>

@@ -1,6 +1,7 @@
 "use client";
 // Browser side of the API: the one typed client (@keel/core/contract/api-client) with the cookie
 // session plus the CSRF token (from login, or /me after a reload).
+import { useState, type FormEvent } from "react";
 import { ApiClient, ApiError } from "@keel/core/contract/api-client";
 import { api } from "@keel/core/contract/api";
 
@@ -33,4 +34,27 @@ export const keel = new ApiClient({
 /** Dates as the browser's locale shows them; "–" for none. */
 export function when(d: string | Date | null | undefined): string {
   return d ? new Date(d).toLocaleString() : "–";
+}
+
+/**
+ * A form that ends in a login (the login page, an accepted invitation): the answer's CSRF token is
+ * kept and the browser goes to the agents; a refusal is shown and the form can be sent again.
+ */
+export function useSignIn(signIn: (form: FormData) => Promise<{ csrfToken: string }>) {
+  const [error, setError] = useState<Error | null>(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const form = new FormData(e.currentTarget);
+    setBusy(true);
+    setError(null);
+    try {
+      setCsrf((await signIn(form)).csrfToken);
+      location.href = "/agents";
+    } catch (err) {
+      setError(err as Error);
+      setBusy(false);
+    }
+  };
+  return { submit, busy, error };
 }

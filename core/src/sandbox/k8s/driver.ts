@@ -334,9 +334,8 @@ export class KubernetesSandboxDriver implements SandboxDriver {
   /** Deletes the claim; the garbage collector deletes its Sandbox, Pod and NetworkPolicy. */
   async release(h: SandboxHandle): Promise<void> {
     await this.serialized(`${h.teamId}/${h.sessionId}`, async () => {
-      const names = sandboxNames({ namespacePrefix: this.o.namespacePrefix, teamId: h.teamId, sessionId: h.sessionId, template: "x" });
       this.clients.delete(h.sandboxId);
-      await this.api.delete({ ...CLAIM, namespace: names.namespace, name: names.claim }, { uid: h.sandboxId, propagation: "Background" });
+      await this.api.delete(this.claimRef(h), { uid: h.sandboxId, propagation: "Background" });
       await this.o.store?.record({
         id: h.sandboxId,
         teamId: h.teamId,
@@ -707,17 +706,17 @@ export class KubernetesSandboxDriver implements SandboxDriver {
    * not change at all while a reused address comes back.
    */
   private async nextPod(h: SandboxHandle, refusedIP: string, cause: unknown): Promise<K8sObject> {
-    const names = sandboxNames({ namespacePrefix: this.o.namespacePrefix, teamId: h.teamId, sessionId: h.sessionId, template: "x" });
+    const ref = this.claimRef(h);
     const deadline = Date.now() + this.o.readyTimeoutMs;
     for (let attempt = 1; ; attempt++) {
-      const c = await this.api.get({ ...CLAIM, namespace: names.namespace, name: names.claim });
+      const c = await this.api.get(ref);
       if (!c || c.metadata.uid !== h.sandboxId || c.metadata.deletionTimestamp)
         throw new SandboxUnavailableError("the sandbox is terminated; acquire it again", { sandboxId: h.sandboxId }, { cause });
       const state = claimState(c);
       if (state === "failed" || state === "terminated")
         throw new SandboxUnavailableError(`the sandbox is ${state}; acquire it again`, { sandboxId: h.sandboxId }, { cause });
       const over = quotaRefusal(c);
-      if (over) throw quotaExceeded(h.teamId, names.namespace, over);
+      if (over) throw quotaExceeded(h.teamId, ref.namespace, over);
       const ip: string | undefined = c.status?.sandbox?.podIPs?.[0];
       if (state === "ready" && ip) {
         if (ip !== refusedIP) return c;
@@ -733,16 +732,21 @@ export class KubernetesSandboxDriver implements SandboxDriver {
       if (Date.now() >= deadline)
         throw new SandboxUnavailableError(
           `the sandbox's runtime refused connections and no pod replaced it within ${this.o.readyTimeoutMs} ms; release the sandbox to get a new one`,
-          { sandboxId: h.sandboxId, claim: names.claim, namespace: names.namespace },
+          { sandboxId: h.sandboxId, claim: ref.name, namespace: ref.namespace },
           { cause },
         );
       await sleep(backoffMs(attempt, 100, 2_000));
     }
   }
 
-  private async claimOf(h: SandboxHandle): Promise<K8sObject | null> {
+  /** The session's claim, named by the handle (the template does not enter a claim's name). */
+  private claimRef(h: SandboxHandle) {
     const names = sandboxNames({ namespacePrefix: this.o.namespacePrefix, teamId: h.teamId, sessionId: h.sessionId, template: "x" });
-    const claim = await this.api.get({ ...CLAIM, namespace: names.namespace, name: names.claim });
+    return { ...CLAIM, namespace: names.namespace, name: names.claim };
+  }
+
+  private async claimOf(h: SandboxHandle): Promise<K8sObject | null> {
+    const claim = await this.api.get(this.claimRef(h));
     return claim && claim.metadata.uid === h.sandboxId && !claim.metadata.deletionTimestamp ? claim : null;
   }
 
